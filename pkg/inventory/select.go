@@ -1,0 +1,199 @@
+package inventory
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+)
+
+// TargetError is an unknown or empty target expression; it lists the names
+// that come close so a typo costs one glance.
+type TargetError struct {
+	Term    string
+	Msg     string
+	Similar []string
+}
+
+func (e *TargetError) Error() string {
+	s := fmt.Sprintf("target %q: %s", e.Term, e.Msg)
+	if len(e.Similar) > 0 {
+		s += "; did you mean " + strings.Join(quoteAll(e.Similar), " or ") + "?"
+	}
+	return s
+}
+
+func quoteAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = fmt.Sprintf("%q", s)
+	}
+	return out
+}
+
+// Select resolves a target expression to hosts in inventory order.
+// A term is a host, a group, a role, "all", or a glob over host names;
+// terms are joined by commas and the result is their union.
+func (inv *Inventory) Select(expr string) ([]*Host, error) {
+	expr = strings.TrimSpace(expr)
+	if expr == "" {
+		return nil, &TargetError{Term: expr, Msg: "empty target; expected a host, group, role, glob or all"}
+	}
+	want := map[string]bool{}
+	for _, term := range strings.Split(expr, ",") {
+		term = strings.TrimSpace(term)
+		if term == "" {
+			return nil, &TargetError{Term: expr, Msg: "empty term in comma list"}
+		}
+		names, err := inv.selectTerm(term)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			want[n] = true
+		}
+	}
+	var out []*Host
+	for _, n := range inv.order {
+		if want[n] {
+			out = append(out, inv.Hosts[n])
+		}
+	}
+	return out, nil
+}
+
+func (inv *Inventory) selectTerm(term string) ([]string, error) {
+	if term == "all" {
+		return inv.order, nil
+	}
+	if strings.ContainsAny(term, "*?[") {
+		if _, err := path.Match(term, ""); err != nil {
+			return nil, &TargetError{Term: term, Msg: "bad glob pattern"}
+		}
+		var out []string
+		for _, n := range inv.order {
+			if ok, _ := path.Match(term, n); ok {
+				out = append(out, n)
+			}
+		}
+		if len(out) == 0 {
+			return nil, &TargetError{Term: term, Msg: "glob matches no host"}
+		}
+		return out, nil
+	}
+	var out []string
+	found := false
+	if _, ok := inv.Hosts[term]; ok {
+		out = append(out, term)
+		found = true
+	}
+	if members, ok := inv.Groups[term]; ok {
+		out = append(out, members...)
+		found = true
+	}
+	for _, n := range inv.order {
+		if inv.Hosts[n].HasRole(term) {
+			out = append(out, n)
+			found = true
+		}
+	}
+	if !found {
+		return nil, &TargetError{Term: term, Msg: "no host, group or role has this name", Similar: inv.similar(term)}
+	}
+	return out, nil
+}
+
+func (inv *Inventory) isRoleOrGroup(name string) bool {
+	if _, ok := inv.Groups[name]; ok {
+		return true
+	}
+	for _, h := range inv.Hosts {
+		if h.HasRole(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// names is every name a target term can use.
+func (inv *Inventory) names() []string {
+	set := map[string]bool{"all": true}
+	for n, h := range inv.Hosts {
+		set[n] = true
+		for _, r := range h.Roles {
+			set[r] = true
+		}
+	}
+	for g := range inv.Groups {
+		set[g] = true
+	}
+	out := make([]string, 0, len(set))
+	for n := range set {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// similar returns names within a small edit distance of term, or sharing
+// its prefix, closest first.
+func (inv *Inventory) similar(term string) []string {
+	type cand struct {
+		name string
+		d    int
+	}
+	var cs []cand
+	lt := strings.ToLower(term)
+	for _, n := range inv.names() {
+		ln := strings.ToLower(n)
+		d := distance(lt, ln)
+		limit := 1 + len(term)/4
+		if d <= limit || (len(lt) >= 2 && strings.HasPrefix(ln, lt)) {
+			cs = append(cs, cand{n, d})
+		}
+	}
+	sort.SliceStable(cs, func(i, j int) bool { return cs[i].d < cs[j].d })
+	var out []string
+	for i, c := range cs {
+		if i == 3 {
+			break
+		}
+		out = append(out, c.name)
+	}
+	return out
+}
+
+func (inv *Inventory) suggest(term string) string {
+	s := inv.similar(term)
+	if len(s) == 0 {
+		return ""
+	}
+	return "; did you mean " + strings.Join(quoteAll(s), " or ") + "?"
+}
+
+// distance is the optimal-string-alignment edit distance: Levenshtein plus
+// adjacent transpositions, the commonest typo ("wbe" for "web").
+func distance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	d := make([][]int, len(ra)+1)
+	for i := range d {
+		d[i] = make([]int, len(rb)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(ra)][len(rb)]
+}

@@ -1,0 +1,374 @@
+package inventory
+
+import (
+	"fmt"
+	"net/url"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+)
+
+// Built-in values for fields the inventory may leave out.
+const (
+	DefaultKeepSource = 12
+	DefaultKeepTarget = 48
+	DefaultNFSUnit    = "nfs-server.service"
+	DefaultMaxLag     = 15 * time.Minute
+	DefaultDeployCmd  = "deploy -s .#{{.Host}}"
+	DefaultJobsDir    = "services"
+	TransportRelay    = "relay"
+	TransportDirect   = "direct"
+)
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
+
+type validator struct {
+	name string
+	ast  *ast.File
+	inv  *Inventory
+	errs Errors
+}
+
+// at records an error located at the YAML node for field (a dotted path);
+// when the node is absent it falls back to the nearest parent that exists.
+func (v *validator) at(field, format string, args ...any) {
+	e := &Error{File: v.name, Field: field, Msg: fmt.Sprintf(format, args...)}
+	e.Line, e.Column = v.position(field)
+	v.errs = append(v.errs, e)
+}
+
+func (v *validator) position(field string) (int, int) {
+	parts := strings.Split(field, ".")
+	for n := len(parts); n > 0; n-- {
+		var b strings.Builder
+		b.WriteString("$")
+		for _, p := range parts[:n] {
+			if i, err := strconv.Atoi(p); err == nil {
+				fmt.Fprintf(&b, "[%d]", i)
+				continue
+			}
+			if nameRE.MatchString(p) {
+				b.WriteString("." + p)
+			} else {
+				b.WriteString(".'" + strings.ReplaceAll(p, "'", "") + "'")
+			}
+		}
+		pth, err := yaml.PathString(b.String())
+		if err != nil {
+			continue
+		}
+		node, err := pth.FilterFile(v.ast)
+		if err != nil || node == nil {
+			continue
+		}
+		if tk := node.GetToken(); tk != nil && tk.Position != nil {
+			return tk.Position.Line, tk.Position.Column
+		}
+	}
+	return 0, 0
+}
+
+func (v *validator) run() {
+	inv := v.inv
+	if len(inv.Hosts) == 0 {
+		v.at("hosts", "expected at least one host")
+	}
+	v.settings("defaults", inv.Defaults)
+	for _, n := range inv.order {
+		v.host(inv.Hosts[n])
+	}
+	v.groups()
+	v.api("consul", inv.Consul)
+	v.api("nomad", inv.Nomad)
+	for n, r := range inv.Replication {
+		v.replication(n, r)
+	}
+	for n, s := range inv.NFS {
+		v.nfs(n, s)
+	}
+	v.deploy()
+	v.jobs()
+	v.jumpCycles()
+}
+
+func (v *validator) settings(at string, s Settings) {
+	if s.Port < 0 || s.Port > 65535 {
+		v.at(at+".port", "expected a TCP port between 1 and 65535, got %d", s.Port)
+	}
+	switch s.HostKeyPolicy {
+	case "", PolicyStrict, PolicyAcceptNew:
+	case "ignore", "no", "off", "insecure":
+		v.at(at+".host_key_policy", "%q is not supported: host keys are always verified; expected strict or accept-new", s.HostKeyPolicy)
+	default:
+		v.at(at+".host_key_policy", "expected strict or accept-new, got %q", s.HostKeyPolicy)
+	}
+	switch s.Become {
+	case "", BecomeNone, BecomeSudo:
+	default:
+		v.at(at+".become", "expected none or sudo, got %q", s.Become)
+	}
+	for f, d := range map[string]time.Duration{"connect_timeout": s.ConnectTimeout, "command_timeout": s.CommandTimeout, "keepalive": s.Keepalive} {
+		if d < 0 {
+			v.at(at+"."+f, "expected a positive duration such as 10s, got %s", d)
+		}
+	}
+	if s.User != "" && strings.ContainsAny(s.User, " \t@:") {
+		v.at(at+".user", "expected a user name, got %q", s.User)
+	}
+	if s.Jump != "" && !strings.ContainsAny(s.Jump, "@:") {
+		if _, ok := v.inv.Hosts[s.Jump]; !ok {
+			v.at(at+".jump", "expected a host of this inventory or user@host:port, got %q%s", s.Jump, v.inv.suggest(s.Jump))
+		}
+	}
+	if s.Jump != "" && strings.ContainsAny(s.Jump, "@:") {
+		if _, _, _, err := ParseJump(s.Jump); err != nil {
+			v.at(at+".jump", "%v", err)
+		}
+	}
+}
+
+// ParseJump splits a user@host:port jump address; user and port may be empty.
+func ParseJump(s string) (user, host string, port int, err error) {
+	rest := s
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		user, rest = rest[:i], rest[i+1:]
+	}
+	host = rest
+	if i := strings.LastIndex(rest, ":"); i >= 0 && !strings.HasSuffix(rest, "]") {
+		host = rest[:i]
+		port, err = strconv.Atoi(rest[i+1:])
+		if err != nil || port <= 0 || port > 65535 {
+			return "", "", 0, fmt.Errorf("expected user@host:port, got %q: bad port", s)
+		}
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if host == "" {
+		return "", "", 0, fmt.Errorf("expected user@host:port, got %q: no host", s)
+	}
+	return user, host, port, nil
+}
+
+func (v *validator) host(h *Host) {
+	at := "hosts." + h.Name
+	if !nameRE.MatchString(h.Name) {
+		v.at(at, "host name %q: expected letters, digits, '-' and '_'", h.Name)
+	}
+	if h.Name == "all" {
+		v.at(at, `"all" is reserved: it selects every host`)
+	}
+	if strings.ContainsAny(h.Address, " \t/") {
+		v.at(at+".address", "expected a host name, an IP address or \"local\", got %q", h.Address)
+	}
+	for i, r := range h.Roles {
+		if !nameRE.MatchString(r) {
+			v.at(fmt.Sprintf("%s.roles.%d", at, i), "role %q: expected letters, digits, '-' and '_'", r)
+		}
+		if _, ok := v.inv.Hosts[r]; ok && r != h.Name {
+			v.at(fmt.Sprintf("%s.roles.%d", at, i), "role %q is also a host name: targets would be ambiguous", r)
+		}
+	}
+	v.settings(at, h.Settings)
+	if h.Jump == h.Name {
+		v.at(at+".jump", "a host cannot be its own jump host")
+	}
+}
+
+func (v *validator) groups() {
+	for g, members := range v.inv.Groups {
+		at := "groups." + g
+		if !nameRE.MatchString(g) || g == "all" {
+			v.at(at, "group name %q: expected letters, digits, '-' and '_' (and not \"all\")", g)
+		}
+		if _, ok := v.inv.Hosts[g]; ok {
+			v.at(at, "group %q has the name of a host: targets would be ambiguous", g)
+		}
+		if len(members) == 0 {
+			v.at(at, "expected a list of host names, got an empty group")
+		}
+		for i, m := range members {
+			if _, ok := v.inv.Hosts[m]; !ok {
+				v.at(fmt.Sprintf("%s.%d", at, i), "%q is not a host of this inventory%s", m, v.inv.suggest(m))
+			}
+		}
+	}
+}
+
+func (v *validator) hostRef(at, name string) {
+	if name == "" {
+		v.at(at, "expected a host name, got nothing")
+		return
+	}
+	if _, ok := v.inv.Hosts[name]; !ok {
+		v.at(at, "%q is not a host of this inventory%s", name, v.inv.suggest(name))
+	}
+}
+
+func (v *validator) absPath(at, p string) {
+	if p == "" {
+		v.at(at, "expected an absolute path, got nothing")
+		return
+	}
+	if !path.IsAbs(p) || path.Clean(p) != p || p == "/" {
+		v.at(at, "expected a clean absolute path other than /, got %q", p)
+	}
+}
+
+func (v *validator) api(at string, a *API) {
+	if a == nil {
+		return
+	}
+	u, err := url.Parse(a.Address)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		v.at(at+".address", "expected an http:// or https:// URL, got %q", a.Address)
+	}
+	if a.Via != "" {
+		v.hostRef(at+".via", a.Via)
+	}
+	if a.TokenEnv != "" && !regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`).MatchString(a.TokenEnv) {
+		v.at(at+".token_env", "expected an environment variable name, got %q", a.TokenEnv)
+	}
+}
+
+func (v *validator) replication(name string, r *Replication) {
+	at := "replication." + name
+	if r == nil {
+		v.at(at, "expected source and target")
+		return
+	}
+	r.Name = name
+	if !nameRE.MatchString(name) {
+		v.at(at, "replication name %q: expected letters, digits, '-' and '_'", name)
+	}
+	v.hostRef(at+".source.host", r.Source.Host)
+	v.absPath(at+".source.subvolume", r.Source.Subvolume)
+	if r.Source.SnapshotDir == "" && r.Source.Subvolume != "" {
+		r.Source.SnapshotDir = path.Dir(r.Source.Subvolume)
+	} else if r.Source.SnapshotDir != "" {
+		v.absPath(at+".source.snapshot_dir", r.Source.SnapshotDir)
+	}
+	v.hostRef(at+".target.host", r.Target.Host)
+	v.absPath(at+".target.dir", r.Target.Dir)
+	if r.Source.Host != "" && r.Source.Host == r.Target.Host && r.Target.Dir == r.Source.SnapshotDir {
+		v.at(at+".target.dir", "target dir is the source's snapshot dir on the same host")
+	}
+	if r.Keep.Source == 0 {
+		r.Keep.Source = DefaultKeepSource
+	}
+	if r.Keep.Target == 0 {
+		r.Keep.Target = DefaultKeepTarget
+	}
+	if r.Keep.Source < 1 {
+		v.at(at+".keep.source", "expected at least 1 snapshot kept, got %d", r.Keep.Source)
+	}
+	if r.Keep.Target < 1 {
+		v.at(at+".keep.target", "expected at least 1 snapshot kept, got %d", r.Keep.Target)
+	}
+	switch r.Transport {
+	case "":
+		r.Transport = TransportRelay
+	case TransportRelay, TransportDirect:
+	default:
+		v.at(at+".transport", "expected relay or direct, got %q", r.Transport)
+	}
+	switch r.Compress {
+	case "":
+		r.Compress = "none"
+	case "none", "zstd":
+	default:
+		v.at(at+".compress", "expected none or zstd, got %q", r.Compress)
+	}
+}
+
+func (v *validator) nfs(name string, s *NFSService) {
+	at := "nfs." + name
+	if s == nil {
+		v.at(at, "expected export, subvolume and primary")
+		return
+	}
+	s.Name = name
+	v.absPath(at+".export", s.Export)
+	v.absPath(at+".subvolume", s.Subvolume)
+	if s.Replication != "" {
+		if _, ok := v.inv.Replication[s.Replication]; !ok {
+			v.at(at+".replication", "%q is not a replication of this inventory", s.Replication)
+		}
+	}
+	v.hostRef(at+".primary", s.Primary)
+	for i, sb := range s.Standbys {
+		v.hostRef(fmt.Sprintf("%s.standbys.%d", at, i), sb)
+		if sb == s.Primary {
+			v.at(fmt.Sprintf("%s.standbys.%d", at, i), "%q is the primary; a standby must be another host", sb)
+		}
+	}
+	if s.Unit == "" {
+		s.Unit = DefaultNFSUnit
+	}
+	if s.OwnerKey == "" {
+		s.OwnerKey = "hoctl/nfs/" + name + "/owner"
+	}
+	if s.MaxLag == 0 {
+		s.MaxLag = DefaultMaxLag
+	} else if s.MaxLag < 0 {
+		v.at(at+".max_lag", "expected a positive duration such as 15m")
+	}
+	if s.Clients != "" {
+		if _, err := v.inv.Select(s.Clients); err != nil {
+			v.at(at+".clients", "%v", err)
+		}
+	}
+}
+
+func (v *validator) deploy() {
+	d := &v.inv.Deploy
+	if d.Command == "" {
+		d.Command = DefaultDeployCmd
+	}
+	if _, err := template.New("deploy").Option("missingkey=error").Parse(d.Command); err != nil {
+		v.at("deploy.command", "bad template: %v", err)
+	}
+	if d.Quorum != "" && !v.inv.isRoleOrGroup(d.Quorum) {
+		v.at("deploy.quorum", "%q is neither a role nor a group of this inventory%s", d.Quorum, v.inv.suggest(d.Quorum))
+	}
+}
+
+func (v *validator) jobs() {
+	j := &v.inv.Jobs
+	if j.Dir == "" {
+		j.Dir = DefaultJobsDir
+	}
+	for i, r := range j.Rewrite {
+		at := fmt.Sprintf("jobs.rewrite.%d", i)
+		v.absPath(at+".from", r.From)
+		v.absPath(at+".to", r.To)
+	}
+}
+
+// jumpCycles rejects a chain of jump hosts that leads back to itself, which
+// would otherwise recurse at connect time.
+func (v *validator) jumpCycles() {
+	for _, n := range v.inv.order {
+		seen := map[string]bool{n: true}
+		cur := n
+		for {
+			j := v.inv.Settings(v.inv.Hosts[cur]).Jump
+			if j == "" || j == cur {
+				break
+			}
+			if _, ok := v.inv.Hosts[j]; !ok {
+				break
+			}
+			if seen[j] {
+				v.at("hosts."+n+".jump", "jump hosts form a loop through %q", j)
+				break
+			}
+			seen[j] = true
+			cur = j
+		}
+	}
+}
