@@ -1,0 +1,220 @@
+package sshexec
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// cancelGrace is how long a cancelled remote command gets to exit after
+// SIGTERM before its session is torn down.
+const cancelGrace = 2 * time.Second
+
+// Conn is an SSH connection to one host. It is safe for concurrent use;
+// at most MaxSessionsPerHost commands run on it at once, the others wait.
+type Conn struct {
+	target *Target
+	client *ssh.Client
+	sem    chan struct{}
+
+	deadOnce sync.Once
+	dead     chan struct{}
+	deadErr  error
+}
+
+// Name implements Runner.
+func (c *Conn) Name() string { return c.target.Name }
+
+// Target returns what the connection was made to.
+func (c *Conn) Target() *Target { return c.target }
+
+func (c *Conn) markDead(err error) {
+	c.deadOnce.Do(func() {
+		c.deadErr = err
+		close(c.dead)
+	})
+}
+
+func (c *Conn) isDead() bool {
+	select {
+	case <-c.dead:
+		return true
+	default:
+		return false
+	}
+}
+
+// keepalive proves the host still answers; without it a host that dies
+// silently leaves every session blocked forever (golang/go#19338). A reply
+// must come within one keepalive period, so a hung host is noticed within
+// that period and its sessions fail.
+func (c *Conn) keepalive() {
+	half := c.target.Keepalive / 2
+	tick := time.NewTicker(half)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.dead:
+			return
+		case <-tick.C:
+		}
+		replied := make(chan error, 1)
+		go func() {
+			_, _, err := c.client.SendRequest("keepalive@openssh.com", true, nil)
+			replied <- err
+		}()
+		timer := time.NewTimer(half)
+		select {
+		case err := <-replied:
+			timer.Stop()
+			if err != nil {
+				c.markDead(err)
+				_ = c.client.Close()
+				return
+			}
+		case <-timer.C:
+			c.markDead(fmt.Errorf("no keepalive reply within %s", c.target.Keepalive))
+			_ = c.client.Close()
+			return
+		case <-c.dead:
+			timer.Stop()
+			return
+		}
+	}
+}
+
+func (c *Conn) lost() error {
+	err := c.deadErr
+	if err == nil {
+		err = errors.New("connection closed")
+	}
+	return &ConnError{Host: c.target.Name, Addr: c.target.HostPort(), Reason: ReasonLost, Err: err}
+}
+
+// Run implements Runner.
+func (c *Conn) Run(ctx context.Context, cmd Cmd) (*Result, error) {
+	timeout := cmd.Timeout
+	if timeout == 0 {
+		timeout = c.target.CommandTimeout
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("%w after %s", ErrTimeout, timeout))
+	defer cancel()
+
+	select {
+	case c.sem <- struct{}{}:
+		defer func() { <-c.sem }()
+	case <-ctx.Done():
+		return nil, c.wrapCtx(ctx)
+	case <-c.dead:
+		return nil, c.lost()
+	}
+
+	sess, err := c.client.NewSession()
+	if err != nil {
+		if c.isDead() {
+			return nil, c.lost()
+		}
+		return nil, &ConnError{Host: c.target.Name, Addr: c.target.HostPort(), Reason: ReasonLost, Err: fmt.Errorf("open session: %w", err)}
+	}
+	defer func() { _ = sess.Close() }()
+
+	res := &Result{Host: c.target.Name}
+	var outBuf, errBuf bytes.Buffer
+	sess.Stdout, sess.Stderr = cmd.Stdout, cmd.Stderr
+	if sess.Stdout == nil {
+		sess.Stdout = &outBuf
+	}
+	if sess.Stderr == nil {
+		sess.Stderr = &errBuf
+	}
+	// Stdin is copied by our own goroutine: the session's Wait would
+	// otherwise wait for a reader that may never end (a pipe whose other
+	// side is still running).
+	var stdin io.WriteCloser
+	if cmd.Stdin != nil {
+		if stdin, err = sess.StdinPipe(); err != nil {
+			return nil, err
+		}
+	}
+	line := killable(withBecome(cmd.Line(), c.target.Become))
+	start := time.Now()
+	if err := sess.Start(line); err != nil {
+		if c.isDead() {
+			return nil, c.lost()
+		}
+		return nil, &ConnError{Host: c.target.Name, Addr: c.target.HostPort(), Reason: ReasonLost, Err: fmt.Errorf("start: %w", err)}
+	}
+	if stdin != nil {
+		go func() {
+			_, _ = io.Copy(stdin, cmd.Stdin)
+			_ = stdin.Close()
+		}()
+	}
+	done := make(chan error, 1)
+	go func() { done <- sess.Wait() }()
+
+	var ctxErr error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		ctxErr = c.wrapCtx(ctx)
+		_ = sess.Signal(ssh.SIGTERM)
+		select {
+		case err = <-done:
+		case <-time.After(cancelGrace):
+			_ = sess.Close()
+			err = <-done
+		}
+	case <-c.dead:
+		_ = sess.Close()
+		<-done
+		return nil, c.lost()
+	}
+	res.Duration = time.Since(start)
+	if cmd.Stdout == nil {
+		res.Stdout = outBuf.Bytes()
+	}
+	if cmd.Stderr == nil {
+		res.Stderr = errBuf.Bytes()
+	}
+	if ctxErr != nil {
+		res.ExitCode = -1
+		return res, ctxErr
+	}
+	return res, c.exitErr(res, err, &errBuf)
+}
+
+func (c *Conn) wrapCtx(ctx context.Context) error {
+	cause := context.Cause(ctx)
+	if errors.Is(cause, ErrTimeout) {
+		return fmt.Errorf("%s: %w", c.target.Name, cause)
+	}
+	return fmt.Errorf("%s: %w", c.target.Name, ctx.Err())
+}
+
+func (c *Conn) exitErr(res *Result, err error, errBuf *bytes.Buffer) error {
+	if err == nil {
+		return nil
+	}
+	var ee *ssh.ExitError
+	if errors.As(err, &ee) {
+		res.ExitCode = ee.ExitStatus()
+		res.Signal = ee.Signal()
+		return &ExitError{Host: c.target.Name, Code: res.ExitCode, Signal: res.Signal, Stderr: tail(errBuf.Bytes(), 3)}
+	}
+	res.ExitCode = -1
+	if c.isDead() {
+		return c.lost()
+	}
+	var em *ssh.ExitMissingError
+	if errors.As(err, &em) {
+		return &ConnError{Host: c.target.Name, Addr: c.target.HostPort(), Reason: ReasonLost, Err: errors.New("remote command ended without an exit status")}
+	}
+	return fmt.Errorf("%s: %w", c.target.Name, err)
+}

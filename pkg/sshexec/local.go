@@ -1,0 +1,110 @@
+package sshexec
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+// Local runs commands on this machine for hosts whose address is "local",
+// with the same semantics as an SSH host: sh -c, sudo wrapping, the whole
+// process group stopped on cancellation.
+type Local struct {
+	target *Target
+}
+
+// NewLocal returns a Runner for t on this machine.
+func NewLocal(t *Target) *Local { return &Local{target: t} }
+
+// Name implements Runner.
+func (l *Local) Name() string { return l.target.Name }
+
+// Run implements Runner.
+func (l *Local) Run(ctx context.Context, cmd Cmd) (*Result, error) {
+	timeout := cmd.Timeout
+	if timeout == 0 {
+		timeout = l.target.CommandTimeout
+	}
+	if timeout == 0 {
+		timeout = DefaultCommandTimeout
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("%w after %s", ErrTimeout, timeout))
+	defer cancel()
+
+	c := exec.Command("sh", "-c", withBecome(cmd.Line(), l.target.Become))
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var outBuf, errBuf bytes.Buffer
+	c.Stdout, c.Stderr = cmd.Stdout, cmd.Stderr
+	if c.Stdout == nil {
+		c.Stdout = &outBuf
+	}
+	if c.Stderr == nil {
+		c.Stderr = &errBuf
+	}
+	var stdin io.WriteCloser
+	if cmd.Stdin != nil {
+		var err error
+		if stdin, err = c.StdinPipe(); err != nil {
+			return nil, err
+		}
+	}
+	start := time.Now()
+	if err := c.Start(); err != nil {
+		return nil, fmt.Errorf("%s: %w", l.target.Name, err)
+	}
+	if stdin != nil {
+		go func() {
+			_, _ = io.Copy(stdin, cmd.Stdin)
+			_ = stdin.Close()
+		}()
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	var err, ctxErr error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		ctxErr = ctx.Err()
+		if cause := context.Cause(ctx); errors.Is(cause, ErrTimeout) {
+			ctxErr = cause
+		}
+		ctxErr = fmt.Errorf("%s: %w", l.target.Name, ctxErr)
+		_ = syscall.Kill(-c.Process.Pid, syscall.SIGTERM)
+		select {
+		case err = <-done:
+		case <-time.After(cancelGrace):
+			_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+			err = <-done
+		}
+	}
+	res := &Result{Host: l.target.Name, Duration: time.Since(start)}
+	if cmd.Stdout == nil {
+		res.Stdout = outBuf.Bytes()
+	}
+	if cmd.Stderr == nil {
+		res.Stderr = errBuf.Bytes()
+	}
+	if ctxErr != nil {
+		res.ExitCode = -1
+		return res, ctxErr
+	}
+	if err == nil {
+		return res, nil
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			res.ExitCode = -1
+			res.Signal = ws.Signal().String()
+		} else {
+			res.ExitCode = ee.ExitCode()
+		}
+		return res, &ExitError{Host: l.target.Name, Code: res.ExitCode, Signal: res.Signal, Stderr: tail(errBuf.Bytes(), 3)}
+	}
+	return res, fmt.Errorf("%s: %w", l.target.Name, err)
+}

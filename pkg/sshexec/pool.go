@@ -1,0 +1,228 @@
+package sshexec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// MaxSessionsPerHost caps concurrent sessions on one connection, below
+// OpenSSH's default MaxSessions of 10 so hoctl never trips it.
+const MaxSessionsPerHost = 8
+
+// Pool holds one connection per host for the life of a hoctl run.
+type Pool struct {
+	keys *hostKeys
+	ring *keyring
+
+	mu     sync.Mutex
+	conns  map[string]*entry
+	closed bool
+}
+
+type entry struct {
+	ready chan struct{}
+	conn  *Conn
+	err   error
+}
+
+// PoolOptions configure a Pool.
+type PoolOptions struct {
+	// AgentSocket is SSH_AUTH_SOCK; empty disables the agent.
+	AgentSocket string
+}
+
+// NewPool returns an empty pool. Close it when the run ends.
+func NewPool(o PoolOptions) *Pool {
+	return &Pool{keys: newHostKeys(), ring: newKeyring(o.AgentSocket), conns: map[string]*entry{}}
+}
+
+// Close closes every connection.
+func (p *Pool) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	conns := p.conns
+	p.conns = map[string]*entry{}
+	p.mu.Unlock()
+	for _, e := range conns {
+		<-e.ready
+		if e.conn != nil {
+			_ = e.conn.client.Close()
+		}
+	}
+	p.ring.close()
+	return nil
+}
+
+// Runner returns a Runner for t, connecting on first use. Concurrent
+// callers for one host share a single dial; a connection that died is
+// redialled on the next call.
+func (p *Pool) Runner(ctx context.Context, t *Target) (Runner, error) {
+	if t.IsLocal() {
+		return &Local{target: t}, nil
+	}
+	return p.conn(ctx, t)
+}
+
+func (p *Pool) conn(ctx context.Context, t *Target) (*Conn, error) {
+	key := t.User + "@" + t.HostPort() + "/" + t.Name
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, errors.New("connection pool closed")
+		}
+		e, ok := p.conns[key]
+		if !ok {
+			e = &entry{ready: make(chan struct{})}
+			p.conns[key] = e
+			p.mu.Unlock()
+			e.conn, e.err = p.dial(ctx, t)
+			close(e.ready)
+			if e.err != nil {
+				p.mu.Lock()
+				if p.conns[key] == e {
+					delete(p.conns, key)
+				}
+				p.mu.Unlock()
+			}
+			return e.conn, e.err
+		}
+		p.mu.Unlock()
+		select {
+		case <-e.ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if e.err != nil {
+			return nil, e.err
+		}
+		if !e.conn.isDead() {
+			return e.conn, nil
+		}
+		p.mu.Lock()
+		if p.conns[key] == e {
+			delete(p.conns, key)
+		}
+		p.mu.Unlock()
+	}
+}
+
+func (p *Pool) dial(ctx context.Context, t *Target) (*Conn, error) {
+	addr := t.HostPort()
+	cerr := func(r Reason, err error) error { return &ConnError{Host: t.Name, Addr: addr, Reason: r, Err: err} }
+	algos, err := p.keys.algorithms(t)
+	if err != nil {
+		return nil, cerr(ReasonHostKeyUnknown, err)
+	}
+	methods, err := p.ring.methods(t)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &ssh.ClientConfig{
+		User:              t.User,
+		Auth:              methods,
+		HostKeyCallback:   p.keys.callback(t),
+		HostKeyAlgorithms: algos,
+		Timeout:           t.ConnectTimeout,
+		ClientVersion:     "SSH-2.0-hoctl",
+	}
+
+	var raw net.Conn
+	if t.Jump != nil {
+		jc, err := p.conn(ctx, t.Jump)
+		if err != nil {
+			return nil, cerr(ReasonUnreachable, fmt.Errorf("via jump host: %w", err))
+		}
+		dctx, cancel := context.WithTimeout(ctx, t.ConnectTimeout)
+		raw, err = jc.client.DialContext(dctx, "tcp", addr)
+		cancel()
+		if err != nil {
+			return nil, cerr(classifyDial(err), fmt.Errorf("via %s: %w", t.Jump.Name, err))
+		}
+	} else {
+		d := net.Dialer{Timeout: t.ConnectTimeout}
+		raw, err = d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, cerr(classifyDial(err), err)
+		}
+	}
+
+	// Bound the whole handshake: a host that accepts TCP but never speaks
+	// (a hung sshd) must fail within connect_timeout, and Ctrl-C must not
+	// wait for it either.
+	var timedOut, cancelled bool
+	var tmu sync.Mutex
+	timer := time.AfterFunc(t.ConnectTimeout, func() { tmu.Lock(); timedOut = true; tmu.Unlock(); _ = raw.Close() })
+	stop := context.AfterFunc(ctx, func() { tmu.Lock(); cancelled = true; tmu.Unlock(); _ = raw.Close() })
+	c, chans, reqs, err := ssh.NewClientConn(raw, addr, cfg)
+	timer.Stop()
+	stop()
+	tmu.Lock()
+	to, cc := timedOut, cancelled
+	tmu.Unlock()
+	if err != nil {
+		_ = raw.Close()
+		var hke *HostKeyError
+		switch {
+		case cc:
+			return nil, ctx.Err()
+		case to:
+			return nil, cerr(ReasonTimeout, fmt.Errorf("no SSH handshake within %s (host hung?)", t.ConnectTimeout))
+		case errors.As(err, &hke):
+			if hke.Unknown {
+				return nil, cerr(ReasonHostKeyUnknown, hke)
+			}
+			return nil, cerr(ReasonHostKeyChanged, hke)
+		case strings.Contains(err.Error(), "unable to authenticate"):
+			return nil, cerr(ReasonAuth, fmt.Errorf("%s rejected the offered keys for user %s%s", addr, t.User, p.ring.encryptedHint(t)))
+		case strings.Contains(err.Error(), "no common algorithm for host key") && algos != nil:
+			return nil, cerr(ReasonHostKeyChanged, fmt.Errorf("server offers none of the host key types on file (%s): %w", strings.Join(algos, ", "), err))
+		default:
+			return nil, cerr(ReasonLost, err)
+		}
+	}
+	client := ssh.NewClient(c, chans, reqs)
+	conn := &Conn{
+		target: t,
+		client: client,
+		sem:    make(chan struct{}, MaxSessionsPerHost),
+		dead:   make(chan struct{}),
+	}
+	go func() {
+		_ = client.Wait()
+		conn.markDead(errors.New("connection closed"))
+	}()
+	go conn.keepalive()
+	return conn, nil
+}
+
+func classifyDial(err error) Reason {
+	var dnsErr *net.DNSError
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return ReasonRefused
+	case errors.As(err, &dnsErr):
+		return ReasonResolve
+	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return ReasonTimeout
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return ReasonUnreachable
+	case strings.Contains(err.Error(), "connect failed"):
+		// A jump host's refusal to open the forwarded channel.
+		return ReasonRefused
+	}
+	return ReasonUnreachable
+}

@@ -1,0 +1,153 @@
+// Package sshexec runs commands on inventory hosts: one verified SSH
+// connection per host per process, sessions capped per connection,
+// keepalives so a dead host fails instead of hanging, remote commands that
+// stop when the caller's context ends, and a pipe that streams one host's
+// output into another host's command. Hosts whose address is "local" run
+// through the same interface without SSH.
+package sshexec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Runner runs commands on one host. *Conn (SSH) and *Local implement it;
+// tests of higher packages use fakes.
+type Runner interface {
+	// Name is the inventory name of the host, used to label output and errors.
+	Name() string
+	// Run runs c to completion. A command that ran and exited non-zero
+	// returns its Result and an *ExitError; a transport failure returns a
+	// *ConnError.
+	Run(ctx context.Context, c Cmd) (*Result, error)
+}
+
+// Cmd is one command to run. Exactly one of Argv and Script is set.
+type Cmd struct {
+	// Argv is quoted word by word for the remote shell.
+	Argv []string
+	// Script is a shell command line, passed to the remote shell verbatim.
+	Script string
+	// Stdin, when set, is copied to the command's standard input, which is
+	// closed at its EOF.
+	Stdin io.Reader
+	// Stdout and Stderr receive output as it arrives; when nil, output is
+	// captured into the Result instead.
+	Stdout, Stderr io.Writer
+	// Timeout overrides the host's command_timeout when non-zero.
+	Timeout time.Duration
+}
+
+// Line returns the shell command line c stands for, before any sudo
+// wrapping: what the operator sees in plans and journals.
+func (c Cmd) Line() string {
+	if c.Script != "" {
+		return c.Script
+	}
+	return QuoteArgv(c.Argv)
+}
+
+// Result describes a finished command.
+type Result struct {
+	Host     string        `json:"host"`
+	ExitCode int           `json:"exit_code"`
+	Signal   string        `json:"signal,omitempty"`
+	Stdout   []byte        `json:"-"`
+	Stderr   []byte        `json:"-"`
+	Duration time.Duration `json:"duration"`
+}
+
+// ExitError is a command that ran and did not exit zero.
+type ExitError struct {
+	Host   string
+	Code   int
+	Signal string
+	Stderr string // last lines, for the error message
+}
+
+func (e *ExitError) Error() string {
+	var s string
+	if e.Signal != "" {
+		s = fmt.Sprintf("%s: command killed by signal %s", e.Host, e.Signal)
+	} else {
+		s = fmt.Sprintf("%s: command exited %d", e.Host, e.Code)
+	}
+	if e.Stderr != "" {
+		s += ": " + e.Stderr
+	}
+	return s
+}
+
+// Reason classifies why a host could not be reached or stopped answering.
+type Reason string
+
+// Reasons a ConnError carries; each maps to exit code 4 in the CLI.
+const (
+	ReasonRefused        Reason = "connection refused"
+	ReasonTimeout        Reason = "timed out"
+	ReasonAuth           Reason = "auth failed"
+	ReasonHostKeyChanged Reason = "host key changed"
+	ReasonHostKeyUnknown Reason = "host key unknown"
+	ReasonLost           Reason = "connection lost"
+	ReasonResolve        Reason = "name not resolved"
+	ReasonUnreachable    Reason = "unreachable"
+	ReasonKey            Reason = "no usable key"
+)
+
+// ConnError is a host that could not be reached, authenticated or kept.
+type ConnError struct {
+	Host   string
+	Addr   string
+	Reason Reason
+	Err    error
+}
+
+func (e *ConnError) Error() string {
+	msg := fmt.Sprintf("%s (%s): %s", e.Host, e.Addr, e.Reason)
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+func (e *ConnError) Unwrap() error { return e.Err }
+
+// HostKeyError is a host whose key does not match known_hosts. It carries
+// both fingerprints so the operator can decide with facts.
+type HostKeyError struct {
+	Addr      string
+	Presented string   // "ssh-ed25519 SHA256:..."
+	Expected  []string // "ssh-ed25519 SHA256:... (~/.ssh/known_hosts:12)"
+	Unknown   bool     // no key at all on file (strict policy)
+	Files     []string
+}
+
+func (e *HostKeyError) Error() string {
+	if e.Unknown {
+		return fmt.Sprintf("no known_hosts entry for %s (presented %s); verify the fingerprint and add it to %s, or set host_key_policy: accept-new",
+			e.Addr, e.Presented, strings.Join(e.Files, ", "))
+	}
+	return fmt.Sprintf("HOST KEY CHANGED for %s: presented %s, expected %s; if the host was reinstalled, remove the old entry (ssh-keygen -R) after verifying the new key",
+		e.Addr, e.Presented, strings.Join(e.Expected, " or "))
+}
+
+// ErrTimeout is returned (wrapped) when a command outlives its timeout.
+var ErrTimeout = errors.New("command timed out")
+
+// tail returns the last few lines of b, for error messages.
+func tail(b []byte, lines int) string {
+	s := strings.TrimRight(string(b), "\n")
+	parts := strings.Split(s, "\n")
+	if len(parts) > lines {
+		parts = parts[len(parts)-lines:]
+	}
+	out := strings.Join(parts, "\n")
+	if len(out) > 512 {
+		out = "…" + out[len(out)-512:]
+	}
+	return out
+}
