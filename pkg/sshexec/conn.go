@@ -218,3 +218,25 @@ func (c *Conn) exitErr(res *Result, err error, errBuf *bytes.Buffer) error {
 	}
 	return fmt.Errorf("%s: %w", c.target.Name, err)
 }
+
+// Ping measures one SSH-level round trip on the established connection: a
+// keepalive request and its reply, with no process started on the host.
+func (c *Conn) Ping(ctx context.Context) (time.Duration, error) {
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := c.client.SendRequest("keepalive@openssh.com", true, nil)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return 0, c.lost()
+		}
+		return time.Since(start), nil
+	case <-ctx.Done():
+		return 0, c.wrapCtx(ctx)
+	case <-c.dead:
+		return 0, c.lost()
+	}
+}

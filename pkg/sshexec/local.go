@@ -108,3 +108,6 @@ func (l *Local) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	}
 	return res, fmt.Errorf("%s: %w", l.target.Name, err)
 }
+
+// Ping implements the same probe as Conn.Ping; there is no wire to cross.
+func (l *Local) Ping(context.Context) (time.Duration, error) { return 0, nil }

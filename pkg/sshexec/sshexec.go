@@ -151,3 +151,9 @@ func tail(b []byte, lines int) string {
 	}
 	return out
 }
+
+// Pinger is a Runner that can measure a round trip without running a
+// command.
+type Pinger interface {
+	Ping(ctx context.Context) (time.Duration, error)
+}

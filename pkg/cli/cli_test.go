@@ -1,0 +1,325 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/iostreams"
+	"github.com/hoctl/hoctl/pkg/sshexec"
+	"github.com/spf13/cobra"
+)
+
+const testInventory = `
+hosts:
+  zippy: {address: 10.0.0.1, roles: [storage]}
+  c1: {address: 10.0.0.11, roles: [compute, quorum]}
+  c2: {address: 10.0.0.12, roles: [compute, quorum]}
+  fractal: {address: 10.0.0.9, managed: false}
+groups:
+  cattle: [c1, c2]
+`
+
+// fakeRunner answers commands from a function; no network.
+type fakeRunner struct {
+	name string
+	fn   func(ctx context.Context, c sshexec.Cmd) (*sshexec.Result, error)
+}
+
+func (f *fakeRunner) Name() string { return f.name }
+func (f *fakeRunner) Run(ctx context.Context, c sshexec.Cmd) (*sshexec.Result, error) {
+	return f.fn(ctx, c)
+}
+
+type fakeConnector struct {
+	mu      sync.Mutex
+	down    map[string]sshexec.Reason
+	handler func(host string, c sshexec.Cmd) (stdout, stderr string, code int)
+	lines   []string
+}
+
+func (f *fakeConnector) Runner(_ context.Context, h *inventory.Host) (sshexec.Runner, error) {
+	if r, ok := f.down[h.Name]; ok {
+		return nil, &sshexec.ConnError{Host: h.Name, Addr: h.Address, Reason: r, Err: errors.New("dial tcp: " + string(r))}
+	}
+	return &fakeRunner{name: h.Name, fn: func(_ context.Context, c sshexec.Cmd) (*sshexec.Result, error) {
+		f.mu.Lock()
+		f.lines = append(f.lines, h.Name+": "+c.Line())
+		f.mu.Unlock()
+		out, errOut, code := f.handler(h.Name, c)
+		res := &sshexec.Result{Host: h.Name, ExitCode: code}
+		if c.Stdout != nil {
+			_, _ = io.WriteString(c.Stdout, out)
+		} else {
+			res.Stdout = []byte(out)
+		}
+		if c.Stderr != nil {
+			_, _ = io.WriteString(c.Stderr, errOut)
+		} else {
+			res.Stderr = []byte(errOut)
+		}
+		if code != 0 {
+			return res, &sshexec.ExitError{Host: h.Name, Code: code}
+		}
+		return res, nil
+	}}, nil
+}
+
+func (f *fakeConnector) Close() error { return nil }
+
+type harness struct {
+	f        *Factory
+	out, err *strings.Builder
+	conn     *fakeConnector
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "inventory.yaml")
+	if err := os.WriteFile(path, []byte(testInventory), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ios, _, _, _ := iostreams.Test()
+	out, errOut := &strings.Builder{}, &strings.Builder{}
+	ios.Out, ios.ErrOut = &syncWriter{w: out}, &syncWriter{w: errOut}
+	conn := &fakeConnector{down: map[string]sshexec.Reason{}, handler: func(host string, c sshexec.Cmd) (string, string, int) {
+		return host + "\n", "", 0
+	}}
+	env := map[string]string{"HOCTL_INVENTORY": path}
+	f := &Factory{IO: ios, Version: "test", Getenv: func(k string) string { return env[k] },
+		Connect: func(*inventory.Inventory) (Connector, error) { return conn, nil }}
+	return &harness{f: f, out: out, err: errOut, conn: conn}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// exec runs a command line through the real cobra tree and returns the
+// exit code Main would return.
+func (h *harness) exec(args ...string) int {
+	root := NewRootCmd(h.f)
+	root.SetArgs(args)
+	return ExitCode(Execute(context.Background(), root))
+}
+
+func TestHostsPlainAndJSON(t *testing.T) {
+	h := newHarness(t)
+	if code := h.exec("hosts", "cattle"); code != 0 {
+		t.Fatalf("code %d: %s", code, h.err)
+	}
+	out := h.out.String()
+	if !strings.Contains(out, "HOST") || !strings.Contains(out, "c1") || strings.Contains(out, "zippy") || strings.Contains(out, "\x1b[") {
+		t.Fatalf("plain output:\n%s", out)
+	}
+	h = newHarness(t)
+	if code := h.exec("--json", "hosts"); code != 0 {
+		t.Fatal(code)
+	}
+	lines := strings.Split(strings.TrimSpace(h.out.String()), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("json lines: %q", lines)
+	}
+	var row hostRow
+	if err := json.Unmarshal([]byte(lines[3]), &row); err != nil || row.Name != "fractal" || row.Managed {
+		t.Fatalf("row %+v err %v", row, err)
+	}
+}
+
+func TestHostsTableOnTTY(t *testing.T) {
+	h := newHarness(t)
+	h.f.IO.SetTTY(false, true, true)
+	h.f.IO.SetColor(true)
+	if code := h.exec("hosts"); code != 0 {
+		t.Fatal(code)
+	}
+	if !strings.Contains(h.out.String(), "╭") {
+		t.Fatalf("no table border on a TTY:\n%s", h.out)
+	}
+}
+
+func TestUnknownTargetIsUsageError(t *testing.T) {
+	h := newHarness(t)
+	root := NewRootCmd(h.f)
+	root.SetArgs([]string{"run", "catle", "--", "true"})
+	err := Execute(context.Background(), root)
+	if ExitCode(err) != ExitUsage || !strings.Contains(err.Error(), `did you mean "cattle"`) {
+		t.Fatalf("err = %v", err)
+	}
+	if len(h.conn.lines) != 0 {
+		t.Fatal("ran commands despite a bad target")
+	}
+}
+
+func TestPingReportsUnreachableAndExit4(t *testing.T) {
+	h := newHarness(t)
+	h.conn.down["c2"] = sshexec.ReasonRefused
+	h.conn.down["fractal"] = sshexec.ReasonHostKeyChanged
+	code := h.exec("ping", "all")
+	if code != ExitUnreachable {
+		t.Fatalf("code = %d", code)
+	}
+	out := h.out.String()
+	for _, want := range []string{"zippy", "c1", "CONNECTION REFUSED", "HOST KEY CHANGED"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(h.err.String(), "2/4 hosts answered, 2 unreachable") {
+		t.Errorf("summary: %s", h.err)
+	}
+}
+
+func TestPingJSON(t *testing.T) {
+	h := newHarness(t)
+	h.conn.down["c1"] = sshexec.ReasonTimeout
+	if code := h.exec("--json", "ping", "cattle"); code != ExitUnreachable {
+		t.Fatal(code)
+	}
+	got := map[string]PingResult{}
+	for _, l := range strings.Split(strings.TrimSpace(h.out.String()), "\n") {
+		var r PingResult
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("not JSON: %q", l)
+		}
+		got[r.Host] = r
+	}
+	if !got["c2"].OK || got["c2"].Hostname != "c2" || got["c1"].OK || got["c1"].Reason != "timed out" {
+		t.Fatalf("got %+v", got)
+	}
+	if h.err.Len() != 0 {
+		t.Errorf("stderr in --json mode: %q", h.err)
+	}
+}
+
+func TestRunStreamsPrefixedAndSummarises(t *testing.T) {
+	h := newHarness(t)
+	h.conn.handler = func(host string, c sshexec.Cmd) (string, string, int) {
+		if host == "c2" {
+			return "partial line", "boom\n", 3
+		}
+		return "line1\nline2\n", "", 0
+	}
+	code := h.exec("run", "zippy,cattle", "--", "uptime")
+	if code != ExitFailed {
+		t.Fatalf("code = %d", code)
+	}
+	out := h.out.String()
+	for _, want := range []string{"zippy | line1\n", "zippy | line2\n", "c1    | line1\n", "c2    | partial line\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	errOut := h.err.String()
+	if !strings.Contains(errOut, "c2    ! boom") || !strings.Contains(errOut, "2/3 hosts exited 0; 1 failed, 0 unreachable") || !strings.Contains(errOut, "c2: exit 3") {
+		t.Errorf("stderr:\n%s", errOut)
+	}
+}
+
+func TestRunArgvQuotingAndScript(t *testing.T) {
+	h := newHarness(t)
+	if code := h.exec("run", "c1", "--", "ls", "-l", "/data/my dir"); code != 0 {
+		t.Fatal(code)
+	}
+	if code := h.exec("run", "c1", "--", "systemctl is-active nomad && uptime"); code != 0 {
+		t.Fatal(code)
+	}
+	want := []string{"c1: ls -l '/data/my dir'", "c1: systemctl is-active nomad && uptime"}
+	if fmt.Sprint(h.conn.lines) != fmt.Sprint(want) {
+		t.Fatalf("lines = %q", h.conn.lines)
+	}
+}
+
+func TestRunUnreachableIsExit4AndOthersStillRun(t *testing.T) {
+	h := newHarness(t)
+	h.conn.down["c1"] = sshexec.ReasonTimeout
+	code := h.exec("run", "all", "--", "true")
+	if code != ExitUnreachable {
+		t.Fatalf("code = %d", code)
+	}
+	if len(h.conn.lines) != 3 {
+		t.Fatalf("the reachable hosts must still run: %q", h.conn.lines)
+	}
+}
+
+func TestRunGroupAndJSON(t *testing.T) {
+	h := newHarness(t)
+	if code := h.exec("run", "--group", "cattle", "--", "hostname"); code != 0 {
+		t.Fatal(code)
+	}
+	if !strings.Contains(h.out.String(), "── c1 (exit 0, ") || !strings.Contains(h.out.String(), "\nc1\n") {
+		t.Fatalf("group output:\n%s", h.out)
+	}
+	h = newHarness(t)
+	h.conn.handler = func(host string, c sshexec.Cmd) (string, string, int) { return "o", "e", 2 }
+	if code := h.exec("--json", "run", "c1", "--", "x"); code != ExitFailed {
+		t.Fatal(code)
+	}
+	var r RunResult
+	if err := json.Unmarshal([]byte(strings.TrimSpace(h.out.String())), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Host != "c1" || r.Stdout != "o" || r.Stderr != "e" || r.ExitCode != 2 {
+		t.Fatalf("%+v", r)
+	}
+}
+
+func TestRunUsageErrors(t *testing.T) {
+	for _, args := range [][]string{{"run", "c1"}, {"run", "c1", "uptime"}, {"run", "--", "uptime"}, {"run", "c1", "--", " "}, {"run", "--parallel", "0", "c1", "--", "x"}, {"ping", "a", "b"}, {"bogus"}} {
+		h := newHarness(t)
+		if code := h.exec(args...); code != ExitUsage {
+			t.Errorf("%q: code %d, want 2", args, code)
+		}
+	}
+}
+
+func TestPingAndRunFlagsParse(t *testing.T) {
+	h := newHarness(t)
+	var got *RunOptions
+	cmd := NewCmdRun(h.f, func(o *RunOptions) error { got = o; return nil })
+	root := &cobra.Command{Use: "x"}
+	root.AddCommand(cmd)
+	root.SetArgs([]string{"run", "--parallel", "5", "--group", "--timeout", "3s", "c*", "--", "a", "b c"})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if got.Parallel != 5 || !got.Group || got.Target != "c*" || got.Command.Timeout.String() != "3s" || got.Command.Line() != "a 'b c'" {
+		t.Fatalf("%+v", got)
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	cases := map[error]int{
+		nil:                                        0,
+		errors.New("x"):                            1,
+		&UsageError{Err: errors.New("x")}:          2,
+		&inventory.Error{}:                         2,
+		&inventory.TargetError{}:                   2,
+		&HostsError{Unreachable: 1}:                4,
+		&HostsError{Failed: 1}:                     1,
+		&sshexec.ConnError{}:                       4,
+		context.Canceled:                           130,
+		fmt.Errorf("w: %w", &SilentError{Code: 5}): 5,
+	}
+	for err, want := range cases {
+		if got := ExitCode(err); got != want {
+			t.Errorf("ExitCode(%v) = %d, want %d", err, got, want)
+		}
+	}
+}

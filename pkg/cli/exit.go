@@ -1,0 +1,80 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/sshexec"
+)
+
+// The documented exit codes (DESIGN.md, docs/exit-codes.md).
+const (
+	ExitOK          = 0
+	ExitFailed      = 1
+	ExitUsage       = 2
+	ExitRefused     = 3
+	ExitUnreachable = 4
+	ExitUnverified  = 5
+	ExitInterrupted = 130
+)
+
+// UsageError is a bad command line; cobra's usage hint follows it.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+func usagef(format string, args ...any) error {
+	return &UsageError{Err: fmt.Errorf(format, args...)}
+}
+
+// HostsError summarises a command that ran on many hosts and did not
+// succeed everywhere. Per-host detail has already been printed.
+type HostsError struct {
+	Total, Failed, Unreachable, NotRun int
+}
+
+func (e *HostsError) Error() string {
+	return fmt.Sprintf("%d of %d hosts failed (%d unreachable, %d not run)", e.Failed+e.Unreachable+e.NotRun, e.Total, e.Unreachable, e.NotRun)
+}
+
+// SilentError carries an exit code for a failure already explained on
+// stderr.
+type SilentError struct{ Code int }
+
+func (e *SilentError) Error() string { return fmt.Sprintf("exit %d", e.Code) }
+
+// ExitCode maps an error to the documented exit code. It is the one place
+// that does so.
+func ExitCode(err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	var (
+		se  *SilentError
+		ue  *UsageError
+		ie  *inventory.Error
+		ies inventory.Errors
+		te  *inventory.TargetError
+		he  *HostsError
+		ce  *sshexec.ConnError
+	)
+	switch {
+	case errors.As(err, &se):
+		return se.Code
+	case errors.Is(err, context.Canceled):
+		return ExitInterrupted
+	case errors.As(err, &ue), errors.As(err, &ie), errors.As(err, &ies), errors.As(err, &te):
+		return ExitUsage
+	case errors.As(err, &he):
+		if he.Unreachable > 0 {
+			return ExitUnreachable
+		}
+		return ExitFailed
+	case errors.As(err, &ce):
+		return ExitUnreachable
+	}
+	return ExitFailed
+}

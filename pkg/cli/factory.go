@@ -1,0 +1,86 @@
+package cli
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/iostreams"
+	"github.com/hoctl/hoctl/pkg/sshexec"
+)
+
+// Connector hands out a Runner per inventory host. The real one dials SSH
+// through a Pool; command tests use a fake.
+type Connector interface {
+	Runner(ctx context.Context, h *inventory.Host) (sshexec.Runner, error)
+	Close() error
+}
+
+// Factory holds what commands need, resolved lazily so that `hoctl
+// version` never reads an inventory and tests fill in only what they use.
+type Factory struct {
+	IO      *iostreams.IOStreams
+	Version string
+	Getenv  func(string) string
+
+	// Global flags, set by the root command.
+	InventoryPath string
+	Yes, DryRun   bool
+	Verbose       int
+
+	// Connect returns the run's Connector; nil means SSH.
+	Connect func(inv *inventory.Inventory) (Connector, error)
+
+	invOnce sync.Once
+	inv     *inventory.Inventory
+	invErr  error
+}
+
+// Inventory loads the inventory named by -i, $HOCTL_INVENTORY or
+// ./inventory.yaml, once.
+func (f *Factory) Inventory() (*inventory.Inventory, error) {
+	f.invOnce.Do(func() {
+		path := f.InventoryPath
+		if path == "" {
+			path = f.Getenv("HOCTL_INVENTORY")
+		}
+		if path == "" {
+			path = "inventory.yaml"
+		}
+		f.inv, f.invErr = inventory.Load(path)
+	})
+	return f.inv, f.invErr
+}
+
+// Connector returns a connector for inv.
+func (f *Factory) Connector(inv *inventory.Inventory) (Connector, error) {
+	if f.Connect != nil {
+		return f.Connect(inv)
+	}
+	home, _ := os.UserHomeDir()
+	sc, err := sshexec.LoadSSHConfig(filepath.Join(home, ".ssh", "config"))
+	if err != nil {
+		return nil, err
+	}
+	return &sshConnector{
+		pool:     sshexec.NewPool(sshexec.PoolOptions{AgentSocket: f.Getenv("SSH_AUTH_SOCK")}),
+		resolver: &sshexec.Resolver{Inventory: inv, SSHConfig: sc, Home: home},
+	}, nil
+}
+
+type sshConnector struct {
+	pool     *sshexec.Pool
+	resolver *sshexec.Resolver
+}
+
+func (c *sshConnector) Runner(ctx context.Context, h *inventory.Host) (sshexec.Runner, error) {
+	t, err := c.resolver.Resolve(h)
+	if err != nil {
+		return nil, err
+	}
+	return c.pool.Runner(ctx, t)
+}
+
+func (c *sshConnector) Close() error { return c.pool.Close() }

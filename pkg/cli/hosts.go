@@ -1,0 +1,114 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/lipgloss/table"
+	"github.com/spf13/cobra"
+)
+
+// HostsOptions are the inputs of `hoctl hosts`.
+type HostsOptions struct {
+	F      *Factory
+	Target string
+}
+
+// NewCmdHosts lists inventory hosts.
+func NewCmdHosts(f *Factory, runF func(*HostsOptions) error) *cobra.Command {
+	opts := &HostsOptions{F: f}
+	return &cobra.Command{
+		Use:   "hosts [TARGET]",
+		Short: "List inventory hosts with address, roles and groups",
+		Long: `List the inventory's hosts, or those TARGET selects: a host, a group, a
+role, all, a comma list of those, or a glob such as 'c*'.`,
+		Args: rangeArgs(0, 1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			opts.Target = "all"
+			if len(args) == 1 {
+				opts.Target = args[0]
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return hostsRun(opts)
+		},
+	}
+}
+
+type hostRow struct {
+	Name    string   `json:"host"`
+	Address string   `json:"address"`
+	Roles   []string `json:"roles"`
+	Groups  []string `json:"groups"`
+	Managed bool     `json:"managed"`
+}
+
+func hostsRun(opts *HostsOptions) error {
+	io := opts.F.IO
+	inv, err := opts.F.Inventory()
+	if err != nil {
+		return err
+	}
+	hosts, err := inv.Select(opts.Target)
+	if err != nil {
+		return err
+	}
+	rows := make([]hostRow, 0, len(hosts))
+	for _, h := range hosts {
+		addr := h.Address
+		if addr == "" {
+			addr = h.Name
+		}
+		rows = append(rows, hostRow{Name: h.Name, Address: addr, Roles: nonNil(h.Roles), Groups: nonNil(inv.GroupsOf(h.Name)), Managed: h.IsManaged()})
+	}
+	if io.JSON {
+		for _, r := range rows {
+			if err := io.Event(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	managed := func(r hostRow) string {
+		if r.Managed {
+			return "yes"
+		}
+		return "no (read-only)"
+	}
+	if !io.IsStdoutTTY() {
+		// Plain, tab-separated, one host per line: for grep, cut and awk.
+		tw := tabwriter.NewWriter(io.Out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "HOST\tADDRESS\tROLES\tGROUPS\tMANAGED")
+		for _, r := range rows {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, r.Address, dash(strings.Join(r.Roles, ",")), dash(strings.Join(r.Groups, ",")), managed(r))
+		}
+		return tw.Flush()
+	}
+	cs := io.OutColorScheme()
+	t := table.New().
+		Border(lipgloss.RoundedBorder()).
+		BorderStyle(cs.Renderer().NewStyle().Foreground(lipgloss.Color("8"))).
+		Headers("HOST", "ADDRESS", "ROLES", "GROUPS", "MANAGED")
+	for _, r := range rows {
+		t.Row(cs.Bold(r.Name), r.Address, dash(strings.Join(r.Roles, ", ")), dash(strings.Join(r.Groups, ", ")), managed(r))
+	}
+	_, err = fmt.Fprintln(io.Out, t.Render())
+	return err
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,178 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/sshexec"
+	"github.com/spf13/cobra"
+)
+
+// PingOptions are the inputs of `hoctl ping`.
+type PingOptions struct {
+	F        *Factory
+	Target   string
+	Parallel int
+}
+
+// NewCmdPing connects to hosts and measures them.
+func NewCmdPing(f *Factory, runF func(*PingOptions) error) *cobra.Command {
+	opts := &PingOptions{F: f}
+	cmd := &cobra.Command{
+		Use:   "ping [TARGET]",
+		Short: "Connect to hosts in parallel; print round-trip latency and remote hostname",
+		Long: `Connect to every selected host at once (default: all), measure an SSH
+round trip on the open connection and read the remote hostname.
+Unreachable hosts are reported with the reason (connection refused, timed
+out, auth failed, host key changed) and make the exit status 4; the others
+still answer.`,
+		Args: rangeArgs(0, 1),
+		RunE: func(c *cobra.Command, args []string) error {
+			opts.Target = "all"
+			if len(args) == 1 {
+				opts.Target = args[0]
+			}
+			if opts.Parallel < 1 {
+				return usagef("--parallel must be at least 1")
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return pingRun(c.Context(), opts)
+		},
+	}
+	cmd.Flags().IntVar(&opts.Parallel, "parallel", 32, "hosts contacted at once")
+	return cmd
+}
+
+// PingResult is one host's answer; also the --json event.
+type PingResult struct {
+	Host     string  `json:"host"`
+	OK       bool    `json:"ok"`
+	Hostname string  `json:"hostname,omitempty"`
+	RTTms    float64 `json:"rtt_ms"`
+	Connect  float64 `json:"connect_ms"`
+	Reason   string  `json:"reason,omitempty"`
+	Error    string  `json:"error,omitempty"`
+
+	err error
+}
+
+func pingRun(ctx context.Context, opts *PingOptions) error {
+	io := opts.F.IO
+	inv, err := opts.F.Inventory()
+	if err != nil {
+		return err
+	}
+	hosts, err := inv.Select(opts.Target)
+	if err != nil {
+		return err
+	}
+	conn, err := opts.F.Connector(inv)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close() }()
+
+	results := make([]PingResult, len(hosts))
+	sshexec.ForEach(ctx, opts.Parallel, hosts, func(ctx context.Context, i int, h *inventory.Host) {
+		results[i] = pingHost(ctx, conn, h)
+		if io.JSON {
+			_ = io.Event(results[i])
+		}
+	})
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+
+	he := &HostsError{Total: len(hosts)}
+	for _, r := range results {
+		if !r.OK {
+			var ce *sshexec.ConnError
+			if errors.As(r.err, &ce) {
+				he.Unreachable++
+			} else {
+				he.Failed++
+			}
+		}
+	}
+	if !io.JSON {
+		cs := io.OutColorScheme()
+		tw := tabwriter.NewWriter(io.Out, 0, 4, 2, ' ', 0)
+		for _, r := range results {
+			if r.OK {
+				fmt.Fprintf(tw, "%s %s\t%s\trtt %s\tconnect %s\n", cs.SuccessIcon(), cs.Host(r.Host), r.Hostname, ms(r.RTTms), ms(r.Connect))
+			} else {
+				fmt.Fprintf(tw, "%s %s\t%s\t%s\n", cs.FailureIcon(), cs.Host(r.Host), cs.Red(strings.ToUpper(r.Reason)), r.Error)
+			}
+		}
+		_ = tw.Flush()
+		ecs := io.ColorScheme()
+		bad := he.Failed + he.Unreachable
+		if bad == 0 {
+			fmt.Fprintf(io.ErrOut, "%s %d/%d hosts answered\n", ecs.SuccessIcon(), len(hosts), len(hosts))
+		} else {
+			fmt.Fprintf(io.ErrOut, "%s %d/%d hosts answered, %d unreachable\n", ecs.FailureIcon(), len(hosts)-bad, len(hosts), bad)
+		}
+	}
+	if he.Failed+he.Unreachable > 0 {
+		return &SilentError{Code: ExitCode(he)}
+	}
+	return nil
+}
+
+func ms(v float64) string {
+	if v < 10 {
+		return fmt.Sprintf("%.2fms", v)
+	}
+	return fmt.Sprintf("%.0fms", v)
+}
+
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func pingHost(ctx context.Context, conn Connector, h *inventory.Host) PingResult {
+	r := PingResult{Host: h.Name}
+	fail := func(err error) PingResult {
+		r.err = err
+		r.Error = err.Error()
+		var ce *sshexec.ConnError
+		switch {
+		case errors.As(err, &ce):
+			r.Reason = string(ce.Reason)
+			// The reason has its own column; keep the detail only.
+			if ce.Err != nil {
+				r.Error = ce.Err.Error()
+			}
+		case errors.Is(err, context.Canceled):
+			r.Reason = "interrupted"
+		default:
+			r.Reason = "failed"
+		}
+		return r
+	}
+	start := time.Now()
+	run, err := conn.Runner(ctx, h)
+	if err != nil {
+		return fail(err)
+	}
+	r.Connect = millis(time.Since(start))
+	if p, ok := run.(sshexec.Pinger); ok {
+		rtt, err := p.Ping(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		r.RTTms = millis(rtt)
+	}
+	res, err := run.Run(ctx, sshexec.Cmd{Argv: []string{"uname", "-n"}, Timeout: 30 * time.Second})
+	if err != nil {
+		return fail(err)
+	}
+	r.Hostname = strings.TrimSpace(string(res.Stdout))
+	r.OK = true
+	return r
+}

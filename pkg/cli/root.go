@@ -1,0 +1,121 @@
+// Package cli is hoctl's command line: one constructor per command, each
+// with an options struct and a run function that tests call without a
+// terminal. Errors come back as values and are mapped to exit codes once,
+// in ExitCode.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/hoctl/hoctl/pkg/iostreams"
+	"github.com/spf13/cobra"
+)
+
+// Main runs hoctl with args and returns the process exit code.
+func Main(args []string, version string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// After the first Ctrl-C, restore the default so a second one kills
+	// hoctl outright if clean-up itself hangs.
+	go func() { <-ctx.Done(); stop() }()
+
+	f := &Factory{IO: iostreams.System(os.Getenv), Version: version, Getenv: os.Getenv}
+	root := NewRootCmd(f)
+	root.SetArgs(args)
+	err := Execute(ctx, root)
+	if err != nil && ctx.Err() != nil && !errors.Is(err, context.Canceled) {
+		err = fmt.Errorf("%w: %v", context.Canceled, err)
+	}
+	code := ExitCode(err)
+	var se *SilentError
+	if err != nil && !errors.As(err, &se) {
+		cs := f.IO.ColorScheme()
+		if errors.Is(err, context.Canceled) {
+			fmt.Fprintf(f.IO.ErrOut, "%s interrupted\n", cs.FailureIcon())
+		} else {
+			fmt.Fprintf(f.IO.ErrOut, "%s %s\n", cs.Red("error:"), err)
+		}
+		var ue *UsageError
+		if errors.As(err, &ue) {
+			fmt.Fprintln(f.IO.ErrOut, "Run 'hoctl --help' for usage.")
+		}
+	}
+	return code
+}
+
+// NewRootCmd builds the command tree.
+func NewRootCmd(f *Factory) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "hoctl",
+		Short: "Drive a small NixOS/Nomad/Consul cluster over SSH, with checks before and after every step",
+		Long: `hoctl reads a host inventory and runs ordered steps over SSH, each with a
+check before and a check after.
+
+EXIT STATUS
+  0 ok · 1 a step failed · 2 usage or inventory error · 3 a before check
+  refused to start · 4 a host unreachable · 5 an after check failed (the
+  change happened but is not verified) · 130 interrupted`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Version:       f.Version,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVarP(&f.InventoryPath, "inventory", "i", "", "inventory file (default $HOCTL_INVENTORY, else ./inventory.yaml)")
+	pf.BoolVar(&f.IO.JSON, "json", false, "one JSON object per event on stdout, nothing else")
+	pf.BoolVar(&f.Yes, "yes", false, "do not ask for confirmation")
+	pf.BoolVar(&f.DryRun, "dry-run", false, "run the before checks and print the plan; change nothing")
+	pf.CountVarP(&f.Verbose, "verbose", "v", "more detail on stderr (repeat for more)")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{Err: err} })
+	root.SetOut(f.IO.Out)
+	root.SetErr(f.IO.ErrOut)
+
+	root.AddCommand(
+		NewCmdHosts(f, nil),
+		NewCmdPing(f, nil),
+		NewCmdRun(f, nil),
+		NewCmdVersion(f),
+	)
+	return root
+}
+
+// Execute runs the command tree, turning cobra's untyped complaints about
+// the command line into UsageErrors so they exit 2.
+func Execute(ctx context.Context, root *cobra.Command) error {
+	err := root.ExecuteContext(ctx)
+	if err != nil && strings.HasPrefix(err.Error(), "unknown command") {
+		return &UsageError{Err: err}
+	}
+	return err
+}
+
+// NewCmdVersion prints the version.
+func NewCmdVersion(f *Factory) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print hoctl's version",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if f.IO.JSON {
+				return f.IO.Event(map[string]string{"version": f.Version})
+			}
+			_, err := fmt.Fprintln(f.IO.Out, "hoctl", f.Version)
+			return err
+		},
+	}
+}
+
+// exactArgs is cobra.RangeArgs returning a UsageError.
+func rangeArgs(lo, hi int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.RangeArgs(lo, hi)(cmd, args); err != nil {
+			return &UsageError{Err: err}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,294 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/iostreams"
+	"github.com/hoctl/hoctl/pkg/sshexec"
+	"github.com/spf13/cobra"
+)
+
+// RunOptions are the inputs of `hoctl run`.
+type RunOptions struct {
+	F        *Factory
+	Target   string
+	Command  sshexec.Cmd
+	Parallel int
+	Group    bool
+	Timeout  time.Duration
+}
+
+// NewCmdRun runs an ad-hoc command on many hosts.
+func NewCmdRun(f *Factory, runF func(*RunOptions) error) *cobra.Command {
+	opts := &RunOptions{F: f}
+	cmd := &cobra.Command{
+		Use:   "run TARGET -- CMD [ARG...]",
+		Short: "Run a command on many hosts at once",
+		Long: `Run a command on every host TARGET selects, --parallel at a time.
+
+With one word after --, it is a shell command line, as with ssh:
+  hoctl run cattle -- 'systemctl is-active nomad && uptime'
+With several words, each is quoted so the remote side sees exactly them:
+  hoctl run all -- ls -l "/data/my dir"
+
+Output is streamed as it comes, each line prefixed with its host (stdout to
+stdout, stderr to stderr), or with --group printed per host when it ends.
+A summary of exit codes follows on stderr. The exit status is 4 if a host
+was unreachable, 1 if a command failed anywhere, else 0.`,
+		Args: func(c *cobra.Command, args []string) error {
+			dash := c.ArgsLenAtDash()
+			if dash != 1 || len(args) < 2 {
+				return usagef("expected TARGET -- CMD [ARG...]")
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			opts.Target = args[0]
+			words := args[1:]
+			if len(words) == 1 {
+				opts.Command = sshexec.Cmd{Script: words[0]}
+			} else {
+				opts.Command = sshexec.Cmd{Argv: words}
+			}
+			if strings.TrimSpace(opts.Command.Line()) == "" {
+				return usagef("empty command")
+			}
+			if opts.Parallel < 1 {
+				return usagef("--parallel must be at least 1")
+			}
+			opts.Command.Timeout = opts.Timeout
+			if runF != nil {
+				return runF(opts)
+			}
+			return runRun(c.Context(), opts)
+		},
+	}
+	cmd.Flags().IntVar(&opts.Parallel, "parallel", 32, "hosts running the command at once")
+	cmd.Flags().BoolVar(&opts.Group, "group", false, "print each host's output together when it finishes")
+	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 0, "per-host command timeout (default: the inventory's command_timeout)")
+	return cmd
+}
+
+// RunResult is one host's outcome; also the --json event.
+type RunResult struct {
+	Host       string  `json:"host"`
+	ExitCode   int     `json:"exit_code"`
+	Signal     string  `json:"signal,omitempty"`
+	Stdout     string  `json:"stdout"`
+	Stderr     string  `json:"stderr"`
+	DurationMS float64 `json:"duration_ms"`
+	Error      string  `json:"error,omitempty"`
+	Reason     string  `json:"reason,omitempty"`
+
+	err error
+}
+
+func runRun(ctx context.Context, opts *RunOptions) error {
+	ios := opts.F.IO
+	inv, err := opts.F.Inventory()
+	if err != nil {
+		return err
+	}
+	hosts, err := inv.Select(opts.Target)
+	if err != nil {
+		return err
+	}
+	conn, err := opts.F.Connector(inv)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close() }()
+
+	width := 0
+	for _, h := range hosts {
+		width = max(width, len(h.Name))
+	}
+	results := make([]RunResult, len(hosts))
+	sshexec.ForEach(ctx, opts.Parallel, hosts, func(ctx context.Context, i int, h *inventory.Host) {
+		results[i] = runOne(ctx, opts, conn, h, width)
+		if ios.JSON {
+			_ = ios.Event(results[i])
+		}
+	})
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	he := &HostsError{Total: len(hosts)}
+	for _, r := range results {
+		var ce *sshexec.ConnError
+		switch {
+		case r.err == nil:
+		case errors.As(r.err, &ce):
+			he.Unreachable++
+		default:
+			he.Failed++
+		}
+	}
+	if !ios.JSON {
+		printRunSummary(ios, results, he)
+	}
+	if he.Failed+he.Unreachable > 0 {
+		return &SilentError{Code: ExitCode(he)}
+	}
+	return nil
+}
+
+func runOne(ctx context.Context, opts *RunOptions, conn Connector, h *inventory.Host, width int) RunResult {
+	ios := opts.F.IO
+	r := RunResult{Host: h.Name}
+	cmd := opts.Command
+	var outBuf, errBuf bytes.Buffer
+	var outW, errW *prefixWriter
+	switch {
+	case ios.JSON:
+		cmd.Stdout, cmd.Stderr = &outBuf, &errBuf
+	case opts.Group:
+		cmd.Stdout, cmd.Stderr = &outBuf, &errBuf
+	default:
+		cs := ios.OutColorScheme()
+		pad := strings.Repeat(" ", width-len(h.Name))
+		outW = &prefixWriter{io: ios, w: ios.Out, prefix: cs.Host(h.Name) + pad + " | "}
+		errW = &prefixWriter{io: ios, w: ios.ErrOut, prefix: ios.ColorScheme().Host(h.Name) + pad + " ! "}
+		cmd.Stdout, cmd.Stderr = outW, errW
+	}
+	start := time.Now()
+	res, err := func() (*sshexec.Result, error) {
+		run, err := conn.Runner(ctx, h)
+		if err != nil {
+			return nil, err
+		}
+		return run.Run(ctx, cmd)
+	}()
+	if outW != nil {
+		outW.Flush()
+		errW.Flush()
+	}
+	r.DurationMS = millis(time.Since(start))
+	r.Stdout, r.Stderr = outBuf.String(), errBuf.String()
+	if res != nil {
+		r.ExitCode, r.Signal = res.ExitCode, res.Signal
+	}
+	if err != nil {
+		r.err = err
+		r.Error = err.Error()
+		var ce *sshexec.ConnError
+		if errors.As(err, &ce) {
+			r.Reason = string(ce.Reason)
+			r.ExitCode = -1
+		}
+	}
+	if opts.Group && !ios.JSON {
+		printGroup(ios, r)
+	}
+	return r
+}
+
+func printGroup(ios *iostreams.IOStreams, r RunResult) {
+	cs := ios.OutColorScheme()
+	ios.Lock()
+	defer ios.Unlock()
+	status := cs.Green("exit 0")
+	switch {
+	case r.Reason != "":
+		status = cs.Red(r.Reason)
+	case r.Signal != "":
+		status = cs.Red("signal " + r.Signal)
+	case r.ExitCode != 0:
+		status = cs.Red(fmt.Sprintf("exit %d", r.ExitCode))
+	}
+	fmt.Fprintf(ios.Out, "── %s (%s, %s)\n", cs.Bold(cs.Host(r.Host)), status, ms(r.DurationMS))
+	_, _ = io.WriteString(ios.Out, withNewline(r.Stdout))
+	_, _ = io.WriteString(ios.ErrOut, withNewline(r.Stderr))
+	if r.Reason != "" {
+		fmt.Fprintln(ios.ErrOut, r.Error)
+	}
+}
+
+func withNewline(s string) string {
+	if s != "" && !strings.HasSuffix(s, "\n") {
+		return s + "\n"
+	}
+	return s
+}
+
+func printRunSummary(ios *iostreams.IOStreams, results []RunResult, he *HostsError) {
+	cs := ios.ColorScheme()
+	var bad []string
+	for _, r := range results {
+		switch {
+		case r.Reason != "":
+			bad = append(bad, fmt.Sprintf("%s: %s", r.Host, r.Error))
+		case r.err != nil && r.Signal != "":
+			bad = append(bad, fmt.Sprintf("%s: killed by %s", r.Host, r.Signal))
+		case r.err != nil && r.ExitCode != 0:
+			bad = append(bad, fmt.Sprintf("%s: exit %d", r.Host, r.ExitCode))
+		case r.err != nil:
+			bad = append(bad, fmt.Sprintf("%s: %s", r.Host, r.Error))
+		}
+	}
+	ok := he.Total - len(bad)
+	if len(bad) == 0 {
+		fmt.Fprintf(ios.ErrOut, "%s %d/%d hosts exited 0\n", cs.SuccessIcon(), ok, he.Total)
+		return
+	}
+	fmt.Fprintf(ios.ErrOut, "%s %d/%d hosts exited 0; %d failed, %d unreachable\n", cs.FailureIcon(), ok, he.Total, he.Failed, he.Unreachable)
+	for _, b := range bad {
+		fmt.Fprintf(ios.ErrOut, "  %s\n", b)
+	}
+}
+
+// prefixWriter writes whole lines, each with a host prefix, holding the
+// IOStreams lock per line so hosts never interleave mid-line.
+type prefixWriter struct {
+	io     *iostreams.IOStreams
+	w      io.Writer
+	prefix string
+	mu     sync.Mutex
+	buf    []byte
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.buf = append(p.buf, b...)
+	for {
+		i := bytes.IndexByte(p.buf, '\n')
+		if i < 0 {
+			break
+		}
+		p.emit(p.buf[:i+1])
+		p.buf = p.buf[i+1:]
+	}
+	// A runaway line without newlines is flushed in pieces rather than
+	// held in memory without bound.
+	if len(p.buf) > 64<<10 {
+		p.emit(append(p.buf, '\n'))
+		p.buf = nil
+	}
+	return len(b), nil
+}
+
+func (p *prefixWriter) emit(line []byte) {
+	p.io.Lock()
+	_, _ = io.WriteString(p.w, p.prefix)
+	_, _ = p.w.Write(line)
+	p.io.Unlock()
+}
+
+// Flush writes a last line that had no newline.
+func (p *prefixWriter) Flush() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.buf) > 0 {
+		p.emit(append(p.buf, '\n'))
+		p.buf = nil
+	}
+}

@@ -1,0 +1,175 @@
+// Package iostreams is hoctl's one output type: data on stdout, progress
+// and status on stderr, styling only where a terminal will show it, and a
+// Test constructor so commands run without one.
+package iostreams
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/charmbracelet/lipgloss"
+	"github.com/muesli/termenv"
+	"golang.org/x/term"
+)
+
+// IOStreams carries a command's input and outputs and what they are
+// connected to.
+type IOStreams struct {
+	In     io.Reader
+	Out    io.Writer
+	ErrOut io.Writer
+
+	stdinTTY, stdoutTTY, stderrTTY bool
+	color                          bool
+	// JSON mode: stdout carries only JSON events.
+	JSON bool
+
+	mu    sync.Mutex // serialises Event and status lines from goroutines
+	cs    *ColorScheme
+	outCS *ColorScheme
+}
+
+// System returns streams on the process's stdin, stdout and stderr.
+// getenv is consulted for NO_COLOR.
+func System(getenv func(string) string) *IOStreams {
+	s := &IOStreams{
+		In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr,
+		stdinTTY:  term.IsTerminal(int(os.Stdin.Fd())),
+		stdoutTTY: term.IsTerminal(int(os.Stdout.Fd())),
+		stderrTTY: term.IsTerminal(int(os.Stderr.Fd())),
+	}
+	s.color = getenv("NO_COLOR") == "" && getenv("TERM") != "dumb"
+	return s
+}
+
+// Test returns streams backed by buffers, with no terminal anywhere.
+func Test() (*IOStreams, *bytes.Buffer, *bytes.Buffer, *bytes.Buffer) {
+	in, out, errOut := &bytes.Buffer{}, &bytes.Buffer{}, &bytes.Buffer{}
+	return &IOStreams{In: in, Out: out, ErrOut: errOut}, in, out, errOut
+}
+
+// SetTTY forces terminal detection, for tests.
+func (s *IOStreams) SetTTY(stdin, stdout, stderr bool) {
+	s.stdinTTY, s.stdoutTTY, s.stderrTTY = stdin, stdout, stderr
+	s.cs, s.outCS = nil, nil
+}
+
+// SetColor allows or forbids colour, for tests; it still shows only on a
+// terminal.
+func (s *IOStreams) SetColor(on bool) { s.color = on; s.cs, s.outCS = nil, nil }
+
+// IsStdoutTTY reports whether stdout is a terminal.
+func (s *IOStreams) IsStdoutTTY() bool { return s.stdoutTTY }
+
+// IsStderrTTY reports whether stderr is a terminal.
+func (s *IOStreams) IsStderrTTY() bool { return s.stderrTTY }
+
+// CanPrompt reports whether a confirmation can be asked: both stdin and
+// stderr are terminals and output is not for machines.
+func (s *IOStreams) CanPrompt() bool { return s.stdinTTY && s.stderrTTY && !s.JSON }
+
+// ColorEnabled reports whether stderr is styled.
+func (s *IOStreams) ColorEnabled() bool { return s.color && s.stderrTTY }
+
+// Lock serialises writes from concurrent goroutines; hold it for a whole
+// line so output from hosts never interleaves mid-line.
+func (s *IOStreams) Lock()   { s.mu.Lock() }
+func (s *IOStreams) Unlock() { s.mu.Unlock() }
+
+// Event writes one JSON object as one line on stdout.
+func (s *IOStreams) Event(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, err = s.Out.Write(append(b, '\n'))
+	return err
+}
+
+// ColorScheme styles text written to stderr: status and progress.
+func (s *IOStreams) ColorScheme() *ColorScheme {
+	if s.cs == nil {
+		s.cs = newScheme(s.ErrOut, s.color && s.stderrTTY)
+	}
+	return s.cs
+}
+
+// OutColorScheme styles data written to stdout, plain when it is piped.
+func (s *IOStreams) OutColorScheme() *ColorScheme {
+	if s.outCS == nil {
+		s.outCS = newScheme(s.Out, s.color && s.stdoutTTY && !s.JSON)
+	}
+	return s.outCS
+}
+
+func newScheme(w io.Writer, on bool) *ColorScheme {
+	r := lipgloss.NewRenderer(w)
+	if on {
+		r.SetColorProfile(termenv.ANSI256)
+	} else {
+		r.SetColorProfile(termenv.Ascii)
+	}
+	return &ColorScheme{r: r, enabled: on}
+}
+
+// ColorScheme returns text unchanged when colour is off.
+type ColorScheme struct {
+	r       *lipgloss.Renderer
+	enabled bool
+}
+
+func (c *ColorScheme) style(fg string, bold bool, s string) string {
+	if !c.enabled {
+		return s
+	}
+	st := c.r.NewStyle().Bold(bold)
+	if fg != "" {
+		st = st.Foreground(lipgloss.Color(fg))
+	}
+	return st.Render(s)
+}
+
+// Bold is emphasised text.
+func (c *ColorScheme) Bold(s string) string { return c.style("", true, s) }
+
+// Green marks success.
+func (c *ColorScheme) Green(s string) string { return c.style("2", false, s) }
+
+// Red marks failure.
+func (c *ColorScheme) Red(s string) string { return c.style("1", true, s) }
+
+// Yellow marks warnings.
+func (c *ColorScheme) Yellow(s string) string { return c.style("3", false, s) }
+
+// Dim is secondary text.
+func (c *ColorScheme) Dim(s string) string { return c.style("8", false, s) }
+
+// Host colours a host name with a stable colour per name, so streamed
+// lines from many hosts can be told apart at a glance.
+func (c *ColorScheme) Host(name string) string {
+	if !c.enabled {
+		return name
+	}
+	palette := []string{"6", "5", "4", "3", "2", "14", "13", "12", "11", "10"}
+	h := 0
+	for _, r := range name {
+		h = h*31 + int(r)
+	}
+	if h < 0 {
+		h = -h
+	}
+	return c.style(palette[h%len(palette)], false, name)
+}
+
+// Renderer is the lipgloss renderer bound to stderr's capabilities.
+func (c *ColorScheme) Renderer() *lipgloss.Renderer { return c.r }
+
+// SuccessIcon, FailureIcon and WarningIcon prefix status lines.
+func (c *ColorScheme) SuccessIcon() string { return c.Green("✓") }
+func (c *ColorScheme) FailureIcon() string { return c.Red("✗") }
+func (c *ColorScheme) WarningIcon() string { return c.Yellow("!") }
