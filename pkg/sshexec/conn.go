@@ -135,14 +135,15 @@ func (c *Conn) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	}
 	// Stdin is copied by our own goroutine: the session's Wait would
 	// otherwise wait for a reader that may never end (a pipe whose other
-	// side is still running).
-	var stdin io.WriteCloser
-	if cmd.Stdin != nil {
-		if stdin, err = sess.StdinPipe(); err != nil {
-			return nil, err
-		}
+	// side is still running). Without input, stdin stays open until the
+	// command ends: its EOF is what stops the remote side if we go away
+	// (see killable).
+	stdin, err := sess.StdinPipe()
+	if err != nil {
+		return nil, err
 	}
-	line := killable(withBecome(cmd.Line(), c.target.Become))
+	defer func() { _ = stdin.Close() }()
+	line := killable(withBecome(cmd.Line(), c.target.Become), cmd.Stdin != nil)
 	start := time.Now()
 	if err := sess.Start(line); err != nil {
 		if c.isDead() {
@@ -150,7 +151,7 @@ func (c *Conn) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 		}
 		return nil, &ConnError{Host: c.target.Name, Addr: c.target.HostPort(), Reason: ReasonLost, Err: fmt.Errorf("start: %w", err)}
 	}
-	if stdin != nil {
+	if cmd.Stdin != nil {
 		go func() {
 			_, _ = io.Copy(stdin, cmd.Stdin)
 			_ = stdin.Close()
@@ -165,11 +166,19 @@ func (c *Conn) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	case <-ctx.Done():
 		ctxErr = c.wrapCtx(ctx)
 		_ = sess.Signal(ssh.SIGTERM)
+		// Ending stdin makes the watcher kill the group where the signal
+		// was refused.
+		_ = stdin.Close()
 		select {
 		case err = <-done:
 		case <-time.After(cancelGrace):
 			_ = sess.Close()
-			err = <-done
+			select {
+			case err = <-done:
+			case <-time.After(cancelGrace):
+				// The server keeps the channel open; stop waiting for it.
+				err = errors.New("remote command did not stop")
+			}
 		}
 	case <-c.dead:
 		_ = sess.Close()

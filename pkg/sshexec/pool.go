@@ -157,6 +157,7 @@ func (p *Pool) dial(ctx context.Context, t *Target) (*Conn, error) {
 			}
 			return nil, cerr(classifyDial(err), err)
 		}
+		raw = quickAck(raw)
 	}
 
 	// Bound the whole handshake: a host that accepts TCP but never speaks

@@ -41,12 +41,30 @@ func withBecome(line, become string) string {
 	return line
 }
 
-// killable makes a remote command line stop with its whole process tree
-// when the session is signalled. sshd runs each session in its own process
-// group but signals only the shell; a shell waiting on a foreground child
-// would not react until the child exits, so the command runs in the
-// background (with the session's stdin passed through fd 3, since POSIX
-// shells give background jobs /dev/null) and the trap signals the group.
-func killable(line string) string {
-	return "trap 'trap - TERM INT HUP; kill -TERM 0' TERM INT HUP; exec 3<&0; (" + line + "\n) <&3 3<&- & wait $!"
+// killable makes a remote command line stop, with its whole process tree,
+// when hoctl cancels it or goes away. Two mechanisms, because neither is
+// enough alone:
+//
+//   - The "signal" channel request makes sshd killpg the session, but
+//     OpenSSH refuses it in some setups ("session signalling requires
+//     privilege separation", seen on the lab's sshd) and older ones lack it.
+//     The trap turns a signal to the shell into one for the whole group,
+//     for servers that signal only the leader.
+//   - For a command without input, hoctl keeps the session's stdin open
+//     and a watcher waits for its EOF, which comes when the channel closes:
+//     on cancellation, and also when the connection dies (hoctl killed,
+//     network gone). The watcher then kills the process group; sshd put
+//     the session in a group of its own. The command itself reads
+//     /dev/null. The watcher holds no output descriptor, or the session
+//     would not end until it did.
+//
+// A command with input keeps stdin for its data (passed through fd 3,
+// since POSIX shells give background jobs /dev/null); closing the channel
+// ends its input instead.
+func killable(line string, hasStdin bool) string {
+	const trap = "trap 'trap - TERM INT HUP; kill -TERM 0' TERM INT HUP; "
+	if hasStdin {
+		return trap + "exec 3<&0; (" + line + "\n) <&3 3<&- & wait $!"
+	}
+	return trap + "exec 3<&0; { cat; kill -TERM 0; } <&3 >/dev/null 2>&1 & exec 3<&-; (" + line + "\n) </dev/null & wait $!"
 }

@@ -579,3 +579,33 @@ func TestForEachBoundsConcurrency(t *testing.T) {
 		t.Fatalf("peak %d, seen %d", peak.Load(), len(seen))
 	}
 }
+
+// When the client disappears (hoctl killed, network gone) the remote
+// command must not run on: the session's stdin reaches EOF and the
+// watcher kills the process group.
+func TestConnectionLossStopsRemoteCommand(t *testing.T) {
+	e := newEnv(t)
+	s := e.server()
+	p := NewPool(PoolOptions{})
+	r, err := p.Runner(context.Background(), e.target("h", s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker := fmt.Sprintf("%d.%d", 200+time.Now().Nanosecond()%700, os.Getpid()%1000+3)
+	go func() { _, _ = r.Run(context.Background(), Cmd{Script: "sleep " + marker + "; echo never"}) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for !processAlive(t, "sleep "+marker) {
+		if time.Now().After(deadline) {
+			t.Fatal("remote sleep never started")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = p.Close()
+	deadline = time.Now().Add(5 * time.Second)
+	for processAlive(t, "sleep "+marker) {
+		if time.Now().After(deadline) {
+			t.Fatal("remote sleep survived the connection")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,0 +1,223 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestPingAllFleet(t *testing.T) {
+	r := hoctl(t, fleet.Inventory, "ping", "all")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, h := range fleet.Hosts {
+		// The remote hostname proves each sshd runs in its own UTS namespace.
+		if !strings.Contains(r.stdout, fmt.Sprintf("✓ %s  %s  rtt", h.Name, h.Name)) {
+			t.Errorf("no ok line for %s in:\n%s", h.Name, r.stdout)
+		}
+	}
+	if !strings.Contains(r.stderr, fmt.Sprintf("%d/%d hosts answered", fleetSize, fleetSize)) {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+}
+
+func TestRunOnFleetStreamsAndJSON(t *testing.T) {
+	r := hoctl(t, fleet.Inventory, "run", "all", "--", "hostname; echo to-stderr >&2")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	for _, h := range fleet.Hosts {
+		if !strings.Contains(r.stdout, h.Name+" | "+h.Name+"\n") {
+			t.Errorf("missing %s line", h.Name)
+		}
+		if !strings.Contains(r.stderr, h.Name+" ! to-stderr\n") {
+			t.Errorf("missing %s stderr line", h.Name)
+		}
+	}
+	r = hoctl(t, fleet.Inventory, "--json", "run", "odd", "--", "sh", "-c", "echo $1; exit 3", "x", "arg with space")
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", r.code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != fleetSize/2 {
+		t.Fatalf("%d JSON lines for the odd group", len(lines))
+	}
+	for _, l := range lines {
+		var ev struct {
+			Host     string `json:"host"`
+			Stdout   string `json:"stdout"`
+			ExitCode int    `json:"exit_code"`
+		}
+		if err := json.Unmarshal([]byte(l), &ev); err != nil {
+			t.Fatalf("not JSON: %q", l)
+		}
+		if ev.Stdout != "arg with space\n" || ev.ExitCode != 3 {
+			t.Errorf("%+v", ev)
+		}
+	}
+}
+
+func TestDownAndHungHostsReportedWhileOthersAnswer(t *testing.T) {
+	down, hung := fleet.Hosts[2].Name, fleet.Hosts[3].Name
+	if err := fleet.Kill(down); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := fleet.Restart(context.Background(), down); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := fleet.Hang(hung); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fleet.Resume(hung) })
+
+	r := hoctl(t, fleet.Inventory, "ping", "all")
+	if r.code != 4 {
+		t.Fatalf("exit %d, want 4\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "✗ "+down+"  CONNECTION REFUSED") {
+		t.Errorf("down host not reported as refused:\n%s", r.stdout)
+	}
+	if !strings.Contains(r.stdout, "✗ "+hung+"  TIMED OUT") {
+		t.Errorf("hung host not reported as timed out:\n%s", r.stdout)
+	}
+	if !strings.Contains(r.stderr, fmt.Sprintf("%d/%d hosts answered, 2 unreachable", fleetSize-2, fleetSize)) {
+		t.Errorf("summary: %s", r.stderr)
+	}
+	// connect_timeout is 2s in the lab inventory: the hung host must not
+	// hold the run much longer. The bound is loose on purpose (noisy
+	// machine); it catches a hang, not a slow run.
+	if r.duration > 30*time.Second {
+		t.Errorf("ping took %s", r.duration)
+	}
+
+	r = hoctl(t, fleet.Inventory, "run", "all", "--", "true")
+	if r.code != 4 {
+		t.Fatalf("run: exit %d, want 4\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, fmt.Sprintf("%d/%d hosts exited 0; 0 failed, 2 unreachable", fleetSize-2, fleetSize)) {
+		t.Errorf("run summary:\n%s", r.stderr)
+	}
+}
+
+func TestChangedHostKeyIsRefused(t *testing.T) {
+	h := fleet.Hosts[5].Name
+	before := hoctl(t, fleet.Inventory, "--json", "ping", h)
+	if before.code != 0 {
+		t.Fatalf("before rotation: %d %s", before.code, before.stderr)
+	}
+	if err := fleet.RotateHostKey(context.Background(), h); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := fleet.RefreshKnownHosts(); err != nil {
+			t.Error(err)
+		}
+	})
+	r := hoctl(t, fleet.Inventory, "ping", h)
+	if r.code != 4 {
+		t.Fatalf("exit %d, want 4\n%s", r.code, r.stdout)
+	}
+	if !strings.Contains(r.stdout, "HOST KEY CHANGED") || strings.Count(r.stdout, "SHA256:") != 2 {
+		t.Fatalf("want both fingerprints:\n%s", r.stdout)
+	}
+	// accept-new must not accept a changed key either.
+	inv := withPolicy(t, "accept-new")
+	if r := hoctl(t, inv, "ping", h); r.code != 4 || !strings.Contains(r.stdout, "HOST KEY CHANGED") {
+		t.Fatalf("accept-new accepted a changed key: %d\n%s", r.code, r.stdout)
+	}
+}
+
+func withPolicy(t *testing.T, policy string) string {
+	t.Helper()
+	data, err := os.ReadFile(fleet.Inventory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := strings.Replace(string(data), "host_key_policy: strict", "host_key_policy: "+policy, 1)
+	p := filepath.Join(t.TempDir(), "inventory.yaml")
+	if err := os.WriteFile(p, []byte(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func countProcs(t *testing.T, pattern string) int {
+	t.Helper()
+	out, _ := exec.Command("pgrep", "-c", "-f", pattern).Output()
+	var n int
+	_, _ = fmt.Sscan(strings.TrimSpace(string(out)), &n)
+	return n
+}
+
+func TestCtrlCStopsRemoteCommandsEverywhere(t *testing.T) {
+	marker := fmt.Sprintf("sleep %d.%d", 1000+os.Getpid()%1000, time.Now().Nanosecond()%1000)
+	cmd := exec.Command(hoctlBin, "run", "all", "--", marker+"; echo finished")
+	cmd.Env = append(os.Environ(), "HOCTL_INVENTORY="+fleet.Inventory, "NO_COLOR=1")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for countProcs(t, "^"+marker) < fleetSize {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d remote sleeps started", countProcs(t, "^"+marker))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 130 {
+		t.Fatalf("exit = %v, want 130\n%s", err, out.String())
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for countProcs(t, "^"+marker) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d remote sleeps survived Ctrl-C", countProcs(t, "^"+marker))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if strings.Contains(out.String(), "finished") {
+		t.Fatal("a remote command ran to completion after Ctrl-C")
+	}
+}
+
+func TestBadInventoryIsExit2WithPosition(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "inv.yaml")
+	if err := os.WriteFile(p, []byte("hosts:\n  a: {address: 127.0.2.11, prot: 22}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := hoctl(t, p, "ping", "all")
+	if r.code != 2 || !strings.Contains(r.stderr, p+":2:28: unknown field \"prot\"") {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+}
+
+func TestHostsSelectsFromLabInventory(t *testing.T) {
+	r := hoctl(t, fleet.Inventory, "hosts", "h0*,odd")
+	if r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	if n := strings.Count(r.stdout, "\n"); n != 1+9+5 {
+		t.Fatalf("%d lines:\n%s", n, r.stdout)
+	}
+	r = hoctl(t, fleet.Inventory, "hosts", "h99")
+	if r.code != 2 || !strings.Contains(r.stderr, "did you mean") {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+}

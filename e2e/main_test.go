@@ -1,0 +1,94 @@
+// Package e2e runs the built hoctl binary against the lab (internal/lab):
+// real sshd processes in their own namespaces on loopback addresses.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/hoctl/hoctl/internal/lab"
+)
+
+var (
+	hoctlBin string
+	fleet    *lab.Lab
+)
+
+const fleetSize = 20
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	if err := lab.Check(); err != nil {
+		if os.Getenv("CI") == "true" {
+			fmt.Fprintln(os.Stderr, "FAIL: lab tests must run in CI:", err)
+			return 1
+		}
+		fmt.Fprintln(os.Stderr, "SKIP: lab tests need root, sshd and btrfs-progs:", err)
+		return 0
+	}
+	tmp, err := os.MkdirTemp("", "hoctl-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = os.RemoveAll(tmp) }()
+	hoctlBin = filepath.Join(tmp, "hoctl")
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Dir(filepath.Dir(file))
+	build := exec.Command("go", "build", "-o", hoctlBin, "./cmd/hoctl")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building hoctl: %v\n%s", err, out)
+		return 1
+	}
+	hosts, groups := lab.NumberedHosts("h", fleetSize)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	fleet, err = lab.Start(ctx, lab.Config{Dir: "/tmp/hoctl-e2e-fleet", Net: 2, Hosts: hosts, Groups: groups, ConnectTimeout: 2 * time.Second})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting lab:", err)
+		return 1
+	}
+	defer func() {
+		if err := fleet.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "lab teardown:", err)
+		}
+	}()
+	return m.Run()
+}
+
+// result is one hoctl invocation.
+type result struct {
+	code     int
+	stdout   string
+	stderr   string
+	duration time.Duration
+}
+
+// hoctl runs the binary against inventory inv.
+func hoctl(t *testing.T, inv string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(hoctlBin, args...)
+	cmd.Env = append(os.Environ(), "HOCTL_INVENTORY="+inv, "NO_COLOR=1", "SSH_AUTH_SOCK=")
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	start := time.Now()
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errOut.String(), duration: time.Since(start)}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("hoctl %v: %v", args, err)
+	}
+	return r
+}

@@ -1,0 +1,84 @@
+// Command hoctl-lab starts and stops hoctl's lab cluster (see internal/lab)
+// for the demo and for poking at by hand. Tests use the package directly.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/hoctl/hoctl/internal/lab"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "hoctl-lab:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("hoctl-lab", flag.ContinueOnError)
+	dir := fs.String("dir", "/tmp/hoctl-lab", "lab directory")
+	netw := fs.Int("net", 1, "loopback block: hosts get 127.0.NET.11 and up")
+	hosts := fs.String("hosts", "seed", `"seed" for the seed's cluster, or a number of hosts`)
+	disk := fs.Int64("disk-mib", 2048, "size of each host's btrfs /persist image in MiB (0: tmpfs)")
+	fs.Usage = func() {
+		fmt.Fprintln(os.Stderr, "usage: hoctl-lab [flags] up|down|kill HOST|hang HOST|resume HOST|restart HOST")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return fmt.Errorf("missing command")
+	}
+	ctx := context.Background()
+	switch cmd := fs.Arg(0); cmd {
+	case "up":
+		cfg := lab.Config{Dir: *dir, Net: *netw, DiskSize: *disk << 20}
+		if *hosts == "seed" {
+			cfg.Hosts, cfg.Groups = lab.SeedHosts()
+		} else {
+			n, err := strconv.Atoi(*hosts)
+			if err != nil {
+				return fmt.Errorf("--hosts: %w", err)
+			}
+			cfg.Hosts, cfg.Groups = lab.NumberedHosts("h", n)
+		}
+		l, err := lab.Start(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "lab up: %d hosts in %s\n", len(l.Hosts), l.Dir)
+		fmt.Printf("export HOCTL_INVENTORY=%s\n", l.Inventory)
+		return nil
+	case "down":
+		return lab.Teardown(*dir)
+	case "kill", "hang", "resume", "restart":
+		if fs.NArg() != 2 {
+			return fmt.Errorf("%s needs a host name", cmd)
+		}
+		l, err := lab.Attach(*dir)
+		if err != nil {
+			return err
+		}
+		host := fs.Arg(1)
+		switch cmd {
+		case "kill":
+			return l.Kill(host)
+		case "hang":
+			return l.Hang(host)
+		case "resume":
+			return l.Resume(host)
+		default:
+			return l.Restart(ctx, host)
+		}
+	default:
+		fs.Usage()
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}
