@@ -335,7 +335,7 @@ AcceptEnv LANG LC_*
 			}
 			_ = f.Close()
 			if out, err := exec.Command("mkfs.btrfs", "-q", img).CombinedOutput(); err != nil {
-				return fmt.Errorf("mkfs.btrfs: %v: %s", err, out)
+				return fmt.Errorf("mkfs.btrfs: %w: %s", err, out)
 			}
 		}
 		fmt.Fprintf(&script, "mount -o loop %s /persist\n", img)

@@ -30,7 +30,7 @@ func Main(args []string, version string) int {
 	root.SetArgs(args)
 	err := Execute(ctx, root)
 	if err != nil && ctx.Err() != nil && !errors.Is(err, context.Canceled) {
-		err = fmt.Errorf("%w: %v", context.Canceled, err)
+		err = fmt.Errorf("%w: %w", context.Canceled, err)
 	}
 	code := ExitCode(err)
 	var se *SilentError

@@ -182,7 +182,7 @@ func (c *Conn) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 		}
 	case <-c.dead:
 		_ = sess.Close()
-		<-done
+		<-done //nolint:errcheck // the session died with the connection; c.lost() says why
 		return nil, c.lost()
 	}
 	res.Duration = time.Since(start)

@@ -1,0 +1,66 @@
+# hoctl — build, test, lint, demo, bench. Lab targets need root.
+GO      ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+GOLANGCI_LINT_VERSION := v2.15.0
+GOBIN   ?= $(shell $(GO) env GOPATH)/bin
+# The lab's Debian packages; bench adds the tools it compares against.
+LAB_PKGS   := openssh-server btrfs-progs util-linux procps
+BENCH_PKGS := pdsh ansible hyperfine
+
+.PHONY: all build test test-unit test-e2e lint fmt demo demo-down bench fuzz deps bench-deps clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/hoctl ./cmd/hoctl
+	$(GO) build -o bin/hoctl-lab ./internal/lab/cmd/hoctl-lab
+
+# Everything: unit tests (with the race detector), the in-process SSH
+# server tests, and the end-to-end tests of the binary against the lab.
+test: deps
+	$(GO) test -count=1 -race -timeout 10m ./pkg/... ./internal/...
+	$(GO) test -count=1 -timeout 15m ./e2e/...
+
+test-unit:
+	$(GO) test -count=1 -race ./pkg/... ./internal/...
+
+test-e2e: deps
+	$(GO) test -count=1 -v -timeout 15m ./e2e/...
+
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@command -v golangci-lint >/dev/null 2>&1 || [ -x $(GOBIN)/golangci-lint ] || \
+		$(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	PATH="$(GOBIN):$$PATH" golangci-lint run ./...
+
+fmt:
+	gofmt -w .
+
+# The lab cluster (the seed's hosts) and hoctl's jobs on it.
+demo: deps build
+	bash internal/lab/demo.sh
+
+demo-down:
+	./bin/hoctl-lab -dir /tmp/hoctl-lab down
+
+bench: deps bench-deps build
+	bash bench/run.sh
+
+fuzz:
+	$(GO) test ./pkg/inventory -run '^$$' -fuzz FuzzParse -fuzztime 60s
+
+# Install the lab's Debian packages when missing (root).
+deps:
+	@missing=""; for p in $(LAB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+
+bench-deps:
+	@missing=""; for p in $(BENCH_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+
+clean:
+	rm -rf bin

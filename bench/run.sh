@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# make bench: measure hoctl against pdsh and Ansible on the lab and print
+# Markdown for docs/benchmarks.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+go run ./bench "$@"

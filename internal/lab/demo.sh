@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The README's demo: start the lab (the seed's cluster as real sshd hosts in
+# namespaces on 127.0.1.x) and run hoctl's jobs against it. Run as root from
+# the repository root after `make build` (make demo does both).
+# KEEP_LAB=1 leaves the lab running afterwards (stop it with make demo-down).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+LAB=${LAB:-/tmp/hoctl-lab}
+HOCTL=./bin/hoctl
+LABCTL="./bin/hoctl-lab -dir $LAB"
+
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+run() { step "$*"; "$@"; echo "(exit $?)"; }
+
+cleanup() {
+	if [ "${KEEP_LAB:-}" = 1 ]; then
+		echo; echo "Lab left running: export HOCTL_INVENTORY=$LAB/inventory.yaml; stop it with: make demo-down"
+	else
+		$LABCTL down
+	fi
+}
+trap cleanup EXIT
+
+step "hoctl-lab up   # the seed's cluster: zippy, c1-c3, fractal, sunny, chilly"
+$LABCTL up >/dev/null || exit 1
+export HOCTL_INVENTORY=$LAB/inventory.yaml
+
+run $HOCTL hosts
+run $HOCTL hosts quorum
+run $HOCTL ping all
+run $HOCTL run cattle -- uptime
+run $HOCTL run cluster --group -- 'findmnt -no SOURCE,FSTYPE /persist; btrfs filesystem df -h /persist | head -1'
+run $HOCTL --json run zippy -- hostname
+
+step "hoctl-lab kill c2; hoctl-lab hang zippy   # one host down, one hung"
+$LABCTL kill c2 && $LABCTL hang zippy
+run $HOCTL ping all
+$LABCTL resume zippy && $LABCTL restart c2
+run $HOCTL ping cluster
