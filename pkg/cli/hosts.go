@@ -91,7 +91,14 @@ func hostsRun(opts *HostsOptions) error {
 	t := table.New().
 		Border(lipgloss.RoundedBorder()).
 		BorderStyle(cs.Renderer().NewStyle().Foreground(lipgloss.Color("8"))).
-		Headers("HOST", "ADDRESS", "ROLES", "GROUPS", "MANAGED")
+		Headers("HOST", "ADDRESS", "ROLES", "GROUPS", "MANAGED").
+		StyleFunc(func(row, _ int) lipgloss.Style {
+			st := cs.Renderer().NewStyle().Padding(0, 1)
+			if row == table.HeaderRow {
+				st = st.Bold(true)
+			}
+			return st
+		})
 	for _, r := range rows {
 		t.Row(cs.Bold(r.Name), r.Address, dash(strings.Join(r.Roles, ", ")), dash(strings.Join(r.Groups, ", ")), managed(r))
 	}

@@ -28,6 +28,7 @@ type IOStreams struct {
 	JSON bool
 
 	mu    sync.Mutex // serialises Event and status lines from goroutines
+	csMu  sync.Mutex // guards the lazily built schemes below
 	cs    *ColorScheme
 	outCS *ColorScheme
 }
@@ -53,13 +54,20 @@ func Test() (*IOStreams, *bytes.Buffer, *bytes.Buffer, *bytes.Buffer) {
 
 // SetTTY forces terminal detection, for tests.
 func (s *IOStreams) SetTTY(stdin, stdout, stderr bool) {
+	s.csMu.Lock()
+	defer s.csMu.Unlock()
 	s.stdinTTY, s.stdoutTTY, s.stderrTTY = stdin, stdout, stderr
 	s.cs, s.outCS = nil, nil
 }
 
 // SetColor allows or forbids colour, for tests; it still shows only on a
 // terminal.
-func (s *IOStreams) SetColor(on bool) { s.color = on; s.cs, s.outCS = nil, nil }
+func (s *IOStreams) SetColor(on bool) {
+	s.csMu.Lock()
+	defer s.csMu.Unlock()
+	s.color = on
+	s.cs, s.outCS = nil, nil
+}
 
 // IsStdoutTTY reports whether stdout is a terminal.
 func (s *IOStreams) IsStdoutTTY() bool { return s.stdoutTTY }
@@ -93,6 +101,8 @@ func (s *IOStreams) Event(v any) error {
 
 // ColorScheme styles text written to stderr: status and progress.
 func (s *IOStreams) ColorScheme() *ColorScheme {
+	s.csMu.Lock()
+	defer s.csMu.Unlock()
 	if s.cs == nil {
 		s.cs = newScheme(s.ErrOut, s.color && s.stderrTTY)
 	}
@@ -101,6 +111,8 @@ func (s *IOStreams) ColorScheme() *ColorScheme {
 
 // OutColorScheme styles data written to stdout, plain when it is piped.
 func (s *IOStreams) OutColorScheme() *ColorScheme {
+	s.csMu.Lock()
+	defer s.csMu.Unlock()
 	if s.outCS == nil {
 		s.outCS = newScheme(s.Out, s.color && s.stdoutTTY && !s.JSON)
 	}
