@@ -142,7 +142,10 @@ func (c *Conn) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = stdin.Close() }()
+	// Closed from the copier, on cancellation and on return; x/crypto's
+	// stdin Close is not safe to call concurrently.
+	closeStdin := sync.OnceFunc(func() { _ = stdin.Close() })
+	defer closeStdin()
 	line := killable(withBecome(cmd.Line(), c.target.Become), cmd.Stdin != nil)
 	start := time.Now()
 	if err := sess.Start(line); err != nil {
@@ -154,7 +157,7 @@ func (c *Conn) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	if cmd.Stdin != nil {
 		go func() {
 			_, _ = io.Copy(stdin, cmd.Stdin)
-			_ = stdin.Close()
+			closeStdin()
 		}()
 	}
 	done := make(chan error, 1)
@@ -168,7 +171,7 @@ func (c *Conn) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 		_ = sess.Signal(ssh.SIGTERM)
 		// Ending stdin makes the watcher kill the group where the signal
 		// was refused.
-		_ = stdin.Close()
+		closeStdin()
 		select {
 		case err = <-done:
 		case <-time.After(cancelGrace):
