@@ -8,50 +8,19 @@ import (
 	"fmt"
 	"os"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
-	"github.com/goccy/go-yaml/token"
+	"github.com/hoctl/hoctl/pkg/yamlerr"
 )
 
-// Error is one problem in an inventory file, located as precisely as the
-// YAML allows so the operator can jump straight to it.
-type Error struct {
-	File   string
-	Line   int
-	Column int
-	Field  string // dotted path, e.g. hosts.c1.port
-	Msg    string
-}
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		fmt.Fprintf(&b, ":%d:%d", e.Line, e.Column)
-	}
-	b.WriteString(": ")
-	if e.Field != "" {
-		b.WriteString(e.Field)
-		b.WriteString(": ")
-	}
-	b.WriteString(e.Msg)
-	return b.String()
-}
+// Error is one problem in an inventory file, with its position.
+type Error = yamlerr.Error
 
 // Errors is every problem found in one file, in file order.
-type Errors []*Error
-
-func (es Errors) Error() string {
-	lines := make([]string, len(es))
-	for i, e := range es {
-		lines[i] = e.Error()
-	}
-	return strings.Join(lines, "\n")
-}
+type Errors = yamlerr.Errors
 
 // file is the raw YAML shape; Inventory is what callers get after checks.
 type file struct {
@@ -130,13 +99,7 @@ func Parse(name string, data []byte) (*Inventory, error) {
 	v := &validator{name: name, ast: astFile, inv: inv}
 	v.run()
 	if len(v.errs) > 0 {
-		sort.SliceStable(v.errs, func(i, j int) bool {
-			a, b := v.errs[i], v.errs[j]
-			if a.Line != b.Line {
-				return a.Line < b.Line
-			}
-			return a.Column < b.Column
-		})
+		v.errs.Sort()
 		return nil, v.errs
 	}
 	return inv, nil
@@ -171,25 +134,8 @@ func hostOrder(f *ast.File, hosts map[string]*Host) []string {
 	return append(order, rest...)
 }
 
-type tokenError interface {
-	GetToken() *token.Token
-	GetMessage() string
-}
-
 func yamlError(name string, err error) error {
-	var te tokenError
-	if errors.As(err, &te) {
-		e := &Error{File: name, Msg: te.GetMessage()}
-		if tk := te.GetToken(); tk != nil && tk.Position != nil {
-			e.Line, e.Column = tk.Position.Line, tk.Position.Column
-		}
-		var uf *yaml.UnknownFieldError
-		if errors.As(err, &uf) {
-			e.Msg += " (not part of the inventory schema; see docs/inventory.md)"
-		}
-		return e
-	}
-	return &Error{File: name, Msg: err.Error()}
+	return yamlerr.FromDecode(name, "docs/inventory.md", err)
 }
 
 func sortStrings(s []string) { sort.Strings(s) }

@@ -10,8 +10,8 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
+	"github.com/hoctl/hoctl/pkg/yamlerr"
 )
 
 // Built-in values for fields the inventory may leave out.
@@ -38,40 +38,7 @@ type validator struct {
 // at records an error located at the YAML node for field (a dotted path);
 // when the node is absent it falls back to the nearest parent that exists.
 func (v *validator) at(field, format string, args ...any) {
-	e := &Error{File: v.name, Field: field, Msg: fmt.Sprintf(format, args...)}
-	e.Line, e.Column = v.position(field)
-	v.errs = append(v.errs, e)
-}
-
-func (v *validator) position(field string) (int, int) {
-	parts := strings.Split(field, ".")
-	for n := len(parts); n > 0; n-- {
-		var b strings.Builder
-		b.WriteString("$")
-		for _, p := range parts[:n] {
-			if i, err := strconv.Atoi(p); err == nil {
-				fmt.Fprintf(&b, "[%d]", i)
-				continue
-			}
-			if nameRE.MatchString(p) {
-				b.WriteString("." + p)
-			} else {
-				b.WriteString(".'" + strings.ReplaceAll(p, "'", "") + "'")
-			}
-		}
-		pth, err := yaml.PathString(b.String())
-		if err != nil {
-			continue
-		}
-		node, err := pth.FilterFile(v.ast)
-		if err != nil || node == nil {
-			continue
-		}
-		if tk := node.GetToken(); tk != nil && tk.Position != nil {
-			return tk.Position.Line, tk.Position.Column
-		}
-	}
-	return 0, 0
+	v.errs = append(v.errs, yamlerr.At(v.name, v.ast, field, format, args...))
 }
 
 func (v *validator) run() {

@@ -142,10 +142,12 @@ func (c *Conn) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Closed from the copier, on cancellation and on return; x/crypto's
-	// stdin Close is not safe to call concurrently.
-	closeStdin := sync.OnceFunc(func() { _ = stdin.Close() })
-	defer closeStdin()
+	// Closed from the copier, on cancellation and on return. x/crypto's
+	// channel must not see Close during a Write, so both go through one
+	// lock; closers that may find a Write blocked (a full window) close
+	// asynchronously, and the session's own Close then unblocks it.
+	in := &lockedWriter{w: stdin}
+	defer func() { go in.Close() }()
 	line := killable(withBecome(cmd.Line(), c.target.Become), cmd.Stdin != nil)
 	start := time.Now()
 	if err := sess.Start(line); err != nil {
@@ -156,8 +158,8 @@ func (c *Conn) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	}
 	if cmd.Stdin != nil {
 		go func() {
-			_, _ = io.Copy(stdin, cmd.Stdin)
-			closeStdin()
+			_, _ = io.Copy(in, cmd.Stdin)
+			_ = in.Close()
 		}()
 	}
 	done := make(chan error, 1)
@@ -171,7 +173,7 @@ func (c *Conn) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 		_ = sess.Signal(ssh.SIGTERM)
 		// Ending stdin makes the watcher kill the group where the signal
 		// was refused.
-		closeStdin()
+		go in.Close()
 		select {
 		case err = <-done:
 		case <-time.After(cancelGrace):
@@ -251,4 +253,30 @@ func (c *Conn) Ping(ctx context.Context) (time.Duration, error) {
 	case <-c.dead:
 		return 0, c.lost()
 	}
+}
+
+// lockedWriter serialises Write and Close on a session's stdin.
+type lockedWriter struct {
+	mu     sync.Mutex
+	w      io.WriteCloser
+	closed bool
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return 0, io.ErrClosedPipe
+	}
+	return l.w.Write(p)
+}
+
+func (l *lockedWriter) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	return l.w.Close()
 }
