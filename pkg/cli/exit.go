@@ -7,6 +7,7 @@ import (
 
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/sshexec"
+	"github.com/hoctl/hoctl/pkg/tasks"
 )
 
 // The documented exit codes (DESIGN.md, docs/exit-codes.md).
@@ -67,6 +68,15 @@ func ExitCode(err error) int {
 	case errors.Is(err, context.Canceled):
 		return ExitInterrupted
 	case errors.As(err, &ue), errors.As(err, &ie), errors.As(err, &ies), errors.As(err, &te):
+		return ExitUsage
+	case errors.As(err, new(*tasks.UnverifiedError)):
+		return ExitUnverified
+	case errors.As(err, &ce):
+		return ExitUnreachable
+	case errors.As(err, new(*tasks.RefusedError)), errors.As(err, new(*tasks.ConfirmError)), errors.As(err, new(*tasks.LockedError)),
+		errors.As(err, new(*ResumeRefusedError)):
+		return ExitRefused
+	case errors.As(err, new(*tasks.NoRunError)):
 		return ExitUsage
 	case errors.As(err, &he):
 		if he.Unreachable > 0 {

@@ -9,6 +9,7 @@ import (
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/sshexec"
+	"github.com/hoctl/hoctl/pkg/tasks"
 )
 
 // Connector hands out a Runner per inventory host. The real one dials SSH
@@ -30,8 +31,14 @@ type Factory struct {
 	Yes, DryRun   bool
 	Verbose       int
 
+	// Args is the command line, for the journal.
+	Args []string
+
 	// Connect returns the run's Connector; nil means SSH.
 	Connect func(inv *inventory.Inventory) (Connector, error)
+	// ClusterLock takes a cluster-wide lock (Consul); nil when the
+	// inventory has no consul section.
+	ClusterLock func(ctx context.Context, inv *inventory.Inventory, scope, holder string) (tasks.ClusterLock, error)
 
 	invOnce sync.Once
 	inv     *inventory.Inventory

@@ -25,7 +25,7 @@ func Main(args []string, version string) int {
 	// hoctl outright if clean-up itself hangs.
 	go func() { <-ctx.Done(); stop() }()
 
-	f := &Factory{IO: iostreams.System(os.Getenv), Version: version, Getenv: os.Getenv}
+	f := &Factory{IO: iostreams.System(os.Getenv), Version: version, Getenv: os.Getenv, Args: args}
 	root := NewRootCmd(f)
 	root.SetArgs(args)
 	err := Execute(ctx, root)
@@ -79,6 +79,9 @@ EXIT STATUS
 		NewCmdHosts(f, nil),
 		NewCmdPing(f, nil),
 		NewCmdRun(f, nil),
+		NewCmdRunbook(f, nil),
+		NewCmdHistory(f, nil),
+		NewCmdResume(f, nil),
 		NewCmdVersion(f),
 	)
 	return root

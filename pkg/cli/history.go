@@ -1,0 +1,149 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hoctl/hoctl/pkg/tasks"
+	"github.com/spf13/cobra"
+)
+
+// HistoryOptions are the inputs of `hoctl history`.
+type HistoryOptions struct {
+	F     *Factory
+	RunID string
+}
+
+// NewCmdHistory lists journaled runs or shows one.
+func NewCmdHistory(f *Factory, runF func(*HistoryOptions) error) *cobra.Command {
+	opts := &HistoryOptions{F: f}
+	return &cobra.Command{
+		Use:   "history [RUN-ID]",
+		Short: "List past runs from the journal, or show one in full",
+		Args:  rangeArgs(0, 1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				opts.RunID = args[0]
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return historyRun(opts)
+		},
+	}
+}
+
+func historyRun(opts *HistoryOptions) error {
+	f := opts.F
+	dir := tasks.StateDir(f.Getenv)
+	if opts.RunID != "" {
+		return showRun(f, dir, opts.RunID)
+	}
+	runs, err := tasks.History(dir)
+	if err != nil {
+		return err
+	}
+	if f.IO.JSON {
+		for _, r := range runs {
+			if err := f.IO.Event(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if len(runs) == 0 {
+		fmt.Fprintf(f.IO.ErrOut, "no runs journaled yet in %s\n", dir)
+		return nil
+	}
+	cs := f.IO.OutColorScheme()
+	tw := tabwriter.NewWriter(f.IO.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN\tCOMMAND\tSTART\tRESULT\tFAILED STEP")
+	for _, r := range runs {
+		failed := "-"
+		if r.FailedStep > 0 {
+			failed = fmt.Sprintf("%d %s", r.FailedStep, r.FailedTitle)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.Command, r.Start.Local().Format(time.DateTime), colorStatus(cs, r.Status), failed)
+	}
+	return tw.Flush()
+}
+
+func colorStatus(cs interface {
+	Green(string) string
+	Red(string) string
+	Yellow(string) string
+}, s string) string {
+	switch s {
+	case tasks.StatusOK:
+		return cs.Green(s)
+	case tasks.StatusRunning:
+		return cs.Yellow(s)
+	}
+	return cs.Red(s)
+}
+
+func showRun(f *Factory, dir, id string) error {
+	recs, err := tasks.ReadJournal(dir, id)
+	if err != nil {
+		return err
+	}
+	if f.IO.JSON {
+		for _, r := range recs {
+			if err := f.IO.Event(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	s := tasks.Summarize(id, recs)
+	cs := f.IO.OutColorScheme()
+	w := f.IO.Out
+	fmt.Fprintf(w, "%s %s\n", cs.Bold("run"), id)
+	fmt.Fprintf(w, "  command    %s\n  runbook    %s\n  operator   %s\n  started    %s\n  result     %s\n",
+		s.Command, s.Name, s.Operator, s.Start.Local().Format(time.DateTime), colorStatus(cs, s.Status))
+	if s.Error != "" {
+		fmt.Fprintf(w, "  error      %s\n", s.Error)
+	}
+	fmt.Fprintf(w, "  inventory  %s (sha256 %s)\n", s.InventoryPath, short(s.InventoryHash))
+	for _, r := range recs {
+		switch r.Type {
+		case "resume":
+			fmt.Fprintf(w, "\n%s resumed at step %d by %s (pid %d)\n", r.Time.Local().Format(time.DateTime), r.FromStep, r.Operator, r.PID)
+		case "step_start":
+			fmt.Fprintf(w, "\n%s %d. %s  [%s]\n", r.Time.Local().Format(time.TimeOnly), r.Step, cs.Bold(r.Title), strings.Join(r.Hosts, ", "))
+		case "check", "action", "undo":
+			phase := r.Phase
+			if r.Type != "check" {
+				phase = map[string]string{"action": "run", "undo": "undo"}[r.Type]
+			}
+			mark := cs.Green("ok")
+			if r.OK != nil && !*r.OK {
+				mark = cs.Red("FAILED")
+			}
+			code := ""
+			if r.ExitCode != nil {
+				code = fmt.Sprintf(" exit %d", *r.ExitCode)
+			}
+			fmt.Fprintf(w, "    %-6s %-8s %s%s %.0fms  %s\n", phase, r.Host, mark, code, r.Duration, r.Cmd)
+			if r.OK != nil && !*r.OK && r.Output != "" {
+				for _, l := range strings.Split(strings.TrimSpace(r.Output), "\n") {
+					fmt.Fprintf(w, "             | %s\n", l)
+				}
+			}
+		case "step_end":
+			fmt.Fprintf(w, "    → %s\n", colorStatus(cs, r.Status))
+		case "run_end":
+			fmt.Fprintf(w, "\n%s run ended: %s\n", r.Time.Local().Format(time.DateTime), colorStatus(cs, r.Status))
+		}
+	}
+	return nil
+}
+
+func short(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}

@@ -1,0 +1,164 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/sshexec"
+	"github.com/hoctl/hoctl/pkg/tasks"
+	"github.com/spf13/cobra"
+)
+
+// RunbookOptions are the inputs of `hoctl runbook plan|run`.
+type RunbookOptions struct {
+	F    *Factory
+	File string
+	Vars map[string]string
+	Plan bool // plan only
+}
+
+// NewCmdRunbook groups plan and run.
+func NewCmdRunbook(f *Factory, runF func(*RunbookOptions) error) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "runbook",
+		Short: "Plan or run an operator runbook (YAML)",
+		Long: `A runbook is an ordered list of steps, each with hosts, a check before,
+the command, a check after and an optional undo. See docs/runbooks.md.`,
+	}
+	for _, plan := range []bool{true, false} {
+		opts := &RunbookOptions{F: f, Plan: plan}
+		var vars []string
+		use, short := "run FILE", "Show the plan, confirm, then run the runbook step by step"
+		if plan {
+			use, short = "plan FILE", "Run the before checks and print every step's commands; change nothing"
+		}
+		sub := &cobra.Command{
+			Use:   use,
+			Short: short,
+			Args:  rangeArgs(1, 1),
+			RunE: func(c *cobra.Command, args []string) error {
+				opts.File = args[0]
+				var err error
+				if opts.Vars, err = parseVars(vars); err != nil {
+					return err
+				}
+				if runF != nil {
+					return runF(opts)
+				}
+				return runbookRun(c.Context(), opts)
+			},
+		}
+		sub.Flags().StringArrayVar(&vars, "var", nil, "set a runbook variable (k=v), repeatable")
+		cmd.AddCommand(sub)
+	}
+	return cmd
+}
+
+func parseVars(kvs []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, usagef("--var %q: expected name=value", kv)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func runbookRun(ctx context.Context, opts *RunbookOptions) error {
+	f := opts.F
+	inv, err := f.Inventory()
+	if err != nil {
+		return err
+	}
+	rb, err := tasks.LoadRunbookFile(opts.File, inv, tasks.LoadOptions{Vars: opts.Vars, Getenv: f.Getenv})
+	if err != nil {
+		return err
+	}
+	eng, closeFn, err := f.Engine(inv, rb.Secrets)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	if opts.Plan || f.DryRun {
+		return planOnly(ctx, f, eng, rb, 1)
+	}
+	_, err = eng.Run(ctx, rb, tasks.RunOptions{})
+	return quiet(err)
+}
+
+// planOnly prints the plan (or emits it as JSON) and exits 3 when a before
+// check that could run fails now.
+func planOnly(ctx context.Context, f *Factory, eng *tasks.Engine, rb *tasks.Runbook, from int) error {
+	p, err := eng.Plan(ctx, rb, from)
+	if err != nil {
+		return err
+	}
+	if f.IO.JSON {
+		eng.Reporter.Plan(p)
+	} else {
+		tasks.PrintPlan(f.IO.Out, f.IO.OutColorScheme(), p, rb.Secrets)
+	}
+	if p.Failing > 0 {
+		return &SilentError{Code: ExitRefused}
+	}
+	return nil
+}
+
+// quiet keeps the exit code of a run's error but drops its message when
+// the reporter has already shown it (the run started); errors from before
+// the start (no confirmation, a held lock) are returned for main to print.
+func quiet(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, new(*tasks.RefusedError)), errors.As(err, new(*tasks.StepError)),
+		errors.As(err, new(*tasks.UnverifiedError)), errors.Is(err, tasks.ErrLockLost):
+		return &SilentError{Code: ExitCode(err)}
+	}
+	return err
+}
+
+// Engine builds the runbook engine for this invocation; the returned func
+// closes its connections.
+func (f *Factory) Engine(inv *inventory.Inventory, secrets []string) (*tasks.Engine, func(), error) {
+	conn, err := f.Connector(inv)
+	if err != nil {
+		return nil, nil, err
+	}
+	eng := &tasks.Engine{
+		Env: &tasks.Env{Inventory: inv, Connect: func(ctx context.Context, h *inventory.Host) (sshexec.Runner, error) {
+			return conn.Runner(ctx, h)
+		}},
+		Reporter: tasks.NewReporter(f.IO, secrets),
+		StateDir: tasks.StateDir(f.Getenv),
+		Version:  f.Version,
+		Command:  strings.Join(append([]string{"hoctl"}, f.Args...), " "),
+		Yes:      f.Yes,
+	}
+	if f.IO.CanPrompt() {
+		eng.Confirm = f.prompt
+	}
+	if f.ClusterLock != nil {
+		eng.ClusterLock = func(ctx context.Context, scope, holder string) (tasks.ClusterLock, error) {
+			return f.ClusterLock(ctx, inv, scope, holder)
+		}
+	}
+	return eng, func() { _ = conn.Close() }, nil
+}
+
+// prompt asks a yes/no question on the terminal; anything but y/yes is no.
+func (f *Factory) prompt(q string) (bool, error) {
+	fmt.Fprintf(f.IO.ErrOut, "%s [y/N] ", f.IO.ColorScheme().Bold(q))
+	line, err := bufio.NewReader(f.IO.In).ReadString('\n')
+	if err != nil && line == "" {
+		return false, nil
+	}
+	a := strings.ToLower(strings.TrimSpace(line))
+	return a == "y" || a == "yes", nil
+}

@@ -1,0 +1,318 @@
+package tasks
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Record is one line of a run's journal. Type says which fields matter.
+type Record struct {
+	Type string    `json:"type"` // run_start, resume, step_start, check, action, undo, step_end, run_end
+	Time time.Time `json:"time"`
+
+	// run_start / resume
+	Run           string            `json:"run,omitempty"`
+	Command       string            `json:"command,omitempty"`
+	Name          string            `json:"name,omitempty"`
+	Operator      string            `json:"operator,omitempty"`
+	Workstation   string            `json:"workstation,omitempty"`
+	PID           int               `json:"pid,omitempty"`
+	Version       string            `json:"version,omitempty"`
+	Inventory     string            `json:"inventory,omitempty"`
+	InventoryHash string            `json:"inventory_hash,omitempty"`
+	Kind          string            `json:"kind,omitempty"`
+	Params        map[string]string `json:"params,omitempty"`
+	Steps         []string          `json:"steps,omitempty"`
+	FromStep      int               `json:"from_step,omitempty"`
+
+	// step_* / check / action / undo
+	Step     int      `json:"step,omitempty"` // 1-based
+	Title    string   `json:"title,omitempty"`
+	Hosts    []string `json:"hosts,omitempty"`
+	Host     string   `json:"host,omitempty"`
+	Phase    string   `json:"phase,omitempty"` // before, after
+	Cmd      string   `json:"cmd,omitempty"`
+	OK       *bool    `json:"ok,omitempty"`
+	ExitCode *int     `json:"exit_code,omitempty"`
+	Duration float64  `json:"duration_ms,omitempty"`
+	Output   string   `json:"output,omitempty"`
+	Attempt  int      `json:"attempt,omitempty"`
+
+	// step_end / run_end
+	Status string `json:"status,omitempty"` // ok, failed, refused, unverified, interrupted, not_confirmed
+	Error  string `json:"error,omitempty"`
+}
+
+// Step statuses and run results.
+const (
+	StatusOK           = "ok"
+	StatusFailed       = "failed"
+	StatusRefused      = "refused"
+	StatusUnverified   = "unverified"
+	StatusInterrupted  = "interrupted"
+	StatusNotConfirmed = "not_confirmed"
+	StatusRunning      = "running"
+)
+
+// StateDir is hoctl's XDG state directory.
+func StateDir(getenv func(string) string) string {
+	if d := getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "hoctl")
+	}
+	home := getenv("HOME")
+	if home == "" {
+		home, _ = os.UserHomeDir()
+	}
+	return filepath.Join(home, ".local", "state", "hoctl")
+}
+
+// Journal appends records to one run's JSON-lines file, syncing each, so
+// a crash or kill -9 leaves a journal that ends at the last record
+// written. Secrets are replaced before anything is written.
+type Journal struct {
+	ID   string
+	Path string
+
+	mu      sync.Mutex
+	f       *os.File
+	secrets []string
+}
+
+// NewRunID returns a sortable run id: UTC time plus randomness.
+func NewRunID(now time.Time) string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
+}
+
+// CreateJournal starts a new journal under dir/runs.
+func CreateJournal(dir, id string, secrets []string) (*Journal, error) {
+	return openJournal(filepath.Join(dir, "runs"), id, secrets, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND)
+}
+
+// ReopenJournal continues an existing journal (resume).
+func ReopenJournal(dir, id string, secrets []string) (*Journal, error) {
+	return openJournal(filepath.Join(dir, "runs"), id, secrets, os.O_WRONLY|os.O_APPEND)
+}
+
+func openJournal(runs, id string, secrets []string, flags int) (*Journal, error) {
+	if err := os.MkdirAll(runs, 0o700); err != nil {
+		return nil, err
+	}
+	p := filepath.Join(runs, id+".jsonl")
+	f, err := os.OpenFile(p, flags, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	return &Journal{ID: id, Path: p, f: f, secrets: nonEmpty(secrets)}, nil
+}
+
+func nonEmpty(ss []string) []string {
+	var out []string
+	for _, s := range ss {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Redact replaces every secret value in s.
+func Redact(s string, secrets []string) string {
+	for _, v := range secrets {
+		if v != "" {
+			s = strings.ReplaceAll(s, v, "***")
+		}
+	}
+	return s
+}
+
+// Write appends r and syncs it to disk.
+func (j *Journal) Write(r Record) error {
+	if j == nil {
+		return nil
+	}
+	if r.Time.IsZero() {
+		r.Time = time.Now().UTC()
+	}
+	r.Cmd = Redact(r.Cmd, j.secrets)
+	r.Output = Redact(trim(r.Output, 4096), j.secrets)
+	r.Error = Redact(r.Error, j.secrets)
+	for k, v := range r.Params {
+		r.Params[k] = Redact(v, j.secrets)
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if _, err := j.f.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return j.f.Sync()
+}
+
+// Close closes the file.
+func (j *Journal) Close() error {
+	if j == nil {
+		return nil
+	}
+	return j.f.Close()
+}
+
+// trim keeps the end of long output: the last lines say what went wrong.
+func trim(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}
+
+// ReadJournal reads a run's records. A torn last line (a crash mid-write)
+// is ignored.
+func ReadJournal(dir, id string) ([]Record, error) {
+	if strings.ContainsAny(id, "/\\") || id == "" || strings.HasPrefix(id, ".") {
+		return nil, fmt.Errorf("bad run id %q", id)
+	}
+	f, err := os.Open(filepath.Join(dir, "runs", id+".jsonl"))
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, &NoRunError{ID: id}
+		}
+		return nil, err
+	}
+	defer func() { _ = f.Close() }()
+	var out []Record
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var r Record
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, sc.Err()
+}
+
+// NoRunError is an unknown run id.
+type NoRunError struct{ ID string }
+
+func (e *NoRunError) Error() string {
+	return fmt.Sprintf("no run %q in the journal (see hoctl history)", e.ID)
+}
+
+// Summary describes one run, from its journal.
+type Summary struct {
+	ID            string    `json:"run"`
+	Command       string    `json:"command"`
+	Name          string    `json:"name,omitempty"`
+	Operator      string    `json:"operator,omitempty"`
+	Start         time.Time `json:"start"`
+	End           time.Time `json:"end,omitempty"`
+	Status        string    `json:"status"`
+	FailedStep    int       `json:"failed_step,omitempty"`
+	FailedTitle   string    `json:"failed_title,omitempty"`
+	Error         string    `json:"error,omitempty"`
+	Steps         []string  `json:"steps,omitempty"`
+	Done          map[int]string
+	Kind          string            `json:"kind,omitempty"`
+	Params        map[string]string `json:"params,omitempty"`
+	InventoryPath string            `json:"inventory,omitempty"`
+	InventoryHash string            `json:"inventory_hash,omitempty"`
+	PID           int               `json:"pid,omitempty"`
+	Resumes       int               `json:"resumes,omitempty"`
+}
+
+// Summarize folds a run's records into its state. A run without a
+// run_end whose process is gone was interrupted (kill -9, a crash).
+func Summarize(id string, recs []Record) *Summary {
+	s := &Summary{ID: id, Status: StatusRunning, Done: map[int]string{}}
+	for _, r := range recs {
+		switch r.Type {
+		case "run_start":
+			s.Command, s.Name, s.Operator, s.Start = r.Command, r.Name, r.Operator, r.Time
+			s.Steps, s.Kind, s.Params = r.Steps, r.Kind, r.Params
+			s.InventoryPath, s.InventoryHash, s.PID = r.Inventory, r.InventoryHash, r.PID
+		case "resume":
+			s.Resumes++
+			s.Status, s.End, s.FailedStep, s.FailedTitle, s.Error = StatusRunning, time.Time{}, 0, "", ""
+			s.PID = r.PID
+			if r.InventoryHash != "" {
+				s.InventoryHash = r.InventoryHash
+			}
+		case "step_end":
+			s.Done[r.Step] = r.Status
+		case "run_end":
+			s.Status, s.End, s.Error = r.Status, r.Time, r.Error
+			if r.Step > 0 {
+				s.FailedStep, s.FailedTitle = r.Step, r.Title
+			}
+		}
+	}
+	if s.Status == StatusRunning && !processAlive(s.PID) {
+		s.Status = StatusInterrupted
+		s.FailedStep = s.NextStep()
+		if s.FailedStep > 0 && s.FailedStep <= len(s.Steps) {
+			s.FailedTitle = s.Steps[s.FailedStep-1]
+		}
+	}
+	return s
+}
+
+// NextStep is the first step not finished (1-based), or len(Steps)+1.
+// A step that failed but was allowed to (continue_on_error) is finished.
+func (s *Summary) NextStep() int {
+	for i := 1; i <= len(s.Steps); i++ {
+		st, ok := s.Done[i]
+		if !ok || (st != StatusOK && st != "continued") {
+			return i
+		}
+	}
+	return len(s.Steps) + 1
+}
+
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// History lists runs, newest first.
+func History(dir string) ([]*Summary, error) {
+	entries, err := os.ReadDir(filepath.Join(dir, "runs"))
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []*Summary
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), ".jsonl")
+		if !ok {
+			continue
+		}
+		recs, err := ReadJournal(dir, id)
+		if err != nil {
+			continue
+		}
+		out = append(out, Summarize(id, recs))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID > out[j].ID })
+	return out, nil
+}

@@ -1,0 +1,321 @@
+package tasks
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hoctl/hoctl/pkg/iostreams"
+)
+
+// HostEvent is progress of one check or action on one host.
+type HostEvent struct {
+	Host    string
+	Phase   string // before, run, after, undo
+	Cmd     string
+	Running bool // started; a second event says how it ended
+	OK      bool
+	Output  *Output
+	Err     error
+	Attempt int
+}
+
+// Reporter shows a run to the operator.
+type Reporter interface {
+	Plan(p *Plan)
+	RunStart(id string, rb *Runbook, from int)
+	StepStart(i int, s *Step)
+	HostEvent(i int, s *Step, ev HostEvent)
+	StepEnd(i int, s *Step, status string, err error)
+	RunEnd(id, status string, err error, d time.Duration)
+}
+
+// NewReporter picks the reporter for the streams: JSON events, a live
+// view on a terminal, or plain lines. Secrets are redacted from all of
+// them.
+func NewReporter(ios *iostreams.IOStreams, secrets []string) Reporter {
+	switch {
+	case ios.JSON:
+		return &jsonReporter{io: ios, secrets: secrets}
+	case ios.IsStderrTTY() && ios.ColorEnabled():
+		return newLiveReporter(ios, secrets)
+	default:
+		return &plainReporter{io: ios, w: ios.ErrOut, cs: ios.ColorScheme(), secrets: secrets}
+	}
+}
+
+// PrintPlan writes a plan as text: each step, its hosts and the exact
+// commands, with the before checks that ran marked.
+func PrintPlan(w io.Writer, cs *iostreams.ColorScheme, p *Plan, secrets []string) {
+	fmt.Fprintf(w, "%s %s\n", cs.Bold("Plan:"), p.Name)
+	for _, s := range p.Steps {
+		extra := ""
+		if s.Confirm {
+			extra += cs.Yellow("  [asks to confirm]")
+		}
+		if s.Serial > 0 {
+			extra += cs.Dim(fmt.Sprintf("  [serial %d]", s.Serial))
+		}
+		fmt.Fprintf(w, "\n%s %s%s\n", cs.Bold(fmt.Sprintf("%d.", s.Index)), s.Title, extra)
+		// Hosts running the same commands are listed together.
+		type group struct {
+			hosts []string
+			items []PlanItem
+		}
+		var groups []*group
+		byCmd := map[string]*group{}
+		for _, it := range s.Items {
+			key := it.Before + "\x00" + it.Run + "\x00" + it.After + "\x00" + it.Undo
+			g := byCmd[key]
+			if g == nil {
+				g = &group{}
+				byCmd[key] = g
+				groups = append(groups, g)
+			}
+			g.hosts = append(g.hosts, it.Host)
+			g.items = append(g.items, it)
+		}
+		for _, g := range groups {
+			it := g.items[0]
+			fmt.Fprintf(w, "   %s %s\n", cs.Dim("on"), strings.Join(g.hosts, ", "))
+			if it.Before != "" {
+				fmt.Fprintf(w, "     before  %s\n", Redact(it.Before, secrets))
+				for _, x := range g.items {
+					switch {
+					case x.NotCheckedWhy != "":
+						fmt.Fprintf(w, "             %s %s: not checked now (%s)\n", cs.Dim("·"), x.Host, x.NotCheckedWhy)
+					case x.BeforeChecked && x.BeforeOK:
+						fmt.Fprintf(w, "             %s %s: passes now\n", cs.SuccessIcon(), x.Host)
+					case x.BeforeChecked:
+						fmt.Fprintf(w, "             %s %s: FAILS now: %s\n", cs.FailureIcon(), x.Host, Redact(oneLine(x.BeforeOutput), secrets))
+					}
+				}
+			}
+			fmt.Fprintf(w, "     run     %s\n", Redact(it.Run, secrets))
+			if it.After != "" {
+				fmt.Fprintf(w, "     after   %s\n", Redact(it.After, secrets))
+			}
+			if it.Undo != "" {
+				fmt.Fprintf(w, "     undo    %s\n", Redact(it.Undo, secrets))
+			}
+		}
+	}
+	fmt.Fprintln(w)
+	if p.Failing > 0 {
+		fmt.Fprintf(w, "%s %d before check(s) fail now\n", cs.FailureIcon(), p.Failing)
+	} else {
+		fmt.Fprintf(w, "%s every before check that can run now passes\n", cs.SuccessIcon())
+	}
+}
+
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// plainReporter writes one line per event: for logs, pipes and NO_COLOR.
+type plainReporter struct {
+	io      *iostreams.IOStreams
+	w       io.Writer
+	cs      *iostreams.ColorScheme
+	secrets []string
+	mu      sync.Mutex
+	start   map[int]time.Time
+	total   int
+}
+
+func (r *plainReporter) Plan(p *Plan) { PrintPlan(r.w, r.cs, p, r.secrets) }
+
+func (r *plainReporter) RunStart(id string, rb *Runbook, from int) {
+	r.total = len(rb.Steps)
+	r.start = map[int]time.Time{}
+	verb := "run"
+	if from > 1 {
+		verb = fmt.Sprintf("resuming at step %d", from)
+	}
+	fmt.Fprintf(r.w, "%s %s %s (%s)\n", r.cs.Bold("▶"), rb.Name, verb, id)
+}
+
+func (r *plainReporter) StepStart(i int, s *Step) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.start[i] = time.Now()
+	fmt.Fprintf(r.w, "[%d/%d] %s (%s)\n", i, r.total, s.Title, strings.Join(s.hostNames(), ", "))
+}
+
+func (r *plainReporter) HostEvent(_ int, _ *Step, ev HostEvent) {
+	if ev.Running {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	icon := r.cs.SuccessIcon()
+	if !ev.OK {
+		icon = r.cs.FailureIcon()
+	}
+	d := ""
+	if ev.Output != nil {
+		d = " " + r.cs.Dim(round(ev.Output.Duration).String())
+	}
+	attempt := ""
+	if ev.Attempt > 1 {
+		attempt = fmt.Sprintf(" (attempt %d)", ev.Attempt)
+	}
+	fmt.Fprintf(r.w, "  %s %s %s%s%s\n", icon, ev.Host, ev.Phase, attempt, d)
+	if !ev.OK {
+		for _, l := range tailLines(Redact(errOutput(ev.Output, ev.Err), r.secrets), 8) {
+			fmt.Fprintf(r.w, "      %s\n", l)
+		}
+	}
+}
+
+func (r *plainReporter) StepEnd(i int, s *Step, status string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := round(time.Since(r.start[i]))
+	if status == StatusOK {
+		fmt.Fprintf(r.w, "%s [%d/%d] %s %s\n", r.cs.SuccessIcon(), i, r.total, s.Title, r.cs.Dim(d.String()))
+		return
+	}
+	fmt.Fprintf(r.w, "%s [%d/%d] %s: %s %s\n", r.cs.FailureIcon(), i, r.total, s.Title, statusText(status), r.cs.Dim(d.String()))
+}
+
+func (r *plainReporter) RunEnd(id, status string, err error, d time.Duration) {
+	if status == StatusOK {
+		fmt.Fprintf(r.w, "%s done in %s (run %s)\n", r.cs.SuccessIcon(), round(d), id)
+		return
+	}
+	fmt.Fprintf(r.w, "%s %s (run %s): %s\n", r.cs.FailureIcon(), statusText(status), id, Redact(errString(err), r.secrets))
+	if status != StatusNotConfirmed {
+		fmt.Fprintf(r.w, "  see: hoctl history %s; continue with: hoctl resume %s\n", id, id)
+	}
+}
+
+func statusText(s string) string {
+	switch s {
+	case StatusRefused:
+		return "refused (before check failed; nothing changed)"
+	case StatusUnverified:
+		return "changed but not verified (after check failed)"
+	case "continued":
+		return "failed (continuing: continue_on_error)"
+	case StatusNotConfirmed:
+		return "not confirmed"
+	}
+	return s
+}
+
+func round(d time.Duration) time.Duration {
+	switch {
+	case d > time.Second:
+		return d.Round(100 * time.Millisecond)
+	case d > time.Millisecond:
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(time.Microsecond)
+}
+
+func tailLines(s string, n int) []string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil
+	}
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return lines
+}
+
+// jsonReporter emits one JSON object per event on stdout.
+type jsonReporter struct {
+	io      *iostreams.IOStreams
+	secrets []string
+}
+
+type jsonEvent struct {
+	Event    string   `json:"event"`
+	Run      string   `json:"run,omitempty"`
+	Step     int      `json:"step,omitempty"`
+	Title    string   `json:"title,omitempty"`
+	Host     string   `json:"host,omitempty"`
+	Phase    string   `json:"phase,omitempty"`
+	Cmd      string   `json:"cmd,omitempty"`
+	OK       *bool    `json:"ok,omitempty"`
+	ExitCode *int     `json:"exit_code,omitempty"`
+	Duration float64  `json:"duration_ms,omitempty"`
+	Output   string   `json:"output,omitempty"`
+	Status   string   `json:"status,omitempty"`
+	Error    string   `json:"error,omitempty"`
+	Plan     *Plan    `json:"plan,omitempty"`
+	Hosts    []string `json:"hosts,omitempty"`
+}
+
+func (r *jsonReporter) emit(ev jsonEvent) {
+	ev.Cmd = Redact(ev.Cmd, r.secrets)
+	ev.Output = Redact(ev.Output, r.secrets)
+	ev.Error = Redact(ev.Error, r.secrets)
+	_ = r.io.Event(ev)
+}
+
+func (r *jsonReporter) Plan(p *Plan) {
+	// Plans carry commands; redact them by round-tripping through text.
+	cp := *p
+	cp.Steps = make([]PlanStep, len(p.Steps))
+	for i, s := range p.Steps {
+		cs := s
+		cs.Items = make([]PlanItem, len(s.Items))
+		for k, it := range s.Items {
+			it.Before, it.Run, it.After, it.Undo = Redact(it.Before, r.secrets), Redact(it.Run, r.secrets), Redact(it.After, r.secrets), Redact(it.Undo, r.secrets)
+			it.BeforeOutput = Redact(it.BeforeOutput, r.secrets)
+			cs.Items[k] = it
+		}
+		cp.Steps[i] = cs
+	}
+	r.emit(jsonEvent{Event: "plan", Plan: &cp})
+}
+
+func (r *jsonReporter) RunStart(id string, rb *Runbook, from int) {
+	r.emit(jsonEvent{Event: "run_start", Run: id, Title: rb.Name, Step: from})
+}
+
+func (r *jsonReporter) StepStart(i int, s *Step) {
+	r.emit(jsonEvent{Event: "step_start", Step: i, Title: s.Title, Hosts: s.hostNames()})
+}
+
+func (r *jsonReporter) HostEvent(i int, _ *Step, ev HostEvent) {
+	if ev.Running {
+		return
+	}
+	ok := ev.OK
+	je := jsonEvent{Event: "check", Step: i, Host: ev.Host, Phase: ev.Phase, Cmd: ev.Cmd, OK: &ok, Error: errString(ev.Err)}
+	if ev.Phase == "run" || ev.Phase == "undo" {
+		je.Event = ev.Phase
+		if ev.Phase == "run" {
+			je.Event = "action"
+		}
+	}
+	if ev.Output != nil {
+		code := ev.Output.ExitCode
+		je.ExitCode = &code
+		je.Duration = ms(ev.Output.Duration)
+		je.Output = trim(strings.TrimSpace(ev.Output.Stdout+"\n"+ev.Output.Stderr), 4096)
+	}
+	r.emit(je)
+}
+
+func (r *jsonReporter) StepEnd(i int, s *Step, status string, err error) {
+	r.emit(jsonEvent{Event: "step_end", Step: i, Title: s.Title, Status: status, Error: errString(err)})
+}
+
+func (r *jsonReporter) RunEnd(id, status string, err error, d time.Duration) {
+	r.emit(jsonEvent{Event: "run_end", Run: id, Status: status, Error: errString(err), Duration: ms(d)})
+}

@@ -1,0 +1,224 @@
+package tasks
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/parser"
+	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/yamlerr"
+)
+
+// KindFile is the journal kind of a runbook loaded from a YAML file.
+const KindFile = "runbook-file"
+
+type fileRunbook struct {
+	Name        string            `yaml:"name"`
+	Description string            `yaml:"description"`
+	Lock        string            `yaml:"lock"`
+	ClusterLock bool              `yaml:"cluster_lock"`
+	Vars        map[string]string `yaml:"vars"`
+	Secrets     map[string]string `yaml:"secrets"`
+	Steps       []fileStep        `yaml:"steps"`
+}
+
+type fileStep struct {
+	Title           string `yaml:"title"`
+	Hosts           string `yaml:"hosts"`
+	Before          string `yaml:"before"`
+	Run             string `yaml:"run"`
+	After           string `yaml:"after"`
+	Undo            string `yaml:"undo"`
+	Serial          int    `yaml:"serial"`
+	MaxFail         int    `yaml:"max_fail"`
+	Timeout         string `yaml:"timeout"`
+	Retries         int    `yaml:"retries"`
+	RetryDelay      string `yaml:"retry_delay"`
+	Confirm         bool   `yaml:"confirm"`
+	ContinueOnError bool   `yaml:"continue_on_error"`
+	NeedsPrevious   bool   `yaml:"needs_previous"`
+}
+
+var varNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// LoadOptions are what a runbook file is loaded with.
+type LoadOptions struct {
+	// Vars override the file's vars (--var k=v).
+	Vars map[string]string
+	// Getenv reads the environment variables named under secrets.
+	Getenv func(string) string
+}
+
+// LoadRunbookFile reads a YAML runbook and checks it completely (fields,
+// hosts, templates rendered for every host) before anything runs.
+func LoadRunbookFile(path string, inv *inventory.Inventory, o LoadOptions) (*Runbook, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &yamlerr.Error{File: path, Msg: "cannot read runbook: " + err.Error()}
+	}
+	return ParseRunbook(path, data, inv, o)
+}
+
+// ParseRunbook is LoadRunbookFile for bytes in memory.
+func ParseRunbook(name string, data []byte, inv *inventory.Inventory, o LoadOptions) (*Runbook, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, &yamlerr.Error{File: name, Msg: "runbook is empty: expected name: and steps:"}
+	}
+	f, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return nil, yamlerr.FromDecode(name, "docs/runbooks.md", err)
+	}
+	var fr fileRunbook
+	if err := yaml.UnmarshalWithOptions(data, &fr, yaml.Strict(), yaml.DisallowUnknownField()); err != nil {
+		return nil, yamlerr.FromDecode(name, "docs/runbooks.md", err)
+	}
+	var errs yamlerr.Errors
+	at := func(field, format string, args ...any) {
+		errs = append(errs, yamlerr.At(name, f, field, format, args...))
+	}
+	if strings.TrimSpace(fr.Name) == "" {
+		at("name", "missing: expected a name for the runbook")
+	}
+	if fr.Lock != "" && !scopeRE.MatchString(fr.Lock) {
+		at("lock", "expected letters, digits, '.', '-' and '_', got %q", fr.Lock)
+	}
+	if fr.ClusterLock && fr.Lock == "" {
+		at("cluster_lock", "needs lock: to name the scope")
+	}
+	if len(fr.Steps) == 0 {
+		at("steps", "expected at least one step")
+	}
+	vars := map[string]string{}
+	maps.Copy(vars, fr.Vars)
+	for k := range vars {
+		if !varNameRE.MatchString(k) {
+			at("vars."+k, "variable name %q: expected letters, digits and '_'", k)
+		}
+	}
+	for k, v := range o.Vars {
+		if !varNameRE.MatchString(k) {
+			errs = append(errs, &yamlerr.Error{File: "--var", Msg: fmt.Sprintf("variable name %q: expected letters, digits and '_'", k)})
+		}
+		vars[k] = v
+	}
+	var secretValues []string
+	for _, k := range slices.Sorted(maps.Keys(fr.Secrets)) {
+		env := fr.Secrets[k]
+		if _, dup := fr.Vars[k]; dup {
+			at("secrets."+k, "%q is also a plain var", k)
+		}
+		v := ""
+		if o.Getenv != nil {
+			v = o.Getenv(env)
+		}
+		if ov, ok := o.Vars[k]; ok {
+			v = ov
+		}
+		if v == "" {
+			at("secrets."+k, "secret %q comes from $%s, which is not set", k, env)
+		}
+		vars[k] = v
+		secretValues = append(secretValues, v)
+	}
+
+	rb := &Runbook{Name: fr.Name, Description: fr.Description, Lock: fr.Lock, ClusterLock: fr.ClusterLock,
+		Kind: KindFile, Secrets: secretValues}
+	data2 := func(h *inventory.Host) any {
+		return TemplateData{Host: h.Name, HostInfo: h, Vars: vars, Inventory: inv}
+	}
+	for i, fs := range fr.Steps {
+		p := fmt.Sprintf("steps.%d", i)
+		s := &Step{Title: fs.Title, Serial: fs.Serial, MaxFail: fs.MaxFail, Retries: fs.Retries, Confirm: fs.Confirm,
+			ContinueOnError: fs.ContinueOnError, NeedsPrevious: fs.NeedsPrevious}
+		if strings.TrimSpace(fs.Title) == "" {
+			at(p, "step %d: missing title", i+1)
+		}
+		if strings.TrimSpace(fs.Run) == "" {
+			at(p, "step %d: missing run: the command to run", i+1)
+		}
+		if fs.Hosts != "" {
+			hosts, err := inv.Select(fs.Hosts)
+			if err != nil {
+				at(p+".hosts", "%v", err)
+			}
+			s.Hosts = hosts
+		}
+		if fs.Serial < 0 || fs.MaxFail < 0 || fs.Retries < 0 {
+			at(p, "serial, max_fail and retries must not be negative")
+		}
+		for _, d := range []struct {
+			field string
+			src   string
+			dst   *time.Duration
+		}{{"timeout", fs.Timeout, &s.Timeout}, {"retry_delay", fs.RetryDelay, &s.RetryDelay}} {
+			if d.src == "" {
+				continue
+			}
+			v, err := time.ParseDuration(d.src)
+			if err != nil || v < 0 {
+				at(p+"."+d.field, "expected a duration such as 30s or 5m, got %q", d.src)
+			}
+			*d.dst = v
+		}
+		if s.Retries > 0 && s.RetryDelay == 0 {
+			s.RetryDelay = 2 * time.Second
+		}
+		for _, o := range []struct {
+			field string
+			src   string
+			dst   *Op
+		}{{"before", fs.Before, &s.Before}, {"run", fs.Run, &s.Action}, {"after", fs.After, &s.After}, {"undo", fs.Undo, &s.Undo}} {
+			if strings.TrimSpace(o.src) == "" {
+				continue
+			}
+			sh, err := NewShell(o.src, data2)
+			if err != nil {
+				at(p+"."+o.field, "bad template: %v", trimTemplateErr(err))
+				continue
+			}
+			// Render for every host now: an undefined variable or a
+			// template error stops the run before anything starts.
+			for _, h := range s.hosts() {
+				if _, err := sh.Describe(h); err != nil {
+					at(p+"."+o.field, "%v (for host %s)", err, h.Name)
+					break
+				}
+			}
+			*o.dst = sh
+		}
+		rb.Steps = append(rb.Steps, s)
+	}
+	if len(errs) > 0 {
+		errs.Sort()
+		return nil, errs
+	}
+	sum := sha256.Sum256(data)
+	rb.Params = map[string]string{"file": name, "sha256": hex.EncodeToString(sum[:])}
+	for k, v := range o.Vars {
+		if _, secret := fr.Secrets[k]; !secret {
+			rb.Params["var."+k] = v
+		}
+	}
+	return rb, nil
+}
+
+func trimTemplateErr(err error) string {
+	s := err.Error()
+	s = strings.TrimPrefix(s, "template: cmd:")
+	if i := strings.Index(s, ": "); i >= 0 {
+		if _, err := strconv.Atoi(s[:i]); err == nil {
+			return "line " + s[:i] + ": " + s[i+2:]
+		}
+	}
+	return s
+}

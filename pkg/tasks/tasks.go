@@ -1,0 +1,163 @@
+// Package tasks runs hoctl's ordered steps: each step acts on hosts with an
+// optional check before (must pass to start) and after (proves it worked),
+// an optional undo, batching and failure thresholds. It plans (running the
+// before checks for real, changing nothing), asks for confirmation,
+// reports progress (live on a terminal, plain lines, or JSON events),
+// journals every run step by step, resumes a failed run from its first
+// unfinished step, and holds locks so two runs of the same scope exclude
+// each other. Every mutating hoctl command is a Runbook run by it; operators
+// write their own in YAML (see runbook.go).
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/sshexec"
+)
+
+// Runbook is an ordered list of steps and what identifies the run.
+type Runbook struct {
+	Name        string
+	Description string
+	// Lock is the scope two runs may not share (a local flock, and a
+	// Consul lock when ClusterLock is set).
+	Lock        string
+	ClusterLock bool
+	Steps       []*Step
+	// Kind and Params let `hoctl resume` rebuild this runbook from the
+	// journal: Kind names a registered builder, Params is its input.
+	Kind   string
+	Params map[string]string
+	// Secrets are values never to be printed or journaled.
+	Secrets []string
+}
+
+// Step is one unit of work on a set of hosts.
+type Step struct {
+	Title  string
+	Hosts  []*inventory.Host // none: the step runs once on this machine
+	Before Op
+	Action Op
+	After  Op
+	Undo   Op
+	// Serial runs the hosts in batches of this size (0: all at once).
+	Serial int
+	// MaxFail is how many hosts may fail before the step fails.
+	MaxFail int
+	// Timeout bounds each command of the step (0: the host's default).
+	Timeout time.Duration
+	// Retries re-run a failing after check (for conditions that take time
+	// to become true), RetryDelay apart.
+	Retries    int
+	RetryDelay time.Duration
+	// Confirm asks the operator before this step (unless --yes).
+	Confirm bool
+	// ContinueOnError lets the runbook go on after this step fails.
+	ContinueOnError bool
+	// NeedsPrevious marks a before check that only makes sense once the
+	// earlier steps have acted: a plan shows it but does not run it.
+	NeedsPrevious bool
+}
+
+// Op is a check or an action on one host: a shell command or an API call.
+type Op interface {
+	// Describe is the exact command (or API call) for host h: what plans
+	// show and journals record.
+	Describe(h *inventory.Host) (string, error)
+	// Run performs it. A non-nil error means the check failed or the
+	// action did not succeed.
+	Run(ctx context.Context, env *Env, h *inventory.Host, timeout time.Duration) (*Output, error)
+}
+
+// Output is what an Op printed.
+type Output struct {
+	Stdout   string
+	Stderr   string
+	ExitCode int
+	Duration time.Duration
+}
+
+// Env is what ops need to act: the inventory and connections.
+type Env struct {
+	Inventory *inventory.Inventory
+	Connect   func(ctx context.Context, h *inventory.Host) (sshexec.Runner, error)
+}
+
+// LocalHost stands for this machine in steps without hosts.
+var localHost = &inventory.Host{Name: "local", Address: inventory.LocalAddress}
+
+// IsLocal reports whether h is the workstation pseudo-host.
+func IsLocal(h *inventory.Host) bool { return h == localHost }
+
+func (s *Step) hosts() []*inventory.Host {
+	if len(s.Hosts) == 0 {
+		return []*inventory.Host{localHost}
+	}
+	return s.Hosts
+}
+
+func (s *Step) hostNames() []string {
+	var out []string
+	for _, h := range s.hosts() {
+		out = append(out, h.Name)
+	}
+	return out
+}
+
+// Errors mapped to exit codes by the CLI.
+
+// RefusedError is a before check that failed: the step did not start and
+// nothing was changed by it (exit 3).
+type RefusedError struct {
+	Step  int
+	Title string
+	Hosts []string
+	Err   error
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("step %d %q refused to start: before check failed on %s: %v", e.Step, e.Title, strings.Join(e.Hosts, ", "), e.Err)
+}
+func (e *RefusedError) Unwrap() error { return e.Err }
+
+// StepError is a step whose action failed on more hosts than it allows
+// (exit 1).
+type StepError struct {
+	Step  int
+	Title string
+	Hosts []string
+	Err   error
+}
+
+func (e *StepError) Error() string {
+	return fmt.Sprintf("step %d %q failed on %s: %v", e.Step, e.Title, strings.Join(e.Hosts, ", "), e.Err)
+}
+func (e *StepError) Unwrap() error { return e.Err }
+
+// UnverifiedError is a step whose action ran but whose after check failed:
+// the change happened but is not verified (exit 5).
+type UnverifiedError struct {
+	Step  int
+	Title string
+	Hosts []string
+	Err   error
+}
+
+func (e *UnverifiedError) Error() string {
+	return fmt.Sprintf("step %d %q changed but not verified: after check failed on %s: %v", e.Step, e.Title, strings.Join(e.Hosts, ", "), e.Err)
+}
+func (e *UnverifiedError) Unwrap() error { return e.Err }
+
+// ErrNotConfirmed is an operator saying no, or no terminal to ask on.
+var ErrNotConfirmed = errors.New("not confirmed")
+
+// ConfirmError is a run that did not start (or go on) for want of a yes.
+type ConfirmError struct{ Reason string }
+
+func (e *ConfirmError) Error() string { return e.Reason }
+func (e *ConfirmError) Unwrap() error { return ErrNotConfirmed }

@@ -1,0 +1,565 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/iostreams"
+	"github.com/hoctl/hoctl/pkg/sshexec"
+)
+
+const inv5 = `
+hosts:
+  h1: {address: 10.0.0.1, roles: [web]}
+  h2: {address: 10.0.0.2, roles: [web]}
+  h3: {address: 10.0.0.3, roles: [web]}
+  h4: {address: 10.0.0.4, roles: [web]}
+  db: {address: 10.0.0.9}
+`
+
+// fakeHosts answers shell commands by a function of host and command, and
+// records every command in order.
+type fakeHosts struct {
+	mu      sync.Mutex
+	log     []string
+	answer  func(host, cmd string) (string, int)
+	running atomic.Int64
+	peak    atomic.Int64
+	delay   time.Duration
+}
+
+type fakeRunner struct {
+	f    *fakeHosts
+	host string
+}
+
+func (r *fakeRunner) Name() string { return r.host }
+func (r *fakeRunner) Run(ctx context.Context, c sshexec.Cmd) (*sshexec.Result, error) {
+	n := r.f.running.Add(1)
+	defer r.f.running.Add(-1)
+	for {
+		p := r.f.peak.Load()
+		if n <= p || r.f.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	r.f.mu.Lock()
+	r.f.log = append(r.f.log, r.host+": "+c.Script)
+	r.f.mu.Unlock()
+	if r.f.delay > 0 {
+		select {
+		case <-time.After(r.f.delay):
+		case <-ctx.Done():
+			return &sshexec.Result{Host: r.host, ExitCode: -1}, ctx.Err()
+		}
+	}
+	out, code := "", 0
+	if r.f.answer != nil {
+		out, code = r.f.answer(r.host, c.Script)
+	}
+	res := &sshexec.Result{Host: r.host, ExitCode: code, Stdout: []byte(out)}
+	if code != 0 {
+		return res, &sshexec.ExitError{Host: r.host, Code: code}
+	}
+	return res, nil
+}
+
+func (f *fakeHosts) commands() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.log)
+}
+
+type fixture struct {
+	inv   *inventory.Inventory
+	hosts *fakeHosts
+	eng   *Engine
+	out   *strings.Builder
+	state string
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	inv, err := inventory.Parse("inv.yaml", []byte(inv5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh := &fakeHosts{}
+	ios, _, _, _ := iostreams.Test()
+	out := &strings.Builder{}
+	ios.ErrOut = &lockedBuf{w: out}
+	state := t.TempDir()
+	eng := &Engine{
+		Env: &Env{Inventory: inv, Connect: func(_ context.Context, h *inventory.Host) (sshexec.Runner, error) {
+			return &fakeRunner{f: fh, host: h.Name}, nil
+		}},
+		Reporter: NewReporter(ios, nil),
+		StateDir: state,
+		Yes:      true,
+		Command:  "hoctl test",
+	}
+	return &fixture{inv: inv, hosts: fh, eng: eng, out: out, state: state}
+}
+
+type lockedBuf struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func (fx *fixture) runbook(t *testing.T, src string) *Runbook {
+	t.Helper()
+	rb, err := ParseRunbook("rb.yaml", []byte(src), fx.inv, LoadOptions{Getenv: func(string) string { return "" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rb
+}
+
+func (fx *fixture) journal(t *testing.T, id string) []Record {
+	t.Helper()
+	recs, err := ReadJournal(fx.state, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+func TestStepsRunInOrderWithChecks(t *testing.T) {
+	fx := newFixture(t)
+	rb := fx.runbook(t, `
+name: order
+steps:
+  - title: one
+    hosts: db
+    before: check-one
+    run: do-one
+    after: verify-one
+  - title: two
+    hosts: db
+    run: do-two
+`)
+	id, err := fx.eng.Run(context.Background(), rb, RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The plan runs the before checks once, then the run does.
+	want := []string{"db: check-one", "db: check-one", "db: do-one", "db: verify-one", "db: do-two"}
+	if got := fx.hosts.commands(); !slices.Equal(got, want) {
+		t.Fatalf("commands %q, want %q", got, want)
+	}
+	s := Summarize(id, fx.journal(t, id))
+	if s.Status != StatusOK || s.Done[1] != StatusOK || s.Done[2] != StatusOK || s.Command != "hoctl test" {
+		t.Fatalf("summary %+v", s)
+	}
+}
+
+func TestParallelHostsAndSerialBatches(t *testing.T) {
+	fx := newFixture(t)
+	fx.hosts.delay = 50 * time.Millisecond
+	rb := fx.runbook(t, "name: p\nsteps:\n  - {title: all, hosts: web, run: x}\n")
+	if _, err := fx.eng.Run(context.Background(), rb, RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if p := fx.hosts.peak.Load(); p != 4 {
+		t.Fatalf("peak concurrency %d, want 4 hosts at once", p)
+	}
+	fx = newFixture(t)
+	fx.hosts.delay = 50 * time.Millisecond
+	rb = fx.runbook(t, "name: s\nsteps:\n  - {title: all, hosts: web, run: x, serial: 2}\n")
+	if _, err := fx.eng.Run(context.Background(), rb, RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if p := fx.hosts.peak.Load(); p != 2 {
+		t.Fatalf("peak concurrency %d, want batches of 2", p)
+	}
+}
+
+func TestMaxFailAndStopOnFailure(t *testing.T) {
+	fx := newFixture(t)
+	fx.hosts.answer = func(host, cmd string) (string, int) {
+		if cmd == "x" && (host == "h1" || host == "h2") {
+			return "", 1
+		}
+		return "", 0
+	}
+	// serial 1: h1 fails (1 ≤ max_fail 1, go on), h2 fails (2 > 1): h3 and
+	// h4 never run, and the next step does not either.
+	rb := fx.runbook(t, "name: m\nsteps:\n  - {title: all, hosts: web, run: x, serial: 1, max_fail: 1}\n  - {title: next, hosts: db, run: y}\n")
+	_, err := fx.eng.Run(context.Background(), rb, RunOptions{})
+	var se *StepError
+	if !errors.As(err, &se) || se.Step != 1 {
+		t.Fatalf("err = %v", err)
+	}
+	got := fx.hosts.commands()
+	if !slices.Equal(got, []string{"h1: x", "h2: x"}) {
+		t.Fatalf("commands %q", got)
+	}
+	// Within max_fail the step succeeds.
+	fx = newFixture(t)
+	fx.hosts.answer = func(host, cmd string) (string, int) {
+		if host == "h3" {
+			return "", 1
+		}
+		return "", 0
+	}
+	rb = fx.runbook(t, "name: m\nsteps:\n  - {title: all, hosts: web, run: x, max_fail: 1}\n  - {title: next, hosts: db, run: y}\n")
+	if _, err := fx.eng.Run(context.Background(), rb, RunOptions{}); err != nil {
+		t.Fatalf("one failure within max_fail 1: %v", err)
+	}
+}
+
+func TestBeforeRefusalRunsNothing(t *testing.T) {
+	fx := newFixture(t)
+	fx.hosts.answer = func(host, cmd string) (string, int) {
+		if cmd == "ready?" && host == "h3" {
+			return "", 1
+		}
+		return "", 0
+	}
+	rb := fx.runbook(t, "name: r\nsteps:\n  - {title: go, hosts: web, before: 'ready?', run: change}\n")
+	id, err := fx.eng.Run(context.Background(), rb, RunOptions{})
+	var re *RefusedError
+	if !errors.As(err, &re) || !slices.Equal(re.Hosts, []string{"h3"}) {
+		t.Fatalf("err = %v", err)
+	}
+	for _, c := range fx.hosts.commands() {
+		if strings.HasSuffix(c, "change") {
+			t.Fatalf("an action ran after a refusal: %q", fx.hosts.commands())
+		}
+	}
+	if s := Summarize(id, fx.journal(t, id)); s.Status != StatusRefused || s.FailedStep != 1 {
+		t.Fatalf("summary %+v", s)
+	}
+}
+
+func TestAfterFailureIsUnverifiedAndUndoRuns(t *testing.T) {
+	fx := newFixture(t)
+	var tries atomic.Int64
+	fx.hosts.answer = func(host, cmd string) (string, int) {
+		if cmd == "healthy?" {
+			tries.Add(1)
+			return "not yet", 1
+		}
+		return "", 0
+	}
+	rb := fx.runbook(t, "name: u\nsteps:\n  - {title: deploy, hosts: db, run: change, after: 'healthy?', undo: revert, retries: 2, retry_delay: 10ms}\n")
+	id, err := fx.eng.Run(context.Background(), rb, RunOptions{})
+	var ue *UnverifiedError
+	if !errors.As(err, &ue) {
+		t.Fatalf("err = %v", err)
+	}
+	if tries.Load() != 3 {
+		t.Fatalf("after check tried %d times, want 1 + 2 retries", tries.Load())
+	}
+	if got := fx.hosts.commands(); got[len(got)-1] != "db: revert" {
+		t.Fatalf("undo did not run last: %q", got)
+	}
+	recs := fx.journal(t, id)
+	s := Summarize(id, recs)
+	if s.Status != StatusUnverified || !strings.Contains(s.Error, "changed but not verified") {
+		t.Fatalf("summary %+v", s)
+	}
+}
+
+func TestContinueOnError(t *testing.T) {
+	fx := newFixture(t)
+	fx.hosts.answer = func(host, cmd string) (string, int) {
+		if cmd == "flaky" {
+			return "", 2
+		}
+		return "", 0
+	}
+	rb := fx.runbook(t, "name: c\nsteps:\n  - {title: a, hosts: db, run: flaky, continue_on_error: true}\n  - {title: b, hosts: db, run: then}\n")
+	id, err := fx.eng.Run(context.Background(), rb, RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fx.hosts.commands(); !slices.Equal(got, []string{"db: flaky", "db: then"}) {
+		t.Fatalf("%q", got)
+	}
+	if s := Summarize(id, fx.journal(t, id)); s.Done[1] != "continued" || s.Status != StatusOK {
+		t.Fatalf("%+v", s)
+	}
+}
+
+func TestNoTerminalNoYesRefusesBeforeAnyChange(t *testing.T) {
+	fx := newFixture(t)
+	fx.eng.Yes = false
+	fx.eng.Confirm = nil
+	rb := fx.runbook(t, "name: c\nsteps:\n  - {title: a, hosts: db, before: check, run: change}\n")
+	_, err := fx.eng.Run(context.Background(), rb, RunOptions{})
+	var ce *ConfirmError
+	if !errors.As(err, &ce) {
+		t.Fatalf("err = %v", err)
+	}
+	if got := fx.hosts.commands(); !slices.Equal(got, []string{"db: check"}) {
+		t.Fatalf("only the plan's check may run: %q", got)
+	}
+	if runs, _ := History(fx.state); len(runs) != 0 {
+		t.Fatalf("a refused run must not be journaled as started: %d runs", len(runs))
+	}
+	// Saying no is the same; yes runs it; per-step confirm asks again.
+	var asked []string
+	fx.eng.Confirm = func(q string) (bool, error) { asked = append(asked, q); return len(asked) == 1, nil }
+	rb = fx.runbook(t, "name: c\nsteps:\n  - {title: a, hosts: db, run: one}\n  - {title: b, hosts: db, run: two, confirm: true}\n")
+	_, err = fx.eng.Run(context.Background(), rb, RunOptions{})
+	if !errors.As(err, &ce) || len(asked) != 2 || !strings.Contains(asked[1], "Step 2: b") {
+		t.Fatalf("err = %v asked %q", err, asked)
+	}
+	if got := fx.hosts.commands(); slices.Contains(got, "db: two") {
+		t.Fatalf("step 2 ran without confirmation: %q", got)
+	}
+}
+
+func TestLocalLockExcludesSecondRun(t *testing.T) {
+	fx := newFixture(t)
+	l, err := AcquireLocal(fx.state, "storage", LockHolder{PID: 4242, Run: "R1", Start: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb := fx.runbook(t, "name: l\nlock: storage\nsteps:\n  - {title: a, hosts: db, run: change}\n")
+	_, err = fx.eng.Run(context.Background(), rb, RunOptions{})
+	var le *LockedError
+	if !errors.As(err, &le) || le.Holder.PID != 4242 || !strings.Contains(err.Error(), "run R1") {
+		t.Fatalf("err = %v", err)
+	}
+	if slices.Contains(fx.hosts.commands(), "db: change") {
+		t.Fatal("ran despite the lock")
+	}
+	_ = l.Release()
+	if _, err := fx.eng.Run(context.Background(), rb, RunOptions{}); err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+}
+
+type fakeClusterLock struct{ lost chan struct{} }
+
+func (f *fakeClusterLock) Lost() <-chan struct{} { return f.lost }
+func (f *fakeClusterLock) Release() error        { return nil }
+
+func TestLostClusterLockStopsBeforeNextStep(t *testing.T) {
+	fx := newFixture(t)
+	cl := &fakeClusterLock{lost: make(chan struct{})}
+	fx.eng.ClusterLock = func(context.Context, string, string) (ClusterLock, error) { return cl, nil }
+	fx.hosts.answer = func(host, cmd string) (string, int) {
+		if cmd == "one" {
+			close(cl.lost) // the session is invalidated while step 1 runs
+		}
+		return "", 0
+	}
+	rb := fx.runbook(t, "name: l\nlock: fo\ncluster_lock: true\nsteps:\n  - {title: a, hosts: db, run: one}\n  - {title: b, hosts: db, run: two}\n")
+	_, err := fx.eng.Run(context.Background(), rb, RunOptions{})
+	if !errors.Is(err, ErrLockLost) {
+		t.Fatalf("err = %v", err)
+	}
+	if slices.Contains(fx.hosts.commands(), "db: two") {
+		t.Fatal("step 2 ran after the lock was lost")
+	}
+}
+
+func TestSecretsNeverReachJournalOrOutput(t *testing.T) {
+	fx := newFixture(t)
+	fx.hosts.answer = func(host, cmd string) (string, int) { return "echoed " + cmd, 1 }
+	rb, err := ParseRunbook("rb.yaml", []byte("name: s\nsecrets: {token: MY_TOKEN}\nsteps:\n  - {title: a, hosts: db, run: 'curl -H \"X-Token: {{.Vars.token}}\" x'}\n"),
+		fx.inv, LoadOptions{Getenv: func(k string) string { return map[string]string{"MY_TOKEN": "s3cr3t-value"}[k] }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx.eng.Reporter = NewReporter(func() *iostreams.IOStreams { s, _, _, _ := iostreams.Test(); s.ErrOut = &lockedBuf{w: fx.out}; return s }(), rb.Secrets)
+	id, _ := fx.eng.Run(context.Background(), rb, RunOptions{})
+	data, _ := os.ReadFile(filepath.Join(fx.state, "runs", id+".jsonl"))
+	if strings.Contains(string(data), "s3cr3t") || !strings.Contains(string(data), "X-Token: ***") {
+		t.Fatalf("journal leaks or lacks redaction:\n%s", data)
+	}
+	if strings.Contains(fx.out.String(), "s3cr3t") {
+		t.Fatalf("output leaks the secret:\n%s", fx.out)
+	}
+	if got := fx.hosts.commands(); !strings.Contains(got[0], "s3cr3t-value") {
+		t.Fatalf("the host must still get the real value: %q", got)
+	}
+}
+
+func TestJournalEndsAtLastCompletedStepAndResume(t *testing.T) {
+	fx := newFixture(t)
+	fx.hosts.answer = func(host, cmd string) (string, int) {
+		if cmd == "two" {
+			return "", 1
+		}
+		return "", 0
+	}
+	rb := fx.runbook(t, "name: j\nsteps:\n  - {title: a, hosts: db, run: one}\n  - {title: b, hosts: db, before: pre-two, run: two}\n  - {title: c, hosts: db, run: three}\n")
+	id, err := fx.eng.Run(context.Background(), rb, RunOptions{})
+	if err == nil {
+		t.Fatal("step 2 should fail")
+	}
+	s := Summarize(id, fx.journal(t, id))
+	if s.NextStep() != 2 || s.Status != StatusFailed {
+		t.Fatalf("%+v next %d", s, s.NextStep())
+	}
+	fx.hosts.answer = nil
+	before := len(fx.hosts.commands())
+	if _, err := fx.eng.Run(context.Background(), rb, RunOptions{ResumeID: id, From: s.NextStep()}); err != nil {
+		t.Fatal(err)
+	}
+	// Resumed at step 2, re-running its before check; step 1 not again.
+	got := fx.hosts.commands()[before:]
+	want := []string{"db: pre-two", "db: pre-two", "db: two", "db: three"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("resumed commands %q, want %q", got, want)
+	}
+	recs := fx.journal(t, id)
+	s = Summarize(id, recs)
+	if s.Status != StatusOK || s.Resumes != 1 {
+		t.Fatalf("%+v", s)
+	}
+}
+
+func TestInterruptedRunWithoutEndIsInterrupted(t *testing.T) {
+	recs := []Record{
+		{Type: "run_start", PID: 999999999, Steps: []string{"a", "b"}},
+		{Type: "step_start", Step: 1},
+		{Type: "step_end", Step: 1, Status: StatusOK},
+		{Type: "step_start", Step: 2},
+	}
+	s := Summarize("x", recs)
+	if s.Status != StatusInterrupted || s.NextStep() != 2 || s.FailedTitle != "b" {
+		t.Fatalf("%+v", s)
+	}
+}
+
+func TestCancelMidStepIsInterrupted(t *testing.T) {
+	fx := newFixture(t)
+	fx.hosts.delay = 5 * time.Second
+	rb := fx.runbook(t, "name: c\nsteps:\n  - {title: a, hosts: web, run: slow}\n")
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(100 * time.Millisecond); cancel() }()
+	id, err := fx.eng.Run(ctx, rb, RunOptions{})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+	if s := Summarize(id, fx.journal(t, id)); s.Status != StatusInterrupted {
+		t.Fatalf("%+v", s)
+	}
+}
+
+func TestPlanSkipsChecksThatNeedPreviousSteps(t *testing.T) {
+	fx := newFixture(t)
+	fx.hosts.answer = func(host, cmd string) (string, int) {
+		if cmd == "exists?" {
+			return "no such dir", 1
+		}
+		return "", 0
+	}
+	rb := fx.runbook(t, "name: p\nsteps:\n  - {title: a, hosts: db, before: 'true', run: mk}\n  - {title: b, hosts: db, before: 'exists?', run: use, needs_previous: true}\n  - {title: c, hosts: db, before: 'exists?', run: use}\n")
+	p, err := fx.eng.Plan(context.Background(), rb, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Steps[1].Items[0].BeforeChecked || p.Steps[1].Items[0].NotCheckedWhy == "" {
+		t.Fatalf("step 2's check must not run in the plan: %+v", p.Steps[1].Items[0])
+	}
+	if !p.Steps[2].Items[0].BeforeChecked || p.Steps[2].Items[0].BeforeOK || p.Failing != 1 {
+		t.Fatalf("step 3's check must run and fail: %+v", p)
+	}
+	if slices.Contains(fx.hosts.commands(), "db: mk") || slices.Contains(fx.hosts.commands(), "db: use") {
+		t.Fatal("a plan ran an action")
+	}
+	var b strings.Builder
+	PrintPlan(&b, iostreamsScheme(), p, nil)
+	for _, want := range []string{"1. a", "run     mk", "not checked now", "FAILS now: no such dir"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("plan text lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+func iostreamsScheme() *iostreams.ColorScheme {
+	s, _, _, _ := iostreams.Test()
+	return s.ColorScheme()
+}
+
+func TestRunbookErrorsHaveLineAndColumn(t *testing.T) {
+	inv, _ := inventory.Parse("inv.yaml", []byte(inv5))
+	cases := map[string]string{
+		"name: x\nsteps:\n  - {title: a, run: b, colour: red}\n":                   "rb.yaml:3:24: unknown field \"colour\"",
+		"steps:\n  - {title: a, run: b}\n":                                           "name: missing",
+		"name: x\nsteps:\n  - {title: a}\n":                                         "rb.yaml:3:5: steps.0: step 1: missing run",
+		"name: x\nsteps:\n  - {title: a, run: 'echo {{.Vars.nope}}'}\n":             "rb.yaml:3:21: steps.0.run: undefined variable nope (for host local)",
+		"name: x\nsteps:\n  - {title: a, run: 'echo {{.Host'}\n":                    "steps.0.run: bad template",
+		"name: x\nsteps:\n  - {title: a, hosts: wbe, run: b}\n":                     `did you mean "web"`,
+		"name: x\nsteps:\n  - {title: a, run: b, timeout: soon}\n":                   "steps.0.timeout: expected a duration",
+		"name: x\nsecrets: {tok: NOPE_ENV}\nsteps:\n  - {title: a, run: b}\n":        "secret \"tok\" comes from $NOPE_ENV, which is not set",
+		"name: x\nlock: 'a b'\nsteps:\n  - {title: a, run: b}\n":                     "lock: expected letters",
+		"name: x\ncluster_lock: true\nsteps:\n  - {title: a, run: b}\n":              "cluster_lock: needs lock:",
+		"":                                                                          "runbook is empty",
+		"name: x\nsteps: []\n":                                                      "expected at least one step",
+		"name: x\nsteps:\n  - {title: a, run: b, serial: -1}\n":                      "must not be negative",
+		"name: [x\n":                                                                "rb.yaml:1:",
+	}
+	for src, want := range cases {
+		_, err := ParseRunbook("rb.yaml", []byte(src), inv, LoadOptions{Getenv: func(string) string { return "" }})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q:\n got %v\nwant %q", src, err, want)
+		}
+	}
+}
+
+func TestVarOverrides(t *testing.T) {
+	inv, _ := inventory.Parse("inv.yaml", []byte(inv5))
+	rb, err := ParseRunbook("rb.yaml", []byte("name: x\nvars: {app: gitea}\nsteps:\n  - {title: a, hosts: db, run: 'sync {{.Vars.app}} on {{.Host}}'}\n"), inv,
+		LoadOptions{Vars: map[string]string{"app": "immich"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := rb.Steps[0].Action.Describe(inv.Host("db"))
+	if got != "sync immich on db" || rb.Params["var.app"] != "immich" {
+		t.Fatalf("%q %v", got, rb.Params)
+	}
+}
+
+func FuzzParseRunbook(f *testing.F) {
+	inv, err := inventory.Parse("inv.yaml", []byte(inv5))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, p := range []string{"../../docs/runbooks/phase3-copy-data.yaml", "../../docs/runbooks/phase3-update-jobs.yaml", "../../docs/runbooks/phase3-remove-glusterfs.yaml"} {
+		if data, err := os.ReadFile(p); err == nil {
+			f.Add(data)
+		}
+	}
+	f.Add([]byte("name: x\nvars: {a: b}\nsteps:\n  - {title: a, hosts: web, before: 'test -d {{.Vars.a}}', run: 'echo {{.Host}}', serial: 2, retries: 1, retry_delay: 1s}\n"))
+	f.Add([]byte("name: x\nsecrets: {t: T}\nsteps:\n  - title: a\n    run: |\n      echo {{.Vars.t}}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rb, err := ParseRunbook("fuzz.yaml", data, inv, LoadOptions{Getenv: func(string) string { return "v" }})
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("empty error")
+			}
+			return
+		}
+		for _, s := range rb.Steps {
+			for _, h := range s.hosts() {
+				if _, err := s.Action.Describe(h); err != nil {
+					t.Fatalf("validated runbook fails to render: %v", err)
+				}
+			}
+		}
+	})
+}
+
