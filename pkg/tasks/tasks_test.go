@@ -381,7 +381,11 @@ func TestSecretsNeverReachJournalOrOutput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fx.eng.Reporter = NewReporter(func() *iostreams.IOStreams { s, _, _, _ := iostreams.Test(); s.ErrOut = &lockedBuf{w: fx.out}; return s }(), rb.Secrets)
+	fx.eng.Reporter = NewReporter(func() *iostreams.IOStreams {
+		s, _, _, _ := iostreams.Test()
+		s.ErrOut = &lockedBuf{w: fx.out}
+		return s
+	}(), rb.Secrets)
 	id, _ := fx.eng.Run(context.Background(), rb, RunOptions{})
 	data, _ := os.ReadFile(filepath.Join(fx.state, "runs", id+".jsonl"))
 	if strings.Contains(string(data), "s3cr3t") || !strings.Contains(string(data), "X-Token: ***") {
@@ -497,20 +501,20 @@ func iostreamsScheme() *iostreams.ColorScheme {
 func TestRunbookErrorsHaveLineAndColumn(t *testing.T) {
 	inv, _ := inventory.Parse("inv.yaml", []byte(inv5))
 	cases := map[string]string{
-		"name: x\nsteps:\n  - {title: a, run: b, colour: red}\n":                   "rb.yaml:3:24: unknown field \"colour\"",
-		"steps:\n  - {title: a, run: b}\n":                                           "name: missing",
-		"name: x\nsteps:\n  - {title: a}\n":                                         "rb.yaml:3:5: steps.0: step 1: missing run",
-		"name: x\nsteps:\n  - {title: a, run: 'echo {{.Vars.nope}}'}\n":             "rb.yaml:3:21: steps.0.run: undefined variable nope (for host local)",
-		"name: x\nsteps:\n  - {title: a, run: 'echo {{.Host'}\n":                    "steps.0.run: bad template",
-		"name: x\nsteps:\n  - {title: a, hosts: wbe, run: b}\n":                     `did you mean "web"`,
-		"name: x\nsteps:\n  - {title: a, run: b, timeout: soon}\n":                   "steps.0.timeout: expected a duration",
-		"name: x\nsecrets: {tok: NOPE_ENV}\nsteps:\n  - {title: a, run: b}\n":        "secret \"tok\" comes from $NOPE_ENV, which is not set",
-		"name: x\nlock: 'a b'\nsteps:\n  - {title: a, run: b}\n":                     "lock: expected letters",
-		"name: x\ncluster_lock: true\nsteps:\n  - {title: a, run: b}\n":              "cluster_lock: needs lock:",
-		"":                                                                          "runbook is empty",
-		"name: x\nsteps: []\n":                                                      "expected at least one step",
-		"name: x\nsteps:\n  - {title: a, run: b, serial: -1}\n":                      "must not be negative",
-		"name: [x\n":                                                                "rb.yaml:1:",
+		"name: x\nsteps:\n  - {title: a, run: b, colour: red}\n":              "rb.yaml:3:24: unknown field \"colour\"",
+		"steps:\n  - {title: a, run: b}\n":                                    "name: missing",
+		"name: x\nsteps:\n  - {title: a}\n":                                   "rb.yaml:3:5: steps.0: step 1: missing run",
+		"name: x\nsteps:\n  - {title: a, run: 'echo {{.Vars.nope}}'}\n":       "rb.yaml:3:21: steps.0.run: undefined variable nope (for host local)",
+		"name: x\nsteps:\n  - {title: a, run: 'echo {{.Host'}\n":              "steps.0.run: bad template",
+		"name: x\nsteps:\n  - {title: a, hosts: wbe, run: b}\n":               `did you mean "web"`,
+		"name: x\nsteps:\n  - {title: a, run: b, timeout: soon}\n":            "steps.0.timeout: expected a duration",
+		"name: x\nsecrets: {tok: NOPE_ENV}\nsteps:\n  - {title: a, run: b}\n": "secret \"tok\" comes from $NOPE_ENV, which is not set",
+		"name: x\nlock: 'a b'\nsteps:\n  - {title: a, run: b}\n":              "lock: expected letters",
+		"name: x\ncluster_lock: true\nsteps:\n  - {title: a, run: b}\n":       "cluster_lock: needs lock:",
+		"":                     "runbook is empty",
+		"name: x\nsteps: []\n": "expected at least one step",
+		"name: x\nsteps:\n  - {title: a, run: b, serial: -1}\n": "must not be negative",
+		"name: [x\n": "rb.yaml:1:",
 	}
 	for src, want := range cases {
 		_, err := ParseRunbook("rb.yaml", []byte(src), inv, LoadOptions{Getenv: func(string) string { return "" }})
@@ -562,4 +566,3 @@ func FuzzParseRunbook(f *testing.F) {
 		}
 	})
 }
-
