@@ -78,8 +78,14 @@ type result struct {
 // hoctl runs the binary against inventory inv.
 func hoctl(t *testing.T, inv string, args ...string) result {
 	t.Helper()
+	return hoctlEnv(t, inv, nil, args...)
+}
+
+// hoctlEnv is hoctl with extra environment variables.
+func hoctlEnv(t *testing.T, inv string, env []string, args ...string) result {
+	t.Helper()
 	cmd := exec.Command(hoctlBin, args...)
-	cmd.Env = append(os.Environ(), "HOCTL_INVENTORY="+inv, "NO_COLOR=1", "SSH_AUTH_SOCK=")
+	cmd.Env = append(append(os.Environ(), "HOCTL_INVENTORY="+inv, "NO_COLOR=1", "SSH_AUTH_SOCK="), env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	start := time.Now()
