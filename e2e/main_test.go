@@ -14,11 +14,13 @@ import (
 	"time"
 
 	"github.com/hoctl/hoctl/internal/lab"
+	"github.com/hoctl/hoctl/internal/lab/consulsim"
 )
 
 var (
 	hoctlBin string
 	fleet    *lab.Lab
+	consul   *consulsim.Server
 )
 
 const fleetSize = 20
@@ -51,10 +53,17 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "building hoctl: %v\n%s", err, out)
 		return 1
 	}
+	consul, err = consulsim.Start("127.0.2.2:8500")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting the lab's Consul endpoint server:", err)
+		return 1
+	}
+	defer func() { _ = consul.Close() }()
 	hosts, groups := lab.NumberedHosts("h", fleetSize)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	fleet, err = lab.Start(ctx, lab.Config{Dir: "/tmp/hoctl-e2e-fleet", Net: 2, Hosts: hosts, Groups: groups, ConnectTimeout: 2 * time.Second})
+	fleet, err = lab.Start(ctx, lab.Config{Dir: "/tmp/hoctl-e2e-fleet", Net: 2, Hosts: hosts, Groups: groups, ConnectTimeout: 2 * time.Second,
+		ConsulAddr: consul.Addr})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting lab:", err)
 		return 1

@@ -65,6 +65,11 @@ type Config struct {
 	DiskSize int64
 	// ConnectTimeout written into the inventory (default 3s).
 	ConnectTimeout time.Duration
+	// ConsulAddr, when set, is written as the inventory's consul.address
+	// (the lab's Consul endpoint server, see consulsim), reached through
+	// ConsulVia's SSH connection when that names a host.
+	ConsulAddr string
+	ConsulVia  string
 }
 
 // Lab is a running lab.
@@ -476,6 +481,12 @@ hosts:
 		b.WriteString("\ngroups:\n")
 		for _, g := range sortedKeys(l.Groups) {
 			fmt.Fprintf(&b, "  %s: [%s]\n", g, strings.Join(l.Groups[g], ", "))
+		}
+	}
+	if l.ConsulAddr != "" {
+		fmt.Fprintf(&b, "\nconsul:\n  address: http://%s\n", l.ConsulAddr)
+		if l.ConsulVia != "" {
+			fmt.Fprintf(&b, "  via: %s\n", l.ConsulVia)
 		}
 	}
 	if l.has("zippy") && l.has("c1") && l.DiskSize > 0 {

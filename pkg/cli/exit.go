@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/hoctl/hoctl/pkg/consul"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 	"github.com/hoctl/hoctl/pkg/tasks"
@@ -74,7 +75,7 @@ func ExitCode(err error) int {
 	case errors.As(err, &ce):
 		return ExitUnreachable
 	case errors.As(err, new(*tasks.RefusedError)), errors.As(err, new(*tasks.ConfirmError)), errors.As(err, new(*tasks.LockedError)),
-		errors.As(err, new(*ResumeRefusedError)):
+		errors.As(err, new(*ResumeRefusedError)), errors.As(err, new(*consul.HeldError)):
 		return ExitRefused
 	case errors.As(err, new(*tasks.NoRunError)):
 		return ExitUsage

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/hashicorp/consul/api"
+	"github.com/hoctl/hoctl/pkg/consul"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 	"github.com/hoctl/hoctl/pkg/tasks"
@@ -144,12 +146,39 @@ func (f *Factory) Engine(inv *inventory.Inventory, secrets []string) (*tasks.Eng
 	if f.IO.CanPrompt() {
 		eng.Confirm = f.prompt
 	}
-	if f.ClusterLock != nil {
+	switch {
+	case f.ClusterLock != nil:
 		eng.ClusterLock = func(ctx context.Context, scope, holder string) (tasks.ClusterLock, error) {
 			return f.ClusterLock(ctx, inv, scope, holder)
 		}
+	case inv.Consul != nil:
+		eng.ClusterLock = func(ctx context.Context, scope, holder string) (tasks.ClusterLock, error) {
+			client, err := f.consulClient(ctx, inv, conn)
+			if err != nil {
+				return nil, err
+			}
+			return consul.Acquire(ctx, client, scope, holder, consul.LockOptions{})
+		}
 	}
 	return eng, func() { _ = conn.Close() }, nil
+}
+
+// consulClient reaches the inventory's Consul, through the consul.via
+// host's SSH connection when one is named.
+func (f *Factory) consulClient(ctx context.Context, inv *inventory.Inventory, conn Connector) (*api.Client, error) {
+	var via consul.Dialer
+	if inv.Consul.Via != "" {
+		r, err := conn.Runner(ctx, inv.Host(inv.Consul.Via))
+		if err != nil {
+			return nil, fmt.Errorf("consul.via: %w", err)
+		}
+		d, ok := r.(consul.Dialer)
+		if !ok {
+			return nil, fmt.Errorf("consul.via %s: only an SSH host can carry a tunnel", inv.Consul.Via)
+		}
+		via = d
+	}
+	return consul.NewClient(inv.Consul, via, f.Getenv)
 }
 
 // prompt asks a yes/no question on the terminal; anything but y/yes is no.

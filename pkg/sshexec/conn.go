@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 	"time"
 
@@ -279,4 +280,14 @@ func (l *lockedWriter) Close() error {
 	}
 	l.closed = true
 	return l.w.Close()
+}
+
+// DialContext opens a TCP connection from the host (an SSH direct-tcpip
+// channel), for tunnelling HTTP APIs through it (consul.via, nomad.via).
+func (c *Conn) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	conn, err := c.client.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: tunnel to %s: %w", c.target.Name, addr, err)
+	}
+	return conn, nil
 }

@@ -1,0 +1,177 @@
+// Package consul is hoctl's access to the cluster's Consul HTTP API,
+// through the official client library, directly or through an SSH tunnel
+// to the inventory's consul.via host; and the cluster-wide lock built on a
+// Consul session and a KV acquire.
+package consul
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/hoctl/hoctl/pkg/inventory"
+)
+
+// Dialer opens TCP connections from a host (an SSH connection's
+// direct-tcpip channel).
+type Dialer interface {
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// NewClient returns a Consul client for the inventory's consul section.
+// via, when not nil, carries every connection (consul.via); getenv reads
+// the token named by token_env. The token is given to the client only:
+// hoctl never prints or journals it.
+func NewClient(cfg *inventory.API, via Dialer, getenv func(string) string) (*api.Client, error) {
+	if cfg == nil {
+		return nil, errors.New("the inventory has no consul section")
+	}
+	u, err := url.Parse(cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("consul.address: %w", err)
+	}
+	c := api.DefaultNonPooledConfig()
+	c.Address, c.Scheme = u.Host, u.Scheme
+	if cfg.TokenEnv != "" {
+		c.Token = getenv(cfg.TokenEnv)
+	}
+	tr := c.Transport
+	if via != nil {
+		tr.DialContext = via.DialContext
+		tr.Proxy = nil
+	}
+	c.HttpClient = &http.Client{Transport: tr, Timeout: 0}
+	return api.NewClient(c)
+}
+
+// LockPrefix is where hoctl's cluster locks live in the KV store.
+const LockPrefix = "hoctl/locks/"
+
+// Lock is a held cluster-wide lock: a Consul session (TTL, renewed in the
+// background, lock-delay on loss) holding hoctl/locks/<scope>.
+type Lock struct {
+	client  *api.Client
+	key     string
+	session string
+	lost    chan struct{}
+	cancel  context.CancelFunc
+}
+
+// HeldError is a lock someone else holds (or lock-delay still protects).
+type HeldError struct {
+	Scope  string
+	Holder string
+}
+
+func (e *HeldError) Error() string {
+	if e.Holder == "" {
+		return fmt.Sprintf("cluster lock %q is not available (held, or its lock-delay after a lost holder has not passed)", e.Scope)
+	}
+	return fmt.Sprintf("cluster lock %q is held by %s", e.Scope, e.Holder)
+}
+
+// LockOptions tune a lock; zero values take Consul's documented defaults.
+type LockOptions struct {
+	TTL       time.Duration // default 15s
+	LockDelay time.Duration // default 15s
+}
+
+// Acquire takes hoctl/locks/<scope> without waiting. holder is stored as
+// the value so the next operator sees who has it.
+func Acquire(ctx context.Context, client *api.Client, scope, holder string, o LockOptions) (*Lock, error) {
+	if o.TTL == 0 {
+		o.TTL = 15 * time.Second
+	}
+	if o.LockDelay == 0 {
+		o.LockDelay = 15 * time.Second
+	}
+	wo := (&api.WriteOptions{}).WithContext(ctx)
+	leader, err := client.Status().Leader()
+	if err != nil {
+		return nil, fmt.Errorf("consul: %w", err)
+	}
+	if leader == "" {
+		return nil, errors.New("consul has no leader: refusing to take a cluster lock")
+	}
+	sid, _, err := client.Session().Create(&api.SessionEntry{
+		Name: "hoctl lock " + scope, TTL: o.TTL.String(), LockDelay: o.LockDelay, Behavior: api.SessionBehaviorRelease,
+	}, wo)
+	if err != nil {
+		return nil, fmt.Errorf("consul session: %w", err)
+	}
+	key := LockPrefix + scope
+	ok, _, err := client.KV().Acquire(&api.KVPair{Key: key, Value: []byte(holder), Session: sid}, wo)
+	if err != nil || !ok {
+		_, _ = client.Session().Destroy(sid, nil)
+		if err != nil {
+			return nil, fmt.Errorf("consul acquire %s: %w", key, err)
+		}
+		he := &HeldError{Scope: scope}
+		if p, _, err := client.KV().Get(key, nil); err == nil && p != nil && p.Session != "" {
+			he.Holder = string(p.Value)
+		}
+		return nil, he
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	l := &Lock{client: client, key: key, session: sid, lost: make(chan struct{}), cancel: cancel}
+	once := make(chan struct{})
+	markLost := func() {
+		select {
+		case <-once:
+		default:
+			close(once)
+			close(l.lost)
+		}
+	}
+	go func() {
+		// Renew until released; a renewal that finds the session gone
+		// means the lock is lost.
+		err := client.Session().RenewPeriodic(o.TTL.String(), sid, (&api.WriteOptions{}).WithContext(rctx), nil)
+		if err != nil && rctx.Err() == nil {
+			markLost()
+		}
+	}()
+	go func() {
+		// Watch the key: when it no longer names our session (destroyed,
+		// expired, released by someone), the lock is lost.
+		var index uint64
+		for rctx.Err() == nil {
+			p, meta, err := client.KV().Get(key, (&api.QueryOptions{WaitIndex: index, WaitTime: 30 * time.Second}).WithContext(rctx))
+			if rctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				time.Sleep(500 * time.Millisecond)
+				continue
+			}
+			if p == nil || p.Session != sid {
+				markLost()
+				return
+			}
+			index = meta.LastIndex
+		}
+	}()
+	return l, nil
+}
+
+// Lost is closed when the lock is lost.
+func (l *Lock) Lost() <-chan struct{} { return l.lost }
+
+// Session is the Consul session holding the lock.
+func (l *Lock) Session() string { return l.session }
+
+// Release gives the lock up and destroys the session.
+func (l *Lock) Release() error {
+	l.cancel()
+	_, _, err := l.client.KV().Release(&api.KVPair{Key: l.key, Session: l.session}, nil)
+	_, derr := l.client.Session().Destroy(l.session, nil)
+	if err != nil {
+		return err
+	}
+	return derr
+}
