@@ -53,7 +53,7 @@ func run() error {
 	flag.IntVar(&c.hosts, "hosts", 20, "lab hosts")
 	flag.IntVar(&c.runs, "runs", 5, "iterations per tool (median reported)")
 	flag.StringVar(&c.hoctl, "hoctl", "bin/hoctl", "hoctl binary")
-	flag.StringVar(&c.only, "only", "", "comma list of suites: fanout,sequence (default all)")
+	flag.StringVar(&c.only, "only", "", "comma list of suites: fanout,sequence,runbook (default all)")
 	flag.Parse()
 	want := func(s string) bool { return c.only == "" || strings.Contains(","+c.only+",", ","+s+",") }
 
@@ -82,6 +82,57 @@ func run() error {
 			return err
 		}
 	}
+	if want("runbook") {
+		if err := h.runbook(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runbook: 10 steps, each a trivial command on every host, as a hoctl
+// runbook and as an Ansible playbook of 10 raw tasks (forks = hosts, no
+// fact gathering), interleaved.
+func (h *harness) runbook() error {
+	cmds := []string{"hostname", "uptime", "id -u", "true", "uname -r", "date +%s", "test -d /persist", "cat /proc/loadavg", "df -h /data", "echo done"}
+	var rb, play strings.Builder
+	rb.WriteString("name: bench\nsteps:\n")
+	play.WriteString("- hosts: all\n  gather_facts: false\n  tasks:\n")
+	for i, c := range cmds {
+		fmt.Fprintf(&rb, "  - {title: step %d, hosts: all, run: '%s'}\n", i+1, c)
+		fmt.Fprintf(&play, "    - name: step %d\n      raw: '%s'\n", i+1, c)
+	}
+	rbPath, playPath := filepath.Join(h.dir, "bench.yaml"), filepath.Join(h.dir, "play.yml")
+	if err := os.WriteFile(rbPath, []byte(rb.String()), 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(playPath, []byte(play.String()), 0o600); err != nil {
+		return err
+	}
+	state := filepath.Join(h.dir, "state")
+	var hoctl, ansible []time.Duration
+	for i := 0; i < h.cfg.runs; i++ {
+		d, _, err := h.timeCmd([]string{"XDG_STATE_HOME=" + state}, h.cfg.hoctl, "--yes", "runbook", "run", rbPath)
+		if err != nil {
+			return err
+		}
+		hoctl = append(hoctl, d)
+		cp := filepath.Join(h.dir, fmt.Sprintf("cpr%d", i))
+		if err := os.MkdirAll(cp, 0o700); err != nil {
+			return err
+		}
+		d, _, err = h.timeCmd([]string{"ANSIBLE_SSH_CONTROL_PATH_DIR=" + cp}, "ansible-playbook", "-i", h.ansInv, "-f", strconv.Itoa(h.cfg.hosts), playPath)
+		if err != nil {
+			return err
+		}
+		ansible = append(ansible, d)
+	}
+	mh, ma := median(hoctl), median(ansible)
+	fmt.Printf("#### Runbook: 10 steps, each a trivial command on %d hosts\n\n", h.cfg.hosts)
+	fmt.Println("| tool | median wall | runs | hoctl ratio |")
+	fmt.Println("|---|---|---|---|")
+	fmt.Printf("| hoctl --yes runbook run (plan, journal, 10 steps) | %s | %s | 1.00 |\n", secs(mh), list(hoctl))
+	fmt.Printf("| ansible-playbook, 10 raw tasks, forks %d | %s | %s | **%.2f×** (target ≤ 0.10) |\n\n", h.cfg.hosts, secs(ma), list(ansible), mh.Seconds()/ma.Seconds())
 	return nil
 }
 
