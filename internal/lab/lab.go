@@ -462,7 +462,7 @@ defaults:
   host_key_policy: strict
   connect_timeout: %s
   command_timeout: 10m
-  keepalive: 2s
+  keepalive: 4s
   become: none
 
 hosts:

@@ -65,41 +65,11 @@ type PingResult struct {
 
 func pingRun(ctx context.Context, opts *PingOptions) error {
 	io := opts.F.IO
-	inv, err := opts.F.Inventory()
+	results, he, err := fanOut(ctx, opts.F, opts.Target, opts.Parallel,
+		func([]*inventory.Host) func(context.Context, Connector, *inventory.Host) PingResult { return pingHost },
+		func(r PingResult) error { return r.err })
 	if err != nil {
 		return err
-	}
-	hosts, err := inv.Select(opts.Target)
-	if err != nil {
-		return err
-	}
-	conn, err := opts.F.Connector(inv)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = conn.Close() }()
-
-	results := make([]PingResult, len(hosts))
-	sshexec.ForEach(ctx, opts.Parallel, hosts, func(ctx context.Context, i int, h *inventory.Host) {
-		results[i] = pingHost(ctx, conn, h)
-		if io.JSON {
-			_ = io.Event(results[i])
-		}
-	})
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-
-	he := &HostsError{Total: len(hosts)}
-	for _, r := range results {
-		if !r.OK {
-			var ce *sshexec.ConnError
-			if errors.As(r.err, &ce) {
-				he.Unreachable++
-			} else {
-				he.Failed++
-			}
-		}
 	}
 	if !io.JSON {
 		cs := io.OutColorScheme()
@@ -115,9 +85,9 @@ func pingRun(ctx context.Context, opts *PingOptions) error {
 		ecs := io.ColorScheme()
 		bad := he.Failed + he.Unreachable
 		if bad == 0 {
-			fmt.Fprintf(io.ErrOut, "%s %d/%d hosts answered\n", ecs.SuccessIcon(), len(hosts), len(hosts))
+			fmt.Fprintf(io.ErrOut, "%s %d/%d hosts answered\n", ecs.SuccessIcon(), he.Total, he.Total)
 		} else {
-			fmt.Fprintf(io.ErrOut, "%s %d/%d hosts answered, %d unreachable\n", ecs.FailureIcon(), len(hosts)-bad, len(hosts), bad)
+			fmt.Fprintf(io.ErrOut, "%s %d/%d hosts answered, %d unreachable\n", ecs.FailureIcon(), he.Total-bad, he.Total, bad)
 		}
 	}
 	if he.Failed+he.Unreachable > 0 {

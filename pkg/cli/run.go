@@ -93,44 +93,19 @@ type RunResult struct {
 
 func runRun(ctx context.Context, opts *RunOptions) error {
 	ios := opts.F.IO
-	inv, err := opts.F.Inventory()
+	results, he, err := fanOut(ctx, opts.F, opts.Target, opts.Parallel,
+		func(hosts []*inventory.Host) func(context.Context, Connector, *inventory.Host) RunResult {
+			width := 0
+			for _, h := range hosts {
+				width = max(width, len(h.Name))
+			}
+			return func(ctx context.Context, conn Connector, h *inventory.Host) RunResult {
+				return runOne(ctx, opts, conn, h, width)
+			}
+		},
+		func(r RunResult) error { return r.err })
 	if err != nil {
 		return err
-	}
-	hosts, err := inv.Select(opts.Target)
-	if err != nil {
-		return err
-	}
-	conn, err := opts.F.Connector(inv)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = conn.Close() }()
-
-	width := 0
-	for _, h := range hosts {
-		width = max(width, len(h.Name))
-	}
-	results := make([]RunResult, len(hosts))
-	sshexec.ForEach(ctx, opts.Parallel, hosts, func(ctx context.Context, i int, h *inventory.Host) {
-		results[i] = runOne(ctx, opts, conn, h, width)
-		if ios.JSON {
-			_ = ios.Event(results[i])
-		}
-	})
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	he := &HostsError{Total: len(hosts)}
-	for _, r := range results {
-		var ce *sshexec.ConnError
-		switch {
-		case r.err == nil:
-		case errors.As(r.err, &ce):
-			he.Unreachable++
-		default:
-			he.Failed++
-		}
 	}
 	if !ios.JSON {
 		printRunSummary(ios, results, he)

@@ -126,14 +126,8 @@ func (c *Conn) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	defer func() { _ = sess.Close() }()
 
 	res := &Result{Host: c.target.Name}
-	var outBuf, errBuf bytes.Buffer
-	sess.Stdout, sess.Stderr = cmd.Stdout, cmd.Stderr
-	if sess.Stdout == nil {
-		sess.Stdout = &outBuf
-	}
-	if sess.Stderr == nil {
-		sess.Stderr = &errBuf
-	}
+	var capt capture
+	sess.Stdout, sess.Stderr = capt.stdout(cmd), capt.stderr(cmd)
 	// Stdin is copied by our own goroutine: the session's Wait would
 	// otherwise wait for a reader that may never end (a pipe whose other
 	// side is still running). Without input, stdin stays open until the
@@ -192,26 +186,15 @@ func (c *Conn) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 		return nil, c.lost()
 	}
 	res.Duration = time.Since(start)
-	if cmd.Stdout == nil {
-		res.Stdout = outBuf.Bytes()
-	}
-	if cmd.Stderr == nil {
-		res.Stderr = errBuf.Bytes()
-	}
+	capt.fill(res, cmd)
 	if ctxErr != nil {
 		res.ExitCode = -1
 		return res, ctxErr
 	}
-	return res, c.exitErr(res, err, &errBuf)
+	return res, c.exitErr(res, err, &capt.err)
 }
 
-func (c *Conn) wrapCtx(ctx context.Context) error {
-	cause := context.Cause(ctx)
-	if errors.Is(cause, ErrTimeout) {
-		return fmt.Errorf("%s: %w", c.target.Name, cause)
-	}
-	return fmt.Errorf("%s: %w", c.target.Name, ctx.Err())
-}
+func (c *Conn) wrapCtx(ctx context.Context) error { return ctxError(c.target.Name, ctx) }
 
 func (c *Conn) exitErr(res *Result, err error, errBuf *bytes.Buffer) error {
 	if err == nil {

@@ -1,7 +1,6 @@
 package sshexec
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -38,14 +37,8 @@ func (l *Local) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 
 	c := exec.Command("sh", "-c", withBecome(cmd.Line(), l.target.Become))
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var outBuf, errBuf bytes.Buffer
-	c.Stdout, c.Stderr = cmd.Stdout, cmd.Stderr
-	if c.Stdout == nil {
-		c.Stdout = &outBuf
-	}
-	if c.Stderr == nil {
-		c.Stderr = &errBuf
-	}
+	var capt capture
+	c.Stdout, c.Stderr = capt.stdout(cmd), capt.stderr(cmd)
 	var stdin io.WriteCloser
 	if cmd.Stdin != nil {
 		var err error
@@ -69,11 +62,7 @@ func (l *Local) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		ctxErr = ctx.Err()
-		if cause := context.Cause(ctx); errors.Is(cause, ErrTimeout) {
-			ctxErr = cause
-		}
-		ctxErr = fmt.Errorf("%s: %w", l.target.Name, ctxErr)
+		ctxErr = ctxError(l.target.Name, ctx)
 		_ = syscall.Kill(-c.Process.Pid, syscall.SIGTERM)
 		select {
 		case err = <-done:
@@ -83,12 +72,7 @@ func (l *Local) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 		}
 	}
 	res := &Result{Host: l.target.Name, Duration: time.Since(start)}
-	if cmd.Stdout == nil {
-		res.Stdout = outBuf.Bytes()
-	}
-	if cmd.Stderr == nil {
-		res.Stderr = errBuf.Bytes()
-	}
+	capt.fill(res, cmd)
 	if ctxErr != nil {
 		res.ExitCode = -1
 		return res, ctxErr
@@ -104,7 +88,7 @@ func (l *Local) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 		} else {
 			res.ExitCode = ee.ExitCode()
 		}
-		return res, &ExitError{Host: l.target.Name, Code: res.ExitCode, Signal: res.Signal, Stderr: tail(errBuf.Bytes(), 3)}
+		return res, &ExitError{Host: l.target.Name, Code: res.ExitCode, Signal: res.Signal, Stderr: tail(capt.err.Bytes(), 3)}
 	}
 	return res, fmt.Errorf("%s: %w", l.target.Name, err)
 }

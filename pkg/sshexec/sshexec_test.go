@@ -79,8 +79,9 @@ func (e *env) target(name string, s *sshtest.Server) *Target {
 		HostKeyPolicy:  "strict",
 		ConnectTimeout: 2 * time.Second,
 		CommandTimeout: 30 * time.Second,
-		Keepalive:      time.Second,
-		Become:         "none",
+		// Generous: a loaded CI machine must not look like a dead host.
+		Keepalive: 5 * time.Second,
+		Become:    "none",
 	}
 }
 

@@ -1,0 +1,56 @@
+package cli
+
+import (
+	"context"
+	"errors"
+
+	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/sshexec"
+)
+
+// fanOut is what ping and run share: select TARGET's hosts, connect, call
+// one per host (at most parallel at once; mk sees the selection first),
+// emit each result as a JSON event in --json mode, and tally failures by
+// errOf (unreachable hosts apart). Results keep inventory order.
+func fanOut[R any](ctx context.Context, f *Factory, target string, parallel int,
+	mk func(hosts []*inventory.Host) func(ctx context.Context, conn Connector, h *inventory.Host) R,
+	errOf func(R) error,
+) ([]R, *HostsError, error) {
+	inv, err := f.Inventory()
+	if err != nil {
+		return nil, nil, err
+	}
+	hosts, err := inv.Select(target)
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, err := f.Connector(inv)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() { _ = conn.Close() }()
+
+	one := mk(hosts)
+	results := make([]R, len(hosts))
+	sshexec.ForEach(ctx, parallel, hosts, func(ctx context.Context, i int, h *inventory.Host) {
+		results[i] = one(ctx, conn, h)
+		if f.IO.JSON {
+			_ = f.IO.Event(results[i])
+		}
+	})
+	if ctx.Err() != nil {
+		return nil, nil, ctx.Err()
+	}
+	he := &HostsError{Total: len(hosts)}
+	for _, r := range results {
+		var ce *sshexec.ConnError
+		switch err := errOf(r); {
+		case err == nil:
+		case errors.As(err, &ce):
+			he.Unreachable++
+		default:
+			he.Failed++
+		}
+	}
+	return results, he, nil
+}
