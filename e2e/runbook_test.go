@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -123,27 +121,14 @@ steps:
     hosts: h03,h04
     run: touch /data/%[1]s/three
 `, tag))
-	cmd := exec.Command(hoctlBin, "--yes", "runbook", "run", rb)
-	cmd.Env = append(append(os.Environ(), "HOCTL_INVENTORY="+fleet.Inventory, "NO_COLOR=1"), env...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for countProcs(t, "^sleep 600$") < 2 {
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			t.Fatalf("step 2 never started:\n%s", out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	cmd, _ := startRun(t, fleet.Inventory, env, "--yes", "runbook", "run", rb)
+	waitProcs(t, "^sleep 600$", 2)
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
 	// The connection died with hoctl: the remote sleeps must go too.
-	deadline = time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for countProcs(t, "^sleep 600$") > 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("remote commands survived kill -9 of hoctl")
@@ -200,21 +185,8 @@ steps:
 func TestConcurrentRunsWithSameLock(t *testing.T) {
 	env := stateEnv(t)
 	rb := writeRunbook(t, "name: slow\nlock: shared-scope\nsteps:\n  - {title: hold, hosts: h05, run: 'sleep 3'}\n")
-	cmd := exec.Command(hoctlBin, "--yes", "runbook", "run", rb)
-	cmd.Env = append(append(os.Environ(), "HOCTL_INVENTORY="+fleet.Inventory, "NO_COLOR=1"), env...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for countProcs(t, "^sleep 3$") < 1 {
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			t.Fatalf("first run never started:\n%s", out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	cmd, out := startRun(t, fleet.Inventory, env, "--yes", "runbook", "run", rb)
+	waitProcs(t, "^sleep 3$", 1)
 	r := hoctlEnv(t, fleet.Inventory, env, "--yes", "runbook", "run", rb)
 	if r.code != 3 || !strings.Contains(r.stderr, fmt.Sprintf(`lock "shared-scope" is held by pid %d`, cmd.Process.Pid)) {
 		t.Fatalf("second run: exit %d\n%s", r.code, r.stderr)

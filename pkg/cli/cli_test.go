@@ -12,9 +12,11 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/hoctl/hoctl/pkg/consul"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/sshexec"
+	"github.com/hoctl/hoctl/pkg/tasks"
 	"github.com/spf13/cobra"
 )
 
@@ -306,16 +308,27 @@ func TestPingAndRunFlagsParse(t *testing.T) {
 
 func TestExitCodes(t *testing.T) {
 	cases := map[error]int{
-		nil:                                        0,
-		errors.New("x"):                            1,
-		&UsageError{Err: errors.New("x")}:          2,
-		&inventory.Error{}:                         2,
-		&inventory.TargetError{}:                   2,
-		&HostsError{Unreachable: 1}:                4,
-		&HostsError{Failed: 1}:                     1,
-		&sshexec.ConnError{}:                       4,
-		context.Canceled:                           130,
-		fmt.Errorf("w: %w", &SilentError{Code: 5}): 5,
+		nil:                                               0,
+		errors.New("x"):                                   1,
+		&UsageError{Err: errors.New("x")}:                 2,
+		&inventory.Error{}:                                2,
+		&inventory.TargetError{}:                          2,
+		&HostsError{Unreachable: 1}:                       4,
+		&HostsError{Failed: 1}:                            1,
+		&sshexec.ConnError{}:                              4,
+		context.Canceled:                                  130,
+		fmt.Errorf("w: %w", &SilentError{Code: 5}):        5,
+		&tasks.RefusedError{Err: errors.New("x")}:         3,
+		&tasks.StepError{Err: errors.New("x")}:            1,
+		&tasks.UnverifiedError{Err: errors.New("x")}:      5,
+		&tasks.StepError{Err: &sshexec.ConnError{}}:       4,
+		&tasks.RefusedError{Err: &sshexec.ConnError{}}:    4,
+		&tasks.UnverifiedError{Err: &sshexec.ConnError{}}: 5,
+		&tasks.LockedError{}:                              3,
+		&consul.HeldError{}:                               3,
+		&tasks.ConfirmError{}:                             3,
+		&tasks.NoRunError{}:                               2,
+		tasks.ErrLockLost:                                 1,
 	}
 	for err, want := range cases {
 		if got := ExitCode(err); got != want {

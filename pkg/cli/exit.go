@@ -84,8 +84,6 @@ func ExitCode(err error) int {
 			return ExitUnreachable
 		}
 		return ExitFailed
-	case errors.As(err, &ce):
-		return ExitUnreachable
 	}
 	return ExitFailed
 }

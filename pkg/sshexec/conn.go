@@ -142,7 +142,7 @@ func (c *Conn) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	// lock; closers that may find a Write blocked (a full window) close
 	// asynchronously, and the session's own Close then unblocks it.
 	in := &lockedWriter{w: stdin}
-	defer func() { go in.Close() }()
+	defer func() { go func() { _ = in.Close() }() }()
 	line := killable(withBecome(cmd.Line(), c.target.Become), cmd.Stdin != nil)
 	start := time.Now()
 	if err := sess.Start(line); err != nil {
@@ -168,7 +168,7 @@ func (c *Conn) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 		_ = sess.Signal(ssh.SIGTERM)
 		// Ending stdin makes the watcher kill the group where the signal
 		// was refused.
-		go in.Close()
+		go func() { _ = in.Close() }()
 		select {
 		case err = <-done:
 		case <-time.After(cancelGrace):

@@ -85,16 +85,11 @@ func FromDecode(name, schema string, err error) error {
 	return &Error{File: name, Msg: err.Error()}
 }
 
-var plainKey = func(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
-			return false
-		}
-	}
-	return true
+// plainKey reports whether a YAML path can name s without quotes.
+func plainKey(s string) bool {
+	return s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') && r != '_' && r != '-'
+	}) < 0
 }
 
 // Position finds the line and column of the node at a dotted path
