@@ -39,6 +39,11 @@ type Server struct {
 	// Mute makes established connections stop answering anything, like a
 	// host that froze after the handshake.
 	Mute atomic.Bool
+	// ForcedCommand, when set, runs instead of whatever the client asks,
+	// like an authorized_keys command="..." restriction.
+	ForcedCommand atomic.Value // string
+	// Execs counts exec requests (sessions that ran a command).
+	Execs atomic.Int64
 
 	Connections    atomic.Int64 // SSH handshakes completed
 	MaxConcurrent  atomic.Int64 // most commands running at once on one connection
@@ -243,6 +248,10 @@ func (s *Server) session(ch ssh.Channel, reqs <-chan *ssh.Request, running *atom
 			if err := ssh.Unmarshal(r.Payload, &p); err != nil || cmd != nil {
 				_ = r.Reply(false, nil)
 				continue
+			}
+			s.Execs.Add(1)
+			if fc, _ := s.ForcedCommand.Load().(string); fc != "" {
+				p.Command = fc
 			}
 			cmd = exec.Command("sh", "-c", p.Command)
 			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -27,6 +28,13 @@ type Conn struct {
 	deadOnce sync.Once
 	dead     chan struct{}
 	deadErr  error
+
+	// The connection's executor (see executor.go): one command at a time,
+	// others take sessions.
+	execMu     sync.Mutex
+	exec       *executor
+	noExecutor atomic.Bool
+	commands   atomic.Int64
 }
 
 // Name implements Runner.
@@ -100,6 +108,9 @@ func (c *Conn) lost() error {
 
 // Run implements Runner.
 func (c *Conn) Run(ctx context.Context, cmd Cmd) (*Result, error) {
+	if res, err, ok := c.executorRun(ctx, cmd); ok {
+		return res, err
+	}
 	timeout := cmd.Timeout
 	if timeout == 0 {
 		timeout = c.target.CommandTimeout

@@ -417,28 +417,37 @@ func processAlive(t *testing.T, marker string) bool {
 }
 
 func TestCancelStopsRemoteProcessTree(t *testing.T) {
-	e := newEnv(t)
-	s := e.server()
-	p := pool(t)
-	r, err := p.Runner(context.Background(), e.target("h", s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	marker := fmt.Sprintf("%d.%d", 300+time.Now().Nanosecond()%600, os.Getpid()%1000)
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() { time.Sleep(300 * time.Millisecond); cancel() }()
-	// Two commands so the shell forks rather than execs: the child must
-	// die too, not just the shell.
-	_, err = r.Run(ctx, Cmd{Script: "sleep " + marker + "; echo never"})
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v", err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for processAlive(t, "sleep "+marker) {
-		if time.Now().After(deadline) {
-			t.Fatal("remote sleep still running after cancel")
+	// Cold: the connection's first command runs in a session of its own;
+	// warm: later ones go through the executor.
+	for _, warm := range []bool{false, true} {
+		e := newEnv(t)
+		s := e.server()
+		p := pool(t)
+		r, err := p.Runner(context.Background(), e.target("h", s))
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		if warm {
+			if _, err := r.Run(context.Background(), Cmd{Script: "true"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		marker := fmt.Sprintf("%d.%d", 300+time.Now().Nanosecond()%600, os.Getpid()%1000)
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { time.Sleep(300 * time.Millisecond); cancel() }()
+		// Two commands so the shell forks rather than execs: the child must
+		// die too, not just the shell.
+		_, err = r.Run(ctx, Cmd{Script: "sleep " + marker + "; echo never"})
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("warm=%v: err = %v", warm, err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for processAlive(t, "sleep "+marker) {
+			if time.Now().After(deadline) {
+				t.Fatalf("warm=%v: remote sleep still running after cancel", warm)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 }
 
@@ -585,28 +594,35 @@ func TestForEachBoundsConcurrency(t *testing.T) {
 // command must not run on: the session's stdin reaches EOF and the
 // watcher kills the process group.
 func TestConnectionLossStopsRemoteCommand(t *testing.T) {
-	e := newEnv(t)
-	s := e.server()
-	p := NewPool(PoolOptions{})
-	r, err := p.Runner(context.Background(), e.target("h", s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	marker := fmt.Sprintf("%d.%d", 200+time.Now().Nanosecond()%700, os.Getpid()%1000+3)
-	go func() { _, _ = r.Run(context.Background(), Cmd{Script: "sleep " + marker + "; echo never"}) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for !processAlive(t, "sleep "+marker) {
-		if time.Now().After(deadline) {
-			t.Fatal("remote sleep never started")
+	for _, warm := range []bool{false, true} {
+		e := newEnv(t)
+		s := e.server()
+		p := NewPool(PoolOptions{})
+		r, err := p.Runner(context.Background(), e.target("h", s))
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	_ = p.Close()
-	deadline = time.Now().Add(5 * time.Second)
-	for processAlive(t, "sleep "+marker) {
-		if time.Now().After(deadline) {
-			t.Fatal("remote sleep survived the connection")
+		if warm {
+			if _, err := r.Run(context.Background(), Cmd{Script: "true"}); err != nil {
+				t.Fatal(err)
+			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		marker := fmt.Sprintf("%d.%d", 200+time.Now().Nanosecond()%700, os.Getpid()%1000+3)
+		go func() { _, _ = r.Run(context.Background(), Cmd{Script: "sleep " + marker + "; echo never"}) }()
+		deadline := time.Now().Add(5 * time.Second)
+		for !processAlive(t, "sleep "+marker) {
+			if time.Now().After(deadline) {
+				t.Fatal("remote sleep never started")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		_ = p.Close()
+		deadline = time.Now().Add(5 * time.Second)
+		for processAlive(t, "sleep "+marker) {
+			if time.Now().After(deadline) {
+				t.Fatalf("warm=%v: remote sleep survived the connection", warm)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 }
