@@ -117,13 +117,17 @@ func (e *executor) close() {
 	_ = e.sess.Close()
 }
 
+// errNotStarted is an executor that ended before the command began: it is
+// safe to run the command another way.
+var errNotStarted = errors.New("executor ended before the command started")
+
 // run sends one command and forwards its output until both end markers.
 func (e *executor) run(ctx context.Context, line string, stdout, stderr io.Writer) (int, error) {
 	m := randomMarker()
 	outDone := e.out.expect(m, stdout, true)
 	errDone := e.err.expect(m, stderr, false)
 	if _, err := io.WriteString(e.stdin, m+"\n"+line+"\n"+m+"\n"); err != nil {
-		return -1, err
+		return -1, errNotStarted
 	}
 	var code int
 	var gotOut, gotErr bool
@@ -134,7 +138,10 @@ func (e *executor) run(ctx context.Context, line string, stdout, stderr io.Write
 		case <-errDone:
 			gotErr = true
 		case <-e.dead:
-			return -1, errors.New("executor session ended")
+			if !e.out.started(m) {
+				return -1, errNotStarted
+			}
+			return -1, errors.New("executor session ended during the command")
 		case <-ctx.Done():
 			return -1, ctx.Err()
 		}
@@ -182,6 +189,13 @@ func (d *demux) expect(marker string, w io.Writer, withRC bool) <-chan int {
 	d.process()
 	d.mu.Unlock()
 	return ex.done
+}
+
+// started reports whether the command with marker m has begun.
+func (d *demux) started(m string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cur == nil || d.cur.marker != m || d.cur.started
 }
 
 func (d *demux) pump() {
@@ -325,8 +339,10 @@ func (c *Conn) executorRun(ctx context.Context, cmd Cmd) (res *Result, err error
 			return res, c.wrapCtx(ctx), true
 		case c.isDead():
 			return nil, c.lost(), true
+		case errors.Is(rerr, errNotStarted):
+			return nil, nil, false // nothing ran: a session will do it
 		}
-		return nil, &ConnError{Host: c.target.Name, Addr: c.target.HostPort(), Reason: ReasonLost, Err: rerr}, true
+		return res, fmt.Errorf("%s: %w", c.target.Name, rerr), true
 	}
 	if code != 0 {
 		return res, &ExitError{Host: c.target.Name, Code: code, Stderr: tail(capt.err.Bytes(), 3)}, true

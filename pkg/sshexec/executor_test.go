@@ -100,3 +100,26 @@ func TestForcedCommandFallsBackToSessions(t *testing.T) {
 		t.Fatalf("execs = %d, want a session for the first command, the executor that never starts, then a session per command", n)
 	}
 }
+
+// An executor that dies between commands (killed on the host, say) must
+// not fail the next command or call the host unreachable.
+func TestDeadExecutorBetweenCommandsFallsBack(t *testing.T) {
+	e := newEnv(t)
+	s := e.server()
+	p := pool(t)
+	tg := e.target("h", s)
+	for _, c := range []string{"true", "echo warm"} {
+		if _, err := run(t, p, tg, Cmd{Script: c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// In a subshell $$ is still the executor's shell: this kills it while
+	// the command itself completes.
+	if _, err := run(t, p, tg, Cmd{Script: "kill -KILL $$"}); err != nil {
+		t.Logf("the killing command itself: %v", err)
+	}
+	res, err := run(t, p, tg, Cmd{Script: "echo still"})
+	if err != nil || string(res.Stdout) != "still\n" {
+		t.Fatalf("after the executor died: %q %v", res.Stdout, err)
+	}
+}
