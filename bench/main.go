@@ -180,6 +180,25 @@ func newHarness(l *lab.Lab, c config) (*harness, error) {
 	return h, nil
 }
 
+// targets resolves every lab host, for the suites that use hoctl's
+// library directly.
+func (h *harness) targets() ([]*sshexec.Target, error) {
+	inv, err := inventory.Load(h.lab.Inventory)
+	if err != nil {
+		return nil, err
+	}
+	res := &sshexec.Resolver{Inventory: inv, Home: os.Getenv("HOME")}
+	var targets []*sshexec.Target
+	for _, n := range inv.HostNames() {
+		t, err := res.Resolve(inv.Host(n))
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, t)
+	}
+	return targets, nil
+}
+
 func (h *harness) cleanup() {
 	// Ansible's ControlPersist masters would linger for 60 s; end them.
 	matches, _ := filepath.Glob(filepath.Join(h.dir, "cp*", "*"))
@@ -269,18 +288,9 @@ func (h *harness) fanout() error {
 // version), connecting to every host at once (TCP, key exchange, auth),
 // and running the command on the open connections.
 func (h *harness) phases() error {
-	inv, err := inventory.Load(h.lab.Inventory)
+	targets, err := h.targets()
 	if err != nil {
 		return err
-	}
-	res := &sshexec.Resolver{Inventory: inv, Home: os.Getenv("HOME")}
-	var targets []*sshexec.Target
-	for _, n := range inv.HostNames() {
-		t, err := res.Resolve(inv.Host(n))
-		if err != nil {
-			return err
-		}
-		targets = append(targets, t)
 	}
 	var startup, connect, execs, slowest []time.Duration
 	for i := 0; i < h.cfg.runs; i++ {
@@ -368,18 +378,9 @@ func list(ds []time.Duration) string {
 }
 
 func (h *harness) sequence(ctx context.Context) error {
-	inv, err := inventory.Load(h.lab.Inventory)
+	targets, err := h.targets()
 	if err != nil {
 		return err
-	}
-	res := &sshexec.Resolver{Inventory: inv, Home: os.Getenv("HOME")}
-	var targets []*sshexec.Target
-	for _, n := range inv.HostNames() {
-		t, err := res.Resolve(inv.Host(n))
-		if err != nil {
-			return err
-		}
-		targets = append(targets, t)
 	}
 	cmds := []string{"hostname", "uptime", "id -u", "true", "uname -r", "date +%s", "test -d /persist", "cat /proc/loadavg", "df -h /data", "echo done"}
 	var hoctl, pdsh []time.Duration

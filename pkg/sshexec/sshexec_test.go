@@ -461,14 +461,10 @@ func TestCommandTimeout(t *testing.T) {
 }
 
 func TestPipeCopiesBytesExactly(t *testing.T) {
-	e := newEnv(t)
-	a, b := e.server(), e.server()
-	p := pool(t)
-	src, _ := p.Runner(context.Background(), e.target("a", a))
-	dst, _ := p.Runner(context.Background(), e.target("b", b))
+	src, dst := twoHosts(t)
 	data := make([]byte, 12<<20+7)
 	_, _ = rand.Read(data)
-	file := filepath.Join(e.dir, "blob")
+	file := filepath.Join(t.TempDir(), "blob")
 	if err := os.WriteFile(file, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -487,11 +483,7 @@ func TestPipeCopiesBytesExactly(t *testing.T) {
 }
 
 func TestPipeBlamesSenderFirst(t *testing.T) {
-	e := newEnv(t)
-	a, b := e.server(), e.server()
-	p := pool(t)
-	src, _ := p.Runner(context.Background(), e.target("a", a))
-	dst, _ := p.Runner(context.Background(), e.target("b", b))
+	src, dst := twoHosts(t)
 	_, err := Pipe(context.Background(), src, Cmd{Script: "printf partial; echo 'cannot find parent' >&2; exit 3"},
 		dst, Cmd{Script: "cat >/dev/null; echo 'ERROR: empty stream' >&2; exit 1"}, nil)
 	var pe *PipeError
@@ -505,11 +497,7 @@ func TestPipeBlamesSenderFirst(t *testing.T) {
 }
 
 func TestPipeReceiverFailureStopsSender(t *testing.T) {
-	e := newEnv(t)
-	a, b := e.server(), e.server()
-	p := pool(t)
-	src, _ := p.Runner(context.Background(), e.target("a", a))
-	dst, _ := p.Runner(context.Background(), e.target("b", b))
+	src, dst := twoHosts(t)
 	start := time.Now()
 	_, err := Pipe(context.Background(), src, Cmd{Script: "yes"},
 		dst, Cmd{Script: "head -c 1000 >/dev/null; echo 'No space left on device' >&2; exit 1"}, nil)
@@ -625,4 +613,21 @@ func TestConnectionLossStopsRemoteCommand(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+}
+
+// twoHosts returns runners on two test servers, named a and b.
+func twoHosts(t *testing.T) (Runner, Runner) {
+	t.Helper()
+	e := newEnv(t)
+	a, b := e.server(), e.server()
+	p := pool(t)
+	src, err := p.Runner(context.Background(), e.target("a", a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := p.Runner(context.Background(), e.target("b", b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src, dst
 }
