@@ -132,7 +132,7 @@ func (h *harness) runbook() error {
 	fmt.Println("| tool | median wall | runs | hoctl ratio |")
 	fmt.Println("|---|---|---|---|")
 	fmt.Printf("| hoctl --yes runbook run (plan, journal, 10 steps) | %s | %s | 1.00 |\n", secs(mh), list(hoctl))
-	fmt.Printf("| ansible-playbook, 10 raw tasks, forks %d | %s | %s | **%.2f×** (target ≤ 0.10) |\n\n", h.cfg.hosts, secs(ma), list(ansible), mh.Seconds()/ma.Seconds())
+	fmt.Printf("| ansible-playbook, 10 raw tasks, forks %d | %s | %s | **%.3f×** (target ≤ 0.10) |\n\n", h.cfg.hosts, secs(ma), list(ansible), mh.Seconds()/ma.Seconds())
 	return nil
 }
 
@@ -275,8 +275,8 @@ func (h *harness) fanout() error {
 	fmt.Println("| tool | median wall | runs | hoctl ratio |")
 	fmt.Println("|---|---|---|---|")
 	fmt.Printf("| hoctl run all -- hostname | %s | %s | 1.00 |\n", secs(mh), list(hoctl))
-	fmt.Printf("| pdsh -R ssh -f %d | %s | %s | **%.2f×** (target ≤ 0.60) |\n", h.cfg.hosts, secs(mp), list(pdsh), mh.Seconds()/mp.Seconds())
-	fmt.Printf("| ansible -m command -f %d | %s | %s | **%.2f×** (target ≤ 0.35) |\n\n", h.cfg.hosts, secs(ma), list(ansible), mh.Seconds()/ma.Seconds())
+	fmt.Printf("| pdsh -R ssh -f %d | %s | %s | **%.3f×** (target ≤ 0.60) |\n", h.cfg.hosts, secs(mp), list(pdsh), mh.Seconds()/mp.Seconds())
+	fmt.Printf("| ansible -m command -f %d | %s | %s | **%.3f×** (target ≤ 0.35) |\n\n", h.cfg.hosts, secs(ma), list(ansible), mh.Seconds()/ma.Seconds())
 	mhc, msc := median(hoctlCPU), median(sshdCPU)
 	fmt.Printf("Where hoctl's fan-out time goes (median per run, %d cores): wall %s; hoctl process CPU %s; lab sshd CPU %s (fork, re-exec, key exchange, session, `hostname`). ", runtime.NumCPU(), secs(mh), secs(mhc), secs(msc))
 	fmt.Printf("CPU demand %s over %d cores = %s of the wall time.\n\n", secs(mhc+msc), runtime.NumCPU(), secs((mhc+msc)/time.Duration(runtime.NumCPU())))
@@ -419,7 +419,7 @@ func (h *harness) sequence(ctx context.Context) error {
 	fmt.Println("| tool | median wall | runs | hoctl ratio |")
 	fmt.Println("|---|---|---|---|")
 	fmt.Printf("| hoctl engine (pkg/sshexec, one connection per host) | %s | %s | 1.00 |\n", secs(mh), list(hoctl))
-	fmt.Printf("| 10 × pdsh -R ssh -f %d | %s | %s | **%.2f×** |\n\n", h.cfg.hosts, secs(mp), list(pdsh), mh.Seconds()/mp.Seconds())
+	fmt.Printf("| 10 × pdsh -R ssh -f %d | %s | %s | **%.3f×** |\n\n", h.cfg.hosts, secs(mp), list(pdsh), mh.Seconds()/mp.Seconds())
 	return nil
 }
 

@@ -63,6 +63,12 @@ func (f *Factory) Inventory() (*inventory.Inventory, error) {
 
 // Connector returns a connector for inv.
 func (f *Factory) Connector(inv *inventory.Inventory) (Connector, error) {
+	return f.connector(inv, false)
+}
+
+// connector is Connector; eager sends every command of a connection to its
+// executor, for runs of many commands per host.
+func (f *Factory) connector(inv *inventory.Inventory, eager bool) (Connector, error) {
 	if f.Connect != nil {
 		return f.Connect(inv)
 	}
@@ -72,7 +78,7 @@ func (f *Factory) Connector(inv *inventory.Inventory) (Connector, error) {
 		return nil, err
 	}
 	return &sshConnector{
-		pool:     sshexec.NewPool(sshexec.PoolOptions{AgentSocket: f.Getenv("SSH_AUTH_SOCK")}),
+		pool:     sshexec.NewPool(sshexec.PoolOptions{AgentSocket: f.Getenv("SSH_AUTH_SOCK"), EagerExecutor: eager}),
 		resolver: &sshexec.Resolver{Inventory: inv, SSHConfig: sc, Home: home},
 	}, nil
 }

@@ -129,7 +129,7 @@ func quiet(err error) error {
 // Engine builds the runbook engine for this invocation; the returned func
 // closes its connections.
 func (f *Factory) Engine(inv *inventory.Inventory, secrets []string) (*tasks.Engine, func(), error) {
-	conn, err := f.Connector(inv)
+	conn, err := f.connector(inv, true)
 	if err != nil {
 		return nil, nil, err
 	}

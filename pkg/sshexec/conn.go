@@ -35,6 +35,7 @@ type Conn struct {
 	exec       *executor
 	noExecutor atomic.Bool
 	commands   atomic.Int64
+	eager      bool // the first command may use the executor too
 }
 
 // Name implements Runner.

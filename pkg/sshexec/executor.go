@@ -21,9 +21,10 @@ import (
 // instead of a new SSH session (sshd forking a session process and
 // starting the login shell). Measured on the lab: ~3 ms of server CPU per
 // command through sessions, and a 20-host, 10-step runbook went from
-// 0.53 s to 0.44 s. A connection's first command still takes a session of
-// its own (a one-shot `hoctl run` gains nothing from an executor); the
-// executor starts with the second.
+// 0.53 s to about 0.42 s. A connection's first command still takes a
+// session of its own (a one-shot `hoctl run` gains nothing from an
+// executor) unless the pool is eager (runbooks), and the executor starts
+// with the second.
 //
 // Protocol, per command: hoctl writes a random marker line, the command
 // line, and the marker again. The executor runs the command in the
@@ -282,7 +283,7 @@ func (c *Conn) executorRun(ctx context.Context, cmd Cmd) (res *Result, err error
 	// A connection's first command takes a session: most connections of
 	// a one-shot `hoctl run` carry one command, and the executor would
 	// only add its start-up to it.
-	if c.commands.Add(1) == 1 || cmd.Stdin != nil || c.noExecutor.Load() {
+	if (c.commands.Add(1) == 1 && !c.eager) || cmd.Stdin != nil || c.noExecutor.Load() {
 		return nil, nil, false
 	}
 	if !c.execMu.TryLock() {

@@ -123,3 +123,19 @@ func TestDeadExecutorBetweenCommandsFallsBack(t *testing.T) {
 		t.Fatalf("after the executor died: %q %v", res.Stdout, err)
 	}
 }
+
+func TestEagerPoolUsesExecutorFromFirstCommand(t *testing.T) {
+	e := newEnv(t)
+	s := e.server()
+	p := NewPool(PoolOptions{EagerExecutor: true})
+	t.Cleanup(func() { _ = p.Close() })
+	tg := e.target("h", s)
+	for range 5 {
+		if _, err := run(t, p, tg, Cmd{Script: "true"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.Execs.Load(); n != 1 {
+		t.Fatalf("sessions: %d, want only the executor's", n)
+	}
+}

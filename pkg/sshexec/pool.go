@@ -20,8 +20,9 @@ const MaxSessionsPerHost = 8
 
 // Pool holds one connection per host for the life of a hoctl run.
 type Pool struct {
-	keys *hostKeys
-	ring *keyring
+	keys  *hostKeys
+	ring  *keyring
+	eager bool
 
 	mu     sync.Mutex
 	conns  map[string]*entry
@@ -38,11 +39,15 @@ type entry struct {
 type PoolOptions struct {
 	// AgentSocket is SSH_AUTH_SOCK; empty disables the agent.
 	AgentSocket string
+	// EagerExecutor sends even a connection's first command to the
+	// executor, for callers that run many commands per host (runbooks);
+	// otherwise the first command takes a session of its own.
+	EagerExecutor bool
 }
 
 // NewPool returns an empty pool. Close it when the run ends.
 func NewPool(o PoolOptions) *Pool {
-	return &Pool{keys: newHostKeys(), ring: newKeyring(o.AgentSocket), conns: map[string]*entry{}}
+	return &Pool{keys: newHostKeys(), ring: newKeyring(o.AgentSocket), conns: map[string]*entry{}, eager: o.EagerExecutor}
 }
 
 // Close closes every connection.
@@ -200,6 +205,7 @@ func (p *Pool) dial(ctx context.Context, t *Target) (*Conn, error) {
 		client: client,
 		sem:    make(chan struct{}, MaxSessionsPerHost),
 		dead:   make(chan struct{}),
+		eager:  p.eager,
 	}
 	go func() {
 		_ = client.Wait()
