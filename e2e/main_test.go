@@ -21,6 +21,8 @@ var (
 	hoctlBin string
 	fleet    *lab.Lab
 	consul   *consulsim.Server
+	// storage is zippy and c1 with real btrfs /persist, for replication.
+	storage *lab.Lab
 )
 
 const fleetSize = 20
@@ -70,6 +72,18 @@ func run(m *testing.M) int {
 	}
 	defer func() {
 		if err := fleet.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "lab teardown:", err)
+		}
+	}()
+	seed, _ := lab.SeedHosts()
+	storage, err = lab.Start(ctx, lab.Config{Dir: "/tmp/hoctl-e2e-storage", Net: 4, Hosts: seed[:2], DiskSize: 512 << 20,
+		Groups: map[string][]string{"cattle": {"c1"}}, ConnectTimeout: 2 * time.Second})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting the storage lab:", err)
+		return 1
+	}
+	defer func() {
+		if err := storage.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "lab teardown:", err)
 		}
 	}()

@@ -27,6 +27,8 @@ type Subvolume struct {
 	UUID         string `json:"uuid"`
 	Path         string `json:"path"`
 	ReadOnly     bool   `json:"readonly"`
+	// Created is known from `show` only (zero from `list`).
+	Created time.Time `json:"created,omitzero"`
 }
 
 // Name is the last element of the subvolume's path.

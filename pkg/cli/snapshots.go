@@ -1,0 +1,191 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hoctl/hoctl/pkg/btrfs"
+	"github.com/hoctl/hoctl/pkg/replicate"
+	"github.com/hoctl/hoctl/pkg/sshexec"
+	"github.com/spf13/cobra"
+)
+
+// SnapshotsOptions are the inputs of `hoctl snapshots`.
+type SnapshotsOptions struct {
+	F    *Factory
+	Host string
+	Name string
+}
+
+// NewCmdSnapshots lists a host's replication snapshots.
+func NewCmdSnapshots(f *Factory, runF func(*SnapshotsOptions) error) *cobra.Command {
+	opts := &SnapshotsOptions{F: f}
+	cmd := &cobra.Command{
+		Use:   "snapshots HOST [--name N]",
+		Short: "List a host's replication snapshots with UUIDs, and which ones the other side shares",
+		Long: `List the replication snapshots HOST holds, for every replication of the
+inventory it takes part in (or --name N): UUID, received UUID, creation
+time, read-only flag, and which snapshots the other side holds a copy of,
+matched by UUID. The newest shared one is the parent of the next
+incremental send. Read-only: nothing changes.`,
+		Args: rangeArgs(1, 1),
+		RunE: func(c *cobra.Command, args []string) error {
+			opts.Host = args[0]
+			if runF != nil {
+				return runF(opts)
+			}
+			return snapshotsRun(c.Context(), opts)
+		},
+	}
+	cmd.Flags().StringVar(&opts.Name, "name", "", "only this replication")
+	return cmd
+}
+
+// SnapshotRow is one snapshot; also the --json event.
+type SnapshotRow struct {
+	Replication  string    `json:"replication"`
+	Host         string    `json:"host"`
+	Role         string    `json:"role"` // source or target
+	Dir          string    `json:"dir"`
+	Name         string    `json:"name"`
+	UUID         string    `json:"uuid"`
+	ReceivedUUID string    `json:"received_uuid,omitempty"`
+	ParentUUID   string    `json:"parent_uuid,omitempty"`
+	Created      time.Time `json:"created,omitzero"`
+	ReadOnly     bool      `json:"readonly"`
+	Common       bool      `json:"common"`
+	NextParent   bool      `json:"next_parent"`
+	PeerKnown    bool      `json:"peer_known"`
+}
+
+func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
+	f := opts.F
+	inv, err := f.Inventory()
+	if err != nil {
+		return err
+	}
+	h := inv.Host(opts.Host)
+	if h == nil {
+		_, err := inv.Select(opts.Host) // for its "did you mean"
+		if err == nil {
+			err = usagef("snapshots takes one host, not %q", opts.Host)
+		}
+		return err
+	}
+	reps, err := replicate.Involving(inv, h.Name, opts.Name)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	conn, err := f.Connector(inv)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close() }()
+
+	side := func(host, dir, base string) (*replicate.Side, error) {
+		r, err := conn.Runner(ctx, inv.Host(host))
+		if err != nil {
+			return nil, err
+		}
+		return replicate.List(ctx, r, dir, base)
+	}
+	var rows []SnapshotRow
+	var firstErr error
+	for _, e := range reps {
+		role, dir, peer, peerDir := "source", e.SourceDir, e.TargetHost, e.TargetDir
+		if h.Name == e.TargetHost {
+			role, dir, peer, peerDir = "target", e.TargetDir, e.SourceHost, e.SourceDir
+		}
+		mine, err := side(h.Name, dir, e.Base)
+		if err != nil {
+			return err
+		}
+		theirs, perr := side(peer, peerDir, e.Base)
+		if perr != nil {
+			fmt.Fprintf(f.IO.ErrOut, "%s %s: cannot read the other side (%s:%s): %v\n", f.IO.ColorScheme().WarningIcon(), e.Name, peer, peerDir, perr)
+			if firstErr == nil {
+				firstErr = perr
+			}
+		}
+		for _, p := range mine.Problems {
+			fmt.Fprintf(f.IO.ErrOut, "%s %s:%s: %s\n", f.IO.ColorScheme().WarningIcon(), h.Name, dir, p)
+		}
+		common := map[string]bool{}
+		next := ""
+		if theirs != nil {
+			src, dst := mine.Snapshots, theirs.Snapshots
+			if role == "target" {
+				src, dst = theirs.Snapshots, mine.Snapshots
+			}
+			for i, c := range btrfs.CommonSnapshots(src, dst) {
+				u := c.Source.UUID
+				if role == "target" {
+					u = c.Target.UUID
+				}
+				common[u] = true
+				if i == 0 {
+					next = u
+				}
+			}
+		}
+		for _, s := range mine.Snapshots {
+			rows = append(rows, SnapshotRow{Replication: e.Name, Host: h.Name, Role: role, Dir: dir, Name: s.Name(), UUID: s.UUID,
+				ReceivedUUID: s.ReceivedUUID, ParentUUID: s.ParentUUID, Created: s.Created, ReadOnly: s.ReadOnly,
+				Common: common[s.UUID], NextParent: s.UUID == next, PeerKnown: theirs != nil})
+		}
+		if !f.IO.JSON {
+			printSnapshots(f, e, role, peer, rows, theirs != nil)
+			rows = rows[:0]
+		}
+	}
+	if f.IO.JSON {
+		for _, r := range rows {
+			if err := f.IO.Event(r); err != nil {
+				return err
+			}
+		}
+	}
+	var ce *sshexec.ConnError
+	if errors.As(firstErr, &ce) {
+		return &SilentError{Code: ExitUnreachable}
+	}
+	if firstErr != nil {
+		return &SilentError{Code: ExitFailed}
+	}
+	return nil
+}
+
+func printSnapshots(f *Factory, e replicate.Ends, role, peer string, rows []SnapshotRow, peerKnown bool) {
+	cs := f.IO.OutColorScheme()
+	fmt.Fprintf(f.IO.Out, "%s %s: %s:%s → %s:%s (this host is the %s)\n", cs.Bold("replication"), e.Name, e.SourceHost, e.SourceDir, e.TargetHost, e.TargetDir, role)
+	if len(rows) == 0 {
+		fmt.Fprintln(f.IO.Out, "  no snapshots")
+		return
+	}
+	tw := tabwriter.NewWriter(f.IO.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  SNAPSHOT\tUUID\tRECEIVED UUID\tCREATED\tFLAGS\tON "+peer)
+	for _, r := range rows {
+		flags := "ro"
+		if !r.ReadOnly {
+			flags = cs.Yellow("writable")
+		}
+		shared := "-"
+		switch {
+		case !peerKnown:
+			shared = "?"
+		case r.NextParent:
+			shared = cs.Green("yes (next parent)")
+		case r.Common:
+			shared = "yes"
+		}
+		created := "-"
+		if !r.Created.IsZero() {
+			created = r.Created.UTC().Format("2006-01-02 15:04:05Z")
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.UUID, dash(r.ReceivedUUID), created, flags, shared)
+	}
+	_ = tw.Flush()
+}

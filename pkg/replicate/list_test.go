@@ -1,0 +1,97 @@
+package replicate
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/sshexec"
+)
+
+type fakeRunner struct {
+	out  string
+	code int
+	got  string
+}
+
+func (f *fakeRunner) Name() string { return "c1" }
+func (f *fakeRunner) Run(_ context.Context, c sshexec.Cmd) (*sshexec.Result, error) {
+	f.got = c.Line()
+	res := &sshexec.Result{Host: "c1", Stdout: []byte(f.out), ExitCode: f.code}
+	if f.code != 0 {
+		return res, &sshexec.ExitError{Host: "c1", Code: f.code}
+	}
+	return res, nil
+}
+
+const twoShows = `services@20261126T090000Z
+	Name: 			services@20261126T090000Z
+	UUID: 			bbbb
+	Parent UUID: 		aaaa
+	Received UUID: 		BBBB
+	Creation time: 		2026-11-26 09:00:05 +0000
+	Subvolume ID: 		260
+	Generation: 		20
+	Flags: 			readonly
+--hoctl-next--
+ERROR: not a subvolume: services@20261126T091000Z
+--hoctl-next--
+services@20261126T084500Z
+	Name: 			services@20261126T084500Z
+	UUID: 			aaaa
+	Parent UUID: 		-
+	Received UUID: 		AAAA
+	Creation time: 		2026-11-26 08:45:05 +0000
+	Subvolume ID: 		259
+	Generation: 		12
+	Flags: 			readonly
+--hoctl-next--
+`
+
+func TestListParsesEverySnapshotAndReportsOddEntries(t *testing.T) {
+	f := &fakeRunner{out: twoShows}
+	side, err := List(context.Background(), f, "/persist/services standby", "services")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(f.got, "cd '/persist/services standby'") {
+		t.Errorf("dir not quoted: %s", f.got)
+	}
+	if len(side.Snapshots) != 2 || side.Snapshots[0].UUID != "aaaa" || side.Snapshots[1].ReceivedUUID != "BBBB" ||
+		side.Snapshots[1].Path != "/persist/services standby/services@20261126T090000Z" {
+		t.Fatalf("%+v", side.Snapshots)
+	}
+	if len(side.Problems) != 1 || !strings.Contains(side.Problems[0], "not a subvolume") {
+		t.Fatalf("problems %q", side.Problems)
+	}
+	f = &fakeRunner{code: 3}
+	if _, err := List(context.Background(), f, "/nope", "services"); err == nil || !strings.Contains(err.Error(), "/nope does not exist") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestInvolving(t *testing.T) {
+	inv, err := inventory.Parse("i.yaml", []byte(`
+hosts: {zippy: {}, c1: {}, c2: {}}
+replication:
+  services: {source: {host: zippy, subvolume: /persist/services}, target: {host: c1, dir: /persist/standby}}
+  media: {source: {host: c1, subvolume: /persist/media}, target: {host: zippy, dir: /persist/media-copy}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Involving(inv, "c1", "")
+	if err != nil || len(got) != 2 || got[0].Name != "media" || got[1].Base != "services" || got[1].SourceDir != "/persist" {
+		t.Fatalf("%+v %v", got, err)
+	}
+	if _, err := Involving(inv, "c2", ""); err == nil {
+		t.Error("c2 takes part in nothing")
+	}
+	if _, err := Involving(inv, "c2", "services"); err == nil {
+		t.Error("c2 is not in services")
+	}
+	if _, err := Involving(inv, "c1", "nope"); err == nil {
+		t.Error("unknown name")
+	}
+}
