@@ -79,6 +79,7 @@ EXIT STATUS
 		NewCmdHosts(f, nil),
 		NewCmdPing(f, nil),
 		NewCmdRun(f, nil),
+		NewCmdReplicate(f, nil),
 		NewCmdSnapshots(f, nil),
 		NewCmdRunbook(f, nil),
 		NewCmdHistory(f, nil),

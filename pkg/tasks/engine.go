@@ -88,13 +88,7 @@ func (e *Engine) Plan(ctx context.Context, rb *Runbook, from int) (*Plan, error)
 		var mu sync.Mutex
 		sshexec.ForEach(ctx, e.parallel(), hosts, func(ctx context.Context, k int, h *inventory.Host) {
 			it := PlanItem{Host: h.Name}
-			var err error
-			if it.Run, err = describe(s.Action, h); err != nil {
-				it.Run = "(" + err.Error() + ")"
-			}
 			it.Before, _ = describe(s.Before, h)
-			it.After, _ = describe(s.After, h)
-			it.Undo, _ = describe(s.Undo, h)
 			switch {
 			case s.Before == nil:
 			case s.NeedsPrevious && i > from:
@@ -109,6 +103,14 @@ func (e *Engine) Plan(ctx context.Context, rb *Runbook, from int) (*Plan, error)
 					it.BeforeUnreached = errors.As(err, &ce)
 				}
 			}
+			// Described after the check ran: an action may depend on what
+			// its check found (the parent a send will use).
+			var err error
+			if it.Run, err = describe(s.Action, h); err != nil {
+				it.Run = "(" + err.Error() + ")"
+			}
+			it.After, _ = describe(s.After, h)
+			it.Undo, _ = describe(s.Undo, h)
 			mu.Lock()
 			ps.Items[k] = it
 			if it.BeforeChecked && !it.BeforeOK {

@@ -143,6 +143,14 @@ func (r *liveReporter) HostEvent(_ int, _ *Step, ev HostEvent) {
 	}
 }
 
+func (r *liveReporter) Progress(_ int, host, msg string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.state != nil {
+		r.state[host] = r.cs.Yellow("run… " + msg)
+	}
+}
+
 func (r *liveReporter) StepEnd(i int, s *Step, status string, err error) {
 	r.mu.Lock()
 	stop, done := r.stop, r.done

@@ -30,6 +30,9 @@ type Reporter interface {
 	HostEvent(i int, s *Step, ev HostEvent)
 	StepEnd(i int, s *Step, status string, err error)
 	RunEnd(id, status string, err error, d time.Duration)
+	// Progress reports a long action's progress on a host ("120 MiB,
+	// 45 MiB/s"); it may be called often and is shown at a sane rate.
+	Progress(i int, host, msg string)
 }
 
 // NewReporter picks the reporter for the streams: JSON events, a live
@@ -130,6 +133,8 @@ type plainReporter struct {
 	mu      sync.Mutex
 	start   map[int]time.Time
 	total   int
+
+	lastProgress time.Time
 }
 
 func (r *plainReporter) Plan(p *Plan) { PrintPlan(r.w, r.cs, p, r.secrets) }
@@ -199,6 +204,16 @@ func (r *plainReporter) RunEnd(id, status string, err error, d time.Duration) {
 	}
 }
 
+func (r *plainReporter) Progress(_ int, host, msg string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if time.Since(r.lastProgress) < 2*time.Second {
+		return
+	}
+	r.lastProgress = time.Now()
+	fmt.Fprintf(r.w, "  … %s %s\n", host, msg)
+}
+
 func statusText(s string) string {
 	switch s {
 	case StatusRefused:
@@ -239,6 +254,7 @@ func tailLines(s string, n int) []string {
 type jsonReporter struct {
 	io      *iostreams.IOStreams
 	secrets []string
+	last    time.Time
 }
 
 type jsonEvent struct {
@@ -314,6 +330,14 @@ func (r *jsonReporter) HostEvent(i int, _ *Step, ev HostEvent) {
 
 func (r *jsonReporter) StepEnd(i int, s *Step, status string, err error) {
 	r.emit(jsonEvent{Event: "step_end", Step: i, Title: s.Title, Status: status, Error: errString(err)})
+}
+
+func (r *jsonReporter) Progress(i int, host, msg string) {
+	if time.Since(r.last) < time.Second {
+		return
+	}
+	r.last = time.Now()
+	r.emit(jsonEvent{Event: "progress", Step: i, Host: host, Output: msg})
 }
 
 func (r *jsonReporter) RunEnd(id, status string, err error, d time.Duration) {

@@ -92,11 +92,20 @@ func (s *Shell) Run(ctx context.Context, env *Env, h *inventory.Host, timeout ti
 // Func is an Op implemented in Go (API calls, parsing command output).
 type Func struct {
 	Desc string
-	Fn   func(ctx context.Context, env *Env, h *inventory.Host) (string, error)
+	// DescFn, when set, describes the op from state an earlier step (or
+	// the plan's before checks) gathered: a send's parent is only known
+	// once both sides were listed.
+	DescFn func(h *inventory.Host) string
+	Fn     func(ctx context.Context, env *Env, h *inventory.Host) (string, error)
 }
 
 // Describe implements Op.
-func (f *Func) Describe(*inventory.Host) (string, error) { return f.Desc, nil }
+func (f *Func) Describe(h *inventory.Host) (string, error) {
+	if f.DescFn != nil {
+		return f.DescFn(h), nil
+	}
+	return f.Desc, nil
+}
 
 // Run implements Op.
 func (f *Func) Run(ctx context.Context, env *Env, h *inventory.Host, timeout time.Duration) (*Output, error) {

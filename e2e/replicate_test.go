@@ -1,0 +1,147 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/hoctl/hoctl/pkg/sshexec"
+)
+
+// fingerprint describes a tree's content exactly: every file's checksum,
+// xattrs, hard-link structure and sparseness (allocated blocks).
+const fingerprint = `cd "$1" && {
+  find . -type f -print0 | sort -z | xargs -0 sha256sum
+  getfattr -R -d -m - . 2>/dev/null | grep -v '^$'
+  find . -type f -printf '%P links=%n\n' | sort
+  find . -type f -name 'sparse*' -printf '%P blocks=%b size=%s\n'
+  find . -type l -printf '%P -> %l\n'
+}`
+
+func fp(t *testing.T, r sshexec.Runner, dir string) string {
+	t.Helper()
+	res, err := r.Run(context.Background(), sshexec.Cmd{Argv: []string{"sh", "-c", fingerprint, "fp", dir}})
+	if err != nil {
+		t.Fatalf("%s: fingerprint %s: %v", r.Name(), dir, err)
+	}
+	return string(res.Stdout)
+}
+
+func replicateOnce(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	r := hoctlEnv(t, storage.Inventory, env, append([]string{"--yes", "replicate"}, args...)...)
+	if r.code != 0 {
+		t.Fatalf("replicate %v: exit %d\n%s", args, r.code, r.stderr)
+	}
+	return r
+}
+
+func newest(t *testing.T, r sshexec.Runner, dir string) string {
+	t.Helper()
+	out := strings.Fields(must(t, r, "ls -1d "+dir+"/services@* | sort | tail -1"))
+	if len(out) == 0 {
+		t.Fatalf("no snapshot in %s", dir)
+	}
+	return out[0]
+}
+
+func TestReplicateFullIncrementalGarbageAndLostParent(t *testing.T) {
+	rs := storageRunners(t, "zippy", "c1")
+	zippy, c1 := rs[0], rs[1]
+	env := stateEnv(t)
+	// A clean slate (the snapshots test may have left nothing, but be sure).
+	must(t, zippy, "btrfs subvolume delete /persist/services@* >/dev/null 2>&1; btrfs subvolume delete /persist/services >/dev/null 2>&1; true")
+	must(t, c1, "btrfs subvolume delete /persist/services-standby/services@* >/dev/null 2>&1; mkdir -p /persist/services-standby")
+	t.Cleanup(func() {
+		_, _ = zippy.Run(context.Background(), sshexec.Cmd{Script: "btrfs subvolume delete /persist/services@* /persist/services >/dev/null 2>&1"})
+		_, _ = c1.Run(context.Background(), sshexec.Cmd{Script: "btrfs subvolume delete /persist/services-standby/services* >/dev/null 2>&1"})
+	})
+	must(t, zippy, `set -e
+btrfs subvolume create /persist/services >/dev/null
+cd /persist/services
+mkdir -p gitea/repos immich
+head -c 3000000 /dev/urandom > gitea/repos/big.pack
+echo hello > gitea/app.ini
+setfattr -n user.owner -v gitea gitea/app.ini
+ln gitea/app.ini gitea/app.ini.hardlink
+ln -s gitea/app.ini link
+truncate -s 64M sparse.img
+printf 'in the middle' | dd of=sparse.img bs=1 seek=33554432 conv=notrunc 2>/dev/null`)
+
+	// 1. First run: a full send, said plainly.
+	r := replicateOnce(t, env, "zippy", "c1")
+	if !strings.Contains(r.stderr, "FULL send: no earlier snapshot") || !strings.Contains(r.stderr, "full send (no earlier snapshot") {
+		t.Fatalf("first run must say it is full:\n%s", r.stderr)
+	}
+	want := fp(t, zippy, "/persist/services")
+	if got := fp(t, c1, newest(t, c1, "/persist/services-standby")); got != want {
+		t.Fatalf("copy differs after the full send:\n--- zippy\n%s\n--- c1\n%s", want, got)
+	}
+	if !strings.Contains(want, "user.owner=\"gitea\"") || !strings.Contains(want, "app.ini links=2") || !strings.Contains(want, "sparse.img blocks=") {
+		t.Fatalf("fingerprint misses xattrs, hard links or sparseness:\n%s", want)
+	}
+	if strings.Contains(fp(t, c1, newest(t, c1, "/persist/services-standby")), "blocks=131072") {
+		t.Fatal("the sparse file arrived fully allocated")
+	}
+
+	// 2. Change 200 files: incremental, identical again.
+	must(t, zippy, `cd /persist/services/immich && for i in $(seq 1 200); do echo "photo $i" > p$i.jpg; done; echo more >> ../gitea/app.ini`)
+	r = replicateOnce(t, env, "--name", "services")
+	if !strings.Contains(r.stderr, "incremental from services@") {
+		t.Fatalf("second run must be incremental:\n%s", r.stderr)
+	}
+	want = fp(t, zippy, "/persist/services")
+	if got := fp(t, c1, newest(t, c1, "/persist/services-standby")); got != want {
+		t.Fatal("copy differs after the incremental send")
+	}
+
+	// 3. No change: still a clean incremental cycle.
+	r = replicateOnce(t, env, "zippy", "c1")
+	if !strings.Contains(r.stderr, "incremental from services@") {
+		t.Fatalf("no-change cycle:\n%s", r.stderr)
+	}
+
+	// 4. Garbage of an interrupted receive (writable, no received UUID,
+	// hoctl's naming) is removed first; a look-alike hoctl did not name is
+	// left alone.
+	must(t, c1, "btrfs subvolume create /persist/services-standby/services@20200101T000000Z >/dev/null && btrfs subvolume create /persist/services-standby/services@manual >/dev/null")
+	r = replicateOnce(t, env, "zippy", "c1")
+	if !strings.Contains(r.stderr, "incremental from") {
+		t.Fatalf("after garbage:\n%s", r.stderr)
+	}
+	ls := must(t, c1, "ls /persist/services-standby")
+	if strings.Contains(ls, "services@20200101T000000Z") || !strings.Contains(ls, "services@manual") {
+		t.Fatalf("garbage handling, target now holds:\n%s", ls)
+	}
+	must(t, c1, "btrfs subvolume delete /persist/services-standby/services@manual >/dev/null")
+
+	// 5. Lose every common snapshot on the target: the next send is full
+	// and says why.
+	must(t, c1, "btrfs subvolume delete /persist/services-standby/services@* >/dev/null")
+	r = replicateOnce(t, env, "zippy", "c1")
+	if !strings.Contains(r.stderr, "NO COMMON PARENT") {
+		t.Fatalf("a lost parent must be said plainly:\n%s", r.stderr)
+	}
+	if got := fp(t, c1, newest(t, c1, "/persist/services-standby")); got != fp(t, zippy, "/persist/services") {
+		t.Fatal("copy differs after the forced full send")
+	}
+	hist := hoctlEnv(t, storage.Inventory, env, "history")
+	if strings.Count(hist.stdout, "hoctl --yes replicate") != 5 || strings.Count(hist.stdout, " ok ") < 5 {
+		t.Fatalf("history:\n%s", hist.stdout)
+	}
+}
+
+func TestReplicateBadInputChangesNothing(t *testing.T) {
+	env := stateEnv(t)
+	for args, want := range map[string]string{
+		"c1 zippy":    "no replication from c1 to zippy",
+		"zippy zipy":  "did you mean",
+		"--name nope": `no replication "nope"`,
+		"":            "expected SRC DST, or --name N",
+	} {
+		r := hoctlEnv(t, storage.Inventory, env, append([]string{"--yes", "replicate"}, strings.Fields(args)...)...)
+		if r.code != 2 || !strings.Contains(r.stderr, want) {
+			t.Errorf("replicate %s: exit %d, %s", args, r.code, r.stderr)
+		}
+	}
+}

@@ -1,0 +1,526 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hoctl/hoctl/pkg/btrfs"
+	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/sshexec"
+	"github.com/hoctl/hoctl/pkg/tasks"
+)
+
+// KindReplicate is the journal kind of a replication run.
+const KindReplicate = "replicate"
+
+// Options shape one replication run.
+type Options struct {
+	Full bool // send in full even when a common parent exists
+	Now  func() time.Time
+	// Progress, when set, is called about every 250 ms during the send
+	// with the bytes sent so far.
+	Progress func(sent int64, elapsed time.Duration)
+}
+
+// Run is one replication's state, filled as its steps go.
+type Run struct {
+	Ends Ends
+	Opts Options
+	Inv  *inventory.Inventory
+
+	mu       sync.Mutex
+	src, dst *Side
+	parent   *btrfs.Common
+	whyFull  string
+	newName  string
+	estimate int64
+	Sent     atomic.Int64
+	Summary  string
+}
+
+// Runbook builds the replication runbook: inspect both sides and choose
+// the parent (before anything changes), remove garbage of interrupted
+// receives, snapshot, send and verify, prune both sides.
+func Runbook(inv *inventory.Inventory, e Ends, o Options) (*tasks.Runbook, *Run) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	r := &Run{Ends: e, Opts: o, Inv: inv, newName: btrfs.SnapshotName(e.Base, o.Now())}
+	src, dst := inv.Host(e.SourceHost), inv.Host(e.TargetHost)
+	steps := []*tasks.Step{
+		{
+			Title: "inspect source and target, choose the parent",
+			Before: &tasks.Func{
+				Desc: fmt.Sprintf("btrfs subvolume show %s; list %s@* in %s:%s and %s:%s; df %s", e.Subvolume, e.Base, e.SourceHost, e.SourceDir, e.TargetHost, e.TargetDir, e.TargetDir),
+				Fn:   r.inspect,
+			},
+			Action: &tasks.Func{DescFn: func(*inventory.Host) string { return r.choice() }, Fn: func(context.Context, *tasks.Env, *inventory.Host) (string, error) {
+				return r.choice(), nil
+			}},
+		},
+		{
+			Title:  "remove garbage left by interrupted receives on " + e.TargetHost,
+			Hosts:  []*inventory.Host{dst},
+			Action: &tasks.Func{DescFn: func(*inventory.Host) string { return r.garbageCmd() }, Fn: r.removeGarbage},
+		},
+		{
+			Title:  "snapshot " + e.Subvolume + " read-only on " + e.SourceHost,
+			Hosts:  []*inventory.Host{src},
+			Before: r.shell(func(n string) string { return "! test -e " + sshexec.Quote(path.Join(e.SourceDir, n)) }),
+			Action: r.shell(func(n string) string {
+				return sshexec.QuoteArgv([]string{"btrfs", "subvolume", "snapshot", "-r", e.Subvolume, path.Join(e.SourceDir, n)})
+			}),
+			After: r.shell(func(n string) string {
+				return sshexec.QuoteArgv([]string{"btrfs", "property", "get", "-ts", path.Join(e.SourceDir, n), "ro"}) + " | grep -qx ro=true"
+			}),
+		},
+		{
+			Title:  "send the new snapshot to " + e.TargetHost + " and verify it",
+			Hosts:  []*inventory.Host{dst},
+			Action: &tasks.Func{DescFn: func(*inventory.Host) string { return r.sendCmd() }, Fn: r.send},
+			After: &tasks.Func{DescFn: func(*inventory.Host) string {
+				return "btrfs subvolume show " + path.Join(e.TargetDir, r.name()) + ": read-only, received UUID = the source snapshot's UUID, parent matches"
+			}, Fn: r.verify},
+			Undo: &tasks.Func{DescFn: func(*inventory.Host) string {
+				return "btrfs subvolume delete " + path.Join(e.TargetDir, r.name()) + " (the unverified copy)"
+			}, Fn: r.deleteReceived},
+		},
+		{
+			Title:  fmt.Sprintf("prune %s to the newest %d snapshots", e.SourceHost, e.KeepSource),
+			Hosts:  []*inventory.Host{src},
+			Action: &tasks.Func{DescFn: func(*inventory.Host) string { return r.pruneCmd(true) }, Fn: func(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) { return r.prune(ctx, env, h, true) }},
+		},
+		{
+			Title:  fmt.Sprintf("prune %s to the newest %d snapshots", e.TargetHost, e.KeepTarget),
+			Hosts:  []*inventory.Host{dst},
+			Action: &tasks.Func{DescFn: func(*inventory.Host) string { return r.pruneCmd(false) }, Fn: func(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) { return r.prune(ctx, env, h, false) }},
+		},
+	}
+	rb := &tasks.Runbook{
+		Name:  fmt.Sprintf("replicate %s: %s:%s → %s:%s", e.Name, e.SourceHost, e.Subvolume, e.TargetHost, e.TargetDir),
+		Lock:  "replicate-" + e.Name,
+		Steps: steps,
+		Kind:  KindReplicate,
+		Params: map[string]string{
+			"name": e.Name, "source": e.SourceHost, "target": e.TargetHost, "full": strconv.FormatBool(o.Full),
+		},
+	}
+	return rb, r
+}
+
+// name is the new snapshot's name, final once both sides were inspected.
+func (r *Run) name() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.newName
+}
+
+// shell is a command on the new snapshot's name, read when it runs.
+func (r *Run) shell(line func(name string) string) *tasks.Func {
+	return &tasks.Func{
+		DescFn: func(*inventory.Host) string { return line(r.name()) },
+		Fn: func(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
+			run, err := env.Connect(ctx, h)
+			if err != nil {
+				return "", err
+			}
+			res, err := run.Run(ctx, sshexec.Cmd{Script: line(r.name())})
+			if err != nil {
+				return "", fmt.Errorf("%s: %s", h.Name, firstLine(res, err))
+			}
+			return strings.TrimSpace(string(res.Stdout)), nil
+		},
+	}
+}
+
+func runner(ctx context.Context, env *tasks.Env, inv *inventory.Inventory, host string) (sshexec.Runner, error) {
+	return env.Connect(ctx, inv.Host(host))
+}
+
+// inspect is the first step's before check: both sides reachable, the
+// source a subvolume, the target dir on btrfs with room, and their
+// snapshots listed.
+func (r *Run) inspect(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
+	e := r.Ends
+	srcR, err := runner(ctx, env, r.Inv, e.SourceHost)
+	if err != nil {
+		return "", err
+	}
+	dstR, err := runner(ctx, env, r.Inv, e.TargetHost)
+	if err != nil {
+		return "", err
+	}
+	if res, err := srcR.Run(ctx, sshexec.Cmd{Argv: []string{"btrfs", "subvolume", "show", e.Subvolume}}); err != nil {
+		return "", fmt.Errorf("%s: %s is not a btrfs subvolume: %s", e.SourceHost, e.Subvolume, firstLine(res, err))
+	}
+	res, err := dstR.Run(ctx, sshexec.Cmd{Argv: []string{"stat", "-f", "-c", "%T", e.TargetDir}})
+	if err != nil {
+		if isEmptyStream(res) {
+			return "", restrictedKeyError(e.TargetHost)
+		}
+		return "", fmt.Errorf("%s: target dir %s: %s", e.TargetHost, e.TargetDir, firstLine(res, err))
+	}
+	if fs := strings.TrimSpace(string(res.Stdout)); fs != "btrfs" {
+		return "", fmt.Errorf("%s: %s is on %s, not btrfs: btrfs receive needs a btrfs filesystem", e.TargetHost, e.TargetDir, fs)
+	}
+	src, err := List(ctx, srcR, e.SourceDir, e.Base)
+	if err != nil {
+		return "", err
+	}
+	dst, err := List(ctx, dstR, e.TargetDir, e.Base)
+	if err != nil {
+		return "", err
+	}
+	r.mu.Lock()
+	r.src, r.dst = src, dst
+	// Names must grow: two runs within one second, or a clock behind the
+	// newest snapshot, take the second after the newest one.
+	t := r.Opts.Now().UTC().Truncate(time.Second)
+	if n := len(src.Snapshots); n > 0 && !t.After(src.Snapshots[n-1].Time) {
+		t = src.Snapshots[n-1].Time.Add(time.Second)
+	}
+	r.newName = btrfs.SnapshotName(e.Base, t)
+	r.parent, r.whyFull = nil, ""
+	if p, ok := btrfs.Parent(src.Snapshots, dst.Snapshots); ok && !r.Opts.Full {
+		r.parent = &p
+	} else if r.Opts.Full {
+		r.whyFull = "--full asked for a full send"
+	} else if len(src.Snapshots) == 0 {
+		r.whyFull = "no earlier snapshot: first replication"
+	} else {
+		r.whyFull = fmt.Sprintf("NO COMMON PARENT: none of the %d source snapshots has a copy on %s (matched by UUID)", len(src.Snapshots), e.TargetHost)
+	}
+	r.mu.Unlock()
+
+	// Free space: a full send needs about the subvolume's data; an
+	// incremental about the bytes changed since the parent, as
+	// `btrfs subvolume find-new` reports them.
+	est := "du -sxb " + sshexec.Quote(e.Subvolume) + " | cut -f1"
+	if r.parent != nil {
+		est = fmt.Sprintf("btrfs subvolume find-new %s %d | awk '/^inode/ {for (i=1;i<NF;i++) if ($i==\"len\") s+=$(i+1)} END {print s+0}'", sshexec.Quote(e.Subvolume), r.parent.Source.Gen)
+	}
+	res, err = srcR.Run(ctx, sshexec.Cmd{Script: est})
+	if err != nil {
+		return "", fmt.Errorf("%s: estimating the send: %s", e.SourceHost, firstLine(res, err))
+	}
+	need, _ := strconv.ParseInt(strings.TrimSpace(string(res.Stdout)), 10, 64)
+	res, err = dstR.Run(ctx, sshexec.Cmd{Argv: []string{"df", "-B1", "--output=avail", e.TargetDir}})
+	if err != nil {
+		return "", fmt.Errorf("%s: df %s: %s", e.TargetHost, e.TargetDir, firstLine(res, err))
+	}
+	lines := strings.Fields(string(res.Stdout))
+	avail, _ := strconv.ParseInt(lines[len(lines)-1], 10, 64)
+	r.mu.Lock()
+	r.estimate = need
+	r.mu.Unlock()
+	if need > avail {
+		return "", fmt.Errorf("%s: %s has %s free, the send needs about %s", e.TargetHost, e.TargetDir, bytesText(avail), bytesText(need))
+	}
+	return fmt.Sprintf("%d snapshots on %s, %d on %s; send estimated at %s, %s free on %s", len(src.Snapshots), e.SourceHost, len(dst.Snapshots), e.TargetHost, bytesText(need), bytesText(avail), e.TargetHost), nil
+}
+
+func firstLine(res *sshexec.Result, err error) string {
+	if res != nil {
+		if s := strings.TrimSpace(string(res.Stderr)); s != "" {
+			return strings.SplitN(s, "\n", 2)[0]
+		}
+	}
+	return err.Error()
+}
+
+// isEmptyStream recognises a key restricted to `btrfs receive`: whatever
+// hoctl asks, the host runs receive on empty input.
+func isEmptyStream(res *sshexec.Result) bool {
+	return res != nil && strings.Contains(string(res.Stderr), "empty stream is not considered valid")
+}
+
+func restrictedKeyError(host string) error {
+	return fmt.Errorf("%s: the SSH key is restricted to `btrfs receive` (authorized_keys command=...): every command hoctl sends runs receive on empty input (\"empty stream\"). hoctl must list and verify snapshots on the target: install hoctl's forced-command filter instead (docs/replicate.md)", host)
+}
+
+func (r *Run) choice() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.src == nil {
+		return "choose the parent by UUID (after inspecting both sides)"
+	}
+	if r.parent != nil {
+		return fmt.Sprintf("incremental: parent %s (UUID %s, on %s as %s)", r.parent.Source.Name(), r.parent.Source.UUID, r.Ends.TargetHost, r.parent.Target.Name())
+	}
+	return "FULL send: " + r.whyFull
+}
+
+func (r *Run) garbage() []btrfs.Subvolume {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.dst == nil {
+		return nil
+	}
+	var subs []btrfs.Subvolume
+	for _, s := range r.dst.Snapshots {
+		subs = append(subs, s.Subvolume)
+	}
+	return btrfs.Garbage(subs, r.Ends.Base)
+}
+
+func (r *Run) garbageCmd() string {
+	g := r.garbage()
+	if len(g) == 0 {
+		return "nothing to remove"
+	}
+	argv := []string{"btrfs", "subvolume", "delete"}
+	for _, s := range g {
+		argv = append(argv, s.Path)
+	}
+	return sshexec.QuoteArgv(argv)
+}
+
+func (r *Run) removeGarbage(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
+	g := r.garbage()
+	if len(g) == 0 {
+		return "nothing to remove", nil
+	}
+	run, err := env.Connect(ctx, h)
+	if err != nil {
+		return "", err
+	}
+	if res, err := run.Run(ctx, sshexec.Cmd{Script: r.garbageCmd()}); err != nil {
+		return "", fmt.Errorf("removing garbage: %s", firstLine(res, err))
+	}
+	var names []string
+	for _, s := range g {
+		names = append(names, s.Name())
+	}
+	return "removed unfinished receives: " + strings.Join(names, ", "), nil
+}
+
+func (r *Run) sendArgv() []string {
+	e := r.Ends
+	argv := []string{"btrfs", "send"}
+	r.mu.Lock()
+	if r.parent != nil {
+		argv = append(argv, "-p", path.Join(e.SourceDir, r.parent.Source.Name()))
+	}
+	r.mu.Unlock()
+	return append(argv, path.Join(e.SourceDir, r.name()))
+}
+
+func (r *Run) sendCmd() string {
+	return fmt.Sprintf("%s: %s | %s: %s   (%s)", r.Ends.SourceHost, sshexec.QuoteArgv(r.sendArgv()), r.Ends.TargetHost,
+		sshexec.QuoteArgv([]string{"btrfs", "receive", r.Ends.TargetDir}), r.choice())
+}
+
+func (r *Run) send(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
+	e := r.Ends
+	srcR, err := runner(ctx, env, r.Inv, e.SourceHost)
+	if err != nil {
+		return "", err
+	}
+	dstR, err := runner(ctx, env, r.Inv, e.TargetHost)
+	if err != nil {
+		return "", err
+	}
+	start := time.Now()
+	stop := make(chan struct{})
+	if r.Opts.Progress != nil {
+		go func() {
+			t := time.NewTicker(250 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+					r.Opts.Progress(r.Sent.Load(), time.Since(start))
+				}
+			}
+		}()
+	}
+	_, err = sshexec.Pipe(ctx, srcR, sshexec.Cmd{Argv: r.sendArgv()}, dstR, sshexec.Cmd{Argv: []string{"btrfs", "receive", e.TargetDir}}, &r.Sent)
+	close(stop)
+	d := time.Since(start)
+	if r.Opts.Progress != nil {
+		r.Opts.Progress(r.Sent.Load(), d)
+	}
+	if err != nil {
+		var pe *sshexec.PipeError
+		if errors.As(err, &pe) && pe.Side == "receiver" {
+			var ee *sshexec.ExitError
+			if errors.As(pe.Err, &ee) && strings.Contains(ee.Stderr, "No space left") {
+				return "", fmt.Errorf("%s: target filesystem full during receive: %w", e.TargetHost, err)
+			}
+		}
+		return "", err
+	}
+	rate := float64(r.Sent.Load()) / d.Seconds()
+	r.mu.Lock()
+	r.Summary = fmt.Sprintf("%s in %s (%s/s), %s", bytesText(r.Sent.Load()), d.Round(time.Millisecond), bytesText(int64(rate)), r.choiceLocked())
+	r.mu.Unlock()
+	return r.Summary, nil
+}
+
+func (r *Run) choiceLocked() string {
+	if r.parent != nil {
+		return "incremental from " + r.parent.Source.Name()
+	}
+	return "full send (" + r.whyFull + ")"
+}
+
+// verify is the send's after check: the received copy is read-only, its
+// received UUID is the new source snapshot's UUID, and an incremental
+// copy descends from the target's copy of the parent.
+func (r *Run) verify(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
+	e := r.Ends
+	srcR, err := runner(ctx, env, r.Inv, e.SourceHost)
+	if err != nil {
+		return "", err
+	}
+	dstR, err := runner(ctx, env, r.Inv, e.TargetHost)
+	if err != nil {
+		return "", err
+	}
+	res, err := srcR.Run(ctx, sshexec.Cmd{Argv: []string{"btrfs", "subvolume", "show", path.Join(e.SourceDir, r.name())}})
+	if err != nil {
+		return "", fmt.Errorf("%s: %s", e.SourceHost, firstLine(res, err))
+	}
+	srcShow, err := btrfs.ParseShow(string(res.Stdout))
+	if err != nil {
+		return "", err
+	}
+	res, err = dstR.Run(ctx, sshexec.Cmd{Argv: []string{"btrfs", "subvolume", "show", path.Join(e.TargetDir, r.name())}})
+	if err != nil {
+		return "", fmt.Errorf("%s: no received copy: %s", e.TargetHost, firstLine(res, err))
+	}
+	got, err := btrfs.ParseShow(string(res.Stdout))
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case !got.ReadOnly:
+		return "", fmt.Errorf("%s: %s is writable: the receive did not finish", e.TargetHost, r.name())
+	case got.ReceivedUUID != srcShow.UUID:
+		return "", fmt.Errorf("%s: %s has received UUID %q, want the source snapshot's %s", e.TargetHost, r.name(), got.ReceivedUUID, srcShow.UUID)
+	}
+	r.mu.Lock()
+	parent := r.parent
+	r.mu.Unlock()
+	if parent != nil && got.ParentUUID != parent.Target.UUID {
+		return "", fmt.Errorf("%s: %s descends from %q, want the parent copy %s (%s)", e.TargetHost, r.name(), got.ParentUUID, parent.Target.Name(), parent.Target.UUID)
+	}
+	return fmt.Sprintf("%s read-only, received UUID %s matches", r.name(), got.ReceivedUUID), nil
+}
+
+// deleteReceived removes a copy that failed verification; only the one
+// this run created, by its exact name.
+func (r *Run) deleteReceived(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
+	run, err := env.Connect(ctx, h)
+	if err != nil {
+		return "", err
+	}
+	p := path.Join(r.Ends.TargetDir, r.name())
+	res, err := run.Run(ctx, sshexec.Cmd{Script: "test -e " + sshexec.Quote(p) + " || exit 0; " + sshexec.QuoteArgv([]string{"btrfs", "subvolume", "delete", p})})
+	if err != nil {
+		return "", fmt.Errorf("deleting %s: %s", p, firstLine(res, err))
+	}
+	return "deleted " + p, nil
+}
+
+// toPrune lists what retention removes on one side, re-reading that side
+// so the new snapshot counts; the new snapshot (now the common parent) is
+// protected.
+func (r *Run) toPrune(ctx context.Context, env *tasks.Env, source bool) ([]btrfs.Snapshot, error) {
+	e := r.Ends
+	host, dir, keep := e.SourceHost, e.SourceDir, e.KeepSource
+	if !source {
+		host, dir, keep = e.TargetHost, e.TargetDir, e.KeepTarget
+	}
+	run, err := runner(ctx, env, r.Inv, host)
+	if err != nil {
+		return nil, err
+	}
+	side, err := List(ctx, run, dir, e.Base)
+	if err != nil {
+		return nil, err
+	}
+	var protect []string
+	for _, s := range side.Snapshots {
+		if s.Name() == r.name() {
+			protect = append(protect, s.UUID)
+		}
+	}
+	// Only complete snapshots are pruned; garbage is removed separately.
+	var complete []btrfs.Snapshot
+	for _, s := range side.Snapshots {
+		if s.ReadOnly {
+			complete = append(complete, s)
+		}
+	}
+	return btrfs.Prune(complete, keep, protect...), nil
+}
+
+func (r *Run) pruneCmd(source bool) string {
+	keep := r.Ends.KeepSource
+	if !source {
+		keep = r.Ends.KeepTarget
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	side := r.src
+	if !source {
+		side = r.dst
+	}
+	if side == nil {
+		return fmt.Sprintf("btrfs subvolume delete the oldest beyond %d (never the newest common snapshot)", keep)
+	}
+	// In a plan: what exists now, plus the new snapshot.
+	n := len(side.Snapshots) + 1
+	if n <= keep {
+		return fmt.Sprintf("nothing: %d snapshots after this run, keep %d", n, keep)
+	}
+	var names []string
+	for _, s := range side.Snapshots[:n-keep] {
+		names = append(names, s.Name())
+	}
+	return "btrfs subvolume delete " + strings.Join(names, " ")
+}
+
+func (r *Run) prune(ctx context.Context, env *tasks.Env, h *inventory.Host, source bool) (string, error) {
+	del, err := r.toPrune(ctx, env, source)
+	if err != nil || len(del) == 0 {
+		return "nothing to prune", err
+	}
+	run, err := env.Connect(ctx, h)
+	if err != nil {
+		return "", err
+	}
+	argv := []string{"btrfs", "subvolume", "delete"}
+	var names []string
+	for _, s := range del {
+		argv = append(argv, s.Path)
+		names = append(names, s.Name())
+	}
+	if res, err := run.Run(ctx, sshexec.Cmd{Argv: argv}); err != nil {
+		return "", fmt.Errorf("pruning: %s", firstLine(res, err))
+	}
+	return "pruned " + strings.Join(names, ", "), nil
+}
+
+func bytesText(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
