@@ -93,14 +93,18 @@ func Runbook(inv *inventory.Inventory, e Ends, o Options) (*tasks.Runbook, *Run)
 			}, Fn: r.deleteReceived},
 		},
 		{
-			Title:  fmt.Sprintf("prune %s to the newest %d snapshots", e.SourceHost, e.KeepSource),
-			Hosts:  []*inventory.Host{src},
-			Action: &tasks.Func{DescFn: func(*inventory.Host) string { return r.pruneCmd(true) }, Fn: func(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) { return r.prune(ctx, env, h, true) }},
+			Title: fmt.Sprintf("prune %s to the newest %d snapshots", e.SourceHost, e.KeepSource),
+			Hosts: []*inventory.Host{src},
+			Action: &tasks.Func{DescFn: func(*inventory.Host) string { return r.pruneCmd(true) }, Fn: func(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
+				return r.prune(ctx, env, h, true)
+			}},
 		},
 		{
-			Title:  fmt.Sprintf("prune %s to the newest %d snapshots", e.TargetHost, e.KeepTarget),
-			Hosts:  []*inventory.Host{dst},
-			Action: &tasks.Func{DescFn: func(*inventory.Host) string { return r.pruneCmd(false) }, Fn: func(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) { return r.prune(ctx, env, h, false) }},
+			Title: fmt.Sprintf("prune %s to the newest %d snapshots", e.TargetHost, e.KeepTarget),
+			Hosts: []*inventory.Host{dst},
+			Action: &tasks.Func{DescFn: func(*inventory.Host) string { return r.pruneCmd(false) }, Fn: func(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
+				return r.prune(ctx, env, h, false)
+			}},
 		},
 	}
 	rb := &tasks.Runbook{
