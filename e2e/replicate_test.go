@@ -2,10 +2,14 @@ package e2e
 
 import (
 	"context"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hoctl/hoctl/pkg/sshexec"
+	"github.com/hoctl/hoctl/pkg/tasks"
 )
 
 // fingerprint describes a tree's content exactly: every file's checksum,
@@ -143,5 +147,87 @@ func TestReplicateBadInputChangesNothing(t *testing.T) {
 		if r.code != 2 || !strings.Contains(r.stderr, want) {
 			t.Errorf("replicate %s: exit %d, %s", args, r.code, r.stderr)
 		}
+	}
+}
+
+// Interrupted sends: the receiving btrfs killed (hoctl deletes the partial
+// copy at once and fails), and hoctl itself killed (the partial copy is
+// left, and the next run removes it). Either way the next run succeeds,
+// incrementally, with identical data.
+func TestReplicateInterruptedSends(t *testing.T) {
+	rs := storageRunners(t, "zippy", "c1")
+	zippy, c1 := rs[0], rs[1]
+	env := stateEnv(t)
+	must(t, zippy, "btrfs subvolume delete /persist/services@* >/dev/null 2>&1; btrfs subvolume delete /persist/services >/dev/null 2>&1; true")
+	must(t, c1, "btrfs subvolume delete /persist/services-standby/services@* >/dev/null 2>&1; mkdir -p /persist/services-standby")
+	t.Cleanup(func() {
+		_, _ = zippy.Run(context.Background(), sshexec.Cmd{Script: "btrfs subvolume delete /persist/services@* /persist/services >/dev/null 2>&1"})
+		_, _ = c1.Run(context.Background(), sshexec.Cmd{Script: "btrfs subvolume delete /persist/services-standby/services* >/dev/null 2>&1"})
+	})
+	must(t, zippy, "btrfs subvolume create /persist/services >/dev/null && echo base > /persist/services/base")
+	replicateOnce(t, env, "zippy", "c1")
+	// Enough new data that the send takes a moment.
+	must(t, zippy, "head -c 150000000 /dev/urandom > /persist/services/big && sync")
+
+	waitReceive := func() {
+		t.Helper()
+		waitProcs(t, "^btrfs receive /persist/services-standby$", 1)
+	}
+	// 1. The receiving btrfs dies mid-stream.
+	cmd, out := startRun(t, storage.Inventory, env, "--yes", "replicate", "zippy", "c1")
+	waitReceive()
+	if err := exec.Command("pkill", "-KILL", "-f", "^btrfs receive /persist/services-standby$").Run(); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() == 0 {
+		t.Fatalf("a killed receive must fail the run: %v\n%s", err, out)
+	}
+	if !strings.Contains(out.String(), "receiver failed") || !strings.Contains(out.String(), "undo") {
+		t.Fatalf("want the receiver blamed and the copy undone:\n%s", out)
+	}
+	if ls := must(t, c1, "ls /persist/services-standby"); strings.Count(ls, "services@") != 1 {
+		t.Fatalf("a partial copy was left:\n%s", ls)
+	}
+
+	// 2. hoctl itself dies mid-stream: the receive ends with its input and
+	// leaves a partial, writable copy.
+	cmd, _ = startRun(t, storage.Inventory, env, "--yes", "replicate", "zippy", "c1")
+	waitReceive()
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	_ = cmd.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for countProcs(t, "^btrfs receive /persist/services-standby$") > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("receive survived hoctl")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	left := must(t, c1, "for d in /persist/services-standby/services@*; do btrfs property get -ts \"$d\" ro; done")
+	if !strings.Contains(left, "ro=false") {
+		t.Fatalf("expected garbage (a writable partial copy) after kill -9:\n%s", left)
+	}
+	r := replicateOnce(t, env, "zippy", "c1")
+	if !strings.Contains(r.stderr, "removed unfinished receives") || !strings.Contains(r.stderr, "incremental from") {
+		t.Fatalf("the next run must remove the garbage and go on incrementally:\n%s", r.stderr)
+	}
+	if got, want := fp(t, c1, newest(t, c1, "/persist/services-standby")), fp(t, zippy, "/persist/services"); got != want {
+		t.Fatal("copy differs after recovering")
+	}
+}
+
+// Two replications of one name exclude each other: the second refuses
+// (exit 3) and names the holder.
+func TestReplicateLockExcludesSecondRun(t *testing.T) {
+	env := stateEnv(t)
+	state := strings.TrimPrefix(env[0], "XDG_STATE_HOME=") + "/hoctl"
+	l, err := tasks.AcquireLocal(state, "replicate-services", tasks.LockHolder{PID: 4321, Run: "R-other", Start: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Release() }()
+	r := hoctlEnv(t, storage.Inventory, env, "--yes", "replicate", "zippy", "c1")
+	if r.code != 3 || !strings.Contains(r.stderr, `lock "replicate-services" is held by pid 4321`) {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
 }

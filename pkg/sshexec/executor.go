@@ -130,6 +130,10 @@ func (e *executor) run(ctx context.Context, line string, stdout, stderr io.Write
 	if _, err := io.WriteString(e.stdin, m+"\n"+line+"\n"+m+"\n"); err != nil {
 		return -1, errNotStarted
 	}
+	// Whatever happens, nothing may write to this command's writers once
+	// run returns: the caller reads them.
+	defer e.out.detach(m)
+	defer e.err.detach(m)
 	var code int
 	var gotOut, gotErr bool
 	for !gotOut || !gotErr {
@@ -190,6 +194,15 @@ func (d *demux) expect(marker string, w io.Writer, withRC bool) <-chan int {
 	d.process()
 	d.mu.Unlock()
 	return ex.done
+}
+
+// detach stops forwarding output to the command with marker m.
+func (d *demux) detach(m string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cur != nil && d.cur.marker == m {
+		d.cur = nil
+	}
 }
 
 // started reports whether the command with marker m has begun.

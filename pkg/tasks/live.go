@@ -132,6 +132,8 @@ func (r *liveReporter) HostEvent(_ int, _ *Step, ev HostEvent) {
 	switch {
 	case ev.Running:
 		r.state[ev.Host] = r.cs.Yellow(ev.Phase + "…")
+	case ev.OK && ev.Output != nil && ev.Output.Note != "":
+		r.state[ev.Host] = r.cs.Green(ev.Phase+" ✓") + " " + Redact(oneLine(ev.Output.Note), r.plain.secrets)
 	case ev.OK:
 		r.state[ev.Host] = r.cs.Green(ev.Phase + " ✓")
 	default:

@@ -174,7 +174,11 @@ func (r *plainReporter) HostEvent(_ int, _ *Step, ev HostEvent) {
 	if ev.Attempt > 1 {
 		attempt = fmt.Sprintf(" (attempt %d)", ev.Attempt)
 	}
-	fmt.Fprintf(r.w, "  %s %s %s%s%s\n", icon, ev.Host, ev.Phase, attempt, d)
+	note := ""
+	if ev.OK && ev.Output != nil && ev.Output.Note != "" {
+		note = ": " + Redact(oneLine(ev.Output.Note), r.secrets)
+	}
+	fmt.Fprintf(r.w, "  %s %s %s%s%s%s\n", icon, ev.Host, ev.Phase, attempt, d, note)
 	if !ev.OK {
 		for _, l := range tailLines(Redact(errOutput(ev.Output, ev.Err), r.secrets), 8) {
 			fmt.Fprintf(r.w, "      %s\n", l)

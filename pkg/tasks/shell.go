@@ -116,5 +116,5 @@ func (f *Func) Run(ctx context.Context, env *Env, h *inventory.Host, timeout tim
 	}
 	start := time.Now()
 	out, err := f.Fn(ctx, env, h)
-	return &Output{Stdout: out, Duration: time.Since(start)}, err
+	return &Output{Stdout: out, Note: out, Duration: time.Since(start)}, err
 }

@@ -80,6 +80,10 @@ type Output struct {
 	Stderr   string
 	ExitCode int
 	Duration time.Duration
+	// Note is a one-line summary for the operator ("incremental from
+	// services@…", "removed unfinished receives: …"), shown beside the
+	// host's result; commands' own output is not.
+	Note string
 }
 
 // Env is what ops need to act: the inventory and connections.
