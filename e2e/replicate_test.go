@@ -231,3 +231,33 @@ func TestReplicateLockExcludesSecondRun(t *testing.T) {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+// The target filling up mid-receive: a clear error naming the full
+// filesystem, and no half subvolume left behind.
+func TestReplicateTargetFullMidReceive(t *testing.T) {
+	rs := storageRunners(t, "zippy", "c1")
+	zippy, c1 := rs[0], rs[1]
+	env := stateEnv(t)
+	must(t, zippy, "btrfs subvolume delete /persist/services@* >/dev/null 2>&1; btrfs subvolume delete /persist/services >/dev/null 2>&1; true")
+	must(t, c1, "btrfs subvolume delete /persist/services-standby/services@* >/dev/null 2>&1; rm -f /persist/filler; mkdir -p /persist/services-standby")
+	t.Cleanup(func() {
+		_, _ = zippy.Run(context.Background(), sshexec.Cmd{Script: "btrfs subvolume delete /persist/services@* /persist/services >/dev/null 2>&1"})
+		_, _ = c1.Run(context.Background(), sshexec.Cmd{Script: "rm -f /persist/filler; btrfs subvolume delete /persist/services-standby/services* >/dev/null 2>&1"})
+	})
+	must(t, zippy, "btrfs subvolume create /persist/services >/dev/null && head -c 200000000 /dev/urandom > /persist/services/big && sync")
+	cmd, out := startRun(t, storage.Inventory, env, "--yes", "replicate", "zippy", "c1")
+	waitProcs(t, "^btrfs receive /persist/services-standby$", 1)
+	// Fill the target while the receive runs.
+	_, _ = c1.Run(context.Background(), sshexec.Cmd{Script: "dd if=/dev/zero of=/persist/filler bs=1M 2>/dev/null; sync; true"})
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() == 0 {
+		t.Fatalf("a full target must fail the run: %v\n%s", err, out)
+	}
+	if !strings.Contains(out.String(), "No space left on device") {
+		t.Fatalf("the error must say the target is full:\n%s", out)
+	}
+	must(t, c1, "rm -f /persist/filler")
+	if ls := must(t, c1, "ls /persist/services-standby"); strings.Contains(ls, "services@") {
+		t.Fatalf("a half subvolume was left:\n%s", ls)
+	}
+}
