@@ -9,14 +9,16 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/hoctl/hoctl/internal/lab"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 )
 
-// runners connects to lab hosts through the library, as later commands do.
-func runners(t *testing.T, names ...string) []sshexec.Runner {
+// labRunners connects to a lab's hosts through the library, as hoctl's
+// commands do.
+func labRunners(t *testing.T, l *lab.Lab, names ...string) []sshexec.Runner {
 	t.Helper()
-	inv, err := inventory.Load(fleet.Inventory)
+	inv, err := inventory.Load(l.Inventory)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +46,7 @@ func runners(t *testing.T, names ...string) []sshexec.Runner {
 }
 
 func TestPipeBetweenRealSSHDs(t *testing.T) {
-	rs := runners(t, "h07", "h08")
+	rs := labRunners(t, fleet, "h07", "h08")
 	src, dst := rs[0], rs[1]
 	ctx := context.Background()
 	res, err := src.Run(ctx, sshexec.Cmd{Script: "head -c 31457287 /dev/urandom > /persist/blob && sha256sum < /persist/blob"})

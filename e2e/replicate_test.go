@@ -49,17 +49,24 @@ func newest(t *testing.T, r sshexec.Runner, dir string) string {
 	return out[0]
 }
 
+// cleanServices empties the replication's subvolume and snapshots on both
+// storage hosts now and when the test ends.
+func cleanServices(t *testing.T, zippy, c1 sshexec.Runner) {
+	t.Helper()
+	clean := func() {
+		_, _ = zippy.Run(context.Background(), sshexec.Cmd{Script: "btrfs subvolume delete /persist/services@* /persist/services >/dev/null 2>&1"})
+		_, _ = c1.Run(context.Background(), sshexec.Cmd{Script: "rm -f /persist/filler; btrfs subvolume delete /persist/services-standby/services* >/dev/null 2>&1"})
+	}
+	clean()
+	must(t, c1, "mkdir -p /persist/services-standby")
+	t.Cleanup(clean)
+}
+
 func TestReplicateFullIncrementalGarbageAndLostParent(t *testing.T) {
 	rs := storageRunners(t, "zippy", "c1")
 	zippy, c1 := rs[0], rs[1]
 	env := stateEnv(t)
-	// A clean slate (the snapshots test may have left nothing, but be sure).
-	must(t, zippy, "btrfs subvolume delete /persist/services@* >/dev/null 2>&1; btrfs subvolume delete /persist/services >/dev/null 2>&1; true")
-	must(t, c1, "btrfs subvolume delete /persist/services-standby/services@* >/dev/null 2>&1; mkdir -p /persist/services-standby")
-	t.Cleanup(func() {
-		_, _ = zippy.Run(context.Background(), sshexec.Cmd{Script: "btrfs subvolume delete /persist/services@* /persist/services >/dev/null 2>&1"})
-		_, _ = c1.Run(context.Background(), sshexec.Cmd{Script: "btrfs subvolume delete /persist/services-standby/services* >/dev/null 2>&1"})
-	})
+	cleanServices(t, zippy, c1)
 	must(t, zippy, `set -e
 btrfs subvolume create /persist/services >/dev/null
 cd /persist/services
@@ -158,12 +165,7 @@ func TestReplicateInterruptedSends(t *testing.T) {
 	rs := storageRunners(t, "zippy", "c1")
 	zippy, c1 := rs[0], rs[1]
 	env := stateEnv(t)
-	must(t, zippy, "btrfs subvolume delete /persist/services@* >/dev/null 2>&1; btrfs subvolume delete /persist/services >/dev/null 2>&1; true")
-	must(t, c1, "btrfs subvolume delete /persist/services-standby/services@* >/dev/null 2>&1; mkdir -p /persist/services-standby")
-	t.Cleanup(func() {
-		_, _ = zippy.Run(context.Background(), sshexec.Cmd{Script: "btrfs subvolume delete /persist/services@* /persist/services >/dev/null 2>&1"})
-		_, _ = c1.Run(context.Background(), sshexec.Cmd{Script: "btrfs subvolume delete /persist/services-standby/services* >/dev/null 2>&1"})
-	})
+	cleanServices(t, zippy, c1)
 	must(t, zippy, "btrfs subvolume create /persist/services >/dev/null && echo base > /persist/services/base")
 	replicateOnce(t, env, "zippy", "c1")
 	// Enough new data that the send takes a moment.
@@ -238,12 +240,7 @@ func TestReplicateTargetFullMidReceive(t *testing.T) {
 	rs := storageRunners(t, "zippy", "c1")
 	zippy, c1 := rs[0], rs[1]
 	env := stateEnv(t)
-	must(t, zippy, "btrfs subvolume delete /persist/services@* >/dev/null 2>&1; btrfs subvolume delete /persist/services >/dev/null 2>&1; true")
-	must(t, c1, "btrfs subvolume delete /persist/services-standby/services@* >/dev/null 2>&1; rm -f /persist/filler; mkdir -p /persist/services-standby")
-	t.Cleanup(func() {
-		_, _ = zippy.Run(context.Background(), sshexec.Cmd{Script: "btrfs subvolume delete /persist/services@* /persist/services >/dev/null 2>&1"})
-		_, _ = c1.Run(context.Background(), sshexec.Cmd{Script: "rm -f /persist/filler; btrfs subvolume delete /persist/services-standby/services* >/dev/null 2>&1"})
-	})
+	cleanServices(t, zippy, c1)
 	must(t, zippy, "btrfs subvolume create /persist/services >/dev/null && head -c 200000000 /dev/urandom > /persist/services/big && sync")
 	cmd, out := startRun(t, storage.Inventory, env, "--yes", "replicate", "zippy", "c1")
 	waitProcs(t, "^btrfs receive /persist/services-standby$", 1)

@@ -6,33 +6,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 )
 
-// storageRunners connects to the storage lab's hosts through the library.
+// storageRunners connects to the storage lab's hosts.
 func storageRunners(t *testing.T, names ...string) []sshexec.Runner {
 	t.Helper()
-	inv, err := inventory.Load(storage.Inventory)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := &sshexec.Resolver{Inventory: inv}
-	pool := sshexec.NewPool(sshexec.PoolOptions{})
-	t.Cleanup(func() { _ = pool.Close() })
-	var out []sshexec.Runner
-	for _, n := range names {
-		tg, err := res.Resolve(inv.Host(n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := pool.Runner(context.Background(), tg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, r)
-	}
-	return out
+	return labRunners(t, storage, names...)
 }
 
 func must(t *testing.T, r sshexec.Runner, script string) string {

@@ -148,16 +148,23 @@ func runner(ctx context.Context, env *tasks.Env, inv *inventory.Inventory, host 
 	return env.Connect(ctx, inv.Host(host))
 }
 
+// both connects to the source and the target.
+func (r *Run) both(ctx context.Context, env *tasks.Env) (src, dst sshexec.Runner, err error) {
+	if src, err = runner(ctx, env, r.Inv, r.Ends.SourceHost); err != nil {
+		return nil, nil, err
+	}
+	if dst, err = runner(ctx, env, r.Inv, r.Ends.TargetHost); err != nil {
+		return nil, nil, err
+	}
+	return src, dst, nil
+}
+
 // inspect is the first step's before check: both sides reachable, the
 // source a subvolume, the target dir on btrfs with room, and their
 // snapshots listed.
 func (r *Run) inspect(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
 	e := r.Ends
-	srcR, err := runner(ctx, env, r.Inv, e.SourceHost)
-	if err != nil {
-		return "", err
-	}
-	dstR, err := runner(ctx, env, r.Inv, e.TargetHost)
+	srcR, dstR, err := r.both(ctx, env)
 	if err != nil {
 		return "", err
 	}
@@ -323,11 +330,7 @@ func (r *Run) sendCmd() string {
 
 func (r *Run) send(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
 	e := r.Ends
-	srcR, err := runner(ctx, env, r.Inv, e.SourceHost)
-	if err != nil {
-		return "", err
-	}
-	dstR, err := runner(ctx, env, r.Inv, e.TargetHost)
+	srcR, dstR, err := r.both(ctx, env)
 	if err != nil {
 		return "", err
 	}
@@ -382,11 +385,7 @@ func (r *Run) choiceLocked() string {
 // copy descends from the target's copy of the parent.
 func (r *Run) verify(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
 	e := r.Ends
-	srcR, err := runner(ctx, env, r.Inv, e.SourceHost)
-	if err != nil {
-		return "", err
-	}
-	dstR, err := runner(ctx, env, r.Inv, e.TargetHost)
+	srcR, dstR, err := r.both(ctx, env)
 	if err != nil {
 		return "", err
 	}
