@@ -24,6 +24,8 @@ trap cleanup EXIT
 step "hoctl-lab up   # the seed's cluster: zippy, c1-c3, fractal, sunny, chilly"
 $LABCTL up >/dev/null || exit 1
 export HOCTL_INVENTORY=$LAB/inventory.yaml
+# The demo's journal stays with the lab, not in your own state directory.
+export XDG_STATE_HOME=$LAB/state
 
 run $HOCTL hosts
 run $HOCTL hosts quorum
@@ -37,3 +39,13 @@ $LABCTL kill c2 && $LABCTL hang zippy
 run $HOCTL ping all
 $LABCTL resume zippy && $LABCTL restart c2
 run $HOCTL ping cluster
+
+step "replication zippy → c1 (the seed's 5-minute timer, as a verified runbook)"
+$HOCTL run zippy -- 'btrfs subvolume create /persist/services >/dev/null && mkdir -p /persist/services/gitea && head -c 20000000 /dev/urandom > /persist/services/gitea/repo.pack' >/dev/null
+$HOCTL run c1 -- 'mkdir -p /persist/services-standby' >/dev/null
+run $HOCTL --dry-run replicate zippy c1
+run $HOCTL --yes replicate zippy c1
+$HOCTL run zippy -- 'for i in $(seq 1 200); do echo "photo $i" > /persist/services/gitea/p$i; done' >/dev/null
+run $HOCTL --yes replicate zippy c1
+run $HOCTL snapshots c1
+run $HOCTL history
