@@ -1,6 +1,7 @@
-// Package replicate is hoctl's btrfs replication between hosts (issue 4):
-// today, reading each side's replication snapshots and matching them by
-// UUID for `hoctl snapshots`; the replicate runbook builds on it.
+// Package replicate is hoctl's btrfs replication between hosts: reading
+// each side's replication snapshots (list.go, also behind `hoctl
+// snapshots`) and the replication runbook that snapshots, sends, verifies
+// and prunes (replicate.go).
 package replicate
 
 import (
