@@ -113,7 +113,7 @@ func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
 		Full: opts.Full,
 		Progress: func(sent int64, elapsed time.Duration) {
 			rate := float64(sent) / max(elapsed.Seconds(), 0.001)
-			eng.Reporter.Progress(4, ends.TargetHost, fmt.Sprintf("%s sent, %s/s, %s", bytesText(sent), bytesText(int64(rate)), elapsed.Round(100*time.Millisecond)))
+			eng.Reporter.Progress(4, ends.TargetHost, fmt.Sprintf("%s sent, %s/s, %s", replicate.BytesText(sent), replicate.BytesText(int64(rate)), elapsed.Round(100*time.Millisecond)))
 		},
 	})
 	if f.DryRun {
@@ -124,17 +124,4 @@ func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
 		fmt.Fprintf(f.IO.ErrOut, "%s %s → %s: %s\n", f.IO.ColorScheme().SuccessIcon(), ends.SourceHost, ends.TargetHost, run.Summary)
 	}
 	return quiet(err)
-}
-
-func bytesText(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -232,9 +232,9 @@ func (r *Run) inspect(ctx context.Context, env *tasks.Env, _ *inventory.Host) (s
 	r.estimate = need
 	r.mu.Unlock()
 	if need > avail {
-		return "", fmt.Errorf("%s: %s has %s free, the send needs about %s", e.TargetHost, e.TargetDir, bytesText(avail), bytesText(need))
+		return "", fmt.Errorf("%s: %s has %s free, the send needs about %s", e.TargetHost, e.TargetDir, BytesText(avail), BytesText(need))
 	}
-	return fmt.Sprintf("%d snapshots on %s, %d on %s; send estimated at %s, %s free on %s", len(src.Snapshots), e.SourceHost, len(dst.Snapshots), e.TargetHost, bytesText(need), bytesText(avail), e.TargetHost), nil
+	return fmt.Sprintf("%d snapshots on %s, %d on %s; send estimated at %s, %s free on %s", len(src.Snapshots), e.SourceHost, len(dst.Snapshots), e.TargetHost, BytesText(need), BytesText(avail), e.TargetHost), nil
 }
 
 func firstLine(res *sshexec.Result, err error) string {
@@ -368,7 +368,7 @@ func (r *Run) send(ctx context.Context, env *tasks.Env, _ *inventory.Host) (stri
 	}
 	rate := float64(r.Sent.Load()) / d.Seconds()
 	r.mu.Lock()
-	r.Summary = fmt.Sprintf("%s in %s (%s/s), %s", bytesText(r.Sent.Load()), d.Round(time.Millisecond), bytesText(int64(rate)), r.choiceLocked())
+	r.Summary = fmt.Sprintf("%s in %s (%s/s), %s", BytesText(r.Sent.Load()), d.Round(time.Millisecond), BytesText(int64(rate)), r.choiceLocked())
 	r.mu.Unlock()
 	return r.Summary, nil
 }
@@ -515,7 +515,8 @@ func (r *Run) prune(ctx context.Context, env *tasks.Env, h *inventory.Host, sour
 	return "pruned " + strings.Join(names, ", "), nil
 }
 
-func bytesText(n int64) string {
+// BytesText formats a byte count for people: 19.1 MiB.
+func BytesText(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)

@@ -109,15 +109,12 @@ func (c *Conn) lost() error {
 
 // Run implements Runner.
 func (c *Conn) Run(ctx context.Context, cmd Cmd) (*Result, error) {
+	// One deadline for the command, whichever way it runs.
+	ctx, cancel := withCommandTimeout(ctx, cmd, c.target.CommandTimeout)
+	defer cancel()
 	if res, err, ok := c.executorRun(ctx, cmd); ok {
 		return res, err
 	}
-	timeout := cmd.Timeout
-	if timeout == 0 {
-		timeout = c.target.CommandTimeout
-	}
-	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("%w after %s", ErrTimeout, timeout))
-	defer cancel()
 
 	select {
 	case c.sem <- struct{}{}:

@@ -292,6 +292,7 @@ func keepTail(b []byte, n int) []byte {
 
 // executorRun runs cmd through the connection's executor when it is idle
 // and usable, reporting ok=false when the caller should use a session.
+// ctx already carries the command's deadline (Conn.Run).
 func (c *Conn) executorRun(ctx context.Context, cmd Cmd) (res *Result, err error, ok bool) {
 	// A connection's first command takes a session: most connections of
 	// a one-shot `hoctl run` carry one command, and the executor would
@@ -306,12 +307,6 @@ func (c *Conn) executorRun(ctx context.Context, cmd Cmd) (res *Result, err error
 	if c.noExecutor.Load() {
 		return nil, nil, false // found unusable while we waited
 	}
-	timeout := cmd.Timeout
-	if timeout == 0 {
-		timeout = c.target.CommandTimeout
-	}
-	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("%w after %s", ErrTimeout, timeout))
-	defer cancel()
 	if c.exec == nil {
 		// The executor holds one session slot for its life.
 		select {

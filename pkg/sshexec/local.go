@@ -25,14 +25,7 @@ func (l *Local) Name() string { return l.target.Name }
 
 // Run implements Runner.
 func (l *Local) Run(ctx context.Context, cmd Cmd) (*Result, error) {
-	timeout := cmd.Timeout
-	if timeout == 0 {
-		timeout = l.target.CommandTimeout
-	}
-	if timeout == 0 {
-		timeout = DefaultCommandTimeout
-	}
-	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("%w after %s", ErrTimeout, timeout))
+	ctx, cancel := withCommandTimeout(ctx, cmd, l.target.CommandTimeout)
 	defer cancel()
 
 	c := exec.Command("sh", "-c", withBecome(cmd.Line(), l.target.Become))

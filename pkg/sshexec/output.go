@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 )
 
 // capture keeps a command's output where the caller gave no writer, for
@@ -34,6 +35,20 @@ func (c *capture) fill(res *Result, cmd Cmd) {
 	if cmd.Stderr == nil {
 		res.Stderr = c.err.Bytes()
 	}
+}
+
+// withCommandTimeout bounds one command: its own Timeout, else the host's
+// command_timeout, else DefaultCommandTimeout. Expiry is reported as
+// ErrTimeout (see ctxError).
+func withCommandTimeout(ctx context.Context, cmd Cmd, hostDefault time.Duration) (context.Context, context.CancelFunc) {
+	timeout := cmd.Timeout
+	if timeout == 0 {
+		timeout = hostDefault
+	}
+	if timeout == 0 {
+		timeout = DefaultCommandTimeout
+	}
+	return context.WithTimeoutCause(ctx, timeout, fmt.Errorf("%w after %s", ErrTimeout, timeout))
 }
 
 // ctxError says why a command was stopped: its timeout, or the caller's
