@@ -5,7 +5,7 @@ LDFLAGS := -X main.version=$(VERSION)
 GOLANGCI_LINT_VERSION := v2.15.0
 GOBIN   ?= $(shell $(GO) env GOPATH)/bin
 # The lab's Debian packages; bench adds the tools it compares against.
-LAB_PKGS   := openssh-server btrfs-progs util-linux procps iproute2 attr
+LAB_PKGS   := openssh-server btrfs-progs util-linux procps iproute2 attr zstd
 BENCH_PKGS := pdsh ansible hyperfine
 
 .PHONY: all build test test-unit test-e2e lint fmt demo demo-down bench fuzz deps bench-deps clean
@@ -52,6 +52,7 @@ fuzz:
 	$(GO) test ./pkg/inventory -run '^$$' -fuzz FuzzParse -fuzztime 60s
 	$(GO) test ./pkg/tasks -run '^$$' -fuzz FuzzParseRunbook -fuzztime 60s
 	$(GO) test ./pkg/btrfs -run '^$$' -fuzz FuzzParseList -fuzztime 60s
+	$(GO) test ./pkg/replicate -run '^$$' -fuzz FuzzFilter -fuzztime 60s
 
 # Install the lab's Debian packages when missing (root).
 deps:

@@ -107,13 +107,22 @@ func hoctl(t *testing.T, inv string, args ...string) result {
 // hoctlEnv is hoctl with extra environment variables.
 func hoctlEnv(t *testing.T, inv string, env []string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(hoctlBin, args...)
+	// A hung hoctl fails its test with what it printed, not the whole
+	// binary with a stack dump.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, hoctlBin, args...)
+	cmd.WaitDelay = 5 * time.Second
 	cmd.Env = append(append(os.Environ(), "HOCTL_INVENTORY="+inv, "NO_COLOR=1", "SSH_AUTH_SOCK="), env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	start := time.Now()
 	err := cmd.Run()
 	r := result{stdout: out.String(), stderr: errOut.String(), duration: time.Since(start)}
+	t.Logf("hoctl %v: %s", args, r.duration.Round(time.Millisecond))
+	if ctx.Err() != nil {
+		t.Fatalf("hoctl %v did not finish in 2 minutes:\n%s%s", args, r.stdout, r.stderr)
+	}
 	if ee, ok := err.(*exec.ExitError); ok {
 		r.code = ee.ExitCode()
 	} else if err != nil {

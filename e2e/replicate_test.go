@@ -54,8 +54,11 @@ func newest(t *testing.T, r sshexec.Runner, dir string) string {
 func cleanServices(t *testing.T, zippy, c1 sshexec.Runner) {
 	t.Helper()
 	clean := func() {
-		_, _ = zippy.Run(context.Background(), sshexec.Cmd{Script: "btrfs subvolume delete /persist/services@* /persist/services >/dev/null 2>&1"})
-		_, _ = c1.Run(context.Background(), sshexec.Cmd{Script: "rm -f /persist/filler; btrfs subvolume delete /persist/services-standby/services* >/dev/null 2>&1"})
+		// Deleted subvolumes and files free their space only once btrfs
+		// commits and cleans them: wait, or the next test's free-space
+		// check sees a full disk.
+		_, _ = zippy.Run(context.Background(), sshexec.Cmd{Script: "btrfs subvolume delete -c /persist/services@* /persist/services >/dev/null 2>&1; btrfs subvolume sync /persist; sync"})
+		_, _ = c1.Run(context.Background(), sshexec.Cmd{Script: "rm -f /persist/filler; btrfs subvolume delete -c /persist/services-standby/services* /persist/services >/dev/null 2>&1; btrfs subvolume sync /persist; sync"})
 	}
 	clean()
 	must(t, c1, "mkdir -p /persist/services-standby")
@@ -145,7 +148,7 @@ printf 'in the middle' | dd of=sparse.img bs=1 seek=33554432 conv=notrunc 2>/dev
 func TestReplicateBadInputChangesNothing(t *testing.T) {
 	env := stateEnv(t)
 	for args, want := range map[string]string{
-		"c1 zippy":    "no replication from c1 to zippy",
+		"c1 c1":       "no replication between c1 and c1",
 		"zippy zipy":  "did you mean",
 		"--name nope": `no replication "nope"`,
 		"":            "expected SRC DST, or --name N",

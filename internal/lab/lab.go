@@ -142,13 +142,13 @@ func Check() error {
 	if os.Geteuid() != 0 {
 		missing = append(missing, "root (the lab mounts filesystems and makes namespaces)")
 	}
-	for _, bin := range []string{"/usr/sbin/sshd", "unshare", "mkfs.btrfs", "btrfs", "losetup", "mount"} {
+	for _, bin := range []string{"/usr/sbin/sshd", "unshare", "mkfs.btrfs", "btrfs", "losetup", "mount", "zstd", "getfattr", "ssh", "nsenter"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			missing = append(missing, bin)
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("lab prerequisites missing: %s (install with: apt-get install openssh-server btrfs-progs util-linux; run as root)", strings.Join(missing, ", "))
+		return fmt.Errorf("lab prerequisites missing: %s (install with: apt-get install openssh-server btrfs-progs util-linux attr zstd; run as root)", strings.Join(missing, ", "))
 	}
 	return nil
 }
@@ -303,7 +303,7 @@ func (l *Lab) prepare(h *Host) error {
 	cfg := fmt.Sprintf(`# hoctl lab host %s
 ListenAddress %s:%d
 HostKey %s
-AuthorizedKeysFile %s
+AuthorizedKeysFile %s .ssh/authorized_keys
 PermitRootLogin prohibit-password
 PasswordAuthentication no
 KbdInteractiveAuthentication no
@@ -703,6 +703,20 @@ func (l *Lab) Restart(ctx context.Context, name string) error {
 		}
 	}
 	return l.boot(ctx, h)
+}
+
+// Command runs argv inside host name's namespaces, as a program started on
+// that host itself would (a systemd timer calling hoctl there).
+func (l *Lab) Command(name string, argv ...string) (*exec.Cmd, error) {
+	h := l.Host(name)
+	if h == nil {
+		return nil, fmt.Errorf("no lab host %q", name)
+	}
+	pid, err := h.sshdPid()
+	if err != nil {
+		return nil, err
+	}
+	return exec.Command("nsenter", append([]string{"--target", strconv.Itoa(pid), "--mount", "--uts", "--pid", "--"}, argv...)...), nil
 }
 
 // RefreshKnownHosts rewrites known_hosts from the hosts' current keys,

@@ -13,24 +13,28 @@ import (
 
 // ReplicateOptions are the inputs of `hoctl replicate`.
 type ReplicateOptions struct {
-	F        *Factory
-	Src, Dst string
-	Name     string
-	Full     bool
+	F         *Factory
+	Src, Dst  string
+	Name      string
+	Full      bool
+	Transport string
 }
 
 // NewCmdReplicate sends a new btrfs snapshot from one host to another.
 func NewCmdReplicate(f *Factory, runF func(*ReplicateOptions) error) *cobra.Command {
 	opts := &ReplicateOptions{F: f}
 	cmd := &cobra.Command{
-		Use:   "replicate [SRC DST] [--name N] [--full]",
+		Use:   "replicate [SRC DST] [--name N] [--full] [--transport relay|direct]",
 		Short: "Snapshot a btrfs subvolume and send it to another host, incrementally, verified and pruned",
 		Long: `Run the inventory's replication N (or the one from SRC to DST): inspect both
 sides and choose the parent by UUID, remove garbage of interrupted receives,
 take a read-only snapshot <name>@<UTC time>, send it (incrementally when a
 common parent exists) through this machine into btrfs receive, verify the
-copy (read-only, received UUID, parent), and prune both sides. See
-docs/replicate.md.`,
+copy (read-only, received UUID, parent), and prune both sides.
+
+SRC DST the other way round from the inventory's replication sends back
+after a failover: from the promoted standby to the old primary,
+incrementally. See docs/replicate.md.`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) != 0 && len(args) != 2 {
 				return usagef("expected SRC DST, or --name N")
@@ -52,20 +56,27 @@ docs/replicate.md.`,
 	}
 	cmd.Flags().StringVar(&opts.Name, "name", "", "the inventory's replication to run")
 	cmd.Flags().BoolVar(&opts.Full, "full", false, "send in full even when a common parent exists")
+	cmd.Flags().StringVar(&opts.Transport, "transport", "", "relay (through this machine) or direct (the source connects to the target); default: the inventory's")
 	return cmd
 }
 
 // findReplication picks the inventory's replication by name or by ends.
-func findReplication(inv *inventory.Inventory, name, src, dst string) (*inventory.Replication, error) {
+// SRC and DST the other way round from the inventory's replication run it
+// reversed: sending back after a failover.
+func findReplication(inv *inventory.Inventory, name, src, dst string) (replicate.Ends, error) {
+	var none replicate.Ends
 	if name != "" {
 		r := inv.Replication[name]
 		if r == nil {
-			return nil, usagef("no replication %q in the inventory", name)
+			return none, usagef("no replication %q in the inventory", name)
 		}
-		if src != "" && (r.Source.Host != src || r.Target.Host != dst) {
-			return nil, usagef("replication %q runs %s → %s, not %s → %s", name, r.Source.Host, r.Target.Host, src, dst)
+		switch {
+		case src == "" || r.Source.Host == src && r.Target.Host == dst:
+			return replicate.EndsOf(r), nil
+		case r.Source.Host == dst && r.Target.Host == src:
+			return replicate.EndsOf(r).Reverse(), nil
 		}
-		return r, nil
+		return none, usagef("replication %q runs %s → %s (or back, after a failover), not %s → %s", name, r.Source.Host, r.Target.Host, src, dst)
 	}
 	for _, h := range []string{src, dst} {
 		if inv.Host(h) == nil {
@@ -73,22 +84,25 @@ func findReplication(inv *inventory.Inventory, name, src, dst string) (*inventor
 			if err == nil {
 				err = usagef("%q is not a single host", h)
 			}
-			return nil, err
+			return none, err
 		}
 	}
-	var found *inventory.Replication
+	var found []replicate.Ends
 	for _, r := range inv.Replication {
-		if r.Source.Host == src && r.Target.Host == dst {
-			if found != nil {
-				return nil, usagef("several replications run %s → %s: choose one with --name", src, dst)
-			}
-			found = r
+		switch {
+		case r.Source.Host == src && r.Target.Host == dst:
+			found = append(found, replicate.EndsOf(r))
+		case r.Source.Host == dst && r.Target.Host == src:
+			found = append(found, replicate.EndsOf(r).Reverse())
 		}
 	}
-	if found == nil {
-		return nil, usagef("no replication from %s to %s in the inventory", src, dst)
+	switch len(found) {
+	case 0:
+		return none, usagef("no replication between %s and %s in the inventory", src, dst)
+	case 1:
+		return found[0], nil
 	}
-	return found, nil
+	return none, usagef("several replications run between %s and %s: choose one with --name", src, dst)
 }
 
 func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
@@ -97,20 +111,23 @@ func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
 	if err != nil {
 		return err
 	}
-	rep, err := findReplication(inv, opts.Name, opts.Src, opts.Dst)
+	ends, err := findReplication(inv, opts.Name, opts.Src, opts.Dst)
 	if err != nil {
 		return err
+	}
+	if opts.Transport != "" && opts.Transport != inventory.TransportRelay && opts.Transport != inventory.TransportDirect {
+		return usagef("--transport: expected relay or direct, got %q", opts.Transport)
 	}
 	eng, closeFn, err := f.Engine(inv, nil)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
-	ends := replicate.EndsOf(rep)
 	var rb *tasks.Runbook
 	var run *replicate.Run
 	rb, run = replicate.Runbook(inv, ends, replicate.Options{
-		Full: opts.Full,
+		Full:      opts.Full,
+		Transport: opts.Transport,
 		Progress: func(sent int64, elapsed time.Duration) {
 			rate := float64(sent) / max(elapsed.Seconds(), 0.001)
 			eng.Reporter.Progress(4, ends.TargetHost, fmt.Sprintf("%s sent, %s/s, %s", replicate.BytesText(sent), replicate.BytesText(int64(rate)), elapsed.Round(100*time.Millisecond)))

@@ -81,6 +81,7 @@ EXIT STATUS
 		NewCmdRun(f, nil),
 		NewCmdReplicate(f, nil),
 		NewCmdSnapshots(f, nil),
+		NewCmdTargetFilter(f, nil),
 		NewCmdRunbook(f, nil),
 		NewCmdHistory(f, nil),
 		NewCmdResume(f, nil),

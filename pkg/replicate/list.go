@@ -16,20 +16,18 @@ import (
 	"github.com/hoctl/hoctl/pkg/sshexec"
 )
 
-// separator ends each `btrfs subvolume show` in a listing.
+// separator starts each entry of a listing, followed by its path.
 const separator = "--hoctl-next--"
 
-// listScript shows every subvolume named base@* in dir: one command, one
+// ListArgv shows every subvolume named base@* in dir: one command, one
 // round trip, whatever the number of snapshots. `show` is asked per entry
 // rather than `subvolume list` for the whole filesystem, so paths never
-// have to be mapped between the mount and the filesystem's top.
-func listScript(dir, base string) string {
-	return fmt.Sprintf(`cd %s || exit 3
-for d in %s@*; do
-  [ -e "$d" ] || continue
-  btrfs subvolume show "$d" || echo "ERROR: not a subvolume: $d"
-  echo %s
-done`, sshexec.Quote(dir), sshexec.Quote(base), separator)
+// have to be mapped between the mount and the filesystem's top. It is one
+// argv, not a script, so that a target's forced-command filter can parse
+// and allow it (filter.go).
+func ListArgv(dir, base string) []string {
+	return []string{"find", dir, "-mindepth", "1", "-maxdepth", "1", "-name", base + "@*",
+		"-printf", separator + " %p\\n", "-exec", "btrfs", "subvolume", "show", "{}", ";"}
 }
 
 // Side is one host's replication snapshots in one directory.
@@ -42,27 +40,32 @@ type Side struct {
 
 // List reads the snapshots named base@<timestamp> in dir on r.
 func List(ctx context.Context, r sshexec.Runner, dir, base string) (*Side, error) {
-	res, err := r.Run(ctx, sshexec.Cmd{Script: listScript(dir, base)})
+	// Empty input, not none: a key forced to `btrfs receive` then fails
+	// at once with "empty stream" (recognised below) instead of waiting
+	// for a stream on the open input of a command without one.
+	res, err := r.Run(ctx, sshexec.Cmd{Argv: ListArgv(dir, base), Stdin: strings.NewReader("")})
 	if err != nil {
-		if res != nil && res.ExitCode == 3 {
+		if res != nil && strings.Contains(string(res.Stderr), "No such file or directory") && !strings.Contains(string(res.Stdout), separator) {
 			return nil, fmt.Errorf("%s: %s does not exist", r.Name(), dir)
+		}
+		if isEmptyStream(res) {
+			return nil, restrictedKeyError(r.Name())
 		}
 		return nil, err
 	}
 	side := &Side{Host: r.Name(), Dir: dir}
 	var subs []btrfs.Subvolume
-	for _, chunk := range strings.Split(string(res.Stdout), separator+"\n") {
-		chunk = strings.TrimLeft(chunk, "\n")
-		if strings.TrimSpace(chunk) == "" {
+	for _, chunk := range strings.Split(string(res.Stdout), separator+" ") {
+		p, show, _ := strings.Cut(chunk, "\n")
+		if strings.TrimSpace(show) == "" {
+			if p != "" {
+				side.Problems = append(side.Problems, "not a subvolume: "+p)
+			}
 			continue
 		}
-		if strings.HasPrefix(chunk, "ERROR") {
-			side.Problems = append(side.Problems, strings.TrimSpace(chunk))
-			continue
-		}
-		sh, err := btrfs.ParseShow(chunk)
+		sh, err := btrfs.ParseShow(show)
 		if err != nil {
-			side.Problems = append(side.Problems, err.Error())
+			side.Problems = append(side.Problems, p+": "+err.Error())
 			continue
 		}
 		subs = append(subs, btrfs.Subvolume{ID: sh.ID, Gen: sh.Generation, UUID: sh.UUID, ParentUUID: sh.ParentUUID,
@@ -83,12 +86,28 @@ type Ends struct {
 	Subvolume  string
 	KeepSource int
 	KeepTarget int
+	Transport  string // inventory.TransportRelay or TransportDirect
+	Compress   string // "none" or "zstd"
 }
 
 // EndsOf describes a replication of the inventory.
 func EndsOf(r *inventory.Replication) Ends {
 	return Ends{Name: r.Name, Base: path.Base(r.Source.Subvolume), SourceHost: r.Source.Host, SourceDir: r.Source.SnapshotDir,
-		TargetHost: r.Target.Host, TargetDir: r.Target.Dir, Subvolume: r.Source.Subvolume, KeepSource: r.Keep.Source, KeepTarget: r.Keep.Target}
+		TargetHost: r.Target.Host, TargetDir: r.Target.Dir, Subvolume: r.Source.Subvolume, KeepSource: r.Keep.Source, KeepTarget: r.Keep.Target,
+		Transport: r.Transport, Compress: r.Compress}
+}
+
+// Reverse is the replication sent back after a failover: the standby,
+// now serving the subvolume at the same path, is the source, and its
+// snapshots live beside the received copies, where the next incremental's
+// parent already is; the old primary receives them beside its own old
+// snapshots, which hold the other end of that parent (btrfs.Related). The
+// name, and so the lock, stays the same: one direction runs at a time.
+func (e Ends) Reverse() Ends {
+	r := e
+	r.SourceHost, r.SourceDir, r.TargetHost, r.TargetDir = e.TargetHost, e.TargetDir, e.SourceHost, e.SourceDir
+	r.KeepSource, r.KeepTarget = e.KeepTarget, e.KeepSource
+	return r
 }
 
 // Involving returns the inventory's replications in which host takes

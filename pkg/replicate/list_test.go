@@ -10,22 +10,23 @@ import (
 )
 
 type fakeRunner struct {
-	out  string
-	code int
-	got  string
+	out, errOut string
+	code        int
+	got         string
 }
 
 func (f *fakeRunner) Name() string { return "c1" }
 func (f *fakeRunner) Run(_ context.Context, c sshexec.Cmd) (*sshexec.Result, error) {
 	f.got = c.Line()
-	res := &sshexec.Result{Host: "c1", Stdout: []byte(f.out), ExitCode: f.code}
+	res := &sshexec.Result{Host: "c1", Stdout: []byte(f.out), Stderr: []byte(f.errOut), ExitCode: f.code}
 	if f.code != 0 {
 		return res, &sshexec.ExitError{Host: "c1", Code: f.code}
 	}
 	return res, nil
 }
 
-const twoShows = `services@20261126T090000Z
+const twoShows = `--hoctl-next-- /persist/services standby/services@20261126T090000Z
+/persist/services standby/services@20261126T090000Z
 	Name: 			services@20261126T090000Z
 	UUID: 			bbbb
 	Parent UUID: 		aaaa
@@ -34,10 +35,9 @@ const twoShows = `services@20261126T090000Z
 	Subvolume ID: 		260
 	Generation: 		20
 	Flags: 			readonly
---hoctl-next--
-ERROR: not a subvolume: services@20261126T091000Z
---hoctl-next--
-services@20261126T084500Z
+--hoctl-next-- /persist/services standby/services@20261126T091000Z
+--hoctl-next-- /persist/services standby/services@20261126T084500Z
+/persist/services standby/services@20261126T084500Z
 	Name: 			services@20261126T084500Z
 	UUID: 			aaaa
 	Parent UUID: 		-
@@ -46,7 +46,6 @@ services@20261126T084500Z
 	Subvolume ID: 		259
 	Generation: 		12
 	Flags: 			readonly
---hoctl-next--
 `
 
 func TestListParsesEverySnapshotAndReportsOddEntries(t *testing.T) {
@@ -55,17 +54,17 @@ func TestListParsesEverySnapshotAndReportsOddEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(f.got, "cd '/persist/services standby'") {
+	if !strings.Contains(f.got, "find '/persist/services standby' ") {
 		t.Errorf("dir not quoted: %s", f.got)
 	}
 	if len(side.Snapshots) != 2 || side.Snapshots[0].UUID != "aaaa" || side.Snapshots[1].ReceivedUUID != "BBBB" ||
 		side.Snapshots[1].Path != "/persist/services standby/services@20261126T090000Z" {
 		t.Fatalf("%+v", side.Snapshots)
 	}
-	if len(side.Problems) != 1 || !strings.Contains(side.Problems[0], "not a subvolume") {
+	if len(side.Problems) != 1 || side.Problems[0] != "not a subvolume: /persist/services standby/services@20261126T091000Z" {
 		t.Fatalf("problems %q", side.Problems)
 	}
-	f = &fakeRunner{code: 3}
+	f = &fakeRunner{code: 1, errOut: "find: '/nope': No such file or directory\n"}
 	if _, err := List(context.Background(), f, "/nope", "services"); err == nil || !strings.Contains(err.Error(), "/nope does not exist") {
 		t.Fatalf("err = %v", err)
 	}

@@ -65,5 +65,22 @@ func killable(line string, hasStdin bool) string {
 	if hasStdin {
 		return line
 	}
-	return "exec 3<&0 </dev/null; { read -r _ <&3; kill -TERM 0; } >/dev/null 2>&1 & exec 3<&-\n" + line
+	return killablePrefix + line
 }
+
+const killablePrefix = "exec 3<&0 </dev/null; { read -r _ <&3; kill -TERM 0; } >/dev/null 2>&1 & exec 3<&-\n"
+
+// Unwrap undoes killable for a remote program that receives hoctl's
+// command line without a shell (a forced command): it returns the command
+// itself, and watched when the caller must read nothing from stdin and
+// stop the command when stdin ends.
+func Unwrap(line string) (cmd string, watched bool) {
+	if c, ok := strings.CutPrefix(line, killablePrefix); ok {
+		return c, true
+	}
+	return line, false
+}
+
+// KillableForTest is the line a command without input is sent as, for
+// tests of programs that undo it (Unwrap).
+func KillableForTest(line string) string { return killable(line, false) }

@@ -1,0 +1,62 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hoctl/hoctl/pkg/replicate"
+	"github.com/spf13/cobra"
+)
+
+// TargetFilterOptions are the inputs of `hoctl target-filter`.
+type TargetFilterOptions struct {
+	F   *Factory
+	Dir string
+}
+
+// ExitFilterRefused is target-filter's status for a command it does not
+// allow (126: "cannot execute", as a shell says).
+const ExitFilterRefused = 126
+
+// NewCmdTargetFilter is the forced command of a replication target's key.
+func NewCmdTargetFilter(f *Factory, runF func(*TargetFilterOptions) error) *cobra.Command {
+	opts := &TargetFilterOptions{F: f}
+	return &cobra.Command{
+		Use:   "target-filter DIR",
+		Short: "Forced command for a replication target's SSH key: allows only what replication into DIR needs",
+		Long: `Meant for a replication target's authorized_keys, never typed by hand:
+
+  command="/run/current-system/sw/bin/hoctl target-filter /persist/services-standby",restrict ssh-ed25519 AAAA... hoctl
+
+It reads SSH_ORIGINAL_COMMAND, parses it as argv (never through a shell) and
+runs it only if it is one of the commands hoctl replicate sends to a target:
+list, show, df and stat of DIR, btrfs receive into DIR (optionally behind zstd
+-d), and btrfs subvolume delete of snapshots named <name>@<UTC time> directly
+in DIR. Anything else is refused with exit 126. See docs/replicate.md.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			opts.Dir = args[0]
+			if runF != nil {
+				return runF(opts)
+			}
+			return targetFilterRun(c.Context(), opts)
+		},
+	}
+}
+
+func targetFilterRun(ctx context.Context, opts *TargetFilterOptions) error {
+	f := opts.F
+	req, err := replicate.Filter{Dir: opts.Dir}.Allow(f.Getenv("SSH_ORIGINAL_COMMAND"))
+	if err != nil {
+		fmt.Fprintln(f.IO.ErrOut, err)
+		return &SilentError{Code: ExitFilterRefused}
+	}
+	code, err := req.Exec(ctx, f.IO.In, f.IO.Out, f.IO.ErrOut)
+	if err != nil {
+		fmt.Fprintln(f.IO.ErrOut, "hoctl target-filter:", err)
+	}
+	if code != 0 {
+		return &SilentError{Code: code}
+	}
+	return nil
+}

@@ -1,0 +1,251 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/hoctl/hoctl/pkg/btrfs"
+	"github.com/hoctl/hoctl/pkg/sshexec"
+)
+
+// Filter is the forced command of a replication target's SSH key
+// (authorized_keys: command="hoctl target-filter DIR",restrict ...). A key
+// restricted to `btrfs receive` alone breaks every other command hoctl
+// needs there (the seed's "empty stream"); Filter instead allows exactly
+// the commands a replication into Dir sends, parsed as argv and confined
+// to Dir and to snapshot names of hoctl's scheme. It never hands the line
+// to a shell.
+type Filter struct {
+	Dir string
+}
+
+// Request is a command the filter let through.
+type Request struct {
+	// Pipeline holds one argv, or two when the first feeds the second
+	// (decompressing into btrfs receive).
+	Pipeline [][]string
+	// Watched: hoctl kept the session's input open only so that the
+	// command stops when the session ends (sshexec's killable wrapper);
+	// the command itself reads nothing.
+	Watched bool
+}
+
+// RefusedError is a command the filter does not allow.
+type RefusedError struct {
+	Line   string
+	Reason string
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("hoctl target-filter: refused %q: %s", e.Line, e.Reason)
+}
+
+var baseName = regexp.MustCompile(`^[A-Za-z0-9._+-]+$`)
+
+// Allow parses line (SSH_ORIGINAL_COMMAND) and says whether it is one of
+// a replication's target commands.
+func (f Filter) Allow(line string) (*Request, error) {
+	dir := path.Clean(f.Dir)
+	if !path.IsAbs(dir) || dir == "/" {
+		return nil, fmt.Errorf("hoctl target-filter: the target dir must be an absolute path below /, not %q", f.Dir)
+	}
+	cmd, watched := sshexec.Unwrap(line)
+	refuse := func(why string) (*Request, error) { return nil, &RefusedError{Line: cmd, Reason: why} }
+	pipeline, err := splitPipeline(cmd)
+	if err != nil {
+		return refuse(err.Error())
+	}
+	snapshot := func(p string) bool {
+		if path.Dir(p) != dir || path.Clean(p) != p {
+			return false
+		}
+		base, _, ok := btrfs.ParseSnapshotName(path.Base(p))
+		return ok && baseName.MatchString(base)
+	}
+	receive := []string{"btrfs", "receive", dir}
+	req := &Request{Pipeline: pipeline, Watched: watched}
+	if len(pipeline) == 2 {
+		if slices.Equal(pipeline[0], DecompressArgv) && slices.Equal(pipeline[1], receive) {
+			return req, nil
+		}
+		return refuse("the only pipeline allowed is " + sshexec.QuoteArgv(DecompressArgv) + " | " + sshexec.QuoteArgv(receive))
+	}
+	if len(pipeline) != 1 {
+		return refuse("not a single command")
+	}
+	argv := pipeline[0]
+	switch {
+	case slices.Equal(argv, []string{"stat", "-f", "-c", "%T", dir}),
+		slices.Equal(argv, []string{"df", "-B1", "--output=avail", dir}),
+		slices.Equal(argv, receive):
+		return req, nil
+	case len(argv) == 4 && slices.Equal(argv[:3], []string{"btrfs", "subvolume", "show"}) && snapshot(argv[3]):
+		return req, nil
+	case len(argv) > 3 && slices.Equal(argv[:3], []string{"btrfs", "subvolume", "delete"}):
+		for _, p := range argv[3:] {
+			if !snapshot(p) {
+				return refuse(fmt.Sprintf("deletes only snapshots <name>@<UTC time> directly in %s, not %q", dir, p))
+			}
+		}
+		return req, nil
+	case len(argv) > 7 && argv[0] == "find":
+		base, ok := strings.CutSuffix(argv[7], "@*")
+		if ok && baseName.MatchString(base) && slices.Equal(argv, ListArgv(dir, base)) {
+			return req, nil
+		}
+	}
+	return refuse(fmt.Sprintf("not a command replication into %s sends (see docs/replicate.md, \"Restricted target keys\")", dir))
+}
+
+// splitPipeline splits a command line into argvs the way a POSIX shell
+// would for the simple lines hoctl sends: words, single and double quotes,
+// backslash escapes and `|` between commands. Anything that would make a
+// shell do more (expansions, redirections, lists, globs, comments) is an
+// error rather than a guess.
+func splitPipeline(line string) ([][]string, error) {
+	var (
+		out     [][]string
+		argv    []string
+		word    strings.Builder
+		inWord  bool
+		quote   rune
+		escaped bool
+	)
+	endWord := func() {
+		if inWord {
+			argv = append(argv, word.String())
+			word.Reset()
+			inWord = false
+		}
+	}
+	for _, r := range line {
+		switch {
+		case escaped:
+			word.WriteRune(r)
+			escaped = false
+		case quote == '\'':
+			if r == '\'' {
+				quote = 0
+			} else {
+				word.WriteRune(r)
+			}
+		case quote == '"':
+			switch r {
+			case '"':
+				quote = 0
+			case '$', '`', '\\':
+				return nil, fmt.Errorf("%q inside double quotes", r)
+			default:
+				word.WriteRune(r)
+			}
+		case r == '\\':
+			escaped, inWord = true, true
+		case r == '\'' || r == '"':
+			quote, inWord = r, true
+		case r == ' ' || r == '\t':
+			endWord()
+		case r == '|':
+			endWord()
+			if len(argv) == 0 {
+				return nil, errors.New("empty command in a pipeline")
+			}
+			out = append(out, argv)
+			argv = nil
+		case strings.ContainsRune("\n;&<>()$`*?[]{}", r) || !inWord && strings.ContainsRune("~#", r):
+			return nil, fmt.Errorf("%q outside quotes", r)
+		default:
+			word.WriteRune(r)
+			inWord = true
+		}
+	}
+	if quote != 0 || escaped {
+		return nil, errors.New("unterminated quote")
+	}
+	endWord()
+	if len(argv) == 0 {
+		return nil, errors.New("empty command")
+	}
+	return append(out, argv), nil
+}
+
+// Exec runs an allowed request with the filter's own standard streams and
+// returns its exit status: the last command's, or the first failing one's
+// in a pipeline (a failed decompression must not pass for a receive that
+// merely saw its input end). A watched request reads nothing and is
+// killed when stdin ends, which is what hoctl's wrapper would have done.
+func (r *Request) Exec(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if _, ok := stderr.(*os.File); !ok {
+		stderr = &syncWriter{w: stderr} // the stages write to it at once
+	}
+	cmds := make([]*exec.Cmd, len(r.Pipeline))
+	for i, argv := range r.Pipeline {
+		cmds[i] = exec.CommandContext(ctx, argv[0], argv[1:]...)
+		cmds[i].Stderr = stderr
+	}
+	if r.Watched {
+		go func() {
+			_, _ = io.Copy(io.Discard, stdin)
+			cancel()
+		}()
+	} else {
+		cmds[0].Stdin = stdin
+	}
+	for i := 0; i+1 < len(cmds); i++ {
+		pr, err := cmds[i].StdoutPipe()
+		if err != nil {
+			return 0, err
+		}
+		cmds[i+1].Stdin = pr
+	}
+	cmds[len(cmds)-1].Stdout = stdout
+	for i, c := range cmds {
+		if err := c.Start(); err != nil {
+			for _, started := range cmds[:i] {
+				_ = started.Process.Kill()
+				_ = started.Wait()
+			}
+			return 127, err
+		}
+	}
+	status := 0
+	for _, c := range cmds {
+		err := c.Wait()
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+		case errors.As(err, &ee):
+			code := ee.ExitCode()
+			if code < 0 {
+				code = 128 + 15 // killed: reported like a shell would
+			}
+			if status == 0 {
+				status = code
+			}
+		default:
+			return 1, err
+		}
+	}
+	return status, nil
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}

@@ -1,0 +1,149 @@
+package replicate
+
+import (
+	"bytes"
+	"context"
+	"path"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/hoctl/hoctl/pkg/btrfs"
+	"github.com/hoctl/hoctl/pkg/sshexec"
+)
+
+const standby = "/persist/services-standby"
+
+// The lines a replication sends to its target, built by the code that
+// sends them: a command added to the runbook without the filter learning
+// it fails here.
+func targetLines(t *testing.T) []string {
+	t.Helper()
+	snap := path.Join(standby, "services@20261126T084500Z")
+	r := &Run{Ends: Ends{TargetDir: standby, Base: "services"}}
+	lines := []string{
+		sshexec.QuoteArgv(ListArgv(standby, "services")),
+		sshexec.QuoteArgv([]string{"stat", "-f", "-c", "%T", standby}),
+		sshexec.QuoteArgv([]string{"df", "-B1", "--output=avail", standby}),
+		sshexec.QuoteArgv([]string{"btrfs", "subvolume", "show", snap}),
+		sshexec.QuoteArgv(deleteArgv([]btrfs.Subvolume{{Path: snap}, {Path: path.Join(standby, "services@20261126T090000Z")}})),
+		r.receiverLine(),
+	}
+	r.Ends.Compress = "zstd"
+	return append(lines, r.receiverLine())
+}
+
+func TestFilterAllowsWhatReplicationSends(t *testing.T) {
+	f := Filter{Dir: standby + "/"}
+	for _, line := range targetLines(t) {
+		req, err := f.Allow(line)
+		if err != nil {
+			t.Errorf("refused %q: %v", line, err)
+			continue
+		}
+		if req.Watched {
+			t.Errorf("%q: not wrapped, yet watched", line)
+		}
+		if got := sshexec.QuoteArgv(req.Pipeline[len(req.Pipeline)-1]); !strings.HasSuffix(line, got) {
+			t.Errorf("%q parsed as %q", line, req.Pipeline)
+		}
+	}
+	req, err := f.Allow(sshexec.KillableForTest(sshexec.QuoteArgv(ListArgv(standby, "services"))))
+	if err != nil || !req.Watched || !slices.Equal(req.Pipeline[0], ListArgv(standby, "services")) {
+		t.Fatalf("wrapped listing: %+v %v", req, err)
+	}
+}
+
+func TestFilterRefuses(t *testing.T) {
+	f := Filter{Dir: standby}
+	for _, line := range []string{
+		"",
+		"sh -c id",
+		"btrfs receive /persist",
+		"btrfs receive /persist/services-standby/../x",
+		"btrfs receive /persist/services-standby; rm -rf /",
+		"btrfs receive /persist/services-standby && id",
+		"btrfs receive /persist/services-standby > /etc/passwd",
+		"btrfs receive $(id)",
+		"btrfs receive `id`",
+		"btrfs receive \"/persist/services-standby$HOME\"",
+		"btrfs subvolume delete /persist/services-standby",
+		"btrfs subvolume delete /persist/services-standby/services",
+		"btrfs subvolume delete /persist/services-standby/services@manual",
+		"btrfs subvolume delete /persist/services-standby/../services@20261126T084500Z",
+		"btrfs subvolume delete /persist/services-standby/services@20261126T084500Z /persist/services@20261126T084500Z",
+		"btrfs subvolume delete /persist/services-standby/*",
+		"btrfs subvolume show /etc",
+		"btrfs subvolume snapshot /persist/services-standby/services@20261126T084500Z /persist/services-standby/x",
+		"stat -f -c %T /",
+		"cat /etc/shadow | btrfs receive /persist/services-standby",
+		"zstd -d -q -c | btrfs receive /persist/services-standby | cat",
+		"find /persist/services-standby -mindepth 1 -maxdepth 1 -name 'services@*' -delete",
+		"find / -mindepth 1 -maxdepth 1 -name 'services@*' -printf '--hoctl-next-- %p\\n' -exec btrfs subvolume show '{}' ';'",
+		"find /persist/services-standby -mindepth 1 -maxdepth 1 -name '*@*' -printf '--hoctl-next-- %p\\n' -exec btrfs subvolume show '{}' ';'",
+		"btrfs receive '/persist/services-standby",
+		"# btrfs receive /persist/services-standby",
+		"~/btrfs receive /persist/services-standby",
+		"btrfs receive /persist/services-standby\nid",
+		"exec 3<&0 </dev/null; id",
+	} {
+		if req, err := f.Allow(line); err == nil {
+			t.Errorf("allowed %q as %q", line, req.Pipeline)
+		}
+	}
+	if _, err := (Filter{Dir: "/"}).Allow("btrfs receive /"); err == nil {
+		t.Error("a filter confined to / confines nothing")
+	}
+}
+
+func TestFilterExecReportsTheFirstFailingStage(t *testing.T) {
+	var out, errOut bytes.Buffer
+	req := &Request{Pipeline: [][]string{{"sh", "-c", "echo data; exit 3"}, {"cat"}}}
+	code, err := req.Exec(context.Background(), strings.NewReader(""), &out, &errOut)
+	if err != nil || code != 3 || out.String() != "data\n" {
+		t.Fatalf("code %d, err %v, out %q", code, err, out.String())
+	}
+	req = &Request{Pipeline: [][]string{{"cat"}}}
+	code, err = req.Exec(context.Background(), strings.NewReader("stdin reaches the command"), &out, &errOut)
+	if err != nil || code != 0 || !strings.HasSuffix(out.String(), "stdin reaches the command") {
+		t.Fatalf("code %d, err %v, out %q", code, err, out.String())
+	}
+}
+
+func TestFilterExecStopsAWatchedCommandWhenInputEnds(t *testing.T) {
+	req := &Request{Pipeline: [][]string{{"sleep", "60"}}, Watched: true}
+	code, err := req.Exec(context.Background(), strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{})
+	if err != nil || code == 0 {
+		t.Fatalf("the sleep should have been killed: code %d, err %v", code, err)
+	}
+}
+
+func FuzzFilter(f *testing.F) {
+	for _, l := range targetLines(&testing.T{}) {
+		f.Add(l)
+	}
+	f.Add("btrfs subvolume delete /persist/services-standby/services@20261126T084500Z")
+	f.Add("btrfs receive \"/persist/services-standby\"")
+	f.Add(`btrfs receive /persist/services\-standby`)
+	f.Fuzz(func(t *testing.T, line string) {
+		req, err := Filter{Dir: standby}.Allow(line)
+		if err != nil {
+			return
+		}
+		for _, argv := range req.Pipeline {
+			if argv[0] != "btrfs" && argv[0] != "zstd" && argv[0] != "find" && argv[0] != "stat" && argv[0] != "df" {
+				t.Fatalf("%q runs %q", line, argv)
+			}
+			for _, a := range argv[1:] {
+				if strings.HasPrefix(a, "/") && a != standby && path.Dir(a) != standby {
+					t.Fatalf("%q reaches %q outside %s", line, a, standby)
+				}
+			}
+			// What was allowed, quoted again, is allowed as the same argv.
+			again, err := Filter{Dir: standby}.Allow(sshexec.QuoteArgv(argv))
+			if len(req.Pipeline) == 1 && (err != nil || !slices.Equal(again.Pipeline[0], argv)) {
+				t.Fatalf("%q: requoted %q not allowed the same: %v", line, argv, err)
+			}
+		}
+	})
+}
