@@ -53,25 +53,36 @@ func run() error {
 	flag.IntVar(&c.hosts, "hosts", 20, "lab hosts")
 	flag.IntVar(&c.runs, "runs", 5, "iterations per tool (median reported)")
 	flag.StringVar(&c.hoctl, "hoctl", "bin/hoctl", "hoctl binary")
-	flag.StringVar(&c.only, "only", "", "comma list of suites: fanout,sequence,runbook (default all)")
+	flag.StringVar(&c.only, "only", "", "comma list of suites: fanout,sequence,runbook,replicate (default all)")
 	flag.Parse()
 	want := func(s string) bool { return c.only == "" || strings.Contains(","+c.only+",", ","+s+",") }
 
-	hosts, groups := lab.NumberedHosts("b", c.hosts)
 	ctx := context.Background()
+	h, err := newHarness(c)
+	if err != nil {
+		return err
+	}
+	defer h.cleanup()
+	fmt.Printf("### %s, %s\n\n", time.Now().UTC().Format("2006-01-02"), machine())
+	fmt.Printf("Command: `make bench` (`go run ./bench -hosts %d -runs %d -only %s`). Median of %d interleaved runs.\n\n", c.hosts, c.runs, c.only, c.runs)
+	if want("replicate") {
+		if err := h.replication(ctx); err != nil {
+			return err
+		}
+	}
+	if !want("fanout") && !want("sequence") && !want("runbook") {
+		return nil
+	}
+	hosts, groups := lab.NumberedHosts("b", c.hosts)
 	l, err := lab.Start(ctx, lab.Config{Dir: "/tmp/hoctl-bench-lab", Net: 3, Hosts: hosts, Groups: groups, ConnectTimeout: 10 * time.Second})
 	if err != nil {
 		return err
 	}
 	defer func() { _ = l.Stop() }()
-	h, err := newHarness(l, c)
-	if err != nil {
+	if err := h.useFleet(l); err != nil {
 		return err
 	}
-	defer h.cleanup()
-
-	fmt.Printf("### %s, %s\n\n", time.Now().UTC().Format("2006-01-02"), machine())
-	fmt.Printf("Command: `make bench` (`go run ./bench -hosts %d -runs %d`). Lab: %d sshd hosts on 127.0.3.x, median of %d interleaved runs.\n\n", c.hosts, c.runs, c.hosts, c.runs)
+	fmt.Printf("Fleet lab: %d sshd hosts on 127.0.3.x.\n\n", c.hosts)
 	if want("fanout") {
 		if err := h.fanout(); err != nil {
 			return err
@@ -145,12 +156,18 @@ type harness struct {
 	env       []string
 }
 
-func newHarness(l *lab.Lab, c config) (*harness, error) {
+func newHarness(c config) (*harness, error) {
 	dir, err := os.MkdirTemp("", "hoctl-bench")
 	if err != nil {
 		return nil, err
 	}
-	h := &harness{lab: l, cfg: c, dir: dir}
+	return &harness{cfg: c, dir: dir, env: append(os.Environ(), "NO_COLOR=1", "SSH_AUTH_SOCK=")}, nil
+}
+
+// useFleet points the fan-out suites at the fleet lab.
+func (h *harness) useFleet(l *lab.Lab) error {
+	h.lab = l
+	dir := h.dir
 	var addrs, ini []string
 	ini = append(ini, "[fleet]")
 	for _, host := range l.Hosts {
@@ -160,7 +177,7 @@ func newHarness(l *lab.Lab, c config) (*harness, error) {
 	h.pdshHosts = strings.Join(addrs, ",")
 	h.ansInv = filepath.Join(dir, "hosts.ini")
 	if err := os.WriteFile(h.ansInv, []byte(strings.Join(ini, "\n")+"\n"), 0o600); err != nil {
-		return nil, err
+		return err
 	}
 	sshArgs := fmt.Sprintf("-i %s -o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes -o BatchMode=yes", l.ClientKey, l.KnownHosts)
 	h.env = append(os.Environ(),
@@ -177,7 +194,7 @@ func newHarness(l *lab.Lab, c config) (*harness, error) {
 		"ANSIBLE_DEPRECATION_WARNINGS=False",
 		"ANSIBLE_NOCOLOR=1",
 	)
-	return h, nil
+	return nil
 }
 
 // targets resolves every lab host, for the suites that use hoctl's
@@ -211,6 +228,18 @@ func (h *harness) cleanup() {
 // timeCmd runs argv and returns its wall time; a non-zero exit is an error
 // (a benchmark of a failing command measures nothing).
 func (h *harness) timeCmd(extraEnv []string, argv ...string) (time.Duration, *syscall.Rusage, error) {
+	d, _, ru, err := h.timeCmdOutput(extraEnv, argv...)
+	return d, ru, err
+}
+
+// timeCmdOut is timeCmd returning the command's output instead of its
+// resource usage.
+func (h *harness) timeCmdOut(extraEnv []string, argv ...string) (time.Duration, string, error) {
+	d, out, _, err := h.timeCmdOutput(extraEnv, argv...)
+	return d, out, err
+}
+
+func (h *harness) timeCmdOutput(extraEnv []string, argv ...string) (time.Duration, string, *syscall.Rusage, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(append([]string{}, h.env...), extraEnv...)
 	out := &strings.Builder{}
@@ -219,10 +248,10 @@ func (h *harness) timeCmd(extraEnv []string, argv ...string) (time.Duration, *sy
 	err := cmd.Run()
 	d := time.Since(start)
 	if err != nil {
-		return 0, nil, fmt.Errorf("%s: %w\n%s", strings.Join(argv, " "), err, tailLines(out.String(), 15))
+		return 0, "", nil, fmt.Errorf("%s: %w\n%s", strings.Join(argv, " "), err, tailLines(out.String(), 15))
 	}
 	ru, _ := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	return d, ru, nil
+	return d, out.String(), ru, nil
 }
 
 func tailLines(s string, n int) string {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make bench: measure hoctl against pdsh and Ansible on the lab and print
+# make bench: measure hoctl against pdsh, Ansible, btrbk and a raw ssh pipe on the lab and print
 # Markdown for docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
