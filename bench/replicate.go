@@ -211,8 +211,11 @@ func sendRate(out string) string {
 // plan) and after its last (of the run's wall time d) to acc.
 func stepTimes(state string, start time.Time, d time.Duration, acc map[string][]time.Duration) error {
 	runs, err := filepath.Glob(filepath.Join(state, "hoctl", "runs", "*.jsonl"))
-	if err != nil || len(runs) == 0 {
-		return fmt.Errorf("no journal under %s: %v", state, err)
+	if err != nil {
+		return err
+	}
+	if len(runs) == 0 {
+		return fmt.Errorf("no journal under %s", state)
 	}
 	sort.Strings(runs)
 	f, err := os.Open(runs[len(runs)-1])
