@@ -48,7 +48,7 @@ func TestClusterLockExcludesAnotherWorkstation(t *testing.T) {
 	if err := a.Wait(); err != nil {
 		t.Fatalf("first operator: %v\n%s", err, out)
 	}
-	if n := len(consul.Sessions()); n != 0 {
+	if n := len(fleetConsul.Sessions()); n != 0 {
 		t.Fatalf("%d sessions left after both runs", n)
 	}
 }
@@ -58,11 +58,11 @@ func TestLostClusterLockStopsBeforeNextStep(t *testing.T) {
 	rb := writeRunbook(t, fmt.Sprintf("name: lost\nlock: lost-scope\ncluster_lock: true\nsteps:\n  - {title: long, hosts: h07, run: 'sleep 2.75'}\n  - {title: next, hosts: h07, run: 'touch %s'}\n", marker))
 	a, out := startRun(t, fleet.Inventory, stateEnv(t), "--yes", "runbook", "run", rb)
 	waitProcs(t, "^sleep 2.75$", 1)
-	sessions := consul.Sessions()
+	sessions := fleetConsul.Sessions()
 	if len(sessions) != 1 {
 		t.Fatalf("sessions: %v", sessions)
 	}
-	consul.InvalidateSession(sessions[0])
+	fleetConsul.InvalidateSession(sessions[0])
 	err := a.Wait()
 	ee, ok := err.(*exec.ExitError)
 	if !ok || ee.ExitCode() != 1 || !strings.Contains(out.String(), "cluster lock lost") {
@@ -85,12 +85,12 @@ func TestClusterLockThroughSSHTunnel(t *testing.T) {
 	rb := writeRunbook(t, "name: via\nlock: via-scope\ncluster_lock: true\nsteps:\n  - {title: one, hosts: h08, run: 'sleep 1.75'}\n")
 	a, out := startRun(t, inv, stateEnv(t), "--yes", "runbook", "run", rb)
 	waitProcs(t, "^sleep 1.75$", 1)
-	if v, sid, ok := consul.Get("hoctl/locks/via-scope"); !ok || sid == "" || !strings.Contains(v, fmt.Sprintf("pid %d", a.Process.Pid)) {
+	if v, sid, ok := fleetConsul.Get("hoctl/locks/via-scope"); !ok || sid == "" || !strings.Contains(v, fmt.Sprintf("pid %d", a.Process.Pid)) {
 		t.Fatalf("lock not held during the run: %q session %q", v, sid)
 	}
 	// The connections to Consul must come from h08's sshd (the tunnel),
 	// not from hoctl.
-	ss, err := exec.Command("ss", "-Htnp", "dst", consul.Addr).Output()
+	ss, err := exec.Command("ss", "-Htnp", "dst", fleetConsul.Addr).Output()
 	if err != nil {
 		t.Fatal(err)
 	}

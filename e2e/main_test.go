@@ -18,11 +18,15 @@ import (
 )
 
 var (
-	hoctlBin string
-	fleet    *lab.Lab
-	consul   *consulsim.Server
+	hoctlBin    string
+	fleet       *lab.Lab
+	fleetConsul *consulsim.Server
 	// storage is zippy and c1 with real btrfs /persist, for replication.
 	storage *lab.Lab
+	// nfsLab is zippy, c1 (btrfs) and c2 with the systemctl and exportfs
+	// shims and its own Consul endpoint server, for failover.
+	nfsLab    *lab.Lab
+	nfsConsul *consulsim.Server
 )
 
 const fleetSize = 20
@@ -55,17 +59,17 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "building hoctl: %v\n%s", err, out)
 		return 1
 	}
-	consul, err = consulsim.Start("127.0.2.2:8500")
+	fleetConsul, err = consulsim.Start("127.0.2.2:8500")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the lab's Consul endpoint server:", err)
 		return 1
 	}
-	defer func() { _ = consul.Close() }()
+	defer func() { _ = fleetConsul.Close() }()
 	hosts, groups := lab.NumberedHosts("h", fleetSize)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	fleet, err = lab.Start(ctx, lab.Config{Dir: "/tmp/hoctl-e2e-fleet", Net: 2, Hosts: hosts, Groups: groups, ConnectTimeout: 2 * time.Second,
-		ConsulAddr: consul.Addr})
+		ConsulAddr: fleetConsul.Addr})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting lab:", err)
 		return 1
@@ -84,6 +88,23 @@ func run(m *testing.M) int {
 	}
 	defer func() {
 		if err := storage.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "lab teardown:", err)
+		}
+	}()
+	nfsConsul, err = consulsim.Start("127.0.6.2:8500")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting the NFS lab's Consul endpoint server:", err)
+		return 1
+	}
+	defer func() { _ = nfsConsul.Close() }()
+	nfsLab, err = lab.Start(ctx, lab.Config{Dir: "/tmp/hoctl-e2e-nfs", Net: 6, Hosts: seed[:3], DiskSize: 512 << 20,
+		Groups: map[string][]string{"cattle": {"c1", "c2"}}, ConnectTimeout: 2 * time.Second, ConsulAddr: nfsConsul.Addr, NFS: true})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting the NFS lab:", err)
+		return 1
+	}
+	defer func() {
+		if err := nfsLab.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "lab teardown:", err)
 		}
 	}()

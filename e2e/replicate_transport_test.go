@@ -15,7 +15,14 @@ import (
 // a temporary file.
 func storageInventory(t *testing.T, edits ...string) string {
 	t.Helper()
-	data, err := os.ReadFile(storage.Inventory)
+	return labInventory(t, storage, edits...)
+}
+
+// labInventory is a lab's inventory with edits (old, new, old, new...),
+// written to a temporary file.
+func labInventory(t *testing.T, l *lab.Lab, edits ...string) string {
+	t.Helper()
+	data, err := os.ReadFile(l.Inventory)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,6 +70,9 @@ type Config struct {
 	// ConsulVia's SSH connection when that names a host.
 	ConsulAddr string
 	ConsulVia  string
+	// NFS installs the systemctl and exportfs shims (shims.go), which
+	// need ConsulAddr.
+	NFS bool
 }
 
 // Lab is a running lab.
@@ -234,6 +237,14 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 	if err := os.WriteFile(auth, ssh.MarshalAuthorizedKey(clientPub), 0o600); err != nil {
 		return nil, err
 	}
+	if cfg.NFS {
+		if cfg.ConsulAddr == "" {
+			return nil, errors.New("lab: NFS needs ConsulAddr")
+		}
+		if err := mountHostProc(cfg.Dir); err != nil {
+			return nil, err
+		}
+	}
 	for i, spec := range cfg.Hosts {
 		h := &Host{Name: spec.Name, Addr: fmt.Sprintf("127.0.%d.%d", cfg.Net, 11+i), Dir: filepath.Join(cfg.Dir, "hosts", spec.Name), spec: spec}
 		l.Hosts = append(l.Hosts, h)
@@ -314,7 +325,8 @@ UseDNS no
 MaxStartups 100:30:200
 LogLevel ERROR
 AcceptEnv LANG LC_*
-`, h.Name, h.Addr, Port, filepath.Join(h.Dir, "ssh_host_ed25519_key"), filepath.Join(l.Dir, "authorized_keys"))
+SetEnv PATH=%s:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+`, h.Name, h.Addr, Port, filepath.Join(h.Dir, "ssh_host_ed25519_key"), filepath.Join(l.Dir, "authorized_keys"), filepath.Join(h.Dir, "bin"))
 	if err := os.WriteFile(filepath.Join(h.Dir, "sshd_config"), []byte(cfg), 0o600); err != nil {
 		return err
 	}
@@ -347,11 +359,18 @@ AcceptEnv LANG LC_*
 	} else {
 		script.WriteString("mount -t tmpfs -o size=64m tmpfs /persist\n")
 	}
-	// Lab shims (systemctl, exportfs, ...) go first on PATH.
+	// Lab shims (systemctl, exportfs, ...) go first on PATH: here for
+	// what sshd starts, and by SetEnv for its sessions (sshd gives them
+	// its own default PATH).
 	fmt.Fprintf(&script, "export PATH=%s:$PATH\n", filepath.Join(h.Dir, "bin"))
 	fmt.Fprintf(&script, "exec /usr/sbin/sshd -D -e -f %s\n", filepath.Join(h.Dir, "sshd_config"))
 	if err := os.MkdirAll(filepath.Join(h.Dir, "bin"), 0o755); err != nil {
 		return err
+	}
+	if l.NFS {
+		if err := l.writeShims(h); err != nil {
+			return err
+		}
 	}
 	return os.WriteFile(filepath.Join(h.Dir, "start.sh"), []byte(script.String()), 0o755)
 }
@@ -380,7 +399,13 @@ func (l *Lab) boot(ctx context.Context, h *Host) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		if err := banner(h.Addr); err == nil {
-			return nil
+			// For the shims: the pid through which other hosts reach
+			// this one's mounts.
+			pid, err := h.sshdPid()
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(h.Dir, "sshd.pid"), []byte(strconv.Itoa(pid)), 0o644)
 		}
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(filepath.Join(h.Dir, "sshd.log"))
@@ -562,6 +587,9 @@ func Teardown(dir string) error {
 	}
 	for _, h := range st.Hosts {
 		waitLoopGone(filepath.Join(h.Dir, "disk.img"), 5*time.Second)
+	}
+	if err := unmountHostProc(dir); err != nil {
+		return err // never RemoveAll through a mounted /proc
 	}
 	return os.RemoveAll(dir)
 }

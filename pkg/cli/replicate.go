@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hoctl/hoctl/pkg/consul"
+	"github.com/hoctl/hoctl/pkg/failover"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/replicate"
 	"github.com/hoctl/hoctl/pkg/tasks"
@@ -123,6 +125,9 @@ func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
 		return err
 	}
 	defer closeFn()
+	if ends, err = recordedDirection(ctx, f, inv, eng, ends, opts.Src != ""); err != nil {
+		return err
+	}
 	var rb *tasks.Runbook
 	var run *replicate.Run
 	rb, run = replicate.Runbook(inv, ends, replicate.Options{
@@ -141,4 +146,33 @@ func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
 		fmt.Fprintf(f.IO.ErrOut, "%s %s → %s: %s\n", f.IO.ColorScheme().SuccessIcon(), ends.SourceHost, ends.TargetHost, run.Summary)
 	}
 	return quiet(err)
+}
+
+// recordedDirection applies the direction a failover recorded in Consul
+// (failover.DirectionKey): after zippy → c1, `--name services` sends c1 →
+// zippy, and an explicit `zippy c1` is refused rather than sending the old
+// primary's stale data over the new primary's copies.
+func recordedDirection(ctx context.Context, f *Factory, inv *inventory.Inventory, eng *tasks.Engine, ends replicate.Ends, explicit bool) (replicate.Ends, error) {
+	if inv.Consul == nil {
+		return ends, nil
+	}
+	client, err := f.consulClient(ctx, inv, eng.Env.Connect)
+	if err != nil {
+		return ends, err
+	}
+	src, _, ok, err := (&consul.Cluster{Client: client}).Get(ctx, failover.DirectionKey(ends.Name))
+	if err != nil {
+		return ends, fmt.Errorf("reading the replication's direction from Consul: %w", err)
+	}
+	if !ok || src == ends.SourceHost {
+		return ends, nil
+	}
+	if src != ends.TargetHost {
+		return ends, fmt.Errorf("consul kv %s names %s, which takes no part in replication %s", failover.DirectionKey(ends.Name), src, ends.Name)
+	}
+	if explicit {
+		return ends, &RefusedError{Reason: fmt.Sprintf("replication %s runs %s → %s since a failover (consul kv %s): run hoctl replicate %s %s",
+			ends.Name, ends.TargetHost, ends.SourceHost, failover.DirectionKey(ends.Name), ends.TargetHost, ends.SourceHost)}
+	}
+	return ends.Reverse(), nil
 }

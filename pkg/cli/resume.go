@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/hoctl/hoctl/pkg/failover"
+	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/tasks"
 	"github.com/spf13/cobra"
 )
@@ -68,6 +70,9 @@ func resumeRun(ctx context.Context, opts *ResumeOptions) error {
 	if inv.Hash != s.InventoryHash && !opts.Force {
 		return &ResumeRefusedError{Reason: fmt.Sprintf("the inventory changed since run %s started (%s): check it, then use --force", s.ID, inv.Path)}
 	}
+	if s.Kind == failover.KindFailover {
+		return resumeFailover(ctx, opts, inv, s)
+	}
 	if s.Kind != tasks.KindFile {
 		return &ResumeRefusedError{Reason: fmt.Sprintf("run %s (%q) cannot be resumed by this hoctl", s.ID, s.Kind)}
 	}
@@ -99,6 +104,34 @@ func resumeRun(ctx context.Context, opts *ResumeOptions) error {
 		return err
 	}
 	defer closeFn()
+	if f.DryRun {
+		return planOnly(ctx, f, eng, rb, from)
+	}
+	fmt.Fprintf(f.IO.ErrOut, "resuming run %s at step %d of %d: %s\n", s.ID, from, len(rb.Steps), rb.Steps[from-1].Title)
+	_, err = eng.Run(ctx, rb, tasks.RunOptions{ResumeID: s.ID, From: from})
+	return quiet(err)
+}
+
+// resumeFailover rebuilds a failover with the run's own parameters: the
+// old primary is the one the run recorded, not the owner key, which the
+// run may already have moved.
+func resumeFailover(ctx context.Context, opts *ResumeOptions, inv *inventory.Inventory, s *tasks.Summary) error {
+	f := opts.F
+	eng, closeFn, err := f.Engine(inv, nil)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	fo := &FailoverOptions{F: f, To: s.Params["to"], Service: s.Params["service"],
+		PrimaryDown: s.Params["primary_down"] == "true", AcceptLag: s.Params["accept_lag"] == "true"}
+	rb, err := failoverRunbook(ctx, f, inv, eng, fo, s.Params["from"])
+	if err != nil {
+		return err
+	}
+	from := s.NextStep()
+	if from > len(rb.Steps) {
+		return &ResumeRefusedError{Reason: fmt.Sprintf("run %s has no unfinished step", s.ID)}
+	}
 	if f.DryRun {
 		return planOnly(ctx, f, eng, rb, from)
 	}

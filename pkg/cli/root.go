@@ -82,6 +82,7 @@ EXIT STATUS
 		NewCmdReplicate(f, nil),
 		NewCmdSnapshots(f, nil),
 		NewCmdTargetFilter(f, nil),
+		NewCmdFailover(f, nil),
 		NewCmdRunbook(f, nil),
 		NewCmdHistory(f, nil),
 		NewCmdResume(f, nil),

@@ -153,7 +153,7 @@ func (f *Factory) Engine(inv *inventory.Inventory, secrets []string) (*tasks.Eng
 		}
 	case inv.Consul != nil:
 		eng.ClusterLock = func(ctx context.Context, scope, holder string) (tasks.ClusterLock, error) {
-			client, err := f.consulClient(ctx, inv, conn)
+			client, err := f.consulClient(ctx, inv, conn.Runner)
 			if err != nil {
 				return nil, err
 			}
@@ -165,10 +165,10 @@ func (f *Factory) Engine(inv *inventory.Inventory, secrets []string) (*tasks.Eng
 
 // consulClient reaches the inventory's Consul, through the consul.via
 // host's SSH connection when one is named.
-func (f *Factory) consulClient(ctx context.Context, inv *inventory.Inventory, conn Connector) (*api.Client, error) {
+func (f *Factory) consulClient(ctx context.Context, inv *inventory.Inventory, connect func(context.Context, *inventory.Host) (sshexec.Runner, error)) (*api.Client, error) {
 	var via consul.Dialer
 	if inv.Consul.Via != "" {
-		r, err := conn.Runner(ctx, inv.Host(inv.Consul.Via))
+		r, err := connect(ctx, inv.Host(inv.Consul.Via))
 		if err != nil {
 			return nil, fmt.Errorf("consul.via: %w", err)
 		}

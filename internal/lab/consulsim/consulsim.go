@@ -1,7 +1,8 @@
 // Package consulsim is the lab's stand-in for a Consul server: an HTTP
 // server implementing the endpoints hoctl calls, with the JSON shapes and
 // semantics of Consul's API documentation (status, sessions with TTL and
-// lock-delay, KV with acquire/release/cas and blocking queries). Consul
+// lock-delay, KV with acquire/release/cas and blocking queries, catalog
+// registration and service health in catalog.go). Consul
 // itself cannot be installed on these machines; hoctl still talks to this
 // through the official client library, and never knows the difference.
 package consulsim
@@ -32,6 +33,8 @@ type Server struct {
 	sessions map[string]*session
 	delays   map[string]time.Time // key → lock-delay end
 	leader   string
+	services map[string]*instance // node + "/" + service ID
+	down     map[string]bool      // nodes whose serfHealth is critical
 
 	srv *http.Server
 	ln  net.Listener
@@ -70,7 +73,7 @@ func Start(addr string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Addr: ln.Addr().String(), kv: map[string]*kvEntry{}, sessions: map[string]*session{},
+	s := &Server{Addr: ln.Addr().String(), kv: map[string]*kvEntry{}, sessions: map[string]*session{}, services: map[string]*instance{}, down: map[string]bool{},
 		delays: map[string]time.Time{}, leader: ln.Addr().String(), index: 1, ln: ln, now: time.Now}
 	s.cond = sync.NewCond(&s.mu)
 	mux := http.NewServeMux()
@@ -81,6 +84,10 @@ func Start(addr string) (*Server, error) {
 	mux.HandleFunc("/v1/session/info/", s.sessionInfo)
 	mux.HandleFunc("/v1/session/list", s.sessionList)
 	mux.HandleFunc("/v1/kv/", s.kvHandler)
+	mux.HandleFunc("/v1/catalog/register", s.catalogRegister)
+	mux.HandleFunc("/v1/catalog/deregister", s.catalogDeregister)
+	mux.HandleFunc("/v1/catalog/service/", s.catalogService)
+	mux.HandleFunc("/v1/health/service/", s.healthService)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
 	go s.reaper()
@@ -366,6 +373,11 @@ func (s *Server) kvHandler(w http.ResponseWriter, r *http.Request) {
 		if len(out) == 0 {
 			w.Header().Set("X-Consul-Index", strconv.FormatUint(s.index, 10))
 			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		if q.Has("raw") {
+			w.Header().Set("X-Consul-Index", strconv.FormatUint(s.index, 10))
+			_, _ = w.Write(out[0].Value)
 			return
 		}
 		writeJSON(w, s.index, out)

@@ -1,0 +1,144 @@
+package consulsim
+
+import (
+	"encoding/json"
+	"net/http"
+	"sort"
+	"strings"
+)
+
+// instance is one registered service instance with its check, as the
+// catalog register endpoint takes it.
+type instance struct {
+	Node        string
+	Address     string
+	ID          string
+	Service     string
+	ServiceAddr string
+	Port        int
+	CheckID     string
+	CheckName   string
+	Status      string
+	ModifyIndex uint64
+}
+
+type registerReq struct {
+	Node    string
+	Address string
+	Service *struct {
+		ID      string
+		Service string
+		Address string
+		Port    int
+	}
+	Check *struct {
+		CheckID   string
+		Name      string
+		Status    string
+		ServiceID string
+	}
+}
+
+// catalogRegister is PUT /v1/catalog/register: what a node's agent does
+// for a service definition (the lab's nfs-server shim calls it).
+func (s *Server) catalogRegister(w http.ResponseWriter, r *http.Request) {
+	var req registerReq
+	if r.Method != http.MethodPut || json.NewDecoder(r.Body).Decode(&req) != nil || req.Node == "" || req.Service == nil {
+		http.Error(w, "bad register request", http.StatusBadRequest)
+		return
+	}
+	in := &instance{Node: req.Node, Address: req.Address, ID: req.Service.ID, Service: req.Service.Service,
+		ServiceAddr: req.Service.Address, Port: req.Service.Port, Status: "passing"}
+	if in.ID == "" {
+		in.ID = in.Service
+	}
+	if req.Check != nil {
+		in.CheckID, in.CheckName, in.Status = req.Check.CheckID, req.Check.Name, req.Check.Status
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in.ModifyIndex = s.bump()
+	s.services[in.Node+"/"+in.ID] = in
+	writeJSON(w, s.index, true)
+}
+
+// catalogDeregister is PUT /v1/catalog/deregister {Node, ServiceID}.
+func (s *Server) catalogDeregister(w http.ResponseWriter, r *http.Request) {
+	var req struct{ Node, ServiceID string }
+	if r.Method != http.MethodPut || json.NewDecoder(r.Body).Decode(&req) != nil || req.Node == "" {
+		http.Error(w, "bad deregister request", http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, in := range s.services {
+		if in.Node == req.Node && (req.ServiceID == "" || in.ID == req.ServiceID) {
+			delete(s.services, k)
+		}
+	}
+	s.bump()
+	writeJSON(w, s.index, true)
+}
+
+// SetNodeDown marks a node's serfHealth critical (or passing again), as
+// Consul's gossip does when a node stops answering: its instances stop
+// passing. The lab's faults (Kill, Hang) do not reach this server; tests
+// say what gossip would have noticed.
+func (s *Server) SetNodeDown(node string, down bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down[node] = down
+	s.bump()
+}
+
+func (s *Server) instances(service string) []*instance {
+	var out []*instance
+	for _, in := range s.services {
+		if in.Service == service {
+			out = append(out, in)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out
+}
+
+// catalogService is GET /v1/catalog/service/<name>.
+func (s *Server) catalogService(w http.ResponseWriter, r *http.Request) {
+	name := strings.TrimPrefix(r.URL.Path, "/v1/catalog/service/")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []map[string]any{}
+	for _, in := range s.instances(name) {
+		out = append(out, map[string]any{"Node": in.Node, "Address": in.Address, "ServiceID": in.ID, "ServiceName": in.Service,
+			"ServiceAddress": in.ServiceAddr, "ServicePort": in.Port, "ModifyIndex": in.ModifyIndex})
+	}
+	writeJSON(w, s.index, out)
+}
+
+// healthService is GET /v1/health/service/<name>[?passing]: each instance
+// with its node's serfHealth check and its own check.
+func (s *Server) healthService(w http.ResponseWriter, r *http.Request) {
+	name := strings.TrimPrefix(r.URL.Path, "/v1/health/service/")
+	passingOnly := r.URL.Query().Has("passing")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []map[string]any{}
+	for _, in := range s.instances(name) {
+		serf := "passing"
+		if s.down[in.Node] {
+			serf = "critical"
+		}
+		if passingOnly && (serf != "passing" || in.Status != "passing") {
+			continue
+		}
+		out = append(out, map[string]any{
+			"Node":    map[string]any{"Node": in.Node, "Address": in.Address},
+			"Service": map[string]any{"ID": in.ID, "Service": in.Service, "Address": in.ServiceAddr, "Port": in.Port},
+			"Checks": []map[string]any{
+				{"Node": in.Node, "CheckID": "serfHealth", "Name": "Serf Health Status", "Status": serf},
+				{"Node": in.Node, "CheckID": in.CheckID, "Name": in.CheckName, "Status": in.Status, "ServiceID": in.ID, "ServiceName": in.Service},
+			},
+		})
+	}
+	writeJSON(w, s.index, out)
+}

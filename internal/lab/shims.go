@@ -1,0 +1,134 @@
+package lab
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// The NFS service of the lab's inventory (writeInventory), as the shims
+// know it.
+const (
+	NFSService  = "data-services"
+	NFSOwnerKey = "hoctl/nfs/data-services/owner"
+	NFSExport   = "/data/services"
+	NFSSubvol   = "/persist/services"
+	NFSMount    = "data-services.mount" // systemd's unit name for NFSExport
+)
+
+// systemctlShim stands in for systemd on a lab host (NFS labs only). Unit
+// state lives in the host's state dir. nfs-server refuses to start
+// unless the Consul owner key names this host (the real unit's
+// ExecStartPre), exports the service and registers it in Consul's catalog
+// with a passing check; stopping undoes both. A mount unit for the share
+// "mounts" the export of whichever host Consul says serves it: a symlink
+// into that host's namespace through the lab's view of the host /proc,
+// because the kernel refuses bind mounts across mount namespaces. When that
+// host's server goes away the link dangles, which is the lab's stale file
+// handle.
+const systemctlShim = `#!/bin/bash
+# hoctl lab shim: systemctl (see internal/lab/shims.go)
+state=@STATE@; consul=http://@CONSUL@; me=$(hostname)
+mkdir -p "$state"
+quiet=; args=()
+for a in "$@"; do case "$a" in -q|--quiet) quiet=1;; --runtime|--no-block|--no-pager) ;; *) args+=("$a");; esac; done
+verb=${args[0]}
+unit=${args[1]%.service}
+register() {
+  curl -sf -X PUT "$consul/v1/catalog/register" -d "{\"Node\":\"$me\",\"Address\":\"@ADDR@\",\"Service\":{\"ID\":\"@SERVICE@\",\"Service\":\"@SERVICE@\",\"Address\":\"@ADDR@\",\"Port\":2049},\"Check\":{\"CheckID\":\"service:@SERVICE@\",\"Name\":\"nfs tcp 2049\",\"Status\":\"passing\",\"ServiceID\":\"@SERVICE@\"}}" >/dev/null
+}
+deregister() {
+  curl -sf -X PUT "$consul/v1/catalog/deregister" -d "{\"Node\":\"$me\",\"ServiceID\":\"@SERVICE@\"}" >/dev/null
+}
+case "$verb" in
+start|restart)
+  if [ -e "$state/$unit.masked" ]; then echo "Failed to $verb $unit.service: Unit $unit.service is masked." >&2; exit 1; fi
+  case "$unit" in
+  nfs-server)
+    owner=$(curl -sf "$consul/v1/kv/@OWNERKEY@?raw")
+    if [ "$owner" != "$me" ]; then
+      echo "Job for nfs-server.service failed because the control process exited with error code." >&2
+      echo "nfs-server: owner check: @OWNERKEY@ is '$owner', not $me: refusing to serve" >&2
+      exit 1
+    fi
+    [ -d @SUBVOL@ ] || { echo "nfs-server: @SUBVOL@ missing" >&2; exit 1; }
+    echo "@EXPORT@ *(rw,sync,no_subtree_check,fsid=1)" > "$state/exports"
+    register || { echo "nfs-server: consul registration failed" >&2; exit 1; }
+    ;;
+  *.mount)
+    node=$(curl -sf "$consul/v1/health/service/@SERVICE@?passing" | grep -o '"Node":"[^"]*"' | head -1 | cut -d'"' -f4)
+    [ -n "$node" ] || { echo "mount.nfs: Failed to resolve server @SERVICE@.service.consul: Name or service not known" >&2; exit 32; }
+    pid=$(cat @LABDIR@/hosts/$node/sshd.pid 2>/dev/null)
+    [ -n "$pid" ] || { echo "mount.nfs: no route to $node" >&2; exit 32; }
+    rm -rf @EXPORT@; ln -sfn @LABDIR@/hostproc/$pid/root@SUBVOL@ @EXPORT@
+    echo "$node" > "$state/$unit.source"
+    ;;
+  esac
+  echo active > "$state/$unit" ;;
+stop)
+  if [ "$unit" = nfs-server ] && [ "$(cat "$state/$unit" 2>/dev/null)" = active ]; then rm -f "$state/exports"; deregister; fi
+  echo inactive > "$state/$unit" ;;
+is-active)
+  s=$(cat "$state/$unit" 2>/dev/null || echo inactive)
+  [ -n "$quiet" ] || echo "$s"
+  [ "$s" = active ] ;;
+mask) touch "$state/$unit.masked"; echo "Created symlink /run/systemd/system/$unit.service → /dev/null." ;;
+unmask) rm -f "$state/$unit.masked" ;;
+is-system-running) echo running ;;
+*) echo "lab systemctl: $verb not simulated" >&2; exit 1 ;;
+esac
+`
+
+// exportfsShim lists (-v) and withdraws (-u, -ua) the exports the
+// nfs-server shim made.
+const exportfsShim = `#!/bin/bash
+# hoctl lab shim: exportfs (see internal/lab/shims.go)
+state=@STATE@
+case "$1" in
+-v|"") cat "$state/exports" 2>/dev/null; exit 0 ;;
+-ua|-u) rm -f "$state/exports" ;;
+-ra|-r) exit 0 ;;
+*) echo "lab exportfs: $* not simulated" >&2; exit 1 ;;
+esac
+`
+
+// writeShims installs a host's shims into its bin dir, first on its PATH.
+func (l *Lab) writeShims(h *Host) error {
+	r := strings.NewReplacer("@STATE@", filepath.Join(h.Dir, "state"), "@CONSUL@", l.ConsulAddr, "@ADDR@", h.Addr,
+		"@SERVICE@", NFSService, "@OWNERKEY@", NFSOwnerKey, "@EXPORT@", NFSExport, "@SUBVOL@", NFSSubvol, "@LABDIR@", l.Dir)
+	for name, body := range map[string]string{"systemctl": systemctlShim, "exportfs": exportfsShim} {
+		if err := os.WriteFile(filepath.Join(h.Dir, "bin", name), []byte(r.Replace(body)), 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mountHostProc gives the hosts a view of this machine's processes (the
+// clients' shim follows the serving host's /proc/PID/root); unmounted by
+// Teardown.
+func mountHostProc(dir string) error {
+	p := filepath.Join(dir, "hostproc")
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		return err
+	}
+	if out, err := exec.Command("mount", "-t", "proc", "proc", p).CombinedOutput(); err != nil {
+		return fmt.Errorf("mount proc on %s: %w: %s", p, err, out)
+	}
+	return nil
+}
+
+func unmountHostProc(dir string) error {
+	p := filepath.Join(dir, "hostproc")
+	for i := 0; exec.Command("mountpoint", "-q", p).Run() == nil; i++ {
+		if i == 3 {
+			return fmt.Errorf("%s is still mounted", p)
+		}
+		if exec.Command("umount", p).Run() != nil {
+			_ = exec.Command("umount", "-l", p).Run()
+		}
+	}
+	return nil
+}

@@ -1,0 +1,123 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/hoctl/hoctl/pkg/consul"
+	"github.com/hoctl/hoctl/pkg/failover"
+	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/tasks"
+	"github.com/spf13/cobra"
+)
+
+// FailoverOptions are the inputs of `hoctl failover`.
+type FailoverOptions struct {
+	F           *Factory
+	To          string
+	Service     string
+	PrimaryDown bool
+	AcceptLag   bool
+}
+
+// NewCmdFailover moves an NFS service to a standby.
+func NewCmdFailover(f *Factory, runF func(*FailoverOptions) error) *cobra.Command {
+	opts := &FailoverOptions{F: f}
+	cmd := &cobra.Command{
+		Use:   "failover --to HOST [--service S] [--primary-down] [--accept-lag]",
+		Short: "Move an NFS service to another host: fence, final sync, promote, start, remount clients",
+		Long: `Fail the inventory's NFS service over to HOST (a standby, or the primary to
+fail back), as a journaled runbook under a Consul lock: check Consul and the
+copy on HOST, move the Consul owner key and stop the old primary (fence),
+send its last writes (final sync), promote the newest complete copy to a
+writable subvolume, start NFS on HOST, wait for Consul's health checks,
+record the replication's new direction, and remount the clients.
+
+An unreachable primary is never taken as fenced: --primary-down is your word
+that it is powered off (no final sync then; the data written since the
+newest copy is lost, and the plan says how much). See docs/failover.md.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if opts.To == "" {
+				return usagef("--to HOST is required")
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return failoverRun(c.Context(), opts)
+		},
+	}
+	cmd.Flags().StringVar(&opts.To, "to", "", "the host to serve the share from now on")
+	cmd.Flags().StringVar(&opts.Service, "service", "", "the inventory's nfs service (default: the only one)")
+	cmd.Flags().BoolVar(&opts.PrimaryDown, "primary-down", false, "the current primary is powered off: do not fence it over SSH, no final sync")
+	cmd.Flags().BoolVar(&opts.AcceptLag, "accept-lag", false, "promote a copy older than max_lag (with --primary-down)")
+	return cmd
+}
+
+// failoverRunbook builds the runbook for opts; from, when set, is the
+// primary recorded by the run being resumed.
+func failoverRunbook(ctx context.Context, f *Factory, inv *inventory.Inventory, eng *tasks.Engine, opts *FailoverOptions, from string) (*tasks.Runbook, error) {
+	svc := opts.Service
+	if svc == "" {
+		var names []string
+		for n := range inv.NFS {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		if len(names) != 1 {
+			return nil, usagef("--service: choose one of the inventory's nfs services (%s)", strings.Join(names, ", "))
+		}
+		svc = names[0]
+	}
+	if inv.NFS[svc] == nil {
+		return nil, usagef("no nfs service %q in the inventory", svc)
+	}
+	if inv.Host(opts.To) == nil {
+		_, err := inv.Select(opts.To)
+		if err == nil {
+			err = usagef("--to %q is not a single host", opts.To)
+		}
+		return nil, err
+	}
+	var once sync.Once
+	var cl failover.Consul
+	var clErr error
+	consulFn := func(ctx context.Context) (failover.Consul, error) {
+		once.Do(func() {
+			c, err := f.consulClient(ctx, inv, eng.Env.Connect)
+			cl, clErr = &consul.Cluster{Client: c}, err
+		})
+		return cl, clErr
+	}
+	rb, _, err := failover.Runbook(ctx, inv, consulFn, failover.Options{Service: svc, From: from, To: opts.To, PrimaryDown: opts.PrimaryDown, AcceptLag: opts.AcceptLag})
+	var ie *failover.InputError
+	if errors.As(err, &ie) {
+		return nil, &UsageError{Err: err}
+	}
+	return rb, err
+}
+
+func failoverRun(ctx context.Context, opts *FailoverOptions) error {
+	f := opts.F
+	inv, err := f.Inventory()
+	if err != nil {
+		return err
+	}
+	eng, closeFn, err := f.Engine(inv, nil)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	rb, err := failoverRunbook(ctx, f, inv, eng, opts, "")
+	if err != nil {
+		return err
+	}
+	if f.DryRun {
+		return planOnly(ctx, f, eng, rb, 1)
+	}
+	_, err = eng.Run(ctx, rb, tasks.RunOptions{})
+	return quiet(err)
+}

@@ -1,0 +1,87 @@
+package consul
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/hashicorp/consul/api"
+)
+
+// Cluster is what hoctl's runbooks ask Consul: the leader, who passes a
+// service's health checks, and single KV keys written with check-and-set.
+type Cluster struct {
+	Client *api.Client
+}
+
+// Leader is the Raft leader's address; no leader is an error.
+func (c *Cluster) Leader(ctx context.Context) (string, error) {
+	l, err := c.Client.Status().LeaderWithQueryOptions((&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return "", fmt.Errorf("consul: %w", err)
+	}
+	if l == "" {
+		return "", errors.New("consul has no leader")
+	}
+	return l, nil
+}
+
+// Instance is one registered instance of a service and whether all its
+// checks (the node's serfHealth included) pass.
+type Instance struct {
+	Node    string
+	Passing bool
+}
+
+// Instances lists the service's instances, sorted by node.
+func (c *Cluster) Instances(ctx context.Context, service string) ([]Instance, error) {
+	entries, _, err := c.Client.Health().Service(service, "", false, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("consul: health of %s: %w", service, err)
+	}
+	var out []Instance
+	for _, e := range entries {
+		out = append(out, Instance{Node: e.Node.Node, Passing: e.Checks.AggregatedStatus() == api.HealthPassing})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out, nil
+}
+
+// Passing lists the nodes whose instance of service passes.
+func (c *Cluster) Passing(ctx context.Context, service string) ([]string, error) {
+	all, err := c.Instances(ctx, service)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, in := range all {
+		if in.Passing {
+			out = append(out, in.Node)
+		}
+	}
+	return out, nil
+}
+
+// Get reads a key: its value, its ModifyIndex for a later CAS, and
+// whether it exists.
+func (c *Cluster) Get(ctx context.Context, key string) (string, uint64, bool, error) {
+	p, _, err := c.Client.KV().Get(key, (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
+	if err != nil {
+		return "", 0, false, fmt.Errorf("consul: get %s: %w", key, err)
+	}
+	if p == nil {
+		return "", 0, false, nil
+	}
+	return string(p.Value), p.ModifyIndex, true, nil
+}
+
+// CAS writes key only if its ModifyIndex is still index (0: only if the
+// key does not exist). false means someone else changed it first.
+func (c *Cluster) CAS(ctx context.Context, key, value string, index uint64) (bool, error) {
+	ok, _, err := c.Client.KV().CAS(&api.KVPair{Key: key, Value: []byte(value), ModifyIndex: index}, (&api.WriteOptions{}).WithContext(ctx))
+	if err != nil {
+		return false, fmt.Errorf("consul: cas %s: %w", key, err)
+	}
+	return ok, nil
+}

@@ -1,0 +1,562 @@
+// Package failover is the NFS failover runbook: move an NFS service
+// (inventory `nfs`) from its current primary to a standby, with Consul as
+// the arbiter of who may serve. The owner key is moved before anything
+// starts on the new primary, and nothing starts while the old one may
+// still serve, so at no point do two hosts export the share.
+package failover
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hoctl/hoctl/pkg/btrfs"
+	"github.com/hoctl/hoctl/pkg/consul"
+	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/replicate"
+	"github.com/hoctl/hoctl/pkg/sshexec"
+	"github.com/hoctl/hoctl/pkg/tasks"
+)
+
+// KindFailover is the journal kind of a failover run.
+const KindFailover = "failover"
+
+// Consul is what the failover asks of Consul (consul.Cluster).
+type Consul interface {
+	Leader(ctx context.Context) (string, error)
+	Instances(ctx context.Context, service string) ([]consul.Instance, error)
+	Get(ctx context.Context, key string) (string, uint64, bool, error)
+	CAS(ctx context.Context, key, value string, index uint64) (bool, error)
+}
+
+// DirectionKey is where a failover records which end of a replication
+// is its source now.
+func DirectionKey(replication string) string {
+	return "hoctl/replication/" + replication + "/source"
+}
+
+// InputError is a failover the inventory or the command line makes
+// impossible, found before anything is asked or changed.
+type InputError struct{ Msg string }
+
+func (e *InputError) Error() string { return e.Msg }
+
+func inputf(format string, args ...any) error { return &InputError{Msg: fmt.Sprintf(format, args...)} }
+
+// Options shape one failover.
+type Options struct {
+	Service string // the inventory's nfs entry
+	From    string // the current primary: the owner key's host when empty
+	To      string
+	// PrimaryDown is the operator's word that From is powered off: no
+	// fencing over SSH and no final sync.
+	PrimaryDown bool
+	// AcceptLag allows promoting a copy older than max_lag.
+	AcceptLag bool
+	// ConsulWait bounds step 7's wait for the health checks.
+	ConsulWait time.Duration
+	Now        func() time.Time
+}
+
+// Run is one failover's state.
+type Run struct {
+	Opts   Options
+	Inv    *inventory.Inventory
+	NFS    *inventory.NFSService
+	Ends   replicate.Ends // the final sync: From → To
+	Consul func(ctx context.Context) (Consul, error)
+	token  string
+}
+
+// Runbook builds the failover of o.Service from its primary to o.To.
+// consulFn connects to Consul when a step first needs it.
+func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx context.Context) (Consul, error), o Options) (*tasks.Runbook, *Run, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.ConsulWait == 0 {
+		o.ConsulWait = 60 * time.Second
+	}
+	svc := inv.NFS[o.Service]
+	if svc == nil {
+		return nil, nil, inputf("no nfs service %q in the inventory", o.Service)
+	}
+	if inv.Consul == nil {
+		return nil, nil, inputf("failover needs the inventory's consul section: Consul's owner key decides who may serve")
+	}
+	if svc.Replication == "" || inv.Replication[svc.Replication] == nil {
+		return nil, nil, inputf("nfs %s names no replication: there is no copy to fail over to", o.Service)
+	}
+	if o.From == "" {
+		c, err := consulFn(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		owner, _, ok, err := c.Get(ctx, svc.OwnerKey)
+		if err != nil {
+			return nil, nil, err
+		}
+		o.From = svc.Primary
+		if ok && owner != "" {
+			o.From = owner
+		}
+	}
+	if o.To == o.From {
+		return nil, nil, inputf("%s already owns %s (owner key %s)", o.To, o.Service, svc.OwnerKey)
+	}
+	if !isMember(svc, o.To) {
+		return nil, nil, inputf("%s is neither the primary nor a standby of nfs %s (%s, standbys %s)", o.To, o.Service, svc.Primary, strings.Join(svc.Standbys, ", "))
+	}
+	rep := inv.Replication[svc.Replication]
+	ends := replicate.EndsOf(rep)
+	switch {
+	case rep.Source.Host == o.From && rep.Target.Host == o.To:
+	case rep.Source.Host == o.To && rep.Target.Host == o.From:
+		ends = ends.Reverse()
+	default:
+		return nil, nil, inputf("replication %s runs between %s and %s, not %s and %s", rep.Name, rep.Source.Host, rep.Target.Host, o.From, o.To)
+	}
+	r := &Run{Opts: o, Inv: inv, NFS: svc, Ends: ends, Consul: consulFn, token: strconv.FormatInt(o.Now().UnixNano(), 36)}
+	to := inv.Host(o.To)
+	unit := svc.Unit
+
+	steps := []*tasks.Step{{
+		Title:  "Consul has a leader; the cluster lock is held",
+		Before: &tasks.Func{Desc: "GET /v1/status/leader", Fn: r.leader},
+		Action: &tasks.Func{Desc: "hold hoctl/locks/nfs-" + o.Service + " until the run ends", Fn: func(context.Context, *tasks.Env, *inventory.Host) (string, error) {
+			return "lock held", nil
+		}},
+	}, {
+		Title:  fmt.Sprintf("assess: %s serves %s now, %s can take over", o.From, o.Service, o.To),
+		Before: &tasks.Func{Desc: r.assessDesc(), Fn: r.assess},
+		Action: &tasks.Func{DescFn: func(*inventory.Host) string { return "state the expected data loss: " + r.dataLoss() },
+			Fn: func(context.Context, *tasks.Env, *inventory.Host) (string, error) {
+				return "expected data loss: " + r.dataLoss(), nil
+			}},
+	}}
+	fence := &tasks.Step{
+		Title:  fmt.Sprintf("fence %s: owner key to %s, stop and mask %s there", o.From, o.To, unit),
+		Before: &tasks.Func{Desc: fmt.Sprintf("consul kv %s is %s (or unset)", svc.OwnerKey, o.From), Fn: r.ownerIs(o.From, true)},
+		Action: &tasks.Func{DescFn: func(*inventory.Host) string { return r.fenceDesc() }, Fn: r.fence},
+		After:  &tasks.Func{Desc: fmt.Sprintf("no passing %s instance on %s; %s inactive there (if reachable)", o.Service, o.From, unit), Fn: r.fenced},
+	}
+	steps = append(steps, fence)
+	if !o.PrimaryDown {
+		rb, _ := replicate.Runbook(inv, ends, replicate.Options{Now: o.Now})
+		for _, s := range rb.Steps {
+			s.Title = "final sync: " + s.Title
+			steps = append(steps, s)
+		}
+	}
+	steps = append(steps, &tasks.Step{
+		Title: fmt.Sprintf("promote the newest complete copy on %s to %s", o.To, svc.Subvolume),
+		Hosts: []*inventory.Host{to},
+		Before: &tasks.Func{DescFn: func(*inventory.Host) string {
+			return fmt.Sprintf("the newest read-only copy with a received UUID in %s; %s not exported", ends.TargetDir, svc.Export)
+		}, Fn: r.promotable},
+		Action: &tasks.Func{DescFn: func(*inventory.Host) string { return r.promoteCmd("NEWEST") }, Fn: r.promote},
+		After:  tasks.Cmd(r.writableCheck()),
+	}, &tasks.Step{
+		Title:         fmt.Sprintf("start %s on %s", unit, o.To),
+		Hosts:         []*inventory.Host{to},
+		Before:        &tasks.Func{Desc: fmt.Sprintf("consul kv %s is %s", svc.OwnerKey, o.To), Fn: r.ownerIs(o.To, false)},
+		NeedsPrevious: true,
+		Action:        tasks.Cmd(sshexec.QuoteArgv([]string{"systemctl", "unmask", unit}) + " && " + sshexec.QuoteArgv([]string{"systemctl", "start", unit})),
+		After:         tasks.Cmd(sshexec.QuoteArgv([]string{"systemctl", "is-active", "-q", unit}) + " && exportfs -v | grep -q " + sshexec.Quote("^"+svc.Export+" ")),
+	}, &tasks.Step{
+		Title:      fmt.Sprintf("Consul: exactly one passing %s, on %s", o.Service, o.To),
+		Action:     &tasks.Func{Desc: fmt.Sprintf("wait up to %s for the health checks", o.ConsulWait), Fn: func(context.Context, *tasks.Env, *inventory.Host) (string, error) { return "waiting", nil }},
+		After:      &tasks.Func{Desc: fmt.Sprintf("GET /v1/health/service/%s: one passing instance, on %s", o.Service, o.To), Fn: r.servedBy(o.To)},
+		Retries:    int(o.ConsulWait / time.Second),
+		RetryDelay: time.Second,
+	}, &tasks.Step{
+		Title: fmt.Sprintf("record the direction: replication %s now runs %s → %s", rep.Name, o.To, o.From),
+		Action: &tasks.Func{Desc: fmt.Sprintf("consul kv put %s %s", DirectionKey(rep.Name), o.To), Fn: func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
+			c, err := r.Consul(ctx)
+			if err != nil {
+				return "", err
+			}
+			_, idx, _, err := c.Get(ctx, DirectionKey(rep.Name))
+			if err != nil {
+				return "", err
+			}
+			ok, err := c.CAS(ctx, DirectionKey(rep.Name), o.To, idx)
+			if err != nil {
+				return "", err
+			}
+			if !ok {
+				return "", fmt.Errorf("recording the direction: %s changed meanwhile", DirectionKey(rep.Name))
+			}
+			return fmt.Sprintf("next: hoctl replicate %s %s (incremental)", o.To, o.From), nil
+		}},
+	})
+	if clients := r.clients(); len(clients) > 0 {
+		steps = append(steps, &tasks.Step{
+			Title:  fmt.Sprintf("remount %s on the clients and read it back", svc.Export),
+			Hosts:  clients,
+			Action: tasks.Cmd(sshexec.QuoteArgv([]string{"systemctl", "restart", MountUnit(svc.Export)})),
+			After:  tasks.Cmd(r.clientCheck()),
+		})
+	}
+	for _, s := range steps[2:] {
+		if s.Before != nil && s != fence {
+			s.NeedsPrevious = true
+		}
+	}
+	return &tasks.Runbook{
+		Name:        fmt.Sprintf("failover %s: %s → %s", o.Service, o.From, o.To),
+		Lock:        "nfs-" + o.Service,
+		ClusterLock: true,
+		Steps:       steps,
+		Kind:        KindFailover,
+		Params: map[string]string{"service": o.Service, "from": o.From, "to": o.To,
+			"primary_down": strconv.FormatBool(o.PrimaryDown), "accept_lag": strconv.FormatBool(o.AcceptLag)},
+	}, r, nil
+}
+
+func isMember(svc *inventory.NFSService, h string) bool {
+	if svc.Primary == h {
+		return true
+	}
+	for _, s := range svc.Standbys {
+		if s == h {
+			return true
+		}
+	}
+	return false
+}
+
+// MountUnit is systemd's name for the mount unit of path (systemd-escape
+// --path --suffix=mount), for the common characters of mount points.
+func MountUnit(p string) string {
+	p = strings.Trim(path.Clean(p), "/")
+	var b strings.Builder
+	for i, c := range []byte(p) {
+		switch {
+		case c == '/':
+			b.WriteByte('-')
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '.' && i > 0, c == ':':
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, `\x%02x`, c)
+		}
+	}
+	return b.String() + ".mount"
+}
+
+func (r *Run) clients() []*inventory.Host {
+	if r.NFS.Clients == "" {
+		return nil
+	}
+	hosts, err := r.Inv.Select(r.NFS.Clients)
+	if err != nil {
+		return nil
+	}
+	return hosts
+}
+
+func (r *Run) consul(ctx context.Context) (Consul, error) { return r.Consul(ctx) }
+
+func (r *Run) leader(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
+	c, err := r.consul(ctx)
+	if err != nil {
+		return "", err
+	}
+	l, err := c.Leader(ctx)
+	if err != nil {
+		return "", err
+	}
+	return "leader " + l, nil
+}
+
+func (r *Run) assessDesc() string {
+	o := r.Opts
+	return fmt.Sprintf("Consul health of %s (one passing instance, on %s, or none if it is down); %s reachable (or --primary-down); %s is a member with a complete copy younger than %s in %s; %s not exported there",
+		o.Service, o.From, o.From, o.To, r.NFS.MaxLag, r.Ends.TargetDir, r.NFS.Export)
+}
+
+// newestCopy is the newest complete received copy in the new primary's
+// replication dir: read-only with a received UUID. Garbage of an
+// interrupted receive (writable, no received UUID) never qualifies.
+func (r *Run) newestCopy(ctx context.Context, env *tasks.Env) (*btrfs.Snapshot, error) {
+	run, err := env.Connect(ctx, r.Inv.Host(r.Opts.To))
+	if err != nil {
+		return nil, err
+	}
+	side, err := replicate.List(ctx, run, r.Ends.TargetDir, r.Ends.Base)
+	if err != nil {
+		return nil, err
+	}
+	for i := len(side.Snapshots) - 1; i >= 0; i-- {
+		s := side.Snapshots[i]
+		if s.ReadOnly && s.ReceivedUUID != "" {
+			return &s, nil
+		}
+	}
+	return nil, fmt.Errorf("%s: no complete received copy of %s in %s", r.Opts.To, r.Ends.Base, r.Ends.TargetDir)
+}
+
+func (r *Run) dataLoss() string {
+	if !r.Opts.PrimaryDown {
+		return "none: the old primary is fenced, then a final sync sends its last writes"
+	}
+	return "everything written on " + r.Opts.From + " after the newest copy on " + r.Opts.To + " (its age is in the assessment)"
+}
+
+func (r *Run) assess(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
+	o := r.Opts
+	c, err := r.consul(ctx)
+	if err != nil {
+		return "", err
+	}
+	ins, err := c.Instances(ctx, o.Service)
+	if err != nil {
+		return "", err
+	}
+	var passing []string
+	for _, in := range ins {
+		if in.Passing {
+			passing = append(passing, in.Node)
+		}
+	}
+	switch {
+	case len(passing) > 1:
+		return "", fmt.Errorf("Consul: %d passing %s instances (%s): fix that by hand first", len(passing), o.Service, strings.Join(passing, ", "))
+	case len(passing) == 1 && passing[0] != o.From:
+		return "", fmt.Errorf("Consul: %s is served by %s, but the owner key says %s: fix that by hand first", o.Service, passing[0], o.From)
+	}
+	// The old primary: reachable means it can be fenced over SSH;
+	// unreachable is never taken as fenced.
+	_, connErr := env.Connect(ctx, r.Inv.Host(o.From))
+	switch {
+	case connErr != nil && !o.PrimaryDown:
+		// Not wrapped: this is a refusal (exit 3), not an unreachable
+		// host failing a step (exit 4).
+		return "", fmt.Errorf("%s is unreachable (%s): unreachable is not fenced. Make sure it is powered off, then pass --primary-down", o.From, connErr.Error())
+	case connErr == nil && o.PrimaryDown:
+		return "", fmt.Errorf("--primary-down says %s is powered off, but it answers over SSH: fail over without --primary-down, so it is fenced", o.From)
+	case len(passing) == 1 && o.PrimaryDown:
+		return "", fmt.Errorf("--primary-down says %s is powered off, but Consul still sees it passing %s", o.From, o.Service)
+	}
+	copy, err := r.newestCopy(ctx, env)
+	if err != nil {
+		return "", err
+	}
+	age := o.Now().Sub(copy.Time).Round(time.Second)
+	if o.PrimaryDown && r.NFS.MaxLag > 0 && age > r.NFS.MaxLag && !o.AcceptLag {
+		return "", fmt.Errorf("the newest copy on %s, %s, is %s old (max_lag %s): promoting it loses up to %s of writes. Pass --accept-lag to accept that", o.To, copy.Name(), age, r.NFS.MaxLag, age)
+	}
+	run, err := env.Connect(ctx, r.Inv.Host(o.To))
+	if err != nil {
+		return "", err
+	}
+	if res, err := run.Run(ctx, sshexec.Cmd{Script: "exportfs -v"}); err == nil && exported(string(res.Stdout), r.NFS.Export) {
+		return "", fmt.Errorf("%s already exports %s", o.To, r.NFS.Export)
+	}
+	state := "serving"
+	if len(passing) == 0 {
+		state = "not passing in Consul"
+	}
+	return fmt.Sprintf("%s %s; newest complete copy on %s: %s, %s old", o.From, state, o.To, copy.Name(), age), nil
+}
+
+func exported(exportfs, export string) bool {
+	for _, l := range strings.Split(exportfs, "\n") {
+		if f := strings.Fields(l); len(f) > 0 && f[0] == export {
+			return true
+		}
+	}
+	return false
+}
+
+// ownerIs checks the owner key; orUnset also accepts no key at all (the
+// first failover of a service whose primary never wrote it).
+func (r *Run) ownerIs(host string, orUnset bool) func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
+	return func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
+		c, err := r.consul(ctx)
+		if err != nil {
+			return "", err
+		}
+		v, _, ok, err := c.Get(ctx, r.NFS.OwnerKey)
+		if err != nil {
+			return "", err
+		}
+		if (!ok && orUnset) || v == host {
+			return "owner " + host, nil
+		}
+		return "", fmt.Errorf("owner key %s is %q, not %s", r.NFS.OwnerKey, v, host)
+	}
+}
+
+func (r *Run) fenceCmd() string {
+	u := r.NFS.Unit
+	return sshexec.QuoteArgv([]string{"systemctl", "stop", u}) + " && exportfs -ua && " + sshexec.QuoteArgv([]string{"systemctl", "mask", "--runtime", u})
+}
+
+func (r *Run) fenceDesc() string {
+	d := fmt.Sprintf("consul kv cas %s %s → %s", r.NFS.OwnerKey, r.Opts.From, r.Opts.To)
+	if r.Opts.PrimaryDown {
+		return d + "; " + r.Opts.From + " is powered off (--primary-down): nothing to stop there"
+	}
+	return d + "; on " + r.Opts.From + ": " + r.fenceCmd()
+}
+
+// fence moves the owner key first: from then on the old primary's unit
+// refuses to start, whatever happens next; then it stops what serves.
+func (r *Run) fence(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
+	o := r.Opts
+	c, err := r.consul(ctx)
+	if err != nil {
+		return "", err
+	}
+	v, idx, ok, err := c.Get(ctx, r.NFS.OwnerKey)
+	if err != nil {
+		return "", err
+	}
+	if ok && v != o.From {
+		return "", fmt.Errorf("owner key %s changed to %q meanwhile", r.NFS.OwnerKey, v)
+	}
+	if !ok {
+		idx = 0
+	}
+	won, err := c.CAS(ctx, r.NFS.OwnerKey, o.To, idx)
+	if err != nil {
+		return "", err
+	}
+	if !won {
+		return "", fmt.Errorf("owner key %s changed while it was being moved: someone else is at work", r.NFS.OwnerKey)
+	}
+	if o.PrimaryDown {
+		return fmt.Sprintf("owner %s; %s powered off (operator's word)", o.To, o.From), nil
+	}
+	run, err := env.Connect(ctx, r.Inv.Host(o.From))
+	if err != nil {
+		return "", err
+	}
+	if res, err := run.Run(ctx, sshexec.Cmd{Script: r.fenceCmd()}); err != nil {
+		return "", fmt.Errorf("%s: stopping %s: %s", o.From, r.NFS.Unit, firstLine(res, err))
+	}
+	return fmt.Sprintf("owner %s; %s stopped, unexported and masked on %s", o.To, r.NFS.Unit, o.From), nil
+}
+
+func firstLine(res *sshexec.Result, err error) string {
+	if res != nil {
+		if s := strings.TrimSpace(string(res.Stderr)); s != "" {
+			return strings.SplitN(s, "\n", 2)[0]
+		}
+	}
+	return err.Error()
+}
+
+func (r *Run) fenced(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
+	o := r.Opts
+	c, err := r.consul(ctx)
+	if err != nil {
+		return "", err
+	}
+	ins, err := c.Instances(ctx, o.Service)
+	if err != nil {
+		return "", err
+	}
+	for _, in := range ins {
+		if in.Node == o.From && in.Passing {
+			return "", fmt.Errorf("Consul still has a passing %s instance on %s", o.Service, o.From)
+		}
+	}
+	if o.PrimaryDown {
+		return "no passing instance on " + o.From, nil
+	}
+	run, err := env.Connect(ctx, r.Inv.Host(o.From))
+	if err != nil {
+		return "", err
+	}
+	if _, err := run.Run(ctx, sshexec.Cmd{Argv: []string{"systemctl", "is-active", "-q", r.NFS.Unit}}); err == nil {
+		return "", fmt.Errorf("%s is still active on %s", r.NFS.Unit, o.From)
+	}
+	return fmt.Sprintf("no passing instance on %s; %s inactive there", o.From, r.NFS.Unit), nil
+}
+
+func (r *Run) promotable(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
+	copy, err := r.newestCopy(ctx, env)
+	if err != nil {
+		return "", err
+	}
+	run, err := env.Connect(ctx, r.Inv.Host(r.Opts.To))
+	if err != nil {
+		return "", err
+	}
+	if res, err := run.Run(ctx, sshexec.Cmd{Script: "exportfs -v"}); err == nil && exported(string(res.Stdout), r.NFS.Export) {
+		return "", fmt.Errorf("%s already exports %s", r.Opts.To, r.NFS.Export)
+	}
+	return "will promote " + copy.Name(), nil
+}
+
+// promoteCmd makes a writable snapshot of the copy at the service's path,
+// moving aside (never deleting) whatever stale data is there, as after a
+// failback. The received copy itself stays read-only: flipping it would
+// break later receives.
+func (r *Run) promoteCmd(copyPath string) string {
+	sub := r.NFS.Subvolume
+	aside := sub + ".before-failover-" + r.Opts.Now().UTC().Format("20060102T150405Z")
+	return fmt.Sprintf("if [ -e %s ]; then mv %s %s; fi && btrfs subvolume snapshot %s %s && echo %s > %s",
+		sshexec.Quote(sub), sshexec.Quote(sub), sshexec.Quote(aside), sshexec.Quote(copyPath), sshexec.Quote(sub),
+		sshexec.Quote(r.marker()), sshexec.Quote(path.Join(sub, ".hoctl-failover")))
+}
+
+// marker is what the promote step writes and every client must read back
+// through its mount: proof that it sees the new primary's data.
+func (r *Run) marker() string {
+	return fmt.Sprintf("hoctl failover %s to %s %s", r.Opts.Service, r.Opts.To, r.token)
+}
+
+func (r *Run) promote(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
+	copy, err := r.newestCopy(ctx, env)
+	if err != nil {
+		return "", err
+	}
+	run, err := env.Connect(ctx, h)
+	if err != nil {
+		return "", err
+	}
+	if res, err := run.Run(ctx, sshexec.Cmd{Script: r.promoteCmd(copy.Path)}); err != nil {
+		return "", fmt.Errorf("%s: promoting %s: %s", h.Name, copy.Name(), firstLine(res, err))
+	}
+	return fmt.Sprintf("%s is a writable snapshot of %s", r.NFS.Subvolume, copy.Name()), nil
+}
+
+func (r *Run) writableCheck() string {
+	sub := r.NFS.Subvolume
+	return sshexec.QuoteArgv([]string{"btrfs", "property", "get", "-ts", sub, "ro"}) + " | grep -qx ro=false && " +
+		"grep -qx " + sshexec.Quote(r.marker()) + " " + sshexec.Quote(path.Join(sub, ".hoctl-failover"))
+}
+
+func (r *Run) clientCheck() string {
+	e := r.NFS.Export
+	return "stat " + sshexec.Quote(e+"/") + " >/dev/null && grep -qx " + sshexec.Quote(r.marker()) + " " + sshexec.Quote(path.Join(e, ".hoctl-failover"))
+}
+
+func (r *Run) servedBy(host string) func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
+	return func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
+		c, err := r.consul(ctx)
+		if err != nil {
+			return "", err
+		}
+		ins, err := c.Instances(ctx, r.Opts.Service)
+		if err != nil {
+			return "", err
+		}
+		var passing []string
+		for _, in := range ins {
+			if in.Passing {
+				passing = append(passing, in.Node)
+			}
+		}
+		if len(passing) != 1 || passing[0] != host {
+			return "", fmt.Errorf("passing %s instances: [%s], want exactly [%s]", r.Opts.Service, strings.Join(passing, ", "), host)
+		}
+		return "one passing instance, on " + host, nil
+	}
+}
