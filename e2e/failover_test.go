@@ -366,3 +366,32 @@ func TestFailoverBadInput(t *testing.T) {
 		t.Fatal("bad input changed something")
 	}
 }
+
+// A client that cannot remount does not undo the failover: the run exits
+// 5 naming it, the others are remounted, and resume finishes it once the
+// client is fixed.
+func TestFailoverClientFailureExits5ThenResumes(t *testing.T) {
+	_, c1, c2, env := nfsStart(t)
+	must(t, c2, "systemctl mask data-services.mount")
+	r := hoctlEnv(t, nfsLab.Inventory, env, "--yes", "failover", "--to", "c1")
+	if r.code != 5 || !strings.Contains(r.stderr, "remount failed") || !strings.Contains(r.stderr, "not verified: after check failed on c2") {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if owner(t) != "c1" || strings.Join(serving(t), ",") != "c1" {
+		t.Fatalf("the failover must stand: owner %s, serving %v", owner(t), serving(t))
+	}
+	must(t, c1, "grep -q 'to c1' /data/services/.hoctl-failover")
+	must(t, c2, "systemctl unmask data-services.mount")
+	hist := hoctlEnv(t, nfsLab.Inventory, env, "history")
+	var id string
+	for _, l := range strings.Split(hist.stdout, "\n") {
+		if strings.Contains(l, "failover") {
+			id = strings.Fields(l)[0]
+		}
+	}
+	r = hoctlEnv(t, nfsLab.Inventory, env, "--yes", "resume", id)
+	if r.code != 0 {
+		t.Fatalf("resume %s: exit %d\n%s\n%s", id, r.code, hist.stdout, r.stderr)
+	}
+	must(t, c2, "grep -q 'to c1' /data/services/.hoctl-failover")
+}

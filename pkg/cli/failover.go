@@ -57,9 +57,9 @@ newest copy is lost, and the plan says how much). See docs/failover.md.`,
 	return cmd
 }
 
-// failoverRunbook builds the runbook for opts; from, when set, is the
-// primary recorded by the run being resumed.
-func failoverRunbook(ctx context.Context, f *Factory, inv *inventory.Inventory, eng *tasks.Engine, opts *FailoverOptions, from string) (*tasks.Runbook, error) {
+// failoverRunbook builds the runbook for opts; from and token, when set,
+// are those recorded by the run being resumed.
+func failoverRunbook(ctx context.Context, f *Factory, inv *inventory.Inventory, eng *tasks.Engine, opts *FailoverOptions, from, token string) (*tasks.Runbook, error) {
 	svc := opts.Service
 	if svc == "" {
 		var names []string
@@ -92,7 +92,7 @@ func failoverRunbook(ctx context.Context, f *Factory, inv *inventory.Inventory, 
 		})
 		return cl, clErr
 	}
-	rb, _, err := failover.Runbook(ctx, inv, consulFn, failover.Options{Service: svc, From: from, To: opts.To, PrimaryDown: opts.PrimaryDown, AcceptLag: opts.AcceptLag})
+	rb, _, err := failover.Runbook(ctx, inv, consulFn, failover.Options{Service: svc, From: from, To: opts.To, PrimaryDown: opts.PrimaryDown, AcceptLag: opts.AcceptLag, Token: token})
 	var ie *failover.InputError
 	if errors.As(err, &ie) {
 		return nil, &UsageError{Err: err}
@@ -111,7 +111,7 @@ func failoverRun(ctx context.Context, opts *FailoverOptions) error {
 		return err
 	}
 	defer closeFn()
-	rb, err := failoverRunbook(ctx, f, inv, eng, opts, "")
+	rb, err := failoverRunbook(ctx, f, inv, eng, opts, "", "")
 	if err != nil {
 		return err
 	}

@@ -124,7 +124,7 @@ func resumeFailover(ctx context.Context, opts *ResumeOptions, inv *inventory.Inv
 	defer closeFn()
 	fo := &FailoverOptions{F: f, To: s.Params["to"], Service: s.Params["service"],
 		PrimaryDown: s.Params["primary_down"] == "true", AcceptLag: s.Params["accept_lag"] == "true"}
-	rb, err := failoverRunbook(ctx, f, inv, eng, fo, s.Params["from"])
+	rb, err := failoverRunbook(ctx, f, inv, eng, fo, s.Params["from"], s.Params["token"])
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hoctl/hoctl/pkg/btrfs"
@@ -56,6 +57,9 @@ type Options struct {
 	PrimaryDown bool
 	// AcceptLag allows promoting a copy older than max_lag.
 	AcceptLag bool
+	// Token makes the marker the clients read back unique to the run;
+	// a resumed run passes its own (Params["token"]).
+	Token string
 	// ConsulWait bounds step 7's wait for the health checks.
 	ConsulWait time.Duration
 	Now        func() time.Time
@@ -68,7 +72,10 @@ type Run struct {
 	NFS    *inventory.NFSService
 	Ends   replicate.Ends // the final sync: From → To
 	Consul func(ctx context.Context) (Consul, error)
-	token  string
+
+	finalSync *replicate.Run // nil with --primary-down
+	mu        sync.Mutex
+	assessed  string // the newest complete copy the assessment found
 }
 
 // Runbook builds the failover of o.Service from its primary to o.To.
@@ -119,7 +126,10 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 	default:
 		return nil, nil, inputf("replication %s runs between %s and %s, not %s and %s", rep.Name, rep.Source.Host, rep.Target.Host, o.From, o.To)
 	}
-	r := &Run{Opts: o, Inv: inv, NFS: svc, Ends: ends, Consul: consulFn, token: strconv.FormatInt(o.Now().UnixNano(), 36)}
+	if o.Token == "" {
+		o.Token = strconv.FormatInt(o.Now().UnixNano(), 36)
+	}
+	r := &Run{Opts: o, Inv: inv, NFS: svc, Ends: ends, Consul: consulFn}
 	to := inv.Host(o.To)
 	unit := svc.Unit
 
@@ -145,7 +155,8 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 	}
 	steps = append(steps, fence)
 	if !o.PrimaryDown {
-		rb, _ := replicate.Runbook(inv, ends, replicate.Options{Now: o.Now})
+		rb, finalSync := replicate.Runbook(inv, ends, replicate.Options{Now: o.Now})
+		r.finalSync = finalSync
 		for _, s := range rb.Steps {
 			s.Title = "final sync: " + s.Title
 			steps = append(steps, s)
@@ -157,7 +168,7 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 		Before: &tasks.Func{DescFn: func(*inventory.Host) string {
 			return fmt.Sprintf("the newest read-only copy with a received UUID in %s; %s not exported", ends.TargetDir, svc.Export)
 		}, Fn: r.promotable},
-		Action: &tasks.Func{DescFn: func(*inventory.Host) string { return r.promoteCmd("NEWEST") }, Fn: r.promote},
+		Action: &tasks.Func{DescFn: func(*inventory.Host) string { return r.promoteCmd(r.copyToPromote()) }, Fn: r.promote},
 		After:  tasks.Cmd(r.writableCheck()),
 	}, &tasks.Step{
 		Title:         fmt.Sprintf("start %s on %s", unit, o.To),
@@ -197,7 +208,10 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 		steps = append(steps, &tasks.Step{
 			Title:  fmt.Sprintf("remount %s on the clients and read it back", svc.Export),
 			Hosts:  clients,
-			Action: tasks.Cmd(sshexec.QuoteArgv([]string{"systemctl", "restart", MountUnit(svc.Export)})),
+			// A failed remount is not a failed failover: the after check
+			// says whether the client reads the new primary's data, and a
+			// client that does not makes the run exit 5 with its name.
+			Action: tasks.Cmd(sshexec.QuoteArgv([]string{"systemctl", "restart", MountUnit(svc.Export)}) + ` || echo "remount failed (exit $?)" >&2`),
 			After:  tasks.Cmd(r.clientCheck()),
 		})
 	}
@@ -213,7 +227,7 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 		Steps:       steps,
 		Kind:        KindFailover,
 		Params: map[string]string{"service": o.Service, "from": o.From, "to": o.To,
-			"primary_down": strconv.FormatBool(o.PrimaryDown), "accept_lag": strconv.FormatBool(o.AcceptLag)},
+			"primary_down": strconv.FormatBool(o.PrimaryDown), "accept_lag": strconv.FormatBool(o.AcceptLag), "token": o.Token},
 	}, r, nil
 }
 
@@ -299,6 +313,20 @@ func (r *Run) newestCopy(ctx context.Context, env *tasks.Env) (*btrfs.Snapshot, 
 	return nil, fmt.Errorf("%s: no complete received copy of %s in %s", r.Opts.To, r.Ends.Base, r.Ends.TargetDir)
 }
 
+// copyToPromote is the copy a plan shows for promotion: the final sync's
+// new one, or the newest the assessment found.
+func (r *Run) copyToPromote() string {
+	if r.finalSync != nil {
+		return path.Join(r.Ends.TargetDir, r.finalSync.NewName())
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.assessed == "" {
+		return "NEWEST-COMPLETE-COPY"
+	}
+	return r.assessed
+}
+
 func (r *Run) dataLoss() string {
 	if !r.Opts.PrimaryDown {
 		return "none: the old primary is fenced, then a final sync sends its last writes"
@@ -345,6 +373,9 @@ func (r *Run) assess(ctx context.Context, env *tasks.Env, _ *inventory.Host) (st
 	if err != nil {
 		return "", err
 	}
+	r.mu.Lock()
+	r.assessed = copy.Path
+	r.mu.Unlock()
 	age := o.Now().Sub(copy.Time).Round(time.Second)
 	if o.PrimaryDown && r.NFS.MaxLag > 0 && age > r.NFS.MaxLag && !o.AcceptLag {
 		return "", fmt.Errorf("the newest copy on %s, %s, is %s old (max_lag %s): promoting it loses up to %s of writes. Pass --accept-lag to accept that", o.To, copy.Name(), age, r.NFS.MaxLag, age)
@@ -509,7 +540,7 @@ func (r *Run) promoteCmd(copyPath string) string {
 // marker is what the promote step writes and every client must read back
 // through its mount: proof that it sees the new primary's data.
 func (r *Run) marker() string {
-	return fmt.Sprintf("hoctl failover %s to %s %s", r.Opts.Service, r.Opts.To, r.token)
+	return fmt.Sprintf("hoctl failover %s to %s %s", r.Opts.Service, r.Opts.To, r.Opts.Token)
 }
 
 func (r *Run) promote(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {

@@ -128,6 +128,10 @@ func (r *Run) name() string {
 	return r.newName
 }
 
+// NewName is the name of the snapshot this run sends (final once its
+// first step inspected both sides).
+func (r *Run) NewName() string { return r.name() }
+
 // shell is a command on the new snapshot's name, read when it runs.
 func (r *Run) shell(line func(name string) string) *tasks.Func {
 	return &tasks.Func{
