@@ -206,8 +206,8 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 	})
 	if clients := r.clients(); len(clients) > 0 {
 		steps = append(steps, &tasks.Step{
-			Title:  fmt.Sprintf("remount %s on the clients and read it back", svc.Export),
-			Hosts:  clients,
+			Title: fmt.Sprintf("remount %s on the clients and read it back", svc.Export),
+			Hosts: clients,
 			// A failed remount is not a failed failover: the after check
 			// says whether the client reads the new primary's data, and a
 			// client that does not makes the run exit 5 with its name.
