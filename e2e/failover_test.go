@@ -198,6 +198,9 @@ func TestFailoverPlannedAndBack(t *testing.T) {
 // --primary-down; with it, c1 serves, the plan states the data-loss
 // window, and when zippy comes back its nfs-server refuses to start. A
 // garbage half-received copy on c1 is passed over for the newest good one.
+// No split-brain watch here: SIGSTOP freezes zippy's server state as
+// "active", which --primary-down declares powered off; the test checks
+// who serves once zippy is back instead.
 func TestFailoverPrimaryHung(t *testing.T) {
 	zippy, c1, _, env := nfsStart(t)
 	good := strings.TrimPrefix(newest(t, c1, "/persist/services-standby"), "/persist/services-standby/")
@@ -227,9 +230,13 @@ func TestFailoverPrimaryHung(t *testing.T) {
 		t.Fatal(err)
 	}
 	nfsConsul.SetNodeDown("zippy", false)
+	// zippy comes back: its boot starts nfs-server, which refuses.
 	res, err := zippy.Run(context.Background(), sshexec.Cmd{Script: "systemctl restart nfs-server"})
 	if err == nil || !strings.Contains(string(res.Stderr), "is 'c1', not zippy") {
 		t.Fatalf("zippy's nfs-server must refuse to start when it comes back: %v %s", err, res.Stderr)
+	}
+	if s := strings.Join(serving(t), ","); s != "c1" {
+		t.Fatalf("serving %s after zippy came back", s)
 	}
 }
 
@@ -237,6 +244,7 @@ func TestFailoverPrimaryHung(t *testing.T) {
 // final sync can run; nothing changes.
 func TestFailoverStaleStandbyRefused(t *testing.T) {
 	_, _, _, env := nfsStart(t)
+	splitBrainWatch(t)
 	if err := nfsLab.Kill("zippy"); err != nil {
 		t.Fatal(err)
 	}
@@ -323,6 +331,7 @@ func stepEnded(journal []byte, step int) bool {
 // A second operator finds the cluster lock held: refused, nothing changed.
 func TestFailoverLockedByAnotherOperator(t *testing.T) {
 	_, _, _, env := nfsStart(t)
+	splitBrainWatch(t)
 	l, err := consul.Acquire(context.Background(), mustClient(t), "nfs-data-services", "alice pid 1 run R-alice", consul.LockOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -350,6 +359,7 @@ func mustClient(t *testing.T) *api.Client {
 // Bad input: exit 2 with the reason, and nothing asked of the hosts.
 func TestFailoverBadInput(t *testing.T) {
 	_, _, _, env := nfsStart(t)
+	splitBrainWatch(t)
 	for args, want := range map[string]string{
 		"":                          "--to HOST is required",
 		"--to c2":                   "c2 is neither the primary nor a standby",
@@ -372,6 +382,7 @@ func TestFailoverBadInput(t *testing.T) {
 // client is fixed.
 func TestFailoverClientFailureExits5ThenResumes(t *testing.T) {
 	_, c1, c2, env := nfsStart(t)
+	splitBrainWatch(t)
 	must(t, c2, "systemctl mask data-services.mount")
 	r := hoctlEnv(t, nfsLab.Inventory, env, "--yes", "failover", "--to", "c1")
 	if r.code != 5 || !strings.Contains(r.stderr, "remount failed") || !strings.Contains(r.stderr, "not verified: after check failed on c2") {

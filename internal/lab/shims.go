@@ -42,8 +42,15 @@ register() {
 deregister() {
   curl -sf -X PUT "$consul/v1/catalog/deregister" -d "{\"Node\":\"$me\",\"ServiceID\":\"@SERVICE@\"}" >/dev/null
 }
+stop_unit() {
+  if [ "$unit" = nfs-server ] && [ "$(cat "$state/$unit" 2>/dev/null)" = active ]; then rm -f "$state/exports"; deregister; fi
+  echo inactive > "$state/$unit"
+}
 case "$verb" in
 start|restart)
+  # restart is stop, then start: a unit whose start check fails ends
+  # inactive, as under systemd.
+  if [ "$verb" = restart ] && [ "$unit" = nfs-server ]; then stop_unit; fi
   if [ -e "$state/$unit.masked" ]; then echo "Failed to $verb $unit.service: Unit $unit.service is masked." >&2; exit 1; fi
   case "$unit" in
   nfs-server)
@@ -67,9 +74,7 @@ start|restart)
     ;;
   esac
   echo active > "$state/$unit" ;;
-stop)
-  if [ "$unit" = nfs-server ] && [ "$(cat "$state/$unit" 2>/dev/null)" = active ]; then rm -f "$state/exports"; deregister; fi
-  echo inactive > "$state/$unit" ;;
+stop) stop_unit ;;
 is-active)
   s=$(cat "$state/$unit" 2>/dev/null || echo inactive)
   [ -n "$quiet" ] || echo "$s"
