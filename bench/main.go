@@ -53,7 +53,7 @@ func run() error {
 	flag.IntVar(&c.hosts, "hosts", 20, "lab hosts")
 	flag.IntVar(&c.runs, "runs", 5, "iterations per tool (median reported)")
 	flag.StringVar(&c.hoctl, "hoctl", "bin/hoctl", "hoctl binary")
-	flag.StringVar(&c.only, "only", "", "comma list of suites: fanout,sequence,runbook,replicate (default all)")
+	flag.StringVar(&c.only, "only", "", "comma list of suites: fanout,sequence,runbook,replicate,jobs (default all)")
 	flag.Parse()
 	want := func(s string) bool { return c.only == "" || strings.Contains(","+c.only+",", ","+s+",") }
 
@@ -65,6 +65,11 @@ func run() error {
 	defer h.cleanup()
 	fmt.Printf("### %s, %s\n\n", time.Now().UTC().Format("2006-01-02"), machine())
 	fmt.Printf("Command: `make bench` (`go run ./bench -hosts %d -runs %d -only %s`). Median of %d interleaved runs.\n\n", c.hosts, c.runs, c.only, c.runs)
+	if want("jobs") {
+		if err := h.jobsScan(); err != nil {
+			return err
+		}
+	}
 	if want("replicate") {
 		if err := h.replication(ctx); err != nil {
 			return err

@@ -81,7 +81,7 @@ func run(m *testing.M) int {
 	}()
 	seed, _ := lab.SeedHosts()
 	storage, err = lab.Start(ctx, lab.Config{Dir: "/tmp/hoctl-e2e-storage", Net: 4, Hosts: seed[:2], DiskSize: 512 << 20,
-		Groups: map[string][]string{"cattle": {"c1"}}, ConnectTimeout: 2 * time.Second})
+		Groups: map[string][]string{"cattle": {"c1"}}, ConnectTimeout: 5 * time.Second}) // no hang tests here: room for a loaded machine
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the storage lab:", err)
 		return 1

@@ -83,6 +83,7 @@ EXIT STATUS
 		NewCmdSnapshots(f, nil),
 		NewCmdTargetFilter(f, nil),
 		NewCmdFailover(f, nil),
+		NewCmdMigrateJobs(f, nil),
 		NewCmdRunbook(f, nil),
 		NewCmdHistory(f, nil),
 		NewCmdResume(f, nil),

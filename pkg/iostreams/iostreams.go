@@ -161,6 +161,9 @@ func (c *ColorScheme) Yellow(s string) string { return c.style("3", false, s) }
 // Dim is secondary text.
 func (c *ColorScheme) Dim(s string) string { return c.style("8", false, s) }
 
+// Cyan is for hunk headers of diffs.
+func (c *ColorScheme) Cyan(s string) string { return c.style("6", false, s) }
+
 // Host colours a host name with a stable colour per name, so streamed
 // lines from many hosts can be told apart at a glance.
 func (c *ColorScheme) Host(name string) string {

@@ -1,0 +1,111 @@
+package jobs
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/pmezard/go-difflib/difflib"
+)
+
+// IsJobFile reports whether name is scanned: *.hcl (which covers
+// *.nomad.hcl) and *.nomad.
+func IsJobFile(name string) bool {
+	return strings.HasSuffix(name, ".hcl") || strings.HasSuffix(name, ".nomad")
+}
+
+// Scan rewrites every job file directly in dir, sorted by name. Files are
+// only read.
+func Scan(dir string, rules []Rule) ([]*File, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []*File
+	for _, e := range entries {
+		if e.IsDir() || !IsJobFile(e.Name()) {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		src, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Rewrite(p, src, rules))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out, nil
+}
+
+// Diff is the unified diff of the rewrite (empty when nothing changes).
+func (f *File) Diff() string {
+	if !f.Changed() {
+		return ""
+	}
+	d, _ := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
+		A: difflib.SplitLines(string(f.Src)), B: difflib.SplitLines(string(f.Out)),
+		FromFile: "a/" + filepath.Base(f.Path), ToFile: "b/" + filepath.Base(f.Path), Context: 2,
+	})
+	return d
+}
+
+// Report lists the edits and mentions, one per line, with positions.
+func (f *File) Report() string {
+	var b strings.Builder
+	if f.Err != nil {
+		fmt.Fprintf(&b, "PARSE ERROR, left untouched: %v\n", f.Err)
+	}
+	for _, e := range f.Edits {
+		fmt.Fprintf(&b, "%d:%d rewrite %s → %s (%s)\n", e.Pos.Line, e.Pos.Column, e.Old, e.New, e.Where)
+	}
+	for _, m := range f.Mentions {
+		fmt.Fprintf(&b, "%d:%d %q %s\n", m.Pos.Line, m.Pos.Column, m.Text, m.Reason)
+	}
+	return b.String()
+}
+
+// WriteAtomic replaces path with data: a temporary file in the same
+// directory with the original's mode, synced, then renamed over it, so a
+// crash leaves either the old file or the new one, never half of one.
+func WriteAtomic(path string, data []byte) error {
+	return writeAtomic(path, data, func(f *os.File, b []byte) error { _, err := f.Write(b); return err })
+}
+
+// writeAtomic is WriteAtomic with the write itself given, so that a test
+// can make it fail half-way.
+func writeAtomic(path string, data []byte, write func(*os.File, []byte) error) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".hoctl-*")
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	if err := write(tmp, data); err != nil {
+		return err
+	}
+	if err := tmp.Chmod(st.Mode().Perm()); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	ok = true
+	return nil
+}
