@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/hoctl/hoctl/pkg/jobs"
 )
 
 // jobsScan times `hoctl migrate-jobs` (a dry run: parse, rewrite, diff,
@@ -23,6 +25,9 @@ func (h *harness) jobsScan() error {
 	var srcs [][]byte
 	var names []string
 	for _, p := range corpus {
+		if !jobs.IsJobFile(p) {
+			continue
+		}
 		b, err := os.ReadFile(p)
 		if err != nil {
 			return err
