@@ -15,6 +15,7 @@ import (
 
 	"github.com/hoctl/hoctl/internal/lab"
 	"github.com/hoctl/hoctl/internal/lab/consulsim"
+	"github.com/hoctl/hoctl/internal/lab/nomadsim"
 )
 
 var (
@@ -27,6 +28,7 @@ var (
 	// shims and its own Consul endpoint server, for failover.
 	nfsLab    *lab.Lab
 	nfsConsul *consulsim.Server
+	nfsNomad  *nomadsim.Server
 )
 
 const fleetSize = 20
@@ -97,8 +99,14 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer func() { _ = nfsConsul.Close() }()
+	nfsNomad, err = nomadsim.Start("127.0.6.3:4646")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting the NFS lab's Nomad endpoint server:", err)
+		return 1
+	}
+	defer func() { _ = nfsNomad.Close() }()
 	nfsLab, err = lab.Start(ctx, lab.Config{Dir: "/tmp/hoctl-e2e-nfs", Net: 6, Hosts: seed[:3], DiskSize: 512 << 20,
-		Groups: map[string][]string{"cattle": {"c1", "c2"}}, ConnectTimeout: 2 * time.Second, ConsulAddr: nfsConsul.Addr, NFS: true})
+		Groups: map[string][]string{"cattle": {"c1", "c2"}}, ConnectTimeout: 2 * time.Second, ConsulAddr: nfsConsul.Addr, NomadAddr: nfsNomad.Addr, NFS: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the NFS lab:", err)
 		return 1

@@ -70,6 +70,9 @@ type Config struct {
 	// ConsulVia's SSH connection when that names a host.
 	ConsulAddr string
 	ConsulVia  string
+	// NomadAddr, when set, is written as nomad.address (the lab's Nomad
+	// endpoint server, see nomadsim).
+	NomadAddr string
 	// NFS installs the systemctl and exportfs shims (shims.go), which
 	// need ConsulAddr.
 	NFS bool
@@ -513,6 +516,9 @@ hosts:
 		if l.ConsulVia != "" {
 			fmt.Fprintf(&b, "  via: %s\n", l.ConsulVia)
 		}
+	}
+	if l.NomadAddr != "" {
+		fmt.Fprintf(&b, "\nnomad:\n  address: http://%s\n", l.NomadAddr)
 	}
 	if l.has("zippy") && l.has("c1") && l.DiskSize > 0 {
 		b.WriteString(`

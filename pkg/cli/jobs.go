@@ -9,10 +9,14 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"time"
 
+	nomadapi "github.com/hashicorp/nomad/api"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/jobs"
+	"github.com/hoctl/hoctl/pkg/nomad"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 	"github.com/hoctl/hoctl/pkg/tasks"
 	"github.com/spf13/cobra"
@@ -24,7 +28,10 @@ type MigrateJobsOptions struct {
 	Dir          string
 	From, To     []string
 	Write        bool
+	Plan         bool
+	Submit       bool
 	AllowMissing bool
+	Wait         time.Duration
 }
 
 // NewCmdMigrateJobs rewrites Nomad job host paths.
@@ -45,7 +52,10 @@ alone.
 By default this prints a unified diff per file and a summary, and changes
 nothing. --write checks on an NFS client (nfs.clients) that every new host
 path exists and is not empty where the old one was not, then writes each
-changed file atomically, as a journaled run. See docs/migrate-jobs.md.`,
+changed file atomically, as a journaled run. --plan shows Nomad's plan for
+each changed job; --submit writes, then registers each changed job with the
+plan's check index and its HCL source, one at a time, waiting for healthy
+allocations and stopping at the first failure. See docs/migrate-jobs.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if len(opts.From) != len(opts.To) {
@@ -61,7 +71,10 @@ changed file atomically, as a journaled run. See docs/migrate-jobs.md.`,
 	cmd.Flags().StringArrayVar(&opts.From, "from", nil, "old path prefix (repeatable, paired with --to)")
 	cmd.Flags().StringArrayVar(&opts.To, "to", nil, "new path prefix")
 	cmd.Flags().BoolVar(&opts.Write, "write", false, "write the changed files (after the path checks)")
-	cmd.Flags().BoolVar(&opts.AllowMissing, "allow-missing", false, "write even if new host paths are missing on the share")
+	cmd.Flags().BoolVar(&opts.Plan, "plan", false, "parse and plan each changed job on Nomad and show the diff (changes nothing)")
+	cmd.Flags().BoolVar(&opts.Submit, "submit", false, "write, then submit each changed job (check index, HCL source), one at a time, waiting for healthy allocations")
+	cmd.Flags().BoolVar(&opts.AllowMissing, "allow-missing", false, "write or submit even if new host paths are missing on the share")
+	cmd.Flags().DurationVar(&opts.Wait, "wait", 2*time.Minute, "how long --submit waits for a job's new allocations to be healthy")
 	return cmd
 }
 
@@ -69,7 +82,7 @@ changed file atomically, as a journaled run. See docs/migrate-jobs.md.`,
 // inventory; the inventory is optional when both are on the command line.
 func migrationInputs(f *Factory, opts *MigrateJobsOptions) (*inventory.Inventory, string, []jobs.Rule, error) {
 	var inv *inventory.Inventory
-	if opts.Dir == "" || len(opts.From) == 0 || opts.Write {
+	if opts.Dir == "" || len(opts.From) == 0 || opts.Write || opts.Plan || opts.Submit {
 		var err error
 		if inv, err = f.Inventory(); err != nil {
 			return nil, "", nil, err
@@ -121,17 +134,41 @@ func migrateJobsRun(ctx context.Context, opts *MigrateJobsOptions) error {
 			changed = append(changed, jf)
 		}
 	}
-	if !opts.Write || len(changed) == 0 {
+	if !opts.Submit && (!opts.Write && !opts.Plan || len(changed) == 0) {
 		return nil
+	}
+	if (opts.Plan || opts.Submit) && inv.Nomad == nil {
+		return usagef("--plan and --submit need the inventory's nomad section")
 	}
 	eng, closeFn, err := f.Engine(inv, nil)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
+	nomadJobs := func(ctx context.Context) (*nomad.Jobs, error) {
+		c, err := f.nomadClient(ctx, inv, eng.Env.Connect)
+		return &nomad.Jobs{Client: c}, err
+	}
+	if opts.Plan && !opts.Submit {
+		return planJobs(ctx, f, changed, nomadJobs)
+	}
 	rb, err := writeRunbook(inv, changed, opts.AllowMissing)
 	if err != nil {
 		return err
+	}
+	if opts.Submit {
+		// Every job of the directory, not only the files changed now: a
+		// job whose server copy already matches is skipped at its plan,
+		// so --submit after a failure submits exactly the jobs still to go.
+		rb.Name = fmt.Sprintf("migrate-jobs: write %d files, submit the jobs that differ from Nomad's", len(changed))
+		for _, jf := range files {
+			if jf.Job != "" && jf.Err == nil {
+				rb.Steps = append(rb.Steps, submitStep(jf, nomadJobs, opts.Wait, eng.Reporter))
+			}
+		}
+	}
+	if len(rb.Steps) == 0 {
+		return nil
 	}
 	if f.DryRun {
 		return planOnly(ctx, f, eng, rb, 1)
@@ -298,4 +335,105 @@ func writeRunbook(inv *inventory.Inventory, changed []*jobs.File, allowMissing b
 		})
 	}
 	return &tasks.Runbook{Name: fmt.Sprintf("migrate-jobs: write %d files", len(changed)), Lock: "migrate-jobs", Steps: steps, Kind: "migrate-jobs"}, nil
+}
+
+// planJobs shows Nomad's plan for each changed job, from its rewritten
+// source; nothing is written or submitted.
+func planJobs(ctx context.Context, f *Factory, changed []*jobs.File, nomadJobs func(context.Context) (*nomad.Jobs, error)) error {
+	nj, err := nomadJobs(ctx)
+	if err != nil {
+		return err
+	}
+	for _, jf := range changed {
+		if jf.Job == "" {
+			continue
+		}
+		job, err := nj.Parse(ctx, string(jf.Out))
+		if err != nil {
+			return fmt.Errorf("%s: %w", jf.Path, err)
+		}
+		p, err := nj.Plan(ctx, job)
+		if err != nil {
+			return fmt.Errorf("%s: %w", jf.Path, err)
+		}
+		if f.IO.JSON {
+			_ = f.IO.Event(map[string]any{"event": "plan", "file": jf.Path, "job": jf.Job, "diff": p.Diff, "job_modify_index": p.JobModifyIndex})
+			continue
+		}
+		fmt.Fprintf(f.IO.Out, "%s (%s):\n%s\n", jf.Job, jf.Path, nomad.DiffSummary(p))
+	}
+	return nil
+}
+
+// submitStep submits one job: plan (the before check, which records the
+// check index), register with that index and the HCL source, then wait
+// for the new allocations to be healthy.
+func submitStep(jf *jobs.File, nomadJobs func(context.Context) (*nomad.Jobs, error), wait time.Duration, rep tasks.Reporter) *tasks.Step {
+	var mu sync.Mutex
+	var planned *nomadapi.Job
+	var index, registered uint64
+	var same bool // the server's job already matches: nothing to submit
+	return &tasks.Step{
+		Title: fmt.Sprintf("submit job %s (%s)", jf.Job, filepath.Base(jf.Path)),
+		Before: &tasks.Func{Desc: "POST /v1/jobs/parse; PUT /v1/job/" + jf.Job + "/plan (diff, check index)", Fn: func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
+			nj, err := nomadJobs(ctx)
+			if err != nil {
+				return "", err
+			}
+			job, err := nj.Parse(ctx, string(jf.Out))
+			if err != nil {
+				return "", err
+			}
+			p, err := nj.Plan(ctx, job)
+			if err != nil {
+				return "", err
+			}
+			mu.Lock()
+			planned, index = job, p.JobModifyIndex
+			same = p.Diff != nil && p.Diff.Type == "None"
+			mu.Unlock()
+			return nomad.DiffSummary(p), nil
+		}},
+		Action: &tasks.Func{DescFn: func(*inventory.Host) string {
+			mu.Lock()
+			defer mu.Unlock()
+			return fmt.Sprintf("PUT /v1/jobs %s with check index %d and its HCL source", jf.Job, index)
+		}, Fn: func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
+			nj, err := nomadJobs(ctx)
+			if err != nil {
+				return "", err
+			}
+			mu.Lock()
+			job, idx, skip := planned, index, same
+			mu.Unlock()
+			if skip {
+				return "Nomad already runs this version: not submitted", nil
+			}
+			got, err := nj.Register(ctx, job, idx, string(jf.Out))
+			if err != nil {
+				return "", err
+			}
+			mu.Lock()
+			registered = got
+			mu.Unlock()
+			return fmt.Sprintf("registered at index %d", got), nil
+		}},
+		After: &tasks.Func{Desc: fmt.Sprintf("the new allocations of %s are healthy (waiting up to %s)", jf.Job, wait), Fn: func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
+			nj, err := nomadJobs(ctx)
+			if err != nil {
+				return "", err
+			}
+			mu.Lock()
+			idx, skip := registered, same
+			mu.Unlock()
+			if skip {
+				return "nothing submitted", nil
+			}
+			state, err := nj.WaitHealthy(ctx, jf.Job, idx, wait, func(s string) { rep.Progress(0, "local", jf.Job+": "+s) })
+			if err != nil {
+				return "", fmt.Errorf("job %s: %w", jf.Job, err)
+			}
+			return state, nil
+		}},
+	}
 }

@@ -8,8 +8,10 @@ import (
 	"strings"
 
 	"github.com/hashicorp/consul/api"
+	nomadapi "github.com/hashicorp/nomad/api"
 	"github.com/hoctl/hoctl/pkg/consul"
 	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/nomad"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 	"github.com/hoctl/hoctl/pkg/tasks"
 	"github.com/spf13/cobra"
@@ -179,6 +181,24 @@ func (f *Factory) consulClient(ctx context.Context, inv *inventory.Inventory, co
 		via = d
 	}
 	return consul.NewClient(inv.Consul, via, f.Getenv)
+}
+
+// nomadClient reaches the inventory's Nomad, through the nomad.via host's
+// SSH connection when one is named.
+func (f *Factory) nomadClient(ctx context.Context, inv *inventory.Inventory, connect func(context.Context, *inventory.Host) (sshexec.Runner, error)) (*nomadapi.Client, error) {
+	var via nomad.Dialer
+	if inv.Nomad != nil && inv.Nomad.Via != "" {
+		r, err := connect(ctx, inv.Host(inv.Nomad.Via))
+		if err != nil {
+			return nil, fmt.Errorf("nomad.via: %w", err)
+		}
+		d, ok := r.(nomad.Dialer)
+		if !ok {
+			return nil, fmt.Errorf("nomad.via %s: only an SSH host can carry a tunnel", inv.Nomad.Via)
+		}
+		via = d
+	}
+	return nomad.NewClient(inv.Nomad, via, f.Getenv)
 }
 
 // prompt asks a yes/no question on the terminal; anything but y/yes is no.

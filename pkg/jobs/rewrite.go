@@ -72,6 +72,9 @@ type File struct {
 	Edits    []Edit
 	Mentions []Mention
 	Err      error // the file does not parse: left untouched
+	// Job is the name of the file's top-level job block ("" for other
+	// HCL, such as a client configuration).
+	Job string
 }
 
 // Changed reports whether the rewrite changes the file.
@@ -88,6 +91,11 @@ func Rewrite(name string, src []byte, rules []Rule) *File {
 	}
 	w := &walker{src: src, rules: rules, file: f, vars: map[string]string{}}
 	body := hf.Body.(*hclsyntax.Body)
+	for _, b := range body.Blocks {
+		if b.Type == "job" && len(b.Labels) == 1 {
+			f.Job = b.Labels[0]
+		}
+	}
 	w.collectVars(body)
 	w.body(body, nil)
 	sort.Slice(f.Edits, func(i, j int) bool { return f.Edits[i].Start < f.Edits[j].Start })

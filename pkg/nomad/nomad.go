@@ -1,0 +1,191 @@
+// Package nomad is hoctl's access to the Nomad HTTP API through the
+// official client library (directly or through an SSH tunnel to
+// nomad.via): parsing a job on the server, planning it with a diff,
+// registering it with the plan's check index and its HCL source, and
+// waiting for its new allocations to be healthy.
+package nomad
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/nomad/api"
+	"github.com/hoctl/hoctl/pkg/inventory"
+)
+
+// Dialer opens TCP connections from a host (an SSH connection's
+// direct-tcpip channel).
+type Dialer interface {
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// NewClient returns a Nomad client for the inventory's nomad section; via
+// carries every connection when not nil; the token comes from token_env
+// and is never printed.
+func NewClient(cfg *inventory.API, via Dialer, getenv func(string) string) (*api.Client, error) {
+	if cfg == nil {
+		return nil, errors.New("the inventory has no nomad section")
+	}
+	u, err := url.Parse(cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("nomad.address: %w", err)
+	}
+	c := api.DefaultConfig()
+	c.Address = u.String()
+	if cfg.TokenEnv != "" {
+		c.SecretID = getenv(cfg.TokenEnv)
+	}
+	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 2}
+	if via != nil {
+		tr.DialContext = via.DialContext
+	}
+	c.HttpClient = &http.Client{Transport: tr}
+	return api.NewClient(c)
+}
+
+// Jobs is what migrate-jobs asks of Nomad.
+type Jobs struct {
+	Client *api.Client
+}
+
+// Parse has the server parse HCL into a job (as `nomad job run` does).
+func (j *Jobs) Parse(ctx context.Context, hcl string) (*api.Job, error) {
+	job, err := j.Client.Jobs().ParseHCLOpts(&api.JobsParseRequest{JobHCL: hcl, Canonicalize: true})
+	if err != nil {
+		return nil, fmt.Errorf("nomad: parse: %w", err)
+	}
+	if job.ID == nil {
+		return nil, errors.New("nomad: parse returned a job without an ID")
+	}
+	return job, ctx.Err()
+}
+
+// Plan plans job with a diff.
+func (j *Jobs) Plan(ctx context.Context, job *api.Job) (*api.JobPlanResponse, error) {
+	p, _, err := j.Client.Jobs().PlanOpts(job, &api.PlanOptions{Diff: true}, (&api.WriteOptions{}).WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("nomad: plan %s: %w", *job.ID, err)
+	}
+	return p, nil
+}
+
+// ConflictError is a register refused because the job changed since it
+// was planned: someone else submitted it. hoctl reports it; it does not
+// plan and submit again on its own.
+type ConflictError struct {
+	Job string
+	Err error
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("nomad: %s changed since it was planned (%v): look at `nomad job history %s`, then run again", e.Job, e.Err, e.Job)
+}
+
+// Register submits job only if its modify index is still index (the
+// plan's, like `nomad job run -check-index`), with its HCL source kept on
+// the server. It returns the job's new modify index.
+func (j *Jobs) Register(ctx context.Context, job *api.Job, index uint64, source string) (uint64, error) {
+	resp, _, err := j.Client.Jobs().RegisterOpts(job, &api.RegisterOptions{EnforceIndex: true, ModifyIndex: index,
+		Submission: &api.JobSubmission{Source: source, Format: "hcl2"}}, (&api.WriteOptions{}).WithContext(ctx))
+	if err != nil {
+		if strings.Contains(err.Error(), "Enforcing job modify index") {
+			return 0, &ConflictError{Job: *job.ID, Err: err}
+		}
+		return 0, fmt.Errorf("nomad: register %s: %w", *job.ID, err)
+	}
+	return resp.JobModifyIndex, nil
+}
+
+// Healthy reports whether the allocations created by the registration at
+// index are all healthy: ok when they are, an error naming the failed
+// ones when one failed, and neither while they are still starting.
+func (j *Jobs) Healthy(ctx context.Context, id string, index uint64) (bool, string, error) {
+	allocs, _, err := j.Client.Jobs().Allocations(id, false, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return false, "", fmt.Errorf("nomad: allocations of %s: %w", id, err)
+	}
+	var fresh, healthy int
+	var failed []string
+	for _, a := range allocs {
+		if a.CreateIndex < index {
+			continue
+		}
+		fresh++
+		switch {
+		case a.ClientStatus == "failed" || a.DeploymentStatus != nil && a.DeploymentStatus.Healthy != nil && !*a.DeploymentStatus.Healthy:
+			failed = append(failed, a.ID+" ("+a.TaskGroup+")")
+		case a.DeploymentStatus != nil && a.DeploymentStatus.Healthy != nil && *a.DeploymentStatus.Healthy:
+			healthy++
+		}
+	}
+	sort.Strings(failed)
+	if len(failed) > 0 {
+		return false, "", fmt.Errorf("%s: allocations failed: %s", id, strings.Join(failed, ", "))
+	}
+	state := fmt.Sprintf("%d of %d new allocations healthy", healthy, fresh)
+	return fresh > 0 && healthy == fresh, state, nil
+}
+
+// WaitHealthy polls Healthy until the allocations are healthy, one fails,
+// or timeout passes.
+func (j *Jobs) WaitHealthy(ctx context.Context, id string, index uint64, timeout time.Duration, progress func(string)) (string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, state, err := j.Healthy(ctx, id, index)
+		if err != nil || ok {
+			return state, err
+		}
+		if progress != nil {
+			progress(state)
+		}
+		if time.Now().After(deadline) {
+			return state, fmt.Errorf("%s: not healthy within %s (%s)", id, timeout, state)
+		}
+		select {
+		case <-ctx.Done():
+			return state, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// DiffSummary renders a plan's diff in a few lines, as `nomad job plan`.
+func DiffSummary(p *api.JobPlanResponse) string {
+	if p.Diff == nil {
+		return "no diff"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s job %q", strings.ToLower(p.Diff.Type), p.Diff.ID)
+	for _, tg := range p.Diff.TaskGroups {
+		for _, t := range tg.Tasks {
+			if t.Type == "None" {
+				continue
+			}
+			fmt.Fprintf(&b, "\n  %s task %s/%s", strings.ToLower(t.Type), tg.Name, t.Name)
+			for _, o := range t.Objects {
+				for _, f := range o.Fields {
+					fmt.Fprintf(&b, "\n    %s.%s: %q => %q", o.Name, f.Name, f.Old, f.New)
+				}
+			}
+		}
+	}
+	if p.Annotations != nil {
+		var groups []string
+		for g := range p.Annotations.DesiredTGUpdates {
+			groups = append(groups, g)
+		}
+		sort.Strings(groups)
+		for _, g := range groups {
+			u := p.Annotations.DesiredTGUpdates[g]
+			fmt.Fprintf(&b, "\n  group %s: %d create, %d destroy/create, %d in place, %d ignore", g, u.Place, u.DestructiveUpdate, u.InPlaceUpdate, u.Ignore)
+		}
+	}
+	return b.String()
+}
