@@ -33,7 +33,7 @@ const systemctlShim = `#!/bin/bash
 state=@STATE@; consul=http://@CONSUL@; me=$(hostname)
 mkdir -p "$state"
 quiet=; args=()
-for a in "$@"; do case "$a" in -q|--quiet) quiet=1;; --runtime|--no-block|--no-pager) ;; *) args+=("$a");; esac; done
+for a in "$@"; do case "$a" in -q|--quiet) quiet=1;; --runtime|--no-block|--no-pager|--plain|--no-legend) ;; *) args+=("$a");; esac; done
 verb=${args[0]}
 unit=${args[1]%.service}
 register() {
@@ -81,7 +81,11 @@ is-active)
   [ "$s" = active ] ;;
 mask) touch "$state/$unit.masked"; echo "Created symlink /run/systemd/system/$unit.service → /dev/null." ;;
 unmask) rm -f "$state/$unit.masked" ;;
-is-system-running) echo running ;;
+is-system-running)
+  if grep -lx failed "$state"/* >/dev/null 2>&1; then echo degraded; exit 1; fi
+  echo running ;;
+--failed)
+  for f in "$state"/*; do [ "$(cat "$f" 2>/dev/null)" = failed ] && echo "$(basename "$f") loaded failed failed"; done; exit 0 ;;
 *) echo "lab systemctl: $verb not simulated" >&2; exit 1 ;;
 esac
 `

@@ -84,6 +84,7 @@ EXIT STATUS
 		NewCmdTargetFilter(f, nil),
 		NewCmdFailover(f, nil),
 		NewCmdMigrateJobs(f, nil),
+		NewCmdStatus(f, nil),
 		NewCmdRunbook(f, nil),
 		NewCmdHistory(f, nil),
 		NewCmdResume(f, nil),

@@ -142,3 +142,73 @@ func (s *Server) healthService(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, s.index, out)
 }
+
+// SetServer adds a Consul server or changes its health; autopilot's
+// failure tolerance follows (healthy servers beyond a quorum).
+func (s *Server) SetServer(name string, healthy bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.servers[name] = healthy
+	s.bump()
+}
+
+// autopilotHealth is GET /v1/operator/autopilot/health: 200 when healthy,
+// 429 when not, as Consul answers.
+func (s *Server) autopilotHealth(w http.ResponseWriter, _ *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var names []string
+	for n := range s.servers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	healthy := 0
+	servers := []map[string]any{}
+	for _, n := range names {
+		serf := "alive"
+		if !s.servers[n] {
+			serf = "failed"
+		} else {
+			healthy++
+		}
+		servers = append(servers, map[string]any{"ID": n, "Name": n, "Address": n + ":8300", "SerfStatus": serf, "Healthy": s.servers[n], "Voter": true, "Leader": n == names[0]})
+	}
+	tolerance := healthy - (len(names)/2 + 1)
+	if tolerance < 0 {
+		tolerance = 0
+	}
+	reply := map[string]any{"Healthy": healthy == len(names), "FailureTolerance": tolerance, "Servers": servers}
+	w.Header().Set("Content-Type", "application/json")
+	if healthy != len(names) {
+		w.WriteHeader(http.StatusTooManyRequests)
+	}
+	_ = json.NewEncoder(w).Encode(reply)
+}
+
+// agentMembers is GET /v1/agent/members: the servers and every node with
+// a registered service; Status 1 is alive, 4 failed (serf's codes).
+func (s *Server) agentMembers(w http.ResponseWriter, _ *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := map[string]bool{}
+	out := []map[string]any{}
+	add := func(name string, alive bool) {
+		if seen[name] {
+			return
+		}
+		seen[name] = true
+		status := 1
+		if !alive {
+			status = 4
+		}
+		out = append(out, map[string]any{"Name": name, "Addr": "127.0.0.1", "Port": 8301, "Status": status, "Tags": map[string]string{}})
+	}
+	for n, ok := range s.servers {
+		add(n, ok && !s.down[n])
+	}
+	for _, in := range s.services {
+		add(in.Node, !s.down[in.Node])
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i]["Name"].(string) < out[j]["Name"].(string) })
+	writeJSON(w, s.index, out)
+}

@@ -35,6 +35,7 @@ type Server struct {
 	leader   string
 	services map[string]*instance // node + "/" + service ID
 	down     map[string]bool      // nodes whose serfHealth is critical
+	servers  map[string]bool      // server name → healthy (autopilot)
 
 	srv *http.Server
 	ln  net.Listener
@@ -74,7 +75,8 @@ func Start(addr string) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{Addr: ln.Addr().String(), kv: map[string]*kvEntry{}, sessions: map[string]*session{}, services: map[string]*instance{}, down: map[string]bool{},
-		delays: map[string]time.Time{}, leader: ln.Addr().String(), index: 1, ln: ln, now: time.Now}
+		servers: map[string]bool{"c1": true, "c2": true, "c3": true},
+		delays:  map[string]time.Time{}, leader: ln.Addr().String(), index: 1, ln: ln, now: time.Now}
 	s.cond = sync.NewCond(&s.mu)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/status/leader", s.statusLeader)
@@ -88,6 +90,8 @@ func Start(addr string) (*Server, error) {
 	mux.HandleFunc("/v1/catalog/deregister", s.catalogDeregister)
 	mux.HandleFunc("/v1/catalog/service/", s.catalogService)
 	mux.HandleFunc("/v1/health/service/", s.healthService)
+	mux.HandleFunc("/v1/operator/autopilot/health", s.autopilotHealth)
+	mux.HandleFunc("/v1/agent/members", s.agentMembers)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
 	go s.reaper()

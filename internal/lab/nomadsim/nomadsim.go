@@ -31,11 +31,13 @@ import (
 type Server struct {
 	Addr string
 
-	mu     sync.Mutex
-	index  uint64
-	jobs   map[string]*stored
-	allocs map[string][]*api.AllocationListStub
-	srv    *http.Server
+	mu      sync.Mutex
+	index   uint64
+	jobs    map[string]*stored
+	allocs  map[string][]*api.AllocationListStub
+	nodes   map[string]*api.NodeListStub
+	servers map[string]bool
+	srv     *http.Server
 	// HealthyAfter is how long a new allocation takes to become healthy.
 	HealthyAfter time.Duration
 }
@@ -52,13 +54,20 @@ func Start(addr string) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{Addr: ln.Addr().String(), jobs: map[string]*stored{}, allocs: map[string][]*api.AllocationListStub{}, index: 10,
+		nodes: map[string]*api.NodeListStub{}, servers: map[string]bool{"c1": true, "c2": true, "c3": true},
 		HealthyAfter: 300 * time.Millisecond}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/status/leader", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, s.Addr) })
 	mux.HandleFunc("/v1/jobs/parse", s.parse)
 	mux.HandleFunc("/v1/jobs", s.register)
 	mux.HandleFunc("/v1/job/", s.job)
+	mux.HandleFunc("/v1/nodes", s.nodeList)
+	mux.HandleFunc("/v1/allocations", s.allocationList)
+	mux.HandleFunc("/v1/operator/autopilot/health", s.autopilotHealth)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	for _, n := range []string{"c1", "c2", "c3"} {
+		s.SetNode(n, "ready", true, false)
+	}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
 }

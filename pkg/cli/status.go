@@ -1,0 +1,140 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	consulapi "github.com/hashicorp/consul/api"
+	nomadapi "github.com/hashicorp/nomad/api"
+	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/status"
+	"github.com/spf13/cobra"
+)
+
+// StatusOptions are the inputs of `hoctl status`.
+type StatusOptions struct {
+	F        *Factory
+	Watch    bool
+	Interval time.Duration
+}
+
+// NewCmdStatus answers "is my cluster OK?".
+func NewCmdStatus(f *Factory, runF func(*StatusOptions) error) *cobra.Command {
+	opts := &StatusOptions{F: f}
+	cmd := &cobra.Command{
+		Use:   "status [--watch]",
+		Short: "Cluster overview: hosts, Consul, Nomad, NFS and replication lag, disks; problems first",
+		Long: `Probe every host (uptime, load, failed systemd units, btrfs pools), Consul
+(leader, members, failure tolerance), Nomad (leader, nodes, failed
+allocations, failure tolerance) and each NFS service (owner key, who passes
+Consul's checks, each standby's replication lag) at once, each probe bounded
+by the connect timeout, and print one screen: problems first, each with the
+command that looks deeper. Exit 0 when everything is OK, 1 when not.
+See docs/status.md.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(opts)
+			}
+			return statusRun(c.Context(), opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.Watch, "watch", false, "refresh in place until interrupted")
+	cmd.Flags().DurationVar(&opts.Interval, "interval", 2*time.Second, "refresh interval with --watch")
+	return cmd
+}
+
+func statusRun(ctx context.Context, opts *StatusOptions) error {
+	f := opts.F
+	inv, err := f.Inventory()
+	if err != nil {
+		return err
+	}
+	conn, err := f.connector(inv, false)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close() }()
+	timeout := inv.Defaults.ConnectTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	p := &status.Probes{Inv: inv, Connect: conn.Runner, Timeout: timeout + 500*time.Millisecond}
+	if inv.Consul != nil {
+		var once sync.Once
+		var c *consulapi.Client
+		var cErr error
+		p.Consul = func(ctx context.Context) (*consulapi.Client, error) {
+			once.Do(func() { c, cErr = f.consulClient(ctx, inv, conn.Runner) })
+			return c, cErr
+		}
+	}
+	if inv.Nomad != nil {
+		var once sync.Once
+		var c *nomadapi.Client
+		var cErr error
+		p.Nomad = func(ctx context.Context) (*nomadapi.Client, error) {
+			once.Do(func() { c, cErr = f.nomadClient(ctx, inv, conn.Runner) })
+			return c, cErr
+		}
+	}
+	for {
+		start := time.Now()
+		checks := p.Run(ctx)
+		if opts.Watch && f.IO.IsStdoutTTY() {
+			fmt.Fprint(f.IO.Out, "\033[H\033[2J")
+		}
+		printStatus(f, inv, checks, time.Since(start))
+		if !opts.Watch {
+			if status.Problems(checks) > 0 {
+				return &SilentError{Code: ExitFailed}
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(opts.Interval):
+		}
+	}
+}
+
+func printStatus(f *Factory, inv *inventory.Inventory, checks []status.Check, took time.Duration) {
+	io := f.IO
+	if io.JSON {
+		for _, c := range checks {
+			_ = io.Event(map[string]any{"event": "check", "area": c.Area, "name": c.Name, "level": c.Level, "detail": c.Detail, "hint": c.Hint})
+		}
+		_ = io.Event(map[string]any{"event": "summary", "checks": len(checks), "problems": status.Problems(checks), "duration_ms": took.Milliseconds()})
+		return
+	}
+	cs := io.OutColorScheme()
+	width := 0
+	for _, c := range checks {
+		width = max(width, len(c.Area)+1+len(c.Name))
+	}
+	for _, c := range checks {
+		icon := cs.SuccessIcon()
+		switch c.Level {
+		case status.Fail:
+			icon = cs.FailureIcon()
+		case status.Warn:
+			icon = cs.WarningIcon()
+		}
+		label := fmt.Sprintf("%-*s", width, c.Area+" "+c.Name)
+		line := fmt.Sprintf("%s %s  %s", icon, label, c.Detail)
+		if c.Level != status.OK && c.Hint != "" {
+			line += cs.Dim("   → " + c.Hint)
+		}
+		fmt.Fprintln(io.Out, line)
+	}
+	n := status.Problems(checks)
+	summary := fmt.Sprintf("%d checks, %d problems, %s (%s)", len(checks), n, took.Round(time.Millisecond), inv.Path)
+	if n == 0 {
+		fmt.Fprintln(io.Out, cs.Green(summary))
+	} else {
+		fmt.Fprintln(io.Out, cs.Red(summary))
+	}
+}

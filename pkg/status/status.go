@@ -1,0 +1,388 @@
+// Package status answers "is my cluster OK?": every host, Consul, Nomad,
+// the NFS services and their replication lag, and the btrfs pools,
+// probed in parallel, each with its own deadline, so that a dead host or
+// API shows as such instead of slowing the whole.
+package status
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	consulapi "github.com/hashicorp/consul/api"
+	nomadapi "github.com/hashicorp/nomad/api"
+	"github.com/hoctl/hoctl/pkg/consul"
+	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/replicate"
+	"github.com/hoctl/hoctl/pkg/sshexec"
+)
+
+// Levels of a check, worst first.
+const (
+	Fail = "fail"
+	Warn = "warn"
+	OK   = "ok"
+)
+
+// Check is one line of the status.
+type Check struct {
+	Area   string `json:"area"` // host, consul, nomad, nfs, disk
+	Name   string `json:"name"`
+	Level  string `json:"level"`
+	Detail string `json:"detail"`
+	Hint   string `json:"hint,omitempty"` // the command that looks deeper
+}
+
+// Probes are the status's inputs.
+type Probes struct {
+	Inv     *inventory.Inventory
+	Connect func(ctx context.Context, h *inventory.Host) (sshexec.Runner, error)
+	Consul  func(ctx context.Context) (*consulapi.Client, error) // nil: no consul section
+	Nomad   func(ctx context.Context) (*nomadapi.Client, error)  // nil: no nomad section
+	// Timeout bounds each probe (a host: its connection and command).
+	Timeout time.Duration
+	Now     func() time.Time
+}
+
+// Run probes everything at once and returns the checks, problems first.
+func (p *Probes) Run(ctx context.Context) []Check {
+	if p.Now == nil {
+		p.Now = time.Now
+	}
+	var mu sync.Mutex
+	var out []Check
+	add := func(cs ...Check) {
+		mu.Lock()
+		out = append(out, cs...)
+		mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	run := func(f func(ctx context.Context) []Check) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(ctx, p.Timeout)
+			defer cancel()
+			add(f(ctx)...)
+		}()
+	}
+	for _, name := range p.Inv.HostNames() {
+		h := p.Inv.Host(name)
+		run(func(ctx context.Context) []Check { return p.host(ctx, h) })
+	}
+	if p.Consul != nil {
+		run(p.consul)
+	}
+	if p.Nomad != nil {
+		run(p.nomad)
+	}
+	for _, name := range sortedNFS(p.Inv) {
+		svc := p.Inv.NFS[name]
+		run(func(ctx context.Context) []Check { return p.nfs(ctx, svc) })
+	}
+	wg.Wait()
+	rank := map[string]int{Fail: 0, Warn: 1, OK: 2}
+	area := map[string]int{"host": 0, "consul": 1, "nomad": 2, "nfs": 3, "disk": 4}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if rank[a.Level] != rank[b.Level] {
+			return rank[a.Level] < rank[b.Level]
+		}
+		if area[a.Area] != area[b.Area] {
+			return area[a.Area] < area[b.Area]
+		}
+		return a.Name < b.Name
+	})
+	return out
+}
+
+// Problems counts the checks that are not OK.
+func Problems(cs []Check) int {
+	n := 0
+	for _, c := range cs {
+		if c.Level != OK {
+			n++
+		}
+	}
+	return n
+}
+
+func sortedNFS(inv *inventory.Inventory) []string {
+	var names []string
+	for n := range inv.NFS {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// hostScript is one round trip: uptime, load, failed units, btrfs pools.
+const hostScript = `cat /proc/uptime /proc/loadavg; echo --; systemctl --failed --plain --no-legend 2>/dev/null | awk '{print $1}'; echo --; df -B1 --output=target,size,used -t btrfs 2>/dev/null | tail -n +2`
+
+func (p *Probes) host(ctx context.Context, h *inventory.Host) []Check {
+	hint := "hoctl ping " + h.Name
+	run, err := p.Connect(ctx, h)
+	if err != nil {
+		return []Check{{Area: "host", Name: h.Name, Level: Fail, Detail: short(err), Hint: hint}}
+	}
+	res, err := run.Run(ctx, sshexec.Cmd{Script: hostScript})
+	if err != nil {
+		return []Check{{Area: "host", Name: h.Name, Level: Fail, Detail: short(err), Hint: hint}}
+	}
+	parts := strings.Split(string(res.Stdout), "--\n")
+	for len(parts) < 3 {
+		parts = append(parts, "")
+	}
+	f := strings.Fields(parts[0])
+	c := Check{Area: "host", Name: h.Name, Level: OK}
+	if len(f) >= 5 {
+		up, _ := strconv.ParseFloat(f[0], 64)
+		c.Detail = fmt.Sprintf("up %s, load %s %s %s", (time.Duration(up) * time.Second).Round(time.Minute), f[2], f[3], f[4])
+	}
+	if failed := strings.Fields(parts[1]); len(failed) > 0 {
+		c.Level, c.Hint = Warn, "hoctl run "+h.Name+" -- systemctl --failed"
+		c.Detail += "; failed units: " + strings.Join(failed, ", ")
+	}
+	out := []Check{c}
+	for _, l := range strings.Split(strings.TrimSpace(parts[2]), "\n") {
+		d := strings.Fields(l)
+		if len(d) != 3 {
+			continue
+		}
+		size, _ := strconv.ParseInt(d[1], 10, 64)
+		used, _ := strconv.ParseInt(d[2], 10, 64)
+		if size == 0 {
+			continue
+		}
+		pct := used * 100 / size
+		dc := Check{Area: "disk", Name: h.Name + ":" + d[0], Level: OK, Detail: fmt.Sprintf("%d%% used (%s of %s)", pct, replicate.BytesText(used), replicate.BytesText(size))}
+		if pct >= 90 {
+			dc.Level, dc.Hint = Warn, "hoctl run "+h.Name+" -- btrfs filesystem usage "+d[0]
+		}
+		out = append(out, dc)
+	}
+	return out
+}
+
+func short(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+func (p *Probes) consul(ctx context.Context) []Check {
+	c := Check{Area: "consul", Name: "consul", Level: OK, Hint: "consul operator autopilot state"}
+	client, err := p.Consul(ctx)
+	if err != nil {
+		c.Level, c.Detail = Fail, short(err)
+		return []Check{c}
+	}
+	cl := &consul.Cluster{Client: client}
+	leader, err := cl.Leader(ctx)
+	if err != nil {
+		c.Level, c.Detail = Fail, short(err)
+		return []Check{c}
+	}
+	var parts []string
+	parts = append(parts, "leader "+leader)
+	members, err := client.Agent().Members(false)
+	if err != nil {
+		c.Level = Warn
+		parts = append(parts, "members: "+short(err))
+	} else {
+		var failed []string
+		for _, m := range members {
+			if m.Status != 1 {
+				failed = append(failed, m.Name)
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%d members, %d alive", len(members), len(members)-len(failed)))
+		if len(failed) > 0 {
+			c.Level = Warn
+			parts = append(parts, "not alive: "+strings.Join(failed, ", "))
+		}
+	}
+	health, err := client.Operator().AutopilotServerHealth((&consulapi.QueryOptions{}).WithContext(ctx))
+	switch {
+	case err != nil && health == nil:
+		c.Level = Fail
+		parts = append(parts, "autopilot: "+short(err))
+	default:
+		parts = append(parts, fmt.Sprintf("failure tolerance %d", health.FailureTolerance))
+		if !health.Healthy || health.FailureTolerance < 1 {
+			c.Level = Fail
+			parts = append(parts, "CANNOT LOSE A SERVER")
+		}
+	}
+	c.Detail = strings.Join(parts, ", ")
+	return []Check{c}
+}
+
+func (p *Probes) nomad(ctx context.Context) []Check {
+	c := Check{Area: "nomad", Name: "nomad", Level: OK, Hint: "nomad node status; nomad job status"}
+	client, err := p.Nomad(ctx)
+	if err != nil {
+		c.Level, c.Detail = Fail, short(err)
+		return []Check{c}
+	}
+	q := (&nomadapi.QueryOptions{}).WithContext(ctx)
+	leader, err := client.Status().Leader()
+	if err != nil || leader == "" {
+		c.Level, c.Detail = Fail, "no leader"
+		if err != nil {
+			c.Detail += ": " + short(err)
+		}
+		return []Check{c}
+	}
+	parts := []string{"leader " + leader}
+	nodes, _, err := client.Nodes().List(q)
+	if err != nil {
+		c.Level = Warn
+		parts = append(parts, "nodes: "+short(err))
+	} else {
+		var ready, draining, inelig int
+		var down []string
+		for _, n := range nodes {
+			switch {
+			case n.Status != "ready":
+				down = append(down, n.Name)
+			case n.Drain:
+				draining++
+			case n.SchedulingEligibility != "eligible":
+				inelig++
+			default:
+				ready++
+			}
+		}
+		parts = append(parts, fmt.Sprintf("nodes %d ready, %d draining, %d ineligible", ready, draining, inelig))
+		if len(down) > 0 {
+			c.Level = Fail
+			parts = append(parts, "down: "+strings.Join(down, ", "))
+		} else if draining+inelig > 0 {
+			c.Level = Warn
+		}
+	}
+	allocs, _, err := client.Allocations().List(q)
+	if err == nil {
+		var failed []string
+		for _, a := range allocs {
+			if a.ClientStatus == "failed" {
+				failed = append(failed, a.JobID+"/"+a.TaskGroup)
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%d failed allocations", len(failed)))
+		if len(failed) > 0 {
+			c.Level = Warn
+			parts[len(parts)-1] += " (" + strings.Join(failed, ", ") + ")"
+		}
+	}
+	health, _, err := client.Operator().AutopilotServerHealth(q)
+	switch {
+	case err != nil:
+		c.Level = Fail
+		parts = append(parts, "autopilot: unhealthy or unknown ("+short(err)+")")
+	case health.FailureTolerance < 1:
+		c.Level = Fail
+		parts = append(parts, fmt.Sprintf("failure tolerance %d: CANNOT LOSE A SERVER", health.FailureTolerance))
+	default:
+		parts = append(parts, fmt.Sprintf("failure tolerance %d", health.FailureTolerance))
+	}
+	c.Detail = strings.Join(parts, ", ")
+	return []Check{c}
+}
+
+// nfs shows who owns and serves the share, and each other member's
+// replication lag: the age of its newest complete received copy.
+func (p *Probes) nfs(ctx context.Context, svc *inventory.NFSService) []Check {
+	c := Check{Area: "nfs", Name: svc.Name, Level: OK, Hint: "hoctl snapshots " + svc.Primary + " --name " + svc.Replication}
+	owner := svc.Primary
+	var passing []string
+	if p.Consul != nil {
+		client, err := p.Consul(ctx)
+		if err == nil {
+			cl := &consul.Cluster{Client: client}
+			if v, _, ok, err := cl.Get(ctx, svc.OwnerKey); err == nil && ok {
+				owner = v
+			}
+			passing, err = cl.Passing(ctx, svc.Name)
+			if err != nil {
+				c.Level, c.Detail = Fail, short(err)
+				return []Check{c}
+			}
+		}
+	}
+	parts := []string{"primary " + owner + " (owner key)"}
+	switch {
+	case p.Consul == nil:
+	case len(passing) == 1 && passing[0] == owner:
+		parts = append(parts, "serving on "+owner)
+	case len(passing) == 0:
+		c.Level = Fail
+		parts = append(parts, "NOT SERVED: no passing instance in Consul")
+	default:
+		c.Level = Fail
+		parts = append(parts, "passing on "+strings.Join(passing, ", ")+", owner "+owner)
+	}
+	out := []Check{}
+	rep := p.Inv.Replication[svc.Replication]
+	members := append([]string{svc.Primary}, svc.Standbys...)
+	var lagMu sync.Mutex
+	var wg sync.WaitGroup
+	var lags []Check
+	for _, m := range members {
+		if m == owner || rep == nil {
+			continue
+		}
+		dir := rep.Target.Dir
+		if m == rep.Source.Host {
+			dir = rep.Source.SnapshotDir
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lc := p.lag(ctx, svc, m, dir, replicate.EndsOf(rep).Base)
+			lagMu.Lock()
+			lags = append(lags, lc)
+			lagMu.Unlock()
+		}()
+	}
+	wg.Wait()
+	sort.Slice(lags, func(i, j int) bool { return lags[i].Name < lags[j].Name })
+	c.Detail = strings.Join(parts, ", ")
+	return append(append(out, c), lags...)
+}
+
+func (p *Probes) lag(ctx context.Context, svc *inventory.NFSService, host, dir, base string) Check {
+	c := Check{Area: "nfs", Name: svc.Name + " standby " + host, Level: OK, Hint: "hoctl snapshots " + host}
+	run, err := p.Connect(ctx, p.Inv.Host(host))
+	if err != nil {
+		c.Level, c.Detail = Fail, "replication lag unknown: "+short(err)
+		return c
+	}
+	side, err := replicate.List(ctx, run, dir, base)
+	if err != nil {
+		c.Level, c.Detail = Fail, "replication lag unknown: "+short(err)
+		return c
+	}
+	for i := len(side.Snapshots) - 1; i >= 0; i-- {
+		s := side.Snapshots[i]
+		if s.ReadOnly && s.ReceivedUUID != "" {
+			age := p.Now().Sub(s.Time).Round(time.Second)
+			c.Detail = fmt.Sprintf("lag %s (newest copy %s)", age, s.Name())
+			if svc.MaxLag > 0 && age > svc.MaxLag {
+				c.Level = Warn
+				c.Detail += fmt.Sprintf(": STALE, over max_lag %s", svc.MaxLag)
+				c.Hint = "hoctl replicate --name " + svc.Replication
+			}
+			return c
+		}
+	}
+	c.Level, c.Detail = Fail, "no complete copy in "+dir
+	return c
+}
