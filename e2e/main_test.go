@@ -24,7 +24,7 @@ var (
 	fleetConsul *consulsim.Server
 	// storage is zippy and c1 with real btrfs /persist, for replication.
 	storage *lab.Lab
-	// nfsLab is zippy, c1 (btrfs) and c2 with the systemctl and exportfs
+	// nfsLab is zippy, c1 (btrfs), c2 and c3 with the systemctl and exportfs
 	// shims and its own Consul endpoint server, for failover.
 	nfsLab    *lab.Lab
 	nfsConsul *consulsim.Server
@@ -105,7 +105,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer func() { _ = nfsNomad.Close() }()
-	nfsLab, err = lab.Start(ctx, lab.Config{Dir: "/tmp/hoctl-e2e-nfs", Net: 6, Hosts: seed[:3], DiskSize: 512 << 20,
+	nfsLab, err = lab.Start(ctx, lab.Config{Dir: "/tmp/hoctl-e2e-nfs", Net: 6, Hosts: seed[:4], DiskSize: 512 << 20,
 		Groups: map[string][]string{"cattle": {"c1", "c2"}}, ConnectTimeout: 2 * time.Second, ConsulAddr: nfsConsul.Addr, NomadAddr: nfsNomad.Addr, NFS: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the NFS lab:", err)

@@ -335,6 +335,10 @@ SetEnv PATH=%s:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 	}
 	var script strings.Builder
 	fmt.Fprintf(&script, "set -e\nhostname %s\nmount -t tmpfs -o size=256m tmpfs /data\n", h.Name)
+	// Its own /run: sshd's privilege separation dir, and a NixOS-like
+	// /run/current-system symlink that lab deploys move (the machine's
+	// own /run is never written).
+	fmt.Fprintf(&script, "mount -t tmpfs -o size=16m tmpfs /run\nmkdir -p /run/sshd\nln -s /nix/store/00000000000000000000000000000000-nixos-system-%s-gen1 /run/current-system\n", h.Name)
 	// Each host gets its own /root: the workstation's shell start-up
 	// files (say a pyenv init in .bashrc, which bash sources for sshd
 	// sessions) are not the host's and would cost every command 100 ms.

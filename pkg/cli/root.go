@@ -85,6 +85,7 @@ EXIT STATUS
 		NewCmdFailover(f, nil),
 		NewCmdMigrateJobs(f, nil),
 		NewCmdStatus(f, nil),
+		NewCmdDeploy(f, nil),
 		NewCmdRunbook(f, nil),
 		NewCmdHistory(f, nil),
 		NewCmdResume(f, nil),

@@ -212,3 +212,31 @@ func (s *Server) agentMembers(w http.ResponseWriter, _ *http.Request) {
 	sort.Slice(out, func(i, j int) bool { return out[i]["Name"].(string) < out[j]["Name"].(string) })
 	writeJSON(w, s.index, out)
 }
+
+// healthNode is GET /v1/health/node/<node>: the node's serfHealth check
+// and its services' checks.
+func (s *Server) healthNode(w http.ResponseWriter, r *http.Request) {
+	node := strings.TrimPrefix(r.URL.Path, "/v1/health/node/")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	serf := "passing"
+	if s.down[node] || !s.servers[node] && !s.hasNode(node) {
+		serf = "critical"
+	}
+	out := []map[string]any{{"Node": node, "CheckID": "serfHealth", "Name": "Serf Health Status", "Status": serf}}
+	for _, in := range s.services {
+		if in.Node == node {
+			out = append(out, map[string]any{"Node": node, "CheckID": in.CheckID, "Name": in.CheckName, "Status": in.Status, "ServiceID": in.ID, "ServiceName": in.Service})
+		}
+	}
+	writeJSON(w, s.index, out)
+}
+
+func (s *Server) hasNode(node string) bool {
+	for _, in := range s.services {
+		if in.Node == node {
+			return true
+		}
+	}
+	return false
+}

@@ -92,6 +92,7 @@ func Start(addr string) (*Server, error) {
 	mux.HandleFunc("/v1/health/service/", s.healthService)
 	mux.HandleFunc("/v1/operator/autopilot/health", s.autopilotHealth)
 	mux.HandleFunc("/v1/agent/members", s.agentMembers)
+	mux.HandleFunc("/v1/health/node/", s.healthNode)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
 	go s.reaper()

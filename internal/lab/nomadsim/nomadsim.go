@@ -37,7 +37,11 @@ type Server struct {
 	allocs  map[string][]*api.AllocationListStub
 	nodes   map[string]*api.NodeListStub
 	servers map[string]bool
-	srv     *http.Server
+	// DrainTime is how long a drain takes.
+	DrainTime  time.Duration
+	drains     []string
+	drainStart map[string]time.Time
+	srv        *http.Server
 	// HealthyAfter is how long a new allocation takes to become healthy.
 	HealthyAfter time.Duration
 }
@@ -55,6 +59,7 @@ func Start(addr string) (*Server, error) {
 	}
 	s := &Server{Addr: ln.Addr().String(), jobs: map[string]*stored{}, allocs: map[string][]*api.AllocationListStub{}, index: 10,
 		nodes: map[string]*api.NodeListStub{}, servers: map[string]bool{"c1": true, "c2": true, "c3": true},
+		DrainTime: 300 * time.Millisecond, drainStart: map[string]time.Time{},
 		HealthyAfter: 300 * time.Millisecond}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/status/leader", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, s.Addr) })
@@ -62,6 +67,7 @@ func Start(addr string) (*Server, error) {
 	mux.HandleFunc("/v1/jobs", s.register)
 	mux.HandleFunc("/v1/job/", s.job)
 	mux.HandleFunc("/v1/nodes", s.nodeList)
+	mux.HandleFunc("/v1/node/", s.node)
 	mux.HandleFunc("/v1/allocations", s.allocationList)
 	mux.HandleFunc("/v1/operator/autopilot/health", s.autopilotHealth)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}

@@ -1,0 +1,118 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	consulapi "github.com/hashicorp/consul/api"
+	nomadapi "github.com/hashicorp/nomad/api"
+	"github.com/hoctl/hoctl/pkg/deploy"
+	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/tasks"
+	"github.com/spf13/cobra"
+)
+
+// DeployOptions are the inputs of `hoctl deploy`.
+type DeployOptions struct {
+	F        *Factory
+	Targets  []string
+	Parallel int
+	Wait     time.Duration
+}
+
+// NewCmdDeploy rolls a NixOS deploy over hosts.
+func NewCmdDeploy(f *Factory, runF func(*DeployOptions) error) *cobra.Command {
+	opts := &DeployOptions{F: f}
+	cmd := &cobra.Command{
+		Use:   "deploy [TARGET...] [--parallel N]",
+		Short: "Rolling NixOS deploy: drain, deploy, check health, host by host, keeping quorum",
+		Long: `Deploy the targets (default: every managed host) with the inventory's
+deploy.command, run on this machine per host (default deploy -s .#{{.Host}}).
+Hosts outside deploy.quorum go first, --parallel at a time; quorum members
+strictly one at a time, each only while Consul and Nomad can lose a server.
+Each host's Nomad node is drained first; after the command, the host must
+run a new system generation (an exit 0 that changed nothing fails), be
+running with no failed units, its Consul agent alive with passing checks
+and its Nomad node ready (then marked eligible again), before the next host.
+The first failure stops the rollout and leaves that node drained. See
+docs/deploy.md.`,
+		RunE: func(c *cobra.Command, args []string) error {
+			opts.Targets = args
+			if opts.Parallel < 1 {
+				return usagef("--parallel must be at least 1")
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return deployRun(c.Context(), opts)
+		},
+	}
+	cmd.Flags().IntVar(&opts.Parallel, "parallel", 1, "hosts outside the quorum deployed at once")
+	cmd.Flags().DurationVar(&opts.Wait, "wait", 5*time.Minute, "how long each host may take to come back healthy")
+	return cmd
+}
+
+func deployRun(ctx context.Context, opts *DeployOptions) error {
+	f := opts.F
+	inv, err := f.Inventory()
+	if err != nil {
+		return err
+	}
+	var targets []*inventory.Host
+	seen := map[string]bool{}
+	exprs := opts.Targets
+	if len(exprs) == 0 {
+		exprs = []string{"all"}
+	}
+	for _, e := range exprs {
+		hosts, err := inv.Select(e)
+		if err != nil {
+			return err
+		}
+		for _, h := range hosts {
+			if !seen[h.Name] && (h.IsManaged() || len(opts.Targets) > 0) {
+				seen[h.Name] = true
+				targets = append(targets, h)
+			}
+		}
+	}
+	eng, closeFn, err := f.Engine(inv, nil)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	var clients deploy.Clients
+	if inv.Consul != nil {
+		var once sync.Once
+		var c *consulapi.Client
+		var cErr error
+		clients.Consul = func(ctx context.Context) (*consulapi.Client, error) {
+			once.Do(func() { c, cErr = f.consulClient(ctx, inv, eng.Env.Connect) })
+			return c, cErr
+		}
+	}
+	if inv.Nomad != nil {
+		var once sync.Once
+		var c *nomadapi.Client
+		var cErr error
+		clients.Nomad = func(ctx context.Context) (*nomadapi.Client, error) {
+			once.Do(func() { c, cErr = f.nomadClient(ctx, inv, eng.Env.Connect) })
+			return c, cErr
+		}
+	}
+	rb, _, err := deploy.Runbook(inv, targets, clients, deploy.Options{Parallel: opts.Parallel, Wait: opts.Wait, Output: f.IO.ErrOut,
+		Progress: func(host, msg string) { eng.Reporter.Progress(0, host, msg) }})
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if f.DryRun {
+		return planOnly(ctx, f, eng, rb, 1)
+	}
+	_, err = eng.Run(ctx, rb, tasks.RunOptions{})
+	if err != nil && !f.IO.JSON {
+		fmt.Fprintln(f.IO.ErrOut, "the rollout stopped; hosts after the failed one were not touched")
+	}
+	return quiet(err)
+}
