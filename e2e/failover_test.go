@@ -406,3 +406,25 @@ func TestFailoverClientFailureExits5ThenResumes(t *testing.T) {
 	}
 	must(t, c2, "grep -q 'to c1' /data/services/.hoctl-failover")
 }
+
+// Failing back at once, with nothing received on zippy yet: the final
+// sync back makes the copy, incrementally, and status sees zippy's own
+// snapshots as its copy while it is the standby.
+func TestFailoverBackRightAway(t *testing.T) {
+	zippy, c1, _, env := nfsStart(t)
+	splitBrainWatch(t)
+	if r := hoctlEnv(t, nfsLab.Inventory, env, "--yes", "failover", "--to", "c1"); r.code != 0 {
+		t.Fatalf("failover: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := hoctlEnv(t, nfsLab.Inventory, env, "status"); !strings.Contains(r.stdout, "✓ nfs data-services standby zippy") {
+		t.Fatalf("status after the failover:\n%s", r.stdout)
+	}
+	must(t, c1, "echo back > /persist/services/back")
+	r := hoctlEnv(t, nfsLab.Inventory, env, "--yes", "failover", "--to", "zippy")
+	if r.code != 0 || !strings.Contains(r.stderr, "incremental from services@") {
+		t.Fatalf("failback: exit %d\n%s", r.code, r.stderr)
+	}
+	if got := must(t, zippy, "cat /persist/services/back"); got != "back\n" {
+		t.Fatalf("zippy has %q", got)
+	}
+}

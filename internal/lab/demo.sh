@@ -21,8 +21,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step "hoctl-lab up   # the seed's cluster: zippy, c1-c3, fractal, sunny, chilly"
-$LABCTL up >/dev/null || exit 1
+step "hoctl-lab -apis up   # the seed's cluster: zippy, c1-c3, fractal, sunny, chilly; Consul and Nomad endpoint servers"
+$LABCTL -apis up >/dev/null || exit 1
 export HOCTL_INVENTORY=$LAB/inventory.yaml
 # The demo's journal stays with the lab, not in your own state directory.
 export XDG_STATE_HOME=$LAB/state
@@ -48,4 +48,22 @@ run $HOCTL --yes replicate zippy c1
 $HOCTL run zippy -- 'for i in $(seq 1 200); do echo "photo $i" > /persist/services/gitea/p$i; done' >/dev/null
 run $HOCTL --yes replicate zippy c1
 run $HOCTL snapshots c1
+
+step "NFS: zippy owns data-services (Consul owner key) and serves it; the clients (c1-c3) mount it"
+curl -sf -X PUT --data zippy http://127.0.1.2:8500/v1/kv/hoctl/nfs/data-services/owner >/dev/null
+$HOCTL run zippy -- systemctl start nfs-server >/dev/null
+$HOCTL run cattle -- systemctl restart data-services.mount >/dev/null
+run $HOCTL status
+
+step "failover zippy → c1: fence, final sync, promote, start, Consul, clients"
+run $HOCTL --dry-run failover --to c1
+$HOCTL run zippy -- 'echo "written just before the failover" > /persist/services/last-write' >/dev/null
+run $HOCTL --yes failover --to c1
+run $HOCTL run cattle -- cat /data/services/last-write
+run $HOCTL status
+run $HOCTL --yes failover --to zippy
+
+step "deploy: a rolling NixOS deploy (the lab's deploy command moves /run/current-system)"
+sed 's|^  quorum: quorum$|  quorum: quorum\n  command: "sh internal/lab/demo-deploy.sh {{.Host}}"|' "$HOCTL_INVENTORY" > "$LAB/deploy-inventory.yaml"
+run $HOCTL -i "$LAB/deploy-inventory.yaml" --yes deploy c1 c2 c3 zippy
 run $HOCTL history

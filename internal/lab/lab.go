@@ -148,13 +148,13 @@ func Check() error {
 	if os.Geteuid() != 0 {
 		missing = append(missing, "root (the lab mounts filesystems and makes namespaces)")
 	}
-	for _, bin := range []string{"/usr/sbin/sshd", "unshare", "mkfs.btrfs", "btrfs", "losetup", "mount", "zstd", "getfattr", "ssh", "nsenter"} {
+	for _, bin := range []string{"/usr/sbin/sshd", "unshare", "mkfs.btrfs", "btrfs", "losetup", "mount", "zstd", "getfattr", "ssh", "nsenter", "curl"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			missing = append(missing, bin)
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("lab prerequisites missing: %s (install with: apt-get install openssh-server btrfs-progs util-linux attr zstd; run as root)", strings.Join(missing, ", "))
+		return fmt.Errorf("lab prerequisites missing: %s (install with: apt-get install openssh-server btrfs-progs util-linux attr zstd curl; run as root)", strings.Join(missing, ", "))
 	}
 	return nil
 }

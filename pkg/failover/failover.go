@@ -166,7 +166,7 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 		Title: fmt.Sprintf("promote the newest complete copy on %s to %s", o.To, svc.Subvolume),
 		Hosts: []*inventory.Host{to},
 		Before: &tasks.Func{DescFn: func(*inventory.Host) string {
-			return fmt.Sprintf("the newest read-only copy with a received UUID in %s; %s not exported", ends.TargetDir, svc.Export)
+			return fmt.Sprintf("the newest read-only copy in %s; %s not exported", ends.TargetDir, svc.Export)
 		}, Fn: r.promotable},
 		Action: &tasks.Func{DescFn: func(*inventory.Host) string { return r.promoteCmd(r.copyToPromote()) }, Fn: r.promote},
 		After:  tasks.Cmd(r.writableCheck()),
@@ -292,9 +292,10 @@ func (r *Run) assessDesc() string {
 		o.Service, o.From, o.From, o.To, r.NFS.MaxLag, r.Ends.TargetDir, r.NFS.Export)
 }
 
-// newestCopy is the newest complete received copy in the new primary's
-// replication dir: read-only with a received UUID. Garbage of an
-// interrupted receive (writable, no received UUID) never qualifies.
+// newestCopy is the newest complete copy in the new primary's
+// replication dir: a read-only snapshot, received or (on an old primary
+// failing back) its own. Garbage of an interrupted receive (writable, no
+// received UUID) never qualifies.
 func (r *Run) newestCopy(ctx context.Context, env *tasks.Env) (*btrfs.Snapshot, error) {
 	run, err := env.Connect(ctx, r.Inv.Host(r.Opts.To))
 	if err != nil {
@@ -306,11 +307,11 @@ func (r *Run) newestCopy(ctx context.Context, env *tasks.Env) (*btrfs.Snapshot, 
 	}
 	for i := len(side.Snapshots) - 1; i >= 0; i-- {
 		s := side.Snapshots[i]
-		if s.ReadOnly && s.ReceivedUUID != "" {
+		if s.ReadOnly {
 			return &s, nil
 		}
 	}
-	return nil, fmt.Errorf("%s: no complete received copy of %s in %s", r.Opts.To, r.Ends.Base, r.Ends.TargetDir)
+	return nil, fmt.Errorf("%s: no complete copy of %s in %s", r.Opts.To, r.Ends.Base, r.Ends.TargetDir)
 }
 
 // copyToPromote is the copy a plan shows for promotion: the final sync's
@@ -369,16 +370,23 @@ func (r *Run) assess(ctx context.Context, env *tasks.Env, _ *inventory.Host) (st
 	case len(passing) == 1 && o.PrimaryDown:
 		return "", fmt.Errorf("--primary-down says %s is powered off, but Consul still sees it passing %s", o.From, o.Service)
 	}
+	// With a final sync the copy is made by the run itself (a full send if
+	// there is no parent); without one, the newest copy there is what
+	// will serve, and its age is the data lost.
+	copyState := "none yet: the final sync makes it"
 	copy, err := r.newestCopy(ctx, env)
-	if err != nil {
+	switch {
+	case err != nil && o.PrimaryDown:
 		return "", err
-	}
-	r.mu.Lock()
-	r.assessed = copy.Path
-	r.mu.Unlock()
-	age := o.Now().Sub(copy.Time).Round(time.Second)
-	if o.PrimaryDown && r.NFS.MaxLag > 0 && age > r.NFS.MaxLag && !o.AcceptLag {
-		return "", fmt.Errorf("the newest copy on %s, %s, is %s old (max_lag %s): promoting it loses up to %s of writes. Pass --accept-lag to accept that", o.To, copy.Name(), age, r.NFS.MaxLag, age)
+	case err == nil:
+		r.mu.Lock()
+		r.assessed = copy.Path
+		r.mu.Unlock()
+		age := o.Now().Sub(copy.Time).Round(time.Second)
+		if o.PrimaryDown && r.NFS.MaxLag > 0 && age > r.NFS.MaxLag && !o.AcceptLag {
+			return "", fmt.Errorf("the newest copy on %s, %s, is %s old (max_lag %s): promoting it loses up to %s of writes. Pass --accept-lag to accept that", o.To, copy.Name(), age, r.NFS.MaxLag, age)
+		}
+		copyState = fmt.Sprintf("%s, %s old", copy.Name(), age)
 	}
 	run, err := env.Connect(ctx, r.Inv.Host(o.To))
 	if err != nil {
@@ -391,7 +399,7 @@ func (r *Run) assess(ctx context.Context, env *tasks.Env, _ *inventory.Host) (st
 	if len(passing) == 0 {
 		state = "not passing in Consul"
 	}
-	return fmt.Sprintf("%s %s; newest complete copy on %s: %s, %s old", o.From, state, o.To, copy.Name(), age), nil
+	return fmt.Sprintf("%s %s; newest complete copy on %s: %s", o.From, state, o.To, copyState), nil
 }
 
 func exported(exportfs, export string) bool {

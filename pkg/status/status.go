@@ -372,7 +372,9 @@ func (p *Probes) lag(ctx context.Context, svc *inventory.NFSService, host, dir, 
 	}
 	for i := len(side.Snapshots) - 1; i >= 0; i-- {
 		s := side.Snapshots[i]
-		if s.ReadOnly && s.ReceivedUUID != "" {
+		// Received, or (an old primary after a failover) its own: the
+		// data it would serve from. Half-received garbage is writable.
+		if s.ReadOnly {
 			age := p.Now().Sub(s.Time).Round(time.Second)
 			c.Detail = fmt.Sprintf("lag %s (newest copy %s)", age, s.Name())
 			if svc.MaxLag > 0 && age > svc.MaxLag {

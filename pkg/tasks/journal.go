@@ -322,6 +322,13 @@ func History(dir string) ([]*Summary, error) {
 		}
 		out = append(out, Summarize(id, recs))
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID > out[j].ID })
+	// Newest first, by start time: run IDs have whole seconds and a
+	// random suffix, so two runs in one second would come out in any order.
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Start.Equal(out[j].Start) {
+			return out[i].Start.After(out[j].Start)
+		}
+		return out[i].ID > out[j].ID
+	})
 	return out, nil
 }

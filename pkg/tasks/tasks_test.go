@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -565,4 +566,25 @@ func FuzzParseRunbook(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Two runs within one second: history orders them by start time, not by
+// the random suffix of their IDs.
+func TestHistoryOrdersRunsOfOneSecondByStart(t *testing.T) {
+	dir := t.TempDir()
+	runs := filepath.Join(dir, "runs")
+	if err := os.MkdirAll(runs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 11, 26, 12, 36, 55, 0, time.UTC)
+	for id, offset := range map[string]time.Duration{"20261126T123655Z-aaaaaa": 900 * time.Millisecond, "20261126T123655Z-ffffff": 100 * time.Millisecond} {
+		rec, _ := json.Marshal(Record{Type: "run_start", Time: base.Add(offset), Run: id, Command: id})
+		if err := os.WriteFile(filepath.Join(runs, id+".jsonl"), append(rec, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := History(dir)
+	if err != nil || len(got) != 2 || got[0].ID != "20261126T123655Z-aaaaaa" {
+		t.Fatalf("newest first: %v %v", got, err)
+	}
 }

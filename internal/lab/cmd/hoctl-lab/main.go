@@ -25,8 +25,9 @@ func run(args []string) error {
 	netw := fs.Int("net", 1, "loopback block: hosts get 127.0.NET.11 and up")
 	hosts := fs.String("hosts", "seed", `"seed" for the seed's cluster, or a number of hosts`)
 	disk := fs.Int64("disk-mib", 2048, "size of each host's btrfs /persist image in MiB (0: tmpfs)")
+	apis := fs.Bool("apis", false, "also run the lab's Consul and Nomad endpoint servers (127.0.NET.2:8500, 127.0.NET.3:4646) and the NFS shims")
 	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: hoctl-lab [flags] up|down|kill HOST|hang HOST|resume HOST|restart HOST")
+		fmt.Fprintln(os.Stderr, "usage: hoctl-lab [flags] up|down|kill HOST|hang HOST|resume HOST|restart HOST|serve-apis")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -40,6 +41,9 @@ func run(args []string) error {
 	switch cmd := fs.Arg(0); cmd {
 	case "up":
 		cfg := lab.Config{Dir: *dir, Net: *netw, DiskSize: *disk << 20}
+		if *apis {
+			cfg.ConsulAddr, cfg.NomadAddr, cfg.NFS = fmt.Sprintf("127.0.%d.2:8500", *netw), fmt.Sprintf("127.0.%d.3:4646", *netw), true
+		}
 		if *hosts == "seed" {
 			cfg.Hosts, cfg.Groups = lab.SeedHosts()
 		} else {
@@ -49,15 +53,28 @@ func run(args []string) error {
 			}
 			cfg.Hosts, cfg.Groups = lab.NumberedHosts("h", n)
 		}
+		stopAPIs(*dir)
 		l, err := lab.Start(ctx, cfg)
 		if err != nil {
 			return err
+		}
+		if *apis {
+			if err := startAPIs(*dir, cfg.ConsulAddr, cfg.NomadAddr); err != nil {
+				_ = lab.Teardown(*dir)
+				return err
+			}
 		}
 		fmt.Fprintf(os.Stderr, "lab up: %d hosts in %s\n", len(l.Hosts), l.Dir)
 		fmt.Printf("export HOCTL_INVENTORY=%s\n", l.Inventory)
 		return nil
 	case "down":
+		stopAPIs(*dir)
 		return lab.Teardown(*dir)
+	case "serve-apis":
+		if fs.NArg() != 3 {
+			return fmt.Errorf("serve-apis CONSUL-ADDR NOMAD-ADDR")
+		}
+		return serveAPIs(fs.Arg(1), fs.Arg(2))
 	case "kill", "hang", "resume", "restart":
 		if fs.NArg() != 2 {
 			return fmt.Errorf("%s needs a host name", cmd)
