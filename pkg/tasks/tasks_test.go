@@ -2,9 +2,9 @@ package tasks
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
