@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hoctl/hoctl/internal/lab"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 )
 
@@ -24,7 +25,7 @@ host=$1
 m=$(cat ` + dir + `/mode-$host 2>/dev/null || echo ok)
 echo "building nixos-system-$host"
 case $m in
-ok)   exec ` + hoctlBin + ` run "$host" -- ln -sfn "/nix/store/$(date +%s%N)-nixos-system-$host" /run/current-system ;;
+ok)   exec ` + hoctlBin + ` run "$host" -- "$(cat ` + dir + `/generation-$host)" ;;
 fail) echo "error: builder for '/nix/store/x-nixos-system-$host.drv' failed with exit code 1" >&2; exit 1 ;;
 noop) echo "activation failed, rolled back to the previous generation"; exit 0 ;;
 die)  kill -KILL "$(cat ` + nfsLab.Dir + `/hosts/$host/sshd.pid)"; exit 0 ;;
@@ -32,6 +33,11 @@ esac
 `
 	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
 		t.Fatal(err)
+	}
+	for _, h := range []string{"zippy", "c1", "c2", "c3"} {
+		if err := os.WriteFile(filepath.Join(dir, "generation-"+h), []byte(lab.NewGeneration(h, "11111111111111111111111111111111")), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	inv = labInventory(t, nfsLab, "deploy:\n  quorum: quorum\n", "deploy:\n  quorum: quorum\n  command: \"sh "+script+" {{.Host}}\"\n")
 	mode = func(host, m string) {
@@ -162,5 +168,31 @@ func TestDeployHostNeverComesBack(t *testing.T) {
 	t.Logf("the deploy of a host that never comes back took %s (--wait 5s)", r.duration)
 	if r.code != 5 || !strings.Contains(r.stderr, "did not come back within 5s") {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// --rollback switches back to the previous generation, with the same
+// drain and checks.
+func TestDeployRollback(t *testing.T) {
+	inv, _, gen := deployLab(t)
+	env := stateEnv(t)
+	before := gen("c1")
+	if r := hoctlEnv(t, inv, env, "--yes", "deploy", "c1"); r.code != 0 {
+		t.Fatalf("deploy: exit %d\n%s", r.code, r.stderr)
+	}
+	deployed := gen("c1")
+	drained := len(nfsNomad.Drained())
+	r := hoctlEnv(t, inv, env, "--yes", "deploy", "--rollback", "c1")
+	if r.code != 0 || !strings.Contains(r.stderr, "switched to the previous generation") {
+		t.Fatalf("rollback: exit %d\n%s", r.code, r.stderr)
+	}
+	if got := gen("c1"); got != before || got == deployed {
+		t.Fatalf("after the rollback c1 runs %s; before the deploy %s, after it %s", got, before, deployed)
+	}
+	if len(nfsNomad.Drained()) != drained+1 {
+		t.Fatal("the rollback did not drain c1 first")
+	}
+	if _, elig, _ := nfsNomad.Node("c1"); elig != "eligible" {
+		t.Fatal("c1 is not eligible again after the rollback")
 	}
 }

@@ -335,10 +335,12 @@ SetEnv PATH=%s:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 	}
 	var script strings.Builder
 	fmt.Fprintf(&script, "set -e\nhostname %s\nmount -t tmpfs -o size=256m tmpfs /data\n", h.Name)
-	// Its own /run: sshd's privilege separation dir, and a NixOS-like
-	// /run/current-system symlink that lab deploys move (the machine's
-	// own /run is never written).
-	fmt.Fprintf(&script, "mount -t tmpfs -o size=16m tmpfs /run\nmkdir -p /run/sshd\nln -s /nix/store/00000000000000000000000000000000-nixos-system-%s-gen1 /run/current-system\n", h.Name)
+	// Its own /run (sshd's privilege separation dir) and /nix: a NixOS-like
+	// system profile with one generation, whose switch-to-configuration
+	// points /run/current-system at it. Lab deploys add generations
+	// (lab.NewGeneration); the nix-env shim rolls back. The machine's own
+	// /run and / are never written.
+	fmt.Fprintf(&script, "mount -t tmpfs -o size=16m tmpfs /run\nmkdir -p /run/sshd /nix\nmount -t tmpfs -o size=16m tmpfs /nix\n%s\n", NewGeneration(h.Name, "00000000000000000000000000000000"))
 	// Each host gets its own /root: the workstation's shell start-up
 	// files (say a pyenv init in .bashrc, which bash sources for sshd
 	// sessions) are not the host's and would cost every command 100 ms.

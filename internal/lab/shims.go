@@ -103,11 +103,42 @@ case "$1" in
 esac
 `
 
+// NewGeneration is a shell script, run on a lab host, that adds a NixOS
+// system generation (a store path whose bin/switch-to-configuration
+// points /run/current-system at it), makes it the profile's current one
+// and switches to it: what a deploy does to a NixOS host.
+func NewGeneration(host, hash string) string {
+	return fmt.Sprintf(`set -e
+mkdir -p /nix/var/nix/profiles
+n=$(ls -d /nix/var/nix/profiles/system-*-link 2>/dev/null | sed 's/.*system-\([0-9]*\)-link/\1/' | sort -n | tail -1)
+n=$(( ${n:-0} + 1 ))
+g=/nix/store/%s-nixos-system-%s-$n
+mkdir -p $g/bin
+printf '#!/bin/sh\nln -sfn %%s /run/current-system\n' $g > $g/bin/switch-to-configuration
+chmod +x $g/bin/switch-to-configuration
+ln -sfn $g /nix/var/nix/profiles/system-$n-link
+ln -sfn system-$n-link /nix/var/nix/profiles/system
+$g/bin/switch-to-configuration switch`, hash, host)
+}
+
+// nixEnvShim does nix-env --rollback -p PROFILE: the profile goes back to
+// the generation before its current one.
+const nixEnvShim = `#!/bin/bash
+# hoctl lab shim: nix-env --rollback (see internal/lab/shims.go)
+[ "$1" = --rollback ] && [ "$2" = -p ] || { echo "lab nix-env: $* not simulated" >&2; exit 1; }
+p=$3
+cur=$(readlink "$p" | sed 's/.*-\([0-9]*\)-link/\1/')
+prev=$(ls -d "$p"-*-link | sed 's/.*-\([0-9]*\)-link/\1/' | sort -n | awk -v c="$cur" '$1 < c' | tail -1)
+[ -n "$prev" ] || { echo "error: no generation older than the current ($cur)" >&2; exit 1; }
+ln -sfn "$(basename "$p")-$prev-link" "$p"
+echo "switching profile from version $cur to $prev"
+`
+
 // writeShims installs a host's shims into its bin dir, first on its PATH.
 func (l *Lab) writeShims(h *Host) error {
 	r := strings.NewReplacer("@STATE@", filepath.Join(h.Dir, "state"), "@CONSUL@", l.ConsulAddr, "@ADDR@", h.Addr,
 		"@SERVICE@", NFSService, "@OWNERKEY@", NFSOwnerKey, "@EXPORT@", NFSExport, "@SUBVOL@", NFSSubvol, "@LABDIR@", l.Dir)
-	for name, body := range map[string]string{"systemctl": systemctlShim, "exportfs": exportfsShim} {
+	for name, body := range map[string]string{"systemctl": systemctlShim, "exportfs": exportfsShim, "nix-env": nixEnvShim} {
 		if err := os.WriteFile(filepath.Join(h.Dir, "bin", name), []byte(r.Replace(body)), 0o755); err != nil {
 			return err
 		}

@@ -20,13 +20,14 @@ type DeployOptions struct {
 	Targets  []string
 	Parallel int
 	Wait     time.Duration
+	Rollback bool
 }
 
 // NewCmdDeploy rolls a NixOS deploy over hosts.
 func NewCmdDeploy(f *Factory, runF func(*DeployOptions) error) *cobra.Command {
 	opts := &DeployOptions{F: f}
 	cmd := &cobra.Command{
-		Use:   "deploy [TARGET...] [--parallel N]",
+		Use:   "deploy [TARGET...] [--parallel N] [--rollback]",
 		Short: "Rolling NixOS deploy: drain, deploy, check health, host by host, keeping quorum",
 		Long: `Deploy the targets (default: every managed host) with the inventory's
 deploy.command, run on this machine per host (default deploy -s .#{{.Host}}).
@@ -36,8 +37,10 @@ Each host's Nomad node is drained first; after the command, the host must
 run a new system generation (an exit 0 that changed nothing fails), be
 running with no failed units, its Consul agent alive with passing checks
 and its Nomad node ready (then marked eligible again), before the next host.
-The first failure stops the rollout and leaves that node drained. See
-docs/deploy.md.`,
+The first failure stops the rollout and leaves that node drained.
+--rollback switches the targets back to their previous generation (on each
+host: nix-env --rollback, then its switch-to-configuration), with the same
+order and checks. See docs/deploy.md.`,
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.Targets = args
 			if opts.Parallel < 1 {
@@ -51,6 +54,7 @@ docs/deploy.md.`,
 	}
 	cmd.Flags().IntVar(&opts.Parallel, "parallel", 1, "hosts outside the quorum deployed at once")
 	cmd.Flags().DurationVar(&opts.Wait, "wait", 5*time.Minute, "how long each host may take to come back healthy")
+	cmd.Flags().BoolVar(&opts.Rollback, "rollback", false, "switch the targets back to their previous system generation, with the same order and checks")
 	return cmd
 }
 
@@ -102,7 +106,7 @@ func deployRun(ctx context.Context, opts *DeployOptions) error {
 			return c, cErr
 		}
 	}
-	rb, _, err := deploy.Runbook(inv, targets, clients, deploy.Options{Parallel: opts.Parallel, Wait: opts.Wait, Output: f.IO.ErrOut,
+	rb, _, err := deploy.Runbook(inv, targets, clients, deploy.Options{Parallel: opts.Parallel, Wait: opts.Wait, Output: f.IO.ErrOut, Rollback: opts.Rollback,
 		Progress: func(host, msg string) { eng.Reporter.Progress(0, host, msg) }})
 	if err != nil {
 		return usagef("%v", err)

@@ -36,6 +36,9 @@ type Options struct {
 	Wait          time.Duration
 	// Output receives the deploy command's output, as it comes.
 	Output io.Writer
+	// Rollback switches each host back to its previous system generation
+	// (on the host: RollbackCommand) instead of running deploy.command.
+	Rollback bool
 	// Progress reports waits (drain, health).
 	Progress func(host, msg string)
 }
@@ -118,8 +121,12 @@ func Runbook(inv *inventory.Inventory, targets []*inventory.Host, clients Client
 	for _, h := range quorum {
 		steps = append(steps, r.hostStep("deploy quorum member "+h.Name, []*inventory.Host{h}, 1, true))
 	}
+	verb := "deploy "
+	if o.Rollback {
+		verb = "roll back "
+	}
 	return &tasks.Runbook{
-		Name:        "deploy " + strings.Join(append(nameList(others), nameList(quorum)...), ", "),
+		Name:        verb + strings.Join(append(nameList(others), nameList(quorum)...), ", "),
 		Lock:        "deploy",
 		ClusterLock: inv.Consul != nil,
 		Steps:       steps,
@@ -143,6 +150,10 @@ func names(hs []*inventory.Host) string {
 	return strings.Join(nameList(hs), ", ")
 }
 
+// RollbackCommand makes the system profile's previous generation current
+// and switches to it, on the host.
+const RollbackCommand = "nix-env --rollback -p /nix/var/nix/profiles/system && /nix/var/nix/profiles/system/bin/switch-to-configuration switch"
+
 // Command is the deploy command for h, from deploy.command.
 func (r *Run) Command(h *inventory.Host) (string, error) {
 	var b strings.Builder
@@ -165,11 +176,15 @@ func (r *Run) hostStep(title string, hosts []*inventory.Host, serial int, quorum
 			return d
 		}, Fn: r.beforeHost(quorum)},
 		Action: &tasks.Func{DescFn: func(h *inventory.Host) string {
+			drain := "drain the Nomad node (ignore system jobs, deadline " + r.Opts.DrainDeadline.String() + ") and mark it ineligible; "
+			if r.Opts.Rollback {
+				return drain + "on " + h.Name + ": " + RollbackCommand
+			}
 			c, err := r.Command(h)
 			if err != nil {
 				c = "deploy.command: " + err.Error()
 			}
-			return "drain the Nomad node (ignore system jobs, deadline " + r.Opts.DrainDeadline.String() + ") and mark it ineligible; run on this machine: " + c
+			return drain + "run on this machine: " + c
 		}, Fn: r.deployHost},
 		After: &tasks.Func{Desc: "reachable; the generation changed; systemctl is-system-running = running; the Consul agent alive with passing checks; the Nomad node ready, then eligible again; failure tolerance back", Fn: r.afterHost(quorum)},
 	}
@@ -326,7 +341,7 @@ func (r *Run) progress(h *inventory.Host, msg string) {
 
 // deployHost drains the host's Nomad node, then runs the deploy command
 // on this machine, its output streamed.
-func (r *Run) deployHost(ctx context.Context, _ *tasks.Env, h *inventory.Host) (string, error) {
+func (r *Run) deployHost(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
 	var notes []string
 	c, node, err := r.nomadNode(ctx, h)
 	if err != nil {
@@ -357,19 +372,29 @@ func (r *Run) deployHost(ctx context.Context, _ *tasks.Env, h *inventory.Host) (
 		}
 		notes = append(notes, "drained and ineligible")
 	}
-	line, err := r.Command(h)
-	if err != nil {
-		return "", fmt.Errorf("deploy.command: %w", err)
-	}
-	cmd := exec.CommandContext(ctx, "sh", "-c", line)
 	var tail tailBuffer
 	out := io.Writer(&tail)
 	if r.Opts.Output != nil {
 		out = io.MultiWriter(&tail, prefixed(r.Opts.Output, h.Name))
 	}
+	if r.Opts.Rollback {
+		run, err := env.Connect(ctx, h)
+		if err != nil {
+			return "", err
+		}
+		if _, err := run.Run(ctx, sshexec.Cmd{Script: RollbackCommand, Stdout: out, Stderr: out}); err != nil {
+			return "", fmt.Errorf("rollback on %s failed (%w): %s; the node stays drained and ineligible", h.Name, err, tail.last())
+		}
+		return strings.Join(append(notes, "switched to the previous generation"), "; "), nil
+	}
+	line, err := r.Command(h)
+	if err != nil {
+		return "", fmt.Errorf("deploy.command: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, "sh", "-c", line)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("deploy command for %s failed (%w): %s; the node stays drained and ineligible. To roll back: hoctl run %s -- 'nix-env --rollback -p /nix/var/nix/profiles/system && /nix/var/nix/profiles/system/bin/switch-to-configuration switch'",
+		return "", fmt.Errorf("deploy command for %s failed (%w): %s; the node stays drained and ineligible. To roll back: hoctl deploy --rollback %s",
 			h.Name, err, tail.last(), h.Name)
 	}
 	return strings.Join(append(notes, "deploy command exited 0"), "; "), nil

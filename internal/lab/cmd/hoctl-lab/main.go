@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/hoctl/hoctl/internal/lab"
 )
@@ -27,7 +28,7 @@ func run(args []string) error {
 	disk := fs.Int64("disk-mib", 2048, "size of each host's btrfs /persist image in MiB (0: tmpfs)")
 	apis := fs.Bool("apis", false, "also run the lab's Consul and Nomad endpoint servers (127.0.NET.2:8500, 127.0.NET.3:4646) and the NFS shims")
 	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: hoctl-lab [flags] up|down|kill HOST|hang HOST|resume HOST|restart HOST|serve-apis")
+		fmt.Fprintln(os.Stderr, "usage: hoctl-lab [flags] up|down|kill HOST|hang HOST|resume HOST|restart HOST|generation HOST|serve-apis")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -70,6 +71,14 @@ func run(args []string) error {
 	case "down":
 		stopAPIs(*dir)
 		return lab.Teardown(*dir)
+	case "generation":
+		if fs.NArg() != 2 {
+			return fmt.Errorf("generation HOST")
+		}
+		// The script a lab deploy runs on HOST: a new NixOS-like
+		// generation, switched to.
+		fmt.Println(lab.NewGeneration(fs.Arg(1), fmt.Sprintf("%032x", time.Now().UnixNano())))
+		return nil
 	case "serve-apis":
 		if fs.NArg() != 3 {
 			return fmt.Errorf("serve-apis CONSUL-ADDR NOMAD-ADDR")
