@@ -196,3 +196,20 @@ func TestDeployRollback(t *testing.T) {
 		t.Fatal("c1 is not eligible again after the rollback")
 	}
 }
+
+// --dry-run runs every before check for real and prints the order and the
+// exact commands; nothing is drained or deployed.
+func TestDeployDryRun(t *testing.T) {
+	inv, _, gen := deployLab(t)
+	env := stateEnv(t)
+	g := gen("c1")
+	drained := len(nfsNomad.Drained())
+	r := hoctlEnv(t, inv, env, "--dry-run", "deploy", "c2", "zippy", "c1")
+	if r.code != 0 || !strings.Contains(r.stdout, "the order is zippy then c1, c2") || !strings.Contains(r.stdout, "deploy.sh c1") ||
+		!strings.Contains(r.stdout, "✓ c1: passes now") {
+		t.Fatalf("dry run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if gen("c1") != g || len(nfsNomad.Drained()) != drained {
+		t.Fatal("the dry run changed something")
+	}
+}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -86,5 +87,23 @@ func TestStatus(t *testing.T) {
 	}
 	if c2 == nil || c2["level"] != "fail" || !strings.Contains(c2["detail"].(string), "timed out") {
 		t.Fatalf("hung c2: %v\n%s", c2, r.stdout)
+	}
+}
+
+// --watch refreshes until interrupted.
+func TestStatusWatch(t *testing.T) {
+	env := stateEnv(t)
+	cmd, out := startRun(t, nfsLab.Inventory, env, "status", "--watch", "--interval", "200ms")
+	deadline := time.Now().Add(30 * time.Second)
+	for strings.Count(out.String(), " checks, ") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no second refresh:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+		t.Fatalf("interrupted --watch: %v", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"sort"
 	"strings"
 	"sync"
 	"text/template"
@@ -76,7 +77,13 @@ func Order(inv *inventory.Inventory, targets []*inventory.Host) (others, quorum 
 			}
 		}
 	}
-	for _, h := range targets {
+	pos := map[string]int{}
+	for i, n := range inv.HostNames() {
+		pos[n] = i
+	}
+	sorted := append([]*inventory.Host(nil), targets...)
+	sort.SliceStable(sorted, func(i, j int) bool { return pos[sorted[i].Name] < pos[sorted[j].Name] })
+	for _, h := range sorted {
 		if q[h.Name] {
 			quorum = append(quorum, h)
 		} else {
