@@ -3,11 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
-	consulapi "github.com/hashicorp/consul/api"
-	nomadapi "github.com/hashicorp/nomad/api"
 	"github.com/hoctl/hoctl/pkg/deploy"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/tasks"
@@ -88,24 +85,7 @@ func deployRun(ctx context.Context, opts *DeployOptions) error {
 	}
 	defer closeFn()
 	var clients deploy.Clients
-	if inv.Consul != nil {
-		var once sync.Once
-		var c *consulapi.Client
-		var cErr error
-		clients.Consul = func(ctx context.Context) (*consulapi.Client, error) {
-			once.Do(func() { c, cErr = f.consulClient(ctx, inv, eng.Env.Connect) })
-			return c, cErr
-		}
-	}
-	if inv.Nomad != nil {
-		var once sync.Once
-		var c *nomadapi.Client
-		var cErr error
-		clients.Nomad = func(ctx context.Context) (*nomadapi.Client, error) {
-			once.Do(func() { c, cErr = f.nomadClient(ctx, inv, eng.Env.Connect) })
-			return c, cErr
-		}
-	}
+	clients.Consul, clients.Nomad = f.apiClients(inv, eng.Env.Connect)
 	rb, _, err := deploy.Runbook(inv, targets, clients, deploy.Options{Parallel: opts.Parallel, Wait: opts.Wait, Output: f.IO.ErrOut, Rollback: opts.Rollback,
 		Progress: func(host, msg string) { eng.Reporter.Progress(0, host, msg) }})
 	if err != nil {

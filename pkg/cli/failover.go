@@ -5,7 +5,6 @@ import (
 	"errors"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/hoctl/hoctl/pkg/consul"
 	"github.com/hoctl/hoctl/pkg/failover"
@@ -82,15 +81,13 @@ func failoverRunbook(ctx context.Context, f *Factory, inv *inventory.Inventory, 
 		}
 		return nil, err
 	}
-	var once sync.Once
-	var cl failover.Consul
-	var clErr error
+	clientFn, _ := f.apiClients(inv, eng.Env.Connect)
 	consulFn := func(ctx context.Context) (failover.Consul, error) {
-		once.Do(func() {
-			c, err := f.consulClient(ctx, inv, eng.Env.Connect)
-			cl, clErr = &consul.Cluster{Client: c}, err
-		})
-		return cl, clErr
+		if clientFn == nil {
+			return nil, errors.New("the inventory has no consul section")
+		}
+		c, err := clientFn(ctx)
+		return &consul.Cluster{Client: c}, err
 	}
 	rb, _, err := failover.Runbook(ctx, inv, consulFn, failover.Options{Service: svc, From: from, To: opts.To, PrimaryDown: opts.PrimaryDown, AcceptLag: opts.AcceptLag, Token: token})
 	var ie *failover.InputError

@@ -145,8 +145,9 @@ func migrateJobsRun(ctx context.Context, opts *MigrateJobsOptions) error {
 		return err
 	}
 	defer closeFn()
+	_, nomadFn := f.apiClients(inv, eng.Env.Connect)
 	nomadJobs := func(ctx context.Context) (*nomad.Jobs, error) {
-		c, err := f.nomadClient(ctx, inv, eng.Env.Connect)
+		c, err := nomadFn(ctx)
 		return &nomad.Jobs{Client: c}, err
 	}
 	if opts.Plan && !opts.Submit {

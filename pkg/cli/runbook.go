@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/consul/api"
 	nomadapi "github.com/hashicorp/nomad/api"
@@ -181,6 +182,31 @@ func (f *Factory) consulClient(ctx context.Context, inv *inventory.Inventory, co
 		via = d
 	}
 	return consul.NewClient(inv.Consul, via, f.Getenv)
+}
+
+// apiClients connects to Consul and Nomad on first use, once each per
+// command; a nil func means the inventory has no such section.
+func (f *Factory) apiClients(inv *inventory.Inventory, connect func(context.Context, *inventory.Host) (sshexec.Runner, error)) (
+	consulFn func(context.Context) (*api.Client, error), nomadFn func(context.Context) (*nomadapi.Client, error)) {
+	if inv.Consul != nil {
+		var once sync.Once
+		var c *api.Client
+		var err error
+		consulFn = func(ctx context.Context) (*api.Client, error) {
+			once.Do(func() { c, err = f.consulClient(ctx, inv, connect) })
+			return c, err
+		}
+	}
+	if inv.Nomad != nil {
+		var once sync.Once
+		var c *nomadapi.Client
+		var err error
+		nomadFn = func(ctx context.Context) (*nomadapi.Client, error) {
+			once.Do(func() { c, err = f.nomadClient(ctx, inv, connect) })
+			return c, err
+		}
+	}
+	return consulFn, nomadFn
 }
 
 // nomadClient reaches the inventory's Nomad, through the nomad.via host's

@@ -3,11 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
-	consulapi "github.com/hashicorp/consul/api"
-	nomadapi "github.com/hashicorp/nomad/api"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/status"
 	"github.com/spf13/cobra"
@@ -62,24 +59,7 @@ func statusRun(ctx context.Context, opts *StatusOptions) error {
 		timeout = 10 * time.Second
 	}
 	p := &status.Probes{Inv: inv, Connect: conn.Runner, Timeout: timeout + 500*time.Millisecond}
-	if inv.Consul != nil {
-		var once sync.Once
-		var c *consulapi.Client
-		var cErr error
-		p.Consul = func(ctx context.Context) (*consulapi.Client, error) {
-			once.Do(func() { c, cErr = f.consulClient(ctx, inv, conn.Runner) })
-			return c, cErr
-		}
-	}
-	if inv.Nomad != nil {
-		var once sync.Once
-		var c *nomadapi.Client
-		var cErr error
-		p.Nomad = func(ctx context.Context) (*nomadapi.Client, error) {
-			once.Do(func() { c, cErr = f.nomadClient(ctx, inv, conn.Runner) })
-			return c, cErr
-		}
-	}
+	p.Consul, p.Nomad = f.apiClients(inv, conn.Runner)
 	for {
 		start := time.Now()
 		checks := p.Run(ctx)
