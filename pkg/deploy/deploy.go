@@ -382,14 +382,18 @@ func (r *Run) deployHost(ctx context.Context, env *tasks.Env, h *inventory.Host)
 	var tail tailBuffer
 	out := io.Writer(&tail)
 	if r.Opts.Output != nil {
-		out = io.MultiWriter(&tail, prefixed(r.Opts.Output, h.Name))
+		out = &teeWriter{tail: &tail, shown: prefixed(r.Opts.Output, h.Name)}
 	}
 	if r.Opts.Rollback {
 		run, err := env.Connect(ctx, h)
 		if err != nil {
 			return "", err
 		}
-		if _, err := run.Run(ctx, sshexec.Cmd{Script: RollbackCommand, Stdout: out, Stderr: out}); err != nil {
+		_, err = run.Run(ctx, sshexec.Cmd{Script: RollbackCommand, Stdout: out, Stderr: out})
+		if pw, ok := out.(interface{ flush() }); ok {
+			pw.flush()
+		}
+		if err != nil {
 			return "", fmt.Errorf("rollback on %s failed (%w): %s; the node stays drained and ineligible", h.Name, err, tail.last())
 		}
 		return strings.Join(append(notes, "switched to the previous generation"), "; "), nil
@@ -400,7 +404,11 @@ func (r *Run) deployHost(ctx context.Context, env *tasks.Env, h *inventory.Host)
 	}
 	cmd := exec.CommandContext(ctx, "sh", "-c", line)
 	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Run(); err != nil {
+	err = cmd.Run()
+	if pw, ok := out.(interface{ flush() }); ok {
+		pw.flush() // a last line without a newline
+	}
+	if err != nil {
 		return "", fmt.Errorf("deploy command for %s failed (%w): %s; the node stays drained and ineligible. To roll back: hoctl deploy --rollback %s",
 			h.Name, err, tail.last(), h.Name)
 	}
@@ -539,9 +547,32 @@ func (t *tailBuffer) last() string {
 	return lines[len(lines)-1]
 }
 
+// teeWriter keeps the tail for errors and shows the output, prefixed.
+type teeWriter struct {
+	tail  *tailBuffer
+	shown *prefixWriter
+}
+
+func (t *teeWriter) Write(b []byte) (int, error) {
+	_, _ = t.tail.Write(b)
+	return t.shown.Write(b)
+}
+
+func (t *teeWriter) flush() { t.shown.flush() }
+
 // prefixed writes each line as "host | line".
-func prefixed(w io.Writer, host string) io.Writer {
+func prefixed(w io.Writer, host string) *prefixWriter {
 	return &prefixWriter{w: w, prefix: host + " | "}
+}
+
+// flush writes what is left after the last newline.
+func (p *prefixWriter) flush() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.partial) > 0 {
+		_, _ = fmt.Fprintf(p.w, "%s%s\n", p.prefix, p.partial)
+		p.partial = nil
+	}
 }
 
 type prefixWriter struct {

@@ -272,10 +272,8 @@ func (r *Run) clients() []*inventory.Host {
 	return hosts
 }
 
-func (r *Run) consul(ctx context.Context) (Consul, error) { return r.Consul(ctx) }
-
 func (r *Run) leader(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
-	c, err := r.consul(ctx)
+	c, err := r.Consul(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -337,7 +335,7 @@ func (r *Run) dataLoss() string {
 
 func (r *Run) assess(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
 	o := r.Opts
-	c, err := r.consul(ctx)
+	c, err := r.Consul(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -415,7 +413,7 @@ func exported(exportfs, export string) bool {
 // first failover of a service whose primary never wrote it).
 func (r *Run) ownerIs(host string, orUnset bool) func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
 	return func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
-		c, err := r.consul(ctx)
+		c, err := r.Consul(ctx)
 		if err != nil {
 			return "", err
 		}
@@ -447,7 +445,7 @@ func (r *Run) fenceDesc() string {
 // refuses to start, whatever happens next; then it stops what serves.
 func (r *Run) fence(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
 	o := r.Opts
-	c, err := r.consul(ctx)
+	c, err := r.Consul(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -492,7 +490,7 @@ func firstLine(res *sshexec.Result, err error) string {
 
 func (r *Run) fenced(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
 	o := r.Opts
-	c, err := r.consul(ctx)
+	c, err := r.Consul(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -579,7 +577,7 @@ func (r *Run) clientCheck() string {
 
 func (r *Run) servedBy(host string) func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
 	return func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
-		c, err := r.consul(ctx)
+		c, err := r.Consul(ctx)
 		if err != nil {
 			return "", err
 		}

@@ -329,7 +329,6 @@ func (p *Probes) nfs(ctx context.Context, svc *inventory.NFSService) []Check {
 		c.Level = Fail
 		parts = append(parts, "passing on "+strings.Join(passing, ", ")+", owner "+owner)
 	}
-	out := []Check{}
 	rep := p.Inv.Replication[svc.Replication]
 	members := append([]string{svc.Primary}, svc.Standbys...)
 	var lagMu sync.Mutex
@@ -355,7 +354,7 @@ func (p *Probes) nfs(ctx context.Context, svc *inventory.NFSService) []Check {
 	wg.Wait()
 	sort.Slice(lags, func(i, j int) bool { return lags[i].Name < lags[j].Name })
 	c.Detail = strings.Join(parts, ", ")
-	return append(append(out, c), lags...)
+	return append([]Check{c}, lags...)
 }
 
 func (p *Probes) lag(ctx context.Context, svc *inventory.NFSService, host, dir, base string) Check {

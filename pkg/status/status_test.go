@@ -1,0 +1,57 @@
+package status
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/sshexec"
+)
+
+type fakeHost struct {
+	name, out string
+}
+
+func (f *fakeHost) Name() string { return f.name }
+func (f *fakeHost) Run(context.Context, sshexec.Cmd) (*sshexec.Result, error) {
+	return &sshexec.Result{Host: f.name, Stdout: []byte(f.out)}, nil
+}
+
+func TestHostsProblemsFirstWithHints(t *testing.T) {
+	inv, err := inventory.Parse("i.yaml", []byte("hosts: {a: {}, b: {}, c: {}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs := map[string]string{
+		"a": "12345.6 100.0\n0.10 0.20 0.30 1/100 42\n--\n--\n/persist 1000 500\n",
+		"b": "60.0 1.0\n1.00 0.50 0.25 1/100 42\n--\nbackup.service\n--\n/persist 1000 950\n",
+	}
+	p := &Probes{Inv: inv, Timeout: time.Second, Connect: func(_ context.Context, h *inventory.Host) (sshexec.Runner, error) {
+		if h.Name == "c" {
+			return nil, errors.New("c (127.0.0.1:22): timed out: no SSH handshake within 1s")
+		}
+		return &fakeHost{name: h.Name, out: outs[h.Name]}, nil
+	}}
+	checks := p.Run(context.Background())
+	var lines []string
+	for _, c := range checks {
+		lines = append(lines, c.Level+" "+c.Area+" "+c.Name+": "+c.Detail+" → "+c.Hint)
+	}
+	got := strings.Join(lines, "\n")
+	want := []string{
+		"fail host c: c (127.0.0.1:22): timed out: no SSH handshake within 1s → hoctl ping c",
+		"warn host b: up 1m0s, load 1.00 0.50 0.25; failed units: backup.service → hoctl run b -- systemctl --failed",
+		"warn disk b:/persist: 95% used (950 B of 1000 B) → hoctl run b -- btrfs filesystem usage /persist",
+		"ok host a: up 3h26m0s, load 0.10 0.20 0.30 → ",
+		"ok disk a:/persist: 50% used (500 B of 1000 B) → ",
+	}
+	if got != strings.Join(want, "\n") {
+		t.Fatalf("got\n%s\nwant\n%s", got, strings.Join(want, "\n"))
+	}
+	if Problems(checks) != 3 {
+		t.Fatalf("problems %d", Problems(checks))
+	}
+}
