@@ -9,13 +9,13 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/hoctl/hoctl/pkg/btrfs"
-	"github.com/hoctl/hoctl/pkg/consul"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/replicate"
 	"github.com/hoctl/hoctl/pkg/sshexec"
@@ -28,7 +28,7 @@ const KindFailover = "failover"
 // Consul is what the failover asks of Consul (consul.Cluster).
 type Consul interface {
 	Leader(ctx context.Context) (string, error)
-	Instances(ctx context.Context, service string) ([]consul.Instance, error)
+	Passing(ctx context.Context, service string) ([]string, error)
 	Get(ctx context.Context, key string) (string, uint64, bool, error)
 	CAS(ctx context.Context, key, value string, index uint64) (bool, error)
 }
@@ -339,15 +339,9 @@ func (r *Run) assess(ctx context.Context, env *tasks.Env, _ *inventory.Host) (st
 	if err != nil {
 		return "", err
 	}
-	ins, err := c.Instances(ctx, o.Service)
+	passing, err := c.Passing(ctx, o.Service)
 	if err != nil {
 		return "", err
-	}
-	var passing []string
-	for _, in := range ins {
-		if in.Passing {
-			passing = append(passing, in.Node)
-		}
 	}
 	switch {
 	case len(passing) > 1:
@@ -494,14 +488,12 @@ func (r *Run) fenced(ctx context.Context, env *tasks.Env, _ *inventory.Host) (st
 	if err != nil {
 		return "", err
 	}
-	ins, err := c.Instances(ctx, o.Service)
+	passing, err := c.Passing(ctx, o.Service)
 	if err != nil {
 		return "", err
 	}
-	for _, in := range ins {
-		if in.Node == o.From && in.Passing {
-			return "", fmt.Errorf("Consul still has a passing %s instance on %s", o.Service, o.From)
-		}
+	if slices.Contains(passing, o.From) {
+		return "", fmt.Errorf("Consul still has a passing %s instance on %s", o.Service, o.From)
 	}
 	if o.PrimaryDown {
 		return "no passing instance on " + o.From, nil
@@ -581,15 +573,9 @@ func (r *Run) servedBy(host string) func(ctx context.Context, _ *tasks.Env, _ *i
 		if err != nil {
 			return "", err
 		}
-		ins, err := c.Instances(ctx, r.Opts.Service)
+		passing, err := c.Passing(ctx, r.Opts.Service)
 		if err != nil {
 			return "", err
-		}
-		var passing []string
-		for _, in := range ins {
-			if in.Passing {
-				passing = append(passing, in.Node)
-			}
 		}
 		if len(passing) != 1 || passing[0] != host {
 			return "", fmt.Errorf("passing %s instances: [%s], want exactly [%s]", r.Opts.Service, strings.Join(passing, ", "), host)
