@@ -468,18 +468,9 @@ func (r *Run) fence(ctx context.Context, env *tasks.Env, _ *inventory.Host) (str
 		return "", err
 	}
 	if res, err := run.Run(ctx, sshexec.Cmd{Script: r.fenceCmd()}); err != nil {
-		return "", fmt.Errorf("%s: stopping %s: %s", o.From, r.NFS.Unit, firstLine(res, err))
+		return "", fmt.Errorf("%s: stopping %s: %s", o.From, r.NFS.Unit, sshexec.FirstLine(res, err))
 	}
 	return fmt.Sprintf("owner %s; %s stopped, unexported and masked on %s", o.To, r.NFS.Unit, o.From), nil
-}
-
-func firstLine(res *sshexec.Result, err error) string {
-	if res != nil {
-		if s := strings.TrimSpace(string(res.Stderr)); s != "" {
-			return strings.SplitN(s, "\n", 2)[0]
-		}
-	}
-	return err.Error()
 }
 
 func (r *Run) fenced(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
@@ -551,7 +542,7 @@ func (r *Run) promote(ctx context.Context, env *tasks.Env, h *inventory.Host) (s
 		return "", err
 	}
 	if res, err := run.Run(ctx, sshexec.Cmd{Script: r.promoteCmd(copy.Path)}); err != nil {
-		return "", fmt.Errorf("%s: promoting %s: %s", h.Name, copy.Name(), firstLine(res, err))
+		return "", fmt.Errorf("%s: promoting %s: %s", h.Name, copy.Name(), sshexec.FirstLine(res, err))
 	}
 	return fmt.Sprintf("%s is a writable snapshot of %s", r.NFS.Subvolume, copy.Name()), nil
 }

@@ -143,7 +143,7 @@ func (r *Run) shell(line func(name string) string) *tasks.Func {
 			}
 			res, err := run.Run(ctx, sshexec.Cmd{Script: line(r.name())})
 			if err != nil {
-				return "", fmt.Errorf("%s: %s", h.Name, firstLine(res, err))
+				return "", fmt.Errorf("%s: %s", h.Name, sshexec.FirstLine(res, err))
 			}
 			return strings.TrimSpace(string(res.Stdout)), nil
 		},
@@ -175,7 +175,7 @@ func (r *Run) inspect(ctx context.Context, env *tasks.Env, _ *inventory.Host) (s
 		return "", err
 	}
 	if res, err := srcR.Run(ctx, sshexec.Cmd{Argv: []string{"btrfs", "subvolume", "show", e.Subvolume}}); err != nil {
-		return "", fmt.Errorf("%s: %s is not a btrfs subvolume: %s", e.SourceHost, e.Subvolume, firstLine(res, err))
+		return "", fmt.Errorf("%s: %s is not a btrfs subvolume: %s", e.SourceHost, e.Subvolume, sshexec.FirstLine(res, err))
 	}
 	// The first command on the target has empty input, as List's: see there.
 	res, err := dstR.Run(ctx, sshexec.Cmd{Argv: []string{"stat", "-f", "-c", "%T", e.TargetDir}, Stdin: strings.NewReader("")})
@@ -183,7 +183,7 @@ func (r *Run) inspect(ctx context.Context, env *tasks.Env, _ *inventory.Host) (s
 		if isEmptyStream(res) {
 			return "", restrictedKeyError(e.TargetHost)
 		}
-		return "", fmt.Errorf("%s: target dir %s: %s", e.TargetHost, e.TargetDir, firstLine(res, err))
+		return "", fmt.Errorf("%s: target dir %s: %s", e.TargetHost, e.TargetDir, sshexec.FirstLine(res, err))
 	}
 	if fs := strings.TrimSpace(string(res.Stdout)); fs != "btrfs" {
 		return "", fmt.Errorf("%s: %s is on %s, not btrfs: btrfs receive needs a btrfs filesystem", e.TargetHost, e.TargetDir, fs)
@@ -226,12 +226,12 @@ func (r *Run) inspect(ctx context.Context, env *tasks.Env, _ *inventory.Host) (s
 	}
 	res, err = srcR.Run(ctx, sshexec.Cmd{Script: est})
 	if err != nil {
-		return "", fmt.Errorf("%s: estimating the send: %s", e.SourceHost, firstLine(res, err))
+		return "", fmt.Errorf("%s: estimating the send: %s", e.SourceHost, sshexec.FirstLine(res, err))
 	}
 	need, _ := strconv.ParseInt(strings.TrimSpace(string(res.Stdout)), 10, 64)
 	res, err = dstR.Run(ctx, sshexec.Cmd{Argv: []string{"df", "-B1", "--output=avail", e.TargetDir}})
 	if err != nil {
-		return "", fmt.Errorf("%s: df %s: %s", e.TargetHost, e.TargetDir, firstLine(res, err))
+		return "", fmt.Errorf("%s: df %s: %s", e.TargetHost, e.TargetDir, sshexec.FirstLine(res, err))
 	}
 	lines := strings.Fields(string(res.Stdout))
 	avail, _ := strconv.ParseInt(lines[len(lines)-1], 10, 64)
@@ -242,15 +242,6 @@ func (r *Run) inspect(ctx context.Context, env *tasks.Env, _ *inventory.Host) (s
 		return "", fmt.Errorf("%s: %s has %s free, the send needs about %s", e.TargetHost, e.TargetDir, BytesText(avail), BytesText(need))
 	}
 	return fmt.Sprintf("%d snapshots on %s, %d on %s; send estimated at %s, %s free on %s", len(src.Snapshots), e.SourceHost, len(dst.Snapshots), e.TargetHost, BytesText(need), BytesText(avail), e.TargetHost), nil
-}
-
-func firstLine(res *sshexec.Result, err error) string {
-	if res != nil {
-		if s := strings.TrimSpace(string(res.Stderr)); s != "" {
-			return strings.SplitN(s, "\n", 2)[0]
-		}
-	}
-	return err.Error()
 }
 
 // isEmptyStream recognises a key restricted to `btrfs receive`: whatever
@@ -315,7 +306,7 @@ func (r *Run) removeGarbage(ctx context.Context, env *tasks.Env, h *inventory.Ho
 		return "", err
 	}
 	if res, err := run.Run(ctx, sshexec.Cmd{Argv: deleteArgv(g)}); err != nil {
-		return "", fmt.Errorf("removing garbage: %s", firstLine(res, err))
+		return "", fmt.Errorf("removing garbage: %s", sshexec.FirstLine(res, err))
 	}
 	var names []string
 	for _, s := range g {
@@ -547,7 +538,7 @@ func (r *Run) verify(ctx context.Context, env *tasks.Env, _ *inventory.Host) (st
 	}
 	res, err := srcR.Run(ctx, sshexec.Cmd{Argv: []string{"btrfs", "subvolume", "show", path.Join(e.SourceDir, r.name())}})
 	if err != nil {
-		return "", fmt.Errorf("%s: %s", e.SourceHost, firstLine(res, err))
+		return "", fmt.Errorf("%s: %s", e.SourceHost, sshexec.FirstLine(res, err))
 	}
 	srcShow, err := btrfs.ParseShow(string(res.Stdout))
 	if err != nil {
@@ -555,7 +546,7 @@ func (r *Run) verify(ctx context.Context, env *tasks.Env, _ *inventory.Host) (st
 	}
 	res, err = dstR.Run(ctx, sshexec.Cmd{Argv: []string{"btrfs", "subvolume", "show", path.Join(e.TargetDir, r.name())}})
 	if err != nil {
-		return "", fmt.Errorf("%s: no received copy: %s", e.TargetHost, firstLine(res, err))
+		return "", fmt.Errorf("%s: no received copy: %s", e.TargetHost, sshexec.FirstLine(res, err))
 	}
 	got, err := btrfs.ParseShow(string(res.Stdout))
 	if err != nil {
@@ -595,7 +586,7 @@ func (r *Run) deleteReceived(ctx context.Context, env *tasks.Env, h *inventory.H
 	}
 	res, err := run.Run(ctx, sshexec.Cmd{Argv: []string{"btrfs", "subvolume", "delete", p}})
 	if err != nil {
-		return "", fmt.Errorf("deleting %s: %s", p, firstLine(res, err))
+		return "", fmt.Errorf("deleting %s: %s", p, sshexec.FirstLine(res, err))
 	}
 	return "deleted " + p, nil
 }
@@ -675,7 +666,7 @@ func (r *Run) prune(ctx context.Context, env *tasks.Env, h *inventory.Host, sour
 		names = append(names, s.Name())
 	}
 	if res, err := run.Run(ctx, sshexec.Cmd{Argv: deleteArgv(subs)}); err != nil {
-		return "", fmt.Errorf("pruning: %s", firstLine(res, err))
+		return "", fmt.Errorf("pruning: %s", sshexec.FirstLine(res, err))
 	}
 	return "pruned " + strings.Join(names, ", "), nil
 }

@@ -61,6 +61,17 @@ type Result struct {
 	Duration time.Duration `json:"duration"`
 }
 
+// FirstLine is the reason a command failed, for a one-line error: the
+// first line of its stderr, or the error itself when it wrote none.
+func FirstLine(res *Result, err error) string {
+	if res != nil {
+		if s := strings.TrimSpace(string(res.Stderr)); s != "" {
+			return strings.SplitN(s, "\n", 2)[0]
+		}
+	}
+	return err.Error()
+}
+
 // ExitError is a command that ran and did not exit zero.
 type ExitError struct {
 	Host   string
