@@ -169,19 +169,29 @@ func (f *Factory) Engine(inv *inventory.Inventory, secrets []string) (*tasks.Eng
 // consulClient reaches the inventory's Consul, through the consul.via
 // host's SSH connection when one is named.
 func (f *Factory) consulClient(ctx context.Context, inv *inventory.Inventory, connect func(context.Context, *inventory.Host) (sshexec.Runner, error)) (*api.Client, error) {
-	var via consul.Dialer
-	if inv.Consul.Via != "" {
-		r, err := connect(ctx, inv.Host(inv.Consul.Via))
-		if err != nil {
-			return nil, fmt.Errorf("consul.via: %w", err)
-		}
-		d, ok := r.(consul.Dialer)
-		if !ok {
-			return nil, fmt.Errorf("consul.via %s: only an SSH host can carry a tunnel", inv.Consul.Via)
-		}
-		via = d
+	via, err := viaDialer(ctx, inv, "consul", inv.Consul, connect)
+	if err != nil {
+		return nil, err
 	}
 	return consul.NewClient(inv.Consul, via, f.Getenv)
+}
+
+// viaDialer is the SSH tunnel an API section names with via (nil for
+// none): the via host's connection dials the API's address.
+func viaDialer(ctx context.Context, inv *inventory.Inventory, section string, cfg *inventory.API,
+	connect func(context.Context, *inventory.Host) (sshexec.Runner, error)) (sshexec.Dialer, error) {
+	if cfg == nil || cfg.Via == "" {
+		return nil, nil
+	}
+	r, err := connect(ctx, inv.Host(cfg.Via))
+	if err != nil {
+		return nil, fmt.Errorf("%s.via: %w", section, err)
+	}
+	d, ok := r.(sshexec.Dialer)
+	if !ok {
+		return nil, fmt.Errorf("%s.via %s: only an SSH host can carry a tunnel", section, cfg.Via)
+	}
+	return d, nil
 }
 
 // apiClients connects to Consul and Nomad on first use, once each per
@@ -212,17 +222,9 @@ func (f *Factory) apiClients(inv *inventory.Inventory, connect func(context.Cont
 // nomadClient reaches the inventory's Nomad, through the nomad.via host's
 // SSH connection when one is named.
 func (f *Factory) nomadClient(ctx context.Context, inv *inventory.Inventory, connect func(context.Context, *inventory.Host) (sshexec.Runner, error)) (*nomadapi.Client, error) {
-	var via nomad.Dialer
-	if inv.Nomad != nil && inv.Nomad.Via != "" {
-		r, err := connect(ctx, inv.Host(inv.Nomad.Via))
-		if err != nil {
-			return nil, fmt.Errorf("nomad.via: %w", err)
-		}
-		d, ok := r.(nomad.Dialer)
-		if !ok {
-			return nil, fmt.Errorf("nomad.via %s: only an SSH host can carry a tunnel", inv.Nomad.Via)
-		}
-		via = d
+	via, err := viaDialer(ctx, inv, "nomad", inv.Nomad, connect)
+	if err != nil {
+		return nil, err
 	}
 	return nomad.NewClient(inv.Nomad, via, f.Getenv)
 }

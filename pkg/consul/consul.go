@@ -8,26 +8,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"time"
 
 	"github.com/hashicorp/consul/api"
 	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/sshexec"
 )
-
-// Dialer opens TCP connections from a host (an SSH connection's
-// direct-tcpip channel).
-type Dialer interface {
-	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
-}
 
 // NewClient returns a Consul client for the inventory's consul section.
 // via, when not nil, carries every connection (consul.via); getenv reads
 // the token named by token_env. The token is given to the client only:
 // hoctl never prints or journals it.
-func NewClient(cfg *inventory.API, via Dialer, getenv func(string) string) (*api.Client, error) {
+func NewClient(cfg *inventory.API, via sshexec.Dialer, getenv func(string) string) (*api.Client, error) {
 	if cfg == nil {
 		return nil, errors.New("the inventory has no consul section")
 	}

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -18,18 +17,13 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/sshexec"
 )
-
-// Dialer opens TCP connections from a host (an SSH connection's
-// direct-tcpip channel).
-type Dialer interface {
-	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
-}
 
 // NewClient returns a Nomad client for the inventory's nomad section; via
 // carries every connection when not nil; the token comes from token_env
 // and is never printed.
-func NewClient(cfg *inventory.API, via Dialer, getenv func(string) string) (*api.Client, error) {
+func NewClient(cfg *inventory.API, via sshexec.Dialer, getenv func(string) string) (*api.Client, error) {
 	if cfg == nil {
 		return nil, errors.New("the inventory has no nomad section")
 	}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"time"
 )
@@ -24,6 +25,13 @@ type Runner interface {
 	// returns its Result and an *ExitError; a transport failure returns a
 	// *ConnError.
 	Run(ctx context.Context, c Cmd) (*Result, error)
+}
+
+// Dialer opens TCP connections from a host: *Conn does, through its SSH
+// connection's direct-tcpip channels (the consul.via and nomad.via
+// tunnels).
+type Dialer interface {
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Cmd is one command to run. Exactly one of Argv and Script is set.
