@@ -291,9 +291,7 @@ func (r *Run) assessDesc() string {
 }
 
 // newestCopy is the newest complete copy in the new primary's
-// replication dir: a read-only snapshot, received or (on an old primary
-// failing back) its own. Garbage of an interrupted receive (writable, no
-// received UUID) never qualifies.
+// replication dir (replicate.Side.NewestComplete).
 func (r *Run) newestCopy(ctx context.Context, env *tasks.Env) (*btrfs.Snapshot, error) {
 	run, err := env.Connect(ctx, r.Inv.Host(r.Opts.To))
 	if err != nil {
@@ -303,11 +301,8 @@ func (r *Run) newestCopy(ctx context.Context, env *tasks.Env) (*btrfs.Snapshot, 
 	if err != nil {
 		return nil, err
 	}
-	for i := len(side.Snapshots) - 1; i >= 0; i-- {
-		s := side.Snapshots[i]
-		if s.ReadOnly {
-			return &s, nil
-		}
+	if s, ok := side.NewestComplete(); ok {
+		return &s, nil
 	}
 	return nil, fmt.Errorf("%s: no complete copy of %s in %s", r.Opts.To, r.Ends.Base, r.Ends.TargetDir)
 }

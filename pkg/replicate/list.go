@@ -38,6 +38,19 @@ type Side struct {
 	Problems  []string         // entries that are not subvolumes
 }
 
+// NewestComplete is the newest snapshot on this side that holds whole
+// data: read-only, whether received or (an old primary after a failover)
+// taken here. Garbage of an interrupted receive is writable and never
+// counts. Failover promotes it; status measures lag by it.
+func (s *Side) NewestComplete() (btrfs.Snapshot, bool) {
+	for i := len(s.Snapshots) - 1; i >= 0; i-- {
+		if s.Snapshots[i].ReadOnly {
+			return s.Snapshots[i], true
+		}
+	}
+	return btrfs.Snapshot{}, false
+}
+
 // List reads the snapshots named base@<timestamp> in dir on r.
 func List(ctx context.Context, r sshexec.Runner, dir, base string) (*Side, error) {
 	// Empty input, not none: a key forced to `btrfs receive` then fails

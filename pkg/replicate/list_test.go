@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hoctl/hoctl/pkg/btrfs"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 )
@@ -92,5 +93,23 @@ replication:
 	}
 	if _, err := Involving(inv, "c1", "nope"); err == nil {
 		t.Error("unknown name")
+	}
+}
+
+func TestNewestCompleteSkipsGarbage(t *testing.T) {
+	side := &Side{Snapshots: []btrfs.Snapshot{
+		{Subvolume: btrfs.Subvolume{Path: "/s/services@20261126T084500Z", ReadOnly: true}},
+		{Subvolume: btrfs.Subvolume{Path: "/s/services@20261126T090000Z", ReadOnly: true, ReceivedUUID: "r"}},
+		{Subvolume: btrfs.Subvolume{Path: "/s/services@20261126T091000Z"}}, // an interrupted receive
+	}}
+	if s, ok := side.NewestComplete(); !ok || s.Name() != "services@20261126T090000Z" {
+		t.Fatalf("%v %v", s.Name(), ok)
+	}
+	side.Snapshots = side.Snapshots[:1] // only a snapshot taken there: it counts
+	if s, ok := side.NewestComplete(); !ok || s.Name() != "services@20261126T084500Z" {
+		t.Fatalf("%v %v", s.Name(), ok)
+	}
+	if _, ok := (&Side{}).NewestComplete(); ok {
+		t.Fatal("an empty side has no copy")
 	}
 }

@@ -369,21 +369,17 @@ func (p *Probes) lag(ctx context.Context, svc *inventory.NFSService, host, dir, 
 		c.Level, c.Detail = Fail, "replication lag unknown: "+short(err)
 		return c
 	}
-	for i := len(side.Snapshots) - 1; i >= 0; i-- {
-		s := side.Snapshots[i]
-		// Received, or (an old primary after a failover) its own: the
-		// data it would serve from. Half-received garbage is writable.
-		if s.ReadOnly {
-			age := p.Now().Sub(s.Time).Round(time.Second)
-			c.Detail = fmt.Sprintf("lag %s (newest copy %s)", age, s.Name())
-			if svc.MaxLag > 0 && age > svc.MaxLag {
-				c.Level = Warn
-				c.Detail += fmt.Sprintf(": STALE, over max_lag %s", svc.MaxLag)
-				c.Hint = "hoctl replicate --name " + svc.Replication
-			}
-			return c
-		}
+	s, ok := side.NewestComplete()
+	if !ok {
+		c.Level, c.Detail = Fail, "no complete copy in "+dir
+		return c
 	}
-	c.Level, c.Detail = Fail, "no complete copy in "+dir
+	age := p.Now().Sub(s.Time).Round(time.Second)
+	c.Detail = fmt.Sprintf("lag %s (newest copy %s)", age, s.Name())
+	if svc.MaxLag > 0 && age > svc.MaxLag {
+		c.Level = Warn
+		c.Detail += fmt.Sprintf(": STALE, over max_lag %s", svc.MaxLag)
+		c.Hint = "hoctl replicate --name " + svc.Replication
+	}
 	return c
 }
