@@ -11,13 +11,6 @@ import (
 	"github.com/hoctl/hoctl/internal/lab"
 )
 
-// storageInventory is the storage lab's inventory with edits, written to
-// a temporary file.
-func storageInventory(t *testing.T, edits ...string) string {
-	t.Helper()
-	return labInventory(t, storage, edits...)
-}
-
 // labInventory is a lab's inventory with edits (old, new, old, new...),
 // written to a temporary file.
 func labInventory(t *testing.T, l *lab.Lab, edits ...string) string {
@@ -90,9 +83,9 @@ func restrictC1(t *testing.T) (filtered, receiveOnly string) {
 		must(t, zippy, "rm -rf /root/.ssh")
 	})
 	c1Line := "c1: {address: " + storage.Host("c1").Addr
-	return storageInventory(t, c1Line, "c1: {identity_files: ["+filteredKey+"], address: "+storage.Host("c1").Addr,
+	return labInventory(t, storage, c1Line, "c1: {identity_files: ["+filteredKey+"], address: "+storage.Host("c1").Addr,
 			"keep: {source: 12, target: 48}", "keep: {source: 12, target: 48}\n    transport: direct\n    compress: zstd"),
-		storageInventory(t, c1Line, "c1: {identity_files: ["+receiveKey+"], address: "+storage.Host("c1").Addr)
+		labInventory(t, storage, c1Line, "c1: {identity_files: ["+receiveKey+"], address: "+storage.Host("c1").Addr)
 }
 
 // A target reached only through hoctl's forced-command filter: direct
@@ -183,7 +176,7 @@ func TestReplicateUnattendedOnTheSourceHost(t *testing.T) {
 	env := stateEnv(t)
 	cleanServices(t, zippy, c1)
 	must(t, zippy, "btrfs subvolume create /persist/services >/dev/null && seq 1 100000 > /persist/services/data")
-	inv := storageInventory(t, "zippy: {address: "+storage.Host("zippy").Addr, "zippy: {address: local")
+	inv := labInventory(t, storage, "zippy: {address: "+storage.Host("zippy").Addr, "zippy: {address: local")
 	for i, want := range []string{"full send", "incremental from services@"} {
 		cmd, err := storage.Command("zippy", hoctlBin, "-i", inv, "--yes", "replicate", "--name", "services")
 		if err != nil {
