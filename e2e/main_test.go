@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"testing"
 	"time"
 
@@ -61,7 +62,21 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "building hoctl: %v\n%s", err, out)
 		return 1
 	}
-	fleetConsul, err = consulsim.Start("127.0.2.2:8500")
+	// HOCTL_E2E_NET moves every lab of this run to 127.0.<N>, <N+2> and
+	// <N+4> (and its own /tmp dirs), so that two checkouts can run their
+	// end-to-end tests at once without sharing an address or a directory.
+	base, err := e2eNetBase()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	dir := func(name string) string {
+		if base == 2 {
+			return "/tmp/hoctl-e2e-" + name
+		}
+		return fmt.Sprintf("/tmp/hoctl-e2e%d-%s", base, name)
+	}
+	fleetConsul, err = consulsim.Start(fmt.Sprintf("127.0.%d.2:8500", base))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the lab's Consul endpoint server:", err)
 		return 1
@@ -70,7 +85,7 @@ func run(m *testing.M) int {
 	hosts, groups := lab.NumberedHosts("h", fleetSize)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	fleet, err = lab.Start(ctx, lab.Config{Dir: "/tmp/hoctl-e2e-fleet", Net: 2, Hosts: hosts, Groups: groups, ConnectTimeout: 2 * time.Second,
+	fleet, err = lab.Start(ctx, lab.Config{Dir: dir("fleet"), Net: base, Hosts: hosts, Groups: groups, ConnectTimeout: 2 * time.Second,
 		ConsulAddr: fleetConsul.Addr})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting lab:", err)
@@ -82,7 +97,7 @@ func run(m *testing.M) int {
 		}
 	}()
 	seed, _ := lab.SeedHosts()
-	storage, err = lab.Start(ctx, lab.Config{Dir: "/tmp/hoctl-e2e-storage", Net: 4, Hosts: seed[:2], DiskSize: 512 << 20,
+	storage, err = lab.Start(ctx, lab.Config{Dir: dir("storage"), Net: base + 2, Hosts: seed[:2], DiskSize: 512 << 20,
 		Groups: map[string][]string{"cattle": {"c1"}}, ConnectTimeout: 5 * time.Second}) // no hang tests here: room for a loaded machine
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the storage lab:", err)
@@ -93,19 +108,19 @@ func run(m *testing.M) int {
 			fmt.Fprintln(os.Stderr, "lab teardown:", err)
 		}
 	}()
-	nfsConsul, err = consulsim.Start("127.0.6.2:8500")
+	nfsConsul, err = consulsim.Start(fmt.Sprintf("127.0.%d.2:8500", base+4))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the NFS lab's Consul endpoint server:", err)
 		return 1
 	}
 	defer func() { _ = nfsConsul.Close() }()
-	nfsNomad, err = nomadsim.Start("127.0.6.3:4646")
+	nfsNomad, err = nomadsim.Start(fmt.Sprintf("127.0.%d.3:4646", base+4))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the NFS lab's Nomad endpoint server:", err)
 		return 1
 	}
 	defer func() { _ = nfsNomad.Close() }()
-	nfsLab, err = lab.Start(ctx, lab.Config{Dir: "/tmp/hoctl-e2e-nfs", Net: 6, Hosts: seed[:4], DiskSize: 512 << 20,
+	nfsLab, err = lab.Start(ctx, lab.Config{Dir: dir("nfs"), Net: base + 4, Hosts: seed[:4], DiskSize: 512 << 20,
 		Groups: map[string][]string{"cattle": {"c1", "c2"}}, ConnectTimeout: 2 * time.Second, ConsulAddr: nfsConsul.Addr, NomadAddr: nfsNomad.Addr, NFS: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the NFS lab:", err)
@@ -117,6 +132,19 @@ func run(m *testing.M) int {
 		}
 	}()
 	return m.Run()
+}
+
+// e2eNetBase is HOCTL_E2E_NET, 2 by default.
+func e2eNetBase() (int, error) {
+	v := os.Getenv("HOCTL_E2E_NET")
+	if v == "" {
+		return 2, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 250 {
+		return 0, fmt.Errorf("HOCTL_E2E_NET=%q: want a number from 1 to 250 (labs use 127.0.N, N+2 and N+4)", v)
+	}
+	return n, nil
 }
 
 // result is one hoctl invocation.
