@@ -38,7 +38,7 @@ record the replication's new direction, and remount the clients.
 An unreachable primary is never taken as fenced: --primary-down is your word
 that it is powered off (no final sync then; the data written since the
 newest copy is lost, and the plan says how much). See docs/failover.md.`,
-		Args: cobra.NoArgs,
+		Args: rangeArgs(0, 0),
 		RunE: func(c *cobra.Command, _ []string) error {
 			if opts.To == "" {
 				return usagef("--to HOST is required")

@@ -56,7 +56,7 @@ changed file atomically, as a journaled run. --plan shows Nomad's plan for
 each changed job; --submit writes, then registers each changed job with the
 plan's check index and its HCL source, one at a time, waiting for healthy
 allocations and stopping at the first failure. See docs/migrate-jobs.md.`,
-		Args: cobra.NoArgs,
+		Args: rangeArgs(0, 0),
 		RunE: func(c *cobra.Command, _ []string) error {
 			if len(opts.From) != len(opts.To) {
 				return usagef("--from and --to come in pairs: %d --from, %d --to", len(opts.From), len(opts.To))

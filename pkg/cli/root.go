@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/hoctl/hoctl/pkg/iostreams"
@@ -26,9 +25,13 @@ func Main(args []string, version string) int {
 	go func() { <-ctx.Done(); stop() }()
 
 	f := &Factory{IO: iostreams.System(os.Getenv), Version: version, Getenv: os.Getenv, Args: args}
-	root := NewRootCmd(f)
-	root.SetArgs(args)
-	err := Execute(ctx, root)
+	return Run(ctx, f, args)
+}
+
+// Run executes one command line with f, prints its error on stderr and
+// returns the exit code. Main and the tests share it.
+func Run(ctx context.Context, f *Factory, args []string) int {
+	cmd, err := executeC(ctx, NewRootCmd(f), args)
 	if err != nil && ctx.Err() != nil && !errors.Is(err, context.Canceled) {
 		err = fmt.Errorf("%w: %w", context.Canceled, err)
 	}
@@ -43,7 +46,7 @@ func Main(args []string, version string) int {
 		}
 		var ue *UsageError
 		if errors.As(err, &ue) {
-			fmt.Fprintln(f.IO.ErrOut, "Run 'hoctl --help' for usage.")
+			fmt.Fprintln(f.IO.ErrOut, helpHint(cmd))
 		}
 	}
 	return code
@@ -71,7 +74,7 @@ EXIT STATUS
 	pf.BoolVar(&f.Yes, "yes", false, "do not ask for confirmation")
 	pf.BoolVar(&f.DryRun, "dry-run", false, "run the before checks and print the plan; change nothing")
 	pf.CountVarP(&f.Verbose, "verbose", "v", "more detail on stderr (repeat for more)")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{Err: err} })
+	root.SetFlagErrorFunc(flagError)
 	root.SetOut(f.IO.Out)
 	root.SetErr(f.IO.ErrOut)
 
@@ -91,17 +94,31 @@ EXIT STATUS
 		NewCmdResume(f, nil),
 		NewCmdVersion(f),
 	)
+	for _, c := range root.Commands() {
+		if c.HasSubCommands() && !c.Runnable() {
+			requireSubcommand(c)
+		}
+	}
 	return root
 }
 
 // Execute runs the command tree, turning cobra's untyped complaints about
 // the command line into UsageErrors so they exit 2.
 func Execute(ctx context.Context, root *cobra.Command) error {
-	err := root.ExecuteContext(ctx)
-	if err != nil && strings.HasPrefix(err.Error(), "unknown command") {
-		return &UsageError{Err: err}
+	cmd, err := root.ExecuteContextC(ctx)
+	return humaneCobraError(cmd, err)
+}
+
+// executeC runs args like Execute, checks the global flags before the
+// subcommand first, and also returns the command that ran (or was
+// being parsed), whose help a usage error points at.
+func executeC(ctx context.Context, root *cobra.Command, args []string) (*cobra.Command, error) {
+	root.SetArgs(args)
+	if err := unknownGlobalFlag(root, args); err != nil {
+		return root, err
 	}
-	return err
+	cmd, err := root.ExecuteContextC(ctx)
+	return cmd, humaneCobraError(cmd, err)
 }
 
 // NewCmdVersion prints the version.
@@ -109,7 +126,7 @@ func NewCmdVersion(f *Factory) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print hoctl's version",
-		Args:  cobra.NoArgs,
+		Args:  rangeArgs(0, 0),
 		RunE: func(*cobra.Command, []string) error {
 			if f.IO.JSON {
 				return f.IO.Event(map[string]string{"version": f.Version})
@@ -120,12 +137,5 @@ func NewCmdVersion(f *Factory) *cobra.Command {
 	}
 }
 
-// exactArgs is cobra.RangeArgs returning a UsageError.
-func rangeArgs(lo, hi int) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if err := cobra.RangeArgs(lo, hi)(cmd, args); err != nil {
-			return &UsageError{Err: err}
-		}
-		return nil
-	}
-}
+// rangeArgs accepts lo to hi positional arguments.
+func rangeArgs(lo, hi int) cobra.PositionalArgs { return argsRange(lo, hi) }

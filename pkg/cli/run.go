@@ -45,6 +45,10 @@ A summary of exit codes follows on stderr. The exit status is 4 if a host
 was unreachable, 1 if a command failed anywhere, else 0.`,
 		Args: func(c *cobra.Command, args []string) error {
 			dash := c.ArgsLenAtDash()
+			if dash == -1 && len(args) >= 2 {
+				// `hoctl run all uptime`: the usual slip.
+				return usagef("put -- between TARGET and the command: hoctl run %s -- %s", args[0], strings.Join(args[1:], " "))
+			}
 			if dash != 1 || len(args) < 2 {
 				return usagef("expected TARGET -- CMD [ARG...]")
 			}

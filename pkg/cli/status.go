@@ -30,7 +30,7 @@ Consul's checks, each standby's replication lag) at once, each probe bounded
 by the connect timeout, and print one screen: problems first, each with the
 command that looks deeper. Exit 0 when everything is OK, 1 when not.
 See docs/status.md.`,
-		Args: cobra.NoArgs,
+		Args: rangeArgs(0, 0),
 		RunE: func(c *cobra.Command, _ []string) error {
 			if runF != nil {
 				return runF(opts)

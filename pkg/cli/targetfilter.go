@@ -33,7 +33,7 @@ runs it only if it is one of the commands hoctl replicate sends to a target:
 list, show, df and stat of DIR, btrfs receive into DIR (optionally behind zstd
 -d), and btrfs subvolume delete of snapshots named <name>@<UTC time> directly
 in DIR. Anything else is refused with exit 126. See docs/replicate.md.`,
-		Args: cobra.ExactArgs(1),
+		Args: rangeArgs(1, 1),
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.Dir = args[0]
 			if runF != nil {

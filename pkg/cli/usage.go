@@ -1,0 +1,252 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// This file turns cobra's and pflag's complaints about a command line into
+// messages a person can act on: the flag or command they probably meant,
+// the `--` they left out, and which command's help to read.
+
+// unknownGlobalFlag reports a flag before the subcommand that the root does
+// not know. cobra would take `--dryrun` for a flag with a value, swallow
+// the subcommand as that value and complain about the next word ("unknown
+// command "zippy""); the operator mistyped a flag and should hear so.
+func unknownGlobalFlag(root *cobra.Command, args []string) error {
+	fs := root.PersistentFlags()
+	known := func(name string) bool {
+		return fs.Lookup(name) != nil || name == "help" || name == "version"
+	}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" || a == "-" || !strings.HasPrefix(a, "-") {
+			return nil // the subcommand (or positional words) starts here
+		}
+		if name, ok := strings.CutPrefix(a, "--"); ok {
+			name, _, hasVal := strings.Cut(name, "=")
+			if !known(name) {
+				return usagef("unknown flag --%s%s", name, didYouMeanFlag(fs, name))
+			}
+			if fl := fs.Lookup(name); fl != nil && fl.NoOptDefVal == "" && !hasVal {
+				i++ // its value
+			}
+			continue
+		}
+		short := a[1:]
+		for j := 0; j < len(short); j++ {
+			c := short[j : j+1]
+			fl := fs.ShorthandLookup(c)
+			if fl == nil {
+				if c == "h" {
+					continue
+				}
+				return usagef("unknown flag -%s%s", c, didYouMeanFlag(fs, c))
+			}
+			if fl.NoOptDefVal == "" {
+				if j == len(short)-1 {
+					i++ // -i FILE
+				}
+				break // -iFILE
+			}
+		}
+	}
+	return nil
+}
+
+// didYouMeanFlag names the flag of fs closest to a mistyped name, as
+// " (did you mean --parallel?)", or "" when none is close.
+func didYouMeanFlag(fs *pflag.FlagSet, typed string) string {
+	var names []string
+	fs.VisitAll(func(fl *pflag.Flag) {
+		if !fl.Hidden {
+			names = append(names, fl.Name)
+		}
+	})
+	names = append(names, "help")
+	best := closest(typed, names)
+	if len(best) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean --%s?)", strings.Join(best, " or --"))
+}
+
+// closest returns the candidates within a small edit distance of typed,
+// or that typed is a prefix of, nearest first.
+func closest(typed string, candidates []string) []string {
+	type cand struct {
+		name string
+		d    int
+	}
+	var cs []cand
+	limit := 2
+	if len(typed) <= 3 {
+		limit = 1
+	}
+	for _, c := range candidates {
+		d := editDistance(strings.ToLower(typed), strings.ToLower(c))
+		if d <= limit || (len(typed) >= 3 && strings.HasPrefix(c, typed)) ||
+			strings.ReplaceAll(c, "-", "") == strings.ReplaceAll(typed, "-", "") {
+			cs = append(cs, cand{c, d})
+		}
+	}
+	sort.SliceStable(cs, func(i, j int) bool { return cs[i].d < cs[j].d })
+	out := make([]string, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, c.name)
+	}
+	return out
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+var (
+	reUnknownLong   = regexp.MustCompile(`^unknown flag: --(\S+)`)
+	reUnknownShort  = regexp.MustCompile(`^unknown shorthand flag: '(.)' in (\S+)`)
+	reInvalidArg    = regexp.MustCompile(`^invalid argument "(.*)" for "(?:-\w, )?(--\S+)" flag: (.*)$`)
+	reNeedsArg      = regexp.MustCompile(`^flag needs an argument: (?:'(.)' in -\S+|--(\S+))`)
+	reUnknownCmd    = regexp.MustCompile(`^unknown command "([^"]*)" for "([^"]*)"`)
+	reCobraArgCount = regexp.MustCompile(`^(accepts \d|accepts at most|accepts between|requires at least \d+ arg|unknown command ")`)
+)
+
+// flagError is the root's FlagErrorFunc: pflag's message made human, with
+// the closest flag of the command suggested.
+func flagError(cmd *cobra.Command, err error) error {
+	msg := err.Error()
+	fs := cmd.Flags()
+	switch {
+	case reUnknownLong.MatchString(msg):
+		name := reUnknownLong.FindStringSubmatch(msg)[1]
+		return &UsageError{Err: fmt.Errorf("unknown flag --%s for %s%s", name, cmd.CommandPath(), didYouMeanFlag(fs, name))}
+	case reUnknownShort.MatchString(msg):
+		c := reUnknownShort.FindStringSubmatch(msg)[1]
+		return &UsageError{Err: fmt.Errorf("unknown flag -%s for %s%s", c, cmd.CommandPath(), didYouMeanFlag(fs, c))}
+	case reInvalidArg.MatchString(msg):
+		m := reInvalidArg.FindStringSubmatch(msg)
+		fl := fs.Lookup(strings.TrimPrefix(m[2], "--"))
+		want := "a valid value"
+		if fl != nil {
+			switch fl.Value.Type() {
+			case "int", "int64", "uint", "count":
+				want = "a whole number"
+			case "duration":
+				want = "a duration like 30s, 5m or 1h"
+			case "bool":
+				want = "true or false"
+			}
+		}
+		return &UsageError{Err: fmt.Errorf("%s %q: expected %s", m[2], m[1], want)}
+	case reNeedsArg.MatchString(msg):
+		m := reNeedsArg.FindStringSubmatch(msg)
+		name := "--" + m[2]
+		if m[1] != "" {
+			if fl := fs.ShorthandLookup(m[1]); fl != nil {
+				name = "-" + m[1] + "/--" + fl.Name
+			}
+		}
+		return &UsageError{Err: fmt.Errorf("%s needs a value", name)}
+	}
+	return &UsageError{Err: err}
+}
+
+// humaneCobraError rewrites what cobra itself returns for a bad command
+// line (unknown subcommand, wrong number of arguments) and marks it a
+// usage error. Errors of hoctl's own pass through unchanged.
+func humaneCobraError(cmd *cobra.Command, err error) error {
+	var ue *UsageError
+	if err == nil || errors.As(err, &ue) || !reCobraArgCount.MatchString(err.Error()) {
+		return err
+	}
+	if m := reUnknownCmd.FindStringSubmatch(err.Error()); m != nil {
+		return unknownSubcommand(cmd, m[1])
+	}
+	return &UsageError{Err: fmt.Errorf("wrong number of arguments; usage: %s", cmd.UseLine())}
+}
+
+// unknownSubcommand is the error for `hoctl runbook pln`: the word, the
+// commands it is close to, or the ones there are.
+func unknownSubcommand(parent *cobra.Command, word string) error {
+	var names []string
+	for _, c := range parent.Commands() {
+		if c.IsAvailableCommand() {
+			names = append(names, c.Name())
+		}
+	}
+	if s := closest(word, names); len(s) > 0 {
+		return usagef("unknown command %q for %s (did you mean %s?)", word, parent.CommandPath(), strings.Join(s, " or "))
+	}
+	if len(names) > 8 {
+		return usagef("unknown command %q for %s", word, parent.CommandPath())
+	}
+	return usagef("unknown command %q for %s; choose one of: %s", word, parent.CommandPath(), strings.Join(names, ", "))
+}
+
+// requireSubcommand makes a command that only groups others (runbook)
+// refuse an unknown word instead of printing its help and exiting 0.
+func requireSubcommand(cmd *cobra.Command) {
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return c.Help()
+		}
+		return unknownSubcommand(c, args[0])
+	}
+}
+
+// argsRange checks the number of positional arguments and says, in words,
+// what the command takes.
+func argsRange(lo, hi int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		switch {
+		case len(args) > hi && hi == 0:
+			return usagef("%s takes no arguments, got %s", cmd.CommandPath(), quoteWords(args))
+		case len(args) > hi:
+			return usagef("too many arguments (%s); usage: %s", quoteWords(args[hi:]), cmd.UseLine())
+		case len(args) < lo:
+			return usagef("missing argument; usage: %s", cmd.UseLine())
+		}
+		return nil
+	}
+}
+
+func quoteWords(ws []string) string {
+	q := make([]string, len(ws))
+	for i, w := range ws {
+		q[i] = fmt.Sprintf("%q", w)
+	}
+	return strings.Join(q, " ")
+}
+
+// helpHint is the line after a usage error: the help of the command that
+// was being used, not the root's.
+func helpHint(cmd *cobra.Command) string {
+	path := "hoctl"
+	if cmd != nil {
+		path = cmd.CommandPath()
+	}
+	return fmt.Sprintf("Run '%s --help' for usage.", path)
+}
