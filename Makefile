@@ -1,20 +1,50 @@
 # hoctl — build, test, lint, demo, bench. Lab targets need root.
 GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X main.version=$(VERSION)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+# The build date: SOURCE_DATE_EPOCH when set (reproducible builds), else now.
+DATE    ?= $(shell date -u -d @$${SOURCE_DATE_EPOCH:-$$(date +%s)} +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
+# make install: the binary, man pages and shell completions under
+# $(DESTDIR)$(PREFIX).
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BINDIR  := $(PREFIX)/bin
+MANDIR  := $(PREFIX)/share/man
 GOLANGCI_LINT_VERSION := v2.15.0
 GOBIN   ?= $(shell $(GO) env GOPATH)/bin
 # The lab's Debian packages; bench adds the tools it compares against.
 LAB_PKGS   := openssh-server btrfs-progs util-linux procps iproute2 attr zstd curl
 BENCH_PKGS := pdsh ansible hyperfine btrbk
 
-.PHONY: all build test test-unit test-e2e lint fmt demo demo-down bench fuzz deps bench-deps clean
+.PHONY: all build man install uninstall test test-unit test-e2e lint fmt demo demo-down bench fuzz deps bench-deps clean
 
 all: build
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/hoctl ./cmd/hoctl
 	$(GO) build -o bin/hoctl-lab ./internal/lab/cmd/hoctl-lab
+
+# Man pages, one per command, from the command tree (what --help says).
+man:
+	VERSION=$(VERSION) DATE=$(DATE) $(GO) run ./internal/genman bin/man
+
+install: build man
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+		$(DESTDIR)$(PREFIX)/share/zsh/site-functions \
+		$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	install -m 0755 bin/hoctl $(DESTDIR)$(BINDIR)/hoctl
+	install -m 0644 bin/man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	bin/hoctl completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/hoctl
+	bin/hoctl completion zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_hoctl
+	bin/hoctl completion fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/hoctl.fish
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/hoctl $(DESTDIR)$(MANDIR)/man1/hoctl.1 $(DESTDIR)$(MANDIR)/man1/hoctl-*.1 \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/hoctl \
+		$(DESTDIR)$(PREFIX)/share/zsh/site-functions/_hoctl \
+		$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/hoctl.fish
 
 # Everything: unit tests (with the race detector), the in-process SSH
 # server tests, and the end-to-end tests of the binary against the lab.

@@ -7,9 +7,10 @@ import (
 	"github.com/hoctl/hoctl/pkg/cli"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// Set at build time by the Makefile:
+// -ldflags "-X main.version=... -X main.commit=... -X main.date=...".
+var version, commit, date = "dev", "", ""
 
 func main() {
-	os.Exit(cli.Main(os.Args[1:], version))
+	os.Exit(cli.Main(os.Args[1:], cli.BuildInfo{Version: version, Commit: commit, Date: date}))
 }

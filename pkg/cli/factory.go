@@ -24,6 +24,7 @@ type Connector interface {
 type Factory struct {
 	IO      *iostreams.IOStreams
 	Version string
+	Build   BuildInfo
 	Getenv  func(string) string
 
 	// Global flags, set by the root command.

@@ -17,14 +17,14 @@ import (
 )
 
 // Main runs hoctl with args and returns the process exit code.
-func Main(args []string, version string) int {
+func Main(args []string, build BuildInfo) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// After the first Ctrl-C, restore the default so a second one kills
 	// hoctl outright if clean-up itself hangs.
 	go func() { <-ctx.Done(); stop() }()
 
-	f := &Factory{IO: iostreams.System(os.Getenv), Version: version, Getenv: os.Getenv, Args: args}
+	f := &Factory{IO: iostreams.System(os.Getenv), Version: build.resolved("").Version, Build: build, Getenv: os.Getenv, Args: args}
 	return Run(ctx, f, args)
 }
 
@@ -94,6 +94,10 @@ EXIT STATUS
 		NewCmdResume(f, nil),
 		NewCmdVersion(f),
 	)
+	root.SetHelpCommand(newHelpCmd())
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	addHelp(root)
 	for _, c := range root.Commands() {
 		if c.HasSubCommands() && !c.Runnable() {
 			requireSubcommand(c)
@@ -121,17 +125,18 @@ func executeC(ctx context.Context, root *cobra.Command, args []string) (*cobra.C
 	return cmd, humaneCobraError(cmd, err)
 }
 
-// NewCmdVersion prints the version.
+// NewCmdVersion prints the version, commit, build date and Go version.
 func NewCmdVersion(f *Factory) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print hoctl's version",
+		Short: "Print hoctl's version, commit, build date and Go version",
 		Args:  rangeArgs(0, 0),
 		RunE: func(*cobra.Command, []string) error {
+			b := f.Build.resolved(f.Version)
 			if f.IO.JSON {
-				return f.IO.Event(map[string]string{"version": f.Version})
+				return f.IO.Event(map[string]string{"version": b.Version, "commit": b.Commit, "date": b.Date, "go": b.GoVersion})
 			}
-			_, err := fmt.Fprintln(f.IO.Out, "hoctl", f.Version)
+			_, err := fmt.Fprintf(f.IO.Out, "hoctl %s\ncommit: %s\nbuilt:  %s\ngo:     %s\n", b.Version, b.Commit, b.Date, b.GoVersion)
 			return err
 		},
 	}

@@ -18,8 +18,8 @@ func TestUsageErrorsAreHumanAndPointAtTheCommandsHelp(t *testing.T) {
 	}{
 		{[]string{"--dryrun", "replicate", "zippy", "c1"}, []string{"unknown flag --dryrun (did you mean --dry-run?)", "Run 'hoctl --help'"}},
 		{[]string{"-i", "x.yaml", "--jsn", "hosts"}, []string{"unknown flag --jsn (did you mean --json?)"}},
-		{[]string{"ping", "--paralel", "3"}, []string{"did you mean --parallel?", "Run 'hoctl ping --help' for usage."}},
-		{[]string{"run", "--paralel", "3", "all", "--", "true"}, []string{"did you mean --parallel?", "Run 'hoctl run --help'"}},
+		{[]string{"ping", "--parallell", "3"}, []string{"did you mean --parallel?", "Run 'hoctl ping --help' for usage."}},
+		{[]string{"run", "--parallell", "3", "all", "--", "true"}, []string{"did you mean --parallel?", "Run 'hoctl run --help'"}},
 		{[]string{"runbook", "pln", "x.yaml"}, []string{`unknown command "pln" for hoctl runbook (did you mean plan?)`, "Run 'hoctl runbook --help'"}},
 		{[]string{"run", "all", "uptime"}, []string{"put -- between TARGET and the command: hoctl run all -- uptime"}},
 		{[]string{"hosts", "a", "b"}, []string{`too many arguments ("b"); usage: hoctl hosts [TARGET]`, "Run 'hoctl hosts --help'"}},
