@@ -84,6 +84,7 @@ fuzz:
 	$(GO) test ./pkg/btrfs -run '^$$' -fuzz FuzzParseList -fuzztime 60s
 	$(GO) test ./pkg/replicate -run '^$$' -fuzz FuzzFilter -fuzztime 60s
 	$(GO) test ./pkg/jobs -run '^$$' -fuzz FuzzRewrite -fuzztime 60s
+	$(GO) test ./pkg/sshexec -run '^$$' -fuzz FuzzKnownHostsLine -fuzztime 60s
 
 # Install the lab's Debian packages when missing (root).
 deps:

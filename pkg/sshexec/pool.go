@@ -126,7 +126,7 @@ func (p *Pool) dial(ctx context.Context, t *Target) (*Conn, error) {
 	cerr := func(r Reason, err error) error { return &ConnError{Host: t.Name, Addr: addr, Reason: r, Err: err} }
 	algos, err := p.keys.algorithms(t)
 	if err != nil {
-		return nil, cerr(ReasonHostKeyUnknown, err)
+		return nil, cerr(ReasonKnownHosts, err)
 	}
 	methods, err := p.ring.methods(t)
 	if err != nil {
@@ -187,14 +187,14 @@ func (p *Pool) dial(ctx context.Context, t *Target) (*Conn, error) {
 		case to:
 			return nil, cerr(ReasonTimeout, fmt.Errorf("no SSH handshake within %s (host hung?)", t.ConnectTimeout))
 		case errors.As(err, &hke):
-			if hke.Unknown {
-				return nil, cerr(ReasonHostKeyUnknown, hke)
-			}
-			return nil, cerr(ReasonHostKeyChanged, hke)
+			return nil, cerr(hke.Reason(), hke)
 		case strings.Contains(err.Error(), "unable to authenticate"):
 			return nil, cerr(ReasonAuth, fmt.Errorf("%s rejected the offered keys for user %s%s", addr, t.User, p.ring.encryptedHint(t)))
 		case strings.Contains(err.Error(), "no common algorithm for host key") && algos != nil:
-			return nil, cerr(ReasonHostKeyChanged, fmt.Errorf("server offers none of the host key types on file (%s): %w", strings.Join(algos, ", "), err))
+			if onlyCerts(algos) {
+				return nil, cerr(ReasonHostCert, errors.New("the server presents no host certificate, but known_hosts trusts only a @cert-authority for it"))
+			}
+			return nil, cerr(ReasonHostKeyChanged, fmt.Errorf("the server offers none of the host key types on file (%s)", strings.Join(algos, ", ")))
 		default:
 			return nil, cerr(ReasonLost, err)
 		}
@@ -232,4 +232,13 @@ func classifyDial(err error) Reason {
 		return ReasonRefused
 	}
 	return ReasonUnreachable
+}
+
+func onlyCerts(algos []string) bool {
+	for _, a := range algos {
+		if !strings.Contains(a, "-cert-") {
+			return false
+		}
+	}
+	return true
 }

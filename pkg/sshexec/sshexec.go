@@ -111,6 +111,9 @@ const (
 	ReasonAuth           Reason = "auth failed"
 	ReasonHostKeyChanged Reason = "host key changed"
 	ReasonHostKeyUnknown Reason = "host key unknown"
+	ReasonHostKeyRevoked Reason = "host key revoked"
+	ReasonKnownHosts     Reason = "known_hosts problem"
+	ReasonHostCert       Reason = "host certificate refused"
 	ReasonLost           Reason = "connection lost"
 	ReasonResolve        Reason = "name not resolved"
 	ReasonUnreachable    Reason = "unreachable"
@@ -135,20 +138,49 @@ func (e *ConnError) Error() string {
 
 func (e *ConnError) Unwrap() error { return e.Err }
 
-// HostKeyError is a host whose key does not match known_hosts. It carries
-// both fingerprints so the operator can decide with facts.
+// HostKeyError is a host whose key known_hosts does not let us trust. It
+// carries the fingerprints so the operator can decide with facts.
 type HostKeyError struct {
 	Addr      string
 	Presented string   // "ssh-ed25519 SHA256:..."
 	Expected  []string // "ssh-ed25519 SHA256:... (~/.ssh/known_hosts:12)"
 	Unknown   bool     // no key at all on file (strict policy)
 	Files     []string
+	Revoked   string // where the presented key is marked @revoked ("file:line")
+	Problem   string // a known_hosts line that forbids trusting the host
+	Cert      string // why a host certificate (or its absence) was refused
+}
+
+// Reason classifies the refusal for ConnError.
+func (e *HostKeyError) Reason() Reason {
+	switch {
+	case e.Unknown:
+		return ReasonHostKeyUnknown
+	case e.Revoked != "":
+		return ReasonHostKeyRevoked
+	case e.Problem != "":
+		return ReasonKnownHosts
+	case e.Cert != "":
+		return ReasonHostCert
+	}
+	return ReasonHostKeyChanged
 }
 
 func (e *HostKeyError) Error() string {
-	if e.Unknown {
+	switch {
+	case e.Unknown:
 		return fmt.Sprintf("no known_hosts entry for %s (presented %s); verify the fingerprint and add it to %s, or set host_key_policy: accept-new",
 			e.Addr, e.Presented, strings.Join(e.Files, ", "))
+	case e.Revoked != "":
+		return fmt.Sprintf("the key %s presented by %s is marked @revoked (%s); do not connect until the host has a new key", e.Presented, e.Addr, e.Revoked)
+	case e.Problem != "":
+		return fmt.Sprintf("not trusting %s (presented %s): known_hosts %s", e.Addr, e.Presented, e.Problem)
+	case e.Cert != "":
+		msg := fmt.Sprintf("%s presented %s: %s", e.Addr, e.Presented, e.Cert)
+		if len(e.Expected) > 0 {
+			msg += "; expected " + strings.Join(e.Expected, " or ")
+		}
+		return msg
 	}
 	return fmt.Sprintf("HOST KEY CHANGED for %s: presented %s, expected %s; if the host was reinstalled, remove the old entry (ssh-keygen -R) after verifying the new key",
 		e.Addr, e.Presented, strings.Join(e.Expected, " or "))
