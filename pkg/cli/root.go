@@ -98,6 +98,7 @@ EXIT STATUS
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
 	addHelp(root)
+	addCompletions(root, f)
 	for _, c := range root.Commands() {
 		if c.HasSubCommands() && !c.Runnable() {
 			requireSubcommand(c)

@@ -1,0 +1,125 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// complete runs `hoctl __complete ARGS...` as the shells' scripts do and
+// returns the candidates (without descriptions) and the directive line.
+func (h *harness) complete(t *testing.T, args ...string) ([]string, string) {
+	t.Helper()
+	if code := h.runLine(append([]string{"__complete"}, args...)...); code != 0 {
+		t.Fatalf("__complete %q: exit %d: %s", args, code, h.err)
+	}
+	lines := strings.Split(strings.TrimSpace(h.out.String()), "\n")
+	var names []string
+	for _, l := range lines[:len(lines)-1] {
+		name, _, _ := strings.Cut(l, "\t")
+		names = append(names, name)
+	}
+	h.out.Reset()
+	return names, lines[len(lines)-1]
+}
+
+const completionInventory = testInventory + `
+replication:
+  services:
+    source: {host: zippy, subvolume: /persist/services, snapshot_dir: /persist}
+    target: {host: c1, dir: /persist/services-standby}
+nfs:
+  data-services:
+    export: /data/services
+    subvolume: /persist/services
+    replication: services
+    primary: zippy
+    standbys: [c1]
+`
+
+func TestCompletion(t *testing.T) {
+	h := newHarness(t)
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "inventory.yaml")
+	if err := os.WriteFile(inv, []byte(completionInventory), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runs := filepath.Join(dir, "state", "hoctl", "runs")
+	if err := os.MkdirAll(runs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"20261126T080000Z-aaaaaa", "20261127T080000Z-bbbbbb"} {
+		rec := `{"type":"run_start","command":"hoctl replicate zippy c1"}` + "\n"
+		if err := os.WriteFile(filepath.Join(runs, id+".jsonl"), []byte(rec), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := map[string]string{"HOCTL_INVENTORY": inv, "XDG_STATE_HOME": filepath.Join(dir, "state")}
+	h.f.Getenv = func(k string) string { return env[k] }
+
+	cases := []struct {
+		args    []string
+		want    []string // exactly these, in this order when ordered
+		ordered bool
+	}{
+		{args: []string{"ping", "c"}, want: []string{"c1", "c2", "cattle", "compute"}},
+		{args: []string{"hosts", "cattle,!"}, want: []string{"cattle,!zippy", "cattle,!c1", "cattle,!c2", "cattle,!fractal", "cattle,!cattle", "cattle,!compute", "cattle,!quorum", "cattle,!storage", "cattle,!all"}},
+		{args: []string{"run", "all,&q"}, want: []string{"all,&quorum"}},
+		{args: []string{"run", "c1", "--", ""}, want: nil},
+		{args: []string{"deploy", "c1", "c"}, want: []string{"c1", "c2", "cattle", "compute"}},
+		{args: []string{"snapshots", "z"}, want: []string{"zippy"}},
+		{args: []string{"replicate", "zippy", "c"}, want: []string{"c1", "c2"}},
+		{args: []string{"replicate", "--name", ""}, want: []string{"services"}},
+		{args: []string{"replicate", "--transport", ""}, want: []string{"relay", "direct"}},
+		{args: []string{"failover", "--service", ""}, want: []string{"data-services"}},
+		{args: []string{"failover", "--to", "c"}, want: []string{"c1", "c2"}},
+		{args: []string{"resume", ""}, want: []string{"last", "20261127T080000Z-bbbbbb", "20261126T080000Z-aaaaaa"}, ordered: true},
+		{args: []string{"history", "2026112"}, want: []string{"20261127T080000Z-bbbbbb", "20261126T080000Z-aaaaaa"}, ordered: true},
+		{args: []string{"help", "tar"}, want: []string{"target-filter", "targets"}},
+	}
+	for _, c := range cases {
+		got, _ := h.complete(t, c.args...)
+		if !sameSet(got, c.want, c.ordered) {
+			t.Errorf("__complete %q = %q, want %q", c.args, got, c.want)
+		}
+	}
+	// A bad inventory completes nothing and says nothing on stdout.
+	env["HOCTL_INVENTORY"] = filepath.Join(dir, "missing.yaml")
+	h2 := newHarness(t)
+	h2.f.Getenv = h.f.Getenv
+	if got, _ := h2.complete(t, "ping", ""); len(got) != 0 {
+		t.Errorf("no inventory: %q", got)
+	}
+	// Runbook files: the shell filters by extension.
+	if _, dir := h2.complete(t, "runbook", "run", ""); dir != ":8" {
+		t.Errorf("runbook run FILE directive %s, want :8 (filter by extension)", dir)
+	}
+}
+
+func sameSet(got, want []string, ordered bool) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	if ordered {
+		for i := range got {
+			if got[i] != want[i] {
+				return false
+			}
+		}
+		return true
+	}
+	seen := map[string]int{}
+	for _, g := range got {
+		seen[g]++
+	}
+	for _, w := range want {
+		seen[w]--
+	}
+	for _, n := range seen {
+		if n != 0 {
+			return false
+		}
+	}
+	return true
+}
