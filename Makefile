@@ -80,6 +80,7 @@ bench: deps bench-deps build
 
 fuzz:
 	$(GO) test ./pkg/inventory -run '^$$' -fuzz FuzzParse -fuzztime 60s
+	$(GO) test ./pkg/inventory -run '^$$' -fuzz FuzzSelect -fuzztime 60s
 	$(GO) test ./pkg/tasks -run '^$$' -fuzz FuzzParseRunbook -fuzztime 60s
 	$(GO) test ./pkg/btrfs -run '^$$' -fuzz FuzzParseList -fuzztime 60s
 	$(GO) test ./pkg/replicate -run '^$$' -fuzz FuzzFilter -fuzztime 60s

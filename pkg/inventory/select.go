@@ -31,26 +31,98 @@ func quoteAll(ss []string) []string {
 	return out
 }
 
-// Select resolves a target expression to hosts in inventory order.
-// A term is a host, a group, a role, "all", or a glob over host names;
-// terms are joined by commas and the result is their union.
-func (inv *Inventory) Select(expr string) ([]*Host, error) {
+// Term is one comma-separated piece of a target expression: a name or
+// glob, and how it combines with the others.
+type Term struct {
+	// Op is 0 for a plain term (union), '&' for an intersection and '!'
+	// for an exclusion.
+	Op   byte
+	Name string
+}
+
+func (t Term) String() string {
+	if t.Op == 0 {
+		return t.Name
+	}
+	return string(t.Op) + t.Name
+}
+
+// ParseTarget splits a target expression into its terms, in Ansible's
+// order of evaluation: the plain terms first (in the order written), then
+// the intersections, then the exclusions, wherever they were written. With
+// no plain term the expression starts from all, as Ansible's does.
+func ParseTarget(expr string) ([]Term, error) {
 	expr = strings.TrimSpace(expr)
 	if expr == "" {
 		return nil, &TargetError{Term: expr, Msg: "empty target; expected a host, group, role, glob or all"}
 	}
-	want := map[string]bool{}
-	for _, term := range strings.Split(expr, ",") {
-		term = strings.TrimSpace(term)
-		if term == "" {
-			return nil, &TargetError{Term: expr, Msg: "empty term in comma list"}
+	var plain, and, not []Term
+	for _, raw := range strings.Split(expr, ",") {
+		t := Term{Name: strings.TrimSpace(raw)}
+		if t.Name != "" && (t.Name[0] == '!' || t.Name[0] == '&') {
+			t.Op, t.Name = t.Name[0], strings.TrimSpace(t.Name[1:])
 		}
-		names, err := inv.selectTerm(term)
+		switch {
+		case t.Name == "" && t.Op == 0:
+			return nil, &TargetError{Term: expr, Msg: "empty term in comma list"}
+		case t.Name == "":
+			return nil, &TargetError{Term: expr, Msg: fmt.Sprintf("%q needs a name after it (e.g. %sc2)", string(t.Op), string(t.Op))}
+		case t.Name[0] == '!' || t.Name[0] == '&':
+			return nil, &TargetError{Term: strings.TrimSpace(raw), Msg: "one ! or & per term; write each as its own comma-separated term"}
+		}
+		switch t.Op {
+		case '!':
+			not = append(not, t)
+		case '&':
+			and = append(and, t)
+		default:
+			plain = append(plain, t)
+		}
+	}
+	if len(plain) == 0 {
+		plain = []Term{{Name: "all"}}
+	}
+	return append(append(plain, and...), not...), nil
+}
+
+// Select resolves a target expression to hosts in inventory order.
+// A term is a host, a group, a role, "all", or a glob over host names.
+// Terms are joined by commas, with Ansible's meaning: the plain terms are
+// united, then each &term keeps only the hosts it also selects, then each
+// !term removes the hosts it selects, regardless of where they are
+// written ("cattle,!c2" is cattle but c2; "cluster,&quorum" is the hosts
+// in both). Every name must exist (with a did-you-mean otherwise), and an
+// expression that ends up selecting no host is an error.
+func (inv *Inventory) Select(expr string) ([]*Host, error) {
+	terms, err := ParseTarget(expr)
+	if err != nil {
+		return nil, err
+	}
+	want := map[string]bool{}
+	for _, t := range terms {
+		names, err := inv.selectTerm(t.Name)
 		if err != nil {
 			return nil, err
 		}
-		for _, n := range names {
-			want[n] = true
+		switch t.Op {
+		case 0:
+			for _, n := range names {
+				want[n] = true
+			}
+		case '&':
+			in := map[string]bool{}
+			for _, n := range names {
+				in[n] = true
+			}
+			for n := range want {
+				if !in[n] {
+					delete(want, n)
+				}
+			}
+		case '!':
+			for _, n := range names {
+				delete(want, n)
+			}
 		}
 	}
 	var out []*Host
@@ -58,6 +130,9 @@ func (inv *Inventory) Select(expr string) ([]*Host, error) {
 		if want[n] {
 			out = append(out, inv.Hosts[n])
 		}
+	}
+	if len(out) == 0 {
+		return nil, &TargetError{Term: strings.TrimSpace(expr), Msg: "selects no host (the & and ! terms leave none)"}
 	}
 	return out, nil
 }
