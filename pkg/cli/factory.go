@@ -31,6 +31,9 @@ type Factory struct {
 	InventoryPath string
 	Yes, DryRun   bool
 	Verbose       int
+	// Become overrides every host's become for this invocation
+	// (--become: sudo, --no-become: none); empty keeps the inventory's.
+	Become string
 
 	// Args is the command line, for the journal.
 	Args []string
@@ -81,18 +84,23 @@ func (f *Factory) connector(inv *inventory.Inventory, eager bool) (Connector, er
 	return &sshConnector{
 		pool:     sshexec.NewPool(sshexec.PoolOptions{AgentSocket: f.Getenv("SSH_AUTH_SOCK"), EagerExecutor: eager}),
 		resolver: &sshexec.Resolver{Inventory: inv, SSHConfig: sc, Home: home},
+		become:   f.Become,
 	}, nil
 }
 
 type sshConnector struct {
 	pool     *sshexec.Pool
 	resolver *sshexec.Resolver
+	become   string // --become/--no-become, "" for the inventory's
 }
 
 func (c *sshConnector) Runner(ctx context.Context, h *inventory.Host) (sshexec.Runner, error) {
 	t, err := c.resolver.Resolve(h)
 	if err != nil {
 		return nil, err
+	}
+	if c.become != "" {
+		t.Become = c.become
 	}
 	return c.pool.Runner(ctx, t)
 }

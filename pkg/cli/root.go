@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
+	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/spf13/cobra"
 )
@@ -74,6 +76,11 @@ EXIT STATUS
 	pf.BoolVar(&f.Yes, "yes", false, "do not ask for confirmation")
 	pf.BoolVar(&f.DryRun, "dry-run", false, "run the before checks and print the plan; change nothing")
 	pf.CountVarP(&f.Verbose, "verbose", "v", "more detail on stderr (repeat for more)")
+	pf.Var(&becomeFlag{f: f, mode: inventory.BecomeSudo}, "become", "run every remote command through sudo -n, whatever the inventory's become says")
+	pf.Var(&becomeFlag{f: f, mode: inventory.BecomeNone}, "no-become", "run remote commands as the SSH user, whatever the inventory's become says")
+	for _, n := range []string{"become", "no-become"} {
+		pf.Lookup(n).NoOptDefVal = "true"
+	}
 	root.SetFlagErrorFunc(flagError)
 	root.SetOut(f.IO.Out)
 	root.SetErr(f.IO.ErrOut)
@@ -141,6 +148,36 @@ func NewCmdVersion(f *Factory) *cobra.Command {
 			return err
 		},
 	}
+}
+
+// becomeFlag is --become or --no-become: each sets Factory.Become, and
+// naming both is refused (the flag error exits 2) rather than letting the
+// last one win silently.
+type becomeFlag struct {
+	f    *Factory
+	mode string
+	set  bool
+}
+
+func (b *becomeFlag) String() string { return strconv.FormatBool(b.set) }
+func (b *becomeFlag) Type() string   { return "bool" }
+func (b *becomeFlag) IsBoolFlag() bool {
+	return true
+}
+
+func (b *becomeFlag) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	if !v {
+		return nil
+	}
+	if b.f.Become != "" && b.f.Become != b.mode {
+		return errors.New("--become and --no-become contradict each other: give one")
+	}
+	b.set, b.f.Become = true, b.mode
+	return nil
 }
 
 // rangeArgs accepts lo to hi positional arguments.
