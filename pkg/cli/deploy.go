@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hoctl/hoctl/pkg/deploy"
@@ -18,6 +19,8 @@ type DeployOptions struct {
 	Parallel int
 	Wait     time.Duration
 	Rollback bool
+	// Limit narrows the targets (--limit TARGET).
+	Limit string
 }
 
 // NewCmdDeploy rolls a NixOS deploy over hosts.
@@ -51,6 +54,7 @@ order and checks. See docs/deploy.md.`,
 	}
 	cmd.Flags().IntVar(&opts.Parallel, "parallel", 1, "hosts outside the quorum deployed at once")
 	cmd.Flags().DurationVar(&opts.Wait, "wait", 5*time.Minute, "how long each host may take to come back healthy")
+	cmd.Flags().StringVar(&opts.Limit, "limit", "", "narrow the targets to those TARGET selects (e.g. 'cattle,!c2')")
 	cmd.Flags().BoolVar(&opts.Rollback, "rollback", false, "switch the targets back to their previous system generation, with the same order and checks")
 	return cmd
 }
@@ -79,6 +83,11 @@ func deployRun(ctx context.Context, opts *DeployOptions) error {
 			}
 		}
 	}
+	if opts.Limit != "" {
+		if targets, err = limitHosts(inv, targets, opts.Limit); err != nil {
+			return err
+		}
+	}
 	eng, closeFn, err := f.Engine(inv, nil)
 	if err != nil {
 		return err
@@ -99,4 +108,32 @@ func deployRun(ctx context.Context, opts *DeployOptions) error {
 		fmt.Fprintln(f.IO.ErrOut, "the rollout stopped; hosts after the failed one were not touched")
 	}
 	return quiet(err)
+}
+
+// limitHosts keeps the hosts that the --limit expression also selects. A
+// limit naming an unknown host is an error, and so is one that leaves
+// nothing to do.
+func limitHosts(inv *inventory.Inventory, hosts []*inventory.Host, limit string) ([]*inventory.Host, error) {
+	in, err := inv.Select(limit)
+	if err != nil {
+		return nil, fmt.Errorf("--limit: %w", err)
+	}
+	keep := map[string]bool{}
+	for _, h := range in {
+		keep[h.Name] = true
+	}
+	var out []*inventory.Host
+	for _, h := range hosts {
+		if keep[h.Name] {
+			out = append(out, h)
+		}
+	}
+	if len(out) == 0 {
+		var names []string
+		for _, h := range hosts {
+			names = append(names, h.Name)
+		}
+		return nil, usagef("--limit %q leaves no target: it selects none of %s", limit, strings.Join(names, ", "))
+	}
+	return out, nil
 }

@@ -19,6 +19,9 @@ type ResumeOptions struct {
 	F     *Factory
 	RunID string
 	Force bool
+	// Limit narrows the rest of the run's steps (--limit TARGET); empty
+	// keeps the limit the run was started with, if any.
+	Limit string
 }
 
 // ResumeRefusedError is a run that resume will not continue.
@@ -46,6 +49,7 @@ still running.`,
 		},
 	}
 	cmd.Flags().BoolVar(&opts.Force, "force", false, "resume although the inventory or runbook changed")
+	cmd.Flags().StringVar(&opts.Limit, "limit", "", "narrow the remaining steps' hosts to those TARGET selects (default: the run's own --limit)")
 	return cmd
 }
 
@@ -71,6 +75,9 @@ func resumeRun(ctx context.Context, opts *ResumeOptions) error {
 		return &ResumeRefusedError{Reason: fmt.Sprintf("the inventory changed since run %s started (%s): check it, then use --force", s.ID, inv.Path)}
 	}
 	if s.Kind == failover.KindFailover {
+		if opts.Limit != "" {
+			return usagef("--limit narrows runbook files; run %s is a failover, whose hosts are the service's", s.ID)
+		}
 		return resumeFailover(ctx, opts, inv, s)
 	}
 	if s.Kind != tasks.KindFile {
@@ -91,7 +98,11 @@ func resumeRun(ctx context.Context, opts *ResumeOptions) error {
 			vars[name] = v
 		}
 	}
-	rb, err := tasks.ParseRunbook(file, data, inv, tasks.LoadOptions{Vars: vars, Getenv: f.Getenv})
+	limit := opts.Limit
+	if limit == "" {
+		limit = s.Params["limit"]
+	}
+	rb, err := tasks.ParseRunbook(file, data, inv, tasks.LoadOptions{Vars: vars, Getenv: f.Getenv, Limit: limit})
 	if err != nil {
 		return err
 	}

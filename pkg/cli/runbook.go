@@ -23,7 +23,9 @@ type RunbookOptions struct {
 	F    *Factory
 	File string
 	Vars map[string]string
-	Plan bool // plan only
+	// Limit narrows every step's hosts (--limit TARGET).
+	Limit string
+	Plan  bool // plan only
 }
 
 // NewCmdRunbook groups plan and run.
@@ -58,6 +60,7 @@ the command, a check after and an optional undo. See docs/runbooks.md.`,
 			},
 		}
 		sub.Flags().StringArrayVar(&vars, "var", nil, "set a runbook variable (k=v), repeatable")
+		sub.Flags().StringVar(&opts.Limit, "limit", "", "narrow every step's hosts to those TARGET selects (e.g. 'cattle,!c2'); a step left with no host is an error")
 		cmd.AddCommand(sub)
 	}
 	return cmd
@@ -81,7 +84,7 @@ func runbookRun(ctx context.Context, opts *RunbookOptions) error {
 	if err != nil {
 		return err
 	}
-	rb, err := tasks.LoadRunbookFile(opts.File, inv, tasks.LoadOptions{Vars: opts.Vars, Getenv: f.Getenv})
+	rb, err := tasks.LoadRunbookFile(opts.File, inv, tasks.LoadOptions{Vars: opts.Vars, Getenv: f.Getenv, Limit: opts.Limit})
 	if err != nil {
 		return err
 	}

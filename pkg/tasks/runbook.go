@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"text/template"
 	"time"
 
 	"github.com/goccy/go-yaml"
@@ -57,6 +58,11 @@ type LoadOptions struct {
 	Vars map[string]string
 	// Getenv reads the environment variables named under secrets.
 	Getenv func(string) string
+	// Limit (--limit) narrows every step's hosts to those this target
+	// expression selects. A step it leaves without a host is an error:
+	// skipping it would run later steps without the ones before them.
+	// Steps without hosts: (run on this machine) are not affected.
+	Limit string
 }
 
 // LoadRunbookFile reads a YAML runbook and checks it completely (fields,
@@ -71,6 +77,17 @@ func LoadRunbookFile(path string, inv *inventory.Inventory, o LoadOptions) (*Run
 
 // ParseRunbook is LoadRunbookFile for bytes in memory.
 func ParseRunbook(name string, data []byte, inv *inventory.Inventory, o LoadOptions) (*Runbook, error) {
+	var limit map[string]bool
+	if o.Limit != "" {
+		hosts, err := inv.Select(o.Limit)
+		if err != nil {
+			return nil, fmt.Errorf("--limit: %w", err)
+		}
+		limit = map[string]bool{}
+		for _, h := range hosts {
+			limit[h.Name] = true
+		}
+	}
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, &yamlerr.Error{File: name, Msg: "runbook is empty: expected name: and steps:"}
 	}
@@ -147,11 +164,7 @@ func ParseRunbook(name string, data []byte, inv *inventory.Inventory, o LoadOpti
 			at(p, "step %d: missing run: the command to run", i+1)
 		}
 		if fs.Hosts != "" {
-			hosts, err := inv.Select(fs.Hosts)
-			if err != nil {
-				at(p+".hosts", "%v", err)
-			}
-			s.Hosts = hosts
+			s.Hosts = stepHosts(fs.Hosts, inv, vars, limit, o.Limit, func(format string, args ...any) { at(p+".hosts", format, args...) })
 		}
 		if fs.Serial < 0 || fs.MaxFail < 0 || fs.Retries < 0 {
 			at(p, "serial, max_fail and retries must not be negative")
@@ -204,12 +217,66 @@ func ParseRunbook(name string, data []byte, inv *inventory.Inventory, o LoadOpti
 	}
 	sum := sha256.Sum256(data)
 	rb.Params = map[string]string{"file": name, "sha256": hex.EncodeToString(sum[:])}
+	if o.Limit != "" {
+		rb.Params["limit"] = o.Limit
+	}
 	for k, v := range o.Vars {
 		if _, secret := fr.Secrets[k]; !secret {
 			rb.Params["var."+k] = v
 		}
 	}
 	return rb, nil
+}
+
+// stepHosts resolves a step's hosts: field. It may use the runbook's
+// variables ("{{.Vars.target}}"), rendered here, before anything runs, so
+// a bad value is a load error with the rendered text in it. The limit, if
+// any, then narrows the hosts; fail reports problems.
+func stepHosts(src string, inv *inventory.Inventory, vars map[string]string, limit map[string]bool, limitExpr string, fail func(string, ...any)) []*inventory.Host {
+	expr := src
+	if strings.Contains(src, "{{") {
+		t, err := template.New("hosts").Option("missingkey=error").Parse(src)
+		if err != nil {
+			fail("bad template: %v", trimTemplateErr(err))
+			return nil
+		}
+		var b strings.Builder
+		if err := t.Execute(&b, TemplateData{Vars: vars, Inventory: inv}); err != nil {
+			fail("%v", templateError(err))
+			return nil
+		}
+		expr = b.String()
+	}
+	hosts, err := inv.Select(expr)
+	if err != nil {
+		if expr != src {
+			fail("%q renders to %q: %v", src, expr, err)
+		} else {
+			fail("%v", err)
+		}
+		return nil
+	}
+	if limit == nil {
+		return hosts
+	}
+	var kept []*inventory.Host
+	for _, h := range hosts {
+		if limit[h.Name] {
+			kept = append(kept, h)
+		}
+	}
+	if len(kept) == 0 {
+		fail("--limit %q leaves this step no host (its hosts: %q select %s): a limit narrows steps but never skips one (the steps after it may need it); include a host of every step", limitExpr, expr, hostList(hosts))
+	}
+	return kept
+}
+
+func hostList(hs []*inventory.Host) string {
+	names := make([]string, len(hs))
+	for i, h := range hs {
+		names[i] = h.Name
+	}
+	return strings.Join(names, ", ")
 }
 
 func trimTemplateErr(err error) string {

@@ -1,0 +1,57 @@
+package cli
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+func TestBecomeFlagsSetOverrideAndRefuseBoth(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"hosts"}, 0, ""},
+		{[]string{"--become", "hosts"}, 0, "sudo"},
+		{[]string{"hosts", "--no-become"}, 0, "none"},
+		{[]string{"--become", "--become=true", "hosts"}, 0, "sudo"},
+		{[]string{"--become", "hosts", "--no-become"}, ExitUsage, "sudo"},
+		{[]string{"--no-become", "--become", "hosts"}, ExitUsage, "none"},
+	} {
+		h := newHarness(t)
+		if code := h.exec(c.args...); code != c.code || h.f.Become != c.want {
+			t.Errorf("%v: exit %d, Become %q; want %d, %q", c.args, code, h.f.Become, c.code, c.want)
+		}
+	}
+}
+
+func TestRunbookLimitRunsOnlyThere(t *testing.T) {
+	h := newHarness(t)
+	rb := filepath.Join(t.TempDir(), "rb.yaml")
+	src := "name: x\nvars: {t: cattle}\nsteps:\n  - {title: a, hosts: '{{.Vars.t}}', run: 'echo a'}\n  - {title: b, hosts: 'all,!fractal', run: 'echo b'}\n"
+	if err := os.WriteFile(rb, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"HOCTL_INVENTORY": h.f.Getenv("HOCTL_INVENTORY"), "XDG_STATE_HOME": t.TempDir()}
+	h.f.Getenv = func(k string) string { return env[k] }
+	if code := h.exec("--yes", "runbook", "run", rb, "--limit", "c2,zippy"); code != 0 {
+		t.Fatalf("exit %d: %s", code, h.err)
+	}
+	got := append([]string(nil), h.conn.lines...)
+	sort.Strings(got)
+	if want := "c2: echo a|c2: echo b|zippy: echo b"; strings.Join(got, "|") != want {
+		t.Errorf("ran %v, want %s", got, want)
+	}
+	h.conn.lines = nil
+	root := NewRootCmd(h.f)
+	root.SetArgs([]string{"--yes", "runbook", "run", rb, "--limit", "zippy"})
+	err := Execute(context.Background(), root)
+	if ExitCode(err) != ExitUsage || len(h.conn.lines) != 0 || err == nil ||
+		!strings.Contains(err.Error(), `steps.0.hosts: --limit "zippy" leaves this step no host (its hosts: "cattle" select c1, c2)`) {
+		t.Errorf("a limit emptying step 1: %v, ran %v", err, h.conn.lines)
+	}
+}
