@@ -179,7 +179,7 @@ type helpTopic struct {
 
 var helpTopics = []helpTopic{
 	{name: "inventory", short: "The inventory file: hosts, groups, roles, cluster sections", page: "inventory.md"},
-	{name: "targets", short: "How TARGET selects hosts: names, groups, roles, globs, ! and &", page: "inventory.md", section: "Targets"},
+	{name: "targets", short: "How TARGET selects hosts: names, groups, roles, globs, ! and &", page: "hosts.md", section: "Targets"},
 	{name: "runbooks", short: "Runbook files: steps, checks before and after, undo, journal, resume", page: "runbooks.md"},
 	{name: "environment", short: "Environment variables hoctl reads", page: "environment.md"},
 	{name: "exit-codes", short: "What each exit status means", page: "exit-codes.md"},

@@ -40,7 +40,7 @@ func TestEveryCommandHasDescriptionAndExamples(t *testing.T) {
 func TestHelpTopicsComeFromTheDocs(t *testing.T) {
 	for _, topic := range []struct{ name, page, fromPage string }{
 		{"inventory", "inventory.md", "hoctl reads one YAML file"},
-		{"targets", "inventory.md", "A TARGET selects hosts"},
+		{"targets", "hosts.md", "Ansible's host-pattern algebra"},
 		{"runbooks", "runbooks.md", "before"},
 		{"environment", "environment.md", "HOCTL_INVENTORY"},
 		{"exit-codes", "exit-codes.md", "after* check failed"},
