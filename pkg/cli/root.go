@@ -174,11 +174,16 @@ func (b *becomeFlag) Set(s string) error {
 		return nil
 	}
 	if b.f.Become != "" && b.f.Become != b.mode {
-		return errors.New("--become and --no-become contradict each other: give one")
+		return conflictError("--become and --no-become contradict each other: give one")
 	}
 	b.set, b.f.Become = true, b.mode
 	return nil
 }
+
+// conflictError is a flag that contradicts another already given.
+type conflictError string
+
+func (e conflictError) Error() string { return string(e) }
 
 // rangeArgs accepts lo to hi positional arguments.
 func rangeArgs(lo, hi int) cobra.PositionalArgs { return argsRange(lo, hi) }

@@ -23,8 +23,14 @@ func TestBecomeFlagsSetOverrideAndRefuseBoth(t *testing.T) {
 		{[]string{"--no-become", "--become", "hosts"}, ExitUsage, "none"},
 	} {
 		h := newHarness(t)
-		if code := h.exec(c.args...); code != c.code || h.f.Become != c.want {
+		root := NewRootCmd(h.f)
+		root.SetArgs(c.args)
+		err := Execute(context.Background(), root)
+		if code := ExitCode(err); code != c.code || h.f.Become != c.want {
 			t.Errorf("%v: exit %d, Become %q; want %d, %q", c.args, code, h.f.Become, c.code, c.want)
+		}
+		if c.code == ExitUsage && (err == nil || err.Error() != "--become and --no-become contradict each other: give one") {
+			t.Errorf("%v: %v", c.args, err)
 		}
 	}
 }

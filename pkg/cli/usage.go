@@ -148,6 +148,12 @@ func flagError(cmd *cobra.Command, err error) error {
 	case reInvalidArg.MatchString(msg):
 		m := reInvalidArg.FindStringSubmatch(msg)
 		fl := fs.Lookup(strings.TrimPrefix(m[2], "--"))
+		var ce conflictError
+		if errors.As(err, &ce) {
+			// A flag that refuses another one (--become, --no-become)
+			// says why itself.
+			return &UsageError{Err: ce}
+		}
 		want := "a valid value"
 		if fl != nil {
 			switch fl.Value.Type() {
