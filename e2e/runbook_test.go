@@ -62,9 +62,9 @@ steps:
 	if r := hoctlEnv(t, fleet.Inventory, env, "--json", "history"); strings.TrimSpace(r.stdout) != "" {
 		t.Fatalf("a dry run was journaled as a run: %s", r.stdout)
 	}
-	// Without a terminal and without --yes: refused, exit 3, no change.
+	// Without a terminal and without --yes: not confirmed, exit 6, no change.
 	r := hoctlEnv(t, fleet.Inventory, env, "runbook", "run", rb)
-	if r.code != 3 || !strings.Contains(r.stderr, "without --yes") {
+	if r.code != 6 || !strings.Contains(r.stderr, "without --yes") {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
 	if out := onHosts(t, "all", "test -e "+dir+" && echo EXISTS || echo absent"); strings.Contains(out, "EXISTS") {
@@ -83,20 +83,27 @@ steps:
 func TestExitCodesForRefusedAndUnverifiedSteps(t *testing.T) {
 	env := stateEnv(t)
 	rb := writeRunbook(t, "name: r\nsteps:\n  - {title: guarded, hosts: h01, before: 'test -e /nonexistent', run: 'touch /data/should-not-exist'}\n")
-	r := hoctlEnv(t, fleet.Inventory, env, "--yes", "runbook", "run", rb)
-	if r.code != 3 || !strings.Contains(r.stderr, "refused") {
-		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	// The before check fails when planned: exit 3, the check named, no
+	// question, no run journaled (even without --yes or a terminal).
+	for _, args := range [][]string{{"--yes", "runbook", "run", rb}, {"runbook", "run", rb}} {
+		r := hoctlEnv(t, fleet.Inventory, env, args...)
+		if r.code != 3 || !strings.Contains(r.stderr, `before check of step 1 "guarded" fails on h01`) || strings.Contains(r.stderr, "--yes") {
+			t.Fatalf("%q: exit %d\n%s", args, r.code, r.stderr)
+		}
+	}
+	if h := hoctlEnv(t, fleet.Inventory, env, "--json", "history"); strings.TrimSpace(h.stdout) != "" {
+		t.Fatalf("a refused plan was journaled: %s", h.stdout)
 	}
 	if out := onHosts(t, "h01", "test -e /data/should-not-exist && echo EXISTS || echo absent"); strings.Contains(out, "EXISTS") {
 		t.Fatal("action ran after its before check failed")
 	}
 	rb = writeRunbook(t, "name: u\nsteps:\n  - {title: unverified, hosts: h02, run: 'echo changed > /data/u', after: 'grep -q never /data/u'}\n")
-	r = hoctlEnv(t, fleet.Inventory, env, "--yes", "runbook", "run", rb)
+	r := hoctlEnv(t, fleet.Inventory, env, "--yes", "runbook", "run", rb)
 	if r.code != 5 || !strings.Contains(r.stderr, "changed but not verified") {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
 	hist := hoctlEnv(t, fleet.Inventory, env, "history")
-	if !strings.Contains(hist.stdout, "unverified") || !strings.Contains(hist.stdout, "refused") {
+	if !strings.Contains(hist.stdout, "unverified") {
 		t.Fatalf("history:\n%s", hist.stdout)
 	}
 }

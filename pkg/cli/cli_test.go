@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -326,13 +327,120 @@ func TestExitCodes(t *testing.T) {
 		&tasks.UnverifiedError{Err: &sshexec.ConnError{}}: 5,
 		&tasks.LockedError{}:                              3,
 		&consul.HeldError{}:                               3,
-		&tasks.ConfirmError{}:                             3,
+		&tasks.ConfirmError{}:                             6,
 		&tasks.NoRunError{}:                               2,
 		tasks.ErrLockLost:                                 1,
 	}
 	for err, want := range cases {
 		if got := ExitCode(err); got != want {
 			t.Errorf("ExitCode(%v) = %d, want %d", err, got, want)
+		}
+	}
+}
+
+// Every command either honours --yes and --dry-run (and lists them in its
+// help) or refuses them with exit 2 (and does not list them), in either
+// position on the command line.
+func TestGlobalFlagsHonouredOrRefused(t *testing.T) {
+	// Arguments that pass each command's own checks, so the refusal is
+	// what is tested.
+	sampleArgs := map[string][]string{"snapshots": {"zippy"}, "target-filter": {"/tmp/x"}, "runbook plan": {"x.yaml"}, "run": {"c1", "--", "uptime"}}
+	honours := map[string][2]bool{ // command: {yes, dry-run}
+		"run": {false, true}, "replicate": {true, true}, "failover": {true, true}, "migrate-jobs": {true, true},
+		"deploy": {true, true}, "runbook run": {true, true}, "resume": {true, true},
+	}
+	h := newHarness(t)
+	var walk func(c *cobra.Command)
+	seen := 0
+	walk = func(c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+		if !c.Runnable() || c == c.Root() {
+			return
+		}
+		seen++
+		path := strings.TrimPrefix(c.CommandPath(), "hoctl ")
+		want := honours[path]
+		help := c.UsageString()
+		for i, flag := range []string{"yes", "dry-run"} {
+			if listed := strings.Contains(help, "--"+flag); listed != want[i] {
+				t.Errorf("%s: --%s listed in help = %v, want %v", path, flag, listed, want[i])
+			}
+			if want[i] {
+				continue
+			}
+			cmdWords := strings.Fields(path)
+			for _, args := range [][]string{
+				slices.Concat([]string{"--" + flag}, cmdWords, sampleArgs[path]),
+				slices.Concat(cmdWords, []string{"--" + flag}, sampleArgs[path]),
+			} {
+				h := newHarness(t)
+				root := NewRootCmd(h.f)
+				root.SetArgs(args)
+				err := Execute(context.Background(), root)
+				if ExitCode(err) != ExitUsage || !strings.Contains(fmt.Sprint(err), "--"+flag+" does not apply") {
+					t.Errorf("%q: %v (exit %d), want a refusal with exit 2", args, err, ExitCode(err))
+				}
+			}
+		}
+	}
+	walk(NewRootCmd(h.f))
+	if seen < 14 {
+		t.Fatalf("walked %d commands", seen)
+	}
+}
+
+// run --dry-run prints the hosts and the command and runs nothing,
+// wherever the flag is.
+func TestRunDryRunRunsNothing(t *testing.T) {
+	for _, args := range [][]string{{"--dry-run", "run", "cattle", "--", "touch /data/x"}, {"run", "--dry-run", "cattle", "--", "touch /data/x"}} {
+		h := newHarness(t)
+		if code := h.exec(args...); code != 0 {
+			t.Fatalf("%q: exit %d %s", args, code, h.err)
+		}
+		if len(h.conn.lines) != 0 {
+			t.Fatalf("%q ran %q", args, h.conn.lines)
+		}
+		if !strings.Contains(h.out.String(), "would run on 2 host(s)") || !strings.Contains(h.out.String(), "c1, c2") || !strings.Contains(h.out.String(), "touch /data/x") {
+			t.Fatalf("%q: %s", args, h.out)
+		}
+	}
+	h := newHarness(t)
+	if code := h.exec("--json", "--dry-run", "run", "cattle", "--", "uptime"); code != 0 || len(h.conn.lines) != 0 {
+		t.Fatalf("exit %d, ran %q", code, h.conn.lines)
+	}
+	var ev DryRunEvent
+	if err := json.Unmarshal([]byte(h.out.String()), &ev); err != nil || ev.Event != "plan" || strings.Join(ev.Hosts, ",") != "c1,c2" || ev.Cmd != "uptime" {
+		t.Fatalf("%v %+v %s", err, ev, h.out)
+	}
+}
+
+// A job file that does not parse makes migrate-jobs exit 2 (it used to
+// exit 0), after the other files' diffs, and nothing is written.
+func TestMigrateJobsParseErrorIsExit2(t *testing.T) {
+	dir := t.TempDir()
+	good := "job \"web\" {\n  group \"g\" {\n    task \"t\" {\n      driver = \"docker\"\n      config {\n        volumes = [\"/old/web:/data\"]\n      }\n    }\n  }\n}\n"
+	if err := os.WriteFile(filepath.Join(dir, "web.hcl"), []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "broken.hcl"), []byte("job \"x\" {\n  group = {\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, extra := range [][]string{nil, {"--write", "--yes"}} {
+		h := newHarness(t)
+		args := append([]string{"migrate-jobs", "--dir", dir, "--from", "/old", "--to", "/new"}, extra...)
+		root := NewRootCmd(h.f)
+		root.SetArgs(args)
+		err := Execute(context.Background(), root)
+		if ExitCode(err) != ExitUsage || !strings.Contains(fmt.Sprint(err), "1 job file(s) do not parse") {
+			t.Fatalf("%q: exit %d: %v\n%s", args, ExitCode(err), err, h.err)
+		}
+		if !strings.Contains(h.out.String(), "+") {
+			t.Fatalf("%q: the good file's diff is missing:\n%s", args, h.out)
+		}
+		if b, _ := os.ReadFile(filepath.Join(dir, "web.hcl")); string(b) != good {
+			t.Fatalf("%q wrote web.hcl", args)
 		}
 	}
 }

@@ -53,6 +53,8 @@ order and checks. See docs/deploy.md.`,
 		},
 	}
 	cmd.Flags().IntVar(&opts.Parallel, "parallel", 1, "hosts outside the quorum deployed at once")
+	honoursDryRun(f, cmd, "run the preflight and each host's before check, print the plan; change nothing")
+	honoursYes(f, cmd)
 	cmd.Flags().DurationVar(&opts.Wait, "wait", 5*time.Minute, "how long each host may take to come back healthy")
 	cmd.Flags().StringVar(&opts.Limit, "limit", "", "narrow the targets to those TARGET selects (e.g. 'cattle,!c2')")
 	cmd.Flags().BoolVar(&opts.Rollback, "rollback", false, "switch the targets back to their previous system generation, with the same order and checks")

@@ -19,7 +19,10 @@ const (
 	ExitRefused     = 3
 	ExitUnreachable = 4
 	ExitUnverified  = 5
-	ExitInterrupted = 130
+	// ExitNotConfirmed: the operator answered no (or there was no
+	// terminal to ask on and no --yes): nothing was changed.
+	ExitNotConfirmed = 6
+	ExitInterrupted  = 130
 )
 
 // UsageError is a bad command line; cobra's usage hint follows it.
@@ -31,6 +34,13 @@ func (e *UsageError) Unwrap() error { return e.Err }
 func usagef(format string, args ...any) error {
 	return &UsageError{Err: fmt.Errorf(format, args...)}
 }
+
+// InputError is an input file hoctl cannot use (a job file that does not
+// parse): exit 2 like a bad command line, without the usage hint.
+type InputError struct{ Err error }
+
+func (e *InputError) Error() string { return e.Err.Error() }
+func (e *InputError) Unwrap() error { return e.Err }
 
 // HostsError summarises a command that ran on many hosts and did not
 // succeed everywhere. Per-host detail has already been printed.
@@ -74,13 +84,15 @@ func ExitCode(err error) int {
 		return se.Code
 	case errors.Is(err, context.Canceled):
 		return ExitInterrupted
-	case errors.As(err, &ue), errors.As(err, &ie), errors.As(err, &ies), errors.As(err, &te):
+	case errors.As(err, &ue), errors.As(err, new(*InputError)), errors.As(err, &ie), errors.As(err, &ies), errors.As(err, &te):
 		return ExitUsage
 	case errors.As(err, new(*tasks.UnverifiedError)):
 		return ExitUnverified
 	case errors.As(err, &ce):
 		return ExitUnreachable
-	case errors.As(err, new(*tasks.RefusedError)), errors.As(err, new(*tasks.ConfirmError)), errors.As(err, new(*tasks.LockedError)),
+	case errors.As(err, new(*tasks.ConfirmError)):
+		return ExitNotConfirmed
+	case errors.As(err, new(*tasks.RefusedError)), errors.As(err, new(*tasks.LockedError)),
 		errors.As(err, new(*ResumeRefusedError)), errors.As(err, new(*consul.HeldError)), errors.As(err, new(*RefusedError)):
 		return ExitRefused
 	case errors.As(err, new(*tasks.NoRunError)):

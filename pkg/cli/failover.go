@@ -50,6 +50,8 @@ newest copy is lost, and the plan says how much). See docs/failover.md.`,
 		},
 	}
 	cmd.Flags().StringVar(&opts.To, "to", "", "the host to serve the share from now on")
+	honoursDryRun(f, cmd, "run the assessment and print the plan; change nothing")
+	honoursYes(f, cmd)
 	cmd.Flags().StringVar(&opts.Service, "service", "", "the inventory's nfs service (default: the only one)")
 	cmd.Flags().BoolVar(&opts.PrimaryDown, "primary-down", false, "the current primary is powered off: do not fence it over SSH, no final sync")
 	cmd.Flags().BoolVar(&opts.AcceptLag, "accept-lag", false, "promote a copy older than max_lag (with --primary-down)")

@@ -71,6 +71,8 @@ allocations and stopping at the first failure. See docs/migrate-jobs.md.`,
 	cmd.Flags().StringArrayVar(&opts.From, "from", nil, "old path prefix (repeatable, paired with --to)")
 	cmd.Flags().StringArrayVar(&opts.To, "to", nil, "new path prefix")
 	cmd.Flags().BoolVar(&opts.Write, "write", false, "write the changed files (after the path checks)")
+	honoursDryRun(f, cmd, "with --write or --submit: run the path checks and print the plan; change nothing")
+	honoursYes(f, cmd)
 	cmd.Flags().BoolVar(&opts.Plan, "plan", false, "parse and plan each changed job on Nomad and show the diff (changes nothing)")
 	cmd.Flags().BoolVar(&opts.Submit, "submit", false, "write, then submit each changed job (check index, HCL source), one at a time, waiting for healthy allocations")
 	cmd.Flags().BoolVar(&opts.AllowMissing, "allow-missing", false, "write or submit even if new host paths are missing on the share")
@@ -129,10 +131,20 @@ func migrateJobsRun(ctx context.Context, opts *MigrateJobsOptions) error {
 	}
 	printMigration(f.IO, files)
 	var changed []*jobs.File
+	broken := 0
 	for _, jf := range files {
 		if jf.Changed() {
 			changed = append(changed, jf)
 		}
+		if jf.Err != nil {
+			broken++
+		}
+	}
+	// A job file that does not parse may hold paths to move: the
+	// migration is not complete, whatever else it did (exit 2), and
+	// nothing is written or submitted until it parses.
+	if broken > 0 {
+		return &InputError{Err: fmt.Errorf("%d job file(s) do not parse (listed above): fix or move them, then run again; nothing was written", broken)}
 	}
 	if !opts.Submit && (!opts.Write && !opts.Plan || len(changed) == 0) {
 		return nil

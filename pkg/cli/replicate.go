@@ -57,6 +57,8 @@ incrementally. See docs/replicate.md.`,
 		},
 	}
 	cmd.Flags().StringVar(&opts.Name, "name", "", "the inventory's replication to run")
+	honoursDryRun(f, cmd, "inspect both sides, print the plan with its checks; change nothing")
+	honoursYes(f, cmd)
 	cmd.Flags().BoolVar(&opts.Full, "full", false, "send in full even when a common parent exists")
 	cmd.Flags().StringVar(&opts.Transport, "transport", "", "relay (through this machine) or direct (the source connects to the target); default: the inventory's")
 	return cmd

@@ -50,6 +50,8 @@ still running.`,
 	}
 	cmd.Flags().BoolVar(&opts.Force, "force", false, "resume although the inventory or runbook changed")
 	cmd.Flags().StringVar(&opts.Limit, "limit", "", "narrow the remaining steps' hosts to those TARGET selects (default: the run's own --limit)")
+	honoursDryRun(f, cmd, "run the remaining steps' before checks and print the plan; change nothing")
+	honoursYes(f, cmd)
 	return cmd
 }
 

@@ -62,10 +62,16 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		Long: `hoctl reads a host inventory and runs ordered steps over SSH, each with a
 check before and a check after.
 
+The commands that change things (run, replicate, failover, migrate-jobs,
+deploy, runbook run, resume) take --dry-run (show the plan, change
+nothing) and, those that ask, --yes (do not ask), before or after the
+command name; the others refuse them.
+
 EXIT STATUS
   0 ok · 1 a step failed · 2 usage or inventory error · 3 a before check
   refused to start · 4 a host unreachable · 5 an after check failed (the
-  change happened but is not verified) · 130 interrupted`,
+  change happened but is not verified) · 6 not confirmed (answered no, or
+  no terminal and no --yes) · 130 interrupted. See docs/exit-codes.md.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Version:       f.Version,
@@ -75,6 +81,9 @@ EXIT STATUS
 	pf.BoolVar(&f.IO.JSON, "json", false, "one JSON object per event on stdout, nothing else")
 	pf.BoolVar(&f.Yes, "yes", false, "do not ask for confirmation")
 	pf.BoolVar(&f.DryRun, "dry-run", false, "run the before checks and print the plan; change nothing")
+	hideGlobal(pf, "yes")
+	hideGlobal(pf, "dry-run")
+	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error { return checkGlobalFlags(c) }
 	pf.CountVarP(&f.Verbose, "verbose", "v", "more detail on stderr (repeat for more)")
 	pf.Var(&becomeFlag{f: f, mode: inventory.BecomeSudo}, "become", "run every remote command through sudo -n, whatever the inventory's become says")
 	pf.Var(&becomeFlag{f: f, mode: inventory.BecomeNone}, "no-become", "run remote commands as the SSH user, whatever the inventory's become says")

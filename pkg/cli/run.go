@@ -76,6 +76,7 @@ was unreachable, 1 if a command failed anywhere, else 0.`,
 		},
 	}
 	cmd.Flags().IntVar(&opts.Parallel, "parallel", 32, "hosts running the command at once")
+	honoursDryRun(f, cmd, "print the hosts the command would run on and the command; run nothing")
 	cmd.Flags().BoolVar(&opts.Group, "group", false, "print each host's output together when it finishes")
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 0, "per-host command timeout (default: the inventory's command_timeout)")
 	return cmd
@@ -97,6 +98,9 @@ type RunResult struct {
 
 func runRun(ctx context.Context, opts *RunOptions) error {
 	ios := opts.F.IO
+	if opts.F.DryRun {
+		return runDryRun(opts)
+	}
 	results, he, err := fanOut(ctx, opts.F, opts.Target, opts.Parallel,
 		func(hosts []*inventory.Host) func(context.Context, Connector, *inventory.Host) RunResult {
 			width := 0
@@ -270,4 +274,38 @@ func (p *prefixWriter) Flush() {
 		p.emit(append(p.buf, '\n'))
 		p.buf = nil
 	}
+}
+
+// runDryRun prints where the command would run, and what, without
+// connecting to any host: an ad-hoc command has no before check to run.
+func runDryRun(opts *RunOptions) error {
+	f := opts.F
+	inv, err := f.Inventory()
+	if err != nil {
+		return err
+	}
+	hosts, err := inv.Select(opts.Target)
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(hosts))
+	for i, h := range hosts {
+		names[i] = h.Name
+	}
+	if f.IO.JSON {
+		return f.IO.Event(DryRunEvent{Event: "plan", Hosts: names, Cmd: opts.Command.Line(), Parallel: opts.Parallel})
+	}
+	cs := f.IO.OutColorScheme()
+	fmt.Fprintf(f.IO.Out, "%s would run on %d host(s), %d at a time: %s\n", cs.Bold("Plan:"), len(names), min(opts.Parallel, len(names)), strings.Join(names, ", "))
+	fmt.Fprintf(f.IO.Out, "     run     %s\n", opts.Command.Line())
+	fmt.Fprintln(f.IO.ErrOut, "dry run: nothing was run")
+	return nil
+}
+
+// DryRunEvent is `run --dry-run --json`'s one event.
+type DryRunEvent struct {
+	Event    string   `json:"event"`
+	Hosts    []string `json:"hosts"`
+	Cmd      string   `json:"cmd"`
+	Parallel int      `json:"parallel"`
 }

@@ -61,6 +61,10 @@ the command, a check after and an optional undo. See docs/runbooks.md.`,
 		}
 		sub.Flags().StringArrayVar(&vars, "var", nil, "set a runbook variable (k=v), repeatable")
 		sub.Flags().StringVar(&opts.Limit, "limit", "", "narrow every step's hosts to those TARGET selects (e.g. 'cattle,!c2'); a step left with no host is an error")
+		if !plan {
+			honoursDryRun(f, sub, "run the before checks and print the plan (as runbook plan); change nothing")
+			honoursYes(f, sub)
+		}
 		cmd.AddCommand(sub)
 	}
 	return cmd
@@ -125,7 +129,7 @@ func quiet(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, new(*tasks.RefusedError)), errors.As(err, new(*tasks.StepError)),
+	case errors.As(err, new(*tasks.RefusedError)) && !refusedAtPlan(err), errors.As(err, new(*tasks.StepError)),
 		errors.As(err, new(*tasks.UnverifiedError)), errors.Is(err, tasks.ErrLockLost):
 		return &SilentError{Code: ExitCode(err)}
 	}
@@ -241,4 +245,9 @@ func (f *Factory) prompt(q string) (bool, error) {
 	}
 	a := strings.ToLower(strings.TrimSpace(line))
 	return a == "y" || a == "yes", nil
+}
+
+func refusedAtPlan(err error) bool {
+	var re *tasks.RefusedError
+	return errors.As(err, &re) && re.AtPlan
 }

@@ -55,6 +55,8 @@ type PlanItem struct {
 	Undo            string `json:"undo,omitempty"`
 	NotCheckedWhy   string `json:"not_checked,omitempty"`
 	BeforeUnreached bool   `json:"before_unreachable,omitempty"`
+
+	beforeErr error
 }
 
 // PlanStep is one step of a plan.
@@ -97,6 +99,7 @@ func (e *Engine) Plan(ctx context.Context, rb *Runbook, from int) (*Plan, error)
 				it.BeforeChecked = true
 				out, err := s.Before.Run(ctx, e.Env, h, s.Timeout)
 				it.BeforeOK = err == nil
+				it.beforeErr = err
 				if err != nil {
 					it.BeforeOutput = strings.TrimSpace(errOutput(out, err))
 					var ce *sshexec.ConnError
@@ -127,6 +130,40 @@ func (e *Engine) Plan(ctx context.Context, rb *Runbook, from int) (*Plan, error)
 	p.HostCount = len(hostSet)
 	return p, nil
 }
+
+// refusal is the error of the first step whose before check fails now,
+// or nil.
+func (p *Plan) refusal() error {
+	for _, s := range p.Steps {
+		var hosts []string
+		var first error
+		for _, it := range s.Items {
+			if it.BeforeChecked && !it.BeforeOK {
+				hosts = append(hosts, it.Host)
+				if first == nil {
+					first = it.beforeErr
+					if it.BeforeOutput != "" {
+						first = &planCheckError{msg: it.BeforeOutput, err: it.beforeErr}
+					}
+				}
+			}
+		}
+		if first != nil {
+			return &RefusedError{Step: s.Index, Title: s.Title, Hosts: hosts, Err: first, AtPlan: true}
+		}
+	}
+	return nil
+}
+
+// planCheckError is a failed before check as the plan shows it (its
+// output), keeping the cause for the exit code.
+type planCheckError struct {
+	msg string
+	err error
+}
+
+func (e *planCheckError) Error() string { return e.msg }
+func (e *planCheckError) Unwrap() error { return e.err }
 
 func describe(op Op, h *inventory.Host) (string, error) {
 	if op == nil {
@@ -200,14 +237,17 @@ func (e *Engine) Run(ctx context.Context, rb *Runbook, o RunOptions) (string, er
 	if !o.SkipPlan {
 		e.Reporter.Plan(plan)
 	}
+	// A before check that fails now will refuse its step: say so and stop
+	// here, before asking and before journaling a run that cannot go
+	// through. (Checks that need earlier steps are not run by the plan.)
+	if err := plan.refusal(); err != nil {
+		return o.ResumeID, err
+	}
 	if !e.Yes {
 		if e.Confirm == nil {
 			return o.ResumeID, &ConfirmError{Reason: "refusing to change anything without --yes: no terminal to confirm on"}
 		}
 		q := fmt.Sprintf("Run %d step(s) on %d host(s)?", len(rb.Steps)-from+1, plan.HostCount)
-		if plan.Failing > 0 {
-			q = fmt.Sprintf("%d before check(s) fail now; run anyway (the failing step will refuse)?", plan.Failing)
-		}
 		ok, err := e.Confirm(q)
 		if err != nil {
 			return o.ResumeID, err
@@ -454,14 +494,13 @@ func (e *Engine) runStep(ctx context.Context, j *Journal, i int, s *Step) (strin
 	if len(failedHosts)+len(unverifiedHosts) <= s.MaxFail && notRun == 0 {
 		return StatusOK, nil
 	}
-	if len(failedHosts) > 0 || notRun > 0 {
-		err := firstFail
-		if err == nil {
-			err = fmt.Errorf("%d host(s) not run after max_fail %d was exceeded", notRun, s.MaxFail)
-		}
-		return StatusFailed, &StepError{Step: i, Title: s.Title, Hosts: append(failedHosts, unverifiedHosts...), Err: err}
+	// Hosts a serial step did not reach once max_fail was exceeded are a
+	// consequence, not the failure: the step failed the way its hosts
+	// did, with or without serial (an after check alone: unverified).
+	if len(failedHosts) > 0 {
+		return StatusFailed, &StepError{Step: i, Title: s.Title, Hosts: append(failedHosts, unverifiedHosts...), Err: firstFail, NotRun: notRun, MaxFail: s.MaxFail}
 	}
-	return StatusUnverified, &UnverifiedError{Step: i, Title: s.Title, Hosts: unverifiedHosts, Err: firstUnverified}
+	return StatusUnverified, &UnverifiedError{Step: i, Title: s.Title, Hosts: unverifiedHosts, Err: firstUnverified, NotRun: notRun, MaxFail: s.MaxFail}
 }
 
 // check runs a before or after check, retrying an after check that waits

@@ -122,9 +122,15 @@ type RefusedError struct {
 	Title string
 	Hosts []string
 	Err   error
+	// AtPlan: the check failed when planned, so no run was started,
+	// asked for or journaled.
+	AtPlan bool
 }
 
 func (e *RefusedError) Error() string {
+	if e.AtPlan {
+		return fmt.Sprintf("before check of step %d %q fails on %s: %v; nothing was run", e.Step, e.Title, strings.Join(e.Hosts, ", "), e.Err)
+	}
 	return fmt.Sprintf("step %d %q refused to start: before check failed on %s: %v", e.Step, e.Title, strings.Join(e.Hosts, ", "), e.Err)
 }
 func (e *RefusedError) Unwrap() error { return e.Err }
@@ -136,24 +142,35 @@ type StepError struct {
 	Title string
 	Hosts []string
 	Err   error
+	// NotRun hosts of a serial step were left alone once more than
+	// MaxFail hosts had failed.
+	NotRun, MaxFail int
 }
 
 func (e *StepError) Error() string {
-	return fmt.Sprintf("step %d %q failed on %s: %v", e.Step, e.Title, strings.Join(e.Hosts, ", "), e.Err)
+	return fmt.Sprintf("step %d %q failed on %s: %v%s", e.Step, e.Title, strings.Join(e.Hosts, ", "), e.Err, notRunText(e.NotRun, e.MaxFail))
+}
+
+func notRunText(notRun, maxFail int) string {
+	if notRun == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d more host(s) not run: more than max_fail %d failed)", notRun, maxFail)
 }
 func (e *StepError) Unwrap() error { return e.Err }
 
 // UnverifiedError is a step whose action ran but whose after check failed:
 // the change happened but is not verified (exit 5).
 type UnverifiedError struct {
-	Step  int
-	Title string
-	Hosts []string
-	Err   error
+	Step            int
+	Title           string
+	Hosts           []string
+	Err             error
+	NotRun, MaxFail int
 }
 
 func (e *UnverifiedError) Error() string {
-	return fmt.Sprintf("step %d %q changed but not verified: after check failed on %s: %v", e.Step, e.Title, strings.Join(e.Hosts, ", "), e.Err)
+	return fmt.Sprintf("step %d %q changed but not verified: after check failed on %s: %v%s", e.Step, e.Title, strings.Join(e.Hosts, ", "), e.Err, notRunText(e.NotRun, e.MaxFail))
 }
 func (e *UnverifiedError) Unwrap() error { return e.Err }
 

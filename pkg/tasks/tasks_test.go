@@ -234,15 +234,36 @@ func TestBeforeRefusalRunsNothing(t *testing.T) {
 		return "", 0
 	}
 	rb := fx.runbook(t, "name: r\nsteps:\n  - {title: go, hosts: web, before: 'ready?', run: change}\n")
+	// Failing when planned: refused there, without asking (Confirm would
+	// fail the test) and without journaling a run.
+	fx.eng.Yes = false
+	fx.eng.Confirm = func(q string) (bool, error) { t.Fatalf("asked %q although a before check fails", q); return false, nil }
 	id, err := fx.eng.Run(context.Background(), rb, RunOptions{})
 	var re *RefusedError
-	if !errors.As(err, &re) || !slices.Equal(re.Hosts, []string{"h3"}) {
-		t.Fatalf("err = %v", err)
+	if !errors.As(err, &re) || !slices.Equal(re.Hosts, []string{"h3"}) || !re.AtPlan || id != "" {
+		t.Fatalf("id %q err = %v", id, err)
+	}
+	if runs, _ := History(fx.state); len(runs) != 0 {
+		t.Fatalf("a refused plan was journaled: %+v", runs[0])
 	}
 	for _, c := range fx.hosts.commands() {
 		if strings.HasSuffix(c, "change") {
 			t.Fatalf("an action ran after a refusal: %q", fx.hosts.commands())
 		}
+	}
+	// Passing when planned, failing when the step starts: the run was
+	// journaled, and its step refused.
+	fx = newFixture(t)
+	var calls atomic.Int64
+	fx.hosts.answer = func(host, cmd string) (string, int) {
+		if cmd == "ready?" && host == "h3" && calls.Add(1) > 1 {
+			return "", 1
+		}
+		return "", 0
+	}
+	id, err = fx.eng.Run(context.Background(), fx.runbook(t, "name: r\nsteps:\n  - {title: go, hosts: web, before: 'ready?', run: change}\n"), RunOptions{})
+	if !errors.As(err, &re) || re.AtPlan {
+		t.Fatalf("err = %v", err)
 	}
 	if s := Summarize(id, fx.journal(t, id)); s.Status != StatusRefused || s.FailedStep != 1 {
 		t.Fatalf("summary %+v", s)
@@ -586,5 +607,28 @@ func TestHistoryOrdersRunsOfOneSecondByStart(t *testing.T) {
 	got, err := History(dir)
 	if err != nil || len(got) != 2 || got[0].ID != "20261126T123655Z-aaaaaa" {
 		t.Fatalf("newest first: %v %v", got, err)
+	}
+}
+
+// A failing after check is the same failure with or without serial: an
+// UnverifiedError (exit 5), the hosts serial left alone noted in it.
+func TestSerialAfterFailureIsUnverifiedLikeParallel(t *testing.T) {
+	for _, serial := range []string{"", ", serial: 1"} {
+		fx := newFixture(t)
+		fx.hosts.answer = func(host, cmd string) (string, int) {
+			if cmd == "ok?" && host == "h1" {
+				return "", 1
+			}
+			return "", 0
+		}
+		rb := fx.runbook(t, "name: s\nsteps:\n  - {title: s, hosts: web, run: x, after: 'ok?'"+serial+"}\n")
+		_, err := fx.eng.Run(context.Background(), rb, RunOptions{})
+		var ue *UnverifiedError
+		if !errors.As(err, &ue) || !slices.Equal(ue.Hosts, []string{"h1"}) || !strings.Contains(err.Error(), "changed but not verified: after check failed on h1") {
+			t.Fatalf("serial %q: err = %v", serial, err)
+		}
+		if serial != "" && (ue.NotRun != 3 || !strings.Contains(err.Error(), "3 more host(s) not run")) {
+			t.Fatalf("serial: %v", err)
+		}
 	}
 }
