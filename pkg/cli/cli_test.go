@@ -444,3 +444,63 @@ func TestMigrateJobsParseErrorIsExit2(t *testing.T) {
 		}
 	}
 }
+
+// A runbook given by a relative path resumes from another directory, by
+// "last" or an id prefix, retrying only the host that failed.
+func TestResumeFromAnotherDirectoryRetriesFailedHosts(t *testing.T) {
+	h := newHarness(t)
+	state := t.TempDir()
+	getenv := h.f.Getenv
+	h.f.Getenv = func(k string) string {
+		if k == "XDG_STATE_HOME" {
+			return state
+		}
+		return getenv(k)
+	}
+	rbDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(rbDir, "rb.yaml"), []byte("name: r\nsteps:\n  - {title: touch, hosts: cattle, run: 'touch /x'}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	failC2 := true
+	h.conn.handler = func(host string, c sshexec.Cmd) (string, string, int) {
+		if host == "c2" && failC2 {
+			return "", "boom", 1
+		}
+		return "", "", 0
+	}
+	wd, _ := os.Getwd()
+	t.Cleanup(func() { _ = os.Chdir(wd) })
+	if err := os.Chdir(rbDir); err != nil {
+		t.Fatal(err)
+	}
+	if code := h.exec("--yes", "runbook", "run", "rb.yaml"); code != ExitFailed {
+		t.Fatalf("first run: exit %d\n%s", code, h.err)
+	}
+	if err := os.Chdir(t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	failC2 = false
+	h.conn.lines = nil
+	if code := h.exec("--yes", "resume", "last"); code != 0 {
+		t.Fatalf("resume last: exit %d\n%s", code, h.err)
+	}
+	if strings.Join(h.conn.lines, ";") != "c2: touch /x" {
+		t.Fatalf("resume ran %q, want only c2's retry", h.conn.lines)
+	}
+	if !strings.Contains(h.err.String(), "step 1 already finished on c1") {
+		t.Fatalf("%s", h.err)
+	}
+	runs, _ := tasks.History(filepath.Join(state, "hoctl"))
+	if len(runs) != 1 {
+		t.Fatalf("history in %s: %d runs\n%s", state, len(runs), h.err)
+	}
+	if runs[0].Status != tasks.StatusOK || !filepath.IsAbs(runs[0].Params["file"]) {
+		t.Fatalf("%+v", runs[0])
+	}
+	// A finished run by a prefix of its id: refused, exit 3.
+	root := NewRootCmd(h.f)
+	root.SetArgs([]string{"--yes", "resume", runs[0].ID[:20]})
+	if err := Execute(context.Background(), root); ExitCode(err) != ExitRefused || !strings.Contains(fmt.Sprint(err), "finished successfully") {
+		t.Fatalf("exit %d: %v", ExitCode(err), err)
+	}
+}

@@ -102,6 +102,7 @@ func deployRun(ctx context.Context, opts *DeployOptions) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
+	rb.Retry = "hoctl history shows which hosts were deployed; deploy the others with hoctl deploy HOST..."
 	if f.DryRun {
 		return planOnly(ctx, f, eng, rb, 1)
 	}

@@ -95,7 +95,7 @@ func ExitCode(err error) int {
 	case errors.As(err, new(*tasks.RefusedError)), errors.As(err, new(*tasks.LockedError)),
 		errors.As(err, new(*ResumeRefusedError)), errors.As(err, new(*consul.HeldError)), errors.As(err, new(*RefusedError)):
 		return ExitRefused
-	case errors.As(err, new(*tasks.NoRunError)):
+	case errors.As(err, new(*tasks.NoRunError)), errors.As(err, new(*tasks.AmbiguousRunError)):
 		return ExitUsage
 	case errors.As(err, &he):
 		if he.Unreachable > 0 {

@@ -96,6 +96,9 @@ func failoverRunbook(ctx context.Context, f *Factory, inv *inventory.Inventory, 
 	if errors.As(err, &ie) {
 		return nil, &UsageError{Err: err}
 	}
+	if rb != nil {
+		rb.Resumable = true // resumeFailover rebuilds it from the journal
+	}
 	return rb, err
 }
 

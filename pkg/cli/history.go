@@ -84,7 +84,11 @@ func colorStatus(cs interface {
 	return cs.Red(s)
 }
 
-func showRun(f *Factory, dir, id string) error {
+func showRun(f *Factory, dir, arg string) error {
+	id, err := tasks.ResolveRunID(dir, arg)
+	if err != nil {
+		return err
+	}
 	recs, err := tasks.ReadJournal(dir, id)
 	if err != nil {
 		return err

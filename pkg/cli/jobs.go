@@ -183,6 +183,8 @@ func migrateJobsRun(ctx context.Context, opts *MigrateJobsOptions) error {
 	if len(rb.Steps) == 0 {
 		return nil
 	}
+	// A new run scans again and acts only on what still differs.
+	rb.Retry = "run the same hoctl migrate-jobs again: it scans anew and writes or submits only what still differs"
 	if f.DryRun {
 		return planOnly(ctx, f, eng, rb, 1)
 	}

@@ -140,6 +140,9 @@ func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
 			eng.Reporter.Progress(4, ends.TargetHost, fmt.Sprintf("%s sent, %s/s, %s", replicate.BytesText(sent), replicate.BytesText(int64(rate)), elapsed.Round(100*time.Millisecond)))
 		},
 	})
+	// Each run inspects both sides and removes what an interrupted one
+	// left, so the way on after a failure is another run, not resume.
+	rb.Retry = "run hoctl replicate again: it inspects both sides anew and removes what this run left"
 	if f.DryRun {
 		return planOnly(ctx, f, eng, rb, 1)
 	}

@@ -4,9 +4,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"os/user"
+	"path/filepath"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/hoctl/hoctl/pkg/failover"
 	"github.com/hoctl/hoctl/pkg/inventory"
@@ -16,9 +22,10 @@ import (
 
 // ResumeOptions are the inputs of `hoctl resume`.
 type ResumeOptions struct {
-	F     *Factory
-	RunID string
-	Force bool
+	F        *Factory
+	RunID    string
+	Force    bool
+	AllHosts bool
 	// Limit narrows the rest of the run's steps (--limit TARGET); empty
 	// keeps the limit the run was started with, if any.
 	Limit string
@@ -33,12 +40,17 @@ func (e *ResumeRefusedError) Error() string { return e.Reason }
 func NewCmdResume(f *Factory, runF func(*ResumeOptions) error) *cobra.Command {
 	opts := &ResumeOptions{F: f}
 	cmd := &cobra.Command{
-		Use:   "resume RUN-ID",
+		Use:   "resume RUN-ID|last",
 		Short: "Continue a failed or interrupted run from its first unfinished step",
-		Long: `Continue run RUN-ID (see hoctl history) from its first unfinished step,
-after running that step's before check again. Refuses a run that finished,
-one whose inventory or runbook file changed since (unless --force), and one
-still running.`,
+		Long: `Continue run RUN-ID (see hoctl history; "last" is the newest run, and a
+unique prefix of an id will do) from its first unfinished step, after
+running that step's before check again. Hosts that finished that step in
+the run are left alone (--all-hosts redoes it on every host). Refuses a run
+that finished, one still running or being resumed by another hoctl, one
+whose inventory or runbook file changed since (unless --force), and runs
+that resume cannot rebuild (replicate, migrate-jobs, deploy: it says what
+to run instead). Without -i or $HOCTL_INVENTORY, the run's own inventory
+is used.`,
 		Args: rangeArgs(1, 1),
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.RunID = args[0]
@@ -50,6 +62,7 @@ still running.`,
 	}
 	cmd.Flags().BoolVar(&opts.Force, "force", false, "resume although the inventory or runbook changed")
 	cmd.Flags().StringVar(&opts.Limit, "limit", "", "narrow the remaining steps' hosts to those TARGET selects (default: the run's own --limit)")
+	cmd.Flags().BoolVar(&opts.AllHosts, "all-hosts", false, "redo the unfinished step on every host, also those that finished it")
 	honoursDryRun(f, cmd, "run the remaining steps' before checks and print the plan; change nothing")
 	honoursYes(f, cmd)
 	return cmd
@@ -58,16 +71,44 @@ still running.`,
 func resumeRun(ctx context.Context, opts *ResumeOptions) error {
 	f := opts.F
 	dir := tasks.StateDir(f.Getenv)
-	recs, err := tasks.ReadJournal(dir, opts.RunID)
+	id, err := tasks.ResolveRunID(dir, opts.RunID)
 	if err != nil {
 		return err
 	}
-	s := tasks.Summarize(opts.RunID, recs)
+	// One resume of a run at a time, held from before the journal is read
+	// until the run ends: a second one would run the same steps again.
+	lock, err := tasks.AcquireLocal(dir, "run-"+id, tasks.LockHolder{PID: os.Getpid(), Run: id, Start: time.Now().UTC(), User: currentUser()})
+	if err != nil {
+		var le *tasks.LockedError
+		if errors.As(err, &le) && le.Holder.PID != 0 {
+			return &ResumeRefusedError{Reason: fmt.Sprintf("run %s is being resumed by pid %d (%s, since %s): wait for it, then see hoctl history %s",
+				id, le.Holder.PID, le.Holder.User, le.Holder.Start.Local().Format(time.DateTime), id)}
+		}
+		return err
+	}
+	defer func() { _ = lock.Release() }()
+	recs, err := tasks.ReadJournal(dir, id)
+	if err != nil {
+		return err
+	}
+	s := tasks.Summarize(id, recs)
 	switch s.Status {
 	case tasks.StatusOK:
 		return &ResumeRefusedError{Reason: fmt.Sprintf("run %s finished successfully: nothing to resume", s.ID)}
 	case tasks.StatusRunning:
 		return &ResumeRefusedError{Reason: fmt.Sprintf("run %s is still running (pid %d)", s.ID, s.PID)}
+	}
+	if s.Kind != failover.KindFailover && s.Kind != tasks.KindFile {
+		what := s.Retry
+		if what == "" {
+			what = "run its command again"
+		}
+		return &ResumeRefusedError{Reason: fmt.Sprintf("run %s (%s) cannot be resumed: %s", s.ID, s.Command, what)}
+	}
+	if f.InventoryPath == "" && f.Getenv("HOCTL_INVENTORY") == "" && filepath.IsAbs(s.InventoryPath) {
+		if _, err := os.Stat(s.InventoryPath); err == nil {
+			f.InventoryPath = s.InventoryPath // the run's own, from any directory
+		}
 	}
 	inv, err := f.Inventory()
 	if err != nil {
@@ -81,9 +122,6 @@ func resumeRun(ctx context.Context, opts *ResumeOptions) error {
 			return usagef("--limit narrows runbook files; run %s is a failover, whose hosts are the service's", s.ID)
 		}
 		return resumeFailover(ctx, opts, inv, s)
-	}
-	if s.Kind != tasks.KindFile {
-		return &ResumeRefusedError{Reason: fmt.Sprintf("run %s (%q) cannot be resumed by this hoctl", s.ID, s.Kind)}
 	}
 	file := s.Params["file"]
 	data, err := os.ReadFile(file)
@@ -108,20 +146,37 @@ func resumeRun(ctx context.Context, opts *ResumeOptions) error {
 	if err != nil {
 		return err
 	}
-	from := s.NextStep()
-	if from > len(rb.Steps) {
-		return &ResumeRefusedError{Reason: fmt.Sprintf("run %s has no unfinished step", s.ID)}
-	}
+	rb.Params["file"] = file
 	eng, closeFn, err := f.Engine(inv, rb.Secrets)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
+	return continueRun(ctx, opts, eng, rb, s)
+}
+
+// continueRun runs rb from the run's first unfinished step, leaving alone
+// the hosts that finished that step (unless --all-hosts), as Ansible's
+// retry files do.
+func continueRun(ctx context.Context, opts *ResumeOptions, eng *tasks.Engine, rb *tasks.Runbook, s *tasks.Summary) error {
+	f := opts.F
+	from := s.NextStep()
+	if from > len(rb.Steps) {
+		return &ResumeRefusedError{Reason: fmt.Sprintf("run %s has no unfinished step", s.ID)}
+	}
+	step := rb.Steps[from-1]
+	if !opts.AllHosts {
+		step.Done = s.HostsDone(from, step.After != nil)
+		if len(step.Done) > 0 {
+			fmt.Fprintf(f.IO.ErrOut, "step %d already finished on %s in run %s: left alone (--all-hosts redoes it there)\n",
+				from, strings.Join(slices.Sorted(maps.Keys(step.Done)), ", "), s.ID)
+		}
+	}
 	if f.DryRun {
 		return planOnly(ctx, f, eng, rb, from)
 	}
-	fmt.Fprintf(f.IO.ErrOut, "resuming run %s at step %d of %d: %s\n", s.ID, from, len(rb.Steps), rb.Steps[from-1].Title)
-	_, err = eng.Run(ctx, rb, tasks.RunOptions{ResumeID: s.ID, From: from})
+	fmt.Fprintf(f.IO.ErrOut, "resuming run %s at step %d of %d: %s\n", s.ID, from, len(rb.Steps), step.Title)
+	_, err := eng.Run(ctx, rb, tasks.RunOptions{ResumeID: s.ID, From: from})
 	return quiet(err)
 }
 
@@ -141,14 +196,12 @@ func resumeFailover(ctx context.Context, opts *ResumeOptions, inv *inventory.Inv
 	if err != nil {
 		return err
 	}
-	from := s.NextStep()
-	if from > len(rb.Steps) {
-		return &ResumeRefusedError{Reason: fmt.Sprintf("run %s has no unfinished step", s.ID)}
+	return continueRun(ctx, opts, eng, rb, s)
+}
+
+func currentUser() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
 	}
-	if f.DryRun {
-		return planOnly(ctx, f, eng, rb, from)
-	}
-	fmt.Fprintf(f.IO.ErrOut, "resuming run %s at step %d of %d: %s\n", s.ID, from, len(rb.Steps), rb.Steps[from-1].Title)
-	_, err = eng.Run(ctx, rb, tasks.RunOptions{ResumeID: s.ID, From: from})
-	return quiet(err)
+	return os.Getenv("USER")
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -293,8 +294,8 @@ func (e *Engine) Run(ctx context.Context, rb *Runbook, o RunOptions) (string, er
 	}
 	defer func() { _ = j.Close() }()
 	start := Record{Run: id, Command: e.Command, Name: rb.Name, Operator: holder.User, Workstation: hostname(),
-		PID: holder.PID, Version: e.Version, Inventory: e.Env.Inventory.Path, InventoryHash: e.Env.Inventory.Hash,
-		Kind: rb.Kind, Params: copyMap(rb.Params), FromStep: from}
+		PID: holder.PID, ProcStart: procStart(holder.PID), Version: e.Version, Inventory: absPath(e.Env.Inventory.Path), InventoryHash: e.Env.Inventory.Hash,
+		Kind: rb.Kind, Params: copyMap(rb.Params), FromStep: from, Retry: rb.Retry}
 	if o.ResumeID != "" {
 		start.Type = "resume"
 	} else {
@@ -373,6 +374,17 @@ func (e *Engine) Run(ctx context.Context, rb *Runbook, o RunOptions) (string, er
 	_ = j.Write(end)
 	e.Reporter.RunEnd(id, status, runErr, time.Since(runStart))
 	return id, runErr
+}
+
+// absPath makes a journaled path usable from any directory (resume).
+func absPath(p string) string {
+	if p == "" {
+		return p
+	}
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
 }
 
 func copyMap(m map[string]string) map[string]string {

@@ -5,14 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -28,6 +26,8 @@ type Record struct {
 	Operator      string            `json:"operator,omitempty"`
 	Workstation   string            `json:"workstation,omitempty"`
 	PID           int               `json:"pid,omitempty"`
+	ProcStart     string            `json:"proc_start,omitempty"` // boot id and start time of PID
+	Retry         string            `json:"retry,omitempty"`      // what to do after a failure, where resume cannot
 	Version       string            `json:"version,omitempty"`
 	Inventory     string            `json:"inventory,omitempty"`
 	InventoryHash string            `json:"inventory_hash,omitempty"`
@@ -242,26 +242,46 @@ type Summary struct {
 	InventoryPath string            `json:"inventory,omitempty"`
 	InventoryHash string            `json:"inventory_hash,omitempty"`
 	PID           int               `json:"pid,omitempty"`
+	ProcStart     string            `json:"-"`
 	Resumes       int               `json:"resumes,omitempty"`
+	Retry         string            `json:"retry,omitempty"`
+
+	// hostState is each host's last outcome per step: acted, verified,
+	// failed, unverified, undone.
+	hostState map[int]map[string]string
 }
 
 // Summarize folds a run's records into its state. A run without a
 // run_end whose process is gone was interrupted (kill -9, a crash).
 func Summarize(id string, recs []Record) *Summary {
-	s := &Summary{ID: id, Status: StatusRunning, Done: map[int]string{}}
+	s := &Summary{ID: id, Status: StatusRunning, Done: map[int]string{}, hostState: map[int]map[string]string{}}
+	setHost := func(step int, host, state string) {
+		if s.hostState[step] == nil {
+			s.hostState[step] = map[string]string{}
+		}
+		s.hostState[step][host] = state
+	}
 	for _, r := range recs {
 		switch r.Type {
 		case "run_start":
 			s.Command, s.Name, s.Operator, s.Start = r.Command, r.Name, r.Operator, r.Time
-			s.Steps, s.Kind, s.Params = r.Steps, r.Kind, r.Params
-			s.InventoryPath, s.InventoryHash, s.PID = r.Inventory, r.InventoryHash, r.PID
+			s.Steps, s.Kind, s.Params, s.Retry = r.Steps, r.Kind, r.Params, r.Retry
+			s.InventoryPath, s.InventoryHash, s.PID, s.ProcStart = r.Inventory, r.InventoryHash, r.PID, r.ProcStart
 		case "resume":
 			s.Resumes++
 			s.Status, s.End, s.FailedStep, s.FailedTitle, s.Error = StatusRunning, time.Time{}, 0, "", ""
-			s.PID = r.PID
+			s.PID, s.ProcStart = r.PID, r.ProcStart
 			if r.InventoryHash != "" {
 				s.InventoryHash = r.InventoryHash
 			}
+		case "action":
+			setHost(r.Step, r.Host, map[bool]string{true: "acted", false: "failed"}[r.OK != nil && *r.OK])
+		case "check":
+			if r.Phase == "after" {
+				setHost(r.Step, r.Host, map[bool]string{true: "verified", false: "unverified"}[r.OK != nil && *r.OK])
+			}
+		case "undo":
+			setHost(r.Step, r.Host, "undone")
 		case "step_end":
 			s.Done[r.Step] = r.Status
 		case "run_end":
@@ -271,7 +291,7 @@ func Summarize(id string, recs []Record) *Summary {
 			}
 		}
 	}
-	if s.Status == StatusRunning && !processAlive(s.PID) {
+	if s.Status == StatusRunning && !processAlive(s.PID, s.ProcStart) {
 		s.Status = StatusInterrupted
 		s.FailedStep = s.NextStep()
 		if s.FailedStep > 0 && s.FailedStep <= len(s.Steps) {
@@ -279,6 +299,19 @@ func Summarize(id string, recs []Record) *Summary {
 		}
 	}
 	return s
+}
+
+// HostsDone lists the hosts that finished step i (1-based) in this run:
+// its action succeeded and, when the step has an after check
+// (hasAfter), that check passed last. Resume skips them.
+func (s *Summary) HostsDone(i int, hasAfter bool) map[string]bool {
+	done := map[string]bool{}
+	for h, st := range s.hostState[i] {
+		if st == "verified" || st == "acted" && !hasAfter {
+			done[h] = true
+		}
+	}
+	return done
 }
 
 // NextStep is the first step not finished (1-based), or len(Steps)+1.
@@ -291,14 +324,6 @@ func (s *Summary) NextStep() int {
 		}
 	}
 	return len(s.Steps) + 1
-}
-
-func processAlive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 // History lists runs, newest first.
@@ -331,4 +356,92 @@ func History(dir string) ([]*Summary, error) {
 		return out[i].ID > out[j].ID
 	})
 	return out, nil
+}
+
+// ResolveRunID turns what an operator typed into a run id: "last" is the
+// newest run, a unique prefix is the run it starts, anything else must be
+// a whole id. An ambiguous prefix is an *AmbiguousRunError listing the
+// candidates.
+func ResolveRunID(dir, arg string) (string, error) {
+	if strings.ContainsAny(arg, "/\\") || arg == "" || strings.HasPrefix(arg, ".") {
+		return "", fmt.Errorf("bad run id %q", arg)
+	}
+	ids, err := runIDs(dir)
+	if err != nil {
+		return "", err
+	}
+	if arg == "last" {
+		if len(ids) == 0 {
+			return "", &NoRunError{ID: arg}
+		}
+		return newest(dir, ids), nil
+	}
+	var found []string
+	for _, id := range ids {
+		if id == arg {
+			return id, nil
+		}
+		if strings.HasPrefix(id, arg) {
+			found = append(found, id)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", &NoRunError{ID: arg}
+	case 1:
+		return found[0], nil
+	}
+	return "", &AmbiguousRunError{Prefix: arg, Candidates: found}
+}
+
+// AmbiguousRunError is a run id prefix that more than one run starts with.
+type AmbiguousRunError struct {
+	Prefix     string
+	Candidates []string
+}
+
+func (e *AmbiguousRunError) Error() string {
+	c := e.Candidates
+	more := ""
+	if len(c) > 10 {
+		c, more = c[len(c)-10:], fmt.Sprintf(" (and %d more)", len(e.Candidates)-10)
+	}
+	return fmt.Sprintf("run id %q is ambiguous: %s%s", e.Prefix, strings.Join(c, ", "), more)
+}
+
+// runIDs lists the journaled run ids, sorted.
+func runIDs(dir string) ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(dir, "runs"))
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, e := range entries {
+		if id, ok := strings.CutSuffix(e.Name(), ".jsonl"); ok {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// newest is the id of the run started last. Ids begin with their start
+// time to the second, so only runs of the newest second need reading.
+func newest(dir string, ids []string) string {
+	last := ids[len(ids)-1]
+	sec, _, _ := strings.Cut(last, "-")
+	best, bestStart := last, time.Time{}
+	for i := len(ids) - 1; i >= 0 && strings.HasPrefix(ids[i], sec+"-"); i-- {
+		recs, err := ReadJournal(dir, ids[i])
+		if err != nil || len(recs) == 0 {
+			continue
+		}
+		if st := recs[0].Time; st.After(bestStart) {
+			best, bestStart = ids[i], st
+		}
+	}
+	return best
 }

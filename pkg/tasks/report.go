@@ -133,6 +133,9 @@ type plainReporter struct {
 	mu      sync.Mutex
 	start   map[int]time.Time
 	total   int
+	// resumable and retry: what RunEnd says to do after a failure.
+	resumable bool
+	retry     string
 
 	lastProgress time.Time
 }
@@ -142,6 +145,7 @@ func (r *plainReporter) Plan(p *Plan) { PrintPlan(r.w, r.cs, p, r.secrets) }
 func (r *plainReporter) RunStart(id string, rb *Runbook, from int) {
 	r.total = len(rb.Steps)
 	r.start = map[int]time.Time{}
+	r.resumable, r.retry = rb.Resumable, rb.Retry
 	verb := "run"
 	if from > 1 {
 		verb = fmt.Sprintf("resuming at step %d", from)
@@ -203,8 +207,14 @@ func (r *plainReporter) RunEnd(id, status string, err error, d time.Duration) {
 		return
 	}
 	fmt.Fprintf(r.w, "%s %s (run %s): %s\n", r.cs.FailureIcon(), statusText(status), id, Redact(errString(err), r.secrets))
-	if status != StatusNotConfirmed {
+	switch {
+	case status == StatusNotConfirmed:
+	case r.resumable:
 		fmt.Fprintf(r.w, "  see: hoctl history %s; continue with: hoctl resume %s\n", id, id)
+	case r.retry != "":
+		fmt.Fprintf(r.w, "  see: hoctl history %s; this run cannot be resumed: %s\n", id, r.retry)
+	default:
+		fmt.Fprintf(r.w, "  see: hoctl history %s\n", id)
 	}
 }
 

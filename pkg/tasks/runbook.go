@@ -72,7 +72,12 @@ func LoadRunbookFile(path string, inv *inventory.Inventory, o LoadOptions) (*Run
 	if err != nil {
 		return nil, &yamlerr.Error{File: path, Msg: "cannot read runbook: " + err.Error()}
 	}
-	return ParseRunbook(path, data, inv, o)
+	rb, err := ParseRunbook(path, data, inv, o)
+	if err == nil {
+		// Journaled absolute, so that resume works from any directory.
+		rb.Params["file"] = absPath(path)
+	}
+	return rb, err
 }
 
 // ParseRunbook is LoadRunbookFile for bytes in memory.
@@ -149,7 +154,7 @@ func ParseRunbook(name string, data []byte, inv *inventory.Inventory, o LoadOpti
 	}
 
 	rb := &Runbook{Name: fr.Name, Description: fr.Description, Lock: fr.Lock, ClusterLock: fr.ClusterLock,
-		Kind: KindFile, Secrets: secretValues}
+		Kind: KindFile, Resumable: true, Secrets: secretValues}
 	data2 := func(h *inventory.Host) any {
 		return TemplateData{Host: h.Name, HostInfo: h, Vars: vars, Inventory: inv}
 	}

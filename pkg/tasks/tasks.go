@@ -35,6 +35,10 @@ type Runbook struct {
 	Params map[string]string
 	// Secrets are values never to be printed or journaled.
 	Secrets []string
+	// Resumable says `hoctl resume` can rebuild this runbook from its
+	// journal; otherwise Retry says what to do after a failure instead.
+	Resumable bool
+	Retry     string
 }
 
 // Step is one unit of work on a set of hosts.
@@ -62,6 +66,9 @@ type Step struct {
 	// NeedsPrevious marks a before check that only makes sense once the
 	// earlier steps have acted: a plan shows it but does not run it.
 	NeedsPrevious bool
+	// Done names hosts that already finished this step in the run being
+	// resumed: the step leaves them alone (checks included).
+	Done map[string]bool
 }
 
 // Op is a check or an action on one host: a shell command or an API call.
@@ -99,10 +106,20 @@ var localHost = &inventory.Host{Name: "local", Address: inventory.LocalAddress}
 func IsLocal(h *inventory.Host) bool { return h == localHost }
 
 func (s *Step) hosts() []*inventory.Host {
-	if len(s.Hosts) == 0 {
-		return []*inventory.Host{localHost}
+	all := s.Hosts
+	if len(all) == 0 {
+		all = []*inventory.Host{localHost}
 	}
-	return s.Hosts
+	if len(s.Done) == 0 {
+		return all
+	}
+	out := []*inventory.Host{}
+	for _, h := range all {
+		if !s.Done[h.Name] {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 func (s *Step) hostNames() []string {

@@ -632,3 +632,116 @@ func TestSerialAfterFailureIsUnverifiedLikeParallel(t *testing.T) {
 		}
 	}
 }
+
+// Resume retries a failed step only where it did not finish: hosts whose
+// action (and after check) passed are left alone, checks included.
+func TestResumeRetriesOnlyUnfinishedHosts(t *testing.T) {
+	for _, after := range []string{"", ", after: 'ok?'"} {
+		fx := newFixture(t)
+		fx.hosts.answer = func(host, cmd string) (string, int) {
+			if host == "h3" && (cmd == "change" && after == "" || cmd == "ok?") {
+				return "", 1
+			}
+			return "", 0
+		}
+		rb := fx.runbook(t, "name: r\nsteps:\n  - {title: a, hosts: db, run: one}\n  - {title: b, hosts: web, before: 'ready?', run: change"+after+"}\n")
+		id, err := fx.eng.Run(context.Background(), rb, RunOptions{})
+		if err == nil {
+			t.Fatal("step 2 should fail on h3")
+		}
+		s := Summarize(id, fx.journal(t, id))
+		done := s.HostsDone(2, rb.Steps[1].After != nil)
+		if len(done) != 3 || !done["h1"] || !done["h2"] || !done["h4"] || done["h3"] {
+			t.Fatalf("after %q: done %v", after, done)
+		}
+		fx.hosts.answer = nil
+		before := len(fx.hosts.commands())
+		rb.Steps[1].Done = done
+		if _, err := fx.eng.Run(context.Background(), rb, RunOptions{ResumeID: id, From: 2}); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range fx.hosts.commands()[before:] {
+			if !strings.HasPrefix(c, "h3: ") {
+				t.Fatalf("after %q: resume ran %q on a host that had finished the step", after, c)
+			}
+		}
+		if s := Summarize(id, fx.journal(t, id)); s.Status != StatusOK {
+			t.Fatalf("%+v", s)
+		}
+	}
+}
+
+// A run whose PID now belongs to another process is not running: the
+// journal records the process's start time as well as its PID.
+func TestReusedPIDIsNotTheRun(t *testing.T) {
+	me := os.Getpid()
+	start := procStart(me)
+	if start == "" {
+		t.Fatal("no /proc start time for this process")
+	}
+	recs := func(ps string) []Record {
+		return []Record{{Type: "run_start", PID: me, ProcStart: ps, Steps: []string{"a"}}, {Type: "step_start", Step: 1}}
+	}
+	if s := Summarize("x", recs(start)); s.Status != StatusRunning {
+		t.Fatalf("the live writer: %s", s.Status)
+	}
+	// Same PID (alive), another process's start time: the run is dead.
+	if s := Summarize("x", recs(start+"0")); s.Status != StatusInterrupted || s.NextStep() != 1 {
+		t.Fatalf("a reused PID: %s", s.Status)
+	}
+}
+
+func TestResolveRunID(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "runs"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 30, 4, 0, 0, 0, time.UTC)
+	for i, id := range []string{"20261130T040000Z-aaaaaa", "20261130T040000Z-bbbbbb", "20261130T030000Z-cccccc", "20261129T010000Z-dddddd"} {
+		// Two runs in one second: "last" goes by the recorded start.
+		start := t0.Add(-time.Duration(i) * time.Hour)
+		if i == 1 {
+			start = t0.Add(500 * time.Millisecond)
+		}
+		b, _ := json.Marshal(Record{Type: "run_start", Time: start})
+		if err := os.WriteFile(filepath.Join(dir, "runs", id+".jsonl"), append(b, '\n'), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for arg, want := range map[string]string{"last": "20261130T040000Z-bbbbbb", "20261129": "20261129T010000Z-dddddd",
+		"20261130T03": "20261130T030000Z-cccccc", "20261130T040000Z-aaaaaa": "20261130T040000Z-aaaaaa"} {
+		if got, err := ResolveRunID(dir, arg); err != nil || got != want {
+			t.Errorf("%q: %q %v, want %q", arg, got, err, want)
+		}
+	}
+	var ae *AmbiguousRunError
+	if _, err := ResolveRunID(dir, "20261130T04"); !errors.As(err, &ae) || len(ae.Candidates) != 2 || !strings.Contains(err.Error(), "20261130T040000Z-aaaaaa, 20261130T040000Z-bbbbbb") {
+		t.Fatalf("ambiguous: %v", err)
+	}
+	var ne *NoRunError
+	if _, err := ResolveRunID(dir, "2027"); !errors.As(err, &ne) {
+		t.Fatalf("none: %v", err)
+	}
+	if _, err := ResolveRunID(dir, "../x"); err == nil {
+		t.Fatal("a path as run id")
+	}
+}
+
+// A failed run says how to go on: resume where resume can rebuild it,
+// otherwise what to run instead, never a resume that will be refused.
+func TestFailedRunHintMatchesResumability(t *testing.T) {
+	for _, resumable := range []bool{true, false} {
+		fx := newFixture(t)
+		fx.hosts.answer = func(string, string) (string, int) { return "", 1 }
+		rb := fx.runbook(t, "name: h\nsteps:\n  - {title: a, hosts: db, run: one}\n")
+		rb.Resumable = resumable
+		if !resumable {
+			rb.Retry = "run it again"
+		}
+		id, _ := fx.eng.Run(context.Background(), rb, RunOptions{})
+		out := fx.out.String()
+		if resumable != strings.Contains(out, "continue with: hoctl resume "+id) || resumable == strings.Contains(out, "cannot be resumed: run it again") {
+			t.Fatalf("resumable %v:\n%s", resumable, out)
+		}
+	}
+}
