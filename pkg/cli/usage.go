@@ -65,7 +65,9 @@ func unknownGlobalFlag(root *cobra.Command, args []string) error {
 func didYouMeanFlag(fs *pflag.FlagSet, typed string) string {
 	var names []string
 	fs.VisitAll(func(fl *pflag.Flag) {
-		if !fl.Hidden {
+		// --yes and --dry-run are hidden on the root (see globalflags.go)
+		// but still typed before the command name.
+		if !fl.Hidden || fl.Name == "yes" || fl.Name == "dry-run" {
 			names = append(names, fl.Name)
 		}
 	})
