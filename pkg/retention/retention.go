@@ -220,7 +220,9 @@ func (p Policy) Apply(items []Item, now time.Time, protect map[string]string) []
 		count int
 		text  func(c calendar) string
 	}{
-		{'h', p.Hourly, func(c calendar) string { return fmt.Sprintf("hourly: first of the hour, %s ago", plural(c.hours, "hour")) }},
+		{'h', p.Hourly, func(c calendar) string {
+			return fmt.Sprintf("hourly: first of the hour, %s ago", plural(c.hours, "hour"))
+		}},
 		{'d', p.Daily, func(c calendar) string { return fmt.Sprintf("daily: first of the day, %s ago", plural(c.days, "day")) }},
 		{'w', p.Weekly, func(c calendar) string {
 			return fmt.Sprintf("weekly: first of the week from %s, %s ago", p.WeekStart, plural(c.weeks, "week"))
