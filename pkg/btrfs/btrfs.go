@@ -297,28 +297,3 @@ func Garbage(dst []Subvolume, base string) []Subvolume {
 	}
 	return out
 }
-
-// Prune returns the snapshots to delete so that the newest keep remain,
-// oldest first, never including a protected one (the newest common
-// snapshot: the next incremental's parent). keep below 1 is taken as 1.
-func Prune(snaps []Snapshot, keep int, protect ...string) []Snapshot {
-	if keep < 1 {
-		keep = 1
-	}
-	prot := map[string]bool{}
-	for _, u := range protect {
-		if u != "" {
-			prot[u] = true
-		}
-	}
-	if len(snaps) <= keep {
-		return nil
-	}
-	var out []Snapshot
-	for _, s := range snaps[:len(snaps)-keep] {
-		if !prot[s.UUID] {
-			out = append(out, s)
-		}
-	}
-	return out
-}

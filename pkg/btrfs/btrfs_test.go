@@ -179,25 +179,6 @@ func TestGarbageOnlyOurUnfinishedReceives(t *testing.T) {
 	}
 }
 
-func TestPruneKeepsNewestAndTheCommonParent(t *testing.T) {
-	var subs []Subvolume
-	for i := range 6 {
-		subs = append(subs, snap(SnapshotName("services", time.Date(2026, 11, 26, 8, i*5, 0, 0, time.UTC)), string(rune('A'+i)), "", true))
-	}
-	snaps := Snapshots(subs, "services")
-	del := Prune(snaps, 3, "B")
-	var got []string
-	for _, d := range del {
-		got = append(got, d.UUID)
-	}
-	if !reflect.DeepEqual(got, []string{"A", "C"}) {
-		t.Fatalf("pruned %v, want A and C (B is the common parent)", got)
-	}
-	if len(Prune(snaps, 10)) != 0 || len(Prune(snaps, 0)) != 5 {
-		t.Fatal("keep bounds")
-	}
-}
-
 func TestMarkReadOnly(t *testing.T) {
 	all, _ := ParseList(list62)
 	ro, _ := ParseList("ID 257 gen 7 top level 5 path services@20261126T084500Z\n")

@@ -4,6 +4,7 @@
 package inventory
 
 import (
+	"github.com/hoctl/hoctl/pkg/retention"
 	"time"
 )
 
@@ -77,10 +78,16 @@ type ReplicationTarget struct {
 	Dir  string `yaml:"dir" json:"dir"`
 }
 
-// Keep is the number of snapshots retained on each side.
+// Keep is the retention of each side: a number (the newest N) or a
+// btrbk-style calendar policy ({min: 3, hourly: 24, daily: 7, ...}).
+// The YAML is read into the Raw fields, which may hold either form, and
+// validation turns them into the policies.
 type Keep struct {
-	Source int `yaml:"source,omitempty" json:"source"`
-	Target int `yaml:"target,omitempty" json:"target"`
+	RawSource any `yaml:"source,omitempty" json:"-"`
+	RawTarget any `yaml:"target,omitempty" json:"-"`
+
+	Source retention.Policy `yaml:"-" json:"source"`
+	Target retention.Policy `yaml:"-" json:"target"`
 }
 
 // Replication describes one btrfs subvolume replicated between two hosts.

@@ -24,7 +24,7 @@ func TestExampleInventoryLoads(t *testing.T) {
 		t.Error("fractal is managed: false in the file")
 	}
 	r := inv.Replication["services"]
-	if r == nil || r.Source.Host != "zippy" || r.Target.Dir != "/persist/services-standby" || r.Keep.Target != 48 {
+	if r == nil || r.Source.Host != "zippy" || r.Target.Dir != "/persist/services-standby" || r.Keep.Target.Count != 48 {
 		t.Errorf("replication.services = %+v", r)
 	}
 	n := inv.NFS["data-services"]
@@ -158,7 +158,7 @@ func TestDefaultsAreFilledWhereFileIsSilent(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := inv.Replication["s"]
-	if r.Source.SnapshotDir != "/persist" || r.Keep.Source != DefaultKeepSource || r.Transport != "relay" || r.Compress != "none" {
+	if r.Source.SnapshotDir != "/persist" || r.Keep.Source.Count != DefaultKeepSource || r.Transport != "relay" || r.Compress != "none" {
 		t.Errorf("replication defaults: %+v", r)
 	}
 	d := inv.NFS["d"]

@@ -7,6 +7,7 @@ package replicate
 import (
 	"context"
 	"fmt"
+	"github.com/hoctl/hoctl/pkg/retention"
 	"path"
 	"sort"
 	"strings"
@@ -97,8 +98,8 @@ type Ends struct {
 	TargetHost string
 	TargetDir  string
 	Subvolume  string
-	KeepSource int
-	KeepTarget int
+	KeepSource retention.Policy
+	KeepTarget retention.Policy
 	Transport  string // inventory.TransportRelay or TransportDirect
 	Compress   string // "none" or "zstd"
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hoctl/hoctl/pkg/retention"
 	"path"
 	"strconv"
 	"strings"
@@ -95,14 +96,14 @@ func Runbook(inv *inventory.Inventory, e Ends, o Options) (*tasks.Runbook, *Run)
 			}, Fn: r.deleteReceived},
 		},
 		{
-			Title: fmt.Sprintf("prune %s to the newest %d snapshots", e.SourceHost, e.KeepSource),
+			Title: fmt.Sprintf("prune %s (keep %s)", e.SourceHost, e.KeepSource),
 			Hosts: []*inventory.Host{src},
 			Action: &tasks.Func{DescFn: func(*inventory.Host) string { return r.pruneCmd(true) }, Fn: func(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
 				return r.prune(ctx, env, h, true)
 			}},
 		},
 		{
-			Title: fmt.Sprintf("prune %s to the newest %d snapshots", e.TargetHost, e.KeepTarget),
+			Title: fmt.Sprintf("prune %s (keep %s)", e.TargetHost, e.KeepTarget),
 			Hosts: []*inventory.Host{dst},
 			Action: &tasks.Func{DescFn: func(*inventory.Host) string { return r.pruneCmd(false) }, Fn: func(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
 				return r.prune(ctx, env, h, false)
@@ -608,12 +609,6 @@ func (r *Run) toPrune(ctx context.Context, env *tasks.Env, source bool) ([]btrfs
 	if err != nil {
 		return nil, err
 	}
-	var protect []string
-	for _, s := range side.Snapshots {
-		if s.Name() == r.name() {
-			protect = append(protect, s.UUID)
-		}
-	}
 	// Only complete snapshots are pruned; garbage is removed separately.
 	var complete []btrfs.Snapshot
 	for _, s := range side.Snapshots {
@@ -621,7 +616,29 @@ func (r *Run) toPrune(ctx context.Context, env *tasks.Env, source bool) ([]btrfs
 			complete = append(complete, s)
 		}
 	}
-	return btrfs.Prune(complete, keep, protect...), nil
+	byName := map[string]btrfs.Snapshot{}
+	for _, s := range complete {
+		byName[s.Name()] = s
+	}
+	var del []btrfs.Snapshot
+	for _, name := range retention.Pruned(Retain(keep, complete, time.Now(), map[string]string{r.name(): NewestCommon})) {
+		del = append(del, byName[name])
+	}
+	return del, nil
+}
+
+// NewestCommon is why the newest snapshot both sides hold is kept whatever
+// the policy says: it is the parent of the next incremental send.
+const NewestCommon = "newest common snapshot: the next send's parent"
+
+// Retain applies a side's policy to its complete snapshots at now;
+// protect names snapshots kept whatever the policy says, with the reason.
+func Retain(p retention.Policy, snaps []btrfs.Snapshot, now time.Time, protect map[string]string) []retention.Verdict {
+	items := make([]retention.Item, len(snaps))
+	for i, s := range snaps {
+		items[i] = retention.Item{Name: s.Name(), Time: s.Time}
+	}
+	return p.Apply(items, now, protect)
 }
 
 func (r *Run) pruneCmd(source bool) string {
@@ -629,6 +646,7 @@ func (r *Run) pruneCmd(source bool) string {
 	if !source {
 		keep = r.Ends.KeepTarget
 	}
+	name := r.name() // before the lock: name takes it too
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	side := r.src
@@ -636,18 +654,23 @@ func (r *Run) pruneCmd(source bool) string {
 		side = r.dst
 	}
 	if side == nil {
-		return fmt.Sprintf("btrfs subvolume delete the oldest beyond %d (never the newest common snapshot)", keep)
+		return fmt.Sprintf("btrfs subvolume delete what %s does not keep (never the newest common snapshot)", keep)
 	}
 	// In a plan: what exists now, plus the new snapshot.
-	n := len(side.Snapshots) + 1
-	if n <= keep {
-		return fmt.Sprintf("nothing: %d snapshots after this run, keep %d", n, keep)
+	var snaps []btrfs.Snapshot
+	for _, s := range side.Snapshots {
+		if s.ReadOnly {
+			snaps = append(snaps, s)
+		}
 	}
-	var names []string
-	for _, s := range side.Snapshots[:n-keep] {
-		names = append(names, s.Name())
+	now := time.Now()
+	snaps = append(snaps, btrfs.Snapshot{Subvolume: btrfs.Subvolume{Path: name}, Time: now})
+	vs := Retain(keep, snaps, now, map[string]string{name: NewestCommon})
+	del := retention.Pruned(vs)
+	if len(del) == 0 {
+		return fmt.Sprintf("nothing: keep %s keeps all %d snapshots after this run", keep, len(vs))
 	}
-	return "btrfs subvolume delete " + strings.Join(names, " ")
+	return fmt.Sprintf("btrfs subvolume delete %s (keep %s: %s)", strings.Join(del, " "), keep, retention.Summary(vs))
 }
 
 func (r *Run) prune(ctx context.Context, env *tasks.Env, h *inventory.Host, source bool) (string, error) {

@@ -263,6 +263,40 @@ func Pruned(vs []Verdict) []string {
 	return out
 }
 
+// Summary counts the verdicts by the rule that keeps each, in the order
+// rules are listed: "keeps 9 of 11 (3 min, 7 daily, 1 newest common
+// snapshot), prunes 2". A snapshot several rules keep counts for each.
+func Summary(vs []Verdict) string {
+	counts := map[string]int{}
+	var order []string
+	kept := 0
+	for _, v := range vs {
+		if !v.Keep {
+			continue
+		}
+		kept++
+		for _, r := range v.Reasons {
+			rule := r
+			if i := strings.IndexByte(r, ':'); i > 0 {
+				rule = r[:i]
+			}
+			if counts[rule] == 0 {
+				order = append(order, rule)
+			}
+			counts[rule]++
+		}
+	}
+	parts := make([]string, len(order))
+	for i, rule := range order {
+		parts[i] = fmt.Sprintf("%d %s", counts[rule], rule)
+	}
+	s := fmt.Sprintf("keeps %d of %d", kept, len(vs))
+	if len(parts) > 0 {
+		s += " (" + strings.Join(parts, ", ") + ")"
+	}
+	return s + fmt.Sprintf(", prunes %d", len(vs)-kept)
+}
+
 func plural(n int, unit string) string {
 	if n == 1 {
 		return "1 " + unit

@@ -230,3 +230,11 @@ func TestString(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+func TestSummary(t *testing.T) {
+	items := series("2026-11-28T00:00", "2026-11-30T00:00", 12*time.Hour)
+	vs := Policy{Min: Min{Newest: 1}, Daily: 1}.Apply(items, at("2026-11-30T01:00"), map[string]string{"2026-11-28T12:00": "newest common snapshot: parent"})
+	if got, want := Summary(vs), "keeps 3 of 5 (1 newest common snapshot, 2 daily, 1 min), prunes 2"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
