@@ -9,6 +9,7 @@ import (
 
 	"github.com/hoctl/hoctl/pkg/btrfs"
 	"github.com/hoctl/hoctl/pkg/replicate"
+	"github.com/hoctl/hoctl/pkg/retention"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 	"github.com/spf13/cobra"
 )
@@ -59,6 +60,11 @@ type SnapshotRow struct {
 	Common       bool      `json:"common"`
 	NextParent   bool      `json:"next_parent"`
 	PeerKnown    bool      `json:"peer_known"`
+	// Kept and Why are the retention policy's verdict now: which rules
+	// keep the snapshot, or that the next prune removes it. Writable
+	// entries are not snapshots retention decides on.
+	Kept bool   `json:"kept"`
+	Why  string `json:"why,omitempty"`
 }
 
 func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
@@ -131,8 +137,10 @@ func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
 				}
 			}
 		}
+		verdicts := snapshotVerdicts(e, role, mine.Snapshots, next)
 		for _, s := range mine.Snapshots {
-			rows = append(rows, SnapshotRow{Replication: e.Name, Host: h.Name, Role: role, Dir: dir, Name: s.Name(), UUID: s.UUID,
+			v := verdicts[s.Name()]
+			rows = append(rows, SnapshotRow{Kept: v.Keep, Why: v.Reason(), Replication: e.Name, Host: h.Name, Role: role, Dir: dir, Name: s.Name(), UUID: s.UUID,
 				ReceivedUUID: s.ReceivedUUID, ParentUUID: s.ParentUUID, Created: s.Created, ReadOnly: s.ReadOnly,
 				Common: common[s.UUID], NextParent: s.UUID == next, PeerKnown: theirs != nil})
 		}
@@ -158,15 +166,49 @@ func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
 	return nil
 }
 
+// snapshotVerdicts is what the side's retention policy does with its
+// complete snapshots now, the next parent protected as a run protects it.
+func snapshotVerdicts(e replicate.Ends, role string, snaps []btrfs.Snapshot, nextUUID string) map[string]retention.Verdict {
+	keep := e.KeepSource
+	if role == "target" {
+		keep = e.KeepTarget
+	}
+	var complete []btrfs.Snapshot
+	protect := map[string]string{}
+	for _, s := range snaps {
+		if !s.ReadOnly {
+			continue
+		}
+		complete = append(complete, s)
+		if s.UUID == nextUUID {
+			protect[s.Name()] = replicate.NewestCommon
+		}
+	}
+	out := map[string]retention.Verdict{}
+	for _, v := range replicate.Retain(keep, complete, time.Now(), protect) {
+		out[v.Name] = v
+	}
+	for _, s := range snaps {
+		if !s.ReadOnly {
+			out[s.Name()] = retention.Verdict{Keep: true, Reasons: []string{"writable: a receive in progress or garbage, not retention's"}}
+		}
+	}
+	return out
+}
+
 func printSnapshots(f *Factory, e replicate.Ends, role, peer string, rows []SnapshotRow, peerKnown bool) {
 	cs := f.IO.OutColorScheme()
-	fmt.Fprintf(f.IO.Out, "%s %s: %s:%s → %s:%s (this host is the %s)\n", cs.Bold("replication"), e.Name, e.SourceHost, e.SourceDir, e.TargetHost, e.TargetDir, role)
+	keep := e.KeepSource
+	if role == "target" {
+		keep = e.KeepTarget
+	}
+	fmt.Fprintf(f.IO.Out, "%s %s: %s:%s → %s:%s (this host is the %s; keep %s)\n", cs.Bold("replication"), e.Name, e.SourceHost, e.SourceDir, e.TargetHost, e.TargetDir, role, keep)
 	if len(rows) == 0 {
 		fmt.Fprintln(f.IO.Out, "  no snapshots")
 		return
 	}
 	tw := tabwriter.NewWriter(f.IO.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  SNAPSHOT\tUUID\tRECEIVED UUID\tCREATED\tFLAGS\tON "+peer)
+	fmt.Fprintln(tw, "  SNAPSHOT\tUUID\tRECEIVED UUID\tCREATED\tFLAGS\tON "+peer+"\tKEPT BECAUSE")
 	for _, r := range rows {
 		flags := "ro"
 		if !r.ReadOnly {
@@ -185,7 +227,11 @@ func printSnapshots(f *Factory, e replicate.Ends, role, peer string, rows []Snap
 		if !r.Created.IsZero() {
 			created = r.Created.UTC().Format("2006-01-02 15:04:05Z")
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.UUID, dash(r.ReceivedUUID), created, flags, shared)
+		why := r.Why
+		if !r.Kept {
+			why = cs.Yellow("goes at the next prune: no rule keeps it")
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.UUID, dash(r.ReceivedUUID), created, flags, shared, why)
 	}
 	_ = tw.Flush()
 }
