@@ -151,7 +151,7 @@ func TestReplicateBadInputChangesNothing(t *testing.T) {
 		"c1 c1":       "no replication between c1 and c1",
 		"zippy zipy":  "did you mean",
 		"--name nope": `no replication "nope"`,
-		"":            "expected SRC DST, or --name N",
+		"zippy":       "expected SRC DST, --name N, or nothing for every replication",
 	} {
 		r := hoctlEnv(t, storage.Inventory, env, append([]string{"--yes", "replicate"}, strings.Fields(args)...)...)
 		if r.code != 2 || !strings.Contains(r.stderr, want) {

@@ -26,7 +26,7 @@ type ReplicateOptions struct {
 func NewCmdReplicate(f *Factory, runF func(*ReplicateOptions) error) *cobra.Command {
 	opts := &ReplicateOptions{F: f}
 	cmd := &cobra.Command{
-		Use:   "replicate [SRC DST] [--name N] [--full] [--transport relay|direct]",
+		Use:   "replicate [SRC DST | --name N] [--full] [--transport relay|direct]",
 		Short: "Snapshot a btrfs subvolume and send it to another host, incrementally, verified and pruned",
 		Long: `Run the inventory's replication N (or the one from SRC to DST): inspect both
 sides and choose the parent by UUID, remove garbage of interrupted receives,
@@ -36,13 +36,16 @@ copy (read-only, received UUID, parent), and prune both sides.
 
 SRC DST the other way round from the inventory's replication sends back
 after a failover: from the promoted standby to the old primary,
-incrementally. See docs/replicate.md.`,
+incrementally.
+
+With no SRC DST and no --name, every replication of the inventory runs (as
+btrbk run does): one plan and one confirmation, in parallel where they
+share no host, each its own journaled run; one failure does not stop the
+others, and the exit code is the failures' (1 when they differ).
+See docs/replicate.md.`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) != 0 && len(args) != 2 {
-				return usagef("expected SRC DST, or --name N")
-			}
-			if len(args) == 0 && opts.Name == "" {
-				return usagef("expected SRC DST, or --name N")
+				return usagef("expected SRC DST, --name N, or nothing for every replication")
 			}
 			return nil
 		},
@@ -52,6 +55,9 @@ incrementally. See docs/replicate.md.`,
 			}
 			if runF != nil {
 				return runF(opts)
+			}
+			if opts.Src == "" && opts.Name == "" {
+				return replicateAll(c.Context(), opts)
 			}
 			return replicateRun(c.Context(), opts)
 		},
@@ -119,8 +125,8 @@ func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
 	if err != nil {
 		return err
 	}
-	if opts.Transport != "" && opts.Transport != inventory.TransportRelay && opts.Transport != inventory.TransportDirect {
-		return usagef("--transport: expected relay or direct, got %q", opts.Transport)
+	if err := checkTransport(opts.Transport); err != nil {
+		return err
 	}
 	eng, closeFn, err := f.Engine(inv, nil)
 	if err != nil {
@@ -151,6 +157,13 @@ func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
 		fmt.Fprintf(f.IO.ErrOut, "%s %s → %s: %s\n", f.IO.ColorScheme().SuccessIcon(), ends.SourceHost, ends.TargetHost, run.Summary)
 	}
 	return quiet(err)
+}
+
+func checkTransport(t string) error {
+	if t != "" && t != inventory.TransportRelay && t != inventory.TransportDirect {
+		return usagef("--transport: expected relay or direct, got %q", t)
+	}
+	return nil
 }
 
 // recordedDirection applies the direction a failover recorded in Consul
