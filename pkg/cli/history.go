@@ -3,9 +3,9 @@ package cli
 import (
 	"fmt"
 	"strings"
-	"text/tabwriter"
 	"time"
 
+	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/tasks"
 	"github.com/spf13/cobra"
 )
@@ -58,16 +58,16 @@ func historyRun(opts *HistoryOptions) error {
 		return nil
 	}
 	cs := f.IO.OutColorScheme()
-	tw := tabwriter.NewWriter(f.IO.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN\tCOMMAND\tSTART\tRESULT\tFAILED STEP")
+	var table [][]string
 	for _, r := range runs {
 		failed := "-"
 		if r.FailedStep > 0 {
 			failed = fmt.Sprintf("%d %s", r.FailedStep, r.FailedTitle)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.Command, r.Start.Local().Format(time.DateTime), colorStatus(cs, r.Status), failed)
+		table = append(table, []string{r.ID, r.Command, r.Start.Local().Format(iostreams.TimeFormat), colorStatus(cs, r.Status), failed})
 	}
-	return tw.Flush()
+	_, err = fmt.Fprint(f.IO.Out, cs.Table("", false, []string{"RUN", "COMMAND", "START", "RESULT", "FAILED STEP"}, table))
+	return err
 }
 
 func colorStatus(cs interface {
@@ -106,7 +106,7 @@ func showRun(f *Factory, dir, arg string) error {
 	w := f.IO.Out
 	fmt.Fprintf(w, "%s %s\n", cs.Bold("run"), id)
 	fmt.Fprintf(w, "  command    %s\n  runbook    %s\n  operator   %s\n  started    %s\n  result     %s\n",
-		s.Command, s.Name, s.Operator, s.Start.Local().Format(time.DateTime), colorStatus(cs, s.Status))
+		s.Command, s.Name, s.Operator, s.Start.Local().Format(iostreams.TimeFormat), colorStatus(cs, s.Status))
 	if s.Error != "" {
 		fmt.Fprintf(w, "  error      %s\n", s.Error)
 	}
@@ -114,7 +114,7 @@ func showRun(f *Factory, dir, arg string) error {
 	for _, r := range recs {
 		switch r.Type {
 		case "resume":
-			fmt.Fprintf(w, "\n%s resumed at step %d by %s (pid %d)\n", r.Time.Local().Format(time.DateTime), r.FromStep, r.Operator, r.PID)
+			fmt.Fprintf(w, "\n%s resumed at step %d by %s (pid %d)\n", r.Time.Local().Format(iostreams.TimeFormat), r.FromStep, r.Operator, r.PID)
 		case "step_start":
 			fmt.Fprintf(w, "\n%s %d. %s  [%s]\n", r.Time.Local().Format(time.TimeOnly), r.Step, cs.Bold(r.Title), strings.Join(r.Hosts, ", "))
 		case "check", "action", "undo":
@@ -139,7 +139,7 @@ func showRun(f *Factory, dir, arg string) error {
 		case "step_end":
 			fmt.Fprintf(w, "    → %s\n", colorStatus(cs, r.Status))
 		case "run_end":
-			fmt.Fprintf(w, "\n%s run ended: %s\n", r.Time.Local().Format(time.DateTime), colorStatus(cs, r.Status))
+			fmt.Fprintf(w, "\n%s run ended: %s\n", r.Time.Local().Format(iostreams.TimeFormat), colorStatus(cs, r.Status))
 		}
 	}
 	return nil

@@ -3,10 +3,7 @@ package cli
 import (
 	"fmt"
 	"strings"
-	"text/tabwriter"
 
-	"github.com/charmbracelet/lipgloss"
-	"github.com/charmbracelet/lipgloss/table"
 	"github.com/spf13/cobra"
 )
 
@@ -78,31 +75,18 @@ func hostsRun(opts *HostsOptions) error {
 		}
 		return "no (read-only)"
 	}
-	if !io.IsStdoutTTY() {
-		// Plain, tab-separated, one host per line: for grep, cut and awk.
-		tw := tabwriter.NewWriter(io.Out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "HOST\tADDRESS\tROLES\tGROUPS\tMANAGED")
-		for _, r := range rows {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, r.Address, dash(strings.Join(r.Roles, ",")), dash(strings.Join(r.Groups, ",")), managed(r))
-		}
-		return tw.Flush()
-	}
 	cs := io.OutColorScheme()
-	t := table.New().
-		Border(lipgloss.RoundedBorder()).
-		BorderStyle(cs.Renderer().NewStyle().Foreground(lipgloss.Color("8"))).
-		Headers("HOST", "ADDRESS", "ROLES", "GROUPS", "MANAGED").
-		StyleFunc(func(row, _ int) lipgloss.Style {
-			st := cs.Renderer().NewStyle().Padding(0, 1)
-			if row == table.HeaderRow {
-				st = st.Bold(true)
-			}
-			return st
-		})
-	for _, r := range rows {
-		t.Row(cs.Bold(r.Name), r.Address, dash(strings.Join(r.Roles, ", ")), dash(strings.Join(r.Groups, ", ")), managed(r))
+	table := make([][]string, 0, len(rows))
+	// On a terminal, a boxed table with ", " lists; piped, plain columns
+	// with "," lists, one host per line, for grep, cut and awk.
+	sep := ","
+	if io.IsStdoutTTY() {
+		sep = ", "
 	}
-	_, err = fmt.Fprintln(io.Out, t.Render())
+	for _, r := range rows {
+		table = append(table, []string{cs.Bold(r.Name), r.Address, dash(strings.Join(r.Roles, sep)), dash(strings.Join(r.Groups, sep)), managed(r)})
+	}
+	_, err = fmt.Fprint(io.Out, cs.Table("", true, []string{"HOST", "ADDRESS", "ROLES", "GROUPS", "MANAGED"}, table))
 	return err
 }
 

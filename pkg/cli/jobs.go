@@ -245,8 +245,8 @@ func printMigration(io *iostreams.IOStreams, files []*jobs.File) {
 		_ = io.Event(map[string]any{"event": "summary", "files": len(files), "changed": changed, "rewrites": rewrites, "reports": mentions, "parse_errors": broken})
 		return
 	}
-	fmt.Fprintf(io.ErrOut, "\n%-8s %-8s %-9s %-8s %s\n", "FILES", "CHANGED", "REWRITES", "REPORTS", "PARSE ERRORS")
-	fmt.Fprintf(io.ErrOut, "%-8d %-8d %-9d %-8d %d\n", len(files), changed, rewrites, mentions, broken)
+	fmt.Fprint(io.ErrOut, "\n"+cs.Table("", false, []string{"FILES", "CHANGED", "REWRITES", "REPORTS", "PARSE ERRORS"},
+		[][]string{{fmt.Sprint(len(files)), fmt.Sprint(changed), fmt.Sprint(rewrites), fmt.Sprint(mentions), fmt.Sprint(broken)}}))
 }
 
 // newPaths lists the whole new host paths the rewrite introduces (with
@@ -323,7 +323,7 @@ func writeRunbook(inv *inventory.Inventory, changed []*jobs.File, allowMissing b
 		jf := jf
 		sum := sha256.Sum256(jf.Src)
 		steps = append(steps, &tasks.Step{
-			Title: fmt.Sprintf("write %s (%d rewrites)", jf.Path, len(jf.Edits)),
+			Title: fmt.Sprintf("write %s (%s)", jf.Path, iostreams.Plural(len(jf.Edits), "rewrite")),
 			Before: &tasks.Func{Desc: "the file is still what was scanned (sha256)", Fn: func(context.Context, *tasks.Env, *inventory.Host) (string, error) {
 				cur, err := os.ReadFile(jf.Path)
 				if err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/hoctl/hoctl/pkg/inventory"
@@ -73,15 +72,15 @@ func pingRun(ctx context.Context, opts *PingOptions) error {
 	}
 	if !io.JSON {
 		cs := io.OutColorScheme()
-		tw := tabwriter.NewWriter(io.Out, 0, 4, 2, ' ', 0)
+		var rows [][]string
 		for _, r := range results {
 			if r.OK {
-				fmt.Fprintf(tw, "%s %s\t%s\trtt %s\tconnect %s\n", cs.SuccessIcon(), cs.Host(r.Host), r.Hostname, ms(r.RTTms), ms(r.Connect))
+				rows = append(rows, []string{cs.SuccessIcon() + " " + cs.Host(r.Host), r.Hostname, "rtt " + ms(r.RTTms) + "  connect " + ms(r.Connect)})
 			} else {
-				fmt.Fprintf(tw, "%s %s\t%s\t%s\n", cs.FailureIcon(), cs.Host(r.Host), cs.Red(strings.ToUpper(r.Reason)), r.Error)
+				rows = append(rows, []string{cs.FailureIcon() + " " + cs.Host(r.Host), cs.Red(strings.ToUpper(r.Reason)), r.Error})
 			}
 		}
-		_ = tw.Flush()
+		fmt.Fprint(io.Out, cs.Table("", false, nil, rows))
 		ecs := io.ColorScheme()
 		bad := he.Failed + he.Unreachable
 		if bad == 0 {
@@ -96,9 +95,14 @@ func pingRun(ctx context.Context, opts *PingOptions) error {
 	return nil
 }
 
+// ms shows a latency: below a millisecond the digits are noise from the
+// scheduler, not the network.
 func ms(v float64) string {
-	if v < 10 {
-		return fmt.Sprintf("%.2fms", v)
+	switch {
+	case v < 1:
+		return "<1ms"
+	case v < 10:
+		return fmt.Sprintf("%.1fms", v)
 	}
 	return fmt.Sprintf("%.0fms", v)
 }

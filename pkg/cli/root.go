@@ -15,6 +15,7 @@ import (
 
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/iostreams"
+	"github.com/hoctl/hoctl/pkg/tasks"
 	"github.com/spf13/cobra"
 )
 
@@ -38,8 +39,11 @@ func Run(ctx context.Context, f *Factory, args []string) int {
 		err = fmt.Errorf("%w: %w", context.Canceled, err)
 	}
 	code := ExitCode(err)
-	var se *SilentError
-	if err != nil && !errors.As(err, &se) {
+	var (
+		se *SilentError
+		re *tasks.ReportedError
+	)
+	if err != nil && !errors.As(err, &se) && !errors.As(err, &re) {
 		cs := f.IO.ColorScheme()
 		if errors.Is(err, context.Canceled) {
 			fmt.Fprintf(f.IO.ErrOut, "%s interrupted\n", cs.FailureIcon())

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"text/tabwriter"
 	"time"
 
 	"github.com/hoctl/hoctl/pkg/btrfs"
@@ -207,8 +206,7 @@ func printSnapshots(f *Factory, e replicate.Ends, role, peer string, rows []Snap
 		fmt.Fprintln(f.IO.Out, "  no snapshots")
 		return
 	}
-	tw := tabwriter.NewWriter(f.IO.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  SNAPSHOT\tUUID\tRECEIVED UUID\tCREATED\tFLAGS\tON "+peer+"\tKEPT BECAUSE")
+	var table [][]string
 	for _, r := range rows {
 		flags := "ro"
 		if !r.ReadOnly {
@@ -231,7 +229,7 @@ func printSnapshots(f *Factory, e replicate.Ends, role, peer string, rows []Snap
 		if !r.Kept {
 			why = cs.Yellow("goes at the next prune: no rule keeps it")
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.UUID, dash(r.ReceivedUUID), created, flags, shared, why)
+		table = append(table, []string{r.Name, r.UUID, dash(r.ReceivedUUID), created, flags, shared, why})
 	}
-	_ = tw.Flush()
+	fmt.Fprint(f.IO.Out, cs.Table("  ", false, []string{"SNAPSHOT", "UUID", "RECEIVED UUID", "CREATED", "FLAGS", "ON " + peer, "KEPT BECAUSE"}, table))
 }

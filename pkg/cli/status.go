@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/status"
 	"github.com/spf13/cobra"
 )
@@ -111,7 +112,7 @@ func printStatus(f *Factory, inv *inventory.Inventory, checks []status.Check, to
 		fmt.Fprintln(io.Out, line)
 	}
 	n := status.Problems(checks)
-	summary := fmt.Sprintf("%d checks, %d problems, %s (%s)", len(checks), n, took.Round(time.Millisecond), inv.Path)
+	summary := fmt.Sprintf("%s, %s, %s (%s)", iostreams.Plural(len(checks), "check"), iostreams.Plural(n, "problem"), iostreams.Duration(took), inv.Path)
 	if n == 0 {
 		fmt.Fprintln(io.Out, cs.Green(summary))
 	} else {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/charmbracelet/lipgloss"
@@ -24,6 +25,8 @@ type IOStreams struct {
 
 	stdinTTY, stdoutTTY, stderrTTY bool
 	color                          bool
+	// dumb: TERM=dumb, a terminal that cannot draw boxes or move the cursor.
+	dumb bool
 	// JSON mode: stdout carries only JSON events.
 	JSON bool
 
@@ -36,13 +39,20 @@ type IOStreams struct {
 // System returns streams on the process's stdin, stdout and stderr.
 // getenv is consulted for NO_COLOR.
 func System(getenv func(string) string) *IOStreams {
+	return FromFiles(os.Stdin, os.Stdout, os.Stderr, getenv)
+}
+
+// FromFiles returns streams on the given files, finding out which are
+// terminals as System does; tests pass a real pseudo-terminal.
+func FromFiles(in, out, errOut *os.File, getenv func(string) string) *IOStreams {
 	s := &IOStreams{
-		In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr,
-		stdinTTY:  term.IsTerminal(int(os.Stdin.Fd())),
-		stdoutTTY: term.IsTerminal(int(os.Stdout.Fd())),
-		stderrTTY: term.IsTerminal(int(os.Stderr.Fd())),
+		In: in, Out: out, ErrOut: errOut,
+		stdinTTY:  term.IsTerminal(int(in.Fd())),
+		stdoutTTY: term.IsTerminal(int(out.Fd())),
+		stderrTTY: term.IsTerminal(int(errOut.Fd())),
 	}
-	s.color = getenv("NO_COLOR") == "" && getenv("TERM") != "dumb"
+	s.dumb = getenv("TERM") == "dumb"
+	s.color = getenv("NO_COLOR") == "" && !s.dumb
 	return s
 }
 
@@ -59,6 +69,18 @@ func (s *IOStreams) SetTTY(stdin, stdout, stderr bool) {
 	s.stdinTTY, s.stdoutTTY, s.stderrTTY = stdin, stdout, stderr
 	s.cs, s.outCS = nil, nil
 }
+
+// SetDumb says the terminal is TERM=dumb, for tests.
+func (s *IOStreams) SetDumb(dumb bool) {
+	s.csMu.Lock()
+	defer s.csMu.Unlock()
+	s.dumb = dumb
+	s.cs, s.outCS = nil, nil
+}
+
+// CanRedraw reports whether stderr is a terminal that can move the
+// cursor, for progress lines and --watch.
+func (s *IOStreams) CanRedraw() bool { return s.stderrTTY && !s.dumb }
 
 // SetColor allows or forbids colour, for tests; it still shows only on a
 // terminal.
@@ -104,7 +126,7 @@ func (s *IOStreams) ColorScheme() *ColorScheme {
 	s.csMu.Lock()
 	defer s.csMu.Unlock()
 	if s.cs == nil {
-		s.cs = newScheme(s.ErrOut, s.color && s.stderrTTY)
+		s.cs = newScheme(s.ErrOut, s.color && s.stderrTTY, s.stderrTTY && !s.dumb)
 	}
 	return s.cs
 }
@@ -114,36 +136,49 @@ func (s *IOStreams) OutColorScheme() *ColorScheme {
 	s.csMu.Lock()
 	defer s.csMu.Unlock()
 	if s.outCS == nil {
-		s.outCS = newScheme(s.Out, s.color && s.stdoutTTY && !s.JSON)
+		s.outCS = newScheme(s.Out, s.color && s.stdoutTTY && !s.JSON, s.stdoutTTY && !s.dumb && !s.JSON)
 	}
 	return s.outCS
 }
 
-func newScheme(w io.Writer, on bool) *ColorScheme {
+func newScheme(w io.Writer, on, boxes bool) *ColorScheme {
 	r := lipgloss.NewRenderer(w)
 	if on {
 		r.SetColorProfile(termenv.ANSI256)
 	} else {
 		r.SetColorProfile(termenv.Ascii)
 	}
-	return &ColorScheme{r: r, enabled: on}
+	return &ColorScheme{r: r, enabled: on, boxes: boxes}
 }
 
 // ColorScheme returns text unchanged when colour is off.
 type ColorScheme struct {
 	r       *lipgloss.Renderer
 	enabled bool
+	boxes   bool // a terminal that draws box characters
 }
 
 func (c *ColorScheme) style(fg string, bold bool, s string) string {
 	if !c.enabled {
 		return s
 	}
-	st := c.r.NewStyle().Bold(bold)
+	st := c.r.NewStyle().Bold(bold).TabWidth(lipgloss.NoTabConversion)
 	if fg != "" {
 		st = st.Foreground(lipgloss.Color(fg))
 	}
-	return st.Render(s)
+	// Line by line: lipgloss pads every line of a multi-line block to the
+	// widest one, and a colour left open across a newline bleeds into the
+	// next line (a diff's "-" line, a host prefix).
+	if !strings.Contains(s, "\n") {
+		return st.Render(s)
+	}
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		if l != "" {
+			lines[i] = st.Render(l)
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // Bold is emphasised text.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hoctl/hoctl/pkg/btrfs"
 	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 	"github.com/hoctl/hoctl/pkg/tasks"
 )
@@ -242,7 +243,7 @@ func (r *Run) inspect(ctx context.Context, env *tasks.Env, _ *inventory.Host) (s
 	if need > avail {
 		return "", fmt.Errorf("%s: %s has %s free, the send needs about %s", e.TargetHost, e.TargetDir, BytesText(avail), BytesText(need))
 	}
-	return fmt.Sprintf("%d snapshots on %s, %d on %s; send estimated at %s, %s free on %s", len(src.Snapshots), e.SourceHost, len(dst.Snapshots), e.TargetHost, BytesText(need), BytesText(avail), e.TargetHost), nil
+	return fmt.Sprintf("%s on %s, %d on %s; send estimated at %s, %s free on %s", iostreams.Plural(len(src.Snapshots), "snapshot"), e.SourceHost, len(dst.Snapshots), e.TargetHost, BytesText(need), BytesText(avail), e.TargetHost), nil
 }
 
 // isEmptyStream recognises a key restricted to `btrfs receive`: whatever
@@ -668,7 +669,7 @@ func (r *Run) pruneCmd(source bool) string {
 	vs := Retain(keep, snaps, now, map[string]string{name: NewestCommon})
 	del := retention.Pruned(vs)
 	if len(del) == 0 {
-		return fmt.Sprintf("nothing: keep %s keeps all %d snapshots after this run", keep, len(vs))
+		return fmt.Sprintf("nothing: keep %s keeps all %s after this run", keep, iostreams.Plural(len(vs), "snapshot"))
 	}
 	return fmt.Sprintf("btrfs subvolume delete %s (keep %s: %s)", strings.Join(del, " "), keep, retention.Summary(vs))
 }

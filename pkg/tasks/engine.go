@@ -373,6 +373,11 @@ func (e *Engine) Run(ctx context.Context, rb *Runbook, o RunOptions) (string, er
 	}
 	_ = j.Write(end)
 	e.Reporter.RunEnd(id, status, runErr, time.Since(runStart))
+	if runErr != nil {
+		// The reporter has said how the run ended; main must not say it
+		// again ("✗ interrupted" twice).
+		runErr = &ReportedError{Err: runErr}
+	}
 	return id, runErr
 }
 
@@ -386,6 +391,12 @@ func absPath(p string) string {
 	}
 	return p
 }
+
+// ReportedError is a run's error that the Reporter has already shown.
+type ReportedError struct{ Err error }
+
+func (e *ReportedError) Error() string { return e.Err.Error() }
+func (e *ReportedError) Unwrap() error { return e.Err }
 
 func copyMap(m map[string]string) map[string]string {
 	if m == nil {
