@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -15,6 +16,7 @@ func startRun(t *testing.T, inv string, env []string, args ...string) (*exec.Cmd
 	t.Helper()
 	cmd := exec.Command(hoctlBin, args...)
 	cmd.Env = append(append(os.Environ(), "HOCTL_INVENTORY="+inv, "NO_COLOR=1"), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // no terminal to ask on
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -171,6 +172,9 @@ func hoctlEnv(t *testing.T, inv string, env []string, args ...string) result {
 	cmd := exec.CommandContext(ctx, hoctlBin, args...)
 	cmd.WaitDelay = 5 * time.Second
 	cmd.Env = append(append(os.Environ(), "HOCTL_INVENTORY="+inv, "NO_COLOR=1", "SSH_AUTH_SOCK="), env...)
+	// A session of its own, without a controlling terminal: hoctl asks
+	// on /dev/tty, and must not find the terminal the tests run in.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	start := time.Now()

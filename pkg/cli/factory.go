@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -37,6 +38,10 @@ type Factory struct {
 
 	// Args is the command line, for the journal.
 	Args []string
+
+	// OpenTTY opens the terminal confirmations are asked on; nil (tests)
+	// or an error (no controlling terminal) means none can be asked.
+	OpenTTY func() (io.ReadWriteCloser, error)
 
 	// Connect returns the run's Connector; nil means SSH.
 	Connect func(inv *inventory.Inventory) (Connector, error)

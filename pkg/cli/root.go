@@ -27,7 +27,7 @@ func Main(args []string, build BuildInfo) int {
 	// hoctl outright if clean-up itself hangs.
 	go func() { <-ctx.Done(); stop() }()
 
-	f := &Factory{IO: iostreams.System(os.Getenv), Version: build.resolved("").Version, Build: build, Getenv: os.Getenv, Args: args}
+	f := &Factory{IO: iostreams.System(os.Getenv), Version: build.resolved("").Version, Build: build, Getenv: os.Getenv, Args: args, OpenTTY: openTTY}
 	return Run(ctx, f, args)
 }
 

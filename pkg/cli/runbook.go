@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -153,8 +152,12 @@ func (f *Factory) Engine(inv *inventory.Inventory, secrets []string) (*tasks.Eng
 		Command:  strings.Join(append([]string{"hoctl"}, f.Args...), " "),
 		Yes:      f.Yes,
 	}
-	if f.IO.CanPrompt() {
-		eng.Confirm = f.prompt
+	closeTTY := func() {}
+	if f.OpenTTY != nil && !f.IO.JSON {
+		if tty, err := f.OpenTTY(); err == nil {
+			eng.Confirm = newTTYPrompter(tty, f.IO.ColorScheme().Bold).Confirm
+			closeTTY = func() { _ = tty.Close() }
+		}
 	}
 	switch {
 	case f.ClusterLock != nil:
@@ -170,7 +173,7 @@ func (f *Factory) Engine(inv *inventory.Inventory, secrets []string) (*tasks.Eng
 			return consul.Acquire(ctx, client, scope, holder, consul.LockOptions{})
 		}
 	}
-	return eng, func() { _ = conn.Close() }, nil
+	return eng, func() { _ = conn.Close(); closeTTY() }, nil
 }
 
 // consulClient reaches the inventory's Consul, through the consul.via
@@ -234,17 +237,6 @@ func (f *Factory) nomadClient(ctx context.Context, inv *inventory.Inventory, con
 		return nil, err
 	}
 	return nomad.NewClient(inv.Nomad, via, f.Getenv)
-}
-
-// prompt asks a yes/no question on the terminal; anything but y/yes is no.
-func (f *Factory) prompt(q string) (bool, error) {
-	fmt.Fprintf(f.IO.ErrOut, "%s [y/N] ", f.IO.ColorScheme().Bold(q))
-	line, err := bufio.NewReader(f.IO.In).ReadString('\n')
-	if err != nil && line == "" {
-		return false, nil
-	}
-	a := strings.ToLower(strings.TrimSpace(line))
-	return a == "y" || a == "yes", nil
 }
 
 func refusedAtPlan(err error) bool {

@@ -25,7 +25,7 @@ type Engine struct {
 	// Yes skips confirmations; Confirm asks otherwise (nil: cannot ask,
 	// so a run needing a yes is refused).
 	Yes     bool
-	Confirm func(question string) (bool, error)
+	Confirm func(ctx context.Context, question string) (bool, error)
 	// ClusterLock takes the cluster-wide lock for a runbook that wants
 	// one; nil means none is configured, which such a runbook refuses.
 	ClusterLock func(ctx context.Context, scope, holder string) (ClusterLock, error)
@@ -249,7 +249,7 @@ func (e *Engine) Run(ctx context.Context, rb *Runbook, o RunOptions) (string, er
 			return o.ResumeID, &ConfirmError{Reason: "refusing to change anything without --yes: no terminal to confirm on"}
 		}
 		q := fmt.Sprintf("Run %d step(s) on %d host(s)?", len(rb.Steps)-from+1, plan.HostCount)
-		ok, err := e.Confirm(q)
+		ok, err := e.Confirm(ctx, q)
 		if err != nil {
 			return o.ResumeID, err
 		}
@@ -331,7 +331,7 @@ func (e *Engine) Run(ctx context.Context, rb *Runbook, o RunOptions) (string, er
 		if s.Confirm && !e.Yes {
 			ok := false
 			if e.Confirm != nil {
-				ok, err = e.Confirm(fmt.Sprintf("Step %d: %s — go ahead?", i, s.Title))
+				ok, err = e.Confirm(ctx, fmt.Sprintf("Step %d: %s — go ahead?", i, s.Title))
 				if err != nil {
 					runErr, failedStep = err, i
 					break

@@ -237,7 +237,10 @@ func TestBeforeRefusalRunsNothing(t *testing.T) {
 	// Failing when planned: refused there, without asking (Confirm would
 	// fail the test) and without journaling a run.
 	fx.eng.Yes = false
-	fx.eng.Confirm = func(q string) (bool, error) { t.Fatalf("asked %q although a before check fails", q); return false, nil }
+	fx.eng.Confirm = func(_ context.Context, q string) (bool, error) {
+		t.Fatalf("asked %q although a before check fails", q)
+		return false, nil
+	}
 	id, err := fx.eng.Run(context.Background(), rb, RunOptions{})
 	var re *RefusedError
 	if !errors.As(err, &re) || !slices.Equal(re.Hosts, []string{"h3"}) || !re.AtPlan || id != "" {
@@ -338,7 +341,7 @@ func TestNoTerminalNoYesRefusesBeforeAnyChange(t *testing.T) {
 	}
 	// Saying no is the same; yes runs it; per-step confirm asks again.
 	var asked []string
-	fx.eng.Confirm = func(q string) (bool, error) { asked = append(asked, q); return len(asked) == 1, nil }
+	fx.eng.Confirm = func(_ context.Context, q string) (bool, error) { asked = append(asked, q); return len(asked) == 1, nil }
 	rb = fx.runbook(t, "name: c\nsteps:\n  - {title: a, hosts: db, run: one}\n  - {title: b, hosts: db, run: two, confirm: true}\n")
 	_, err = fx.eng.Run(context.Background(), rb, RunOptions{})
 	if !errors.As(err, &ce) || len(asked) != 2 || !strings.Contains(asked[1], "Step 2: b") {
