@@ -88,7 +88,7 @@ func replicateAll(ctx context.Context, opts *ReplicateOptions) error {
 		if eng.Confirm == nil {
 			return &tasks.ConfirmError{Reason: "refusing to change anything without --yes: no terminal to confirm on"}
 		}
-		ok, err := eng.Confirm(fmt.Sprintf("Run %d replication(s)?", len(jobs)-failing))
+		ok, err := eng.Confirm(ctx, fmt.Sprintf("Run %d replication(s)?", len(jobs)-failing))
 		if err != nil {
 			return err
 		}
