@@ -160,3 +160,46 @@ func TestReplicateEveryReplication(t *testing.T) {
 		t.Errorf("history shows %d of the two runs:\n%s", n, h.stdout)
 	}
 }
+
+// The seed's warning, on real btrfs: a subvolume nested in the replicated
+// one is never in its snapshots (it arrives as an empty directory), so
+// replicate refuses, naming it, until the inventory leaves it out on
+// purpose; status shows it as a problem.
+func TestReplicateRefusesNestedSubvolumes(t *testing.T) {
+	rs := storageRunners(t, "zippy", "c1")
+	zippy, c1 := rs[0], rs[1]
+	env := stateEnv(t)
+	cleanServices(t, zippy, c1)
+	t.Cleanup(func() {
+		_, _ = zippy.Run(context.Background(), sshexec.Cmd{Script: "btrfs subvolume delete /persist/services/docker /persist/services/immich/cache >/dev/null 2>&1"})
+	})
+	must(t, zippy, `set -e
+btrfs subvolume create /persist/services >/dev/null
+mkdir -p /persist/services/immich
+echo keep > /persist/services/immich/app.conf
+btrfs subvolume create /persist/services/docker >/dev/null
+btrfs subvolume create /persist/services/immich/cache >/dev/null
+echo lost > /persist/services/docker/data`)
+	r := hoctlEnv(t, storage.Inventory, env, "--yes", "replicate", "zippy", "c1")
+	if r.code != 3 || !strings.Contains(r.stdout+r.stderr, "holds nested subvolumes that no snapshot of it contains (they would arrive on c1 as empty directories): docker, immich/cache") {
+		t.Fatalf("exit %d, want 3 naming both nested subvolumes\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if out := must(t, c1, "ls /persist/services-standby"); strings.TrimSpace(out) != "" {
+		t.Fatalf("refused, yet c1 holds %q", out)
+	}
+	st := hoctlEnv(t, storage.Inventory, env, "status")
+	if !strings.Contains(st.stdout+st.stderr, "holds nested subvolumes no snapshot contains: docker, immich/cache") {
+		t.Errorf("status does not show the nested subvolumes:\n%s%s", st.stdout, st.stderr)
+	}
+
+	inv := labInventory(t, storage, "source: {host: zippy, subvolume: /persist/services, snapshot_dir: /persist}",
+		"source: {host: zippy, subvolume: /persist/services, snapshot_dir: /persist, exclude_nested: [docker, immich]}")
+	r = hoctlEnv(t, inv, env, "--yes", "replicate", "zippy", "c1")
+	if r.code != 0 {
+		t.Fatalf("with exclude_nested: exit %d\n%s", r.code, r.stderr)
+	}
+	copyDir := newest(t, c1, "/persist/services-standby")
+	if got := must(t, c1, "cat "+copyDir+"/immich/app.conf; ls -A "+copyDir+"/docker | wc -l"); got != "keep\n0\n" {
+		t.Fatalf("copy: %q, want the file and an empty docker dir", got)
+	}
+}

@@ -297,3 +297,34 @@ func Garbage(dst []Subvolume, base string) []Subvolume {
 	}
 	return out
 }
+
+// NestedPaths reads `btrfs subvolume list -o SUBVOL` (the subvolumes
+// directly inside SUBVOL, with paths from the filesystem's top) and returns
+// their paths relative to SUBVOL, whose own path from the top is own (the
+// first line of `btrfs subvolume show`; "/" or "<FS_TREE>" for the top
+// itself). Deeper ones live inside these and need no listing: a snapshot
+// leaves out the whole nested subvolume, whatever it holds.
+func NestedPaths(own, list string) []string {
+	own = strings.Trim(strings.TrimSpace(own), "/")
+	if own == "<FS_TREE>" {
+		own = ""
+	}
+	var out []string
+	for _, line := range strings.Split(list, "\n") {
+		_, p, ok := strings.Cut(line, " path ")
+		if !ok || !strings.HasPrefix(line, "ID ") {
+			continue
+		}
+		p = strings.TrimPrefix(strings.TrimSpace(p), "<FS_TREE>/")
+		if own != "" {
+			rel, found := strings.CutPrefix(p, own+"/")
+			if !found {
+				continue
+			}
+			p = rel
+		}
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}

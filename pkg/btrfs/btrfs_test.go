@@ -201,3 +201,20 @@ func FuzzParseList(f *testing.F) {
 		_, _ = ParseShow(s)
 	})
 }
+
+func TestNestedPaths(t *testing.T) {
+	list := "ID 257 gen 7 top level 256 path services/a\nID 259 gen 7 top level 256 path services/dir/b\n"
+	if got := NestedPaths("services\n", list); !reflect.DeepEqual(got, []string{"a", "dir/b"}) {
+		t.Fatalf("got %v", got)
+	}
+	// The top-level subvolume itself: paths are already relative to it.
+	if got := NestedPaths("/", "ID 256 gen 7 top level 5 path services\n"); !reflect.DeepEqual(got, []string{"services"}) {
+		t.Fatalf("top: got %v", got)
+	}
+	if got := NestedPaths("@/persist", "ID 300 gen 1 top level 299 path <FS_TREE>/@/persist/x\n"); !reflect.DeepEqual(got, []string{"x"}) {
+		t.Fatalf("FS_TREE: got %v", got)
+	}
+	if got := NestedPaths("services", ""); len(got) != 0 {
+		t.Fatalf("none: got %v", got)
+	}
+}

@@ -70,6 +70,10 @@ type ReplicationSource struct {
 	Host        string `yaml:"host" json:"host"`
 	Subvolume   string `yaml:"subvolume" json:"subvolume"`
 	SnapshotDir string `yaml:"snapshot_dir,omitempty" json:"snapshot_dir,omitempty"`
+	// ExcludeNested names subvolumes nested in Subvolume (relative paths)
+	// that are left out of the replication on purpose: a snapshot never
+	// contains them, and any other nested subvolume refuses the run.
+	ExcludeNested []string `yaml:"exclude_nested,omitempty" json:"exclude_nested,omitempty"`
 }
 
 // ReplicationTarget is the receiving side of a replication.

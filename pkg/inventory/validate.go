@@ -221,6 +221,11 @@ func (v *validator) replication(name string, r *Replication) {
 	} else if r.Source.SnapshotDir != "" {
 		v.absPath(at+".source.snapshot_dir", r.Source.SnapshotDir)
 	}
+	for i, n := range r.Source.ExcludeNested {
+		if n == "" || path.IsAbs(n) || path.Clean(n) != n || n == "." || n == ".." || strings.HasPrefix(n, "../") {
+			v.at(fmt.Sprintf("%s.source.exclude_nested.%d", at, i), "expected a clean path relative to the subvolume, like cache or docker/btrfs, got %q", n)
+		}
+	}
 	v.hostRef(at+".target.host", r.Target.Host)
 	v.absPath(at+".target.dir", r.Target.Dir)
 	if r.Source.Host != "" && r.Source.Host == r.Target.Host && r.Target.Dir == r.Source.SnapshotDir {

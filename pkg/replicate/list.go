@@ -100,14 +100,16 @@ type Ends struct {
 	Subvolume  string
 	KeepSource retention.Policy
 	KeepTarget retention.Policy
-	Transport  string // inventory.TransportRelay or TransportDirect
-	Compress   string // "none" or "zstd"
+	// ExcludeNested are subvolumes nested in Subvolume left out on purpose.
+	ExcludeNested []string
+	Transport     string // inventory.TransportRelay or TransportDirect
+	Compress      string // "none" or "zstd"
 }
 
 // EndsOf describes a replication of the inventory.
 func EndsOf(r *inventory.Replication) Ends {
 	return Ends{Name: r.Name, Base: path.Base(r.Source.Subvolume), SourceHost: r.Source.Host, SourceDir: r.Source.SnapshotDir,
-		TargetHost: r.Target.Host, TargetDir: r.Target.Dir, Subvolume: r.Source.Subvolume, KeepSource: r.Keep.Source, KeepTarget: r.Keep.Target,
+		TargetHost: r.Target.Host, TargetDir: r.Target.Dir, Subvolume: r.Source.Subvolume, KeepSource: r.Keep.Source, KeepTarget: r.Keep.Target, ExcludeNested: r.Source.ExcludeNested,
 		Transport: r.Transport, Compress: r.Compress}
 }
 

@@ -62,7 +62,7 @@ func Runbook(inv *inventory.Inventory, e Ends, o Options) (*tasks.Runbook, *Run)
 		{
 			Title: "inspect source and target, choose the parent",
 			Before: &tasks.Func{
-				Desc: fmt.Sprintf("btrfs subvolume show %s; list %s@* in %s:%s and %s:%s; df %s", e.Subvolume, e.Base, e.SourceHost, e.SourceDir, e.TargetHost, e.TargetDir, e.TargetDir),
+				Desc: fmt.Sprintf("btrfs subvolume show %s; no nested subvolume it would leave out (btrfs subvolume list -o); list %s@* in %s:%s and %s:%s; df %s", e.Subvolume, e.Base, e.SourceHost, e.SourceDir, e.TargetHost, e.TargetDir, e.TargetDir),
 				Fn:   r.inspect,
 			},
 			Action: &tasks.Func{DescFn: func(*inventory.Host) string { return r.choice() }, Fn: func(context.Context, *tasks.Env, *inventory.Host) (string, error) {
@@ -178,6 +178,13 @@ func (r *Run) inspect(ctx context.Context, env *tasks.Env, _ *inventory.Host) (s
 	}
 	if res, err := srcR.Run(ctx, sshexec.Cmd{Argv: []string{"btrfs", "subvolume", "show", e.Subvolume}}); err != nil {
 		return "", fmt.Errorf("%s: %s is not a btrfs subvolume: %s", e.SourceHost, e.Subvolume, sshexec.FirstLine(res, err))
+	}
+	nested, err := Nested(ctx, srcR, e)
+	if err != nil {
+		return "", err
+	}
+	if len(nested) > 0 {
+		return "", NestedError(e.SourceHost, e, nested)
 	}
 	// The first command on the target has empty input, as List's: see there.
 	res, err := dstR.Run(ctx, sshexec.Cmd{Argv: []string{"stat", "-f", "-c", "%T", e.TargetDir}, Stdin: strings.NewReader("")})

@@ -84,9 +84,13 @@ func (p *Probes) Run(ctx context.Context) []Check {
 		svc := p.Inv.NFS[name]
 		run(func(ctx context.Context) []Check { return p.nfs(ctx, svc) })
 	}
+	for _, name := range sortedReplications(p.Inv) {
+		rep := p.Inv.Replication[name]
+		run(func(ctx context.Context) []Check { return p.nested(ctx, rep) })
+	}
 	wg.Wait()
 	rank := map[string]int{Fail: 0, Warn: 1, OK: 2}
-	area := map[string]int{"host": 0, "consul": 1, "nomad": 2, "nfs": 3, "disk": 4}
+	area := map[string]int{"host": 0, "consul": 1, "nomad": 2, "nfs": 3, "replication": 4, "disk": 5}
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i], out[j]
 		if rank[a.Level] != rank[b.Level] {
@@ -118,6 +122,38 @@ func sortedNFS(inv *inventory.Inventory) []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+func sortedReplications(inv *inventory.Inventory) []string {
+	var names []string
+	for n := range inv.Replication {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// nested reports subvolumes nested in a replication's source that no
+// snapshot contains: their data never reaches the standby, and replicate
+// refuses to run until they are dealt with.
+func (p *Probes) nested(ctx context.Context, rep *inventory.Replication) []Check {
+	e := replicate.EndsOf(rep)
+	c := Check{Area: "replication", Name: rep.Name, Level: OK, Detail: "no nested subvolume left out of " + e.Subvolume}
+	run, err := p.Connect(ctx, p.Inv.Host(e.SourceHost))
+	if err != nil {
+		c.Level, c.Detail = Fail, "nested subvolumes unknown: "+short(err)
+		return []Check{c}
+	}
+	nested, err := replicate.Nested(ctx, run, e)
+	switch {
+	case err != nil:
+		c.Level, c.Detail = Fail, "nested subvolumes unknown: "+short(err)
+	case len(nested) > 0:
+		c.Level = Fail
+		c.Detail = fmt.Sprintf("%s:%s holds nested subvolumes no snapshot contains: %s (replicate refuses; exclude_nested leaves them out on purpose)", e.SourceHost, e.Subvolume, strings.Join(nested, ", "))
+		c.Hint = "hoctl run " + e.SourceHost + " -- btrfs subvolume list -o " + e.Subvolume
+	}
+	return []Check{c}
 }
 
 // hostScript is one round trip: uptime, load, failed units, btrfs pools.

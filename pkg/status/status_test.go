@@ -55,3 +55,38 @@ func TestHostsProblemsFirstWithHints(t *testing.T) {
 		t.Fatalf("problems %d", Problems(checks))
 	}
 }
+
+// A replication whose source holds a nested subvolume is a problem, named
+// with the command to look deeper; one left out on purpose is not.
+func TestNestedSubvolumeIsAProblem(t *testing.T) {
+	const src = "hosts: {zippy: {}, c1: {}}\nreplication:\n  services:\n    source: {host: zippy, subvolume: /persist/services}\n    target: {host: c1, dir: /persist/standby}\n"
+	nested := "services\n--\nID 257 gen 7 top level 256 path services/docker\n"
+	for _, c := range []struct {
+		exclude bool
+		want    string
+	}{
+		{false, "fail replication services: zippy:/persist/services holds nested subvolumes no snapshot contains: docker (replicate refuses; exclude_nested leaves them out on purpose) → hoctl run zippy -- btrfs subvolume list -o /persist/services"},
+		{true, "ok replication services: no nested subvolume left out of /persist/services → "},
+	} {
+		yaml := src
+		if c.exclude {
+			yaml = strings.Replace(src, "/persist/services}", "/persist/services, exclude_nested: [docker]}", 1)
+		}
+		inv, err := inventory.Parse("i.yaml", []byte(yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := &Probes{Inv: inv, Timeout: time.Second, Connect: func(_ context.Context, h *inventory.Host) (sshexec.Runner, error) {
+			return &fakeHost{name: h.Name, out: nested}, nil
+		}}
+		var got []string
+		for _, ch := range p.Run(context.Background()) {
+			if ch.Area == "replication" {
+				got = append(got, ch.Level+" "+ch.Area+" "+ch.Name+": "+ch.Detail+" → "+ch.Hint)
+			}
+		}
+		if len(got) != 1 || got[0] != c.want {
+			t.Errorf("got %q\nwant %q", got, c.want)
+		}
+	}
+}
