@@ -117,7 +117,7 @@ func TestErrorsNameFileLineColumnAndField(t *testing.T) {
 	cases := []struct {
 		name, src, want string
 	}{
-		{"unknown field", "hosts:\n  a: {address: x, colour: red}\n", "test.yaml:2:19: unknown field \"colour\""},
+		{"unknown field", "hosts:\n  a: {address: x, colour: red}\n", "test.yaml:2:19: hosts.a: unknown field \"colour\""},
 		{"unknown top-level", "hosts:\n  a: {address: x}\nhostz: {}\n", "test.yaml:3:1: unknown field \"hostz\""},
 		{"bad port", "hosts:\n  a:\n    address: x\n    port: 70000\n", "test.yaml:4:11: hosts.a.port: expected a TCP port"},
 		{"port type", "hosts:\n  a:\n    address: x\n    port: twenty\n", "test.yaml:4:11"},
@@ -127,7 +127,7 @@ func TestErrorsNameFileLineColumnAndField(t *testing.T) {
 			`test.yaml:6:20: replication.s.source.host: "zipy" is not a host of this inventory; did you mean "zippy"?`},
 		{"nfs standby", "hosts:\n  z: {address: x}\nnfs:\n  d:\n    export: /data/d\n    subvolume: /persist/d\n    primary: z\n    standbys: [c9]\n", `test.yaml:8:16: nfs.d.standbys.0: "c9" is not a host`},
 		{"relative path", "hosts:\n  z: {address: x}\nreplication:\n  s:\n    source: {host: z, subvolume: persist/s}\n    target: {host: z, dir: /t}\n", "replication.s.source.subvolume: expected a clean absolute path"},
-		{"bad duration", "defaults:\n  connect_timeout: soon\nhosts:\n  a: {address: x}\n", "test.yaml:2:20: connect_timeout: expected a duration such as 10s"},
+		{"bad duration", "defaults:\n  connect_timeout: soon\nhosts:\n  a: {address: x}\n", "test.yaml:2:20: defaults.connect_timeout: expected a duration such as 10s"},
 		{"syntax", "hosts:\n  a: {address: x\n", "test.yaml:2:"},
 		{"empty", "   \n", "inventory is empty"},
 		{"no hosts", "groups: {}\n", "hosts: expected at least one host"},

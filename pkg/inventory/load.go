@@ -4,15 +4,10 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
-	"fmt"
-	"os"
 	"sort"
-	"time"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
-	"github.com/goccy/go-yaml/parser"
 	"github.com/hoctl/hoctl/pkg/yamlerr"
 )
 
@@ -37,40 +32,25 @@ type file struct {
 
 // Load reads and validates the inventory at path.
 func Load(path string) (*Inventory, error) {
-	data, err := os.ReadFile(path)
+	data, err := yamlerr.ReadFile(path, "inventory")
 	if err != nil {
-		return nil, &Error{File: path, Msg: "cannot read inventory: " + errText(err)}
+		return nil, err
 	}
 	return Parse(path, data)
 }
 
-func errText(err error) string {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
-	}
-	return err.Error()
-}
-
 // Parse validates an inventory held in memory; name is used in errors.
+// Every problem is reported, in file order, not just the first.
 func Parse(name string, data []byte) (*Inventory, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, &Error{File: name, Msg: "inventory is empty: expected at least a hosts: section"}
 	}
-	astFile, err := parser.ParseBytes(data, 0)
+	astFile, err := yamlerr.Parse(name, "inventory", data)
 	if err != nil {
-		return nil, yamlError(name, err)
-	}
-	if len(astFile.Docs) > 1 {
-		return nil, &Error{File: name, Msg: "expected one YAML document, found several"}
-	}
-	if err := checkDurations(name, astFile); err != nil {
 		return nil, err
 	}
 	var raw file
-	if err := yaml.UnmarshalWithOptions(data, &raw, yaml.Strict(), yaml.DisallowUnknownField()); err != nil {
-		return nil, yamlError(name, err)
-	}
+	decodeErrs := yamlerr.Decode(name, "docs/inventory.md", astFile, &raw)
 	sum := sha256.Sum256(data)
 	inv := &Inventory{
 		Path:        name,
@@ -98,9 +78,16 @@ func Parse(name string, data []byte) (*Inventory, error) {
 	}
 	v := &validator{name: name, ast: astFile, inv: inv}
 	v.run()
-	if len(v.errs) > 0 {
-		v.errs.Sort()
-		return nil, v.errs
+	errs := decodeErrs
+	for _, e := range v.errs {
+		// A value that did not decode is zero; checking it would only
+		// repeat the decoding problem in other words.
+		if !decodeErrs.Undecoded(e.Field) {
+			errs = append(errs, e)
+		}
+	}
+	if err := errs.Final(name); err != nil {
+		return nil, err
 	}
 	return inv, nil
 }
@@ -134,47 +121,4 @@ func hostOrder(f *ast.File, hosts map[string]*Host) []string {
 	return append(order, rest...)
 }
 
-func yamlError(name string, err error) error {
-	return yamlerr.FromDecode(name, "docs/inventory.md", err)
-}
-
 func sortStrings(s []string) { sort.Strings(s) }
-
-var durationKeys = map[string]bool{"connect_timeout": true, "command_timeout": true, "keepalive": true, "max_lag": true}
-
-// checkDurations finds unparsable durations before decoding, because the
-// YAML decoder reports them without a position.
-func checkDurations(name string, f *ast.File) error {
-	var errs Errors
-	for _, doc := range f.Docs {
-		ast.Walk(visitFunc(func(n ast.Node) {
-			mv, ok := n.(*ast.MappingValueNode)
-			if !ok || !durationKeys[mv.Key.GetToken().Value] {
-				return
-			}
-			val, ok := mv.Value.(*ast.StringNode)
-			if !ok {
-				return
-			}
-			if _, err := time.ParseDuration(val.Value); err != nil {
-				e := &Error{File: name, Field: mv.Key.GetToken().Value,
-					Msg: fmt.Sprintf("expected a duration such as 10s, 5m or 1h30m, got %q", val.Value)}
-				if tk := val.GetToken(); tk != nil && tk.Position != nil {
-					e.Line, e.Column = tk.Position.Line, tk.Position.Column
-				}
-				errs = append(errs, e)
-			}
-		}), doc)
-	}
-	if len(errs) > 0 {
-		return errs
-	}
-	return nil
-}
-
-type visitFunc func(ast.Node)
-
-func (f visitFunc) Visit(n ast.Node) ast.Visitor {
-	f(n)
-	return f
-}

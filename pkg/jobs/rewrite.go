@@ -84,6 +84,10 @@ func (f *File) Changed() bool { return len(f.Edits) > 0 }
 // returns the file with them moved. rules must have passed CheckRules.
 func Rewrite(name string, src []byte, rules []Rule) *File {
 	f := &File{Path: name, Src: src, Out: src}
+	if err := checkLimits(name, src); err != nil {
+		f.Err = err
+		return f
+	}
 	hf, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
 	if diags.HasErrors() {
 		f.Err = diags

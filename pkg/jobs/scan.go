@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -29,14 +30,34 @@ func Scan(dir string, rules []Rule) ([]*File, error) {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
-		src, err := os.ReadFile(p)
+		src, err := readBounded(p)
 		if err != nil {
-			return nil, err
+			// Too big: reported like a file that does not parse, untouched.
+			out = append(out, &File{Path: p, Err: err})
+			continue
 		}
 		out = append(out, Rewrite(p, src, rules))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out, nil
+}
+
+// readBounded reads at most MaxJobFileSize bytes; a bigger file (or a
+// FIFO that never ends) is an error, not an allocation of its size.
+func readBounded(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }()
+	src, err := io.ReadAll(io.LimitReader(f, MaxJobFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(src) > MaxJobFileSize {
+		return nil, fmt.Errorf("%s: job file is larger than %d KiB, the limit (docs/security.md)", p, MaxJobFileSize>>10)
+	}
+	return src, nil
 }
 
 // Diff is the unified diff of the rewrite (empty when nothing changes).

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -14,8 +13,6 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/goccy/go-yaml"
-	"github.com/goccy/go-yaml/parser"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/yamlerr"
 )
@@ -34,20 +31,20 @@ type fileRunbook struct {
 }
 
 type fileStep struct {
-	Title           string `yaml:"title"`
-	Hosts           string `yaml:"hosts"`
-	Before          string `yaml:"before"`
-	Run             string `yaml:"run"`
-	After           string `yaml:"after"`
-	Undo            string `yaml:"undo"`
-	Serial          int    `yaml:"serial"`
-	MaxFail         int    `yaml:"max_fail"`
-	Timeout         string `yaml:"timeout"`
-	Retries         int    `yaml:"retries"`
-	RetryDelay      string `yaml:"retry_delay"`
-	Confirm         bool   `yaml:"confirm"`
-	ContinueOnError bool   `yaml:"continue_on_error"`
-	NeedsPrevious   bool   `yaml:"needs_previous"`
+	Title           string        `yaml:"title"`
+	Hosts           string        `yaml:"hosts"`
+	Before          string        `yaml:"before"`
+	Run             string        `yaml:"run"`
+	After           string        `yaml:"after"`
+	Undo            string        `yaml:"undo"`
+	Serial          int           `yaml:"serial"`
+	MaxFail         int           `yaml:"max_fail"`
+	Timeout         time.Duration `yaml:"timeout"`
+	Retries         int           `yaml:"retries"`
+	RetryDelay      time.Duration `yaml:"retry_delay"`
+	Confirm         bool          `yaml:"confirm"`
+	ContinueOnError bool          `yaml:"continue_on_error"`
+	NeedsPrevious   bool          `yaml:"needs_previous"`
 }
 
 var varNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -68,9 +65,9 @@ type LoadOptions struct {
 // LoadRunbookFile reads a YAML runbook and checks it completely (fields,
 // hosts, templates rendered for every host) before anything runs.
 func LoadRunbookFile(path string, inv *inventory.Inventory, o LoadOptions) (*Runbook, error) {
-	data, err := os.ReadFile(path)
+	data, err := yamlerr.ReadFile(path, "runbook")
 	if err != nil {
-		return nil, &yamlerr.Error{File: path, Msg: "cannot read runbook: " + err.Error()}
+		return nil, err
 	}
 	rb, err := ParseRunbook(path, data, inv, o)
 	if err == nil {
@@ -96,17 +93,19 @@ func ParseRunbook(name string, data []byte, inv *inventory.Inventory, o LoadOpti
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, &yamlerr.Error{File: name, Msg: "runbook is empty: expected name: and steps:"}
 	}
-	f, err := parser.ParseBytes(data, 0)
+	f, err := yamlerr.Parse(name, "runbook", data)
 	if err != nil {
-		return nil, yamlerr.FromDecode(name, "docs/runbooks.md", err)
+		return nil, err
 	}
 	var fr fileRunbook
-	if err := yaml.UnmarshalWithOptions(data, &fr, yaml.Strict(), yaml.DisallowUnknownField()); err != nil {
-		return nil, yamlerr.FromDecode(name, "docs/runbooks.md", err)
-	}
-	var errs yamlerr.Errors
+	decodeErrs := yamlerr.Decode(name, "docs/runbooks.md", f, &fr)
+	errs := decodeErrs
 	at := func(field, format string, args ...any) {
-		errs = append(errs, yamlerr.At(name, f, field, format, args...))
+		// A value that did not decode is zero: checking it would only
+		// repeat that problem.
+		if !decodeErrs.Undecoded(field) {
+			errs = append(errs, yamlerr.At(name, f, field, format, args...))
+		}
 	}
 	if strings.TrimSpace(fr.Name) == "" {
 		at("name", "missing: expected a name for the runbook")
@@ -127,10 +126,8 @@ func ParseRunbook(name string, data []byte, inv *inventory.Inventory, o LoadOpti
 			at("vars."+k, "variable name %q: expected letters, digits and '_'", k)
 		}
 	}
+	errs = append(errs, undeclaredVars(o.Vars, fr)...)
 	for k, v := range o.Vars {
-		if !varNameRE.MatchString(k) {
-			errs = append(errs, &yamlerr.Error{File: "--var", Msg: fmt.Sprintf("variable name %q: expected letters, digits and '_'", k)})
-		}
 		vars[k] = v
 	}
 	var secretValues []string
@@ -174,19 +171,12 @@ func ParseRunbook(name string, data []byte, inv *inventory.Inventory, o LoadOpti
 		if fs.Serial < 0 || fs.MaxFail < 0 || fs.Retries < 0 {
 			at(p, "serial, max_fail and retries must not be negative")
 		}
-		for _, d := range []struct {
-			field string
-			src   string
-			dst   *time.Duration
-		}{{"timeout", fs.Timeout, &s.Timeout}, {"retry_delay", fs.RetryDelay, &s.RetryDelay}} {
-			if d.src == "" {
-				continue
-			}
-			v, err := time.ParseDuration(d.src)
-			if err != nil || v < 0 {
-				at(p+"."+d.field, "expected a duration such as 30s or 5m, got %q", d.src)
-			}
-			*d.dst = v
+		s.Timeout, s.RetryDelay = fs.Timeout, fs.RetryDelay
+		if fs.Timeout < 0 {
+			at(p+".timeout", "expected a positive duration such as 30s or 5m, got %s", fs.Timeout)
+		}
+		if fs.RetryDelay < 0 {
+			at(p+".retry_delay", "expected a positive duration such as 30s or 5m, got %s", fs.RetryDelay)
 		}
 		if s.Retries > 0 && s.RetryDelay == 0 {
 			s.RetryDelay = 2 * time.Second
@@ -216,9 +206,8 @@ func ParseRunbook(name string, data []byte, inv *inventory.Inventory, o LoadOpti
 		}
 		rb.Steps = append(rb.Steps, s)
 	}
-	if len(errs) > 0 {
-		errs.Sort()
-		return nil, errs
+	if err := errs.Final(name); err != nil {
+		return nil, err
 	}
 	sum := sha256.Sum256(data)
 	rb.Params = map[string]string{"file": name, "sha256": hex.EncodeToString(sum[:])}
@@ -293,4 +282,32 @@ func trimTemplateErr(err error) string {
 		}
 	}
 	return s
+}
+
+// undeclaredVars refuses --var names the runbook declares under neither
+// vars nor secrets: a typo would otherwise leave the default in place and
+// run the runbook with a value the operator did not mean.
+func undeclaredVars(given map[string]string, fr fileRunbook) yamlerr.Errors {
+	declared := slices.Sorted(maps.Keys(fr.Vars))
+	declared = append(declared, slices.Sorted(maps.Keys(fr.Secrets))...)
+	var errs yamlerr.Errors
+	for _, k := range slices.Sorted(maps.Keys(given)) {
+		_, isVar := fr.Vars[k]
+		_, isSecret := fr.Secrets[k]
+		switch {
+		case !varNameRE.MatchString(k):
+			errs = append(errs, &yamlerr.Error{File: "--var", Msg: fmt.Sprintf("variable name %q: expected letters, digits and '_'", k)})
+		case !isVar && !isSecret:
+			msg := fmt.Sprintf("%s: the runbook declares no variable %q", k, k)
+			if s := yamlerr.Suggest(k, declared); len(s) > 0 {
+				msg += "; did you mean " + strings.Join(s, " or ") + "?"
+			} else if len(declared) > 0 {
+				msg += " (it declares " + strings.Join(declared, ", ") + ")"
+			} else {
+				msg += " (it declares none: add it under vars: with a default)"
+			}
+			errs = append(errs, &yamlerr.Error{File: "--var", Msg: msg})
+		}
+	}
+	return errs
 }

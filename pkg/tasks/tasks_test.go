@@ -526,7 +526,7 @@ func iostreamsScheme() *iostreams.ColorScheme {
 func TestRunbookErrorsHaveLineAndColumn(t *testing.T) {
 	inv, _ := inventory.Parse("inv.yaml", []byte(inv5))
 	cases := map[string]string{
-		"name: x\nsteps:\n  - {title: a, run: b, colour: red}\n":              "rb.yaml:3:24: unknown field \"colour\"",
+		"name: x\nsteps:\n  - {title: a, run: b, colour: red}\n":              "rb.yaml:3:24: steps.0: unknown field \"colour\"",
 		"steps:\n  - {title: a, run: b}\n":                                    "name: missing",
 		"name: x\nsteps:\n  - {title: a}\n":                                   "rb.yaml:3:5: steps.0: step 1: missing run",
 		"name: x\nsteps:\n  - {title: a, run: 'echo {{.Vars.nope}}'}\n":       "rb.yaml:3:21: steps.0.run: undefined variable nope (for host local)",

@@ -23,6 +23,10 @@ type Error struct {
 	Column int
 	Field  string // dotted path, e.g. hosts.c1.port
 	Msg    string
+
+	// undecoded: the value at Field could not be decoded and was left
+	// zero, so later checks of it would only repeat this problem.
+	undecoded bool
 }
 
 func (e *Error) Error() string {
@@ -49,6 +53,42 @@ func (es Errors) Error() string {
 		lines[i] = e.Error()
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Undecoded reports whether field, or a field that contains it, could not
+// be decoded: a check of it would see a zero value and report nonsense.
+func (es Errors) Undecoded(field string) bool {
+	for _, e := range es {
+		if e.undecoded && (e.Field == "" || field == e.Field || strings.HasPrefix(field, e.Field+".")) {
+			return true
+		}
+	}
+	return false
+}
+
+// Final puts the problems of one file in file order, drops repeats (an
+// anchor's problem is met again at each alias) and keeps the first
+// MaxProblems, counting the rest. It returns nil when there are none.
+func (es Errors) Final(name string) error {
+	if len(es) == 0 {
+		return nil
+	}
+	es.Sort()
+	seen := map[string]bool{}
+	out := make(Errors, 0, len(es))
+	for _, e := range es {
+		k := e.Error()
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		out = append(out, e)
+	}
+	if len(out) > MaxProblems {
+		more := len(out) - MaxProblems
+		out = append(out[:MaxProblems:MaxProblems], &Error{File: name, Msg: fmt.Sprintf("%d more problems not shown: fix these first", more)})
+	}
+	return out
 }
 
 // Sort orders errors by position.
