@@ -121,6 +121,10 @@ func (d *decoder) value(n ast.Node, v reflect.Value, field string) {
 			return
 		}
 		v.SetInt(i)
+	case reflect.Interface:
+		if g := d.generic(n, field); g != nil && v.NumMethod() == 0 {
+			v.Set(reflect.ValueOf(g))
+		}
 	case reflect.Bool:
 		b, ok := n.(*ast.BoolNode)
 		if !ok {
@@ -131,6 +135,42 @@ func (d *decoder) value(n ast.Node, v reflect.Value, field string) {
 	default:
 		panic("yamlerr.Decode: unsupported field type " + v.Type().String())
 	}
+}
+
+// generic decodes a value of no fixed shape (a field typed any) the way
+// the YAML library does: map[string]any, []any, int64 or uint64, float64,
+// bool, string, nil.
+func (d *decoder) generic(n ast.Node, field string) any {
+	n = d.resolve(n, field)
+	switch x := n.(type) {
+	case nil, *ast.NullNode:
+		return nil
+	case *ast.IntegerNode:
+		return x.Value
+	case *ast.FloatNode:
+		return x.Value
+	case *ast.BoolNode:
+		return x.Value
+	case *ast.SequenceNode:
+		out := make([]any, len(x.Values))
+		for i, e := range x.Values {
+			out[i] = d.generic(e, join(field, strconv.Itoa(i)))
+		}
+		return out
+	}
+	if ps, ok := pairs(n); ok {
+		out := map[string]any{}
+		for _, p := range d.entries(ps, field) {
+			if k, ok := d.key(p, field); ok {
+				out[k] = d.generic(p.Value, join(field, k))
+			}
+		}
+		return out
+	}
+	if s, ok := scalarText(n); ok {
+		return s
+	}
+	return nil
 }
 
 func toInt(x any) (int64, bool) {
