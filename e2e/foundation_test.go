@@ -203,7 +203,7 @@ func TestBadInventoryIsExit2WithPosition(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := hoctl(t, p, "ping", "all")
-	if r.code != 2 || !strings.Contains(r.stderr, p+":2:28: unknown field \"prot\"") {
+	if r.code != 2 || !strings.Contains(r.stderr, p+":2:28: hosts.a: unknown field \"prot\"; did you mean \"port\"?") {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
 }
