@@ -349,7 +349,7 @@ func TestFailoverLockedByAnotherOperator(t *testing.T) {
 // mustClient is an official Consul client for the NFS lab's Consul.
 func mustClient(t *testing.T) *api.Client {
 	t.Helper()
-	c, err := consul.NewClient(&inventory.API{Address: "http://" + nfsConsul.Addr}, nil, os.Getenv)
+	c, err := consul.NewClient(&inventory.API{Address: "http://" + nfsConsul.Addr}, nil, os.Getenv, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/consul/api"
 	nomadapi "github.com/hashicorp/nomad/api"
 	"github.com/hoctl/hoctl/pkg/consul"
+	"github.com/hoctl/hoctl/pkg/httpapi"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/nomad"
 	"github.com/hoctl/hoctl/pkg/sshexec"
@@ -183,7 +185,25 @@ func (f *Factory) consulClient(ctx context.Context, inv *inventory.Inventory, co
 	if err != nil {
 		return nil, err
 	}
-	return consul.NewClient(inv.Consul, via, f.Getenv)
+	return consul.NewClient(inv.Consul, via, f.Getenv, apiTimeout(inv, inv.Consul))
+}
+
+// apiTimeout bounds each request to an API as a host is bounded
+// (DESIGN.md): connect_timeout plus keepalive, of the via host when there
+// is one, else of the inventory's defaults.
+func apiTimeout(inv *inventory.Inventory, cfg *inventory.API) time.Duration {
+	s := inv.Defaults
+	if h := inv.Host(cfg.Via); h != nil {
+		s = inv.Settings(h)
+	}
+	ct, ka := s.ConnectTimeout, s.Keepalive
+	if ct <= 0 {
+		ct = sshexec.DefaultConnectTimeout
+	}
+	if ka <= 0 {
+		ka = sshexec.DefaultKeepalive
+	}
+	return ct + ka
 }
 
 // viaDialer is the SSH tunnel an API section names with via (nil for
@@ -193,9 +213,11 @@ func viaDialer(ctx context.Context, inv *inventory.Inventory, section string, cf
 	if cfg == nil || cfg.Via == "" {
 		return nil, nil
 	}
+	name := map[string]string{"consul": "Consul", "nomad": "Nomad"}[section]
+	ep := httpapi.Endpoint{Name: name, Section: section, Address: cfg.Address, Via: cfg.Via}
 	r, err := connect(ctx, inv.Host(cfg.Via))
 	if err != nil {
-		return nil, fmt.Errorf("%s.via: %w", section, err)
+		return nil, &httpapi.ViaError{Endpoint: ep, Err: err}
 	}
 	d, ok := r.(sshexec.Dialer)
 	if !ok {
@@ -236,7 +258,7 @@ func (f *Factory) nomadClient(ctx context.Context, inv *inventory.Inventory, con
 	if err != nil {
 		return nil, err
 	}
-	return nomad.NewClient(inv.Nomad, via, f.Getenv)
+	return nomad.NewClient(inv.Nomad, via, f.Getenv, apiTimeout(inv, inv.Nomad))
 }
 
 func refusedAtPlan(err error) bool {

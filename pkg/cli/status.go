@@ -64,6 +64,11 @@ func statusRun(ctx context.Context, opts *StatusOptions) error {
 	for {
 		start := time.Now()
 		checks := p.Run(ctx)
+		if ctx.Err() != nil {
+			// Interrupted: the probes cut short say nothing about the
+			// cluster.
+			return ctx.Err()
+		}
 		if opts.Watch && f.IO.IsStdoutTTY() {
 			fmt.Fprint(f.IO.Out, "\033[H\033[2J")
 		}

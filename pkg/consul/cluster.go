@@ -3,10 +3,10 @@ package consul
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sort"
 
 	"github.com/hashicorp/consul/api"
+	"github.com/hoctl/hoctl/pkg/httpapi"
 )
 
 // Cluster is what hoctl's runbooks ask Consul: the leader, who passes a
@@ -19,7 +19,7 @@ type Cluster struct {
 func (c *Cluster) Leader(ctx context.Context) (string, error) {
 	l, err := c.Client.Status().LeaderWithQueryOptions((&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
-		return "", fmt.Errorf("consul: %w", err)
+		return "", httpapi.Clean(err, "consul")
 	}
 	if l == "" {
 		return "", errors.New("consul has no leader")
@@ -38,7 +38,7 @@ type Instance struct {
 func (c *Cluster) Instances(ctx context.Context, service string) ([]Instance, error) {
 	entries, _, err := c.Client.Health().Service(service, "", false, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
-		return nil, fmt.Errorf("consul: health of %s: %w", service, err)
+		return nil, httpapi.Clean(err, "consul: health of "+service)
 	}
 	var out []Instance
 	for _, e := range entries {
@@ -68,7 +68,7 @@ func (c *Cluster) Passing(ctx context.Context, service string) ([]string, error)
 func (c *Cluster) Get(ctx context.Context, key string) (string, uint64, bool, error) {
 	p, _, err := c.Client.KV().Get(key, (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
 	if err != nil {
-		return "", 0, false, fmt.Errorf("consul: get %s: %w", key, err)
+		return "", 0, false, httpapi.Clean(err, "consul: get "+key)
 	}
 	if p == nil {
 		return "", 0, false, nil
@@ -81,7 +81,7 @@ func (c *Cluster) Get(ctx context.Context, key string) (string, uint64, bool, er
 func (c *Cluster) CAS(ctx context.Context, key, value string, index uint64) (bool, error) {
 	ok, _, err := c.Client.KV().CAS(&api.KVPair{Key: key, Value: []byte(value), ModifyIndex: index}, (&api.WriteOptions{}).WithContext(ctx))
 	if err != nil {
-		return false, fmt.Errorf("consul: cas %s: %w", key, err)
+		return false, httpapi.Clean(err, "consul: cas "+key)
 	}
 	return ok, nil
 }

@@ -11,7 +11,7 @@ import (
 
 func TestClusterHealthAndOwnerKey(t *testing.T) {
 	s := sim(t)
-	client, err := NewClient(&inventory.API{Address: "http://" + s.Addr}, nil, os.Getenv)
+	client, err := NewClient(&inventory.API{Address: "http://" + s.Addr}, nil, os.Getenv, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+	"github.com/hoctl/hoctl/pkg/httpapi"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 )
@@ -20,14 +21,18 @@ import (
 // NewClient returns a Consul client for the inventory's consul section.
 // via, when not nil, carries every connection (consul.via); getenv reads
 // the token named by token_env. The token is given to the client only:
-// hoctl never prints or journals it.
-func NewClient(cfg *inventory.API, via sshexec.Dialer, getenv func(string) string) (*api.Client, error) {
+// hoctl never prints or journals it. Every request is bounded by timeout
+// (DefaultTimeout when zero) on top of its caller's context.
+func NewClient(cfg *inventory.API, via sshexec.Dialer, getenv func(string) string, timeout time.Duration) (*api.Client, error) {
 	if cfg == nil {
 		return nil, errors.New("the inventory has no consul section")
 	}
 	u, err := url.Parse(cfg.Address)
 	if err != nil {
 		return nil, fmt.Errorf("consul.address: %w", err)
+	}
+	if timeout <= 0 {
+		timeout = DefaultTimeout
 	}
 	c := api.DefaultNonPooledConfig()
 	c.Address, c.Scheme = u.Host, u.Scheme
@@ -39,9 +44,14 @@ func NewClient(cfg *inventory.API, via sshexec.Dialer, getenv func(string) strin
 		tr.DialContext = via.DialContext
 		tr.Proxy = nil
 	}
-	c.HttpClient = &http.Client{Transport: tr, Timeout: 0}
+	ep := httpapi.Endpoint{Name: "Consul", Section: "consul", Address: cfg.Address, Via: cfg.Via}
+	c.HttpClient = &http.Client{Transport: httpapi.Transport(ep, tr, timeout)}
 	return api.NewClient(c)
 }
+
+// DefaultTimeout bounds a request when the caller gives no bound: the
+// default connect_timeout plus keepalive, as for an SSH host.
+const DefaultTimeout = 15 * time.Second
 
 // LockPrefix is where hoctl's cluster locks live in the KV store.
 const LockPrefix = "hoctl/locks/"
@@ -85,9 +95,9 @@ func Acquire(ctx context.Context, client *api.Client, scope, holder string, o Lo
 		o.LockDelay = 15 * time.Second
 	}
 	wo := (&api.WriteOptions{}).WithContext(ctx)
-	leader, err := client.Status().Leader()
+	leader, err := client.Status().LeaderWithQueryOptions((&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
-		return nil, fmt.Errorf("consul: %w", err)
+		return nil, httpapi.Clean(err, "consul")
 	}
 	if leader == "" {
 		return nil, errors.New("consul has no leader: refusing to take a cluster lock")
@@ -96,17 +106,17 @@ func Acquire(ctx context.Context, client *api.Client, scope, holder string, o Lo
 		Name: "hoctl lock " + scope, TTL: o.TTL.String(), LockDelay: o.LockDelay, Behavior: api.SessionBehaviorRelease,
 	}, wo)
 	if err != nil {
-		return nil, fmt.Errorf("consul session: %w", err)
+		return nil, httpapi.Clean(err, "consul session")
 	}
 	key := LockPrefix + scope
 	ok, _, err := client.KV().Acquire(&api.KVPair{Key: key, Value: []byte(holder), Session: sid}, wo)
 	if err != nil || !ok {
-		_, _ = client.Session().Destroy(sid, nil)
+		destroySession(client, sid)
 		if err != nil {
-			return nil, fmt.Errorf("consul acquire %s: %w", key, err)
+			return nil, httpapi.Clean(err, "consul acquire "+key)
 		}
 		he := &HeldError{Scope: scope}
-		if p, _, err := client.KV().Get(key, nil); err == nil && p != nil && p.Session != "" {
+		if p, _, err := client.KV().Get(key, (&api.QueryOptions{}).WithContext(ctx)); err == nil && p != nil && p.Session != "" {
 			he.Holder = string(p.Value)
 		}
 		return nil, he
@@ -159,13 +169,26 @@ func (l *Lock) Lost() <-chan struct{} { return l.lost }
 // Session is the Consul session holding the lock.
 func (l *Lock) Session() string { return l.session }
 
+// releaseBound caps the clean-up calls: they run after Ctrl-C too, and
+// a Consul that does not answer must not hold hoctl up. The session's TTL
+// frees the lock anyway.
+const releaseBound = time.Second
+
 // Release gives the lock up and destroys the session.
 func (l *Lock) Release() error {
 	l.cancel()
-	_, _, err := l.client.KV().Release(&api.KVPair{Key: l.key, Session: l.session}, nil)
-	_, derr := l.client.Session().Destroy(l.session, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), releaseBound)
+	defer cancel()
+	_, _, err := l.client.KV().Release(&api.KVPair{Key: l.key, Session: l.session}, (&api.WriteOptions{}).WithContext(ctx))
+	_, derr := l.client.Session().Destroy(l.session, (&api.WriteOptions{}).WithContext(ctx))
 	if err != nil {
-		return err
+		return httpapi.Clean(err, "consul release")
 	}
-	return derr
+	return httpapi.Clean(derr, "consul release")
+}
+
+func destroySession(client *api.Client, sid string) {
+	ctx, cancel := context.WithTimeout(context.Background(), releaseBound)
+	defer cancel()
+	_, _ = client.Session().Destroy(sid, (&api.WriteOptions{}).WithContext(ctx))
 }

@@ -23,7 +23,7 @@ func sim(t *testing.T) *consulsim.Server {
 
 func TestLockExcludesAndReleases(t *testing.T) {
 	s := sim(t)
-	c, err := NewClient(&inventory.API{Address: "http://" + s.Addr}, nil, func(string) string { return "" })
+	c, err := NewClient(&inventory.API{Address: "http://" + s.Addr}, nil, func(string) string { return "" }, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestLockExcludesAndReleases(t *testing.T) {
 
 func TestInvalidatedSessionLosesLockAndLockDelayHolds(t *testing.T) {
 	s := sim(t)
-	c, _ := NewClient(&inventory.API{Address: "http://" + s.Addr}, nil, func(string) string { return "" })
+	c, _ := NewClient(&inventory.API{Address: "http://" + s.Addr}, nil, func(string) string { return "" }, 0)
 	ctx := context.Background()
 	a, err := Acquire(ctx, c, "deploy", "alice", LockOptions{LockDelay: 2 * time.Second})
 	if err != nil {
@@ -89,7 +89,7 @@ func TestNoLeaderOrNoServerIsAnError(t *testing.T) {
 	s := sim(t)
 	addr := s.Addr
 	_ = s.Close()
-	c, _ := NewClient(&inventory.API{Address: "http://" + addr}, nil, func(string) string { return "" })
+	c, _ := NewClient(&inventory.API{Address: "http://" + addr}, nil, func(string) string { return "" }, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := Acquire(ctx, c, "x", "y", LockOptions{}); err == nil || !strings.Contains(err.Error(), "consul") {

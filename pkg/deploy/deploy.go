@@ -20,6 +20,7 @@ import (
 
 	consulapi "github.com/hashicorp/consul/api"
 	nomadapi "github.com/hashicorp/nomad/api"
+	"github.com/hoctl/hoctl/pkg/httpapi"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 	"github.com/hoctl/hoctl/pkg/tasks"
@@ -230,7 +231,7 @@ func (r *Run) quorumHealth(ctx context.Context, strict bool) (string, error) {
 		}
 		leader, err := c.Status().LeaderWithQueryOptions((&consulapi.QueryOptions{}).WithContext(ctx))
 		if err != nil {
-			return "", fmt.Errorf("consul leader: %w", err)
+			return "", httpapi.Clean(err, "consul leader")
 		}
 		if leader == "" {
 			return "", errors.New("consul has no leader")
@@ -253,9 +254,10 @@ func (r *Run) quorumHealth(ctx context.Context, strict bool) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		leader, err := c.Status().Leader()
+		var leader string
+		_, err = c.Raw().Query("/v1/status/leader", &leader, (&nomadapi.QueryOptions{}).WithContext(ctx))
 		if err != nil {
-			return "", fmt.Errorf("nomad leader: %w", err)
+			return "", httpapi.Clean(err, "nomad leader")
 		}
 		if leader == "" {
 			return "", errors.New("nomad has no leader")
@@ -496,9 +498,11 @@ func (r *Run) consulBack(ctx context.Context, h *inventory.Host) error {
 	if err != nil {
 		return err
 	}
-	members, err := c.Agent().Members(false)
+	// Agent().Members takes no context; the raw call to its endpoint does.
+	var members []*consulapi.AgentMember
+	_, err = c.Raw().Query("/v1/agent/members", &members, (&consulapi.QueryOptions{}).WithContext(ctx))
 	if err != nil {
-		return fmt.Errorf("consul members: %w", err)
+		return httpapi.Clean(err, "consul members")
 	}
 	member := false
 	for _, m := range members {
@@ -514,7 +518,7 @@ func (r *Run) consulBack(ctx context.Context, h *inventory.Host) error {
 	}
 	checks, _, err := c.Health().Node(h.Name, (&consulapi.QueryOptions{}).WithContext(ctx))
 	if err != nil {
-		return fmt.Errorf("consul checks of %s: %w", h.Name, err)
+		return httpapi.Clean(err, "consul checks of "+h.Name)
 	}
 	for _, ch := range checks {
 		if ch.Status != consulapi.HealthPassing {

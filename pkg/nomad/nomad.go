@@ -16,20 +16,25 @@ import (
 	"time"
 
 	"github.com/hashicorp/nomad/api"
+	"github.com/hoctl/hoctl/pkg/httpapi"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 )
 
 // NewClient returns a Nomad client for the inventory's nomad section; via
 // carries every connection when not nil; the token comes from token_env
-// and is never printed.
-func NewClient(cfg *inventory.API, via sshexec.Dialer, getenv func(string) string) (*api.Client, error) {
+// and is never printed. Every request is bounded by timeout
+// (DefaultTimeout when zero) on top of its caller's context.
+func NewClient(cfg *inventory.API, via sshexec.Dialer, getenv func(string) string, timeout time.Duration) (*api.Client, error) {
 	if cfg == nil {
 		return nil, errors.New("the inventory has no nomad section")
 	}
 	u, err := url.Parse(cfg.Address)
 	if err != nil {
 		return nil, fmt.Errorf("nomad.address: %w", err)
+	}
+	if timeout <= 0 {
+		timeout = DefaultTimeout
 	}
 	c := api.DefaultConfig()
 	c.Address = u.String()
@@ -40,9 +45,14 @@ func NewClient(cfg *inventory.API, via sshexec.Dialer, getenv func(string) strin
 	if via != nil {
 		tr.DialContext = via.DialContext
 	}
-	c.HttpClient = &http.Client{Transport: tr}
+	ep := httpapi.Endpoint{Name: "Nomad", Section: "nomad", Address: cfg.Address, Via: cfg.Via}
+	c.HttpClient = &http.Client{Transport: httpapi.Transport(ep, tr, timeout)}
 	return api.NewClient(c)
 }
+
+// DefaultTimeout bounds a request when the caller gives no bound: the
+// default connect_timeout plus keepalive, as for an SSH host.
+const DefaultTimeout = 15 * time.Second
 
 // Jobs is what migrate-jobs asks of Nomad.
 type Jobs struct {
@@ -51,21 +61,23 @@ type Jobs struct {
 
 // Parse has the server parse HCL into a job (as `nomad job run` does).
 func (j *Jobs) Parse(ctx context.Context, hcl string) (*api.Job, error) {
-	job, err := j.Client.Jobs().ParseHCLOpts(&api.JobsParseRequest{JobHCL: hcl, Canonicalize: true})
+	// ParseHCLOpts takes no context; the raw call to its endpoint does.
+	var job api.Job
+	_, err := j.Client.Raw().Write("/v1/jobs/parse", &api.JobsParseRequest{JobHCL: hcl, Canonicalize: true}, &job, (&api.WriteOptions{}).WithContext(ctx))
 	if err != nil {
-		return nil, fmt.Errorf("nomad: parse: %w", err)
+		return nil, httpapi.Clean(err, "nomad: parse")
 	}
 	if job.ID == nil {
 		return nil, errors.New("nomad: parse returned a job without an ID")
 	}
-	return job, ctx.Err()
+	return &job, nil
 }
 
 // Plan plans job with a diff.
 func (j *Jobs) Plan(ctx context.Context, job *api.Job) (*api.JobPlanResponse, error) {
 	p, _, err := j.Client.Jobs().PlanOpts(job, &api.PlanOptions{Diff: true}, (&api.WriteOptions{}).WithContext(ctx))
 	if err != nil {
-		return nil, fmt.Errorf("nomad: plan %s: %w", *job.ID, err)
+		return nil, httpapi.Clean(err, "nomad: plan "+*job.ID)
 	}
 	return p, nil
 }
@@ -92,7 +104,7 @@ func (j *Jobs) Register(ctx context.Context, job *api.Job, index uint64, source 
 		if strings.Contains(err.Error(), "Enforcing job modify index") {
 			return 0, &ConflictError{Job: *job.ID, Err: err}
 		}
-		return 0, fmt.Errorf("nomad: register %s: %w", *job.ID, err)
+		return 0, httpapi.Clean(err, "nomad: register "+*job.ID)
 	}
 	return resp.JobModifyIndex, nil
 }
@@ -103,7 +115,7 @@ func (j *Jobs) Register(ctx context.Context, job *api.Job, index uint64, source 
 func (j *Jobs) Healthy(ctx context.Context, id string, index uint64) (bool, string, error) {
 	allocs, _, err := j.Client.Jobs().Allocations(id, false, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
-		return false, "", fmt.Errorf("nomad: allocations of %s: %w", id, err)
+		return false, "", httpapi.Clean(err, "nomad: allocations of "+id)
 	}
 	var fresh, healthy int
 	var failed []string

@@ -32,7 +32,7 @@ func client(t *testing.T) (*Jobs, *nomadsim.Server) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	c, err := NewClient(&inventory.API{Address: "http://" + s.Addr}, nil, os.Getenv)
+	c, err := NewClient(&inventory.API{Address: "http://" + s.Addr}, nil, os.Getenv, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

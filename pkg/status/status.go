@@ -16,6 +16,7 @@ import (
 	consulapi "github.com/hashicorp/consul/api"
 	nomadapi "github.com/hashicorp/nomad/api"
 	"github.com/hoctl/hoctl/pkg/consul"
+	"github.com/hoctl/hoctl/pkg/httpapi"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/replicate"
 	"github.com/hoctl/hoctl/pkg/sshexec"
@@ -227,10 +228,12 @@ func (p *Probes) consul(ctx context.Context) []Check {
 	}
 	var parts []string
 	parts = append(parts, "leader "+leader)
-	members, err := client.Agent().Members(false)
+	// Agent().Members takes no context; the raw call to its endpoint does.
+	var members []*consulapi.AgentMember
+	_, err = client.Raw().Query("/v1/agent/members", &members, (&consulapi.QueryOptions{}).WithContext(ctx))
 	if err != nil {
 		c.Level = Warn
-		parts = append(parts, "members: "+short(err))
+		parts = append(parts, "members: "+short(httpapi.Clean(err, "")))
 	} else {
 		var failed []string
 		for _, m := range members {
@@ -248,7 +251,7 @@ func (p *Probes) consul(ctx context.Context) []Check {
 	switch {
 	case err != nil && health == nil:
 		c.Level = Fail
-		parts = append(parts, "autopilot: "+short(err))
+		parts = append(parts, "autopilot: "+short(httpapi.Clean(err, "")))
 	default:
 		parts = append(parts, fmt.Sprintf("failure tolerance %d", health.FailureTolerance))
 		if !health.Healthy || health.FailureTolerance < 1 {
@@ -268,11 +271,13 @@ func (p *Probes) nomad(ctx context.Context) []Check {
 		return []Check{c}
 	}
 	q := (&nomadapi.QueryOptions{}).WithContext(ctx)
-	leader, err := client.Status().Leader()
+	// Status().Leader takes no context; the raw call to its endpoint does.
+	var leader string
+	_, err = client.Raw().Query("/v1/status/leader", &leader, q)
 	if err != nil || leader == "" {
 		c.Level, c.Detail = Fail, "no leader"
 		if err != nil {
-			c.Detail += ": " + short(err)
+			c.Detail = short(httpapi.Clean(err, ""))
 		}
 		return []Check{c}
 	}
@@ -280,7 +285,7 @@ func (p *Probes) nomad(ctx context.Context) []Check {
 	nodes, _, err := client.Nodes().List(q)
 	if err != nil {
 		c.Level = Warn
-		parts = append(parts, "nodes: "+short(err))
+		parts = append(parts, "nodes: "+short(httpapi.Clean(err, "")))
 	} else {
 		var ready, draining, inelig int
 		var down []string
@@ -322,7 +327,7 @@ func (p *Probes) nomad(ctx context.Context) []Check {
 	switch {
 	case err != nil:
 		c.Level = Fail
-		parts = append(parts, "autopilot: unhealthy or unknown ("+short(err)+")")
+		parts = append(parts, "autopilot: unhealthy or unknown ("+short(httpapi.Clean(err, ""))+")")
 	case health.FailureTolerance < 1:
 		c.Level = Fail
 		parts = append(parts, fmt.Sprintf("failure tolerance %d: CANNOT LOSE A SERVER", health.FailureTolerance))
