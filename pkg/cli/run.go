@@ -182,6 +182,8 @@ func printGroup(ios *iostreams.IOStreams, r RunResult) {
 	switch {
 	case r.Reason != "":
 		status = cs.Red(r.Reason)
+	case errors.Is(r.err, sshexec.ErrTimeout):
+		status = cs.Red(strings.TrimPrefix(r.Error, r.Host+": command "))
 	case r.Signal != "":
 		status = cs.Red("signal " + r.Signal)
 	case r.ExitCode != 0:
@@ -207,14 +209,14 @@ func printRunSummary(ios *iostreams.IOStreams, results []RunResult, he *HostsErr
 	var bad []string
 	for _, r := range results {
 		switch {
-		case r.Reason != "":
-			bad = append(bad, fmt.Sprintf("%s: %s", r.Host, r.Error))
+		case r.Reason != "", errors.Is(r.err, sshexec.ErrTimeout):
+			bad = append(bad, sshexec.HostError(r.Host, r.err))
 		case r.err != nil && r.Signal != "":
 			bad = append(bad, fmt.Sprintf("%s: killed by %s", r.Host, r.Signal))
 		case r.err != nil && r.ExitCode != 0:
 			bad = append(bad, fmt.Sprintf("%s: exit %d", r.Host, r.ExitCode))
 		case r.err != nil:
-			bad = append(bad, fmt.Sprintf("%s: %s", r.Host, r.Error))
+			bad = append(bad, sshexec.HostError(r.Host, r.err))
 		}
 	}
 	ok := he.Total - len(bad)

@@ -151,7 +151,8 @@ func (p *Pool) dial(ctx context.Context, t *Target) (*Conn, error) {
 		raw, err = jc.client.DialContext(dctx, "tcp", addr)
 		cancel()
 		if err != nil {
-			return nil, cerr(classifyDial(err), fmt.Errorf("via %s: %w", t.Jump.Name, err))
+			r := classifyDial(err)
+			return nil, cerr(r, &dialDetail{msg: joinDetail("via "+t.Jump.Name, dialText(r, err, t.ConnectTimeout)), err: err})
 		}
 	} else {
 		d := net.Dialer{Timeout: t.ConnectTimeout}
@@ -160,7 +161,8 @@ func (p *Pool) dial(ctx context.Context, t *Target) (*Conn, error) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			return nil, cerr(classifyDial(err), err)
+			r := classifyDial(err)
+			return nil, cerr(r, &dialDetail{msg: dialText(r, err, t.ConnectTimeout), err: err})
 		}
 		raw = quickAck(raw)
 	}
@@ -213,6 +215,45 @@ func (p *Pool) dial(ctx context.Context, t *Target) (*Conn, error) {
 	}()
 	go conn.keepalive()
 	return conn, nil
+}
+
+// dialDetail is a dial failure as the operator reads it: what the reason
+// does not already say (nothing for "connection refused", the bound for a
+// timeout), not Go's "dial tcp 127.0.14.5:22: connect: …" wrapping. The
+// original error stays reachable with errors.Is/As.
+type dialDetail struct {
+	msg string
+	err error
+}
+
+func (d *dialDetail) Error() string { return d.msg }
+func (d *dialDetail) Unwrap() error { return d.err }
+
+func dialText(r Reason, err error, timeout time.Duration) string {
+	var dnsErr *net.DNSError
+	switch {
+	case r == ReasonRefused:
+		return ""
+	case r == ReasonTimeout:
+		return fmt.Sprintf("no answer within %s", timeout)
+	case errors.As(err, &dnsErr):
+		return dnsErr.Err
+	}
+	// The innermost cause: "no route to host", or a jump host's reason.
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err.Error()
+		}
+		err = u
+	}
+}
+
+func joinDetail(a, b string) string {
+	if b == "" {
+		return a
+	}
+	return a + ": " + b
 }
 
 func classifyDial(err error) Reason {

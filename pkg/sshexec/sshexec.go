@@ -80,6 +80,16 @@ func FirstLine(res *Result, err error) string {
 	return err.Error()
 }
 
+// HostError is err as one line that names host exactly once: errors of
+// this package already start with the host name, others get it prefixed.
+func HostError(host string, err error) string {
+	msg := err.Error()
+	if strings.HasPrefix(msg, host+": ") || strings.HasPrefix(msg, host+" (") {
+		return msg
+	}
+	return host + ": " + msg
+}
+
 // ExitError is a command that ran and did not exit zero.
 type ExitError struct {
 	Host   string
@@ -131,7 +141,9 @@ type ConnError struct {
 func (e *ConnError) Error() string {
 	msg := fmt.Sprintf("%s (%s): %s", e.Host, e.Addr, e.Reason)
 	if e.Err != nil {
-		msg += ": " + e.Err.Error()
+		if d := e.Err.Error(); d != "" && d != string(e.Reason) {
+			msg += ": " + d
+		}
 	}
 	return msg
 }

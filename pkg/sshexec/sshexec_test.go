@@ -386,6 +386,17 @@ func TestRefused(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Reason != ReasonRefused {
 		t.Fatalf("err = %v", err)
 	}
+	// One statement: host and reason once, no Go "dial tcp …" repeat.
+	if want := fmt.Sprintf("gone (127.0.0.1:%d): connection refused", port); err.Error() != want || HostError("gone", err) != want {
+		t.Fatalf("message %q, want %q", err, want)
+	}
+	// Through a jump host that is itself refused.
+	tg2 := *tg
+	tg2.Name, tg2.Jump = "inner", tg
+	_, err = run(t, pool(t), &tg2, Cmd{Script: "true"})
+	if want := fmt.Sprintf("inner (127.0.0.1:%d): unreachable: via jump host: gone (127.0.0.1:%d): connection refused", port, port); err == nil || err.Error() != want {
+		t.Fatalf("message %q, want %q", err, want)
+	}
 }
 
 func TestHostFreezingMidCommandFailsWithinKeepalive(t *testing.T) {
@@ -457,6 +468,9 @@ func TestCommandTimeout(t *testing.T) {
 	_, err := run(t, pool(t), e.target("h", s), Cmd{Script: "sleep 10", Timeout: 300 * time.Millisecond})
 	if !errors.Is(err, ErrTimeout) {
 		t.Fatalf("err = %v", err)
+	}
+	if got := HostError("h", err); got != "h: command timed out after 300ms" {
+		t.Fatalf("message %q", got)
 	}
 }
 

@@ -146,11 +146,22 @@ type RefusedError struct {
 
 func (e *RefusedError) Error() string {
 	if e.AtPlan {
-		return fmt.Sprintf("before check of step %d %q fails on %s: %v; nothing was run", e.Step, e.Title, strings.Join(e.Hosts, ", "), e.Err)
+		return fmt.Sprintf("before check of step %d %q fails %s; nothing was run", e.Step, e.Title, onHosts(e.Hosts, e.Err))
 	}
-	return fmt.Sprintf("step %d %q refused to start: before check failed on %s: %v", e.Step, e.Title, strings.Join(e.Hosts, ", "), e.Err)
+	return fmt.Sprintf("step %d %q refused to start: before check failed %s", e.Step, e.Title, onHosts(e.Hosts, e.Err))
 }
 func (e *RefusedError) Unwrap() error { return e.Err }
+
+// onHosts is "on HOSTS: ERR", naming a single host once when its error
+// already starts with its name (as sshexec's errors do).
+func onHosts(hosts []string, err error) string {
+	if len(hosts) == 1 && err != nil {
+		if msg := err.Error(); strings.HasPrefix(msg, hosts[0]+": ") || strings.HasPrefix(msg, hosts[0]+" (") {
+			return "on " + msg
+		}
+	}
+	return fmt.Sprintf("on %s: %v", strings.Join(hosts, ", "), err)
+}
 
 // StepError is a step whose action failed on more hosts than it allows
 // (exit 1).
@@ -165,7 +176,7 @@ type StepError struct {
 }
 
 func (e *StepError) Error() string {
-	return fmt.Sprintf("step %d %q failed on %s: %v%s", e.Step, e.Title, strings.Join(e.Hosts, ", "), e.Err, notRunText(e.NotRun, e.MaxFail))
+	return fmt.Sprintf("step %d %q failed %s%s", e.Step, e.Title, onHosts(e.Hosts, e.Err), notRunText(e.NotRun, e.MaxFail))
 }
 
 func notRunText(notRun, maxFail int) string {
@@ -187,7 +198,7 @@ type UnverifiedError struct {
 }
 
 func (e *UnverifiedError) Error() string {
-	return fmt.Sprintf("step %d %q changed but not verified: after check failed on %s: %v%s", e.Step, e.Title, strings.Join(e.Hosts, ", "), e.Err, notRunText(e.NotRun, e.MaxFail))
+	return fmt.Sprintf("step %d %q changed but not verified: after check failed %s%s", e.Step, e.Title, onHosts(e.Hosts, e.Err), notRunText(e.NotRun, e.MaxFail))
 }
 func (e *UnverifiedError) Unwrap() error { return e.Err }
 

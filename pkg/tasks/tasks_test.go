@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -745,6 +746,25 @@ func TestFailedRunHintMatchesResumability(t *testing.T) {
 		out := fx.out.String()
 		if resumable != strings.Contains(out, "continue with: hoctl resume "+id) || resumable == strings.Contains(out, "cannot be resumed: run it again") {
 			t.Fatalf("resumable %v:\n%s", resumable, out)
+		}
+	}
+}
+
+// A one-host failure names the host once, however its error begins.
+func TestStepErrorNamesHostOnce(t *testing.T) {
+	timeout := fmt.Errorf("w: %w", fmt.Errorf("%w after 1s", sshexec.ErrTimeout))
+	conn := &sshexec.ConnError{Host: "c4", Addr: "127.0.14.5:22", Reason: sshexec.ReasonRefused}
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{&StepError{Step: 1, Title: "slow", Hosts: []string{"w"}, Err: timeout}, `step 1 "slow" failed on w: command timed out after 1s`},
+		{&StepError{Step: 2, Title: "x", Hosts: []string{"c4"}, Err: conn}, `step 2 "x" failed on c4 (127.0.14.5:22): connection refused`},
+		{&StepError{Step: 2, Title: "x", Hosts: []string{"a", "b"}, Err: errors.New("boom")}, `step 2 "x" failed on a, b: boom`},
+		{&RefusedError{Step: 1, Title: "x", Hosts: []string{"c4"}, Err: conn}, `step 1 "x" refused to start: before check failed on c4 (127.0.14.5:22): connection refused`},
+	} {
+		if got := c.err.Error(); got != c.want {
+			t.Errorf("got  %s\nwant %s", got, c.want)
 		}
 	}
 }
