@@ -8,6 +8,7 @@ import (
 
 	"github.com/hoctl/hoctl/pkg/deploy"
 	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/sshexec"
 	"github.com/hoctl/hoctl/pkg/tasks"
 	"github.com/spf13/cobra"
 )
@@ -19,6 +20,10 @@ type DeployOptions struct {
 	Parallel int
 	Wait     time.Duration
 	Rollback bool
+	// ConfirmTimeout overrides deploy.confirm_timeout (the magic
+	// rollback) when the flag is given; 0 turns it off.
+	ConfirmTimeout    time.Duration
+	confirmTimeoutSet bool
 	// Limit narrows the targets (--limit TARGET).
 	Limit string
 }
@@ -40,9 +45,19 @@ and its Nomad node ready (then marked eligible again), before the next host.
 The first failure stops the rollout and leaves that node drained.
 --rollback switches the targets back to their previous generation (on each
 host: nix-env --rollback, then its switch-to-configuration), with the same
-order and checks. See docs/deploy.md.`,
+order and checks.
+With deploy.confirm_timeout (or --confirm-timeout), each host first arms a
+rollback on itself (a transient systemd timer) that switches it back to the
+generation it runs now unless hoctl, after the deploy, reaches it over a new
+SSH connection and its checks pass within the timeout: a generation that
+kills sshd or the network rolls itself back, and deploy reports it as
+ROLLED BACK (exit 5), the rollout stopped. See docs/deploy.md.`,
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.Targets = args
+			opts.confirmTimeoutSet = c.Flags().Changed("confirm-timeout")
+			if opts.ConfirmTimeout < 0 {
+				return usagef("--confirm-timeout must be 0 (off) or a duration like 60s")
+			}
 			if opts.Parallel < 1 {
 				return usagef("--parallel must be at least 1")
 			}
@@ -57,6 +72,7 @@ order and checks. See docs/deploy.md.`,
 	honoursYes(f, cmd)
 	cmd.Flags().DurationVar(&opts.Wait, "wait", 5*time.Minute, "how long each host may take to come back healthy")
 	cmd.Flags().StringVar(&opts.Limit, "limit", "", "narrow the targets to those TARGET selects (e.g. 'cattle,!c2')")
+	cmd.Flags().DurationVar(&opts.ConfirmTimeout, "confirm-timeout", 0, "magic rollback: a host not confirmed over a new SSH connection within this switches back by itself (default: deploy.confirm_timeout; 0: off)")
 	cmd.Flags().BoolVar(&opts.Rollback, "rollback", false, "switch the targets back to their previous system generation, with the same order and checks")
 	return cmd
 }
@@ -97,8 +113,26 @@ func deployRun(ctx context.Context, opts *DeployOptions) error {
 	defer closeFn()
 	var clients deploy.Clients
 	clients.Consul, clients.Nomad = f.apiClients(inv, eng.Env.Connect)
+	clients.Fresh = func(ctx context.Context, h *inventory.Host) (sshexec.Runner, func(), error) {
+		// A pool of its own: a new TCP connection and SSH handshake,
+		// never the run's connection that survived the activation.
+		conn, err := f.connector(inv, false)
+		if err != nil {
+			return nil, nil, err
+		}
+		r, err := conn.Runner(ctx, h)
+		if err != nil {
+			_ = conn.Close()
+			return nil, nil, err
+		}
+		return r, func() { _ = conn.Close() }, nil
+	}
+	confirm := inv.Deploy.ConfirmTimeout
+	if opts.confirmTimeoutSet {
+		confirm = opts.ConfirmTimeout
+	}
 	rb, _, err := deploy.Runbook(inv, targets, clients, deploy.Options{Parallel: opts.Parallel, Wait: opts.Wait, Output: f.IO.ErrOut, Rollback: opts.Rollback,
-		Progress: func(host, msg string) { eng.Reporter.Progress(0, host, msg) }})
+		ConfirmTimeout: confirm, Progress: func(host, msg string) { eng.Reporter.Progress(0, host, msg) }})
 	if err != nil {
 		return usagef("%v", err)
 	}

@@ -43,6 +43,10 @@ type Options struct {
 	Rollback bool
 	// Progress reports waits (drain, health).
 	Progress func(host, msg string)
+	// ConfirmTimeout, when set, arms the magic rollback (confirm.go): a
+	// host not confirmed over a new connection within it goes back to
+	// its previous generation by itself.
+	ConfirmTimeout time.Duration
 }
 
 // Clients reach the cluster's APIs; either may be nil when the inventory
@@ -50,6 +54,10 @@ type Options struct {
 type Clients struct {
 	Consul func(ctx context.Context) (*consulapi.Client, error)
 	Nomad  func(ctx context.Context) (*nomadapi.Client, error)
+	// Fresh opens a new SSH connection to h, outside the run's pool,
+	// and a func that closes it: the magic rollback's proof that the
+	// host can still be reached after its activation.
+	Fresh func(ctx context.Context, h *inventory.Host) (sshexec.Runner, func(), error)
 }
 
 // Run is one rollout's state: what each host ran before its deploy.
@@ -61,6 +69,7 @@ type Run struct {
 
 	mu     sync.Mutex
 	before map[string]facts
+	armed  map[string]time.Time // when each host's rollback was armed
 }
 
 type facts struct {
@@ -114,7 +123,7 @@ func Runbook(inv *inventory.Inventory, targets []*inventory.Host, clients Client
 	if err != nil {
 		return nil, nil, fmt.Errorf("deploy.command: %w", err)
 	}
-	r := &Run{Inv: inv, Opts: o, Clients: clients, cmd: t, before: map[string]facts{}}
+	r := &Run{Inv: inv, Opts: o, Clients: clients, cmd: t, before: map[string]facts{}, armed: map[string]time.Time{}}
 	others, quorum := Order(inv, targets)
 	steps := []*tasks.Step{{
 		Title:  "preflight: every target reachable, Consul and Nomad have a leader" + map[bool]string{true: ", and can lose one server", false: ""}[len(quorum) > 0],
@@ -313,6 +322,15 @@ func (r *Run) beforeHost(quorum bool) func(ctx context.Context, env *tasks.Env, 
 		if err != nil {
 			return "", err
 		}
+		if r.magic() {
+			run, err := env.Connect(ctx, h)
+			if err != nil {
+				return "", err
+			}
+			if _, err := run.Run(ctx, sshexec.Cmd{Script: pendingScript(RollbackUnit(h))}); err != nil {
+				return "", fmt.Errorf("%s: an earlier deploy's magic rollback is still armed (%s.timer): let it fire, or cancel it on the host with systemctl stop %s.timer", h.Name, RollbackUnit(h), RollbackUnit(h))
+			}
+		}
 		r.mu.Lock()
 		r.before[h.Name] = f
 		r.mu.Unlock()
@@ -404,6 +422,12 @@ func (r *Run) deployHost(ctx context.Context, env *tasks.Env, h *inventory.Host)
 	if err != nil {
 		return "", fmt.Errorf("deploy.command: %w", err)
 	}
+	if r.magic() {
+		if err := r.arm(ctx, env, h); err != nil {
+			return "", err
+		}
+		notes = append(notes, fmt.Sprintf("magic rollback armed (%s)", r.Opts.ConfirmTimeout))
+	}
 	cmd := exec.CommandContext(ctx, "sh", "-c", line)
 	cmd.Stdout, cmd.Stderr = out, out
 	err = cmd.Run()
@@ -411,81 +435,97 @@ func (r *Run) deployHost(ctx context.Context, env *tasks.Env, h *inventory.Host)
 		pw.flush() // a last line without a newline
 	}
 	if err != nil {
-		return "", fmt.Errorf("deploy command for %s failed (%w): %s; the node stays drained and ineligible. To roll back: hoctl deploy --rollback %s",
-			h.Name, err, tail.last(), h.Name)
+		armed := ""
+		if r.magic() {
+			armed = fmt.Sprintf("; its magic rollback fires within %s", r.Opts.ConfirmTimeout)
+		}
+		return "", fmt.Errorf("deploy command for %s failed (%w): %s; the node stays drained and ineligible%s. To roll back: hoctl deploy --rollback %s",
+			h.Name, err, tail.last(), armed, h.Name)
 	}
 	return strings.Join(append(notes, "deploy command exited 0"), "; "), nil
 }
 
+// magic reports whether deploys arm the magic rollback: a --rollback
+// switches to a generation that already ran, and arms nothing.
+func (r *Run) magic() bool { return r.Opts.ConfirmTimeout > 0 && !r.Opts.Rollback }
+
 func (r *Run) afterHost(quorum bool) func(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
 	return func(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
-		r.mu.Lock()
-		before := r.before[h.Name]
-		r.mu.Unlock()
-		ctx, cancel := context.WithTimeout(ctx, r.Opts.Wait)
-		defer cancel()
-		// A reboot kills the run's connection; the pool dials again once
-		// it knows the old one is dead, so retry until the wait ends.
-		var now facts
-		for {
-			var err error
-			if now, err = r.facts(ctx, env, h); err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return "", fmt.Errorf("%s did not come back within %s: %w", h.Name, r.Opts.Wait, err)
-			}
-			r.progress(h, "waiting for "+h.Name+" to come back")
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
+		if r.magic() {
+			return r.confirm(ctx, env, h, func(ctx context.Context) (string, error) { return r.health(ctx, env, h, quorum) })
 		}
-		var notes []string
-		if now.generation == before.generation {
-			return "", fmt.Errorf("%s still runs %s: the deploy command exited 0 but the system generation did not change (nothing deployed, or rolled back)", h.Name, now.generation)
-		}
-		notes = append(notes, "now "+now.generation)
-		if now.bootID != before.bootID {
-			notes = append(notes, "rebooted")
-		}
-		run, err := env.Connect(ctx, h)
-		if err != nil {
-			return "", err
-		}
-		res, err := run.Run(ctx, sshexec.Cmd{Script: "systemctl is-system-running; systemctl --failed --plain --no-legend | awk '{print $1}'"})
-		if res == nil {
-			return "", err
-		}
-		lines := strings.Fields(string(res.Stdout))
-		if len(lines) == 0 || lines[0] != "running" {
-			return "", fmt.Errorf("%s: systemctl is-system-running says %q; failed units: %s", h.Name, strings.Join(lines[:min(1, len(lines))], ""), strings.Join(lines[min(1, len(lines)):], ", "))
-		}
-		if err := r.consulBack(ctx, h); err != nil {
-			return "", err
-		}
-		c, node, err := r.nomadNode(ctx, h)
-		if err != nil {
-			return "", err
-		}
-		if node != nil {
-			if node.Status != "ready" {
-				return "", fmt.Errorf("%s: nomad node %s, not ready", h.Name, node.Status)
-			}
-			if _, err := c.Nodes().ToggleEligibility(node.ID, true, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
-				return "", fmt.Errorf("%s: marking eligible: %w", h.Name, err)
-			}
-			notes = append(notes, "nomad node ready and eligible")
-		}
-		if quorum {
-			state, err := r.quorumHealth(ctx, true)
-			if err != nil {
-				return "", fmt.Errorf("after %s: %w", h.Name, err)
-			}
-			notes = append(notes, state)
-		}
-		return strings.Join(notes, "; "), nil
+		return r.health(ctx, env, h, quorum)
 	}
+}
+
+// health is the after check of one host's deploy.
+func (r *Run) health(ctx context.Context, env *tasks.Env, h *inventory.Host, quorum bool) (string, error) {
+	r.mu.Lock()
+	before := r.before[h.Name]
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, r.Opts.Wait)
+	defer cancel()
+	// A reboot kills the run's connection; the pool dials again once
+	// it knows the old one is dead, so retry until the wait ends.
+	var now facts
+	for {
+		var err error
+		if now, err = r.facts(ctx, env, h); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("%s did not come back within %s: %w", h.Name, r.Opts.Wait, err)
+		}
+		r.progress(h, "waiting for "+h.Name+" to come back")
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	var notes []string
+	if now.generation == before.generation {
+		return "", fmt.Errorf("%s still runs %s: the deploy command exited 0 but the system generation did not change (nothing deployed, or rolled back)", h.Name, now.generation)
+	}
+	notes = append(notes, "now "+now.generation)
+	if now.bootID != before.bootID {
+		notes = append(notes, "rebooted")
+	}
+	run, err := env.Connect(ctx, h)
+	if err != nil {
+		return "", err
+	}
+	res, err := run.Run(ctx, sshexec.Cmd{Script: "systemctl is-system-running; systemctl --failed --plain --no-legend | awk '{print $1}'"})
+	if res == nil {
+		return "", err
+	}
+	lines := strings.Fields(string(res.Stdout))
+	if len(lines) == 0 || lines[0] != "running" {
+		return "", fmt.Errorf("%s: systemctl is-system-running says %q; failed units: %s", h.Name, strings.Join(lines[:min(1, len(lines))], ""), strings.Join(lines[min(1, len(lines)):], ", "))
+	}
+	if err := r.consulBack(ctx, h); err != nil {
+		return "", err
+	}
+	c, node, err := r.nomadNode(ctx, h)
+	if err != nil {
+		return "", err
+	}
+	if node != nil {
+		if node.Status != "ready" {
+			return "", fmt.Errorf("%s: nomad node %s, not ready", h.Name, node.Status)
+		}
+		if _, err := c.Nodes().ToggleEligibility(node.ID, true, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
+			return "", fmt.Errorf("%s: marking eligible: %w", h.Name, err)
+		}
+		notes = append(notes, "nomad node ready and eligible")
+	}
+	if quorum {
+		state, err := r.quorumHealth(ctx, true)
+		if err != nil {
+			return "", fmt.Errorf("after %s: %w", h.Name, err)
+		}
+		notes = append(notes, state)
+	}
+	return strings.Join(notes, "; "), nil
 }
 
 // consulBack checks that the host's Consul agent is alive and its checks

@@ -122,6 +122,9 @@ type NFSService struct {
 type Deploy struct {
 	Command string `yaml:"command,omitempty" json:"command"`
 	Quorum  string `yaml:"quorum,omitempty" json:"quorum,omitempty"`
+	// ConfirmTimeout arms the magic rollback: a host not confirmed over
+	// a new connection within it switches back by itself (0: off).
+	ConfirmTimeout time.Duration `yaml:"confirm_timeout,omitempty" json:"confirm_timeout,omitempty"`
 }
 
 // Rewrite is one host path prefix to move.

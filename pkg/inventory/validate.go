@@ -415,6 +415,9 @@ func (v *validator) deploy() {
 	if d.Quorum != "" && !v.inv.isRoleOrGroup(d.Quorum) {
 		v.at("deploy.quorum", "%q is neither a role nor a group of this inventory%s", d.Quorum, v.inv.suggest(d.Quorum))
 	}
+	if d.ConfirmTimeout < 0 || (d.ConfirmTimeout > 0 && d.ConfirmTimeout < 5*time.Second) {
+		v.at("deploy.confirm_timeout", "expected 0 (off) or at least 5s: the new connection and the checks must fit in it, got %s", d.ConfirmTimeout)
+	}
 }
 
 func (v *validator) jobs() {

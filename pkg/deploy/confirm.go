@@ -1,0 +1,190 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/sshexec"
+	"github.com/hoctl/hoctl/pkg/tasks"
+)
+
+// Magic rollback (deploy-rs's idea, done with the host's own systemd):
+// before the deploy command activates a new generation, hoctl arms a
+// transient timer on the host that switches back to the generation it runs
+// now once ConfirmTimeout has passed. After the deploy hoctl must reach the
+// host over a new SSH connection (an activation that broke sshd or the
+// network cannot be confirmed over the connection it already had) and see
+// the after checks pass; only then does it cancel the timer. A generation
+// that cuts hoctl off rolls itself back with nobody at the keyboard.
+
+// SystemProfile is the NixOS system profile the rollback sets back.
+const SystemProfile = "/nix/var/nix/profiles/system"
+
+// RollbackUnit is the transient unit (timer and service) of h's rollback.
+// Host names are letters, digits, '-' and '_', all valid in unit names.
+func RollbackUnit(h *inventory.Host) string { return "hoctl-rollback-" + h.Name }
+
+// armScript arms the rollback to generation gen (a store path) on the
+// host, firing after timeout. The profile is set back as well as the
+// running system, so a reboot does not boot the unconfirmed generation;
+// nix-env is resolved to its store path now, before the activation can
+// change what PATH finds.
+//
+// The rollback first leaves a marker in /run: a timer that fired just as
+// hoctl confirmed cannot then pass for a cancelled one.
+func armScript(unit, gen, marker string, timeout time.Duration) string {
+	return fmt.Sprintf(`set -e
+nix_env=$(readlink -f "$(command -v nix-env)")
+test -x "$nix_env"
+rm -f %[6]s
+systemd-run --quiet --unit=%[1]s --on-active=%[2]dms --timer-property=AccuracySec=100ms \
+  --description=%[3]s \
+  /bin/sh -c 'touch %[6]s && "$1" -p %[4]s --set "$2" && "$2/bin/switch-to-configuration" switch' rollback "$nix_env" %[5]s
+systemctl is-active --quiet %[1]s.timer`,
+		unit, timeout.Milliseconds(), sshexec.Quote("hoctl magic rollback to "+gen), SystemProfile, sshexec.Quote(gen), sshexec.Quote(marker))
+}
+
+// firedMarker is the file a rollback leaves when it starts.
+func firedMarker(unit string) string { return "/run/" + unit + ".fired" }
+
+// pendingScript fails when an earlier deploy's rollback is still armed:
+// starting another deploy then would cancel or race it.
+func pendingScript(unit string) string {
+	return fmt.Sprintf("! systemctl is-active --quiet %s.timer", unit)
+}
+
+// arm sets h's rollback to the generation it runs before the deploy.
+func (r *Run) arm(ctx context.Context, env *tasks.Env, h *inventory.Host) error {
+	r.mu.Lock()
+	before := r.before[h.Name]
+	r.mu.Unlock()
+	run, err := env.Connect(ctx, h)
+	if err != nil {
+		return err
+	}
+	if res, err := run.Run(ctx, sshexec.Cmd{Script: armScript(RollbackUnit(h), before.generation, firedMarker(RollbackUnit(h)), r.Opts.ConfirmTimeout)}); err != nil {
+		return fmt.Errorf("%s: arming the magic rollback (systemd-run, nix-env) failed, nothing deployed: %s", h.Name, sshexec.FirstLine(res, err))
+	}
+	r.mu.Lock()
+	r.armed[h.Name] = time.Now()
+	r.mu.Unlock()
+	return nil
+}
+
+// RolledBackError is a host that went back to its previous generation
+// because the new one was not confirmed.
+type RolledBackError struct {
+	Host, Generation string
+	Why              error
+}
+
+func (e *RolledBackError) Error() string {
+	return fmt.Sprintf("%s ROLLED BACK to %s: the new generation was not confirmed (%v)", e.Host, e.Generation, e.Why)
+}
+
+func (e *RolledBackError) Unwrap() error { return e.Why }
+
+// confirm proves the deployed host over a new connection, runs health,
+// and cancels the rollback; otherwise it lets the rollback happen (or
+// starts it at once when the host answers but is unhealthy) and reports
+// the host as rolled back.
+func (r *Run) confirm(ctx context.Context, env *tasks.Env, h *inventory.Host, health func(context.Context) (string, error)) (string, error) {
+	r.mu.Lock()
+	before, armedAt := r.before[h.Name], r.armed[h.Name]
+	r.mu.Unlock()
+	unit := RollbackUnit(h)
+	deadline := armedAt.Add(r.Opts.ConfirmTimeout)
+
+	fresh, closeFresh, err := r.freshUntil(ctx, h, deadline)
+	if err != nil {
+		return "", r.awaitRollback(ctx, h, before, deadline, fmt.Errorf("no new SSH connection before the confirm timeout: %w", err))
+	}
+	defer closeFresh()
+	notes, err := health(ctx)
+	if err != nil {
+		// It answers but is not healthy: no reason to wait for the timer.
+		// Start the rollback's service first: with its timer stopped first,
+		// the transient service could be unloaded before it runs.
+		if res, startErr := fresh.Run(ctx, sshexec.Cmd{Script: "systemctl start --no-block " + unit + ".service && systemctl stop " + unit + ".timer"}); startErr != nil {
+			err = fmt.Errorf("%w; starting the rollback at once failed too (%s), the timer fires by itself", err, sshexec.FirstLine(res, startErr))
+		}
+		return "", r.awaitRollback(ctx, h, before, deadline, err)
+	}
+	cancel := "systemctl stop " + unit + ".timer && ! systemctl is-active --quiet " + unit + ".timer && ! test -e " + firedMarker(unit)
+	if res, err := fresh.Run(ctx, sshexec.Cmd{Script: cancel}); err != nil || !time.Now().Before(deadline) {
+		if err == nil {
+			err = errors.New("the confirm timeout passed while the checks ran")
+		}
+		return "", r.awaitRollback(ctx, h, before, deadline, fmt.Errorf("cancelling the rollback failed: %s", sshexec.FirstLine(res, err)))
+	}
+	return notes + "; confirmed over a new SSH connection, rollback cancelled", nil
+}
+
+// freshUntil dials h anew, again and again, until deadline: an activation
+// may restart sshd or the network for a while.
+func (r *Run) freshUntil(ctx context.Context, h *inventory.Host, deadline time.Time) (sshexec.Runner, func(), error) {
+	if r.Clients.Fresh == nil {
+		return nil, nil, errors.New("no way to open a new connection")
+	}
+	var last error
+	for {
+		cctx, cancel := context.WithDeadline(ctx, deadline)
+		run, closeFn, err := r.Clients.Fresh(cctx, h)
+		if err == nil {
+			_, err = run.Run(cctx, sshexec.Cmd{Argv: []string{"true"}})
+			if err == nil && !time.Now().Before(deadline) {
+				err = errors.New("connected only after the deadline")
+			}
+			if err == nil {
+				cancel()
+				return run, closeFn, nil
+			}
+			closeFn()
+		}
+		cancel()
+		last = err
+		if ctx.Err() != nil || !time.Now().Before(deadline) {
+			return nil, nil, last
+		}
+		r.progress(h, "confirming "+h.Name+" over a new connection")
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(min(time.Second, time.Until(deadline))):
+		}
+	}
+}
+
+// awaitRollback waits, past the deadline, for h to answer again on its
+// previous generation.
+func (r *Run) awaitRollback(ctx context.Context, h *inventory.Host, before facts, deadline time.Time, why error) error {
+	until := deadline.Add(r.Opts.Wait)
+	for {
+		r.progress(h, "waiting for "+h.Name+" to roll itself back")
+		if run, closeFn, err := r.freshUntil(ctx, h, until); err == nil {
+			res, err := run.Run(ctx, sshexec.Cmd{Script: factsScript})
+			closeFn()
+			if err == nil {
+				if f := strings.Fields(string(res.Stdout)); len(f) == 2 && f[0] == before.generation {
+					return &RolledBackError{Host: h.Name, Generation: before.generation, Why: why}
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !time.Now().Before(until) {
+			return fmt.Errorf("%s: not confirmed (%w), and not seen back on %s within %s of the confirm timeout; its rollback timer %s.timer fires on the host by itself",
+				h.Name, why, before.generation, r.Opts.Wait, RollbackUnit(h))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}

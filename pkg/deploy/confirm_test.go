@@ -1,0 +1,213 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/sshexec"
+)
+
+// host is a fake machine whose running generation the test controls; every
+// script it is sent is recorded.
+type host struct {
+	mu   sync.Mutex
+	gen  string
+	up   bool
+	fail map[string]bool // scripts (by prefix) that fail
+	ran  []string
+}
+
+func (m *host) runner() sshexec.Runner { return &hostRunner{m: m} }
+
+type hostRunner struct{ m *host }
+
+func (r *hostRunner) Name() string { return "c2" }
+func (r *hostRunner) Run(_ context.Context, c sshexec.Cmd) (*sshexec.Result, error) {
+	m := r.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	line := c.Line()
+	m.ran = append(m.ran, line)
+	for prefix := range m.fail {
+		if strings.HasPrefix(line, prefix) {
+			return &sshexec.Result{ExitCode: 1}, &sshexec.ExitError{Host: "c2", Code: 1}
+		}
+	}
+	if c.Script == factsScript {
+		return &sshexec.Result{Stdout: []byte(m.gen + " boot-1\n")}, nil
+	}
+	return &sshexec.Result{}, nil
+}
+
+func (m *host) fresh(ctx context.Context, _ *inventory.Host) (sshexec.Runner, func(), error) {
+	m.mu.Lock()
+	up := m.up
+	m.mu.Unlock()
+	if !up {
+		return nil, nil, errors.New("c2 (127.0.0.1:22): connection refused")
+	}
+	return m.runner(), func() {}, nil
+}
+
+func (m *host) ranAny(sub string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, l := range m.ran {
+		if strings.Contains(l, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func confirmRun(m *host, timeout time.Duration) (*Run, *inventory.Host) {
+	h := &inventory.Host{Name: "c2"}
+	r := &Run{Opts: Options{ConfirmTimeout: timeout, Wait: 3 * time.Second}, Clients: Clients{Fresh: m.fresh},
+		before: map[string]facts{"c2": {generation: "/nix/store/old-system"}}, armed: map[string]time.Time{"c2": time.Now()}}
+	return r, h
+}
+
+func TestConfirmCancelsTheRollbackOfAHealthyHost(t *testing.T) {
+	m := &host{gen: "/nix/store/new-system", up: true}
+	r, h := confirmRun(m, 5*time.Second)
+	notes, err := r.confirm(context.Background(), nil, h, func(context.Context) (string, error) { return "now /nix/store/new-system", nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(notes, "confirmed over a new SSH connection, rollback cancelled") || !m.ranAny("systemctl stop hoctl-rollback-c2.timer") {
+		t.Fatalf("notes %q, ran %q", notes, m.ran)
+	}
+}
+
+// sshd dead after activation: no new connection, so nothing is cancelled;
+// the host's own timer switches it back and it answers on the old
+// generation: rolled back.
+func TestUnreachableAfterActivationRollsBack(t *testing.T) {
+	m := &host{gen: "/nix/store/new-system", up: false}
+	r, h := confirmRun(m, 300*time.Millisecond)
+	go func() {
+		time.Sleep(500 * time.Millisecond) // the timer fires: back on the old generation, sshd up
+		m.mu.Lock()
+		m.gen, m.up = "/nix/store/old-system", true
+		m.mu.Unlock()
+	}()
+	_, err := r.confirm(context.Background(), nil, h, func(context.Context) (string, error) {
+		t.Error("health ran without a new connection")
+		return "", nil
+	})
+	var rb *RolledBackError
+	if !errors.As(err, &rb) || rb.Generation != "/nix/store/old-system" || !strings.Contains(err.Error(), "no new SSH connection before the confirm timeout") {
+		t.Fatalf("err = %v", err)
+	}
+	if m.ranAny("systemctl stop hoctl-rollback-c2.timer &&") {
+		t.Fatalf("cancelled a rollback it never confirmed: %q", m.ran)
+	}
+}
+
+// Reachable but unhealthy: the rollback starts at once, without waiting
+// for the timer, and the host is reported rolled back with the reason.
+func TestUnhealthyHostRollsBackAtOnce(t *testing.T) {
+	m := &host{gen: "/nix/store/new-system", up: true}
+	r, h := confirmRun(m, time.Hour)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for !m.ranAny("systemctl start --no-block hoctl-rollback-c2.service") {
+			time.Sleep(10 * time.Millisecond)
+		}
+		m.mu.Lock()
+		m.gen = "/nix/store/old-system"
+		m.mu.Unlock()
+	}()
+	_, err := r.confirm(context.Background(), nil, h, func(context.Context) (string, error) {
+		return "", errors.New(`c2: systemctl is-system-running says "degraded"`)
+	})
+	<-done
+	var rb *RolledBackError
+	if !errors.As(err, &rb) || !strings.Contains(err.Error(), "degraded") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// Neither confirmed nor seen back: said plainly, naming the timer.
+func TestNeverBackIsNotCalledRolledBack(t *testing.T) {
+	m := &host{gen: "/nix/store/new-system", up: false}
+	r, h := confirmRun(m, 100*time.Millisecond)
+	r.Opts.Wait = 300 * time.Millisecond
+	_, err := r.confirm(context.Background(), nil, h, func(context.Context) (string, error) { return "", nil })
+	var rb *RolledBackError
+	if err == nil || errors.As(err, &rb) || !strings.Contains(err.Error(), "hoctl-rollback-c2.timer fires on the host by itself") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// The arm script run by a real shell, with systemd-run and nix-env stood
+// in by scripts: the transient unit is asked for with the timeout, and the
+// command it would run sets the profile back and switches to the old
+// generation, whatever characters the store path holds.
+func TestArmScriptArmsARollbackThatWorks(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	gen := filepath.Join(dir, "store", "old system'$(x)")
+	for _, d := range []string{bin, filepath.Join(gen, "bin")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log := filepath.Join(dir, "log")
+	write := func(p, body string) {
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// systemd-run records its arguments, one per line, for the test to run.
+	write(filepath.Join(bin, "systemd-run"), `for a in "$@"; do printf '%s\n' "$a"; done > `+sshexec.Quote(filepath.Join(dir, "args")))
+	write(filepath.Join(bin, "systemctl"), `echo "systemctl $*" >> `+sshexec.Quote(log))
+	write(filepath.Join(bin, "nix-env"), `echo "nix-env $*" >> `+sshexec.Quote(log))
+	write(filepath.Join(gen, "bin", "switch-to-configuration"), `echo "switch-to-configuration $*" >> `+sshexec.Quote(log))
+
+	cmd := exec.Command("sh", "-c", armScript("hoctl-rollback-c2", gen, filepath.Join(dir, "fired"), 90*time.Second))
+	cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin"}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("arm script: %v\n%s", err, out)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "args"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	for _, want := range []string{"--unit=hoctl-rollback-c2", "--on-active=90000ms"} {
+		if !strings.Contains(string(data), want+"\n") {
+			t.Errorf("systemd-run args lack %q: %q", want, args)
+		}
+	}
+	// What the unit would run: everything from /bin/sh on.
+	i := 0
+	for i < len(args) && args[i] != "/bin/sh" {
+		i++
+	}
+	if i == len(args) {
+		t.Fatalf("no /bin/sh in %q", args)
+	}
+	run := exec.Command(args[i], args[i+1:]...)
+	run.Env = []string{"PATH=/usr/bin:/bin"} // the unit's PATH need not find nix-env
+	if out, err := run.CombinedOutput(); err != nil {
+		t.Fatalf("rollback command: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "fired")); err != nil {
+		t.Errorf("the rollback left no marker: %v", err)
+	}
+	got, _ := os.ReadFile(log)
+	want := "systemctl is-active --quiet hoctl-rollback-c2.timer\nnix-env -p /nix/var/nix/profiles/system --set " + gen + "\nswitch-to-configuration switch\n"
+	if string(got) != want {
+		t.Fatalf("ran\n%s\nwant\n%s", got, want)
+	}
+}
