@@ -68,6 +68,9 @@ func failoverRunbook(ctx context.Context, f *Factory, inv *inventory.Inventory, 
 			names = append(names, n)
 		}
 		sort.Strings(names)
+		if len(names) == 0 {
+			return nil, &inventory.Error{File: inv.Path, Msg: "no nfs section: failover moves an NFS service from its primary to a standby, so there is nothing to fail over (see hoctl help inventory, nfs)"}
+		}
 		if len(names) != 1 {
 			return nil, usagef("--service: choose one of the inventory's nfs services (%s)", strings.Join(names, ", "))
 		}
@@ -91,7 +94,7 @@ func failoverRunbook(ctx context.Context, f *Factory, inv *inventory.Inventory, 
 		c, err := clientFn(ctx)
 		return &consul.Cluster{Client: c}, err
 	}
-	rb, _, err := failover.Runbook(ctx, inv, consulFn, failover.Options{Service: svc, From: from, To: opts.To, PrimaryDown: opts.PrimaryDown, AcceptLag: opts.AcceptLag, Token: token})
+	rb, _, err := failover.Runbook(ctx, inv, consulFn, failover.Options{Service: svc, From: from, To: opts.To, PrimaryDown: opts.PrimaryDown, AcceptLag: opts.AcceptLag, Token: token, Plan: f.DryRun})
 	var ie *failover.InputError
 	if errors.As(err, &ie) {
 		return nil, &UsageError{Err: err}

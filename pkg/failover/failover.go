@@ -63,6 +63,11 @@ type Options struct {
 	// ConsulWait bounds step 7's wait for the health checks.
 	ConsulWait time.Duration
 	Now        func() time.Time
+	// Plan is a dry run: when Consul cannot say who owns the service,
+	// assume the inventory's primary (the other end when To is the
+	// primary) so the plan still shows, with its failing checks, instead
+	// of no plan at all.
+	Plan bool
 }
 
 // Run is one failover's state.
@@ -76,6 +81,22 @@ type Run struct {
 	finalSync *replicate.Run // nil with --primary-down
 	mu        sync.Mutex
 	assessed  string // the newest complete copy the assessment found
+}
+
+// currentOwner is the host the owner key names, else the primary.
+func currentOwner(ctx context.Context, consulFn func(ctx context.Context) (Consul, error), svc *inventory.NFSService) (string, error) {
+	c, err := consulFn(ctx)
+	if err != nil {
+		return "", err
+	}
+	owner, _, ok, err := c.Get(ctx, svc.OwnerKey)
+	if err != nil {
+		return "", err
+	}
+	if ok && owner != "" {
+		return owner, nil
+	}
+	return svc.Primary, nil
 }
 
 // Runbook builds the failover of o.Service from its primary to o.To.
@@ -98,16 +119,18 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 		return nil, nil, inputf("nfs %s names no replication: there is no copy to fail over to", o.Service)
 	}
 	if o.From == "" {
-		c, err := consulFn(ctx)
-		if err != nil {
+		owner, err := currentOwner(ctx, consulFn, svc)
+		switch {
+		case err != nil && !o.Plan:
 			return nil, nil, err
-		}
-		owner, _, ok, err := c.Get(ctx, svc.OwnerKey)
-		if err != nil {
-			return nil, nil, err
-		}
-		o.From = svc.Primary
-		if ok && owner != "" {
+		case err != nil:
+			o.From = svc.Primary
+			if o.To == svc.Primary {
+				if rep := inv.Replication[svc.Replication]; rep != nil {
+					o.From = rep.Target.Host
+				}
+			}
+		default:
 			o.From = owner
 		}
 	}
