@@ -3,6 +3,7 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -45,11 +46,11 @@ func TestMigrateJobsChecksTheShareThenWrites(t *testing.T) {
 
 	args := []string{"migrate-jobs", "--dir", dir, "--from", "/data/compute", "--to", "/data/services"}
 	r := hoctlEnv(t, nfsLab.Inventory, env, args...)
-	if r.code != 0 || !strings.Contains(r.stdout, "+        volumes = [\"/data/services/gitea:/data\"]   # repos") || !strings.Contains(r.stderr, "2        2        2         0") {
+	if r.code != 0 || !strings.Contains(r.stdout, "+        volumes = [\"/data/services/gitea:/data\"]   # repos") || !regexp.MustCompile(`\n2 +2 +2 +0 +0\n`).MatchString(r.stderr) {
 		t.Fatalf("dry run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	r = hoctlEnv(t, nfsLab.Inventory, env, append([]string{"--yes"}, append(args, "--write")...)...)
-	if r.code != 3 || !strings.Contains(r.stderr, "MISSING /data/services/immich/upload") {
+	if r.code != 3 || !strings.Contains(r.stderr, "missing: /data/services/immich/upload") {
 		t.Fatalf("a missing path must block --write: exit %d\n%s", r.code, r.stderr)
 	}
 	for n, want := range before {
@@ -61,7 +62,7 @@ func TestMigrateJobsChecksTheShareThenWrites(t *testing.T) {
 	// There but empty, while the old path has data: the copy was not done.
 	must(t, zippy, "mkdir -p /persist/services/immich/upload")
 	r = hoctlEnv(t, nfsLab.Inventory, env, append([]string{"--yes"}, append(args, "--write")...)...)
-	if r.code != 3 || !strings.Contains(r.stderr, "EMPTY /data/services/immich/upload") {
+	if r.code != 3 || !strings.Contains(r.stderr, "empty where the old path has data: /data/services/immich/upload") {
 		t.Fatalf("an empty new path must block --write: exit %d\n%s", r.code, r.stderr)
 	}
 	must(t, zippy, "echo img > /persist/services/immich/upload/i")
@@ -83,7 +84,7 @@ func TestMigrateJobsChecksTheShareThenWrites(t *testing.T) {
 		t.Fatalf("temporary files left: %v", leftovers)
 	}
 	r = hoctlEnv(t, nfsLab.Inventory, env, append([]string{"--yes"}, append(args, "--write")...)...)
-	if r.code != 0 || r.stdout != "" || !strings.Contains(r.stderr, "2        0        0") {
+	if r.code != 0 || r.stdout != "" || !regexp.MustCompile(`\n2 +0 +0 `).MatchString(r.stderr) {
 		t.Fatalf("a second run must change nothing: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	hist := hoctlEnv(t, nfsLab.Inventory, env, "history")
@@ -130,7 +131,7 @@ func TestMigrateJobsPlanAndSubmit(t *testing.T) {
 		t.Fatalf("--plan: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	r = hoctlEnv(t, nfsLab.Inventory, env, append([]string{"--yes"}, append(args, "--submit")...)...)
-	if r.code != 3 || !strings.Contains(r.stderr, "MISSING /data/services/web") {
+	if r.code != 3 || !regexp.MustCompile(`missing: [^;\n]*/data/services/web`).MatchString(r.stderr) {
 		t.Fatalf("a missing path must block --submit: exit %d\n%s", r.code, r.stderr)
 	}
 	if _, ok := nfsNomad.Submitted("web"); ok {

@@ -1,23 +1,18 @@
 package cli
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
-	"sync"
 	"time"
 
-	nomadapi "github.com/hashicorp/nomad/api"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/jobs"
 	"github.com/hoctl/hoctl/pkg/nomad"
-	"github.com/hoctl/hoctl/pkg/sshexec"
 	"github.com/hoctl/hoctl/pkg/tasks"
 	"github.com/spf13/cobra"
 )
@@ -129,7 +124,6 @@ func migrateJobsRun(ctx context.Context, opts *MigrateJobsOptions) error {
 	if err != nil {
 		return err
 	}
-	printMigration(f.IO, files)
 	var changed []*jobs.File
 	broken := 0
 	for _, jf := range files {
@@ -140,6 +134,12 @@ func migrateJobsRun(ctx context.Context, opts *MigrateJobsOptions) error {
 			broken++
 		}
 	}
+	// Refuse what cannot be done before the whole diff scrolls by (a file
+	// that does not parse is reported first, after the diffs, below).
+	if broken == 0 && (opts.Write || opts.Submit) && !opts.AllowMissing && jobs.NeedsPathCheck(changed) && jobs.PathCheckClient(inv) == nil {
+		return &UsageError{Err: jobs.ErrNoPathCheckClient}
+	}
+	printMigration(f.IO, files)
 	// A job file that does not parse may hold paths to move: the
 	// migration is not complete, whatever else it did (exit 2), and
 	// nothing is written or submitted until it parses.
@@ -165,7 +165,10 @@ func migrateJobsRun(ctx context.Context, opts *MigrateJobsOptions) error {
 	if opts.Plan && !opts.Submit {
 		return planJobs(ctx, f, changed, nomadJobs)
 	}
-	rb, err := writeRunbook(inv, changed, opts.AllowMissing)
+	rb, err := jobs.WriteRunbook(inv, changed, opts.AllowMissing)
+	if errors.Is(err, jobs.ErrNoPathCheckClient) {
+		return &UsageError{Err: err}
+	}
 	if err != nil {
 		return err
 	}
@@ -176,7 +179,7 @@ func migrateJobsRun(ctx context.Context, opts *MigrateJobsOptions) error {
 		rb.Name = fmt.Sprintf("migrate-jobs: write %d files, submit the jobs that differ from Nomad's", len(changed))
 		for _, jf := range files {
 			if jf.Job != "" && jf.Err == nil {
-				rb.Steps = append(rb.Steps, submitStep(jf, nomadJobs, opts.Wait, eng.Reporter))
+				rb.Steps = append(rb.Steps, jobs.SubmitStep(jf, nomadJobs, opts.Wait, eng.Reporter))
 			}
 		}
 	}
@@ -249,109 +252,6 @@ func printMigration(io *iostreams.IOStreams, files []*jobs.File) {
 		[][]string{{fmt.Sprint(len(files)), fmt.Sprint(changed), fmt.Sprint(rewrites), fmt.Sprint(mentions), fmt.Sprint(broken)}}))
 }
 
-// newPaths lists the whole new host paths the rewrite introduces (with
-// their old ones), sorted; interpolated ones cannot be checked.
-func newPaths(files []*jobs.File) (pairs [][2]string) {
-	seen := map[string]bool{}
-	for _, jf := range files {
-		for _, e := range jf.Edits {
-			if e.NewPath != "" && !seen[e.NewPath] {
-				seen[e.NewPath] = true
-				pairs = append(pairs, [2]string{e.OldPath, e.NewPath})
-			}
-		}
-	}
-	sort.Slice(pairs, func(i, j int) bool { return pairs[i][1] < pairs[j][1] })
-	return pairs
-}
-
-// pathCheckScript prints "MISSING new" or "EMPTY new (old has data)" for
-// each pair, on a client that mounts both the old and the new share.
-func pathCheckScript(pairs [][2]string) string {
-	var b strings.Builder
-	for _, p := range pairs {
-		o, n := sshexec.Quote(p[0]), sshexec.Quote(p[1])
-		fmt.Fprintf(&b, "if [ ! -e %s ]; then echo MISSING %s; elif [ -d %s ] && [ -z \"$(ls -A %s)\" ] && [ -n \"$(ls -A %s 2>/dev/null)\" ]; then echo EMPTY %s; fi\n", n, n, n, n, o, n)
-	}
-	return b.String()
-}
-
-// writeRunbook checks the new paths on a client, then writes each changed
-// file atomically; each write's before check makes sure the file is still
-// what was scanned.
-func writeRunbook(inv *inventory.Inventory, changed []*jobs.File, allowMissing bool) (*tasks.Runbook, error) {
-	var steps []*tasks.Step
-	pairs := newPaths(changed)
-	if len(pairs) > 0 {
-		var client *inventory.Host
-		for _, svc := range inv.NFS {
-			if hosts, err := inv.Select(svc.Clients); err == nil && len(hosts) > 0 {
-				client = hosts[0]
-				break
-			}
-		}
-		if client == nil {
-			return nil, usagef("--write checks the new paths on an NFS client, and the inventory's nfs section names no clients")
-		}
-		script := pathCheckScript(pairs)
-		steps = append(steps, &tasks.Step{
-			Title: fmt.Sprintf("the %d new host paths exist on the share (checked on %s)", len(pairs), client.Name),
-			Hosts: []*inventory.Host{client},
-			Before: &tasks.Func{Desc: fmt.Sprintf("test -e each new path, and not empty where the old one has data (%d paths)", len(pairs)),
-				Fn: func(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
-					run, err := env.Connect(ctx, h)
-					if err != nil {
-						return "", err
-					}
-					res, err := run.Run(ctx, sshexec.Cmd{Script: script})
-					if err != nil {
-						return "", err
-					}
-					problems := strings.TrimSpace(string(res.Stdout))
-					if problems == "" {
-						return fmt.Sprintf("all %d present", len(pairs)), nil
-					}
-					if allowMissing {
-						return "allowed by --allow-missing: " + strings.ReplaceAll(problems, "\n", ", "), nil
-					}
-					return "", fmt.Errorf("not on the share yet (copy the data first, or --allow-missing):\n%s", problems)
-				}},
-			Action: &tasks.Func{Desc: "nothing: a check", Fn: func(context.Context, *tasks.Env, *inventory.Host) (string, error) { return "", nil }},
-		})
-	}
-	for _, jf := range changed {
-		jf := jf
-		sum := sha256.Sum256(jf.Src)
-		steps = append(steps, &tasks.Step{
-			Title: fmt.Sprintf("write %s (%s)", jf.Path, iostreams.Plural(len(jf.Edits), "rewrite")),
-			Before: &tasks.Func{Desc: "the file is still what was scanned (sha256)", Fn: func(context.Context, *tasks.Env, *inventory.Host) (string, error) {
-				cur, err := os.ReadFile(jf.Path)
-				if err != nil {
-					return "", err
-				}
-				if sha256.Sum256(cur) != sum {
-					return "", fmt.Errorf("%s changed since it was scanned: run again", jf.Path)
-				}
-				return "unchanged", nil
-			}},
-			Action: &tasks.Func{Desc: "write a temporary file beside it (same mode), sync, rename over it", Fn: func(context.Context, *tasks.Env, *inventory.Host) (string, error) {
-				return "written", jobs.WriteAtomic(jf.Path, jf.Out)
-			}},
-			After: &tasks.Func{Desc: "the file reads back as the rewrite", Fn: func(context.Context, *tasks.Env, *inventory.Host) (string, error) {
-				cur, err := os.ReadFile(jf.Path)
-				if err != nil {
-					return "", err
-				}
-				if !bytes.Equal(cur, jf.Out) {
-					return "", fmt.Errorf("%s does not read back as written", jf.Path)
-				}
-				return "verified", nil
-			}},
-		})
-	}
-	return &tasks.Runbook{Name: fmt.Sprintf("migrate-jobs: write %d files", len(changed)), Lock: "migrate-jobs", Steps: steps, Kind: "migrate-jobs"}, nil
-}
-
 // planJobs shows Nomad's plan for each changed job, from its rewritten
 // source; nothing is written or submitted.
 func planJobs(ctx context.Context, f *Factory, changed []*jobs.File, nomadJobs func(context.Context) (*nomad.Jobs, error)) error {
@@ -378,77 +278,4 @@ func planJobs(ctx context.Context, f *Factory, changed []*jobs.File, nomadJobs f
 		fmt.Fprintf(f.IO.Out, "%s (%s):\n%s\n", jf.Job, jf.Path, nomad.DiffSummary(p))
 	}
 	return nil
-}
-
-// submitStep submits one job: plan (the before check, which records the
-// check index), register with that index and the HCL source, then wait
-// for the new allocations to be healthy.
-func submitStep(jf *jobs.File, nomadJobs func(context.Context) (*nomad.Jobs, error), wait time.Duration, rep tasks.Reporter) *tasks.Step {
-	var mu sync.Mutex
-	var planned *nomadapi.Job
-	var index, registered uint64
-	var same bool // the server's job already matches: nothing to submit
-	return &tasks.Step{
-		Title: fmt.Sprintf("submit job %s (%s)", jf.Job, filepath.Base(jf.Path)),
-		Before: &tasks.Func{Desc: "POST /v1/jobs/parse; PUT /v1/job/" + jf.Job + "/plan (diff, check index)", Fn: func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
-			nj, err := nomadJobs(ctx)
-			if err != nil {
-				return "", err
-			}
-			job, err := nj.Parse(ctx, string(jf.Out))
-			if err != nil {
-				return "", err
-			}
-			p, err := nj.Plan(ctx, job)
-			if err != nil {
-				return "", err
-			}
-			mu.Lock()
-			planned, index = job, p.JobModifyIndex
-			same = p.Diff != nil && p.Diff.Type == "None"
-			mu.Unlock()
-			return nomad.DiffSummary(p), nil
-		}},
-		Action: &tasks.Func{DescFn: func(*inventory.Host) string {
-			mu.Lock()
-			defer mu.Unlock()
-			return fmt.Sprintf("PUT /v1/jobs %s with check index %d and its HCL source", jf.Job, index)
-		}, Fn: func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
-			nj, err := nomadJobs(ctx)
-			if err != nil {
-				return "", err
-			}
-			mu.Lock()
-			job, idx, skip := planned, index, same
-			mu.Unlock()
-			if skip {
-				return "Nomad already runs this version: not submitted", nil
-			}
-			got, err := nj.Register(ctx, job, idx, string(jf.Out))
-			if err != nil {
-				return "", err
-			}
-			mu.Lock()
-			registered = got
-			mu.Unlock()
-			return fmt.Sprintf("registered at index %d", got), nil
-		}},
-		After: &tasks.Func{Desc: fmt.Sprintf("the new allocations of %s are healthy (waiting up to %s)", jf.Job, wait), Fn: func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
-			nj, err := nomadJobs(ctx)
-			if err != nil {
-				return "", err
-			}
-			mu.Lock()
-			idx, skip := registered, same
-			mu.Unlock()
-			if skip {
-				return "nothing submitted", nil
-			}
-			state, err := nj.WaitHealthy(ctx, jf.Job, idx, wait, func(s string) { rep.Progress(0, "local", jf.Job+": "+s) })
-			if err != nil {
-				return "", fmt.Errorf("job %s: %w", jf.Job, err)
-			}
-			return state, nil
-		}},
-	}
 }

@@ -167,3 +167,49 @@ func TestInterruptedRunSaysSoOnce(t *testing.T) {
 		t.Errorf("%q said %d times:\n%s", "✗ interrupted", n, h.err)
 	}
 }
+
+// An inventory without NFS clients: --write refuses before printing the
+// diff, and --write --allow-missing writes, with the unchecked paths
+// noted in the plan.
+func TestMigrateJobsWriteWithoutNFSClients(t *testing.T) {
+	dir := t.TempDir()
+	job := "job \"web\" {\n  group \"g\" {\n    task \"t\" {\n      driver = \"docker\"\n      config {\n        volumes = [\"/data/compute/web:/srv\"]\n      }\n    }\n  }\n}\n"
+	path := filepath.Join(dir, "web.hcl")
+	if err := os.WriteFile(path, []byte(job), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	h := newHarness(t)
+	getenv := h.f.Getenv
+	h.f.Getenv = func(k string) string {
+		if k == "XDG_STATE_HOME" {
+			return state
+		}
+		return getenv(k)
+	}
+	args := []string{"--yes", "migrate-jobs", "--dir", dir, "--from", "/data/compute", "--to", "/data/services", "--write"}
+	if code := h.runLine(args...); code != ExitUsage {
+		t.Fatalf("--write without a client: exit %d\n%s", code, h.err)
+	}
+	if strings.Contains(h.out.String(), "+++") || !strings.Contains(h.err.String(), "--allow-missing") {
+		t.Errorf("refusal after the diff, or without the way out:\nstdout:\n%s\nstderr:\n%s", h.out, h.err)
+	}
+
+	h = newHarness(t)
+	h.f.Getenv = func(k string) string {
+		if k == "XDG_STATE_HOME" {
+			return state
+		}
+		return getenv(k)
+	}
+	if code := h.runLine(append(args, "--allow-missing")...); code != 0 {
+		t.Fatalf("--write --allow-missing: exit %d\n%s", code, h.err)
+	}
+	got, _ := os.ReadFile(path)
+	if !strings.Contains(string(got), "/data/services/web:/srv") {
+		t.Fatalf("not written:\n%s", got)
+	}
+	if !strings.Contains(h.err.String(), "not checked") {
+		t.Errorf("the unchecked paths are not said:\n%s", h.err)
+	}
+}

@@ -204,3 +204,14 @@ func TestWriteAtomicLeavesTheOriginalOnFailure(t *testing.T) {
 		t.Fatalf("mode %v", st.Mode())
 	}
 }
+
+func TestPathProblemsOneLineEachPathOnce(t *testing.T) {
+	got := pathProblems("MISSING /data/services/a\nEMPTY /data/services/b\nMISSING /data/services/a\nMISSING /data/services/my dir\n")
+	want := "missing: /data/services/a, /data/services/my dir; empty where the old path has data: /data/services/b"
+	if got != want {
+		t.Fatalf("got  %q\nwant %q", got, want)
+	}
+	if pathProblems("\n") != "" {
+		t.Fatal("no problems should say nothing")
+	}
+}
