@@ -58,14 +58,17 @@ type Factory struct {
 // ./inventory.yaml, once.
 func (f *Factory) Inventory() (*inventory.Inventory, error) {
 	f.invOnce.Do(func() {
-		path := f.InventoryPath
+		path, from := f.InventoryPath, "-i"
 		if path == "" {
-			path = f.Getenv("HOCTL_INVENTORY")
+			path, from = f.Getenv("HOCTL_INVENTORY"), "$HOCTL_INVENTORY"
 		}
 		if path == "" {
-			path = "inventory.yaml"
+			path, from = "inventory.yaml", "the default, ./inventory.yaml"
 		}
 		f.inv, f.invErr = inventory.Load(path)
+		if f.invErr != nil {
+			f.invErr = missingInventory(path, from, f.invErr)
+		}
 	})
 	return f.inv, f.invErr
 }

@@ -16,7 +16,8 @@ import (
 var commandHelp = map[string]struct{ long, example string }{
 	"hosts": {example: `  hoctl hosts                 # every host, its address, roles and groups
   hoctl hosts cattle          # one group
-  hoctl --json hosts 'c*'     # as JSON, one object per host`},
+  hoctl --json hosts 'c*'     # as JSON, one object per host
+  hoctl hosts c1 --ssh        # how hoctl connects to c1, and why`},
 	"ping": {example: `  hoctl ping                  # every host
   hoctl ping cattle,!c2       # a group without one host
   hoctl ping --parallel 8 all`},

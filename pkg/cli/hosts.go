@@ -11,16 +11,23 @@ import (
 type HostsOptions struct {
 	F      *Factory
 	Target string
+	SSH    bool // the effective connection of each host (hosts_ssh.go)
 }
 
 // NewCmdHosts lists inventory hosts.
 func NewCmdHosts(f *Factory, runF func(*HostsOptions) error) *cobra.Command {
 	opts := &HostsOptions{F: f}
-	return &cobra.Command{
-		Use:   "hosts [TARGET]",
+	cmd := &cobra.Command{
+		Use:   "hosts [TARGET] [--ssh]",
 		Short: "List inventory hosts with address, roles and groups",
 		Long: `List the inventory's hosts, or those TARGET selects: a host, a group, a
-role, all, a comma list of those, or a glob such as 'c*'.`,
+role, all, a comma list of those, or a glob such as 'c*'.
+
+With --ssh, show how hoctl would connect to each instead: address, port,
+user, identity files, known_hosts, host key policy, timeouts, become and
+the jump chain, each with where it came from (the inventory's host entry,
+its defaults, ~/.ssh/config or the built-in default), like ssh -G.
+Nothing connects.`,
 		Args: rangeArgs(0, 1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			opts.Target = "all"
@@ -33,6 +40,8 @@ role, all, a comma list of those, or a glob such as 'c*'.`,
 			return hostsRun(opts)
 		},
 	}
+	cmd.Flags().BoolVar(&opts.SSH, "ssh", false, "show each host's effective SSH connection and where each value comes from")
+	return cmd
 }
 
 type hostRow struct {
@@ -52,6 +61,9 @@ func hostsRun(opts *HostsOptions) error {
 	hosts, err := inv.Select(opts.Target)
 	if err != nil {
 		return err
+	}
+	if opts.SSH {
+		return hostsSSHRun(opts, inv, hosts)
 	}
 	rows := make([]hostRow, 0, len(hosts))
 	for _, h := range hosts {

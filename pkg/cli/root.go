@@ -110,6 +110,7 @@ EXIT STATUS
 		NewCmdStatus(f, nil),
 		NewCmdDeploy(f, nil),
 		NewCmdRunbook(f, nil),
+		NewCmdCheck(f, nil),
 		NewCmdHistory(f, nil),
 		NewCmdResume(f, nil),
 		NewCmdVersion(f),

@@ -66,3 +66,25 @@ func corpusBytes(t *testing.T, path string) []byte {
 	}
 	return []byte(s)
 }
+
+// --var names what the runbook declares (vars or secrets); a typo is an
+// error with the close name, not a silently unused value.
+func TestUndeclaredVarIsAnError(t *testing.T) {
+	inv, _ := inventory.Parse("inv.yaml", []byte(inv5))
+	src := []byte("name: x\nvars: {app: gitea}\nsecrets: {tok: T}\nsteps:\n  - {title: a, run: 'echo {{.Vars.app}}'}\n")
+	get := func(string) string { return "v" }
+	for given, want := range map[string]string{
+		"ap":    `--var: ap: the runbook declares no variable "ap"; did you mean app?`,
+		"other": `--var: other: the runbook declares no variable "other" (it declares app, tok)`,
+	} {
+		_, err := ParseRunbook("rb.yaml", src, inv, LoadOptions{Vars: map[string]string{given: "1"}, Getenv: get})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("--var %s: %v\nwant %s", given, err, want)
+		}
+	}
+	for _, ok := range []string{"app", "tok"} {
+		if _, err := ParseRunbook("rb.yaml", src, inv, LoadOptions{Vars: map[string]string{ok: "1"}, Getenv: get}); err != nil {
+			t.Errorf("--var %s: %v", ok, err)
+		}
+	}
+}

@@ -1,0 +1,225 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/template"
+
+	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/tasks"
+	"github.com/hoctl/hoctl/pkg/yamlerr"
+	"github.com/spf13/cobra"
+)
+
+// CheckOptions are the inputs of `hoctl check`.
+type CheckOptions struct {
+	F     *Factory
+	Files []string // runbooks
+}
+
+// NewCmdCheck validates the inventory and runbooks without connecting.
+func NewCmdCheck(f *Factory, runF func(*CheckOptions) error) *cobra.Command {
+	opts := &CheckOptions{F: f}
+	return &cobra.Command{
+		Use:   "check [RUNBOOK...]",
+		Short: "Validate the inventory and runbooks offline, for CI; connects to nothing",
+		Long: `Check the inventory (-i, $HOCTL_INVENTORY or ./inventory.yaml) and each
+RUNBOOK as 'runbook plan' would load them, without SSH, Consul or Nomad:
+the schema, every cross-reference (hosts, groups, roles, replications,
+jump hosts), every target expression, and every template rendered for
+every host it runs on (runbook steps and deploy.command). Secrets are not
+needed: a secret whose variable is unset is rendered as a placeholder.
+
+Every problem is listed, in file order with file:line:column, and the exit
+status is 2; with none, a one-line summary and exit 0. See docs/check.md.`,
+		Example: `  hoctl check                                # the inventory alone
+  hoctl check docs/runbooks/*.yaml           # and every runbook
+  hoctl -i site/inventory.yaml check ops/*.yaml
+  hoctl --json check ops/*.yaml              # one JSON object per problem`,
+		RunE: func(_ *cobra.Command, args []string) error {
+			opts.Files = args
+			if runF != nil {
+				return runF(opts)
+			}
+			return checkRun(opts)
+		},
+	}
+}
+
+// checkPlaceholder stands in for a secret whose variable is not set: the
+// check renders templates, it does not need the value.
+const checkPlaceholder = "hoctl-check-placeholder"
+
+type checkProblem struct {
+	Event  string `json:"event"`
+	File   string `json:"file"`
+	Line   int    `json:"line,omitempty"`
+	Column int    `json:"column,omitempty"`
+	Field  string `json:"field,omitempty"`
+	Msg    string `json:"message"`
+}
+
+type checkSummary struct {
+	Event    string   `json:"event"`
+	OK       bool     `json:"ok"`
+	Problems int      `json:"problems"`
+	Files    []string `json:"files"`
+	Hosts    int      `json:"hosts"`
+	Runbooks int      `json:"runbooks"`
+	Steps    int      `json:"steps"`
+	Skipped  []string `json:"skipped,omitempty"`
+}
+
+func checkRun(opts *CheckOptions) error {
+	f := opts.F
+	var problems []checkProblem
+	add := func(err error) {
+		for _, e := range flattenProblems(err) {
+			problems = append(problems, checkProblem{Event: "problem", File: e.File, Line: e.Line, Column: e.Column, Field: e.Field, Msg: e.Msg})
+		}
+	}
+	sum := checkSummary{Event: "check", Files: []string{}}
+	inv, err := f.Inventory()
+	if inv != nil {
+		sum.Files = append(sum.Files, inv.Path)
+		sum.Hosts = len(inv.Hosts)
+	}
+	if err != nil {
+		add(err)
+		// Runbooks name the inventory's hosts: without it they cannot
+		// be checked, and guessing would only add noise.
+		sum.Skipped = append(sum.Skipped, opts.Files...)
+	} else {
+		add(checkDeployCommand(inv))
+		getenv := func(k string) string {
+			if v := f.Getenv(k); v != "" {
+				return v
+			}
+			return checkPlaceholder
+		}
+		for _, file := range opts.Files {
+			sum.Files = append(sum.Files, file)
+			rb, err := tasks.LoadRunbookFile(file, inv, tasks.LoadOptions{Getenv: getenv})
+			if err != nil {
+				add(err)
+				continue
+			}
+			sum.Runbooks++
+			sum.Steps += len(rb.Steps)
+		}
+	}
+	sum.Problems, sum.OK = len(problems), len(problems) == 0
+	if err := printCheck(f, problems, sum); err != nil {
+		return err
+	}
+	if !sum.OK {
+		return &SilentError{Code: ExitUsage}
+	}
+	return nil
+}
+
+// checkDeployCommand renders deploy.command for every managed host, as
+// deploy will: a field that exists for no host fails here, not mid-rollout.
+func checkDeployCommand(inv *inventory.Inventory) error {
+	t, err := template.New("deploy").Option("missingkey=error").Parse(inv.Deploy.Command)
+	if err != nil {
+		return nil // the inventory's own validation reported it
+	}
+	for _, n := range inv.HostNames() {
+		h := inv.Host(n)
+		if !h.IsManaged() {
+			continue
+		}
+		if err := t.Execute(io.Discard, tasks.TemplateData{Host: h.Name, HostInfo: h, Inventory: inv}); err != nil {
+			return &yamlerr.Error{File: inv.Path, Field: "deploy.command", Msg: fmt.Sprintf("%s (for host %s)", templateReason(err), h.Name)}
+		}
+	}
+	return nil
+}
+
+// templateReason keeps what text/template says went wrong and drops its
+// prefix and Go type names ("executing "deploy" at <.X>: can't evaluate
+// field X in type *inventory.Host").
+func templateReason(err error) string {
+	s := err.Error()
+	if i := strings.LastIndex(s, ">: "); i >= 0 {
+		s = s[i+3:]
+	}
+	if i := strings.Index(s, " in type "); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+// flattenProblems turns a load error into located problems; an error of
+// another kind (unreadable file) keeps its text.
+func flattenProblems(err error) yamlerr.Errors {
+	if err == nil {
+		return nil
+	}
+	var es yamlerr.Errors
+	if errors.As(err, &es) {
+		return es
+	}
+	var e *yamlerr.Error
+	if errors.As(err, &e) {
+		return yamlerr.Errors{e}
+	}
+	return yamlerr.Errors{{Msg: err.Error()}}
+}
+
+func printCheck(f *Factory, problems []checkProblem, sum checkSummary) error {
+	io := f.IO
+	if io.JSON {
+		for _, p := range problems {
+			if err := io.Event(p); err != nil {
+				return err
+			}
+		}
+		return io.Event(sum)
+	}
+	for _, p := range problems {
+		e := yamlerr.Error{File: p.File, Line: p.Line, Column: p.Column, Field: p.Field, Msg: p.Msg}
+		if _, err := fmt.Fprintln(io.Out, e.Error()); err != nil {
+			return err
+		}
+	}
+	cs := io.ColorScheme()
+	if !sum.OK {
+		msg := fmt.Sprintf("%s %d %s", cs.FailureIcon(), sum.Problems, checkPlural(sum.Problems, "problem", "problems"))
+		if len(sum.Skipped) > 0 {
+			msg += "; runbooks not checked until the inventory loads: " + strings.Join(sum.Skipped, ", ")
+		}
+		_, err := fmt.Fprintln(io.ErrOut, msg)
+		return err
+	}
+	_, err := fmt.Fprintf(io.Out, "ok: %s (%d %s), %d %s (%d %s); nothing connected\n",
+		sum.Files[0], sum.Hosts, checkPlural(sum.Hosts, "host", "hosts"),
+		sum.Runbooks, checkPlural(sum.Runbooks, "runbook", "runbooks"), sum.Steps, checkPlural(sum.Steps, "step", "steps"))
+	return err
+}
+
+func checkPlural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// missingInventory rewords "no such file" for the inventory: the absolute
+// path tried, which setting named it, and how to name another.
+func missingInventory(path, from string, err error) error {
+	if _, statErr := os.Stat(path); !errors.Is(statErr, fs.ErrNotExist) {
+		return err
+	}
+	abs, aerr := filepath.Abs(path)
+	if aerr != nil {
+		abs = path
+	}
+	return &inventory.Error{File: path, Msg: fmt.Sprintf("no inventory at %s (from %s); point hoctl at one with -i FILE or HOCTL_INVENTORY=FILE (see 'hoctl help inventory')", abs, from)}
+}

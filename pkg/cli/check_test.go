@@ -1,0 +1,173 @@
+package cli
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/hoctl/hoctl/pkg/inventory"
+)
+
+func writeFile(t *testing.T, dir, name, src string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// check lists every problem of the inventory and the runbooks, in file
+// order, exits 2, and never connects.
+func TestCheckListsEveryProblemAndConnectsNothing(t *testing.T) {
+	h := newHarness(t)
+	dir := t.TempDir()
+	rb := writeFile(t, dir, "rb.yaml", "name: x\nvars: {app: a}\nsteps:\n  - {title: a, hosts: cattel, run: 'echo {{.Vars.ap}}', timeout: 30}\n  - {title: b, run: c, serial: x}\n")
+	good := writeFile(t, dir, "good.yaml", "name: y\nsecrets: {tok: NOT_SET_ANYWHERE}\nsteps:\n  - {title: a, hosts: cattle, run: 'echo {{.Vars.tok}} {{.Host}}'}\n")
+	h.f.Connect = func(*inventory.Inventory) (Connector, error) {
+		t.Fatal("check asked for a connection")
+		return nil, nil
+	}
+	code := h.exec("check", rb, good)
+	if code != ExitUsage {
+		t.Fatalf("exit %d\n%s%s", code, h.out, h.err)
+	}
+	want := []string{
+		rb + `:4:23: steps.0.hosts: target "cattel": no host, group or role has this name; did you mean "cattle"?`,
+		rb + `:4:36: steps.0.run: undefined variable ap`,
+		rb + `:4:66: steps.0.timeout: expected a duration like 30s, got 30 without a unit`,
+		rb + `:5:32: steps.1.serial: expected a whole number, got "x"`,
+	}
+	lines := strings.Split(strings.TrimSpace(h.out.String()), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("got %d problems, want %d:\n%s", len(lines), len(want), h.out)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("line %d:\n got %s\nwant %s…", i+1, lines[i], w)
+		}
+	}
+	if !strings.Contains(h.err.String(), "4 problems") {
+		t.Errorf("stderr: %s", h.err)
+	}
+}
+
+func TestCheckOKSummaryAndJSON(t *testing.T) {
+	h := newHarness(t)
+	rb := writeFile(t, t.TempDir(), "rb.yaml", "name: y\nsteps:\n  - {title: a, hosts: cattle, run: 'echo {{.Host}}'}\n  - {title: b, run: 'true'}\n")
+	if code := h.exec("check", rb); code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, h.out, h.err)
+	}
+	if !strings.HasPrefix(h.out.String(), "ok: ") || !strings.Contains(h.out.String(), "1 runbook (2 steps); nothing connected") {
+		t.Fatalf("summary: %q", h.out)
+	}
+	h = newHarness(t)
+	bad := writeFile(t, t.TempDir(), "bad.yaml", "name: y\nstep:\n  - {title: a, run: b}\n")
+	if code := h.exec("--json", "check", rb, bad); code != ExitUsage {
+		t.Fatalf("exit %d", code)
+	}
+	var events []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(h.out.String()), "\n") {
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("not JSON: %q", line)
+		}
+		events = append(events, ev)
+	}
+	last := events[len(events)-1]
+	found := false
+	for _, ev := range events[:len(events)-1] {
+		if ev["event"] == "problem" && ev["file"] == bad && ev["line"] == 2.0 && ev["column"] == 1.0 && strings.Contains(ev["message"].(string), `unknown field "step"; did you mean "steps"?`) {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no problem event for the unknown field: %v", events)
+	}
+	if last["event"] != "check" || last["ok"] != false || last["runbooks"] != 1.0 || last["problems"] != float64(len(events)-1) {
+		t.Errorf("summary event: %v", last)
+	}
+}
+
+func TestCheckRendersDeployCommandForEveryHost(t *testing.T) {
+	h := newHarness(t)
+	inv := writeFile(t, t.TempDir(), "inv.yaml", "hosts:\n  a: {address: x}\ndeploy: {command: 'deploy {{.HostInfo.Nope}}'}\n")
+	if code := h.exec("-i", inv, "check"); code != ExitUsage || !strings.Contains(h.out.String(), "deploy.command: can't evaluate field Nope (for host a)") {
+		t.Fatalf("exit %d: %s", code, h.out)
+	}
+}
+
+// A broken inventory: its problems are listed, the runbooks are named as
+// not checked (they would only repeat "not a host").
+func TestCheckWithBrokenInventory(t *testing.T) {
+	h := newHarness(t)
+	dir := t.TempDir()
+	inv := writeFile(t, dir, "inv.yaml", "hosts:\n  a: {address: x, identity_file: k}\n")
+	rb := writeFile(t, dir, "rb.yaml", "name: x\nsteps: []\n")
+	if code := h.exec("-i", inv, "check", rb); code != ExitUsage {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.Contains(h.out.String(), `inv.yaml:2:19: hosts.a: unknown field "identity_file"; did you mean "identity_files"?`) {
+		t.Errorf("out: %s", h.out)
+	}
+	if !strings.Contains(h.err.String(), "runbooks not checked until the inventory loads: "+rb) {
+		t.Errorf("err: %s", h.err)
+	}
+}
+
+func TestMissingInventoryNamesPathAndHowToPointElsewhere(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		flag, env, want string
+	}{
+		{flag: filepath.Join(dir, "nope.yaml"), want: "no inventory at " + filepath.Join(dir, "nope.yaml") + " (from -i)"},
+		{env: filepath.Join(dir, "env.yaml"), want: "no inventory at " + filepath.Join(dir, "env.yaml") + " (from $HOCTL_INVENTORY)"},
+	} {
+		h := newHarness(t)
+		h.f.InventoryPath = c.flag
+		h.f.Getenv = func(k string) string {
+			if k == "HOCTL_INVENTORY" {
+				return c.env
+			}
+			return ""
+		}
+		_, err := h.f.Inventory()
+		if err == nil || ExitCode(err) != ExitUsage || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "-i FILE or HOCTL_INVENTORY=FILE") {
+			t.Errorf("err = %v, want %q", err, c.want)
+		}
+	}
+}
+
+func TestHostsSSHShowsEffectiveConnectionAndOrigins(t *testing.T) {
+	t.Setenv("HOME", t.TempDir()) // no ~/.ssh/config
+	h := newHarness(t)
+	if code := h.exec("hosts", "c1", "--ssh"); code != 0 {
+		t.Fatalf("exit %d: %s", code, h.err)
+	}
+	for _, re := range []string{`(?m)^c1$`, `(?m)^  address +10\.0\.0\.11 +inventory host$`, `(?m)^  port +22 +built-in default$`, `(?m)^  host_key_policy +strict +built-in default$`, `(?m)^  jump +none +built-in default$`, `(?m)^  agent +none +SSH_AUTH_SOCK not set$`} {
+		if !regexp.MustCompile(re).MatchString(h.out.String()) {
+			t.Errorf("output lacks %s:\n%s", re, h.out)
+		}
+	}
+	h = newHarness(t)
+	if code := h.exec("--json", "--become", "hosts", "cattle", "--ssh"); code != 0 {
+		t.Fatalf("exit %d: %s", code, h.err)
+	}
+	lines := strings.Split(strings.TrimSpace(h.out.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want one object per host: %s", h.out)
+	}
+	var ev struct {
+		Host     string
+		Settings map[string]struct{ Value, Origin string }
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Host != "c2" || ev.Settings["become"].Value != "sudo" || ev.Settings["become"].Origin != "--become flag" || ev.Settings["user"].Value != "root" {
+		t.Fatalf("%+v", ev)
+	}
+}

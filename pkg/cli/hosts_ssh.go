@@ -1,0 +1,87 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+
+	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/sshexec"
+)
+
+type sshValue struct {
+	Value  string `json:"value"`
+	Origin string `json:"origin"`
+}
+
+type hostSSH struct {
+	Host     string              `json:"host"`
+	Local    bool                `json:"local"`
+	Order    []string            `json:"-"`
+	Settings map[string]sshValue `json:"settings"`
+}
+
+// hostsSSHRun prints each selected host's effective connection and where
+// every value came from, without connecting: `hosts --ssh`.
+func hostsSSHRun(opts *HostsOptions, inv *inventory.Inventory, hosts []*inventory.Host) error {
+	f := opts.F
+	home, _ := os.UserHomeDir()
+	sc, err := sshexec.LoadSSHConfig(filepath.Join(home, ".ssh", "config"))
+	if err != nil {
+		return err
+	}
+	r := &sshexec.Resolver{Inventory: inv, SSHConfig: sc, Home: home}
+	var out []hostSSH
+	for _, h := range hosts {
+		t, settings, err := r.Explain(h)
+		if err != nil {
+			return err
+		}
+		hs := hostSSH{Host: h.Name, Local: t.IsLocal(), Settings: map[string]sshValue{}}
+		for _, s := range settings {
+			if s.Name == "become" && f.Become != "" {
+				s.Value, s.Origin = f.Become, "--"+map[bool]string{true: "become", false: "no-become"}[f.Become == inventory.BecomeSudo]+" flag"
+			}
+			hs.Order = append(hs.Order, s.Name)
+			hs.Settings[s.Name] = sshValue{s.Value, s.Origin}
+		}
+		if !hs.Local {
+			agent := sshValue{"none", "SSH_AUTH_SOCK not set"}
+			if sock := f.Getenv("SSH_AUTH_SOCK"); sock != "" {
+				agent = sshValue{sock + " (tried before identity_files)", "SSH_AUTH_SOCK"}
+			}
+			hs.Order = append(hs.Order, "agent")
+			hs.Settings["agent"] = agent
+		}
+		out = append(out, hs)
+	}
+	if f.IO.JSON {
+		for _, hs := range out {
+			if err := f.IO.Event(hs); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	cs := f.IO.OutColorScheme()
+	for i, hs := range out {
+		if i > 0 {
+			fmt.Fprintln(f.IO.Out)
+		}
+		title := hs.Host
+		if hs.Local {
+			title += " (local: runs on this machine, without SSH)"
+		}
+		fmt.Fprintln(f.IO.Out, cs.Bold(title))
+		tw := tabwriter.NewWriter(f.IO.Out, 0, 4, 2, ' ', 0)
+		for _, name := range hs.Order {
+			v := hs.Settings[name]
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, v.Value, cs.Dim(v.Origin))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
