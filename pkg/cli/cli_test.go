@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hoctl/hoctl/pkg/consul"
 	"github.com/hoctl/hoctl/pkg/inventory"
@@ -502,5 +503,64 @@ func TestResumeFromAnotherDirectoryRetriesFailedHosts(t *testing.T) {
 	root.SetArgs([]string{"--yes", "resume", runs[0].ID[:20]})
 	if err := Execute(context.Background(), root); ExitCode(err) != ExitRefused || !strings.Contains(fmt.Sprint(err), "finished successfully") {
 		t.Fatalf("exit %d: %v", ExitCode(err), err)
+	}
+}
+
+// history lists the newest 20 on a terminal unless --limit says
+// otherwise, everything when piped; bad filters are usage errors.
+func TestHistoryLimitAndFilters(t *testing.T) {
+	state := t.TempDir()
+	runs := filepath.Join(state, "hoctl", "runs")
+	if err := os.MkdirAll(runs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	base := time.Now().Add(-48 * time.Hour)
+	for i := 0; i < 25; i++ {
+		start := base.Add(time.Duration(i) * time.Hour)
+		id := tasks.NewRunID(start)
+		status := tasks.StatusOK
+		if i == 24 {
+			status = tasks.StatusFailed
+		}
+		var b []byte
+		for _, r := range []tasks.Record{{Type: "run_start", Time: start, Run: id, Command: "hoctl x"}, {Type: "run_end", Time: start, Status: status}} {
+			line, _ := json.Marshal(r)
+			b = append(append(b, line...), '\n')
+		}
+		if err := os.WriteFile(filepath.Join(runs, id+".jsonl"), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows := func(tty bool, args ...string) (int, string, int) {
+		h := newHarness(t)
+		getenv := h.f.Getenv
+		h.f.Getenv = func(k string) string {
+			if k == "XDG_STATE_HOME" {
+				return state
+			}
+			return getenv(k)
+		}
+		h.f.IO.SetTTY(false, tty, false)
+		code := h.runLine(append([]string{"history"}, args...)...)
+		return strings.Count(h.out.String(), "hoctl x"), h.err.String(), code
+	}
+	for _, c := range []struct {
+		tty  bool
+		args []string
+		want int
+	}{{true, nil, 20}, {false, nil, 25}, {true, []string{"--limit", "0"}, 25}, {false, []string{"--limit", "3"}, 3},
+		{false, []string{"--failed"}, 1}, {false, []string{"--since", "30h30m"}, 7}, {false, []string{"--kind", "deploy"}, 0}} {
+		n, errOut, code := rows(c.tty, c.args...)
+		if n != c.want || code != 0 {
+			t.Errorf("tty %v %q: %d rows (exit %d), want %d\n%s", c.tty, c.args, n, code, c.want, errOut)
+		}
+		if c.tty && c.args == nil && !strings.Contains(errOut, "the newest 20 shown") {
+			t.Errorf("no note that older runs are hidden: %s", errOut)
+		}
+	}
+	for _, args := range [][]string{{"--kind", "bogus"}, {"--since", "yesterday"}, {"--limit", "-1"}, {"last", "--failed"}} {
+		if _, errOut, code := rows(false, args...); code != ExitUsage {
+			t.Errorf("%q: exit %d, want 2\n%s", args, code, errOut)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,20 +13,50 @@ import (
 
 // HistoryOptions are the inputs of `hoctl history`.
 type HistoryOptions struct {
-	F     *Factory
-	RunID string
+	F      *Factory
+	RunID  string
+	Limit  int
+	Failed bool
+	Kind   string
+	Since  string
+
+	limitSet bool
 }
+
+// historyTTYLimit is how many runs a terminal gets without --limit.
+const historyTTYLimit = 20
+
+var runKinds = []string{"runbook", "failover", "deploy", "replicate", "migrate-jobs"}
 
 // NewCmdHistory lists journaled runs or shows one.
 func NewCmdHistory(f *Factory, runF func(*HistoryOptions) error) *cobra.Command {
 	opts := &HistoryOptions{F: f}
-	return &cobra.Command{
-		Use:   "history [RUN-ID]",
+	cmd := &cobra.Command{
+		Use:   "history [RUN-ID|last] [--limit N] [--failed] [--kind K] [--since T]",
 		Short: "List past runs from the journal, or show one in full",
-		Args:  rangeArgs(0, 1),
-		RunE: func(_ *cobra.Command, args []string) error {
+		Long: `Without RUN-ID, list journaled runs, newest first: on a terminal the
+newest 20 unless --limit says otherwise (--limit 0: all), everything when
+piped. --failed keeps runs that did not end ok, --kind one kind of run
+(runbook, failover, deploy, replicate, migrate-jobs), --since those
+started within a duration (24h) or since a date (2026-11-30, or RFC 3339).
+
+With RUN-ID ("last", or a unique prefix of an id), show that run in full:
+every check and command, with the output of failures. See
+docs/runbooks.md.`,
+		Args: rangeArgs(0, 1),
+		RunE: func(c *cobra.Command, args []string) error {
 			if len(args) == 1 {
 				opts.RunID = args[0]
+			}
+			opts.limitSet = c.Flags().Changed("limit")
+			if opts.Limit < 0 {
+				return usagef("--limit %d: expected 0 (all) or more", opts.Limit)
+			}
+			if opts.Kind != "" && !slices.Contains(runKinds, opts.Kind) {
+				return usagef("--kind %q: expected one of %s", opts.Kind, strings.Join(runKinds, ", "))
+			}
+			if opts.RunID != "" && (opts.limitSet || opts.Failed || opts.Kind != "" || opts.Since != "") {
+				return usagef("--limit, --failed, --kind and --since select runs to list, not what to show of run %s", opts.RunID)
 			}
 			if runF != nil {
 				return runF(opts)
@@ -33,6 +64,26 @@ func NewCmdHistory(f *Factory, runF func(*HistoryOptions) error) *cobra.Command 
 			return historyRun(opts)
 		},
 	}
+	cmd.Flags().IntVar(&opts.Limit, "limit", 0, "list at most N runs (default 20 on a terminal, all when piped; 0: all)")
+	cmd.Flags().BoolVar(&opts.Failed, "failed", false, "only runs that did not end ok")
+	cmd.Flags().StringVar(&opts.Kind, "kind", "", "only runs of this kind: "+strings.Join(runKinds, ", "))
+	cmd.Flags().StringVar(&opts.Since, "since", "", "only runs started within this long (24h) or since this date (2026-11-30, RFC 3339)")
+	return cmd
+}
+
+// parseSince reads --since: a duration back from now, a date (local
+// midnight) or an RFC 3339 time.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	if t, err := time.ParseInLocation("2006-01-02", s, time.Local); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, usagef("--since %q: expected a duration like 24h, a date like 2026-11-30, or an RFC 3339 time", s)
 }
 
 func historyRun(opts *HistoryOptions) error {
@@ -41,7 +92,18 @@ func historyRun(opts *HistoryOptions) error {
 	if opts.RunID != "" {
 		return showRun(f, dir, opts.RunID)
 	}
-	runs, err := tasks.History(dir)
+	filter := tasks.RunFilter{Limit: opts.Limit, Failed: opts.Failed, Kind: opts.Kind}
+	if !opts.limitSet && f.IO.IsStdoutTTY() && !f.IO.JSON {
+		filter.Limit = historyTTYLimit
+	}
+	if opts.Since != "" {
+		t, err := parseSince(opts.Since, time.Now())
+		if err != nil {
+			return err
+		}
+		filter.Since = t
+	}
+	runs, more, err := tasks.ListRuns(dir, filter)
 	if err != nil {
 		return err
 	}
@@ -54,7 +116,11 @@ func historyRun(opts *HistoryOptions) error {
 		return nil
 	}
 	if len(runs) == 0 {
-		fmt.Fprintf(f.IO.ErrOut, "no runs journaled yet in %s\n", dir)
+		if filter == (tasks.RunFilter{Limit: filter.Limit}) {
+			fmt.Fprintf(f.IO.ErrOut, "no runs journaled yet in %s\n", dir)
+		} else {
+			fmt.Fprintln(f.IO.ErrOut, "no run matches")
+		}
 		return nil
 	}
 	cs := f.IO.OutColorScheme()
@@ -66,8 +132,13 @@ func historyRun(opts *HistoryOptions) error {
 		}
 		table = append(table, []string{r.ID, r.Command, r.Start.Local().Format(iostreams.TimeFormat), colorStatus(cs, r.Status), failed})
 	}
-	_, err = fmt.Fprint(f.IO.Out, cs.Table("", false, []string{"RUN", "COMMAND", "START", "RESULT", "FAILED STEP"}, table))
-	return err
+	if _, err = fmt.Fprint(f.IO.Out, cs.Table("", false, []string{"RUN", "COMMAND", "START", "RESULT", "FAILED STEP"}, table)); err != nil {
+		return err
+	}
+	if more {
+		fmt.Fprintf(f.IO.ErrOut, "the newest %d shown; older ones: --limit N (0: all)\n", filter.Limit)
+	}
+	return nil
 }
 
 func colorStatus(cs interface {

@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -326,36 +327,115 @@ func (s *Summary) NextStep() int {
 	return len(s.Steps) + 1
 }
 
-// History lists runs, newest first.
+// History lists every run, newest first.
 func History(dir string) ([]*Summary, error) {
-	entries, err := os.ReadDir(filepath.Join(dir, "runs"))
-	if os.IsNotExist(err) {
-		return nil, nil
-	}
+	runs, _, err := ListRuns(dir, RunFilter{})
+	return runs, err
+}
+
+// RunFilter selects runs for ListRuns.
+type RunFilter struct {
+	Limit  int       // at most this many (0: all)
+	Failed bool      // only runs that did not end ok (nor still run)
+	Kind   string    // only runs of this kind (Summary.KindName)
+	Since  time.Time // only runs started at or after this
+}
+
+// ListRuns lists the runs f selects, newest first, and whether more would
+// have matched beyond f.Limit. It reads journals newest first and stops
+// at the limit, skipping runs older than f.Since by their id alone, and
+// decodes only the records a summary needs, so that it stays fast with
+// thousands of runs.
+func ListRuns(dir string, f RunFilter) ([]*Summary, bool, error) {
+	ids, err := runIDs(dir)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	var out []*Summary
-	for _, e := range entries {
-		id, ok := strings.CutSuffix(e.Name(), ".jsonl")
-		if !ok {
-			continue
+	more := false
+	for i := len(ids) - 1; i >= 0; i-- {
+		id := ids[i]
+		if !f.Since.IsZero() {
+			// Ids begin with the run's UTC start to the second.
+			if t, err := time.Parse("20060102T150405Z", strings.SplitN(id, "-", 2)[0]); err == nil && t.Before(f.Since.Truncate(time.Second)) {
+				break
+			}
 		}
-		recs, err := ReadJournal(dir, id)
+		s, err := summarizeFile(dir, id)
 		if err != nil {
 			continue
 		}
-		out = append(out, Summarize(id, recs))
+		if !f.Since.IsZero() && s.Start.Before(f.Since) ||
+			f.Failed && (s.Status == StatusOK || s.Status == StatusRunning) ||
+			f.Kind != "" && s.KindName() != f.Kind {
+			continue
+		}
+		if f.Limit > 0 && len(out) == f.Limit {
+			more = true
+			break
+		}
+		out = append(out, s)
 	}
 	// Newest first, by start time: run IDs have whole seconds and a
 	// random suffix, so two runs in one second would come out in any order.
-	sort.Slice(out, func(i, j int) bool {
+	sort.SliceStable(out, func(i, j int) bool {
 		if !out[i].Start.Equal(out[j].Start) {
 			return out[i].Start.After(out[j].Start)
 		}
 		return out[i].ID > out[j].ID
 	})
-	return out, nil
+	return out, more, nil
+}
+
+// KindName is the run's kind as history names it: runbook, failover,
+// deploy, replicate, migrate-jobs.
+func (s *Summary) KindName() string {
+	if s.Kind == KindFile {
+		return "runbook"
+	}
+	return s.Kind
+}
+
+// summarizeFile is Summarize for a list: the per-host records (checks,
+// actions, undos: most of a journal, with their output) are skipped
+// without decoding. Records are written with "type" first.
+func summarizeFile(dir, id string) (*Summary, error) {
+	f, err := os.Open(filepath.Join(dir, "runs", id+".jsonl"))
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }()
+	var recs []Record
+	r := bufio.NewReaderSize(f, 64<<10)
+	for {
+		line, err := r.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			// A long record: only per-host records get this long; skip it.
+			for err == bufio.ErrBufferFull {
+				_, err = r.ReadSlice('\n')
+			}
+			continue
+		}
+		if len(line) > 0 && !perHostRecord(line) {
+			var rec Record
+			if json.Unmarshal(line, &rec) == nil {
+				recs = append(recs, rec)
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	return Summarize(id, recs), nil
+}
+
+func perHostRecord(line []byte) bool {
+	for _, t := range []string{`{"type":"check"`, `{"type":"action"`, `{"type":"undo"`} {
+		if bytes.HasPrefix(line, []byte(t)) {
+			return true
+		}
+	}
+	return false
 }
 
 // ResolveRunID turns what an operator typed into a run id: "last" is the

@@ -768,3 +768,71 @@ func TestStepErrorNamesHostOnce(t *testing.T) {
 		}
 	}
 }
+
+// ListRuns filters and limits, newest first, and summarises a run the
+// same way whether it reads all records or skips the per-host ones.
+func TestListRunsFiltersAndLimits(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "runs"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	ok := true
+	for i := 0; i < 30; i++ {
+		start := base.Add(time.Duration(i) * time.Hour)
+		id := NewRunID(start)
+		kind, status := KindFile, StatusOK
+		if i%3 == 0 {
+			kind = "replicate"
+		}
+		if i%5 == 0 {
+			status = StatusFailed
+		}
+		recs := []Record{
+			{Type: "run_start", Time: start, Run: id, Kind: kind, Steps: []string{"a", "b"}},
+			{Type: "step_start", Time: start, Step: 1},
+			{Type: "action", Time: start, Step: 1, Host: "h", OK: &ok, Output: strings.Repeat("x", 200<<10)},
+			{Type: "step_end", Time: start, Step: 1, Status: StatusOK},
+			{Type: "run_end", Time: start, Status: status, Step: 2, Title: "b"},
+		}
+		var b []byte
+		for _, r := range recs {
+			line, _ := json.Marshal(r)
+			b = append(append(b, line...), '\n')
+		}
+		if err := os.WriteFile(filepath.Join(dir, "runs", id+".jsonl"), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		full := Summarize(id, fx0(t, dir, id))
+		fast, err := summarizeFile(dir, id)
+		if err != nil || fast.Status != full.Status || fast.FailedStep != full.FailedStep || !fast.Start.Equal(full.Start) || fast.Kind != full.Kind {
+			t.Fatalf("fast summary %+v, full %+v", fast, full)
+		}
+	}
+	runs, more, err := ListRuns(dir, RunFilter{Limit: 4})
+	if err != nil || len(runs) != 4 || !more || !runs[0].Start.Equal(base.Add(29*time.Hour)) || !runs[3].Start.Equal(base.Add(26*time.Hour)) {
+		t.Fatalf("limit: %d more %v %v", len(runs), more, err)
+	}
+	runs, more, _ = ListRuns(dir, RunFilter{Failed: true, Kind: "replicate"})
+	if len(runs) != 2 || more { // i = 0, 15
+		t.Fatalf("failed replicate: %d", len(runs))
+	}
+	runs, _, _ = ListRuns(dir, RunFilter{Kind: "runbook", Since: base.Add(20 * time.Hour)})
+	for _, r := range runs {
+		if r.Start.Before(base.Add(20*time.Hour)) || r.KindName() != "runbook" {
+			t.Fatalf("since/kind: %+v", r)
+		}
+	}
+	if len(runs) != 7 { // 20..29 without 21, 24, 27
+		t.Fatalf("since/kind: %d runs", len(runs))
+	}
+}
+
+func fx0(t *testing.T, dir, id string) []Record {
+	t.Helper()
+	recs, err := ReadJournal(dir, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
