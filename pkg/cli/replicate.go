@@ -148,7 +148,7 @@ func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
 	})
 	// Each run inspects both sides and removes what an interrupted one
 	// left, so the way on after a failure is another run, not resume.
-	rb.Retry = "run hoctl replicate again: it inspects both sides anew and removes what this run left"
+	rb.Retry = replicateRetry
 	if f.DryRun {
 		return planOnly(ctx, f, eng, rb, 1)
 	}
@@ -194,3 +194,6 @@ func recordedDirection(ctx context.Context, f *Factory, inv *inventory.Inventory
 	}
 	return ends.Reverse(), nil
 }
+
+// replicateRetry is what a failed replication says instead of resume.
+const replicateRetry = "run hoctl replicate again: it inspects both sides anew and removes what this run left"

@@ -49,6 +49,7 @@ func replicateAll(ctx context.Context, opts *ReplicateOptions) error {
 		}
 		j := &replicationJob{ends: ends}
 		j.rb, j.run = replicate.Runbook(inv, ends, replicate.Options{Full: opts.Full, Transport: opts.Transport})
+		j.rb.Retry = replicateRetry
 		jobs = append(jobs, j)
 	}
 	waves := replicationWaves(jobs)
