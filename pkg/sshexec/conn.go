@@ -1,7 +1,6 @@
 package sshexec
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,8 +14,10 @@ import (
 )
 
 // cancelGrace is how long a cancelled remote command gets to exit after
-// SIGTERM before its session is torn down.
-const cancelGrace = 2 * time.Second
+// SIGTERM before its session is torn down, and then how long hoctl waits
+// for the torn-down session before it stops waiting: together they keep
+// --timeout and Ctrl-C honoured within a second.
+const cancelGrace = 400 * time.Millisecond
 
 // Conn is an SSH connection to one host. It is safe for concurrent use;
 // at most MaxSessionsPerHost commands run on it at once, the others wait.
@@ -112,6 +113,10 @@ func (c *Conn) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	// One deadline for the command, whichever way it runs.
 	ctx, cancel := withCommandTimeout(ctx, cmd, c.target.CommandTimeout)
 	defer cancel()
+	secrets, err := secretNames(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c.target.Name, err)
+	}
 	if res, err, ok := c.executorRun(ctx, cmd); ok {
 		return res, err
 	}
@@ -135,7 +140,7 @@ func (c *Conn) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	defer func() { _ = sess.Close() }()
 
 	res := &Result{Host: c.target.Name}
-	var capt capture
+	capt := newCapture()
 	sess.Stdout, sess.Stderr = capt.stdout(cmd), capt.stderr(cmd)
 	// Stdin is copied by our own goroutine: the session's Wait would
 	// otherwise wait for a reader that may never end (a pipe whose other
@@ -152,13 +157,18 @@ func (c *Conn) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	// asynchronously, and the session's own Close then unblocks it.
 	in := &lockedWriter{w: stdin}
 	defer func() { go func() { _ = in.Close() }() }()
-	line := killable(withBecome(cmd.Line(), c.target.Become), cmd.Stdin != nil)
+	// Secrets are read from stdin first, before killable takes it over.
+	line := readSecrets(secrets) + killable(withBecome(cmd.Line(), c.target.Become, secrets), cmd.Stdin != nil)
 	start := time.Now()
 	if err := sess.Start(line); err != nil {
 		if c.isDead() {
 			return nil, c.lost()
 		}
 		return nil, &ConnError{Host: c.target.Name, Addr: c.target.HostPort(), Reason: ReasonLost, Err: fmt.Errorf("start: %w", err)}
+	}
+	if len(secrets) > 0 {
+		// A few bytes, well inside the channel's window.
+		go func() { _, _ = io.WriteString(in, secretInput(cmd, secrets)) }()
 	}
 	if cmd.Stdin != nil {
 		go func() {
@@ -200,12 +210,12 @@ func (c *Conn) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 		res.ExitCode = -1
 		return res, ctxErr
 	}
-	return res, c.exitErr(res, err, &capt.err)
+	return res, c.exitErr(res, err, capt.stderrTail())
 }
 
 func (c *Conn) wrapCtx(ctx context.Context) error { return ctxError(c.target.Name, ctx) }
 
-func (c *Conn) exitErr(res *Result, err error, errBuf *bytes.Buffer) error {
+func (c *Conn) exitErr(res *Result, err error, stderrTail []byte) error {
 	if err == nil {
 		return nil
 	}
@@ -213,7 +223,7 @@ func (c *Conn) exitErr(res *Result, err error, errBuf *bytes.Buffer) error {
 	if errors.As(err, &ee) {
 		res.ExitCode = ee.ExitStatus()
 		res.Signal = ee.Signal()
-		return &ExitError{Host: c.target.Name, Code: res.ExitCode, Signal: res.Signal, Stderr: tail(errBuf.Bytes(), 3)}
+		return &ExitError{Host: c.target.Name, Code: res.ExitCode, Signal: res.Signal, Stderr: tail(stderrTail, 3)}
 	}
 	res.ExitCode = -1
 	if c.isDead() {

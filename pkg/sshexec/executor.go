@@ -297,7 +297,8 @@ func (c *Conn) executorRun(ctx context.Context, cmd Cmd) (res *Result, err error
 	// A connection's first command takes a session: most connections of
 	// a one-shot `hoctl run` carry one command, and the executor would
 	// only add its start-up to it.
-	if (c.commands.Add(1) == 1 && !c.eager) || cmd.Stdin != nil || c.noExecutor.Load() {
+	// Secrets take a session: its input carries them (see Cmd.Secrets).
+	if (c.commands.Add(1) == 1 && !c.eager) || cmd.Stdin != nil || len(cmd.Secrets) > 0 || c.noExecutor.Load() {
 		return nil, nil, false
 	}
 	if !c.execMu.TryLock() {
@@ -330,9 +331,9 @@ func (c *Conn) executorRun(ctx context.Context, cmd Cmd) (res *Result, err error
 		}
 		c.exec = e
 	}
-	var capt capture
+	capt := newCapture()
 	start := time.Now()
-	code, rerr := c.exec.run(ctx, withBecome(cmd.Line(), c.target.Become), capt.stdout(cmd), capt.stderr(cmd))
+	code, rerr := c.exec.run(ctx, withBecome(cmd.Line(), c.target.Become, nil), capt.stdout(cmd), capt.stderr(cmd))
 	res = &Result{Host: c.target.Name, ExitCode: code, Duration: time.Since(start)}
 	capt.fill(res, cmd)
 	if rerr != nil {
@@ -354,7 +355,7 @@ func (c *Conn) executorRun(ctx context.Context, cmd Cmd) (res *Result, err error
 		return res, fmt.Errorf("%s: %w", c.target.Name, rerr), true
 	}
 	if code != 0 {
-		return res, &ExitError{Host: c.target.Name, Code: code, Stderr: tail(capt.err.Bytes(), 3)}, true
+		return res, &ExitError{Host: c.target.Name, Code: code, Stderr: tail(capt.stderrTail(), 3)}, true
 	}
 	return res, nil, true
 }

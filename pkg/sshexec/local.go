@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"syscall"
 	"time"
@@ -28,9 +29,20 @@ func (l *Local) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	ctx, cancel := withCommandTimeout(ctx, cmd, l.target.CommandTimeout)
 	defer cancel()
 
-	c := exec.Command("sh", "-c", withBecome(cmd.Line(), l.target.Become))
+	secrets, err := secretNames(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", l.target.Name, err)
+	}
+	c := exec.Command("sh", "-c", withBecome(cmd.Line(), l.target.Become, secrets))
+	if len(secrets) > 0 {
+		// The environment is readable by the same user only, unlike argv.
+		c.Env = os.Environ()
+		for _, n := range secrets {
+			c.Env = append(c.Env, n+"="+cmd.Secrets[n])
+		}
+	}
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var capt capture
+	capt := newCapture()
 	c.Stdout, c.Stderr = capt.stdout(cmd), capt.stderr(cmd)
 	var stdin io.WriteCloser
 	if cmd.Stdin != nil {
@@ -51,7 +63,7 @@ func (l *Local) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- c.Wait() }()
-	var err, ctxErr error
+	var ctxErr error
 	select {
 	case err = <-done:
 	case <-ctx.Done():
@@ -81,7 +93,7 @@ func (l *Local) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 		} else {
 			res.ExitCode = ee.ExitCode()
 		}
-		return res, &ExitError{Host: l.target.Name, Code: res.ExitCode, Signal: res.Signal, Stderr: tail(capt.err.Bytes(), 3)}
+		return res, &ExitError{Host: l.target.Name, Code: res.ExitCode, Signal: res.Signal, Stderr: tail(capt.stderrTail(), 3)}
 	}
 	return res, fmt.Errorf("%s: %w", l.target.Name, err)
 }

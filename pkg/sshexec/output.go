@@ -1,7 +1,6 @@
 package sshexec
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,22 +8,35 @@ import (
 	"time"
 )
 
+// CaptureHead and CaptureTail bound what a Result keeps of a stream the
+// caller gave no writer for: the first and last bytes, with a marker
+// saying how many were dropped between them. hoctl's own commands print
+// far less; a host printing without end costs at most this much.
+const (
+	CaptureHead = 4 << 20
+	CaptureTail = 1 << 20
+)
+
 // capture keeps a command's output where the caller gave no writer, for
 // both kinds of Runner.
-type capture struct{ out, err bytes.Buffer }
+type capture struct{ out, err *HeadTail }
+
+func newCapture() *capture {
+	return &capture{out: NewHeadTail(CaptureHead, CaptureTail), err: NewHeadTail(CaptureHead, CaptureTail)}
+}
 
 func (c *capture) stdout(cmd Cmd) io.Writer {
 	if cmd.Stdout != nil {
 		return cmd.Stdout
 	}
-	return &c.out
+	return c.out
 }
 
 func (c *capture) stderr(cmd Cmd) io.Writer {
 	if cmd.Stderr != nil {
 		return cmd.Stderr
 	}
-	return &c.err
+	return c.err
 }
 
 // fill puts captured output into res.
@@ -36,6 +48,9 @@ func (c *capture) fill(res *Result, cmd Cmd) {
 		res.Stderr = c.err.Bytes()
 	}
 }
+
+// stderrTail is the end of captured stderr, for an ExitError.
+func (c *capture) stderrTail() []byte { return c.err.Tail() }
 
 // withCommandTimeout bounds one command: its own Timeout, else the host's
 // command_timeout, else DefaultCommandTimeout. Expiry is reported as

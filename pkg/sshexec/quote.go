@@ -1,6 +1,11 @@
 package sshexec
 
 import (
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -35,11 +40,64 @@ func QuoteArgv(argv []string) string {
 
 // withBecome wraps a command line in sudo when the host asks for it. -n
 // makes sudo fail instead of prompting: hoctl never types a password.
-func withBecome(line, become string) string {
-	if become == "sudo" {
+// The secrets named, already variables of the calling shell, reach the
+// shell under sudo through a pipe from printf (a builtin: no process
+// carries them in its argv); sudo would drop them from the environment.
+func withBecome(line, become string, secrets []string) string {
+	if become != "sudo" {
+		return line
+	}
+	if len(secrets) == 0 {
 		return "sudo -n -- sh -c " + Quote(line)
 	}
-	return line
+	refs := make([]string, len(secrets))
+	for i, n := range secrets {
+		refs[i] = `"$` + n + `"`
+	}
+	inner := readSecrets(secrets) + "exec </dev/null\n" + line
+	return `printf '%s\n' ` + strings.Join(refs, " ") + " | sudo -n -- sh -c " + Quote(inner)
+}
+
+var secretNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// secretNames checks cmd's secrets and returns their names in order.
+func secretNames(cmd Cmd) ([]string, error) {
+	if len(cmd.Secrets) == 0 {
+		return nil, nil
+	}
+	if cmd.Stdin != nil {
+		return nil, errors.New("a command with input cannot take secrets")
+	}
+	names := slices.Sorted(maps.Keys(cmd.Secrets))
+	for _, n := range names {
+		if !secretNameRE.MatchString(n) {
+			return nil, fmt.Errorf("secret name %q: expected letters, digits and '_'", n)
+		}
+		if strings.ContainsAny(cmd.Secrets[n], "\n\x00") {
+			return nil, fmt.Errorf("secret %s: a value with a newline or NUL cannot be passed", n)
+		}
+	}
+	return names, nil
+}
+
+// readSecrets is shell code that reads one line per secret from standard
+// input into an exported variable.
+func readSecrets(names []string) string {
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, "IFS= read -r %s || exit 125; export %s\n", n, n)
+	}
+	return b.String()
+}
+
+// secretInput is what readSecrets reads.
+func secretInput(cmd Cmd, names []string) string {
+	var b strings.Builder
+	for _, n := range names {
+		b.WriteString(cmd.Secrets[n])
+		b.WriteByte('\n')
+	}
+	return b.String()
 }
 
 // killable makes a remote command line stop, with its whole process tree,

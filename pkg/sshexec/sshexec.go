@@ -48,6 +48,15 @@ type Cmd struct {
 	Stdout, Stderr io.Writer
 	// Timeout overrides the host's command_timeout when non-zero.
 	Timeout time.Duration
+	// Secrets are values the command line refers to as shell variables
+	// ("$NAME"), set in the command's shell without ever being part of a
+	// command line or of any process's argv, where `ps` would show them
+	// to every user of the host: over SSH the shell reads them from the
+	// session's input before the command starts (and hands them to sudo
+	// the same way), locally they are put in its environment. Names are
+	// shell identifiers; values hold no newline or NUL. Not allowed
+	// together with Stdin.
+	Secrets map[string]string
 }
 
 // Line returns the shell command line c stands for, before any sudo

@@ -563,8 +563,8 @@ func TestQuoteRoundTripsThroughShell(t *testing.T) {
 			t.Errorf("word %d: got %q want %q", i, got[i], words[i])
 		}
 	}
-	if withBecome("id -u", "sudo") != "sudo -n -- sh -c 'id -u'" {
-		t.Errorf("become: %q", withBecome("id -u", "sudo"))
+	if withBecome("id -u", "sudo", nil) != "sudo -n -- sh -c 'id -u'" {
+		t.Errorf("become: %q", withBecome("id -u", "sudo", nil))
 	}
 }
 
