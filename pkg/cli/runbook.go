@@ -147,7 +147,7 @@ func (f *Factory) Engine(inv *inventory.Inventory, secrets []string) (*tasks.Eng
 	eng := &tasks.Engine{
 		Env: &tasks.Env{Inventory: inv, Connect: func(ctx context.Context, h *inventory.Host) (sshexec.Runner, error) {
 			return conn.Runner(ctx, h)
-		}},
+		}, Secrets: secrets},
 		Reporter: tasks.NewReporter(f.IO, secrets),
 		StateDir: tasks.StateDir(f.Getenv),
 		Version:  f.Version,

@@ -27,5 +27,9 @@ func TestDocRunbooksLoadAgainstExampleInventory(t *testing.T) {
 		if rb.Lock != "storage-migration" || len(rb.Steps) < 3 {
 			t.Errorf("%s: lock %q, %d steps", f, rb.Lock, len(rb.Steps))
 		}
+		// The examples show the safe form: every value quoted.
+		if len(rb.Warnings) > 0 {
+			t.Errorf("%s: %q", f, rb.Warnings)
+		}
 	}
 }

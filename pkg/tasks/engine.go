@@ -76,12 +76,14 @@ type Plan struct {
 	Failing   int        `json:"failing_checks"`
 	FromStep  int        `json:"from_step"`
 	HostCount int        `json:"hosts"`
+	// Warnings are the runbook's (values pasted into commands unquoted).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Plan runs every before check that does not need earlier steps' actions
 // and returns the plan. Nothing changes on any host.
 func (e *Engine) Plan(ctx context.Context, rb *Runbook, from int) (*Plan, error) {
-	p := &Plan{Name: rb.Name, FromStep: from}
+	p := &Plan{Name: rb.Name, FromStep: from, Warnings: rb.Warnings}
 	hostSet := map[string]bool{}
 	for i := from; i <= len(rb.Steps); i++ {
 		s := rb.Steps[i-1]

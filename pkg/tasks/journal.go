@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/hoctl/hoctl/pkg/sshexec"
 )
 
 // Record is one line of a run's journal. Type says which fields matter.
@@ -149,8 +151,10 @@ func (j *Journal) Write(r Record) error {
 	if r.Time.IsZero() {
 		r.Time = time.Now().UTC()
 	}
+	r.Command = Redact(r.Command, j.secrets)
 	r.Cmd = Redact(r.Cmd, j.secrets)
-	r.Output = Redact(trim(r.Output, 4096), j.secrets)
+	// Redacted first: a cut through a secret would leave part of it.
+	r.Output = clip(Redact(r.Output, j.secrets), MaxRecordOutput)
 	r.Error = Redact(r.Error, j.secrets)
 	for k, v := range r.Params {
 		r.Params[k] = Redact(v, j.secrets)
@@ -183,12 +187,20 @@ func (j *Journal) Close() error {
 	return j.f.Close()
 }
 
-// trim keeps the end of long output: the last lines say what went wrong.
-func trim(s string, n int) string {
+// MaxRecordOutput bounds the output a journal record or JSON event
+// carries; a shell step's streams are already bounded (OutputHead,
+// OutputTail), this catches everything else.
+const MaxRecordOutput = 2 * (OutputHead + OutputTail)
+
+// clip keeps the head and, larger, the tail of long output (the last
+// lines say what went wrong), with a marker saying how much was dropped.
+func clip(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return "…" + s[len(s)-n:]
+	head := n / 4
+	dropped := len(s) - n
+	return s[:head] + sshexec.TruncationMarker(int64(dropped)) + s[len(s)-(n-head):]
 }
 
 // ReadJournal reads a run's records. A torn last line (a crash mid-write)

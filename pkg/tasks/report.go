@@ -106,6 +106,9 @@ func PrintPlan(w io.Writer, cs *iostreams.ColorScheme, p *Plan, secrets []string
 		}
 	}
 	fmt.Fprintln(w)
+	for _, warn := range p.Warnings {
+		fmt.Fprintf(w, "%s %s\n", cs.Yellow("warning:"), warn)
+	}
 	if p.Failing > 0 {
 		fmt.Fprintf(w, "%s %d before check(s) fail now\n", cs.FailureIcon(), p.Failing)
 	} else {
@@ -291,7 +294,7 @@ type jsonEvent struct {
 
 func (r *jsonReporter) emit(ev jsonEvent) {
 	ev.Cmd = Redact(ev.Cmd, r.secrets)
-	ev.Output = Redact(ev.Output, r.secrets)
+	ev.Output = clip(Redact(ev.Output, r.secrets), MaxRecordOutput)
 	ev.Error = Redact(ev.Error, r.secrets)
 	_ = r.io.Event(ev)
 }
@@ -337,7 +340,8 @@ func (r *jsonReporter) HostEvent(i int, _ *Step, ev HostEvent) {
 		code := ev.Output.ExitCode
 		je.ExitCode = &code
 		je.Duration = ms(ev.Output.Duration)
-		je.Output = trim(strings.TrimSpace(ev.Output.Stdout+"\n"+ev.Output.Stderr), 4096)
+		// Redacted (in emit) before it is clipped.
+		je.Output = strings.TrimSpace(ev.Output.Stdout + "\n" + ev.Output.Stderr)
 	}
 	r.emit(je)
 }

@@ -119,8 +119,10 @@ func ParseRunbook(name string, data []byte, inv *inventory.Inventory, o LoadOpti
 	if len(fr.Steps) == 0 {
 		at("steps", "expected at least one step")
 	}
-	vars := map[string]string{}
-	maps.Copy(vars, fr.Vars)
+	vars := map[string]any{}
+	for k, v := range fr.Vars {
+		vars[k] = v
+	}
 	for k := range vars {
 		if !varNameRE.MatchString(k) {
 			at("vars."+k, "variable name %q: expected letters, digits and '_'", k)
@@ -131,6 +133,8 @@ func ParseRunbook(name string, data []byte, inv *inventory.Inventory, o LoadOpti
 		vars[k] = v
 	}
 	var secretValues []string
+	secretEnv := map[string]string{}
+	isSecret := map[string]bool{}
 	for _, k := range slices.Sorted(maps.Keys(fr.Secrets)) {
 		env := fr.Secrets[k]
 		if _, dup := fr.Vars[k]; dup {
@@ -146,7 +150,13 @@ func ParseRunbook(name string, data []byte, inv *inventory.Inventory, o LoadOpti
 		if v == "" {
 			at("secrets."+k, "secret %q comes from $%s, which is not set", k, env)
 		}
-		vars[k] = v
+		if strings.ContainsAny(v, "\n\x00") {
+			at("secrets."+k, "secret %q holds a newline or NUL, which cannot be passed to a command", k)
+		}
+		// Commands see a reference; the value travels beside them.
+		vars[k] = NewSecretRef(k)
+		secretEnv[SecretEnv(k)] = v
+		isSecret[k] = true
 		secretValues = append(secretValues, v)
 	}
 
@@ -194,6 +204,10 @@ func ParseRunbook(name string, data []byte, inv *inventory.Inventory, o LoadOpti
 				at(p+"."+o.field, "bad template: %v", trimTemplateErr(err))
 				continue
 			}
+			sh.Secrets = secretEnv
+			for _, a := range sh.Unquoted(isSecret) {
+				rb.Warnings = append(rb.Warnings, fmt.Sprintf("step %d %s: %s is pasted into the command unquoted; write it with | q (see docs/runbooks.md)", i+1, o.field, a))
+			}
 			// Render for every host now: an undefined variable or a
 			// template error stops the run before anything starts.
 			for _, h := range s.hosts() {
@@ -226,7 +240,7 @@ func ParseRunbook(name string, data []byte, inv *inventory.Inventory, o LoadOpti
 // variables ("{{.Vars.target}}"), rendered here, before anything runs, so
 // a bad value is a load error with the rendered text in it. The limit, if
 // any, then narrows the hosts; fail reports problems.
-func stepHosts(src string, inv *inventory.Inventory, vars map[string]string, limit map[string]bool, limitExpr string, fail func(string, ...any)) []*inventory.Host {
+func stepHosts(src string, inv *inventory.Inventory, vars map[string]any, limit map[string]bool, limitExpr string, fail func(string, ...any)) []*inventory.Host {
 	expr := src
 	if strings.Contains(src, "{{") {
 		t, err := template.New("hosts").Option("missingkey=error").Parse(src)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"text/template"
+	"text/template/parse"
 	"time"
 
 	"github.com/hoctl/hoctl/pkg/inventory"
@@ -17,25 +18,118 @@ import (
 // a Go template per host.
 type Shell struct {
 	Source string
-	tmpl   *template.Template
-	data   func(h *inventory.Host) any
+	// Secrets are passed to the command as exported variables (name to
+	// value, see sshexec.Cmd.Secrets); its template renders references to
+	// them, never their values.
+	Secrets map[string]string
+	tmpl    *template.Template
+	data    func(h *inventory.Host) any
 }
 
-// TemplateData is what runbook templates see.
+// TemplateData is what runbook templates see. A secret's entry in Vars is
+// a SecretRef.
 type TemplateData struct {
 	Host      string
 	HostInfo  *inventory.Host
-	Vars      map[string]string
+	Vars      map[string]any
 	Inventory *inventory.Inventory
+}
+
+// SecretRef is what a secret renders as in a command: a double-quoted
+// reference to the variable that carries its value ("$HOCTL_SECRET_x"),
+// one shell word, so the value itself is in no command line, plan,
+// journal or argv.
+type SecretRef string
+
+// SecretEnv is the variable that carries secret name's value.
+func SecretEnv(name string) string { return "HOCTL_SECRET_" + name }
+
+// NewSecretRef is the reference to secret name.
+func NewSecretRef(name string) SecretRef { return SecretRef(`"$` + SecretEnv(name) + `"`) }
+
+// templateFuncs are the functions runbook templates may call. q quotes a
+// value as one shell word: {{ .Vars.x | q }}. A secret is already one
+// word and stays a reference.
+var templateFuncs = template.FuncMap{
+	"q": func(v any) string {
+		switch v := v.(type) {
+		case SecretRef:
+			return string(v)
+		case string:
+			return sshexec.Quote(v)
+		}
+		return sshexec.Quote(fmt.Sprint(v))
+	},
 }
 
 // NewShell parses src as a template; data supplies its values per host.
 func NewShell(src string, data func(h *inventory.Host) any) (*Shell, error) {
-	t, err := template.New("cmd").Option("missingkey=error").Parse(src)
+	t, err := template.New("cmd").Option("missingkey=error").Funcs(templateFuncs).Parse(src)
 	if err != nil {
 		return nil, err
 	}
 	return &Shell{Source: src, tmpl: t, data: data}, nil
+}
+
+// Unquoted lists the template's actions that paste a value into the
+// command without q, where a space, quote, $, ` or ; in the value would
+// be read by the shell. Inventory host names ({{.Host}}) and secrets are
+// safe as they are.
+func (s *Shell) Unquoted(secrets map[string]bool) []string {
+	var out []string
+	var walk func(n parse.Node)
+	walk = func(n parse.Node) {
+		switch n := n.(type) {
+		case *parse.ListNode:
+			if n == nil {
+				return
+			}
+			for _, c := range n.Nodes {
+				walk(c)
+			}
+		case *parse.IfNode:
+			walk(n.List)
+			walk(n.ElseList)
+		case *parse.RangeNode:
+			walk(n.List)
+			walk(n.ElseList)
+		case *parse.WithNode:
+			walk(n.List)
+			walk(n.ElseList)
+		case *parse.ActionNode:
+			if !safeAction(n.Pipe, secrets) {
+				out = append(out, n.String())
+			}
+		}
+	}
+	if s.tmpl.Tree != nil {
+		walk(s.tmpl.Root)
+	}
+	return out
+}
+
+func safeAction(p *parse.PipeNode, secrets map[string]bool) bool {
+	if p == nil || len(p.Decl) > 0 || len(p.Cmds) == 0 {
+		return true // an assignment prints nothing
+	}
+	last := p.Cmds[len(p.Cmds)-1]
+	if id, ok := last.Args[0].(*parse.IdentifierNode); ok && id.Ident == "q" {
+		return true
+	}
+	if len(p.Cmds) != 1 || len(last.Args) != 1 {
+		return false
+	}
+	f, ok := last.Args[0].(*parse.FieldNode)
+	if !ok {
+		return false
+	}
+	switch {
+	case len(f.Ident) == 1 && f.Ident[0] == "Host":
+		return true
+	case len(f.Ident) == 2 && f.Ident[0] == "Vars" && secrets[f.Ident[1]]:
+		return true
+	}
+	return false
 }
 
 // Cmd is a Shell op for a fixed command line, with no template.
@@ -82,12 +176,40 @@ func (s *Shell) Run(ctx context.Context, env *Env, h *inventory.Host, timeout ti
 			return nil, err
 		}
 	}
-	res, err := r.Run(ctx, sshexec.Cmd{Script: line, Timeout: timeout})
+	// Output is redacted as it streams, before anything is cut, and only
+	// its head and tail are kept.
+	stdout, stderr := sshexec.NewHeadTail(OutputHead, OutputTail), sshexec.NewHeadTail(OutputHead, OutputTail)
+	ro, re := newRedactWriter(stdout, env.Secrets), newRedactWriter(stderr, env.Secrets)
+	res, err := r.Run(ctx, sshexec.Cmd{Script: line, Timeout: timeout, Stdout: ro, Stderr: re, Secrets: s.secretsFor(line)})
+	ro.Flush()
+	re.Flush()
 	if res == nil {
 		return nil, err
 	}
-	return &Output{Stdout: string(res.Stdout), Stderr: string(res.Stderr), ExitCode: res.ExitCode, Duration: res.Duration}, err
+	return &Output{Stdout: string(stdout.Bytes()), Stderr: string(stderr.Bytes()), ExitCode: res.ExitCode, Duration: res.Duration}, err
 }
+
+// secretsFor is the secrets line refers to: a command without any can use
+// the connection's executor (sshexec.Cmd.Secrets).
+func (s *Shell) secretsFor(line string) map[string]string {
+	var out map[string]string
+	for k, v := range s.Secrets {
+		if strings.Contains(line, "$"+k) {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// OutputHead and OutputTail bound what a shell step keeps of each of its
+// output streams for the journal, --json and the failure view.
+const (
+	OutputHead = 4 << 10
+	OutputTail = 12 << 10
+)
 
 // Func is an Op implemented in Go (API calls, parsing command output).
 type Func struct {

@@ -39,6 +39,9 @@ type Runbook struct {
 	// journal; otherwise Retry says what to do after a failure instead.
 	Resumable bool
 	Retry     string
+	// Warnings are problems that do not stop a run (a value pasted into
+	// a command unquoted), shown with its plan.
+	Warnings []string
 }
 
 // Step is one unit of work on a set of hosts.
@@ -97,6 +100,9 @@ type Output struct {
 type Env struct {
 	Inventory *inventory.Inventory
 	Connect   func(ctx context.Context, h *inventory.Host) (sshexec.Runner, error)
+	// Secrets are values redacted from every command's output as it
+	// streams.
+	Secrets []string
 }
 
 // LocalHost stands for this machine in steps without hosts.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -67,9 +68,21 @@ func (r *fakeRunner) Run(ctx context.Context, c sshexec.Cmd) (*sshexec.Result, e
 	}
 	out, code := "", 0
 	if r.f.answer != nil {
-		out, code = r.f.answer(r.host, c.Script)
+		// The host's shell would expand the secrets' variables.
+		script := c.Script
+		for k, v := range c.Secrets {
+			script = strings.ReplaceAll(script, `"$`+k+`"`, v)
+		}
+		out, code = r.f.answer(r.host, script)
 	}
-	res := &sshexec.Result{Host: r.host, ExitCode: code, Stdout: []byte(out)}
+	res := &sshexec.Result{Host: r.host, ExitCode: code}
+	// Like the real runners: output goes to the command's writer if it
+	// has one.
+	if c.Stdout != nil {
+		_, _ = io.WriteString(c.Stdout, out)
+	} else {
+		res.Stdout = []byte(out)
+	}
 	if code != 0 {
 		return res, &sshexec.ExitError{Host: r.host, Code: code}
 	}
@@ -399,29 +412,106 @@ func TestLostClusterLockStopsBeforeNextStep(t *testing.T) {
 	}
 }
 
+// A secret is in no command line (the host gets it beside the command),
+// and neither the hoctl command line that gave it with --var nor output
+// that prints it, in pieces or past the point where output is cut,
+// brings it into the journal or the operator's view.
 func TestSecretsNeverReachJournalOrOutput(t *testing.T) {
+	const secret = "s3cr3t-value"
+	// Any piece of it is a leak.
+	leaks := func(s string) bool {
+		return strings.Contains(s, "s3cr") || strings.Contains(s, "cr3t") || strings.Contains(s, "t-val")
+	}
+	for _, viaVar := range []bool{false, true} {
+		fx := newFixture(t)
+		// Output that is cut: the secret straddles the end of the head
+		// kept, and comes again at the very end.
+		pad := strings.Repeat("x", OutputHead-20)
+		fx.hosts.answer = func(host, cmd string) (string, int) {
+			return pad + cmd + strings.Repeat("y", 3*OutputTail) + cmd, 1
+		}
+		o := LoadOptions{Getenv: func(k string) string { return map[string]string{"MY_TOKEN": secret}[k] }}
+		if viaVar {
+			o = LoadOptions{Vars: map[string]string{"token": secret}}
+			fx.eng.Command = "hoctl runbook run --var token=" + secret + " rb.yaml"
+		}
+		rb, err := ParseRunbook("rb.yaml", []byte("name: s\nsecrets: {token: MY_TOKEN}\nsteps:\n  - {title: a, hosts: db, run: 'curl -H X-Token:{{.Vars.token}} x'}\n"), fx.inv, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fx.eng.Env.Secrets = rb.Secrets
+		ios, _, stdout, _ := iostreams.Test()
+		ios.ErrOut = &lockedBuf{w: fx.out}
+		fx.eng.Reporter = NewReporter(ios, rb.Secrets)
+		id, _ := fx.eng.Run(context.Background(), rb, RunOptions{})
+		data, _ := os.ReadFile(filepath.Join(fx.state, "runs", id+".jsonl"))
+		if leaks(string(data)) || !strings.Contains(string(data), `X-Token:\"$HOCTL_SECRET_token\"`) {
+			t.Fatalf("journal leaks or lacks the reference:\n%s", data)
+		}
+		if !strings.Contains(string(data), "X-Token:***") || !strings.Contains(string(data), "bytes of output dropped") {
+			t.Fatalf("journal lacks the redacted output or the truncation marker:\n%s", data)
+		}
+		if leaks(fx.out.String() + stdout.String()) {
+			t.Fatalf("output leaks the secret:\n%s", fx.out)
+		}
+		if got := fx.hosts.commands(); len(got) != 1 || strings.Contains(got[0], secret) {
+			t.Fatalf("the command line carries the secret: %q", got)
+		}
+		// The same run's events in --json.
+		jsonIO, _, jsonOut, _ := iostreams.Test()
+		jsonIO.JSON = true
+		fx.eng.Reporter = NewReporter(jsonIO, rb.Secrets)
+		_, _ = fx.eng.Run(context.Background(), rb, RunOptions{})
+		if leaks(jsonOut.String()) || !strings.Contains(jsonOut.String(), "X-Token:***") {
+			t.Fatalf("--json leaks or lacks the output:\n%s", jsonOut)
+		}
+	}
+}
+
+// Redaction as output streams catches a secret split across writes, one
+// byte at a time or where two secrets overlap.
+func TestRedactWriterAcrossWrites(t *testing.T) {
+	for _, step := range []int{1, 2, 3, 7, 1000} {
+		var b strings.Builder
+		w := newRedactWriter(&b, []string{"abcdef", "cd", "zz"})
+		in := "..abcdef..cd..abcd..zzz..abcdeabcdef"
+		for i := 0; i < len(in); i += step {
+			_, _ = w.Write([]byte(in[i:min(i+step, len(in))]))
+		}
+		w.Flush()
+		if got, want := b.String(), "..***..***..ab***..***z..ab***e***"; got != want {
+			t.Fatalf("step %d: got %q want %q", step, got, want)
+		}
+	}
+}
+
+// Values are pasted into commands only through q; the plan names every
+// place that pastes one unquoted.
+func TestTemplateQuotingAndUnquotedWarnings(t *testing.T) {
 	fx := newFixture(t)
-	fx.hosts.answer = func(host, cmd string) (string, int) { return "echoed " + cmd, 1 }
-	rb, err := ParseRunbook("rb.yaml", []byte("name: s\nsecrets: {token: MY_TOKEN}\nsteps:\n  - {title: a, hosts: db, run: 'curl -H \"X-Token: {{.Vars.token}}\" x'}\n"),
-		fx.inv, LoadOptions{Getenv: func(k string) string { return map[string]string{"MY_TOKEN": "s3cr3t-value"}[k] }})
+	rb, err := ParseRunbook("rb.yaml", []byte(`name: q
+vars: {app: "x"}
+secrets: {pw: PW}
+steps:
+  - {title: a, hosts: db, run: 'echo {{ .Vars.app | q }} {{ q .Vars.app }} {{ .Vars.pw }} {{ .Vars.pw | q }} on {{ .Host }}'}
+  - {title: b, hosts: db, run: 'echo {{ .Vars.app }}', after: 'test {{ if .Vars.app }}{{ .HostInfo.Address }}{{ end }}'}
+`), fx.inv, LoadOptions{Vars: map[string]string{"app": "pa$$w0rd; `id` 'x'"}, Getenv: func(string) string { return "p w" }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fx.eng.Reporter = NewReporter(func() *iostreams.IOStreams {
-		s, _, _, _ := iostreams.Test()
-		s.ErrOut = &lockedBuf{w: fx.out}
-		return s
-	}(), rb.Secrets)
-	id, _ := fx.eng.Run(context.Background(), rb, RunOptions{})
-	data, _ := os.ReadFile(filepath.Join(fx.state, "runs", id+".jsonl"))
-	if strings.Contains(string(data), "s3cr3t") || !strings.Contains(string(data), "X-Token: ***") {
-		t.Fatalf("journal leaks or lacks redaction:\n%s", data)
+	got, _ := rb.Steps[0].Action.Describe(fx.inv.Host("db"))
+	word := `'pa$$w0rd; ` + "`id`" + ` '\''x'\'''`
+	want := `echo ` + word + ` ` + word + ` "$HOCTL_SECRET_pw" "$HOCTL_SECRET_pw" on db`
+	if got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
 	}
-	if strings.Contains(fx.out.String(), "s3cr3t") {
-		t.Fatalf("output leaks the secret:\n%s", fx.out)
+	if len(rb.Warnings) != 2 || !strings.Contains(rb.Warnings[0], "step 2 run: {{.Vars.app}}") || !strings.Contains(rb.Warnings[1], "step 2 after: {{.HostInfo.Address}}") {
+		t.Fatalf("warnings: %q", rb.Warnings)
 	}
-	if got := fx.hosts.commands(); !strings.Contains(got[0], "s3cr3t-value") {
-		t.Fatalf("the host must still get the real value: %q", got)
+	// What the shell makes of it: the value, intact, one word.
+	out, err := exec.Command("sh", "-c", "printf '[%s]' "+word+" "+word).Output()
+	if err != nil || string(out) != "[pa$$w0rd; `id` 'x'][pa$$w0rd; `id` 'x']" {
+		t.Fatalf("shell read %q (%v)", out, err)
 	}
 }
 
