@@ -130,7 +130,7 @@ func historyRun(opts *HistoryOptions) error {
 		if r.FailedStep > 0 {
 			failed = fmt.Sprintf("%d %s", r.FailedStep, r.FailedTitle)
 		}
-		table = append(table, []string{r.ID, r.Command, r.Start.Local().Format(iostreams.TimeFormat), colorStatus(cs, r.Status), failed})
+		table = append(table, []string{r.ID, safe(r.Command), r.Start.Local().Format(iostreams.TimeFormat), colorStatus(cs, r.Status), safe(failed)})
 	}
 	if _, err = fmt.Fprint(f.IO.Out, cs.Table("", false, []string{"RUN", "COMMAND", "START", "RESULT", "FAILED STEP"}, table)); err != nil {
 		return err
@@ -177,9 +177,9 @@ func showRun(f *Factory, dir, arg string) error {
 	w := f.IO.Out
 	fmt.Fprintf(w, "%s %s\n", cs.Bold("run"), id)
 	fmt.Fprintf(w, "  command    %s\n  runbook    %s\n  operator   %s\n  started    %s\n  result     %s\n",
-		s.Command, s.Name, s.Operator, s.Start.Local().Format(iostreams.TimeFormat), colorStatus(cs, s.Status))
+		safe(s.Command), safe(s.Name), safe(s.Operator), s.Start.Local().Format(iostreams.TimeFormat), colorStatus(cs, s.Status))
 	if s.Error != "" {
-		fmt.Fprintf(w, "  error      %s\n", s.Error)
+		fmt.Fprintf(w, "  error      %s\n", safe(s.Error))
 	}
 	fmt.Fprintf(w, "  inventory  %s (sha256 %s)\n", s.InventoryPath, short(s.InventoryHash))
 	for _, r := range recs {
@@ -187,7 +187,7 @@ func showRun(f *Factory, dir, arg string) error {
 		case "resume":
 			fmt.Fprintf(w, "\n%s resumed at step %d by %s (pid %d)\n", r.Time.Local().Format(iostreams.TimeFormat), r.FromStep, r.Operator, r.PID)
 		case "step_start":
-			fmt.Fprintf(w, "\n%s %d. %s  [%s]\n", r.Time.Local().Format(time.TimeOnly), r.Step, cs.Bold(r.Title), strings.Join(r.Hosts, ", "))
+			fmt.Fprintf(w, "\n%s %d. %s  [%s]\n", r.Time.Local().Format(time.TimeOnly), r.Step, cs.Bold(safe(r.Title)), strings.Join(r.Hosts, ", "))
 		case "check", "action", "undo":
 			phase := r.Phase
 			if r.Type != "check" {
@@ -201,9 +201,10 @@ func showRun(f *Factory, dir, arg string) error {
 			if r.ExitCode != nil {
 				code = fmt.Sprintf(" exit %d", *r.ExitCode)
 			}
-			fmt.Fprintf(w, "    %-6s %-8s %s%s %.0fms  %s\n", phase, r.Host, mark, code, r.Duration, r.Cmd)
+			fmt.Fprintf(w, "    %-6s %-8s %s%s %.0fms  %s\n", phase, r.Host, mark, code, r.Duration, safe(r.Cmd))
 			if r.OK != nil && !*r.OK && r.Output != "" {
-				for _, l := range strings.Split(strings.TrimSpace(r.Output), "\n") {
+				// Hosts' output: escape sequences shown, not acted on.
+				for _, l := range strings.Split(safe(strings.TrimSpace(r.Output)), "\n") {
 					fmt.Fprintf(w, "             | %s\n", l)
 				}
 			}
@@ -215,6 +216,9 @@ func showRun(f *Factory, dir, arg string) error {
 	}
 	return nil
 }
+
+// safe is journal text for the terminal; --json prints the bytes.
+func safe(s string) string { return iostreams.Sanitize(s) }
 
 func short(h string) string {
 	if len(h) > 12 {

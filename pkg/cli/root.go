@@ -48,7 +48,8 @@ func Run(ctx context.Context, f *Factory, args []string) int {
 		if errors.Is(err, context.Canceled) {
 			fmt.Fprintf(f.IO.ErrOut, "%s interrupted\n", cs.FailureIcon())
 		} else {
-			fmt.Fprintf(f.IO.ErrOut, "%s %s\n", cs.Red("error:"), err)
+			// Errors quote hosts' output: shown, not acted on.
+			fmt.Fprintf(f.IO.ErrOut, "%s %s\n", cs.Red("error:"), iostreams.Sanitize(err.Error()))
 		}
 		var ue *UsageError
 		if errors.As(err, &ue) {

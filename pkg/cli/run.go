@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -124,17 +126,31 @@ func runRun(ctx context.Context, opts *RunOptions) error {
 	return nil
 }
 
+// RunKeepHead and RunKeepTail bound what --json keeps of each host's
+// stdout and stderr: the first and last bytes, with a marker line saying
+// how many were dropped between them. Output is never held whole.
+const (
+	RunKeepHead = 64 << 10
+	RunKeepTail = 192 << 10
+)
+
 func runOne(ctx context.Context, opts *RunOptions, conn Connector, h *inventory.Host, width int) RunResult {
 	ios := opts.F.IO
 	r := RunResult{Host: h.Name}
 	cmd := opts.Command
-	var outBuf, errBuf bytes.Buffer
+	var outKeep, errKeep *sshexec.HeadTail
+	var outSpool, errSpool *spool
 	var outW, errW *prefixWriter
 	switch {
 	case ios.JSON:
-		cmd.Stdout, cmd.Stderr = &outBuf, &errBuf
+		outKeep, errKeep = sshexec.NewHeadTail(RunKeepHead, RunKeepTail), sshexec.NewHeadTail(RunKeepHead, RunKeepTail)
+		cmd.Stdout, cmd.Stderr = outKeep, errKeep
 	case opts.Group:
-		cmd.Stdout, cmd.Stderr = &outBuf, &errBuf
+		// Held on disk until the host ends, not in memory.
+		outSpool, errSpool = newSpool(), newSpool()
+		defer outSpool.Close()
+		defer errSpool.Close()
+		cmd.Stdout, cmd.Stderr = outSpool, errSpool
 	default:
 		cs := ios.OutColorScheme()
 		pad := strings.Repeat(" ", width-len(h.Name))
@@ -155,7 +171,9 @@ func runOne(ctx context.Context, opts *RunOptions, conn Connector, h *inventory.
 		errW.Flush()
 	}
 	r.DurationMS = millis(time.Since(start))
-	r.Stdout, r.Stderr = outBuf.String(), errBuf.String()
+	if outKeep != nil {
+		r.Stdout, r.Stderr = string(outKeep.Bytes()), string(errKeep.Bytes())
+	}
 	if res != nil {
 		r.ExitCode, r.Signal = res.ExitCode, res.Signal
 	}
@@ -169,12 +187,12 @@ func runOne(ctx context.Context, opts *RunOptions, conn Connector, h *inventory.
 		}
 	}
 	if opts.Group && !ios.JSON {
-		printGroup(ios, r)
+		printGroup(ios, r, outSpool, errSpool)
 	}
 	return r
 }
 
-func printGroup(ios *iostreams.IOStreams, r RunResult) {
+func printGroup(ios *iostreams.IOStreams, r RunResult, stdout, stderr *spool) {
 	cs := ios.OutColorScheme()
 	ios.Lock()
 	defer ios.Unlock()
@@ -190,18 +208,74 @@ func printGroup(ios *iostreams.IOStreams, r RunResult) {
 		status = cs.Red(fmt.Sprintf("exit %d", r.ExitCode))
 	}
 	fmt.Fprintf(ios.Out, "── %s (%s, %s)\n", cs.Bold(cs.Host(r.Host)), status, ms(r.DurationMS))
-	_, _ = io.WriteString(ios.Out, withNewline(r.Stdout))
-	_, _ = io.WriteString(ios.ErrOut, withNewline(r.Stderr))
+	stdout.copyTo(ios.Out)
+	stderr.copyTo(ios.ErrOut)
 	if r.Reason != "" {
-		fmt.Fprintln(ios.ErrOut, r.Error)
+		fmt.Fprintln(ios.ErrOut, iostreams.Sanitize(r.Error))
 	}
 }
 
-func withNewline(s string) string {
-	if s != "" && !strings.HasSuffix(s, "\n") {
-		return s + "\n"
+// spool holds a host's output for --group in an unlinked temporary file,
+// or, when none can be made, its head and tail in memory.
+type spool struct {
+	f    *os.File
+	keep *sshexec.HeadTail
+	err  error
+}
+
+func newSpool() *spool {
+	f, err := os.CreateTemp("", "hoctl-run-*")
+	if err != nil {
+		return &spool{keep: sshexec.NewHeadTail(RunKeepHead, RunKeepTail)}
 	}
-	return s
+	_ = os.Remove(f.Name())
+	return &spool{f: f}
+}
+
+func (s *spool) Write(p []byte) (int, error) {
+	if s.keep != nil {
+		return s.keep.Write(p)
+	}
+	if s.err == nil {
+		_, s.err = s.f.Write(p)
+	}
+	return len(p), nil // a full disk must not stop the remote command
+}
+
+// copyTo writes the output, made safe for a terminal, ending in a newline.
+func (s *spool) copyTo(w io.Writer) {
+	var r io.Reader
+	if s.keep != nil {
+		r = bytes.NewReader(s.keep.Bytes())
+	} else {
+		if _, err := s.f.Seek(0, io.SeekStart); err != nil {
+			return
+		}
+		r = s.f
+	}
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			out := iostreams.Sanitize(string(line))
+			if err != nil && err != bufio.ErrBufferFull && !strings.HasSuffix(out, "\n") {
+				out += "\n"
+			}
+			_, _ = io.WriteString(w, out)
+		}
+		if err != nil && err != bufio.ErrBufferFull {
+			break
+		}
+	}
+	if s.err != nil {
+		fmt.Fprintf(w, "[hoctl: output not fully kept: %v]\n", s.err)
+	}
+}
+
+func (s *spool) Close() {
+	if s.f != nil {
+		_ = s.f.Close()
+	}
 }
 
 func printRunSummary(ios *iostreams.IOStreams, results []RunResult, he *HostsError) {
@@ -226,7 +300,7 @@ func printRunSummary(ios *iostreams.IOStreams, results []RunResult, he *HostsErr
 	}
 	fmt.Fprintf(ios.ErrOut, "%s %d/%d hosts exited 0; %d failed, %d unreachable\n", cs.FailureIcon(), ok, he.Total, he.Failed, he.Unreachable)
 	for _, b := range bad {
-		fmt.Fprintf(ios.ErrOut, "  %s\n", b)
+		fmt.Fprintf(ios.ErrOut, "  %s\n", iostreams.Sanitize(b))
 	}
 }
 
@@ -262,9 +336,11 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 }
 
 func (p *prefixWriter) emit(line []byte) {
+	// Escape sequences from the host are shown, not acted on.
+	safe := iostreams.Sanitize(string(line))
 	p.io.Lock()
 	_, _ = io.WriteString(p.w, p.prefix)
-	_, _ = p.w.Write(line)
+	_, _ = io.WriteString(p.w, safe)
 	p.io.Unlock()
 }
 

@@ -133,7 +133,7 @@ func (r *liveReporter) HostEvent(_ int, _ *Step, ev HostEvent) {
 	case ev.Running:
 		r.state[ev.Host] = r.cs.Yellow(ev.Phase + "…")
 	case ev.OK && ev.Output != nil && ev.Output.Note != "":
-		r.state[ev.Host] = r.cs.Green(ev.Phase+" ✓") + " " + Redact(oneLine(ev.Output.Note), r.plain.secrets)
+		r.state[ev.Host] = r.cs.Green(ev.Phase+" ✓") + " " + safe(oneLine(ev.Output.Note), r.plain.secrets)
 	case ev.OK:
 		r.state[ev.Host] = r.cs.Green(ev.Phase + " ✓")
 	default:
@@ -141,7 +141,7 @@ func (r *liveReporter) HostEvent(_ int, _ *Step, ev HostEvent) {
 	}
 	if !ev.Running && !ev.OK {
 		// Keep the failure for the expanded view.
-		r.state[ev.Host+"\x00out"] = Redact(errOutput(ev.Output, ev.Err), r.plain.secrets)
+		r.state[ev.Host+"\x00out"] = safe(errOutput(ev.Output, ev.Err), r.plain.secrets)
 	}
 }
 

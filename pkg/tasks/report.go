@@ -84,7 +84,7 @@ func PrintPlan(w io.Writer, cs *iostreams.ColorScheme, p *Plan, secrets []string
 			it := g.items[0]
 			fmt.Fprintf(w, "   %s %s\n", cs.Dim("on"), strings.Join(g.hosts, ", "))
 			if it.Before != "" {
-				fmt.Fprintf(w, "     before  %s\n", Redact(it.Before, secrets))
+				fmt.Fprintf(w, "     before  %s\n", safe(it.Before, secrets))
 				for _, x := range g.items {
 					switch {
 					case x.NotCheckedWhy != "":
@@ -92,16 +92,16 @@ func PrintPlan(w io.Writer, cs *iostreams.ColorScheme, p *Plan, secrets []string
 					case x.BeforeChecked && x.BeforeOK:
 						fmt.Fprintf(w, "             %s %s: passes now\n", cs.SuccessIcon(), x.Host)
 					case x.BeforeChecked:
-						fmt.Fprintf(w, "             %s %s: FAILS now: %s\n", cs.FailureIcon(), x.Host, Redact(oneLine(x.BeforeOutput), secrets))
+						fmt.Fprintf(w, "             %s %s: FAILS now: %s\n", cs.FailureIcon(), x.Host, safe(oneLine(x.BeforeOutput), secrets))
 					}
 				}
 			}
-			fmt.Fprintf(w, "     run     %s\n", Redact(it.Run, secrets))
+			fmt.Fprintf(w, "     run     %s\n", safe(it.Run, secrets))
 			if it.After != "" {
-				fmt.Fprintf(w, "     after   %s\n", Redact(it.After, secrets))
+				fmt.Fprintf(w, "     after   %s\n", safe(it.After, secrets))
 			}
 			if it.Undo != "" {
-				fmt.Fprintf(w, "     undo    %s\n", Redact(it.Undo, secrets))
+				fmt.Fprintf(w, "     undo    %s\n", safe(it.Undo, secrets))
 			}
 		}
 	}
@@ -114,6 +114,12 @@ func PrintPlan(w io.Writer, cs *iostreams.ColorScheme, p *Plan, secrets []string
 	} else {
 		fmt.Fprintf(w, "%s every before check that can run now passes\n", cs.SuccessIcon())
 	}
+}
+
+// safe is text for a human: secrets redacted, then terminal sequences
+// from hosts made visible instead of acted on.
+func safe(s string, secrets []string) string {
+	return iostreams.Sanitize(Redact(s, secrets))
 }
 
 func oneLine(s string) string {
@@ -183,11 +189,11 @@ func (r *plainReporter) HostEvent(_ int, _ *Step, ev HostEvent) {
 	}
 	note := ""
 	if ev.OK && ev.Output != nil && ev.Output.Note != "" {
-		note = ": " + Redact(oneLine(ev.Output.Note), r.secrets)
+		note = ": " + safe(oneLine(ev.Output.Note), r.secrets)
 	}
 	fmt.Fprintf(r.w, "  %s %s %s%s%s%s\n", icon, ev.Host, ev.Phase, attempt, d, note)
 	if !ev.OK {
-		for _, l := range tailLines(Redact(errOutput(ev.Output, ev.Err), r.secrets), 8) {
+		for _, l := range tailLines(safe(errOutput(ev.Output, ev.Err), r.secrets), 8) {
 			fmt.Fprintf(r.w, "      %s\n", l)
 		}
 	}
@@ -209,7 +215,7 @@ func (r *plainReporter) RunEnd(id, status string, err error, d time.Duration) {
 		fmt.Fprintf(r.w, "%s done in %s (run %s)\n", r.cs.SuccessIcon(), round(d), id)
 		return
 	}
-	fmt.Fprintf(r.w, "%s %s (run %s): %s\n", r.cs.FailureIcon(), statusText(status), id, Redact(errString(err), r.secrets))
+	fmt.Fprintf(r.w, "%s %s (run %s): %s\n", r.cs.FailureIcon(), statusText(status), id, safe(errString(err), r.secrets))
 	switch {
 	case status == StatusNotConfirmed:
 	case r.resumable:

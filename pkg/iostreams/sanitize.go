@@ -1,0 +1,56 @@
+package iostreams
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// Sanitize makes text from a host safe to show on a terminal: control
+// characters and escape sequences (a window title, an OSC 52 clipboard
+// write, cursor movement, a C1 CSI), invalid UTF-8 bytes and bidi
+// overrides are written out as visible escapes (`\x1b`, `\u009b`,
+// `\u202e`) instead of being acted on. Newlines and tabs pass; a CR
+// before a newline is dropped. --json output keeps the bytes instead,
+// escaped by JSON.
+func Sanitize(s string) string {
+	if !needsSanitize(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\n' || r == '\t':
+			b.WriteRune(r)
+		case r == '\r' && i+1 < len(s) && s[i+1] == '\n':
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case unsafeRune(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
+func needsSanitize(s string) bool {
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 || r < 0x20 && r != '\n' && r != '\t' || r == 0x7f || unsafeRune(r) {
+			return true
+		}
+		i += n
+	}
+	return false
+}
+
+// unsafeRune is a C1 control (a terminal may read U+009B as CSI) or a
+// bidi control that reorders what is shown.
+func unsafeRune(r rune) bool {
+	return r >= 0x80 && r <= 0x9f || r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069
+}
