@@ -46,6 +46,7 @@ type config struct {
 	hosts, runs int
 	hoctl       string
 	only        string
+	memoryNet   int
 }
 
 func run() error {
@@ -53,7 +54,8 @@ func run() error {
 	flag.IntVar(&c.hosts, "hosts", 20, "lab hosts")
 	flag.IntVar(&c.runs, "runs", 5, "iterations per tool (median reported)")
 	flag.StringVar(&c.hoctl, "hoctl", "bin/hoctl", "hoctl binary")
-	flag.StringVar(&c.only, "only", "", "comma list of suites: fanout,sequence,runbook,replicate,jobs (default all)")
+	flag.StringVar(&c.only, "only", "", "comma list of suites: fanout,sequence,runbook,replicate,jobs,memory (default all)")
+	flag.IntVar(&c.memoryNet, "memory-net", 36, "loopback block (127.0.N) of the memory suite's lab")
 	flag.Parse()
 	want := func(s string) bool { return c.only == "" || strings.Contains(","+c.only+",", ","+s+",") }
 
@@ -67,6 +69,11 @@ func run() error {
 	fmt.Printf("Command: `make bench` (`go run ./bench -hosts %d -runs %d -only %s`). Median of %d interleaved runs.\n\n", c.hosts, c.runs, c.only, c.runs)
 	if want("jobs") {
 		if err := h.jobsScan(); err != nil {
+			return err
+		}
+	}
+	if want("memory") {
+		if err := h.memory(ctx, c.memoryNet); err != nil {
 			return err
 		}
 	}
