@@ -14,7 +14,7 @@ MANDIR  := $(PREFIX)/share/man
 GOLANGCI_LINT_VERSION := v2.15.0
 GOBIN   ?= $(shell $(GO) env GOPATH)/bin
 # The lab's Debian packages; bench adds the tools it compares against.
-LAB_PKGS   := openssh-server btrfs-progs util-linux procps iproute2 attr zstd curl
+LAB_PKGS   := openssh-server btrfs-progs util-linux procps iproute2 attr zstd curl sudo
 BENCH_PKGS := pdsh ansible hyperfine btrbk
 
 .PHONY: all build man install uninstall test test-unit test-e2e lint fmt demo demo-down bench fuzz deps bench-deps clean

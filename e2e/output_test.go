@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -72,7 +73,11 @@ steps:
 		seen, polls := "", 0
 		for running := true; running; {
 			select {
-			case <-done:
+			case err := <-done:
+				var ee *exec.ExitError
+				if err != nil && !errors.As(err, &ee) {
+					t.Fatal(err)
+				}
 				running = false
 			case <-time.After(50 * time.Millisecond):
 				ps, _ := exec.Command("ps", "-eo", "pid,args").Output()

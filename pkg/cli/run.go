@@ -254,16 +254,19 @@ func (s *spool) copyTo(w io.Writer) {
 		r = s.f
 	}
 	br := bufio.NewReaderSize(r, 64<<10)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	defer func() { _ = bw.Flush() }()
+	w = bw
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
 			out := iostreams.Sanitize(string(line))
-			if err != nil && err != bufio.ErrBufferFull && !strings.HasSuffix(out, "\n") {
+			if err != nil && !errors.Is(err, bufio.ErrBufferFull) && !strings.HasSuffix(out, "\n") {
 				out += "\n"
 			}
 			_, _ = io.WriteString(w, out)
 		}
-		if err != nil && err != bufio.ErrBufferFull {
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			break
 		}
 	}
@@ -318,29 +321,39 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.buf = append(p.buf, b...)
+	// Every whole line of this write goes out in one locked write: many
+	// short lines cost one syscall, not two each.
+	var out strings.Builder
 	for {
 		i := bytes.IndexByte(p.buf, '\n')
 		if i < 0 {
 			break
 		}
-		p.emit(p.buf[:i+1])
+		p.format(&out, p.buf[:i+1])
 		p.buf = p.buf[i+1:]
 	}
 	// A runaway line without newlines is flushed in pieces rather than
 	// held in memory without bound.
 	if len(p.buf) > 64<<10 {
-		p.emit(append(p.buf, '\n'))
+		p.format(&out, append(p.buf, '\n'))
 		p.buf = nil
 	}
+	p.emit(out.String())
 	return len(b), nil
 }
 
-func (p *prefixWriter) emit(line []byte) {
+func (p *prefixWriter) format(out *strings.Builder, line []byte) {
+	out.WriteString(p.prefix)
 	// Escape sequences from the host are shown, not acted on.
-	safe := iostreams.Sanitize(string(line))
+	out.WriteString(iostreams.Sanitize(string(line)))
+}
+
+func (p *prefixWriter) emit(s string) {
+	if s == "" {
+		return
+	}
 	p.io.Lock()
-	_, _ = io.WriteString(p.w, p.prefix)
-	_, _ = io.WriteString(p.w, safe)
+	_, _ = io.WriteString(p.w, s)
 	p.io.Unlock()
 }
 
@@ -349,7 +362,9 @@ func (p *prefixWriter) Flush() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.buf) > 0 {
-		p.emit(append(p.buf, '\n'))
+		var out strings.Builder
+		p.format(&out, append(p.buf, '\n'))
+		p.emit(out.String())
 		p.buf = nil
 	}
 }

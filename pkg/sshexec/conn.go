@@ -141,7 +141,8 @@ func (c *Conn) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 
 	res := &Result{Host: c.target.Name}
 	capt := newCapture()
-	sess.Stdout, sess.Stderr = capt.stdout(cmd), capt.stderr(cmd)
+	outW, errW := &cutWriter{w: capt.stdout(cmd)}, &cutWriter{w: capt.stderr(cmd)}
+	sess.Stdout, sess.Stderr = outW, errW
 	// Stdin is copied by our own goroutine: the session's Wait would
 	// otherwise wait for a reader that may never end (a pipe whose other
 	// side is still running). Without input, stdin stays open until the
@@ -184,6 +185,8 @@ func (c *Conn) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	case err = <-done:
 	case <-ctx.Done():
 		ctxErr = c.wrapCtx(ctx)
+		outW.cut.Store(true)
+		errW.cut.Store(true)
 		_ = sess.Signal(ssh.SIGTERM)
 		// Ending stdin makes the watcher kill the group where the signal
 		// was refused.

@@ -43,7 +43,8 @@ func (l *Local) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	}
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	capt := newCapture()
-	c.Stdout, c.Stderr = capt.stdout(cmd), capt.stderr(cmd)
+	outW, errW := &cutWriter{w: capt.stdout(cmd)}, &cutWriter{w: capt.stderr(cmd)}
+	c.Stdout, c.Stderr = outW, errW
 	var stdin io.WriteCloser
 	if cmd.Stdin != nil {
 		var err error
@@ -68,6 +69,8 @@ func (l *Local) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	case err = <-done:
 	case <-ctx.Done():
 		ctxErr = ctxError(l.target.Name, ctx)
+		outW.cut.Store(true)
+		errW.cut.Store(true)
 		_ = syscall.Kill(-c.Process.Pid, syscall.SIGTERM)
 		select {
 		case err = <-done:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 )
 
@@ -73,4 +74,20 @@ func ctxError(host string, ctx context.Context) error {
 		return fmt.Errorf("%s: %w", host, cause)
 	}
 	return fmt.Errorf("%s: %w", host, ctx.Err())
+}
+
+// cutWriter forwards writes until cut, then discards them: once a command
+// is cancelled, the output still in flight is drained without the cost
+// of its writer, so that hoctl stops within the grace period even when
+// the writer is slow (a terminal, many short lines).
+type cutWriter struct {
+	w   io.Writer
+	cut atomic.Bool
+}
+
+func (c *cutWriter) Write(p []byte) (int, error) {
+	if c.cut.Load() {
+		return len(p), nil
+	}
+	return c.w.Write(p)
 }
