@@ -94,7 +94,7 @@ steps:
 		if seen != "" {
 			t.Fatalf("%s: the secret is in a process's argv: %s", c.name, seen)
 		}
-		if cmd.ProcessState.ExitCode() != 1 || polls < 10 {
+		if cmd.ProcessState.ExitCode() != 1 || polls < 3 {
 			t.Fatalf("%s: exit %d after %d polls\n%s%s", c.name, cmd.ProcessState.ExitCode(), polls, stdout.String(), stderr.String())
 		}
 		if got := onHosts(t, "h05", "cat "+out); got != "h05 | "+secret+"\n" {
