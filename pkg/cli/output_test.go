@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/charmbracelet/x/ansi"
@@ -211,5 +212,72 @@ func TestMigrateJobsWriteWithoutNFSClients(t *testing.T) {
 	}
 	if !strings.Contains(h.err.String(), "not checked") {
 		t.Errorf("the unchecked paths are not said:\n%s", h.err)
+	}
+}
+
+// status --watch on a terminal draws each frame over the last: the screen
+// is cleared once, then every frame goes home, clears each line to its
+// end and what is left below; no clear-screen flash per frame.
+func TestStatusWatchRedrawsInPlace(t *testing.T) {
+	h := newHarness(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	rounds := 0
+	h.conn.handler = func(host string, _ sshexec.Cmd) (string, string, int) {
+		if host == "zippy" {
+			mu.Lock()
+			rounds++
+			if rounds == 3 { // two frames drawn; stop during the third
+				cancel()
+			}
+			mu.Unlock()
+		}
+		return "", "", 0
+	}
+	p := h.onPTY(t, map[string]string{"TERM": "xterm-256color"})
+	code := Run(ctx, h.f, []string{"status", "--watch", "--interval", "1ms"})
+	out := p.Output()
+	if code != ExitInterrupted {
+		t.Fatalf("exit %d:\n%q", code, out)
+	}
+	if n := strings.Count(out, "\x1b[2J"); n != 1 {
+		t.Errorf("screen cleared %d times, want once:\n%q", n, out)
+	}
+	frames := strings.Split(out, "\x1b[H")[1:]
+	if len(frames) != 2 {
+		t.Fatalf("%d frames, want 2:\n%q", len(frames), out)
+	}
+	for _, fr := range frames {
+		fr = strings.SplitN(fr, "\x1b[J", 2)[0]
+		for _, l := range strings.Split(strings.TrimSuffix(fr, "\n"), "\n") {
+			if !strings.HasSuffix(l, "\x1b[K") {
+				t.Errorf("line not cleared to its end: %q", l)
+			}
+		}
+	}
+}
+
+// TERM=dumb cannot move the cursor: --watch prints frame after frame.
+func TestStatusWatchOnADumbTerminalAppends(t *testing.T) {
+	h := newHarness(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	rounds := 0
+	h.conn.handler = func(host string, _ sshexec.Cmd) (string, string, int) {
+		if host == "zippy" {
+			mu.Lock()
+			if rounds++; rounds == 2 {
+				cancel()
+			}
+			mu.Unlock()
+		}
+		return "", "", 0
+	}
+	p := h.onPTY(t, map[string]string{"TERM": "dumb"})
+	_ = Run(ctx, h.f, []string{"status", "--watch", "--interval", "1ms"})
+	if out := p.Output(); strings.Contains(out, "\x1b[") || !strings.Contains(out, "consul") {
+		t.Errorf("escape codes on TERM=dumb, or no status:\n%q", out)
 	}
 }

@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"strings"
 	"time"
 
 	"github.com/hoctl/hoctl/pkg/inventory"
@@ -61,6 +64,12 @@ func statusRun(ctx context.Context, opts *StatusOptions) error {
 	}
 	p := &status.Probes{Inv: inv, Connect: conn.Runner, Timeout: timeout + 500*time.Millisecond}
 	p.Consul, p.Nomad = f.apiClients(inv, conn.Runner)
+	// Redraw in place only where stdout is a terminal that can move the
+	// cursor; piped, each refresh follows the last.
+	redraw := f.IO.CanRedrawOut()
+	if opts.Watch && redraw {
+		fmt.Fprint(f.IO.Out, "\033[2J")
+	}
 	for {
 		start := time.Now()
 		checks := p.Run(ctx)
@@ -69,10 +78,16 @@ func statusRun(ctx context.Context, opts *StatusOptions) error {
 			// cluster.
 			return ctx.Err()
 		}
-		if opts.Watch && f.IO.IsStdoutTTY() {
-			fmt.Fprint(f.IO.Out, "\033[H\033[2J")
+		if opts.Watch && redraw {
+			// The new screen over the old one, line by line, each line
+			// cleared to its end and the rest below cleared after: no
+			// blank flash between frames, nothing left of a longer one.
+			var frame bytes.Buffer
+			printStatusTo(f, &frame, inv, checks, time.Since(start))
+			fmt.Fprintf(f.IO.Out, "\033[H%s\033[J", strings.ReplaceAll(frame.String(), "\n", "\033[K\n"))
+		} else {
+			printStatus(f, inv, checks, time.Since(start))
 		}
-		printStatus(f, inv, checks, time.Since(start))
 		if !opts.Watch {
 			if status.Problems(checks) > 0 {
 				return &SilentError{Code: ExitFailed}
@@ -88,15 +103,19 @@ func statusRun(ctx context.Context, opts *StatusOptions) error {
 }
 
 func printStatus(f *Factory, inv *inventory.Inventory, checks []status.Check, took time.Duration) {
-	io := f.IO
-	if io.JSON {
+	printStatusTo(f, f.IO.Out, inv, checks, took)
+}
+
+func printStatusTo(f *Factory, w io.Writer, inv *inventory.Inventory, checks []status.Check, took time.Duration) {
+	ios := f.IO
+	if ios.JSON {
 		for _, c := range checks {
-			_ = io.Event(map[string]any{"event": "check", "area": c.Area, "name": c.Name, "level": c.Level, "detail": c.Detail, "hint": c.Hint})
+			_ = ios.Event(map[string]any{"event": "check", "area": c.Area, "name": c.Name, "level": c.Level, "detail": c.Detail, "hint": c.Hint})
 		}
-		_ = io.Event(map[string]any{"event": "summary", "checks": len(checks), "problems": status.Problems(checks), "duration_ms": took.Milliseconds()})
+		_ = ios.Event(map[string]any{"event": "summary", "checks": len(checks), "problems": status.Problems(checks), "duration_ms": took.Milliseconds()})
 		return
 	}
-	cs := io.OutColorScheme()
+	cs := ios.OutColorScheme()
 	width := 0
 	for _, c := range checks {
 		width = max(width, len(c.Area)+1+len(c.Name))
@@ -108,19 +127,21 @@ func printStatus(f *Factory, inv *inventory.Inventory, checks []status.Check, to
 			icon = cs.FailureIcon()
 		case status.Warn:
 			icon = cs.WarningIcon()
+		case status.Skip:
+			icon = cs.Dim("-")
 		}
 		label := fmt.Sprintf("%-*s", width, c.Area+" "+c.Name)
 		line := fmt.Sprintf("%s %s  %s", icon, label, c.Detail)
 		if c.Level != status.OK && c.Hint != "" {
 			line += cs.Dim("   → " + c.Hint)
 		}
-		fmt.Fprintln(io.Out, line)
+		fmt.Fprintln(w, line)
 	}
 	n := status.Problems(checks)
 	summary := fmt.Sprintf("%s, %s, %s (%s)", iostreams.Plural(len(checks), "check"), iostreams.Plural(n, "problem"), iostreams.Duration(took), inv.Path)
 	if n == 0 {
-		fmt.Fprintln(io.Out, cs.Green(summary))
+		fmt.Fprintln(w, cs.Green(summary))
 	} else {
-		fmt.Fprintln(io.Out, cs.Red(summary))
+		fmt.Fprintln(w, cs.Red(summary))
 	}
 }

@@ -78,6 +78,10 @@ func (s *IOStreams) SetDumb(dumb bool) {
 	s.cs, s.outCS = nil, nil
 }
 
+// CanRedrawOut reports whether stdout is a terminal that can move the
+// cursor (not TERM=dumb), for --watch.
+func (s *IOStreams) CanRedrawOut() bool { return s.stdoutTTY && !s.dumb && !s.JSON }
+
 // CanRedraw reports whether stderr is a terminal that can move the
 // cursor, for progress lines and --watch.
 func (s *IOStreams) CanRedraw() bool { return s.stderrTTY && !s.dumb }

@@ -27,6 +27,9 @@ const (
 	Fail = "fail"
 	Warn = "warn"
 	OK   = "ok"
+	// Skip is a part of the cluster the inventory does not describe, so
+	// it was not checked: said, so that silence is never taken for OK.
+	Skip = "skip"
 )
 
 // Check is one line of the status.
@@ -77,9 +80,16 @@ func (p *Probes) Run(ctx context.Context) []Check {
 	}
 	if p.Consul != nil {
 		run(p.consul)
+	} else {
+		add(Check{Area: "consul", Name: "consul", Level: Skip, Detail: "not configured (no consul section in the inventory): not checked"})
 	}
 	if p.Nomad != nil {
 		run(p.nomad)
+	} else {
+		add(Check{Area: "nomad", Name: "nomad", Level: Skip, Detail: "not configured (no nomad section in the inventory): not checked"})
+	}
+	if len(p.Inv.NFS) == 0 {
+		add(Check{Area: "nfs", Name: "nfs", Level: Skip, Detail: "not configured (no nfs section in the inventory): no NFS owner, health or standby lag checked"})
 	}
 	for _, name := range sortedNFS(p.Inv) {
 		svc := p.Inv.NFS[name]
@@ -90,7 +100,7 @@ func (p *Probes) Run(ctx context.Context) []Check {
 		run(func(ctx context.Context) []Check { return p.nested(ctx, rep) })
 	}
 	wg.Wait()
-	rank := map[string]int{Fail: 0, Warn: 1, OK: 2}
+	rank := map[string]int{Fail: 0, Warn: 1, OK: 2, Skip: 3}
 	area := map[string]int{"host": 0, "consul": 1, "nomad": 2, "nfs": 3, "replication": 4, "disk": 5}
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i], out[j]
@@ -109,7 +119,7 @@ func (p *Probes) Run(ctx context.Context) []Check {
 func Problems(cs []Check) int {
 	n := 0
 	for _, c := range cs {
-		if c.Level != OK {
+		if c.Level != OK && c.Level != Skip {
 			n++
 		}
 	}
@@ -217,13 +227,13 @@ func (p *Probes) consul(ctx context.Context) []Check {
 	c := Check{Area: "consul", Name: "consul", Level: OK, Hint: "consul operator autopilot state"}
 	client, err := p.Consul(ctx)
 	if err != nil {
-		c.Level, c.Detail = Fail, short(err)
+		c.Level, c.Detail, c.Hint = Fail, short(err), apiDownHint(p.Inv.Consul, "consul")
 		return []Check{c}
 	}
 	cl := &consul.Cluster{Client: client}
 	leader, err := cl.Leader(ctx)
 	if err != nil {
-		c.Level, c.Detail = Fail, short(err)
+		c.Level, c.Detail, c.Hint = Fail, short(err), apiDownHint(p.Inv.Consul, "consul")
 		return []Check{c}
 	}
 	var parts []string
@@ -267,7 +277,7 @@ func (p *Probes) nomad(ctx context.Context) []Check {
 	c := Check{Area: "nomad", Name: "nomad", Level: OK, Hint: "nomad node status; nomad job status"}
 	client, err := p.Nomad(ctx)
 	if err != nil {
-		c.Level, c.Detail = Fail, short(err)
+		c.Level, c.Detail, c.Hint = Fail, short(err), apiDownHint(p.Inv.Nomad, "nomad")
 		return []Check{c}
 	}
 	q := (&nomadapi.QueryOptions{}).WithContext(ctx)
@@ -278,6 +288,7 @@ func (p *Probes) nomad(ctx context.Context) []Check {
 		c.Level, c.Detail = Fail, "no leader"
 		if err != nil {
 			c.Detail = short(httpapi.Clean(err, ""))
+			c.Hint = apiDownHint(p.Inv.Nomad, "nomad")
 		}
 		return []Check{c}
 	}
@@ -338,12 +349,26 @@ func (p *Probes) nomad(ctx context.Context) []Check {
 	return []Check{c}
 }
 
+// apiDownHint is what to try when an API does not answer: its leader
+// endpoint, from the via host when it is reached through one.
+func apiDownHint(api *inventory.API, unit string) string {
+	if api == nil {
+		return ""
+	}
+	probe := "curl -sS " + strings.TrimRight(api.Address, "/") + "/v1/status/leader"
+	if api.Via != "" {
+		return fmt.Sprintf("hoctl run %s -- 'systemctl is-active %s; %s'", api.Via, unit, probe)
+	}
+	return probe + "; systemctl status " + unit + " (on the server)"
+}
+
 // nfs shows who owns and serves the share, and each other member's
 // replication lag: the age of its newest complete received copy.
 func (p *Probes) nfs(ctx context.Context, svc *inventory.NFSService) []Check {
 	c := Check{Area: "nfs", Name: svc.Name, Level: OK, Hint: "hoctl snapshots " + svc.Primary + " --name " + svc.Replication}
 	owner := svc.Primary
 	var passing []string
+	var consulErr error
 	if p.Consul != nil {
 		client, err := p.Consul(ctx)
 		if err == nil {
@@ -352,15 +377,20 @@ func (p *Probes) nfs(ctx context.Context, svc *inventory.NFSService) []Check {
 				owner = v
 			}
 			passing, err = cl.Passing(ctx, svc.Name)
-			if err != nil {
-				c.Level, c.Detail = Fail, short(err)
-				return []Check{c}
-			}
+			consulErr = err
+		} else {
+			consulErr = err
 		}
 	}
 	parts := []string{"primary " + owner + " (owner key)"}
 	switch {
+	case consulErr != nil:
+		// The owner and who serves are Consul's to say; the standbys'
+		// lag is read over SSH and still shown below.
+		c.Level, c.Hint = Warn, apiDownHint(p.Inv.Consul, "consul")
+		parts = []string{fmt.Sprintf("owner and health unknown (Consul: %s); taking the inventory's primary %s", short(consulErr), svc.Primary)}
 	case p.Consul == nil:
+		parts = []string{"primary " + owner + " (the inventory's; no consul section: owner and health not checked)"}
 	case len(passing) == 1 && passing[0] == owner:
 		parts = append(parts, "serving on "+owner)
 	case len(passing) == 0:

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	consulapi "github.com/hashicorp/consul/api"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 )
@@ -47,6 +48,9 @@ func TestHostsProblemsFirstWithHints(t *testing.T) {
 		"warn disk b:/persist: 95% used (950 B of 1000 B) → hoctl run b -- btrfs filesystem usage /persist",
 		"ok host a: up 3h26m0s, load 0.10 0.20 0.30 → ",
 		"ok disk a:/persist: 50% used (500 B of 1000 B) → ",
+		"skip consul consul: not configured (no consul section in the inventory): not checked → ",
+		"skip nomad nomad: not configured (no nomad section in the inventory): not checked → ",
+		"skip nfs nfs: not configured (no nfs section in the inventory): no NFS owner, health or standby lag checked → ",
 	}
 	if got != strings.Join(want, "\n") {
 		t.Fatalf("got\n%s\nwant\n%s", got, strings.Join(want, "\n"))
@@ -88,5 +92,51 @@ func TestNestedSubvolumeIsAProblem(t *testing.T) {
 		if len(got) != 1 || got[0] != c.want {
 			t.Errorf("got %q\nwant %q", got, c.want)
 		}
+	}
+}
+
+// Consul down: the nfs check says the owner is unknown and what to try,
+// and the standby's lag, read over SSH, is still there.
+func TestConsulDownStillShowsReplicationLag(t *testing.T) {
+	const y = `hosts: {zippy: {}, c1: {}}
+consul: {address: "http://127.0.0.1:1", via: c1}
+replication:
+  services:
+    source: {host: zippy, subvolume: /persist/services}
+    target: {host: c1, dir: /persist/standby}
+nfs:
+  data-services: {export: /data/services, subvolume: /persist/services, replication: services, primary: zippy, standbys: [c1]}
+`
+	inv, err := inventory.Parse("i.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Probes{Inv: inv, Timeout: 2 * time.Second,
+		Connect: func(_ context.Context, h *inventory.Host) (sshexec.Runner, error) {
+			return &fakeHost{name: h.Name}, nil
+		},
+		// A client whose every call is refused: Consul is down.
+		Consul: func(context.Context) (*consulapi.Client, error) {
+			return consulapi.NewClient(&consulapi.Config{Address: "127.0.0.1:1"})
+		},
+	}
+	byName := map[string]Check{}
+	for _, c := range p.Run(context.Background()) {
+		byName[c.Area+" "+c.Name] = c
+	}
+	nfs, ok := byName["nfs data-services"]
+	if !ok || nfs.Level != Warn || !strings.Contains(nfs.Detail, "owner and health unknown") || strings.Contains(nfs.Detail, "NOT SERVED") {
+		t.Errorf("nfs check: %+v", nfs)
+	}
+	if _, ok := byName["nfs data-services standby c1"]; !ok {
+		t.Errorf("no lag check for the standby with Consul down: %v", byName)
+	}
+	for _, name := range []string{"consul consul", "nfs data-services"} {
+		if h := byName[name].Hint; !strings.Contains(h, "hoctl run c1 --") || !strings.Contains(h, "http://127.0.0.1:1/v1/status/leader") {
+			t.Errorf("%s hint %q does not help with an API that is down", name, h)
+		}
+	}
+	if c := byName["nomad nomad"]; c.Level != Skip || !strings.Contains(c.Detail, "not configured") {
+		t.Errorf("nomad: %+v", c)
 	}
 }
