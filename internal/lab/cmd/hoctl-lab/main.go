@@ -27,8 +27,9 @@ func run(args []string) error {
 	hosts := fs.String("hosts", "seed", `"seed" for the seed's cluster, or a number of hosts`)
 	disk := fs.Int64("disk-mib", 2048, "size of each host's btrfs /persist image in MiB (0: tmpfs)")
 	apis := fs.Bool("apis", false, "also run the lab's Consul and Nomad endpoint servers (127.0.NET.2:8500, 127.0.NET.3:4646) and the NFS shims")
+	machines := fs.Bool("machines", false, "boot real machines (systemd-nspawn; real Consul, Nomad, nfs-server), building the cached parts first if needed")
 	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: hoctl-lab [flags] up|down|kill HOST|hang HOST|resume HOST|restart HOST|generation HOST|serve-apis")
+		fmt.Fprintln(os.Stderr, "usage: hoctl-lab [flags] up|down|cache|kill HOST|hang HOST|resume HOST|restart HOST|generation HOST|serve-apis")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -54,7 +55,20 @@ func run(args []string) error {
 			}
 			cfg.Hosts, cfg.Groups = lab.NumberedHosts("h", n)
 		}
+		if *machines {
+			if *apis {
+				return fmt.Errorf("-machines runs the real Consul and Nomad: no -apis")
+			}
+			cache, err := lab.CacheDir()
+			if err != nil {
+				return err
+			}
+			if cfg.Parts, err = lab.EnsureCache(ctx, cache, os.Stderr); err != nil {
+				return err
+			}
+		}
 		stopAPIs(*dir)
+		start := time.Now()
 		l, err := lab.Start(ctx, cfg)
 		if err != nil {
 			return err
@@ -65,7 +79,7 @@ func run(args []string) error {
 				return err
 			}
 		}
-		fmt.Fprintf(os.Stderr, "lab up: %d hosts in %s\n", len(l.Hosts), l.Dir)
+		fmt.Fprintf(os.Stderr, "lab up: %d hosts in %s (%s)\n", len(l.Hosts), l.Dir, time.Since(start).Round(10*time.Millisecond))
 		fmt.Printf("export HOCTL_INVENTORY=%s\n", l.Inventory)
 		return nil
 	case "down":
@@ -78,6 +92,19 @@ func run(args []string) error {
 		// The script a lab deploy runs on HOST: a new NixOS-like
 		// generation, switched to.
 		fmt.Println(lab.NewGeneration(fs.Arg(1), fmt.Sprintf("%032x", time.Now().UnixNano())))
+		return nil
+	case "cache":
+		// Build (once) and check the real cluster's parts: the rootfs,
+		// Consul and Nomad.
+		cache, err := lab.CacheDir()
+		if err != nil {
+			return err
+		}
+		p, err := lab.EnsureCache(ctx, cache, os.Stderr)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("consul %s\nnomad %s\nrootfs %s\n", p.Consul, p.Nomad, p.Rootfs)
 		return nil
 	case "serve-apis":
 		if fs.NArg() != 3 {
