@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/consul/api"
 	"github.com/hoctl/hoctl/internal/lab"
 	"github.com/hoctl/hoctl/pkg/consul"
+	"github.com/hoctl/hoctl/pkg/failover"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 )
@@ -148,13 +149,21 @@ func TestFailoverPlannedAndBack(t *testing.T) {
 	if out := must(t, zippy, "systemctl is-active nfs-server; exportfs -v; ls /persist/services/last-write"); !strings.HasPrefix(out, "inactive\n") || strings.Contains(out, "/data/services") {
 		t.Fatalf("zippy not fenced:\n%s", out)
 	}
-	// zippy's unit refuses to start again: masked, and not the owner.
+	// zippy's unit refuses to start again: fenced, and, with the fence
+	// lifted by hand, not the owner.
+	fence := failover.FenceDropIn("nfs-server.service")
 	if res, err := zippy.Run(context.Background(), sshexec.Cmd{Script: "systemctl unmask nfs-server; systemctl start nfs-server"}); err == nil {
 		t.Fatalf("zippy's nfs-server started after the failover: %s", res.Stdout)
-	} else if !strings.Contains(string(res.Stderr), "owner check") {
-		t.Fatalf("zippy refused for the wrong reason: %s", res.Stderr)
+	} else if !strings.Contains(string(res.Stderr), "Assertion failed") {
+		t.Fatalf("zippy refused for the wrong reason (want the fence): %s", res.Stderr)
 	}
-	must(t, zippy, "systemctl mask --runtime nfs-server")
+	must(t, zippy, "cp "+fence+" /root/fence.conf && rm "+fence)
+	if res, err := zippy.Run(context.Background(), sshexec.Cmd{Script: "systemctl start nfs-server"}); err == nil {
+		t.Fatalf("zippy's nfs-server started after the failover: %s", res.Stdout)
+	} else if !strings.Contains(string(res.Stderr), "owner check") {
+		t.Fatalf("zippy refused for the wrong reason (want the owner check): %s", res.Stderr)
+	}
+	must(t, zippy, "mv /root/fence.conf "+fence)
 	for _, c := range []sshexec.Runner{c1, c2} {
 		if got := must(t, c, "cat /data/services/last-write"); got != "written just before\n" {
 			t.Fatalf("%s reads %q through its mount", c.Name(), got)
@@ -230,7 +239,10 @@ func TestFailoverPrimaryHung(t *testing.T) {
 		t.Fatal(err)
 	}
 	nfsConsul.SetNodeDown("zippy", false)
-	// zippy comes back: its boot starts nfs-server, which refuses.
+	// zippy comes back: its boot starts nfs-server, which refuses. (A new
+	// connection: the one from before the hang may have been given up by
+	// its keepalive while zippy was frozen.)
+	zippy = labRunners(t, nfsLab, "zippy")[0]
 	res, err := zippy.Run(context.Background(), sshexec.Cmd{Script: "systemctl restart nfs-server"})
 	if err == nil || !strings.Contains(string(res.Stderr), "is 'c1', not zippy") {
 		t.Fatalf("zippy's nfs-server must refuse to start when it comes back: %v %s", err, res.Stderr)
