@@ -52,6 +52,10 @@ start|restart)
   # inactive, as under systemd.
   if [ "$verb" = restart ] && [ "$unit" = nfs-server ]; then stop_unit; fi
   if [ -e "$state/$unit.masked" ]; then echo "Failed to $verb $unit.service: Unit $unit.service is masked." >&2; exit 1; fi
+  # A drop-in asserting its own absence (hoctl's fence) refuses starts.
+  for d in /run/systemd/system/$unit.service.d/*.conf; do
+    if [ -e "$d" ] && grep -qx "AssertPathExists=!$d" "$d"; then echo "Assertion failed on job for $unit.service." >&2; exit 1; fi
+  done
   case "$unit" in
   nfs-server)
     owner=$(curl -sf "$consul/v1/kv/@OWNERKEY@?raw")
@@ -81,6 +85,7 @@ is-active)
   [ "$s" = active ] ;;
 mask) touch "$state/$unit.masked"; echo "Created symlink /run/systemd/system/$unit.service → /dev/null." ;;
 unmask) rm -f "$state/$unit.masked" ;;
+daemon-reload) ;;
 is-system-running)
   if grep -lx failed "$state"/* >/dev/null 2>&1; then echo degraded; exit 1; fi
   echo running ;;

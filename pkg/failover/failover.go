@@ -171,7 +171,7 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 			}},
 	}}
 	fence := &tasks.Step{
-		Title:  fmt.Sprintf("fence %s: owner key to %s, stop and mask %s there", o.From, o.To, unit),
+		Title:  fmt.Sprintf("fence %s: owner key to %s, fence and stop %s there", o.From, o.To, unit),
 		Before: &tasks.Func{Desc: fmt.Sprintf("consul kv %s is %s (or unset)", svc.OwnerKey, o.From), Fn: r.ownerIs(o.From, true)},
 		Action: &tasks.Func{DescFn: func(*inventory.Host) string { return r.fenceDesc() }, Fn: r.fence},
 		After:  &tasks.Func{Desc: fmt.Sprintf("no passing %s instance on %s; %s inactive there (if reachable)", o.Service, o.From, unit), Fn: r.fenced},
@@ -198,8 +198,11 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 		Hosts:         []*inventory.Host{to},
 		Before:        &tasks.Func{Desc: fmt.Sprintf("consul kv %s is %s", svc.OwnerKey, o.To), Fn: r.ownerIs(o.To, false)},
 		NeedsPrevious: true,
-		Action:        tasks.Cmd(sshexec.QuoteArgv([]string{"systemctl", "unmask", unit}) + " && " + sshexec.QuoteArgv([]string{"systemctl", "start", unit})),
-		After:         tasks.Cmd(sshexec.QuoteArgv([]string{"systemctl", "is-active", "-q", unit}) + " && exportfs -v | grep -q " + sshexec.Quote("^"+svc.Export+" ")),
+		Action:        tasks.Cmd(unfenceCmd(unit)),
+		// exportfs lists a kernel server's exports; a user-space server
+		// (nfs-ganesha) has none, and the next step's Consul health check
+		// is what says it serves.
+		After: tasks.Cmd(sshexec.QuoteArgv([]string{"systemctl", "is-active", "-q", unit}) + " && { ! command -v exportfs >/dev/null || exportfs -v | grep -q " + sshexec.Quote("^"+svc.Export+" ") + "; }"),
 	}, &tasks.Step{
 		Title:      fmt.Sprintf("Consul: exactly one passing %s, on %s", o.Service, o.To),
 		Action:     &tasks.Func{Desc: fmt.Sprintf("wait up to %s for the health checks", o.ConsulWait), Fn: func(context.Context, *tasks.Env, *inventory.Host) (string, error) { return "waiting", nil }},
@@ -440,9 +443,47 @@ func (r *Run) ownerIs(host string, orUnset bool) func(ctx context.Context, _ *ta
 	}
 }
 
+// FenceDropIn is the runtime drop-in that fences an NFS unit on its old
+// primary. `systemctl mask --runtime` cannot: it puts a /dev/null link in
+// /run/systemd/system, which systemd reads after /etc/systemd/system, so
+// for a unit whose file is in /etc (every unit on NixOS) it silently does
+// nothing (systemd#10583, nixpkgs#252591; checked on the lab's real
+// systemd). A plain `systemctl mask` cannot either: on NixOS /etc is the
+// read-only store, and elsewhere it refuses a unit file in /etc. Drop-ins
+// are read from /run whatever directory holds the unit, so this one
+// applies on every layout, and it lasts until reboot (/run is a tmpfs),
+// after which the unit's own owner-key check is what refuses.
+func FenceDropIn(unit string) string {
+	return "/run/systemd/system/" + unit + ".d/50-hoctl-fence.conf"
+}
+
+// fenceConf refuses every start, manual or by dependency, with an error
+// (a Condition would skip the start and report success): the assertion
+// holds only while the drop-in itself is absent.
+func fenceConf(unit string) string {
+	return "# hoctl failover fenced " + unit + " here: another host owns its NFS service.\n" +
+		"# Until reboot; hoctl failover back to this host removes it.\n" +
+		"[Unit]\nAssertPathExists=!" + FenceDropIn(unit) + "\n"
+}
+
+// fenceCmd fences first, then stops: from the daemon-reload on, nothing
+// starts the unit again. exportfs is the kernel server's (its unexport is
+// belt and braces there); a user-space server such as nfs-ganesha has
+// none, and stopping the unit withdraws its exports.
 func (r *Run) fenceCmd() string {
 	u := r.NFS.Unit
-	return sshexec.QuoteArgv([]string{"systemctl", "stop", u}) + " && exportfs -ua && " + sshexec.QuoteArgv([]string{"systemctl", "mask", "--runtime", u})
+	d := FenceDropIn(u)
+	return "mkdir -p " + sshexec.Quote(path.Dir(d)) + " && printf %s " + sshexec.Quote(fenceConf(u)) + " > " + sshexec.Quote(d) +
+		" && systemctl daemon-reload && " + sshexec.QuoteArgv([]string{"systemctl", "stop", u}) +
+		" && { ! command -v exportfs >/dev/null || exportfs -ua; }"
+}
+
+// unfenceCmd lifts a fence left by an earlier failover away from this
+// host (and a runtime mask, which hoctl once used for fencing), then
+// starts the unit; its own owner-key check still decides.
+func unfenceCmd(unit string) string {
+	return "rm -f " + sshexec.Quote(FenceDropIn(unit)) + " && systemctl daemon-reload && " +
+		sshexec.QuoteArgv([]string{"systemctl", "unmask", unit}) + " && " + sshexec.QuoteArgv([]string{"systemctl", "start", unit})
 }
 
 func (r *Run) fenceDesc() string {
@@ -488,7 +529,7 @@ func (r *Run) fence(ctx context.Context, env *tasks.Env, _ *inventory.Host) (str
 	if res, err := run.Run(ctx, sshexec.Cmd{Script: r.fenceCmd()}); err != nil {
 		return "", fmt.Errorf("%s: stopping %s: %s", o.From, r.NFS.Unit, sshexec.FirstLine(res, err))
 	}
-	return fmt.Sprintf("owner %s; %s stopped, unexported and masked on %s", o.To, r.NFS.Unit, o.From), nil
+	return fmt.Sprintf("owner %s; %s fenced (%s) and stopped on %s", o.To, r.NFS.Unit, FenceDropIn(r.NFS.Unit), o.From), nil
 }
 
 func (r *Run) fenced(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {

@@ -1,6 +1,11 @@
 package failover
 
-import "testing"
+import (
+	"strings"
+	"testing"
+
+	"github.com/hoctl/hoctl/pkg/inventory"
+)
 
 func TestMountUnit(t *testing.T) {
 	for in, want := range map[string]string{
@@ -14,5 +19,34 @@ func TestMountUnit(t *testing.T) {
 		if got := MountUnit(in); got != want {
 			t.Errorf("MountUnit(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// The fence must not be `systemctl mask --runtime`, which real systemd
+// ignores for a unit in /etc/systemd/system (the e2e test on the real
+// cluster shows it): it writes a runtime drop-in asserting its own
+// absence, reloads, and only then stops; the start on the new primary
+// removes it first.
+func TestFenceIsARuntimeDropIn(t *testing.T) {
+	r := &Run{NFS: &inventory.NFSService{Unit: "nfs-server.service"}}
+	cmd := r.fenceCmd()
+	d := FenceDropIn("nfs-server.service")
+	if d != "/run/systemd/system/nfs-server.service.d/50-hoctl-fence.conf" {
+		t.Fatalf("drop-in path %s", d)
+	}
+	for _, want := range []string{"mkdir -p /run/systemd/system/nfs-server.service.d", "AssertPathExists=!" + d, "> " + d, "systemctl daemon-reload", "systemctl stop nfs-server.service"} {
+		if !strings.Contains(cmd, want) {
+			t.Errorf("fence lacks %q: %s", want, cmd)
+		}
+	}
+	if strings.Contains(cmd, "mask") {
+		t.Errorf("fence masks: %s", cmd)
+	}
+	if strings.Index(cmd, "daemon-reload") > strings.Index(cmd, "systemctl stop") {
+		t.Errorf("fence stops before the drop-in is loaded: %s", cmd)
+	}
+	un := unfenceCmd("nfs-server.service")
+	if i, j := strings.Index(un, "rm -f "+d), strings.Index(un, "systemctl start"); i < 0 || j < i {
+		t.Errorf("unfence must remove the drop-in before starting: %s", un)
 	}
 }
