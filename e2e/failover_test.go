@@ -92,6 +92,11 @@ func nfsStart(t *testing.T) (zippy, c1, c2 sshexec.Runner, env []string) {
 		for _, h := range nfsLab.Hosts {
 			_ = os.RemoveAll(filepath.Join(h.Dir, "state"))
 		}
+		// A fence left by the last test's failover lasts, as on a real
+		// host, until reboot: lift it as the reboot would.
+		for _, r := range []sshexec.Runner{zippy, c1} {
+			_, _ = r.Run(context.Background(), sshexec.Cmd{Script: "rm -rf /run/systemd/system"})
+		}
 		_, _ = zippy.Run(context.Background(), sshexec.Cmd{Script: "btrfs subvolume delete -c /persist/services* >/dev/null 2>&1; btrfs subvolume sync /persist"})
 		_, _ = c1.Run(context.Background(), sshexec.Cmd{Script: "btrfs subvolume delete -c /persist/services-standby/services* /persist/services* >/dev/null 2>&1; btrfs subvolume sync /persist"})
 		c := mustClient(t)
