@@ -58,21 +58,25 @@ func EnsureCache(ctx context.Context, dir string, progress io.Writer) (*Parts, e
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	unlock, err := lockDir(ctx, dir, progress)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
 	p := &Parts{}
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
 		errs []error
 	)
+	pw := &syncWriter{w: progress}
 	run := func(name string, dst *string, f func() (string, error)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			unlock, err := lockPart(ctx, dir, name, pw)
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+				mu.Unlock()
+				return
+			}
+			defer unlock()
 			path, err := f()
 			mu.Lock()
 			defer mu.Unlock()
@@ -83,7 +87,6 @@ func EnsureCache(ctx context.Context, dir string, progress io.Writer) (*Parts, e
 			*dst = path
 		}()
 	}
-	pw := &syncWriter{w: progress}
 	run("consul", &p.Consul, func() (string, error) { return ensureGoBinary(ctx, dir, consulRelease, pw) })
 	run("nomad", &p.Nomad, func() (string, error) { return ensureGoBinary(ctx, dir, nomadRelease, pw) })
 	run("rootfs", &p.Rootfs, func() (string, error) { return ensureRootfs(ctx, dir, pw) })
@@ -94,10 +97,10 @@ func EnsureCache(ctx context.Context, dir string, progress io.Writer) (*Parts, e
 	return p, nil
 }
 
-// lockDir keeps two test runs from building the same part at once: the
+// lockPart keeps two test runs from building the same part at once: the
 // second waits for the first and then finds the part built.
-func lockDir(ctx context.Context, dir string, progress io.Writer) (func(), error) {
-	lock := filepath.Join(dir, ".lock")
+func lockPart(ctx context.Context, dir, part string, progress io.Writer) (func(), error) {
+	lock := filepath.Join(dir, ".lock-"+part)
 	said := false
 	for {
 		f, err := os.OpenFile(lock, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
@@ -119,7 +122,7 @@ func lockDir(ctx context.Context, dir string, progress io.Writer) (func(), error
 			}
 		}
 		if !said {
-			fmt.Fprintf(progress, "hoctl-lab cache: waiting for pid %d, which is building %s\n", pid, dir)
+			fmt.Fprintf(progress, "hoctl-lab cache: waiting for pid %d, which is building %s in %s\n", pid, part, dir)
 			said = true
 		}
 		select {

@@ -76,6 +76,11 @@ type Config struct {
 	// NFS installs the systemctl and exportfs shims (shims.go), which
 	// need ConsulAddr.
 	NFS bool
+	// Parts, when set, makes every host a real machine (machines.go):
+	// systemd-nspawn booting this rootfs, with real Consul, Nomad and
+	// nfs-server units by role. Consul and Nomad addresses are then the
+	// first quorum host's, and the NFS shims are not used.
+	Parts *Parts `json:",omitempty"`
 }
 
 // Lab is a running lab.
@@ -159,6 +164,28 @@ func Check() error {
 	return nil
 }
 
+// CheckMachines reports what the machine lacks to boot real machines
+// (Config.Parts), or nil.
+func CheckMachines() error {
+	var missing []string
+	for _, bin := range []string{"systemd-nspawn", "debootstrap"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			missing = append(missing, bin)
+		}
+	}
+	// This machine's hybrid layout (see machines.go); a pure cgroup v2
+	// machine would need the machines' cgroups placed differently.
+	for _, hier := range cgroupHierarchies {
+		if _, err := os.Stat(filepath.Join(hier, "cgroup.procs")); err != nil {
+			missing = append(missing, "the cgroup hierarchy "+hier)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("lab machine prerequisites missing: %s (install with: apt-get install systemd-container debootstrap)", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
 // SeedHosts is the seed's cluster: zippy (storage, NFS primary), c1-c3
 // (compute, quorum; c1 the NFS standby), fractal, sunny and chilly (not
 // managed by hoctl).
@@ -204,6 +231,14 @@ func odd(names []string) []string {
 func Start(ctx context.Context, cfg Config) (*Lab, error) {
 	if err := Check(); err != nil {
 		return nil, err
+	}
+	if cfg.Parts != nil {
+		if err := CheckMachines(); err != nil {
+			return nil, err
+		}
+		if cfg.NFS {
+			return nil, errors.New("lab: NFS shims are for the namespace lab, not machines")
+		}
 	}
 	if cfg.Dir == "" || !filepath.IsAbs(cfg.Dir) {
 		return nil, errors.New("lab: Dir must be an absolute path")
@@ -264,11 +299,15 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := l.prepare(h); err != nil {
+			prepare, boot := l.prepare, l.boot
+			if l.Parts != nil {
+				prepare, boot = l.prepareMachine, l.bootMachine
+			}
+			if err := prepare(h); err != nil {
 				errs <- fmt.Errorf("%s: %w", h.Name, err)
 				return
 			}
-			if err := l.boot(ctx, h); err != nil {
+			if err := boot(ctx, h); err != nil {
 				errs <- fmt.Errorf("%s: %w", h.Name, err)
 			}
 		}()
@@ -283,6 +322,11 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 	}
 	if err := l.writeInventory(); err != nil {
 		return nil, err
+	}
+	if l.Parts != nil {
+		if err := l.startServices(ctx); err != nil {
+			return nil, err
+		}
 	}
 	ok = true
 	return l, nil
@@ -517,6 +561,12 @@ hosts:
 			fmt.Fprintf(&b, "  %s: [%s]\n", g, strings.Join(l.Groups[g], ", "))
 		}
 	}
+	if l.Parts != nil {
+		if s := l.servers(); len(s) > 0 {
+			fmt.Fprintf(&b, "\nconsul:\n  address: http://%s:%d\n", s[0], ConsulPort)
+			fmt.Fprintf(&b, "\nnomad:\n  address: http://%s:%d\n", s[0], NomadPort)
+		}
+	}
 	if l.ConsulAddr != "" {
 		fmt.Fprintf(&b, "\nconsul:\n  address: http://%s\n", l.ConsulAddr)
 		if l.ConsulVia != "" {
@@ -541,8 +591,13 @@ nfs:
     replication: services
     primary: zippy
     standbys: [c1]
-    clients: cattle
-    max_lag: 15m
+`)
+		// Machines have no NFS client (this kernel has none): their
+		// mounts are not simulated, so the inventory names no clients.
+		if l.Parts == nil {
+			b.WriteString("    clients: cattle\n")
+		}
+		b.WriteString(`    max_lag: 15m
 
 deploy:
   quorum: quorum
@@ -596,6 +651,11 @@ func Teardown(dir string) error {
 	}
 	for _, h := range st.Hosts {
 		killLabPid(h.Pid, dir)
+	}
+	// Machines: whatever is left in the lab's cgroups (nothing, after
+	// the wrappers died; but a stale lab is cleaned whatever it left).
+	if err := killCgroup(labCgroup(dir)); err != nil {
+		return err
 	}
 	for _, h := range st.Hosts {
 		waitLoopGone(filepath.Join(h.Dir, "disk.img"), 5*time.Second)
@@ -705,6 +765,11 @@ func (l *Lab) Kill(name string) error {
 		return fmt.Errorf("no lab host %q", name)
 	}
 	killLabPid(h.Pid, l.Dir)
+	if l.Parts != nil {
+		if err := killCgroup(l.hostCgroup(h)); err != nil {
+			return err
+		}
+	}
 	if l.DiskSize > 0 {
 		waitLoopGone(filepath.Join(h.Dir, "disk.img"), 5*time.Second)
 	}
@@ -724,6 +789,10 @@ func (l *Lab) signal(name string, sig syscall.Signal) error {
 	if h == nil {
 		return fmt.Errorf("no lab host %q", name)
 	}
+	if l.Parts != nil {
+		// A machine hangs whole: every process frozen.
+		return l.freezeMachine(h, sig == syscall.SIGSTOP)
+	}
 	pid, err := h.sshdPid()
 	if err != nil {
 		return err
@@ -742,6 +811,9 @@ func (l *Lab) Restart(ctx context.Context, name string) error {
 			return err
 		}
 	}
+	if l.Parts != nil {
+		return l.bootMachine(ctx, h)
+	}
 	return l.boot(ctx, h)
 }
 
@@ -751,6 +823,13 @@ func (l *Lab) Command(name string, argv ...string) (*exec.Cmd, error) {
 	h := l.Host(name)
 	if h == nil {
 		return nil, fmt.Errorf("no lab host %q", name)
+	}
+	if l.Parts != nil {
+		pid, err := l.machineInit(h)
+		if err != nil {
+			return nil, err
+		}
+		return exec.Command("nsenter", append([]string{"--target", strconv.Itoa(pid), "--mount", "--uts", "--ipc", "--pid", "--root", "--wd", "--"}, argv...)...), nil
 	}
 	pid, err := h.sshdPid()
 	if err != nil {

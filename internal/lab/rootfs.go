@@ -32,6 +32,9 @@ var rootfsPackages = []string{
 	"systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "procps",
 	"nfs-ganesha", "nfs-ganesha-vfs", "curl", "nix-bin", "btrfs-progs",
 	"zstd", "attr", "sudo", "util-linux",
+	// nix-bin needs perl-dbdabi-94, a virtual package, which debootstrap
+	// does not resolve: libdbi-perl provides it.
+	"libdbi-perl",
 }
 
 // rootfsMasked are units masked in the shared rootfs: rpcbind and
@@ -96,7 +99,7 @@ func ensureRootfs(ctx context.Context, cache string, progress io.Writer) (string
 		return "", err
 	}
 	start := time.Now()
-	fmt.Fprintf(progress, "hoctl-lab cache: building the Debian %s rootfs from %s into %s (once per machine; about 3 minutes)\n", rootfsSuite, mirror, dir)
+	fmt.Fprintf(progress, "hoctl-lab cache: building the Debian %s rootfs from %s into %s (once per machine; about 3 minutes on an idle machine)\n", rootfsSuite, mirror, dir)
 	work := filepath.Join(cache, "build-rootfs")
 	if err := os.RemoveAll(work); err != nil {
 		return "", err
@@ -112,7 +115,13 @@ func ensureRootfs(ctx context.Context, cache string, progress io.Writer) (string
 	}
 	defer func() { _ = logf.Close() }()
 	target := filepath.Join(work, "tree")
-	cmd := exec.CommandContext(ctx, "nice", "-n", "10", "debootstrap", "--variant=minbase",
+	// The downloaded packages are kept (debs/): a rebuild, after a
+	// failure or for a new recipe, fetches only what changed.
+	debs := filepath.Join(cache, "debs")
+	if err := os.MkdirAll(debs, 0o755); err != nil {
+		return "", err
+	}
+	cmd := exec.CommandContext(ctx, "nice", "-n", "10", "debootstrap", "--variant=minbase", "--cache-dir="+debs,
 		"--include="+strings.Join(rootfsPackages, ","), rootfsSuite, target, mirror)
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -1,0 +1,152 @@
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// startServices brings the booted machines' cluster up as an operator
+// would after installing it: wait for Consul to elect a leader, write the
+// NFS owner key naming the primary, create the service subvolume there and
+// start its nfs-server (whose start check reads that key), then wait for
+// Nomad's leader and clients.
+func (l *Lab) startServices(ctx context.Context) error {
+	servers := l.servers()
+	if len(servers) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	consul := fmt.Sprintf("http://%s:%d", servers[0], ConsulPort)
+	if err := waitHTTP(ctx, consul+"/v1/status/leader", nonEmptyLeader); err != nil {
+		return fmt.Errorf("consul: no leader elected: %w", err)
+	}
+	for _, h := range l.Hosts {
+		if !hasRole(h, "nfs-primary") {
+			continue
+		}
+		if err := httpPut(ctx, consul+"/v1/kv/"+NFSOwnerKey, h.Name); err != nil {
+			return fmt.Errorf("consul: writing %s: %w", NFSOwnerKey, err)
+		}
+		if out, err := l.run(ctx, h, "btrfs subvolume create "+NFSSubvol+" >/dev/null && echo hello from "+h.Name+" > "+NFSSubvol+"/hello && systemctl start nfs-server.service"); err != nil {
+			return fmt.Errorf("%s: starting nfs-server: %w: %s", h.Name, err, out)
+		}
+	}
+	nomad := fmt.Sprintf("http://%s:%d", servers[0], NomadPort)
+	if err := waitHTTP(ctx, nomad+"/v1/status/leader", nonEmptyLeader); err != nil {
+		return fmt.Errorf("nomad: no leader elected: %w", err)
+	}
+	want := 0
+	for _, h := range l.Hosts {
+		if runsNomad(h) {
+			want++
+		}
+	}
+	if err := waitHTTP(ctx, nomad+"/v1/nodes", readyNodes(want)); err != nil {
+		return fmt.Errorf("nomad: clients not ready: %w", err)
+	}
+	return nil
+}
+
+// run runs a shell command on a machine, as its root, through nsenter.
+func (l *Lab) run(ctx context.Context, h *Host, script string) (string, error) {
+	cmd, err := l.Command(h.Name, "sh", "-c", script)
+	if err != nil {
+		return "", err
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			if cmd.Process != nil {
+				_ = cmd.Process.Kill()
+			}
+		case <-done:
+		}
+	}()
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+func nonEmptyLeader(body []byte) error {
+	var leader string
+	if err := json.Unmarshal(body, &leader); err != nil {
+		return err
+	}
+	if leader == "" {
+		return fmt.Errorf("no leader yet")
+	}
+	return nil
+}
+
+func readyNodes(want int) func([]byte) error {
+	return func(body []byte) error {
+		var nodes []struct{ Name, Status string }
+		if err := json.Unmarshal(body, &nodes); err != nil {
+			return err
+		}
+		ready := 0
+		for _, n := range nodes {
+			if n.Status == "ready" {
+				ready++
+			}
+		}
+		if ready < want {
+			return fmt.Errorf("%d of %d clients ready", ready, want)
+		}
+		return nil
+	}
+}
+
+// waitHTTP polls url until ok accepts its 200 body, or ctx ends.
+func waitHTTP(ctx context.Context, url string, ok func([]byte) error) error {
+	c := &http.Client{Timeout: 2 * time.Second}
+	var last error
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := c.Do(req)
+		if err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				if err = ok(body); err == nil {
+					return nil
+				}
+			} else {
+				err = fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
+			}
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last: %v)", ctx.Err(), last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func httpPut(ctx context.Context, url, body string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	return nil
+}

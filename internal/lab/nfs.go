@@ -1,0 +1,87 @@
+package lab
+
+import (
+	"fmt"
+	"os"
+)
+
+// prepareNFS installs nfs-server.service on the NFS primary and standbys:
+// nfs-ganesha serving the service subvolume over NFSv4 only, bound to the
+// host's own address (no rpcbind, no NLM, no UDP), as the seed's cluster
+// runs it. Its ExecStartPre is the seed's split-brain guard: serve only
+// while Consul's owner key names this host. Started, it registers the
+// data-services instance (with a TCP check on its NFS port) with the
+// host's Consul agent; stopped, it deregisters it.
+//
+// It is installed, not enabled: the lab starts it on the primary once the
+// owner key is written (StartNFS), as an operator would after bootstrap.
+func (l *Lab) prepareNFS(h *Host) error {
+	consul := fmt.Sprintf("http://%s:%d", h.Addr, ConsulPort)
+	ganesha := fmt.Sprintf(`# hoctl lab: %s
+NFS_CORE_PARAM {
+    Bind_Addr = %s;
+    Protocols = 4;
+    Enable_NLM = false;
+    Enable_RQUOTA = false;
+    Enable_UDP = false;
+}
+NFSv4 {
+    Graceless = true;
+    Lease_Lifetime = 10;
+}
+EXPORT {
+    Export_Id = 1;
+    Path = %s;
+    Pseudo = %s;
+    Access_Type = RW;
+    Squash = No_Root_Squash;
+    Protocols = 4;
+    Transports = TCP;
+    SecType = sys;
+    FSAL { Name = VFS; }
+}
+LOG { Default_Log_Level = WARN; }
+`, h.Name, h.Addr, NFSSubvol, NFSExport)
+	check := fmt.Sprintf(`#!/bin/sh
+# nfs-server's start check (the seed's split-brain guard): serve only
+# while Consul's owner key names this host.
+me=$(hostname)
+owner=$(curl -sf --max-time 5 '%s/v1/kv/%s?raw') || {
+  echo "nfs-server: owner check: cannot read %s from Consul: refusing to serve" >&2; exit 1; }
+if [ "$owner" != "$me" ]; then
+  echo "nfs-server: owner check: %s is '$owner', not $me: refusing to serve" >&2
+  exit 1
+fi
+`, consul, NFSOwnerKey, NFSOwnerKey, NFSOwnerKey)
+	register := fmt.Sprintf(`{"ID": "%s", "Name": "%s", "Address": "%s", "Port": 2049,
+ "Check": {"TCP": "%s:2049", "Interval": "1s", "Timeout": "1s"}}`, NFSService, NFSService, h.Addr, h.Addr)
+	unit := fmt.Sprintf(`[Unit]
+Description=NFS server (nfs-ganesha, NFSv4) for %s
+After=network-online.target consul.service
+Wants=consul.service
+
+[Service]
+Type=simple
+ExecStartPre=/usr/local/libexec/hoctl-lab/nfs-owner-check
+ExecStart=/usr/bin/ganesha.nfsd -F -L STDOUT -f /etc/ganesha/ganesha.conf -p /run/ganesha.pid
+ExecStartPost=/usr/bin/curl -sf --max-time 5 -X PUT --data-binary @/etc/hoctl-lab/%s.json %s/v1/agent/service/register
+ExecStopPost=-/usr/bin/curl -sf --max-time 5 -X PUT %s/v1/agent/service/deregister/%s
+
+[Install]
+WantedBy=multi-user.target
+`, NFSService, NFSService, consul, consul, NFSService)
+	for _, f := range []struct {
+		path, content string
+		mode          os.FileMode
+	}{
+		{"etc/ganesha/ganesha.conf", ganesha, 0o644},
+		{"usr/local/libexec/hoctl-lab/nfs-owner-check", check, 0o755},
+		{"etc/hoctl-lab/" + NFSService + ".json", register, 0o644},
+		{"etc/systemd/system/nfs-server.service", unit, 0o644},
+	} {
+		if err := h.upper(f.path, f.content, f.mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,71 @@
+package lab
+
+import (
+	"fmt"
+	"strings"
+)
+
+// NomadPort is the HTTP API port of every machine's Nomad agent.
+const NomadPort = 4646
+
+// prepareNomad installs nomad.service: server and client on quorum hosts,
+// client elsewhere, with raw_exec (a task sees its host's filesystem).
+// Addresses are the host's own; no update check; the cloud fingerprinters,
+// which would ask metadata services off this machine, are denied.
+func (l *Lab) prepareNomad(h *Host) error {
+	servers := l.servers()
+	join := `"` + strings.Join(servers, `", "`) + `"`
+	rpc := make([]string, len(servers))
+	for i, s := range servers {
+		rpc[i] = fmt.Sprintf("%q", s+":4647")
+	}
+	server := ""
+	if hasRole(h, "quorum") {
+		server = fmt.Sprintf("server {\n  enabled = true\n  bootstrap_expect = %d\n  raft_multiplier = 1\n  server_join { retry_join = [%s]\n    retry_interval = \"1s\" }\n}\n", len(servers), join)
+	}
+	cfg := fmt.Sprintf(`# hoctl lab: %s
+name = %q
+datacenter = "lab"
+data_dir = "/var/lib/nomad"
+bind_addr = %q
+addresses { http = %q, rpc = %q, serf = %q }
+advertise { http = %q, rpc = %q, serf = %q }
+disable_update_check = true
+log_level = "WARN"
+%sclient {
+  enabled = true
+  servers = [%s]
+  network_interface = "lo"
+  options = {
+    "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
+    "driver.allowlist" = "raw_exec"
+  }
+}
+plugin "raw_exec" { config { enabled = true } }
+consul { address = "%s:%d" }
+`, h.Name, h.Name, h.Addr, h.Addr, h.Addr, h.Addr, h.Addr, h.Addr, h.Addr, server, strings.Join(rpc, ", "), h.Addr, ConsulPort)
+	unit := `[Unit]
+Description=Nomad agent
+Wants=network-online.target consul.service
+After=network-online.target consul.service
+
+[Service]
+ExecStart=/usr/local/bin/nomad agent -config=/etc/nomad.d
+ExecReload=/bin/kill -HUP $MAINPID
+KillMode=process
+KillSignal=SIGINT
+Restart=on-failure
+RestartSec=2
+Environment=NOMAD_ADDR=http://` + h.Addr + `:4646
+
+[Install]
+WantedBy=multi-user.target
+`
+	if err := h.upper("etc/nomad.d/nomad.hcl", cfg, 0o644); err != nil {
+		return err
+	}
+	if err := h.upper("etc/systemd/system/nomad.service", unit, 0o644); err != nil {
+		return err
+	}
+	return h.enable("nomad.service", "multi-user.target")
+}
