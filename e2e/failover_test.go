@@ -216,7 +216,7 @@ func TestFailoverPlannedAndBack(t *testing.T) {
 // "active", which --primary-down declares powered off; the test checks
 // who serves once zippy is back instead.
 func TestFailoverPrimaryHung(t *testing.T) {
-	zippy, c1, _, env := nfsStart(t)
+	_, c1, _, env := nfsStart(t)
 	good := strings.TrimPrefix(newest(t, c1, "/persist/services-standby"), "/persist/services-standby/")
 	must(t, c1, "btrfs subvolume create /persist/services-standby/services@29990101T000000Z >/dev/null")
 	if err := nfsLab.Hang("zippy"); err != nil {
@@ -247,7 +247,7 @@ func TestFailoverPrimaryHung(t *testing.T) {
 	// zippy comes back: its boot starts nfs-server, which refuses. (A new
 	// connection: the one from before the hang may have been given up by
 	// its keepalive while zippy was frozen.)
-	zippy = labRunners(t, nfsLab, "zippy")[0]
+	zippy := labRunners(t, nfsLab, "zippy")[0]
 	res, err := zippy.Run(context.Background(), sshexec.Cmd{Script: "systemctl restart nfs-server"})
 	if err == nil || !strings.Contains(string(res.Stderr), "is 'c1', not zippy") {
 		t.Fatalf("zippy's nfs-server must refuse to start when it comes back: %v %s", err, res.Stderr)

@@ -128,7 +128,10 @@ func waitHTTP(ctx context.Context, url string, ok func([]byte) error) error {
 		last = err
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %v)", ctx.Err(), last)
+			if last == nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("%w (last: %w)", ctx.Err(), last)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
