@@ -101,3 +101,21 @@ func TestRootfsRecipeKeysOnPackages(t *testing.T) {
 		t.Fatal("a different package list must make a different rootfs key")
 	}
 }
+
+func TestUnescapeMount(t *testing.T) {
+	if got := unescapeMount(`/tmp/a\040b/c`); got != "/tmp/a b/c" {
+		t.Fatalf("got %q", got)
+	}
+	if got := unescapeMount(`/plain`); got != "/plain" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestMountsUnderSeesProc(t *testing.T) {
+	if m := mountsUnder("/proc"); len(m) == 0 || m[0] != "/proc" {
+		t.Fatalf("mountsUnder(/proc) = %v", m)
+	}
+	if m := mountsUnder(t.TempDir()); len(m) != 0 {
+		t.Fatalf("a fresh dir has mounts: %v", m)
+	}
+}

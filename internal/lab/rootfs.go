@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -101,10 +102,10 @@ func ensureRootfs(ctx context.Context, cache string, progress io.Writer) (string
 	start := time.Now()
 	fmt.Fprintf(progress, "hoctl-lab cache: building the Debian %s rootfs from %s into %s (once per machine; about 3 minutes on an idle machine)\n", rootfsSuite, mirror, dir)
 	work := filepath.Join(cache, "build-rootfs")
-	if err := os.RemoveAll(work); err != nil {
+	if err := removeUnmounted(work); err != nil {
 		return "", err
 	}
-	defer func() { _ = os.RemoveAll(work) }()
+	defer func() { _ = removeUnmounted(work) }()
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return "", err
 	}
@@ -166,6 +167,57 @@ func ensureRootfs(ctx context.Context, cache string, progress io.Writer) (string
 	}
 	fmt.Fprintf(progress, "hoctl-lab cache: built the rootfs in %s (sha256 %s)\n", time.Since(start).Round(time.Second), sum[:16])
 	return tree, nil
+}
+
+// removeUnmounted deletes a debootstrap work tree, first unmounting what
+// a failed or killed debootstrap may have left mounted in it (/proc,
+// /sys, a bind of /dev): deleting through a bind mount would delete this
+// machine's files. With anything still mounted it deletes nothing.
+func removeUnmounted(dir string) error {
+	mounts := mountsUnder(dir)
+	for i := len(mounts) - 1; i >= 0; i-- {
+		_ = exec.Command("umount", "--lazy", mounts[i]).Run()
+	}
+	if left := mountsUnder(dir); len(left) > 0 {
+		return fmt.Errorf("not deleting %s: still mounted there: %s", dir, strings.Join(left, ", "))
+	}
+	return os.RemoveAll(dir)
+}
+
+// mountsUnder lists the mount points at or below dir, in mount order.
+func mountsUnder(dir string) []string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		mp := unescapeMount(f[4])
+		if mp == dir || strings.HasPrefix(mp, dir+"/") {
+			out = append(out, mp)
+		}
+	}
+	return out
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMount(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 // customizeRootfs applies the lab's masks and files, and removes what
