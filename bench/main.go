@@ -2,10 +2,17 @@
 // side by side in one run on the lab, and prints medians and ratios as
 // Markdown for docs/benchmarks.md. Run it as root with `make bench`.
 //
-// Fan-out: `hostname` on 20 lab hosts, cold (new connections every time):
-// hoctl run vs pdsh -R ssh -f 20 vs ansible -m command -f 20. Iterations
-// are interleaved (hoctl, pdsh, ansible, hoctl, ...) so machine noise hits
-// all three alike.
+// Fan-out: `hostname` on 20, 50, 100 and 200 lab hosts (-sizes), cold
+// (new connections every time): hoctl run vs pdsh -R ssh -f N vs ansible
+// -m command -f N. Iterations are interleaved (hoctl, pdsh, ansible at
+// each size, then again) so machine noise hits all alike. Beside the wall
+// times: hoctl's own CPU per host and the lab sshd's CPU per host, and a
+// CPU profile of hoctl at the largest size (a -tags pprof build).
+//
+// Addresses: the fleet lab uses 127.0.<-net>.x (default 3) and the
+// storage lab 127.0.<-storage-net>.x (default 7); $HOCTL_BENCH_NET and
+// $HOCTL_BENCH_STORAGE_NET set the defaults, so two checkouts can bench
+// at once.
 //
 // Sequence: 10 commands one after another on the same 20 hosts: hoctl's
 // engine (pkg/sshexec, one connection per host reused by every command)
@@ -23,7 +30,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,20 +52,52 @@ func main() {
 }
 
 type config struct {
-	hosts, runs int
-	hoctl       string
-	only        string
-	memoryNet   int
+	hosts, runs     int
+	sizes           []int
+	net, storageNet int
+	hoctl           string
+	only            string
+	profile         bool
+	memoryNet       int
+}
+
+// envInt is the integer in $name, or def.
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
+// labDir keeps the historical directory for the default net and gives
+// any other net its own, so benches on two nets never share a lab.
+func labDir(name string, net, def int) string {
+	if net == def {
+		return "/tmp/hoctl-bench-" + name
+	}
+	return fmt.Sprintf("/tmp/hoctl-bench%d-%s", net, name)
 }
 
 func run() error {
 	var c config
-	flag.IntVar(&c.hosts, "hosts", 20, "lab hosts")
+	var sizes string
+	flag.IntVar(&c.hosts, "hosts", 20, "hosts of the sequence and runbook suites")
+	flag.StringVar(&sizes, "sizes", "20,50,100,200", "fan-out sizes (hosts), comma-separated, at most 200")
 	flag.IntVar(&c.runs, "runs", 5, "iterations per tool (median reported)")
+	flag.IntVar(&c.net, "net", envInt("HOCTL_BENCH_NET", 3), "fleet lab on 127.0.NET.x (default $HOCTL_BENCH_NET, else 3)")
+	flag.IntVar(&c.storageNet, "storage-net", envInt("HOCTL_BENCH_STORAGE_NET", 7), "storage lab on 127.0.NET.x (default $HOCTL_BENCH_STORAGE_NET, else 7)")
 	flag.StringVar(&c.hoctl, "hoctl", "bin/hoctl", "hoctl binary")
 	flag.StringVar(&c.only, "only", "", "comma list of suites: fanout,sequence,runbook,replicate,jobs,memory (default all)")
 	flag.IntVar(&c.memoryNet, "memory-net", 36, "loopback block (127.0.N) of the memory suite's lab")
+	flag.BoolVar(&c.profile, "profile", true, "profile hoctl at the largest fan-out size (builds it with -tags pprof)")
 	flag.Parse()
+	for _, f := range strings.Split(sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 200 {
+			return fmt.Errorf("-sizes: %q is not a number of hosts from 1 to 200", f)
+		}
+		c.sizes = append(c.sizes, n)
+	}
 	want := func(s string) bool { return c.only == "" || strings.Contains(","+c.only+",", ","+s+",") }
 
 	ctx := context.Background()
@@ -66,7 +107,7 @@ func run() error {
 	}
 	defer h.cleanup()
 	fmt.Printf("### %s, %s\n\n", time.Now().UTC().Format("2006-01-02"), machine())
-	fmt.Printf("Command: `make bench` (`go run ./bench -hosts %d -runs %d -only %s`). Median of %d interleaved runs.\n\n", c.hosts, c.runs, c.only, c.runs)
+	fmt.Printf("Command: `%s`. Median of %d interleaved runs.\n\n", strings.Join(append([]string{"go run ./bench"}, os.Args[1:]...), " "), c.runs)
 	if want("jobs") {
 		if err := h.jobsScan(); err != nil {
 			return err
@@ -85,8 +126,12 @@ func run() error {
 	if !want("fanout") && !want("sequence") && !want("runbook") {
 		return nil
 	}
-	hosts, groups := lab.NumberedHosts("b", c.hosts)
-	l, err := lab.Start(ctx, lab.Config{Dir: "/tmp/hoctl-bench-lab", Net: 3, Hosts: hosts, Groups: groups, ConnectTimeout: 10 * time.Second})
+	size := c.hosts
+	if want("fanout") {
+		size = max(size, slices.Max(c.sizes))
+	}
+	hosts, groups := lab.NumberedHosts("b", size)
+	l, err := lab.Start(ctx, lab.Config{Dir: labDir("lab", c.net, 3), Net: c.net, Hosts: hosts, Groups: groups, ConnectTimeout: 10 * time.Second})
 	if err != nil {
 		return err
 	}
@@ -94,7 +139,7 @@ func run() error {
 	if err := h.useFleet(l); err != nil {
 		return err
 	}
-	fmt.Printf("Fleet lab: %d sshd hosts on 127.0.3.x.\n\n", c.hosts)
+	fmt.Printf("Fleet lab: %d sshd hosts on 127.0.%d.x.\n\n", size, c.net)
 	if want("fanout") {
 		if err := h.fanout(); err != nil {
 			return err
@@ -122,7 +167,7 @@ func (h *harness) runbook() error {
 	rb.WriteString("name: bench\nsteps:\n")
 	play.WriteString("- hosts: all\n  gather_facts: false\n  tasks:\n")
 	for i, c := range cmds {
-		fmt.Fprintf(&rb, "  - {title: step %d, hosts: all, run: '%s'}\n", i+1, c)
+		fmt.Fprintf(&rb, "  - {title: step %d, hosts: '%s', run: '%s'}\n", i+1, h.view(h.cfg.hosts).target, c)
 		fmt.Fprintf(&play, "    - name: step %d\n      raw: '%s'\n", i+1, c)
 	}
 	rbPath, playPath := filepath.Join(h.dir, "bench.yaml"), filepath.Join(h.dir, "play.yml")
@@ -144,7 +189,7 @@ func (h *harness) runbook() error {
 		if err := os.MkdirAll(cp, 0o700); err != nil {
 			return err
 		}
-		d, _, err = h.timeCmd([]string{"ANSIBLE_SSH_CONTROL_PATH_DIR=" + cp}, "ansible-playbook", "-i", h.ansInv, "-f", strconv.Itoa(h.cfg.hosts), playPath)
+		d, _, err = h.timeCmd([]string{"ANSIBLE_SSH_CONTROL_PATH_DIR=" + cp}, "ansible-playbook", "-i", h.view(h.cfg.hosts).ansInv, "-f", strconv.Itoa(h.cfg.hosts), playPath)
 		if err != nil {
 			return err
 		}
@@ -160,12 +205,43 @@ func (h *harness) runbook() error {
 }
 
 type harness struct {
-	lab       *lab.Lab
-	cfg       config
-	dir       string
-	pdshHosts string
-	ansInv    string
-	env       []string
+	lab   *lab.Lab
+	cfg   config
+	dir   string
+	views map[int]*view
+	env   []string
+}
+
+// view is the fleet's first n hosts as each tool names them.
+type view struct {
+	n         int
+	target    string // hoctl TARGET
+	pdshHosts string // pdsh -w
+	ansInv    string // an Ansible inventory of just these hosts
+}
+
+// view returns the first n hosts of the fleet, writing their Ansible
+// inventory on first use.
+func (h *harness) view(n int) *view {
+	if v := h.views[n]; v != nil {
+		return v
+	}
+	var names, addrs, ini []string
+	ini = append(ini, "[fleet]")
+	for _, host := range h.lab.Hosts[:n] {
+		names = append(names, host.Name)
+		addrs = append(addrs, host.Addr)
+		ini = append(ini, fmt.Sprintf("%s ansible_host=%s ansible_port=%d ansible_user=root", host.Name, host.Addr, lab.Port))
+	}
+	v := &view{n: n, target: "all", pdshHosts: strings.Join(addrs, ","), ansInv: filepath.Join(h.dir, fmt.Sprintf("hosts%d.ini", n))}
+	if n < len(h.lab.Hosts) {
+		v.target = strings.Join(names, ",")
+	}
+	if err := os.WriteFile(v.ansInv, []byte(strings.Join(ini, "\n")+"\n"), 0o600); err != nil {
+		panic(err) // the bench's own temp dir: nothing to recover
+	}
+	h.views[n] = v
+	return v
 }
 
 func newHarness(c config) (*harness, error) {
@@ -173,24 +249,12 @@ func newHarness(c config) (*harness, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &harness{cfg: c, dir: dir, env: append(os.Environ(), "NO_COLOR=1", "SSH_AUTH_SOCK=")}, nil
+	return &harness{cfg: c, dir: dir, views: map[int]*view{}, env: append(os.Environ(), "NO_COLOR=1", "SSH_AUTH_SOCK=")}, nil
 }
 
 // useFleet points the fan-out suites at the fleet lab.
 func (h *harness) useFleet(l *lab.Lab) error {
 	h.lab = l
-	dir := h.dir
-	var addrs, ini []string
-	ini = append(ini, "[fleet]")
-	for _, host := range l.Hosts {
-		addrs = append(addrs, host.Addr)
-		ini = append(ini, fmt.Sprintf("%s ansible_host=%s ansible_port=%d ansible_user=root", host.Name, host.Addr, lab.Port))
-	}
-	h.pdshHosts = strings.Join(addrs, ",")
-	h.ansInv = filepath.Join(dir, "hosts.ini")
-	if err := os.WriteFile(h.ansInv, []byte(strings.Join(ini, "\n")+"\n"), 0o600); err != nil {
-		return err
-	}
 	sshArgs := fmt.Sprintf("-i %s -o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes -o BatchMode=yes", l.ClientKey, l.KnownHosts)
 	h.env = append(os.Environ(),
 		"HOCTL_INVENTORY="+l.Inventory, "NO_COLOR=1", "SSH_AUTH_SOCK=",
@@ -218,7 +282,7 @@ func (h *harness) targets() ([]*sshexec.Target, error) {
 	}
 	res := &sshexec.Resolver{Inventory: inv, Home: os.Getenv("HOME")}
 	var targets []*sshexec.Target
-	for _, n := range inv.HostNames() {
+	for _, n := range inv.HostNames()[:h.cfg.hosts] {
 		t, err := res.Resolve(inv.Host(n))
 		if err != nil {
 			return nil, err
@@ -282,46 +346,178 @@ func median(ds []time.Duration) time.Duration {
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.3f s", d.Seconds()) }
 
+// fanoutRuns is one size's measurements, one entry per run.
+type fanoutRuns struct {
+	hoctl, pdsh, ansible, hoctlCPU, sshdCPU []time.Duration
+}
+
 func (h *harness) fanout() error {
-	var hoctl, pdsh, ansible []time.Duration
-	var hoctlCPU, sshdCPU []time.Duration
-	for i := 0; i < h.cfg.runs; i++ {
-		before := h.sshdCPU()
-		d, ru, err := h.timeCmd(nil, h.cfg.hoctl, "run", "all", "--", "hostname")
-		if err != nil {
-			return err
-		}
-		sshdCPU = append(sshdCPU, h.sshdCPU()-before)
-		hoctlCPU = append(hoctlCPU, cpu(ru))
-		hoctl = append(hoctl, d)
-
-		d, _, err = h.timeCmd(nil, "pdsh", "-R", "ssh", "-f", strconv.Itoa(h.cfg.hosts), "-l", "root", "-w", h.pdshHosts, "hostname")
-		if err != nil {
-			return err
-		}
-		pdsh = append(pdsh, d)
-
-		cp := filepath.Join(h.dir, fmt.Sprintf("cp%d", i))
-		if err := os.MkdirAll(cp, 0o700); err != nil {
-			return err
-		}
-		d, _, err = h.timeCmd([]string{"ANSIBLE_SSH_CONTROL_PATH_DIR=" + cp}, "ansible", "all", "-i", h.ansInv, "-m", "command", "-a", "hostname", "-f", strconv.Itoa(h.cfg.hosts))
-		if err != nil {
-			return err
-		}
-		ansible = append(ansible, d)
+	res := map[int]*fanoutRuns{}
+	for _, n := range h.cfg.sizes {
+		res[n] = &fanoutRuns{}
 	}
-	mh, mp, ma := median(hoctl), median(pdsh), median(ansible)
-	fmt.Printf("#### Fan-out: `hostname` on %d hosts, new connections each time\n\n", h.cfg.hosts)
-	fmt.Println("| tool | median wall | runs | hoctl ratio |")
-	fmt.Println("|---|---|---|---|")
-	fmt.Printf("| hoctl run all -- hostname | %s | %s | 1.00 |\n", secs(mh), list(hoctl))
-	fmt.Printf("| pdsh -R ssh -f %d | %s | %s | **%.3f×** (target ≤ 0.60) |\n", h.cfg.hosts, secs(mp), list(pdsh), mh.Seconds()/mp.Seconds())
-	fmt.Printf("| ansible -m command -f %d | %s | %s | **%.3f×** (target ≤ 0.35) |\n\n", h.cfg.hosts, secs(ma), list(ansible), mh.Seconds()/ma.Seconds())
-	mhc, msc := median(hoctlCPU), median(sshdCPU)
-	fmt.Printf("Where hoctl's fan-out time goes (median per run, %d cores): wall %s; hoctl process CPU %s; lab sshd CPU %s (fork, re-exec, key exchange, session, `hostname`). ", runtime.NumCPU(), secs(mh), secs(mhc), secs(msc))
+	for i := 0; i < h.cfg.runs; i++ {
+		for _, n := range h.cfg.sizes {
+			v, r := h.view(n), res[n]
+			before := h.sshdCPU()
+			d, ru, err := h.timeCmd(nil, h.cfg.hoctl, "run", v.target, "--", "hostname")
+			if err != nil {
+				return err
+			}
+			r.sshdCPU = append(r.sshdCPU, h.sshdCPU()-before)
+			r.hoctlCPU = append(r.hoctlCPU, cpu(ru))
+			r.hoctl = append(r.hoctl, d)
+
+			d, _, err = h.timeCmd(nil, "pdsh", "-R", "ssh", "-f", strconv.Itoa(n), "-l", "root", "-w", v.pdshHosts, "hostname")
+			if err != nil {
+				return err
+			}
+			r.pdsh = append(r.pdsh, d)
+
+			cp := filepath.Join(h.dir, fmt.Sprintf("cp%d-%d", n, i))
+			if err := os.MkdirAll(cp, 0o700); err != nil {
+				return err
+			}
+			d, _, err = h.timeCmd([]string{"ANSIBLE_SSH_CONTROL_PATH_DIR=" + cp}, "ansible", "all", "-i", v.ansInv, "-m", "command", "-a", "hostname", "-f", strconv.Itoa(n))
+			if err != nil {
+				return err
+			}
+			r.ansible = append(r.ansible, d)
+			// Ansible's ControlPersist masters would idle for 60 s and
+			// load the next runs; end them now, outside the timing.
+			h.endMasters(cp)
+		}
+	}
+	fmt.Printf("#### Fan-out: `hostname` on 20 to 200 hosts, new connections each time\n\n")
+	fmt.Println("| hosts | hoctl run | pdsh -R ssh -f N | ansible -m command -f N | hoctl / pdsh | hoctl / ansible | hoctl wall per host | hoctl CPU per host | sshd CPU per host |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	for _, n := range h.cfg.sizes {
+		r := res[n]
+		mh, mp, ma := median(r.hoctl), median(r.pdsh), median(r.ansible)
+		fmt.Printf("| %d | %s | %s | %s | **%.3f×** | **%.3f×** | %.1f ms | %.2f ms | %.1f ms |\n", n, secs(mh), secs(mp), secs(ma),
+			mh.Seconds()/mp.Seconds(), mh.Seconds()/ma.Seconds(), ms(mh)/float64(n), ms(median(r.hoctlCPU))/float64(n), ms(median(r.sshdCPU))/float64(n))
+	}
+	fmt.Println()
+	fmt.Println("Every run (seconds), in the order taken:")
+	fmt.Println()
+	for _, n := range h.cfg.sizes {
+		r := res[n]
+		fmt.Printf("- %d hosts: hoctl %s; pdsh %s; ansible %s\n", n, list(r.hoctl), list(r.pdsh), list(r.ansible))
+	}
+	fmt.Println()
+	if len(h.cfg.sizes) >= 2 {
+		var xs, ys []float64
+		for _, n := range h.cfg.sizes {
+			xs = append(xs, float64(n))
+			ys = append(ys, median(res[n].hoctl).Seconds())
+		}
+		a, b, r2 := linearFit(xs, ys)
+		fmt.Printf("Growth: hoctl's median wall time fits %.3f s + %.2f ms × hosts (R² %.3f) over %v hosts.\n\n", a, b*1000, r2, h.cfg.sizes)
+	}
+	largest := slices.Max(h.cfg.sizes)
+	r := res[largest]
+	mh, mhc, msc := median(r.hoctl), median(r.hoctlCPU), median(r.sshdCPU)
+	fmt.Printf("Where the time goes at %d hosts (median per run, %d cores): wall %s; hoctl process CPU %s; lab sshd CPU %s (fork, re-exec, key exchange, session, `hostname`). ", largest, runtime.NumCPU(), secs(mh), secs(mhc), secs(msc))
 	fmt.Printf("CPU demand %s over %d cores = %s of the wall time.\n\n", secs(mhc+msc), runtime.NumCPU(), secs((mhc+msc)/time.Duration(runtime.NumCPU())))
+	if h.cfg.profile {
+		if err := h.profileFanout(h.view(largest)); err != nil {
+			return err
+		}
+	}
 	return h.phases()
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// linearFit is least squares y = a + b·x, with R².
+func linearFit(xs, ys []float64) (a, b, r2 float64) {
+	n := float64(len(xs))
+	var sx, sy, sxx, sxy float64
+	for i := range xs {
+		sx, sy, sxx, sxy = sx+xs[i], sy+ys[i], sxx+xs[i]*xs[i], sxy+xs[i]*ys[i]
+	}
+	b = (n*sxy - sx*sy) / (n*sxx - sx*sx)
+	a = (sy - b*sx) / n
+	mean := sy / n
+	var ssr, sst float64
+	for i := range xs {
+		e := ys[i] - (a + b*xs[i])
+		ssr += e * e
+		sst += (ys[i] - mean) * (ys[i] - mean)
+	}
+	if sst > 0 {
+		r2 = 1 - ssr/sst
+	}
+	return a, b, r2
+}
+
+// endMasters asks every Ansible ControlMaster under dir to exit.
+func (h *harness) endMasters(dir string) {
+	matches, _ := filepath.Glob(filepath.Join(dir, "*"))
+	for _, m := range matches {
+		_ = exec.Command("ssh", "-O", "exit", "-o", "ControlPath="+m, "x").Run()
+	}
+}
+
+// profileFanout builds hoctl with -tags pprof and profiles its fan-out to
+// v's hosts over several runs (one profile of a 2 s run holds too few
+// samples), then prints where its CPU goes: the top functions and the
+// share of the SSH handshake's parts.
+func (h *harness) profileFanout(v *view) error {
+	bin := filepath.Join(h.dir, "hoctl-pprof")
+	build := exec.Command("go", "build", "-tags", "pprof", "-o", bin, "./cmd/hoctl")
+	build.Env = os.Environ()
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("building hoctl with -tags pprof: %w\n%s", err, out)
+	}
+	var profiles []string
+	for i := 0; i < max(h.cfg.runs, 5); i++ {
+		p := filepath.Join(h.dir, fmt.Sprintf("cpu%d.pprof", i))
+		if _, _, err := h.timeCmd([]string{"HOCTL_CPUPROFILE=" + p}, bin, "run", v.target, "--", "hostname"); err != nil {
+			return err
+		}
+		profiles = append(profiles, p)
+	}
+	pprof := func(args ...string) (string, error) {
+		cmd := exec.Command("go", append(append([]string{"tool", "pprof"}, args...), append([]string{bin}, profiles...)...)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return "", fmt.Errorf("go tool pprof %v: %w\n%s", args, err, out)
+		}
+		return string(out), nil
+	}
+	fmt.Printf("Profile of hoctl at %d hosts (%d runs merged, `go tool pprof`), share of hoctl's CPU by part (cumulative, parts overlap where one calls another):\n\n", v.n, len(profiles))
+	fmt.Println("| part | functions (regexp) | share |")
+	fmt.Println("|---|---|---|")
+	for _, part := range []struct{ name, re string }{
+		{"connecting: TCP dial, SSH handshake, auth (all of it)", `sshexec\.\(\*Pool\)\.dial|ssh\.\(\*handshakeTransport\)\.kexLoop`},
+		{"key exchange math (X25519)", `curve25519\.x25519|mlkem`},
+		{"host key check (known_hosts lookup, signature)", `sshexec\.\(\*hostKeys\)|ed25519PublicKey\)\.Verify|ed25519\.Verify`},
+		{"user auth signature", `ed25519\.PrivateKey\.Sign`},
+		{"packet crypto (ciphers, MACs, hashes)", `chacha20|poly1305|aes|gcm|hmac|sha256\.block|sha512\.block`},
+		{"socket reads and writes (syscalls)", `syscall\.Syscall|internal/poll`},
+		{"session and command (after connecting)", `sshexec\.\(\*Conn\)\.Run|ssh\.\(\*Client\)\.NewSession`},
+		{"loading inventory, ssh_config, keys", `inventory\.Load|sshexec\.LoadSSHConfig|sshexec\.\(\*keyring\)`},
+		{"garbage collection and scheduler", `runtime\.gcBgMarkWorker|runtime\.mallocgc|runtime\.schedule|runtime\.findRunnable`},
+	} {
+		out, err := pprof("-top", "-nodecount=1", "-focus", part.re)
+		if err != nil {
+			return err
+		}
+		share := "0%"
+		if m := regexp.MustCompile(`Showing nodes accounting for [^,]+, ([0-9.]+%) of ([^ ]+) total`).FindStringSubmatch(out); m != nil {
+			share = m[1] + " of " + m[2]
+		} else if strings.Contains(out, "no samples") || strings.Contains(out, "matched no samples") {
+			share = "0%"
+		}
+		fmt.Printf("| %s | `%s` | %s |\n", part.name, part.re, share)
+	}
+	top, err := pprof("-top", "-cum", "-nodecount=30")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\nTop functions by cumulative CPU:\n\n```\n%s```\n\n", top)
+	return nil
 }
 
 // phases splits a cold fan-out into its parts, measured inside one
@@ -449,7 +645,7 @@ func (h *harness) sequence(ctx context.Context) error {
 
 		start = time.Now()
 		for _, c := range cmds {
-			if _, _, err := h.timeCmd(nil, "pdsh", "-R", "ssh", "-f", strconv.Itoa(h.cfg.hosts), "-l", "root", "-w", h.pdshHosts, c); err != nil {
+			if _, _, err := h.timeCmd(nil, "pdsh", "-R", "ssh", "-f", strconv.Itoa(h.cfg.hosts), "-l", "root", "-w", h.view(h.cfg.hosts).pdshHosts, c); err != nil {
 				return err
 			}
 		}

@@ -28,7 +28,7 @@ import (
 //
 // Runs are interleaved; medians are reported.
 func (h *harness) replication(ctx context.Context) error {
-	l, err := lab.Start(ctx, lab.Config{Dir: "/tmp/hoctl-bench-storage", Net: 7, Hosts: seedStorage(), DiskSize: 3 << 30, ConnectTimeout: 10 * time.Second,
+	l, err := lab.Start(ctx, lab.Config{Dir: labDir("storage", h.cfg.storageNet, 7), Net: h.cfg.storageNet, Hosts: seedStorage(), DiskSize: 3 << 30, ConnectTimeout: 10 * time.Second,
 		Groups: map[string][]string{"cattle": {"c1"}}})
 	if err != nil {
 		return err

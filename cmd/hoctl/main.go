@@ -12,5 +12,8 @@ import (
 var version, commit, date = "dev", "", ""
 
 func main() {
-	os.Exit(cli.Main(os.Args[1:], cli.BuildInfo{Version: version, Commit: commit, Date: date}))
+	stop := startProfile() // nothing unless built with -tags pprof (make bench)
+	code := cli.Main(os.Args[1:], cli.BuildInfo{Version: version, Commit: commit, Date: date})
+	stop()
+	os.Exit(code)
 }
