@@ -225,6 +225,11 @@ func TestReplicateInterruptedSends(t *testing.T) {
 // (exit 3) and names the holder.
 func TestReplicateLockExcludesSecondRun(t *testing.T) {
 	env := stateEnv(t)
+	// A replication that could run: the before checks pass, so the lock
+	// is what refuses it (a failing check would refuse it first).
+	rs := storageRunners(t, "zippy", "c1")
+	cleanServices(t, rs[0], rs[1])
+	must(t, rs[0], "btrfs subvolume create /persist/services >/dev/null")
 	state := strings.TrimPrefix(env[0], "XDG_STATE_HOME=") + "/hoctl"
 	l, err := tasks.AcquireLocal(state, "replicate-services", tasks.LockHolder{PID: 4321, Run: "R-other", Start: time.Now()})
 	if err != nil {
