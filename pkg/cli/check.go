@@ -136,7 +136,15 @@ func checkDeployCommand(inv *inventory.Inventory) error {
 			continue
 		}
 		if err := t.Execute(io.Discard, tasks.TemplateData{Host: h.Name, HostInfo: h, Inventory: inv}); err != nil {
-			return &yamlerr.Error{File: inv.Path, Field: "deploy.command", Msg: fmt.Sprintf("%s (for host %s)", templateReason(err), h.Name)}
+			e := &yamlerr.Error{File: inv.Path, Field: "deploy.command", Msg: fmt.Sprintf("%s (for host %s)", templateReason(err), h.Name)}
+			// The loaded inventory keeps no syntax tree; read the file
+			// again for the position (it parsed a moment ago).
+			if data, err := yamlerr.ReadFile(inv.Path, "inventory"); err == nil {
+				if f, err := yamlerr.Parse(inv.Path, "inventory", data); err == nil {
+					e.Line, e.Column = yamlerr.Position(f, "deploy.command")
+				}
+			}
+			return e
 		}
 	}
 	return nil

@@ -95,7 +95,7 @@ func TestCheckOKSummaryAndJSON(t *testing.T) {
 func TestCheckRendersDeployCommandForEveryHost(t *testing.T) {
 	h := newHarness(t)
 	inv := writeFile(t, t.TempDir(), "inv.yaml", "hosts:\n  a: {address: x}\ndeploy: {command: 'deploy {{.HostInfo.Nope}}'}\n")
-	if code := h.exec("-i", inv, "check"); code != ExitUsage || !strings.Contains(h.out.String(), "deploy.command: can't evaluate field Nope (for host a)") {
+	if code := h.exec("-i", inv, "check"); code != ExitUsage || !strings.Contains(h.out.String(), "inv.yaml:3:19: deploy.command: can't evaluate field Nope (for host a)") {
 		t.Fatalf("exit %d: %s", code, h.out)
 	}
 }

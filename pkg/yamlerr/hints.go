@@ -75,12 +75,17 @@ func indentHint(lines []string, e *Error) *Error {
 		if n := nextContent(lines, cur); n >= 0 {
 			if nc, nk, _, ok := keyLine(lines[n]); ok && nc > c {
 				return &Error{Line: n + 1, Column: nc, Field: nk,
-					Msg: fmt.Sprintf("indented more than %q on the line above, which already has a value: indent %q like %q (%d spaces), or give %q no value on its line", k, nk, k, c-1, k)}
+					Msg: fmt.Sprintf("indented more than %q on the line above, which already has a value: indent %q like %q (%s), or give %q no value on its line", k, nk, k, spaces(c-1), k)}
 			}
 		}
 	}
 	c, k, _, ok := keyLine(lines[cur])
 	if !ok {
+		// "name x": a line meant as a key without its ':'.
+		if t := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(lines[cur]), "- ")); t != "" && !strings.ContainsAny(t, ":#{}[]\"'|>") {
+			col := len(lines[cur]) - len(strings.TrimLeft(lines[cur], " -")) + 1
+			return &Error{Line: e.Line, Column: col, Msg: fmt.Sprintf("%q is not a name: value line: is the ':' after the name missing?", t)}
+		}
 		return nil
 	}
 	// Levels open above: the previous content line, then every earlier
@@ -107,9 +112,9 @@ func indentHint(lines []string, e *Error) *Error {
 	if len(levels) == 0 {
 		return nil
 	}
-	msg := fmt.Sprintf("indented by %d spaces, which matches no level above: align %q with %q (%d spaces)", c-1, k, levels[0].key, levels[0].col-1)
+	msg := fmt.Sprintf("indented by %s, which matches no level above: align %q with %q (%s)", spaces(c-1), k, levels[0].key, spaces(levels[0].col-1))
 	if len(levels) > 1 {
-		msg += fmt.Sprintf(" or with %q (%d spaces)", levels[1].key, levels[1].col-1)
+		msg += fmt.Sprintf(" or with %q (%s)", levels[1].key, spaces(levels[1].col-1))
 	}
 	return &Error{Line: e.Line, Column: c, Field: k, Msg: msg}
 }
@@ -122,4 +127,11 @@ func nextContent(lines []string, i int) int {
 		}
 	}
 	return -1
+}
+
+func spaces(n int) string {
+	if n == 1 {
+		return "1 space"
+	}
+	return fmt.Sprintf("%d spaces", n)
 }
