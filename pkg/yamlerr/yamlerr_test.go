@@ -287,7 +287,7 @@ func FuzzDecode(f *testing.F) {
 
 func TestSyntaxHints(t *testing.T) {
 	for src, want := range map[string]string{
-		"name x\nsteps: []\n":                          `inv.yaml:1:1: "name x" is not a name: value line: is the ':' after the name missing?`,
+		"name x\nsteps: []\n":                         `inv.yaml:1:1: "name x" is not a name: value line: is the ':' after the name missing?`,
 		"steps:\n- title: a\n  run: x\n hosts: all\n": `inv.yaml:4:2: hosts: indented by 1 space, which matches no level above: align "hosts" with "run" (2 spaces) or with "steps" (0 spaces)`,
 	} {
 		_, err := decodeInv(t, src)
