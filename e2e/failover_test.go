@@ -15,6 +15,7 @@ import (
 	"github.com/hoctl/hoctl/internal/lab"
 	"github.com/hoctl/hoctl/pkg/consul"
 	"github.com/hoctl/hoctl/pkg/failover"
+	"github.com/hoctl/hoctl/pkg/httpapi"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 )
@@ -366,7 +367,7 @@ func TestFailoverLockedByAnotherOperator(t *testing.T) {
 // mustClient is an official Consul client for the NFS lab's Consul.
 func mustClient(t *testing.T) *api.Client {
 	t.Helper()
-	c, err := consul.NewClient(&inventory.API{Address: "http://" + nfsConsul.Addr}, nil, os.Getenv, 0)
+	c, err := consul.NewClient(&inventory.API{Address: "http://" + nfsConsul.Addr}, nil, os.Getenv, httpapi.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

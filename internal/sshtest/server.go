@@ -95,7 +95,16 @@ func StartWithHostKeys(t testing.TB, hostKeys []ssh.Signer, clientKeys ...ssh.Pu
 	for _, k := range clientKeys {
 		s.authorizedKeys[string(k.Marshal())] = true
 	}
+	// Like OpenSSH since 8.8: RSA keys must sign with SHA-2, never the
+	// SHA-1 "ssh-rsa" signature.
+	var authAlgos []string
+	for _, a := range ssh.SupportedAlgorithms().PublicKeyAuths {
+		if a != ssh.KeyAlgoRSA {
+			authAlgos = append(authAlgos, a)
+		}
+	}
 	s.config = &ssh.ServerConfig{
+		PublicKeyAuthAlgorithms: authAlgos,
 		PublicKeyCallback: func(_ ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
 			if s.authorizedKeys[string(key.Marshal())] {
 				return &ssh.Permissions{}, nil

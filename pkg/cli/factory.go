@@ -11,6 +11,7 @@ import (
 	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 	"github.com/hoctl/hoctl/pkg/tasks"
+	"github.com/hoctl/hoctl/pkg/trace"
 )
 
 // Connector hands out a Runner per inventory host. The real one dials SSH
@@ -49,6 +50,9 @@ type Factory struct {
 	// inventory has no consul section.
 	ClusterLock func(ctx context.Context, inv *inventory.Inventory, scope, holder string) (tasks.ClusterLock, error)
 
+	traceOnce sync.Once
+	trace     *trace.Log
+
 	invOnce sync.Once
 	inv     *inventory.Inventory
 	invErr  error
@@ -73,6 +77,14 @@ func (f *Factory) Inventory() (*inventory.Inventory, error) {
 	return f.inv, f.invErr
 }
 
+// Trace is where -v lines go (stderr); nil without -v. Secrets the run
+// knows are registered with it before anything runs, so they are
+// redacted from every line.
+func (f *Factory) Trace() *trace.Log {
+	f.traceOnce.Do(func() { f.trace = trace.New(f.IO.ErrOut, f.Verbose) })
+	return f.trace
+}
+
 // Connector returns a connector for inv.
 func (f *Factory) Connector(inv *inventory.Inventory) (Connector, error) {
 	return f.connector(inv, false)
@@ -90,7 +102,7 @@ func (f *Factory) connector(inv *inventory.Inventory, eager bool) (Connector, er
 		return nil, err
 	}
 	return &sshConnector{
-		pool:     sshexec.NewPool(sshexec.PoolOptions{AgentSocket: f.Getenv("SSH_AUTH_SOCK"), EagerExecutor: eager}),
+		pool:     sshexec.NewPool(sshexec.PoolOptions{AgentSocket: f.Getenv("SSH_AUTH_SOCK"), EagerExecutor: eager, Trace: f.Trace()}),
 		resolver: &sshexec.Resolver{Inventory: inv, SSHConfig: sc, Home: home},
 		become:   f.Become,
 	}, nil

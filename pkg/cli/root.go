@@ -89,7 +89,7 @@ EXIT STATUS
 	hideGlobal(pf, "yes")
 	hideGlobal(pf, "dry-run")
 	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error { return checkGlobalFlags(c) }
-	pf.CountVarP(&f.Verbose, "verbose", "v", "more detail on stderr (repeat for more)")
+	pf.CountVarP(&f.Verbose, "verbose", "v", "on stderr: how each host is reached, the commands sent and their timings; -vv adds SSH protocol detail")
 	pf.Var(&becomeFlag{f: f, mode: inventory.BecomeSudo}, "become", "run every remote command through sudo -n, whatever the inventory's become says")
 	pf.Var(&becomeFlag{f: f, mode: inventory.BecomeNone}, "no-become", "run remote commands as the SSH user, whatever the inventory's become says")
 	for _, n := range []string{"become", "no-become"} {

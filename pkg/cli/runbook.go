@@ -140,6 +140,7 @@ func quiet(err error) error {
 // Engine builds the runbook engine for this invocation; the returned func
 // closes its connections.
 func (f *Factory) Engine(inv *inventory.Inventory, secrets []string) (*tasks.Engine, func(), error) {
+	f.Trace().Secret(secrets...)
 	conn, err := f.connector(inv, true)
 	if err != nil {
 		return nil, nil, err
@@ -185,7 +186,10 @@ func (f *Factory) consulClient(ctx context.Context, inv *inventory.Inventory, co
 	if err != nil {
 		return nil, err
 	}
-	return consul.NewClient(inv.Consul, via, f.Getenv, apiTimeout(inv, inv.Consul))
+	if inv.Consul.TokenEnv != "" {
+		f.Trace().Secret(f.Getenv(inv.Consul.TokenEnv))
+	}
+	return consul.NewClient(inv.Consul, via, f.Getenv, httpapi.Options{Timeout: apiTimeout(inv, inv.Consul), Trace: f.Trace()})
 }
 
 // apiTimeout bounds each request to an API as a host is bounded
@@ -258,7 +262,10 @@ func (f *Factory) nomadClient(ctx context.Context, inv *inventory.Inventory, con
 	if err != nil {
 		return nil, err
 	}
-	return nomad.NewClient(inv.Nomad, via, f.Getenv, apiTimeout(inv, inv.Nomad))
+	if inv.Nomad.TokenEnv != "" {
+		f.Trace().Secret(f.Getenv(inv.Nomad.TokenEnv))
+	}
+	return nomad.NewClient(inv.Nomad, via, f.Getenv, httpapi.Options{Timeout: apiTimeout(inv, inv.Nomad), Trace: f.Trace()})
 }
 
 func refusedAtPlan(err error) bool {

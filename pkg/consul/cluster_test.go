@@ -6,12 +6,13 @@ import (
 	"testing"
 
 	"github.com/hashicorp/consul/api"
+	"github.com/hoctl/hoctl/pkg/httpapi"
 	"github.com/hoctl/hoctl/pkg/inventory"
 )
 
 func TestClusterHealthAndOwnerKey(t *testing.T) {
 	s := sim(t)
-	client, err := NewClient(&inventory.API{Address: "http://" + s.Addr}, nil, os.Getenv, 0)
+	client, err := NewClient(&inventory.API{Address: "http://" + s.Addr}, nil, os.Getenv, httpapi.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

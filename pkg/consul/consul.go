@@ -21,9 +21,9 @@ import (
 // NewClient returns a Consul client for the inventory's consul section.
 // via, when not nil, carries every connection (consul.via); getenv reads
 // the token named by token_env. The token is given to the client only:
-// hoctl never prints or journals it. Every request is bounded by timeout
+// hoctl never prints or journals it. Every request is bounded by o.Timeout
 // (DefaultTimeout when zero) on top of its caller's context.
-func NewClient(cfg *inventory.API, via sshexec.Dialer, getenv func(string) string, timeout time.Duration) (*api.Client, error) {
+func NewClient(cfg *inventory.API, via sshexec.Dialer, getenv func(string) string, o httpapi.Options) (*api.Client, error) {
 	if cfg == nil {
 		return nil, errors.New("the inventory has no consul section")
 	}
@@ -31,6 +31,7 @@ func NewClient(cfg *inventory.API, via sshexec.Dialer, getenv func(string) strin
 	if err != nil {
 		return nil, fmt.Errorf("consul.address: %w", err)
 	}
+	timeout := o.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
@@ -45,7 +46,7 @@ func NewClient(cfg *inventory.API, via sshexec.Dialer, getenv func(string) strin
 		tr.Proxy = nil
 	}
 	ep := httpapi.Endpoint{Name: "Consul", Section: "consul", Address: cfg.Address, Via: cfg.Via}
-	c.HttpClient = &http.Client{Transport: httpapi.Transport(ep, tr, timeout)}
+	c.HttpClient = &http.Client{Transport: httpapi.Transport(ep, tr, timeout, o.Trace)}
 	return api.NewClient(c)
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hoctl/hoctl/internal/lab/consulsim"
+	"github.com/hoctl/hoctl/pkg/httpapi"
 	"github.com/hoctl/hoctl/pkg/inventory"
 )
 
@@ -23,7 +24,7 @@ func sim(t *testing.T) *consulsim.Server {
 
 func TestLockExcludesAndReleases(t *testing.T) {
 	s := sim(t)
-	c, err := NewClient(&inventory.API{Address: "http://" + s.Addr}, nil, func(string) string { return "" }, 0)
+	c, err := NewClient(&inventory.API{Address: "http://" + s.Addr}, nil, func(string) string { return "" }, httpapi.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +57,7 @@ func TestLockExcludesAndReleases(t *testing.T) {
 
 func TestInvalidatedSessionLosesLockAndLockDelayHolds(t *testing.T) {
 	s := sim(t)
-	c, _ := NewClient(&inventory.API{Address: "http://" + s.Addr}, nil, func(string) string { return "" }, 0)
+	c, _ := NewClient(&inventory.API{Address: "http://" + s.Addr}, nil, func(string) string { return "" }, httpapi.Options{})
 	ctx := context.Background()
 	a, err := Acquire(ctx, c, "deploy", "alice", LockOptions{LockDelay: 2 * time.Second})
 	if err != nil {
@@ -89,7 +90,7 @@ func TestNoLeaderOrNoServerIsAnError(t *testing.T) {
 	s := sim(t)
 	addr := s.Addr
 	_ = s.Close()
-	c, _ := NewClient(&inventory.API{Address: "http://" + addr}, nil, func(string) string { return "" }, 0)
+	c, _ := NewClient(&inventory.API{Address: "http://" + addr}, nil, func(string) string { return "" }, httpapi.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := Acquire(ctx, c, "x", "y", LockOptions{}); err == nil || !strings.Contains(err.Error(), "consul") {

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/hoctl/hoctl/pkg/trace"
 )
 
 // Endpoint names an API for messages.
@@ -125,18 +127,28 @@ func Clean(err error, prefix string) error {
 	return fmt.Errorf("%s: %w", prefix, err)
 }
 
+// Options tune a client's transport.
+type Options struct {
+	// Timeout bounds each request; zero takes the client's default.
+	Timeout time.Duration
+	// Trace receives a -v line per request: method, path (never the
+	// query or headers, where tokens travel), status and time.
+	Trace *trace.Log
+}
+
 // Transport bounds every request through base: a request without an
 // answer (headers and body) within timeout fails with an *Error; a
 // blocking query (a "wait" parameter) gets its wait on top. The caller's
 // context still ends a request at once.
-func Transport(ep Endpoint, base http.RoundTripper, timeout time.Duration) http.RoundTripper {
-	return &bounded{ep: ep, base: base, timeout: timeout}
+func Transport(ep Endpoint, base http.RoundTripper, timeout time.Duration, tr *trace.Log) http.RoundTripper {
+	return &bounded{ep: ep, base: base, timeout: timeout, trace: tr}
 }
 
 type bounded struct {
 	ep      Endpoint
 	base    http.RoundTripper
 	timeout time.Duration
+	trace   *trace.Log
 }
 
 func (b *bounded) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -155,12 +167,19 @@ func (b *bounded) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	ctx, cancel := context.WithTimeout(req.Context(), bound)
+	start := time.Now()
 	resp, err := b.base.RoundTrip(req.WithContext(ctx))
 	if err != nil {
 		err = b.wrap(req.Context(), ctx, err, bound)
 		cancel()
+		b.trace.Printf(trace.Verbose, "%s: %s %s failed after %s", b.ep.Section, req.Method, req.URL.Path, trace.Since(start))
 		return nil, err
 	}
+	via := ""
+	if b.ep.Via != "" {
+		via = " (via " + b.ep.Via + ")"
+	}
+	b.trace.Printf(trace.Verbose, "%s: %s %s%s: %s in %s", b.ep.Section, req.Method, req.URL.Path, via, resp.Status, trace.Since(start))
 	resp.Body = &body{ReadCloser: resp.Body, t: b, parent: req.Context(), ctx: ctx, cancel: cancel, bound: bound}
 	return resp, nil
 }

@@ -45,7 +45,7 @@ func hung(t *testing.T) string {
 }
 
 func client(ep Endpoint, timeout time.Duration) *http.Client {
-	return &http.Client{Transport: Transport(ep, &http.Transport{}, timeout)}
+	return &http.Client{Transport: Transport(ep, &http.Transport{}, timeout, nil)}
 }
 
 func get(ctx context.Context, c *http.Client, url string) error {

@@ -23,9 +23,9 @@ import (
 
 // NewClient returns a Nomad client for the inventory's nomad section; via
 // carries every connection when not nil; the token comes from token_env
-// and is never printed. Every request is bounded by timeout
+// and is never printed. Every request is bounded by o.Timeout
 // (DefaultTimeout when zero) on top of its caller's context.
-func NewClient(cfg *inventory.API, via sshexec.Dialer, getenv func(string) string, timeout time.Duration) (*api.Client, error) {
+func NewClient(cfg *inventory.API, via sshexec.Dialer, getenv func(string) string, o httpapi.Options) (*api.Client, error) {
 	if cfg == nil {
 		return nil, errors.New("the inventory has no nomad section")
 	}
@@ -33,6 +33,7 @@ func NewClient(cfg *inventory.API, via sshexec.Dialer, getenv func(string) strin
 	if err != nil {
 		return nil, fmt.Errorf("nomad.address: %w", err)
 	}
+	timeout := o.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
@@ -46,7 +47,7 @@ func NewClient(cfg *inventory.API, via sshexec.Dialer, getenv func(string) strin
 		tr.DialContext = via.DialContext
 	}
 	ep := httpapi.Endpoint{Name: "Nomad", Section: "nomad", Address: cfg.Address, Via: cfg.Via}
-	c.HttpClient = &http.Client{Transport: httpapi.Transport(ep, tr, timeout)}
+	c.HttpClient = &http.Client{Transport: httpapi.Transport(ep, tr, timeout, o.Trace)}
 	return api.NewClient(c)
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hoctl/hoctl/internal/lab/nomadsim"
+	"github.com/hoctl/hoctl/pkg/httpapi"
 	"github.com/hoctl/hoctl/pkg/inventory"
 )
 
@@ -32,7 +33,7 @@ func client(t *testing.T) (*Jobs, *nomadsim.Server) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	c, err := NewClient(&inventory.API{Address: "http://" + s.Addr}, nil, os.Getenv, 0)
+	c, err := NewClient(&inventory.API{Address: "http://" + s.Addr}, nil, os.Getenv, httpapi.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

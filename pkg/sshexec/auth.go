@@ -86,7 +86,7 @@ func (k *keyring) file(path string) fileKey {
 
 // methods returns the auth methods for t, or an error explaining why there
 // is no key to offer at all.
-func (k *keyring) methods(t *Target) ([]ssh.AuthMethod, error) {
+func (k *keyring) methods(t *Target, used func(ssh.PublicKey)) ([]ssh.AuthMethod, error) {
 	ag := k.agentClient()
 	var signers []ssh.Signer
 	var problems []string
@@ -119,7 +119,13 @@ func (k *keyring) methods(t *Target) ([]ssh.AuthMethod, error) {
 				all = append(all, s...)
 			}
 		}
-		return append(all, signers...), nil
+		all = append(all, signers...)
+		if used != nil {
+			for i, s := range all {
+				all[i] = traceSigner(s, used)
+			}
+		}
+		return all, nil
 	}
 	return []ssh.AuthMethod{ssh.PublicKeysCallback(cb)}, nil
 }

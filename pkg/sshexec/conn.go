@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hoctl/hoctl/pkg/trace"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -22,6 +23,7 @@ const cancelGrace = 400 * time.Millisecond
 // Conn is an SSH connection to one host. It is safe for concurrent use;
 // at most MaxSessionsPerHost commands run on it at once, the others wait.
 type Conn struct {
+	trace  *trace.Log
 	target *Target
 	client *ssh.Client
 	sem    chan struct{}
@@ -110,6 +112,13 @@ func (c *Conn) lost() error {
 
 // Run implements Runner.
 func (c *Conn) Run(ctx context.Context, cmd Cmd) (*Result, error) {
+	done := traceRun(c.trace, c.target, cmd)
+	res, err := c.run(ctx, cmd)
+	done(res, err)
+	return res, err
+}
+
+func (c *Conn) run(ctx context.Context, cmd Cmd) (*Result, error) {
 	// One deadline for the command, whichever way it runs.
 	ctx, cancel := withCommandTimeout(ctx, cmd, c.target.CommandTimeout)
 	defer cancel()

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"syscall"
 	"time"
+
+	"github.com/hoctl/hoctl/pkg/trace"
 )
 
 // Local runs commands on this machine for hosts whose address is "local",
@@ -16,6 +18,7 @@ import (
 // process group stopped on cancellation.
 type Local struct {
 	target *Target
+	trace  *trace.Log
 }
 
 // NewLocal returns a Runner for t on this machine.
@@ -26,6 +29,13 @@ func (l *Local) Name() string { return l.target.Name }
 
 // Run implements Runner.
 func (l *Local) Run(ctx context.Context, cmd Cmd) (*Result, error) {
+	done := traceRun(l.trace, l.target, cmd)
+	res, err := l.run(ctx, cmd)
+	done(res, err)
+	return res, err
+}
+
+func (l *Local) run(ctx context.Context, cmd Cmd) (*Result, error) {
 	ctx, cancel := withCommandTimeout(ctx, cmd, l.target.CommandTimeout)
 	defer cancel()
 

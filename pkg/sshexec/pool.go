@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hoctl/hoctl/pkg/trace"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -20,6 +21,7 @@ const MaxSessionsPerHost = 8
 
 // Pool holds one connection per host for the life of a hoctl run.
 type Pool struct {
+	trace *trace.Log
 	keys  *hostKeys
 	ring  *keyring
 	eager bool
@@ -43,11 +45,13 @@ type PoolOptions struct {
 	// executor, for callers that run many commands per host (runbooks);
 	// otherwise the first command takes a session of its own.
 	EagerExecutor bool
+	// Trace receives -v lines (nil: quiet).
+	Trace *trace.Log
 }
 
 // NewPool returns an empty pool. Close it when the run ends.
 func NewPool(o PoolOptions) *Pool {
-	return &Pool{keys: newHostKeys(), ring: newKeyring(o.AgentSocket), conns: map[string]*entry{}, eager: o.EagerExecutor}
+	return &Pool{keys: newHostKeys(), ring: newKeyring(o.AgentSocket), conns: map[string]*entry{}, eager: o.EagerExecutor, trace: o.Trace}
 }
 
 // Close closes every connection.
@@ -72,7 +76,7 @@ func (p *Pool) Close() error {
 // redialled on the next call.
 func (p *Pool) Runner(ctx context.Context, t *Target) (Runner, error) {
 	if t.IsLocal() {
-		return &Local{target: t}, nil
+		return &Local{target: t, trace: p.trace}, nil
 	}
 	return p.conn(ctx, t)
 }
@@ -90,7 +94,11 @@ func (p *Pool) conn(ctx context.Context, t *Target) (*Conn, error) {
 			e = &entry{ready: make(chan struct{})}
 			p.conns[key] = e
 			p.mu.Unlock()
+			start := time.Now()
 			e.conn, e.err = p.dial(ctx, t)
+			if e.err != nil {
+				p.trace.Printf(trace.Verbose, "%s: not connected after %s: %s", t.Name, trace.Since(start), e.err)
+			}
 			close(e.ready)
 			if e.err != nil {
 				p.mu.Lock()
@@ -128,7 +136,13 @@ func (p *Pool) dial(ctx context.Context, t *Target) (*Conn, error) {
 	if err != nil {
 		return nil, cerr(ReasonKnownHosts, err)
 	}
-	methods, err := p.ring.methods(t)
+	tr := p.trace
+	var hostKey, authKey ssh.PublicKey
+	var used func(ssh.PublicKey)
+	if tr.Enabled(trace.Verbose) {
+		used = func(k ssh.PublicKey) { authKey = k }
+	}
+	methods, err := p.ring.methods(t, used)
 	if err != nil {
 		return nil, err
 	}
@@ -139,6 +153,21 @@ func (p *Pool) dial(ctx context.Context, t *Target) (*Conn, error) {
 		HostKeyAlgorithms: algos,
 		Timeout:           t.ConnectTimeout,
 		ClientVersion:     "SSH-2.0-hoctl",
+	}
+	start := time.Now()
+	if tr.Enabled(trace.Verbose) {
+		check := cfg.HostKeyCallback
+		cfg.HostKeyCallback = func(h string, r net.Addr, k ssh.PublicKey) error { hostKey = k; return check(h, r, k) }
+		jump := ""
+		if t.Jump != nil {
+			jump = " through jump host " + t.Jump.Name
+		}
+		tr.Printf(trace.Verbose, "%s: connecting to %s@%s%s (connect_timeout %s, host_key_policy %s, known_hosts %s)",
+			t.Name, t.User, addr, jump, t.ConnectTimeout, t.HostKeyPolicy, strings.Join(t.KnownHosts, ", "))
+		tr.Printf(trace.Verbose, "%s: keys to offer: %s", t.Name, p.ring.describeKeys(t))
+		if algos != nil {
+			tr.Printf(trace.Debug, "%s: asking for the host key types on file: %s", t.Name, strings.Join(algos, ", "))
+		}
 	}
 
 	var raw net.Conn
@@ -201,8 +230,10 @@ func (p *Pool) dial(ctx context.Context, t *Target) (*Conn, error) {
 			return nil, cerr(ReasonLost, err)
 		}
 	}
+	traceConnected(tr, t, c, hostKey, authKey, trace.Since(start))
 	client := ssh.NewClient(c, chans, reqs)
 	conn := &Conn{
+		trace:  tr,
 		target: t,
 		client: client,
 		sem:    make(chan struct{}, MaxSessionsPerHost),
