@@ -58,6 +58,7 @@ type config struct {
 	hoctl           string
 	only            string
 	profile         bool
+	tools           string
 	memoryNet       int
 }
 
@@ -89,6 +90,7 @@ func run() error {
 	flag.StringVar(&c.hoctl, "hoctl", "bin/hoctl", "hoctl binary")
 	flag.StringVar(&c.only, "only", "", "comma list of suites: fanout,sequence,runbook,replicate,jobs,memory (default all)")
 	flag.IntVar(&c.memoryNet, "memory-net", 36, "loopback block (127.0.N) of the memory suite's lab")
+	flag.StringVar(&c.tools, "tools", "hoctl,pdsh,ansible", "fan-out: the tools to compare hoctl with (pdsh, ansible), for a quick re-measure without Ansible's minutes")
 	flag.BoolVar(&c.profile, "profile", true, "profile hoctl at the largest fan-out size (builds it with -tags pprof)")
 	flag.Parse()
 	for _, f := range strings.Split(sizes, ",") {
@@ -348,7 +350,7 @@ func secs(d time.Duration) string { return fmt.Sprintf("%.3f s", d.Seconds()) }
 
 // fanoutRuns is one size's measurements, one entry per run.
 type fanoutRuns struct {
-	hoctl, pdsh, ansible, hoctlCPU, sshdCPU []time.Duration
+	hoctl, hoctlN, pdsh, ansible, hoctlCPU, sshdCPU []time.Duration
 }
 
 func (h *harness) fanout() error {
@@ -359,20 +361,38 @@ func (h *harness) fanout() error {
 	for i := 0; i < h.cfg.runs; i++ {
 		for _, n := range h.cfg.sizes {
 			v, r := h.view(n), res[n]
-			before := h.sshdCPU()
+			// sshd CPU shows up when the listener reaps a session, which
+			// may be after the tool that opened it has exited: wait for
+			// the count to settle before and after, so the previous
+			// tool's sessions are not counted as hoctl's.
+			before := h.settledSSHDCPU()
 			d, ru, err := h.timeCmd(nil, h.cfg.hoctl, "run", v.target, "--", "hostname")
 			if err != nil {
 				return err
 			}
-			r.sshdCPU = append(r.sshdCPU, h.sshdCPU()-before)
+			r.sshdCPU = append(r.sshdCPU, h.settledSSHDCPU()-before)
 			r.hoctlCPU = append(r.hoctlCPU, cpu(ru))
 			r.hoctl = append(r.hoctl, d)
+
+			// The same with as many connections at once as pdsh and
+			// Ansible get (hoctl's default is 32).
+			d, _, err = h.timeCmd(nil, h.cfg.hoctl, "run", v.target, "--parallel", strconv.Itoa(n), "--", "hostname")
+			if err != nil {
+				return err
+			}
+			r.hoctlN = append(r.hoctlN, d)
+			if !h.tool("pdsh") {
+				continue
+			}
 
 			d, _, err = h.timeCmd(nil, "pdsh", "-R", "ssh", "-f", strconv.Itoa(n), "-l", "root", "-w", v.pdshHosts, "hostname")
 			if err != nil {
 				return err
 			}
 			r.pdsh = append(r.pdsh, d)
+			if !h.tool("ansible") {
+				continue
+			}
 
 			cp := filepath.Join(h.dir, fmt.Sprintf("cp%d-%d", n, i))
 			if err := os.MkdirAll(cp, 0o700); err != nil {
@@ -389,20 +409,32 @@ func (h *harness) fanout() error {
 		}
 	}
 	fmt.Printf("#### Fan-out: `hostname` on 20 to 200 hosts, new connections each time\n\n")
-	fmt.Println("| hosts | hoctl run | pdsh -R ssh -f N | ansible -m command -f N | hoctl / pdsh | hoctl / ansible | hoctl wall per host | hoctl CPU per host | sshd CPU per host |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| hosts | hoctl run | hoctl run --parallel N | pdsh -R ssh -f N | ansible -m command -f N | hoctl / pdsh | hoctl / ansible | hoctl wall per host | hoctl CPU per host | sshd CPU per host |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	ratio := func(a time.Duration, b []time.Duration) string {
+		if len(b) == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("**%.3f×**", a.Seconds()/median(b).Seconds())
+	}
+	med := func(ds []time.Duration) string {
+		if len(ds) == 0 {
+			return "not run"
+		}
+		return secs(median(ds))
+	}
 	for _, n := range h.cfg.sizes {
 		r := res[n]
-		mh, mp, ma := median(r.hoctl), median(r.pdsh), median(r.ansible)
-		fmt.Printf("| %d | %s | %s | %s | **%.3f×** | **%.3f×** | %.1f ms | %.2f ms | %.1f ms |\n", n, secs(mh), secs(mp), secs(ma),
-			mh.Seconds()/mp.Seconds(), mh.Seconds()/ma.Seconds(), ms(mh)/float64(n), ms(median(r.hoctlCPU))/float64(n), ms(median(r.sshdCPU))/float64(n))
+		mh := median(r.hoctl)
+		fmt.Printf("| %d | %s | %s | %s | %s | %s | %s | %.1f ms | %.2f ms | %.1f ms |\n", n, secs(mh), secs(median(r.hoctlN)), med(r.pdsh), med(r.ansible),
+			ratio(mh, r.pdsh), ratio(mh, r.ansible), ms(mh)/float64(n), ms(median(r.hoctlCPU))/float64(n), ms(median(r.sshdCPU))/float64(n))
 	}
 	fmt.Println()
 	fmt.Println("Every run (seconds), in the order taken:")
 	fmt.Println()
 	for _, n := range h.cfg.sizes {
 		r := res[n]
-		fmt.Printf("- %d hosts: hoctl %s; pdsh %s; ansible %s\n", n, list(r.hoctl), list(r.pdsh), list(r.ansible))
+		fmt.Printf("- %d hosts: hoctl %s; hoctl --parallel %d %s; pdsh %s; ansible %s\n", n, list(r.hoctl), n, list(r.hoctlN), list(r.pdsh), list(r.ansible))
 	}
 	fmt.Println()
 	if len(h.cfg.sizes) >= 2 {
@@ -425,6 +457,26 @@ func (h *harness) fanout() error {
 		}
 	}
 	return h.phases()
+}
+
+// settledSSHDCPU is sshdCPU once it stops changing (the lab's listeners
+// have reaped every finished session), waiting at most 5 s.
+func (h *harness) settledSSHDCPU() time.Duration {
+	last := h.sshdCPU()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(150 * time.Millisecond)
+		cur := h.sshdCPU()
+		if cur == last {
+			return cur
+		}
+		last = cur
+	}
+	return last
+}
+
+// tool reports whether -tools includes name.
+func (h *harness) tool(name string) bool {
+	return strings.Contains(","+h.cfg.tools+",", ","+name+",")
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
