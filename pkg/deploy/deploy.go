@@ -248,7 +248,10 @@ func (r *Run) quorumHealth(ctx context.Context, strict bool) (string, error) {
 		if strict {
 			h, err := c.Operator().AutopilotServerHealth((&consulapi.QueryOptions{}).WithContext(ctx))
 			if h == nil {
-				return "", fmt.Errorf("consul autopilot health: %w", err)
+				if err == nil {
+					err = errors.New("no answer")
+				}
+				return "", httpapi.Clean(err, "consul autopilot health")
 			}
 			if h.FailureTolerance < 1 {
 				return "", fmt.Errorf("consul can lose no server now (failure tolerance %d): a quorum member must not go down", h.FailureTolerance)
@@ -274,7 +277,7 @@ func (r *Run) quorumHealth(ctx context.Context, strict bool) (string, error) {
 		if strict {
 			h, _, err := c.Operator().AutopilotServerHealth((&nomadapi.QueryOptions{}).WithContext(ctx))
 			if err != nil {
-				return "", fmt.Errorf("nomad autopilot: unhealthy (%w): a quorum member must not go down", err)
+				return "", fmt.Errorf("nomad autopilot: unhealthy (%w): a quorum member must not go down", httpapi.Clean(err, ""))
 			}
 			if h.FailureTolerance < 1 {
 				return "", fmt.Errorf("nomad can lose no server now (failure tolerance %d): a quorum member must not go down", h.FailureTolerance)
@@ -350,7 +353,7 @@ func (r *Run) nomadNode(ctx context.Context, h *inventory.Host) (*nomadapi.Clien
 	}
 	nodes, _, err := c.Nodes().List((&nomadapi.QueryOptions{}).WithContext(ctx))
 	if err != nil {
-		return nil, nil, fmt.Errorf("nomad nodes: %w", err)
+		return nil, nil, httpapi.Clean(err, "nomad nodes")
 	}
 	for _, n := range nodes {
 		if n.Name == h.Name {
@@ -380,12 +383,12 @@ func (r *Run) deployHost(ctx context.Context, env *tasks.Env, h *inventory.Host)
 		_, err := c.Nodes().UpdateDrainOpts(node.ID, &nomadapi.DrainOptions{DrainSpec: &nomadapi.DrainSpec{Deadline: r.Opts.DrainDeadline, IgnoreSystemJobs: true}},
 			(&nomadapi.WriteOptions{}).WithContext(ctx))
 		if err != nil {
-			return "", fmt.Errorf("draining %s: %w", h.Name, err)
+			return "", fmt.Errorf("draining %s: %w", h.Name, httpapi.Clean(err, ""))
 		}
 		for {
 			n, _, err := c.Nodes().Info(node.ID, (&nomadapi.QueryOptions{}).WithContext(ctx))
 			if err != nil {
-				return "", fmt.Errorf("draining %s: %w", h.Name, err)
+				return "", fmt.Errorf("draining %s: %w", h.Name, httpapi.Clean(err, ""))
 			}
 			if n.DrainStrategy == nil {
 				break
@@ -514,7 +517,7 @@ func (r *Run) health(ctx context.Context, env *tasks.Env, h *inventory.Host, quo
 			return "", fmt.Errorf("%s: nomad node %s, not ready", h.Name, node.Status)
 		}
 		if _, err := c.Nodes().ToggleEligibility(node.ID, true, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
-			return "", fmt.Errorf("%s: marking eligible: %w", h.Name, err)
+			return "", fmt.Errorf("%s: marking eligible: %w", h.Name, httpapi.Clean(err, ""))
 		}
 		notes = append(notes, "nomad node ready and eligible")
 	}
