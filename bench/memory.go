@@ -32,8 +32,8 @@ func (h *harness) memory(ctx context.Context, net int) error {
 		return err
 	}
 	fmt.Printf("#### Output: one host prints 1 GiB (lab host on 127.0.%d.x)\n\n", net)
-	fmt.Println("| hoctl command | peak RSS | wall |")
-	fmt.Println("|---|---|---|")
+	fmt.Println("| hoctl command | peak RSS | hoctl CPU | wall |")
+	fmt.Println("|---|---|---|---|")
 	for _, c := range []struct {
 		name string
 		args []string
@@ -47,7 +47,7 @@ func (h *harness) memory(ctx context.Context, net int) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("| %s | %.1f MB | %s |\n", c.name, float64(ru.Maxrss)/1024, secs(d))
+		fmt.Printf("| %s | %.1f MB | %s | %s |\n", c.name, float64(ru.Maxrss)/1024, secs(cpu(ru)), secs(d))
 	}
 	fmt.Println()
 	fmt.Println("| --timeout with a command flooding output (`yes`) | peak RSS | wall | past the timeout |")
