@@ -131,9 +131,10 @@ func printStatusTo(f *Factory, w io.Writer, inv *inventory.Inventory, checks []s
 			icon = cs.Dim("-")
 		}
 		label := fmt.Sprintf("%-*s", width, c.Area+" "+c.Name)
-		line := fmt.Sprintf("%s %s  %s", icon, label, c.Detail)
+		// Details and hints quote hosts and APIs: shown, not acted on.
+		line := fmt.Sprintf("%s %s  %s", icon, iostreams.Sanitize(label), iostreams.Sanitize(c.Detail))
 		if c.Level != status.OK && c.Hint != "" {
-			line += cs.Dim("   → " + c.Hint)
+			line += cs.Dim("   → " + iostreams.Sanitize(c.Hint))
 		}
 		fmt.Fprintln(w, line)
 	}
