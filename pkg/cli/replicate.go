@@ -142,8 +142,7 @@ func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
 		Full:      opts.Full,
 		Transport: opts.Transport,
 		Progress: func(sent int64, elapsed time.Duration) {
-			rate := float64(sent) / max(elapsed.Seconds(), 0.001)
-			eng.Reporter.Progress(4, ends.TargetHost, fmt.Sprintf("%s sent, %s/s, %s", replicate.BytesText(sent), replicate.BytesText(int64(rate)), elapsed.Round(100*time.Millisecond)))
+			eng.Reporter.Progress(4, ends.TargetHost, replicate.ProgressText(sent, run.Estimate(), elapsed))
 		},
 	})
 	// Each run inspects both sides and removes what an interrupted one

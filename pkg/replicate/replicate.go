@@ -192,7 +192,14 @@ func (r *Run) inspect(ctx context.Context, env *tasks.Env, _ *inventory.Host) (s
 		if isEmptyStream(res) {
 			return "", restrictedKeyError(e.TargetHost)
 		}
-		return "", fmt.Errorf("%s: target dir %s: %s", e.TargetHost, e.TargetDir, sshexec.FirstLine(res, err))
+		reason := sshexec.FirstLine(res, err)
+		if strings.Contains(reason, "No such file") {
+			// hoctl does not create it: a typo in dir: must not fill the
+			// wrong disk.
+			return "", fmt.Errorf("%s: target dir %s does not exist: create it (hoctl run %s -- mkdir -p %s), a directory on btrfs with room for the copies, outside the replicated subvolume",
+				e.TargetHost, e.TargetDir, e.TargetHost, sshexec.Quote(e.TargetDir))
+		}
+		return "", fmt.Errorf("%s: target dir %s: %s", e.TargetHost, e.TargetDir, reason)
 	}
 	if fs := strings.TrimSpace(string(res.Stdout)); fs != "btrfs" {
 		return "", fmt.Errorf("%s: %s is on %s, not btrfs: btrfs receive needs a btrfs filesystem", e.TargetHost, e.TargetDir, fs)
@@ -700,6 +707,32 @@ func (r *Run) prune(ctx context.Context, env *tasks.Env, h *inventory.Host, sour
 		return "", fmt.Errorf("pruning: %s", sshexec.FirstLine(res, err))
 	}
 	return "pruned " + strings.Join(names, ", "), nil
+}
+
+// Estimate is the send's size as inspect estimated it (0 before).
+func (r *Run) Estimate() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.estimate
+}
+
+// ProgressText is a send's progress line: bytes sent, and against the
+// estimate (when there is one) the percentage and the time left at the
+// rate so far. The estimate is inspect's, so a send that outgrows it
+// shows 99% and no ETA rather than a wrong one.
+func ProgressText(sent, estimate int64, elapsed time.Duration) string {
+	rate := float64(sent) / max(elapsed.Seconds(), 0.001)
+	s := BytesText(sent)
+	if estimate > 0 {
+		pct := min(sent*100/estimate, 99)
+		s += fmt.Sprintf(" of ~%s (%d%%)", BytesText(estimate), pct)
+	}
+	s += fmt.Sprintf(", %s/s", BytesText(int64(rate)))
+	if estimate > 0 && sent < estimate && rate > 0 {
+		eta := time.Duration(float64(estimate-sent) / rate * float64(time.Second))
+		s += ", ETA " + eta.Round(time.Second).String()
+	}
+	return s + ", " + iostreams.Duration(elapsed)
 }
 
 // BytesText formats a byte count for people: 19.1 MiB.

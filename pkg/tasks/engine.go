@@ -595,10 +595,22 @@ func (e *Engine) act(ctx context.Context, j *Journal, i int, s *Step, h *invento
 	return o
 }
 
+// UndoAfterInterrupt bounds the undo of an action that Ctrl-C cut short.
+const UndoAfterInterrupt = 30 * time.Second
+
 // undo reverts a step on a host where its action or after check failed.
 func (e *Engine) undo(ctx context.Context, j *Journal, i int, s *Step, h *inventory.Host) {
-	if s.Undo == nil || ctx.Err() != nil {
+	if s.Undo == nil {
 		return
+	}
+	if ctx.Err() != nil {
+		// Interrupted mid-action (Ctrl-C during a send): the undo the plan
+		// promised runs now, on a context of its own bounded in time,
+		// rather than leaving half a change for the next run to find. A
+		// second Ctrl-C still kills hoctl outright.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), UndoAfterInterrupt)
+		defer cancel()
 	}
 	cmd, err := s.Undo.Describe(h)
 	if err != nil {

@@ -926,3 +926,32 @@ func fx0(t *testing.T, dir, id string) []Record {
 	}
 	return recs
 }
+
+// Ctrl-C during an action: the undo the plan promised runs at once (on a
+// context of its own), not at the next run.
+func TestInterruptedActionIsUndoneAtOnce(t *testing.T) {
+	fx := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fx.hosts.answer = func(host, cmd string) (string, int) {
+		if cmd == "send" {
+			cancel() // the operator's Ctrl-C, mid-send
+			return "", 130
+		}
+		return "", 0
+	}
+	rb := fx.runbook(t, "name: i\nsteps:\n  - {title: send, hosts: db, run: send, undo: 'delete partial'}\n  - {title: next, hosts: db, run: never}\n")
+	_, err := fx.eng.Run(ctx, rb, RunOptions{})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+	got := fx.hosts.commands()
+	if len(got) == 0 || got[len(got)-1] != "db: delete partial" {
+		t.Fatalf("the interrupted send was not undone: %q", got)
+	}
+	for _, c := range got {
+		if c == "db: never" {
+			t.Fatal("the run went on after Ctrl-C")
+		}
+	}
+}
