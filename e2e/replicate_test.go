@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -161,7 +162,7 @@ func TestReplicateBadInputChangesNothing(t *testing.T) {
 }
 
 // Interrupted sends: the receiving btrfs killed (hoctl deletes the partial
-// copy at once and fails), and hoctl itself killed (the partial copy is
+// copy at once and fails), Ctrl-C (the same, exit 130), and hoctl itself killed (the partial copy is
 // left, and the next run removes it). Either way the next run succeeds,
 // incrementally, with identical data.
 func TestReplicateInterruptedSends(t *testing.T) {
@@ -195,7 +196,20 @@ func TestReplicateInterruptedSends(t *testing.T) {
 		t.Fatalf("a partial copy was left:\n%s", ls)
 	}
 
-	// 2. hoctl itself dies mid-stream: the receive ends with its input and
+	// 2. Ctrl-C mid-stream: hoctl stops the send and deletes the partial
+	// copy at once, before it exits (the undo the plan shows), exit 130.
+	cmd, out = startRun(t, storage.Inventory, env, "--yes", "replicate", "zippy", "c1")
+	waitReceive()
+	_ = cmd.Process.Signal(os.Interrupt)
+	err = cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+		t.Fatalf("Ctrl-C must exit 130: %v\n%s", err, out)
+	}
+	if ls := must(t, c1, "ls /persist/services-standby"); strings.Count(ls, "services@") != 1 {
+		t.Fatalf("Ctrl-C left a partial copy for the next run to find:\n%s\n%s", ls, out)
+	}
+
+	// 3. hoctl itself dies mid-stream: the receive ends with its input and
 	// leaves a partial, writable copy.
 	cmd, _ = startRun(t, storage.Inventory, env, "--yes", "replicate", "zippy", "c1")
 	waitReceive()
