@@ -177,12 +177,12 @@ func TestReplicateInterruptedSends(t *testing.T) {
 
 	waitReceive := func() {
 		t.Helper()
-		waitProcs(t, "^btrfs receive /persist/services-standby$", 1)
+		waitProcs(t, "^btrfs receive -C /persist/services-standby$", 1)
 	}
 	// 1. The receiving btrfs dies mid-stream.
 	cmd, out := startRun(t, storage.Inventory, env, "--yes", "replicate", "zippy", "c1")
 	waitReceive()
-	if err := exec.Command("pkill", "-KILL", "-f", "^btrfs receive /persist/services-standby$").Run(); err != nil {
+	if err := exec.Command("pkill", "-KILL", "-f", "^btrfs receive -C /persist/services-standby$").Run(); err != nil {
 		t.Fatal(err)
 	}
 	err := cmd.Wait()
@@ -216,7 +216,7 @@ func TestReplicateInterruptedSends(t *testing.T) {
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	_ = cmd.Wait()
 	deadline := time.Now().Add(10 * time.Second)
-	for countProcs(t, "^btrfs receive /persist/services-standby$") > 0 {
+	for countProcs(t, "^btrfs receive -C /persist/services-standby$") > 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("receive survived hoctl")
 		}
@@ -265,7 +265,7 @@ func TestReplicateTargetFullMidReceive(t *testing.T) {
 	cleanServices(t, zippy, c1)
 	must(t, zippy, "btrfs subvolume create /persist/services >/dev/null && head -c 200000000 /dev/urandom > /persist/services/big && sync")
 	cmd, out := startRun(t, storage.Inventory, env, "--yes", "replicate", "zippy", "c1")
-	waitProcs(t, "^btrfs receive /persist/services-standby$", 1)
+	waitProcs(t, "^btrfs receive -C /persist/services-standby$", 1)
 	// Fill the target while the receive runs.
 	_, _ = c1.Run(context.Background(), sshexec.Cmd{Script: "dd if=/dev/zero of=/persist/filler bs=1M 2>/dev/null; sync; true"})
 	err := cmd.Wait()

@@ -56,6 +56,19 @@ func knownHostsLine(t *testing.T, l *lab.Lab, name string) string {
 // It returns the inventory edits that make hoctl use the first or the last.
 func restrictC1(t *testing.T) (filtered, receiveOnly string) {
 	t.Helper()
+	k := restrictC1Keys(t)
+	return k.filteredInv, k.receiveOnlyInv
+}
+
+// c1Keys are restrictC1's keys: the private key files, and inventories
+// that use them.
+type c1Keys struct {
+	filtered, receiveOnly       string
+	filteredInv, receiveOnlyInv string
+}
+
+func restrictC1Keys(t *testing.T) c1Keys {
+	t.Helper()
 	rs := storageRunners(t, "zippy", "c1")
 	zippy, c1 := rs[0], rs[1]
 	dir := t.TempDir()
@@ -83,9 +96,10 @@ func restrictC1(t *testing.T) (filtered, receiveOnly string) {
 		must(t, zippy, "rm -rf /root/.ssh")
 	})
 	c1Line := "c1: {address: " + storage.Host("c1").Addr
-	return labInventory(t, storage, c1Line, "c1: {identity_files: ["+filteredKey+"], address: "+storage.Host("c1").Addr,
+	return c1Keys{filtered: filteredKey, receiveOnly: receiveKey,
+		filteredInv: labInventory(t, storage, c1Line, "c1: {identity_files: ["+filteredKey+"], address: "+storage.Host("c1").Addr,
 			"keep: {source: 12, target: 48}", "keep: {source: 12, target: 48}\n    transport: direct\n    compress: zstd"),
-		labInventory(t, storage, c1Line, "c1: {identity_files: ["+receiveKey+"], address: "+storage.Host("c1").Addr)
+		receiveOnlyInv: labInventory(t, storage, c1Line, "c1: {identity_files: ["+receiveKey+"], address: "+storage.Host("c1").Addr)}
 }
 
 // A target reached only through hoctl's forced-command filter: direct

@@ -408,7 +408,9 @@ SetEnv PATH=%s:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 				return fmt.Errorf("mkfs.btrfs: %w: %s", err, out)
 			}
 		}
-		fmt.Fprintf(&script, "mount -o loop %s /persist\n", img)
+		// nosuid,nodev: what docs/security.md asks of a replication
+		// target's mount (hoctl warns without them).
+		fmt.Fprintf(&script, "mount -o loop,nosuid,nodev %s /persist\n", img)
 	} else {
 		script.WriteString("mount -t tmpfs -o size=64m tmpfs /persist\n")
 	}

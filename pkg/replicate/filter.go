@@ -37,6 +37,10 @@ type Request struct {
 	// command stops when the session ends (sshexec's killable wrapper);
 	// the command itself reads nothing.
 	Watched bool
+	// native, when set, is what runs instead of Pipeline: the filter's own
+	// implementation of a command that must not resolve paths in the
+	// target dir by name (subvol_linux.go).
+	native func(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) error
 }
 
 // RefusedError is a command the filter does not allow.
@@ -71,10 +75,16 @@ func (f Filter) Allow(line string) (*Request, error) {
 		base, _, ok := btrfs.ParseSnapshotName(path.Base(p))
 		return ok && baseName.MatchString(base)
 	}
-	receive := []string{"btrfs", "receive", dir}
+	// Receive always runs confined to dir (--chroot), also when an older
+	// hoctl asks without it: the stream's paths are the sender's to choose.
+	receive := ReceiveArgv(dir)
+	isReceive := func(argv []string) bool {
+		return slices.Equal(argv, receive) || slices.Equal(argv, []string{"btrfs", "receive", dir})
+	}
 	req := &Request{Pipeline: pipeline, Watched: watched}
 	if len(pipeline) == 2 {
-		if slices.Equal(pipeline[0], DecompressArgv) && slices.Equal(pipeline[1], receive) {
+		if slices.Equal(pipeline[0], DecompressArgv) && isReceive(pipeline[1]) {
+			req.Pipeline[1] = receive
 			return req, nil
 		}
 		return refuse("the only pipeline allowed is " + sshexec.QuoteArgv(DecompressArgv) + " | " + sshexec.QuoteArgv(receive))
@@ -86,9 +96,15 @@ func (f Filter) Allow(line string) (*Request, error) {
 	switch {
 	case slices.Equal(argv, []string{"stat", "-f", "-c", "%T", dir}),
 		slices.Equal(argv, []string{"df", "-B1", "--output=avail", dir}),
-		slices.Equal(argv, receive):
+		slices.Equal(argv, MountArgv(dir)):
+		return req, nil
+	case isReceive(argv):
+		req.Pipeline[0] = receive
 		return req, nil
 	case len(argv) == 4 && slices.Equal(argv[:3], []string{"btrfs", "subvolume", "show"}) && snapshot(argv[3]):
+		req.native = inDir(dir, func(d *targetDir, _ io.Reader, stdout, _ io.Writer) error {
+			return d.show(path.Base(argv[3]), stdout)
+		})
 		return req, nil
 	case len(argv) > 3 && slices.Equal(argv[:3], []string{"btrfs", "subvolume", "delete"}):
 		for _, p := range argv[3:] {
@@ -96,14 +112,38 @@ func (f Filter) Allow(line string) (*Request, error) {
 				return refuse(fmt.Sprintf("deletes only snapshots <name>@<UTC time> directly in %s, not %q", dir, p))
 			}
 		}
+		req.native = inDir(dir, func(d *targetDir, _ io.Reader, stdout, _ io.Writer) error {
+			for _, p := range argv[3:] {
+				if err := d.destroy(path.Base(p)); err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "Delete subvolume '%s'\n", p)
+			}
+			return nil
+		})
 		return req, nil
-	case len(argv) > 7 && argv[0] == "find":
-		base, ok := strings.CutSuffix(argv[7], "@*")
-		if ok && baseName.MatchString(base) && slices.Equal(argv, ListArgv(dir, base)) {
+	case len(argv) > 9 && argv[0] == "find":
+		base, _ := strings.CutSuffix(argv[len(argv)-9], "@*")
+		if baseName.MatchString(base) && (slices.Equal(argv, ListArgv(dir, base)) || slices.Equal(argv, legacyListArgv(dir, base))) {
+			req.native = inDir(dir, func(d *targetDir, _ io.Reader, stdout, stderr io.Writer) error {
+				return d.list(base, stdout, stderr)
+			})
 			return req, nil
 		}
 	}
 	return refuse(fmt.Sprintf("not a command replication into %s sends (see docs/replicate.md, \"Restricted target keys\")", dir))
+}
+
+// inDir runs fn on the target dir, held open for it.
+func inDir(dir string, fn func(d *targetDir, stdin io.Reader, stdout, stderr io.Writer) error) func(context.Context, io.Reader, io.Writer, io.Writer) error {
+	return func(_ context.Context, stdin io.Reader, stdout, stderr io.Writer) error {
+		d, err := openTargetDir(dir)
+		if err != nil {
+			return err
+		}
+		defer d.close()
+		return fn(d, stdin, stdout, stderr)
+	}
 }
 
 // splitPipeline splits a command line into argvs the way a POSIX shell
@@ -183,6 +223,13 @@ func splitPipeline(line string) ([][]string, error) {
 // merely saw its input end). A watched request reads nothing and is
 // killed when stdin ends, which is what hoctl's wrapper would have done.
 func (r *Request) Exec(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	if r.native != nil {
+		if err := r.native(ctx, stdin, stdout, stderr); err != nil {
+			fmt.Fprintln(stderr, "ERROR:", err)
+			return 1, nil
+		}
+		return 0, nil
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if _, ok := stderr.(*os.File); !ok {

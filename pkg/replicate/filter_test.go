@@ -25,6 +25,7 @@ func targetLines(t *testing.T) []string {
 		sshexec.QuoteArgv(ListArgv(standby, "services")),
 		sshexec.QuoteArgv([]string{"stat", "-f", "-c", "%T", standby}),
 		sshexec.QuoteArgv([]string{"df", "-B1", "--output=avail", standby}),
+		sshexec.QuoteArgv(MountArgv(standby)),
 		sshexec.QuoteArgv([]string{"btrfs", "subvolume", "show", snap}),
 		sshexec.QuoteArgv(deleteArgv([]btrfs.Subvolume{{Path: snap}, {Path: path.Join(standby, "services@20261126T090000Z")}})),
 		r.receiverLine(),
@@ -51,6 +52,38 @@ func TestFilterAllowsWhatReplicationSends(t *testing.T) {
 	req, err := f.Allow(sshexec.KillableForTest(sshexec.QuoteArgv(ListArgv(standby, "services"))))
 	if err != nil || !req.Watched || !slices.Equal(req.Pipeline[0], ListArgv(standby, "services")) {
 		t.Fatalf("wrapped listing: %+v %v", req, err)
+	}
+}
+
+// Whatever form of receive is asked, the filter runs it confined to the
+// dir: an older hoctl's plain `btrfs receive DIR` too.
+func TestFilterAlwaysReceivesChrooted(t *testing.T) {
+	f := Filter{Dir: standby}
+	for _, line := range []string{"btrfs receive " + standby, "btrfs receive -C " + standby, "zstd -d -q -c | btrfs receive " + standby} {
+		req, err := f.Allow(line)
+		if err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		if got := req.Pipeline[len(req.Pipeline)-1]; !slices.Equal(got, []string{"btrfs", "receive", "-C", standby}) {
+			t.Errorf("%q runs %q, not confined by --chroot", line, got)
+		}
+	}
+	for _, line := range []string{"btrfs receive -C /", "btrfs receive -C /persist", "btrfs receive -e " + standby, "btrfs receive --chroot=/ " + standby} {
+		if _, err := f.Allow(line); err == nil {
+			t.Errorf("allowed %q", line)
+		}
+	}
+}
+
+func TestMissingMountOptions(t *testing.T) {
+	for opts, want := range map[string]string{
+		"rw,relatime,ssd,space_cache=v2,subvolid=5,subvol=/\n": "nosuid,nodev",
+		"rw,nosuid,relatime": "nodev",
+		"rw,nosuid,nodev,noexec,relatime,subvol=/services-standby\n": "",
+	} {
+		if got := strings.Join(MissingMountOptions(opts), ","); got != want {
+			t.Errorf("%q: missing %q, want %q", opts, got, want)
+		}
 	}
 }
 
@@ -131,7 +164,7 @@ func FuzzFilter(f *testing.F) {
 			return
 		}
 		for _, argv := range req.Pipeline {
-			if argv[0] != "btrfs" && argv[0] != "zstd" && argv[0] != "find" && argv[0] != "stat" && argv[0] != "df" {
+			if argv[0] != "btrfs" && argv[0] != "zstd" && argv[0] != "find" && argv[0] != "stat" && argv[0] != "df" && argv[0] != "findmnt" {
 				t.Fatalf("%q runs %q", line, argv)
 			}
 			for _, a := range argv[1:] {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"github.com/hoctl/hoctl/pkg/retention"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -25,10 +26,17 @@ const separator = "--hoctl-next--"
 // rather than `subvolume list` for the whole filesystem, so paths never
 // have to be mapped between the mount and the filesystem's top. It is one
 // argv, not a script, so that a target's forced-command filter can parse
-// and allow it (filter.go).
+// and allow it (filter.go), which runs its own listing instead. -type d:
+// a symlink a stream planted under a snapshot's name is never shown
+// (`show` would follow it) and so never chosen for deletion.
 func ListArgv(dir, base string) []string {
-	return []string{"find", dir, "-mindepth", "1", "-maxdepth", "1", "-name", base + "@*",
+	return []string{"find", dir, "-mindepth", "1", "-maxdepth", "1", "-type", "d", "-name", base + "@*",
 		"-printf", separator + " %p\\n", "-exec", "btrfs", "subvolume", "show", "{}", ";"}
+}
+
+// legacyListArgv is what hoctl before -type d sent; the filter allows it.
+func legacyListArgv(dir, base string) []string {
+	return slices.Delete(ListArgv(dir, base), 5, 7)
 }
 
 // Side is one host's replication snapshots in one directory.

@@ -45,8 +45,10 @@ type Run struct {
 	whyFull  string
 	newName  string
 	estimate int64
-	Sent     atomic.Int64
-	Summary  string
+	// mountWarning says what is unsafe about the target dir's mount.
+	mountWarning string
+	Sent         atomic.Int64
+	Summary      string
 }
 
 // Runbook builds the replication runbook: inspect both sides and choose
@@ -65,8 +67,8 @@ func Runbook(inv *inventory.Inventory, e Ends, o Options) (*tasks.Runbook, *Run)
 				Desc: fmt.Sprintf("btrfs subvolume show %s; no nested subvolume it would leave out (btrfs subvolume list -o); list %s@* in %s:%s and %s:%s; df %s", e.Subvolume, e.Base, e.SourceHost, e.SourceDir, e.TargetHost, e.TargetDir, e.TargetDir),
 				Fn:   r.inspect,
 			},
-			Action: &tasks.Func{DescFn: func(*inventory.Host) string { return r.choice() }, Fn: func(context.Context, *tasks.Env, *inventory.Host) (string, error) {
-				return r.choice(), nil
+			Action: &tasks.Func{DescFn: func(*inventory.Host) string { return r.choiceAndWarning() }, Fn: func(context.Context, *tasks.Env, *inventory.Host) (string, error) {
+				return r.choiceAndWarning(), nil
 			}},
 		},
 		{
@@ -204,6 +206,7 @@ func (r *Run) inspect(ctx context.Context, env *tasks.Env, _ *inventory.Host) (s
 	if fs := strings.TrimSpace(string(res.Stdout)); fs != "btrfs" {
 		return "", fmt.Errorf("%s: %s is on %s, not btrfs: btrfs receive needs a btrfs filesystem", e.TargetHost, e.TargetDir, fs)
 	}
+	warning := MountWarning(ctx, dstR, e.TargetDir)
 	src, err := List(ctx, srcR, e.SourceDir, e.Base)
 	if err != nil {
 		return "", err
@@ -214,6 +217,7 @@ func (r *Run) inspect(ctx context.Context, env *tasks.Env, _ *inventory.Host) (s
 	}
 	r.mu.Lock()
 	r.src, r.dst = src, dst
+	r.mountWarning = warning
 	// Names must grow: two runs within one second, or a clock behind the
 	// newest snapshot, take the second after the newest one.
 	t := r.Opts.Now().UTC().Truncate(time.Second)
@@ -280,6 +284,18 @@ func (r *Run) choice() string {
 		return fmt.Sprintf("incremental: parent %s (UUID %s, on %s as %s)", r.parent.Source.Name(), r.parent.Source.UUID, r.Ends.TargetHost, r.parent.Target.Name())
 	}
 	return "FULL send: " + r.whyFull
+}
+
+// choiceAndWarning is the choice, and what is unsafe about the target's
+// mount, in the plan and the journal.
+func (r *Run) choiceAndWarning() string {
+	c := r.choice()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.mountWarning != "" {
+		c += "\nWARNING " + r.mountWarning
+	}
+	return c
 }
 
 func (r *Run) garbage() []btrfs.Subvolume {
@@ -363,7 +379,7 @@ func (r *Run) senderCmd() sshexec.Cmd {
 // receiverLine is the target's half, as the target's shell or its
 // forced-command filter (filter.go) receives it.
 func (r *Run) receiverLine() string {
-	recv := sshexec.QuoteArgv([]string{"btrfs", "receive", r.Ends.TargetDir})
+	recv := sshexec.QuoteArgv(ReceiveArgv(r.Ends.TargetDir))
 	if r.zstd() {
 		return sshexec.QuoteArgv(DecompressArgv) + " | " + recv
 	}
@@ -520,7 +536,8 @@ func (d *ddProgress) line(l string) {
 			return
 		}
 	}
-	if l == "" || strings.HasSuffix(l, " records in") || strings.HasSuffix(l, " records out") || strings.HasPrefix(l, "At subvol ") {
+	if l == "" || strings.HasSuffix(l, " records in") || strings.HasSuffix(l, " records out") || strings.HasPrefix(l, "At subvol ") ||
+		strings.HasPrefix(l, "At snapshot ") || strings.HasPrefix(l, "Chroot to ") {
 		return
 	}
 	d.other = append(d.other, l)

@@ -452,5 +452,11 @@ func (p *Probes) lag(ctx context.Context, svc *inventory.NFSService, host, dir, 
 		c.Detail += fmt.Sprintf(": STALE, over max_lag %s", svc.MaxLag)
 		c.Hint = "hoctl replicate --name " + svc.Replication
 	}
+	// What a send stream may plant in the dir it receives into stays
+	// inert only on a nosuid,nodev mount (docs/security.md).
+	if w := replicate.MountWarning(ctx, run, dir); w != "" {
+		c.Level = Warn
+		c.Detail += "; WARNING " + w
+	}
 	return c
 }

@@ -1,0 +1,238 @@
+package replicate
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The target filter's own show, list and delete of snapshots in its dir.
+// `btrfs subvolume show|delete DIR/NAME` resolve the path themselves and
+// follow a symlink a stream planted there (DIR/services@... ->
+// /persist/victim). Here every entry is opened by its one name relative to
+// DIR's descriptor without following links, checked to be a subvolume root
+// whose parent is DIR itself on DIR's filesystem, and shown or deleted
+// through that descriptor and its subvolume id: nothing is looked up by
+// path again, so nothing can be swapped in between.
+
+// Kernel interface (linux/btrfs.h).
+const (
+	btrfsSuperMagic   = 0x9123683e
+	btrfsFirstFreeIno = 256 // the root directory of every subvolume
+	btrfsSubvolRdonly = 1 << 0
+	btrfsSpecByID     = 1 << 4
+	// _IOR(0x94, 60, struct btrfs_ioctl_get_subvol_info_args[504])
+	iocGetSubvolInfo = 2<<30 | 504<<16 | 0x94<<8 | 60
+	// _IOR(0x94, 31, struct btrfs_ioctl_fs_info_args[1024])
+	iocFsInfo = 2<<30 | 1024<<16 | 0x94<<8 | 31
+	// _IOW(0x94, 63, struct btrfs_ioctl_vol_args_v2[4096])
+	iocSnapDestroyV2 = 1<<30 | 4096<<16 | 0x94<<8 | 63
+)
+
+// subvolInfo is what BTRFS_IOC_GET_SUBVOL_INFO says of a subvolume.
+type subvolInfo struct {
+	TreeID, ParentID, DirID, Generation, Flags, OTransID uint64
+	Name                                                 string
+	UUID, ParentUUID, ReceivedUUID                       [16]byte
+	Created                                              time.Time
+}
+
+func getSubvolInfo(fd int) (subvolInfo, error) {
+	var buf [504]byte
+	if err := ioctl(fd, iocGetSubvolInfo, unsafe.Pointer(&buf[0])); err != nil {
+		return subvolInfo{}, err
+	}
+	le := func(off int) uint64 {
+		var v uint64
+		for i := 7; i >= 0; i-- {
+			v = v<<8 | uint64(buf[off+i])
+		}
+		return v
+	}
+	name := buf[8:264]
+	if i := strings.IndexByte(string(name), 0); i >= 0 {
+		name = name[:i]
+	}
+	si := subvolInfo{TreeID: le(0), Name: string(name), ParentID: le(264), DirID: le(272), Generation: le(280), Flags: le(288),
+		OTransID: le(352), Created: time.Unix(int64(le(392)), int64(uint32(le(400)))).UTC()}
+	copy(si.UUID[:], buf[296:312])
+	copy(si.ParentUUID[:], buf[312:328])
+	copy(si.ReceivedUUID[:], buf[328:344])
+	return si, nil
+}
+
+func fsid(fd int) ([16]byte, error) {
+	var buf [1024]byte
+	var id [16]byte
+	if err := ioctl(fd, iocFsInfo, unsafe.Pointer(&buf[0])); err != nil {
+		return id, err
+	}
+	copy(id[:], buf[16:32])
+	return id, nil
+}
+
+func ioctl(fd int, req uintptr, arg unsafe.Pointer) error {
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), req, uintptr(arg)); errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// targetDir is the filter's dir, held open.
+type targetDir struct {
+	path string
+	fd   int
+	ino  uint64
+	tree uint64
+	fsid [16]byte
+}
+
+func openTargetDir(dir string) (*targetDir, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return nil, fmt.Errorf("%s: No such file or directory", dir) // as find says it: List recognises it
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	d := &targetDir{path: dir, fd: fd}
+	var st unix.Stat_t
+	if err = unix.Fstat(fd, &st); err == nil {
+		d.ino = st.Ino
+		var si subvolInfo
+		if si, err = getSubvolInfo(fd); err == nil {
+			d.tree = si.TreeID
+			d.fsid, err = fsid(fd)
+		}
+	}
+	if err != nil {
+		_ = unix.Close(fd)
+		return nil, fmt.Errorf("%s: not on btrfs: %w", dir, err)
+	}
+	return d, nil
+}
+
+func (d *targetDir) close() { _ = unix.Close(d.fd) }
+
+// errNotSnapshot is an entry of DIR that is not a subvolume directly in it.
+var errNotSnapshot = errors.New("not a subvolume directly in the target dir (a symlink, a plain directory or file, or another filesystem)")
+
+// snapshot opens name (one component) in d as a subvolume whose parent is
+// d itself; the caller closes the descriptor.
+func (d *targetDir) snapshot(name string) (int, subvolInfo, error) {
+	if name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
+		return -1, subvolInfo{}, errNotSnapshot
+	}
+	fd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return -1, subvolInfo{}, fmt.Errorf("no such subvolume")
+		}
+		return -1, subvolInfo{}, errNotSnapshot
+	}
+	fail := func(err error) (int, subvolInfo, error) {
+		_ = unix.Close(fd)
+		return -1, subvolInfo{}, err
+	}
+	var st unix.Stat_t
+	var sfs unix.Statfs_t
+	if unix.Fstat(fd, &st) != nil || st.Ino != btrfsFirstFreeIno || unix.Fstatfs(fd, &sfs) != nil || sfs.Type != btrfsSuperMagic {
+		return fail(errNotSnapshot)
+	}
+	if id, err := fsid(fd); err != nil || id != d.fsid {
+		return fail(errNotSnapshot)
+	}
+	si, err := getSubvolInfo(fd)
+	if err != nil || si.ParentID != d.tree || si.DirID != d.ino {
+		return fail(errNotSnapshot)
+	}
+	return fd, si, nil
+}
+
+func uuidText(u [16]byte) string {
+	if u == ([16]byte{}) {
+		return "-"
+	}
+	h := hex.EncodeToString(u[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// showText is the part of `btrfs subvolume show` output hoctl reads
+// (btrfs.ParseShow), in its layout.
+func showText(p string, si subvolInfo) string {
+	flags := "-"
+	if si.Flags&btrfsSubvolRdonly != 0 {
+		flags = "readonly"
+	}
+	return fmt.Sprintf("%s\n\tName: \t\t\t%s\n\tUUID: \t\t\t%s\n\tParent UUID: \t\t%s\n\tReceived UUID: \t\t%s\n\tCreation time: \t\t%s\n\tSubvolume ID: \t\t%d\n\tGeneration: \t\t%d\n\tGen at creation: \t%d\n\tParent ID: \t\t%d\n\tFlags: \t\t\t%s\n",
+		p, si.Name, uuidText(si.UUID), uuidText(si.ParentUUID), uuidText(si.ReceivedUUID), si.Created.Format("2006-01-02 15:04:05 -0700"),
+		si.TreeID, si.Generation, si.OTransID, si.ParentID, flags)
+}
+
+// show prints one snapshot as `btrfs subvolume show` does.
+func (d *targetDir) show(name string, stdout io.Writer) error {
+	fd, si, err := d.snapshot(name)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path.Join(d.path, name), err)
+	}
+	_ = unix.Close(fd)
+	_, err = io.WriteString(stdout, showText(path.Join(d.path, name), si))
+	return err
+}
+
+// list prints every entry named base@* as ListArgv's find does: the
+// separator line, then the show of a subvolume (nothing for anything else).
+func (d *targetDir) list(base string, stdout, stderr io.Writer) error {
+	dup, err := unix.Dup(d.fd)
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(dup), d.path)
+	names, err := f.Readdirnames(-1)
+	_ = f.Close()
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if !strings.HasPrefix(n, base+"@") {
+			continue
+		}
+		p := path.Join(d.path, n)
+		if _, err := fmt.Fprintf(stdout, "%s %s\n", separator, p); err != nil {
+			return err
+		}
+		if err := d.show(n, stdout); err != nil {
+			fmt.Fprintf(stderr, "hoctl target-filter: %v\n", err)
+		}
+	}
+	return nil
+}
+
+// destroy deletes one snapshot by the subvolume id read through its own
+// descriptor, so the subvolume checked is the one deleted.
+func (d *targetDir) destroy(name string) error {
+	fd, si, err := d.snapshot(name)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path.Join(d.path, name), err)
+	}
+	defer func() { _ = unix.Close(fd) }()
+	var args [4096]byte
+	args[16] = btrfsSpecByID // flags
+	for i := range 8 {
+		args[56+i] = byte(si.TreeID >> (8 * i)) // subvolid
+	}
+	if err := ioctl(d.fd, iocSnapDestroyV2, unsafe.Pointer(&args[0])); err != nil {
+		return fmt.Errorf("deleting %s: %w", path.Join(d.path, name), err)
+	}
+	return nil
+}

@@ -1,0 +1,20 @@
+//go:build !linux
+
+package replicate
+
+import (
+	"errors"
+	"io"
+)
+
+// The target filter runs on the Linux host that receives; elsewhere its
+// snapshot operations only refuse.
+type targetDir struct{}
+
+var errNotLinux = errors.New("hoctl target-filter runs on Linux only")
+
+func openTargetDir(string) (*targetDir, error)               { return nil, errNotLinux }
+func (d *targetDir) close()                                  {}
+func (d *targetDir) show(string, io.Writer) error            { return errNotLinux }
+func (d *targetDir) list(string, io.Writer, io.Writer) error { return errNotLinux }
+func (d *targetDir) destroy(string) error                    { return errNotLinux }
