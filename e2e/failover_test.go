@@ -100,6 +100,10 @@ func nfsStart(t *testing.T) (zippy, c1, c2 sshexec.Runner, env []string) {
 		}
 		_, _ = zippy.Run(context.Background(), sshexec.Cmd{Script: "btrfs subvolume delete -c /persist/services* >/dev/null 2>&1; btrfs subvolume sync /persist"})
 		_, _ = c1.Run(context.Background(), sshexec.Cmd{Script: "btrfs subvolume delete -c /persist/services-standby/services* /persist/services* >/dev/null 2>&1; btrfs subvolume sync /persist"})
+		// The direction a failover recorded on the hosts.
+		for _, r := range []sshexec.Runner{zippy, c1} {
+			_, _ = r.Run(context.Background(), sshexec.Cmd{Script: "rm -f /persist/.hoctl-replicate-* /persist/services-standby/.hoctl-replicate-*"})
+		}
 		c := mustClient(t)
 		_, _ = c.KV().DeleteTree("hoctl/", nil)
 		for _, n := range []string{"zippy", "c1"} {

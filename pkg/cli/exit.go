@@ -7,6 +7,7 @@ import (
 
 	"github.com/hoctl/hoctl/pkg/consul"
 	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/replicate"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 	"github.com/hoctl/hoctl/pkg/tasks"
 )
@@ -93,7 +94,8 @@ func ExitCode(err error) int {
 	case errors.As(err, new(*tasks.ConfirmError)):
 		return ExitNotConfirmed
 	case errors.As(err, new(*tasks.RefusedError)), errors.As(err, new(*tasks.LockedError)),
-		errors.As(err, new(*ResumeRefusedError)), errors.As(err, new(*consul.HeldError)), errors.As(err, new(*RefusedError)):
+		errors.As(err, new(*ResumeRefusedError)), errors.As(err, new(*consul.HeldError)), errors.As(err, new(*RefusedError)),
+		errors.As(err, new(*replicate.HostLockedError)), errors.As(err, new(*replicate.DirectionError)):
 		return ExitRefused
 	case errors.As(err, new(*tasks.NoRunError)), errors.As(err, new(*tasks.AmbiguousRunError)):
 		return ExitUsage

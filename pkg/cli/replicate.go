@@ -152,6 +152,7 @@ func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
 		return planOnly(ctx, f, eng, rb, 1)
 	}
 	_, err = eng.Run(ctx, rb, tasks.RunOptions{})
+	run.Release()
 	if err == nil && run.Summary != "" && !f.IO.JSON {
 		fmt.Fprintf(f.IO.ErrOut, "%s %s → %s: %s\n", f.IO.ColorScheme().SuccessIcon(), ends.SourceHost, ends.TargetHost, run.Summary)
 	}

@@ -113,6 +113,7 @@ func replicateAll(ctx context.Context, opts *ReplicateOptions) error {
 				e.Reporter = tasks.NewReporter(f.IO, nil)
 				start := time.Now()
 				_, j.err = e.Run(ctx, j.rb, tasks.RunOptions{SkipPlan: true})
+				j.run.Release()
 				j.took = time.Since(start)
 			}()
 		}

@@ -30,9 +30,13 @@ func NewCmdTargetFilter(f *Factory, runF func(*TargetFilterOptions) error) *cobr
 
 It reads SSH_ORIGINAL_COMMAND, parses it as argv (never through a shell) and
 runs it only if it is one of the commands hoctl replicate sends to a target:
-list, show, df and stat of DIR, btrfs receive into DIR (optionally behind zstd
--d), and btrfs subvolume delete of snapshots named <name>@<UTC time> directly
-in DIR. Anything else is refused with exit 126. See docs/replicate.md.`,
+list, show, df, stat and findmnt of DIR, btrfs receive into DIR (optionally
+behind zstd -d; always run as btrfs receive -C DIR, confined to DIR), btrfs
+subvolume delete of snapshots named <name>@<UTC time> directly in DIR, and
+the replication's lock in DIR. Listing, show, delete and the lock are the
+filter's own code, which never follows a symlink in DIR. Anything else is
+refused with exit 126. Mount DIR nosuid,nodev. See docs/replicate.md and
+docs/security.md.`,
 		Args: rangeArgs(1, 1),
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.Dir = args[0]

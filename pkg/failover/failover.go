@@ -211,7 +211,8 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 		RetryDelay: time.Second,
 	}, &tasks.Step{
 		Title: fmt.Sprintf("record the direction: replication %s now runs %s → %s", rep.Name, o.To, o.From),
-		Action: &tasks.Func{Desc: fmt.Sprintf("consul kv put %s %s", DirectionKey(rep.Name), o.To), Fn: func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
+		Action: &tasks.Func{Desc: fmt.Sprintf("consul kv put %s %s; write %s into %s:%s and %s:%s", DirectionKey(rep.Name), o.To, o.To,
+			o.To, replicate.DirectionFile(ends.TargetDir, rep.Name), o.From, replicate.DirectionFile(ends.SourceDir, rep.Name)), Fn: func(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
 			c, err := r.Consul(ctx)
 			if err != nil {
 				return "", err
@@ -227,7 +228,16 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 			if !ok {
 				return "", fmt.Errorf("recording the direction: %s changed meanwhile", DirectionKey(rep.Name))
 			}
-			return fmt.Sprintf("next: hoctl replicate %s %s (incremental)", o.To, o.From), nil
+			// Also on the hosts, where a replication run without Consul
+			// (a timer on the old primary) finds it under its lock.
+			if err := writeDirection(ctx, env, to, ends.TargetDir, rep.Name, o.To); err != nil {
+				return "", err
+			}
+			note := ""
+			if err := writeDirection(ctx, env, inv.Host(o.From), ends.SourceDir, rep.Name, o.To); err != nil {
+				note = fmt.Sprintf(" (not recorded on %s: %v)", o.From, err)
+			}
+			return fmt.Sprintf("next: hoctl replicate %s %s (incremental)%s", o.To, o.From, note), nil
 		}},
 	})
 	if clients := r.clients(); len(clients) > 0 {
@@ -632,4 +642,17 @@ func (r *Run) servedBy(host string) func(ctx context.Context, _ *tasks.Env, _ *i
 		}
 		return "one passing instance, on " + host, nil
 	}
+}
+
+// writeDirection records on host h which end is replication name's source.
+func writeDirection(ctx context.Context, env *tasks.Env, h *inventory.Host, dir, name, source string) error {
+	run, err := env.Connect(ctx, h)
+	if err != nil {
+		return err
+	}
+	res, err := run.Run(ctx, sshexec.Cmd{Argv: replicate.DirectionArgv(dir, name), Stdin: strings.NewReader(source + "\n")})
+	if err != nil {
+		return fmt.Errorf("%s: writing %s: %s", h.Name, replicate.DirectionFile(dir, name), sshexec.FirstLine(res, err))
+	}
+	return nil
 }

@@ -122,6 +122,16 @@ func (f Filter) Allow(line string) (*Request, error) {
 			return nil
 		})
 		return req, nil
+	case len(argv) == 7 && slices.Equal(argv[:4], []string{"sh", "-c", hostLockScript, "hoctl-lock"}):
+		name, ok := strings.CutPrefix(path.Base(argv[4]), ".hoctl-replicate-")
+		name, ok2 := strings.CutSuffix(name, ".lock")
+		if ok && ok2 && baseName.MatchString(name) && slices.Equal(argv, HostLockArgv(dir, name, argv[6])) && holderText.MatchString(argv[6]) {
+			req.native = inDir(dir, func(d *targetDir, stdin io.Reader, stdout, _ io.Writer) error {
+				return d.lock(context.Background(), path.Base(argv[4]), path.Base(argv[5]), argv[6], stdin, stdout)
+			})
+			return req, nil
+		}
+		return refuse("not the replication lock of " + dir)
 	case len(argv) > 9 && argv[0] == "find":
 		base, _ := strings.CutSuffix(argv[len(argv)-9], "@*")
 		if baseName.MatchString(base) && (slices.Equal(argv, ListArgv(dir, base)) || slices.Equal(argv, legacyListArgv(dir, base))) {
@@ -133,6 +143,11 @@ func (f Filter) Allow(line string) (*Request, error) {
 	}
 	return refuse(fmt.Sprintf("not a command replication into %s sends (see docs/replicate.md, \"Restricted target keys\")", dir))
 }
+
+// exitStatus is a native command's non-zero status that is no error.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 // inDir runs fn on the target dir, held open for it.
 func inDir(dir string, fn func(d *targetDir, stdin io.Reader, stdout, stderr io.Writer) error) func(context.Context, io.Reader, io.Writer, io.Writer) error {
@@ -224,11 +239,16 @@ func splitPipeline(line string) ([][]string, error) {
 // killed when stdin ends, which is what hoctl's wrapper would have done.
 func (r *Request) Exec(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	if r.native != nil {
-		if err := r.native(ctx, stdin, stdout, stderr); err != nil {
-			fmt.Fprintln(stderr, "ERROR:", err)
-			return 1, nil
+		err := r.native(ctx, stdin, stdout, stderr)
+		var status exitStatus
+		switch {
+		case err == nil:
+			return 0, nil
+		case errors.As(err, &status):
+			return int(status), nil
 		}
-		return 0, nil
+		fmt.Fprintln(stderr, "ERROR:", err)
+		return 1, nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

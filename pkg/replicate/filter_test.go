@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hoctl/hoctl/pkg/btrfs"
 	"github.com/hoctl/hoctl/pkg/sshexec"
@@ -26,6 +27,7 @@ func targetLines(t *testing.T) []string {
 		sshexec.QuoteArgv([]string{"stat", "-f", "-c", "%T", standby}),
 		sshexec.QuoteArgv([]string{"df", "-B1", "--output=avail", standby}),
 		sshexec.QuoteArgv(MountArgv(standby)),
+		sshexec.QuoteArgv(HostLockArgv(standby, "services", defaultHolder(time.Now()))),
 		sshexec.QuoteArgv([]string{"btrfs", "subvolume", "show", snap}),
 		sshexec.QuoteArgv(deleteArgv([]btrfs.Subvolume{{Path: snap}, {Path: path.Join(standby, "services@20261126T090000Z")}})),
 		r.receiverLine(),
@@ -71,6 +73,30 @@ func TestFilterAlwaysReceivesChrooted(t *testing.T) {
 	for _, line := range []string{"btrfs receive -C /", "btrfs receive -C /persist", "btrfs receive -e " + standby, "btrfs receive --chroot=/ " + standby} {
 		if _, err := f.Allow(line); err == nil {
 			t.Errorf("allowed %q", line)
+		}
+	}
+}
+
+// The host lock: exactly hoctl's own command for this dir, run by the
+// filter itself; never another file, dir, script or holder text.
+func TestFilterHostLock(t *testing.T) {
+	f := Filter{Dir: standby}
+	req, err := f.Allow(sshexec.QuoteArgv(HostLockArgv(standby, "services", "alice@ws pid 12, started 2026-11-30T05:00:00Z")))
+	if err != nil || req.native == nil {
+		t.Fatalf("the lock command: %+v %v", req, err)
+	}
+	bad := [][]string{
+		HostLockArgv("/persist", "services", "x"),
+		HostLockArgv(standby, "../services", "x"),
+		HostLockArgv(standby, "services", "x\ny"),
+		HostLockArgv(standby, "services", "$(id)"),
+		HostLockArgv(standby, "services", "/etc/passwd"),
+		append(HostLockArgv(standby, "services", "x")[:2], "id", "hoctl-lock", HostLockFile(standby, "services"), DirectionFile(standby, "services"), "x"),
+		{"sh", "-c", hostLockScript, "hoctl-lock", HostLockFile(standby, "services"), "/etc/shadow", "x"},
+	}
+	for _, argv := range bad {
+		if _, err := f.Allow(sshexec.QuoteArgv(argv)); err == nil {
+			t.Errorf("allowed %q", argv)
 		}
 	}
 }
@@ -164,7 +190,8 @@ func FuzzFilter(f *testing.F) {
 			return
 		}
 		for _, argv := range req.Pipeline {
-			if argv[0] != "btrfs" && argv[0] != "zstd" && argv[0] != "find" && argv[0] != "stat" && argv[0] != "df" && argv[0] != "findmnt" {
+			if argv[0] != "btrfs" && argv[0] != "zstd" && argv[0] != "find" && argv[0] != "stat" && argv[0] != "df" && argv[0] != "findmnt" &&
+				(argv[0] != "sh" || req.native == nil) {
 				t.Fatalf("%q runs %q", line, argv)
 			}
 			for _, a := range argv[1:] {

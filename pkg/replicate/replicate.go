@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"github.com/hoctl/hoctl/pkg/retention"
+	"os"
+	"os/user"
 	"path"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +34,9 @@ type Options struct {
 	// Progress, when set, is called about every 250 ms during the send
 	// with the bytes sent so far.
 	Progress func(sent int64, elapsed time.Duration)
+	// Holder is who this run is, as the host locks record it (default:
+	// user@machine, pid and start time).
+	Holder string
 }
 
 // Run is one replication's state, filled as its steps go.
@@ -47,6 +53,7 @@ type Run struct {
 	estimate int64
 	// mountWarning says what is unsafe about the target dir's mount.
 	mountWarning string
+	locks        []*HostLock
 	Sent         atomic.Int64
 	Summary      string
 }
@@ -58,6 +65,9 @@ func Runbook(inv *inventory.Inventory, e Ends, o Options) (*tasks.Runbook, *Run)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Holder == "" {
+		o.Holder = defaultHolder(o.Now())
+	}
 	r := &Run{Ends: e, Opts: o, Inv: inv, newName: btrfs.SnapshotName(e.Base, o.Now())}
 	src, dst := inv.Host(e.SourceHost), inv.Host(e.TargetHost)
 	steps := []*tasks.Step{
@@ -67,9 +77,10 @@ func Runbook(inv *inventory.Inventory, e Ends, o Options) (*tasks.Runbook, *Run)
 				Desc: fmt.Sprintf("btrfs subvolume show %s; no nested subvolume it would leave out (btrfs subvolume list -o); list %s@* in %s:%s and %s:%s; df %s", e.Subvolume, e.Base, e.SourceHost, e.SourceDir, e.TargetHost, e.TargetDir, e.TargetDir),
 				Fn:   r.inspect,
 			},
-			Action: &tasks.Func{DescFn: func(*inventory.Host) string { return r.choiceAndWarning() }, Fn: func(context.Context, *tasks.Env, *inventory.Host) (string, error) {
-				return r.choiceAndWarning(), nil
-			}},
+			Action: &tasks.Func{DescFn: func(*inventory.Host) string {
+				return fmt.Sprintf("lock the replication on %s and %s (%s, %s), inspect again under the lock, then: %s",
+					e.SourceHost, e.TargetHost, HostLockFile(e.SourceDir, e.Name), HostLockFile(e.TargetDir, e.Name), r.choiceAndWarning())
+			}, Fn: r.lockAndChoose},
 		},
 		{
 			Title:  "remove garbage left by interrupted receives on " + e.TargetHost,
@@ -114,15 +125,100 @@ func Runbook(inv *inventory.Inventory, e Ends, o Options) (*tasks.Runbook, *Run)
 		},
 	}
 	rb := &tasks.Runbook{
-		Name:  fmt.Sprintf("replicate %s: %s:%s → %s:%s", e.Name, e.SourceHost, e.Subvolume, e.TargetHost, e.TargetDir),
-		Lock:  "replicate-" + e.Name,
-		Steps: steps,
-		Kind:  KindReplicate,
+		Name: fmt.Sprintf("replicate %s: %s:%s → %s:%s", e.Name, e.SourceHost, e.Subvolume, e.TargetHost, e.TargetDir),
+		Lock: "replicate-" + e.Name,
+		// Where Consul is configured, its lock too: the host locks
+		// (lockHosts) hold without it.
+		ClusterLock: inv.Consul != nil,
+		Steps:       steps,
+		Kind:        KindReplicate,
 		Params: map[string]string{
 			"name": e.Name, "source": e.SourceHost, "target": e.TargetHost, "full": strconv.FormatBool(o.Full), "transport": o.Transport,
 		},
 	}
 	return rb, r
+}
+
+// lockAndChoose takes the replication's lock on both hosts, held until
+// Release (or the connections end), and inspects both sides again under
+// it: the garbage removed and the parent chosen are what no other run is
+// changing. A receive in progress holds the lock, so it is never taken
+// for garbage.
+func (r *Run) lockAndChoose(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
+	if err := r.lockHosts(ctx, env); err != nil {
+		return "", err
+	}
+	if _, err := r.inspect(ctx, env, h); err != nil {
+		return "", err
+	}
+	return r.choiceAndWarning(), nil
+}
+
+func (r *Run) lockHosts(ctx context.Context, env *tasks.Env) error {
+	r.mu.Lock()
+	held := len(r.locks) > 0
+	r.mu.Unlock()
+	if held {
+		return nil
+	}
+	e := r.Ends
+	type side struct{ host, dir string }
+	sides := []side{{e.SourceHost, e.SourceDir}, {e.TargetHost, e.TargetDir}}
+	// One order everywhere, so two runs never each hold one half.
+	sort.Slice(sides, func(i, j int) bool { return sides[i].host+sides[i].dir < sides[j].host+sides[j].dir })
+	var locks []*HostLock
+	for _, s := range sides {
+		run, err := runner(ctx, env, r.Inv, s.host)
+		if err != nil {
+			releaseAll(locks)
+			return err
+		}
+		l, err := AcquireHostLock(ctx, run, s.dir, e.Name, r.Opts.Holder)
+		if err != nil {
+			releaseAll(locks)
+			return err
+		}
+		locks = append(locks, l)
+		// The direction a failover recorded on the hosts themselves:
+		// the guard holds without Consul (a timer's inventory has none).
+		if l.Direction == e.TargetHost {
+			releaseAll(locks)
+			return &DirectionError{Name: e.Name, Source: e.TargetHost, Target: e.SourceHost, Where: s.host + ":" + DirectionFile(s.dir, e.Name)}
+		}
+	}
+	r.mu.Lock()
+	r.locks = locks
+	r.mu.Unlock()
+	return nil
+}
+
+func releaseAll(locks []*HostLock) {
+	for _, l := range locks {
+		l.Release()
+	}
+}
+
+// Release lets go of the host locks this run holds.
+func (r *Run) Release() {
+	r.mu.Lock()
+	locks := r.locks
+	r.locks = nil
+	r.mu.Unlock()
+	releaseAll(locks)
+}
+
+// defaultHolder names this run for the host locks.
+func defaultHolder(now time.Time) string {
+	who := "hoctl"
+	if u, err := user.Current(); err == nil {
+		who = u.Username
+	}
+	host, _ := os.Hostname()
+	h := fmt.Sprintf("%s@%s pid %d, started %s", who, host, os.Getpid(), now.UTC().Format(time.RFC3339))
+	if !holderText.MatchString(h) {
+		h = fmt.Sprintf("pid %d, started %s", os.Getpid(), now.UTC().Format(time.RFC3339))
+	}
+	return h
 }
 
 // name is the new snapshot's name, final once both sides were inspected.

@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -235,4 +236,65 @@ func (d *targetDir) destroy(name string) error {
 		return fmt.Errorf("deleting %s: %w", path.Join(d.path, name), err)
 	}
 	return nil
+}
+
+// lock is HostLockArgv's command done by the filter itself: the lock file
+// is opened under DIR's descriptor without following a link, and must be
+// a regular file.
+func (d *targetDir) lock(ctx context.Context, name, direction, holder string, stdin io.Reader, stdout io.Writer) error {
+	fd, err := unix.Openat(d.fd, name, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path.Join(d.path, name), err)
+	}
+	f := os.NewFile(uintptr(fd), path.Join(d.path, name))
+	defer func() { _ = f.Close() }() // and with it the lock
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return fmt.Errorf("%s: not a regular file", f.Name())
+	}
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			return fmt.Errorf("%s: %w", f.Name(), err)
+		}
+		buf := make([]byte, 512)
+		n, _ := f.ReadAt(buf, 0)
+		fmt.Fprintf(stdout, "held by: %s\n", strings.TrimSpace(string(buf[:n])))
+		return exitStatus(hostLockExit)
+	}
+	if err := f.Truncate(0); err != nil {
+		return err
+	}
+	if _, err := f.WriteAt([]byte(holder+"\n"), 0); err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(stdout, "locked %s\n", d.readSmall(direction)); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, stdin)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// readSmall is the first line of a small regular file directly in d, or
+// "" (missing, a link, anything else).
+func (d *targetDir) readSmall(name string) string {
+	fd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return ""
+	}
+	f := os.NewFile(uintptr(fd), name)
+	defer func() { _ = f.Close() }()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return ""
+	}
+	buf := make([]byte, 256)
+	n, _ := f.ReadAt(buf, 0)
+	line, _, _ := strings.Cut(string(buf[:n]), "\n")
+	return strings.TrimSpace(line)
 }

@@ -3,6 +3,7 @@
 package replicate
 
 import (
+	"context"
 	"errors"
 	"io"
 )
@@ -18,3 +19,7 @@ func (d *targetDir) close()                                  {}
 func (d *targetDir) show(string, io.Writer) error            { return errNotLinux }
 func (d *targetDir) list(string, io.Writer, io.Writer) error { return errNotLinux }
 func (d *targetDir) destroy(string) error                    { return errNotLinux }
+
+func (d *targetDir) lock(context.Context, string, string, string, io.Reader, io.Writer) error {
+	return errNotLinux
+}
