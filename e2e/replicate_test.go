@@ -238,10 +238,6 @@ func TestReplicateInterruptedSends(t *testing.T) {
 // Two replications of one name exclude each other: the second refuses
 // (exit 3) and names the holder.
 func TestReplicateLockExcludesSecondRun(t *testing.T) {
-	rs := storageRunners(t, "zippy", "c1")
-	cleanServices(t, rs[0], rs[1])
-	// A subvolume to send: a failing before check would refuse first.
-	must(t, rs[0], "btrfs subvolume create /persist/services >/dev/null")
 	env := stateEnv(t)
 	// A replication that could run: the before checks pass, so the lock
 	// is what refuses it (a failing check would refuse it first).
