@@ -340,7 +340,7 @@ func TestFailoverKilledAfterFenceThenResumed(t *testing.T) {
 func stepEnded(journal []byte, step int) bool {
 	for _, line := range strings.Split(string(journal), "\n") {
 		var rec struct {
-			Type string `json:"type"`
+			Type string `json:"event"`
 			Step int    `json:"step"`
 		}
 		if json.Unmarshal([]byte(line), &rec) == nil && rec.Type == "step_end" && rec.Step == step {

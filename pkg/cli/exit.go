@@ -107,3 +107,35 @@ func ExitCode(err error) int {
 	}
 	return ExitFailed
 }
+
+// ErrorEvent is the last event of a --json invocation that failed: the
+// same exit code, and the error (docs/json.md).
+type ErrorEvent struct {
+	Event    string `json:"event"`
+	ExitCode int    `json:"exit_code"`
+	Error    string `json:"error"`
+}
+
+// errorText is err's message, or for an error whose detail was already
+// reported (as events), what its exit code means.
+func errorText(err error, code int) string {
+	var se *SilentError
+	var re *tasks.ReportedError
+	if !errors.As(err, &se) && !errors.As(err, &re) {
+		return err.Error()
+	}
+	if re != nil {
+		return re.Error()
+	}
+	switch code {
+	case ExitFailed:
+		return "failed (see the events before)"
+	case ExitRefused:
+		return "refused: a before check fails"
+	case ExitUnreachable:
+		return "a host was unreachable"
+	case ExitUnverified:
+		return "changed but not verified: an after check failed"
+	}
+	return fmt.Sprintf("exit %d", code)
+}

@@ -12,7 +12,7 @@ import (
 // one per host (at most parallel at once; mk sees the selection first),
 // emit each result as a JSON event in --json mode, and tally failures by
 // errOf (unreachable hosts apart). Results keep inventory order.
-func fanOut[R any](ctx context.Context, f *Factory, target string, parallel int,
+func fanOut[R any](ctx context.Context, f *Factory, target string, parallel int, kind string,
 	mk func(hosts []*inventory.Host) func(ctx context.Context, conn Connector, h *inventory.Host) R,
 	errOf func(R) error,
 ) ([]R, *HostsError, error) {
@@ -35,7 +35,7 @@ func fanOut[R any](ctx context.Context, f *Factory, target string, parallel int,
 	sshexec.ForEach(ctx, parallel, hosts, func(ctx context.Context, i int, h *inventory.Host) {
 		results[i] = one(ctx, conn, h)
 		if f.IO.JSON {
-			_ = f.IO.Event(results[i])
+			_ = f.IO.EventOf(kind, results[i])
 		}
 	})
 	if ctx.Err() != nil {

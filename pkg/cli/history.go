@@ -109,7 +109,7 @@ func historyRun(opts *HistoryOptions) error {
 	}
 	if f.IO.JSON {
 		for _, r := range runs {
-			if err := f.IO.Event(r); err != nil {
+			if err := f.IO.EventOf("run", r); err != nil {
 				return err
 			}
 		}
@@ -132,7 +132,7 @@ func historyRun(opts *HistoryOptions) error {
 		}
 		table = append(table, []string{r.ID, safe(r.Command), r.Start.Local().Format(iostreams.TimeFormat), colorStatus(cs, r.Status), safe(failed)})
 	}
-	if _, err = fmt.Fprint(f.IO.Out, cs.Table("", false, []string{"RUN", "COMMAND", "START", "RESULT", "FAILED STEP"}, table)); err != nil {
+	if _, err = fmt.Fprint(f.IO.Out, cs.Table("", false, []string{"RUN", "COMMAND", "START", "STATUS", "FAILED STEP"}, table)); err != nil {
 		return err
 	}
 	if more {

@@ -75,7 +75,7 @@ func hostsRun(opts *HostsOptions) error {
 	}
 	if io.JSON {
 		for _, r := range rows {
-			if err := io.Event(r); err != nil {
+			if err := io.EventOf("host", r); err != nil {
 				return err
 			}
 		}

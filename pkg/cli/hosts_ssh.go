@@ -58,7 +58,7 @@ func hostsSSHRun(opts *HostsOptions, inv *inventory.Inventory, hosts []*inventor
 	}
 	if f.IO.JSON {
 		for _, hs := range out {
-			if err := f.IO.Event(hs); err != nil {
+			if err := f.IO.EventOf("host_ssh", hs); err != nil {
 				return err
 			}
 		}

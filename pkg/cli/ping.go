@@ -65,7 +65,7 @@ type PingResult struct {
 
 func pingRun(ctx context.Context, opts *PingOptions) error {
 	io := opts.F.IO
-	results, he, err := fanOut(ctx, opts.F, opts.Target, opts.Parallel,
+	results, he, err := fanOut(ctx, opts.F, opts.Target, opts.Parallel, "ping",
 		func([]*inventory.Host) func(context.Context, Connector, *inventory.Host) PingResult { return pingHost },
 		func(r PingResult) error { return r.err })
 	if err != nil {

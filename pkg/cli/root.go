@@ -39,6 +39,10 @@ func Run(ctx context.Context, f *Factory, args []string) int {
 		err = fmt.Errorf("%w: %w", context.Canceled, err)
 	}
 	code := ExitCode(err)
+	if err != nil && f.IO.JSON {
+		// Machines read stdout: the error is an event there too.
+		_ = f.IO.Event(ErrorEvent{Event: "error", ExitCode: code, Error: errorText(err, code)})
+	}
 	var (
 		se *SilentError
 		re *tasks.ReportedError
@@ -157,7 +161,7 @@ func NewCmdVersion(f *Factory) *cobra.Command {
 		RunE: func(*cobra.Command, []string) error {
 			b := f.Build.resolved(f.Version)
 			if f.IO.JSON {
-				return f.IO.Event(map[string]string{"version": b.Version, "commit": b.Commit, "date": b.Date, "go": b.GoVersion})
+				return f.IO.EventOf("version", map[string]string{"version": b.Version, "commit": b.Commit, "date": b.Date, "go": b.GoVersion})
 			}
 			_, err := fmt.Fprintf(f.IO.Out, "hoctl %s\ncommit: %s\nbuilt:  %s\ngo:     %s\n", b.Version, b.Commit, b.Date, b.GoVersion)
 			return err

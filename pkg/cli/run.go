@@ -103,7 +103,7 @@ func runRun(ctx context.Context, opts *RunOptions) error {
 	if opts.F.DryRun {
 		return runDryRun(opts)
 	}
-	results, he, err := fanOut(ctx, opts.F, opts.Target, opts.Parallel,
+	results, he, err := fanOut(ctx, opts.F, opts.Target, opts.Parallel, "host_result",
 		func(hosts []*inventory.Host) func(context.Context, Connector, *inventory.Host) RunResult {
 			width := 0
 			for _, h := range hosts {

@@ -132,7 +132,13 @@ func quiet(err error) error {
 		return nil
 	case errors.As(err, new(*tasks.RefusedError)) && !refusedAtPlan(err), errors.As(err, new(*tasks.StepError)),
 		errors.As(err, new(*tasks.UnverifiedError)), errors.Is(err, tasks.ErrLockLost):
-		return &SilentError{Code: ExitCode(err)}
+		// Shown already: not printed again, but kept for --json's error
+		// event and the exit code.
+		var re *tasks.ReportedError
+		if errors.As(err, &re) {
+			return err
+		}
+		return &tasks.ReportedError{Err: err}
 	}
 	return err
 }

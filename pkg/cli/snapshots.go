@@ -150,7 +150,7 @@ func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
 	}
 	if f.IO.JSON {
 		for _, r := range rows {
-			if err := f.IO.Event(r); err != nil {
+			if err := f.IO.EventOf("snapshot", r); err != nil {
 				return err
 			}
 		}

@@ -112,7 +112,7 @@ func printStatusTo(f *Factory, w io.Writer, inv *inventory.Inventory, checks []s
 		for _, c := range checks {
 			_ = ios.Event(map[string]any{"event": "check", "area": c.Area, "name": c.Name, "level": c.Level, "detail": c.Detail, "hint": c.Hint})
 		}
-		_ = ios.Event(map[string]any{"event": "summary", "checks": len(checks), "problems": status.Problems(checks), "duration_ms": took.Milliseconds()})
+		_ = ios.Event(map[string]any{"event": "summary", "level": worstLevel(checks), "checks": len(checks), "problems": status.Problems(checks), "duration_ms": took.Milliseconds()})
 		return
 	}
 	cs := ios.OutColorScheme()
@@ -145,4 +145,16 @@ func printStatusTo(f *Factory, w io.Writer, inv *inventory.Inventory, checks []s
 	} else {
 		fmt.Fprintln(w, cs.Red(summary))
 	}
+}
+
+// worstLevel is the summary's level: the worst of its checks', as the
+// human summary's colour says.
+func worstLevel(checks []status.Check) string {
+	worst := status.OK
+	for _, c := range checks {
+		if c.Level == status.Fail || c.Level == status.Warn && worst == status.OK {
+			worst = c.Level
+		}
+	}
+	return worst
 }

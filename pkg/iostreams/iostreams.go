@@ -6,6 +6,7 @@ package iostreams
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -114,10 +115,38 @@ func (s *IOStreams) Lock()   { s.mu.Lock() }
 func (s *IOStreams) Unlock() { s.mu.Unlock() }
 
 // Event writes one JSON object as one line on stdout.
+//
+// Every object carries the schema version (docs/json.md) as "schema";
+// v must carry its kind as "event" (or use EventOf).
 func (s *IOStreams) Event(v any) error {
+	return s.write(v, "")
+}
+
+// SchemaVersion is the version of hoctl's JSON events and journal records
+// (docs/json.md): it changes when a field changes meaning or goes.
+const SchemaVersion = 1
+
+// EventOf writes v, an object without its own "event" field, as an event
+// of kind kind.
+func (s *IOStreams) EventOf(kind string, v any) error {
+	return s.write(v, kind)
+}
+
+func (s *IOStreams) write(v any, kind string) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
+	}
+	if len(b) >= 2 && b[0] == '{' {
+		head := fmt.Sprintf(`{"schema":%d`, SchemaVersion)
+		if kind != "" {
+			k, _ := json.Marshal(kind)
+			head += `,"event":` + string(k)
+		}
+		if len(b) > 2 {
+			head += ","
+		}
+		b = append([]byte(head), b[1:]...)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -18,10 +18,15 @@ import (
 	"github.com/hoctl/hoctl/pkg/sshexec"
 )
 
-// Record is one line of a run's journal. Type says which fields matter.
+// Record is one line of a run's journal, and the same object is a live
+// --json event (docs/json.md): Type, written as "event", says which fields
+// matter.
 type Record struct {
-	Type string    `json:"type"` // run_start, resume, step_start, check, action, undo, step_end, run_end
-	Time time.Time `json:"time"`
+	Type string    `json:"event"` // plan, run_start, resume, step_start, check, action, undo, progress, step_end, run_end
+	Time time.Time `json:"time,omitzero"`
+
+	// plan (live only)
+	Plan *Plan `json:"plan,omitempty"`
 
 	// run_start / resume
 	Run           string            `json:"run,omitempty"`
@@ -56,6 +61,24 @@ type Record struct {
 	// step_end / run_end
 	Status string `json:"status,omitempty"` // ok, failed, refused, unverified, interrupted, not_confirmed
 	Error  string `json:"error,omitempty"`
+}
+
+// UnmarshalJSON reads a record, also from journals written before the
+// kind was named "event" (schema 0 called it "type").
+func (r *Record) UnmarshalJSON(b []byte) error {
+	type plain Record
+	var x struct {
+		plain
+		Legacy string `json:"type"`
+	}
+	if err := json.Unmarshal(b, &x); err != nil {
+		return err
+	}
+	*r = Record(x.plain)
+	if r.Type == "" {
+		r.Type = x.Legacy
+	}
+	return nil
 }
 
 // Step statuses and run results.
@@ -239,18 +262,18 @@ func (e *NoRunError) Error() string {
 
 // Summary describes one run, from its journal.
 type Summary struct {
-	ID            string    `json:"run"`
-	Command       string    `json:"command"`
-	Name          string    `json:"name,omitempty"`
-	Operator      string    `json:"operator,omitempty"`
-	Start         time.Time `json:"start"`
-	End           time.Time `json:"end,omitempty"`
-	Status        string    `json:"status"`
-	FailedStep    int       `json:"failed_step,omitempty"`
-	FailedTitle   string    `json:"failed_title,omitempty"`
-	Error         string    `json:"error,omitempty"`
-	Steps         []string  `json:"steps,omitempty"`
-	Done          map[int]string
+	ID            string            `json:"run"`
+	Command       string            `json:"command"`
+	Name          string            `json:"name,omitempty"`
+	Operator      string            `json:"operator,omitempty"`
+	Start         time.Time         `json:"start"`
+	End           time.Time         `json:"end,omitzero"`
+	Status        string            `json:"status"`
+	FailedStep    int               `json:"failed_step,omitempty"`
+	FailedTitle   string            `json:"failed_title,omitempty"`
+	Error         string            `json:"error,omitempty"`
+	Steps         []string          `json:"steps,omitempty"`
+	Done          map[int]string    `json:"steps_done,omitempty"` // step (1-based): its status
 	Kind          string            `json:"kind,omitempty"`
 	Params        map[string]string `json:"params,omitempty"`
 	InventoryPath string            `json:"inventory,omitempty"`
@@ -411,7 +434,7 @@ func (s *Summary) KindName() string {
 
 // summarizeFile is Summarize for a list: the per-host records (checks,
 // actions, undos: most of a journal, with their output) are skipped
-// without decoding. Records are written with "type" first.
+// without decoding. Records are written with their kind ("event") first.
 func summarizeFile(dir, id string) (*Summary, error) {
 	f, err := os.Open(filepath.Join(dir, "runs", id+".jsonl"))
 	if err != nil {
@@ -443,7 +466,7 @@ func summarizeFile(dir, id string) (*Summary, error) {
 }
 
 func perHostRecord(line []byte) bool {
-	for _, t := range []string{`{"type":"check"`, `{"type":"action"`, `{"type":"undo"`} {
+	for _, t := range []string{`{"event":"check"`, `{"event":"action"`, `{"event":"undo"`, `{"type":"check"`, `{"type":"action"`, `{"type":"undo"`} {
 		if bytes.HasPrefix(line, []byte(t)) {
 			return true
 		}

@@ -280,25 +280,12 @@ type jsonReporter struct {
 	last    time.Time
 }
 
-type jsonEvent struct {
-	Event    string   `json:"event"`
-	Run      string   `json:"run,omitempty"`
-	Step     int      `json:"step,omitempty"`
-	Title    string   `json:"title,omitempty"`
-	Host     string   `json:"host,omitempty"`
-	Phase    string   `json:"phase,omitempty"`
-	Cmd      string   `json:"cmd,omitempty"`
-	OK       *bool    `json:"ok,omitempty"`
-	ExitCode *int     `json:"exit_code,omitempty"`
-	Duration float64  `json:"duration_ms,omitempty"`
-	Output   string   `json:"output,omitempty"`
-	Status   string   `json:"status,omitempty"`
-	Error    string   `json:"error,omitempty"`
-	Plan     *Plan    `json:"plan,omitempty"`
-	Hosts    []string `json:"hosts,omitempty"`
-}
+// jsonEvent is a journal Record: live events and the journal share one
+// schema (docs/json.md).
+type jsonEvent = Record
 
 func (r *jsonReporter) emit(ev jsonEvent) {
+	ev.Time = time.Now().UTC()
 	ev.Cmd = Redact(ev.Cmd, r.secrets)
 	ev.Output = clip(Redact(ev.Output, r.secrets), MaxRecordOutput)
 	ev.Error = Redact(ev.Error, r.secrets)
@@ -319,15 +306,15 @@ func (r *jsonReporter) Plan(p *Plan) {
 		}
 		cp.Steps[i] = cs
 	}
-	r.emit(jsonEvent{Event: "plan", Plan: &cp})
+	r.emit(jsonEvent{Type: "plan", Plan: &cp})
 }
 
 func (r *jsonReporter) RunStart(id string, rb *Runbook, from int) {
-	r.emit(jsonEvent{Event: "run_start", Run: id, Title: rb.Name, Step: from})
+	r.emit(jsonEvent{Type: "run_start", Run: id, Name: rb.Name, FromStep: from, Kind: rb.Kind, Retry: rb.Retry})
 }
 
 func (r *jsonReporter) StepStart(i int, s *Step) {
-	r.emit(jsonEvent{Event: "step_start", Step: i, Title: s.Title, Hosts: s.hostNames()})
+	r.emit(jsonEvent{Type: "step_start", Step: i, Title: s.Title, Hosts: s.hostNames()})
 }
 
 func (r *jsonReporter) HostEvent(i int, _ *Step, ev HostEvent) {
@@ -335,11 +322,12 @@ func (r *jsonReporter) HostEvent(i int, _ *Step, ev HostEvent) {
 		return
 	}
 	ok := ev.OK
-	je := jsonEvent{Event: "check", Step: i, Host: ev.Host, Phase: ev.Phase, Cmd: ev.Cmd, OK: &ok, Error: errString(ev.Err)}
+	je := jsonEvent{Type: "check", Step: i, Host: ev.Host, Phase: ev.Phase, Cmd: ev.Cmd, OK: &ok, Error: errString(ev.Err)}
 	if ev.Phase == "run" || ev.Phase == "undo" {
-		je.Event = ev.Phase
+		// As journaled: an action or undo record, no phase.
+		je.Type, je.Phase = ev.Phase, ""
 		if ev.Phase == "run" {
-			je.Event = "action"
+			je.Type = "action"
 		}
 	}
 	if ev.Output != nil {
@@ -353,7 +341,7 @@ func (r *jsonReporter) HostEvent(i int, _ *Step, ev HostEvent) {
 }
 
 func (r *jsonReporter) StepEnd(i int, s *Step, status string, err error) {
-	r.emit(jsonEvent{Event: "step_end", Step: i, Title: s.Title, Status: status, Error: errString(err)})
+	r.emit(jsonEvent{Type: "step_end", Step: i, Title: s.Title, Status: status, Error: errString(err)})
 }
 
 func (r *jsonReporter) Progress(i int, host, msg string) {
@@ -361,9 +349,9 @@ func (r *jsonReporter) Progress(i int, host, msg string) {
 		return
 	}
 	r.last = time.Now()
-	r.emit(jsonEvent{Event: "progress", Step: i, Host: host, Output: msg})
+	r.emit(jsonEvent{Type: "progress", Step: i, Host: host, Output: msg})
 }
 
 func (r *jsonReporter) RunEnd(id, status string, err error, d time.Duration) {
-	r.emit(jsonEvent{Event: "run_end", Run: id, Status: status, Error: errString(err), Duration: ms(d)})
+	r.emit(jsonEvent{Type: "run_end", Run: id, Status: status, Error: errString(err), Duration: ms(d)})
 }

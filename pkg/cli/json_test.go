@@ -1,0 +1,117 @@
+package cli
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/hoctl/hoctl/pkg/iostreams"
+	"github.com/hoctl/hoctl/pkg/sshexec"
+	"github.com/hoctl/hoctl/pkg/tasks"
+)
+
+// documentedEvents reads the event kinds docs/json.md lists.
+func documentedEvents(t *testing.T) map[string]bool {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "json.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]bool{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `([a-z_]+)` \\|").FindAllStringSubmatch(string(b), -1) {
+		kinds[m[1]] = true
+	}
+	if len(kinds) < 15 {
+		t.Fatalf("docs/json.md lists %d event kinds", len(kinds))
+	}
+	return kinds
+}
+
+// Every JSON object every command prints has the schema version and a
+// documented event kind; run events decode as journal records with the
+// same kind, live and from history; a failure is an error event with the
+// exit code.
+func TestEveryJSONEventIsDocumentedAndVersioned(t *testing.T) {
+	documented := documentedEvents(t)
+	state := t.TempDir()
+	dir := t.TempDir()
+	rb := filepath.Join(dir, "rb.yaml")
+	if err := os.WriteFile(rb, []byte("name: j\nsteps:\n  - {title: one, hosts: cattle, before: 'true', run: 'echo hi', after: 'true'}\n  - {title: two, hosts: c1, run: 'false', undo: 'echo undo'}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	jobsDir := filepath.Join(dir, "jobs")
+	_ = os.Mkdir(jobsDir, 0o700)
+	if err := os.WriteFile(filepath.Join(jobsDir, "web.hcl"), []byte("job \"web\" {\n  group \"g\" {\n    task \"t\" {\n      driver = \"docker\"\n      config {\n        volumes = [\"/old/web:/data\"]\n      }\n    }\n  }\n}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, c := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"hosts"}, 0},
+		{[]string{"hosts", "c9"}, ExitUsage},
+		{[]string{"ping"}, 0},
+		{[]string{"run", "cattle", "--", "uptime"}, 0},
+		{[]string{"--dry-run", "run", "cattle", "--", "uptime"}, 0},
+		{[]string{"runbook", "plan", rb}, 0},
+		{[]string{"--yes", "runbook", "run", rb}, ExitFailed},
+		{[]string{"history"}, 0},
+		{[]string{"history", "last"}, 0},
+		{[]string{"resume", "nosuchrun"}, ExitUsage},
+		{[]string{"version"}, 0},
+		{[]string{"status"}, -1},
+		{[]string{"migrate-jobs", "--dir", jobsDir, "--from", "/old", "--to", "/new"}, 0},
+	} {
+		h := newHarness(t)
+		h.conn.handler = func(host string, cmd sshexec.Cmd) (string, string, int) {
+			if cmd.Line() == "false" {
+				return "", "no", 1
+			}
+			return host + "\n", "", 0
+		}
+		getenv := h.f.Getenv
+		h.f.Getenv = func(k string) string {
+			if k == "XDG_STATE_HOME" {
+				return state
+			}
+			return getenv(k)
+		}
+		code := h.runLine(append([]string{"--json"}, c.args...)...)
+		if c.code >= 0 && code != c.code {
+			t.Errorf("%q: exit %d, want %d\n%s", c.args, code, c.code, h.err)
+		}
+		lines := strings.Split(strings.TrimSpace(h.out.String()), "\n")
+		for i, l := range lines {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Fatalf("%q: not JSON: %q", c.args, l)
+			}
+			kind, _ := m["event"].(string)
+			if m["schema"] != float64(iostreams.SchemaVersion) || !documented[kind] {
+				t.Errorf("%q: schema %v, event %q (undocumented or missing): %s", c.args, m["schema"], kind, l)
+			}
+			seen[kind] = true
+			if code != 0 && i == len(lines)-1 && (kind != "error" || m["exit_code"] != float64(code) || m["error"] == "") {
+				t.Errorf("%q: exit %d, last event %s, want an error event with the code", c.args, code, l)
+			}
+			if c.args[0] == "--yes" || c.args[0] == "history" && len(c.args) == 2 {
+				var r tasks.Record
+				if kind != "error" && (json.Unmarshal([]byte(l), &r) != nil || r.Type != kind) {
+					t.Errorf("%q: %s does not decode as a journal record", c.args, l)
+				}
+			}
+			if _, capital := m["Done"]; capital {
+				t.Errorf("%q: Go field name in JSON: %s", c.args, l)
+			}
+		}
+	}
+	for _, k := range []string{"error", "host", "ping", "host_result", "plan", "run_start", "step_start", "check", "action", "undo", "step_end", "run_end", "run", "version", "summary", "job_file"} {
+		if !seen[k] {
+			t.Errorf("no %q event seen", k)
+		}
+	}
+}
