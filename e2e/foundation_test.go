@@ -47,12 +47,14 @@ func TestRunOnFleetStreamsAndJSON(t *testing.T) {
 	if r.code != 1 {
 		t.Fatalf("exit %d, want 1\n%s", r.code, r.stderr)
 	}
+	// One host_result per host, then the error event with the exit code.
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	if len(lines) != fleetSize/2 {
+	if len(lines) != fleetSize/2+1 {
 		t.Fatalf("%d JSON lines for the odd group", len(lines))
 	}
-	for _, l := range lines {
+	for i, l := range lines {
 		var ev struct {
+			Event    string `json:"event"`
 			Host     string `json:"host"`
 			Stdout   string `json:"stdout"`
 			ExitCode int    `json:"exit_code"`
@@ -60,7 +62,13 @@ func TestRunOnFleetStreamsAndJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(l), &ev); err != nil {
 			t.Fatalf("not JSON: %q", l)
 		}
-		if ev.Stdout != "arg with space\n" || ev.ExitCode != 3 {
+		if i == len(lines)-1 {
+			if ev.Event != "error" || ev.ExitCode != 1 {
+				t.Errorf("last event %s, want the error with exit_code 1", l)
+			}
+			continue
+		}
+		if ev.Event != "host_result" || ev.Stdout != "arg with space\n" || ev.ExitCode != 3 {
 			t.Errorf("%+v", ev)
 		}
 	}
