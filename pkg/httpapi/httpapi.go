@@ -162,7 +162,9 @@ func (b *bounded) RoundTrip(req *http.Request) (*http.Response, error) {
 	if dl, ok := req.Context().Deadline(); ok {
 		// The caller's own deadline (a status probe's) is what the
 		// operator was promised; report that bound if it comes first.
-		if left := time.Until(dl).Round(10 * time.Millisecond); left > 0 && left < bound {
+		// Rounded up to 100ms: the probe's bound as configured, not the
+		// few milliseconds spent before this request.
+		if left := ceil(time.Until(dl), 100*time.Millisecond); left > 0 && left < bound {
 			bound = left
 		}
 	}
@@ -182,6 +184,13 @@ func (b *bounded) RoundTrip(req *http.Request) (*http.Response, error) {
 	b.trace.Printf(trace.Verbose, "%s: %s %s%s: %s in %s", b.ep.Section, req.Method, req.URL.Path, via, resp.Status, trace.Since(start))
 	resp.Body = &body{ReadCloser: resp.Body, t: b, parent: req.Context(), ctx: ctx, cancel: cancel, bound: bound}
 	return resp, nil
+}
+
+func ceil(d, unit time.Duration) time.Duration {
+	if r := d % unit; r > 0 {
+		return d - r + unit
+	}
+	return d
 }
 
 func (b *bounded) wrap(parent, ctx context.Context, err error, bound time.Duration) error {

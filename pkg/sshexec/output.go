@@ -73,8 +73,19 @@ func ctxError(host string, ctx context.Context) error {
 	if cause := context.Cause(ctx); errors.Is(cause, ErrTimeout) {
 		return fmt.Errorf("%s: %w", host, cause)
 	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		// The caller's own deadline (a status probe's bound), not the
+		// command's timeout: say so in words, not Go's.
+		return &deadlineError{host: host}
+	}
 	return fmt.Errorf("%s: %w", host, ctx.Err())
 }
+
+// deadlineError is a command stopped by its caller's deadline.
+type deadlineError struct{ host string }
+
+func (e *deadlineError) Error() string { return e.host + ": timed out (the caller's time limit passed)" }
+func (e *deadlineError) Unwrap() error { return context.DeadlineExceeded }
 
 // cutWriter forwards writes until cut, then discards them: once a command
 // is cancelled, the output still in flight is drained without the cost

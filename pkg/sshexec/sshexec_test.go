@@ -541,7 +541,7 @@ func TestLocalRunner(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	_, err = l.Run(ctx, Cmd{Script: "sleep " + marker + "; echo never"})
-	if !errors.Is(err, context.DeadlineExceeded) {
+	if !errors.Is(err, context.DeadlineExceeded) || err.Error() != "me: timed out (the caller's time limit passed)" {
 		t.Fatalf("err = %v", err)
 	}
 	time.Sleep(100 * time.Millisecond)
