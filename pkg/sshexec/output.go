@@ -84,7 +84,9 @@ func ctxError(host string, ctx context.Context) error {
 // deadlineError is a command stopped by its caller's deadline.
 type deadlineError struct{ host string }
 
-func (e *deadlineError) Error() string { return e.host + ": timed out (the caller's time limit passed)" }
+func (e *deadlineError) Error() string {
+	return e.host + ": timed out (the caller's time limit passed)"
+}
 func (e *deadlineError) Unwrap() error { return context.DeadlineExceeded }
 
 // cutWriter forwards writes until cut, then discards them: once a command
