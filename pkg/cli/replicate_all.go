@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -68,8 +67,8 @@ func replicateAll(ctx context.Context, opts *ReplicateOptions) error {
 		} else {
 			tasks.PrintPlan(f.IO.Out, f.IO.OutColorScheme(), p, nil)
 		}
-		if p.Failing > 0 {
-			j.err = refusedByPlan(p)
+		if err := p.Refusal(); err != nil {
+			j.err = err
 			failing++
 		}
 	}
@@ -169,26 +168,6 @@ func describeWaves(waves [][]*replicationJob) string {
 		parts[i] = strings.Join(names, ", ")
 	}
 	return strings.Join(parts, "; then ")
-}
-
-// refusedByPlan is the refusal of the first step whose before check
-// fails in the plan.
-func refusedByPlan(p *tasks.Plan) *tasks.RefusedError {
-	for _, s := range p.Steps {
-		r := &tasks.RefusedError{Step: s.Index, Title: s.Title}
-		for _, it := range s.Items {
-			if it.BeforeChecked && !it.BeforeOK {
-				r.Hosts = append(r.Hosts, it.Host)
-				if r.Err == nil {
-					r.Err = errors.New(firstLineOf(it.BeforeOutput))
-				}
-			}
-		}
-		if len(r.Hosts) > 0 {
-			return r
-		}
-	}
-	return &tasks.RefusedError{Step: 1, Err: errors.New("a before check fails")}
 }
 
 // replicateSummary prints one line per replication and returns one exit

@@ -134,9 +134,9 @@ func (e *Engine) Plan(ctx context.Context, rb *Runbook, from int) (*Plan, error)
 	return p, nil
 }
 
-// refusal is the error of the first step whose before check fails now,
+// Refusal is the error of the first step whose before check fails now,
 // or nil.
-func (p *Plan) refusal() error {
+func (p *Plan) Refusal() error {
 	for _, s := range p.Steps {
 		var hosts []string
 		var first error
@@ -243,7 +243,7 @@ func (e *Engine) Run(ctx context.Context, rb *Runbook, o RunOptions) (string, er
 	// A before check that fails now will refuse its step: say so and stop
 	// here, before asking and before journaling a run that cannot go
 	// through. (Checks that need earlier steps are not run by the plan.)
-	if err := plan.refusal(); err != nil {
+	if err := plan.Refusal(); err != nil {
 		return o.ResumeID, err
 	}
 	if !e.Yes {
