@@ -73,6 +73,16 @@ func (h *Host) enable(unit, target string) error {
 	return os.Symlink("/etc/systemd/system/"+unit, link)
 }
 
+// machineMasked are masked in every machine's own layer (not in the
+// cached rootfs, so changing this list needs no rebuild): nfs-common's
+// client-side units, which need kernel modules (sunrpc's rpc_pipefs) this
+// kernel lacks and would only fail.
+var machineMasked = []string{
+	"run-rpc_pipefs.mount", "rpc-statd.service", "rpc-statd-notify.service", "rpc-gssd.service",
+	"rpc-svcgssd.service", "auth-rpcgss-module.service", "nfs-idmapd.service", "nfs-blkmap.service",
+	"proc-fs-nfsd.mount", "nfs-client.target",
+}
+
 // prepareMachine lays out the host's upper directory, disk and start
 // script. Its services (Consul, Nomad, nfs-server) are added by their
 // own files (consul.go, nomad.go, nfs.go).
@@ -109,6 +119,16 @@ func (l *Lab) prepareMachine(h *Host) error {
 	}
 	for _, f := range files {
 		if err := h.upper(f.path, f.content, f.mode); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(h.Dir, "upper/etc/systemd/system"), 0o755); err != nil {
+		return err
+	}
+	for _, u := range machineMasked {
+		link := filepath.Join(h.Dir, "upper/etc/systemd/system", u)
+		_ = os.Remove(link)
+		if err := os.Symlink("/dev/null", link); err != nil {
 			return err
 		}
 	}
