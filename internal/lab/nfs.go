@@ -63,13 +63,18 @@ Wants=consul.service
 [Service]
 Type=simple
 ExecStartPre=/usr/local/libexec/hoctl-lab/nfs-owner-check
+# ganesha cannot list btrfs subvolumes in the container ("may have
+# unsupported subvols") and then cannot resolve one to export: a bind
+# mount of the subvolume onto itself makes it a filesystem of its own.
+ExecStartPre=/bin/sh -c 'mountpoint -q %s || mount --bind %s %s'
 ExecStart=/usr/bin/ganesha.nfsd -F -L STDOUT -f /etc/ganesha/ganesha.conf -p /run/ganesha.pid
 ExecStartPost=/usr/bin/curl -sf --max-time 5 -X PUT --data-binary @/etc/hoctl-lab/%s.json %s/v1/agent/service/register
 ExecStopPost=-/usr/bin/curl -sf --max-time 5 -X PUT %s/v1/agent/service/deregister/%s
+ExecStopPost=-/bin/sh -c 'if mountpoint -q %s; then umount %s; fi'
 
 [Install]
 WantedBy=multi-user.target
-`, NFSService, NFSService, consul, consul, NFSService)
+`, NFSService, NFSSubvol, NFSSubvol, NFSSubvol, NFSService, consul, consul, NFSService, NFSSubvol, NFSSubvol)
 	for _, f := range []struct {
 		path, content string
 		mode          os.FileMode
