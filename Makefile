@@ -14,10 +14,10 @@ MANDIR  := $(PREFIX)/share/man
 GOLANGCI_LINT_VERSION := v2.15.0
 GOBIN   ?= $(shell $(GO) env GOPATH)/bin
 # The lab's Debian packages; bench adds the tools it compares against.
-LAB_PKGS   := openssh-server btrfs-progs util-linux procps iproute2 attr zstd curl sudo
+LAB_PKGS   := openssh-server btrfs-progs util-linux procps iproute2 attr zstd curl sudo systemd-container debootstrap libnfs-utils
 BENCH_PKGS := pdsh ansible hyperfine btrbk
 
-.PHONY: all build man install uninstall test test-unit test-e2e lint fmt demo demo-down bench fuzz deps bench-deps clean
+.PHONY: all build lab-cache man install uninstall test test-unit test-e2e lint fmt demo demo-down bench fuzz deps bench-deps clean
 
 all: build
 
@@ -48,14 +48,14 @@ uninstall:
 
 # Everything: unit tests (with the race detector), the in-process SSH
 # server tests, and the end-to-end tests of the binary against the lab.
-test: deps
+test: deps lab-cache
 	$(GO) test -count=1 -race -timeout 10m ./pkg/... ./internal/...
 	$(GO) test -count=1 -timeout 15m ./e2e/...
 
 test-unit:
 	$(GO) test -count=1 -race ./pkg/... ./internal/...
 
-test-e2e: deps
+test-e2e: deps lab-cache
 	$(GO) test -count=1 -v -timeout 15m ./e2e/...
 
 lint:
@@ -91,6 +91,12 @@ fuzz:
 	$(GO) test ./pkg/replicate -run '^$$' -fuzz FuzzFilter -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/jobs -run '^$$' -fuzz FuzzRewrite -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/sshexec -run '^$$' -fuzz FuzzKnownHostsLine -fuzztime $(FUZZTIME)
+
+# The real cluster's parts (Debian rootfs, Consul, Nomad), built once per
+# machine into ${XDG_CACHE_HOME:-~/.cache}/hoctl-lab (see docs/lab.md).
+lab-cache:
+	$(GO) build -o bin/hoctl-lab ./internal/lab/cmd/hoctl-lab
+	./bin/hoctl-lab cache >/dev/null
 
 # Install the lab's Debian packages when missing (root).
 deps:

@@ -132,6 +132,7 @@ func run(m *testing.M) int {
 			fmt.Fprintln(os.Stderr, "lab teardown:", err)
 		}
 	}()
+	defer stopRealCluster()
 	return m.Run()
 }
 

@@ -27,6 +27,11 @@ func (l *Lab) startServices(ctx context.Context) error {
 		return fmt.Errorf("consul: no leader elected: %w", err)
 	}
 	for _, h := range l.Hosts {
+		if hasRole(h, "nfs-standby") {
+			if out, err := l.run(ctx, h, "mkdir -p /persist/services-standby"); err != nil {
+				return fmt.Errorf("%s: %w: %s", h.Name, err, out)
+			}
+		}
 		if !hasRole(h, "nfs-primary") {
 			continue
 		}

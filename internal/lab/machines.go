@@ -368,3 +368,22 @@ func (l *Lab) freezeMachine(h *Host, frozen bool) error {
 	}
 	return os.WriteFile(filepath.Join("/sys/fs/cgroup/unified", l.hostCgroup(h), "cgroup.freeze"), []byte(v), 0o644)
 }
+
+// MemoryPSS is the proportional set size of every process of the lab's
+// machines, in bytes: what the lab costs this machine in memory.
+func (l *Lab) MemoryPSS() int64 {
+	var total int64
+	for _, pid := range cgroupPids(filepath.Join("/sys/fs/cgroup/systemd", labCgroup(l.Dir))) {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "Pss:" {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				total += kb << 10
+			}
+		}
+	}
+	return total
+}
