@@ -35,11 +35,13 @@ func TestKeepCalendarPolicy(t *testing.T) {
 
 func TestKeepErrors(t *testing.T) {
 	for name, c := range map[string]struct{ keep, want string }{
-		"zero":        {"{source: 0}", "test.yaml:8:20: replication.s.keep.source: expected at least 1 snapshot kept, got 0"},
-		"text":        {"{target: lots}", "replication.s.keep.target: expected a number of snapshots (48) or a policy like"},
-		"unknown":     {"{target: {daily: 7, dayly: 3}}", `test.yaml:8:38: replication.s.keep.target.dayly: unknown field "dayly"; expected one of min, hourly`},
-		"nothing":     {"{target: {timezone: UTC}}", "replication.s.keep.target: the policy keeps nothing"},
-		"bad zone":    {"{target: {daily: 1, timezone: Mars/Olympus}}", "replication.s.keep.target.timezone: expected a time zone name"},
+		"zero":     {"{source: 0}", "test.yaml:8:20: replication.s.keep.source: expected at least 1 snapshot kept, got 0"},
+		"text":     {"{target: lots}", "replication.s.keep.target: expected a number of snapshots (48) or a policy like"},
+		"unknown":  {"{target: {daily: 7, dayly: 3}}", `test.yaml:8:38: replication.s.keep.target.dayly: unknown field "dayly"; expected one of min, hourly`},
+		"nothing":  {"{target: {timezone: UTC}}", "replication.s.keep.target: the policy keeps nothing"},
+		"bad zone": {"{target: {daily: 1, timezone: Mars/Olympus}}", "replication.s.keep.target.timezone: expected a time zone name"},
+		// "Local" is the machine's own zone, which the docs promise is never used.
+		"local zone":  {"{target: {daily: 1, timezone: Local}}", "replication.s.keep.target.timezone: expected a time zone name"},
 		"bad weekday": {"{target: {weekly: 1, week_start: funday}}", "keep.target.week_start: expected a day of the week"},
 		"bad hour":    {"{target: {daily: 1, day_start: 24}}", "keep.target.day_start: expected the hour a day starts, 0 to 23, got 24"},
 		"bad min":     {"{target: {min: soon}}", `keep.target.min: expected a number of snapshots, latest, all, or a period`},

@@ -316,7 +316,10 @@ func (v *validator) keep(at string, raw any, def int) retention.Policy {
 		case "timezone":
 			name, _ := val.(string)
 			loc, err := time.LoadLocation(name)
-			if err != nil || name == "" {
+			// "Local" would be the zone of the machine hoctl runs on, which
+			// differs between a timer on zippy and a laptop: they would
+			// prune different snapshots.
+			if err != nil || name == "" || name == "Local" {
 				v.at(field, "expected a time zone name like UTC or Europe/Berlin, got %v", val)
 			}
 			p.Location = loc
