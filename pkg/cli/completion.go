@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/tasks"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -215,7 +216,10 @@ func runCommand(path string) string {
 	if json.Unmarshal(sc.Bytes(), &r) != nil {
 		return ""
 	}
-	return r.Command
+	// The command line may hold a hostile file name; zsh and fish print
+	// descriptions, so it is defused as the history table does, and kept
+	// on one line.
+	return strings.Join(strings.Fields(iostreams.Sanitize(r.Command)), " ")
 }
 
 // runArgs completes `run TARGET -- CMD`: the target only; after it the

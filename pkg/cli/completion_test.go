@@ -123,3 +123,33 @@ func sameSet(got, want []string, ordered bool) bool {
 	}
 	return true
 }
+
+// A run's command line comes from the journal, where a hostile runbook
+// file name put it: zsh and fish show completion descriptions, so an
+// escape sequence there would reach the terminal on TAB, and a newline
+// would add a candidate of its own.
+func TestCompletionDescriptionsAreDefused(t *testing.T) {
+	h := newHarness(t)
+	dir := t.TempDir()
+	runs := filepath.Join(dir, "state", "hoctl", "runs")
+	if err := os.MkdirAll(runs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	rec := `{"type":"run_start","command":"hoctl runbook run e\u001b]0;PWN\u0007\nrm -rf ~\tx.yaml"}` + "\n"
+	if err := os.WriteFile(filepath.Join(runs, "20261126T080000Z-aaaaaa.jsonl"), []byte(rec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"XDG_STATE_HOME": filepath.Join(dir, "state")}
+	h.f.Getenv = func(k string) string { return env[k] }
+	if code := h.runLine("__complete", "resume", "2026"); code != 0 {
+		t.Fatalf("exit %d: %s", code, h.err)
+	}
+	out := h.out.String()
+	if strings.ContainsAny(out, "\x1b\x07") {
+		t.Errorf("terminal control characters in completion output: %q", out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || strings.Count(lines[0], "\t") != 1 {
+		t.Errorf("want one candidate with one description, then the directive; got %q", out)
+	}
+}
