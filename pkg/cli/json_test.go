@@ -63,6 +63,9 @@ func TestEveryJSONEventIsDocumentedAndVersioned(t *testing.T) {
 		{[]string{"history", "last"}, 0},
 		{[]string{"resume", "nosuchrun"}, ExitUsage},
 		{[]string{"version"}, 0},
+		// Refused before the command's flags are parsed: still an event.
+		{[]string{"nosuchcmd"}, ExitUsage},
+		{[]string{"--dryrun", "hosts"}, ExitUsage},
 		{[]string{"status"}, -1},
 		{[]string{"migrate-jobs", "--dir", jobsDir, "--from", "/old", "--to", "/new"}, 0},
 	} {
@@ -112,6 +115,22 @@ func TestEveryJSONEventIsDocumentedAndVersioned(t *testing.T) {
 	for _, k := range []string{"error", "host", "ping", "host_result", "plan", "run_start", "step_start", "check", "action", "undo", "step_end", "run_end", "run", "version", "summary", "job_file"} {
 		if !seen[k] {
 			t.Errorf("no %q event seen", k)
+		}
+	}
+}
+
+func TestJSONAskedStopsAtTheRemoteCommand(t *testing.T) {
+	for args, want := range map[string]bool{
+		"--json nosuchcmd":       true,
+		"nosuchcmd --json":       true,
+		"--json=true --dryrun":   true,
+		"--json=false nosuchcmd": false,
+		"--jsonx nosuchcmd":      false,
+		"run c1 -- echo --json":  false,
+		"nosuchcmd":              false,
+	} {
+		if got := jsonAsked(strings.Fields(args)); got != want {
+			t.Errorf("jsonAsked(%q) = %v, want %v", args, got, want)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/hoctl/hoctl/pkg/inventory"
@@ -39,6 +40,11 @@ func Run(ctx context.Context, f *Factory, args []string) int {
 		err = fmt.Errorf("%w: %w", context.Canceled, err)
 	}
 	code := ExitCode(err)
+	if err != nil && !f.IO.JSON {
+		// An unknown command or global flag fails before cobra parses
+		// --json into f.IO.JSON; the caller asked for JSON all the same.
+		f.IO.JSON = jsonAsked(args)
+	}
 	if err != nil && f.IO.JSON {
 		// Machines read stdout: the error is an event there too.
 		_ = f.IO.Event(ErrorEvent{Event: "error", ExitCode: code, Error: errorText(err, code)})
@@ -61,6 +67,21 @@ func Run(ctx context.Context, f *Factory, args []string) int {
 		}
 	}
 	return code
+}
+
+// jsonAsked says whether args name --json before "--", where the words of
+// a remote command begin.
+func jsonAsked(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if v, ok := strings.CutPrefix(a, "--json"); ok && (v == "" || v[0] == '=') {
+			b, err := strconv.ParseBool(strings.TrimPrefix(v, "="))
+			return v == "" || (err == nil && b)
+		}
+	}
+	return false
 }
 
 // NewRootCmd builds the command tree.
