@@ -564,3 +564,22 @@ func TestHistoryLimitAndFilters(t *testing.T) {
 		}
 	}
 }
+
+// An empty --limit (`--limit "$CANARY"` with the variable unset) is an
+// error, never "no limit": it would act on every target.
+func TestEmptyLimitIsRefused(t *testing.T) {
+	for _, args := range [][]string{
+		{"--dry-run", "deploy", "--limit", ""},
+		{"--dry-run", "deploy", "--limit", " "},
+		{"runbook", "plan", "x.yaml", "--limit="},
+		{"--dry-run", "resume", "last", "--limit", ""},
+	} {
+		h := newHarness(t)
+		root := NewRootCmd(h.f)
+		root.SetArgs(args)
+		err := Execute(context.Background(), root)
+		if ExitCode(err) != ExitUsage || !strings.Contains(fmt.Sprint(err), "--limit: empty target") {
+			t.Errorf("%q: %v (exit %d), want the empty --limit refused with exit 2", args, err, ExitCode(err))
+		}
+	}
+}

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"strings"
+
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -49,6 +51,11 @@ func checkGlobalFlags(cmd *cobra.Command) error {
 			continue
 		}
 		return usagef("%s %s", cmd.CommandPath(), c.why)
+	}
+	// An empty --limit would read as no limit and act on every target:
+	// `--limit "$CANARY"` with the variable unset must not deploy them all.
+	if fl := cmd.Flags().Lookup("limit"); fl != nil && fl.Changed && fl.Value.Type() == "string" && strings.TrimSpace(fl.Value.String()) == "" {
+		return usagef("--limit: empty target; expected a host, group, role, glob or all (leave --limit out for every target)")
 	}
 	return nil
 }
