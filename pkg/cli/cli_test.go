@@ -583,3 +583,15 @@ func TestEmptyLimitIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// managed: false keeps a host out of deploy only; run and runbook steps
+// still change it, so the table must not call it read-only.
+func TestUnmanagedHostIsNotCalledReadOnly(t *testing.T) {
+	h := newHarness(t)
+	if code := h.exec("hosts", "fractal"); code != 0 {
+		t.Fatalf("code %d: %s", code, h.err)
+	}
+	if out := h.out.String(); strings.Contains(out, "read-only") || !strings.Contains(out, "no (not deployed)") {
+		t.Fatalf("unmanaged host shown as:\n%s", out)
+	}
+}

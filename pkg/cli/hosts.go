@@ -85,7 +85,7 @@ func hostsRun(opts *HostsOptions) error {
 		if r.Managed {
 			return "yes"
 		}
-		return "no (read-only)"
+		return "no (not deployed)"
 	}
 	cs := io.OutColorScheme()
 	table := make([][]string, 0, len(rows))
