@@ -171,3 +171,21 @@ func TestHostsSSHShowsEffectiveConnectionAndOrigins(t *testing.T) {
 		t.Fatalf("%+v", ev)
 	}
 }
+
+// Settings come from an inventory someone else may have written: an
+// escape sequence in user or known_hosts is shown, not acted on.
+func TestHostsSSHDefusesTerminalSequences(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	h := newHarness(t)
+	inv := filepath.Join(t.TempDir(), "inv.yaml")
+	src := "defaults: {user: \"ro\\e]0;USER\\aot\", known_hosts: \"/tmp/k\\e]52;c;eA==\\a\"}\n" + testInventory
+	if err := os.WriteFile(inv, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code := h.exec("-i", inv, "hosts", "c1", "--ssh"); code != 0 {
+		t.Fatalf("exit %d: %s", code, h.err)
+	}
+	if out := h.out.String(); strings.ContainsAny(out, "\x1b\x07") || !strings.Contains(out, `ro\x1b]0;USER\x07ot`) {
+		t.Fatalf("terminal sequences reach the screen:\n%q", out)
+	}
+}

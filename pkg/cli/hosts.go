@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/spf13/cobra"
 )
 
@@ -96,7 +97,7 @@ func hostsRun(opts *HostsOptions) error {
 		sep = ", "
 	}
 	for _, r := range rows {
-		table = append(table, []string{cs.Bold(r.Name), r.Address, dash(strings.Join(r.Roles, sep)), dash(strings.Join(r.Groups, sep)), managed(r)})
+		table = append(table, []string{cs.Bold(r.Name), iostreams.Sanitize(r.Address), dash(strings.Join(r.Roles, sep)), dash(strings.Join(r.Groups, sep)), managed(r)})
 	}
 	_, err = fmt.Fprint(io.Out, cs.Table("", true, []string{"HOST", "ADDRESS", "ROLES", "GROUPS", "MANAGED"}, table))
 	return err

@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 )
 
@@ -77,7 +78,9 @@ func hostsSSHRun(opts *HostsOptions, inv *inventory.Inventory, hosts []*inventor
 		tw := tabwriter.NewWriter(f.IO.Out, 0, 4, 2, ' ', 0)
 		for _, name := range hs.Order {
 			v := hs.Settings[name]
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, v.Value, cs.Dim(v.Origin))
+			// Values come from the inventory and ssh_config, files someone
+			// else may have written: shown, not acted on.
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, iostreams.Sanitize(v.Value), cs.Dim(iostreams.Sanitize(v.Origin)))
 		}
 		if err := tw.Flush(); err != nil {
 			return err

@@ -56,3 +56,12 @@ func TestKeepErrors(t *testing.T) {
 		})
 	}
 }
+
+// An address is shown in tables and errors: control characters (an
+// escape sequence) are refused at load, as spaces are.
+func TestAddressWithControlCharactersIsRefused(t *testing.T) {
+	_, err := parse(t, "hosts:\n  z: {address: \"10.0.0.1\\e]0;x\\a\"}\n")
+	if err == nil || !strings.Contains(err.Error(), "hosts.z.address: expected a host name") {
+		t.Fatalf("error = %v", err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/template"
 	"time"
+	"unicode"
 
 	"github.com/goccy/go-yaml/ast"
 	"github.com/hoctl/hoctl/pkg/yamlerr"
@@ -131,7 +132,7 @@ func (v *validator) host(h *Host) {
 	if h.Name == "all" {
 		v.at(at, `"all" is reserved: it selects every host`)
 	}
-	if strings.ContainsAny(h.Address, " \t/") {
+	if strings.ContainsAny(h.Address, " \t/") || strings.ContainsFunc(h.Address, func(r rune) bool { return !unicode.IsPrint(r) }) {
 		v.at(at+".address", "expected a host name, an IP address or \"local\", got %q", h.Address)
 	}
 	for i, r := range h.Roles {
