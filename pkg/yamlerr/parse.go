@@ -193,8 +193,14 @@ func checkAliases(name string, f *ast.File) error {
 		}
 		active[n] = true
 		c := cost{nodes: 1}
+		_, isMapping := n.(*ast.MappingNode)
 		for _, ch := range children(n) {
 			cc := size(ch)
+			if _, kv := ch.(*ast.MappingValueNode); kv && isMapping && cc.depth > 0 {
+				// A key of a mapping is not a level of its own: only a
+				// bare one (a mapping of one key) counts as the mapping.
+				cc.depth--
+			}
 			c.nodes += cc.nodes
 			c.depth = max(c.depth, cc.depth)
 			if c.nodes > MaxNodes {

@@ -296,3 +296,21 @@ func TestSyntaxHints(t *testing.T) {
 		}
 	}
 }
+
+// A block mapping 40 levels deep is within the limit of 64: each level
+// counts once, not once for the mapping and again for its key (it was
+// refused "with its aliases expanded" though it has none).
+func TestBlockMappingDepthCountsEachLevelOnce(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("top: 1\nv:\n")
+	for i := 0; i < 40; i++ {
+		fmt.Fprintf(&b, "%sk%d: 1\n%sn%d:\n", strings.Repeat("  ", i+1), i, strings.Repeat("  ", i+1), i)
+	}
+	b.WriteString(strings.Repeat("  ", 42) + "x: 1\n")
+	if _, err := Parse("t.yaml", "test", []byte(b.String())); err != nil {
+		t.Fatalf("40 levels refused: %v", err)
+	}
+	if _, err := Parse("t.yaml", "test", []byte(aliasDepth(70))); err == nil || !strings.Contains(err.Error(), "nests more than 64 levels") {
+		t.Fatalf("alias depth 70: %v", err)
+	}
+}
