@@ -121,6 +121,9 @@ type ErrorEvent struct {
 func errorText(err error, code int) string {
 	var se *SilentError
 	var re *tasks.ReportedError
+	if errors.Is(err, context.Canceled) {
+		return "interrupted" // as the human line says, not Go's "context canceled"
+	}
 	if !errors.As(err, &se) && !errors.As(err, &re) {
 		return err.Error()
 	}

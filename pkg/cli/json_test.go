@@ -1,7 +1,10 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -131,6 +134,16 @@ func TestJSONAskedStopsAtTheRemoteCommand(t *testing.T) {
 	} {
 		if got := jsonAsked(strings.Fields(args)); got != want {
 			t.Errorf("jsonAsked(%q) = %v, want %v", args, got, want)
+		}
+	}
+}
+
+// An interrupted command's error event says so as the human line does
+// ("✗ interrupted"), not Go's "context canceled".
+func TestInterruptedErrorEventSaysInterrupted(t *testing.T) {
+	for _, err := range []error{context.Canceled, fmt.Errorf("%w: %w", context.Canceled, errors.New("step 1: signal: interrupt"))} {
+		if got := errorText(err, ExitCode(err)); got != "interrupted" {
+			t.Errorf("errorText(%v) = %q, want interrupted", err, got)
 		}
 	}
 }
