@@ -151,7 +151,7 @@ func TestHugeOutputIsBoundedInJournalAndJSON(t *testing.T) {
 		Output string `json:"output"`
 	}
 	for _, l := range strings.Split(string(j), "\n") {
-		if strings.Contains(l, `"type":"action"`) {
+		if strings.Contains(l, `"event":"action"`) {
 			_ = json.Unmarshal([]byte(l), &action)
 		}
 	}
