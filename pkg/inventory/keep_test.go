@@ -65,3 +65,11 @@ func TestAddressWithControlCharactersIsRefused(t *testing.T) {
 		t.Fatalf("error = %v", err)
 	}
 }
+
+// A bad value is said once, not again as "the policy keeps nothing".
+func TestKeepBadValueIsOneProblem(t *testing.T) {
+	_, err := parse(t, keepHosts+"    keep: {target: {daily: lots}}\n")
+	if err == nil || !strings.Contains(err.Error(), "keep.target.daily") || strings.Contains(err.Error(), "keeps nothing") {
+		t.Fatalf("error = %v", err)
+	}
+}

@@ -275,6 +275,7 @@ func (v *validator) keep(at string, raw any, def int) retention.Policy {
 		return retention.Policy{Count: def}
 	}
 	p := retention.Policy{}
+	errsBefore := len(v.errs)
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -298,8 +299,10 @@ func (v *validator) keep(at string, raw any, def int) retention.Policy {
 			n, ok := wholeNumber(val)
 			if s, isStr := val.(string); isStr && (s == "all" || s == "*") {
 				n, ok = retention.All, true
+			} else if n < 0 {
+				ok = false // -1 is All inside hoctl, not a spelling of it
 			}
-			if !ok || n < retention.All {
+			if !ok {
 				v.at(field, "expected a number of %s back, or all; got %v", periods[k], val)
 			}
 			switch k {
@@ -340,7 +343,9 @@ func (v *validator) keep(at string, raw any, def int) retention.Policy {
 			v.at(field, "unknown field %q; expected one of %s", k, strings.Join(keepFields, ", "))
 		}
 	}
-	if p.Min.IsZero() && p.Hourly == 0 && p.Daily == 0 && p.Weekly == 0 && p.Monthly == 0 && p.Yearly == 0 {
+	// "Keeps nothing" only when every field read well: a rule with a bad
+	// value has its own error, and saying twice is noise.
+	if len(v.errs) == errsBefore && p.Min.IsZero() && p.Hourly == 0 && p.Daily == 0 && p.Weekly == 0 && p.Monthly == 0 && p.Yearly == 0 {
 		v.at(at, "the policy keeps nothing: expected min or at least one of hourly, daily, weekly, monthly, yearly")
 	}
 	return p

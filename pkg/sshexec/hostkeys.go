@@ -90,7 +90,7 @@ func describeEntry(e khEntry) string {
 // field is unreadable stops accept-new from adding keys, and an unreadable
 // @revoked line refuses every host (which key it revokes is unknown).
 func (db *knownHostsDB) verify(hostname string, key ssh.PublicKey, files []string, acceptNew bool) (add bool, err error) {
-	e := &HostKeyError{Addr: hostname, Presented: describeKey(key)}
+	e := &HostKeyError{Addr: hostname, Presented: describeKey(key), Files: files}
 	if r := db.revoked(key); r != nil {
 		e.Revoked = r.where()
 		return false, e
@@ -103,7 +103,7 @@ func (db *knownHostsDB) verify(hostname string, key ssh.PublicKey, files []strin
 	}
 	if len(l.problems) > 0 {
 		p := l.problems[0]
-		e.Problem = fmt.Sprintf("%s does not parse (%s) and may be the entry for %s; fix or remove that line (ssh-keygen -R) after verifying the host's key", p.where(), p.problem, hostname)
+		e.Problem = fmt.Sprintf("%s does not parse (%s) and may be the entry for %s; fix or remove that line (%s) after verifying the host's key", p.where(), p.problem, hostname, e.removeCommand())
 		return false, e
 	}
 	for _, ca := range l.cas {

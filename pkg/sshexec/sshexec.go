@@ -14,6 +14,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 // Runner runs commands on one host. *Conn (SSH) and *Local implement it;
@@ -203,8 +205,20 @@ func (e *HostKeyError) Error() string {
 		}
 		return msg
 	}
-	return fmt.Sprintf("HOST KEY CHANGED for %s: presented %s, expected %s; if the host was reinstalled, remove the old entry (ssh-keygen -R) after verifying the new key",
-		e.Addr, e.Presented, strings.Join(e.Expected, " or "))
+	return fmt.Sprintf("HOST KEY CHANGED for %s: presented %s, expected %s; if the host was reinstalled, remove the old entry (%s) after verifying the new key",
+		e.Addr, e.Presented, strings.Join(e.Expected, " or "), e.removeCommand())
+}
+
+// removeCommand is the ssh-keygen line that removes the host's entry:
+// known_hosts names a host on another port as [addr]:port, and hoctl's
+// known_hosts may not be ~/.ssh/known_hosts, where ssh-keygen looks by
+// default.
+func (e *HostKeyError) removeCommand() string {
+	cmd := "ssh-keygen -R " + Quote(knownhosts.Normalize(e.Addr))
+	if len(e.Files) > 0 {
+		cmd += " -f " + Quote(e.Files[0])
+	}
+	return cmd
 }
 
 // ErrTimeout is returned (wrapped) when a command outlives its timeout.
