@@ -595,3 +595,23 @@ func TestUnmanagedHostIsNotCalledReadOnly(t *testing.T) {
 		t.Fatalf("unmanaged host shown as:\n%s", out)
 	}
 }
+
+// help and completion print text and scripts: --json is refused there
+// rather than ignored (a script on stdout is not an event).
+func TestJSONRefusedByHelpAndCompletion(t *testing.T) {
+	for _, args := range [][]string{{"--json", "help"}, {"help", "--json", "inventory"}, {"--json", "completion", "bash"}, {"completion", "zsh", "--json"}} {
+		h := newHarness(t)
+		root := NewRootCmd(h.f)
+		root.SetArgs(args)
+		err := Execute(context.Background(), root)
+		if ExitCode(err) != ExitUsage || !strings.Contains(fmt.Sprint(err), "--json does not apply") {
+			t.Errorf("%q: %v (exit %d), want a refusal with exit 2", args, err, ExitCode(err))
+		}
+	}
+	h := newHarness(t)
+	root := NewRootCmd(h.f)
+	root.SetArgs([]string{"--json", "version"})
+	if err := Execute(context.Background(), root); err != nil {
+		t.Errorf("--json version: %v", err)
+	}
+}

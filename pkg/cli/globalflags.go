@@ -52,6 +52,14 @@ func checkGlobalFlags(cmd *cobra.Command) error {
 		}
 		return usagef("%s %s", cmd.CommandPath(), c.why)
 	}
+	// help and completion print text and shell scripts, never events.
+	if fl := cmd.Flags().Lookup("json"); fl != nil && fl.Changed {
+		for c := cmd; c != nil; c = c.Parent() {
+			if c.Name() == "help" || c.Name() == "completion" {
+				return usagef("%s prints text for people or a shell, so --json does not apply", cmd.CommandPath())
+			}
+		}
+	}
 	// An empty --limit would read as no limit and act on every target:
 	// `--limit "$CANARY"` with the variable unset must not deploy them all.
 	if fl := cmd.Flags().Lookup("limit"); fl != nil && fl.Changed && fl.Value.Type() == "string" && strings.TrimSpace(fl.Value.String()) == "" {
