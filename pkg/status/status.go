@@ -216,7 +216,9 @@ func (p *Probes) host(ctx context.Context, h *inventory.Host) []Check {
 }
 
 func short(err error) string {
-	s := err.Error()
+	// A probe cut short by its own bound timed out; Go's wording for it
+	// means nothing to an operator.
+	s := strings.ReplaceAll(err.Error(), context.DeadlineExceeded.Error(), "timed out")
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		s = s[:i]
 	}
@@ -366,6 +368,31 @@ func apiDownHint(api *inventory.API, unit string) string {
 // replication lag: the age of its newest complete received copy.
 func (p *Probes) nfs(ctx context.Context, svc *inventory.NFSService) []Check {
 	c := Check{Area: "nfs", Name: svc.Name, Level: OK, Hint: "hoctl snapshots " + svc.Primary + " --name " + svc.Replication}
+	// Every member's lag is read over SSH at the same time as Consul is
+	// asked who owns the share: a hung Consul must not eat the probe's
+	// time before the lag, which needs no Consul at all.
+	rep := p.Inv.Replication[svc.Replication]
+	members := append([]string{svc.Primary}, svc.Standbys...)
+	var lagMu sync.Mutex
+	var wg sync.WaitGroup
+	lagOf := map[string]Check{}
+	for _, m := range members {
+		if rep == nil {
+			break
+		}
+		dir := rep.Target.Dir
+		if m == rep.Source.Host {
+			dir = rep.Source.SnapshotDir
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lc := p.lag(ctx, svc, m, dir, replicate.EndsOf(rep).Base)
+			lagMu.Lock()
+			lagOf[m] = lc
+			lagMu.Unlock()
+		}()
+	}
 	owner := svc.Primary
 	var passing []string
 	var consulErr error
@@ -400,29 +427,13 @@ func (p *Probes) nfs(ctx context.Context, svc *inventory.NFSService) []Check {
 		c.Level = Fail
 		parts = append(parts, "passing on "+strings.Join(passing, ", ")+", owner "+owner)
 	}
-	rep := p.Inv.Replication[svc.Replication]
-	members := append([]string{svc.Primary}, svc.Standbys...)
-	var lagMu sync.Mutex
-	var wg sync.WaitGroup
+	wg.Wait()
 	var lags []Check
 	for _, m := range members {
-		if m == owner || rep == nil {
-			continue
-		}
-		dir := rep.Target.Dir
-		if m == rep.Source.Host {
-			dir = rep.Source.SnapshotDir
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			lc := p.lag(ctx, svc, m, dir, replicate.EndsOf(rep).Base)
-			lagMu.Lock()
+		if lc, ok := lagOf[m]; ok && m != owner {
 			lags = append(lags, lc)
-			lagMu.Unlock()
-		}()
+		}
 	}
-	wg.Wait()
 	sort.Slice(lags, func(i, j int) bool { return lags[i].Name < lags[j].Name })
 	c.Detail = strings.Join(parts, ", ")
 	return append([]Check{c}, lags...)

@@ -3,6 +3,7 @@ package status
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -138,5 +139,45 @@ nfs:
 	}
 	if c := byName["nomad nomad"]; c.Level != Skip || !strings.Contains(c.Detail, "not configured") {
 		t.Errorf("nomad: %+v", c)
+	}
+}
+
+// ctxHost answers at once unless the caller's time is up.
+type ctxHost struct{ name string }
+
+func (f *ctxHost) Name() string { return f.name }
+func (f *ctxHost) Run(ctx context.Context, _ sshexec.Cmd) (*sshexec.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return &sshexec.Result{Host: f.name}, nil
+}
+
+// A Consul that never answers within the probe's bound must not cost the
+// standby's lag, which is read over SSH alone.
+func TestHungConsulStillShowsLag(t *testing.T) {
+	inv, err := inventory.Parse("i.yaml", []byte("hosts: {zippy: {}, c1: {}}\nconsul: {address: http://127.0.0.1:8500}\n"+
+		"replication:\n  services:\n    source: {host: zippy, subvolume: /persist/services}\n    target: {host: c1, dir: /persist/standby}\n"+
+		"nfs:\n  data:\n    export: /data/services\n    subvolume: /persist/services\n    replication: services\n    primary: zippy\n    standbys: [c1]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Probes{Inv: inv, Timeout: 200 * time.Millisecond,
+		Connect: func(_ context.Context, h *inventory.Host) (sshexec.Runner, error) { return &ctxHost{name: h.Name}, nil },
+		Consul: func(ctx context.Context) (*consulapi.Client, error) {
+			<-ctx.Done() // hung until the probe's bound
+			return nil, fmt.Errorf("Consul API did not answer: %w", ctx.Err())
+		}}
+	var lag string
+	for _, c := range p.Run(context.Background()) {
+		if c.Name == "data standby c1" {
+			lag = c.Detail
+		}
+		if strings.Contains(c.Detail, "context deadline exceeded") {
+			t.Errorf("Go's wording in %s: %q", c.Name, c.Detail)
+		}
+	}
+	if lag == "" || strings.Contains(lag, "unknown") {
+		t.Fatalf("lag of c1: %q", lag)
 	}
 }
