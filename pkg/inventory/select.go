@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"fmt"
+	"github.com/hoctl/hoctl/pkg/yamlerr"
 	"path"
 	"sort"
 	"strings"
@@ -221,7 +222,7 @@ func (inv *Inventory) similar(term string) []string {
 	lt := strings.ToLower(term)
 	for _, n := range inv.names() {
 		ln := strings.ToLower(n)
-		d := distance(lt, ln)
+		d := yamlerr.Distance(lt, ln)
 		limit := 1 + len(term)/4
 		if d <= limit || (len(lt) >= 2 && strings.HasPrefix(ln, lt)) {
 			cs = append(cs, cand{n, d})
@@ -244,31 +245,4 @@ func (inv *Inventory) suggest(term string) string {
 		return ""
 	}
 	return "; did you mean " + strings.Join(quoteAll(s), " or ") + "?"
-}
-
-// distance is the optimal-string-alignment edit distance: Levenshtein plus
-// adjacent transpositions, the commonest typo ("wbe" for "web").
-func distance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	d := make([][]int, len(ra)+1)
-	for i := range d {
-		d[i] = make([]int, len(rb)+1)
-		d[i][0] = i
-	}
-	for j := range d[0] {
-		d[0][j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
-			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
-			}
-		}
-	}
-	return d[len(ra)][len(rb)]
 }
