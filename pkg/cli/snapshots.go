@@ -136,7 +136,7 @@ func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
 				}
 			}
 		}
-		verdicts := snapshotVerdicts(e, role, mine.Snapshots, next)
+		verdicts := snapshotVerdicts(e, role, mine, next)
 		for _, s := range mine.Snapshots {
 			v := verdicts[s.Name()]
 			rows = append(rows, SnapshotRow{Kept: v.Keep, Why: v.Reason(), Replication: e.Name, Host: h.Name, Role: role, Dir: dir, Name: s.Name(), UUID: s.UUID,
@@ -167,27 +167,19 @@ func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
 
 // snapshotVerdicts is what the side's retention policy does with its
 // complete snapshots now, the next parent protected as a run protects it.
-func snapshotVerdicts(e replicate.Ends, role string, snaps []btrfs.Snapshot, nextUUID string) map[string]retention.Verdict {
-	keep := e.KeepSource
-	if role == "target" {
-		keep = e.KeepTarget
-	}
-	var complete []btrfs.Snapshot
+func snapshotVerdicts(e replicate.Ends, role string, side *replicate.Side, nextUUID string) map[string]retention.Verdict {
+	complete := side.Complete()
 	protect := map[string]string{}
-	for _, s := range snaps {
-		if !s.ReadOnly {
-			continue
-		}
-		complete = append(complete, s)
+	for _, s := range complete {
 		if s.UUID == nextUUID {
 			protect[s.Name()] = replicate.NewestCommon
 		}
 	}
 	out := map[string]retention.Verdict{}
-	for _, v := range replicate.Retain(keep, complete, time.Now(), protect) {
+	for _, v := range replicate.Retain(e.Keep(role == "source"), complete, time.Now(), protect) {
 		out[v.Name] = v
 	}
-	for _, s := range snaps {
+	for _, s := range side.Snapshots {
 		if !s.ReadOnly {
 			out[s.Name()] = retention.Verdict{Keep: true, Reasons: []string{"writable: a receive in progress or garbage, not retention's"}}
 		}
@@ -197,11 +189,7 @@ func snapshotVerdicts(e replicate.Ends, role string, snaps []btrfs.Snapshot, nex
 
 func printSnapshots(f *Factory, e replicate.Ends, role, peer string, rows []SnapshotRow, peerKnown bool) {
 	cs := f.IO.OutColorScheme()
-	keep := e.KeepSource
-	if role == "target" {
-		keep = e.KeepTarget
-	}
-	fmt.Fprintf(f.IO.Out, "%s %s: %s:%s → %s:%s (this host is the %s; keep %s)\n", cs.Bold("replication"), e.Name, e.SourceHost, e.SourceDir, e.TargetHost, e.TargetDir, role, keep)
+	fmt.Fprintf(f.IO.Out, "%s %s: %s:%s → %s:%s (this host is the %s; keep %s)\n", cs.Bold("replication"), e.Name, e.SourceHost, e.SourceDir, e.TargetHost, e.TargetDir, role, e.Keep(role == "source"))
 	if len(rows) == 0 {
 		fmt.Fprintln(f.IO.Out, "  no snapshots")
 		return

@@ -60,6 +60,19 @@ func (s *Side) NewestComplete() (btrfs.Snapshot, bool) {
 	return btrfs.Snapshot{}, false
 }
 
+// Complete is the side's snapshots that hold whole data (read-only),
+// oldest first: what retention decides on. Writable entries are receives
+// in progress or their garbage, which retention never touches.
+func (s *Side) Complete() []btrfs.Snapshot {
+	var out []btrfs.Snapshot
+	for _, sn := range s.Snapshots {
+		if sn.ReadOnly {
+			out = append(out, sn)
+		}
+	}
+	return out
+}
+
 // List reads the snapshots named base@<timestamp> in dir on r.
 func List(ctx context.Context, r sshexec.Runner, dir, base string) (*Side, error) {
 	// Empty input, not none: a key forced to `btrfs receive` then fails
@@ -119,6 +132,14 @@ func EndsOf(r *inventory.Replication) Ends {
 	return Ends{Name: r.Name, Base: path.Base(r.Source.Subvolume), SourceHost: r.Source.Host, SourceDir: r.Source.SnapshotDir,
 		TargetHost: r.Target.Host, TargetDir: r.Target.Dir, Subvolume: r.Source.Subvolume, KeepSource: r.Keep.Source, KeepTarget: r.Keep.Target, ExcludeNested: r.Source.ExcludeNested,
 		Transport: r.Transport, Compress: r.Compress}
+}
+
+// Keep is the retention policy of the source side, or of the target.
+func (e Ends) Keep(source bool) retention.Policy {
+	if source {
+		return e.KeepSource
+	}
+	return e.KeepTarget
 }
 
 // Reverse is the replication sent back after a failover: the standby,

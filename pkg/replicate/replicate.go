@@ -738,12 +738,7 @@ func (r *Run) toPrune(ctx context.Context, env *tasks.Env, source bool) ([]btrfs
 		return nil, err
 	}
 	// Only complete snapshots are pruned; garbage is removed separately.
-	var complete []btrfs.Snapshot
-	for _, s := range side.Snapshots {
-		if s.ReadOnly {
-			complete = append(complete, s)
-		}
-	}
+	complete := side.Complete()
 	byName := map[string]btrfs.Snapshot{}
 	for _, s := range complete {
 		byName[s.Name()] = s
@@ -770,10 +765,7 @@ func Retain(p retention.Policy, snaps []btrfs.Snapshot, now time.Time, protect m
 }
 
 func (r *Run) pruneCmd(source bool) string {
-	keep := r.Ends.KeepSource
-	if !source {
-		keep = r.Ends.KeepTarget
-	}
+	keep := r.Ends.Keep(source)
 	name := r.name() // before the lock: name takes it too
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -785,12 +777,7 @@ func (r *Run) pruneCmd(source bool) string {
 		return fmt.Sprintf("btrfs subvolume delete what %s does not keep (never the newest common snapshot)", keep)
 	}
 	// In a plan: what exists now, plus the new snapshot.
-	var snaps []btrfs.Snapshot
-	for _, s := range side.Snapshots {
-		if s.ReadOnly {
-			snaps = append(snaps, s)
-		}
-	}
+	snaps := side.Complete()
 	now := time.Now()
 	snaps = append(snaps, btrfs.Snapshot{Subvolume: btrfs.Subvolume{Path: name}, Time: now})
 	vs := Retain(keep, snaps, now, map[string]string{name: NewestCommon})
