@@ -260,12 +260,7 @@ func (r *Request) Exec(ctx context.Context, stdin io.Reader, stdout, stderr io.W
 		cmds[i] = exec.CommandContext(ctx, argv[0], argv[1:]...)
 		cmds[i].Stderr = stderr
 	}
-	if r.Watched {
-		go func() {
-			_, _ = io.Copy(io.Discard, stdin)
-			cancel()
-		}()
-	} else {
+	if !r.Watched {
 		cmds[0].Stdin = stdin
 	}
 	for i := 0; i+1 < len(cmds); i++ {
@@ -284,6 +279,16 @@ func (r *Request) Exec(ctx context.Context, stdin io.Reader, stdout, stderr io.W
 			}
 			return 127, err
 		}
+	}
+	// Watched only once every stage has started: input that ends at once
+	// would otherwise cancel the context before Start, which then refuses
+	// to run the command and the filter reported 127 "context canceled"
+	// instead of a stopped command.
+	if r.Watched {
+		go func() {
+			_, _ = io.Copy(io.Discard, stdin)
+			cancel()
+		}()
 	}
 	status := 0
 	for _, c := range cmds {
