@@ -2,7 +2,6 @@ package lab
 
 import (
 	"fmt"
-	"strings"
 )
 
 // ConsulPort is the HTTP API port of every machine's Consul agent, on the
@@ -15,7 +14,6 @@ const ConsulPort = 8500
 // check, no DNS or gRPC listeners, no WAN gossip.
 func (l *Lab) prepareConsul(h *Host) error {
 	servers := l.servers()
-	join := `"` + strings.Join(servers, `", "`) + `"`
 	role := "server = false\n"
 	if hasRole(h, "quorum") {
 		role = fmt.Sprintf("server = true\nbootstrap_expect = %d\nperformance { raft_multiplier = 1 }\n", len(servers))
@@ -33,32 +31,18 @@ retry_interval = "1s"
 disable_update_check = true
 leave_on_terminate = true
 log_level = "WARN"
-%s`, h.Name, h.Name, h.Addr, h.Addr, h.Addr, ConsulPort, join, role)
-	unit := `[Unit]
-Description=Consul agent
-Wants=network-online.target
-After=network-online.target
-
-[Service]
-ExecStart=/usr/local/bin/consul agent -config-dir=/etc/consul.d
-ExecReload=/bin/kill -HUP $MAINPID
-KillSignal=SIGINT
-Restart=on-failure
-RestartSec=2
-Environment=CONSUL_HTTP_ADDR=http://` + h.Addr + `:8500
-
-[Install]
-WantedBy=multi-user.target
-`
-	if err := h.upper("etc/consul.d/consul.hcl", cfg, 0o644); err != nil {
-		return err
-	}
-	// The CLI on the host talks to its own agent (it defaults to 127.0.0.1).
-	if err := h.upper("etc/profile.d/hoctl-lab-agents.sh", fmt.Sprintf("export CONSUL_HTTP_ADDR=http://%s:%d NOMAD_ADDR=http://%s:%d\n", h.Addr, ConsulPort, h.Addr, NomadPort), 0o644); err != nil {
-		return err
-	}
-	if err := h.upper("etc/systemd/system/consul.service", unit, 0o644); err != nil {
-		return err
-	}
-	return h.enable("consul.service", "multi-user.target")
+%s`, h.Name, h.Name, h.Addr, h.Addr, h.Addr, ConsulPort, quoted(servers, ""), role)
+	return h.installService("consul.service",
+		unit("Consul agent", []string{"network-online.target"},
+			"ExecStart=/usr/local/bin/consul agent -config-dir=/etc/consul.d",
+			"ExecReload=/bin/kill -HUP $MAINPID",
+			"KillSignal=SIGINT",
+			"Restart=on-failure",
+			"RestartSec=2",
+			fmt.Sprintf("Environment=CONSUL_HTTP_ADDR=http://%s:%d", h.Addr, ConsulPort)),
+		true,
+		file{"etc/consul.d/consul.hcl", cfg, 0o644},
+		// The CLIs on the host talk to its own agents (they default to
+		// 127.0.0.1).
+		file{"etc/profile.d/hoctl-lab-agents.sh", fmt.Sprintf("export CONSUL_HTTP_ADDR=http://%s:%d NOMAD_ADDR=http://%s:%d\n", h.Addr, ConsulPort, h.Addr, NomadPort), 0o644})
 }

@@ -299,15 +299,11 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			prepare, boot := l.prepare, l.boot
-			if l.Parts != nil {
-				prepare, boot = l.prepareMachine, l.bootMachine
-			}
-			if err := prepare(h); err != nil {
+			if err := l.prepare(h); err != nil {
 				errs <- fmt.Errorf("%s: %w", h.Name, err)
 				return
 			}
-			if err := boot(ctx, h); err != nil {
+			if err := l.boot(ctx, h); err != nil {
 				errs <- fmt.Errorf("%s: %w", h.Name, err)
 			}
 		}()
@@ -351,13 +347,77 @@ func writeKey(path string) (ssh.PublicKey, error) {
 	return signer.PublicKey(), nil
 }
 
+// prepare lays out what makes h this host, whichever kind it is: its
+// directory, its host key and its btrfs disk image; then what its kind
+// boots from (prepareNamespace here, prepareMachine in machines.go).
 func (l *Lab) prepare(h *Host) error {
 	if err := os.MkdirAll(h.Dir, 0o755); err != nil {
 		return err
 	}
-	if _, err := writeKey(filepath.Join(h.Dir, "ssh_host_ed25519_key")); err != nil {
+	if err := l.writeHostKey(h); err != nil {
 		return err
 	}
+	if err := l.prepareDisk(h); err != nil {
+		return err
+	}
+	if l.Parts != nil {
+		return l.prepareMachine(h)
+	}
+	return l.prepareNamespace(h)
+}
+
+// writeHostKey gives h a new host key, where its sshd reads it.
+func (l *Lab) writeHostKey(h *Host) error {
+	key := filepath.Join(h.Dir, "ssh_host_ed25519_key")
+	if _, err := writeKey(key); err != nil {
+		return err
+	}
+	if l.Parts == nil {
+		return nil // the namespace host's sshd_config names this file
+	}
+	pem, err := os.ReadFile(key)
+	if err != nil {
+		return err
+	}
+	return h.upper("etc/ssh/ssh_host_ed25519_key", string(pem), 0o600)
+}
+
+// prepareDisk makes h's btrfs /persist image (kept across Kill and
+// Restart: a powered-off host keeps its disk).
+func (l *Lab) prepareDisk(h *Host) error {
+	if l.DiskSize == 0 {
+		return nil
+	}
+	img := filepath.Join(h.Dir, "disk.img")
+	if _, err := os.Stat(img); err == nil {
+		return nil
+	}
+	f, err := os.Create(img)
+	if err != nil {
+		return err
+	}
+	if err := f.Truncate(l.DiskSize); err != nil {
+		_ = f.Close()
+		return err
+	}
+	_ = f.Close()
+	if out, err := exec.Command("mkfs.btrfs", "-q", img).CombinedOutput(); err != nil {
+		return fmt.Errorf("mkfs.btrfs: %w: %s", err, out)
+	}
+	return nil
+}
+
+// mountDisk is the start script's line mounting h's disk image on dir.
+// nosuid,nodev: what docs/security.md asks of a replication target's
+// mount (hoctl warns without them).
+func (l *Lab) mountDisk(h *Host, dir string) string {
+	return fmt.Sprintf("mount -o loop,nosuid,nodev %s %s\n", filepath.Join(h.Dir, "disk.img"), dir)
+}
+
+// prepareNamespace writes the start script of a namespace host: sshd as
+// the init of its own PID namespace, with its own hostname, /run, /nix,
+// /root, /data and /persist.
+func (l *Lab) prepareNamespace(h *Host) error {
 	cfg := fmt.Sprintf(`# hoctl lab host %s
 ListenAddress %s:%d
 HostKey %s
@@ -393,24 +453,7 @@ SetEnv PATH=%s:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 	}
 	fmt.Fprintf(&script, "mount --bind %s /root\n", filepath.Join(h.Dir, "root"))
 	if l.DiskSize > 0 {
-		img := filepath.Join(h.Dir, "disk.img")
-		if _, err := os.Stat(img); os.IsNotExist(err) {
-			f, err := os.Create(img)
-			if err != nil {
-				return err
-			}
-			if err := f.Truncate(l.DiskSize); err != nil {
-				_ = f.Close()
-				return err
-			}
-			_ = f.Close()
-			if out, err := exec.Command("mkfs.btrfs", "-q", img).CombinedOutput(); err != nil {
-				return fmt.Errorf("mkfs.btrfs: %w: %s", err, out)
-			}
-		}
-		// nosuid,nodev: what docs/security.md asks of a replication
-		// target's mount (hoctl warns without them).
-		fmt.Fprintf(&script, "mount -o loop,nosuid,nodev %s /persist\n", img)
+		script.WriteString(l.mountDisk(h, "/persist"))
 	} else {
 		script.WriteString("mount -t tmpfs -o size=64m tmpfs /persist\n")
 	}
@@ -430,15 +473,26 @@ SetEnv PATH=%s:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 	return os.WriteFile(filepath.Join(h.Dir, "start.sh"), []byte(script.String()), 0o755)
 }
 
-// boot starts the host's namespace and sshd and waits for its banner.
+// bootTimeout bounds a host's boot to its sshd's banner: generous, for a
+// loaded machine shared by other test runs; a host that dies first says
+// why at once (its console log).
+const bootTimeout = 60 * time.Second
+
+// boot starts the host's wrapper, `unshare --kill-child` running its
+// start.sh (whose death takes the whole host down), and waits for its
+// sshd's banner. A namespace host also gets its own hostname and /proc
+// there; a machine gets them from nspawn.
 func (l *Lab) boot(ctx context.Context, h *Host) error {
-	logf, err := os.OpenFile(filepath.Join(h.Dir, "sshd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(filepath.Join(h.Dir, "console.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = logf.Close() }()
-	cmd := exec.Command("unshare", "--mount", "--uts", "--pid", "--fork", "--kill-child", "--mount-proc",
-		"--propagation", "private", "sh", filepath.Join(h.Dir, "start.sh"))
+	args := []string{"--mount", "--pid", "--fork", "--kill-child", "--propagation", "private"}
+	if l.Parts == nil {
+		args = append(args, "--uts", "--mount-proc")
+	}
+	cmd := exec.Command("unshare", append(args, "sh", filepath.Join(h.Dir, "start.sh"))...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own session: Ctrl-C aimed at a test or the demo must not take
 	// the lab down half-way; Stop does that, by pid.
@@ -451,9 +505,12 @@ func (l *Lab) boot(ctx context.Context, h *Host) error {
 	if err := l.saveState(); err != nil {
 		return err
 	}
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(bootTimeout)
 	for {
 		if err := banner(h.Addr); err == nil {
+			if l.Parts != nil {
+				return nil
+			}
 			// For the shims: the pid through which other hosts reach
 			// this one's mounts.
 			pid, err := h.sshdPid()
@@ -462,9 +519,19 @@ func (l *Lab) boot(ctx context.Context, h *Host) error {
 			}
 			return os.WriteFile(filepath.Join(h.Dir, "sshd.pid"), []byte(strconv.Itoa(pid)), 0o644)
 		}
+		if !isLabPid(h.Pid, l.Dir) {
+			log, _ := os.ReadFile(filepath.Join(h.Dir, "console.log"))
+			hint := ""
+			if strings.Contains(string(log), "inotify object: Too many open files") {
+				// Every machine's systemd takes inotify instances, and
+				// the limit is per user (root) on this whole machine.
+				hint = " (every machine's systemd needs inotify instances: raise the limit, sysctl fs.inotify.max_user_instances=8192)"
+			}
+			return fmt.Errorf("host exited before its sshd came up%s: %s", hint, lastLines(string(log), 15))
+		}
 		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(h.Dir, "sshd.log"))
-			return fmt.Errorf("sshd did not come up on %s:%d: %s", h.Addr, Port, strings.TrimSpace(string(log)))
+			log, _ := os.ReadFile(filepath.Join(h.Dir, "console.log"))
+			return fmt.Errorf("sshd did not come up on %s:%d within %s: %s", h.Addr, Port, bootTimeout, lastLines(string(log), 15))
 		}
 		select {
 		case <-ctx.Done():
@@ -472,6 +539,14 @@ func (l *Lab) boot(ctx context.Context, h *Host) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 func banner(addr string) error {
@@ -651,9 +726,12 @@ func Teardown(dir string) error {
 	if err != nil {
 		return err
 	}
+	var wg sync.WaitGroup
 	for _, h := range st.Hosts {
-		killLabPid(h.Pid, dir)
+		wg.Add(1)
+		go func() { defer wg.Done(); killLabPid(h.Pid, dir) }()
 	}
+	wg.Wait()
 	// Machines: whatever is left in the lab's cgroups (nothing, after
 	// the wrappers died; but a stale lab is cleaned whatever it left).
 	if err := killCgroup(labCgroup(dir)); err != nil {
@@ -695,7 +773,7 @@ func killLabPid(pid int, dir string) {
 	deadline := time.Now().Add(5 * time.Second)
 	for _, p := range append([]int{pid}, kids...) {
 		for time.Now().Before(deadline) {
-			if _, err := os.Stat(fmt.Sprintf("/proc/%d", p)); os.IsNotExist(err) {
+			if gone(p) {
 				break
 			}
 			// Reap it if it is our child (Stop from the starting process).
@@ -704,6 +782,20 @@ func killLabPid(pid int, dir string) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
+}
+
+// gone reports whether pid has exited: no such process, or a zombie. A
+// lab's wrapper outlives the command that started it, so its parent is
+// this machine's init, which may take seconds to reap it; a zombie
+// holds no namespace, mount or loop device any more.
+func gone(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] == 'Z' || s[i+2] == 'X'
 }
 
 func children(pid int) []int {
@@ -813,9 +905,6 @@ func (l *Lab) Restart(ctx context.Context, name string) error {
 			return err
 		}
 	}
-	if l.Parts != nil {
-		return l.bootMachine(ctx, h)
-	}
 	return l.boot(ctx, h)
 }
 
@@ -851,7 +940,7 @@ func (l *Lab) RotateHostKey(ctx context.Context, name string) error {
 	if h == nil {
 		return fmt.Errorf("no lab host %q", name)
 	}
-	if _, err := writeKey(filepath.Join(h.Dir, "ssh_host_ed25519_key")); err != nil {
+	if err := l.writeHostKey(h); err != nil {
 		return err
 	}
 	return l.Restart(ctx, name)

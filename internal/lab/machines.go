@@ -29,10 +29,8 @@ package lab
 //     machined. --system-call-filter lets nfs-ganesha use file handles.
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -62,6 +60,22 @@ func (h *Host) upper(path, content string, mode os.FileMode) error {
 	return os.WriteFile(p, []byte(content), mode)
 }
 
+// file is one file of a host's own layer, by its path in the host.
+type file struct {
+	path, content string
+	mode          os.FileMode
+}
+
+// install writes files into the host's own layer.
+func (h *Host) install(files ...file) error {
+	for _, f := range files {
+		if err := h.upper(f.path, f.content, f.mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // enable makes unit start at boot, as `systemctl enable` would.
 func (h *Host) enable(unit, target string) error {
 	d := filepath.Join(h.Dir, "upper", "etc/systemd/system", target+".wants")
@@ -83,44 +97,28 @@ var machineMasked = []string{
 	"proc-fs-nfsd.mount", "nfs-client.target",
 }
 
-// prepareMachine lays out the host's upper directory, disk and start
-// script. Its services (Consul, Nomad, nfs-server) are added by their
-// own files (consul.go, nomad.go, nfs.go).
+// prepareMachine lays out the host's upper directory and start script
+// (prepare has made its key and disk). Its services (Consul, Nomad,
+// nfs-server) are added by their own files (consul.go, nomad.go, nfs.go).
 func (l *Lab) prepareMachine(h *Host) error {
 	for _, d := range []string{"upper", "work", "root", "persist"} {
 		if err := os.MkdirAll(filepath.Join(h.Dir, d), 0o755); err != nil {
 			return err
 		}
 	}
-	key := filepath.Join(h.Dir, "ssh_host_ed25519_key")
-	if _, err := os.Stat(key); os.IsNotExist(err) {
-		if _, err := writeKey(key); err != nil {
-			return err
-		}
-	}
-	keyPEM, err := os.ReadFile(key)
-	if err != nil {
-		return err
-	}
 	auth, err := os.ReadFile(filepath.Join(l.Dir, "authorized_keys"))
 	if err != nil {
 		return err
 	}
-	files := []struct {
-		path, content string
-		mode          os.FileMode
-	}{
-		{"etc/hostname", h.Name + "\n", 0o644},
-		{"etc/hosts", fmt.Sprintf("127.0.0.1 localhost\n%s %s\n", h.Addr, h.Name), 0o644},
-		{"etc/ssh/ssh_host_ed25519_key", string(keyPEM), 0o600},
-		{"etc/ssh/sshd_config.d/00-hoctl-lab-host.conf", fmt.Sprintf("# hoctl lab host %s: its own address only\nListenAddress %s:%d\nHostKey /etc/ssh/ssh_host_ed25519_key\n", h.Name, h.Addr, Port), 0o644},
-		{"root/.ssh/authorized_keys", string(auth), 0o600},
-		{"data/.keep", "", 0o644},
-	}
-	for _, f := range files {
-		if err := h.upper(f.path, f.content, f.mode); err != nil {
-			return err
-		}
+	err = h.install(
+		file{"etc/hostname", h.Name + "\n", 0o644},
+		file{"etc/hosts", fmt.Sprintf("127.0.0.1 localhost\n%s %s\n", h.Addr, h.Name), 0o644},
+		file{"etc/ssh/sshd_config.d/00-hoctl-lab-host.conf", fmt.Sprintf("# hoctl lab host %s: its own address only\nListenAddress %s:%d\nHostKey /etc/ssh/ssh_host_ed25519_key\n", h.Name, h.Addr, Port), 0o644},
+		file{"root/.ssh/authorized_keys", string(auth), 0o600},
+		file{"data/.keep", "", 0o644},
+	)
+	if err != nil {
+		return err
 	}
 	if err := os.MkdirAll(filepath.Join(h.Dir, "upper/etc/systemd/system"), 0o755); err != nil {
 		return err
@@ -132,36 +130,10 @@ func (l *Lab) prepareMachine(h *Host) error {
 			return err
 		}
 	}
-	if err := l.prepareDisk(h); err != nil {
-		return err
-	}
 	if err := l.prepareServices(h); err != nil {
 		return err
 	}
 	return os.WriteFile(filepath.Join(h.Dir, "start.sh"), []byte(l.machineScript(h)), 0o755)
-}
-
-func (l *Lab) prepareDisk(h *Host) error {
-	if l.DiskSize == 0 {
-		return nil
-	}
-	img := filepath.Join(h.Dir, "disk.img")
-	if _, err := os.Stat(img); err == nil {
-		return nil
-	}
-	f, err := os.Create(img)
-	if err != nil {
-		return err
-	}
-	if err := f.Truncate(l.DiskSize); err != nil {
-		_ = f.Close()
-		return err
-	}
-	_ = f.Close()
-	if out, err := exec.Command("mkfs.btrfs", "-q", img).CombinedOutput(); err != nil {
-		return fmt.Errorf("mkfs.btrfs: %w: %s", err, out)
-	}
-	return nil
 }
 
 func (l *Lab) machineScript(h *Host) string {
@@ -182,7 +154,7 @@ func (l *Lab) machineScript(h *Host) string {
 		"--bind-ro=" + l.Parts.Nomad + ":/usr/local/bin/nomad",
 	}
 	if l.DiskSize > 0 {
-		fmt.Fprintf(&b, "mount -o loop %s %s\n", filepath.Join(h.Dir, "disk.img"), filepath.Join(h.Dir, "persist"))
+		b.WriteString(l.mountDisk(h, filepath.Join(h.Dir, "persist")))
 		args = append(args, "--bind="+filepath.Join(h.Dir, "persist")+":/persist")
 	}
 	q := make([]string, len(args))
@@ -201,56 +173,6 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// bootMachine starts the host's wrapper and waits for its sshd.
-func (l *Lab) bootMachine(ctx context.Context, h *Host) error {
-	logf, err := os.OpenFile(filepath.Join(h.Dir, "console.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = logf.Close() }()
-	cmd := exec.Command("unshare", "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private",
-		"sh", filepath.Join(h.Dir, "start.sh"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	h.Pid = cmd.Process.Pid
-	go func() { _ = cmd.Wait() }()
-	if err := l.saveState(); err != nil {
-		return err
-	}
-	// A loaded machine shared by other test runs: be generous; a host
-	// that fails says why (its console log).
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if err := banner(h.Addr); err == nil {
-			return nil
-		}
-		if !isLabPid(h.Pid, l.Dir) {
-			log, _ := os.ReadFile(filepath.Join(h.Dir, "console.log"))
-			return fmt.Errorf("machine exited before its sshd came up: %s", lastLines(string(log), 15))
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(h.Dir, "console.log"))
-			return fmt.Errorf("sshd did not come up on %s:%d within 60s: %s", h.Addr, Port, lastLines(string(log), 15))
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // machineInit is the container's PID 1 (its systemd) as seen from here:

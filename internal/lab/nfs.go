@@ -2,7 +2,6 @@ package lab
 
 import (
 	"fmt"
-	"os"
 )
 
 // prepareNFS installs nfs-server.service on the NFS primary and standbys:
@@ -55,38 +54,20 @@ fi
 `, consul, NFSOwnerKey, NFSOwnerKey, NFSOwnerKey)
 	register := fmt.Sprintf(`{"ID": "%s", "Name": "%s", "Address": "%s", "Port": 2049,
  "Check": {"TCP": "%s:2049", "Interval": "1s", "Timeout": "1s"}}`, NFSService, NFSService, h.Addr, h.Addr)
-	unit := fmt.Sprintf(`[Unit]
-Description=NFS server (nfs-ganesha, NFSv4) for %s
-After=network-online.target consul.service
-Wants=consul.service
-
-[Service]
-Type=simple
-ExecStartPre=/usr/local/libexec/hoctl-lab/nfs-owner-check
-# ganesha cannot list btrfs subvolumes in the container ("may have
-# unsupported subvols") and then cannot resolve one to export: a bind
-# mount of the subvolume onto itself makes it a filesystem of its own.
-ExecStartPre=/bin/sh -c 'mountpoint -q %s || mount --bind %s %s'
-ExecStart=/usr/bin/ganesha.nfsd -F -L STDOUT -f /etc/ganesha/ganesha.conf -p /run/ganesha.pid
-ExecStartPost=/usr/bin/curl -sf --max-time 5 -X PUT --data-binary @/etc/hoctl-lab/%s.json %s/v1/agent/service/register
-ExecStopPost=-/usr/bin/curl -sf --max-time 5 -X PUT %s/v1/agent/service/deregister/%s
-ExecStopPost=-/bin/sh -c 'if mountpoint -q %s; then umount %s; fi'
-
-[Install]
-WantedBy=multi-user.target
-`, NFSService, NFSSubvol, NFSSubvol, NFSSubvol, NFSService, consul, consul, NFSService, NFSSubvol, NFSSubvol)
-	for _, f := range []struct {
-		path, content string
-		mode          os.FileMode
-	}{
-		{"etc/ganesha/ganesha.conf", ganesha, 0o644},
-		{"usr/local/libexec/hoctl-lab/nfs-owner-check", check, 0o755},
-		{"etc/hoctl-lab/" + NFSService + ".json", register, 0o644},
-		{"etc/systemd/system/nfs-server.service", unit, 0o644},
-	} {
-		if err := h.upper(f.path, f.content, f.mode); err != nil {
-			return err
-		}
-	}
-	return nil
+	// ganesha cannot list btrfs subvolumes in the container ("may have
+	// unsupported subvols") and then cannot resolve one to export: a bind
+	// mount of the subvolume onto itself makes it a filesystem of its own.
+	return h.installService("nfs-server.service",
+		unit("NFS server (nfs-ganesha, NFSv4) for "+NFSService, []string{"network-online.target", "consul.service"},
+			"Type=simple",
+			"ExecStartPre=/usr/local/libexec/hoctl-lab/nfs-owner-check",
+			fmt.Sprintf("ExecStartPre=/bin/sh -c 'mountpoint -q %s || mount --bind %s %s'", NFSSubvol, NFSSubvol, NFSSubvol),
+			"ExecStart=/usr/bin/ganesha.nfsd -F -L STDOUT -f /etc/ganesha/ganesha.conf -p /run/ganesha.pid",
+			fmt.Sprintf("ExecStartPost=/usr/bin/curl -sf --max-time 5 -X PUT --data-binary @/etc/hoctl-lab/%s.json %s/v1/agent/service/register", NFSService, consul),
+			fmt.Sprintf("ExecStopPost=-/usr/bin/curl -sf --max-time 5 -X PUT %s/v1/agent/service/deregister/%s", consul, NFSService),
+			fmt.Sprintf("ExecStopPost=-/bin/sh -c 'if mountpoint -q %s; then umount %s; fi'", NFSSubvol, NFSSubvol)),
+		false,
+		file{"etc/ganesha/ganesha.conf", ganesha, 0o644},
+		file{"usr/local/libexec/hoctl-lab/nfs-owner-check", check, 0o755},
+		file{"etc/hoctl-lab/" + NFSService + ".json", register, 0o644})
 }

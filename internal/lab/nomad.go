@@ -2,7 +2,6 @@ package lab
 
 import (
 	"fmt"
-	"strings"
 )
 
 // NomadPort is the HTTP API port of every machine's Nomad agent.
@@ -14,14 +13,9 @@ const NomadPort = 4646
 // which would ask metadata services off this machine, are denied.
 func (l *Lab) prepareNomad(h *Host) error {
 	servers := l.servers()
-	join := `"` + strings.Join(servers, `", "`) + `"`
-	rpc := make([]string, len(servers))
-	for i, s := range servers {
-		rpc[i] = fmt.Sprintf("%q", s+":4647")
-	}
 	server := ""
 	if hasRole(h, "quorum") {
-		server = fmt.Sprintf("server {\n  enabled = true\n  bootstrap_expect = %d\n  raft_multiplier = 1\n  server_join { retry_join = [%s]\n    retry_interval = \"1s\" }\n}\n", len(servers), join)
+		server = fmt.Sprintf("server {\n  enabled = true\n  bootstrap_expect = %d\n  raft_multiplier = 1\n  server_join { retry_join = [%s]\n    retry_interval = \"1s\" }\n}\n", len(servers), quoted(servers, ""))
 	}
 	cfg := fmt.Sprintf(`# hoctl lab: %s
 name = %q
@@ -43,29 +37,16 @@ log_level = "WARN"
 }
 plugin "raw_exec" { config { enabled = true } }
 consul { address = "%s:%d" }
-`, h.Name, h.Name, h.Addr, h.Addr, h.Addr, h.Addr, h.Addr, h.Addr, h.Addr, server, strings.Join(rpc, ", "), h.Addr, ConsulPort)
-	unit := `[Unit]
-Description=Nomad agent
-Wants=network-online.target consul.service
-After=network-online.target consul.service
-
-[Service]
-ExecStart=/usr/local/bin/nomad agent -config=/etc/nomad.d
-ExecReload=/bin/kill -HUP $MAINPID
-KillMode=process
-KillSignal=SIGINT
-Restart=on-failure
-RestartSec=2
-Environment=NOMAD_ADDR=http://` + h.Addr + `:4646
-
-[Install]
-WantedBy=multi-user.target
-`
-	if err := h.upper("etc/nomad.d/nomad.hcl", cfg, 0o644); err != nil {
-		return err
-	}
-	if err := h.upper("etc/systemd/system/nomad.service", unit, 0o644); err != nil {
-		return err
-	}
-	return h.enable("nomad.service", "multi-user.target")
+`, h.Name, h.Name, h.Addr, h.Addr, h.Addr, h.Addr, h.Addr, h.Addr, h.Addr, server, quoted(servers, ":4647"), h.Addr, ConsulPort)
+	return h.installService("nomad.service",
+		unit("Nomad agent", []string{"network-online.target", "consul.service"},
+			"ExecStart=/usr/local/bin/nomad agent -config=/etc/nomad.d",
+			"ExecReload=/bin/kill -HUP $MAINPID",
+			"KillMode=process",
+			"KillSignal=SIGINT",
+			"Restart=on-failure",
+			"RestartSec=2",
+			fmt.Sprintf("Environment=NOMAD_ADDR=http://%s:%d", h.Addr, NomadPort)),
+		true,
+		file{"etc/nomad.d/nomad.hcl", cfg, 0o644})
 }

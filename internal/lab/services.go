@@ -1,5 +1,10 @@
 package lab
 
+import (
+	"fmt"
+	"strings"
+)
+
 // Which real services a machine runs follows the seed's roles: quorum
 // hosts are Consul and Nomad servers (and Nomad clients, as c1-c3 are);
 // compute and storage hosts run a Consul agent and a Nomad client; the NFS
@@ -45,4 +50,43 @@ func (l *Lab) prepareServices(h *Host) error {
 		}
 	}
 	return nil
+}
+
+// unit is a service's unit file in /etc/systemd/system, as NixOS writes
+// one: started after (and wanting) deps, wanted by multi-user.target when
+// enabled, its [Service] lines as given.
+func unit(description string, deps []string, service ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[Unit]\nDescription=%s\n", description)
+	if len(deps) > 0 {
+		fmt.Fprintf(&b, "Wants=%s\nAfter=%s\n", strings.Join(deps, " "), strings.Join(deps, " "))
+	}
+	b.WriteString("\n[Service]\n")
+	for _, line := range service {
+		b.WriteString(line + "\n")
+	}
+	b.WriteString("\n[Install]\nWantedBy=multi-user.target\n")
+	return b.String()
+}
+
+// installService writes a service's files and its unit into the host's
+// own layer, and enables it when it starts at boot.
+func (h *Host) installService(name, unitFile string, enabled bool, files ...file) error {
+	files = append(files, file{"etc/systemd/system/" + name, unitFile, 0o644})
+	if err := h.install(files...); err != nil {
+		return err
+	}
+	if !enabled {
+		return nil
+	}
+	return h.enable(name, "multi-user.target")
+}
+
+// quoted is an HCL list's items: "a", "b".
+func quoted(items []string, suffix string) string {
+	q := make([]string, len(items))
+	for i, s := range items {
+		q[i] = fmt.Sprintf("%q", s+suffix)
+	}
+	return strings.Join(q, ", ")
 }
