@@ -278,7 +278,7 @@ func (h *harness) useFleet(l *lab.Lab) error {
 // targets resolves every lab host, for the suites that use hoctl's
 // library directly.
 func (h *harness) targets() ([]*sshexec.Target, error) {
-	inv, err := inventory.Load(h.lab.Inventory)
+	inv, err := inventory.Load(context.Background(), h.lab.Inventory)
 	if err != nil {
 		return nil, err
 	}

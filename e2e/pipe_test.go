@@ -18,7 +18,7 @@ import (
 // commands do.
 func labRunners(t *testing.T, l *lab.Lab, names ...string) []sshexec.Runner {
 	t.Helper()
-	inv, err := inventory.Load(l.Inventory)
+	inv, err := inventory.Load(context.Background(), l.Inventory)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -41,12 +42,12 @@ status is 2; with none, a one-line summary and exit 0. See docs/check.md.`,
   hoctl check docs/runbooks/*.yaml           # and every runbook
   hoctl -i site/inventory.yaml check ops/*.yaml
   hoctl --json check ops/*.yaml              # one JSON object per problem`,
-		RunE: func(_ *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Files = args
 			if runF != nil {
 				return runF(opts)
 			}
-			return checkRun(opts)
+			return checkRun(cmd.Context(), opts)
 		},
 	}
 }
@@ -75,7 +76,7 @@ type checkSummary struct {
 	Skipped  []string `json:"skipped,omitempty"`
 }
 
-func checkRun(opts *CheckOptions) error {
+func checkRun(ctx context.Context, opts *CheckOptions) error {
 	f := opts.F
 	var problems []checkProblem
 	add := func(err error) {
@@ -84,7 +85,7 @@ func checkRun(opts *CheckOptions) error {
 		}
 	}
 	sum := checkSummary{Event: "check", Files: []string{}}
-	inv, err := f.Inventory()
+	inv, err := f.Inventory(ctx)
 	if inv != nil {
 		sum.Files = append(sum.Files, inv.Path)
 		sum.Hosts = len(inv.Hosts)
@@ -95,7 +96,7 @@ func checkRun(opts *CheckOptions) error {
 		// be checked, and guessing would only add noise.
 		sum.Skipped = append(sum.Skipped, opts.Files...)
 	} else {
-		add(checkDeployCommand(inv))
+		add(checkDeployCommand(ctx, inv))
 		getenv := func(k string) string {
 			if v := f.Getenv(k); v != "" {
 				return v
@@ -104,7 +105,7 @@ func checkRun(opts *CheckOptions) error {
 		}
 		for _, file := range opts.Files {
 			sum.Files = append(sum.Files, file)
-			rb, err := tasks.LoadRunbookFile(file, inv, tasks.LoadOptions{Getenv: getenv})
+			rb, err := tasks.LoadRunbookFile(ctx, file, inv, tasks.LoadOptions{Getenv: getenv})
 			if err != nil {
 				add(err)
 				continue
@@ -112,6 +113,9 @@ func checkRun(opts *CheckOptions) error {
 			sum.Runbooks++
 			sum.Steps += len(rb.Steps)
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err // interrupted while a file was read: not a problem of the files
 	}
 	sum.Problems, sum.OK = len(problems), len(problems) == 0
 	if err := printCheck(f, problems, sum); err != nil {
@@ -125,7 +129,7 @@ func checkRun(opts *CheckOptions) error {
 
 // checkDeployCommand renders deploy.command for every managed host, as
 // deploy will: a field that exists for no host fails here, not mid-rollout.
-func checkDeployCommand(inv *inventory.Inventory) error {
+func checkDeployCommand(ctx context.Context, inv *inventory.Inventory) error {
 	t, err := template.New("deploy").Option("missingkey=error").Parse(inv.Deploy.Command)
 	if err != nil {
 		return nil // the inventory's own validation reported it
@@ -139,7 +143,7 @@ func checkDeployCommand(inv *inventory.Inventory) error {
 			e := &yamlerr.Error{File: inv.Path, Field: "deploy.command", Msg: fmt.Sprintf("%s (for host %s)", templateReason(err), h.Name)}
 			// The loaded inventory keeps no syntax tree; read the file
 			// again for the position (it parsed a moment ago).
-			if data, err := yamlerr.ReadFile(inv.Path, "inventory"); err == nil {
+			if data, err := yamlerr.ReadFile(ctx, inv.Path, "inventory"); err == nil {
 				if f, err := yamlerr.Parse(inv.Path, "inventory", data); err == nil {
 					e.Line, e.Column = yamlerr.Position(f, "deploy.command")
 				}

@@ -1,12 +1,15 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hoctl/hoctl/pkg/inventory"
 )
@@ -134,7 +137,7 @@ func TestMissingInventoryNamesPathAndHowToPointElsewhere(t *testing.T) {
 			}
 			return ""
 		}
-		_, err := h.f.Inventory()
+		_, err := h.f.Inventory(context.Background())
 		if err == nil || ExitCode(err) != ExitUsage || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "-i FILE or HOCTL_INVENTORY=FILE") {
 			t.Errorf("err = %v, want %q", err, c.want)
 		}
@@ -187,5 +190,38 @@ func TestHostsSSHDefusesTerminalSequences(t *testing.T) {
 	}
 	if out := h.out.String(); strings.ContainsAny(out, "\x1b\x07") || !strings.Contains(out, `ro\x1b]0;USER\x07ot`) {
 		t.Fatalf("terminal sequences reach the screen:\n%q", out)
+	}
+}
+
+// An inventory or runbook that is a FIFO no one writes to blocks in
+// open(2). The first Ctrl-C or SIGTERM (ctx ending) must still end hoctl,
+// exit 130; it used to stay blocked until killed.
+func TestInterruptWhileWaitingForAFIFOFile(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "inventory.yaml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	runbook := filepath.Join(dir, "runbook.yaml")
+	if err := syscall.Mkfifo(runbook, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"-i", fifo, "hosts"}, {"-i", fifo, "check"}, {"runbook", "plan", runbook}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			h := newHarness(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan int, 1)
+			go func() { done <- Run(ctx, h.f, args) }()
+			time.Sleep(100 * time.Millisecond)
+			cancel()
+			select {
+			case code := <-done:
+				if code != 130 {
+					t.Fatalf("exit %d, want 130\n%s", code, h.err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("hoctl still blocked on the FIFO 20 s after it was interrupted")
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -78,8 +79,8 @@ func addCompletions(root *cobra.Command, f *Factory) {
 
 type completer struct{ f *Factory }
 
-func (c *completer) inventory() *inventory.Inventory {
-	inv, err := c.f.Inventory()
+func (c *completer) inventory(ctx context.Context) *inventory.Inventory {
+	inv, err := c.f.Inventory(ctx)
 	if err != nil {
 		return nil
 	}
@@ -88,8 +89,8 @@ func (c *completer) inventory() *inventory.Inventory {
 
 // targets completes a TARGET expression: after a comma, `!` or `&` it
 // completes the next name and keeps what was typed before it.
-func (c *completer) targets(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
-	inv := c.inventory()
+func (c *completer) targets(cmd *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	inv := c.inventory(cmd.Context())
 	if inv == nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
@@ -127,8 +128,8 @@ func (c *completer) targets(_ *cobra.Command, _ []string, toComplete string) ([]
 	return out, cobra.ShellCompDirectiveNoFileComp
 }
 
-func (c *completer) hosts(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
-	inv := c.inventory()
+func (c *completer) hosts(cmd *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	inv := c.inventory(cmd.Context())
 	if inv == nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
@@ -141,8 +142,8 @@ func (c *completer) hosts(_ *cobra.Command, _ []string, toComplete string) ([]co
 	return out, cobra.ShellCompDirectiveNoFileComp
 }
 
-func (c *completer) replications(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
-	inv := c.inventory()
+func (c *completer) replications(cmd *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	inv := c.inventory(cmd.Context())
 	if inv == nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
@@ -156,8 +157,8 @@ func (c *completer) replications(_ *cobra.Command, _ []string, toComplete string
 	return out, cobra.ShellCompDirectiveNoFileComp
 }
 
-func (c *completer) nfsServices(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
-	inv := c.inventory()
+func (c *completer) nfsServices(cmd *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	inv := c.inventory(cmd.Context())
 	if inv == nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}

@@ -79,7 +79,7 @@ ROLLED BACK (exit 5), the rollout stopped. See docs/deploy.md.`,
 
 func deployRun(ctx context.Context, opts *DeployOptions) error {
 	f := opts.F
-	inv, err := f.Inventory()
+	inv, err := f.Inventory(ctx)
 	if err != nil {
 		return err
 	}

@@ -60,7 +60,10 @@ type Factory struct {
 
 // Inventory loads the inventory named by -i, $HOCTL_INVENTORY or
 // ./inventory.yaml, once.
-func (f *Factory) Inventory() (*inventory.Inventory, error) {
+//
+// ctx bounds the wait for a file that is not a regular one (a FIFO no one
+// writes to): the first Ctrl-C or SIGTERM ends it (exit 130).
+func (f *Factory) Inventory(ctx context.Context) (*inventory.Inventory, error) {
 	f.invOnce.Do(func() {
 		path, from := f.InventoryPath, "-i"
 		if path == "" {
@@ -69,7 +72,7 @@ func (f *Factory) Inventory() (*inventory.Inventory, error) {
 		if path == "" {
 			path, from = "inventory.yaml", "the default, ./inventory.yaml"
 		}
-		f.inv, f.invErr = inventory.Load(path)
+		f.inv, f.invErr = inventory.Load(ctx, path)
 		if f.invErr != nil {
 			f.invErr = missingInventory(path, from, f.invErr)
 		}

@@ -107,7 +107,7 @@ func failoverRunbook(ctx context.Context, f *Factory, inv *inventory.Inventory, 
 
 func failoverRun(ctx context.Context, opts *FailoverOptions) error {
 	f := opts.F
-	inv, err := f.Inventory()
+	inv, err := f.Inventory(ctx)
 	if err != nil {
 		return err
 	}

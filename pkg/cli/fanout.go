@@ -16,7 +16,7 @@ func fanOut[R any](ctx context.Context, f *Factory, target string, parallel int,
 	mk func(hosts []*inventory.Host) func(ctx context.Context, conn Connector, h *inventory.Host) R,
 	errOf func(R) error,
 ) ([]R, *HostsError, error) {
-	inv, err := f.Inventory()
+	inv, err := f.Inventory(ctx)
 	if err != nil {
 		return nil, nil, err
 	}

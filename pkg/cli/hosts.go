@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -30,7 +31,7 @@ the jump chain, each with where it came from (the inventory's host entry,
 its defaults, ~/.ssh/config or the built-in default), like ssh -G.
 Nothing connects.`,
 		Args: rangeArgs(0, 1),
-		RunE: func(_ *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Target = "all"
 			if len(args) == 1 {
 				opts.Target = args[0]
@@ -38,7 +39,7 @@ Nothing connects.`,
 			if runF != nil {
 				return runF(opts)
 			}
-			return hostsRun(opts)
+			return hostsRun(cmd.Context(), opts)
 		},
 	}
 	cmd.Flags().BoolVar(&opts.SSH, "ssh", false, "show each host's effective SSH connection and where each value comes from")
@@ -53,9 +54,9 @@ type hostRow struct {
 	Managed bool     `json:"managed"`
 }
 
-func hostsRun(opts *HostsOptions) error {
+func hostsRun(ctx context.Context, opts *HostsOptions) error {
 	io := opts.F.IO
-	inv, err := opts.F.Inventory()
+	inv, err := opts.F.Inventory(ctx)
 	if err != nil {
 		return err
 	}

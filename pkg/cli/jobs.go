@@ -77,11 +77,11 @@ allocations and stopping at the first failure. See docs/migrate-jobs.md.`,
 
 // migrationInputs resolves the directory and rules from flags and the
 // inventory; the inventory is optional when both are on the command line.
-func migrationInputs(f *Factory, opts *MigrateJobsOptions) (*inventory.Inventory, string, []jobs.Rule, error) {
+func migrationInputs(ctx context.Context, f *Factory, opts *MigrateJobsOptions) (*inventory.Inventory, string, []jobs.Rule, error) {
 	var inv *inventory.Inventory
 	if opts.Dir == "" || len(opts.From) == 0 || opts.Write || opts.Plan || opts.Submit {
 		var err error
-		if inv, err = f.Inventory(); err != nil {
+		if inv, err = f.Inventory(ctx); err != nil {
 			return nil, "", nil, err
 		}
 	}
@@ -116,7 +116,7 @@ func migrationInputs(f *Factory, opts *MigrateJobsOptions) (*inventory.Inventory
 
 func migrateJobsRun(ctx context.Context, opts *MigrateJobsOptions) error {
 	f := opts.F
-	inv, dir, rules, err := migrationInputs(f, opts)
+	inv, dir, rules, err := migrationInputs(ctx, f, opts)
 	if err != nil {
 		return err
 	}

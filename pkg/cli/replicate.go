@@ -117,7 +117,7 @@ func findReplication(inv *inventory.Inventory, name, src, dst string) (replicate
 
 func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
 	f := opts.F
-	inv, err := f.Inventory()
+	inv, err := f.Inventory(ctx)
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,7 @@ import (
 // that is down must not leave every other standby stale too.
 func replicateAll(ctx context.Context, opts *ReplicateOptions) error {
 	f := opts.F
-	inv, err := f.Inventory()
+	inv, err := f.Inventory(ctx)
 	if err != nil {
 		return err
 	}

@@ -110,7 +110,7 @@ func resumeRun(ctx context.Context, opts *ResumeOptions) error {
 			f.InventoryPath = s.InventoryPath // the run's own, from any directory
 		}
 	}
-	inv, err := f.Inventory()
+	inv, err := f.Inventory(ctx)
 	if err != nil {
 		return err
 	}

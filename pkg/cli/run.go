@@ -101,7 +101,7 @@ type RunResult struct {
 func runRun(ctx context.Context, opts *RunOptions) error {
 	ios := opts.F.IO
 	if opts.F.DryRun {
-		return runDryRun(opts)
+		return runDryRun(ctx, opts)
 	}
 	results, he, err := fanOut(ctx, opts.F, opts.Target, opts.Parallel, "host_result",
 		func(hosts []*inventory.Host) func(context.Context, Connector, *inventory.Host) RunResult {
@@ -371,9 +371,9 @@ func (p *prefixWriter) Flush() {
 
 // runDryRun prints where the command would run, and what, without
 // connecting to any host: an ad-hoc command has no before check to run.
-func runDryRun(opts *RunOptions) error {
+func runDryRun(ctx context.Context, opts *RunOptions) error {
 	f := opts.F
-	inv, err := f.Inventory()
+	inv, err := f.Inventory(ctx)
 	if err != nil {
 		return err
 	}

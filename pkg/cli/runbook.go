@@ -85,11 +85,11 @@ func parseVars(kvs []string) (map[string]string, error) {
 
 func runbookRun(ctx context.Context, opts *RunbookOptions) error {
 	f := opts.F
-	inv, err := f.Inventory()
+	inv, err := f.Inventory(ctx)
 	if err != nil {
 		return err
 	}
-	rb, err := tasks.LoadRunbookFile(opts.File, inv, tasks.LoadOptions{Vars: opts.Vars, Getenv: f.Getenv, Limit: opts.Limit})
+	rb, err := tasks.LoadRunbookFile(ctx, opts.File, inv, tasks.LoadOptions{Vars: opts.Vars, Getenv: f.Getenv, Limit: opts.Limit})
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func TestHostTextIsSanitizedForHumans(t *testing.T) {
 // status details quote hosts (a df line, an export): shown, not acted on.
 func TestStatusDetailsAreSanitized(t *testing.T) {
 	h := newHarness(t)
-	inv, err := h.f.Inventory()
+	inv, err := h.f.Inventory(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

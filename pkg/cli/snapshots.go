@@ -68,7 +68,7 @@ type SnapshotRow struct {
 
 func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
 	f := opts.F
-	inv, err := f.Inventory()
+	inv, err := f.Inventory(ctx)
 	if err != nil {
 		return err
 	}

@@ -49,7 +49,7 @@ See docs/status.md.`,
 
 func statusRun(ctx context.Context, opts *StatusOptions) error {
 	f := opts.F
-	inv, err := f.Inventory()
+	inv, err := f.Inventory(ctx)
 	if err != nil {
 		return err
 	}

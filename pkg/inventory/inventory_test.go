@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -12,7 +13,7 @@ import (
 )
 
 func TestExampleInventoryLoads(t *testing.T) {
-	inv, err := Load(filepath.Join("..", "..", "inventory.yaml"))
+	inv, err := Load(context.Background(), filepath.Join("..", "..", "inventory.yaml"))
 	if err != nil {
 		t.Fatalf("example inventory: %v", err)
 	}
@@ -189,7 +190,7 @@ func TestHostSettingsOverrideDefaults(t *testing.T) {
 }
 
 func TestLoadMissingFile(t *testing.T) {
-	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	_, err := Load(context.Background(), filepath.Join(t.TempDir(), "nope.yaml"))
 	if err == nil || !strings.Contains(err.Error(), "nope.yaml: cannot read inventory: no such file") {
 		t.Fatalf("err = %v", err)
 	}

@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"sort"
@@ -30,9 +31,9 @@ type file struct {
 	Jobs        Jobs                    `yaml:"jobs"`
 }
 
-// Load reads and validates the inventory at path.
-func Load(path string) (*Inventory, error) {
-	data, err := yamlerr.ReadFile(path, "inventory")
+// Load reads and validates the inventory at path; ctx bounds the read.
+func Load(ctx context.Context, path string) (*Inventory, error) {
+	data, err := yamlerr.ReadFile(ctx, path, "inventory")
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
 
@@ -10,7 +11,7 @@ import (
 // The runbooks shipped in docs/runbooks must load against the example
 // inventory: what `hoctl runbook plan` checks before it connects anywhere.
 func TestDocRunbooksLoadAgainstExampleInventory(t *testing.T) {
-	inv, err := inventory.Load(filepath.Join("..", "..", "inventory.yaml"))
+	inv, err := inventory.Load(context.Background(), filepath.Join("..", "..", "inventory.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -19,7 +20,7 @@ func TestDocRunbooksLoadAgainstExampleInventory(t *testing.T) {
 		t.Fatalf("expected the three phase-3 runbooks, found %v", files)
 	}
 	for _, f := range files {
-		rb, err := LoadRunbookFile(f, inv, LoadOptions{})
+		rb, err := LoadRunbookFile(context.Background(), f, inv, LoadOptions{})
 		if err != nil {
 			t.Errorf("%s: %v", f, err)
 			continue

@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -64,8 +65,8 @@ type LoadOptions struct {
 
 // LoadRunbookFile reads a YAML runbook and checks it completely (fields,
 // hosts, templates rendered for every host) before anything runs.
-func LoadRunbookFile(path string, inv *inventory.Inventory, o LoadOptions) (*Runbook, error) {
-	data, err := yamlerr.ReadFile(path, "runbook")
+func LoadRunbookFile(ctx context.Context, path string, inv *inventory.Inventory, o LoadOptions) (*Runbook, error) {
+	data, err := yamlerr.ReadFile(ctx, path, "runbook")
 	if err != nil {
 		return nil, err
 	}

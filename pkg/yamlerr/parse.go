@@ -1,6 +1,7 @@
 package yamlerr
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -36,7 +37,30 @@ const (
 
 // ReadFile reads a YAML file of at most MaxFileSize bytes; what names the
 // file's kind in errors ("inventory", "runbook").
-func ReadFile(path, what string) ([]byte, error) {
+//
+// It returns when ctx ends, whatever the file: opening a FIFO no one writes
+// to blocks in open(2) itself, out of reach of any deadline, so the read
+// runs on its own goroutine (left blocked when ctx ends; the process is
+// about to exit). Without this, hoctl -i FIFO ignored Ctrl-C and SIGTERM.
+func ReadFile(ctx context.Context, path, what string) ([]byte, error) {
+	type read struct {
+		data []byte
+		err  error
+	}
+	done := make(chan read, 1)
+	go func() {
+		data, err := readFile(path, what)
+		done <- read{data, err}
+	}()
+	select {
+	case r := <-done:
+		return r.data, r.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("reading %s %s: %w", what, path, context.Cause(ctx))
+	}
+}
+
+func readFile(path, what string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, &Error{File: path, Msg: "cannot read " + what + ": " + errText(err)}

@@ -1,6 +1,7 @@
 package yamlerr
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -113,17 +114,17 @@ func TestReadFileBoundsSize(t *testing.T) {
 	if err := os.WriteFile(big, make([]byte, MaxFileSize+1), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadFile(big, "inventory"); err == nil || !strings.Contains(err.Error(), "big.yaml: inventory is larger than 256 KiB") {
+	if _, err := ReadFile(context.Background(), big, "inventory"); err == nil || !strings.Contains(err.Error(), "big.yaml: inventory is larger than 256 KiB") {
 		t.Fatalf("err = %v", err)
 	}
 	ok := filepath.Join(dir, "ok.yaml")
 	if err := os.WriteFile(ok, []byte("a: b\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if data, err := ReadFile(ok, "inventory"); err != nil || string(data) != "a: b\n" {
+	if data, err := ReadFile(context.Background(), ok, "inventory"); err != nil || string(data) != "a: b\n" {
 		t.Fatalf("%q %v", data, err)
 	}
-	if _, err := ReadFile(dir, "inventory"); err == nil || !strings.Contains(err.Error(), "is a directory") {
+	if _, err := ReadFile(context.Background(), dir, "inventory"); err == nil || !strings.Contains(err.Error(), "is a directory") {
 		t.Fatalf("dir: %v", err)
 	}
 }
