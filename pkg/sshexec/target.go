@@ -60,16 +60,19 @@ type SSHConfig struct {
 }
 
 // LoadSSHConfig reads an OpenSSH client config; a missing file is empty.
+//
+// Every file it includes is checked first (regular, at most 1 MiB, at
+// most 256 files, 5 levels): the library reads them whole, wherever they
+// point.
 func LoadSSHConfig(path string) (*SSHConfig, error) {
-	f, err := os.Open(path)
+	data, err := readSSHConfig(path, filepath.Join(includeHome(), ".ssh"))
 	if os.IsNotExist(err) {
 		return &SSHConfig{}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = f.Close() }()
-	cfg, err := ssh_config.Decode(f)
+	cfg, err := ssh_config.DecodeBytes(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
