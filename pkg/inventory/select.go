@@ -173,6 +173,12 @@ func (inv *Inventory) selectTerm(term string) ([]string, error) {
 			found = true
 		}
 	}
+	if !found && strings.Contains(term, ":") {
+		// Ansible also separates terms with ':' (cattle:!c2); hoctl's
+		// targets use commas only, so say so rather than guess a name.
+		return nil, &TargetError{Term: term, Msg: "no host, group or role has this name (hoctl separates terms with commas, not colons)",
+			Similar: []string{strings.ReplaceAll(term, ":", ",")}}
+	}
 	if !found {
 		return nil, &TargetError{Term: term, Msg: "no host, group or role has this name", Similar: inv.similar(term)}
 	}

@@ -76,6 +76,8 @@ func TestSelectAlgebraErrors(t *testing.T) {
 	}
 	cases := []struct{ expr, want string }{
 		{"cattle,!c9", `target "c9": no host, group or role has this name; did you mean "c1" or "c2" or "c3"?`},
+		{"cattle:!c2", `target "cattle:!c2": no host, group or role has this name (hoctl separates terms with commas, not colons); did you mean "cattle,!c2"?`},
+		{"cattle:&quorum", `target "cattle:&quorum": no host, group or role has this name (hoctl separates terms with commas, not colons); did you mean "cattle,&quorum"?`},
 		{"cattle,&qourum", `did you mean "quorum"?`},
 		{"cattle,!", `"!" needs a name after it`},
 		{"cattle,&", `"&" needs a name after it`},
