@@ -146,15 +146,27 @@ func TestRealClusterUp(t *testing.T) {
 	if ours < 5 { // sshd, consul (3), nomad (3)
 		t.Errorf("c1's own listening sockets not found in:\n%s", out)
 	}
-	// Real Nix, offline, each host its own /nix: a trivial system closure
-	// built on c2 becomes a profile generation there, and not on c3.
-	drv := `derivation { name = "lab-system"; system = builtins.currentSystem; builder = "/bin/sh"; args = ["-c" "echo c2 > $out"]; }`
-	out = mustOnMachine(t, l, "c2", "p=$(nix-build --no-out-link -E '"+drv+"' 2>/dev/null) && nix-env -p /nix/var/nix/profiles/system --set $p && cat /nix/var/nix/profiles/system && nix-env -p /nix/var/nix/profiles/system --list-generations | wc -l")
+	// Real Nix, offline, each host its own /nix: a trivial closure built
+	// on c2 becomes a profile generation there, and not on c3. (A probe
+	// profile: the system profile is the hosts' own, internal/lab nix.go.)
+	const probe = "/nix/var/nix/profiles/lab-probe"
+	t.Cleanup(func() {
+		_, _ = onMachine(t, l, "c2", "p=$(readlink -f "+probe+"); rm -f "+probe+" "+probe+"-*-link; nix-store --delete $p >/dev/null 2>&1; true")
+	})
+	drv := `derivation { name = "lab-probe"; system = builtins.currentSystem; builder = "/bin/sh"; args = ["-c" "echo c2 > $out"]; }`
+	out = mustOnMachine(t, l, "c2", "p=$(nix-build --no-out-link -E '"+drv+"' 2>/dev/null) && nix-env -p "+probe+" --set $p && cat "+probe+" && nix-env -p "+probe+" --list-generations | wc -l")
 	if out != "c2\n1\n" {
 		t.Errorf("nix on c2: %q", out)
 	}
-	if out, err := onMachine(t, l, "c3", "ls /nix/var/nix/profiles/system"); err == nil {
+	if out, err := onMachine(t, l, "c3", "ls "+probe); err == nil {
 		t.Errorf("c3 shares c2's /nix: %s", out)
+	}
+	// Every host runs its system profile's generation, as NixOS does.
+	for _, h := range []string{"zippy", "c1", "c2", "c3"} {
+		out := mustOnMachine(t, l, h, "readlink -f /run/current-system "+lab.NixProfile)
+		if f := strings.Fields(out); len(f) != 2 || f[0] != f[1] || !strings.HasSuffix(f[0], "-nixos-system-"+h) {
+			t.Errorf("%s: /run/current-system and the system profile: %q", h, out)
+		}
 	}
 
 	r := hoctl(t, l.Inventory, "status")

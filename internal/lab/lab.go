@@ -323,6 +323,11 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 		if err := l.startServices(ctx); err != nil {
 			return nil, err
 		}
+		ictx, cancel := context.WithTimeout(ctx, nixInstallTimeout)
+		defer cancel()
+		if err := l.installSystems(ictx); err != nil {
+			return nil, err
+		}
 	}
 	ok = true
 	return l, nil
@@ -678,7 +683,11 @@ nfs:
 
 deploy:
   quorum: quorum
-
+`)
+		if l.Parts != nil {
+			fmt.Fprintf(&b, "  command: %q\n", l.NixDeployCommand())
+		}
+		b.WriteString(`
 jobs:
   dir: services
   rewrite: [{from: /data/compute, to: /data/services}]
@@ -743,6 +752,7 @@ func Teardown(dir string) error {
 	if err := unmountHostProc(dir); err != nil {
 		return err // never RemoveAll through a mounted /proc
 	}
+	removeNixBuilds(dir)
 	return os.RemoveAll(dir)
 }
 
