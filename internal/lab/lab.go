@@ -524,7 +524,11 @@ func (l *Lab) boot(ctx context.Context, h *Host) error {
 			}
 			return os.WriteFile(filepath.Join(h.Dir, "sshd.pid"), []byte(strconv.Itoa(pid)), 0o644)
 		}
-		if !isLabPid(h.Pid, l.Dir) {
+		// Has the wrapper exited? gone reads only its state. (isLabPid
+		// tells a lab's pid from a reused one, by its cmdline; once, on a
+		// loaded machine, a restart here said "exited" while the machine
+		// went on booting, and was not seen again in 7 tries.)
+		if gone(h.Pid) {
 			log, _ := os.ReadFile(filepath.Join(h.Dir, "console.log"))
 			hint := ""
 			if strings.Contains(string(log), "inotify object: Too many open files") {
