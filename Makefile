@@ -69,7 +69,7 @@ fmt:
 	gofmt -w .
 
 # The lab cluster (the seed's hosts) and hoctl's jobs on it.
-demo: deps build
+demo: deps build lab-cache
 	bash internal/lab/demo.sh
 
 demo-down:

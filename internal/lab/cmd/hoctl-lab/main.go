@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hoctl/hoctl/internal/lab"
@@ -26,10 +27,9 @@ func run(args []string) error {
 	netw := fs.Int("net", 1, "loopback block: hosts get 127.0.NET.11 and up")
 	hosts := fs.String("hosts", "seed", `"seed" for the seed's cluster, or a number of hosts`)
 	disk := fs.Int64("disk-mib", 2048, "size of each host's btrfs /persist image in MiB (0: tmpfs)")
-	apis := fs.Bool("apis", false, "also run the lab's Consul and Nomad endpoint servers (127.0.NET.2:8500, 127.0.NET.3:4646) and the NFS shims")
 	machines := fs.Bool("machines", false, "boot real machines (systemd-nspawn; real Consul, Nomad, nfs-server), building the cached parts first if needed")
 	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: hoctl-lab [flags] up|down|cache|kill HOST|hang HOST|resume HOST|restart HOST|generation HOST|serve-apis")
+		fmt.Fprintln(os.Stderr, "usage: hoctl-lab [flags] up|down|check|cache|kill HOST|hang HOST|resume HOST|restart HOST")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -43,9 +43,6 @@ func run(args []string) error {
 	switch cmd := fs.Arg(0); cmd {
 	case "up":
 		cfg := lab.Config{Dir: *dir, Net: *netw, DiskSize: *disk << 20}
-		if *apis {
-			cfg.ConsulAddr, cfg.NomadAddr, cfg.NFS = fmt.Sprintf("127.0.%d.2:8500", *netw), fmt.Sprintf("127.0.%d.3:4646", *netw), true
-		}
 		if *hosts == "seed" {
 			cfg.Hosts, cfg.Groups = lab.SeedHosts()
 		} else {
@@ -56,9 +53,6 @@ func run(args []string) error {
 			cfg.Hosts, cfg.Groups = lab.NumberedHosts("h", n)
 		}
 		if *machines {
-			if *apis {
-				return fmt.Errorf("-machines runs the real Consul and Nomad: no -apis")
-			}
 			cache, err := lab.CacheDir()
 			if err != nil {
 				return err
@@ -67,32 +61,25 @@ func run(args []string) error {
 				return err
 			}
 		}
-		stopAPIs(*dir)
 		start := time.Now()
 		l, err := lab.Start(ctx, cfg)
 		if err != nil {
 			return err
 		}
-		if *apis {
-			if err := startAPIs(*dir, cfg.ConsulAddr, cfg.NomadAddr); err != nil {
-				_ = lab.Teardown(*dir)
-				return err
-			}
+		fmt.Fprintf(os.Stderr, "lab up: %d hosts in %s (%s)", len(l.Hosts), l.Dir, time.Since(start).Round(10*time.Millisecond))
+		if cfg.Parts != nil {
+			fmt.Fprintf(os.Stderr, "; %d MiB PSS", l.MemoryPSS()>>20)
 		}
-		fmt.Fprintf(os.Stderr, "lab up: %d hosts in %s (%s)\n", len(l.Hosts), l.Dir, time.Since(start).Round(10*time.Millisecond))
+		fmt.Fprintln(os.Stderr)
 		fmt.Printf("export HOCTL_INVENTORY=%s\n", l.Inventory)
 		return nil
 	case "down":
-		stopAPIs(*dir)
-		return lab.Teardown(*dir)
-	case "generation":
-		if fs.NArg() != 2 {
-			return fmt.Errorf("generation HOST")
+		if err := lab.Teardown(*dir); err != nil {
+			return err
 		}
-		// The script a lab deploy runs on HOST: a new NixOS-like
-		// generation, switched to.
-		fmt.Println(lab.NewGeneration(fs.Arg(1), fmt.Sprintf("%032x", time.Now().UnixNano())))
-		return nil
+		return check(*dir)
+	case "check":
+		return check(*dir)
 	case "cache":
 		// Build (once) and check the real cluster's parts: the rootfs,
 		// Consul and Nomad.
@@ -106,11 +93,6 @@ func run(args []string) error {
 		}
 		fmt.Printf("consul %s\nnomad %s\nrootfs %s\n", p.Consul, p.Nomad, p.Rootfs)
 		return nil
-	case "serve-apis":
-		if fs.NArg() != 3 {
-			return fmt.Errorf("serve-apis CONSUL-ADDR NOMAD-ADDR")
-		}
-		return serveAPIs(fs.Arg(1), fs.Arg(2))
 	case "kill", "hang", "resume", "restart":
 		if fs.NArg() != 2 {
 			return fmt.Errorf("%s needs a host name", cmd)
@@ -134,4 +116,13 @@ func run(args []string) error {
 		fs.Usage()
 		return fmt.Errorf("unknown command %q", cmd)
 	}
+}
+
+// check says what a lab in dir still holds on this machine (loop devices,
+// mounts, cgroups, processes): nothing, after down.
+func check(dir string) error {
+	if left := lab.Leftovers(dir); len(left) > 0 {
+		return fmt.Errorf("the lab in %s still holds:\n  %s", dir, strings.Join(left, "\n  "))
+	}
+	return nil
 }
