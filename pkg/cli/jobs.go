@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hoctl/hoctl/pkg/consul"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/jobs"
@@ -157,10 +158,21 @@ func migrateJobsRun(ctx context.Context, opts *MigrateJobsOptions) error {
 		return err
 	}
 	defer closeFn()
-	_, nomadFn := f.apiClients(inv, eng.Env.Connect)
+	consulFn, nomadFn := f.apiClients(inv, eng.Env.Connect)
 	nomadJobs := func(ctx context.Context) (*nomad.Jobs, error) {
 		c, err := nomadFn(ctx)
-		return &nomad.Jobs{Client: c}, err
+		nj := &nomad.Jobs{Client: c}
+		if consulFn != nil {
+			// An unhealthy job's report names its failing Consul checks.
+			nj.Checks = func(ctx context.Context, node, alloc string) ([]string, error) {
+				cc, err := consulFn(ctx)
+				if err != nil {
+					return nil, err
+				}
+				return (&consul.Cluster{Client: cc}).FailingChecks(ctx, node, alloc)
+			}
+		}
+		return nj, err
 	}
 	if opts.Plan && !opts.Submit {
 		return planJobs(ctx, f, changed, nomadJobs)

@@ -3,7 +3,9 @@ package consul
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/hashicorp/consul/api"
 	"github.com/hoctl/hoctl/pkg/httpapi"
@@ -84,4 +86,29 @@ func (c *Cluster) CAS(ctx context.Context, key, value string, index uint64) (boo
 		return false, httpapi.Clean(err, "consul: cas "+key)
 	}
 	return ok, nil
+}
+
+// FailingChecks names the checks of node's services whose ID contains
+// owner (a Nomad allocation's ID: Nomad registers its services as
+// _nomad-task-<alloc>-...) that do not pass, with their output. The
+// catalog keeps an output only when the status changes, so it may be
+// empty; the status and the check's name are always there.
+func (c *Cluster) FailingChecks(ctx context.Context, node, owner string) ([]string, error) {
+	checks, _, err := c.Client.Health().Node(node, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return nil, httpapi.Clean(err, "consul: checks of "+node)
+	}
+	var out []string
+	for _, ch := range checks {
+		if ch.ServiceID == "" || !strings.Contains(ch.ServiceID, owner) || ch.Status == api.HealthPassing {
+			continue
+		}
+		s := fmt.Sprintf("Consul check %q %s", ch.Name, ch.Status)
+		if o := strings.TrimSpace(ch.Output); o != "" {
+			s += ": " + o
+		}
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out, nil
 }

@@ -196,12 +196,20 @@ func WriteRunbook(inv *inventory.Inventory, changed []*File, allowMissing bool) 
 
 // SubmitStep submits one job: plan (the before check, which records the
 // check index), register with that index and the HCL source, then wait
-// for the new allocations to be healthy.
+// for Nomad's verdict on the deployment it started.
+//
+// The check index is the one of the first plan, the plan the operator
+// was shown and confirmed: the before check runs again when the step
+// starts (and shows the diff as it is then), but a job someone else
+// changed in between is refused by Nomad (EnforceIndex), not silently
+// overwritten with a change nobody reviewed.
 func SubmitStep(jf *File, nomadJobs func(context.Context) (*nomad.Jobs, error), wait time.Duration, rep tasks.Reporter) *tasks.Step {
 	var mu sync.Mutex
 	var planned *nomadapi.Job
-	var index, registered uint64
-	var same bool // the server's job already matches: nothing to submit
+	var index uint64
+	var shown bool // a plan was made: index is the one shown
+	var reg nomad.Registration
+	var same bool // the server's job already matched when planned: nothing to submit
 	return &tasks.Step{
 		Title: fmt.Sprintf("submit job %s (%s)", jf.Job, filepath.Base(jf.Path)),
 		Before: &tasks.Func{Desc: "POST /v1/jobs/parse; PUT /v1/job/" + jf.Job + "/plan (diff, check index)", Fn: func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
@@ -218,10 +226,16 @@ func SubmitStep(jf *File, nomadJobs func(context.Context) (*nomad.Jobs, error), 
 				return "", err
 			}
 			mu.Lock()
-			planned, index = job, p.JobModifyIndex
-			same = p.Diff != nil && p.Diff.Type == "None"
-			mu.Unlock()
-			return nomad.DiffSummary(p), nil
+			defer mu.Unlock()
+			planned = job
+			note := ""
+			if !shown {
+				shown, index = true, p.JobModifyIndex
+				same = p.Diff != nil && p.Diff.Type == "None"
+			} else if p.JobModifyIndex != index {
+				note = fmt.Sprintf("\n(the job changed since the plan shown: modify index %d, planned at %d; the register will be refused)", p.JobModifyIndex, index)
+			}
+			return nomad.DiffSummary(p) + note, nil
 		}},
 		Action: &tasks.Func{DescFn: func(*inventory.Host) string {
 			mu.Lock()
@@ -243,24 +257,28 @@ func SubmitStep(jf *File, nomadJobs func(context.Context) (*nomad.Jobs, error), 
 				return "", err
 			}
 			mu.Lock()
-			registered = got
+			reg = got
 			mu.Unlock()
-			return fmt.Sprintf("registered at index %d", got), nil
+			return fmt.Sprintf("registered at index %d (evaluation %s)", got.Index, got.EvalID), nil
 		}},
-		After: &tasks.Func{Desc: fmt.Sprintf("the new allocations of %s are healthy (waiting up to %s)", jf.Job, wait), Fn: func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
+		After: &tasks.Func{Desc: fmt.Sprintf("Nomad's deployment of %s is healthy (every allocation running and passing its checks), waiting up to %s", jf.Job, wait), Fn: func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
 			nj, err := nomadJobs(ctx)
 			if err != nil {
 				return "", err
 			}
 			mu.Lock()
-			idx, skip := registered, same
+			r, skip := reg, same
 			mu.Unlock()
 			if skip {
 				return "nothing submitted", nil
 			}
-			state, err := nj.WaitHealthy(ctx, jf.Job, idx, wait, func(s string) { rep.Progress(0, "local", jf.Job+": "+s) })
-			if err != nil {
+			state, err := nj.WaitHealthy(ctx, r, wait, func(s string) { rep.Progress(0, "local", jf.Job+": "+s) })
+			var ue *nomad.UnhealthyError
+			if err != nil && !errors.As(err, &ue) { // that one names the job already
 				return "", fmt.Errorf("job %s: %w", jf.Job, err)
+			}
+			if err != nil {
+				return "", err
 			}
 			return state, nil
 		}},

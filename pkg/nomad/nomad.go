@@ -2,7 +2,7 @@
 // official client library (directly or through an SSH tunnel to
 // nomad.via): parsing a job on the server, planning it with a diff,
 // registering it with the plan's check index and its HCL source, and
-// waiting for its new allocations to be healthy.
+// waiting for Nomad's verdict on the deployment it started (health.go).
 package nomad
 
 import (
@@ -58,6 +58,9 @@ const DefaultTimeout = 15 * time.Second
 // Jobs is what migrate-jobs asks of Nomad.
 type Jobs struct {
 	Client *api.Client
+	// Checks, when set, names an allocation's failing Consul checks in
+	// the report of an unhealthy job.
+	Checks CheckReporter
 }
 
 // Parse has the server parse HCL into a job (as `nomad job run` does).
@@ -97,69 +100,37 @@ func (e *ConflictError) Error() string {
 
 // Register submits job only if its modify index is still index (the
 // plan's, like `nomad job run -check-index`), with its HCL source kept on
-// the server. It returns the job's new modify index.
-func (j *Jobs) Register(ctx context.Context, job *api.Job, index uint64, source string) (uint64, error) {
+// the server. It returns the job's new modify index and its evaluation.
+func (j *Jobs) Register(ctx context.Context, job *api.Job, index uint64, source string) (Registration, error) {
 	resp, _, err := j.Client.Jobs().RegisterOpts(job, &api.RegisterOptions{EnforceIndex: true, ModifyIndex: index,
 		Submission: &api.JobSubmission{Source: source, Format: "hcl2"}}, (&api.WriteOptions{}).WithContext(ctx))
 	if err != nil {
 		if strings.Contains(err.Error(), "Enforcing job modify index") {
-			return 0, &ConflictError{Job: *job.ID, Err: err}
+			return Registration{}, &ConflictError{Job: *job.ID, Err: err}
 		}
-		return 0, httpapi.Clean(err, "nomad: register "+*job.ID)
+		return Registration{}, httpapi.Clean(err, "nomad: register "+*job.ID)
 	}
-	return resp.JobModifyIndex, nil
+	return Registration{Job: *job.ID, Index: resp.JobModifyIndex, EvalID: resp.EvalID}, nil
 }
 
-// Healthy reports whether the allocations created by the registration at
-// index are all healthy: ok when they are, an error naming the failed
-// ones when one failed, and neither while they are still starting.
-func (j *Jobs) Healthy(ctx context.Context, id string, index uint64) (bool, string, error) {
-	allocs, _, err := j.Client.Jobs().Allocations(id, false, (&api.QueryOptions{}).WithContext(ctx))
-	if err != nil {
-		return false, "", httpapi.Clean(err, "nomad: allocations of "+id)
-	}
-	var fresh, healthy int
-	var failed []string
-	for _, a := range allocs {
-		if a.CreateIndex < index {
+// writeFields writes the fields that changed: Nomad's diff of an edited
+// object lists every field, the unchanged ones with type None.
+func writeFields(b *strings.Builder, prefix string, fields []*api.FieldDiff) {
+	for _, f := range fields {
+		if f.Type == "None" {
 			continue
 		}
-		fresh++
-		switch {
-		case a.ClientStatus == "failed" || a.DeploymentStatus != nil && a.DeploymentStatus.Healthy != nil && !*a.DeploymentStatus.Healthy:
-			failed = append(failed, a.ID+" ("+a.TaskGroup+")")
-		case a.DeploymentStatus != nil && a.DeploymentStatus.Healthy != nil && *a.DeploymentStatus.Healthy:
-			healthy++
-		}
+		fmt.Fprintf(b, "\n    %s%s: %q => %q", prefix, f.Name, f.Old, f.New)
 	}
-	sort.Strings(failed)
-	if len(failed) > 0 {
-		return false, "", fmt.Errorf("%s: allocations failed: %s", id, strings.Join(failed, ", "))
-	}
-	state := fmt.Sprintf("%d of %d new allocations healthy", healthy, fresh)
-	return fresh > 0 && healthy == fresh, state, nil
 }
 
-// WaitHealthy polls Healthy until the allocations are healthy, one fails,
-// or timeout passes.
-func (j *Jobs) WaitHealthy(ctx context.Context, id string, index uint64, timeout time.Duration, progress func(string)) (string, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, state, err := j.Healthy(ctx, id, index)
-		if err != nil || ok {
-			return state, err
-		}
-		if progress != nil {
-			progress(state)
-		}
-		if time.Now().After(deadline) {
-			return state, fmt.Errorf("%s: not healthy within %s (%s)", id, timeout, state)
-		}
-		select {
-		case <-ctx.Done():
-			return state, ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
+func writeObject(b *strings.Builder, prefix string, o *api.ObjectDiff) {
+	if o.Type == "None" {
+		return
+	}
+	writeFields(b, prefix+o.Name+".", o.Fields)
+	for _, sub := range o.Objects {
+		writeObject(b, prefix+o.Name+".", sub)
 	}
 }
 
@@ -176,10 +147,9 @@ func DiffSummary(p *api.JobPlanResponse) string {
 				continue
 			}
 			fmt.Fprintf(&b, "\n  %s task %s/%s", strings.ToLower(t.Type), tg.Name, t.Name)
+			writeFields(&b, "", t.Fields)
 			for _, o := range t.Objects {
-				for _, f := range o.Fields {
-					fmt.Fprintf(&b, "\n    %s.%s: %q => %q", o.Name, f.Name, f.Old, f.New)
-				}
+				writeObject(&b, "", o)
 			}
 		}
 	}
