@@ -2,14 +2,20 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	consulapi "github.com/hashicorp/consul/api"
+	"github.com/hoctl/hoctl/internal/lab"
+	"github.com/hoctl/hoctl/pkg/consul"
+	"github.com/hoctl/hoctl/pkg/httpapi"
+	"github.com/hoctl/hoctl/pkg/inventory"
 )
 
 func startRun(t *testing.T, inv string, env []string, args ...string) (*exec.Cmd, *bytes.Buffer) {
@@ -37,62 +43,118 @@ func waitProcs(t *testing.T, pattern string, n int) {
 	}
 }
 
+// realConsul is a client of the real cluster's Consul (c1's agent), as
+// an operator's own tools would reach it.
+func realConsul(t *testing.T, l *lab.Lab) *consulapi.Client {
+	t.Helper()
+	c, err := consul.NewClient(&inventory.API{Address: fmt.Sprintf("http://%s:%d", l.Host("c1").Addr, lab.ConsulPort)}, nil, os.Getenv, httpapi.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// lockSessions are the Consul sessions of hoctl's cluster lock on scope.
+func lockSessions(t *testing.T, c *consulapi.Client, scope string) []*consulapi.SessionEntry {
+	t.Helper()
+	all, _, err := c.Session().List(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*consulapi.SessionEntry
+	for _, s := range all {
+		if s.Name == "hoctl lock "+scope {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// uniqueSleep is a remote command this test alone runs (other checkouts'
+// tests may run at once), to wait for with waitProcs.
+func uniqueSleep(secs int) string {
+	return fmt.Sprintf("sleep %d.%04d", secs, os.Getpid()%10000)
+}
+
 // Two operators on two workstations (two state directories, so the local
-// flock cannot help): the Consul lock lets exactly one proceed.
+// flock cannot help): the real Consul's session and KV acquire let
+// exactly one proceed; both runs leave no session behind.
 func TestClusterLockExcludesAnotherWorkstation(t *testing.T) {
-	rb := writeRunbook(t, "name: cl\nlock: cl-scope\ncluster_lock: true\nsteps:\n  - {title: hold, hosts: h06, run: 'sleep 3.25'}\n")
-	a, out := startRun(t, fleet.Inventory, stateEnv(t), "--yes", "runbook", "run", rb)
-	waitProcs(t, "^sleep 3.25$", 1)
-	r := hoctlEnv(t, fleet.Inventory, stateEnv(t), "--yes", "runbook", "run", rb)
+	l := realCluster(t)
+	c := realConsul(t, l)
+	hold := uniqueSleep(3)
+	rb := writeRunbook(t, "name: cl\nlock: cl-scope\ncluster_lock: true\nsteps:\n  - {title: hold, hosts: c2, run: '"+hold+"'}\n")
+	a, out := startRun(t, l.Inventory, stateEnv(t), "--yes", "runbook", "run", rb)
+	waitProcs(t, "^"+hold+"$", 1)
+	if n := len(lockSessions(t, c, "cl-scope")); n != 1 {
+		t.Fatalf("%d sessions hold the lock during the run", n)
+	}
+	r := hoctlEnv(t, l.Inventory, stateEnv(t), "--yes", "runbook", "run", rb)
 	if r.code != 3 || !strings.Contains(r.stderr, `cluster lock "cl-scope" is held by`) || !strings.Contains(r.stderr, fmt.Sprintf("pid %d", a.Process.Pid)) {
 		t.Fatalf("second operator: exit %d\n%s", r.code, r.stderr)
 	}
 	if err := a.Wait(); err != nil {
 		t.Fatalf("first operator: %v\n%s", err, out)
 	}
-	if n := len(fleetConsul.Sessions()); n != 0 {
-		t.Fatalf("%d sessions left after both runs", n)
+	if s := lockSessions(t, c, "cl-scope"); len(s) != 0 {
+		t.Fatalf("%d sessions left after both runs", len(s))
+	}
+	if p, _, err := c.KV().Get(consul.LockPrefix+"cl-scope", nil); err != nil || p != nil && p.Session != "" {
+		t.Fatalf("the lock key is still held: %+v %v", p, err)
 	}
 }
 
+// The lock's session destroyed behind hoctl's back (PUT
+// /v1/session/destroy/ID on the real Consul, as an operator or Consul's
+// own invalidation would): the run stops before its next step.
 func TestLostClusterLockStopsBeforeNextStep(t *testing.T) {
-	marker := fmt.Sprintf("/data/after-lost-%d", time.Now().UnixNano())
-	rb := writeRunbook(t, fmt.Sprintf("name: lost\nlock: lost-scope\ncluster_lock: true\nsteps:\n  - {title: long, hosts: h07, run: 'sleep 2.75'}\n  - {title: next, hosts: h07, run: 'touch %s'}\n", marker))
-	a, out := startRun(t, fleet.Inventory, stateEnv(t), "--yes", "runbook", "run", rb)
-	waitProcs(t, "^sleep 2.75$", 1)
-	sessions := fleetConsul.Sessions()
+	l := realCluster(t)
+	c := realConsul(t, l)
+	marker := fmt.Sprintf("/root/after-lost-%d", time.Now().UnixNano())
+	t.Cleanup(func() { _, _ = onMachine(t, l, "c2", "rm -f "+marker) })
+	long := uniqueSleep(4)
+	rb := writeRunbook(t, fmt.Sprintf("name: lost\nlock: lost-scope\ncluster_lock: true\nsteps:\n  - {title: long, hosts: c2, run: '%s'}\n  - {title: next, hosts: c2, run: 'touch %s'}\n", long, marker))
+	a, out := startRun(t, l.Inventory, stateEnv(t), "--yes", "runbook", "run", rb)
+	waitProcs(t, "^"+long+"$", 1)
+	sessions := lockSessions(t, c, "lost-scope")
 	if len(sessions) != 1 {
 		t.Fatalf("sessions: %v", sessions)
 	}
-	fleetConsul.InvalidateSession(sessions[0])
+	if _, err := c.Session().Destroy(sessions[0].ID, nil); err != nil {
+		t.Fatal(err)
+	}
 	err := a.Wait()
 	ee, ok := err.(*exec.ExitError)
 	if !ok || ee.ExitCode() != 1 || !strings.Contains(out.String(), "cluster lock lost") {
 		t.Fatalf("exit %v\n%s", err, out)
 	}
-	if got := onHosts(t, "h07", "test -e "+marker+" && echo RAN || echo stopped"); !strings.Contains(got, "stopped") {
+	if got, _ := onMachine(t, l, "c2", "test -e "+marker+" && echo RAN || echo stopped"); !strings.Contains(got, "stopped") {
 		t.Fatal("step 2 ran after the lock was lost")
+	}
+	if s := lockSessions(t, c, "lost-scope"); len(s) != 0 {
+		t.Fatalf("%d sessions left", len(s))
 	}
 }
 
+// consul.via: hoctl reaches the real Consul through an SSH tunnel to c2.
+// The lock is really held in Consul's KV during the run, and the
+// connections to Consul's HTTP port come from c2's sshd, not from hoctl.
 func TestClusterLockThroughSSHTunnel(t *testing.T) {
-	data, err := os.ReadFile(fleet.Inventory)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inv := filepath.Join(t.TempDir(), "inventory.yaml")
-	if err := os.WriteFile(inv, []byte(strings.Replace(string(data), "consul:\n", "consul:\n  via: h08\n", 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	rb := writeRunbook(t, "name: via\nlock: via-scope\ncluster_lock: true\nsteps:\n  - {title: one, hosts: h08, run: 'sleep 1.75'}\n")
+	l := realCluster(t)
+	c := realConsul(t, l)
+	consulAddr := fmt.Sprintf("%s:%d", l.Host("c1").Addr, lab.ConsulPort)
+	inv := labInventory(t, l, "consul:\n  address: http://"+consulAddr+"\n", "consul:\n  address: http://"+consulAddr+"\n  via: c2\n")
+	hold := uniqueSleep(2)
+	rb := writeRunbook(t, "name: via\nlock: via-scope\ncluster_lock: true\nsteps:\n  - {title: one, hosts: c3, run: '"+hold+"'}\n")
 	a, out := startRun(t, inv, stateEnv(t), "--yes", "runbook", "run", rb)
-	waitProcs(t, "^sleep 1.75$", 1)
-	if v, sid, ok := fleetConsul.Get("hoctl/locks/via-scope"); !ok || sid == "" || !strings.Contains(v, fmt.Sprintf("pid %d", a.Process.Pid)) {
-		t.Fatalf("lock not held during the run: %q session %q", v, sid)
+	waitProcs(t, "^"+hold+"$", 1)
+	p, _, err := c.KV().Get(consul.LockPrefix+"via-scope", nil)
+	if err != nil || p == nil || p.Session == "" || !strings.Contains(string(p.Value), fmt.Sprintf("pid %d", a.Process.Pid)) {
+		t.Fatalf("lock not held during the run: %+v %v", p, err)
 	}
-	// The connections to Consul must come from h08's sshd (the tunnel),
-	// not from hoctl.
-	ss, err := exec.Command("ss", "-Htnp", "dst", fleetConsul.Addr).Output()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ss, err := exec.CommandContext(ctx, "ss", "-Htnp", "dst", consulAddr).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,5 +163,8 @@ func TestClusterLockThroughSSHTunnel(t *testing.T) {
 	}
 	if err := a.Wait(); err != nil {
 		t.Fatalf("%v\n%s", err, out)
+	}
+	if s := lockSessions(t, c, "via-scope"); len(s) != 0 {
+		t.Fatalf("%d sessions left", len(s))
 	}
 }

@@ -51,15 +51,15 @@ func hungAPI(t *testing.T) (addr string, accepted func() int) {
 	return ln.Addr().String(), func() int { mu.Lock(); defer mu.Unlock(); return len(conns) }
 }
 
-// hungInventory is the NFS lab's inventory with Consul and Nomad both at
-// the hung address, a deploy command, and the given connect_timeout and
-// keepalive; and a job directory with a file to rewrite.
+// hungInventory is the storage lab's inventory (zippy and c1, real SSH)
+// with Consul and Nomad both at the hung address, a deploy command, and
+// the given connect_timeout and keepalive; and a job directory with a file
+// to rewrite.
 func hungInventory(t *testing.T, hung, connectTimeout, keepalive string) (inv, jobsDir string) {
 	t.Helper()
-	inv = labInventory(t, nfsLab,
-		"http://"+nfsConsul.Addr, "http://"+hung,
-		"http://"+nfsNomad.Addr, "http://"+hung,
-		"connect_timeout: 2s", "connect_timeout: "+connectTimeout,
+	inv = labInventory(t, storage,
+		"\nreplication:\n", "\nconsul:\n  address: http://"+hung+"\n\nnomad:\n  address: http://"+hung+"\n\nreplication:\n",
+		"connect_timeout: 5s", "connect_timeout: "+connectTimeout,
 		"keepalive: 4s", "keepalive: "+keepalive,
 		"deploy:\n  quorum: quorum\n", "deploy:\n  quorum: quorum\n  command: \"true\"\n")
 	jobsDir = t.TempDir()

@@ -21,9 +21,8 @@ import (
 )
 
 var (
-	hoctlBin    string
-	fleet       *lab.Lab
-	fleetConsul *consulsim.Server
+	hoctlBin string
+	fleet    *lab.Lab
 	// storage is zippy and c1 with real btrfs /persist, for replication.
 	storage *lab.Lab
 	// nfsLab is zippy, c1 (btrfs), c2 and c3 with the systemctl and exportfs
@@ -77,17 +76,10 @@ func run(m *testing.M) int {
 		}
 		return fmt.Sprintf("/tmp/hoctl-e2e%d-%s", base, name)
 	}
-	fleetConsul, err = consulsim.Start(fmt.Sprintf("127.0.%d.2:8500", base))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting the lab's Consul endpoint server:", err)
-		return 1
-	}
-	defer func() { _ = fleetConsul.Close() }()
 	hosts, groups := lab.NumberedHosts("h", fleetSize)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	fleet, err = lab.Start(ctx, lab.Config{Dir: dir("fleet"), Net: base, Hosts: hosts, Groups: groups, ConnectTimeout: 2 * time.Second,
-		ConsulAddr: fleetConsul.Addr})
+	fleet, err = lab.Start(ctx, lab.Config{Dir: dir("fleet"), Net: base, Hosts: hosts, Groups: groups, ConnectTimeout: 2 * time.Second})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting lab:", err)
 		return 1

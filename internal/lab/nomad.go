@@ -11,6 +11,10 @@ const NomadPort = 4646
 // client elsewhere, with raw_exec (a task sees its host's filesystem).
 // Addresses are the host's own; no update check; the cloud fingerprinters,
 // which would ask metadata services off this machine, are denied.
+// Templates may read host files (disable_file_sandbox): a job whose
+// template source is a host path, which migrate-jobs rewrites, fails
+// its task otherwise ("template source path escapes alloc directory"),
+// so a cluster with such jobs is configured this way.
 func (l *Lab) prepareNomad(h *Host) error {
 	servers := l.servers()
 	server := ""
@@ -30,6 +34,7 @@ log_level = "WARN"
   enabled = true
   servers = [%s]
   network_interface = "lo"
+  template { disable_file_sandbox = true }
   options = {
     "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
     "driver.allowlist" = "raw_exec"

@@ -56,13 +56,18 @@ func (c *Cluster) Passing(ctx context.Context, service string) ([]string, error)
 	if err != nil {
 		return nil, err
 	}
+	return PassingNodes(all), nil
+}
+
+// PassingNodes are the nodes of the instances that pass, in order.
+func PassingNodes(all []Instance) []string {
 	var out []string
 	for _, in := range all {
 		if in.Passing {
 			out = append(out, in.Node)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // Get reads a key: its value, its ModifyIndex for a later CAS, and

@@ -147,6 +147,9 @@ func DiffSummary(p *api.JobPlanResponse) string {
 				continue
 			}
 			fmt.Fprintf(&b, "\n  %s task %s/%s", strings.ToLower(t.Type), tg.Name, t.Name)
+			if t.Type != "Edited" {
+				continue // an added or deleted task: every field is new or gone
+			}
 			writeFields(&b, "", t.Fields)
 			for _, o := range t.Objects {
 				writeObject(&b, "", o)

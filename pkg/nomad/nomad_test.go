@@ -29,6 +29,7 @@ func TestDiffSummaryShowsOnlyWhatChanged(t *testing.T) {
 					{Type: "Edited", Name: "volumes[0]", Old: "/data/compute/web:/srv", New: "/data/services/web:/srv"}}}}},
 			}},
 			{Type: "None", Name: "sidecar"},
+			{Type: "Added", Name: "log", Fields: []*api.FieldDiff{{Type: "Added", Name: "Driver", New: "raw_exec"}}},
 		}}}},
 		Annotations: &api.PlanAnnotations{DesiredTGUpdates: map[string]*api.DesiredUpdates{"g": {DestructiveUpdate: 1}}},
 	}
@@ -36,6 +37,7 @@ func TestDiffSummaryShowsOnlyWhatChanged(t *testing.T) {
   edited task g/t
     Template.SourcePath: "/data/compute/web/app.tpl" => "/data/services/web/app.tpl"
     Config.volumes.volumes[0]: "/data/compute/web:/srv" => "/data/services/web:/srv"
+  added task g/log
   group g: 0 create, 1 destroy/create, 0 in place, 0 ignore`
 	if got := DiffSummary(p); got != want {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)

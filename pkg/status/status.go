@@ -336,6 +336,11 @@ func (p *Probes) nomad(ctx context.Context) []Check {
 			parts[len(parts)-1] += " (" + strings.Join(failed, ", ") + ")"
 		}
 	}
+	if failed, err := failedDeployments(client, q); err == nil && len(failed) > 0 {
+		c.Level = Warn
+		parts = append(parts, "failed deployments: "+strings.Join(failed, ", "))
+		c.Hint = "nomad job status " + strings.SplitN(failed[0], " ", 2)[0]
+	}
 	health, _, err := client.Operator().AutopilotServerHealth(q)
 	switch {
 	case err != nil:
@@ -349,6 +354,41 @@ func (p *Probes) nomad(ctx context.Context) []Check {
 	}
 	c.Detail = strings.Join(parts, ", ")
 	return []Check{c}
+}
+
+// failedDeployments lists the running jobs whose latest deployment
+// failed: they run, but Nomad found them unhealthy (a check that never
+// passed, tasks that did not stay up), which failed allocations alone do
+// not show. A later deployment (the fix) supersedes a failed one.
+func failedDeployments(client *nomadapi.Client, q *nomadapi.QueryOptions) ([]string, error) {
+	jobs, _, err := client.Jobs().List(q)
+	if err != nil {
+		return nil, err
+	}
+	live := map[string]uint64{} // job ID -> create index, of jobs not stopped
+	for _, j := range jobs {
+		if !j.Stop {
+			live[j.ID] = j.CreateIndex
+		}
+	}
+	ds, _, err := client.Deployments().List(q)
+	if err != nil {
+		return nil, err
+	}
+	latest := map[string]*nomadapi.Deployment{}
+	for _, d := range ds {
+		if cur := latest[d.JobID]; cur == nil || d.CreateIndex > cur.CreateIndex {
+			latest[d.JobID] = d
+		}
+	}
+	var out []string
+	for id, d := range latest {
+		if created, ok := live[id]; ok && d.JobCreateIndex == created && d.Status == nomadapi.DeploymentStatusFailed {
+			out = append(out, fmt.Sprintf("%s (version %d: %s)", id, d.JobVersion, d.StatusDescription))
+		}
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 // apiDownHint is what to try when an API does not answer: its leader
