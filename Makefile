@@ -75,7 +75,7 @@ demo: deps build lab-cache
 demo-down:
 	./bin/hoctl-lab -dir /tmp/hoctl-lab down
 
-bench: deps bench-deps build
+bench: deps bench-deps build lab-cache
 	bash bench/run.sh
 
 # Each fuzz target starts from its testdata/fuzz corpus (the hostile

@@ -18,6 +18,12 @@
 // engine (pkg/sshexec, one connection per host reused by every command)
 // vs 10 pdsh calls.
 //
+// Lab (-lab-net, default 9): the real cluster (internal/lab machines)
+// booted from the cache -lab-runs times, each stage timed; its memory by
+// machine and service; and the NFS unavailability window of a planned
+// failover there and back, as a client reading over NFSv4 every 100 ms
+// sees it (bench/lab.go).
+//
 // Profile: CPU seconds spent by the hoctl process and by the lab's sshd
 // processes (read from /proc: each listener's own and reaped children's
 // time) during the fan-out, against wall time on the machine's cores.
@@ -60,6 +66,7 @@ type config struct {
 	profile         bool
 	tools           string
 	memoryNet       int
+	labNet, labRuns int
 }
 
 // envInt is the integer in $name, or def.
@@ -88,8 +95,10 @@ func run() error {
 	flag.IntVar(&c.net, "net", envInt("HOCTL_BENCH_NET", 3), "fleet lab on 127.0.NET.x (default $HOCTL_BENCH_NET, else 3)")
 	flag.IntVar(&c.storageNet, "storage-net", envInt("HOCTL_BENCH_STORAGE_NET", 7), "storage lab on 127.0.NET.x (default $HOCTL_BENCH_STORAGE_NET, else 7)")
 	flag.StringVar(&c.hoctl, "hoctl", "bin/hoctl", "hoctl binary")
-	flag.StringVar(&c.only, "only", "", "comma list of suites: fanout,sequence,runbook,replicate,jobs,memory (default all)")
+	flag.StringVar(&c.only, "only", "", "comma list of suites: fanout,sequence,runbook,replicate,jobs,memory,lab (default all)")
 	flag.IntVar(&c.memoryNet, "memory-net", 36, "loopback block (127.0.N) of the memory suite's lab")
+	flag.IntVar(&c.labNet, "lab-net", envInt("HOCTL_BENCH_LAB_NET", 9), "the lab suite's real cluster on 127.0.NET.x (default $HOCTL_BENCH_LAB_NET, else 9)")
+	flag.IntVar(&c.labRuns, "lab-runs", 3, "the lab suite: boots of the real cluster, and failovers there and back (median reported)")
 	flag.StringVar(&c.tools, "tools", "hoctl,pdsh,ansible", "fan-out: the tools to compare hoctl with (pdsh, ansible), for a quick re-measure without Ansible's minutes")
 	flag.BoolVar(&c.profile, "profile", true, "profile hoctl at the largest fan-out size (builds it with -tags pprof)")
 	flag.Parse()
@@ -122,6 +131,11 @@ func run() error {
 	}
 	if want("replicate") {
 		if err := h.replication(ctx); err != nil {
+			return err
+		}
+	}
+	if want("lab") {
+		if err := h.labSuite(ctx, c.labNet, c.labRuns); err != nil {
 			return err
 		}
 	}

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,7 +10,6 @@ import (
 	"time"
 
 	"github.com/hoctl/hoctl/internal/lab"
-	"github.com/hoctl/hoctl/pkg/tasks"
 )
 
 // replication measures `hoctl replicate` on a two-host storage lab (zippy
@@ -210,43 +207,24 @@ func sendRate(out string) string {
 // since start, the time before its first step (start-up, connecting, the
 // plan) and after its last (of the run's wall time d) to acc.
 func stepTimes(state string, start time.Time, d time.Duration, acc map[string][]time.Duration) error {
-	runs, err := filepath.Glob(filepath.Join(state, "hoctl", "runs", "*.jsonl"))
+	steps, err := journalSteps(state)
 	if err != nil {
 		return err
 	}
-	if len(runs) == 0 {
-		return fmt.Errorf("no journal under %s", state)
+	if len(steps) == 0 {
+		return fmt.Errorf("no steps in the newest run under %s", state)
 	}
-	sort.Strings(runs)
-	f, err := os.Open(runs[len(runs)-1])
-	if err != nil {
-		return err
-	}
-	defer func() { _ = f.Close() }()
-	begun := map[int]time.Time{}
-	var first, last time.Time
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var r tasks.Record
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			return err
-		}
-		switch r.Type {
-		case "step_start":
-			begun[r.Step] = r.Time
-			if first.IsZero() {
-				first = r.Time
-				acc["0. start-up, connect, plan"] = append(acc["0. start-up, connect, plan"], r.Time.Sub(start))
-			}
-		case "step_end":
-			k := fmt.Sprintf("%d. %s", r.Step, r.Title)
-			acc[k] = append(acc[k], r.Time.Sub(begun[r.Step]))
-			last = r.Time
+	acc["0. start-up, connect, plan"] = append(acc["0. start-up, connect, plan"], steps[0].start.Sub(start))
+	var last time.Time
+	for _, s := range steps {
+		k := fmt.Sprintf("%d. %s", s.n, s.title)
+		acc[k] = append(acc[k], s.end.Sub(s.start))
+		if s.end.After(last) {
+			last = s.end
 		}
 	}
 	acc["9. after the last step (summary, exit)"] = append(acc["9. after the last step (summary, exit)"], start.Add(d).Sub(last))
-	return sc.Err()
+	return nil
 }
 
 func stepSummary(steps map[string][]time.Duration) string {

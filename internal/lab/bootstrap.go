@@ -26,6 +26,7 @@ func (l *Lab) startServices(ctx context.Context) error {
 	if err := waitHTTP(ctx, consul+"/v1/status/leader", nonEmptyLeader); err != nil {
 		return fmt.Errorf("consul: no leader elected: %w", err)
 	}
+	l.mark(&l.Boot.ConsulLeader)
 	for _, h := range l.Hosts {
 		if hasRole(h, "nfs-standby") {
 			if out, err := l.run(ctx, h, "mkdir -p /persist/services-standby"); err != nil {
@@ -41,6 +42,7 @@ func (l *Lab) startServices(ctx context.Context) error {
 		if out, err := l.run(ctx, h, "btrfs subvolume create "+NFSSubvol+" >/dev/null && echo hello from "+h.Name+" > "+NFSSubvol+"/hello && systemctl start nfs-server.service"); err != nil {
 			return fmt.Errorf("%s: starting nfs-server: %w: %s", h.Name, err, out)
 		}
+		l.mark(&l.Boot.NFSServed)
 	}
 	nomad := fmt.Sprintf("http://%s:%d", servers[0], NomadPort)
 	if err := waitHTTP(ctx, nomad+"/v1/status/leader", nonEmptyLeader); err != nil {
@@ -55,6 +57,7 @@ func (l *Lab) startServices(ctx context.Context) error {
 	if err := waitHTTP(ctx, nomad+"/v1/nodes", readyNodes(want)); err != nil {
 		return fmt.Errorf("nomad: clients not ready: %w", err)
 	}
+	l.mark(&l.Boot.NomadReady)
 	return nil
 }
 

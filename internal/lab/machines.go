@@ -295,17 +295,61 @@ func (l *Lab) freezeMachine(h *Host, frozen bool) error {
 // machines, in bytes: what the lab costs this machine in memory.
 func (l *Lab) MemoryPSS() int64 {
 	var total int64
-	for _, pid := range cgroupPids(filepath.Join("/sys/fs/cgroup/systemd", labCgroup(l.Dir))) {
-		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(data), "\n") {
-			if f := strings.Fields(line); len(f) >= 2 && f[0] == "Pss:" {
-				kb, _ := strconv.ParseInt(f[1], 10, 64)
-				total += kb << 10
-			}
-		}
+	for _, m := range l.Memory() {
+		total += m.PSS
 	}
 	return total
+}
+
+// MemoryUse is the PSS of one part of a machine, in bytes: a unit of its
+// systemd ("consul.service", "init.scope": its PID 1), or "supervisor"
+// (the wrapper and systemd-nspawn, outside the machine).
+type MemoryUse struct {
+	Host, Part string
+	PSS        int64
+}
+
+// Memory is the PSS of every process of the lab's machines, by host and
+// part (each process counted once, in the cgroup it is in).
+func (l *Lab) Memory() []MemoryUse {
+	var out []MemoryUse
+	for _, h := range l.Hosts {
+		root := filepath.Join("/sys/fs/cgroup/systemd", l.hostCgroup(h))
+		_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err != nil || !d.IsDir() {
+				return nil
+			}
+			data, _ := os.ReadFile(filepath.Join(p, "cgroup.procs"))
+			var pss int64
+			for _, f := range strings.Fields(string(data)) {
+				pid, _ := strconv.Atoi(f)
+				pss += pssOf(pid)
+			}
+			if pss == 0 {
+				return nil
+			}
+			part := filepath.Base(p)
+			if p == root {
+				part = "supervisor"
+			}
+			out = append(out, MemoryUse{Host: h.Name, Part: part, PSS: pss})
+			return nil
+		})
+	}
+	return out
+}
+
+// pssOf is a process's proportional set size in bytes (0 if it is gone).
+func pssOf(pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "Pss:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }

@@ -1,0 +1,384 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hoctl/hoctl/internal/lab"
+	"github.com/hoctl/hoctl/pkg/tasks"
+)
+
+// labSuite: the real cluster (the seed's hosts as systemd-nspawn
+// machines, real Consul, Nomad, nfs-ganesha and Nix) booted from the
+// cache `runs` times: the whole cluster and each stage of it; the memory
+// of the last one, by machine and by service; and on it, the NFS
+// unavailability window of a planned failover (and back) as a client
+// sees it, reading the export over real NFSv4 every 100 ms.
+func (h *harness) labSuite(ctx context.Context, net, runs int) error {
+	cache, err := lab.CacheDir()
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	parts, err := lab.EnsureCache(ctx, cache, os.Stderr)
+	if err != nil {
+		return err
+	}
+	cacheCheck := time.Since(start)
+	hosts, groups := lab.SeedHosts()
+	cfg := lab.Config{Dir: labDir("machines", net, -1), Net: net, Hosts: hosts, Groups: groups, DiskSize: 512 << 20, ConnectTimeout: 5 * time.Second, Parts: parts}
+	var boots []lab.BootTimes
+	var l *lab.Lab
+	for i := 0; i < runs; i++ {
+		if l != nil {
+			if err := l.Stop(); err != nil {
+				return err
+			}
+		}
+		if l, err = lab.Start(ctx, cfg); err != nil {
+			return err
+		}
+		boots = append(boots, l.Boot)
+	}
+	defer func() { _ = l.Stop() }()
+
+	fmt.Printf("#### The real cluster: boot from the cache (%d machines on 127.0.%d.x: zippy, c1-c3, fractal, sunny, chilly)\n\n", len(hosts), net)
+	fmt.Printf("The cache's sha256 check before booting (rootfs tree, Consul, Nomad): %s. Then `lab.Start`, %d times:\n\n", secs(cacheCheck), runs)
+	fmt.Println("| stage (from the start of lab.Start) | median | runs |")
+	fmt.Println("|---|---|---|")
+	stage := func(name string, f func(lab.BootTimes) time.Duration) {
+		var ds []time.Duration
+		for _, b := range boots {
+			ds = append(ds, f(b))
+		}
+		fmt.Printf("| %s | %s | %s |\n", name, secs(median(ds)), list(ds))
+	}
+	var sshd []time.Duration
+	for _, b := range boots {
+		for _, d := range b.Sshd {
+			sshd = append(sshd, d)
+		}
+	}
+	sort.Slice(sshd, func(i, j int) bool { return sshd[i] < sshd[j] })
+	fmt.Printf("| one machine, its nspawn started → its sshd answers (all %d boots) | %s | min %.2f, max %.2f |\n", len(sshd), secs(median(sshd)), sshd[0].Seconds(), sshd[len(sshd)-1].Seconds())
+	stage("every machine prepared (layers, keys, btrfs images) and its sshd answering", func(b lab.BootTimes) time.Duration { return b.AllSshd })
+	stage("Consul leader elected (c1-c3 servers)", func(b lab.BootTimes) time.Duration { return b.ConsulLeader })
+	stage("NFS served (owner key written, zippy's nfs-server.service started)", func(b lab.BootTimes) time.Duration { return b.NFSServed })
+	stage("Nomad leader and all 4 clients ready", func(b lab.BootTimes) time.Duration { return b.NomadReady })
+	stage("every machine's first Nix system generation installed", func(b lab.BootTimes) time.Duration { return b.Systems })
+	stage("**whole cluster** (lab.Start returns)", func(b lab.BootTimes) time.Duration { return b.Total })
+	fmt.Println()
+
+	h.labMemory(l)
+	return h.failoverWindow(ctx, l, runs)
+}
+
+// labMemory prints the PSS of the lab: in all, per machine, per service.
+func (h *harness) labMemory(l *lab.Lab) {
+	perHost := map[string]int64{}
+	perPart := map[string][]int64{}
+	var total int64
+	for _, m := range l.Memory() {
+		perHost[m.Host] += m.PSS
+		total += m.PSS
+		part := m.Part
+		if hasRole(l, m.Host, "quorum") && (part == "consul.service" || part == "nomad.service") {
+			part += " (server)"
+		} else if part == "consul.service" || part == "nomad.service" {
+			part += " (client)"
+		}
+		perPart[part] = append(perPart[part], m.PSS)
+	}
+	mib := func(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+	fmt.Printf("#### The real cluster: memory (PSS, after boot, idle)\n\n")
+	fmt.Printf("Whole lab: **%s** (every process in the lab's cgroups: the machines and their nspawn supervisors).\n\n", mib(total))
+	fmt.Println("| machine | PSS |")
+	fmt.Println("|---|---|")
+	for _, hst := range l.Hosts {
+		fmt.Printf("| %s (%s) | %s |\n", hst.Name, strings.Join(roles(l, hst.Name), ", "), mib(perHost[hst.Name]))
+	}
+	fmt.Println()
+	fmt.Println("| service (systemd unit in each machine) | machines | PSS each (median) | in all |")
+	fmt.Println("|---|---|---|---|")
+	var names []string
+	for k := range perPart {
+		names = append(names, k)
+	}
+	sort.Slice(names, func(i, j int) bool { return sum(perPart[names[i]]) > sum(perPart[names[j]]) })
+	for _, k := range names {
+		v := append([]int64(nil), perPart[k]...)
+		sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
+		fmt.Printf("| %s | %d | %s | %s |\n", k, len(v), mib(v[len(v)/2]), mib(sum(v)))
+	}
+	fmt.Println()
+}
+
+func sum(v []int64) int64 {
+	var s int64
+	for _, x := range v {
+		s += x
+	}
+	return s
+}
+
+func roles(l *lab.Lab, host string) []string {
+	data, err := os.ReadFile(l.Inventory)
+	if err != nil {
+		return nil
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "  "+host+": ") {
+			if i := strings.Index(line, "roles: ["); i >= 0 {
+				return strings.Split(line[i+len("roles: ["):strings.Index(line[i:], "]")+i], ", ")
+			}
+		}
+	}
+	return nil
+}
+
+func hasRole(l *lab.Lab, host, role string) bool {
+	for _, r := range roles(l, host) {
+		if r == role {
+			return true
+		}
+	}
+	return false
+}
+
+// nfsRead is one client read of the export.
+type nfsRead struct {
+	at   time.Time // when it started
+	ok   bool      // the file's content, from the host the owner key named
+	host string
+}
+
+// failoverWindow measures, runs times, `hoctl --yes failover --to c1` and
+// back while a client reads a file of the export every 100 ms, each time
+// from the host the Consul owner key names, with a fresh nfs-cat (libnfs
+// does not reconnect). The window is from the start of the last good read
+// before the failover's outage to the start of the first good read after.
+func (h *harness) failoverWindow(ctx context.Context, l *lab.Lab, runs int) error {
+	state := filepath.Join(h.dir, "labstate")
+	env := []string{"HOCTL_INVENTORY=" + l.Inventory, "XDG_STATE_HOME=" + state}
+	consul := fmt.Sprintf("http://%s:%d", l.Host("c1").Addr, lab.ConsulPort)
+	const file, want = "hello", "hello from zippy\n"
+	type result struct {
+		to      string
+		window  time.Duration
+		failed  int
+		reads   int
+		total   time.Duration
+		steps   []stepTime
+		outage  [2]time.Time
+		started time.Time
+	}
+	var results []result
+	for i := 0; i < runs; i++ {
+		for _, to := range []string{"c1", "zippy"} {
+			// The seed's timer replicates every 5 minutes: the final sync
+			// carries what changed since, not the whole service.
+			if _, _, err := h.timeCmd(env, h.cfg.hoctl, "--yes", "replicate", "--name", "services"); err != nil {
+				return err
+			}
+			rctx, stop := context.WithCancel(ctx)
+			var mu sync.Mutex
+			var reads []nfsRead
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				tick := time.NewTicker(100 * time.Millisecond)
+				defer tick.Stop()
+				var inflight sync.WaitGroup
+				defer inflight.Wait()
+				for {
+					select {
+					case <-rctx.Done():
+						return
+					case <-tick.C:
+					}
+					inflight.Add(1)
+					go func() {
+						defer inflight.Done()
+						r := readExport(l, consul, file, want)
+						mu.Lock()
+						reads = append(reads, r)
+						mu.Unlock()
+					}()
+				}
+			}()
+			time.Sleep(time.Second) // good reads before
+			began := time.Now()
+			d, _, err := h.timeCmd(env, h.cfg.hoctl, "--yes", "failover", "--to", to)
+			if err != nil {
+				stop()
+				wg.Wait()
+				return err
+			}
+			// Read on until a good read after the failover (at most 30 s).
+			ended := time.Now()
+			for deadline := ended.Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+				mu.Lock()
+				n := len(reads)
+				good := n > 0 && reads[n-1].ok && reads[n-1].at.After(ended)
+				mu.Unlock()
+				if good {
+					break
+				}
+			}
+			stop()
+			wg.Wait()
+			sort.Slice(reads, func(a, b int) bool { return reads[a].at.Before(reads[b].at) })
+			res := result{to: to, total: d, started: began, reads: len(reads)}
+			var lastGood time.Time
+			for _, r := range reads {
+				if !r.ok {
+					res.failed++
+					continue
+				}
+				if !lastGood.IsZero() && r.at.Sub(lastGood) > res.window {
+					res.window = r.at.Sub(lastGood)
+					res.outage = [2]time.Time{lastGood, r.at}
+				}
+				lastGood = r.at
+			}
+			if lastGood.Before(ended) {
+				return fmt.Errorf("failover --to %s: no good read of the export within 30 s after it ended", to)
+			}
+			if res.steps, err = journalSteps(state); err != nil {
+				return err
+			}
+			results = append(results, res)
+		}
+	}
+
+	fmt.Printf("#### The real cluster: NFS unavailability of a planned failover\n\n")
+	fmt.Printf("A client reads `%s` of the export over NFSv4 every 100 ms (`nfs-cat 'nfs://ADDR%s/%s?version=4'`, a fresh process and connection each time, ADDR the host the Consul owner key names at that moment), while `hoctl --yes failover --to HOST` runs, each time right after a `hoctl --yes replicate --name services` (as the seed's 5-minute timer leaves it). Window: from the start of the last good read before the outage to the start of the first good read after. Goal ≤ 2 s (the seed's manual runbook takes minutes).\n\n", file, lab.NFSExport, file)
+	fmt.Println("| failover | window (median) | windows | failover's wall time (median) | failed reads (median) |")
+	fmt.Println("|---|---|---|---|---|")
+	for _, to := range []string{"c1", "zippy"} {
+		var ws, ts, fs []time.Duration
+		for _, r := range results {
+			if r.to == to {
+				ws, ts, fs = append(ws, r.window), append(ts, r.total), append(fs, time.Duration(r.failed))
+			}
+		}
+		from := "zippy → c1"
+		if to == "zippy" {
+			from = "c1 → zippy (back)"
+		}
+		fmt.Printf("| %s | **%s** | %s | %s | %d |\n", from, secs(median(ws)), list(ws), secs(median(ts)), int(median(fs)))
+	}
+	fmt.Println()
+	// Where the time goes: each step's median duration, and where the
+	// outage began and ended among them.
+	fmt.Println("Where the time goes (the failover's journal, median over all runs of both directions; ◆ marks the steps the outage spans, in the median run):")
+	fmt.Println()
+	fmt.Println("| step | median |")
+	fmt.Println("|---|---|")
+	med := results[len(results)/2]
+	byStep := map[int][]time.Duration{}
+	titles := map[int]string{}
+	for _, r := range results {
+		for _, s := range r.steps {
+			byStep[s.n] = append(byStep[s.n], s.end.Sub(s.start))
+			if _, ok := titles[s.n]; !ok {
+				titles[s.n] = genericTitle(s.title)
+			}
+		}
+	}
+	var ns []int
+	for n := range byStep {
+		ns = append(ns, n)
+	}
+	sort.Ints(ns)
+	for _, n := range ns {
+		mark := ""
+		for _, s := range med.steps {
+			if s.n == n && s.end.After(med.outage[0]) && s.start.Before(med.outage[1]) {
+				mark = " ◆"
+			}
+		}
+		fmt.Printf("| %d. %s%s | %s |\n", n, titles[n], mark, secs(median(byStep[n])))
+	}
+	fmt.Println()
+	return nil
+}
+
+// genericTitle names a step without its hosts, so both directions share it.
+func genericTitle(t string) string {
+	r := strings.NewReplacer("zippy", "OLD/NEW", "c1", "OLD/NEW")
+	return r.Replace(t)
+}
+
+func readExport(l *lab.Lab, consul, file, want string) nfsRead {
+	r := nfsRead{at: time.Now()}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, consul+"/v1/kv/"+lab.NFSOwnerKey+"?raw", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return r
+	}
+	owner, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+	_ = resp.Body.Close()
+	r.host = string(owner)
+	h := l.Host(r.host)
+	if resp.StatusCode != http.StatusOK || h == nil {
+		return r
+	}
+	out, err := exec.CommandContext(ctx, "nfs-cat", fmt.Sprintf("nfs://%s%s/%s?version=4", h.Addr, lab.NFSExport, file)).Output()
+	r.ok = err == nil && string(out) == want
+	return r
+}
+
+type stepTime struct {
+	n          int
+	title      string
+	start, end time.Time
+}
+
+// journalSteps reads the steps of the newest run journaled in state.
+func journalSteps(state string) ([]stepTime, error) {
+	runs, err := filepath.Glob(filepath.Join(state, "hoctl", "runs", "*.jsonl"))
+	if err != nil || len(runs) == 0 {
+		return nil, fmt.Errorf("no journal under %s", state)
+	}
+	sort.Strings(runs)
+	f, err := os.Open(runs[len(runs)-1])
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }()
+	var steps []stepTime
+	at := map[int]int{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var r tasks.Record
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			return nil, err
+		}
+		switch r.Type {
+		case "step_start":
+			at[r.Step] = len(steps)
+			steps = append(steps, stepTime{n: r.Step, title: r.Title, start: r.Time})
+		case "step_end":
+			if i, ok := at[r.Step]; ok {
+				steps[i].end = r.Time
+			}
+		}
+	}
+	return steps, sc.Err()
+}
