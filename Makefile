@@ -1,4 +1,7 @@
 # hoctl — build, test, lint, demo, bench. Lab targets need root.
+# Go where the README says it is (/usr/local/go), when PATH has none before
+# it: a fresh root shell's PATH does not name it.
+export PATH := $(PATH):/usr/local/go/bin
 GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
