@@ -191,7 +191,7 @@ func migrateJobsRun(ctx context.Context, opts *MigrateJobsOptions) error {
 		rb.Name = fmt.Sprintf("migrate-jobs: write %d files, submit the jobs that differ from Nomad's", len(changed))
 		for _, jf := range files {
 			if jf.Job != "" && jf.Err == nil {
-				rb.Steps = append(rb.Steps, jobs.SubmitStep(jf, nomadJobs, opts.Wait, eng.Reporter))
+				rb.Steps = append(rb.Steps, jobs.SubmitStep(jf, func(ctx context.Context) (jobs.Nomad, error) { return nomadJobs(ctx) }, opts.Wait, eng.Reporter))
 			}
 		}
 	}

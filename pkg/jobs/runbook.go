@@ -194,6 +194,15 @@ func WriteRunbook(inv *inventory.Inventory, changed []*File, allowMissing bool) 
 	return &tasks.Runbook{Name: fmt.Sprintf("migrate-jobs: write %d files", len(changed)), Lock: "migrate-jobs", Steps: steps, Kind: "migrate-jobs"}, nil
 }
 
+// Nomad is what submitting a job asks of Nomad (nomad.Jobs; a fake of
+// it, held to the same contract, in nomadtest).
+type Nomad interface {
+	Parse(ctx context.Context, hcl string) (*nomadapi.Job, error)
+	Plan(ctx context.Context, job *nomadapi.Job) (*nomadapi.JobPlanResponse, error)
+	Register(ctx context.Context, job *nomadapi.Job, index uint64, source string) (nomad.Registration, error)
+	WaitHealthy(ctx context.Context, reg nomad.Registration, timeout time.Duration, progress func(string)) (string, error)
+}
+
 // SubmitStep submits one job: plan (the before check, which records the
 // check index), register with that index and the HCL source, then wait
 // for Nomad's verdict on the deployment it started.
@@ -203,7 +212,7 @@ func WriteRunbook(inv *inventory.Inventory, changed []*File, allowMissing bool) 
 // starts (and shows the diff as it is then), but a job someone else
 // changed in between is refused by Nomad (EnforceIndex), not silently
 // overwritten with a change nobody reviewed.
-func SubmitStep(jf *File, nomadJobs func(context.Context) (*nomad.Jobs, error), wait time.Duration, rep tasks.Reporter) *tasks.Step {
+func SubmitStep(jf *File, nomadJobs func(context.Context) (Nomad, error), wait time.Duration, rep tasks.Reporter) *tasks.Step {
 	var mu sync.Mutex
 	var planned *nomadapi.Job
 	var index uint64

@@ -11,17 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/nomad/api"
+	"github.com/hoctl/hoctl/pkg/jobs"
 	"github.com/hoctl/hoctl/pkg/nomad"
 )
 
-// Jobs is migrate-jobs' access to Nomad (nomad.Jobs).
-type Jobs interface {
-	Parse(ctx context.Context, hcl string) (*api.Job, error)
-	Plan(ctx context.Context, job *api.Job) (*api.JobPlanResponse, error)
-	Register(ctx context.Context, job *api.Job, index uint64, source string) (nomad.Registration, error)
-	WaitHealthy(ctx context.Context, reg nomad.Registration, timeout time.Duration, progress func(string)) (string, error)
-}
+// Jobs is migrate-jobs' access to Nomad (nomad.Jobs, or Fake).
+type Jobs = jobs.Nomad
 
 // Harness is a Jobs and what the contract needs around it.
 type Harness struct {
