@@ -35,6 +35,9 @@ var commandHelp = map[string]struct{ long, example string }{
   hoctl --json snapshots c1`},
 	"target-filter": {example: `  # in c1's /root/.ssh/authorized_keys, one line:
   command="hoctl target-filter /persist/services-standby",restrict ssh-ed25519 AAAA... hoctl-replication`},
+	"guard": {example: `  # the unit on each NFS host (the NixOS module in docs/failover.md writes it):
+  ExecStart=hoctl guard --key hoctl/nfs/data-services/owner --unit nfs-server.service
+  hoctl --dry-run guard --key hoctl/nfs/data-services/owner   # by hand: say, do nothing`},
 	"failover": {example: `  hoctl --dry-run failover --to c1      # the plan and the checks, nothing changed
   hoctl failover --to c1
   hoctl failover --to c1 --primary-down # zippy is gone: no final sync

@@ -83,6 +83,7 @@ func TestVersionPrintsCommitDateAndGo(t *testing.T) {
 var docsPageOf = map[string]string{
 	"hoctl":               "README.md",
 	"hoctl target-filter": "docs/replicate.md",
+	"hoctl guard":         "docs/failover.md",
 	"hoctl runbook plan":  "docs/runbooks.md",
 	"hoctl runbook run":   "docs/runbooks.md",
 	"hoctl history":       "docs/runbooks.md",

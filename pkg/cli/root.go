@@ -131,6 +131,7 @@ EXIT STATUS
 		NewCmdReplicate(f, nil),
 		NewCmdSnapshots(f, nil),
 		NewCmdTargetFilter(f, nil),
+		NewCmdGuard(f, nil),
 		NewCmdFailover(f, nil),
 		NewCmdMigrateJobs(f, nil),
 		NewCmdStatus(f, nil),

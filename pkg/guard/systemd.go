@@ -1,0 +1,117 @@
+package guard
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hoctl/hoctl/pkg/failover"
+)
+
+// Systemd acts on the host's own systemd through systemctl.
+type Systemd struct {
+	Host string
+	Now  func() time.Time
+	// Root prefixes the fence drop-in's path (tests); "" on a host.
+	Root string
+	// Exec runs systemctl (tests replace it).
+	Exec func(ctx context.Context, args ...string) (string, error)
+}
+
+// systemctl runs systemctl with args, bounded: a wedged systemd must not
+// hold the guard (a stop has the unit's own TimeoutStopSec, 90 s by
+// default, before systemd kills it).
+func systemctl(ctx context.Context, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, "systemctl", args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return strings.TrimSpace(out.String()), err
+}
+
+func (s *Systemd) run(ctx context.Context, args ...string) (string, error) {
+	if s.Exec != nil {
+		return s.Exec(ctx, args...)
+	}
+	return systemctl(ctx, args...)
+}
+
+// Running implements Units: is-active's answer, whatever its exit status
+// (3 for inactive); only no answer at all is an error.
+func (s *Systemd) Running(ctx context.Context, unit string) (bool, error) {
+	out, err := s.run(ctx, "is-active", unit)
+	state := strings.TrimSpace(out)
+	switch state {
+	case "active", "activating", "reloading", "refreshing", "deactivating":
+		return true, nil
+	case "inactive", "failed", "maintenance":
+		return false, nil
+	}
+	if err == nil {
+		err = errors.New("no state")
+	}
+	return false, fmt.Errorf("systemctl is-active %s: %q: %w", unit, state, err)
+}
+
+// Fence implements Units with the failover's own fence: the same drop-in
+// (so that `hoctl failover` back to this host lifts it), written before
+// the stop, so that from the reload on nothing starts the unit again.
+func (s *Systemd) Fence(ctx context.Context, unit, reason string) error {
+	path := filepath.Join(s.Root, failover.FenceDropIn(unit))
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	conf := fmt.Sprintf("# hoctl guard on %s fenced %s here at %s: %s.\n"+
+		"# Until reboot; hoctl failover back to this host removes it.\n"+
+		"[Unit]\nAssertPathExists=!%s\n", s.Host, unit, now().UTC().Format(time.RFC3339), oneLine(reason), failover.FenceDropIn(unit))
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(conf), 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if out, err := s.run(ctx, "daemon-reload"); err != nil {
+		return fmt.Errorf("systemctl daemon-reload: %s: %w", out, err)
+	}
+	return s.Stop(ctx, unit)
+}
+
+// Stop implements Units.
+func (s *Systemd) Stop(ctx context.Context, unit string) error {
+	if out, err := s.run(ctx, "stop", unit); err != nil {
+		return fmt.Errorf("systemctl stop %s: %s: %w", unit, out, err)
+	}
+	return nil
+}
+
+// Start implements Units.
+func (s *Systemd) Start(ctx context.Context, unit string) error {
+	if out, err := s.run(ctx, "start", unit); err != nil {
+		return fmt.Errorf("systemctl start %s: %s: %w", unit, out, err)
+	}
+	return nil
+}
+
+// oneLine keeps a reason (which quotes Consul's answers) on the drop-in's
+// comment line.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+}
