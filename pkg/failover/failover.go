@@ -184,6 +184,8 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 			s.Title = "final sync: " + s.Title
 			steps = append(steps, s)
 		}
+	} else {
+		steps = append(steps, r.guardWaitStep())
 	}
 	steps = append(steps, &tasks.Step{
 		Title: fmt.Sprintf("promote the newest complete copy on %s to %s", o.To, svc.Subvolume),
