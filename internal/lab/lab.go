@@ -81,6 +81,11 @@ type Config struct {
 	// nfs-server units by role. Consul and Nomad addresses are then the
 	// first quorum host's, and the NFS shims are not used.
 	Parts *Parts `json:",omitempty"`
+	// Hoctl, with Parts, is the hoctl binary bound read-only into every
+	// machine at /usr/local/bin/hoctl: the NFS hosts run its guard
+	// (hoctl-guard-data-services.service), as the NixOS module in
+	// docs/failover.md installs it. Empty: no guard is installed.
+	Hoctl string `json:",omitempty"`
 }
 
 // Lab is a running lab.

@@ -153,6 +153,9 @@ func (l *Lab) machineScript(h *Host) string {
 		"--bind-ro=" + l.Parts.Consul + ":/usr/local/bin/consul",
 		"--bind-ro=" + l.Parts.Nomad + ":/usr/local/bin/nomad",
 	}
+	if l.Hoctl != "" {
+		args = append(args, "--bind-ro="+l.Hoctl+":"+guardBin)
+	}
 	if l.DiskSize > 0 {
 		b.WriteString(l.mountDisk(h, filepath.Join(h.Dir, "persist")))
 		args = append(args, "--bind="+filepath.Join(h.Dir, "persist")+":/persist")

@@ -57,7 +57,7 @@ fi
 	// ganesha cannot list btrfs subvolumes in the container ("may have
 	// unsupported subvols") and then cannot resolve one to export: a bind
 	// mount of the subvolume onto itself makes it a filesystem of its own.
-	return h.installService("nfs-server.service",
+	if err := h.installService("nfs-server.service",
 		unit("NFS server (nfs-ganesha, NFSv4) for "+NFSService, []string{"network-online.target", "consul.service"},
 			"Type=simple",
 			"ExecStartPre=/usr/local/libexec/hoctl-lab/nfs-owner-check",
@@ -69,5 +69,22 @@ fi
 		false,
 		file{"etc/ganesha/ganesha.conf", ganesha, 0o644},
 		file{"usr/local/libexec/hoctl-lab/nfs-owner-check", check, 0o755},
-		file{"etc/hoctl-lab/" + NFSService + ".json", register, 0o644})
+		file{"etc/hoctl-lab/" + NFSService + ".json", register, 0o644}); err != nil {
+		return err
+	}
+	if l.Hoctl == "" {
+		return nil
+	}
+	// The self-fence, as docs/failover.md's NixOS snippet writes it:
+	// enabled, so it runs from boot on, before the owner key exists (it
+	// only ever stops a running nfs-server).
+	return h.installService(NFSGuardUnit,
+		unit("hoctl guard: stop nfs-server.service when Consul's owner key names another host", []string{"consul.service"},
+			fmt.Sprintf("ExecStart=%s guard --consul %s --key %s --unit nfs-server.service", guardBin, consul, NFSOwnerKey),
+			"Restart=always",
+			"RestartSec=1s"),
+		true)
 }
+
+// guardBin is where a machine sees Config.Hoctl.
+const guardBin = "/usr/local/bin/hoctl"

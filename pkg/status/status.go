@@ -16,6 +16,7 @@ import (
 	consulapi "github.com/hashicorp/consul/api"
 	nomadapi "github.com/hashicorp/nomad/api"
 	"github.com/hoctl/hoctl/pkg/consul"
+	"github.com/hoctl/hoctl/pkg/failover"
 	"github.com/hoctl/hoctl/pkg/httpapi"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/replicate"
@@ -416,9 +417,20 @@ func (p *Probes) nfs(ctx context.Context, svc *inventory.NFSService) []Check {
 	var lagMu sync.Mutex
 	var wg sync.WaitGroup
 	lagOf := map[string]Check{}
+	guardOf := map[string]string{} // why a member's guard is not OK
 	for _, m := range members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, why := p.guard(ctx, svc, m)
+			lagMu.Lock()
+			if !ok {
+				guardOf[m] = why
+			}
+			lagMu.Unlock()
+		}()
 		if rep == nil {
-			break
+			continue
 		}
 		dir := rep.Target.Dir
 		if m == rep.Source.Host {
@@ -475,6 +487,17 @@ func (p *Probes) nfs(ctx context.Context, svc *inventory.NFSService) []Check {
 		}
 	}
 	sort.Slice(lags, func(i, j int) bool { return lags[i].Name < lags[j].Name })
+	// Self-fencing: said on the service's line when every host has its
+	// guard, a problem of its own for each host that has not.
+	if len(guardOf) == 0 {
+		parts = append(parts, "guard active on "+strings.Join(members, ", "))
+	}
+	for _, m := range members {
+		if why, bad := guardOf[m]; bad {
+			lags = append(lags, Check{Area: "nfs", Name: svc.Name + " guard " + m, Level: Warn, Detail: why,
+				Hint: "hoctl run " + m + " -- systemctl status " + failover.GuardUnit(svc.Name) + " (install: docs/failover.md#self-fencing)"})
+		}
+	}
 	c.Detail = strings.Join(parts, ", ")
 	return append([]Check{c}, lags...)
 }

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -59,6 +60,14 @@ func run(args []string) error {
 			}
 			if cfg.Parts, err = lab.EnsureCache(ctx, cache, os.Stderr); err != nil {
 				return err
+			}
+			// The NFS hosts run hoctl guard: make build puts hoctl beside
+			// this program.
+			if exe, err := os.Executable(); err == nil {
+				p := filepath.Join(filepath.Dir(exe), "hoctl")
+				if _, err := os.Stat(p); err == nil {
+					cfg.Hoctl = p
+				}
 			}
 		}
 		start := time.Now()
