@@ -52,7 +52,7 @@ func realCluster(t *testing.T) *lab.Lab {
 		seed, groups := lab.SeedHosts()
 		start := time.Now()
 		machines, machinesErr = lab.Start(ctx, lab.Config{Dir: fmt.Sprintf("/tmp/hoctl-e2e%d-machines", base), Net: base + 6,
-			Hosts: seed[:4], Groups: groups, DiskSize: 512 << 20, ConnectTimeout: 5 * time.Second, Parts: parts})
+			Hosts: seed[:4], Groups: groups, DiskSize: 512 << 20, ConnectTimeout: 5 * time.Second, Parts: parts, Hoctl: hoctlBin})
 		if machinesErr == nil {
 			fmt.Fprintf(os.Stderr, "real cluster: %d machines up, Consul and Nomad led, NFS served, in %s; %d MiB PSS\n",
 				len(machines.Hosts), time.Since(start).Round(100*time.Millisecond), machines.MemoryPSS()>>20)
