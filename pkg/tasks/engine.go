@@ -358,7 +358,9 @@ func (e *Engine) Run(ctx context.Context, rb *Runbook, o RunOptions) (string, er
 	status := StatusOK
 	switch {
 	case runErr == nil:
-	case errors.Is(runErr, context.Canceled), errors.Is(runErr, context.DeadlineExceeded):
+	case ctx.Err() != nil && errors.Is(runErr, ctx.Err()):
+		// The run's own context, not a step's bounded wait (a host
+		// not back within --wait also ends in DeadlineExceeded).
 		status = StatusInterrupted
 	case errors.As(runErr, new(*RefusedError)):
 		status = StatusRefused

@@ -578,6 +578,29 @@ func TestCancelMidStepIsInterrupted(t *testing.T) {
 	}
 }
 
+// A step whose own bounded wait ran out (deploy's after check: "did not
+// come back within 5s", wrapping context.DeadlineExceeded) left the
+// change unverified; nothing interrupted the run, and the journal and the
+// summary line must not say it was (found on the real cluster: a host
+// that never came back was reported "✗ interrupted").
+func TestOwnDeadlineInAStepIsNotAnInterruption(t *testing.T) {
+	fx := newFixture(t)
+	rb := fx.runbook(t, "name: d\nsteps:\n  - {title: a, hosts: db, run: deploy}\n")
+	rb.Steps[0].After = &Func{Desc: "back within 1ms", Fn: func(ctx context.Context, _ *Env, h *inventory.Host) (string, error) {
+		wctx, cancel := context.WithTimeout(ctx, time.Millisecond)
+		defer cancel()
+		<-wctx.Done()
+		return "", fmt.Errorf("%s did not come back within 1ms: %w", h.Name, wctx.Err())
+	}}
+	id, err := fx.eng.Run(context.Background(), rb, RunOptions{})
+	if !errors.As(err, new(*UnverifiedError)) {
+		t.Fatalf("err = %v", err)
+	}
+	if s := Summarize(id, fx.journal(t, id)); s.Status != StatusUnverified {
+		t.Fatalf("journaled as %q, want %q", s.Status, StatusUnverified)
+	}
+}
+
 func TestPlanSkipsChecksThatNeedPreviousSteps(t *testing.T) {
 	fx := newFixture(t)
 	fx.hosts.answer = func(host, cmd string) (string, int) {
