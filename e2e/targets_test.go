@@ -219,13 +219,13 @@ func TestBecomeFlags(t *testing.T) {
 // the hosts left), names unknown hosts with a did-you-mean, and refuses a
 // limit that leaves no target; nothing is deployed by any of these.
 func TestDeployLimit(t *testing.T) {
-	inv, _, gen := deployLab(t)
-	env := stateEnv(t)
+	l, env, gen := deployCluster(t)
+	inv := l.Inventory
 	before := map[string]string{}
-	for _, h := range []string{"zippy", "c1", "c2", "c3"} {
+	for _, h := range deployHosts {
 		before[h] = gen(h)
 	}
-	drained := len(nfsNomad.Drained())
+	t0 := time.Now()
 	r := hoctlEnv(t, inv, env, "--dry-run", "deploy", "--limit", "all,!zippy,!c1")
 	if r.code != 0 || !strings.Contains(r.stdout, "deploy.sh c2") || !strings.Contains(r.stdout, "deploy.sh c3") ||
 		strings.Contains(r.stdout, "deploy.sh zippy") || strings.Contains(r.stdout, "deploy.sh c1") {
@@ -251,8 +251,8 @@ func TestDeployLimit(t *testing.T) {
 		if gen(h) != g {
 			t.Errorf("%s changed generation", h)
 		}
-	}
-	if len(nfsNomad.Drained()) != drained {
-		t.Error("a dry run or refused deploy drained a node")
+		if len(nodeEvents(t, l, h, drainSet, t0)) != 0 {
+			t.Errorf("a dry run or refused deploy drained %s", h)
+		}
 	}
 }

@@ -355,6 +355,7 @@ func (l *Lab) SaveNixSystems(ctx context.Context, hosts ...string) (restore func
 // generations after it, with their store paths.
 func restoreScript(n int) string {
 	return fmt.Sprintf(`set -e
+systemctl is-system-running --wait >/dev/null || true # a host just restarted: its boot done first
 p=%[1]s
 nix-env -p $p --switch-generation %[2]d
 $p/bin/switch-to-configuration switch
