@@ -37,6 +37,7 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -261,24 +262,18 @@ func (l *Lab) installSystems(ctx context.Context) error {
 	if err := l.writeNixFiles(); err != nil {
 		return err
 	}
-	errs := make(chan error, len(l.Hosts))
+	errs := make([]error, len(l.Hosts))
 	var wg sync.WaitGroup
-	for _, h := range l.Hosts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for i, h := range l.Hosts {
+		wg.Go(func() {
 			cmd := exec.CommandContext(ctx, "sh", filepath.Join(l.nixDir(), "deploy.sh"), h.Name)
 			if out, err := cmd.CombinedOutput(); err != nil {
-				errs <- fmt.Errorf("%s: installing its first system generation: %w: %s", h.Name, err, lastLines(string(out), 10))
+				errs[i] = fmt.Errorf("%s: installing its first system generation: %w: %s", h.Name, err, lastLines(string(out), 10))
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		return err
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // removeNixBuilds deletes from this machine's Nix store what the lab in
