@@ -9,15 +9,18 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	consulapi "github.com/hashicorp/consul/api"
 	nomadapi "github.com/hashicorp/nomad/api"
 	"github.com/hoctl/hoctl/internal/lab"
+	"github.com/hoctl/hoctl/pkg/httpapi"
+	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/nomad"
 )
 
 var deployHosts = []string{"zippy", "c1", "c2", "c3"}
@@ -41,18 +44,18 @@ func deployCluster(t *testing.T) (l *lab.Lab, env []string, gen func(host string
 			t.Errorf("restoring the system generations: %v", err)
 		}
 		waitFor(t, 90*time.Second, "every Nomad node undrained and eligible", func() error {
-			nodes, _, err := nomadClient(t, l).Nodes().List(nil)
+			nodes, _, err := realNomad(t, l).Nodes().List(nil)
 			if err != nil {
 				return err
 			}
 			for _, n := range nodes {
 				if n.Drain {
-					if _, err := nomadClient(t, l).Nodes().UpdateDrain(n.ID, nil, false, nil); err != nil {
+					if _, err := realNomad(t, l).Nodes().UpdateDrain(n.ID, nil, false, nil); err != nil {
 						return err
 					}
 				}
 				if n.SchedulingEligibility != nomadapi.NodeSchedulingEligible {
-					if _, err := nomadClient(t, l).Nodes().ToggleEligibility(n.ID, true, nil); err != nil {
+					if _, err := realNomad(t, l).Nodes().ToggleEligibility(n.ID, true, nil); err != nil {
 						return err
 					}
 				}
@@ -80,14 +83,14 @@ func clusterHealthy(t *testing.T, l *lab.Lab) {
 		}
 	}
 	waitFor(t, 2*time.Minute, "Consul led, its 3 servers healthy, every Nomad node ready and eligible, no job", func() error {
-		h, err := consulClient(t, l).Operator().AutopilotServerHealth(nil)
+		h, err := realConsul(t, l).Operator().AutopilotServerHealth(nil)
 		if err != nil {
 			return err
 		}
 		if !h.Healthy || len(h.Servers) != 3 || h.FailureTolerance != 1 {
 			return fmt.Errorf("consul autopilot: healthy %v, %d servers, failure tolerance %d", h.Healthy, len(h.Servers), h.FailureTolerance)
 		}
-		nodes, _, err := nomadClient(t, l).Nodes().List(nil)
+		nodes, _, err := realNomad(t, l).Nodes().List(nil)
 		if err != nil {
 			return err
 		}
@@ -100,7 +103,7 @@ func clusterHealthy(t *testing.T, l *lab.Lab) {
 		if ok != len(deployHosts) {
 			return fmt.Errorf("nomad: %d of %d nodes ready, eligible and not draining", ok, len(deployHosts))
 		}
-		jobs, _, err := nomadClient(t, l).Jobs().List(nil)
+		jobs, _, err := realNomad(t, l).Jobs().List(nil)
 		if err != nil {
 			return err
 		}
@@ -128,19 +131,11 @@ func waitFor(t *testing.T, bound time.Duration, what string, fn func() error) {
 	}
 }
 
-// consulClient and nomadClient reach c1's agents, as the inventory does.
-func consulClient(t *testing.T, l *lab.Lab) *consulapi.Client {
+// realNomad is a client of the real cluster's Nomad (c1's agent), as
+// realConsul is of its Consul.
+func realNomad(t *testing.T, l *lab.Lab) *nomadapi.Client {
 	t.Helper()
-	c, err := consulapi.NewClient(&consulapi.Config{Address: fmt.Sprintf("%s:%d", l.Host("c1").Addr, lab.ConsulPort)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func nomadClient(t *testing.T, l *lab.Lab) *nomadapi.Client {
-	t.Helper()
-	c, err := nomadapi.NewClient(&nomadapi.Config{Address: fmt.Sprintf("http://%s:%d", l.Host("c1").Addr, lab.NomadPort)})
+	c, err := nomad.NewClient(&inventory.API{Address: fmt.Sprintf("http://%s:%d", l.Host("c1").Addr, lab.NomadPort)}, nil, os.Getenv, httpapi.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +147,7 @@ func nomadClient(t *testing.T, l *lab.Lab) *nomadapi.Client {
 // drain starts).
 func nodeEvents(t *testing.T, l *lab.Lab, host, message string, t0 time.Time) []time.Time {
 	t.Helper()
-	nodes, _, err := nomadClient(t, l).Nodes().List(nil)
+	nodes, _, err := realNomad(t, l).Nodes().List(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +155,7 @@ func nodeEvents(t *testing.T, l *lab.Lab, host, message string, t0 time.Time) []
 		if n.Name != host {
 			continue
 		}
-		node, _, err := nomadClient(t, l).Nodes().Info(n.ID, nil)
+		node, _, err := realNomad(t, l).Nodes().Info(n.ID, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -181,7 +176,7 @@ const drainSet = "Node drain strategy set"
 // nomadNode is host's Nomad node as the API lists it.
 func nomadNode(t *testing.T, l *lab.Lab, host string) *nomadapi.NodeListStub {
 	t.Helper()
-	nodes, _, err := nomadClient(t, l).Nodes().List(nil)
+	nodes, _, err := realNomad(t, l).Nodes().List(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,11 +195,7 @@ const drainJob = "hoctl-e2e-drain"
 
 func runDrainJob(t *testing.T, l *lab.Lab) map[string]string {
 	t.Helper()
-	t.Cleanup(func() {
-		if out, err := onMachine(t, l, "c1", ". /etc/profile.d/hoctl-lab-agents.sh; nomad job stop -purge -yes "+drainJob+" >/dev/null && nomad system gc"); err != nil {
-			t.Errorf("purging %s: %v %s", drainJob, err, out)
-		}
-	})
+	purgeJobsAfter(t, l, drainJob)
 	hcl := `job "` + drainJob + `" {
   datacenters = ["lab"]
   type = "service"
@@ -232,10 +223,12 @@ func runDrainJob(t *testing.T, l *lab.Lab) map[string]string {
   }
 }
 `
-	mustOnMachine(t, l, "c1", "cat > /root/"+drainJob+".nomad <<'EOF'\n"+hcl+"EOF\n. /etc/profile.d/hoctl-lab-agents.sh; nomad job run -detach /root/"+drainJob+".nomad >/dev/null")
+	if out, err := nomadOn(t, l, "cat > /root/"+drainJob+".nomad <<'EOF'\n"+hcl+"EOF\nnomad job run -detach /root/"+drainJob+".nomad >/dev/null"); err != nil {
+		t.Fatalf("nomad job run: %v %s", err, out)
+	}
 	var byNode map[string]string
 	waitFor(t, 90*time.Second, "one running allocation of "+drainJob+" on each of c1-c3", func() error {
-		allocs, _, err := nomadClient(t, l).Jobs().Allocations(drainJob, false, nil)
+		allocs, _, err := realNomad(t, l).Jobs().Allocations(drainJob, false, nil)
 		if err != nil {
 			return err
 		}
@@ -297,7 +290,7 @@ func TestDeployRolling(t *testing.T) {
 	// Each node's allocation was stopped by its drain and replaced on
 	// another node.
 	for _, h := range []string{"c1", "c2", "c3"} {
-		a, _, err := nomadClient(t, l).Allocations().Info(allocs[h], nil)
+		a, _, err := realNomad(t, l).Allocations().Info(allocs[h], nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -305,7 +298,7 @@ func TestDeployRolling(t *testing.T) {
 			t.Errorf("%s's allocation %s after the deploy: %s, replaced by %q", h, a.ID[:8], a.ClientStatus, a.NextAllocation)
 			continue
 		}
-		next, _, err := nomadClient(t, l).Allocations().Info(a.NextAllocation, nil)
+		next, _, err := realNomad(t, l).Allocations().Info(a.NextAllocation, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -330,16 +323,9 @@ func TestDeployRolling(t *testing.T) {
 func TestDeployRefusedWhenQuorumDegraded(t *testing.T) {
 	l, env, gen := deployCluster(t)
 	g := gen("c1")
-	hold := "/run/systemd/system/consul.service.d/50-hoctl-e2e-hold.conf"
-	t.Cleanup(func() {
-		if out, err := onMachine(t, l, "c3", "rm -f "+hold+"; systemctl daemon-reload; systemctl reset-failed consul; systemctl start consul && systemctl is-active consul"); err != nil {
-			t.Errorf("restoring c3's consul: %v %s", err, out)
-		}
-	})
-	mustOnMachine(t, l, "c3", "mkdir -p "+hold[:strings.LastIndexByte(hold, '/')]+" && printf '[Service]\\nRestart=no\\n' > "+hold+
-		" && systemctl daemon-reload && kill -9 $(systemctl show -p MainPID --value consul)")
+	killConsulServer(t, l, "c3")
 	waitFor(t, 60*time.Second, "Consul autopilot: failure tolerance 0", func() error {
-		h, err := consulClient(t, l).Operator().AutopilotServerHealth(nil)
+		h, err := realConsul(t, l).Operator().AutopilotServerHealth(nil)
 		if h == nil {
 			return fmt.Errorf("no answer: %v", err)
 		}

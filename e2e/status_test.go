@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -42,6 +43,28 @@ func healthyAgain(t *testing.T, l *lab.Lab, env []string) {
 		"✓ host zippy", "✓ host c1", "✓ host c2", "✓ host c3")
 }
 
+// killConsulServer kills host's Consul server with kill -9, systemd's
+// Restart= held off by a runtime drop-in (gone with a reboot too). The
+// returned restart starts it again; the test's clean-up calls it too.
+func killConsulServer(t *testing.T, l *lab.Lab, host string) (restart func() error) {
+	t.Helper()
+	hold := "/run/systemd/system/consul.service.d/50-hoctl-e2e-hold.conf"
+	restart = func() error {
+		if out, err := onMachine(t, l, host, "rm -f "+hold+"; systemctl daemon-reload; systemctl reset-failed consul; systemctl start consul && systemctl is-active consul"); err != nil {
+			return fmt.Errorf("restarting %s's consul: %w %s", host, err, out)
+		}
+		return nil
+	}
+	t.Cleanup(func() {
+		if err := restart(); err != nil {
+			t.Error(err)
+		}
+	})
+	mustOnMachine(t, l, host, "mkdir -p "+hold[:strings.LastIndexByte(hold, '/')]+" && printf '[Service]\\nRestart=no\\n' > "+hold+
+		" && systemctl daemon-reload && kill -9 $(systemctl show -p MainPID --value consul)")
+	return restart
+}
+
 // hoctl status on the real cluster: all green in the day-to-day state;
 // then a real failed unit on c2, a Consul server killed with kill -9 (its
 // restart held off: failure tolerance 0), an ineligible Nomad node and a
@@ -73,16 +96,7 @@ func TestStatus(t *testing.T) {
 	mustOnMachine(t, l, "c2", "printf '[Service]\\nType=oneshot\\nExecStart=/bin/sh -c \"echo backup target gone; exit 1\"\\n' > /etc/systemd/system/"+unit+
 		" && systemctl daemon-reload && { systemctl start "+unit+" 2>/dev/null; systemctl is-failed "+unit+"; }")
 
-	// c3's Consul server killed with kill -9, systemd's Restart= held off
-	// by a runtime drop-in (gone with the restore or a reboot).
-	hold := "/run/systemd/system/consul.service.d/50-hoctl-e2e-hold.conf"
-	t.Cleanup(func() {
-		if out, err := onMachine(t, l, "c3", "rm -f "+hold+"; systemctl daemon-reload; systemctl reset-failed consul; systemctl start consul && systemctl is-active consul"); err != nil {
-			t.Errorf("restoring c3's consul: %v %s", err, out)
-		}
-	})
-	mustOnMachine(t, l, "c3", "mkdir -p "+hold[:strings.LastIndexByte(hold, '/')]+" && printf '[Service]\\nRestart=no\\n' > "+hold+
-		" && systemctl daemon-reload && kill -9 $(systemctl show -p MainPID --value consul)")
+	restartConsul := killConsulServer(t, l, "c3")
 	// c3's Nomad node marked ineligible.
 	t.Cleanup(func() {
 		_, _ = nomadOn(t, l, "nomad node eligibility -enable $(nomad node status -t '{{range .}}{{if eq .Name \"c3\"}}{{.ID}}{{end}}{{end}}')")
@@ -109,8 +123,8 @@ func TestStatus(t *testing.T) {
 	}
 
 	// Restored: tolerance 1 again (the restart is real, Raft catches up).
-	if out, err := onMachine(t, l, "c3", "rm -f "+hold+"; systemctl daemon-reload; systemctl reset-failed consul; systemctl start consul"); err != nil {
-		t.Fatalf("restart c3's consul: %v %s", err, out)
+	if err := restartConsul(); err != nil {
+		t.Fatal(err)
 	}
 	mustOnMachine(t, l, "c2", "systemctl reset-failed "+unit)
 	if out, err := nomadOn(t, l, "nomad node eligibility -enable $(nomad node status -t '{{range .}}{{if eq .Name \"c3\"}}{{.ID}}{{end}}{{end}}')"); err != nil {
