@@ -31,14 +31,16 @@ func RollbackUnit(h *inventory.Host) string { return "hoctl-rollback-" + h.Name 
 // armScript arms the rollback to generation gen (a store path) on the
 // host, firing after timeout. The profile is set back as well as the
 // running system, so a reboot does not boot the unconfirmed generation;
-// nix-env is resolved to its store path now, before the activation can
-// change what PATH finds.
+// nix-env is pinned now, before the activation can change what PATH
+// finds: its directory resolved to the store path it is in, its own name
+// kept, because Nix's nix-env is a symlink to the multi-call nix, which
+// acts by the name it is called by (resolved to nix, "-p" is an error).
 //
 // The rollback first leaves a marker in /run: a timer that fired just as
 // hoctl confirmed cannot then pass for a cancelled one.
 func armScript(unit, gen, marker string, timeout time.Duration) string {
 	return fmt.Sprintf(`set -e
-nix_env=$(readlink -f "$(command -v nix-env)")
+nix_env=$(readlink -f "$(dirname "$(command -v nix-env)")")/nix-env
 test -x "$nix_env"
 rm -f %[6]s
 systemd-run --quiet --unit=%[1]s --on-active=%[2]dms --timer-property=AccuracySec=100ms \

@@ -171,7 +171,15 @@ func TestArmScriptArmsARollbackThatWorks(t *testing.T) {
 	// systemd-run records its arguments, one per line, for the test to run.
 	write(filepath.Join(bin, "systemd-run"), `for a in "$@"; do printf '%s\n' "$a"; done > `+sshexec.Quote(filepath.Join(dir, "args")))
 	write(filepath.Join(bin, "systemctl"), `echo "systemctl $*" >> `+sshexec.Quote(log))
-	write(filepath.Join(bin, "nix-env"), `echo "nix-env $*" >> `+sshexec.Quote(log))
+	// nix-env is what Nix installs: a symlink to the multi-call nix,
+	// which acts by the name it is called by (nix -p is an error).
+	write(filepath.Join(bin, "nix"), `case $(basename "$0") in
+nix-env) echo "nix-env $*" >> `+sshexec.Quote(log)+` ;;
+*) echo "error: unrecognised flag '$1'" >&2; exit 1 ;;
+esac`)
+	if err := os.Symlink("nix", filepath.Join(bin, "nix-env")); err != nil {
+		t.Fatal(err)
+	}
 	write(filepath.Join(gen, "bin", "switch-to-configuration"), `echo "switch-to-configuration $*" >> `+sshexec.Quote(log))
 
 	cmd := exec.Command("sh", "-c", armScript("hoctl-rollback-c2", gen, filepath.Join(dir, "fired"), 90*time.Second))
