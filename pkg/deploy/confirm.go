@@ -53,10 +53,31 @@ systemctl is-active --quiet %[1]s.timer`,
 // firedMarker is the file a rollback leaves when it starts.
 func firedMarker(unit string) string { return "/run/" + unit + ".fired" }
 
-// pendingScript fails when an earlier deploy's rollback is still armed:
-// starting another deploy then would cancel or race it.
+// pendingScript prints the states of h's rollback timer and service.
 func pendingScript(unit string) string {
-	return fmt.Sprintf("! systemctl is-active --quiet %s.timer", unit)
+	return fmt.Sprintf("systemctl is-active %[1]s.timer %[1]s.service || true", unit)
+}
+
+// pending refuses a host whose rollback from an earlier deploy is still
+// armed or running (another deploy would cancel or race it), or failed:
+// then the host may still run the generation that was never confirmed,
+// and the failed transient unit would also keep the next one from being
+// armed under its name.
+func pending(h *inventory.Host, stdout []byte) error {
+	unit := RollbackUnit(h)
+	st := strings.Fields(string(stdout))
+	if len(st) != 2 {
+		return fmt.Errorf("%s: the state of %s.timer and .service unreadable: %q", h.Name, unit, stdout)
+	}
+	switch timer, service := st[0], st[1]; {
+	case timer == "active":
+		return fmt.Errorf("%s: an earlier deploy's magic rollback is still armed (%s.timer): let it fire, or cancel it on the host with systemctl stop %s.timer", h.Name, unit, unit)
+	case service == "active" || service == "activating" || service == "deactivating" || service == "reloading":
+		return fmt.Errorf("%s: an earlier deploy's magic rollback is running now (%s.service): wait for it to finish", h.Name, unit)
+	case service == "failed":
+		return fmt.Errorf("%s: an earlier deploy's magic rollback failed (journalctl -u %s.service says why), so the host may still run the generation that was never confirmed; once it is set right, clear it with systemctl reset-failed %s.service", h.Name, unit, unit)
+	}
+	return nil
 }
 
 // arm sets h's rollback to the generation it runs before the deploy.

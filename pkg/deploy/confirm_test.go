@@ -3,6 +3,8 @@ package deploy
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,8 +13,10 @@ import (
 	"testing"
 	"time"
 
+	nomadapi "github.com/hashicorp/nomad/api"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/sshexec"
+	"github.com/hoctl/hoctl/pkg/tasks"
 )
 
 // host is a fake machine whose running generation the test controls; every
@@ -43,6 +47,9 @@ func (r *hostRunner) Run(_ context.Context, c sshexec.Cmd) (*sshexec.Result, err
 	}
 	if c.Script == factsScript {
 		return &sshexec.Result{Stdout: []byte(m.gen + " boot-1\n")}, nil
+	}
+	if strings.HasPrefix(line, "systemctl is-system-running") {
+		return &sshexec.Result{Stdout: []byte("running\n")}, nil
 	}
 	return &sshexec.Result{}, nil
 }
@@ -217,5 +224,69 @@ esac`)
 	want := "systemctl is-active --quiet hoctl-rollback-c2.timer\nnix-env -p /nix/var/nix/profiles/system --set " + gen + "\nswitch-to-configuration switch\n"
 	if string(got) != want {
 		t.Fatalf("ran\n%s\nwant\n%s", got, want)
+	}
+}
+
+// An earlier rollback still armed, running, or failed refuses the host;
+// one that is gone (fired and succeeded, or cancelled) does not.
+func TestPendingRollbackRefuses(t *testing.T) {
+	h := &inventory.Host{Name: "c2"}
+	for out, want := range map[string]string{
+		"active\ninactive\n":     "still armed (hoctl-rollback-c2.timer)",
+		"inactive\nactivating\n": "is running now",
+		"inactive\nfailed\n":     "systemctl reset-failed hoctl-rollback-c2.service",
+		"inactive\ninactive\n":   "",
+		"":                       "unreadable",
+	} {
+		err := pending(h, []byte(out))
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("%q: %v, want %q", out, err, want)
+		}
+	}
+}
+
+// A host whose checks pass but whose rollback cannot be cancelled (its
+// timer fired just then) goes back: its Nomad node must stay ineligible,
+// not be handed allocations while it switches back.
+func TestNodeNotEligibleUntilConfirmed(t *testing.T) {
+	var mu sync.Mutex
+	var eligibility []string
+	nomad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		switch {
+		case req.URL.Path == "/v1/nodes":
+			_, _ = w.Write([]byte(`[{"ID":"n2","Name":"c2","Status":"ready"}]`))
+		case strings.HasSuffix(req.URL.Path, "/eligibility"):
+			mu.Lock()
+			eligibility = append(eligibility, req.URL.Path)
+			mu.Unlock()
+			_, _ = w.Write([]byte(`{}`))
+		default:
+			http.NotFound(w, req)
+		}
+	}))
+	defer nomad.Close()
+	m := &host{gen: "/nix/store/new-system", up: true, fail: map[string]bool{"systemctl stop hoctl-rollback-c2.timer &&": true}}
+	r, h := confirmRun(m, time.Hour)
+	r.Clients.Nomad = func(context.Context) (*nomadapi.Client, error) {
+		return nomadapi.NewClient(&nomadapi.Config{Address: nomad.URL})
+	}
+	go func() { // the timer fired as hoctl cancelled: the host goes back
+		for !m.ranAny("systemctl stop hoctl-rollback-c2.timer &&") {
+			time.Sleep(10 * time.Millisecond)
+		}
+		m.mu.Lock()
+		m.gen = "/nix/store/old-system"
+		m.mu.Unlock()
+	}()
+	env := &tasks.Env{Connect: func(context.Context, *inventory.Host) (sshexec.Runner, error) { return m.runner(), nil }}
+	_, err := r.afterHost(false)(context.Background(), env, h)
+	var rb *RolledBackError
+	if !errors.As(err, &rb) {
+		t.Fatalf("err = %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(eligibility) > 0 {
+		t.Fatalf("a node that rolled back was marked eligible: %q", eligibility)
 	}
 }

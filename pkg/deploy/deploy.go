@@ -330,8 +330,12 @@ func (r *Run) beforeHost(quorum bool) func(ctx context.Context, env *tasks.Env, 
 			if err != nil {
 				return "", err
 			}
-			if _, err := run.Run(ctx, sshexec.Cmd{Script: pendingScript(RollbackUnit(h))}); err != nil {
-				return "", fmt.Errorf("%s: an earlier deploy's magic rollback is still armed (%s.timer): let it fire, or cancel it on the host with systemctl stop %s.timer", h.Name, RollbackUnit(h), RollbackUnit(h))
+			res, err := run.Run(ctx, sshexec.Cmd{Script: pendingScript(RollbackUnit(h))})
+			if err != nil {
+				return "", fmt.Errorf("%s: reading the state of its magic rollback: %s", h.Name, sshexec.FirstLine(res, err))
+			}
+			if err := pending(h, res.Stdout); err != nil {
+				return "", err
 			}
 		}
 		r.mu.Lock()
@@ -454,14 +458,40 @@ func (r *Run) magic() bool { return r.Opts.ConfirmTimeout > 0 && !r.Opts.Rollbac
 
 func (r *Run) afterHost(quorum bool) func(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
 	return func(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
+		var notes string
+		var err error
 		if r.magic() {
-			return r.confirm(ctx, env, h, func(ctx context.Context) (string, error) { return r.health(ctx, env, h, quorum) })
+			notes, err = r.confirm(ctx, env, h, func(ctx context.Context) (string, error) { return r.health(ctx, env, h, quorum) })
+		} else {
+			notes, err = r.health(ctx, env, h, quorum)
 		}
-		return r.health(ctx, env, h, quorum)
+		if err != nil {
+			return "", err
+		}
+		// Eligible only once healthy and, with the magic rollback,
+		// confirmed: a node made eligible just before its rollback
+		// fired would take allocations on a host switching back.
+		eligible, err := r.eligible(ctx, h)
+		if err != nil {
+			return "", err
+		}
+		return notes + eligible, nil
 	}
 }
 
-// health is the after check of one host's deploy.
+// eligible marks h's Nomad node eligible again after its deploy.
+func (r *Run) eligible(ctx context.Context, h *inventory.Host) (string, error) {
+	c, node, err := r.nomadNode(ctx, h)
+	if err != nil || node == nil {
+		return "", err
+	}
+	if _, err := c.Nodes().ToggleEligibility(node.ID, true, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
+		return "", fmt.Errorf("%s: marking eligible: %w", h.Name, httpapi.Clean(err, ""))
+	}
+	return "; nomad node eligible again", nil
+}
+
+// health is the after check of one host's deploy; it changes nothing.
 func (r *Run) health(ctx context.Context, env *tasks.Env, h *inventory.Host, quorum bool) (string, error) {
 	r.mu.Lock()
 	before := r.before[h.Name]
@@ -508,7 +538,7 @@ func (r *Run) health(ctx context.Context, env *tasks.Env, h *inventory.Host, quo
 	if err := r.consulBack(ctx, h); err != nil {
 		return "", err
 	}
-	c, node, err := r.nomadNode(ctx, h)
+	_, node, err := r.nomadNode(ctx, h)
 	if err != nil {
 		return "", err
 	}
@@ -516,10 +546,7 @@ func (r *Run) health(ctx context.Context, env *tasks.Env, h *inventory.Host, quo
 		if node.Status != "ready" {
 			return "", fmt.Errorf("%s: nomad node %s, not ready", h.Name, node.Status)
 		}
-		if _, err := c.Nodes().ToggleEligibility(node.ID, true, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
-			return "", fmt.Errorf("%s: marking eligible: %w", h.Name, httpapi.Clean(err, ""))
-		}
-		notes = append(notes, "nomad node ready and eligible")
+		notes = append(notes, "nomad node ready")
 	}
 	if quorum {
 		state, err := r.quorumHealth(ctx, true)
