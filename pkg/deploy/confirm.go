@@ -127,6 +127,17 @@ func (r *Run) confirm(ctx context.Context, env *tasks.Env, h *inventory.Host, he
 		return "", r.awaitRollback(ctx, h, before, deadline, fmt.Errorf("no new SSH connection before the confirm timeout: %w", err))
 	}
 	defer closeFresh()
+	if res, err := fresh.Run(ctx, sshexec.Cmd{Script: factsScript}); err == nil {
+		if f := strings.Fields(string(res.Stdout)); len(f) == 2 && f[1] != before.bootID {
+			// A transient timer does not survive a reboot: there is
+			// nothing left to cancel, and nothing will switch back.
+			notes, err := health(ctx)
+			if err != nil {
+				return "", fmt.Errorf("%w; %s rebooted during the deploy, which dropped its magic rollback: nothing switches it back by itself. To roll back: hoctl deploy --rollback %s", err, h.Name, h.Name)
+			}
+			return notes + "; rebooted during the deploy, which dropped its magic rollback: nothing to cancel", nil
+		}
+	}
 	notes, err := health(ctx)
 	if err != nil {
 		// It answers but is not healthy: no reason to wait for the timer.

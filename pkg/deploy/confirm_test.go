@@ -24,6 +24,7 @@ import (
 type host struct {
 	mu   sync.Mutex
 	gen  string
+	boot string // the boot id, "boot-1" unless set
 	up   bool
 	fail map[string]bool // scripts (by prefix) that fail
 	ran  []string
@@ -46,7 +47,11 @@ func (r *hostRunner) Run(_ context.Context, c sshexec.Cmd) (*sshexec.Result, err
 		}
 	}
 	if c.Script == factsScript {
-		return &sshexec.Result{Stdout: []byte(m.gen + " boot-1\n")}, nil
+		boot := m.boot
+		if boot == "" {
+			boot = "boot-1"
+		}
+		return &sshexec.Result{Stdout: []byte(m.gen + " " + boot + "\n")}, nil
 	}
 	if strings.HasPrefix(line, "systemctl is-system-running") {
 		return &sshexec.Result{Stdout: []byte("running\n")}, nil
@@ -78,7 +83,7 @@ func (m *host) ranAny(sub string) bool {
 func confirmRun(m *host, timeout time.Duration) (*Run, *inventory.Host) {
 	h := &inventory.Host{Name: "c2"}
 	r := &Run{Opts: Options{ConfirmTimeout: timeout, Wait: 3 * time.Second}, Clients: Clients{Fresh: m.fresh},
-		before: map[string]facts{"c2": {generation: "/nix/store/old-system"}}, armed: map[string]time.Time{"c2": time.Now()}}
+		before: map[string]facts{"c2": {generation: "/nix/store/old-system", bootID: "boot-1"}}, armed: map[string]time.Time{"c2": time.Now()}}
 	return r, h
 }
 
@@ -288,5 +293,26 @@ func TestNodeNotEligibleUntilConfirmed(t *testing.T) {
 	defer mu.Unlock()
 	if len(eligibility) > 0 {
 		t.Fatalf("a node that rolled back was marked eligible: %q", eligibility)
+	}
+}
+
+// A host that rebooted into its new generation during the deploy lost its
+// rollback with the reboot (a transient timer): there is nothing to cancel
+// (systemctl stop fails: no such unit), and nothing to wait for.
+func TestRebootDropsTheRollback(t *testing.T) {
+	m := &host{gen: "/nix/store/new-system", boot: "boot-2", up: true, fail: map[string]bool{"systemctl stop hoctl-rollback-c2.timer": true}}
+	r, h := confirmRun(m, time.Hour)
+	// Bounded: without knowing better, hoctl would wait for a rollback
+	// that never comes.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	notes, err := r.confirm(ctx, nil, h, func(context.Context) (string, error) { return "now /nix/store/new-system", nil })
+	if err != nil || !strings.Contains(notes, "rebooted during the deploy, which dropped its magic rollback") {
+		t.Fatalf("notes %q, err %v", notes, err)
+	}
+	_, err = r.confirm(ctx, nil, h, func(context.Context) (string, error) { return "", errors.New("c2: degraded") })
+	var rb *RolledBackError
+	if err == nil || errors.As(err, &rb) || !strings.Contains(err.Error(), "hoctl deploy --rollback c2") {
+		t.Fatalf("unhealthy after a reboot: %v", err)
 	}
 }
