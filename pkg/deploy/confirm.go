@@ -36,22 +36,43 @@ func RollbackUnit(h *inventory.Host) string { return "hoctl-rollback-" + h.Name 
 // kept, because Nix's nix-env is a symlink to the multi-call nix, which
 // acts by the name it is called by (resolved to nix, "-p" is an error).
 //
+// What the rollback runs is a script in /run, and the unit's command is
+// only "/bin/sh SCRIPT": systemd writes a transient unit's command line
+// escaped into /run/systemd/transient and, on a daemon-reload (which
+// every switch-to-configuration does), reads it back garbled (systemd
+// 252 turned "$1" into "\$1"), so it must hold no '$', '\', '%' or
+// quotes.
+//
 // The rollback first leaves a marker in /run: a timer that fired just as
 // hoctl confirmed cannot then pass for a cancelled one.
-func armScript(unit, gen, marker string, timeout time.Duration) string {
+func armScript(unit, gen, marker, script string, timeout time.Duration) string {
 	return fmt.Sprintf(`set -e
 nix_env=$(readlink -f "$(dirname "$(command -v nix-env)")")/nix-env
-test -x "$nix_env"
+test -x "$nix_env" || { echo "no nix-env on PATH" >&2; exit 1; }
 rm -f %[6]s
+umask 077
+{
+  echo '#!/bin/sh'
+  echo '# hoctl deploy'"'"'s magic rollback: back to the generation that ran before an unconfirmed deploy.'
+  echo 'set -e'
+  printf "nix_env='%%s'\n" "$(printf '%%s' "$nix_env" | sed "s/'/'\\\\''/g")"
+  cat <<'HOCTL_ROLLBACK'
+touch %[6]s
+"$nix_env" -p %[4]s --set %[5]s
+%[5]s/bin/switch-to-configuration switch
+HOCTL_ROLLBACK
+} > %[7]s
 systemd-run --quiet --unit=%[1]s --on-active=%[2]dms --timer-property=AccuracySec=100ms \
-  --description=%[3]s \
-  /bin/sh -c 'touch %[6]s && "$1" -p %[4]s --set "$2" && "$2/bin/switch-to-configuration" switch' rollback "$nix_env" %[5]s
+  --description=%[3]s /bin/sh %[7]s
 systemctl is-active --quiet %[1]s.timer`,
-		unit, timeout.Milliseconds(), sshexec.Quote("hoctl magic rollback to "+gen), SystemProfile, sshexec.Quote(gen), sshexec.Quote(marker))
+		unit, timeout.Milliseconds(), sshexec.Quote("hoctl magic rollback to "+gen), SystemProfile, sshexec.Quote(gen), sshexec.Quote(marker), sshexec.Quote(script))
 }
 
 // firedMarker is the file a rollback leaves when it starts.
 func firedMarker(unit string) string { return "/run/" + unit + ".fired" }
+
+// rollbackScript is the script the rollback's unit runs.
+func rollbackScript(unit string) string { return "/run/" + unit + ".sh" }
 
 // pendingScript prints the states of h's rollback timer and service.
 func pendingScript(unit string) string {
@@ -89,7 +110,7 @@ func (r *Run) arm(ctx context.Context, env *tasks.Env, h *inventory.Host) error 
 	if err != nil {
 		return err
 	}
-	if res, err := run.Run(ctx, sshexec.Cmd{Script: armScript(RollbackUnit(h), before.generation, firedMarker(RollbackUnit(h)), r.Opts.ConfirmTimeout)}); err != nil {
+	if res, err := run.Run(ctx, sshexec.Cmd{Script: armScript(RollbackUnit(h), before.generation, firedMarker(RollbackUnit(h)), rollbackScript(RollbackUnit(h)), r.Opts.ConfirmTimeout)}); err != nil {
 		return fmt.Errorf("%s: arming the magic rollback (systemd-run, nix-env) failed, nothing deployed: %s", h.Name, sshexec.FirstLine(res, err))
 	}
 	r.mu.Lock()
@@ -122,9 +143,14 @@ func (r *Run) confirm(ctx context.Context, env *tasks.Env, h *inventory.Host, he
 	unit := RollbackUnit(h)
 	deadline := armedAt.Add(r.Opts.ConfirmTimeout)
 
-	fresh, closeFresh, err := r.freshUntil(ctx, h, deadline)
+	fresh, closeFresh, err := r.freshUntil(ctx, h, deadline, "confirming "+h.Name+" over a new connection")
 	if err != nil {
-		return "", r.awaitRollback(ctx, h, before, deadline, fmt.Errorf("no new SSH connection before the confirm timeout: %w", err))
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		// %v: the dial's own deadline is not this run's being
+		// interrupted.
+		return "", r.awaitRollback(ctx, h, before, deadline, fmt.Errorf("no new SSH connection before the confirm timeout: %v", err))
 	}
 	defer closeFresh()
 	if res, err := fresh.Run(ctx, sshexec.Cmd{Script: factsScript}); err == nil {
@@ -148,7 +174,7 @@ func (r *Run) confirm(ctx context.Context, env *tasks.Env, h *inventory.Host, he
 		}
 		return "", r.awaitRollback(ctx, h, before, deadline, err)
 	}
-	cancel := "systemctl stop " + unit + ".timer && ! systemctl is-active --quiet " + unit + ".timer && ! test -e " + firedMarker(unit)
+	cancel := "systemctl stop " + unit + ".timer && ! systemctl is-active --quiet " + unit + ".timer && ! test -e " + firedMarker(unit) + " && rm -f " + rollbackScript(unit)
 	if res, err := fresh.Run(ctx, sshexec.Cmd{Script: cancel}); err != nil || !time.Now().Before(deadline) {
 		if err == nil {
 			err = errors.New("the confirm timeout passed while the checks ran")
@@ -160,7 +186,7 @@ func (r *Run) confirm(ctx context.Context, env *tasks.Env, h *inventory.Host, he
 
 // freshUntil dials h anew, again and again, until deadline: an activation
 // may restart sshd or the network for a while.
-func (r *Run) freshUntil(ctx context.Context, h *inventory.Host, deadline time.Time) (sshexec.Runner, func(), error) {
+func (r *Run) freshUntil(ctx context.Context, h *inventory.Host, deadline time.Time, waiting string) (sshexec.Runner, func(), error) {
 	if r.Clients.Fresh == nil {
 		return nil, nil, errors.New("no way to open a new connection")
 	}
@@ -179,12 +205,16 @@ func (r *Run) freshUntil(ctx context.Context, h *inventory.Host, deadline time.T
 			}
 			closeFn()
 		}
+		// An attempt cut by the deadline says less than the one before
+		// it ("connection refused").
+		if last == nil || cctx.Err() == nil {
+			last = err
+		}
 		cancel()
-		last = err
 		if ctx.Err() != nil || !time.Now().Before(deadline) {
 			return nil, nil, last
 		}
-		r.progress(h, "confirming "+h.Name+" over a new connection")
+		r.progress(h, waiting)
 		select {
 		case <-ctx.Done():
 			return nil, nil, ctx.Err()
@@ -199,7 +229,7 @@ func (r *Run) awaitRollback(ctx context.Context, h *inventory.Host, before facts
 	until := deadline.Add(r.Opts.Wait)
 	for {
 		r.progress(h, "waiting for "+h.Name+" to roll itself back")
-		if run, closeFn, err := r.freshUntil(ctx, h, until); err == nil {
+		if run, closeFn, err := r.freshUntil(ctx, h, until, "waiting for "+h.Name+" to roll itself back"); err == nil {
 			res, err := run.Run(ctx, sshexec.Cmd{Script: factsScript})
 			closeFn()
 			if err == nil {
