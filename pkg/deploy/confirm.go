@@ -224,16 +224,22 @@ func (r *Run) freshUntil(ctx context.Context, h *inventory.Host, deadline time.T
 }
 
 // awaitRollback waits, past the deadline, for h to answer again on its
-// previous generation.
+// previous generation with its rollback finished: the switch points
+// /run/current-system back first and restarts units after, so the link
+// alone is not a host that is back.
 func (r *Run) awaitRollback(ctx context.Context, h *inventory.Host, before facts, deadline time.Time, why error) error {
+	unit := RollbackUnit(h)
 	until := deadline.Add(r.Opts.Wait)
 	for {
 		r.progress(h, "waiting for "+h.Name+" to roll itself back")
 		if run, closeFn, err := r.freshUntil(ctx, h, until, "waiting for "+h.Name+" to roll itself back"); err == nil {
-			res, err := run.Run(ctx, sshexec.Cmd{Script: factsScript})
+			res, err := run.Run(ctx, sshexec.Cmd{Script: "readlink /run/current-system; systemctl is-active " + unit + ".service || true"})
 			closeFn()
-			if err == nil {
-				if f := strings.Fields(string(res.Stdout)); len(f) == 2 && f[0] == before.generation {
+			if f := strings.Fields(string(res.Stdout)); err == nil && len(f) == 2 {
+				switch gen, state := f[0], f[1]; {
+				case state == "failed":
+					return fmt.Errorf("%s: not confirmed (%w), and its rollback to %s failed on the host (journalctl -u %s.service says why); it runs %s", h.Name, why, before.generation, unit, gen)
+				case gen == before.generation && state != "active" && state != "activating" && state != "deactivating":
 					return &RolledBackError{Host: h.Name, Generation: before.generation, Why: why}
 				}
 			}
@@ -242,8 +248,8 @@ func (r *Run) awaitRollback(ctx context.Context, h *inventory.Host, before facts
 			return ctx.Err()
 		}
 		if !time.Now().Before(until) {
-			return fmt.Errorf("%s: not confirmed (%w), and not seen back on %s within %s of the confirm timeout; its rollback timer %s.timer fires on the host by itself",
-				h.Name, why, before.generation, r.Opts.Wait, RollbackUnit(h))
+			return fmt.Errorf("%s: not confirmed (%w), and not seen back on %s within %s past the confirm timeout, when its rollback (%s.timer, on the host) was due: see its console, journalctl -u %s.service",
+				h.Name, why, before.generation, r.Opts.Wait, unit, unit)
 		}
 		select {
 		case <-ctx.Done():

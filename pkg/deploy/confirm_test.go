@@ -25,9 +25,12 @@ type host struct {
 	mu   sync.Mutex
 	gen  string
 	boot string // the boot id, "boot-1" unless set
-	up   bool
-	fail map[string]bool // scripts (by prefix) that fail
-	ran  []string
+	// rollback is the state of the rollback's service, "inactive" (gone)
+	// unless set.
+	rollback string
+	up       bool
+	fail     map[string]bool // scripts (by prefix) that fail
+	ran      []string
 }
 
 func (m *host) runner() sshexec.Runner { return &hostRunner{m: m} }
@@ -52,6 +55,13 @@ func (r *hostRunner) Run(_ context.Context, c sshexec.Cmd) (*sshexec.Result, err
 			boot = "boot-1"
 		}
 		return &sshexec.Result{Stdout: []byte(m.gen + " " + boot + "\n")}, nil
+	}
+	if strings.HasPrefix(line, "readlink /run/current-system; systemctl is-active hoctl-rollback-c2.service") {
+		state := m.rollback
+		if state == "" {
+			state = "inactive"
+		}
+		return &sshexec.Result{Stdout: []byte(m.gen + "\n" + state + "\n")}, nil
 	}
 	if strings.HasPrefix(line, "systemctl is-system-running") {
 		return &sshexec.Result{Stdout: []byte("running\n")}, nil
@@ -163,7 +173,7 @@ func TestNeverBackIsNotCalledRolledBack(t *testing.T) {
 	r.Opts.Wait = 300 * time.Millisecond
 	_, err := r.confirm(context.Background(), nil, h, func(context.Context) (string, error) { return "", nil })
 	var rb *RolledBackError
-	if err == nil || errors.As(err, &rb) || !strings.Contains(err.Error(), "hoctl-rollback-c2.timer fires on the host by itself") {
+	if err == nil || errors.As(err, &rb) || !strings.Contains(err.Error(), "when its rollback (hoctl-rollback-c2.timer, on the host) was due") {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -330,5 +340,24 @@ func TestRebootDropsTheRollback(t *testing.T) {
 	var rb *RolledBackError
 	if err == nil || errors.As(err, &rb) || !strings.Contains(err.Error(), "hoctl deploy --rollback c2") {
 		t.Fatalf("unhealthy after a reboot: %v", err)
+	}
+}
+
+// The switch points /run/current-system back before it restarts the
+// units: a host whose rollback is still running is not back yet, and one
+// whose rollback failed did not roll back.
+func TestRolledBackOnlyOnceTheRollbackFinished(t *testing.T) {
+	for state, want := range map[string]string{
+		"active": "not seen back on /nix/store/old-system",
+		"failed": "its rollback to /nix/store/old-system failed on the host (journalctl -u hoctl-rollback-c2.service says why)",
+	} {
+		m := &host{gen: "/nix/store/old-system", rollback: state, up: true}
+		r, h := confirmRun(m, 100*time.Millisecond)
+		r.Opts.Wait = 300 * time.Millisecond
+		err := r.awaitRollback(context.Background(), h, facts{generation: "/nix/store/old-system"}, time.Now(), errors.New("degraded"))
+		var rb *RolledBackError
+		if err == nil || errors.As(err, &rb) || !strings.Contains(err.Error(), want) {
+			t.Errorf("rollback %s: %v, want %q", state, err, want)
+		}
 	}
 }
