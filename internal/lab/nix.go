@@ -13,7 +13,8 @@ package lab
 // small: points /run/current-system at the generation and (re)starts the
 // unit the generation defines, lab-app.service, whose file lives in the
 // generation (/etc/systemd/system/lab-app.service links into it, as
-// NixOS's units link into /etc/static). lab-activate-system.service
+// NixOS's units link into /etc/static), and starts sshd if it is stopped
+// (NixOS's switch starts the active targets again). lab-activate-system.service
 // activates the profile's generation at boot (NixOS's stage 2 does), so a
 // host that was killed and restarted runs its system again.
 //
@@ -78,8 +79,11 @@ const (
 type NixDeploy struct {
 	Variant NixVariant
 	// Activate is shell run as root at the end of the new generation's
-	// switch-to-configuration (after /run/current-system points at it and
-	// lab-app.service is restarted); its failure fails the switch.
+	// switch-to-configuration (after /run/current-system points at it,
+	// lab-app.service is restarted and sshd started); its failure fails
+	// the switch. "systemctl stop ssh.service" is a generation that
+	// leaves sshd dead: a new connection is refused (the ones open
+	// stay, KillMode=process), until a switch to another generation.
 	Activate string
 }
 
@@ -188,6 +192,10 @@ if [ "$1" = boot ]; then
 fi
 systemctl daemon-reload
 systemctl restart lab-app.service
+# NixOS's switch starts the active targets again, which starts any unit
+# they want that is stopped: sshd among them, so a generation that
+# stopped it is undone by switching to one that did not.
+systemctl start ssh.service
 if [ -e "$out/fails" ]; then
   # Its start succeeded; its process dies right after. Wait for systemd
   # to see it, so the failure is there when the switch returns.
