@@ -148,9 +148,9 @@ func (r *Run) confirm(ctx context.Context, env *tasks.Env, h *inventory.Host, he
 		if ctx.Err() != nil {
 			return "", ctx.Err()
 		}
-		// %v: the dial's own deadline is not this run's being
+		// Not wrapped: the dial's own deadline is not this run being
 		// interrupted.
-		return "", r.awaitRollback(ctx, h, before, deadline, fmt.Errorf("no new SSH connection before the confirm timeout: %v", err))
+		return "", r.awaitRollback(ctx, h, before, deadline, errors.New("no new SSH connection before the confirm timeout: "+err.Error()))
 	}
 	defer closeFresh()
 	if res, err := fresh.Run(ctx, sshexec.Cmd{Script: factsScript}); err == nil {
