@@ -174,14 +174,13 @@ func (h *harness) failoverWindow(ctx context.Context, l *lab.Lab, runs int) erro
 	consul := fmt.Sprintf("http://%s:%d", l.Host("c1").Addr, lab.ConsulPort)
 	const file, want = "hello", "hello from zippy\n"
 	type result struct {
-		to      string
-		window  time.Duration
-		failed  int
-		reads   int
-		total   time.Duration
-		steps   []stepTime
-		outage  [2]time.Time
-		started time.Time
+		to     string
+		window time.Duration
+		failed int
+		reads  int
+		total  time.Duration
+		steps  []stepTime
+		outage [2]time.Time
 	}
 	var results []result
 	for i := 0; i < runs; i++ {
@@ -219,7 +218,6 @@ func (h *harness) failoverWindow(ctx context.Context, l *lab.Lab, runs int) erro
 				}
 			}()
 			time.Sleep(time.Second) // good reads before
-			began := time.Now()
 			d, _, err := h.timeCmd(env, h.cfg.hoctl, "--yes", "failover", "--to", to)
 			if err != nil {
 				stop()
@@ -240,16 +238,21 @@ func (h *harness) failoverWindow(ctx context.Context, l *lab.Lab, runs int) erro
 			stop()
 			wg.Wait()
 			sort.Slice(reads, func(a, b int) bool { return reads[a].at.Before(reads[b].at) })
-			res := result{to: to, total: d, started: began, reads: len(reads)}
-			var lastGood time.Time
+			res := result{to: to, total: d, reads: len(reads)}
+			var lastGood, firstBad time.Time
 			for _, r := range reads {
 				if !r.ok {
 					res.failed++
+					if firstBad.IsZero() || firstBad.Before(lastGood) {
+						firstBad = r.at
+					}
 					continue
 				}
 				if !lastGood.IsZero() && r.at.Sub(lastGood) > res.window {
 					res.window = r.at.Sub(lastGood)
-					res.outage = [2]time.Time{lastGood, r.at}
+					// What the steps are measured against: from the
+					// first failed read to the first good one after.
+					res.outage = [2]time.Time{firstBad, r.at}
 				}
 				lastGood = r.at
 			}
@@ -281,20 +284,23 @@ func (h *harness) failoverWindow(ctx context.Context, l *lab.Lab, runs int) erro
 		fmt.Printf("| %s | **%s** | %s | %s | %d |\n", from, secs(median(ws)), list(ws), secs(median(ts)), int(median(fs)))
 	}
 	fmt.Println()
-	// Where the time goes: each step's median duration, and where the
-	// outage began and ended among them.
-	fmt.Println("Where the time goes (the failover's journal, median over all runs of both directions; ◆ marks the steps the outage spans, in the median run):")
+	// Where the time goes: each step's median duration, and which steps
+	// the outage spans.
+	fmt.Println("Where the time goes (the failover's journal, median over all runs of both directions; ◆: the step overlaps the outage, from the first failed read to the first good one after, in most runs):")
 	fmt.Println()
 	fmt.Println("| step | median |")
 	fmt.Println("|---|---|")
-	med := results[len(results)/2]
 	byStep := map[int][]time.Duration{}
+	inOutage := map[int]int{}
 	titles := map[int]string{}
 	for _, r := range results {
 		for _, s := range r.steps {
 			byStep[s.n] = append(byStep[s.n], s.end.Sub(s.start))
 			if _, ok := titles[s.n]; !ok {
 				titles[s.n] = genericTitle(s.title)
+			}
+			if s.end.After(r.outage[0]) && s.start.Before(r.outage[1]) {
+				inOutage[s.n]++
 			}
 		}
 	}
@@ -305,10 +311,8 @@ func (h *harness) failoverWindow(ctx context.Context, l *lab.Lab, runs int) erro
 	sort.Ints(ns)
 	for _, n := range ns {
 		mark := ""
-		for _, s := range med.steps {
-			if s.n == n && s.end.After(med.outage[0]) && s.start.Before(med.outage[1]) {
-				mark = " ◆"
-			}
+		if 2*inOutage[n] > len(results) {
+			mark = " ◆"
 		}
 		fmt.Printf("| %d. %s%s | %s |\n", n, titles[n], mark, secs(median(byStep[n])))
 	}
