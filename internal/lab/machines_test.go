@@ -16,8 +16,10 @@ import (
 )
 
 // These tests boot real machines (systemd-nspawn, the cached rootfs) as
-// root. Their address block is 127.0.<HOCTL_E2E_NET+1>: odd, so never one
-// of an e2e run's (N, N+2, N+4, N+6) nor hoctl-lab's default (1).
+// root. Their address block is 127.0.<HOCTL_E2E_NET+3>: inside the block
+// a checkout is given (N to N+6), never one of its e2e labs' (N, N+2,
+// N+4, N+6); by default 5, which neither hoctl-lab (1) nor the bench (3,
+// 7, 9, 36) uses.
 func testNet(t *testing.T) int {
 	t.Helper()
 	n := 2
@@ -27,7 +29,7 @@ func testNet(t *testing.T) int {
 			t.Fatalf("HOCTL_E2E_NET=%q: want 1-250", v)
 		}
 	}
-	return n + 1
+	return n + 3
 }
 
 // cachedParts returns the lab's cached parts, or skips: a unit test does
