@@ -10,9 +10,10 @@ import (
 )
 
 // Leftovers lists what a lab in dir still holds on this machine: loop
-// devices backed by its disk images, mounts under dir, its cgroups, and
-// live processes started from it (its hosts' wrappers and nspawn name
-// dir; a machine's own processes are counted in its cgroup). Mounts are
+// devices backed by its disk images, mounts under dir, its cgroups, live
+// processes started from it (its hosts' wrappers and nspawn name dir; a
+// machine's own processes are counted in its cgroup), and the roots of
+// what its deploy command built in this machine's Nix store. Mounts are
 // those of this machine's mount table: a host's own mounts (overlay,
 // loop, /run/systemd) live in its wrapper's private mount namespace and
 // go with its last process. Empty after Teardown;
@@ -32,6 +33,15 @@ func Leftovers(dir string) []string {
 	for _, hier := range cgroupHierarchies {
 		if cg := filepath.Join(hier, labCgroup(dir)); exists(cg) {
 			left = append(left, fmt.Sprintf("cgroup %s (%d processes)", cg, len(cgroupPids(cg))))
+		}
+	}
+	// What the lab's deploy command built in this machine's Nix store
+	// (nix.go), still rooted there (through Nix's own indirect-root
+	// links) after the lab is gone.
+	links, _ := filepath.Glob("/nix/var/nix/gcroots/auto/*")
+	for _, link := range links {
+		if target, err := os.Readlink(link); err == nil && strings.HasPrefix(target, dir+"/nix/") {
+			left = append(left, "nix build root "+target)
 		}
 	}
 	procs, _ := filepath.Glob("/proc/[0-9]*")

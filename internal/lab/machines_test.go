@@ -236,7 +236,7 @@ func TestStaleLabIsRemovedAtStart(t *testing.T) {
 	}
 	left := Leftovers(dir)
 	t.Logf("the killed run left %d things, among them: %s", len(left), strings.Join(left[:min(len(left), 6)], "; "))
-	for _, kind := range []string{"loop device", "cgroup", "process"} {
+	for _, kind := range []string{"loop device", "cgroup", "process", "nix build root"} {
 		if !strings.Contains(strings.Join(left, "\n"), kind) {
 			t.Errorf("expected the killed run to leave a %s running (else this test shows nothing): %s", kind, strings.Join(left, "; "))
 		}
