@@ -163,6 +163,9 @@ func TestMachineFaults(t *testing.T) {
 		t.Fatal("killing m01 took m02 down")
 	}
 	for _, left := range Leftovers(dir) {
+		if strings.HasPrefix(left, "nix build root ") {
+			continue // built on this machine for m01: the lab's while it lives, as a powered-off host's disks are
+		}
 		if strings.Contains(left, "/hosts/m01/") || strings.Contains(left, "/m01") {
 			t.Errorf("m01 killed, but left: %s", left)
 		}
