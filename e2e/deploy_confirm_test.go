@@ -112,7 +112,7 @@ func TestRealDeployConfirmed(t *testing.T) {
 	start := time.Now()
 	const timeout = 30 * time.Second
 	r := hoctlEnv(t, l.Inventory, stateEnv(t), "--yes", "deploy", "--confirm-timeout", timeout.String(), "c2")
-	if r.code != 0 || !strings.Contains(r.stderr, "magic rollback armed (30s)") || !strings.Contains(r.stderr, "confirmed over a new SSH connection, rollback cancelled") {
+	if r.code != 0 || !strings.Contains(r.stderr, "magic rollback armed (30s from the deploy command's end)") || !strings.Contains(r.stderr, "confirmed over a new SSH connection, rollback cancelled") {
 		t.Fatalf("deploy: exit %d\n%s", r.code, r.stderr)
 	}
 	deployed := runningGeneration(t, l, "c2")
@@ -133,6 +133,28 @@ func TestRealDeployConfirmed(t *testing.T) {
 	}
 	if out, err := inMachine(l, "c2", "readlink -f "+lab.NixProfile+"; ls /run/hoctl-rollback-c2.fired 2>&1"); !strings.HasPrefix(out, deployed+"\n") || !strings.Contains(out, "No such file") {
 		t.Fatalf("the profile or the rollback's marker after the timeout: %v\n%s", err, out)
+	}
+}
+
+// A deploy command that takes longer than the confirm timeout (a build, a
+// copy, here a slow activation: 20 s against 10 s) is not rolled back
+// while it runs: hoctl holds the host's timer back over its connection
+// until the command ends, and the timeout counts from there.
+func TestRealDeploySlowerThanTheTimeoutIsConfirmed(t *testing.T) {
+	l := confirmCluster(t, "c2")
+	before := runningGeneration(t, l, "c2")
+	if err := l.SetNixDeploy("c2", lab.NixDeploy{Activate: "sleep 20"}); err != nil {
+		t.Fatal(err)
+	}
+	r := hoctlEnv(t, l.Inventory, stateEnv(t), "--yes", "deploy", "--confirm-timeout", "10s", "c2")
+	if r.code != 0 || !strings.Contains(r.stderr, "confirmed over a new SSH connection, rollback cancelled") {
+		t.Fatalf("deploy: exit %d\n%s", r.code, r.stderr)
+	}
+	if now := runningGeneration(t, l, "c2"); now == before {
+		t.Fatalf("c2 still runs %s", before)
+	}
+	if out, err := inMachine(l, "c2", "ls /run/hoctl-rollback-c2.fired 2>&1"); !strings.Contains(out, "No such file") {
+		t.Fatalf("the rollback fired during the deploy: %v %s", err, out)
 	}
 }
 

@@ -119,6 +119,49 @@ func (r *Run) arm(ctx context.Context, env *tasks.Env, h *inventory.Host) error 
 	return nil
 }
 
+// holdBack restarts h's rollback timer every few seconds while the deploy
+// command runs, over the run's own connection, so that the confirm
+// timeout counts from the command's end, as deploy-rs's does from the
+// activation's, and not from before a build and a copy that may take
+// longer than it. try-restart restarts only a timer still waiting: one
+// that fired is not armed again. The returned release stops it after one
+// last restart, and sets the time the host counts from. A heartbeat that
+// fails (the activation cut the network) leaves the host counting from
+// the last one that passed.
+func (r *Run) holdBack(ctx context.Context, env *tasks.Env, h *inventory.Host) (release func()) {
+	hold := "systemctl try-restart " + RollbackUnit(h) + ".timer"
+	beat := func(ctx context.Context) {
+		run, err := env.Connect(ctx, h)
+		if err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(ctx, r.Opts.ConfirmTimeout/3)
+		defer cancel()
+		_, _ = run.Run(ctx, sshexec.Cmd{Script: hold})
+	}
+	hctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-hctx.Done():
+				return
+			case <-time.After(min(5*time.Second, r.Opts.ConfirmTimeout/3)):
+			}
+			beat(hctx)
+		}
+	}()
+	return func() {
+		stop()
+		<-done
+		r.mu.Lock()
+		r.armed[h.Name] = time.Now()
+		r.mu.Unlock()
+		beat(ctx)
+	}
+}
+
 // RolledBackError is a host that went back to its previous generation
 // because the new one was not confirmed.
 type RolledBackError struct {

@@ -429,15 +429,18 @@ func (r *Run) deployHost(ctx context.Context, env *tasks.Env, h *inventory.Host)
 	if err != nil {
 		return "", fmt.Errorf("deploy.command: %w", err)
 	}
+	release := func() {}
 	if r.magic() {
 		if err := r.arm(ctx, env, h); err != nil {
 			return "", err
 		}
-		notes = append(notes, fmt.Sprintf("magic rollback armed (%s)", r.Opts.ConfirmTimeout))
+		release = r.holdBack(ctx, env, h)
+		notes = append(notes, fmt.Sprintf("magic rollback armed (%s from the deploy command's end)", r.Opts.ConfirmTimeout))
 	}
 	cmd := exec.CommandContext(ctx, "sh", "-c", line)
 	cmd.Stdout, cmd.Stderr = out, out
 	err = cmd.Run()
+	release()
 	if pw, ok := out.(interface{ flush() }); ok {
 		pw.flush() // a last line without a newline
 	}
