@@ -46,12 +46,17 @@ The first failure stops the rollout and leaves that node drained.
 --rollback switches the targets back to their previous generation (on each
 host: nix-env --rollback, then its switch-to-configuration), with the same
 order and checks.
-With deploy.confirm_timeout (or --confirm-timeout), each host first arms a
-rollback on itself (a transient systemd timer) that switches it back to the
-generation it runs now unless hoctl, after the deploy, reaches it over a new
-SSH connection and its checks pass within the timeout: a generation that
-kills sshd or the network rolls itself back, and deploy reports it as
-ROLLED BACK (exit 5), the rollout stopped. See docs/deploy.md.`,
+Magic rollback (off unless deploy.confirm_timeout or --confirm-timeout is
+set): each host first arms a rollback on itself (a transient systemd timer,
+hoctl-rollback-HOST) that switches it back to the generation it runs now
+unless hoctl, after the deploy command, reaches it over a new SSH
+connection and its checks pass within the timeout, counted from the
+command's end. A generation that kills sshd or the network rolls itself
+back with nobody connected; one that fails its checks is rolled back at
+once; deploy reports it as ROLLED BACK (exit 5), the rollout stopped, the
+node left drained. An earlier rollback still armed or failed on a host
+refuses the deploy (exit 3). A reboot while armed drops the rollback. See
+docs/deploy.md.`,
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.Targets = args
 			opts.confirmTimeoutSet = c.Flags().Changed("confirm-timeout")
@@ -72,7 +77,7 @@ ROLLED BACK (exit 5), the rollout stopped. See docs/deploy.md.`,
 	honoursYes(f, cmd)
 	cmd.Flags().DurationVar(&opts.Wait, "wait", 5*time.Minute, "how long each host may take to come back healthy")
 	cmd.Flags().StringVar(&opts.Limit, "limit", "", "narrow the targets to those TARGET selects (e.g. 'cattle,!c2')")
-	cmd.Flags().DurationVar(&opts.ConfirmTimeout, "confirm-timeout", 0, "magic rollback: a host not confirmed over a new SSH connection within this switches back by itself (default: deploy.confirm_timeout; 0: off)")
+	cmd.Flags().DurationVar(&opts.ConfirmTimeout, "confirm-timeout", 0, "magic rollback: a host not confirmed over a new SSH connection within this (from the deploy command's end) switches back by itself (default: deploy.confirm_timeout, else off; 0: off)")
 	cmd.Flags().BoolVar(&opts.Rollback, "rollback", false, "switch the targets back to their previous system generation, with the same order and checks")
 	return cmd
 }
