@@ -34,6 +34,11 @@ func restoreZippy(t *testing.T, l *lab.Lab, env []string) {
 	_ = l.Resume("zippy")
 	owner, _ := onMachine(t, l, "c1", fmt.Sprintf("curl -sf --max-time 5 'http://%s:%d/v1/kv/%s?raw'", l.Host("c1").Addr, lab.ConsulPort, lab.NFSOwnerKey))
 	if strings.TrimSpace(owner) == "c1" {
+		// What zippy's guard should have done, if the test failed because
+		// it did not: else the failback refuses two passing servers.
+		if out, err := onMachine(t, l, "zippy", "systemctl stop nfs-server"); err != nil {
+			t.Errorf("restore: stopping zippy's nfs-server: %v\n%s", err, out)
+		}
 		if r := hoctlEnv(t, l.Inventory, env, "--yes", "replicate", "--name", "services"); r.code != 0 {
 			t.Errorf("restore: replicate c1 → zippy: exit %d\n%s", r.code, r.stderr)
 		}
@@ -45,6 +50,12 @@ func restoreZippy(t *testing.T, l *lab.Lab, env []string) {
 	for _, h := range []string{"zippy", "c1"} {
 		if _, err := onMachine(t, l, h, "rm -f "+fence+" && systemctl daemon-reload"); err != nil {
 			t.Errorf("restore: lifting %s's fence: %v", h, err)
+		}
+	}
+	// A guard a failed run left stopped runs again.
+	for _, h := range []string{"zippy", "c1"} {
+		if out, err := onMachine(t, l, h, "systemctl start "+lab.NFSGuardUnit); err != nil {
+			t.Errorf("restore: starting %s's guard: %v\n%s", h, err, out)
 		}
 	}
 	if out, err := onMachine(t, l, "zippy", "systemctl is-active nfs-server "+lab.NFSGuardUnit); err != nil {
