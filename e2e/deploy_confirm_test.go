@@ -225,6 +225,38 @@ func TestRealDeployUnhealthyRollsBackAtOnce(t *testing.T) {
 	}
 }
 
+// A deploy that activates nothing new disarms the rollback instead of
+// leaving it to switch the host to what it runs: a build that fails (exit
+// 1) and a command that exits 0 having changed nothing (exit 5, said
+// plainly, not as a rollback).
+func TestRealDeployNothingActivatedDisarms(t *testing.T) {
+	l := confirmCluster(t, "c2")
+	before := runningGeneration(t, l, "c2")
+	for _, c := range []struct {
+		variant lab.NixVariant
+		code    int
+		want    string
+	}{
+		{lab.NixBuildFails, 1, "deploy command for c2 failed"},
+		{lab.NixNoChange, 5, "the deploy command exited 0 but the system generation did not change"},
+	} {
+		if err := l.SetNixDeploy("c2", lab.NixDeploy{Variant: c.variant}); err != nil {
+			t.Fatal(err)
+		}
+		r := hoctlEnv(t, l.Inventory, stateEnv(t), "--yes", "deploy", "--confirm-timeout", "30s", "c2")
+		if r.code != c.code || !strings.Contains(r.stderr, c.want) || !strings.Contains(r.stderr, "c2 runs and boots the generation it ran before, so its magic rollback is disarmed") ||
+			strings.Contains(r.stderr, "ROLLED BACK") {
+			t.Fatalf("%s: exit %d, want %d, %q and the rollback disarmed\n%s", c.variant, r.code, c.code, c.want, r.stderr)
+		}
+		if u := rollbackUnits(t, l, "c2"); u != "" || runningGeneration(t, l, "c2") != before {
+			t.Fatalf("%s: c2 left with rollback units %q, or not on %s", c.variant, u, before)
+		}
+		if out, err := inMachine(l, "c2", ". /etc/profile.d/hoctl-lab-agents.sh; nomad node eligibility -enable -self"); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+	}
+}
+
 // A rollback already armed on the host (an earlier deploy's, not yet
 // confirmed or fired) refuses the deploy before anything changes (exit 3),
 // naming the timer and how to cancel it. So does one that failed: the host

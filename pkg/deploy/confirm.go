@@ -74,9 +74,12 @@ func firedMarker(unit string) string { return "/run/" + unit + ".fired" }
 // rollbackScript is the script the rollback's unit runs.
 func rollbackScript(unit string) string { return "/run/" + unit + ".sh" }
 
-// pendingScript prints the states of h's rollback timer and service.
+// pendingScript prints the states of h's rollback timer and service, and
+// whether the host has what arming one needs.
 func pendingScript(unit string) string {
-	return fmt.Sprintf("systemctl is-active %[1]s.timer %[1]s.service || true", unit)
+	return fmt.Sprintf(`systemctl is-active %[1]s.timer %[1]s.service || true
+m=; for c in systemd-run nix-env; do command -v $c >/dev/null || m=$m,$c; done
+if [ -n "$m" ]; then echo "missing:${m#,}"; else echo can-arm; fi`, unit)
 }
 
 // pending refuses a host whose rollback from an earlier deploy is still
@@ -87,10 +90,13 @@ func pendingScript(unit string) string {
 func pending(h *inventory.Host, stdout []byte) error {
 	unit := RollbackUnit(h)
 	st := strings.Fields(string(stdout))
-	if len(st) != 2 {
+	if len(st) != 3 {
 		return fmt.Errorf("%s: the state of %s.timer and .service unreadable: %q", h.Name, unit, stdout)
 	}
 	switch timer, service := st[0], st[1]; {
+	case st[2] != "can-arm":
+		return fmt.Errorf("%s: the magic rollback needs systemd-run and nix-env on the host, and its PATH has no %s: nothing deployed; without it: --confirm-timeout 0",
+			h.Name, strings.ReplaceAll(strings.TrimPrefix(st[2], "missing:"), ",", " and no "))
 	case timer == "active":
 		return fmt.Errorf("%s: an earlier deploy's magic rollback is still armed (%s.timer): let it fire, or cancel it on the host with systemctl stop %s.timer", h.Name, unit, unit)
 	case service == "active" || service == "activating" || service == "deactivating" || service == "reloading":
@@ -210,21 +216,45 @@ func (r *Run) confirm(ctx context.Context, env *tasks.Env, h *inventory.Host, he
 	notes, err := health(ctx)
 	if err != nil {
 		// It answers but is not healthy: no reason to wait for the timer.
-		// Start the rollback's service first: with its timer stopped first,
-		// the transient service could be unloaded before it runs.
-		if res, startErr := fresh.Run(ctx, sshexec.Cmd{Script: "systemctl start --no-block " + unit + ".service && systemctl stop " + unit + ".timer"}); startErr != nil {
-			err = fmt.Errorf("%w; starting the rollback at once failed too (%s), the timer fires by itself", err, sshexec.FirstLine(res, startErr))
-		}
-		return "", r.awaitRollback(ctx, h, before, deadline, err)
+		return "", r.undo(ctx, fresh, h, deadline, err)
 	}
-	cancel := "systemctl stop " + unit + ".timer && ! systemctl is-active --quiet " + unit + ".timer && ! test -e " + firedMarker(unit) + " && rm -f " + rollbackScript(unit)
-	if res, err := fresh.Run(ctx, sshexec.Cmd{Script: cancel}); err != nil || !time.Now().Before(deadline) {
+	if res, err := fresh.Run(ctx, sshexec.Cmd{Script: cancelScript(unit)}); err != nil || !time.Now().Before(deadline) {
 		if err == nil {
 			err = errors.New("the confirm timeout passed while the checks ran")
 		}
 		return "", r.awaitRollback(ctx, h, before, deadline, fmt.Errorf("cancelling the rollback failed: %s", sshexec.FirstLine(res, err)))
 	}
 	return notes + "; confirmed over a new SSH connection, rollback cancelled", nil
+}
+
+// cancelScript disarms a rollback that has not fired, and fails if it has.
+func cancelScript(unit string) string {
+	return "systemctl stop " + unit + ".timer && ! systemctl is-active --quiet " + unit + ".timer && ! test -e " + firedMarker(unit) + " && rm -f " + rollbackScript(unit)
+}
+
+// undo ends a deploy that failed on a host whose rollback is armed: when
+// the host still runs and boots the generation it ran before (the build
+// failed, or the command exited 0 having changed nothing) there is
+// nothing to roll back, and the rollback is disarmed rather than left to
+// switch the host to what it runs; otherwise the rollback starts at once
+// and hoctl waits for it.
+func (r *Run) undo(ctx context.Context, run sshexec.Runner, h *inventory.Host, deadline time.Time, why error) error {
+	r.mu.Lock()
+	before := r.before[h.Name]
+	r.mu.Unlock()
+	unit := RollbackUnit(h)
+	res, err := run.Run(ctx, sshexec.Cmd{Script: "readlink /run/current-system; readlink -f " + SystemProfile})
+	if f := strings.Fields(string(res.Stdout)); err == nil && len(f) == 2 && f[0] == before.generation && f[1] == before.generation {
+		if _, err := run.Run(ctx, sshexec.Cmd{Script: cancelScript(unit)}); err == nil {
+			return fmt.Errorf("%w; %s runs and boots the generation it ran before, so its magic rollback is disarmed: nothing to roll back", why, h.Name)
+		}
+	}
+	// Start the rollback's service first: with its timer stopped first,
+	// the transient service could be unloaded before it runs.
+	if res, err := run.Run(ctx, sshexec.Cmd{Script: "systemctl start --no-block " + unit + ".service && systemctl stop " + unit + ".timer"}); err != nil {
+		why = fmt.Errorf("%w; starting the rollback at once failed too (%s), the timer fires by itself", why, sshexec.FirstLine(res, err))
+	}
+	return r.awaitRollback(ctx, h, before, deadline, why)
 }
 
 // freshUntil dials h anew, again and again, until deadline: an activation

@@ -63,6 +63,9 @@ func (r *hostRunner) Run(_ context.Context, c sshexec.Cmd) (*sshexec.Result, err
 		}
 		return &sshexec.Result{Stdout: []byte(m.gen + "\n" + state + "\n")}, nil
 	}
+	if strings.HasPrefix(line, "readlink /run/current-system; readlink -f") {
+		return &sshexec.Result{Stdout: []byte(m.gen + "\n" + m.gen + "\n")}, nil
+	}
 	if strings.HasPrefix(line, "systemctl is-system-running") {
 		return &sshexec.Result{Stdout: []byte("running\n")}, nil
 	}
@@ -263,11 +266,13 @@ esac`)
 func TestPendingRollbackRefuses(t *testing.T) {
 	h := &inventory.Host{Name: "c2"}
 	for out, want := range map[string]string{
-		"active\ninactive\n":     "still armed (hoctl-rollback-c2.timer)",
-		"inactive\nactivating\n": "is running now",
-		"inactive\nfailed\n":     "systemctl reset-failed hoctl-rollback-c2.service",
-		"inactive\ninactive\n":   "",
-		"":                       "unreadable",
+		"active\ninactive\ncan-arm\n":                       "still armed (hoctl-rollback-c2.timer)",
+		"inactive\nactivating\ncan-arm\n":                   "is running now",
+		"inactive\nfailed\ncan-arm\n":                       "systemctl reset-failed hoctl-rollback-c2.service",
+		"inactive\ninactive\ncan-arm\n":                     "",
+		"inactive\ninactive\nmissing:nix-env\n":             "its PATH has no nix-env: nothing deployed",
+		"inactive\ninactive\nmissing:systemd-run,nix-env\n": "its PATH has no systemd-run and no nix-env",
+		"": "unreadable",
 	} {
 		err := pending(h, []byte(out))
 		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
@@ -359,5 +364,26 @@ func TestRolledBackOnlyOnceTheRollbackFinished(t *testing.T) {
 		if err == nil || errors.As(err, &rb) || !strings.Contains(err.Error(), want) {
 			t.Errorf("rollback %s: %v, want %q", state, err, want)
 		}
+	}
+}
+
+// A deploy that activated nothing new (the command exited 0 having
+// changed nothing, or failed in its build) leaves the host running and
+// booting its old generation: the rollback is disarmed, not fired to
+// switch the host to what it already runs and reported as a rollback.
+func TestNothingActivatedDisarms(t *testing.T) {
+	m := &host{gen: "/nix/store/old-system", up: true}
+	r, h := confirmRun(m, time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := r.confirm(ctx, nil, h, func(context.Context) (string, error) {
+		return "", errors.New("c2 still runs /nix/store/old-system: the deploy command exited 0 but the system generation did not change")
+	})
+	var rb *RolledBackError
+	if err == nil || errors.As(err, &rb) || !strings.Contains(err.Error(), "did not change; c2 runs and boots the generation it ran before, so its magic rollback is disarmed") {
+		t.Fatalf("err = %v", err)
+	}
+	if m.ranAny("systemctl start --no-block hoctl-rollback-c2.service") || !m.ranAny("systemctl stop hoctl-rollback-c2.timer &&") {
+		t.Fatalf("ran %q", m.ran)
 	}
 }

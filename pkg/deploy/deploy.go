@@ -445,12 +445,18 @@ func (r *Run) deployHost(ctx context.Context, env *tasks.Env, h *inventory.Host)
 		pw.flush() // a last line without a newline
 	}
 	if err != nil {
-		armed := ""
-		if r.magic() {
-			armed = fmt.Sprintf("; its magic rollback fires within %s", r.Opts.ConfirmTimeout)
+		err = fmt.Errorf("deploy command for %s failed (%w): %s; the node stays drained and ineligible", h.Name, err, tail.last())
+		if !r.magic() {
+			return "", fmt.Errorf("%w. To roll back: hoctl deploy --rollback %s", err, h.Name)
 		}
-		return "", fmt.Errorf("deploy command for %s failed (%w): %s; the node stays drained and ineligible%s. To roll back: hoctl deploy --rollback %s",
-			h.Name, err, tail.last(), armed, h.Name)
+		run, cerr := env.Connect(ctx, h)
+		if cerr != nil {
+			return "", fmt.Errorf("%w; its magic rollback fires within %s", err, r.Opts.ConfirmTimeout)
+		}
+		r.mu.Lock()
+		deadline := r.armed[h.Name].Add(r.Opts.ConfirmTimeout)
+		r.mu.Unlock()
+		return "", r.undo(ctx, run, h, deadline, err)
 	}
 	return strings.Join(append(notes, "deploy command exited 0"), "; "), nil
 }
