@@ -72,8 +72,9 @@ func deployCluster(t *testing.T) (l *lab.Lab, env []string, gen func(host string
 
 // clusterHealthy waits for what every test on the real cluster leaves:
 // each host running with no failed unit on its system profile's
-// generation, Consul led with its 3 servers healthy (failure tolerance
-// 1), every Nomad node ready and eligible with none draining, no job.
+// generation, Consul and Nomad each led with their 3 servers healthy
+// (failure tolerance 1), every Nomad node ready and eligible with none
+// draining, no job.
 func clusterHealthy(t *testing.T, l *lab.Lab) {
 	t.Helper()
 	for _, h := range deployHosts {
@@ -82,13 +83,24 @@ func clusterHealthy(t *testing.T, l *lab.Lab) {
 			t.Errorf("%s is not running clean: %s", h, out)
 		}
 	}
-	waitFor(t, 2*time.Minute, "Consul led, its 3 servers healthy, every Nomad node ready and eligible, no job", func() error {
+	waitFor(t, 2*time.Minute, "Consul and Nomad led, their 3 servers healthy, every Nomad node ready and eligible, no job", func() error {
 		h, err := realConsul(t, l).Operator().AutopilotServerHealth(nil)
 		if err != nil {
 			return err
 		}
 		if !h.Healthy || len(h.Servers) != 3 || h.FailureTolerance != 1 {
 			return fmt.Errorf("consul autopilot: healthy %v, %d servers, failure tolerance %d", h.Healthy, len(h.Servers), h.FailureTolerance)
+		}
+		// Nomad's servers have an autopilot of their own, which answers
+		// 429 until a restarted server is healthy again: deploy's
+		// preflight refused a quorum member (exit 3) when the next test
+		// started before it was.
+		nh, _, err := realNomad(t, l).Operator().AutopilotServerHealth(nil)
+		if err != nil {
+			return fmt.Errorf("nomad autopilot: %w", err)
+		}
+		if !nh.Healthy || len(nh.Servers) != 3 || nh.FailureTolerance != 1 {
+			return fmt.Errorf("nomad autopilot: healthy %v, %d servers, failure tolerance %d", nh.Healthy, len(nh.Servers), nh.FailureTolerance)
 		}
 		nodes, _, err := realNomad(t, l).Nodes().List(nil)
 		if err != nil {
