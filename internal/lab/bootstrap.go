@@ -58,6 +58,43 @@ func (l *Lab) startServices(ctx context.Context) error {
 		return fmt.Errorf("nomad: clients not ready: %w", err)
 	}
 	l.mark(&l.Boot.NomadReady)
+	return l.MountNFSClients(ctx)
+}
+
+// MountNFSClients (re)mounts the share on every NFS client (nfsclient.go)
+// once Consul has an instance passing its health checks: what a client's
+// boot would do.
+func (l *Lab) MountNFSClients(ctx context.Context) error {
+	var clients []*Host
+	for _, h := range l.Hosts {
+		if runsNFSClient(h) {
+			clients = append(clients, h)
+		}
+	}
+	servers := l.servers()
+	if len(clients) == 0 || len(servers) == 0 {
+		return nil
+	}
+	consul := fmt.Sprintf("http://%s:%d", servers[0], ConsulPort)
+	if err := waitHTTP(ctx, consul+"/v1/health/service/"+NFSService+"?passing", nonEmptyList); err != nil {
+		return fmt.Errorf("consul: no passing %s instance: %w", NFSService, err)
+	}
+	for _, h := range clients {
+		if out, err := l.run(ctx, h, "systemctl restart "+NFSMount); err != nil {
+			return fmt.Errorf("%s: mounting %s: %w: %s", h.Name, NFSExport, err, out)
+		}
+	}
+	return nil
+}
+
+func nonEmptyList(body []byte) error {
+	var list []json.RawMessage
+	if err := json.Unmarshal(body, &list); err != nil {
+		return err
+	}
+	if len(list) == 0 {
+		return fmt.Errorf("none yet")
+	}
 	return nil
 }
 

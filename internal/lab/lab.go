@@ -717,12 +717,10 @@ nfs:
     primary: zippy
     standbys: [c1]
 `)
-		// Machines have no NFS client (this kernel has none): their
-		// mounts are not simulated, so the inventory names no clients.
-		if l.Parts == nil {
-			b.WriteString("    clients: cattle\n")
-		}
-		b.WriteString(`    max_lag: 15m
+		// Machines: the compute hosts' mount is the lab's simulated one
+		// (nfsclient.go); this kernel has no NFS client.
+		b.WriteString(`    clients: cattle
+    max_lag: 15m
 
 deploy:
   quorum: quorum

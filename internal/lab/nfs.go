@@ -24,12 +24,19 @@ NFS_CORE_PARAM {
     Enable_RQUOTA = false;
     Enable_UDP = false;
 }
+# No dirent cache, no attribute cache: the seed's kernel server shows a
+# file written on the server itself to the next client readdir; ganesha,
+# caching, would list the directory as it was (seen with nfs-ls -R).
+MDCACHE {
+    Dir_Chunk = 0;
+}
 NFSv4 {
     Graceless = true;
     Lease_Lifetime = 10;
 }
 EXPORT {
     Export_Id = 1;
+    Attr_Expiration_Time = 0;
     Path = %s;
     Pseudo = %s;
     Access_Type = RW;

@@ -9,7 +9,7 @@ import (
 // hosts are Consul and Nomad servers (and Nomad clients, as c1-c3 are);
 // compute and storage hosts run a Consul agent and a Nomad client; the NFS
 // primary and standbys have nfs-server.service (ganesha). Plain hosts run
-// sshd only. Every unit file is in /etc/systemd/system, as on NixOS.
+// sshd only. Compute hosts are the NFS clients (nfsclient.go). Every unit file is in /etc/systemd/system, as on NixOS.
 
 func hasRole(h *Host, role string) bool { return contains(h.spec.Roles, role) }
 
@@ -46,6 +46,11 @@ func (l *Lab) prepareServices(h *Host) error {
 	}
 	if runsNFS(h) {
 		if err := l.prepareNFS(h); err != nil {
+			return err
+		}
+	}
+	if runsNFSClient(h) {
+		if err := l.prepareNFSClient(h); err != nil {
 			return err
 		}
 	}
