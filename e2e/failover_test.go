@@ -1,8 +1,20 @@
 package e2e
 
+// The NFS failover end to end on the real cluster (machines_test.go):
+// Consul's owner key, sessions and health checks are real Consul's,
+// nfs-server.service is nfs-ganesha under real systemd, "down" is a
+// machine really frozen (lab.Hang) or killed (lab.Kill), and a second
+// operator holds a real Consul lock. The clients' mounts (c1-c3) are the
+// lab's one simulated part (internal/lab/nfsclient.go): a real mount unit
+// whose data is read over NFSv4 from the server Consul names. Who serves
+// is read over NFSv4 (nfsCat) and from systemd on both NFS hosts.
+
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,324 +29,552 @@ import (
 	"github.com/hoctl/hoctl/pkg/failover"
 	"github.com/hoctl/hoctl/pkg/httpapi"
 	"github.com/hoctl/hoctl/pkg/inventory"
-	"github.com/hoctl/hoctl/pkg/sshexec"
 )
 
-func nfsRunners(t *testing.T) (zippy, c1, c2 sshexec.Runner) {
-	t.Helper()
-	rs := labRunners(t, nfsLab, "zippy", "c1", "c2")
-	return rs[0], rs[1], rs[2]
+var (
+	nfsServers = []string{"zippy", "c1"}    // nfs-server.service
+	nfsClients = []string{"c1", "c2", "c3"} // data-services.mount
+	quorum     = []string{"c1", "c2", "c3"} // Consul and Nomad servers
+	clusterAll = []string{"zippy", "c1", "c2", "c3"}
+)
+
+// consulAt is an official Consul client on host's agent.
+func consulAt(l *lab.Lab, host string) *api.Client {
+	c, err := consul.NewClient(&inventory.API{Address: fmt.Sprintf("http://%s:%d", l.Host(host).Addr, lab.ConsulPort)}, nil, os.Getenv,
+		httpapi.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		panic(err) // a constant, valid address
+	}
+	return c
 }
 
-func owner(t *testing.T) string {
-	t.Helper()
-	v, _, _ := nfsConsul.Get(lab.NFSOwnerKey)
-	return v
+// realOwner reads the owner key from the first quorum agent that answers
+// (a test may have killed one).
+func realOwner(l *lab.Lab) (string, error) {
+	var last error
+	for _, h := range quorum {
+		p, _, err := consulAt(l, h).KV().Get(lab.NFSOwnerKey, nil)
+		if err == nil {
+			if p == nil {
+				return "", nil
+			}
+			return string(p.Value), nil
+		}
+		last = err
+	}
+	return "", last
 }
 
-// serving lists the NFS lab's hosts whose nfs-server is active.
-func serving(t *testing.T) []string {
+func owner(t *testing.T, l *lab.Lab) string {
 	t.Helper()
+	o, err := realOwner(l)
+	if err != nil {
+		t.Fatalf("reading the owner key: %v", err)
+	}
+	return o
+}
+
+// listening lists the NFS hosts whose port 2049 accepts: a stricter
+// test than serving (ganesha listens before it serves), cheap enough to
+// poll. A frozen host's listening socket still accepts (the kernel
+// does), so tests that hang one do not watch this way.
+func listening(l *lab.Lab) []string {
 	var out []string
-	for _, h := range nfsLab.Hosts {
-		if b, _ := os.ReadFile(filepath.Join(h.Dir, "state", "nfs-server")); strings.TrimSpace(string(b)) == "active" {
-			out = append(out, h.Name)
+	for _, h := range nfsServers {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(l.Host(h).Addr, "2049"), 300*time.Millisecond)
+		if err == nil {
+			_ = c.Close()
+			out = append(out, h)
 		}
 	}
 	return out
 }
 
-// splitBrainWatch checks the failover's invariant every few milliseconds
-// until the test ends: at most one host serves the export, and a serving
-// host that is not the owner is only ever the previous owner, the old
-// primary being fenced.
-func splitBrainWatch(t *testing.T) {
+// serving lists the NFS hosts that serve the export over NFSv4 now, each
+// confirmed by systemd (nfs-server active there).
+func serving(t *testing.T, l *lab.Lab) []string {
+	t.Helper()
+	var out []string
+	for _, h := range nfsServers {
+		_, catErr := nfsCat(l, h, "hello")
+		active, _ := inMachine(l, h, "systemctl is-active nfs-server") // "" when the machine is down
+		switch {
+		case catErr == nil && strings.TrimSpace(active) == "active":
+			out = append(out, h)
+		case catErr == nil:
+			t.Errorf("%s serves over NFSv4 while systemd says nfs-server is %s", h, strings.TrimSpace(active))
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// splitBrainWatch checks the failover's invariant until the test ends:
+// at most one host listens on the NFS port, and one that is not the
+// owner is only ever the previous owner (the old primary being fenced).
+func splitBrainWatch(t *testing.T, l *lab.Lab) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var violations []string
+	checks := 0
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		last, prev := owner(t), ""
+		last, _ := realOwner(l)
+		prev := ""
 		for ctx.Err() == nil {
-			s := serving(t)
-			o := owner(t)
-			if o != last {
+			s := listening(l)
+			if o, err := realOwner(l); err == nil && o != last {
 				prev, last = last, o
 			}
-			bad := len(s) > 1 || len(s) == 1 && s[0] != o && s[0] != prev
+			bad := len(s) > 1 || len(s) == 1 && s[0] != last && s[0] != prev
+			mu.Lock()
+			checks++
 			if bad {
-				mu.Lock()
-				violations = append(violations, "serving "+strings.Join(s, ",")+" with owner "+o)
-				mu.Unlock()
+				violations = append(violations, fmt.Sprintf("listening %s with owner %s (before: %s)", strings.Join(s, ","), last, prev))
 			}
-			time.Sleep(5 * time.Millisecond)
+			mu.Unlock()
+			time.Sleep(20 * time.Millisecond)
 		}
 	}()
 	t.Cleanup(func() {
 		cancel()
 		wg.Wait()
 		if len(violations) > 0 {
-			t.Errorf("split-brain invariant broken %d times, first: %s", len(violations), violations[0])
+			t.Errorf("split-brain invariant broken %d times in %d checks, first: %s", len(violations), checks, violations[0])
 		}
+		t.Logf("split-brain watch: %d checks", checks)
 	})
 }
 
-// nfsStart puts the NFS lab in its day-to-day state: zippy owns and
-// serves /persist/services, c1 holds replicated copies, the clients
-// (c1, c2) mount zippy's export.
-func nfsStart(t *testing.T) (zippy, c1, c2 sshexec.Runner, env []string) {
+// inMachine runs a script inside a machine through nsenter, not SSH: the
+// clean-up's way, which works whatever a test did to sshd or host keys.
+func inMachine(l *lab.Lab, host, script string) (string, error) {
+	cmd, err := l.Command(host, "timeout", "120", "sh", "-c", script)
+	if err != nil {
+		return "", err
+	}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// nfsBaseline puts the NFS service back as the lab started it, whatever
+// a test did: zippy owns and serves a fresh /persist/services (with the
+// lab's hello file), c1 has an empty standby dir, no fence, no recorded
+// direction, every client mounted from zippy. Then it checks the whole
+// cluster is as the lab left it (cluster as found, machines_test.go).
+func nfsBaseline(t *testing.T, l *lab.Lab) {
 	t.Helper()
-	zippy, c1, c2 = nfsRunners(t)
-	env = stateEnv(t)
-	clean := func() {
-		for _, h := range nfsLab.Hosts {
-			_ = os.RemoveAll(filepath.Join(h.Dir, "state"))
+	fence := failover.FenceDropIn("nfs-server.service")
+	wipe := `systemctl stop nfs-server; rm -f ` + fence + `; systemctl daemon-reload; systemctl reset-failed
+for s in /persist/services-standby/services@* /persist/services@* /persist/services.before-failover-* /persist/services; do
+  if [ -e "$s" ]; then btrfs subvolume delete -c "$s" >/dev/null || exit 1; fi
+done
+rm -f /persist/.hoctl-replicate-* /persist/services-standby/.hoctl-replicate-*`
+	for _, h := range nfsServers {
+		script := wipe
+		if h == "c1" {
+			script += "\nmkdir -p /persist/services-standby"
 		}
-		// A fence left by the last test's failover lasts, as on a real
-		// host, until reboot: lift it as the reboot would.
-		for _, r := range []sshexec.Runner{zippy, c1} {
-			_, _ = r.Run(context.Background(), sshexec.Cmd{Script: "rm -rf /run/systemd/system"})
+		if out, err := inMachine(l, h, script); err != nil {
+			t.Errorf("%s: resetting the NFS service: %v\n%s", h, err, out)
 		}
-		_, _ = zippy.Run(context.Background(), sshexec.Cmd{Script: "btrfs subvolume delete -c /persist/services* >/dev/null 2>&1; btrfs subvolume sync /persist"})
-		_, _ = c1.Run(context.Background(), sshexec.Cmd{Script: "btrfs subvolume delete -c /persist/services-standby/services* /persist/services* >/dev/null 2>&1; btrfs subvolume sync /persist"})
-		// The direction a failover recorded on the hosts.
-		for _, r := range []sshexec.Runner{zippy, c1} {
-			_, _ = r.Run(context.Background(), sshexec.Cmd{Script: "rm -f /persist/.hoctl-replicate-* /persist/services-standby/.hoctl-replicate-*"})
+	}
+	waitFor(t, 60*time.Second, "a Consul leader", func() error {
+		c := consulAt(l, "c1")
+		if _, err := c.KV().DeleteTree("hoctl/replication/", nil); err != nil {
+			return err
 		}
-		c := mustClient(t)
-		_, _ = c.KV().DeleteTree("hoctl/", nil)
-		for _, n := range []string{"zippy", "c1"} {
-			_, _ = c.Catalog().Deregister(&api.CatalogDeregistration{Node: n}, nil)
+		_, err := c.KV().Put(&api.KVPair{Key: lab.NFSOwnerKey, Value: []byte("zippy")}, nil)
+		return err
+	})
+	if out, err := inMachine(l, "zippy", "btrfs subvolume create /persist/services >/dev/null && echo hello from zippy > /persist/services/hello && systemctl start nfs-server"); err != nil {
+		t.Errorf("zippy: serving again: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := l.MountNFSClients(ctx); err != nil {
+		t.Errorf("remounting the clients: %v", err)
+	}
+	for _, h := range clusterAll {
+		_, _ = inMachine(l, h, "systemctl reset-failed")
+	}
+	clusterAsFound(t, l)
+}
+
+// clusterAsFound checks what every test on the real cluster must leave
+// behind: zippy owning and alone serving the export, no fence, every
+// unit active, every client reading zippy's export, Consul led with its
+// three servers healthy, every Nomad node ready and eligible.
+func clusterAsFound(t *testing.T, l *lab.Lab) {
+	t.Helper()
+	if o, err := realOwner(l); err != nil || o != "zippy" {
+		t.Errorf("owner key %q (%v), want zippy", o, err)
+	}
+	if got, err := nfsCat(l, "zippy", "hello"); err != nil || got != "hello from zippy\n" {
+		t.Errorf("zippy does not serve its export: %v %q", err, got)
+	}
+	if _, err := nfsCat(l, "c1", "hello"); err == nil {
+		t.Error("c1 serves the export")
+	}
+	fence := failover.FenceDropIn("nfs-server.service")
+	for _, h := range clusterAll {
+		out, _ := inMachine(l, h, "systemctl is-system-running --wait; systemctl --failed --no-legend; ls "+fence+" 2>/dev/null; true")
+		if strings.TrimSpace(out) != "running" {
+			t.Errorf("%s is not running clean: %s", h, out)
 		}
-		nfsConsul.SetNodeDown("zippy", false)
 	}
-	clean()
-	t.Cleanup(clean)
-	must(t, c1, "mkdir -p /persist/services-standby")
-	must(t, zippy, "btrfs subvolume create /persist/services >/dev/null && cd /persist/services && mkdir -p gitea && echo one > gitea/app.ini && head -c 2000000 /dev/urandom > blob")
-	if _, err := (&consul.Cluster{Client: mustClient(t)}).CAS(context.Background(), lab.NFSOwnerKey, "zippy", 0); err != nil {
-		t.Fatal(err)
+	for _, h := range nfsClients {
+		if out, _ := inMachine(l, h, "cat /data/services/hello"); out != "hello from zippy\n" {
+			t.Errorf("%s's mount reads %q", h, out)
+		}
 	}
-	must(t, zippy, "systemctl start nfs-server")
-	if r := hoctlEnv(t, nfsLab.Inventory, env, "--yes", "replicate", "zippy", "c1"); r.code != 0 {
-		t.Fatalf("replicate: %d\n%s", r.code, r.stderr)
+	waitFor(t, 90*time.Second, "Consul led, its 3 servers healthy, every Nomad node ready and eligible", func() error {
+		h, err := consulAt(l, "c2").Operator().AutopilotServerHealth(nil)
+		if err != nil {
+			return err
+		}
+		if !h.Healthy || len(h.Servers) != 3 || h.FailureTolerance != 1 {
+			return fmt.Errorf("consul autopilot: healthy %v, %d servers, failure tolerance %d", h.Healthy, len(h.Servers), h.FailureTolerance)
+		}
+		return nomadNodesReady(l, 4)
+	})
+}
+
+// nomadNodesReady: n Nomad nodes, each ready and eligible.
+func nomadNodesReady(l *lab.Lab, n int) error {
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(fmt.Sprintf("http://%s:%d/v1/nodes", l.Host("c2").Addr, lab.NomadPort))
+	if err != nil {
+		return err
 	}
-	for _, c := range []sshexec.Runner{c1, c2} {
-		must(t, c, "systemctl restart data-services.mount && cat /data/services/gitea/app.ini")
+	defer func() { _ = resp.Body.Close() }()
+	var nodes []struct{ Name, Status, SchedulingEligibility string }
+	if err := json.NewDecoder(resp.Body).Decode(&nodes); err != nil {
+		return err
 	}
-	return zippy, c1, c2, env
+	ok := 0
+	for _, nd := range nodes {
+		if nd.Status == "ready" && nd.SchedulingEligibility == "eligible" {
+			ok++
+		}
+	}
+	if ok != n {
+		return fmt.Errorf("nomad: %d of %d nodes ready and eligible: %+v", ok, n, nodes)
+	}
+	return nil
+}
+
+// waitFor polls fn until it succeeds, failing the test after bound.
+func waitFor(t *testing.T, bound time.Duration, what string, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%s: not within %s: %v", what, bound, err)
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// nfsStart is the day-to-day state every failover test starts from:
+// zippy owns and serves /persist/services with some data, c1 holds a
+// replicated copy, the clients read zippy's export. The test's clean-up
+// (registered first, so it runs last) puts the cluster back.
+func nfsStartReal(t *testing.T) (*lab.Lab, []string) {
+	t.Helper()
+	l := realCluster(t)
+	t.Cleanup(func() { nfsBaseline(t, l) })
+	nfsBaseline(t, l)
+	if t.Failed() {
+		t.FailNow()
+	}
+	env := stateEnv(t)
+	mustOnMachine(t, l, "zippy", "cd /persist/services && mkdir -p gitea && echo one > gitea/app.ini && head -c 2000000 /dev/urandom > blob")
+	if r := hoctlEnv(t, l.Inventory, env, "--yes", "replicate", "zippy", "c1"); r.code != 0 {
+		t.Fatalf("replicate: exit %d\n%s", r.code, r.stderr)
+	}
+	return l, env
+}
+
+// consulSeesDown waits until Consul's gossip has noticed that host's
+// agent is gone (its serfHealth check critical): what --primary-down
+// wants to see before it trusts the operator's word.
+func consulSeesDown(t *testing.T, l *lab.Lab, host string) {
+	t.Helper()
+	waitFor(t, 60*time.Second, "Consul to see "+host+" failed", func() error {
+		checks, _, err := consulAt(l, "c2").Health().Node(host, nil)
+		if err != nil {
+			return err
+		}
+		for _, c := range checks {
+			if c.CheckID == "serfHealth" && c.Status == api.HealthCritical {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s's serfHealth still passing", host)
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
+// restartMachine boots a killed (or frozen) host again and waits for it
+// to be back in Consul and Nomad, for the clean-up after it.
+func restartMachine(t *testing.T, l *lab.Lab, host string) {
+	t.Helper()
+	_ = l.Resume(host)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := l.Restart(ctx, host); err != nil {
+		t.Errorf("restarting %s: %v", host, err)
+		return
+	}
+	waitFor(t, 90*time.Second, host+" back in Consul", func() error {
+		checks, _, err := consulAt(l, "c2").Health().Node(host, nil)
+		if err != nil {
+			return err
+		}
+		for _, c := range checks {
+			if c.CheckID == "serfHealth" && c.Status == api.HealthPassing {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s's serfHealth not passing", host)
+	})
 }
 
 // TestFailoverPlannedAndBack: a planned failover to c1 loses nothing (a
-// file written just before it is on c1), leaves one server, the owner key
-// on c1, zippy fenced and the clients reading c1; failing back is then
-// incremental and leaves zippy serving c1's writes.
+// file written just before it is on c1, read over NFSv4 from c1 and by
+// every client through its remounted share), leaves one server, the
+// owner key on c1, and zippy's nfs-server refused by real systemd: by
+// the fence, and with the fence lifted by hand, by its own owner check.
+// The recorded direction then refuses zippy → c1; failing back is
+// incremental, keeps zippy's stale data aside and fences c1.
 func TestFailoverPlannedAndBack(t *testing.T) {
-	zippy, c1, c2, env := nfsStart(t)
-	splitBrainWatch(t)
+	l, env := nfsStartReal(t)
+	splitBrainWatch(t, l)
 
-	plan := hoctlEnv(t, nfsLab.Inventory, env, "--dry-run", "failover", "--to", "c1")
+	plan := hoctlEnv(t, l.Inventory, env, "--dry-run", "failover", "--to", "c1")
 	if plan.code != 0 || !strings.Contains(plan.stdout, "fence zippy") || !strings.Contains(plan.stdout, "systemctl stop nfs-server.service") ||
 		!strings.Contains(plan.stdout, "expected data loss: none") {
 		t.Fatalf("dry run: exit %d\n%s%s", plan.code, plan.stdout, plan.stderr)
 	}
-	if owner(t) != "zippy" || strings.Join(serving(t), ",") != "zippy" {
+	if owner(t, l) != "zippy" || strings.Join(serving(t, l), ",") != "zippy" {
 		t.Fatal("the dry run changed something")
 	}
 
-	must(t, zippy, "echo 'written just before' > /persist/services/last-write")
-	r := hoctlEnv(t, nfsLab.Inventory, env, "--yes", "failover", "--to", "c1")
+	mustOnMachine(t, l, "zippy", "echo 'written just before' > /persist/services/last-write")
+	r := hoctlEnv(t, l.Inventory, env, "--yes", "failover", "--to", "c1")
 	if r.code != 0 {
-		t.Fatalf("failover: exit %d\n%s", r.code, r.stderr)
+		t.Fatalf("failover --to c1: exit %d\n%s", r.code, r.stderr)
 	}
-	if got := must(t, c1, "cat /persist/services/last-write"); got != "written just before\n" {
-		t.Fatalf("the last write is not on c1: %q", got)
+	if got, err := nfsCat(l, "c1", "last-write"); err != nil || got != "written just before\n" {
+		t.Fatalf("over NFSv4 from c1: %v %q", err, got)
 	}
-	if owner(t) != "c1" || strings.Join(serving(t), ",") != "c1" {
-		t.Fatalf("owner %s, serving %v", owner(t), serving(t))
+	if o, s := owner(t, l), strings.Join(serving(t, l), ","); o != "c1" || s != "c1" {
+		t.Fatalf("owner %s, serving %s", o, s)
 	}
-	if out := must(t, zippy, "systemctl is-active nfs-server; exportfs -v; ls /persist/services/last-write"); !strings.HasPrefix(out, "inactive\n") || strings.Contains(out, "/data/services") {
-		t.Fatalf("zippy not fenced:\n%s", out)
+	if out := mustOnMachine(t, l, "zippy", "systemctl is-active nfs-server || true"); strings.TrimSpace(out) != "inactive" {
+		t.Fatalf("zippy's nfs-server is %s", out)
 	}
-	// zippy's unit refuses to start again: fenced, and, with the fence
-	// lifted by hand, not the owner.
-	fence := failover.FenceDropIn("nfs-server.service")
-	if res, err := zippy.Run(context.Background(), sshexec.Cmd{Script: "systemctl unmask nfs-server; systemctl start nfs-server"}); err == nil {
-		t.Fatalf("zippy's nfs-server started after the failover: %s", res.Stdout)
-	} else if !strings.Contains(string(res.Stderr), "Assertion failed") {
-		t.Fatalf("zippy refused for the wrong reason (want the fence): %s", res.Stderr)
-	}
-	must(t, zippy, "cp "+fence+" /root/fence.conf && rm "+fence)
-	if res, err := zippy.Run(context.Background(), sshexec.Cmd{Script: "systemctl start nfs-server"}); err == nil {
-		t.Fatalf("zippy's nfs-server started after the failover: %s", res.Stdout)
-	} else if !strings.Contains(string(res.Stderr), "owner check") {
-		t.Fatalf("zippy refused for the wrong reason (want the owner check): %s", res.Stderr)
-	}
-	must(t, zippy, "mv /root/fence.conf "+fence)
-	for _, c := range []sshexec.Runner{c1, c2} {
-		if got := must(t, c, "cat /data/services/last-write"); got != "written just before\n" {
-			t.Fatalf("%s reads %q through its mount", c.Name(), got)
+	for _, c := range nfsClients {
+		if got := mustOnMachine(t, l, c, "cat /data/services/last-write; cat /run/hoctl-lab/nfs-client/server"); got != "written just before\n"+l.Host("c1").Addr+"\n" {
+			t.Fatalf("%s reads %q through its remounted share", c, got)
 		}
 	}
+	// Real systemd refuses to start zippy's: hoctl's fence first; with the
+	// fence lifted by hand, the unit's own owner-key check.
+	fence := failover.FenceDropIn("nfs-server.service")
+	if out, err := onMachine(t, l, "zippy", "systemctl unmask nfs-server; systemctl start nfs-server"); err == nil || !strings.Contains(out, "Assertion failed") {
+		t.Fatalf("zippy's nfs-server must be refused by the fence: %v %s", err, out)
+	}
+	mustOnMachine(t, l, "zippy", "mv "+fence+" /root/fence.conf")
+	if out, err := onMachine(t, l, "zippy", "systemctl start nfs-server; rc=$?; journalctl -u nfs-server -n 5 --no-pager; exit $rc"); err == nil || !strings.Contains(out, "is 'c1', not zippy") {
+		t.Fatalf("zippy's nfs-server must be refused by its owner check: %v %s", err, out)
+	}
+	mustOnMachine(t, l, "zippy", "mv /root/fence.conf "+fence+" && systemctl daemon-reload && systemctl reset-failed")
 
 	// The recorded direction: --name now sends c1 → zippy, incrementally;
 	// the old direction is refused.
-	if r := hoctlEnv(t, nfsLab.Inventory, env, "--yes", "replicate", "zippy", "c1"); r.code != 3 || !strings.Contains(r.stderr, "runs c1 → zippy since a failover") {
+	if r := hoctlEnv(t, l.Inventory, env, "--yes", "replicate", "zippy", "c1"); r.code != 3 || !strings.Contains(r.stderr, "runs c1 → zippy since a failover") {
 		t.Fatalf("the old direction must be refused: exit %d\n%s", r.code, r.stderr)
 	}
-	must(t, c1, "echo 'written on c1' > /persist/services/on-c1")
-	if r := hoctlEnv(t, nfsLab.Inventory, env, "--yes", "replicate", "--name", "services"); r.code != 0 || !strings.Contains(r.stderr, "c1 → zippy") ||
+	mustOnMachine(t, l, "c1", "echo 'written on c1' > /persist/services/on-c1")
+	if r := hoctlEnv(t, l.Inventory, env, "--yes", "replicate", "--name", "services"); r.code != 0 || !strings.Contains(r.stderr, "c1 → zippy") ||
 		!strings.Contains(r.stderr, "incremental from services@") {
 		t.Fatalf("replicate --name after the failover: exit %d\n%s", r.code, r.stderr)
 	}
 
 	// Fail back: c1's writes travel incrementally to zippy.
-	r = hoctlEnv(t, nfsLab.Inventory, env, "--yes", "failover", "--to", "zippy")
+	r = hoctlEnv(t, l.Inventory, env, "--yes", "failover", "--to", "zippy")
 	if r.code != 0 {
-		t.Fatalf("failback: exit %d\n%s", r.code, r.stderr)
+		t.Fatalf("failover --to zippy: exit %d\n%s", r.code, r.stderr)
 	}
 	if !strings.Contains(r.stderr, "incremental from services@") || strings.Contains(r.stderr, "full send") {
 		t.Fatalf("the final sync back must be incremental:\n%s", r.stderr)
 	}
-	if got := must(t, zippy, "cat /persist/services/on-c1"); got != "written on c1\n" {
-		t.Fatalf("c1's write is not on zippy: %q", got)
+	if got, err := nfsCat(l, "zippy", "on-c1"); err != nil || got != "written on c1\n" {
+		t.Fatalf("over NFSv4 from zippy after failing back: %v %q", err, got)
 	}
-	if owner(t) != "zippy" || strings.Join(serving(t), ",") != "zippy" {
-		t.Fatalf("owner %s, serving %v", owner(t), serving(t))
+	if o, s := owner(t, l), strings.Join(serving(t, l), ","); o != "zippy" || s != "zippy" {
+		t.Fatalf("owner %s, serving %s", o, s)
 	}
-	if got := must(t, c2, "cat /data/services/on-c1"); got != "written on c1\n" {
+	if got := mustOnMachine(t, l, "c2", "cat /data/services/on-c1"); got != "written on c1\n" {
 		t.Fatalf("c2 reads %q", got)
 	}
-	if ls := must(t, zippy, "ls -d /persist/services.before-failover-*"); ls == "" {
+	if ls := mustOnMachine(t, l, "zippy", "ls -d /persist/services.before-failover-*"); ls == "" {
 		t.Fatal("zippy's stale data was not kept aside")
+	}
+	if out, err := onMachine(t, l, "c1", "systemctl start nfs-server"); err == nil || !strings.Contains(out, "Assertion failed") {
+		t.Fatalf("c1's nfs-server must be fenced after failing back: %v %s", err, out)
 	}
 }
 
-// A hung primary is never taken as fenced: refused without
-// --primary-down; with it, c1 serves, the plan states the data-loss
-// window, and when zippy comes back its nfs-server refuses to start. A
-// garbage half-received copy on c1 is passed over for the newest good one.
-// No split-brain watch here: SIGSTOP freezes zippy's server state as
-// "active", which --primary-down declares powered off; the test checks
-// who serves once zippy is back instead.
+// A hung primary (its machine frozen: TCP accepted, nothing answers) is
+// never taken as fenced: refused without --primary-down; with it, once
+// Consul's gossip has seen zippy fail, c1 serves, the plan states the
+// data-loss window, and a garbage half-received copy on c1 is passed over
+// for the newest good one. The operator then power-cycles zippy: after
+// the reboot its nfs-server is refused by its owner check (the fence was
+// in /run). (zippy thawed instead, with ganesha still running, is the
+// self-fencing guard's test.) No split-brain watch while zippy is
+// frozen: its frozen ganesha's socket still accepts.
 func TestFailoverPrimaryHung(t *testing.T) {
-	_, c1, _, env := nfsStart(t)
-	good := strings.TrimPrefix(newest(t, c1, "/persist/services-standby"), "/persist/services-standby/")
-	must(t, c1, "btrfs subvolume create /persist/services-standby/services@29990101T000000Z >/dev/null")
-	if err := nfsLab.Hang("zippy"); err != nil {
+	l, env := nfsStartReal(t)
+	good := strings.TrimSpace(mustOnMachine(t, l, "c1", "cd /persist/services-standby && ls -d services@* | tail -1"))
+	mustOnMachine(t, l, "c1", "btrfs subvolume create /persist/services-standby/services@29990101T000000Z >/dev/null")
+	if err := l.Hang("zippy"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = nfsLab.Resume("zippy") })
-	nfsConsul.SetNodeDown("zippy", true) // what gossip would notice
+	hung := true
+	t.Cleanup(func() {
+		if hung {
+			restartMachine(t, l, "zippy")
+		}
+	})
 
-	r := hoctlEnv(t, nfsLab.Inventory, env, "--yes", "failover", "--to", "c1")
+	r := hoctlEnv(t, l.Inventory, env, "--yes", "failover", "--to", "c1")
 	if r.code != 3 || !strings.Contains(r.stderr, "unreachable is not fenced") {
 		t.Fatalf("a hung primary must be refused: exit %d\n%s", r.code, r.stderr)
 	}
-	if owner(t) != "zippy" {
+	if owner(t, l) != "zippy" {
 		t.Fatal("the refused run moved the owner key")
 	}
-	r = hoctlEnv(t, nfsLab.Inventory, env, "--yes", "failover", "--to", "c1", "--primary-down")
+	consulSeesDown(t, l, "zippy")
+	r = hoctlEnv(t, l.Inventory, env, "--yes", "failover", "--to", "c1", "--primary-down")
 	if r.code != 0 || !strings.Contains(r.stderr, "will promote "+good) || !strings.Contains(r.stderr, "expected data loss: everything written on zippy after") {
 		t.Fatalf("--primary-down: exit %d (want the good copy %s promoted)\n%s", r.code, good, r.stderr)
 	}
-	if owner(t) != "c1" || !strings.Contains(strings.Join(serving(t), ","), "c1") {
-		t.Fatalf("owner %s, serving %v", owner(t), serving(t))
+	if got, err := nfsCat(l, "c1", "gitea/app.ini"); err != nil || got != "one\n" {
+		t.Fatalf("c1 does not serve the promoted copy: %v %q", err, got)
+	}
+	if owner(t, l) != "c1" {
+		t.Fatalf("owner %s", owner(t, l))
 	}
 
-	if err := nfsLab.Resume("zippy"); err != nil {
-		t.Fatal(err)
+	// The operator power-cycles the hung zippy.
+	hung = false
+	restartMachine(t, l, "zippy")
+	out, err := onMachine(t, l, "zippy", "systemctl start nfs-server; rc=$?; journalctl -u nfs-server -n 5 --no-pager; exit $rc")
+	if err == nil || !strings.Contains(out, "is 'c1', not zippy") {
+		t.Fatalf("zippy's nfs-server must refuse to start when it comes back: %v %s", err, out)
 	}
-	nfsConsul.SetNodeDown("zippy", false)
-	// zippy comes back: its boot starts nfs-server, which refuses. (A new
-	// connection: the one from before the hang may have been given up by
-	// its keepalive while zippy was frozen.)
-	zippy := labRunners(t, nfsLab, "zippy")[0]
-	res, err := zippy.Run(context.Background(), sshexec.Cmd{Script: "systemctl restart nfs-server"})
-	if err == nil || !strings.Contains(string(res.Stderr), "is 'c1', not zippy") {
-		t.Fatalf("zippy's nfs-server must refuse to start when it comes back: %v %s", err, res.Stderr)
-	}
-	if s := strings.Join(serving(t), ","); s != "c1" {
+	if s := strings.Join(serving(t, l), ","); s != "c1" {
 		t.Fatalf("serving %s after zippy came back", s)
 	}
 }
 
 // A standby whose newest copy is older than max_lag is refused when no
-// final sync can run; nothing changes.
+// final sync can run (zippy powered off); nothing changes.
 func TestFailoverStaleStandbyRefused(t *testing.T) {
-	_, _, _, env := nfsStart(t)
-	splitBrainWatch(t)
-	if err := nfsLab.Kill("zippy"); err != nil {
+	l, env := nfsStartReal(t)
+	splitBrainWatch(t, l)
+	if err := l.Kill("zippy"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := nfsLab.Restart(context.Background(), "zippy"); err != nil {
-			t.Error(err)
-		}
-	})
-	nfsConsul.SetNodeDown("zippy", true)
-	inv := labInventory(t, nfsLab, "max_lag: 15m", "max_lag: 1s")
-	time.Sleep(1500 * time.Millisecond)
+	t.Cleanup(func() { restartMachine(t, l, "zippy") })
+	consulSeesDown(t, l, "zippy")
+	inv := labInventory(t, l, "max_lag: 15m", "max_lag: 1s")
 	r := hoctlEnv(t, inv, env, "--yes", "failover", "--to", "c1", "--primary-down")
 	if r.code != 3 || !strings.Contains(r.stderr, "max_lag 1s") || !strings.Contains(r.stderr, "--accept-lag") {
 		t.Fatalf("a stale standby must be refused: exit %d\n%s", r.code, r.stderr)
 	}
-	if owner(t) != "zippy" {
+	if owner(t, l) != "zippy" {
 		t.Fatal("the refused run moved the owner key")
+	}
+	if s := serving(t, l); len(s) != 0 {
+		t.Fatalf("serving %v", s)
 	}
 }
 
 // kill -9 of hoctl right after the fencing step, then `hoctl resume`:
-// the run finishes where it stopped, and the invariant holds throughout.
+// the dead run's real Consul session keeps the cluster lock until its TTL
+// runs out (resume refused, exit 3, meanwhile); then the run finishes
+// where it stopped, and the invariant holds throughout.
 func TestFailoverKilledAfterFenceThenResumed(t *testing.T) {
-	_, c1, _, env := nfsStart(t)
-	splitBrainWatch(t)
-	cmd, out := startRun(t, nfsLab.Inventory, env, "--yes", "failover", "--to", "c1")
-	state := strings.TrimPrefix(env[0], "XDG_STATE_HOME=")
-	var journal string
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		files, _ := filepath.Glob(filepath.Join(state, "hoctl", "runs", "*.jsonl"))
-		done := false
-		for _, f := range files { // nfsStart's replication has a journal too
-			if b, _ := os.ReadFile(f); strings.Contains(string(b), `"kind":"failover"`) && stepEnded(b, 3) {
-				journal, done = f, true
-			}
-		}
-		if done {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("step 3 never ended:\n%s", out)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	l, env := nfsStartReal(t)
+	splitBrainWatch(t, l)
+	cmd, out := startRun(t, l.Inventory, env, "--yes", "failover", "--to", "c1")
+	journal := waitStepEnded(t, env, 3, out)
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	_ = cmd.Wait()
-	if owner(t) != "c1" {
-		t.Fatalf("after step 3 the owner key must be c1, is %s", owner(t))
+	if o := owner(t, l); o != "c1" {
+		t.Fatalf("after step 3 the owner key must be c1, is %s", o)
+	}
+	if s := serving(t, l); len(s) != 0 {
+		t.Fatalf("killed after the fence, serving %v", s)
 	}
 	id := strings.TrimSuffix(filepath.Base(journal), ".jsonl")
-	// The dead run's Consul session holds the cluster lock until its TTL
-	// runs out: resume is refused (exit 3) until then.
 	var r result
+	refused := 0
 	for end := time.Now().Add(90 * time.Second); ; {
-		r = hoctlEnv(t, nfsLab.Inventory, env, "--yes", "resume", id)
+		r = hoctlEnv(t, l.Inventory, env, "--yes", "resume", id)
 		if r.code != 3 || time.Now().After(end) {
 			break
 		}
+		if !strings.Contains(r.stderr, "cluster lock") {
+			t.Fatalf("resume refused for another reason than the dead run's lock:\n%s", r.stderr)
+		}
+		refused++
 		time.Sleep(time.Second)
 	}
 	if r.code != 0 || !strings.Contains(r.stderr, "resuming run "+id+" at step 4") {
 		t.Fatalf("resume: exit %d\n%s", r.code, r.stderr)
 	}
-	if owner(t) != "c1" || strings.Join(serving(t), ",") != "c1" {
-		t.Fatalf("owner %s, serving %v", owner(t), serving(t))
+	t.Logf("resume refused %d times while the dead run's session held the lock", refused)
+	if o, s := owner(t, l), strings.Join(serving(t, l), ","); o != "c1" || s != "c1" {
+		t.Fatalf("owner %s, serving %s", o, s)
 	}
-	must(t, c1, "cat /data/services/gitea/app.ini")
+	if got := mustOnMachine(t, l, "c2", "cat /data/services/gitea/app.ini"); got != "one\n" {
+		t.Fatalf("c2 reads %q", got)
+	}
+}
+
+// waitStepEnded waits for a failover journal (in env's state dir) to
+// record the end of step n, and returns its path.
+func waitStepEnded(t *testing.T, env []string, n int, out fmt.Stringer) string {
+	t.Helper()
+	state := strings.TrimPrefix(env[0], "XDG_STATE_HOME=")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		files, _ := filepath.Glob(filepath.Join(state, "hoctl", "runs", "*.jsonl"))
+		for _, f := range files { // nfsStartReal's replication has a journal too
+			if b, _ := os.ReadFile(f); strings.Contains(string(b), `"kind":"failover"`) && stepEnded(b, n) {
+				return f
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("step %d never ended:\n%s", n, out)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 func stepEnded(journal []byte, step int) bool {
@@ -350,38 +590,29 @@ func stepEnded(journal []byte, step int) bool {
 	return false
 }
 
-// A second operator finds the cluster lock held: refused, nothing changed.
+// A second operator (a real Consul session holding the failover's
+// cluster lock) makes the run refuse, naming them; nothing changes.
 func TestFailoverLockedByAnotherOperator(t *testing.T) {
-	_, _, _, env := nfsStart(t)
-	splitBrainWatch(t)
-	l, err := consul.Acquire(context.Background(), mustClient(t), "nfs-data-services", "alice pid 1 run R-alice", consul.LockOptions{})
+	l, env := nfsStartReal(t)
+	splitBrainWatch(t, l)
+	lk, err := consul.Acquire(context.Background(), consulAt(l, "c3"), "nfs-data-services", "alice pid 1 run R-alice", consul.LockOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = l.Release() }()
-	r := hoctlEnv(t, nfsLab.Inventory, env, "--yes", "failover", "--to", "c1")
+	t.Cleanup(func() { _ = lk.Release() })
+	r := hoctlEnv(t, l.Inventory, env, "--yes", "failover", "--to", "c1")
 	if r.code != 3 || !strings.Contains(r.stderr, "alice") {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
-	if owner(t) != "zippy" || strings.Join(serving(t), ",") != "zippy" {
-		t.Fatal("the refused run changed something")
+	if o, s := owner(t, l), strings.Join(serving(t, l), ","); o != "zippy" || s != "zippy" {
+		t.Fatalf("the refused run changed something: owner %s, serving %s", o, s)
 	}
 }
 
-// mustClient is an official Consul client for the NFS lab's Consul.
-func mustClient(t *testing.T) *api.Client {
-	t.Helper()
-	c, err := consul.NewClient(&inventory.API{Address: "http://" + nfsConsul.Addr}, nil, os.Getenv, httpapi.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-// Bad input: exit 2 with the reason, and nothing asked of the hosts.
+// Bad input: exit 2 with the reason, and nothing changed.
 func TestFailoverBadInput(t *testing.T) {
-	_, _, _, env := nfsStart(t)
-	splitBrainWatch(t)
+	l, env := nfsStartReal(t)
+	splitBrainWatch(t, l)
 	for args, want := range map[string]string{
 		"":                          "--to HOST is required",
 		"--to c2":                   "c2 is neither the primary nor a standby",
@@ -389,64 +620,211 @@ func TestFailoverBadInput(t *testing.T) {
 		"--to c9":                   "did you mean",
 		"--to c1 --service nothing": `no nfs service "nothing"`,
 	} {
-		r := hoctlEnv(t, nfsLab.Inventory, env, append([]string{"--yes", "failover"}, strings.Fields(args)...)...)
+		r := hoctlEnv(t, l.Inventory, env, append([]string{"--yes", "failover"}, strings.Fields(args)...)...)
 		if r.code != 2 || !strings.Contains(r.stderr, want) {
 			t.Errorf("failover %s: exit %d\n%s", args, r.code, r.stderr)
 		}
 	}
-	if owner(t) != "zippy" || strings.Join(serving(t), ",") != "zippy" {
-		t.Fatal("bad input changed something")
+	if o, s := owner(t, l), strings.Join(serving(t, l), ","); o != "zippy" || s != "zippy" {
+		t.Fatalf("bad input changed something: owner %s, serving %s", o, s)
 	}
 }
 
-// A client that cannot remount does not undo the failover: the run exits
-// 5 naming it, the others are remounted, and resume finishes it once the
-// client is fixed.
+// A client that cannot remount (c2's mount refused by real systemd: an
+// assertion drop-in, as a broken client would fail) does not undo the
+// failover: the run exits 5 naming it, the others read c1, and resume
+// finishes it once the client is fixed.
 func TestFailoverClientFailureExits5ThenResumes(t *testing.T) {
-	_, c1, c2, env := nfsStart(t)
-	splitBrainWatch(t)
-	must(t, c2, "systemctl mask data-services.mount")
-	r := hoctlEnv(t, nfsLab.Inventory, env, "--yes", "failover", "--to", "c1")
+	l, env := nfsStartReal(t)
+	splitBrainWatch(t, l)
+	broken := "/run/systemd/system/" + lab.NFSMount + ".d/50-test-broken.conf"
+	mustOnMachine(t, l, "c2", "mkdir -p $(dirname "+broken+") && printf '[Unit]\\nAssertPathExists=/nonexistent/test-broken-client\\n' > "+broken+" && systemctl daemon-reload")
+	t.Cleanup(func() { _, _ = inMachine(l, "c2", "rm -f "+broken+"; systemctl daemon-reload") })
+	r := hoctlEnv(t, l.Inventory, env, "--yes", "failover", "--to", "c1")
 	if r.code != 5 || !strings.Contains(r.stderr, "remount failed") || !strings.Contains(r.stderr, "not verified: after check failed on c2") {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
-	if owner(t) != "c1" || strings.Join(serving(t), ",") != "c1" {
-		t.Fatalf("the failover must stand: owner %s, serving %v", owner(t), serving(t))
+	if o, s := owner(t, l), strings.Join(serving(t, l), ","); o != "c1" || s != "c1" {
+		t.Fatalf("the failover must stand: owner %s, serving %s", o, s)
 	}
-	must(t, c1, "grep -q 'to c1' /data/services/.hoctl-failover")
-	must(t, c2, "systemctl unmask data-services.mount")
-	hist := hoctlEnv(t, nfsLab.Inventory, env, "history")
+	for _, c := range []string{"c1", "c3"} {
+		mustOnMachine(t, l, c, "grep -q 'to c1' /data/services/.hoctl-failover")
+	}
+	mustOnMachine(t, l, "c2", "rm "+broken+" && systemctl daemon-reload")
+	hist := hoctlEnv(t, l.Inventory, env, "history")
 	var id string
-	for _, l := range strings.Split(hist.stdout, "\n") {
-		if strings.Contains(l, "failover") {
-			id = strings.Fields(l)[0]
+	for _, line := range strings.Split(hist.stdout, "\n") {
+		if strings.Contains(line, "failover") {
+			id = strings.Fields(line)[0]
 		}
 	}
-	r = hoctlEnv(t, nfsLab.Inventory, env, "--yes", "resume", id)
+	r = hoctlEnv(t, l.Inventory, env, "--yes", "resume", id)
 	if r.code != 0 {
 		t.Fatalf("resume %s: exit %d\n%s\n%s", id, r.code, hist.stdout, r.stderr)
 	}
-	must(t, c2, "grep -q 'to c1' /data/services/.hoctl-failover")
+	mustOnMachine(t, l, "c2", "grep -q 'to c1' /data/services/.hoctl-failover")
 }
 
 // Failing back at once, with nothing received on zippy yet: the final
 // sync back makes the copy, incrementally, and status sees zippy's own
 // snapshots as its copy while it is the standby.
 func TestFailoverBackRightAway(t *testing.T) {
-	zippy, c1, _, env := nfsStart(t)
-	splitBrainWatch(t)
-	if r := hoctlEnv(t, nfsLab.Inventory, env, "--yes", "failover", "--to", "c1"); r.code != 0 {
+	l, env := nfsStartReal(t)
+	splitBrainWatch(t, l)
+	if r := hoctlEnv(t, l.Inventory, env, "--yes", "failover", "--to", "c1"); r.code != 0 {
 		t.Fatalf("failover: exit %d\n%s", r.code, r.stderr)
 	}
-	if r := hoctlEnv(t, nfsLab.Inventory, env, "status"); !strings.Contains(r.stdout, "✓ nfs data-services standby zippy") {
+	if r := hoctlEnv(t, l.Inventory, env, "status"); !strings.Contains(r.stdout, "✓ nfs data-services standby zippy") {
 		t.Fatalf("status after the failover:\n%s", r.stdout)
 	}
-	must(t, c1, "echo back > /persist/services/back")
-	r := hoctlEnv(t, nfsLab.Inventory, env, "--yes", "failover", "--to", "zippy")
+	mustOnMachine(t, l, "c1", "echo back > /persist/services/back")
+	r := hoctlEnv(t, l.Inventory, env, "--yes", "failover", "--to", "zippy")
 	if r.code != 0 || !strings.Contains(r.stderr, "incremental from services@") {
 		t.Fatalf("failback: exit %d\n%s", r.code, r.stderr)
 	}
-	if got := must(t, zippy, "cat /persist/services/back"); got != "back\n" {
-		t.Fatalf("zippy has %q", got)
+	if got, err := nfsCat(l, "zippy", "back"); err != nil || got != "back\n" {
+		t.Fatalf("zippy serves %q (%v)", got, err)
+	}
+}
+
+// consulLeader is the quorum host whose Consul server leads now.
+func consulLeader(l *lab.Lab) (string, error) {
+	var last error
+	for _, h := range quorum {
+		addr, err := consulAt(l, h).Status().Leader()
+		if err != nil || addr == "" {
+			last = fmt.Errorf("%s: no leader (%v)", h, err)
+			continue
+		}
+		for _, q := range quorum {
+			if strings.HasPrefix(addr, l.Host(q).Addr+":") {
+				return q, nil
+			}
+		}
+		return "", fmt.Errorf("leader %s is none of %v", addr, quorum)
+	}
+	return "", last
+}
+
+// leaderNot makes sure the Consul leader is not host (Consul 1.14 has no
+// leadership transfer): while host leads, its agent is restarted and the
+// two others elect one of themselves. It returns the leader.
+func leaderNot(t *testing.T, l *lab.Lab, host string) string {
+	t.Helper()
+	for i := 0; ; i++ {
+		var leader string
+		waitFor(t, 60*time.Second, "a Consul leader", func() (err error) { leader, err = consulLeader(l); return err })
+		if t.Failed() {
+			t.FailNow()
+		}
+		if leader != host {
+			return leader
+		}
+		if i == 3 {
+			t.Fatalf("%s still leads after %d restarts of its Consul", host, i)
+		}
+		if out, err := inMachine(l, host, "systemctl restart consul"); err != nil {
+			t.Fatalf("%s: restarting consul: %v\n%s", host, err, out)
+		}
+		waitFor(t, 60*time.Second, "3 healthy Consul servers", func() error {
+			h, err := consulAt(l, "c2").Operator().AutopilotServerHealth(nil)
+			if err != nil {
+				return err
+			}
+			if !h.Healthy || len(h.Servers) != 3 {
+				return fmt.Errorf("healthy %v, %d servers", h.Healthy, len(h.Servers))
+			}
+			return nil
+		})
+	}
+}
+
+// The Consul leader killed in the middle of a failover: kill -9 of the
+// leading server's consul right after the fence (owner key moved, zippy
+// stopped: nothing serves, and every remaining step needs Consul). It is
+// kept down (a stop cancels its unit's Restart=on-failure), so the run
+// cannot lean on it coming back. The two other servers elect a new leader
+// and Consul holds the requests made meanwhile (rpc_hold_timeout), so the
+// failover itself finishes: c1 serves, alone. But the killed server's
+// host is also an NFS client, and its mount resolves the share through
+// its own agent, now dead: that client cannot remount. hoctl says so and
+// exits 5 (the failover stands, not verified on that client), the
+// journal records exactly that, and once the agent is back `hoctl
+// resume` completes the run. The clean-up then checks the cluster healed
+// (3 servers, failure tolerance 1).
+//
+// The inventory's Consul agent is c1's, and c1's nfs-server asks its own
+// agent too: the leader is made another server first (leaderNot).
+func TestFailoverConsulLeaderKilled(t *testing.T) {
+	l, env := nfsStartReal(t)
+	splitBrainWatch(t, l)
+	leader := leaderNot(t, l, "c1")
+	t.Cleanup(func() {
+		if out, err := inMachine(l, leader, "systemctl start consul"); err != nil {
+			t.Errorf("%s: starting consul again: %v\n%s", leader, err, out)
+		}
+	})
+	cmd, out := startRun(t, l.Inventory, env, "--yes", "failover", "--to", "c1")
+	journal := waitStepEnded(t, env, 3, out)
+	if o, err := inMachine(l, leader, "kill -9 $(systemctl show -p MainPID --value consul) && systemctl stop consul; systemctl is-active consul"); strings.TrimSpace(o) == "active" {
+		t.Fatalf("%s: killing consul: %v\n%s", leader, err, o)
+	}
+	killed := time.Now()
+	_ = cmd.Wait()
+	t.Logf("the run ended %s after the leader (%s) was killed:\n%s", time.Since(killed).Round(time.Millisecond), leader, out)
+	if code := cmd.ProcessState.ExitCode(); code != 5 || !strings.Contains(out.String(), "not verified: after check failed on "+leader) {
+		t.Fatalf("want exit 5, the failover standing but %s's remount not verified; got exit %d", leader, code)
+	}
+	newLeader, lerr := consulLeader(l)
+	if lerr != nil || newLeader == leader {
+		t.Fatalf("new leader %q (%v), the killed one was %s", newLeader, lerr, leader)
+	}
+	if o, s := owner(t, l), strings.Join(serving(t, l), ","); o != "c1" || s != "c1" {
+		t.Fatalf("owner %s, serving %s", o, s)
+	}
+	for _, c := range nfsClients {
+		if c != leader {
+			mustOnMachine(t, l, c, "grep -q 'to c1' /data/services/.hoctl-failover")
+		}
+	}
+	// The journal: every step up to the remount done, the remount
+	// unverified on the leader's host alone, the run unverified.
+	b, _ := os.ReadFile(journal)
+	var end struct {
+		Status string `json:"status"`
+		Step   int    `json:"step"`
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if strings.Contains(line, `"event":"run_end"`) {
+			_ = json.Unmarshal([]byte(line), &end)
+		}
+	}
+	if end.Status != "unverified" || !stepEnded(b, end.Step) || end.Step != strings.Count(string(b), `"event":"step_start"`) {
+		t.Fatalf("journal: run_end %+v\n%s", end, b)
+	}
+
+	// The agent back, resume remounts the client that could not.
+	if o, err := inMachine(l, leader, "systemctl start consul"); err != nil {
+		t.Fatalf("%s: starting consul: %v\n%s", leader, err, o)
+	}
+	waitFor(t, 60*time.Second, leader+"'s agent back in Consul", func() error {
+		checks, _, err := consulAt(l, leader).Health().Node(leader, nil)
+		if err != nil {
+			return err
+		}
+		for _, c := range checks {
+			if c.CheckID == "serfHealth" && c.Status == api.HealthPassing {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s's serfHealth not passing", leader)
+	})
+	id := strings.TrimSuffix(filepath.Base(journal), ".jsonl")
+	if r := hoctlEnv(t, l.Inventory, env, "--yes", "resume", id); r.code != 0 {
+		t.Fatalf("resume %s: exit %d\n%s", id, r.code, r.stderr)
+	}
+	mustOnMachine(t, l, leader, "grep -q 'to c1' /data/services/.hoctl-failover")
+	if o, s := owner(t, l), strings.Join(serving(t, l), ","); o != "c1" || s != "c1" {
+		t.Fatalf("after resume: owner %s, serving %s", o, s)
 	}
 }

@@ -65,12 +65,12 @@ func TestReplicateTwoMachinesExcludeEachOther(t *testing.T) {
 // After a failover, a run the old way round is refused also where the
 // inventory has no consul section (a timer on the old primary): the
 // direction is recorded on the hosts, and read under the replication's
-// lock.
+// lock. On the real cluster: the failover needs real Consul.
 func TestReplicateDirectionWithoutConsulAfterFailover(t *testing.T) {
-	zippy, c1, _, env := nfsStart(t)
-	splitBrainWatch(t)
+	l, env := nfsStartReal(t)
+	splitBrainWatch(t, l)
 	timerInv := filepath.Join(t.TempDir(), "timer.yaml")
-	inv := fmt.Sprintf(`defaults: {user: root, port: 2222, identity_files: [%s], known_hosts: %s, connect_timeout: 3s, keepalive: 4s}
+	inv := fmt.Sprintf(`defaults: {user: root, port: 2222, identity_files: [%s], known_hosts: %s, connect_timeout: 5s, keepalive: 4s}
 hosts:
   zippy: {address: %s}
   c1: {address: %s}
@@ -79,26 +79,25 @@ replication:
     source: {host: zippy, subvolume: /persist/services, snapshot_dir: /persist}
     target: {host: c1, dir: /persist/services-standby}
     keep: {source: 12, target: 48}
-`, nfsLab.ClientKey, nfsLab.KnownHosts, nfsLab.Host("zippy").Addr, nfsLab.Host("c1").Addr)
+`, l.ClientKey, l.KnownHosts, l.Host("zippy").Addr, l.Host("c1").Addr)
 	if err := os.WriteFile(timerInv, []byte(inv), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if r := hoctlEnv(t, timerInv, env, "--yes", "replicate", "--name", "services"); r.code != 0 {
 		t.Fatalf("before the failover the timer runs: exit %d\n%s", r.code, r.stderr)
 	}
-	if r := hoctlEnv(t, nfsLab.Inventory, env, "--yes", "failover", "--to", "c1"); r.code != 0 {
+	if r := hoctlEnv(t, l.Inventory, env, "--yes", "failover", "--to", "c1"); r.code != 0 {
 		t.Fatalf("failover: exit %d\n%s", r.code, r.stderr)
 	}
-	before := must(t, c1, "ls /persist/services-standby")
+	before := mustOnMachine(t, l, "c1", "ls /persist/services-standby")
 	r := hoctlEnv(t, timerInv, env, "--yes", "replicate", "--name", "services")
 	if r.code != 3 || !strings.Contains(r.stderr, "runs c1 → zippy since a failover") || !strings.Contains(r.stderr, ".hoctl-replicate-services.direction") {
 		t.Fatalf("zippy → c1 after the failover, without consul: exit %d, want 3\n%s", r.code, r.stderr)
 	}
-	if after := must(t, c1, "ls /persist/services-standby"); after != before {
+	if after := mustOnMachine(t, l, "c1", "ls /persist/services-standby"); after != before {
 		t.Fatalf("the refused run changed c1:\n%s\n%s", before, after)
 	}
 	if r := hoctlEnv(t, timerInv, env, "--yes", "replicate", "c1", "zippy"); r.code != 0 || !strings.Contains(r.stderr, "incremental from services@") {
 		t.Fatalf("c1 → zippy without consul: exit %d\n%s", r.code, r.stderr)
 	}
-	_ = zippy
 }

@@ -13,16 +13,17 @@ import (
 // them can be had honestly from the real parts:
 //
 //   - data-services.mount is a real systemd mount unit, in
-//     /etc/systemd/system as on NixOS: `systemctl restart` of it, a
-//     failure, an assertion refusing it are systemd's own.
-//   - Before it mounts, hoctl-lab-nfs-client.service (a oneshot it
-//     Requires) resolves the share's server as Consul DNS would (the
-//     instance of data-services passing its health checks, asked of the
-//     host's own agent) and copies the export from that server over real
-//     NFSv4 with libnfs (nfs-ls, nfs-cp, the lab machine's libnfs-utils
-//     copied in). It fails, and the mount with it, when no instance
+//     /etc/systemd/system as on NixOS, of the seed's source
+//     data-services.service.consul:/data/services: `systemctl restart`
+//     of it, a failure, an assertion refusing it are systemd's own.
+//   - Its type is nfslab, so mount(8) runs /sbin/mount.nfslab, as it runs
+//     mount.nfs for a real NFS mount. That helper resolves the server as
+//     Consul DNS would (an instance of the service passing its health
+//     checks, asked of the host's own agent), copies the export from that
+//     server over real NFSv4 with libnfs (nfs-ls, nfs-cp: the lab
+//     machine's libnfs-utils, copied in), and binds the copy read-only at
+//     the mount point. It fails, and the mount with it, when no instance
 //     passes or the server does not serve.
-//   - The mount binds that copy read-only at /data/services.
 //
 // What is simulated: the copy is taken at mount time, so a client sees
 // the server's later writes only after a remount (a kernel mount is live),
@@ -66,58 +67,53 @@ func (l *Lab) prepareNFSClient(h *Host) error {
 		return err
 	}
 	consul := fmt.Sprintf("http://%s:%d", h.Addr, ConsulPort)
-	copyDir := "/run/hoctl-lab/nfs-client" + NFSExport
-	fetch := fmt.Sprintf(`#!/bin/sh
-# hoctl lab: the NFS client mount's data (see internal/lab/nfsclient.go).
-# Resolve %[1]s.service.consul as Consul DNS would (a passing instance),
-# then copy %[2]s from that server over NFSv4 into %[3]s.
+	helper := fmt.Sprintf(`#!/bin/sh
+# hoctl lab: mount.nfslab SERVICE.service.consul:/EXPORT DIR [-o ...]
+# (see internal/lab/nfsclient.go). Resolve the name as Consul DNS would (a
+# passing instance), copy the export from that server over NFSv4, bind the
+# copy read-only at DIR.
 set -eu
 export LD_LIBRARY_PATH=/usr/local/lib/hoctl-lab PATH=/usr/local/lib/hoctl-lab:$PATH
-addr=$(curl -sf --max-time 5 '%[4]s/v1/health/service/%[1]s?passing' | grep -o '"Address":"[^"]*"' | head -1 | cut -d'"' -f4) || true
+src=$1 dir=$2
+service=${src%%%%.service.consul:*} export=${src#*:}
+addr=$(curl -sf --max-time 5 "%[1]s/v1/health/service/$service?passing" | grep -o '"Address":"[^"]*"' | head -1 | cut -d'"' -f4) || true
 if [ -z "$addr" ]; then
-  echo "mount.nfs: Failed to resolve server %[1]s.service.consul: no passing instance" >&2; exit 32
+  echo "mount.nfslab: Failed to resolve server $service.service.consul: no passing instance" >&2; exit 32
 fi
-url="nfs://$addr%[2]s"
-new=%[3]s.new
-rm -rf "$new" && mkdir -p "$new"
+url="nfs://$addr$export"
+# Copies of earlier mounts: unmounted by now (systemd unmounts before it
+# mounts again).
+base=/run/hoctl-lab/nfs-client
+rm -rf "$base" && mkdir -p "$base"
+copy=$(mktemp -d "$base/copy.XXXXXX")
+nfs-ls -R "$url?version=4" > "$base/ls" || {
+  echo "mount.nfslab: $addr:$export: server not serving" >&2; exit 32; }
 # nfs-ls -R prints ls -l lines; the name is the last field (the lab's
 # files have no spaces in their names).
-nfs-ls -R "$url?version=4" > /run/hoctl-lab/nfs-client/ls || {
-  echo "mount.nfs: $addr:%[2]s: server not serving" >&2; exit 32; }
 while read -r mode _ _ _ _ name; do
   case "$mode" in
-  d*) mkdir -p "$new/$name" ;;
-  -*) mkdir -p "$(dirname "$new/$name")" && nfs-cp "$url/$name?version=4" "$new/$name" >/dev/null ;;
+  d*) mkdir -p "$copy/$name" ;;
+  -*) mkdir -p "$(dirname "$copy/$name")" && nfs-cp "$url/$name?version=4" "$copy/$name" >/dev/null ;;
   esac
-done < /run/hoctl-lab/nfs-client/ls
-echo "$addr" > "$new/../server"
-rm -rf %[3]s && mv "$new" %[3]s
-`, NFSService, NFSExport, copyDir, consul)
-	service := fmt.Sprintf(`[Unit]
-Description=lab NFS client: %s over NFSv4 for %s (simulated mount, see docs/lab.md)
+done < "$base/ls"
+echo "$addr" > "$base/server"
+mount --bind "$copy" "$dir"
+mount -o remount,bind,ro "$dir"
+`, consul)
+	mount := fmt.Sprintf(`[Unit]
+Description=%[1]s from %[2]s.service.consul (lab: read over NFSv4 at mount time, see docs/lab.md)
 After=consul.service
 
-[Service]
-Type=oneshot
-ExecStart=/usr/local/libexec/hoctl-lab/nfs-client-fetch
-`, NFSService, NFSMount)
-	mount := fmt.Sprintf(`[Unit]
-Description=%s from %s.service.consul (lab: read over NFSv4 at mount time, see docs/lab.md)
-Requires=hoctl-lab-nfs-client.service
-After=hoctl-lab-nfs-client.service
-
 [Mount]
-What=%s
-Where=%s
-Type=none
-Options=bind,ro
-`, NFSExport, NFSService, copyDir, NFSExport)
+What=%[2]s.service.consul:%[1]s
+Where=%[1]s
+Type=nfslab
+`, NFSExport, NFSService)
 	for _, f := range []struct {
 		path, content string
 		mode          os.FileMode
 	}{
-		{"usr/local/libexec/hoctl-lab/nfs-client-fetch", fetch, 0o755},
-		{"etc/systemd/system/hoctl-lab-nfs-client.service", service, 0o644},
+		{"usr/sbin/mount.nfslab", helper, 0o755},
 		{"etc/systemd/system/" + NFSMount, mount, 0o644},
 	} {
 		if err := h.upper(f.path, f.content, f.mode); err != nil {
