@@ -29,6 +29,7 @@ import (
 	"github.com/hoctl/hoctl/pkg/failover"
 	"github.com/hoctl/hoctl/pkg/httpapi"
 	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/sshexec"
 )
 
 var (
@@ -384,6 +385,9 @@ func TestFailoverPlannedAndBack(t *testing.T) {
 	if out := mustOnMachine(t, l, "zippy", "systemctl is-active nfs-server || true"); strings.TrimSpace(out) != "inactive" {
 		t.Fatalf("zippy's nfs-server is %s", out)
 	}
+	if n := reloadsWhileNothingServed(t, l, "zippy", "c1"); n != 0 {
+		t.Errorf("c1's systemd reloaded %d times between zippy's nfs-server stopping and c1's starting", n)
+	}
 	for _, c := range nfsClients {
 		if got := mustOnMachine(t, l, c, "cat /data/services/last-write; cat /run/hoctl-lab/nfs-client/server"); got != "written just before\n"+l.Host("c1").Addr+"\n" {
 			t.Fatalf("%s reads %q through its remounted share", c, got)
@@ -420,6 +424,9 @@ func TestFailoverPlannedAndBack(t *testing.T) {
 	if !strings.Contains(r.stderr, "incremental from services@") || strings.Contains(r.stderr, "full send") {
 		t.Fatalf("the final sync back must be incremental:\n%s", r.stderr)
 	}
+	if n := reloadsWhileNothingServed(t, l, "c1", "zippy"); n != 0 {
+		t.Errorf("zippy's systemd reloaded %d times between c1's nfs-server stopping and zippy's starting", n)
+	}
 	if got, err := nfsCat(l, "zippy", "on-c1"); err != nil || got != "written on c1\n" {
 		t.Fatalf("over NFSv4 from zippy after failing back: %v %q", err, got)
 	}
@@ -435,6 +442,37 @@ func TestFailoverPlannedAndBack(t *testing.T) {
 	if out, err := onMachine(t, l, "c1", "systemctl start nfs-server"); err == nil || !strings.Contains(out, "Assertion failed") {
 		t.Fatalf("c1's nfs-server must be fenced after failing back: %v %s", err, out)
 	}
+}
+
+// reloadsWhileNothingServed counts the daemon-reloads of to's systemd
+// logged between from's nfs-server stopping and to's starting: work
+// done while nobody serves the share (each took 2-4 s on a loaded host).
+func reloadsWhileNothingServed(t *testing.T, l *lab.Lab, from, to string) int {
+	t.Helper()
+	times := func(host, pattern string) []float64 {
+		var out []float64
+		for _, line := range strings.Split(mustOnMachine(t, l, host, "journalctl -o short-unix --no-pager _PID=1 | grep -F "+sshexec.Quote(pattern)+" || true"), "\n") {
+			var ts float64
+			if f := strings.Fields(line); len(f) > 0 {
+				if _, err := fmt.Sscan(f[0], &ts); err == nil {
+					out = append(out, ts)
+				}
+			}
+		}
+		return out
+	}
+	stops, starts := times(from, "Stopped nfs-server"), times(to, "Starting nfs-server")
+	if len(stops) == 0 || len(starts) == 0 {
+		t.Fatalf("journals: %s's nfs-server stops %v, %s's starts %v", from, stops, to, starts)
+	}
+	stopped, started := stops[len(stops)-1], starts[len(starts)-1]
+	n := 0
+	for _, ts := range times(to, "Reloading.") {
+		if ts > stopped && ts < started {
+			n++
+		}
+	}
+	return n
 }
 
 // A hung primary (its machine frozen: TCP accepted, nothing answers) is

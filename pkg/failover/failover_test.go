@@ -1,6 +1,9 @@
 package failover
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -48,5 +51,30 @@ func TestFenceIsARuntimeDropIn(t *testing.T) {
 	un := unfenceCmd("nfs-server.service")
 	if i, j := strings.Index(un, "rm -f "+d), strings.Index(un, "systemctl start"); i < 0 || j < i {
 		t.Errorf("unfence must remove the drop-in before starting: %s", un)
+	}
+}
+
+// Starting the unit on the new primary happens while nothing serves:
+// on a host that was never fenced, the only systemctl call is the start
+// (every daemon-reload, and `systemctl unmask`, which is one, took 2-4 s
+// on a loaded host; the unfence used to do both before every start).
+func TestUnfenceStartsWithoutReloading(t *testing.T) {
+	if _, err := os.Lstat(FenceDropIn("nfs-server.service")); err == nil {
+		t.Skip("this machine has the fence drop-in itself")
+	}
+	dir := t.TempDir()
+	calls := filepath.Join(dir, "calls")
+	fake := "#!/bin/sh\necho \"$*\" >> " + calls + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "systemctl"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "-c", unfenceCmd("nfs-server.service"))
+	cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	got, _ := os.ReadFile(calls)
+	if string(got) != "start nfs-server.service\n" {
+		t.Errorf("systemctl calls on an unfenced host:\n%swant only the start", got)
 	}
 }
