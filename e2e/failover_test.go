@@ -288,7 +288,7 @@ func waitFor(t *testing.T, bound time.Duration, what string, fn func() error) {
 // zippy owns and serves /persist/services with some data, c1 holds a
 // replicated copy, the clients read zippy's export. The test's clean-up
 // (registered first, so it runs last) puts the cluster back.
-func nfsStartReal(t *testing.T) (*lab.Lab, []string) {
+func nfsStart(t *testing.T) (*lab.Lab, []string) {
 	t.Helper()
 	l := realCluster(t)
 	t.Cleanup(func() { nfsBaseline(t, l) })
@@ -359,7 +359,7 @@ func restartMachine(t *testing.T, l *lab.Lab, host string) {
 // The recorded direction then refuses zippy → c1; failing back is
 // incremental, keeps zippy's stale data aside and fences c1.
 func TestFailoverPlannedAndBack(t *testing.T) {
-	l, env := nfsStartReal(t)
+	l, env := nfsStart(t)
 	splitBrainWatch(t, l)
 
 	plan := hoctlEnv(t, l.Inventory, env, "--dry-run", "failover", "--to", "c1")
@@ -485,7 +485,7 @@ func reloadsWhileNothingServed(t *testing.T, l *lab.Lab, from, to string) int {
 // self-fencing guard's test.) No split-brain watch while zippy is
 // frozen: its frozen ganesha's socket still accepts.
 func TestFailoverPrimaryHung(t *testing.T) {
-	l, env := nfsStartReal(t)
+	l, env := nfsStart(t)
 	good := strings.TrimSpace(mustOnMachine(t, l, "c1", "cd /persist/services-standby && ls -d services@* | tail -1"))
 	mustOnMachine(t, l, "c1", "btrfs subvolume create /persist/services-standby/services@29990101T000000Z >/dev/null")
 	if err := l.Hang("zippy"); err != nil {
@@ -532,7 +532,7 @@ func TestFailoverPrimaryHung(t *testing.T) {
 // A standby whose newest copy is older than max_lag is refused when no
 // final sync can run (zippy powered off); nothing changes.
 func TestFailoverStaleStandbyRefused(t *testing.T) {
-	l, env := nfsStartReal(t)
+	l, env := nfsStart(t)
 	splitBrainWatch(t, l)
 	if err := l.Kill("zippy"); err != nil {
 		t.Fatal(err)
@@ -557,7 +557,7 @@ func TestFailoverStaleStandbyRefused(t *testing.T) {
 // runs out (resume refused, exit 3, meanwhile); then the run finishes
 // where it stopped, and the invariant holds throughout.
 func TestFailoverKilledAfterFenceThenResumed(t *testing.T) {
-	l, env := nfsStartReal(t)
+	l, env := nfsStart(t)
 	splitBrainWatch(t, l)
 	cmd, out := startRun(t, l.Inventory, env, "--yes", "failover", "--to", "c1")
 	journal := waitStepEnded(t, env, 3, out)
@@ -603,7 +603,7 @@ func waitStepEnded(t *testing.T, env []string, n int, out fmt.Stringer) string {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		files, _ := filepath.Glob(filepath.Join(state, "hoctl", "runs", "*.jsonl"))
-		for _, f := range files { // nfsStartReal's replication has a journal too
+		for _, f := range files { // nfsStart's replication has a journal too
 			if b, _ := os.ReadFile(f); strings.Contains(string(b), `"kind":"failover"`) && stepEnded(b, n) {
 				return f
 			}
@@ -631,7 +631,7 @@ func stepEnded(journal []byte, step int) bool {
 // A second operator (a real Consul session holding the failover's
 // cluster lock) makes the run refuse, naming them; nothing changes.
 func TestFailoverLockedByAnotherOperator(t *testing.T) {
-	l, env := nfsStartReal(t)
+	l, env := nfsStart(t)
 	splitBrainWatch(t, l)
 	lk, err := consul.Acquire(context.Background(), consulAt(l, "c3"), "nfs-data-services", "alice pid 1 run R-alice", consul.LockOptions{})
 	if err != nil {
@@ -649,7 +649,7 @@ func TestFailoverLockedByAnotherOperator(t *testing.T) {
 
 // Bad input: exit 2 with the reason, and nothing changed.
 func TestFailoverBadInput(t *testing.T) {
-	l, env := nfsStartReal(t)
+	l, env := nfsStart(t)
 	splitBrainWatch(t, l)
 	for args, want := range map[string]string{
 		"":                          "--to HOST is required",
@@ -673,7 +673,7 @@ func TestFailoverBadInput(t *testing.T) {
 // failover: the run exits 5 naming it, the others read c1, and resume
 // finishes it once the client is fixed.
 func TestFailoverClientFailureExits5ThenResumes(t *testing.T) {
-	l, env := nfsStartReal(t)
+	l, env := nfsStart(t)
 	splitBrainWatch(t, l)
 	broken := "/run/systemd/system/" + lab.NFSMount + ".d/50-test-broken.conf"
 	mustOnMachine(t, l, "c2", "mkdir -p $(dirname "+broken+") && printf '[Unit]\\nAssertPathExists=/nonexistent/test-broken-client\\n' > "+broken+" && systemctl daemon-reload")
@@ -707,7 +707,7 @@ func TestFailoverClientFailureExits5ThenResumes(t *testing.T) {
 // sync back makes the copy, incrementally, and status sees zippy's own
 // snapshots as its copy while it is the standby.
 func TestFailoverBackRightAway(t *testing.T) {
-	l, env := nfsStartReal(t)
+	l, env := nfsStart(t)
 	splitBrainWatch(t, l)
 	if r := hoctlEnv(t, l.Inventory, env, "--yes", "failover", "--to", "c1"); r.code != 0 {
 		t.Fatalf("failover: exit %d\n%s", r.code, r.stderr)
@@ -794,7 +794,7 @@ func leaderNot(t *testing.T, l *lab.Lab, host string) string {
 // The inventory's Consul agent is c1's, and c1's nfs-server asks its own
 // agent too: the leader is made another server first (leaderNot).
 func TestFailoverConsulLeaderKilled(t *testing.T) {
-	l, env := nfsStartReal(t)
+	l, env := nfsStart(t)
 	splitBrainWatch(t, l)
 	leader := leaderNot(t, l, "c1")
 	t.Cleanup(func() {

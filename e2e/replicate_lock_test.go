@@ -67,7 +67,7 @@ func TestReplicateTwoMachinesExcludeEachOther(t *testing.T) {
 // direction is recorded on the hosts, and read under the replication's
 // lock. On the real cluster: the failover needs real Consul.
 func TestReplicateDirectionWithoutConsulAfterFailover(t *testing.T) {
-	l, env := nfsStartReal(t)
+	l, env := nfsStart(t)
 	splitBrainWatch(t, l)
 	timerInv := filepath.Join(t.TempDir(), "timer.yaml")
 	inv := fmt.Sprintf(`defaults: {user: root, port: 2222, identity_files: [%s], known_hosts: %s, connect_timeout: 5s, keepalive: 4s}
