@@ -374,7 +374,7 @@ func TestFailoverPlannedAndBack(t *testing.T) {
 	mustOnMachine(t, l, "zippy", "echo 'written just before' > /persist/services/last-write")
 	r := hoctlEnv(t, l.Inventory, env, "--yes", "failover", "--to", "c1")
 	if r.code != 0 {
-		t.Fatalf("failover --to c1: exit %d\n%s", r.code, r.stderr)
+		t.Fatalf("failover --to c1: exit %d\n%s\n%s", r.code, r.stderr, clientsState(l))
 	}
 	if got, err := nfsCat(l, "c1", "last-write"); err != nil || got != "written just before\n" {
 		t.Fatalf("over NFSv4 from c1: %v %q", err, got)
@@ -442,6 +442,16 @@ func TestFailoverPlannedAndBack(t *testing.T) {
 	if out, err := onMachine(t, l, "c1", "systemctl start nfs-server"); err == nil || !strings.Contains(out, "Assertion failed") {
 		t.Fatalf("c1's nfs-server must be fenced after failing back: %v %s", err, out)
 	}
+}
+
+// clientsState is what each client's mount shows, for a failure message.
+func clientsState(l *lab.Lab) string {
+	var b strings.Builder
+	for _, c := range nfsClients {
+		out, _ := inMachine(l, c, "findmnt -R /data; ls -la /data/services; cd /run/hoctl-lab/nfs-client && ls -la && cat server ls; journalctl -o short-precise -n 12 --no-pager -u data-services.mount")
+		fmt.Fprintf(&b, "--- %s:\n%s", c, out)
+	}
+	return b.String()
 }
 
 // reloadsWhileNothingServed counts the daemon-reloads of to's systemd

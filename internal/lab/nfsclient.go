@@ -86,14 +86,20 @@ url="nfs://$addr$export"
 base=/run/hoctl-lab/nfs-client
 rm -rf "$base" && mkdir -p "$base"
 copy=$(mktemp -d "$base/copy.XXXXXX")
-nfs-ls -R "$url?version=4" > "$base/ls" || {
+# A kernel mount retries a failed request (a hard mount, the default);
+# libnfs's tools give up at once, and a read sometimes fails while the
+# server has just started (seen: nfs-cp "Failed to read from source
+# file" on the first remount after a failover): a few tries each.
+retry() { for i in 1 2 3 4 5; do "$@" && return 0; sleep 0.5; done; return 1; }
+retry sh -c 'nfs-ls -R "$1" > "$2"' - "$url?version=4" "$base/ls" || {
   echo "mount.nfslab: $addr:$export: server not serving" >&2; exit 32; }
 # nfs-ls -R prints ls -l lines; the name is the last field (the lab's
 # files have no spaces in their names).
 while read -r mode _ _ _ _ name; do
   case "$mode" in
   d*) mkdir -p "$copy/$name" ;;
-  -*) mkdir -p "$(dirname "$copy/$name")" && nfs-cp "$url/$name?version=4" "$copy/$name" >/dev/null ;;
+  -*) mkdir -p "$(dirname "$copy/$name")" && retry nfs-cp "$url/$name?version=4" "$copy/$name" >/dev/null || {
+        echo "mount.nfslab: $addr:$export/$name: read failed" >&2; exit 32; } ;;
   esac
 done < "$base/ls"
 echo "$addr" > "$base/server"
