@@ -150,17 +150,6 @@ func splitBrainWatch(t *testing.T, l *lab.Lab) {
 	})
 }
 
-// inMachine runs a script inside a machine through nsenter, not SSH: the
-// clean-up's way, which works whatever a test did to sshd or host keys.
-func inMachine(l *lab.Lab, host, script string) (string, error) {
-	cmd, err := l.Command(host, "timeout", "120", "sh", "-c", script)
-	if err != nil {
-		return "", err
-	}
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
 // nfsBaseline puts the NFS service back as the lab started it, whatever
 // a test did: zippy owns and serves a fresh /persist/services (with the
 // lab's hello file), c1 has an empty standby dir, no fence, no recorded
@@ -265,23 +254,6 @@ func nomadNodesReady(l *lab.Lab, n int) error {
 		return fmt.Errorf("nomad: %d of %d nodes ready and eligible: %+v", ok, n, nodes)
 	}
 	return nil
-}
-
-// waitFor polls fn until it succeeds, failing the test after bound.
-func waitFor(t *testing.T, bound time.Duration, what string, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(bound)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("%s: not within %s: %v", what, bound, err)
-			return
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
 }
 
 // nfsStart is the day-to-day state every failover test starts from:
