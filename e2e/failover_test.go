@@ -217,7 +217,7 @@ func clusterAsFound(t *testing.T, l *lab.Lab) {
 		}
 	}
 	for _, h := range nfsClients {
-		if out, _ := inMachine(l, h, "cat /data/services/hello"); out != "hello from zippy\n" {
+		if out, _ := inMachine(l, h, "cat /data/services/hello"); out != "hello from zippy" {
 			t.Errorf("%s's mount reads %q", h, out)
 		}
 	}
