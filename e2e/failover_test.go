@@ -229,6 +229,17 @@ func clusterAsFound(t *testing.T, l *lab.Lab) {
 		if !h.Healthy || len(h.Servers) != 3 || h.FailureTolerance != 1 {
 			return fmt.Errorf("consul autopilot: healthy %v, %d servers, failure tolerance %d", h.Healthy, len(h.Servers), h.FailureTolerance)
 		}
+		// A run that ended while Consul could not release its lock
+		// leaves it to the session's TTL.
+		locks, _, err := consulAt(l, "c2").KV().List(consul.LockPrefix, nil)
+		if err != nil {
+			return err
+		}
+		for _, p := range locks {
+			if p.Session != "" {
+				return fmt.Errorf("cluster lock %s still held by %s", p.Key, p.Value)
+			}
+		}
 		return nomadNodesReady(l, 4)
 	})
 }

@@ -13,13 +13,18 @@ import (
 
 // Cluster is what hoctl's runbooks ask Consul: the leader, who passes a
 // service's health checks, and single KV keys written with check-and-set.
+// Each call waits out a leader election (ElectionWait).
 type Cluster struct {
 	Client *api.Client
 }
 
 // Leader is the Raft leader's address; no leader is an error.
 func (c *Cluster) Leader(ctx context.Context) (string, error) {
-	l, err := c.Client.Status().LeaderWithQueryOptions((&api.QueryOptions{}).WithContext(ctx))
+	var l string
+	err := throughElection(ctx, func() (err error) {
+		l, err = c.Client.Status().LeaderWithQueryOptions((&api.QueryOptions{}).WithContext(ctx))
+		return err
+	})
 	if err != nil {
 		return "", httpapi.Clean(err, "consul")
 	}
@@ -38,7 +43,11 @@ type Instance struct {
 
 // Instances lists the service's instances, sorted by node.
 func (c *Cluster) Instances(ctx context.Context, service string) ([]Instance, error) {
-	entries, _, err := c.Client.Health().Service(service, "", false, (&api.QueryOptions{}).WithContext(ctx))
+	var entries []*api.ServiceEntry
+	err := throughElection(ctx, func() (err error) {
+		entries, _, err = c.Client.Health().Service(service, "", false, (&api.QueryOptions{}).WithContext(ctx))
+		return err
+	})
 	if err != nil {
 		return nil, httpapi.Clean(err, "consul: health of "+service)
 	}
@@ -73,7 +82,11 @@ func PassingNodes(all []Instance) []string {
 // Get reads a key: its value, its ModifyIndex for a later CAS, and
 // whether it exists.
 func (c *Cluster) Get(ctx context.Context, key string) (string, uint64, bool, error) {
-	p, _, err := c.Client.KV().Get(key, (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
+	var p *api.KVPair
+	err := throughElection(ctx, func() (err error) {
+		p, _, err = c.Client.KV().Get(key, (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
+		return err
+	})
 	if err != nil {
 		return "", 0, false, httpapi.Clean(err, "consul: get "+key)
 	}
@@ -86,7 +99,11 @@ func (c *Cluster) Get(ctx context.Context, key string) (string, uint64, bool, er
 // CAS writes key only if its ModifyIndex is still index (0: only if the
 // key does not exist). false means someone else changed it first.
 func (c *Cluster) CAS(ctx context.Context, key, value string, index uint64) (bool, error) {
-	ok, _, err := c.Client.KV().CAS(&api.KVPair{Key: key, Value: []byte(value), ModifyIndex: index}, (&api.WriteOptions{}).WithContext(ctx))
+	var ok bool
+	err := throughElection(ctx, func() (err error) {
+		ok, _, err = c.Client.KV().CAS(&api.KVPair{Key: key, Value: []byte(value), ModifyIndex: index}, (&api.WriteOptions{}).WithContext(ctx))
+		return err
+	})
 	if err != nil {
 		return false, httpapi.Clean(err, "consul: cas "+key)
 	}

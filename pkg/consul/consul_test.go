@@ -7,7 +7,10 @@ package consul
 import (
 	"context"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,5 +49,57 @@ func TestNoServerIsAnError(t *testing.T) {
 	defer cancel()
 	if _, err := Acquire(ctx, c, "x", "y", LockOptions{}); err == nil || !strings.Contains(err.Error(), "onsul") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// A Consul server that still takes a killed leader for leader fails a
+// request at once (500, "rpc error getting client: failed to get conn",
+// as the real cluster answered); the Cluster calls wait the election out,
+// within ElectionWait, and give up on any other error at once.
+func TestClusterWaitsOutALeaderElection(t *testing.T) {
+	var calls atomic.Int32
+	failFirst := int32(3)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n := calls.Add(1); n <= failFirst {
+			http.Error(w, "rpc error getting client: failed to get conn: dial tcp 127.0.16.12:0->127.0.16.13:8300: connect: connection refused", http.StatusInternalServerError)
+			return
+		}
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/v1/kv/"):
+			_, _ = w.Write([]byte(`[{"Key":"k","Value":"YzE=","ModifyIndex":7}]`))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	client, err := NewClient(&inventory.API{Address: srv.URL}, nil, func(string) string { return "" }, httpapi.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cluster{Client: client}
+	v, idx, ok, err := c.Get(context.Background(), "k")
+	if err != nil || v != "c1" || idx != 7 || !ok {
+		t.Fatalf("Get through an election: %q %d %v %v", v, idx, ok, err)
+	}
+	if n := calls.Load(); n != 4 {
+		t.Errorf("%d requests, want 4", n)
+	}
+
+	// Past ElectionWait, the election's error is returned.
+	defer func(w time.Duration) { ElectionWait = w }(ElectionWait)
+	ElectionWait = 300 * time.Millisecond
+	calls.Store(0)
+	failFirst = 1000
+	if _, _, _, err := c.Get(context.Background(), "k"); err == nil || !strings.Contains(err.Error(), "failed to get conn") {
+		t.Fatalf("after ElectionWait: %v", err)
+	}
+	// Any other error is not retried.
+	calls.Store(0)
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		http.Error(w, "leadership lost while committing log", http.StatusInternalServerError)
+	})
+	if _, err := c.CAS(context.Background(), "k", "c1", 7); err == nil || calls.Load() != 1 {
+		t.Fatalf("a write that may have been applied was sent %d times: %v", calls.Load(), err)
 	}
 }
