@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/hoctl/hoctl/internal/lab"
-	"github.com/hoctl/hoctl/internal/lab/consulsim"
-	"github.com/hoctl/hoctl/internal/lab/nomadsim"
 )
 
 var (
@@ -25,11 +23,6 @@ var (
 	fleet    *lab.Lab
 	// storage is zippy and c1 with real btrfs /persist, for replication.
 	storage *lab.Lab
-	// nfsLab is zippy, c1 (btrfs), c2 and c3 with the systemctl and exportfs
-	// shims and its own Consul endpoint server, for failover.
-	nfsLab    *lab.Lab
-	nfsConsul *consulsim.Server
-	nfsNomad  *nomadsim.Server
 )
 
 const fleetSize = 20
@@ -98,29 +91,6 @@ func run(m *testing.M) int {
 	}
 	defer func() {
 		if err := storage.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "lab teardown:", err)
-		}
-	}()
-	nfsConsul, err = consulsim.Start(fmt.Sprintf("127.0.%d.2:8500", base+4))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting the NFS lab's Consul endpoint server:", err)
-		return 1
-	}
-	defer func() { _ = nfsConsul.Close() }()
-	nfsNomad, err = nomadsim.Start(fmt.Sprintf("127.0.%d.3:4646", base+4))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting the NFS lab's Nomad endpoint server:", err)
-		return 1
-	}
-	defer func() { _ = nfsNomad.Close() }()
-	nfsLab, err = lab.Start(ctx, lab.Config{Dir: dir("nfs"), Net: base + 4, Hosts: seed[:4], DiskSize: 512 << 20,
-		Groups: map[string][]string{"cattle": {"c1", "c2"}}, ConnectTimeout: 2 * time.Second, ConsulAddr: nfsConsul.Addr, NomadAddr: nfsNomad.Addr, NFS: true})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting the NFS lab:", err)
-		return 1
-	}
-	defer func() {
-		if err := nfsLab.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "lab teardown:", err)
 		}
 	}()

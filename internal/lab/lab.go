@@ -65,21 +65,11 @@ type Config struct {
 	DiskSize int64
 	// ConnectTimeout written into the inventory (default 3s).
 	ConnectTimeout time.Duration
-	// ConsulAddr, when set, is written as the inventory's consul.address
-	// (the lab's Consul endpoint server, see consulsim), reached through
-	// ConsulVia's SSH connection when that names a host.
-	ConsulAddr string
-	ConsulVia  string
-	// NomadAddr, when set, is written as nomad.address (the lab's Nomad
-	// endpoint server, see nomadsim).
-	NomadAddr string
-	// NFS installs the systemctl and exportfs shims (shims.go), which
-	// need ConsulAddr.
-	NFS bool
 	// Parts, when set, makes every host a real machine (machines.go):
 	// systemd-nspawn booting this rootfs, with real Consul, Nomad and
-	// nfs-server units by role. Consul and Nomad addresses are then the
-	// first quorum host's, and the NFS shims are not used.
+	// nfs-server units by role, and the inventory's consul and nomad
+	// sections name the first quorum host's agents. Without it, hosts are
+	// sshd alone in namespaces (no Consul, Nomad, NFS server or Nix).
 	Parts *Parts `json:",omitempty"`
 	// Hoctl, with Parts, is the hoctl binary bound read-only into every
 	// machine at /usr/local/bin/hoctl: the NFS hosts run its guard
@@ -264,9 +254,6 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 		if err := CheckMachines(); err != nil {
 			return nil, err
 		}
-		if cfg.NFS {
-			return nil, errors.New("lab: NFS shims are for the namespace lab, not machines")
-		}
 	}
 	if cfg.Dir == "" || !filepath.IsAbs(cfg.Dir) {
 		return nil, errors.New("lab: Dir must be an absolute path")
@@ -304,14 +291,6 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 	auth := filepath.Join(cfg.Dir, "authorized_keys")
 	if err := os.WriteFile(auth, ssh.MarshalAuthorizedKey(clientPub), 0o600); err != nil {
 		return nil, err
-	}
-	if cfg.NFS {
-		if cfg.ConsulAddr == "" {
-			return nil, errors.New("lab: NFS needs ConsulAddr")
-		}
-		if err := mountHostProc(cfg.Dir); err != nil {
-			return nil, err
-		}
 	}
 	for i, spec := range cfg.Hosts {
 		h := &Host{Name: spec.Name, Addr: fmt.Sprintf("127.0.%d.%d", cfg.Net, 11+i), Dir: filepath.Join(cfg.Dir, "hosts", spec.Name), spec: spec}
@@ -470,19 +449,17 @@ UseDNS no
 MaxStartups 100:30:200
 LogLevel ERROR
 AcceptEnv LANG LC_*
-SetEnv PATH=%s:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-`, h.Name, h.Addr, Port, filepath.Join(h.Dir, "ssh_host_ed25519_key"), filepath.Join(l.Dir, "authorized_keys"), filepath.Join(h.Dir, "bin"))
+SetEnv PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+`, h.Name, h.Addr, Port, filepath.Join(h.Dir, "ssh_host_ed25519_key"), filepath.Join(l.Dir, "authorized_keys"))
 	if err := os.WriteFile(filepath.Join(h.Dir, "sshd_config"), []byte(cfg), 0o600); err != nil {
 		return err
 	}
 	var script strings.Builder
 	fmt.Fprintf(&script, "set -e\nhostname %s\nmount -t tmpfs -o size=256m tmpfs /data\n", h.Name)
-	// Its own /run (sshd's privilege separation dir) and /nix: a NixOS-like
-	// system profile with one generation, whose switch-to-configuration
-	// points /run/current-system at it. Lab deploys add generations
-	// (lab.NewGeneration); the nix-env shim rolls back. The machine's own
-	// /run and / are never written.
-	fmt.Fprintf(&script, "mount -t tmpfs -o size=16m tmpfs /run\nmkdir -p /run/sshd /nix\nmount -t tmpfs -o size=16m tmpfs /nix\n%s\n", NewGeneration(h.Name, "00000000000000000000000000000000"))
+	// Its own /run (sshd's privilege separation dir): the machine's own
+	// /run and / are never written. (No systemd, Nix or NFS here: those
+	// are the real machines', machines.go.)
+	script.WriteString("mount -t tmpfs -o size=16m tmpfs /run\nmkdir -p /run/sshd\n")
 	// Each host gets its own /root: the workstation's shell start-up
 	// files (say a pyenv init in .bashrc, which bash sources for sshd
 	// sessions) are not the host's and would cost every command 100 ms.
@@ -495,19 +472,7 @@ SetEnv PATH=%s:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 	} else {
 		script.WriteString("mount -t tmpfs -o size=64m tmpfs /persist\n")
 	}
-	// Lab shims (systemctl, exportfs, ...) go first on PATH: here for
-	// what sshd starts, and by SetEnv for its sessions (sshd gives them
-	// its own default PATH).
-	fmt.Fprintf(&script, "export PATH=%s:$PATH\n", filepath.Join(h.Dir, "bin"))
 	fmt.Fprintf(&script, "exec /usr/sbin/sshd -D -e -f %s\n", filepath.Join(h.Dir, "sshd_config"))
-	if err := os.MkdirAll(filepath.Join(h.Dir, "bin"), 0o755); err != nil {
-		return err
-	}
-	if l.NFS {
-		if err := l.writeShims(h); err != nil {
-			return err
-		}
-	}
 	return os.WriteFile(filepath.Join(h.Dir, "start.sh"), []byte(script.String()), 0o755)
 }
 
@@ -552,16 +517,7 @@ func (l *Lab) boot(ctx context.Context, h *Host) error {
 				l.Boot.Sshd[h.Name] = time.Since(started)
 			}
 			l.mu.Unlock()
-			if l.Parts != nil {
-				return nil
-			}
-			// For the shims: the pid through which other hosts reach
-			// this one's mounts.
-			pid, err := h.sshdPid()
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(filepath.Join(h.Dir, "sshd.pid"), []byte(strconv.Itoa(pid)), 0o644)
+			return nil
 		}
 		// Has the wrapper exited? gone reads only its state. (isLabPid
 		// tells a lab's pid from a reused one, by its cmdline; once, on a
@@ -692,15 +648,6 @@ hosts:
 			fmt.Fprintf(&b, "\nnomad:\n  address: http://%s:%d\n", s[0], NomadPort)
 		}
 	}
-	if l.ConsulAddr != "" {
-		fmt.Fprintf(&b, "\nconsul:\n  address: http://%s\n", l.ConsulAddr)
-		if l.ConsulVia != "" {
-			fmt.Fprintf(&b, "  via: %s\n", l.ConsulVia)
-		}
-	}
-	if l.NomadAddr != "" {
-		fmt.Fprintf(&b, "\nnomad:\n  address: http://%s\n", l.NomadAddr)
-	}
 	if l.has("zippy") && l.has("c1") && l.DiskSize > 0 {
 		b.WriteString(`
 replication:
@@ -790,6 +737,8 @@ func Teardown(dir string) error {
 	for _, h := range st.Hosts {
 		waitLoopGone(filepath.Join(h.Dir, "disk.img"), 5*time.Second)
 	}
+	// A lab left by an older hoctl may still have this machine's /proc
+	// mounted in its directory (its NFS shims used it).
 	if err := unmountHostProc(dir); err != nil {
 		return err // never RemoveAll through a mounted /proc
 	}
@@ -995,4 +944,19 @@ func (l *Lab) RotateHostKey(ctx context.Context, name string) error {
 		return err
 	}
 	return l.Restart(ctx, name)
+}
+
+// unmountHostProc unmounts the view of this machine's /proc that an older
+// lab's NFS shims mounted in its directory, if it is there.
+func unmountHostProc(dir string) error {
+	p := filepath.Join(dir, "hostproc")
+	for i := 0; exec.Command("mountpoint", "-q", p).Run() == nil; i++ {
+		if i == 3 {
+			return fmt.Errorf("%s is still mounted", p)
+		}
+		if exec.Command("umount", p).Run() != nil {
+			_ = exec.Command("umount", "-l", p).Run()
+		}
+	}
+	return nil
 }

@@ -4,6 +4,18 @@ import (
 	"fmt"
 )
 
+// The NFS service of the lab's inventory (writeInventory).
+const (
+	NFSService  = "data-services"
+	NFSOwnerKey = "hoctl/nfs/data-services/owner"
+	NFSExport   = "/data/services"
+	NFSSubvol   = "/persist/services"
+	NFSMount    = "data-services.mount" // systemd's unit name for NFSExport
+	// NFSGuardUnit runs hoctl guard on the NFS hosts, under the name an
+	// operator gives it (docs/failover.md#self-fencing) and status checks.
+	NFSGuardUnit = "hoctl-guard-data-services.service"
+)
+
 // prepareNFS installs nfs-server.service on the NFS primary and standbys:
 // nfs-ganesha serving the service subvolume over NFSv4 only, bound to the
 // host's own address (no rpcbind, no NLM, no UDP), as the seed's cluster
