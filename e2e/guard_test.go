@@ -25,41 +25,16 @@ func consulPassing(t *testing.T, l *lab.Lab) string {
 	return strings.TrimSpace(out)
 }
 
-// restoreZippy puts the real cluster back as the other tests expect it
-// (zippy owning and serving, no fence files), whatever state a failed
-// run of this test left: zippy thawed, failed back from c1 if the owner
-// key moved, the guards' and the failover's fences lifted.
-func restoreZippy(t *testing.T, l *lab.Lab, env []string) {
+// restoreGuards undoes what a failed run of the guard test may leave
+// that the NFS baseline (nfsBaseline, run after it) does not: zippy
+// frozen, a guard stopped.
+func restoreGuards(t *testing.T, l *lab.Lab) {
 	t.Helper()
 	_ = l.Resume("zippy")
-	owner, _ := onMachine(t, l, "c1", fmt.Sprintf("curl -sf --max-time 5 'http://%s:%d/v1/kv/%s?raw'", l.Host("c1").Addr, lab.ConsulPort, lab.NFSOwnerKey))
-	if strings.TrimSpace(owner) == "c1" {
-		// What zippy's guard should have done, if the test failed because
-		// it did not: else the failback refuses two passing servers.
-		if out, err := onMachine(t, l, "zippy", "systemctl stop nfs-server"); err != nil {
-			t.Errorf("restore: stopping zippy's nfs-server: %v\n%s", err, out)
-		}
-		if r := hoctlEnv(t, l.Inventory, env, "--yes", "replicate", "--name", "services"); r.code != 0 {
-			t.Errorf("restore: replicate c1 → zippy: exit %d\n%s", r.code, r.stderr)
-		}
-		if r := hoctlEnv(t, l.Inventory, env, "--yes", "failover", "--to", "zippy"); r.code != 0 {
-			t.Errorf("restore: failover --to zippy: exit %d\n%s", r.code, r.stderr)
-		}
-	}
-	fence := failover.FenceDropIn("nfs-server.service")
-	for _, h := range []string{"zippy", "c1"} {
-		if _, err := onMachine(t, l, h, "rm -f "+fence+" && systemctl daemon-reload"); err != nil {
-			t.Errorf("restore: lifting %s's fence: %v", h, err)
-		}
-	}
-	// A guard a failed run left stopped runs again.
 	for _, h := range []string{"zippy", "c1"} {
 		if out, err := onMachine(t, l, h, "systemctl start "+lab.NFSGuardUnit); err != nil {
 			t.Errorf("restore: starting %s's guard: %v\n%s", h, err, out)
 		}
-	}
-	if out, err := onMachine(t, l, "zippy", "systemctl is-active nfs-server "+lab.NFSGuardUnit); err != nil {
-		t.Errorf("restore: zippy's units: %v\n%s", err, out)
 	}
 }
 
@@ -69,9 +44,11 @@ func restoreZippy(t *testing.T, l *lab.Lab, env []string) {
 // guard stops its nfs-server, with no further hoctl call, within the
 // stated bound; then zippy stays fenced until the failover back.
 func TestRealGuardStopsAHungPrimary(t *testing.T) {
-	l := realCluster(t)
-	env := stateEnv(t)
-	t.Cleanup(func() { restoreZippy(t, l, env) })
+	// From the NFS service's day-to-day state, back to it afterwards
+	// (owner key, fences, mounts, Consul and Nomad healthy again after
+	// zippy's long freeze), as every failover test.
+	l, env := nfsStart(t)
+	t.Cleanup(func() { restoreGuards(t, l) })
 
 	// The guard runs on both NFS hosts, and status says so.
 	for _, h := range []string{"zippy", "c1"} {
@@ -91,6 +68,9 @@ func TestRealGuardStopsAHungPrimary(t *testing.T) {
 		t.Fatalf("zippy does not serve before the hang: %v %q", err, got)
 	}
 
+	// The journal is read from here on: earlier tests' guard lines (a
+	// failover's fence seen by the guard) must not pass for this one's.
+	since := fmt.Sprintf("@%d", time.Now().Unix()-1)
 	if err := l.Hang("zippy"); err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +131,7 @@ func TestRealGuardStopsAHungPrimary(t *testing.T) {
 	const fenced = `names "c1": fencing and stopping nfs-server.service`
 	var journal string
 	for {
-		journal = mustOnMachine(t, l, "zippy", "journalctl -u "+lab.NFSGuardUnit+" -u nfs-server --no-pager -o short-iso-precise --since '-5min'")
+		journal = mustOnMachine(t, l, "zippy", "journalctl -u "+lab.NFSGuardUnit+" -u nfs-server --no-pager -o short-iso-precise --since "+since)
 		if strings.Contains(journal, "done: owner key "+lab.NFSOwnerKey+" "+fenced) {
 			break
 		}
