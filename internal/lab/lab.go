@@ -503,7 +503,10 @@ func (l *Lab) boot(ctx context.Context, h *Host) error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
+	// Hosts boot in parallel, and each saveState reads every host's pid.
+	l.mu.Lock()
 	h.Pid = cmd.Process.Pid
+	l.mu.Unlock()
 	go func() { _ = cmd.Wait() }() // reap when it dies
 	if err := l.saveState(); err != nil {
 		return err
