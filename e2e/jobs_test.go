@@ -7,11 +7,13 @@ package e2e
 // client). Every job is purged after, also when a test fails.
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hoctl/hoctl/internal/lab"
 )
@@ -37,11 +39,11 @@ func purgeJobsAfter(t *testing.T, l *lab.Lab, jobs ...string) {
 	})
 }
 
-// jobsInventory is the real cluster's inventory with c1 (cattle's first)
-// as the share's client.
+// jobsInventory is the real cluster's inventory (the share's clients:
+// cattle, c1-c3), with edits.
 func jobsInventory(t *testing.T, l *lab.Lab, edits ...string) string {
 	t.Helper()
-	return labInventory(t, l, append([]string{"    max_lag: 15m\n", "    clients: cattle\n    max_lag: 15m\n"}, edits...)...)
+	return labInventory(t, l, edits...)
 }
 
 // rawJob is a service job of the lab's clients: a raw_exec task that
@@ -100,12 +102,19 @@ func TestMigrateJobsPlanAndSubmit(t *testing.T) {
 	purgeJobsAfter(t, l, "web", "chk", "db")
 	nodes := []string{"zippy", "c1", "c2", "c3"}
 	for _, h := range nodes {
-		mustOnMachine(t, l, h, `for j in web chk db; do mkdir -p /data/compute/$j /data/services/$j; echo "old $j" > /data/compute/$j/app.tpl; echo "new $j" > /data/services/$j/app.tpl; done; rm -rf /data/services/db`)
+		mustOnMachine(t, l, h, `for j in web chk db; do mkdir -p /data/compute/$j; echo "old $j" > /data/compute/$j/app.tpl; done`)
 	}
+	// The new path: the share on the clients (c1-c3 mount it), and
+	// zippy's own /data/services (zippy is a Nomad client too).
+	newPaths := `for j in web chk; do mkdir -p /data/services/$j; echo "new $j" > /data/services/$j/app.tpl; done; rm -rf /data/services/db`
+	mustOnMachine(t, l, "zippy", newPaths)
+	onShare(t, l, newPaths)
 	t.Cleanup(func() {
 		for _, h := range nodes {
-			_, _ = onMachine(t, l, h, "rm -rf /data/compute /data/services/web /data/services/chk /data/services/db")
+			_, _ = onMachine(t, l, h, "rm -rf /data/compute")
 		}
+		_, _ = onMachine(t, l, "zippy", "rm -rf /data/services/web /data/services/chk /data/services/db")
+		onShare(t, l, "rm -rf /data/services/web /data/services/chk /data/services/db")
 	})
 	dir := t.TempDir()
 	files := map[string]string{
@@ -160,9 +169,8 @@ func TestMigrateJobsPlanAndSubmit(t *testing.T) {
 	if v := version("chk"); !strings.Contains(v, "No job(s)") {
 		t.Fatalf("chk was submitted although the run was refused: %q", v)
 	}
-	for _, h := range nodes {
-		mustOnMachine(t, l, h, "mkdir -p /data/services/db && echo 'new db' > /data/services/db/app.tpl")
-	}
+	mustOnMachine(t, l, "zippy", "mkdir -p /data/services/db && echo 'new db' > /data/services/db/app.tpl")
+	onShare(t, l, "mkdir -p /data/services/db && echo 'new db' > /data/services/db/app.tpl")
 
 	// web moves (a real destructive update, healthy); chk runs but its
 	// Consul check fails: Nomad fails its deployment at healthy_deadline,
@@ -266,9 +274,11 @@ func TestMigrateJobsChecksTheShareThenWrites(t *testing.T) {
 		before[n] = string(b)
 	}
 	// The old share (GlusterFS on the clients) has data for both.
-	mustOnMachine(t, l, "c1", "mkdir -p /data/compute/gitea /data/compute/immich/upload && echo repo > /data/compute/gitea/r && echo img > /data/compute/immich/upload/i && mkdir -p /data/services/gitea && echo repo > /data/services/gitea/r")
+	mustOnMachine(t, l, "c1", "mkdir -p /data/compute/gitea /data/compute/immich/upload && echo repo > /data/compute/gitea/r && echo img > /data/compute/immich/upload/i")
+	onShare(t, l, "mkdir -p /data/services/gitea && echo repo > /data/services/gitea/r")
 	t.Cleanup(func() {
-		_, _ = onMachine(t, l, "c1", "rm -rf /data/compute /data/services/gitea /data/services/immich")
+		_, _ = onMachine(t, l, "c1", "rm -rf /data/compute")
+		onShare(t, l, "rm -rf /data/services/gitea /data/services/immich")
 	})
 	inv := jobsInventory(t, l)
 
@@ -288,12 +298,12 @@ func TestMigrateJobsChecksTheShareThenWrites(t *testing.T) {
 	}
 
 	// There but empty, while the old path has data: the copy was not done.
-	mustOnMachine(t, l, "c1", "mkdir -p /data/services/immich/upload")
+	onShare(t, l, "mkdir -p /data/services/immich/upload")
 	r = hoctlEnv(t, inv, env, append([]string{"--yes"}, append(args, "--write")...)...)
 	if r.code != 3 || !strings.Contains(r.stderr, "empty where the old path has data: /data/services/immich/upload") {
 		t.Fatalf("an empty new path must block --write: exit %d\n%s", r.code, r.stderr)
 	}
-	mustOnMachine(t, l, "c1", "echo img > /data/services/immich/upload/i")
+	onShare(t, l, "echo img > /data/services/immich/upload/i")
 	r = hoctlEnv(t, inv, env, append([]string{"--yes"}, append(args, "--write")...)...)
 	if r.code != 0 {
 		t.Fatalf("--write: exit %d\n%s", r.code, r.stderr)
@@ -318,5 +328,19 @@ func TestMigrateJobsChecksTheShareThenWrites(t *testing.T) {
 	hist := hoctlEnv(t, inv, env, "history")
 	if !strings.Contains(hist.stdout, "migrate-jobs") {
 		t.Fatalf("the write is not journaled:\n%s", hist.stdout)
+	}
+}
+
+// onShare changes the NFS share as a client's write would: the script,
+// written with the export's paths, runs on the serving zippy (its
+// subvolume), then every client mounts the share again (the lab's client
+// mounts are read at mount time and read-only, docs/lab.md).
+func onShare(t *testing.T, l *lab.Lab, script string) {
+	t.Helper()
+	mustOnMachine(t, l, "zippy", strings.ReplaceAll(script, lab.NFSExport, lab.NFSSubvol))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := l.MountNFSClients(ctx); err != nil {
+		t.Fatalf("remounting the share on the clients: %v", err)
 	}
 }

@@ -54,8 +54,18 @@ func (l *Lab) startServices(ctx context.Context) error {
 			want++
 		}
 	}
-	if err := waitHTTP(ctx, nomad+"/v1/nodes", readyNodes(want)); err != nil {
+	var ids []string
+	if err := waitHTTP(ctx, nomad+"/v1/nodes", readyNodes(want, &ids)); err != nil {
 		return fmt.Errorf("nomad: clients not ready: %w", err)
+	}
+	// A client that started before Consul had a leader has no Consul
+	// fingerprint until its next one (Nomad re-fingerprints periodically):
+	// until then a job with a Consul service cannot be placed on it
+	// ("${attr.consul.version} semver >= 1.7.0 filtered").
+	for _, id := range ids {
+		if err := waitHTTP(ctx, nomad+"/v1/node/"+id, seesConsul); err != nil {
+			return fmt.Errorf("nomad: client %s does not see Consul: %w", id, err)
+		}
 	}
 	l.mark(&l.Boot.NomadReady)
 	return l.MountNFSClients(ctx)
@@ -130,23 +140,36 @@ func nonEmptyLeader(body []byte) error {
 	return nil
 }
 
-func readyNodes(want int) func([]byte) error {
+func readyNodes(want int, ids *[]string) func([]byte) error {
 	return func(body []byte) error {
-		var nodes []struct{ Name, Status string }
+		var nodes []struct{ ID, Name, Status string }
 		if err := json.Unmarshal(body, &nodes); err != nil {
 			return err
 		}
-		ready := 0
+		*ids = (*ids)[:0]
 		for _, n := range nodes {
 			if n.Status == "ready" {
-				ready++
+				*ids = append(*ids, n.ID)
 			}
 		}
-		if ready < want {
-			return fmt.Errorf("%d of %d clients ready", ready, want)
+		if len(*ids) < want {
+			return fmt.Errorf("%d of %d clients ready", len(*ids), want)
 		}
 		return nil
 	}
+}
+
+// seesConsul accepts a Nomad node whose attributes include Consul's
+// version: its client has fingerprinted the host's Consul agent.
+func seesConsul(body []byte) error {
+	var node struct{ Attributes map[string]string }
+	if err := json.Unmarshal(body, &node); err != nil {
+		return err
+	}
+	if node.Attributes["consul.version"] == "" {
+		return fmt.Errorf("no consul.version attribute yet")
+	}
+	return nil
 }
 
 // waitHTTP polls url until ok accepts its 200 body, or ctx ends.

@@ -449,8 +449,8 @@ UseDNS no
 MaxStartups 100:30:200
 LogLevel ERROR
 AcceptEnv LANG LC_*
-SetEnv PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-`, h.Name, h.Addr, Port, filepath.Join(h.Dir, "ssh_host_ed25519_key"), filepath.Join(l.Dir, "authorized_keys"))
+SetEnv PATH=%s:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+`, h.Name, h.Addr, Port, filepath.Join(h.Dir, "ssh_host_ed25519_key"), filepath.Join(l.Dir, "authorized_keys"), filepath.Join(h.Dir, "bin"))
 	if err := os.WriteFile(filepath.Join(h.Dir, "sshd_config"), []byte(cfg), 0o600); err != nil {
 		return err
 	}
@@ -472,7 +472,14 @@ SetEnv PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 	} else {
 		script.WriteString("mount -t tmpfs -o size=64m tmpfs /persist\n")
 	}
+	// The host's bin/ goes first on PATH (here for sshd, by SetEnv for
+	// its sessions): where a test puts a fake of its own, such as a sudo
+	// that records it was used (TestBecomeFlags).
+	fmt.Fprintf(&script, "export PATH=%s:$PATH\n", filepath.Join(h.Dir, "bin"))
 	fmt.Fprintf(&script, "exec /usr/sbin/sshd -D -e -f %s\n", filepath.Join(h.Dir, "sshd_config"))
+	if err := os.MkdirAll(filepath.Join(h.Dir, "bin"), 0o755); err != nil {
+		return err
+	}
 	return os.WriteFile(filepath.Join(h.Dir, "start.sh"), []byte(script.String()), 0o755)
 }
 
