@@ -76,7 +76,14 @@ set -eu
 export LD_LIBRARY_PATH=/usr/local/lib/hoctl-lab PATH=/usr/local/lib/hoctl-lab:$PATH
 src=$1 dir=$2
 service=${src%%%%.service.consul:*} export=${src#*:}
-addr=$(curl -sf --max-time 5 "%[1]s/v1/health/service/$service?passing" | grep -o '"Address":"[^"]*"' | head -1 | cut -d'"' -f4) || true
+# mount.nfs retries a foreground mount for 2 minutes (retry=2), also when
+# the name does not resolve yet: a server just started may not pass its
+# Consul check for a second. 10 s here.
+for i in $(seq 20); do
+  addr=$(curl -sf --max-time 5 "%[1]s/v1/health/service/$service?passing" | grep -o '"Address":"[^"]*"' | head -1 | cut -d'"' -f4) || true
+  [ -z "$addr" ] || break
+  echo "mount.nfslab: try $i: no passing instance of $service yet" >&2; sleep 0.5
+done
 if [ -z "$addr" ]; then
   echo "mount.nfslab: Failed to resolve server $service.service.consul: no passing instance" >&2; exit 32
 fi
