@@ -50,27 +50,12 @@ func confirmCluster(t *testing.T, hosts ...string) *lab.Lab {
 	return l
 }
 
-// inMachine runs a script on a machine as its own root, without SSH.
+// inMachine runs a script on a machine as its own root, without SSH
+// (bounded by a minute).
 func inMachine(l *lab.Lab, host, script string) (string, error) {
-	cmd, err := l.Command(host, "sh", "-c", script)
-	if err != nil {
-		return "", err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		select {
-		case <-ctx.Done():
-			if cmd.Process != nil {
-				_ = cmd.Process.Kill()
-			}
-		case <-done:
-		}
-	}()
-	out, err := cmd.CombinedOutput()
-	return strings.TrimSpace(string(out)), err
+	return l.RunOn(ctx, host, script)
 }
 
 // runningGeneration is the store path host runs, read without SSH.

@@ -108,6 +108,16 @@ func nonEmptyList(body []byte) error {
 	return nil
 }
 
+// RunOn runs a shell command on the machine named host, as its root,
+// through nsenter (no SSH): for tests that set a machine up or look at it.
+func (l *Lab) RunOn(ctx context.Context, host, script string) (string, error) {
+	h := l.Host(host)
+	if h == nil {
+		return "", fmt.Errorf("no lab host %q", host)
+	}
+	return l.run(ctx, h, script)
+}
+
 // run runs a shell command on a machine, as its root, through nsenter.
 func (l *Lab) run(ctx context.Context, h *Host, script string) (string, error) {
 	cmd, err := l.Command(h.Name, "sh", "-c", script)
