@@ -24,7 +24,8 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// Server is a running test SSH server on 127.0.0.1.
+// Server is a running test SSH server on 127.0.0.1 (or, with StartOn,
+// another loopback address).
 type Server struct {
 	Addr    string // host:port
 	Host    string
@@ -90,6 +91,12 @@ func Start(t testing.TB, hostKey ssh.Signer, clientKeys ...ssh.PublicKey) *Serve
 // HostKey is the first.
 func StartWithHostKeys(t testing.TB, hostKeys []ssh.Signer, clientKeys ...ssh.PublicKey) *Server {
 	t.Helper()
+	return StartOn(t, "127.0.0.1:0", hostKeys, clientKeys...)
+}
+
+// StartOn is StartWithHostKeys listening on listen ("[::1]:0" for IPv6).
+func StartOn(t testing.TB, listen string, hostKeys []ssh.Signer, clientKeys ...ssh.PublicKey) *Server {
+	t.Helper()
 	hostKey := hostKeys[0]
 	s := &Server{HostKey: hostKey, authorizedKeys: map[string]bool{}, procs: map[int]bool{}}
 	for _, k := range clientKeys {
@@ -115,13 +122,13 @@ func StartWithHostKeys(t testing.TB, hostKeys []ssh.Signer, clientKeys ...ssh.Pu
 	for _, k := range hostKeys {
 		s.config.AddHostKey(k)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.ln = ln
 	s.Addr = ln.Addr().String()
-	s.Host = "127.0.0.1"
+	s.Host = ln.Addr().(*net.TCPAddr).IP.String()
 	s.Port = ln.Addr().(*net.TCPAddr).Port
 	s.wg.Add(1)
 	go s.serve()

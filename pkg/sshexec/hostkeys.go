@@ -147,6 +147,9 @@ func (db *knownHostsDB) verify(hostname string, key ssh.PublicKey, files []strin
 		e.Cert = "known_hosts trusts a certificate authority for this host, but it presented a plain key"
 		return false, e
 	}
+	if db.pinnedWithoutPort(hostname, key) {
+		return false, nil
+	}
 	if acceptNew {
 		if len(l.unscoped) > 0 {
 			p := l.unscoped[0]
@@ -157,6 +160,27 @@ func (db *knownHostsDB) verify(hostname string, key ssh.PublicKey, files []strin
 	}
 	e.Unknown, e.Files = true, files[:1]
 	return false, e
+}
+
+// pinnedWithoutPort is OpenSSH's second look for a host it does not know
+// on a port other than 22: the key is trusted if a well-formed entry for
+// the bare name (port 22's) pins exactly it. It only ever trusts that key;
+// a different key there changes nothing (the host stays unknown).
+func (db *knownHostsDB) pinnedWithoutPort(hostname string, key ssh.PublicKey) bool {
+	a := parseKHAddr(hostname)
+	if a.port == "22" {
+		return false
+	}
+	l := db.lookup(net.JoinHostPort(a.host, "22"))
+	if len(l.problems) > 0 || len(l.revoking) > 0 {
+		return false
+	}
+	for _, p := range l.pinned {
+		if bytes.Equal(p.key.Marshal(), key.Marshal()) {
+			return true
+		}
+	}
+	return false
 }
 
 // accept adds hostname's key to the first known_hosts file. The file is

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -46,13 +47,66 @@ func parseKHAddr(hostport string) khAddr {
 	return khAddr{host: h, port: p}
 }
 
-// normalized is the form known_hosts stores: "host" on port 22, else
-// "[host]:port".
-func (a khAddr) normalized() string {
-	if a.port == "22" {
-		return a.host
+// name is the form OpenSSH looks up and writes: the host name lowercased
+// (ASCII only, as its lowercase() does), a numeric address in canonical
+// form (getnameinfo's NI_NUMERICHOST), and "[host]:port" off port 22.
+// A hashed entry is the HMAC of exactly this string, so a name that
+// differs in case or spelling never matches it.
+func (a khAddr) name() string {
+	return bracket(canonicalHost(a.host), a.port)
+}
+
+// typed is the host as written, bracketed the same way. hoctl used to
+// write entries under this form (a mixed-case name hashed as it was, an
+// address as spelt); such an entry still pins its key, so that an entry
+// hoctl wrote never stops counting. A negated pattern that matches either
+// form excludes the host.
+func (a khAddr) typed() string {
+	return bracket(a.host, a.port)
+}
+
+func bracket(host, port string) string {
+	if port == "22" {
+		return host
 	}
-	return "[" + a.host + "]:" + a.port
+	return "[" + host + "]:" + port
+}
+
+// canonicalHost is ssh's host as it reaches known_hosts: a numeric address
+// canonicalised (ssh does not lowercase addresses but prints them back
+// with getnameinfo), any other name lowercased.
+func canonicalHost(h string) string {
+	ip, err := netip.ParseAddr(h)
+	if err != nil {
+		return lowerASCII(h)
+	}
+	if ip.Is6() && !ip.Is4In6() && ip.Zone() == "" {
+		// glibc's inet_ntop writes an IPv4-compatible address (::a.b.c.d,
+		// the first 96 bits zero and a.b not zero) in dotted form.
+		b := ip.As16()
+		if [12]byte(b[:12]) == [12]byte{} && b[12]|b[13] != 0 {
+			return "::" + netip.AddrFrom4([4]byte(b[12:])).String()
+		}
+	}
+	return ip.String()
+}
+
+// lowerASCII is C's tolower over bytes: OpenSSH leaves non-ASCII bytes as
+// they are, so a Unicode case mapping (k for the Kelvin sign) would make
+// a pattern match a name that OpenSSH's does not.
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
 }
 
 // khHosts is a line's host field: a hashed name or a pattern list.
@@ -68,28 +122,38 @@ type khPattern struct {
 	glob   string // lower case; may hold * and ? wildcards
 }
 
-// match is OpenSSH's: each pattern is matched against the whole stored
-// form of the name ("host", or "[host]:port" off port 22), so "*" covers
-// every port and "*.example" only port 22.
+// match is OpenSSH's: each pattern, lowercased, is matched against the
+// whole stored form of the name ("host", or "[host]:port" off port 22), so
+// "*" covers every port and "*.example" only port 22; a hashed name is
+// compared with the HMAC of that form.
 func (h *khHosts) match(a khAddr) bool {
-	name := a.normalized()
+	name, typed := a.name(), a.typed()
 	if h.hashed {
-		mac := hmac.New(sha1.New, h.salt)
-		mac.Write([]byte(name))
-		return hmac.Equal(mac.Sum(nil), h.hash)
+		return h.hashes(name) || (typed != name && h.hashes(typed))
 	}
-	name = strings.ToLower(name)
+	names := []string{name}
+	if lt := lowerASCII(typed); lt != name {
+		names = append(names, lt)
+	}
 	matched := false
 	for _, p := range h.patterns {
-		if !wildcardMatch(p.glob, name) {
-			continue
+		for _, n := range names {
+			if !wildcardMatch(p.glob, n) {
+				continue
+			}
+			if p.negate {
+				return false
+			}
+			matched = true
 		}
-		if p.negate {
-			return false
-		}
-		matched = true
 	}
 	return matched
+}
+
+func (h *khHosts) hashes(name string) bool {
+	mac := hmac.New(sha1.New, h.salt)
+	mac.Write([]byte(name))
+	return hmac.Equal(mac.Sum(nil), h.hash)
 }
 
 // wildcardMatch is OpenSSH's match_pattern: * and ? with no regard for
@@ -153,7 +217,7 @@ func parseHostField(field string) (*khHosts, error) {
 		if strings.HasPrefix(p, "[") && !strings.Contains(p, "]") {
 			return nil, fmt.Errorf("bad host pattern %q", p)
 		}
-		pat.glob = strings.ToLower(p)
+		pat.glob = lowerASCII(p)
 		h.patterns = append(h.patterns, pat)
 	}
 	return h, nil
@@ -190,10 +254,12 @@ func (p *khProblem) mentions(a khAddr) bool {
 	if p.hosts != nil && p.hosts.match(a) {
 		return true
 	}
-	norm := strings.ToLower(a.normalized())
+	norm, typed := a.name(), lowerASCII(a.typed())
+	host, typedHost := "["+canonicalHost(a.host)+"]", "["+lowerASCII(a.host)+"]"
 	for _, w := range strings.FieldsFunc(p.text, func(r rune) bool { return r == ' ' || r == '\t' || r == ',' }) {
-		lw := strings.ToLower(strings.TrimPrefix(w, "!"))
-		if lw == norm || strings.HasSuffix(lw, norm) || strings.Contains(lw, "["+strings.ToLower(a.host)+"]") {
+		lw := lowerASCII(strings.TrimPrefix(w, "!"))
+		if lw == norm || strings.HasSuffix(lw, norm) || lw == typed || strings.HasSuffix(lw, typed) ||
+			strings.Contains(lw, host) || strings.Contains(lw, typedHost) {
 			return true
 		}
 	}
@@ -405,10 +471,11 @@ func (l lookup) algorithms() []string {
 	return algos
 }
 
-// line renders an entry for hostport as accept-new writes it: hashed when
-// the file already hashes its names.
+// knownHostsLine renders an entry for hostport as accept-new writes it,
+// under the name OpenSSH looks up (lowercased, canonical): hashed when the
+// file already hashes its names.
 func knownHostsLine(hostport string, key ssh.PublicKey, hashed bool) (string, error) {
-	name := parseKHAddr(hostport).normalized()
+	name := parseKHAddr(hostport).name()
 	if hashed {
 		salt := make([]byte, sha1.Size)
 		if _, err := rand.Read(salt); err != nil {

@@ -349,30 +349,41 @@ func FuzzKnownHostsLine(f *testing.F) {
 	pub, _, _ := ed25519.GenerateKey(nil)
 	k, _ := ssh.NewPublicKey(pub)
 	line := knownhosts.Line([]string{"[127.0.0.1]:2222"}, k)
-	for _, seed := range []string{line, "@revoked " + line, "@cert-authority *.example " + strings.SplitN(line, " ", 2)[1],
-		"|1|abc|def ssh-ed25519 AAAA", line + line, "!a,b,[c]:22 x y"} {
+	keyText := strings.SplitN(line, " ", 2)[1]
+	for _, seed := range []string{line, "@revoked " + line, "@cert-authority *.example " + keyText,
+		"|1|abc|def ssh-ed25519 AAAA", line + line, "!a,b,[c]:22 x y",
+		// Mixed case, hashed (of the lowercased and of the typed name),
+		// port 22's entry, negations and a hashed name glued on a line.
+		"[Zippy.Home.ARPA]:2222 " + keyText, hashName("[zippy.home.arpa]:2222") + " " + keyText,
+		hashName("[Zippy.Home.ARPA]:2222") + " " + keyText, "ZIPPY.home.arpa " + keyText,
+		"*,![zippy.HOME.arpa]:2222 " + keyText, "!zippy.home.arpa,* " + keyText,
+		line + hashName("[zippy.home.arpa]:2222") + " " + keyText, "[::FFFF:127.0.0.1]:2222 " + keyText} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		db := &knownHostsDB{}
 		db.read([]byte(s), "known_hosts")
-		l := db.lookup("127.0.0.1:2222")
-		_ = l.algorithms()
-		add, err := db.verify("127.0.0.1:2222", k, []string{"known_hosts"}, true)
-		// A key is trusted only when a well-formed line pins it.
-		if err == nil && !add {
-			ok := false
-			for _, e := range l.pinned {
-				if string(e.key.Marshal()) == string(k.Marshal()) {
-					ok = true
+		for _, host := range []string{"127.0.0.1", "Zippy.Home.ARPA", "zippy.home.arpa", "::ffff:127.0.0.1"} {
+			hostport := joinHostPort(host, 2222)
+			l := db.lookup(hostport)
+			_ = l.algorithms()
+			add, err := db.verify(hostport, k, []string{"known_hosts"}, true)
+			// A key is trusted only when a well-formed line pins it, for
+			// this port or (OpenSSH's second look) for port 22.
+			if err == nil && !add {
+				ok := false
+				for _, e := range append(l.pinned, db.lookup(joinHostPort(host, 22)).pinned...) {
+					if string(e.key.Marshal()) == string(k.Marshal()) {
+						ok = true
+					}
+				}
+				if !ok {
+					t.Fatalf("%s trusted without a pinned line: %q", host, s)
 				}
 			}
-			if !ok {
-				t.Fatalf("trusted without a pinned line: %q", s)
+			if add && (len(l.problems) > 0 || len(l.unscoped) > 0 || len(l.revoking) > 0 || len(l.pinned) > 0 || len(l.cas) > 0) {
+				t.Fatalf("%s: would add despite %q", host, s)
 			}
-		}
-		if add && (len(l.problems) > 0 || len(l.unscoped) > 0 || len(l.revoking) > 0 || len(l.pinned) > 0 || len(l.cas) > 0) {
-			t.Fatalf("would add despite %q", s)
 		}
 	})
 }
