@@ -9,8 +9,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/inventory"
-	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/tasks"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -220,7 +220,7 @@ func runCommand(path string) string {
 	// The command line may hold a hostile file name; zsh and fish print
 	// descriptions, so it is defused as the history table does, and kept
 	// on one line.
-	return strings.Join(strings.Fields(iostreams.Sanitize(r.Command)), " ")
+	return strings.Join(strings.Fields(hostout.Sanitize(r.Command)), " ")
 }
 
 // runArgs completes `run TARGET -- CMD`: the target only; after it the

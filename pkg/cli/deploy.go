@@ -136,7 +136,7 @@ func deployRun(ctx context.Context, opts *DeployOptions) error {
 	if opts.confirmTimeoutSet {
 		confirm = opts.ConfirmTimeout
 	}
-	rb, _, err := deploy.Runbook(inv, targets, clients, deploy.Options{Parallel: opts.Parallel, Wait: opts.Wait, Output: f.IO.ErrOut, Rollback: opts.Rollback,
+	rb, _, err := deploy.Runbook(inv, targets, clients, deploy.Options{Parallel: opts.Parallel, Wait: opts.Wait, Output: f.IO.ErrOut, OutputLock: f.IO, Rollback: opts.Rollback,
 		ConfirmTimeout: confirm, Progress: func(host, msg string) { eng.Reporter.Progress(0, host, msg) }})
 	if err != nil {
 		return usagef("%v", err)

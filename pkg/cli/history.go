@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/tasks"
 	"github.com/spf13/cobra"
@@ -218,7 +219,7 @@ func showRun(f *Factory, dir, arg string) error {
 }
 
 // safe is journal text for the terminal; --json prints the bytes.
-func safe(s string) string { return iostreams.Sanitize(s) }
+func safe(s string) string { return hostout.Sanitize(s) }
 
 func short(h string) string {
 	if len(h) > 12 {

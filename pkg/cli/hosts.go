@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/hoctl/hoctl/pkg/iostreams"
+	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/spf13/cobra"
 )
 
@@ -98,7 +98,7 @@ func hostsRun(ctx context.Context, opts *HostsOptions) error {
 		sep = ", "
 	}
 	for _, r := range rows {
-		table = append(table, []string{cs.Bold(r.Name), iostreams.Sanitize(r.Address), dash(strings.Join(r.Roles, sep)), dash(strings.Join(r.Groups, sep)), managed(r)})
+		table = append(table, []string{cs.Bold(r.Name), hostout.Sanitize(r.Address), dash(strings.Join(r.Roles, sep)), dash(strings.Join(r.Groups, sep)), managed(r)})
 	}
 	_, err = fmt.Fprint(io.Out, cs.Table("", true, []string{"HOST", "ADDRESS", "ROLES", "GROUPS", "MANAGED"}, table))
 	return err

@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 	"text/tabwriter"
 
+	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/inventory"
-	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 )
 
@@ -80,7 +80,7 @@ func hostsSSHRun(opts *HostsOptions, inv *inventory.Inventory, hosts []*inventor
 			v := hs.Settings[name]
 			// Values come from the inventory and ssh_config, files someone
 			// else may have written: shown, not acted on.
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, iostreams.Sanitize(v.Value), cs.Dim(iostreams.Sanitize(v.Origin)))
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, hostout.Sanitize(v.Value), cs.Dim(hostout.Sanitize(v.Origin)))
 		}
 		if err := tw.Flush(); err != nil {
 			return err

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/inventory"
-	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 	"github.com/spf13/cobra"
 )
@@ -76,9 +76,9 @@ func pingRun(ctx context.Context, opts *PingOptions) error {
 		var rows [][]string
 		for _, r := range results {
 			if r.OK {
-				rows = append(rows, []string{cs.SuccessIcon() + " " + cs.Host(r.Host), iostreams.Sanitize(r.Hostname), "rtt " + ms(r.RTTms) + "  connect " + ms(r.Connect)})
+				rows = append(rows, []string{cs.SuccessIcon() + " " + cs.Host(r.Host), hostout.Sanitize(r.Hostname), "rtt " + ms(r.RTTms) + "  connect " + ms(r.Connect)})
 			} else {
-				rows = append(rows, []string{cs.FailureIcon() + " " + cs.Host(r.Host), cs.Red(strings.ToUpper(r.Reason)), iostreams.Sanitize(r.Error)})
+				rows = append(rows, []string{cs.FailureIcon() + " " + cs.Host(r.Host), cs.Red(strings.ToUpper(r.Reason)), hostout.Sanitize(r.Error)})
 			}
 		}
 		fmt.Fprint(io.Out, cs.Table("", false, nil, rows))

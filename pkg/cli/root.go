@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/tasks"
@@ -59,7 +60,7 @@ func Run(ctx context.Context, f *Factory, args []string) int {
 			fmt.Fprintf(f.IO.ErrOut, "%s interrupted\n", cs.FailureIcon())
 		} else {
 			// Errors quote hosts' output: shown, not acted on.
-			fmt.Fprintf(f.IO.ErrOut, "%s %s\n", cs.Red("error:"), iostreams.Sanitize(err.Error()))
+			fmt.Fprintf(f.IO.ErrOut, "%s %s\n", cs.Red("error:"), hostout.Sanitize(err.Error()))
 		}
 		var ue *UsageError
 		if errors.As(err, &ue) {

@@ -9,9 +9,9 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/sshexec"
@@ -140,7 +140,7 @@ func runOne(ctx context.Context, opts *RunOptions, conn Connector, h *inventory.
 	cmd := opts.Command
 	var outKeep, errKeep *sshexec.HeadTail
 	var outSpool, errSpool *spool
-	var outW, errW *prefixWriter
+	var outW, errW *hostout.Writer
 	switch {
 	case ios.JSON:
 		outKeep, errKeep = sshexec.NewHeadTail(RunKeepHead, RunKeepTail), sshexec.NewHeadTail(RunKeepHead, RunKeepTail)
@@ -154,8 +154,8 @@ func runOne(ctx context.Context, opts *RunOptions, conn Connector, h *inventory.
 	default:
 		cs := ios.OutColorScheme()
 		pad := strings.Repeat(" ", width-len(h.Name))
-		outW = &prefixWriter{io: ios, w: ios.Out, prefix: cs.Host(h.Name) + pad + " | "}
-		errW = &prefixWriter{io: ios, w: ios.ErrOut, prefix: ios.ColorScheme().Host(h.Name) + pad + " ! "}
+		outW = hostout.New(ios.Out, cs.Host(h.Name)+pad+" | ", ios)
+		errW = hostout.New(ios.ErrOut, ios.ColorScheme().Host(h.Name)+pad+" ! ", ios)
 		cmd.Stdout, cmd.Stderr = outW, errW
 	}
 	start := time.Now()
@@ -211,7 +211,7 @@ func printGroup(ios *iostreams.IOStreams, r RunResult, stdout, stderr *spool) {
 	stdout.copyTo(ios.Out)
 	stderr.copyTo(ios.ErrOut)
 	if r.Reason != "" {
-		fmt.Fprintln(ios.ErrOut, iostreams.Sanitize(r.Error))
+		fmt.Fprintln(ios.ErrOut, hostout.Sanitize(r.Error))
 	}
 }
 
@@ -242,7 +242,7 @@ func (s *spool) Write(p []byte) (int, error) {
 	return len(p), nil // a full disk must not stop the remote command
 }
 
-// copyTo writes the output, made safe for a terminal, ending in a newline.
+// copyTo shows the output through hostout, ending in a newline.
 func (s *spool) copyTo(w io.Writer) {
 	var r io.Reader
 	if s.keep != nil {
@@ -253,25 +253,11 @@ func (s *spool) copyTo(w io.Writer) {
 		}
 		r = s.f
 	}
-	br := bufio.NewReaderSize(r, 64<<10)
 	bw := bufio.NewWriterSize(w, 64<<10)
 	defer func() { _ = bw.Flush() }()
-	w = bw
-	for {
-		line, err := br.ReadSlice('\n')
-		if len(line) > 0 {
-			out := iostreams.Sanitize(string(line))
-			if err != nil && !errors.Is(err, bufio.ErrBufferFull) && !strings.HasSuffix(out, "\n") {
-				out += "\n"
-			}
-			_, _ = io.WriteString(w, out)
-		}
-		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
-			break
-		}
-	}
+	_ = hostout.Copy(bw, "", r)
 	if s.err != nil {
-		fmt.Fprintf(w, "[hoctl: output not fully kept: %v]\n", s.err)
+		fmt.Fprintf(bw, "[hoctl: output not fully kept: %v]\n", s.err)
 	}
 }
 
@@ -303,69 +289,7 @@ func printRunSummary(ios *iostreams.IOStreams, results []RunResult, he *HostsErr
 	}
 	fmt.Fprintf(ios.ErrOut, "%s %d/%d hosts exited 0; %d failed, %d unreachable\n", cs.FailureIcon(), ok, he.Total, he.Failed, he.Unreachable)
 	for _, b := range bad {
-		fmt.Fprintf(ios.ErrOut, "  %s\n", iostreams.Sanitize(b))
-	}
-}
-
-// prefixWriter writes whole lines, each with a host prefix, holding the
-// IOStreams lock per line so hosts never interleave mid-line.
-type prefixWriter struct {
-	io     *iostreams.IOStreams
-	w      io.Writer
-	prefix string
-	mu     sync.Mutex
-	buf    []byte
-}
-
-func (p *prefixWriter) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.buf = append(p.buf, b...)
-	// Every whole line of this write goes out in one locked write: many
-	// short lines cost one syscall, not two each.
-	var out strings.Builder
-	for {
-		i := bytes.IndexByte(p.buf, '\n')
-		if i < 0 {
-			break
-		}
-		p.format(&out, p.buf[:i+1])
-		p.buf = p.buf[i+1:]
-	}
-	// A runaway line without newlines is flushed in pieces rather than
-	// held in memory without bound.
-	if len(p.buf) > 64<<10 {
-		p.format(&out, append(p.buf, '\n'))
-		p.buf = nil
-	}
-	p.emit(out.String())
-	return len(b), nil
-}
-
-func (p *prefixWriter) format(out *strings.Builder, line []byte) {
-	out.WriteString(p.prefix)
-	// Escape sequences from the host are shown, not acted on.
-	out.WriteString(iostreams.Sanitize(string(line)))
-}
-
-func (p *prefixWriter) emit(s string) {
-	if s == "" {
-		return
-	}
-	p.io.Lock()
-	_, _ = io.WriteString(p.w, s)
-	p.io.Unlock()
-}
-
-// Flush writes a last line that had no newline.
-func (p *prefixWriter) Flush() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.buf) > 0 {
-		var out strings.Builder
-		p.format(&out, append(p.buf, '\n'))
-		p.emit(out.String())
-		p.buf = nil
+		fmt.Fprintf(ios.ErrOut, "  %s\n", hostout.Sanitize(b))
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/status"
@@ -132,9 +133,9 @@ func printStatusTo(f *Factory, w io.Writer, inv *inventory.Inventory, checks []s
 		}
 		label := fmt.Sprintf("%-*s", width, c.Area+" "+c.Name)
 		// Details and hints quote hosts and APIs: shown, not acted on.
-		line := fmt.Sprintf("%s %s  %s", icon, iostreams.Sanitize(label), iostreams.Sanitize(c.Detail))
+		line := fmt.Sprintf("%s %s  %s", icon, hostout.Sanitize(label), hostout.Sanitize(c.Detail))
 		if c.Level != status.OK && c.Hint != "" {
-			line += cs.Dim("   → " + iostreams.Sanitize(c.Hint))
+			line += cs.Dim("   → " + hostout.Sanitize(c.Hint))
 		}
 		fmt.Fprintln(w, line)
 	}

@@ -20,6 +20,7 @@ import (
 
 	consulapi "github.com/hashicorp/consul/api"
 	nomadapi "github.com/hashicorp/nomad/api"
+	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/httpapi"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/sshexec"
@@ -36,8 +37,13 @@ type Options struct {
 	// health after a host's deploy.
 	DrainDeadline time.Duration
 	Wait          time.Duration
-	// Output receives the deploy command's output, as it comes.
+	// Output receives the deploy command's output, as it comes, each
+	// line under its host's name and sanitised (hostout): the command
+	// relays what the host prints while it rebuilds.
 	Output io.Writer
+	// OutputLock, when set, is held around each write to Output, so
+	// hosts deployed at once do not cut into each other's lines.
+	OutputLock sync.Locker
 	// Rollback switches each host back to its previous system generation
 	// (on the host: RollbackCommand) instead of running deploy.command.
 	Rollback bool
@@ -409,7 +415,7 @@ func (r *Run) deployHost(ctx context.Context, env *tasks.Env, h *inventory.Host)
 	var tail tailBuffer
 	out := io.Writer(&tail)
 	if r.Opts.Output != nil {
-		out = &teeWriter{tail: &tail, shown: prefixed(r.Opts.Output, h.Name)}
+		out = &teeWriter{tail: &tail, shown: hostout.New(r.Opts.Output, h.Name+" | ", r.Opts.OutputLock)}
 	}
 	if r.Opts.Rollback {
 		run, err := env.Connect(ctx, h)
@@ -417,8 +423,8 @@ func (r *Run) deployHost(ctx context.Context, env *tasks.Env, h *inventory.Host)
 			return "", err
 		}
 		_, err = run.Run(ctx, sshexec.Cmd{Script: RollbackCommand, Stdout: out, Stderr: out})
-		if pw, ok := out.(interface{ flush() }); ok {
-			pw.flush()
+		if tw, ok := out.(*teeWriter); ok {
+			tw.shown.Flush()
 		}
 		if err != nil {
 			return "", fmt.Errorf("rollback on %s failed (%w): %s; the node stays drained and ineligible", h.Name, err, tail.last())
@@ -441,8 +447,8 @@ func (r *Run) deployHost(ctx context.Context, env *tasks.Env, h *inventory.Host)
 	cmd.Stdout, cmd.Stderr = out, out
 	err = cmd.Run()
 	release()
-	if pw, ok := out.(interface{ flush() }); ok {
-		pw.flush() // a last line without a newline
+	if tw, ok := out.(*teeWriter); ok {
+		tw.shown.Flush() // a last line without a newline
 	}
 	if err != nil {
 		err = fmt.Errorf("deploy command for %s failed (%w): %s; the node stays drained and ineligible", h.Name, err, tail.last())
@@ -630,54 +636,13 @@ func (t *tailBuffer) last() string {
 	return lines[len(lines)-1]
 }
 
-// teeWriter keeps the tail for errors and shows the output, prefixed.
+// teeWriter keeps the tail for errors and shows the output.
 type teeWriter struct {
 	tail  *tailBuffer
-	shown *prefixWriter
+	shown *hostout.Writer
 }
 
 func (t *teeWriter) Write(b []byte) (int, error) {
 	_, _ = t.tail.Write(b)
 	return t.shown.Write(b)
-}
-
-func (t *teeWriter) flush() { t.shown.flush() }
-
-// prefixed writes each line as "host | line".
-func prefixed(w io.Writer, host string) *prefixWriter {
-	return &prefixWriter{w: w, prefix: host + " | "}
-}
-
-// flush writes what is left after the last newline.
-func (p *prefixWriter) flush() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.partial) > 0 {
-		_, _ = fmt.Fprintf(p.w, "%s%s\n", p.prefix, p.partial)
-		p.partial = nil
-	}
-}
-
-type prefixWriter struct {
-	mu      sync.Mutex
-	w       io.Writer
-	prefix  string
-	partial []byte
-}
-
-func (p *prefixWriter) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.partial = append(p.partial, b...)
-	for {
-		i := strings.IndexByte(string(p.partial), '\n')
-		if i < 0 {
-			break
-		}
-		if _, err := fmt.Fprintf(p.w, "%s%s\n", p.prefix, p.partial[:i]); err != nil {
-			return 0, err
-		}
-		p.partial = p.partial[i+1:]
-	}
-	return len(b), nil
 }

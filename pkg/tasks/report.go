@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/iostreams"
 )
 
@@ -119,7 +120,7 @@ func PrintPlan(w io.Writer, cs *iostreams.ColorScheme, p *Plan, secrets []string
 // safe is text for a human: secrets redacted, then terminal sequences
 // from hosts made visible instead of acted on.
 func safe(s string, secrets []string) string {
-	return iostreams.Sanitize(Redact(s, secrets))
+	return hostout.Sanitize(Redact(s, secrets))
 }
 
 func oneLine(s string) string {

@@ -1,4 +1,4 @@
-package iostreams
+package hostout
 
 import "testing"
 
@@ -13,6 +13,7 @@ func TestSanitizeDefusesTerminalSequences(t *testing.T) {
 		"line\r\n":                    "line\n",
 		"over\rwrite":                 `over\x0dwrite`,
 		"bidi \u202eevil":             `bidi \u202eevil`,
+		"mark \u200f\u061c":           `mark \u200f\u061c`,
 		"ünïcödé ✓":                   "ünïcödé ✓",
 		"nul\x00del\x7f":              `nul\x00del\x7f`,
 	} {

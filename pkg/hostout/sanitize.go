@@ -1,4 +1,10 @@
-package iostreams
+// Package hostout shows what hosts print on the operator's terminal.
+// Text from a host is data, never instructions to the terminal: every
+// control sequence in it is written out visibly (Sanitize), and Writer
+// puts each host's lines, so cleaned, under the host's name. Commands and
+// domain packages (deploy, runbooks) print host output through it, and
+// only through it.
+package hostout
 
 import (
 	"fmt"
@@ -63,7 +69,9 @@ func needsSanitize(s string) bool {
 }
 
 // unsafeRune is a C1 control (a terminal may read U+009B as CSI) or a
-// bidi control that reorders what is shown.
+// bidi control that reorders what is shown (embeddings, overrides,
+// isolates and the invisible direction marks).
 func unsafeRune(r rune) bool {
-	return r >= 0x80 && r <= 0x9f || r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069
+	return r >= 0x80 && r <= 0x9f || r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069 ||
+		r == 0x200e || r == 0x200f || r == 0x061c
 }
