@@ -7,6 +7,7 @@ import (
 
 	"github.com/hoctl/hoctl/pkg/consul"
 	"github.com/hoctl/hoctl/pkg/failover"
+	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/replicate"
 	"github.com/hoctl/hoctl/pkg/tasks"
@@ -154,7 +155,7 @@ func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
 	_, err = eng.Run(ctx, rb, tasks.RunOptions{})
 	run.Release()
 	if err == nil && run.Summary != "" && !f.IO.JSON {
-		fmt.Fprintf(f.IO.ErrOut, "%s %s → %s: %s\n", f.IO.ColorScheme().SuccessIcon(), ends.SourceHost, ends.TargetHost, run.Summary)
+		fmt.Fprintf(f.IO.ErrOut, "%s %s → %s: %s\n", f.IO.ColorScheme().SuccessIcon(), ends.SourceHost, ends.TargetHost, hostout.Sanitize(run.Summary))
 	}
 	return quiet(err)
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/replicate"
 	"github.com/hoctl/hoctl/pkg/tasks"
 )
@@ -199,9 +200,9 @@ func replicateSummary(f *Factory, jobs []*replicationJob) error {
 		}
 		cs := f.IO.ColorScheme()
 		if j.err == nil {
-			fmt.Fprintf(f.IO.ErrOut, "%s %s %s → %s: %s\n", cs.SuccessIcon(), j.ends.Name, j.ends.SourceHost, j.ends.TargetHost, j.run.Summary)
+			fmt.Fprintf(f.IO.ErrOut, "%s %s %s → %s: %s\n", cs.SuccessIcon(), j.ends.Name, j.ends.SourceHost, j.ends.TargetHost, hostout.Sanitize(j.run.Summary))
 		} else {
-			fmt.Fprintf(f.IO.ErrOut, "%s %s %s → %s: %s (exit %d)\n", cs.FailureIcon(), j.ends.Name, j.ends.SourceHost, j.ends.TargetHost, oneLine(j.err), c)
+			fmt.Fprintf(f.IO.ErrOut, "%s %s %s → %s: %s (exit %d)\n", cs.FailureIcon(), j.ends.Name, j.ends.SourceHost, j.ends.TargetHost, hostout.Sanitize(oneLine(j.err)), c)
 		}
 	}
 	if !f.IO.JSON {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hoctl/hoctl/pkg/btrfs"
+	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/replicate"
 	"github.com/hoctl/hoctl/pkg/retention"
 	"github.com/hoctl/hoctl/pkg/sshexec"
@@ -110,13 +111,13 @@ func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
 		}
 		theirs, perr := side(peer, peerDir, e.Base)
 		if perr != nil {
-			fmt.Fprintf(f.IO.ErrOut, "%s %s: cannot read the other side (%s:%s): %v\n", f.IO.ColorScheme().WarningIcon(), e.Name, peer, peerDir, perr)
+			fmt.Fprintf(f.IO.ErrOut, "%s %s: cannot read the other side (%s:%s): %s\n", f.IO.ColorScheme().WarningIcon(), e.Name, peer, peerDir, hostout.Sanitize(perr.Error()))
 			if firstErr == nil {
 				firstErr = perr
 			}
 		}
 		for _, p := range mine.Problems {
-			fmt.Fprintf(f.IO.ErrOut, "%s %s:%s: %s\n", f.IO.ColorScheme().WarningIcon(), h.Name, dir, p)
+			fmt.Fprintf(f.IO.ErrOut, "%s %s:%s: %s\n", f.IO.ColorScheme().WarningIcon(), h.Name, dir, hostout.Sanitize(p))
 		}
 		common := map[string]bool{}
 		next := ""

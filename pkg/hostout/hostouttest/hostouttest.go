@@ -15,9 +15,10 @@ import (
 const Hostile = "a\x1b[2Jb\x1b]52;c;cm0gLXJmIC8=\x07c\x1b]8;;http://evil.example\x1b\\link\x1b]8;;\x1b\\" +
 	"\x1b]0;title\x07ok\rFAKE\x07\u009b31m\x9b\x1b[?1049h\u202eevil\xff\xfe\x00\x7f end\n"
 
-// Shown is a piece of Hostile as Sanitize shows it: finding it in the
-// output proves the host's text was printed (and made safe), not dropped.
-const Shown = `a\x1b[2Jb\x1b]52;c;cm0gLXJmIC8=\x07c`
+// Shown is the start of Hostile as Sanitize (and Go's %q) shows it:
+// finding it in the output proves the host's text was printed (and made
+// safe), not dropped.
+const Shown = `a\x1b[2Jb\x1b]52;c;cm0gLXJmIC8=`
 
 // FirstUnsafe returns the first thing in s that a terminal would act on,
 // or "" when there is none: a control character other than newline and
