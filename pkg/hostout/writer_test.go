@@ -77,8 +77,8 @@ func TestWritersDoNotInterleaveLines(t *testing.T) {
 			w := New(&out, fmt.Sprintf("h%d | ", h), &lock)
 			for i := range 200 {
 				// A line in three writes.
-				_, _ = w.Write([]byte(fmt.Sprintf("h%d line", h)))
-				_, _ = w.Write([]byte(fmt.Sprintf(" %d", i)))
+				_, _ = fmt.Fprintf(w, "h%d line", h)
+				_, _ = fmt.Fprintf(w, " %d", i)
 				_, _ = w.Write([]byte(" end\n"))
 			}
 		}()
