@@ -147,7 +147,7 @@ func (db *knownHostsDB) verify(hostname string, key ssh.PublicKey, files []strin
 		e.Cert = "known_hosts trusts a certificate authority for this host, but it presented a plain key"
 		return false, e
 	}
-	if db.pinnedWithoutPort(hostname, key) {
+	if len(l.unscoped) == 0 && db.pinnedWithoutPort(hostname, key) {
 		return false, nil
 	}
 	if acceptNew {
@@ -165,7 +165,9 @@ func (db *knownHostsDB) verify(hostname string, key ssh.PublicKey, files []strin
 // pinnedWithoutPort is OpenSSH's second look for a host it does not know
 // on a port other than 22: the key is trusted if a well-formed entry for
 // the bare name (port 22's) pins exactly it. It only ever trusts that key;
-// a different key there changes nothing (the host stays unknown).
+// a different key there changes nothing (the host stays unknown). verify
+// skips it while a line whose host field is unreadable could be the
+// entry for this port.
 func (db *knownHostsDB) pinnedWithoutPort(hostname string, key ssh.PublicKey) bool {
 	a := parseKHAddr(hostname)
 	if a.port == "22" {

@@ -310,3 +310,27 @@ func TestCanonicalHost(t *testing.T) {
 		}
 	}
 }
+
+// OpenSSH's second look (the bare name's entry for a host unknown on its
+// port) trusts only the exact key on file, and not while an unreadable
+// line could be this port's entry.
+func TestSecondLookWithoutPort(t *testing.T) {
+	e := newEnv(t)
+	s := sshtest.Start(t, hostSigner(t), e.clientKey.PublicKey())
+	key := keyText(s.HostKey.PublicKey())
+	for _, c := range []struct {
+		content string
+		want    Reason
+	}{
+		{"127.0.0.1 " + key + "\n", ""},
+		{"127.0.0.1 " + keyText(hostSigner(t).PublicKey()) + "\n", ReasonHostKeyUnknown},
+		{"127.0.0.1 " + key + "\n|1|notbase64|x " + key + "\n", ReasonHostKeyUnknown},
+		{"127.0.0.1 " + key + "\n127.0.0.1 ssh-ed25519 AAAA!!!!\n", ReasonHostKeyUnknown},
+	} {
+		e.writeKnownHosts(c.content, 0o600)
+		_, err := run(t, pool(t), e.target("h", s), Cmd{Script: "true"})
+		if r := connReason(t, err); r != c.want {
+			t.Errorf("%q: reason %q, want %q (%v)", c.content, r, c.want, err)
+		}
+	}
+}
