@@ -292,10 +292,26 @@ func TestImpostorBehindMixedCaseNameIsRefused(t *testing.T) {
 			t.Errorf("%s: known_hosts changed to %q", policy, got)
 		}
 	}
-	if _, err := exec.LookPath("ssh"); err == nil {
-		if ok, out := opensshVerdict(t, e, "LocalHost", impostor.Port, e.knownHosts); ok || !strings.Contains(out, "IDENTIFICATION HAS CHANGED") {
-			t.Errorf("OpenSSH's verdict on the impostor: accepted=%v: %s", ok, out)
-		}
+	if _, err := exec.LookPath("ssh"); err != nil {
+		return
+	}
+	if ok, out := opensshVerdict(t, e, "LocalHost", impostor.Port, e.knownHosts); ok || !strings.Contains(out, "IDENTIFICATION HAS CHANGED") {
+		t.Errorf("OpenSSH's verdict on the impostor: accepted=%v: %s", ok, out)
+	}
+	// The removal the error suggests (once the new key is verified)
+	// finds the hashed entry.
+	tg := e.target("h", impostor)
+	tg.Address = "LocalHost"
+	_, err := run(t, pool(t), tg, Cmd{Script: "true"})
+	m := regexp.MustCompile(`\((ssh-keygen -R [^)]*)\)`).FindStringSubmatch(err.Error())
+	if m == nil {
+		t.Fatalf("no removal command in %v", err)
+	}
+	if out, err := exec.Command("sh", "-c", m[1]).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v: %s", m[1], err, out)
+	}
+	if got := e.readKnownHosts(); got != "" {
+		t.Errorf("%s left %q", m[1], got)
 	}
 }
 

@@ -14,8 +14,6 @@ import (
 	"net"
 	"strings"
 	"time"
-
-	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 // Runner runs commands on one host. *Conn (SSH) and *Local implement it;
@@ -214,7 +212,8 @@ func (e *HostKeyError) Error() string {
 // known_hosts may not be ~/.ssh/known_hosts, where ssh-keygen looks by
 // default.
 func (e *HostKeyError) removeCommand() string {
-	cmd := "ssh-keygen -R " + Quote(knownhosts.Normalize(e.Addr))
+	// The name OpenSSH looks up: ssh-keygen -R hashes exactly it.
+	cmd := "ssh-keygen -R " + Quote(parseKHAddr(e.Addr).name())
 	if len(e.Files) > 0 {
 		cmd += " -f " + Quote(e.Files[0])
 	}
