@@ -108,7 +108,7 @@ var hostOutputCases = map[string]hostOutputCase{
 			h.conn.handler = failingStep
 			h.runLine("--yes", "runbook", "run", filepath.Join(dir, "rb.yaml"))
 		},
-		// The list shows runs (commands, never output; TestHistoryList*);
+		// The list shows runs (commands, never output; TestHistoryLimitAndFilters);
 		// one run in full replays its journaled output.
 		runs: [][]string{{"history", "last"}},
 	},
