@@ -26,6 +26,10 @@ func needOpenSSH(t *testing.T) {
 	t.Helper()
 	for _, p := range []string{"ssh", "ssh-keygen"} {
 		if _, err := exec.LookPath(p); err != nil {
+			// In CI a missing prerequisite is a failure, never a skip.
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s not installed (Debian: openssh-client): %v", p, err)
+			}
 			t.Skipf("%s not installed (Debian: openssh-client): %v", p, err)
 		}
 	}
