@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -84,21 +85,32 @@ type Entry struct {
 }
 
 // dirOpLine is the target filter's command line for op in dir.
-func dirOpLine(dir string, op ...string) string {
+func dirOpLine(dir string, op ...string) string { return dirOpLineBy("hoctl", dir, op...) }
+
+// dirOpLineBy is dirOpLine with the program that runs it: "hoctl" on a
+// host's PATH, or this very binary for a host whose address is "local"
+// (a timer on the source host runs hoctl there, whatever its PATH).
+func dirOpLineBy(prog, dir string, op ...string) string {
 	return "SSH_ORIGINAL_COMMAND=" + sshexec.Quote(sshexec.QuoteArgv(append([]string{opPrefix}, op...))) +
-		" hoctl target-filter " + sshexec.Quote(dir)
+		" " + sshexec.Quote(prog) + " target-filter " + sshexec.Quote(dir)
 }
 
-// dirCmd runs op of the primitive on dir.
-func dirCmd(dir string, op ...string) sshexec.Cmd {
-	return sshexec.Cmd{Script: dirOpLine(dir, op...)}
+// dirCmd runs op of the primitive on dir, on r (nil: as a plan shows it).
+func dirCmd(r sshexec.Runner, dir string, op ...string) sshexec.Cmd {
+	prog := "hoctl"
+	if _, local := r.(*sshexec.Local); local {
+		if exe, err := os.Executable(); err == nil {
+			prog = exe
+		}
+	}
+	return sshexec.Cmd{Script: dirOpLineBy(prog, dir, op...)}
 }
 
 // DirectionCmd records, in dir on the host it runs on, that host source
 // is replication name's source (failover writes it on both hosts): through
 // the primitive, so only ever into a regular file directly in dir.
 func DirectionCmd(dir, name, source string) sshexec.Cmd {
-	return dirCmd(dir, opDirection, name, source)
+	return dirCmd(nil, dir, opDirection, name, source)
 }
 
 // hostName is what a direction file may name: an inventory host.

@@ -3,6 +3,7 @@ package replicate
 import (
 	"bytes"
 	"context"
+	"os"
 	"path"
 	"slices"
 	"strings"
@@ -26,8 +27,8 @@ func targetLines(t *testing.T) (native, argv []string) {
 	native = []string{
 		dirOpLine(standby, opList, "services"),
 		dirOpLine(standby, opShow, "services@20261126T084500Z"),
-		deleteCmd(standby, []btrfs.Subvolume{sub, {ID: 261, Path: path.Join(standby, "services@20261126T090000Z")}}).Line(),
-		hostLockCmd(standby, "services", defaultHolder(time.Now())).Line(),
+		deleteCmd(nil, standby, []btrfs.Subvolume{sub, {ID: 261, Path: path.Join(standby, "services@20261126T090000Z")}}).Line(),
+		hostLockCmd(nil, standby, "services", defaultHolder(time.Now())).Line(),
 		DirectionCmd(standby, "services", "c1").Line(),
 	}
 	argv = []string{
@@ -281,4 +282,20 @@ func FuzzFilter(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A host whose address is "local" (a timer on the source) runs the
+// primitive with this very binary, whatever the unit's PATH.
+func TestDirOpLocalRunsThisBinary(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Skip(err)
+	}
+	local := sshexec.NewLocal(&sshexec.Target{Name: "zippy", Address: "local"})
+	if got := dirCmd(local, "/persist", opList, "services").Line(); !strings.Contains(got, sshexec.Quote(exe)+" target-filter /persist") {
+		t.Errorf("local: %s", got)
+	}
+	if got := dirCmd(nil, "/persist", opList, "services").Line(); !strings.Contains(got, " hoctl target-filter /persist") {
+		t.Errorf("remote: %s", got)
+	}
 }

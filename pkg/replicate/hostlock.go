@@ -61,7 +61,9 @@ func HostLockArgv(dir, name, holder string) []string {
 
 // hostLockCmd takes the lock of replication name in dir for holder,
 // through the dir primitive.
-func hostLockCmd(dir, name, holder string) sshexec.Cmd { return dirCmd(dir, opLock, name, holder) }
+func hostLockCmd(r sshexec.Runner, dir, name, holder string) sshexec.Cmd {
+	return dirCmd(r, dir, opLock, name, holder)
+}
 
 // holderText is what a holder may say of itself: printable, one line.
 var holderText = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 _.,:;@()+/=-]{0,199}$`)
@@ -131,7 +133,7 @@ func AcquireHostLock(ctx context.Context, r sshexec.Runner, dir, name, holder st
 	l := &HostLock{in: pw, cancel: cancel, done: make(chan struct{})}
 	var res *sshexec.Result
 	var runErr error
-	cmd := hostLockCmd(dir, name, holder)
+	cmd := hostLockCmd(r, dir, name, holder)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr, cmd.Timeout = pr, outW, &lockedBuilder{b: &stderr}, 1<<62
 	go func() {
 		defer close(l.done)

@@ -83,7 +83,7 @@ func List(ctx context.Context, r sshexec.Runner, dir, base string) (*Side, error
 	// Empty input, not none: a key forced to `btrfs receive` then fails
 	// at once with "empty stream" (recognised below) instead of waiting
 	// for a stream on the open input of a command without one.
-	cmd := dirCmd(dir, opList, base)
+	cmd := dirCmd(r, dir, opList, base)
 	cmd.Stdin = strings.NewReader("")
 	res, err := r.Run(ctx, cmd)
 	if err != nil {

@@ -418,22 +418,22 @@ func (r *Run) garbageCmd() string {
 	if len(g) == 0 {
 		return "nothing to remove"
 	}
-	return deleteCmd(r.Ends.TargetDir, g).Line()
+	return deleteCmd(nil, r.Ends.TargetDir, g).Line()
 }
 
 // deleteCmd deletes subvolumes of dir in one command, through the dir
 // primitive: each must still be the subvolume id listed, directly in dir.
-func deleteCmd(dir string, subs []btrfs.Subvolume) sshexec.Cmd {
+func deleteCmd(run sshexec.Runner, dir string, subs []btrfs.Subvolume) sshexec.Cmd {
 	op := []string{opDelete}
 	for _, s := range subs {
 		op = append(op, deleteArg(s))
 	}
-	return dirCmd(dir, op...)
+	return dirCmd(run, dir, op...)
 }
 
 // showEntry is one subvolume directly in dir, through the dir primitive.
 func showEntry(ctx context.Context, run sshexec.Runner, dir, name string) (*Entry, error) {
-	res, err := run.Run(ctx, dirCmd(dir, opShow, name))
+	res, err := run.Run(ctx, dirCmd(run, dir, opShow, name))
 	if err != nil {
 		return nil, dirOpError(run.Name(), res, err)
 	}
@@ -453,7 +453,7 @@ func (r *Run) removeGarbage(ctx context.Context, env *tasks.Env, h *inventory.Ho
 	if err != nil {
 		return "", err
 	}
-	if res, err := run.Run(ctx, deleteCmd(r.Ends.TargetDir, g)); err != nil {
+	if res, err := run.Run(ctx, deleteCmd(run, r.Ends.TargetDir, g)); err != nil {
 		return "", fmt.Errorf("removing garbage: %w", dirOpError(h.Name, res, err))
 	}
 	var names []string
@@ -727,7 +727,7 @@ func (r *Run) deleteReceived(ctx context.Context, env *tasks.Env, h *inventory.H
 		return "", err
 	}
 	sub := btrfs.Subvolume{ID: got.ID, Path: p}
-	if res, err := run.Run(ctx, deleteCmd(r.Ends.TargetDir, []btrfs.Subvolume{sub})); err != nil {
+	if res, err := run.Run(ctx, deleteCmd(run, r.Ends.TargetDir, []btrfs.Subvolume{sub})); err != nil {
 		return "", fmt.Errorf("deleting %s: %w", p, dirOpError(h.Name, res, err))
 	}
 	return "deleted " + p, nil
@@ -820,7 +820,7 @@ func (r *Run) prune(ctx context.Context, env *tasks.Env, h *inventory.Host, sour
 	if !source {
 		dir = r.Ends.TargetDir
 	}
-	if res, err := run.Run(ctx, deleteCmd(dir, subs)); err != nil {
+	if res, err := run.Run(ctx, deleteCmd(run, dir, subs)); err != nil {
 		return "", fmt.Errorf("pruning: %w", dirOpError(h.Name, res, err))
 	}
 	return "pruned " + strings.Join(names, ", "), nil
