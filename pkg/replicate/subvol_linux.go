@@ -404,7 +404,7 @@ func (d *targetDir) openRegular(name string, create bool) (*os.File, error) {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 {
-		return nil, &errNotRegular{path: p, kind: kindOf(st.Mode), links: uint64(st.Nlink)}
+		return nil, &errNotRegular{path: p, kind: kindOf(st.Mode), links: uint64(st.Nlink)} //nolint:unconvert // uint32 on arm64
 	}
 	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(pfd), unix.O_RDWR|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
