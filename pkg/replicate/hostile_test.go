@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hoctl/hoctl/internal/hostile"
 	"github.com/hoctl/hoctl/pkg/btrfs"
+	"github.com/hoctl/hoctl/pkg/sshexec"
 )
 
 // HostileNames is the corpus (internal/hostile) for base "services".
@@ -147,4 +149,27 @@ func FuzzEntryName(f *testing.F) {
 			t.Fatalf("%q (%s): snapshots %+v", name, kind, snaps)
 		}
 	})
+}
+
+// hangingRunner is a host whose command never answers until cancelled.
+type hangingRunner struct{ cancelled chan struct{} }
+
+func (h *hangingRunner) Name() string { return "c1" }
+func (h *hangingRunner) Run(ctx context.Context, _ sshexec.Cmd) (*sshexec.Result, error) {
+	<-ctx.Done()
+	close(h.cancelled)
+	return nil, ctx.Err()
+}
+
+// Issue 19, finding 3: taking a host lock is bounded. A lock command that
+// never answers (what a FIFO under the lock's name did to the old shell
+// form) fails the run with the bound in its error, and the command is
+// cancelled, not left behind.
+func TestHostLockBounded(t *testing.T) {
+	h := &hangingRunner{cancelled: make(chan struct{})}
+	_, err := acquireHostLock(context.Background(), h, standby, "services", "alice", 50*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "no answer within 50ms") {
+		t.Fatalf("err = %v", err)
+	}
+	<-h.cancelled
 }

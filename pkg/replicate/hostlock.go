@@ -125,6 +125,10 @@ func (l *HostLock) abandon() {
 // in dir, never a link, FIFO or device). The lock command outlives ctx's
 // cancellation only as long as the connection does; Release ends it.
 func AcquireHostLock(ctx context.Context, r sshexec.Runner, dir, name, holder string) (*HostLock, error) {
+	return acquireHostLock(ctx, r, dir, name, holder, HostLockTimeout)
+}
+
+func acquireHostLock(ctx context.Context, r sshexec.Runner, dir, name, holder string, bound time.Duration) (*HostLock, error) {
 	pr, pw := io.Pipe()
 	outR, outW := io.Pipe()
 	var stderr strings.Builder
@@ -140,7 +144,7 @@ func AcquireHostLock(ctx context.Context, r sshexec.Runner, dir, name, holder st
 		res, runErr = r.Run(runCtx, cmd)
 		_ = outW.Close()
 	}()
-	timer := time.NewTimer(HostLockTimeout)
+	timer := time.NewTimer(bound)
 	defer timer.Stop()
 	first := make(chan string, 1)
 	go func() {
@@ -162,7 +166,7 @@ func AcquireHostLock(ctx context.Context, r sshexec.Runner, dir, name, holder st
 		if out == "locked" {
 			return l, nil
 		}
-		<-l.done
+		l.abandon() // the command has ended: this only waits for it
 		file := HostLockFile(dir, name)
 		var ee *sshexec.ExitError
 		if errors.As(runErr, &ee) && ee.Code == hostLockExit || res != nil && res.ExitCode == hostLockExit {
@@ -180,7 +184,7 @@ func AcquireHostLock(ctx context.Context, r sshexec.Runner, dir, name, holder st
 		return nil, fmt.Errorf("taking the replication lock %s: %w", file, dirOpError(r.Name(), res, runErr))
 	case <-timer.C:
 		l.abandon()
-		return nil, fmt.Errorf("%s: taking the replication lock %s: no answer within %s (the host or its filesystem hangs)", r.Name(), HostLockFile(dir, name), HostLockTimeout)
+		return nil, fmt.Errorf("%s: taking the replication lock %s: no answer within %s (the host or its filesystem hangs)", r.Name(), HostLockFile(dir, name), bound)
 	case <-ctx.Done():
 		l.abandon()
 		return nil, ctx.Err()
