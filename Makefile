@@ -84,7 +84,7 @@ bench: deps bench-deps build lab-cache
 	bash bench/run.sh
 
 # Each fuzz target starts from its testdata/fuzz corpus (the hostile
-# inputs of issue 11 among them) and runs FUZZTIME; `make fuzz FUZZTIME=30m`
+# inputs of issue 11 among them, and internal/hostile's names of issue 19) and runs FUZZTIME; `make fuzz FUZZTIME=30m`
 # for a long soak.
 FUZZTIME ?= 3m
 fuzz:
@@ -93,7 +93,11 @@ fuzz:
 	$(GO) test ./pkg/inventory -run '^$$' -fuzz FuzzSelect -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/tasks -run '^$$' -fuzz FuzzParseRunbook -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/btrfs -run '^$$' -fuzz FuzzParseList -fuzztime $(FUZZTIME)
+	$(GO) test ./pkg/btrfs -run '^$$' -fuzz FuzzNestedPaths -fuzztime $(FUZZTIME)
+	$(GO) test ./pkg/btrfs -run '^$$' -fuzz FuzzSnapshotName -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/replicate -run '^$$' -fuzz FuzzFilter -fuzztime $(FUZZTIME)
+	$(GO) test ./pkg/replicate -run '^$$' -fuzz FuzzParseEntries -fuzztime $(FUZZTIME)
+	$(GO) test ./pkg/replicate -run '^$$' -fuzz FuzzEntryName -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/jobs -run '^$$' -fuzz FuzzRewrite -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/sshexec -run '^$$' -fuzz FuzzKnownHostsLine -fuzztime $(FUZZTIME)
 

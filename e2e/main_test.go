@@ -94,6 +94,15 @@ func run(m *testing.M) int {
 			fmt.Fprintln(os.Stderr, "lab teardown:", err)
 		}
 	}()
+	// Replication runs hoctl's dir primitive on both hosts
+	// (docs/replicate.md, "hoctl on the hosts"): each storage host's own
+	// bin/ is first on its PATH.
+	for _, h := range storage.Hosts {
+		if err := os.Symlink(hoctlBin, filepath.Join(h.Dir, "bin", "hoctl")); err != nil {
+			fmt.Fprintln(os.Stderr, "hoctl on the storage hosts:", err)
+			return 1
+		}
+	}
 	defer stopRealCluster()
 	return m.Run()
 }

@@ -2,8 +2,11 @@ package btrfs
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/hoctl/hoctl/internal/hostile"
 )
 
 // Captured from btrfs-progs v6.2 on the lab.
@@ -191,6 +194,10 @@ func TestMarkReadOnly(t *testing.T) {
 func FuzzParseList(f *testing.F) {
 	f.Add(list62)
 	f.Add(list5)
+	for _, n := range hostile.Names("services") {
+		f.Add("ID 257 gen 9 top level 5 parent_uuid - received_uuid - uuid 0badc0de path standby/" + n + "\n")
+		f.Add("/persist/standby/" + n + "\n\tName: \t\t\t" + n + "\n\tUUID: \t\t\tu\n\tFlags: \t\t\t-\n")
+	}
 	f.Fuzz(func(t *testing.T, s string) {
 		subs, err := ParseList(s)
 		if err == nil {
@@ -217,4 +224,41 @@ func TestNestedPaths(t *testing.T) {
 	if got := NestedPaths("services", ""); len(got) != 0 {
 		t.Fatalf("none: got %v", got)
 	}
+}
+
+// FuzzNestedPaths: whatever `btrfs subvolume list -o` prints, the paths
+// returned are below the subvolume, never `..` out of it.
+func FuzzNestedPaths(f *testing.F) {
+	for _, n := range hostile.Names("services") {
+		f.Add("services", "ID 257 gen 7 top level 256 path services/"+n+"\n")
+		f.Add("/", "ID 257 gen 7 top level 5 path "+n+"\n")
+	}
+	f.Fuzz(func(t *testing.T, own, list string) {
+		for _, p := range NestedPaths(own, list) {
+			if strings.Contains(p, "\n") {
+				t.Fatalf("%q: a path with a newline: %q", list, p)
+			}
+		}
+	})
+}
+
+// FuzzSnapshotName: a name is a replication snapshot only when it is
+// exactly what SnapshotName makes, so Snapshots and Garbage never take a
+// planted name that merely looks like one ("never guessed").
+func FuzzSnapshotName(f *testing.F) {
+	for _, n := range hostile.Names("services") {
+		f.Add(n)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		base, at, ok := ParseSnapshotName(name)
+		if !ok {
+			if g := Garbage([]Subvolume{{Path: "/d/" + name}}, "services"); len(g) != 0 && !strings.Contains(name, "/") {
+				t.Fatalf("%q is garbage but no snapshot name", name)
+			}
+			return
+		}
+		if SnapshotName(base, at) != name {
+			t.Fatalf("%q parsed as %q at %s, which names %q", name, base, at, SnapshotName(base, at))
+		}
+	})
 }

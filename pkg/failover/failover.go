@@ -654,13 +654,16 @@ func (r *Run) servedBy(host string) func(ctx context.Context, _ *tasks.Env, _ *i
 	}
 }
 
-// writeDirection records on host h which end is replication name's source.
+// writeDirection records on host h which end is replication name's
+// source, through the replication dir's primitive: only ever into a
+// regular file directly in dir, never through a link, FIFO or device a
+// send stream planted under that name.
 func writeDirection(ctx context.Context, env *tasks.Env, h *inventory.Host, dir, name, source string) error {
 	run, err := env.Connect(ctx, h)
 	if err != nil {
 		return err
 	}
-	res, err := run.Run(ctx, sshexec.Cmd{Argv: replicate.DirectionArgv(dir, name), Stdin: strings.NewReader(source + "\n")})
+	res, err := run.Run(ctx, replicate.DirectionCmd(dir, name, source))
 	if err != nil {
 		return fmt.Errorf("%s: writing %s: %s", h.Name, replicate.DirectionFile(dir, name), sshexec.FirstLine(res, err))
 	}

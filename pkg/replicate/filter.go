@@ -10,6 +10,7 @@ import (
 	"path"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -93,6 +94,29 @@ func (f Filter) Allow(line string) (*Request, error) {
 		return refuse("not a single command")
 	}
 	argv := pipeline[0]
+	if len(argv) == 4 && strings.HasPrefix(argv[0], "SSH_ORIGINAL_COMMAND=") && argv[1] == "hoctl" && argv[2] == "target-filter" {
+		// The dir primitive's own line (dirOpLine): what an unrestricted
+		// key's shell runs, and what this filter then runs itself.
+		if path.Clean(argv[3]) != dir {
+			return refuse("the primitive's dir is not " + dir)
+		}
+		op, err := splitPipeline(strings.TrimPrefix(argv[0], "SSH_ORIGINAL_COMMAND="))
+		if err != nil || len(op) != 1 || len(op[0]) < 2 || op[0][0] != opPrefix {
+			return refuse("not an op of the dir primitive")
+		}
+		native, why := f.dirOp(dir, op[0][1:])
+		if native == nil {
+			return refuse(why)
+		}
+		return &Request{Watched: watched, native: native}, nil
+	}
+	if len(argv) > 1 && argv[0] == opPrefix {
+		native, why := f.dirOp(dir, argv[1:])
+		if native == nil {
+			return refuse(why)
+		}
+		return &Request{Watched: watched, native: native}, nil
+	}
 	switch {
 	case slices.Equal(argv, []string{"stat", "-f", "-c", "%T", dir}),
 		slices.Equal(argv, []string{"df", "-B1", "--output=avail", dir}),
@@ -142,6 +166,53 @@ func (f Filter) Allow(line string) (*Request, error) {
 		}
 	}
 	return refuse(fmt.Sprintf("not a command replication into %s sends (see docs/replicate.md, \"Restricted target keys\")", dir))
+}
+
+// dirOp is one op of the dir primitive (dirop.go) on dir, or why not.
+func (f Filter) dirOp(dir string, op []string) (native func(context.Context, io.Reader, io.Writer, io.Writer) error, why string) {
+	snapName := func(n string) bool {
+		base, _, ok := btrfs.ParseSnapshotName(n)
+		return ok && baseName.MatchString(base)
+	}
+	switch {
+	case len(op) == 2 && op[0] == opList && baseName.MatchString(op[1]):
+		return inDir(dir, func(d *targetDir, _ io.Reader, stdout, _ io.Writer) error { return d.listEntries(op[1], stdout) }), ""
+	case len(op) == 2 && op[0] == opShow && snapName(op[1]):
+		return inDir(dir, func(d *targetDir, _ io.Reader, stdout, _ io.Writer) error { return d.showEntry(op[1], stdout) }), ""
+	case len(op) > 1 && op[0] == opDelete:
+		type del struct {
+			name string
+			id   uint64
+		}
+		var dels []del
+		for _, a := range op[1:] {
+			n, idText, ok := strings.Cut(a, "=")
+			id, err := strconv.ParseUint(idText, 10, 64)
+			if !ok || err != nil || id == 0 || !snapName(n) {
+				return nil, fmt.Sprintf("deletes only snapshots <name>@<UTC time>=<subvolume id> directly in %s, not %q", dir, a)
+			}
+			dels = append(dels, del{n, id})
+		}
+		return inDir(dir, func(d *targetDir, _ io.Reader, stdout, _ io.Writer) error {
+			for _, x := range dels {
+				if err := d.destroyID(x.name, x.id); err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "deleted %s\n", x.name)
+			}
+			return nil
+		}), ""
+	case len(op) == 3 && op[0] == opLock && baseName.MatchString(op[1]) && holderText.MatchString(op[2]):
+		lock, direction := path.Base(HostLockFile(dir, op[1])), path.Base(DirectionFile(dir, op[1]))
+		return inDir(dir, func(d *targetDir, stdin io.Reader, stdout, _ io.Writer) error {
+			return d.lock(context.Background(), lock, direction, op[2], stdin, stdout)
+		}), ""
+	case len(op) == 3 && op[0] == opDirection && baseName.MatchString(op[1]) && hostName.MatchString(op[2]):
+		return inDir(dir, func(d *targetDir, _ io.Reader, _, _ io.Writer) error {
+			return d.writeDirection(path.Base(DirectionFile(dir, op[1])), op[2])
+		}), ""
+	}
+	return nil, fmt.Sprintf("not an op of the dir primitive on %s", dir)
 }
 
 // exitStatus is a native command's non-zero status that is no error.

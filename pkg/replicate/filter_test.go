@@ -3,6 +3,7 @@ package replicate
 import (
 	"bytes"
 	"context"
+	"os"
 	"path"
 	"slices"
 	"strings"
@@ -17,28 +18,61 @@ const standby = "/persist/services-standby"
 
 // The lines a replication sends to its target, built by the code that
 // sends them: a command added to the runbook without the filter learning
-// it fails here.
-func targetLines(t *testing.T) []string {
+// it fails here. The dir primitive's ops are the filter's own code
+// (native); the rest run as the argv shown.
+func targetLines(t *testing.T) (native, argv []string) {
 	t.Helper()
-	snap := path.Join(standby, "services@20261126T084500Z")
 	r := &Run{Ends: Ends{TargetDir: standby, Base: "services"}}
-	lines := []string{
-		sshexec.QuoteArgv(ListArgv(standby, "services")),
+	sub := btrfs.Subvolume{ID: 260, Path: path.Join(standby, "services@20261126T084500Z")}
+	native = []string{
+		dirOpLine(standby, opList, "services"),
+		dirOpLine(standby, opShow, "services@20261126T084500Z"),
+		deleteCmd(nil, standby, []btrfs.Subvolume{sub, {ID: 261, Path: path.Join(standby, "services@20261126T090000Z")}}).Line(),
+		hostLockCmd(nil, standby, "services", defaultHolder(time.Now())).Line(),
+		DirectionCmd(standby, "services", "c1").Line(),
+	}
+	argv = []string{
 		sshexec.QuoteArgv([]string{"stat", "-f", "-c", "%T", standby}),
 		sshexec.QuoteArgv([]string{"df", "-B1", "--output=avail", standby}),
 		sshexec.QuoteArgv(MountArgv(standby)),
-		sshexec.QuoteArgv(HostLockArgv(standby, "services", defaultHolder(time.Now()))),
-		sshexec.QuoteArgv([]string{"btrfs", "subvolume", "show", snap}),
-		sshexec.QuoteArgv(deleteArgv([]btrfs.Subvolume{{Path: snap}, {Path: path.Join(standby, "services@20261126T090000Z")}})),
 		r.receiverLine(),
 	}
 	r.Ends.Compress = "zstd"
-	return append(lines, r.receiverLine())
+	return native, append(argv, r.receiverLine())
+}
+
+// What an older hoctl sends, which a target upgraded first still serves.
+func legacyLines() []string {
+	snap := path.Join(standby, "services@20261126T084500Z")
+	return []string{
+		sshexec.QuoteArgv(ListArgv(standby, "services")),
+		sshexec.QuoteArgv(HostLockArgv(standby, "services", "alice@ws pid 12, started 2026-11-30T05:00:00Z")),
+		sshexec.QuoteArgv([]string{"btrfs", "subvolume", "show", snap}),
+		sshexec.QuoteArgv([]string{"btrfs", "subvolume", "delete", snap}),
+	}
 }
 
 func TestFilterAllowsWhatReplicationSends(t *testing.T) {
 	f := Filter{Dir: standby + "/"}
-	for _, line := range targetLines(t) {
+	native, argv := targetLines(t)
+	for _, line := range append(native, legacyLines()...) {
+		req, err := f.Allow(line)
+		if err != nil || req.native == nil {
+			t.Errorf("%q: %+v %v, want the filter's own code", line, req, err)
+		}
+		// The same op, as the unrestricted key's shell hands it to
+		// `hoctl target-filter DIR` (SSH_ORIGINAL_COMMAND is the op).
+		if op, ok := strings.CutPrefix(line, "SSH_ORIGINAL_COMMAND="); ok {
+			inner, err := splitPipeline(op[:strings.Index(op, " hoctl target-filter ")])
+			if err != nil || len(inner) != 1 || len(inner[0]) != 1 {
+				t.Fatalf("%q: %v", line, err)
+			}
+			if req, err := f.Allow(inner[0][0]); err != nil || req.native == nil {
+				t.Errorf("the op %q: %+v %v", inner[0][0], req, err)
+			}
+		}
+	}
+	for _, line := range argv {
 		req, err := f.Allow(line)
 		if err != nil {
 			t.Errorf("refused %q: %v", line, err)
@@ -51,9 +85,45 @@ func TestFilterAllowsWhatReplicationSends(t *testing.T) {
 			t.Errorf("%q parsed as %q", line, req.Pipeline)
 		}
 	}
-	req, err := f.Allow(sshexec.KillableForTest(sshexec.QuoteArgv(ListArgv(standby, "services"))))
-	if err != nil || !req.Watched || !slices.Equal(req.Pipeline[0], ListArgv(standby, "services")) {
+	req, err := f.Allow(sshexec.KillableForTest(dirOpLine(standby, opList, "services")))
+	if err != nil || !req.Watched || req.native == nil {
 		t.Fatalf("wrapped listing: %+v %v", req, err)
+	}
+}
+
+// The dir primitive's ops: exactly these, on this dir, with names of
+// hoctl's scheme and plain holder and host text.
+func TestFilterDirOpsRefused(t *testing.T) {
+	f := Filter{Dir: standby}
+	for _, line := range []string{
+		dirOpLine("/persist", opList, "services"),
+		dirOpLine(standby+"/..", opList, "services"),
+		dirOpLine(standby, opList, "*"),
+		dirOpLine(standby, opList, "../x"),
+		dirOpLine(standby, opShow, "../services@20261126T084500Z"),
+		dirOpLine(standby, opShow, "services@20261126T084500Z/x"),
+		dirOpLine(standby, opShow, "services@x"),
+		dirOpLine(standby, opDelete),
+		dirOpLine(standby, opDelete, "services@20261126T084500Z"),
+		dirOpLine(standby, opDelete, "services@20261126T084500Z=0"),
+		dirOpLine(standby, opDelete, "services@20261126T084500Z=x"),
+		dirOpLine(standby, opDelete, "../services@20261126T084500Z=256"),
+		dirOpLine(standby, opDelete, "services@20261126T084500Z\n=256"),
+		dirOpLine(standby, opLock, "services", "x\ny"),
+		dirOpLine(standby, opLock, "../x", "holder"),
+		dirOpLine(standby, opDirection, "services", "c1\nzippy"),
+		dirOpLine(standby, opDirection, "services", "../c1"),
+		dirOpLine(standby, opDirection, "services"),
+		dirOpLine(standby, "rm", "-rf", "/"),
+		"SSH_ORIGINAL_COMMAND='hoctl-dir list services' sh target-filter " + standby,
+		"SSH_ORIGINAL_COMMAND='hoctl-dir list services' hoctl target-filter " + standby + " extra",
+		"SSH_ORIGINAL_COMMAND='id' hoctl target-filter " + standby,
+		"SSH_ORIGINAL_COMMAND='hoctl-dir list services; id' hoctl target-filter " + standby,
+		"PATH=/tmp hoctl target-filter " + standby,
+	} {
+		if req, err := f.Allow(line); err == nil {
+			t.Errorf("allowed %q: %+v", line, req)
+		}
 	}
 }
 
@@ -178,8 +248,14 @@ func TestFilterExecStopsAWatchedCommandWhenInputEnds(t *testing.T) {
 }
 
 func FuzzFilter(f *testing.F) {
-	for _, l := range targetLines(&testing.T{}) {
+	native, argv := targetLines(&testing.T{})
+	for _, l := range append(append(native, argv...), legacyLines()...) {
 		f.Add(l)
+	}
+	for _, n := range HostileNames {
+		f.Add(dirOpLine(standby, opShow, n))
+		f.Add(dirOpLine(standby, opDelete, n+"=256"))
+		f.Add("btrfs subvolume delete " + sshexec.Quote(path.Join(standby, n)))
 	}
 	f.Add("btrfs subvolume delete /persist/services-standby/services@20261126T084500Z")
 	f.Add("btrfs receive \"/persist/services-standby\"")
@@ -206,4 +282,20 @@ func FuzzFilter(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A host whose address is "local" (a timer on the source) runs the
+// primitive with this very binary, whatever the unit's PATH.
+func TestDirOpLocalRunsThisBinary(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Skip(err)
+	}
+	local := sshexec.NewLocal(&sshexec.Target{Name: "zippy", Address: "local"})
+	if got := dirCmd(local, "/persist", opList, "services").Line(); !strings.Contains(got, sshexec.Quote(exe)+" target-filter /persist") {
+		t.Errorf("local: %s", got)
+	}
+	if got := dirCmd(nil, "/persist", opList, "services").Line(); !strings.Contains(got, " hoctl target-filter /persist") {
+		t.Errorf("remote: %s", got)
+	}
 }

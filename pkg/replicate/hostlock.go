@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hoctl/hoctl/pkg/sshexec"
 )
@@ -27,12 +28,11 @@ import (
 // hostLockExit is the lock command's status when another run holds it.
 const hostLockExit = 75
 
-// hostLockScript holds the flock on $1 and writes the holder ($3) into it
-// until its input ends; once locked it says so with the direction a
-// failover recorded in $2 ("locked c1"). Files are opened by the shell
-// only to read (never truncated) and written by dd with O_NOFOLLOW, so a
-// symlink a send stream planted under their names is never written
-// through.
+// hostLockScript is the lock command an older hoctl sends (HostLockArgv);
+// the target filter recognises it and takes the lock with its own code
+// (targetDir.lock), as this hoctl does through the dir primitive's lock
+// op. It is kept only so that a target upgraded first still serves an
+// older workstation.
 const hostLockScript = `dd of="$1" oflag=nofollow conv=notrunc count=0 status=none || exit 1
 exec 9<"$1"
 if ! flock -n 9; then printf 'held by: '; dd if="$1" iflag=nofollow bs=512 count=1 status=none; exit 75; fi
@@ -52,17 +52,17 @@ func DirectionFile(dir, name string) string {
 	return path.Join(dir, ".hoctl-replicate-"+name+".direction")
 }
 
-// DirectionArgv writes host into a DirectionFile without following a
-// link.
-func DirectionArgv(dir, name string) []string {
-	return []string{"dd", "of=" + DirectionFile(dir, name), "oflag=nofollow", "status=none"}
-}
-
-// HostLockArgv takes the lock of replication name in dir for holder. The
+// HostLockArgv is an older hoctl's lock command (hostLockScript). The
 // target filter recognises exactly this argv and runs its own equivalent
 // (no shell).
 func HostLockArgv(dir, name, holder string) []string {
 	return []string{"sh", "-c", hostLockScript, "hoctl-lock", HostLockFile(dir, name), DirectionFile(dir, name), holder}
+}
+
+// hostLockCmd takes the lock of replication name in dir for holder,
+// through the dir primitive.
+func hostLockCmd(r sshexec.Runner, dir, name, holder string) sshexec.Cmd {
+	return dirCmd(r, dir, opLock, name, holder)
 }
 
 // holderText is what a holder may say of itself: printable, one line.
@@ -93,9 +93,10 @@ type HostLock struct {
 	// Direction is the source host a failover recorded there, if any.
 	Direction string
 
-	in   *io.PipeWriter
-	done chan struct{}
-	once sync.Once
+	in     *io.PipeWriter
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
 }
 
 // Release ends the lock command, and with it the lock.
@@ -103,26 +104,48 @@ func (l *HostLock) Release() {
 	l.once.Do(func() {
 		_ = l.in.Close()
 		<-l.done
+		l.cancel()
+	})
+}
+
+// abandon stops a lock command that never answered: its input closed and
+// the remote command cancelled, whatever it is blocked in.
+func (l *HostLock) abandon() {
+	l.once.Do(func() {
+		_ = l.in.Close()
+		l.cancel()
+		<-l.done
 	})
 }
 
 // AcquireHostLock takes replication name's lock in dir on r, without
-// waiting. The lock command outlives ctx's cancellation only as long as
-// the connection does; Release ends it.
+// waiting for another holder: a held lock fails at once, saying who holds
+// it, and a lock command that has not answered within HostLockTimeout
+// fails the run. The lock is the dir primitive's (a regular file directly
+// in dir, never a link, FIFO or device). The lock command outlives ctx's
+// cancellation only as long as the connection does; Release ends it.
 func AcquireHostLock(ctx context.Context, r sshexec.Runner, dir, name, holder string) (*HostLock, error) {
+	return acquireHostLock(ctx, r, dir, name, holder, HostLockTimeout)
+}
+
+func acquireHostLock(ctx context.Context, r sshexec.Runner, dir, name, holder string, bound time.Duration) (*HostLock, error) {
 	pr, pw := io.Pipe()
 	outR, outW := io.Pipe()
 	var stderr strings.Builder
-	l := &HostLock{in: pw, done: make(chan struct{})}
+	// Its own context: the lock lasts the run, not the step that took it.
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	l := &HostLock{in: pw, cancel: cancel, done: make(chan struct{})}
 	var res *sshexec.Result
 	var runErr error
+	cmd := hostLockCmd(r, dir, name, holder)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr, cmd.Timeout = pr, outW, &lockedBuilder{b: &stderr}, 1<<62
 	go func() {
 		defer close(l.done)
-		// Its own context: the lock lasts the run, not the step that took it.
-		res, runErr = r.Run(context.WithoutCancel(ctx), sshexec.Cmd{Argv: HostLockArgv(dir, name, holder), Stdin: pr, Stdout: outW,
-			Stderr: &lockedBuilder{b: &stderr}, Timeout: 1 << 62})
+		res, runErr = r.Run(runCtx, cmd)
 		_ = outW.Close()
 	}()
+	timer := time.NewTimer(bound)
+	defer timer.Stop()
 	first := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(outR)
@@ -143,7 +166,7 @@ func AcquireHostLock(ctx context.Context, r sshexec.Runner, dir, name, holder st
 		if out == "locked" {
 			return l, nil
 		}
-		<-l.done
+		l.abandon() // the command has ended: this only waits for it
 		file := HostLockFile(dir, name)
 		var ee *sshexec.ExitError
 		if errors.As(runErr, &ee) && ee.Code == hostLockExit || res != nil && res.ExitCode == hostLockExit {
@@ -154,12 +177,16 @@ func AcquireHostLock(ctx context.Context, r sshexec.Runner, dir, name, holder st
 			return nil, &HostLockedError{Host: r.Name(), File: file, Holder: h}
 		}
 		why := strings.TrimSpace(stderr.String())
-		if why == "" && runErr != nil {
-			why = runErr.Error()
+		if res == nil {
+			res = &sshexec.Result{}
 		}
-		return nil, fmt.Errorf("%s: taking the replication lock %s: %s", r.Name(), file, why)
+		res.Stderr = []byte(why)
+		return nil, fmt.Errorf("taking the replication lock %s: %w", file, dirOpError(r.Name(), res, runErr))
+	case <-timer.C:
+		l.abandon()
+		return nil, fmt.Errorf("%s: taking the replication lock %s: no answer within %s (the host or its filesystem hangs)", r.Name(), HostLockFile(dir, name), bound)
 	case <-ctx.Done():
-		l.Release()
+		l.abandon()
 		return nil, ctx.Err()
 	}
 }

@@ -44,7 +44,7 @@ type Side struct {
 	Host      string
 	Dir       string
 	Snapshots []btrfs.Snapshot // oldest first
-	Problems  []string         // entries that are not subvolumes
+	Problems  []string         // entries that are not snapshots, ignored
 }
 
 // NewestComplete is the newest snapshot on this side that holds whole
@@ -73,39 +73,35 @@ func (s *Side) Complete() []btrfs.Snapshot {
 	return out
 }
 
-// List reads the snapshots named base@<timestamp> in dir on r.
+// List reads the snapshots named base@<timestamp> in dir on r: one
+// command, one round trip, whatever the number of snapshots. The dir
+// primitive (dirop.go) lists the dir through its own descriptor and
+// answers in JSON lines; an entry that is not exactly a snapshot (another
+// name, or a symlink, file, FIFO or plain directory under a snapshot's
+// name) is reported in Problems and never acted on.
 func List(ctx context.Context, r sshexec.Runner, dir, base string) (*Side, error) {
 	// Empty input, not none: a key forced to `btrfs receive` then fails
 	// at once with "empty stream" (recognised below) instead of waiting
 	// for a stream on the open input of a command without one.
-	res, err := r.Run(ctx, sshexec.Cmd{Argv: ListArgv(dir, base), Stdin: strings.NewReader("")})
+	cmd := dirCmd(r, dir, opList, base)
+	cmd.Stdin = strings.NewReader("")
+	res, err := r.Run(ctx, cmd)
 	if err != nil {
-		if res != nil && strings.Contains(string(res.Stderr), "No such file or directory") && !strings.Contains(string(res.Stdout), separator) {
-			return nil, fmt.Errorf("%s: %s does not exist", r.Name(), dir)
-		}
 		if isEmptyStream(res) {
 			return nil, restrictedKeyError(r.Name())
 		}
-		return nil, err
+		if res != nil && strings.Contains(string(res.Stderr), "No such file or directory") {
+			return nil, fmt.Errorf("%s: %s does not exist", r.Name(), dir)
+		}
+		return nil, dirOpError(r.Name(), res, err)
+	}
+	entries, err := ParseEntries(res.Stdout)
+	if err != nil {
+		return nil, fmt.Errorf("%s: listing %s: %w", r.Name(), dir, err)
 	}
 	side := &Side{Host: r.Name(), Dir: dir}
 	var subs []btrfs.Subvolume
-	for _, chunk := range strings.Split(string(res.Stdout), separator+" ") {
-		p, show, _ := strings.Cut(chunk, "\n")
-		if strings.TrimSpace(show) == "" {
-			if p != "" {
-				side.Problems = append(side.Problems, "not a subvolume: "+p)
-			}
-			continue
-		}
-		sh, err := btrfs.ParseShow(show)
-		if err != nil {
-			side.Problems = append(side.Problems, p+": "+err.Error())
-			continue
-		}
-		subs = append(subs, btrfs.Subvolume{ID: sh.ID, Gen: sh.Generation, UUID: sh.UUID, ParentUUID: sh.ParentUUID,
-			ReceivedUUID: sh.ReceivedUUID, Path: path.Join(dir, sh.Name), ReadOnly: sh.ReadOnly, Created: sh.Created})
-	}
+	subs, side.Problems = Classify(entries, dir, base)
 	side.Snapshots = btrfs.Snapshots(subs, base)
 	return side, nil
 }

@@ -2,7 +2,6 @@ package replicate
 
 import (
 	"context"
-	"strings"
 	"testing"
 
 	"github.com/hoctl/hoctl/pkg/btrfs"
@@ -24,51 +23,6 @@ func (f *fakeRunner) Run(_ context.Context, c sshexec.Cmd) (*sshexec.Result, err
 		return res, &sshexec.ExitError{Host: "c1", Code: f.code}
 	}
 	return res, nil
-}
-
-const twoShows = `--hoctl-next-- /persist/services standby/services@20261126T090000Z
-/persist/services standby/services@20261126T090000Z
-	Name: 			services@20261126T090000Z
-	UUID: 			bbbb
-	Parent UUID: 		aaaa
-	Received UUID: 		BBBB
-	Creation time: 		2026-11-26 09:00:05 +0000
-	Subvolume ID: 		260
-	Generation: 		20
-	Flags: 			readonly
---hoctl-next-- /persist/services standby/services@20261126T091000Z
---hoctl-next-- /persist/services standby/services@20261126T084500Z
-/persist/services standby/services@20261126T084500Z
-	Name: 			services@20261126T084500Z
-	UUID: 			aaaa
-	Parent UUID: 		-
-	Received UUID: 		AAAA
-	Creation time: 		2026-11-26 08:45:05 +0000
-	Subvolume ID: 		259
-	Generation: 		12
-	Flags: 			readonly
-`
-
-func TestListParsesEverySnapshotAndReportsOddEntries(t *testing.T) {
-	f := &fakeRunner{out: twoShows}
-	side, err := List(context.Background(), f, "/persist/services standby", "services")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(f.got, "find '/persist/services standby' ") {
-		t.Errorf("dir not quoted: %s", f.got)
-	}
-	if len(side.Snapshots) != 2 || side.Snapshots[0].UUID != "aaaa" || side.Snapshots[1].ReceivedUUID != "BBBB" ||
-		side.Snapshots[1].Path != "/persist/services standby/services@20261126T090000Z" {
-		t.Fatalf("%+v", side.Snapshots)
-	}
-	if len(side.Problems) != 1 || side.Problems[0] != "not a subvolume: /persist/services standby/services@20261126T091000Z" {
-		t.Fatalf("problems %q", side.Problems)
-	}
-	f = &fakeRunner{code: 1, errOut: "find: '/nope': No such file or directory\n"}
-	if _, err := List(context.Background(), f, "/nope", "services"); err == nil || !strings.Contains(err.Error(), "/nope does not exist") {
-		t.Fatalf("err = %v", err)
-	}
 }
 
 func TestInvolving(t *testing.T) {

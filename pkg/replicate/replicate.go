@@ -106,7 +106,7 @@ func Runbook(inv *inventory.Inventory, e Ends, o Options) (*tasks.Runbook, *Run)
 				return "btrfs subvolume show " + path.Join(e.TargetDir, r.name()) + ": read-only, received UUID = the source snapshot's UUID, parent matches"
 			}, Fn: r.verify},
 			Undo: &tasks.Func{DescFn: func(*inventory.Host) string {
-				return "btrfs subvolume delete " + path.Join(e.TargetDir, r.name()) + " (the unverified copy)"
+				return "delete " + path.Join(e.TargetDir, r.name()) + " by its subvolume id (the unverified copy)"
 			}, Fn: r.deleteReceived},
 		},
 		{
@@ -357,7 +357,13 @@ func (r *Run) inspect(ctx context.Context, env *tasks.Env, _ *inventory.Host) (s
 	if need > avail {
 		return "", fmt.Errorf("%s: %s has %s free, the send needs about %s", e.TargetHost, e.TargetDir, BytesText(avail), BytesText(need))
 	}
-	return fmt.Sprintf("%s on %s, %d on %s; send estimated at %s, %s free on %s", iostreams.Plural(len(src.Snapshots), "snapshot"), e.SourceHost, len(dst.Snapshots), e.TargetHost, BytesText(need), BytesText(avail), e.TargetHost), nil
+	out := fmt.Sprintf("%s on %s, %d on %s; send estimated at %s, %s free on %s", iostreams.Plural(len(src.Snapshots), "snapshot"), e.SourceHost, len(dst.Snapshots), e.TargetHost, BytesText(need), BytesText(avail), e.TargetHost)
+	for _, s := range []*Side{src, dst} {
+		for _, p := range s.Problems {
+			out += fmt.Sprintf("\nWARNING %s:%s: %s", s.Host, s.Dir, p)
+		}
+	}
+	return out, nil
 }
 
 // isEmptyStream recognises a key restricted to `btrfs receive`: whatever
@@ -412,16 +418,30 @@ func (r *Run) garbageCmd() string {
 	if len(g) == 0 {
 		return "nothing to remove"
 	}
-	return sshexec.QuoteArgv(deleteArgv(g))
+	return deleteCmd(nil, r.Ends.TargetDir, g).Line()
 }
 
-// deleteArgv deletes subvolumes in one command.
-func deleteArgv(subs []btrfs.Subvolume) []string {
-	argv := []string{"btrfs", "subvolume", "delete"}
+// deleteCmd deletes subvolumes of dir in one command, through the dir
+// primitive: each must still be the subvolume id listed, directly in dir.
+func deleteCmd(run sshexec.Runner, dir string, subs []btrfs.Subvolume) sshexec.Cmd {
+	op := []string{opDelete}
 	for _, s := range subs {
-		argv = append(argv, s.Path)
+		op = append(op, deleteArg(s))
 	}
-	return argv
+	return dirCmd(run, dir, op...)
+}
+
+// showEntry is one subvolume directly in dir, through the dir primitive.
+func showEntry(ctx context.Context, run sshexec.Runner, dir, name string) (*Entry, error) {
+	res, err := run.Run(ctx, dirCmd(run, dir, opShow, name))
+	if err != nil {
+		return nil, dirOpError(run.Name(), res, err)
+	}
+	es, err := ParseEntries(res.Stdout)
+	if err != nil || len(es) != 1 || es[0].Name != name || es[0].Kind != KindSubvolume {
+		return nil, fmt.Errorf("%s: showing %s: not one subvolume entry: %q", run.Name(), path.Join(dir, name), truncate(string(res.Stdout), 200))
+	}
+	return &es[0], nil
 }
 
 func (r *Run) removeGarbage(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
@@ -433,8 +453,8 @@ func (r *Run) removeGarbage(ctx context.Context, env *tasks.Env, h *inventory.Ho
 	if err != nil {
 		return "", err
 	}
-	if res, err := run.Run(ctx, sshexec.Cmd{Argv: deleteArgv(g)}); err != nil {
-		return "", fmt.Errorf("removing garbage: %s", sshexec.FirstLine(res, err))
+	if res, err := run.Run(ctx, deleteCmd(run, r.Ends.TargetDir, g)); err != nil {
+		return "", fmt.Errorf("removing garbage: %w", dirOpError(h.Name, res, err))
 	}
 	var names []string
 	for _, s := range g {
@@ -665,21 +685,13 @@ func (r *Run) verify(ctx context.Context, env *tasks.Env, _ *inventory.Host) (st
 	if err != nil {
 		return "", err
 	}
-	res, err := srcR.Run(ctx, sshexec.Cmd{Argv: []string{"btrfs", "subvolume", "show", path.Join(e.SourceDir, r.name())}})
-	if err != nil {
-		return "", fmt.Errorf("%s: %s", e.SourceHost, sshexec.FirstLine(res, err))
-	}
-	srcShow, err := btrfs.ParseShow(string(res.Stdout))
+	srcShow, err := showEntry(ctx, srcR, e.SourceDir, r.name())
 	if err != nil {
 		return "", err
 	}
-	res, err = dstR.Run(ctx, sshexec.Cmd{Argv: []string{"btrfs", "subvolume", "show", path.Join(e.TargetDir, r.name())}})
+	got, err := showEntry(ctx, dstR, e.TargetDir, r.name())
 	if err != nil {
-		return "", fmt.Errorf("%s: no received copy: %s", e.TargetHost, sshexec.FirstLine(res, err))
-	}
-	got, err := btrfs.ParseShow(string(res.Stdout))
-	if err != nil {
-		return "", err
+		return "", fmt.Errorf("no received copy: %w", err)
 	}
 	switch {
 	case !got.ReadOnly:
@@ -703,19 +715,20 @@ func (r *Run) deleteReceived(ctx context.Context, env *tasks.Env, h *inventory.H
 	if err != nil {
 		return "", err
 	}
-	// Two argv commands rather than a script: a filtered target key
-	// allows only those (filter.go).
+	// Shown, then deleted by the id shown: through the dir primitive, so
+	// only a subvolume directly in the dir under exactly that name.
 	p := path.Join(r.Ends.TargetDir, r.name())
-	if _, err := run.Run(ctx, sshexec.Cmd{Argv: []string{"btrfs", "subvolume", "show", p}}); err != nil {
+	got, err := showEntry(ctx, run, r.Ends.TargetDir, r.name())
+	if err != nil {
 		var ee *sshexec.ExitError
 		if errors.As(err, &ee) {
 			return "nothing received at " + p, nil
 		}
 		return "", err
 	}
-	res, err := run.Run(ctx, sshexec.Cmd{Argv: []string{"btrfs", "subvolume", "delete", p}})
-	if err != nil {
-		return "", fmt.Errorf("deleting %s: %s", p, sshexec.FirstLine(res, err))
+	sub := btrfs.Subvolume{ID: got.ID, Path: p}
+	if res, err := run.Run(ctx, deleteCmd(run, r.Ends.TargetDir, []btrfs.Subvolume{sub})); err != nil {
+		return "", fmt.Errorf("deleting %s: %w", p, dirOpError(h.Name, res, err))
 	}
 	return "deleted " + p, nil
 }
@@ -774,7 +787,7 @@ func (r *Run) pruneCmd(source bool) string {
 		side = r.dst
 	}
 	if side == nil {
-		return fmt.Sprintf("btrfs subvolume delete what %s does not keep (never the newest common snapshot)", keep)
+		return fmt.Sprintf("delete what %s does not keep (never the newest common snapshot), by subvolume id through hoctl's dir primitive", keep)
 	}
 	// In a plan: what exists now, plus the new snapshot.
 	snaps := side.Complete()
@@ -785,7 +798,7 @@ func (r *Run) pruneCmd(source bool) string {
 	if len(del) == 0 {
 		return fmt.Sprintf("nothing: keep %s keeps all %s after this run", keep, iostreams.Plural(len(vs), "snapshot"))
 	}
-	return fmt.Sprintf("btrfs subvolume delete %s (keep %s: %s)", strings.Join(del, " "), keep, retention.Summary(vs))
+	return fmt.Sprintf("delete %s, each by its subvolume id through hoctl's dir primitive (keep %s: %s)", strings.Join(del, " "), keep, retention.Summary(vs))
 }
 
 func (r *Run) prune(ctx context.Context, env *tasks.Env, h *inventory.Host, source bool) (string, error) {
@@ -803,8 +816,12 @@ func (r *Run) prune(ctx context.Context, env *tasks.Env, h *inventory.Host, sour
 		subs[i] = s.Subvolume
 		names = append(names, s.Name())
 	}
-	if res, err := run.Run(ctx, sshexec.Cmd{Argv: deleteArgv(subs)}); err != nil {
-		return "", fmt.Errorf("pruning: %s", sshexec.FirstLine(res, err))
+	dir := r.Ends.SourceDir
+	if !source {
+		dir = r.Ends.TargetDir
+	}
+	if res, err := run.Run(ctx, deleteCmd(run, dir, subs)); err != nil {
+		return "", fmt.Errorf("pruning: %w", dirOpError(h.Name, res, err))
 	}
 	return "pruned " + strings.Join(names, ", "), nil
 }

@@ -3,16 +3,19 @@ package replicate
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unsafe"
 
+	"github.com/hoctl/hoctl/pkg/btrfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -190,22 +193,33 @@ func (d *targetDir) show(name string, stdout io.Writer) error {
 	return err
 }
 
-// list prints every entry named base@* as ListArgv's find does: the
-// separator line, then the show of a subvolume (nothing for anything else).
-func (d *targetDir) list(base string, stdout, stderr io.Writer) error {
+// names reads the dir's entries through its descriptor, sorted.
+func (d *targetDir) names() ([]string, error) {
 	dup, err := unix.Dup(d.fd)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	f := os.NewFile(uintptr(dup), d.path)
 	names, err := f.Readdirnames(-1)
 	_ = f.Close()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sort.Strings(names)
+	return names, nil
+}
+
+// list prints every entry named base@* as ListArgv's find does, for an
+// older hoctl: the separator line, then the show of a subvolume. Only
+// names that are exactly base@<timestamp> are printed: the older reader
+// splits this text, and any other name could forge its lines.
+func (d *targetDir) list(base string, stdout, stderr io.Writer) error {
+	names, err := d.names()
+	if err != nil {
+		return err
+	}
 	for _, n := range names {
-		if !strings.HasPrefix(n, base+"@") {
+		if b, _, ok := btrfs.ParseSnapshotName(n); !ok || b != base {
 			continue
 		}
 		p := path.Join(d.path, n)
@@ -219,14 +233,119 @@ func (d *targetDir) list(base string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// kindOf names a file type.
+func kindOf(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return KindDirectory
+	case unix.S_IFLNK:
+		return KindSymlink
+	case unix.S_IFREG:
+		return KindFile
+	case unix.S_IFIFO:
+		return KindFIFO
+	case unix.S_IFBLK:
+		return KindBlock
+	case unix.S_IFCHR:
+		return KindChar
+	case unix.S_IFSOCK:
+		return KindSocket
+	}
+	return "unknown"
+}
+
+// entry describes name in d: a subvolume directly in d with its facts, or
+// what else it is. Only a directory is ever opened for more than O_PATH
+// (a directory open has no side effect), so a FIFO or device is never
+// opened as one.
+func (d *targetDir) entry(name string) Entry {
+	e := Entry{Name: name, Kind: KindGone}
+	pfd, err := unix.Openat(d.fd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return e
+	}
+	var st unix.Stat_t
+	err = unix.Fstat(pfd, &st)
+	_ = unix.Close(pfd)
+	if err != nil {
+		return e
+	}
+	e.Kind = kindOf(st.Mode)
+	if e.Kind != KindDirectory {
+		return e
+	}
+	fd, si, err := d.snapshot(name)
+	if err != nil {
+		return e
+	}
+	_ = unix.Close(fd)
+	e.Kind = KindSubvolume
+	e.ID, e.Gen, e.ReadOnly, e.Created = si.TreeID, si.Generation, si.Flags&btrfsSubvolRdonly != 0, si.Created
+	e.UUID, e.ParentUUID, e.ReceivedUUID = uuidOrEmpty(si.UUID), uuidOrEmpty(si.ParentUUID), uuidOrEmpty(si.ReceivedUUID)
+	return e
+}
+
+func uuidOrEmpty(u [16]byte) string {
+	if t := uuidText(u); t != "-" {
+		return t
+	}
+	return ""
+}
+
+// listEntries prints every entry named base@* as one JSON Entry per line.
+func (d *targetDir) listEntries(base string, stdout io.Writer) error {
+	names, err := d.names()
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	for _, n := range names {
+		if strings.HasPrefix(n, base+"@") {
+			if err := enc.Encode(d.entry(n)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// showEntry prints one subvolume directly in d as a JSON Entry.
+func (d *targetDir) showEntry(name string, stdout io.Writer) error {
+	e := d.entry(name)
+	if e.Kind != KindSubvolume {
+		return fmt.Errorf("%s: %s, not a subvolume directly in the dir", path.Join(d.path, name), e.Kind)
+	}
+	return json.NewEncoder(stdout).Encode(e)
+}
+
+// destroyID deletes snapshot name if it is still the subvolume id a
+// listing showed.
+func (d *targetDir) destroyID(name string, id uint64) error {
+	return d.destroyIf(name, func(si subvolInfo) error {
+		if si.TreeID != id {
+			return fmt.Errorf("%s: is subvolume %d now, not %d as listed: not deleted", path.Join(d.path, name), si.TreeID, id)
+		}
+		return nil
+	})
+}
+
 // destroy deletes one snapshot by the subvolume id read through its own
 // descriptor, so the subvolume checked is the one deleted.
 func (d *targetDir) destroy(name string) error {
+	return d.destroyIf(name, func(subvolInfo) error { return nil })
+}
+
+// destroyIf deletes snapshot name when check accepts what its descriptor
+// says.
+func (d *targetDir) destroyIf(name string, check func(subvolInfo) error) error {
 	fd, si, err := d.snapshot(name)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path.Join(d.path, name), err)
 	}
 	defer func() { _ = unix.Close(fd) }()
+	if err := check(si); err != nil {
+		return err
+	}
 	var args [4096]byte
 	args[16] = btrfsSpecByID // flags
 	for i := range 8 {
@@ -238,26 +357,88 @@ func (d *targetDir) destroy(name string) error {
 	return nil
 }
 
-// lock is HostLockArgv's command done by the filter itself: the lock file
-// is opened under DIR's descriptor without following a link, and must be
-// a regular file.
-func (d *targetDir) lock(ctx context.Context, name, direction, holder string, stdin io.Reader, stdout io.Writer) error {
-	fd, err := unix.Openat(d.fd, name, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o600)
+// errNotRegular is an entry under a name hoctl writes that is not a
+// plain file of its own: refused, never opened as what it is.
+type errNotRegular struct {
+	path, kind string
+	links      uint64
+}
+
+func (e *errNotRegular) Error() string {
+	if e.kind == KindFile {
+		return fmt.Sprintf("%s: a file with %d links, not one of hoctl's own: refused, never written (check it and remove it by hand)", e.path, e.links)
+	}
+	return fmt.Sprintf("%s: a %s, not a regular file: refused, never opened (something planted it, a send stream perhaps: check it and remove it by hand)", e.path, e.kind)
+}
+
+// openRegular opens name directly in d for reading and writing, as a
+// regular file with one link, created (mode 0600) when missing. Anything
+// else under that name (a symlink, FIFO, device, directory, socket, or a
+// hard link to a file elsewhere) is refused: it is looked at only through
+// an O_PATH descriptor, which opens nothing, and the file is then
+// reopened through that very descriptor, so the object checked is the
+// object written.
+func (d *targetDir) openRegular(name string, create bool) (*os.File, error) {
+	p := path.Join(d.path, name)
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
+		return nil, fmt.Errorf("%q: not a name directly in the dir", name)
+	}
+	if create {
+		// O_EXCL: created here and now, so a regular file of ours; it
+		// fails on any existing name, a dangling symlink included.
+		fd, err := unix.Openat(d.fd, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o600)
+		if err == nil {
+			return os.NewFile(uintptr(fd), p), nil
+		}
+		if !errors.Is(err, unix.EEXIST) {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	pfd, err := unix.Openat(d.fd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("%s: %w", path.Join(d.path, name), err)
+		return nil, fmt.Errorf("%s: %w", p, err)
 	}
-	f := os.NewFile(uintptr(fd), path.Join(d.path, name))
+	defer func() { _ = unix.Close(pfd) }()
+	var st unix.Stat_t
+	if err := unix.Fstat(pfd, &st); err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 {
+		return nil, &errNotRegular{path: p, kind: kindOf(st.Mode), links: uint64(st.Nlink)} //nolint:unconvert // uint32 on arm64
+	}
+	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(pfd), unix.O_RDWR|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	var st2 unix.Stat_t
+	if err := unix.Fstat(fd, &st2); err != nil || st2.Dev != st.Dev || st2.Ino != st.Ino || st2.Mode&unix.S_IFMT != unix.S_IFREG {
+		_ = unix.Close(fd)
+		return nil, fmt.Errorf("%s: changed while opened: refused", p)
+	}
+	return os.NewFile(uintptr(fd), p), nil
+}
+
+// lock is the host lock, done by hoctl itself (the op, and HostLockArgv's
+// command of an older hoctl): the lock file is a regular file directly in
+// the dir (openRegular), locked without waiting; a holder's text is shown
+// only when it is one of holderText's.
+func (d *targetDir) lock(ctx context.Context, name, direction, holder string, stdin io.Reader, stdout io.Writer) error {
+	f, err := d.openRegular(name, true)
+	if err != nil {
+		return err
+	}
 	defer func() { _ = f.Close() }() // and with it the lock
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		return fmt.Errorf("%s: not a regular file", f.Name())
-	}
-	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		if !errors.Is(err, unix.EWOULDBLOCK) {
 			return fmt.Errorf("%s: %w", f.Name(), err)
 		}
 		buf := make([]byte, 512)
 		n, _ := f.ReadAt(buf, 0)
-		fmt.Fprintf(stdout, "held by: %s\n", strings.TrimSpace(string(buf[:n])))
+		h, _, _ := strings.Cut(string(buf[:n]), "\n")
+		if !holderText.MatchString(h) {
+			h = "another run (its lock file says nothing readable)"
+		}
+		fmt.Fprintf(stdout, "held by: %s\n", h)
 		return exitStatus(hostLockExit)
 	}
 	if err := f.Truncate(0); err != nil {
@@ -266,7 +447,11 @@ func (d *targetDir) lock(ctx context.Context, name, direction, holder string, st
 	if _, err := f.WriteAt([]byte(holder+"\n"), 0); err != nil {
 		return err
 	}
-	if _, err := fmt.Fprintf(stdout, "locked %s\n", d.readSmall(direction)); err != nil {
+	dir, err := d.readDirection(direction)
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(stdout, "locked %s\n", dir); err != nil {
 		return err
 	}
 	done := make(chan struct{})
@@ -281,20 +466,41 @@ func (d *targetDir) lock(ctx context.Context, name, direction, holder string, st
 	return nil
 }
 
-// readSmall is the first line of a small regular file directly in d, or
-// "" (missing, a link, anything else).
-func (d *targetDir) readSmall(name string) string {
-	fd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+// readDirection is the host a direction file directly in d names, or ""
+// when there is none. Anything but a regular file there, or text that is
+// not a host name, is an error: the direction guard must not be silently
+// lost to a planted object.
+func (d *targetDir) readDirection(name string) (string, error) {
+	f, err := d.openRegular(name, false)
+	if errors.Is(err, unix.ENOENT) {
+		return "", nil
+	}
 	if err != nil {
-		return ""
+		return "", err
 	}
-	f := os.NewFile(uintptr(fd), name)
 	defer func() { _ = f.Close() }()
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		return ""
-	}
 	buf := make([]byte, 256)
 	n, _ := f.ReadAt(buf, 0)
 	line, _, _ := strings.Cut(string(buf[:n]), "\n")
-	return strings.TrimSpace(line)
+	line = strings.TrimSpace(line)
+	if line != "" && !hostName.MatchString(line) {
+		return "", fmt.Errorf("%s: does not name a host: %q", f.Name(), truncate(line, 40))
+	}
+	return line, nil
+}
+
+// writeDirection records host in direction file name directly in d.
+func (d *targetDir) writeDirection(name, host string) error {
+	f, err := d.openRegular(name, true)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = f.Close() }()
+	if err := f.Truncate(0); err != nil {
+		return fmt.Errorf("%s: %w", f.Name(), err)
+	}
+	if _, err := f.WriteAt([]byte(host+"\n"), 0); err != nil {
+		return fmt.Errorf("%s: %w", f.Name(), err)
+	}
+	return f.Sync()
 }

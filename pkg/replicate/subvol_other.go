@@ -23,3 +23,8 @@ func (d *targetDir) destroy(string) error                    { return errNotLinu
 func (d *targetDir) lock(context.Context, string, string, string, io.Reader, io.Writer) error {
 	return errNotLinux
 }
+
+func (d *targetDir) listEntries(string, io.Writer) error { return errNotLinux }
+func (d *targetDir) showEntry(string, io.Writer) error   { return errNotLinux }
+func (d *targetDir) destroyID(string, uint64) error      { return errNotLinux }
+func (d *targetDir) writeDirection(string, string) error { return errNotLinux }

@@ -1,0 +1,262 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hoctl/hoctl/pkg/btrfs"
+	"github.com/hoctl/hoctl/pkg/replicate"
+	"github.com/hoctl/hoctl/pkg/sshexec"
+	"golang.org/x/sys/unix"
+)
+
+// The hostile-name corpus planted in the target dir by a real send
+// stream through the target filter (a compromised source can send one):
+// names that forge listing entries (newline, tab, "Key: value" lines, the
+// old listing's separator), control characters, `..`, a 255-byte name,
+// and objects named exactly like snapshots that are not subvolumes (a
+// symlink to a subvolume outside the dir, a file, a FIFO), plus a real
+// subvolume whose name is not exactly <base>@<timestamp>.
+const (
+	standby  = "/persist/services-standby"
+	linkName = "services@20200101T000000Z" // -> /persist/victim
+)
+
+var forgedEntry = "services@x\n\tName: \t\t\t" + linkName + "\n\tUUID: \t\t\t0badc0de-0000-4000-8000-000000000777\n\tFlags: \t\t\t-"
+
+func hostileNames() []string {
+	return []string{
+		forgedEntry,
+		"services@--hoctl-next-- x",
+		"services@\x1b[2J\x1b]0;pwned\a",
+		"services@..",
+		"services@\ttab",
+		"services@" + strings.Repeat("A", 255-len("services@")),
+	}
+}
+
+// plantCorpus sends the corpus into c1's target dir through the filter
+// key; the stream's own subvolume gets a hostile name too.
+func plantCorpus(t *testing.T, key string) {
+	t.Helper()
+	s := newSendStream().subvol("services@20300101T000001Z\n\tFlags: -", 101)
+	for i, n := range hostileNames() {
+		s.cmd(cmdMkdir, aStr(attrPath, "../"+n), aU64(attrIno, uint64(500+i)))
+	}
+	s.symlink("../"+linkName, "/persist/victim")
+	s.file("../services@20200101T000003Z", "a file named like a snapshot\n")
+	s.cmd(cmdMknod, aStr(attrPath, "../services@20200101T000004Z"), aU64(attrIno, 600), aU64(attrMode, unix.S_IFIFO|0o600), aU64(attrRdev, 0))
+	if code, out := sshStream(t, key, "btrfs receive -C "+standby, s.bytes()); code != 0 {
+		t.Fatalf("planting the corpus: exit %d: %s", code, out)
+	}
+}
+
+// plantSpecial plants one special file named name directly in the target
+// dir through a real stream: a FIFO, or a block device (rdev).
+func plantSpecial(t *testing.T, key, name string, mode uint32, rdev uint64, n int) {
+	t.Helper()
+	s := newSendStream().subvol(fmt.Sprintf("services@20300101T0000%02dZ", n), 200+n)
+	s.cmd(cmdMknod, aStr(attrPath, "../"+name), aU64(attrIno, uint64(700+n)), aU64(attrMode, uint64(mode)), aU64(attrRdev, rdev))
+	if code, out := sshStream(t, key, "btrfs receive -C "+standby, s.bytes()); code != 0 {
+		t.Fatalf("planting %s: exit %d: %s", name, code, out)
+	}
+}
+
+// canaryDevice is a loop device over a file of known bytes, outside
+// every replication dir: a block device planted in the dir with its
+// numbers must never be written through.
+func canaryDevice(t *testing.T) (file string, rdev uint64) {
+	t.Helper()
+	file = filepath.Join(t.TempDir(), "canary.img")
+	if err := os.WriteFile(file, bytes.Repeat([]byte("C"), 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("losetup", "-f", "--show", file).CombinedOutput()
+	if err != nil {
+		t.Fatalf("losetup: %v: %s", err, out)
+	}
+	dev := strings.TrimSpace(string(out))
+	t.Cleanup(func() { _ = exec.Command("losetup", "-d", dev).Run() })
+	var st unix.Stat_t
+	if err := unix.Stat(dev, &st); err != nil {
+		t.Fatal(err)
+	}
+	return file, st.Rdev
+}
+
+func canaryIntact(t *testing.T, file, when string) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(b, bytes.Repeat([]byte("C"), 1<<20)) {
+		t.Errorf("%s: the block device planted in the dir was written through: the canary starts %q", when, b[:64])
+	}
+}
+
+// directionWrite is failover's direction write on c1, as failover sends it.
+func directionWrite(ctx context.Context, c1 sshexec.Runner) (*sshexec.Result, error) {
+	return c1.Run(ctx, replicate.DirectionCmd(standby, "services", "c1"))
+}
+
+// dirLab is c1's target dir emptied, with canaries outside it: a
+// subvolume, a file, and everything else in /persist and /data.
+type dirLab struct {
+	zippy, c1 sshexec.Runner
+	env       []string
+	keys      c1Keys
+	victim    *btrfs.Show
+	before    string
+}
+
+func newDirLab(t *testing.T) *dirLab {
+	t.Helper()
+	rs := storageRunners(t, "zippy", "c1")
+	d := &dirLab{zippy: rs[0], c1: rs[1], env: stateEnv(t)}
+	cleanServices(t, d.zippy, d.c1)
+	d.keys = restrictC1Keys(t)
+	clean := func() {
+		_, _ = d.c1.Run(context.Background(), sshexec.Cmd{Script: "rm -rf /persist/outside; btrfs subvolume delete /persist/victim >/dev/null 2>&1; " +
+			"find " + standby + " -mindepth 1 -maxdepth 1 -exec btrfs subvolume delete {} + >/dev/null 2>&1; rm -rf " + standby + "/* " + standby + "/.hoctl*; true"})
+	}
+	clean()
+	t.Cleanup(clean)
+	must(t, d.c1, "mkdir /persist/outside && echo keep > /persist/outside/keep && btrfs subvolume create /persist/victim >/dev/null && echo precious > /persist/victim/data")
+	var err error
+	if d.victim, err = btrfs.ParseShow(must(t, d.c1, "btrfs subvolume show /persist/victim")); err != nil {
+		t.Fatal(err)
+	}
+	d.before = must(t, d.c1, outsideState)
+	must(t, d.zippy, "btrfs subvolume create /persist/services >/dev/null && echo data > /persist/services/f")
+	return d
+}
+
+// outsideSame fails the test when anything outside the dir changed.
+func (d *dirLab) outsideSame(t *testing.T, when string) {
+	t.Helper()
+	res, err := d.c1.Run(context.Background(), sshexec.Cmd{Script: outsideState})
+	after := ""
+	if res != nil {
+		after = string(res.Stdout)
+	}
+	if err != nil {
+		after += fmt.Sprintf("(reading it failed: %v)\n", err)
+	}
+	if after != d.before {
+		t.Errorf("%s changed c1 outside the target dir:\n--- before\n%s--- after\n%s", when, d.before, after)
+		d.before = after
+	}
+	if _, err := d.c1.Run(context.Background(), sshexec.Cmd{Script: "grep -qx precious /persist/victim/data && grep -qx keep /persist/outside/keep"}); err != nil {
+		t.Errorf("%s: a canary outside the dir is gone", when)
+	}
+}
+
+// TestHostileNamesNothingOutsideDir plants the corpus through a real
+// stream, then runs every replicate and snapshots path over it, by the
+// operator's unrestricted key and through the filter: nothing outside
+// the dir changes (a canary subvolume, a canary file, everything else in
+// /persist and /data), every planted object is reported and none is
+// acted on (issue 19, finding 1).
+func TestHostileNamesNothingOutsideDir(t *testing.T) {
+	d := newDirLab(t)
+	plantCorpus(t, d.keys.filtered)
+	t.Logf("planted entries: %s", strings.TrimSpace(must(t, d.c1, "find "+standby+" -mindepth 1 -maxdepth 1 -name 'services@*' -print0 | tr -cd '\\0' | wc -c")))
+	for i, inv := range []string{storage.Inventory, d.keys.filteredInv} {
+		for _, args := range [][]string{{"--yes", "replicate", "--transport", "relay", "zippy", "c1"}, {"--yes", "replicate", "zippy", "c1"}} {
+			r := hoctlEnv(t, inv, d.env, args...)
+			d.outsideSame(t, fmt.Sprintf("inventory %d: %q (exit %d)", i, args, r.code))
+			if r.code != 0 {
+				t.Fatalf("%q beside the corpus: exit %d\n%s", args, r.code, r.stderr)
+			}
+			if strings.Contains(r.stderr, "removed unfinished receives") || strings.Contains(r.stderr, d.victim.UUID) {
+				t.Errorf("a planted entry was acted on:\n%s", r.stderr)
+			}
+			if !strings.Contains(r.stderr, "WARNING c1:"+standby+": \"services@") { // the rest in the journal and `snapshots`
+				t.Errorf("replicate does not report the planted entries:\n%s", r.stderr)
+			}
+		}
+		out := hoctlEnv(t, inv, d.env, "snapshots", "c1")
+		d.outsideSame(t, "snapshots c1")
+		if out.code != 0 || strings.Contains(out.stdout+out.stderr, d.victim.UUID) {
+			t.Errorf("snapshots c1: exit %d, or it shows the victim's UUID:\n%s%s", out.code, out.stdout, out.stderr)
+		}
+		for _, want := range []string{linkName + `": symlink`, `services@20200101T000003Z": file`, `services@20200101T000004Z": FIFO`, `"services@x\n\tName:`} {
+			if !strings.Contains(out.stderr, want) {
+				t.Errorf("snapshots c1 does not report %s:\n%s", want, out.stderr)
+			}
+		}
+		if strings.ContainsRune(out.stderr, '\x1b') {
+			t.Errorf("snapshots c1 printed a planted name's control characters raw")
+		}
+	}
+	received := 0
+	for _, row := range snapshots(t, "c1") {
+		if _, _, ok := btrfs.ParseSnapshotName(row.Name); ok && row.ReceivedUUID != "" && row.ReadOnly {
+			received++
+		}
+	}
+	if received < 2 {
+		t.Errorf("%d snapshots received beside the corpus, want at least 2", received)
+	}
+	if got := strings.TrimSpace(must(t, d.c1, "readlink "+standby+"/"+linkName)); got != "/persist/victim" {
+		t.Errorf("the planted symlink was removed or changed (%q): reported, never acted on", got)
+	}
+}
+
+// A block device planted under the lock's and the direction's names (the
+// dir mounted without nodev) is refused, never opened for writing, never
+// written (issue 19, finding 2).
+func TestPlantedDeviceNeverWritten(t *testing.T) {
+	d := newDirLab(t)
+	canary, rdev := canaryDevice(t)
+	must(t, d.c1, "mount -o remount,dev /persist")
+	t.Cleanup(func() { must(t, d.c1, "mount -o remount,nosuid,nodev /persist") })
+	lock := replicate.HostLockFile(standby, "services")
+	plantSpecial(t, d.keys.filtered, filepath.Base(lock), unix.S_IFBLK|0o600, rdev, 1)
+	for _, inv := range []string{storage.Inventory, d.keys.filteredInv} {
+		r := hoctlEnv(t, inv, d.env, "--yes", "replicate", "zippy", "c1")
+		canaryIntact(t, canary, "replicate over a block device at the lock's name")
+		d.outsideSame(t, "replicate, lock a block device")
+		if r.code == 0 || !strings.Contains(r.stderr, "block device") {
+			t.Errorf("replicate with a block device as its lock: exit %d, want a refusal naming it\n%s", r.code, r.stderr)
+		}
+	}
+	plantSpecial(t, d.keys.filtered, filepath.Base(replicate.DirectionFile(standby, "services")), unix.S_IFBLK|0o600, rdev, 2)
+	if res, err := directionWrite(context.Background(), d.c1); err == nil {
+		t.Errorf("failover's direction write into a block device succeeded: %s", res.Stdout)
+	}
+	canaryIntact(t, canary, "failover's direction write over a block device")
+}
+
+// FIFOs planted under the lock's and the direction's names are refused
+// within the lock's bound, and no process is left blocked on the host
+// (issue 19, finding 3).
+func TestPlantedFIFONeverWaitedOn(t *testing.T) {
+	d := newDirLab(t)
+	lock := replicate.HostLockFile(standby, "services")
+	plantSpecial(t, d.keys.filtered, filepath.Base(lock), unix.S_IFIFO|0o600, 0, 3)
+	plantSpecial(t, d.keys.filtered, filepath.Base(replicate.DirectionFile(standby, "services")), unix.S_IFIFO|0o600, 0, 4)
+	for _, inv := range []string{storage.Inventory, d.keys.filteredInv} {
+		r := hoctlEnv(t, inv, d.env, "--yes", "replicate", "zippy", "c1")
+		if r.code == 0 || !strings.Contains(r.stderr, "FIFO") {
+			t.Errorf("replicate with a FIFO as its lock: exit %d after %s, want a refusal naming it\n%s", r.code, r.duration, r.stderr)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), replicate.HostLockTimeout+30*time.Second)
+	defer cancel()
+	if _, err := directionWrite(ctx, d.c1); err == nil || ctx.Err() != nil {
+		t.Errorf("failover's direction write into a FIFO: %v (context: %v), want a refusal", err, ctx.Err())
+	}
+	if ps := must(t, d.c1, "ps -eo pid=,args= | grep -F .hoctl-replicate- | grep -v grep || true"); strings.TrimSpace(ps) != "" {
+		t.Errorf("processes left blocked on c1:\n%s", ps)
+	}
+	d.outsideSame(t, "the FIFO cases")
+}
