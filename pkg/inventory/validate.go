@@ -3,6 +3,7 @@ package inventory
 import (
 	"fmt"
 	"github.com/hoctl/hoctl/pkg/retention"
+	"net"
 	"net/url"
 	"path"
 	"regexp"
@@ -104,6 +105,36 @@ func (v *validator) settings(at string, s Settings) {
 	}
 }
 
+// addressProblem says why an address that SSH would be given as it is
+// cannot work, with the fields to use instead: the address is the host
+// alone, its user and port have fields of their own.
+func addressProblem(addr string) string {
+	if addr == "" || net.ParseIP(addr) != nil {
+		return ""
+	}
+	host, fields := addr, []string{}
+	if i := strings.LastIndex(host, "@"); i >= 0 {
+		fields = append(fields, "user: "+host[:i])
+		host = host[i+1:]
+	}
+	if h, port, err := net.SplitHostPort(host); err == nil && h != "" && validPort(port) {
+		fields = append(fields, "port: "+port)
+		host = h
+	}
+	if len(fields) > 0 {
+		return fmt.Sprintf("expected the host alone, got %q: write address: %s and %s", addr, host, strings.Join(fields, " and "))
+	}
+	if strings.ContainsAny(addr, "[]:") {
+		return fmt.Sprintf("expected a host name, an IP address or \"local\", got %q: an IPv6 address is written without brackets, and a port goes in port:", addr)
+	}
+	return ""
+}
+
+func validPort(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n > 0 && n <= 65535
+}
+
 // ParseJump splits a user@host:port jump address; user and port may be empty.
 func ParseJump(s string) (user, host string, port int, err error) {
 	rest := s
@@ -135,6 +166,8 @@ func (v *validator) host(h *Host) {
 	}
 	if strings.ContainsAny(h.Address, " \t/") || strings.ContainsFunc(h.Address, func(r rune) bool { return !unicode.IsPrint(r) }) {
 		v.at(at+".address", "expected a host name, an IP address or \"local\", got %q", h.Address)
+	} else if msg := addressProblem(h.Address); msg != "" {
+		v.at(at+".address", "%s", msg)
 	}
 	for i, r := range h.Roles {
 		if !nameRE.MatchString(r) {
