@@ -201,7 +201,7 @@ func fixtureDir(t *testing.T) string {
 			if err != nil || d.IsDir() {
 				return err
 			}
-			dst := filepath.Join(dir, p)
+			var dst string
 			if src == "testdata" {
 				dst = filepath.Join(dir, strings.TrimPrefix(p, "testdata/"))
 			} else {

@@ -124,9 +124,9 @@ func checkRun(ctx context.Context, opts *CheckOptions) error {
 	if !sum.OK {
 		// Listed already; the JSON error event still says what failed.
 		first := problems[0]
+		firstErr := &yamlerr.Error{File: first.File, Line: first.Line, Column: first.Column, Field: first.Field, Msg: first.Msg}
 		return &tasks.ReportedError{Err: &InputError{Err: fmt.Errorf("check found %d %s; the first: %s", sum.Problems,
-			checkPlural(sum.Problems, "problem", "problems"),
-			&yamlerr.Error{File: first.File, Line: first.Line, Column: first.Column, Field: first.Field, Msg: first.Msg})}}
+			checkPlural(sum.Problems, "problem", "problems"), firstErr.Error())}}
 	}
 	return nil
 }

@@ -102,8 +102,8 @@ func TestCheckRendersDeployCommandForEveryHost(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, h.out)
 	}
 	h = newHarness(t)
-	inv = writeFile(t, t.TempDir(), "inv.yaml", "hosts:\n  a: {address: x}\ndeploy: {command: 'deploy {{.HostInfo.Adress}}'}\n")
-	if code := h.exec("-i", inv, "check"); code != ExitUsage || !strings.Contains(h.out.String(), "deploy.command: {{.HostInfo.Adress}}: .HostInfo has no field Adress; did you mean .HostInfo.Address? (fields: Name, Address,") {
+	inv = writeFile(t, t.TempDir(), "inv.yaml", "hosts:\n  a: {address: x}\ndeploy: {command: 'deploy {{.HostInfo.Adress}}'}\n")                                                                                                    //nolint:misspell // the typo is what is tested
+	if code := h.exec("-i", inv, "check"); code != ExitUsage || !strings.Contains(h.out.String(), "deploy.command: {{.HostInfo.Adress}}: .HostInfo has no field Adress; did you mean .HostInfo.Address? (fields: Name, Address,") { //nolint:misspell // the typo is what is tested
 		t.Fatalf("exit %d: %s", code, h.out)
 	}
 }

@@ -249,7 +249,6 @@ func markdownSection(page, heading string) string {
 
 var (
 	reMDLink    = regexp.MustCompile(`\[([^\]]+)\]\(([^)]+)\)`)
-	reMDFence   = regexp.MustCompile("(?m)^```[a-z]*\n")
 	reMDHeading = regexp.MustCompile(`(?m)^#+ .*$`)
 	reMDComment = regexp.MustCompile(`(?m)^<!--.*-->\n`)
 	reMDCode    = regexp.MustCompile("`([^`]+)`")

@@ -52,7 +52,8 @@ func Parse(name string, data []byte) (*Inventory, error) {
 		return nil, err
 	}
 	var raw file
-	decodeErrs := append(dups, yamlerr.Decode(name, "docs/inventory.md", astFile, &raw)...)
+	decodeErrs := dups
+	decodeErrs = append(decodeErrs, yamlerr.Decode(name, "docs/inventory.md", astFile, &raw)...)
 	sum := sha256.Sum256(data)
 	inv := &Inventory{
 		Path:        name,

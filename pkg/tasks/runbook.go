@@ -100,7 +100,8 @@ func ParseRunbook(name string, data []byte, inv *inventory.Inventory, o LoadOpti
 		return nil, err
 	}
 	var fr fileRunbook
-	decodeErrs := append(dups, yamlerr.Decode(name, "docs/runbooks.md", f, &fr)...)
+	decodeErrs := dups
+	decodeErrs = append(decodeErrs, yamlerr.Decode(name, "docs/runbooks.md", f, &fr)...)
 	errs := decodeErrs
 	at := func(field, format string, args ...any) {
 		// A value that did not decode is zero: checking it would only

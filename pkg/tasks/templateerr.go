@@ -12,7 +12,7 @@ import (
 )
 
 // fieldErrRE is text/template's message for a field that does not exist:
-// `... at <.HostInfo.Adress>: can't evaluate field Adress in type *inventory.Host`.
+// `... at <.HostInfo.Adrss>: can't evaluate field Adrss in type *inventory.Host`.
 var fieldErrRE = regexp.MustCompile(`at <([^>]*)>: can't evaluate field (\w+) in type`)
 
 // TemplateError says what went wrong rendering a template with data, in
@@ -46,7 +46,7 @@ func TemplateError(err error, data any) error {
 }
 
 // unknownField explains field missing from the value that action's path
-// leads to in data (".HostInfo.Adress": .HostInfo has no Adress), or
+// leads to in data (".HostInfo.Adrss": .HostInfo has no Adrss), or
 // returns nil when the path cannot be followed (a variable, a pipeline).
 func unknownField(action, field string, data any) error {
 	if !strings.HasPrefix(action, ".") {
