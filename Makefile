@@ -22,7 +22,7 @@ GOBIN   ?= $(shell $(GO) env GOPATH)/bin
 LAB_PKGS   := openssh-server btrfs-progs util-linux procps iproute2 attr zstd curl sudo systemd-container debootstrap libnfs-utils gcc libc6-dev ca-certificates nix-bin
 BENCH_PKGS := pdsh ansible hyperfine btrbk
 
-.PHONY: all build lab-cache man install uninstall test test-unit test-e2e lint fmt demo demo-down bench fuzz deps bench-deps clean
+.PHONY: all build lab-cache man install uninstall test test-unit test-e2e lint fmt demo demo-down bench fuzz deps bench-deps clean docs-golden
 
 all: build
 
@@ -54,11 +54,16 @@ uninstall:
 # Everything: unit tests (with the race detector), the in-process SSH
 # server tests, and the end-to-end tests of the binary against the lab.
 test: deps lab-cache
-	$(GO) test -count=1 -race -timeout 10m ./pkg/... ./internal/...
+	$(GO) test -count=1 -race -timeout 10m ./pkg/... ./internal/... ./docs/...
 	$(GO) test -count=1 -timeout 30m ./e2e/...
 
 test-unit:
-	$(GO) test -count=1 -race ./pkg/... ./internal/...
+	$(GO) test -count=1 -race ./pkg/... ./internal/... ./docs/...
+
+# The docs' transcripts ("$ hoctl ..." and what it prints) rewritten with
+# what the binary prints now; `make test` fails while a page differs.
+docs-golden:
+	$(GO) test -count=1 ./docs -run TestDocExamples -update
 
 test-e2e: deps lab-cache
 	$(GO) test -count=1 -v -timeout 15m ./e2e/...

@@ -26,4 +26,18 @@ func TestManPagesForEveryCommand(t *testing.T) {
 	if !strings.Contains(string(run), "EXAMPLE") || !strings.Contains(string(run), "parallel") {
 		t.Errorf("hoctl-run.1 lacks examples or flags:\n%s", run)
 	}
+	// The command lines inside the description stay lines of their own
+	// (a no-fill block), not words of the paragraph around them.
+	desc := string(run)[strings.Index(string(run), ".SH DESCRIPTION"):strings.Index(string(run), ".SH OPTIONS")]
+	for _, line := range []string{`hoctl run cattle -- 'systemctl is-active nomad && uptime'`, `hoctl run all -- ls -l "/data/my dir"`} {
+		i := strings.Index(desc, line)
+		if i < 0 {
+			t.Errorf("hoctl-run.1 description lacks %s:\n%s", line, desc)
+			continue
+		}
+		before := desc[:i]
+		if !strings.HasSuffix(before, ".EX\n") {
+			t.Errorf("hoctl-run.1: %s is filled into a paragraph:\n%s", line, desc)
+		}
+	}
 }

@@ -122,7 +122,11 @@ func checkRun(ctx context.Context, opts *CheckOptions) error {
 		return err
 	}
 	if !sum.OK {
-		return &SilentError{Code: ExitUsage}
+		// Listed already; the JSON error event still says what failed.
+		first := problems[0]
+		firstErr := &yamlerr.Error{File: first.File, Line: first.Line, Column: first.Column, Field: first.Field, Msg: first.Msg}
+		return &tasks.ReportedError{Err: &InputError{Err: fmt.Errorf("check found %d %s; the first: %s", sum.Problems,
+			checkPlural(sum.Problems, "problem", "problems"), firstErr.Error())}}
 	}
 	return nil
 }
@@ -139,8 +143,9 @@ func checkDeployCommand(ctx context.Context, inv *inventory.Inventory) error {
 		if !h.IsManaged() {
 			continue
 		}
-		if err := t.Execute(io.Discard, tasks.TemplateData{Host: h.Name, HostInfo: h, Inventory: inv}); err != nil {
-			e := &yamlerr.Error{File: inv.Path, Field: "deploy.command", Msg: fmt.Sprintf("%s (for host %s)", templateReason(err), h.Name)}
+		data := tasks.TemplateData{Host: h.Name, HostInfo: h, Inventory: inv}
+		if err := t.Execute(io.Discard, data); err != nil {
+			e := &yamlerr.Error{File: inv.Path, Field: "deploy.command", Msg: fmt.Sprintf("%v (for host %s)", tasks.TemplateError(err, data), h.Name)}
 			// The loaded inventory keeps no syntax tree; read the file
 			// again for the position (it parsed a moment ago).
 			if data, err := yamlerr.ReadFile(ctx, inv.Path, "inventory"); err == nil {
@@ -152,20 +157,6 @@ func checkDeployCommand(ctx context.Context, inv *inventory.Inventory) error {
 		}
 	}
 	return nil
-}
-
-// templateReason keeps what text/template says went wrong and drops its
-// prefix and Go type names ("executing "deploy" at <.X>: can't evaluate
-// field X in type *inventory.Host").
-func templateReason(err error) string {
-	s := err.Error()
-	if i := strings.LastIndex(s, ">: "); i >= 0 {
-		s = s[i+3:]
-	}
-	if i := strings.Index(s, " in type "); i >= 0 {
-		s = s[:i]
-	}
-	return s
 }
 
 // flattenProblems turns a load error into located problems; an error of

@@ -98,8 +98,39 @@ func TestCheckOKSummaryAndJSON(t *testing.T) {
 func TestCheckRendersDeployCommandForEveryHost(t *testing.T) {
 	h := newHarness(t)
 	inv := writeFile(t, t.TempDir(), "inv.yaml", "hosts:\n  a: {address: x}\ndeploy: {command: 'deploy {{.HostInfo.Nope}}'}\n")
-	if code := h.exec("-i", inv, "check"); code != ExitUsage || !strings.Contains(h.out.String(), "inv.yaml:3:19: deploy.command: can't evaluate field Nope (for host a)") {
+	if code := h.exec("-i", inv, "check"); code != ExitUsage || !strings.Contains(h.out.String(), "inv.yaml:3:19: deploy.command: {{.HostInfo.Nope}}: .HostInfo has no field Nope; did you mean .HostInfo.Name? (fields: Name, Address, Roles, Managed, User, Port, IdentityFiles, KnownHosts, HostKeyPolicy, ConnectTimeout, CommandTimeout, Keepalive, Become, Jump) (for host a)") {
 		t.Fatalf("exit %d: %s", code, h.out)
+	}
+	h = newHarness(t)
+	inv = writeFile(t, t.TempDir(), "inv.yaml", "hosts:\n  a: {address: x}\ndeploy: {command: 'deploy {{.HostInfo.Adress}}'}\n")                                                                                                    //nolint:misspell // the typo is what is tested
+	if code := h.exec("-i", inv, "check"); code != ExitUsage || !strings.Contains(h.out.String(), "deploy.command: {{.HostInfo.Adress}}: .HostInfo has no field Adress; did you mean .HostInfo.Address? (fields: Name, Address,") { //nolint:misspell // the typo is what is tested
+		t.Fatalf("exit %d: %s", code, h.out)
+	}
+}
+
+// --json check ends with an error event that says what failed, as every
+// failing command's does (docs/json.md), not "exit 2".
+func TestCheckJSONEndsWithWhatFailed(t *testing.T) {
+	h := newHarness(t)
+	inv := writeFile(t, t.TempDir(), "inv.yaml", "hosts:\n  a: {address: 'root@a'}\n  b: {port: 0x}\n")
+	code := Run(context.Background(), h.f, []string{"-i", inv, "--json", "check"})
+	lines := strings.Split(strings.TrimSpace(h.out.String()), "\n")
+	var last struct {
+		Event    string `json:"event"`
+		ExitCode int    `json:"exit_code"`
+		Error    string `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
+		t.Fatal(err)
+	}
+	want := "check found 2 problems; the first: " + inv + `:2:16: hosts.a.address: expected the host alone, got "root@a": write address: a and user: root`
+	if code != ExitUsage || last.Event != "error" || last.ExitCode != ExitUsage || last.Error != want {
+		t.Fatalf("exit %d, last event %+v\nwant error %q\n%s", code, last, want, h.out)
+	}
+	// Without --json the problems are the output: no error line repeats them.
+	h = newHarness(t)
+	if code := Run(context.Background(), h.f, []string{"-i", inv, "check"}); code != ExitUsage || strings.Contains(h.err.String(), "error:") {
+		t.Fatalf("exit %d, stderr %q", code, h.err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/hoctl/hoctl/docs"
 	"github.com/spf13/cobra"
@@ -102,6 +103,8 @@ func addHelp(root *cobra.Command) {
 				c.Example = h.example
 			}
 		}
+		c.Long = pointAtInstalledHelp(root, c.Long)
+		c.Example = pointAtInstalledHelp(root, c.Example)
 		for _, sub := range c.Commands() {
 			walk(sub)
 		}
@@ -111,9 +114,30 @@ func addHelp(root *cobra.Command) {
 		root.AddCommand(&cobra.Command{
 			Use:   t.name,
 			Short: t.short,
-			Long:  t.text(),
+			Long:  t.text(root),
 		})
 	}
+}
+
+var reDocsPage = regexp.MustCompile(`docs/([a-z0-9-]+)\.md(#[a-z0-9-]+)?`)
+
+// pointAtInstalledHelp rewrites "docs/PAGE.md" in a command's help, which
+// only a source checkout has, into what the installed binary offers: the
+// help topic made from that page, else the man page of the command the
+// page documents.
+func pointAtInstalledHelp(root *cobra.Command, s string) string {
+	return reDocsPage.ReplaceAllStringFunc(s, func(m string) string {
+		page := reDocsPage.FindStringSubmatch(m)[1]
+		for _, t := range helpTopics {
+			if t.page == page+".md" && t.section == "" {
+				return "'hoctl help " + t.name + "'"
+			}
+		}
+		if c, _, err := root.Find([]string{page}); err == nil && c != root {
+			return "'man hoctl-" + page + "'"
+		}
+		return "hoctl's " + page + " documentation"
+	})
 }
 
 // newHelpCmd is `hoctl help [COMMAND|TOPIC]`. cobra's own prints
@@ -122,7 +146,7 @@ func addHelp(root *cobra.Command) {
 func newHelpCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "help [COMMAND|TOPIC]",
-		Short: "Help about a command, or a topic: inventory, targets, runbooks, environment, exit-codes",
+		Short: "Help about a command, or a topic: inventory, targets, runbooks, environment, exit-codes, json",
 		Long: `Help about any command (hoctl help run is hoctl run --help), or one of the
 topics below, which are the docs pages built into hoctl.`,
 		Example: `  hoctl help run
@@ -170,7 +194,7 @@ func unknownHelpTopic(parent *cobra.Command, word string) error {
 	if s := closest(word, names); len(s) > 0 {
 		return usagef("no help topic or command %q (did you mean %s?)", word, strings.Join(s, " or "))
 	}
-	return usagef("no help topic or command %q; topics: inventory, targets, runbooks, environment, exit-codes", word)
+	return usagef("no help topic or command %q; topics: inventory, targets, runbooks, environment, exit-codes, json", word)
 }
 
 // A helpTopic is `hoctl help NAME`: a page of docs/ (or one section of
@@ -187,9 +211,10 @@ var helpTopics = []helpTopic{
 	{name: "runbooks", short: "Runbook files: steps, checks before and after, undo, journal, resume", page: "runbooks.md"},
 	{name: "environment", short: "Environment variables hoctl reads", page: "environment.md"},
 	{name: "exit-codes", short: "What each exit status means", page: "exit-codes.md"},
+	{name: "json", short: "--json output: one object per line, the event kinds and their fields", page: "json.md"},
 }
 
-func (t helpTopic) text() string {
+func (t helpTopic) text(root *cobra.Command) string {
 	b, err := fs.ReadFile(docs.Pages, t.page)
 	if err != nil {
 		// The page list is fixed at build time and a test reads every
@@ -200,7 +225,7 @@ func (t helpTopic) text() string {
 	if t.section != "" {
 		s = markdownSection(s, t.section)
 	}
-	return markdownToText(s)
+	return markdownToText(root, s)
 }
 
 // markdownSection is the "## heading" section of a Markdown page, up to
@@ -224,21 +249,114 @@ func markdownSection(page, heading string) string {
 
 var (
 	reMDLink    = regexp.MustCompile(`\[([^\]]+)\]\(([^)]+)\)`)
-	reMDFence   = regexp.MustCompile("(?m)^```[a-z]*\n")
 	reMDHeading = regexp.MustCompile(`(?m)^#+ .*$`)
+	reMDComment = regexp.MustCompile(`(?m)^<!--.*-->\n`)
+	reMDCode    = regexp.MustCompile("`([^`]+)`")
+	reMDBold    = regexp.MustCompile(`\*\*([^*\s][^*]*)\*\*`)
 )
 
-// markdownToText makes a docs page read well in a terminal: links become
-// their text (with the page named where it is another docs page, since
-// that page is also a help topic or a command's help), code fences go.
-func markdownToText(s string) string {
+// markdownToText makes a docs page read well in a terminal and a pager:
+// links become their text, code fences and comments go, headings are
+// upper case, `code` and **bold** lose their marks outside code blocks,
+// and tables become aligned columns.
+func markdownToText(root *cobra.Command, s string) string {
+	s = reMDComment.ReplaceAllString(s, "")
 	s = reMDLink.ReplaceAllStringFunc(s, func(m string) string {
 		sub := reMDLink.FindStringSubmatch(m)
+		// A link named for another page says where the installed
+		// binary shows that page.
+		if page, ok := strings.CutSuffix(strings.Trim(sub[1], "`"), ".md"); ok {
+			return pointAtInstalledHelp(root, "docs/"+page+".md")
+		}
 		return sub[1]
 	})
-	s = reMDFence.ReplaceAllString(s, "")
-	s = reMDHeading.ReplaceAllStringFunc(s, func(m string) string {
-		return strings.ToUpper(strings.TrimLeft(m, "# "))
-	})
-	return strings.TrimSpace(s)
+	var out, table, prose []string
+	inCode := false
+	flush := func() {
+		if prose != nil {
+			// Inline marks may span a line break: whole paragraphs.
+			out = append(out, strings.Split(inline(pointAtInstalledHelp(root, strings.Join(prose, "\n"))), "\n")...)
+			prose = nil
+		}
+		if table != nil {
+			out = append(out, renderTable(table)...)
+			table = nil
+		}
+	}
+	for _, line := range strings.Split(s, "\n") {
+		if strings.HasPrefix(line, "```") {
+			flush()
+			inCode = !inCode
+			continue
+		}
+		if inCode {
+			out = append(out, "    "+line)
+			continue
+		}
+		if strings.HasPrefix(line, "|") {
+			if prose != nil {
+				flush()
+			}
+			table = append(table, line)
+			continue
+		}
+		if table != nil {
+			flush()
+		}
+		if reMDHeading.MatchString(line) {
+			line = strings.ToUpper(strings.TrimLeft(line, "# "))
+		}
+		prose = append(prose, line)
+	}
+	flush()
+	return strings.TrimSpace(strings.Join(out, "\n"))
+}
+
+func inline(s string) string {
+	s = reMDCode.ReplaceAllString(s, "$1")
+	return reMDBold.ReplaceAllString(s, "$1")
+}
+
+// renderTable lays out a Markdown table as columns two spaces apart,
+// without its pipes and its |---| row; a cell too wide for a terminal
+// leaves its column as wide as it needs, as a pager shows it.
+func renderTable(lines []string) []string {
+	var rows [][]string
+	for _, l := range lines {
+		l = strings.TrimSpace(l)
+		l = strings.TrimSuffix(strings.TrimPrefix(l, "|"), "|")
+		cells := strings.Split(l, "|")
+		if strings.Trim(l, "|-: ") == "" {
+			continue // the header's separator
+		}
+		for i := range cells {
+			cells[i] = inline(strings.TrimSpace(cells[i]))
+		}
+		rows = append(rows, cells)
+	}
+	var width []int
+	for _, r := range rows {
+		for i, c := range r {
+			if i >= len(width) {
+				width = append(width, 0)
+			}
+			width[i] = max(width[i], utf8.RuneCountInString(c))
+		}
+	}
+	out := make([]string, 0, len(rows))
+	for ri, r := range rows {
+		var b strings.Builder
+		for i, c := range r {
+			b.WriteString(c)
+			if i < len(r)-1 {
+				b.WriteString(strings.Repeat(" ", width[i]-utf8.RuneCountInString(c)+2))
+			}
+		}
+		line := strings.TrimRight(b.String(), " ")
+		if ri == 0 {
+			line = strings.ToUpper(line)
+		}
+		out = append(out, line)
+	}
+	return out
 }

@@ -126,3 +126,47 @@ func TestEveryFlagIsDocumented(t *testing.T) {
 		})
 	})
 }
+
+// Help topics are read in a terminal or a pager: tables are aligned
+// columns, not Markdown pipes; `code` and **bold** marks and HTML
+// comments do not show; other pages are named as the installed binary
+// offers them.
+func TestHelpTopicsAreRenderedForATerminal(t *testing.T) {
+	for _, topic := range []string{"inventory", "targets", "runbooks", "environment", "exit-codes", "json"} {
+		h := newHarness(t)
+		if code := h.runLine("help", topic); code != 0 {
+			t.Fatalf("help %s: exit %d: %s", topic, code, h.err)
+		}
+		for i, line := range strings.Split(h.out.String(), "\n") {
+			if strings.HasPrefix(line, "    ") {
+				continue // a code block's line, shown as written
+			}
+			if strings.HasPrefix(strings.TrimSpace(line), "|") || strings.Contains(line, "|---") || strings.Contains(line, "`") ||
+				regexp.MustCompile(`\*\*\w`).MatchString(line) || strings.Contains(line, "<!--") || reDocsPage.MatchString(line) || strings.Contains(line, ".md)") {
+				t.Errorf("help %s line %d shows Markdown: %q", topic, i+1, line)
+			}
+		}
+	}
+	h := newHarness(t)
+	h.runLine("help", "exit-codes")
+	if !regexp.MustCompile(`(?m)^CODE  MEANING$`).MatchString(h.out.String()) || !regexp.MustCompile(`(?m)^130   interrupted`).MatchString(h.out.String()) {
+		t.Errorf("help exit-codes: the table is not aligned columns:\n%s", h.out)
+	}
+}
+
+// A user of the installed binary has no docs/ directory: command help
+// names the help topic or the man page instead.
+func TestCommandHelpPointsAtInstalledHelpNotDocsFiles(t *testing.T) {
+	h := newHarness(t)
+	walkCommands(NewRootCmd(h.f), func(c *cobra.Command) {
+		for _, text := range []string{c.Long, c.Example, c.Short} {
+			if m := reDocsPage.FindString(text); m != "" {
+				t.Errorf("%s: help points at %s, which the installed binary does not have", c.CommandPath(), m)
+			}
+		}
+	})
+	h = newHarness(t)
+	if code := h.runLine("check", "--help"); code != 0 || !strings.Contains(h.out.String(), "See 'man hoctl-check'.") {
+		t.Errorf("check --help: exit %d\n%s", code, h.out)
+	}
+}

@@ -73,3 +73,45 @@ func TestKeepBadValueIsOneProblem(t *testing.T) {
 		t.Fatalf("error = %v", err)
 	}
 }
+
+// An address with a user or a port in it is handed to SSH as a host name
+// and cannot work: the message says which fields to use instead.
+func TestAddressWithUserOrPortIsRefused(t *testing.T) {
+	for addr, want := range map[string]string{
+		"127.0.0.2:22":         `test.yaml:2:16: hosts.z.address: expected the host alone, got "127.0.0.2:22": write address: 127.0.0.2 and port: 22`,
+		"root@host":            `hosts.z.address: expected the host alone, got "root@host": write address: host and user: root`,
+		"root@127.0.0.9:2222":  `got "root@127.0.0.9:2222": write address: 127.0.0.9 and user: root and port: 2222`,
+		"[fd00::1]:22":         `got "[fd00::1]:22": write address: fd00::1 and port: 22`,
+		"[fd00::1]":            `an IPv6 address is written without brackets, and a port goes in port:`,
+		"zippy.example.org:x1": `expected a host name, an IP address or "local", got "zippy.example.org:x1"`,
+	} {
+		_, err := parse(t, "hosts:\n  z: {address: \""+addr+"\"}\n")
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("address %s: error = %v\nwant it to contain %q", addr, err, want)
+		}
+	}
+	for _, addr := range []string{"127.0.0.2", "fd00::1", "::1", "zippy", "zippy.example.org", "local"} {
+		if _, err := parse(t, "hosts:\n  z: {address: \""+addr+"\"}\n"); err != nil {
+			t.Errorf("address %s: %v", addr, err)
+		}
+	}
+}
+
+// A key given twice is one problem among the file's others, not the only
+// one reported.
+func TestDuplicateKeyIsReportedWithTheOtherProblems(t *testing.T) {
+	_, err := parse(t, "hosts:\n  a: {address: x}\n  a: {address: y}\n  b: {address: z, port: 1, port: 2}\ngroups:\n  g: [zz]\n")
+	want := []string{
+		`test.yaml:3:3: hosts.a: key "a" is given twice here: first on line 2; a key may appear once in a mapping, so merge the two or rename one`,
+		`test.yaml:4:28: hosts.b.port: key "port" is given twice here: first on line 4`,
+		`test.yaml:6:7: groups.g.0: "zz" is not a host of this inventory`,
+	}
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error = %v\nwant it to contain %q", err, w)
+		}
+	}
+}

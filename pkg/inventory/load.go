@@ -46,12 +46,14 @@ func Parse(name string, data []byte) (*Inventory, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, &Error{File: name, Msg: "inventory is empty: expected at least a hosts: section"}
 	}
-	astFile, err := yamlerr.Parse(name, "inventory", data)
+	// A repeated key is one problem among the others, not the only one.
+	astFile, dups, err := yamlerr.ParseKeepingDuplicates(name, "inventory", data)
 	if err != nil {
 		return nil, err
 	}
 	var raw file
-	decodeErrs := yamlerr.Decode(name, "docs/inventory.md", astFile, &raw)
+	decodeErrs := dups
+	decodeErrs = append(decodeErrs, yamlerr.Decode(name, "docs/inventory.md", astFile, &raw)...)
 	sum := sha256.Sum256(data)
 	inv := &Inventory{
 		Path:        name,

@@ -3,6 +3,7 @@ package inventory
 import (
 	"fmt"
 	"github.com/hoctl/hoctl/pkg/retention"
+	"net"
 	"net/url"
 	"path"
 	"regexp"
@@ -59,6 +60,7 @@ func (v *validator) run() {
 	for n, r := range inv.Replication {
 		v.replication(n, r)
 	}
+	v.sharedSnapshots()
 	for n, s := range inv.NFS {
 		v.nfs(n, s)
 	}
@@ -103,6 +105,36 @@ func (v *validator) settings(at string, s Settings) {
 	}
 }
 
+// addressProblem says why an address that SSH would be given as it is
+// cannot work, with the fields to use instead: the address is the host
+// alone, its user and port have fields of their own.
+func addressProblem(addr string) string {
+	if addr == "" || net.ParseIP(addr) != nil {
+		return ""
+	}
+	host, fields := addr, []string{}
+	if i := strings.LastIndex(host, "@"); i >= 0 {
+		fields = append(fields, "user: "+host[:i])
+		host = host[i+1:]
+	}
+	if h, port, err := net.SplitHostPort(host); err == nil && h != "" && validPort(port) {
+		fields = append(fields, "port: "+port)
+		host = h
+	}
+	if len(fields) > 0 {
+		return fmt.Sprintf("expected the host alone, got %q: write address: %s and %s", addr, host, strings.Join(fields, " and "))
+	}
+	if strings.ContainsAny(addr, "[]:") {
+		return fmt.Sprintf("expected a host name, an IP address or \"local\", got %q: an IPv6 address is written without brackets, and a port goes in port:", addr)
+	}
+	return ""
+}
+
+func validPort(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n > 0 && n <= 65535
+}
+
 // ParseJump splits a user@host:port jump address; user and port may be empty.
 func ParseJump(s string) (user, host string, port int, err error) {
 	rest := s
@@ -134,6 +166,8 @@ func (v *validator) host(h *Host) {
 	}
 	if strings.ContainsAny(h.Address, " \t/") || strings.ContainsFunc(h.Address, func(r rune) bool { return !unicode.IsPrint(r) }) {
 		v.at(at+".address", "expected a host name, an IP address or \"local\", got %q", h.Address)
+	} else if msg := addressProblem(h.Address); msg != "" {
+		v.at(at+".address", "%s", msg)
 	}
 	for i, r := range h.Roles {
 		if !nameRE.MatchString(r) {
@@ -248,6 +282,72 @@ func (v *validator) replication(name string, r *Replication) {
 	default:
 		v.at(at+".compress", "expected none or zstd, got %q", r.Compress)
 	}
+}
+
+// snapshotSet is where one end of a replication keeps its snapshots:
+// every <base>@<time> in dir on host. Retention prunes by listing exactly
+// that, so two replications with one set prune each other's snapshots.
+type snapshotSet struct{ host, dir, base string }
+
+// sharedSnapshots refuses two replications whose ends keep snapshots in
+// one set. Each run protects only its own newest common snapshot, so the
+// other's retention (a shorter keep, or the same keep while the other lags)
+// deletes the parent of its next incremental send, whatever the keeps say.
+// Each end in its own directory needs no joint retention at all.
+func (v *validator) sharedSnapshots() {
+	names := make([]string, 0, len(v.inv.Replication))
+	for n, r := range v.inv.Replication {
+		if r != nil {
+			names = append(names, n)
+		}
+	}
+	// File order, so the problem is reported on the later one: the one
+	// an operator most likely just added.
+	sort.Slice(names, func(i, j int) bool {
+		li, lj := v.line("replication."+names[i]), v.line("replication."+names[j])
+		if li != lj {
+			return li < lj
+		}
+		return names[i] < names[j]
+	})
+	type end struct {
+		name, side string
+		keep       retention.Policy
+	}
+	seen := map[snapshotSet]end{}
+	for _, n := range names {
+		r := v.inv.Replication[n]
+		base := path.Base(r.Source.Subvolume)
+		for _, e := range []struct {
+			side, field string
+			set         snapshotSet
+			keep        retention.Policy
+		}{
+			{"source", "source.snapshot_dir", snapshotSet{r.Source.Host, r.Source.SnapshotDir, base}, r.Keep.Source},
+			{"target", "target.dir", snapshotSet{r.Target.Host, r.Target.Dir, base}, r.Keep.Target},
+		} {
+			if e.set.host == "" || e.set.dir == "" || r.Source.Subvolume == "" {
+				continue
+			}
+			first, dup := seen[e.set]
+			if !dup {
+				seen[e.set] = end{n, e.side, e.keep}
+				continue
+			}
+			if first.name == n {
+				continue // the same-host check in replication says it
+			}
+			v.at("replication."+n+"."+e.field,
+				"replications %s and %s both keep snapshots as %s@* in %s:%s (%s's %s, %s's %s): each one's retention prunes the other's snapshots (%s keeps %s, %s keeps %s), the parent of the other's next incremental send among them; set replication.%s.%s to a directory of %s's own (create it on %s), such as %s",
+				first.name, n, e.set.base, e.set.host, e.set.dir, first.name, first.side, n, e.side,
+				first.name, first.keep, n, e.keep, n, e.field, n, e.set.host, path.Join(e.set.dir, e.set.base+"-"+n))
+		}
+	}
+}
+
+// line is the line of a field in the file, 0 when it has none.
+func (v *validator) line(field string) int {
+	return yamlerr.At(v.name, v.ast, field, "").Line
 }
 
 // keepFields are the fields of a calendar retention policy, in the order

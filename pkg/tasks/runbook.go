@@ -94,12 +94,14 @@ func ParseRunbook(name string, data []byte, inv *inventory.Inventory, o LoadOpti
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, &yamlerr.Error{File: name, Msg: "runbook is empty: expected name: and steps:"}
 	}
-	f, err := yamlerr.Parse(name, "runbook", data)
+	// A repeated key is one problem among the others, not the only one.
+	f, dups, err := yamlerr.ParseKeepingDuplicates(name, "runbook", data)
 	if err != nil {
 		return nil, err
 	}
 	var fr fileRunbook
-	decodeErrs := yamlerr.Decode(name, "docs/runbooks.md", f, &fr)
+	decodeErrs := dups
+	decodeErrs = append(decodeErrs, yamlerr.Decode(name, "docs/runbooks.md", f, &fr)...)
 	errs := decodeErrs
 	at := func(field, format string, args ...any) {
 		// A value that did not decode is zero: checking it would only
@@ -250,8 +252,9 @@ func stepHosts(src string, inv *inventory.Inventory, vars map[string]any, limit 
 			return nil
 		}
 		var b strings.Builder
-		if err := t.Execute(&b, TemplateData{Vars: vars, Inventory: inv}); err != nil {
-			fail("%v", templateError(err))
+		data := TemplateData{Vars: vars, Inventory: inv}
+		if err := t.Execute(&b, data); err != nil {
+			fail("%v", TemplateError(err, data))
 			return nil
 		}
 		expr = b.String()

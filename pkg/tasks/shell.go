@@ -3,7 +3,6 @@ package tasks
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"text/template"
@@ -142,23 +141,11 @@ func Cmd(line string) *Shell {
 // Describe implements Op.
 func (s *Shell) Describe(h *inventory.Host) (string, error) {
 	var b bytes.Buffer
-	if err := s.tmpl.Execute(&b, s.data(h)); err != nil {
-		return "", templateError(err)
+	data := s.data(h)
+	if err := s.tmpl.Execute(&b, data); err != nil {
+		return "", TemplateError(err, data)
 	}
 	return b.String(), nil
-}
-
-func templateError(err error) error {
-	var ee template.ExecError
-	if errors.As(err, &ee) {
-		msg := ee.Err.Error()
-		if strings.Contains(msg, "map has no entry for key") {
-			key := msg[strings.LastIndex(msg, "key")+4:]
-			return fmt.Errorf("undefined variable %s", strings.Trim(key, `"`))
-		}
-		return ee.Err
-	}
-	return err
 }
 
 // Run implements Op.

@@ -640,11 +640,18 @@ func iostreamsScheme() *iostreams.ColorScheme {
 func TestRunbookErrorsHaveLineAndColumn(t *testing.T) {
 	inv, _ := inventory.Parse("inv.yaml", []byte(inv5))
 	cases := map[string]string{
-		"name: x\nsteps:\n  - {title: a, run: b, colour: red}\n":              "rb.yaml:3:24: steps.0: unknown field \"colour\"",
-		"steps:\n  - {title: a, run: b}\n":                                    "name: missing",
-		"name: x\nsteps:\n  - {title: a}\n":                                   "rb.yaml:3:5: steps.0: step 1: missing run",
-		"name: x\nsteps:\n  - {title: a, run: 'echo {{.Vars.nope}}'}\n":       "rb.yaml:3:21: steps.0.run: undefined variable nope (for host local)",
-		"name: x\nsteps:\n  - {title: a, run: 'echo {{.Host'}\n":              "steps.0.run: bad template",
+		"name: x\nsteps:\n  - {title: a, run: b, colour: red}\n":        "rb.yaml:3:24: steps.0: unknown field \"colour\"",
+		"steps:\n  - {title: a, run: b}\n":                              "name: missing",
+		"name: x\nsteps:\n  - {title: a}\n":                             "rb.yaml:3:5: steps.0: step 1: missing run",
+		"name: x\nsteps:\n  - {title: a, run: 'echo {{.Vars.nope}}'}\n": "rb.yaml:3:21: steps.0.run: undefined variable nope (for host local)",
+		"name: x\nsteps:\n  - {title: a, run: 'echo {{.Host'}\n":        "steps.0.run: bad template",
+		// A field typo names the field, the fields there are and the
+		// closest, not text/template's message with Go type names.
+		"name: x\nsteps:\n  - {title: a, hosts: web, run: 'echo {{.HostInfo.Adress}}'}\n": "rb.yaml:3:33: steps.0.run: {{.HostInfo.Adress}}: .HostInfo has no field Adress; did you mean .HostInfo.Address? (fields: Name, Address, Roles, Managed, User, Port, IdentityFiles, KnownHosts, HostKeyPolicy, ConnectTimeout, CommandTimeout, Keepalive, Become, Jump) (for host h1)", //nolint:misspell // the typo is what is tested
+		"name: x\nsteps:\n  - {title: a, run: 'echo {{.Hots}}'}\n":                        "steps.0.run: {{.Hots}}: the template's data has no field Hots; did you mean .Host? (fields: Host, HostInfo, Vars, Inventory) (for host local)",
+		"name: x\nsteps:\n  - {title: a, run: 'echo {{.Inventory.Hosts.h1.Adress}}'}\n":   "steps.0.run: {{.Inventory.Hosts.h1.Adress}}: .Inventory.Hosts.h1 has no field Adress; did you mean .Inventory.Hosts.h1.Address?", //nolint:misspell // the typo is what is tested
+		// A key given twice is reported with the file's other problems.
+		"name: x\nname: y\nsteps:\n  - {title: a, run: b, colour: red}\n":     "rb.yaml:2:1: name: key \"name\" is given twice here: first on line 1; a key may appear once in a mapping, so merge the two or rename one\nrb.yaml:4:24: steps.0: unknown field \"colour\"",
 		"name: x\nsteps:\n  - {title: a, hosts: wbe, run: b}\n":               `did you mean "web"`,
 		"name: x\nsteps:\n  - {title: a, run: b, timeout: soon}\n":            "steps.0.timeout: expected a duration",
 		"name: x\nsecrets: {tok: NOPE_ENV}\nsteps:\n  - {title: a, run: b}\n": "secret \"tok\" comes from $NOPE_ENV, which is not set",
