@@ -53,12 +53,6 @@ func (e *HostsError) Error() string {
 	return fmt.Sprintf("%d of %d hosts failed (%d unreachable, %d not run)", e.Failed+e.Unreachable+e.NotRun, e.Total, e.Unreachable, e.NotRun)
 }
 
-// RefusedError is a command that refused to start because of the
-// cluster's state: nothing was changed (exit 3).
-type RefusedError struct{ Reason string }
-
-func (e *RefusedError) Error() string { return e.Reason }
-
 // SilentError carries an exit code for a failure already explained on
 // stderr.
 type SilentError struct{ Code int }
@@ -94,7 +88,7 @@ func ExitCode(err error) int {
 	case errors.As(err, new(*tasks.ConfirmError)):
 		return ExitNotConfirmed
 	case errors.As(err, new(*tasks.RefusedError)), errors.As(err, new(*tasks.LockedError)),
-		errors.As(err, new(*ResumeRefusedError)), errors.As(err, new(*consul.HeldError)), errors.As(err, new(*RefusedError)),
+		errors.As(err, new(*consul.HeldError)),
 		errors.As(err, new(*replicate.HostLockedError)), errors.As(err, new(*replicate.DirectionError)):
 		return ExitRefused
 	case errors.As(err, new(*tasks.NoRunError)), errors.As(err, new(*tasks.AmbiguousRunError)):

@@ -3,12 +3,8 @@ package cli
 import (
 	"context"
 	"errors"
-	"sort"
-	"strings"
 
-	"github.com/hoctl/hoctl/pkg/consul"
 	"github.com/hoctl/hoctl/pkg/failover"
-	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/tasks"
 	"github.com/spf13/cobra"
 )
@@ -58,53 +54,6 @@ newest copy is lost, and the plan says how much). See docs/failover.md.`,
 	return cmd
 }
 
-// failoverRunbook builds the runbook for opts; from and token, when set,
-// are those recorded by the run being resumed.
-func failoverRunbook(ctx context.Context, f *Factory, inv *inventory.Inventory, eng *tasks.Engine, opts *FailoverOptions, from, token string) (*tasks.Runbook, error) {
-	svc := opts.Service
-	if svc == "" {
-		var names []string
-		for n := range inv.NFS {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		if len(names) == 0 {
-			return nil, &inventory.Error{File: inv.Path, Msg: "no nfs section: failover moves an NFS service from its primary to a standby, so there is nothing to fail over (see hoctl help inventory, nfs)"}
-		}
-		if len(names) != 1 {
-			return nil, usagef("--service: choose one of the inventory's nfs services (%s)", strings.Join(names, ", "))
-		}
-		svc = names[0]
-	}
-	if inv.NFS[svc] == nil {
-		return nil, usagef("no nfs service %q in the inventory", svc)
-	}
-	if inv.Host(opts.To) == nil {
-		_, err := inv.Select(opts.To)
-		if err == nil {
-			err = usagef("--to %q is not a single host", opts.To)
-		}
-		return nil, err
-	}
-	clientFn, _ := f.apiClients(inv, eng.Env.Connect)
-	consulFn := func(ctx context.Context) (failover.Consul, error) {
-		if clientFn == nil {
-			return nil, errors.New("the inventory has no consul section")
-		}
-		c, err := clientFn(ctx)
-		return &consul.Cluster{Client: c}, err
-	}
-	rb, _, err := failover.Runbook(ctx, inv, consulFn, failover.Options{Service: svc, From: from, To: opts.To, PrimaryDown: opts.PrimaryDown, AcceptLag: opts.AcceptLag, Token: token, Plan: f.DryRun})
-	var ie *failover.InputError
-	if errors.As(err, &ie) {
-		return nil, &UsageError{Err: err}
-	}
-	if rb != nil {
-		rb.Resumable = true // resumeFailover rebuilds it from the journal
-	}
-	return rb, err
-}
-
 func failoverRun(ctx context.Context, opts *FailoverOptions) error {
 	f := opts.F
 	inv, err := f.Inventory(ctx)
@@ -116,13 +65,24 @@ func failoverRun(ctx context.Context, opts *FailoverOptions) error {
 		return err
 	}
 	defer closeFn()
-	rb, err := failoverRunbook(ctx, f, inv, eng, opts, "", "")
+	consulFn, _ := f.apiClients(inv, eng.Env.Connect)
+	rb, err := failover.Resolve(ctx, inv, failover.ConsulVia(consulFn), failover.Options{Service: opts.Service, To: opts.To,
+		PrimaryDown: opts.PrimaryDown, AcceptLag: opts.AcceptLag, Plan: f.DryRun})
 	if err != nil {
-		return err
+		return asUsage(err)
 	}
 	if f.DryRun {
 		return planOnly(ctx, f, eng, rb, 1)
 	}
 	_, err = eng.Run(ctx, rb, tasks.RunOptions{})
 	return quiet(err)
+}
+
+// asUsage makes a failover the command line makes impossible a usage
+// error: exit 2, with the usage hint.
+func asUsage(err error) error {
+	if errors.As(err, new(*failover.InputError)) {
+		return &UsageError{Err: err}
+	}
+	return err
 }

@@ -189,8 +189,8 @@ func recordedDirection(ctx context.Context, f *Factory, inv *inventory.Inventory
 		return ends, fmt.Errorf("consul kv %s names %s, which takes no part in replication %s", failover.DirectionKey(ends.Name), src, ends.Name)
 	}
 	if explicit {
-		return ends, &RefusedError{Reason: fmt.Sprintf("replication %s runs %s → %s since a failover (consul kv %s): run hoctl replicate %s %s",
-			ends.Name, ends.TargetHost, ends.SourceHost, failover.DirectionKey(ends.Name), ends.TargetHost, ends.SourceHost)}
+		return ends, tasks.Refusef("replication %s runs %s → %s since a failover (consul kv %s): run hoctl replicate %s %s",
+			ends.Name, ends.TargetHost, ends.SourceHost, failover.DirectionKey(ends.Name), ends.TargetHost, ends.SourceHost)
 	}
 	return ends.Reverse(), nil
 }

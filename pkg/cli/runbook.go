@@ -130,7 +130,7 @@ func quiet(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, new(*tasks.RefusedError)) && !refusedAtPlan(err), errors.As(err, new(*tasks.StepError)),
+	case refusedAtStep(err), errors.As(err, new(*tasks.StepError)),
 		errors.As(err, new(*tasks.UnverifiedError)), errors.Is(err, tasks.ErrLockLost):
 		// Shown already: not printed again, but kept for --json's error
 		// event and the exit code.
@@ -274,7 +274,9 @@ func (f *Factory) nomadClient(ctx context.Context, inv *inventory.Inventory, con
 	return nomad.NewClient(inv.Nomad, via, f.Getenv, httpapi.Options{Timeout: apiTimeout(inv, inv.Nomad), Trace: f.Trace()})
 }
 
-func refusedAtPlan(err error) bool {
+// refusedAtStep is a before check that failed once the run started (the
+// reporter showed it), not at the plan nor for a reason of no step.
+func refusedAtStep(err error) bool {
 	var re *tasks.RefusedError
-	return errors.As(err, &re) && re.AtPlan
+	return errors.As(err, &re) && !re.AtPlan && re.Reason == ""
 }

@@ -138,8 +138,10 @@ func (s *Step) hostNames() []string {
 
 // Errors mapped to exit codes by the CLI.
 
-// RefusedError is a before check that failed: the step did not start and
-// nothing was changed by it (exit 3).
+// RefusedError is a run that refused to start or to go on, and changed
+// nothing by refusing (exit 3): a before check that failed (Step, Title,
+// Hosts, Err), or, with Reason, what the cluster or the run itself is in
+// (a run that already finished, a replication whose direction moved).
 type RefusedError struct {
 	Step  int
 	Title string
@@ -148,9 +150,19 @@ type RefusedError struct {
 	// AtPlan: the check failed when planned, so no run was started,
 	// asked for or journaled.
 	AtPlan bool
+	// Reason is a refusal that is no step's: the whole message.
+	Reason string
+}
+
+// Refusef is a refusal for a reason that is no step's.
+func Refusef(format string, args ...any) error {
+	return &RefusedError{Reason: fmt.Sprintf(format, args...)}
 }
 
 func (e *RefusedError) Error() string {
+	if e.Reason != "" {
+		return e.Reason
+	}
 	if e.AtPlan {
 		return fmt.Sprintf("before check of step %d %q fails %s; nothing was run", e.Step, e.Title, onHosts(e.Hosts, e.Err))
 	}
