@@ -4,13 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
-	"text/template"
 
+	"github.com/hoctl/hoctl/pkg/deploy"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/tasks"
 	"github.com/hoctl/hoctl/pkg/yamlerr"
@@ -96,7 +95,7 @@ func checkRun(ctx context.Context, opts *CheckOptions) error {
 		// be checked, and guessing would only add noise.
 		sum.Skipped = append(sum.Skipped, opts.Files...)
 	} else {
-		add(checkDeployCommand(ctx, inv))
+		add(deploy.CheckCommand(ctx, inv))
 		getenv := func(k string) string {
 			if v := f.Getenv(k); v != "" {
 				return v
@@ -125,47 +124,6 @@ func checkRun(ctx context.Context, opts *CheckOptions) error {
 		return &SilentError{Code: ExitUsage}
 	}
 	return nil
-}
-
-// checkDeployCommand renders deploy.command for every managed host, as
-// deploy will: a field that exists for no host fails here, not mid-rollout.
-func checkDeployCommand(ctx context.Context, inv *inventory.Inventory) error {
-	t, err := template.New("deploy").Option("missingkey=error").Parse(inv.Deploy.Command)
-	if err != nil {
-		return nil // the inventory's own validation reported it
-	}
-	for _, n := range inv.HostNames() {
-		h := inv.Host(n)
-		if !h.IsManaged() {
-			continue
-		}
-		if err := t.Execute(io.Discard, tasks.TemplateData{Host: h.Name, HostInfo: h, Inventory: inv}); err != nil {
-			e := &yamlerr.Error{File: inv.Path, Field: "deploy.command", Msg: fmt.Sprintf("%s (for host %s)", templateReason(err), h.Name)}
-			// The loaded inventory keeps no syntax tree; read the file
-			// again for the position (it parsed a moment ago).
-			if data, err := yamlerr.ReadFile(ctx, inv.Path, "inventory"); err == nil {
-				if f, err := yamlerr.Parse(inv.Path, "inventory", data); err == nil {
-					e.Line, e.Column = yamlerr.Position(f, "deploy.command")
-				}
-			}
-			return e
-		}
-	}
-	return nil
-}
-
-// templateReason keeps what text/template says went wrong and drops its
-// prefix and Go type names ("executing "deploy" at <.X>: can't evaluate
-// field X in type *inventory.Host").
-func templateReason(err error) string {
-	s := err.Error()
-	if i := strings.LastIndex(s, ">: "); i >= 0 {
-		s = s[i+3:]
-	}
-	if i := strings.Index(s, " in type "); i >= 0 {
-		s = s[:i]
-	}
-	return s
 }
 
 // flattenProblems turns a load error into located problems; an error of

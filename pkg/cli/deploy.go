@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/hoctl/hoctl/pkg/deploy"
@@ -88,28 +87,9 @@ func deployRun(ctx context.Context, opts *DeployOptions) error {
 	if err != nil {
 		return err
 	}
-	var targets []*inventory.Host
-	seen := map[string]bool{}
-	exprs := opts.Targets
-	if len(exprs) == 0 {
-		exprs = []string{"all"}
-	}
-	for _, e := range exprs {
-		hosts, err := inv.Select(e)
-		if err != nil {
-			return err
-		}
-		for _, h := range hosts {
-			if !seen[h.Name] && (h.IsManaged() || len(opts.Targets) > 0) {
-				seen[h.Name] = true
-				targets = append(targets, h)
-			}
-		}
-	}
-	if opts.Limit != "" {
-		if targets, err = limitHosts(inv, targets, opts.Limit); err != nil {
-			return err
-		}
+	targets, err := deploy.Targets(inv, opts.Targets, opts.Limit)
+	if err != nil {
+		return err
 	}
 	eng, closeFn, err := f.Engine(inv, nil)
 	if err != nil {
@@ -150,32 +130,4 @@ func deployRun(ctx context.Context, opts *DeployOptions) error {
 		fmt.Fprintln(f.IO.ErrOut, "the rollout stopped; hosts after the failed one were not touched")
 	}
 	return quiet(err)
-}
-
-// limitHosts keeps the hosts that the --limit expression also selects. A
-// limit naming an unknown host is an error, and so is one that leaves
-// nothing to do.
-func limitHosts(inv *inventory.Inventory, hosts []*inventory.Host, limit string) ([]*inventory.Host, error) {
-	in, err := inv.Select(limit)
-	if err != nil {
-		return nil, fmt.Errorf("--limit: %w", err)
-	}
-	keep := map[string]bool{}
-	for _, h := range in {
-		keep[h.Name] = true
-	}
-	var out []*inventory.Host
-	for _, h := range hosts {
-		if keep[h.Name] {
-			out = append(out, h)
-		}
-	}
-	if len(out) == 0 {
-		var names []string
-		for _, h := range hosts {
-			names = append(names, h.Name)
-		}
-		return nil, usagef("--limit %q leaves no target: it selects none of %s", limit, strings.Join(names, ", "))
-	}
-	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hoctl/hoctl/pkg/exitcode"
 
 	"github.com/hoctl/hoctl/pkg/consul"
 	"github.com/hoctl/hoctl/pkg/inventory"
@@ -12,29 +13,22 @@ import (
 	"github.com/hoctl/hoctl/pkg/tasks"
 )
 
-// The documented exit codes (DESIGN.md, docs/exit-codes.md).
+// The documented exit codes (docs/exit-codes.md).
 const (
-	ExitOK          = 0
-	ExitFailed      = 1
-	ExitUsage       = 2
-	ExitRefused     = 3
-	ExitUnreachable = 4
-	ExitUnverified  = 5
-	// ExitNotConfirmed: the operator answered no (or there was no
-	// terminal to ask on and no --yes): nothing was changed.
-	ExitNotConfirmed = 6
-	ExitInterrupted  = 130
+	ExitOK           = exitcode.OK
+	ExitFailed       = exitcode.Failed
+	ExitUsage        = exitcode.Usage
+	ExitRefused      = exitcode.Refused
+	ExitUnreachable  = exitcode.Unreachable
+	ExitUnverified   = exitcode.Unverified
+	ExitNotConfirmed = exitcode.NotConfirmed
+	ExitInterrupted  = exitcode.Interrupted
 )
 
 // UsageError is a bad command line; cobra's usage hint follows it.
-type UsageError struct{ Err error }
+type UsageError = exitcode.UsageError
 
-func (e *UsageError) Error() string { return e.Err.Error() }
-func (e *UsageError) Unwrap() error { return e.Err }
-
-func usagef(format string, args ...any) error {
-	return &UsageError{Err: fmt.Errorf(format, args...)}
-}
+func usagef(format string, args ...any) error { return exitcode.Usagef(format, args...) }
 
 // InputError is an input file hoctl cannot use (a job file that does not
 // parse): exit 2 like a bad command line, without the usage hint.

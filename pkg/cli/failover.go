@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 
 	"github.com/hoctl/hoctl/pkg/failover"
 	"github.com/hoctl/hoctl/pkg/tasks"
@@ -69,20 +68,11 @@ func failoverRun(ctx context.Context, opts *FailoverOptions) error {
 	rb, err := failover.Resolve(ctx, inv, failover.ConsulVia(consulFn), failover.Options{Service: opts.Service, To: opts.To,
 		PrimaryDown: opts.PrimaryDown, AcceptLag: opts.AcceptLag, Plan: f.DryRun})
 	if err != nil {
-		return asUsage(err)
+		return err
 	}
 	if f.DryRun {
 		return planOnly(ctx, f, eng, rb, 1)
 	}
 	_, err = eng.Run(ctx, rb, tasks.RunOptions{})
 	return quiet(err)
-}
-
-// asUsage makes a failover the command line makes impossible a usage
-// error: exit 2, with the usage hint.
-func asUsage(err error) error {
-	if errors.As(err, new(*failover.InputError)) {
-		return &UsageError{Err: err}
-	}
-	return err
 }

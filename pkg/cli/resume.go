@@ -125,7 +125,7 @@ func resumeRun(ctx context.Context, opts *ResumeOptions) error {
 	}
 	rb, err := build(ctx, &tasks.Rebuild{Run: s, Inventory: inv, Limit: opts.Limit, Force: opts.Force, Plan: f.DryRun, Getenv: f.Getenv, Consul: consulFn})
 	if err != nil {
-		return asUsage(err)
+		return err
 	}
 	eng, closeFn, err := f.Engine(inv, rb.Secrets)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hoctl/hoctl/pkg/btrfs"
+	"github.com/hoctl/hoctl/pkg/exitcode"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/replicate"
 	"github.com/hoctl/hoctl/pkg/sshexec"
@@ -39,13 +40,9 @@ func DirectionKey(replication string) string {
 	return "hoctl/replication/" + replication + "/source"
 }
 
-// InputError is a failover the inventory or the command line makes
-// impossible, found before anything is asked or changed.
-type InputError struct{ Msg string }
-
-func (e *InputError) Error() string { return e.Msg }
-
-func inputf(format string, args ...any) error { return &InputError{Msg: fmt.Sprintf(format, args...)} }
+// inputf is a failover the inventory or the command line makes
+// impossible, found before anything is asked or changed: exit 2.
+func inputf(format string, args ...any) error { return exitcode.Usagef(format, args...) }
 
 // Options shape one failover.
 type Options struct {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hoctl/hoctl/pkg/exitcode"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/tasks"
 	"github.com/hoctl/hoctl/pkg/tasks/taskstest"
@@ -60,8 +61,8 @@ func TestFailoverRoundTrips(t *testing.T) {
 		if !slices.Equal(want, got) {
 			t.Fatalf("--primary-down=%v: rebuilt failover differs:\n%s\nwant:\n%s", down, strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
-		if _, err := build(context.Background(), &tasks.Rebuild{Run: s, Inventory: inv, Limit: "c1"}); !errors.As(err, new(*InputError)) {
-			t.Errorf("resume --limit of a failover: %v, want an *InputError", err)
+		if _, err := build(context.Background(), &tasks.Rebuild{Run: s, Inventory: inv, Limit: "c1"}); !errors.As(err, new(*exitcode.UsageError)) {
+			t.Errorf("resume --limit of a failover: %v, want a usage error", err)
 		}
 	}
 }
@@ -78,12 +79,12 @@ func TestResolveChecksTheCommandLine(t *testing.T) {
 		as   any
 	}{
 		{none, Options{To: "c1"}, "no nfs section", new(*inventory.Error)},
-		{two, Options{To: "c1"}, "--service: choose one of the inventory's nfs services (data-services, other)", new(*InputError)},
-		{inv, Options{Service: "nope", To: "c1"}, `no nfs service "nope"`, new(*InputError)},
-		{inv, Options{To: "cattle"}, `--to "cattle" is not a single host`, new(*InputError)},
+		{two, Options{To: "c1"}, "--service: choose one of the inventory's nfs services (data-services, other)", new(*exitcode.UsageError)},
+		{inv, Options{Service: "nope", To: "c1"}, `no nfs service "nope"`, new(*exitcode.UsageError)},
+		{inv, Options{To: "cattle"}, `--to "cattle" is not a single host`, new(*exitcode.UsageError)},
 		{inv, Options{To: "c9"}, `c9`, new(*inventory.TargetError)},
-		{inv, Options{To: "c2"}, "c2 is neither the primary nor a standby", new(*InputError)},
-		{inv, Options{To: "zippy"}, "zippy already owns data-services", new(*InputError)},
+		{inv, Options{To: "c2"}, "c2 is neither the primary nor a standby", new(*exitcode.UsageError)},
+		{inv, Options{To: "zippy"}, "zippy already owns data-services", new(*exitcode.UsageError)},
 	} {
 		_, err := Resolve(context.Background(), c.inv, consulFn, c.o)
 		if err == nil || !strings.Contains(err.Error(), c.want) || !errors.As(err, c.as) {
