@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/hoctl/hoctl/pkg/consul"
-	"github.com/hoctl/hoctl/pkg/failover"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/replicate"
 	"github.com/hoctl/hoctl/pkg/tasks"
@@ -70,62 +69,17 @@ See docs/replicate.md.`,
 	return cmd
 }
 
-// findReplication picks the inventory's replication by name or by ends.
-// SRC and DST the other way round from the inventory's replication run it
-// reversed: sending back after a failover.
-func findReplication(inv *inventory.Inventory, name, src, dst string) (replicate.Ends, error) {
-	var none replicate.Ends
-	if name != "" {
-		r := inv.Replication[name]
-		if r == nil {
-			return none, usagef("no replication %q in the inventory", name)
-		}
-		switch {
-		case src == "" || r.Source.Host == src && r.Target.Host == dst:
-			return replicate.EndsOf(r), nil
-		case r.Source.Host == dst && r.Target.Host == src:
-			return replicate.EndsOf(r).Reverse(), nil
-		}
-		return none, usagef("replication %q runs %s → %s (or back, after a failover), not %s → %s", name, r.Source.Host, r.Target.Host, src, dst)
-	}
-	for _, h := range []string{src, dst} {
-		if inv.Host(h) == nil {
-			_, err := inv.Select(h)
-			if err == nil {
-				err = usagef("%q is not a single host", h)
-			}
-			return none, err
-		}
-	}
-	var found []replicate.Ends
-	for _, r := range inv.Replication {
-		switch {
-		case r.Source.Host == src && r.Target.Host == dst:
-			found = append(found, replicate.EndsOf(r))
-		case r.Source.Host == dst && r.Target.Host == src:
-			found = append(found, replicate.EndsOf(r).Reverse())
-		}
-	}
-	switch len(found) {
-	case 0:
-		return none, usagef("no replication between %s and %s in the inventory", src, dst)
-	case 1:
-		return found[0], nil
-	}
-	return none, usagef("several replications run between %s and %s: choose one with --name", src, dst)
-}
-
 func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
 	f := opts.F
 	inv, err := f.Inventory(ctx)
 	if err != nil {
 		return err
 	}
-	ends, err := findReplication(inv, opts.Name, opts.Src, opts.Dst)
+	ends, err := replicate.Resolve(inv, opts.Name, opts.Src, opts.Dst)
 	if err != nil {
 		return err
 	}
-	if err := checkTransport(opts.Transport); err != nil {
+	if err := replicate.CheckTransport(opts.Transport); err != nil {
 		return err
 	}
 	eng, closeFn, err := f.Engine(inv, nil)
@@ -133,7 +87,7 @@ func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
 		return err
 	}
 	defer closeFn()
-	if ends, err = recordedDirection(ctx, f, inv, eng, ends, opts.Src != ""); err != nil {
+	if ends, err = replicate.Directed(ctx, f.directionKV(inv, eng), ends, opts.Src != ""); err != nil {
 		return err
 	}
 	var rb *tasks.Runbook
@@ -145,9 +99,7 @@ func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
 			eng.Reporter.Progress(4, ends.TargetHost, replicate.ProgressText(sent, run.Estimate(), elapsed))
 		},
 	})
-	// Each run inspects both sides and removes what an interrupted one
-	// left, so the way on after a failure is another run, not resume.
-	rb.Retry = replicateRetry
+	rb.Retry = replicate.Retry
 	if f.DryRun {
 		return planOnly(ctx, f, eng, rb, 1)
 	}
@@ -159,41 +111,17 @@ func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
 	return quiet(err)
 }
 
-func checkTransport(t string) error {
-	if t != "" && t != inventory.TransportRelay && t != inventory.TransportDirect {
-		return usagef("--transport: expected relay or direct, got %q", t)
-	}
-	return nil
-}
-
-// recordedDirection applies the direction a failover recorded in Consul
-// (failover.DirectionKey): after zippy → c1, `--name services` sends c1 →
-// zippy, and an explicit `zippy c1` is refused rather than sending the old
-// primary's stale data over the new primary's copies.
-func recordedDirection(ctx context.Context, f *Factory, inv *inventory.Inventory, eng *tasks.Engine, ends replicate.Ends, explicit bool) (replicate.Ends, error) {
+// directionKV reads the replication direction a failover recorded, from
+// the inventory's Consul (nil without one).
+func (f *Factory) directionKV(inv *inventory.Inventory, eng *tasks.Engine) func(context.Context) (replicate.KV, error) {
 	if inv.Consul == nil {
-		return ends, nil
+		return nil
 	}
-	client, err := f.consulClient(ctx, inv, eng.Env.Connect)
-	if err != nil {
-		return ends, err
+	return func(ctx context.Context) (replicate.KV, error) {
+		client, err := f.consulClient(ctx, inv, eng.Env.Connect)
+		if err != nil {
+			return nil, err
+		}
+		return &consul.Cluster{Client: client}, nil
 	}
-	src, _, ok, err := (&consul.Cluster{Client: client}).Get(ctx, failover.DirectionKey(ends.Name))
-	if err != nil {
-		return ends, fmt.Errorf("reading the replication's direction from Consul: %w", err)
-	}
-	if !ok || src == ends.SourceHost {
-		return ends, nil
-	}
-	if src != ends.TargetHost {
-		return ends, fmt.Errorf("consul kv %s names %s, which takes no part in replication %s", failover.DirectionKey(ends.Name), src, ends.Name)
-	}
-	if explicit {
-		return ends, tasks.Refusef("replication %s runs %s → %s since a failover (consul kv %s): run hoctl replicate %s %s",
-			ends.Name, ends.TargetHost, ends.SourceHost, failover.DirectionKey(ends.Name), ends.TargetHost, ends.SourceHost)
-	}
-	return ends.Reverse(), nil
 }
-
-// replicateRetry is what a failed replication says instead of resume.
-const replicateRetry = "run hoctl replicate again: it inspects both sides anew and removes what this run left"

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hoctl/hoctl/pkg/btrfs"
 	"github.com/hoctl/hoctl/pkg/replicate"
-	"github.com/hoctl/hoctl/pkg/retention"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 	"github.com/spf13/cobra"
 )
@@ -118,25 +116,8 @@ func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
 		for _, p := range mine.Problems {
 			fmt.Fprintf(f.IO.ErrOut, "%s %s:%s: %s\n", f.IO.ColorScheme().WarningIcon(), h.Name, dir, p)
 		}
-		common := map[string]bool{}
-		next := ""
-		if theirs != nil {
-			src, dst := mine.Snapshots, theirs.Snapshots
-			if role == "target" {
-				src, dst = theirs.Snapshots, mine.Snapshots
-			}
-			for i, c := range btrfs.CommonSnapshots(src, dst) {
-				u := c.Source.UUID
-				if role == "target" {
-					u = c.Target.UUID
-				}
-				common[u] = true
-				if i == 0 {
-					next = u
-				}
-			}
-		}
-		verdicts := snapshotVerdicts(e, role, mine, next)
+		common, next := replicate.Shared(mine, theirs, role == "source")
+		verdicts := replicate.Verdicts(e, role == "source", mine, next, time.Now())
 		for _, s := range mine.Snapshots {
 			v := verdicts[s.Name()]
 			rows = append(rows, SnapshotRow{Kept: v.Keep, Why: v.Reason(), Replication: e.Name, Host: h.Name, Role: role, Dir: dir, Name: s.Name(), UUID: s.UUID,
@@ -163,28 +144,6 @@ func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
 		return &SilentError{Code: ExitFailed}
 	}
 	return nil
-}
-
-// snapshotVerdicts is what the side's retention policy does with its
-// complete snapshots now, the next parent protected as a run protects it.
-func snapshotVerdicts(e replicate.Ends, role string, side *replicate.Side, nextUUID string) map[string]retention.Verdict {
-	complete := side.Complete()
-	protect := map[string]string{}
-	for _, s := range complete {
-		if s.UUID == nextUUID {
-			protect[s.Name()] = replicate.NewestCommon
-		}
-	}
-	out := map[string]retention.Verdict{}
-	for _, v := range replicate.Retain(e.Keep(role == "source"), complete, time.Now(), protect) {
-		out[v.Name] = v
-	}
-	for _, s := range side.Snapshots {
-		if !s.ReadOnly {
-			out[s.Name()] = retention.Verdict{Keep: true, Reasons: []string{"writable: a receive in progress or garbage, not retention's"}}
-		}
-	}
-	return out
 }
 
 func printSnapshots(f *Factory, e replicate.Ends, role, peer string, rows []SnapshotRow, peerKnown bool) {

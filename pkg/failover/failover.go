@@ -34,12 +34,6 @@ type Consul interface {
 	CAS(ctx context.Context, key, value string, index uint64) (bool, error)
 }
 
-// DirectionKey is where a failover records which end of a replication
-// is its source now.
-func DirectionKey(replication string) string {
-	return "hoctl/replication/" + replication + "/source"
-}
-
 // inputf is a failover the inventory or the command line makes
 // impossible, found before anything is asked or changed: exit 2.
 func inputf(format string, args ...any) error { return exitcode.Usagef(format, args...) }
@@ -210,22 +204,22 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 		RetryDelay: time.Second,
 	}, &tasks.Step{
 		Title: fmt.Sprintf("record the direction: replication %s now runs %s → %s", rep.Name, o.To, o.From),
-		Action: &tasks.Func{Desc: fmt.Sprintf("consul kv put %s %s; write %s into %s:%s and %s:%s", DirectionKey(rep.Name), o.To, o.To,
+		Action: &tasks.Func{Desc: fmt.Sprintf("consul kv put %s %s; write %s into %s:%s and %s:%s", replicate.DirectionKey(rep.Name), o.To, o.To,
 			o.To, replicate.DirectionFile(ends.TargetDir, rep.Name), o.From, replicate.DirectionFile(ends.SourceDir, rep.Name)), Fn: func(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
 			c, err := r.Consul(ctx)
 			if err != nil {
 				return "", err
 			}
-			_, idx, _, err := c.Get(ctx, DirectionKey(rep.Name))
+			_, idx, _, err := c.Get(ctx, replicate.DirectionKey(rep.Name))
 			if err != nil {
 				return "", err
 			}
-			ok, err := c.CAS(ctx, DirectionKey(rep.Name), o.To, idx)
+			ok, err := c.CAS(ctx, replicate.DirectionKey(rep.Name), o.To, idx)
 			if err != nil {
 				return "", err
 			}
 			if !ok {
-				return "", fmt.Errorf("recording the direction: %s changed meanwhile", DirectionKey(rep.Name))
+				return "", fmt.Errorf("recording the direction: %s changed meanwhile", replicate.DirectionKey(rep.Name))
 			}
 			// Also on the hosts, where a replication run without Consul
 			// (a timer on the old primary) finds it under its lock.
