@@ -14,7 +14,7 @@ import (
 
 // DeployOptions are the inputs of `hoctl deploy`.
 type DeployOptions struct {
-	F        *Factory
+	Invocation
 	Targets  []string
 	Parallel int
 	Wait     time.Duration
@@ -29,7 +29,7 @@ type DeployOptions struct {
 
 // NewCmdDeploy rolls a NixOS deploy over hosts.
 func NewCmdDeploy(f *Factory, runF func(*DeployOptions) error) *cobra.Command {
-	opts := &DeployOptions{F: f}
+	opts := &DeployOptions{}
 	cmd := &cobra.Command{
 		Use:   "deploy [TARGET...] [--parallel N] [--rollback]",
 		Short: "Rolling NixOS deploy: drain, deploy, check health, host by host, keeping quorum",
@@ -65,6 +65,7 @@ docs/deploy.md.`,
 			if opts.Parallel < 1 {
 				return usagef("--parallel must be at least 1")
 			}
+			opts.Invocation = f.Invocation()
 			if runF != nil {
 				return runF(opts)
 			}
@@ -82,8 +83,7 @@ docs/deploy.md.`,
 }
 
 func deployRun(ctx context.Context, opts *DeployOptions) error {
-	f := opts.F
-	inv, err := f.Inventory(ctx)
+	inv, err := opts.Inventory(ctx)
 	if err != nil {
 		return err
 	}
@@ -91,17 +91,17 @@ func deployRun(ctx context.Context, opts *DeployOptions) error {
 	if err != nil {
 		return err
 	}
-	eng, closeFn, err := f.Engine(inv, nil)
+	eng, closeFn, err := opts.Engine(inv, nil)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
 	var clients deploy.Clients
-	clients.Consul, clients.Nomad = f.apiClients(inv, eng.Env.Connect)
+	clients.Consul, clients.Nomad = opts.APIs(inv, eng)
 	clients.Fresh = func(ctx context.Context, h *inventory.Host) (sshexec.Runner, func(), error) {
 		// A pool of its own: a new TCP connection and SSH handshake,
 		// never the run's connection that survived the activation.
-		conn, err := f.connector(inv, false)
+		conn, err := opts.Connector(inv)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -116,18 +116,18 @@ func deployRun(ctx context.Context, opts *DeployOptions) error {
 	if opts.confirmTimeoutSet {
 		confirm = opts.ConfirmTimeout
 	}
-	rb, _, err := deploy.Runbook(inv, targets, clients, deploy.Options{Parallel: opts.Parallel, Wait: opts.Wait, Output: f.IO.ErrOut, Rollback: opts.Rollback,
+	rb, _, err := deploy.Runbook(inv, targets, clients, deploy.Options{Parallel: opts.Parallel, Wait: opts.Wait, Output: opts.IO.ErrOut, Rollback: opts.Rollback,
 		ConfirmTimeout: confirm, Progress: func(host, msg string) { eng.Reporter.Progress(0, host, msg) }})
 	if err != nil {
 		return usagef("%v", err)
 	}
 	rb.Retry = "hoctl history shows which hosts were deployed; deploy the others with hoctl deploy HOST..."
-	if f.DryRun {
-		return planOnly(ctx, f, eng, rb, 1)
+	if opts.DryRun {
+		return planOnly(ctx, opts.IO, eng, rb, 1)
 	}
 	_, err = eng.Run(ctx, rb, tasks.RunOptions{})
-	if err != nil && !f.IO.JSON {
-		fmt.Fprintln(f.IO.ErrOut, "the rollout stopped; hosts after the failed one were not touched")
+	if err != nil && !opts.IO.JSON {
+		fmt.Fprintln(opts.IO.ErrOut, "the rollout stopped; hosts after the failed one were not touched")
 	}
 	return quiet(err)
 }

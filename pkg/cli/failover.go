@@ -10,7 +10,7 @@ import (
 
 // FailoverOptions are the inputs of `hoctl failover`.
 type FailoverOptions struct {
-	F           *Factory
+	Invocation
 	To          string
 	Service     string
 	PrimaryDown bool
@@ -19,7 +19,7 @@ type FailoverOptions struct {
 
 // NewCmdFailover moves an NFS service to a standby.
 func NewCmdFailover(f *Factory, runF func(*FailoverOptions) error) *cobra.Command {
-	opts := &FailoverOptions{F: f}
+	opts := &FailoverOptions{}
 	cmd := &cobra.Command{
 		Use:   "failover --to HOST [--service S] [--primary-down] [--accept-lag]",
 		Short: "Move an NFS service to another host: fence, final sync, promote, start, remount clients",
@@ -38,6 +38,7 @@ newest copy is lost, and the plan says how much). See docs/failover.md.`,
 			if opts.To == "" {
 				return usagef("--to HOST is required")
 			}
+			opts.Invocation = f.Invocation()
 			if runF != nil {
 				return runF(opts)
 			}
@@ -54,24 +55,23 @@ newest copy is lost, and the plan says how much). See docs/failover.md.`,
 }
 
 func failoverRun(ctx context.Context, opts *FailoverOptions) error {
-	f := opts.F
-	inv, err := f.Inventory(ctx)
+	inv, err := opts.Inventory(ctx)
 	if err != nil {
 		return err
 	}
-	eng, closeFn, err := f.Engine(inv, nil)
+	eng, closeFn, err := opts.Engine(inv, nil)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
-	consulFn, _ := f.apiClients(inv, eng.Env.Connect)
+	consulFn, _ := opts.APIs(inv, eng)
 	rb, err := failover.Resolve(ctx, inv, failover.ConsulVia(consulFn), failover.Options{Service: opts.Service, To: opts.To,
-		PrimaryDown: opts.PrimaryDown, AcceptLag: opts.AcceptLag, Plan: f.DryRun})
+		PrimaryDown: opts.PrimaryDown, AcceptLag: opts.AcceptLag, Plan: opts.DryRun})
 	if err != nil {
 		return err
 	}
-	if f.DryRun {
-		return planOnly(ctx, f, eng, rb, 1)
+	if opts.DryRun {
+		return planOnly(ctx, opts.IO, eng, rb, 1)
 	}
 	_, err = eng.Run(ctx, rb, tasks.RunOptions{})
 	return quiet(err)

@@ -2,7 +2,10 @@ package cli
 
 import (
 	"context"
+
 	"fmt"
+	"github.com/hashicorp/consul/api"
+	nomadapi "github.com/hashicorp/nomad/api"
 	"strings"
 	"time"
 
@@ -11,20 +14,19 @@ import (
 	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/jobs"
 	"github.com/hoctl/hoctl/pkg/nomad"
-	"github.com/hoctl/hoctl/pkg/sshexec"
 	"github.com/hoctl/hoctl/pkg/tasks"
 	"github.com/spf13/cobra"
 )
 
 // MigrateJobsOptions are the inputs of `hoctl migrate-jobs`.
 type MigrateJobsOptions struct {
-	F *Factory
+	Invocation
 	jobs.Migration
 }
 
 // NewCmdMigrateJobs rewrites Nomad job host paths.
 func NewCmdMigrateJobs(f *Factory, runF func(*MigrateJobsOptions) error) *cobra.Command {
-	opts := &MigrateJobsOptions{F: f}
+	opts := &MigrateJobsOptions{}
 	cmd := &cobra.Command{
 		Use:   "migrate-jobs [--dir D] [--from P --to P]... [--write]",
 		Short: "Rewrite host paths in Nomad job files byte-exactly: diff by default, --write to apply",
@@ -49,6 +51,7 @@ allocations and stopping at the first failure. See docs/migrate-jobs.md.`,
 			if len(opts.From) != len(opts.To) {
 				return usagef("--from and --to come in pairs: %d --from, %d --to", len(opts.From), len(opts.To))
 			}
+			opts.Invocation = f.Invocation()
 			if runF != nil {
 				return runF(opts)
 			}
@@ -69,11 +72,11 @@ allocations and stopping at the first failure. See docs/migrate-jobs.md.`,
 }
 
 func migrateJobsRun(ctx context.Context, opts *MigrateJobsOptions) error {
-	f, m := opts.F, &opts.Migration
+	m := &opts.Migration
 	var inv *inventory.Inventory
 	if m.NeedsInventory() {
 		var err error
-		if inv, err = f.Inventory(ctx); err != nil {
+		if inv, err = opts.Inventory(ctx); err != nil {
 			return err
 		}
 	}
@@ -90,7 +93,7 @@ func migrateJobsRun(ctx context.Context, opts *MigrateJobsOptions) error {
 	if err := m.Refuse(inv, files); err != nil {
 		return err
 	}
-	printMigration(f.IO, files)
+	printMigration(opts.IO, files)
 	// A job file that does not parse may hold paths to move: the
 	// migration is not complete, whatever else it did (exit 2), and
 	// nothing is written or submitted until it parses.
@@ -104,30 +107,29 @@ func migrateJobsRun(ctx context.Context, opts *MigrateJobsOptions) error {
 	if (m.ShowPlan || m.Submit) && inv.Nomad == nil {
 		return usagef("--plan and --submit need the inventory's nomad section")
 	}
-	eng, closeFn, err := f.Engine(inv, nil)
+	eng, closeFn, err := opts.Engine(inv, nil)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
-	nomadJobs := f.nomadJobs(inv, eng.Env.Connect)
+	nomadJobs := nomadJobsVia(opts.APIs(inv, eng))
 	if m.ShowPlan && !m.Submit {
-		return planJobs(ctx, f, changed, nomadJobs)
+		return planJobs(ctx, opts.IO, changed, nomadJobs)
 	}
 	rb, err := m.Plan(inv, files, func(ctx context.Context) (jobs.Nomad, error) { return nomadJobs(ctx) }, eng.Reporter)
 	if err != nil || len(rb.Steps) == 0 {
 		return err
 	}
-	if f.DryRun {
-		return planOnly(ctx, f, eng, rb, 1)
+	if opts.DryRun {
+		return planOnly(ctx, opts.IO, eng, rb, 1)
 	}
 	_, err = eng.Run(ctx, rb, tasks.RunOptions{})
 	return quiet(err)
 }
 
-// nomadJobs reaches Nomad's jobs API on first use; an unhealthy job's
+// nomadJobsVia reaches Nomad's jobs API on first use; an unhealthy job's
 // report names its failing Consul checks when the inventory has Consul.
-func (f *Factory) nomadJobs(inv *inventory.Inventory, connect func(context.Context, *inventory.Host) (sshexec.Runner, error)) func(context.Context) (*nomad.Jobs, error) {
-	consulFn, nomadFn := f.apiClients(inv, connect)
+func nomadJobsVia(consulFn func(context.Context) (*api.Client, error), nomadFn func(context.Context) (*nomadapi.Client, error)) func(context.Context) (*nomad.Jobs, error) {
 	return func(ctx context.Context) (*nomad.Jobs, error) {
 		c, err := nomadFn(ctx)
 		nj := &nomad.Jobs{Client: c}
@@ -203,7 +205,7 @@ func printMigration(io *iostreams.IOStreams, files []*jobs.File) {
 
 // planJobs shows Nomad's plan for each changed job, from its rewritten
 // source; nothing is written or submitted.
-func planJobs(ctx context.Context, f *Factory, changed []*jobs.File, nomadJobs func(context.Context) (*nomad.Jobs, error)) error {
+func planJobs(ctx context.Context, io *iostreams.IOStreams, changed []*jobs.File, nomadJobs func(context.Context) (*nomad.Jobs, error)) error {
 	nj, err := nomadJobs(ctx)
 	if err != nil {
 		return err
@@ -220,11 +222,11 @@ func planJobs(ctx context.Context, f *Factory, changed []*jobs.File, nomadJobs f
 		if err != nil {
 			return fmt.Errorf("%s: %w", jf.Path, err)
 		}
-		if f.IO.JSON {
-			_ = f.IO.Event(map[string]any{"event": "plan", "file": jf.Path, "job": jf.Job, "diff": p.Diff, "job_modify_index": p.JobModifyIndex})
+		if io.JSON {
+			_ = io.Event(map[string]any{"event": "plan", "file": jf.Path, "job": jf.Job, "diff": p.Diff, "job_modify_index": p.JobModifyIndex})
 			continue
 		}
-		fmt.Fprintf(f.IO.Out, "%s (%s):\n%s\n", jf.Job, jf.Path, nomad.DiffSummary(p))
+		fmt.Fprintf(io.Out, "%s (%s):\n%s\n", jf.Job, jf.Path, nomad.DiffSummary(p))
 	}
 	return nil
 }

@@ -2,7 +2,10 @@ package cli
 
 import (
 	"context"
+
 	"fmt"
+	"github.com/hashicorp/consul/api"
+	nomadapi "github.com/hashicorp/nomad/api"
 	"time"
 
 	"github.com/hoctl/hoctl/pkg/consul"
@@ -14,7 +17,7 @@ import (
 
 // ReplicateOptions are the inputs of `hoctl replicate`.
 type ReplicateOptions struct {
-	F         *Factory
+	Invocation
 	Src, Dst  string
 	Name      string
 	Full      bool
@@ -23,7 +26,7 @@ type ReplicateOptions struct {
 
 // NewCmdReplicate sends a new btrfs snapshot from one host to another.
 func NewCmdReplicate(f *Factory, runF func(*ReplicateOptions) error) *cobra.Command {
-	opts := &ReplicateOptions{F: f}
+	opts := &ReplicateOptions{}
 	cmd := &cobra.Command{
 		Use:   "replicate [SRC DST | --name N] [--full] [--transport relay|direct]",
 		Short: "Snapshot a btrfs subvolume and send it to another host, incrementally, verified and pruned",
@@ -52,6 +55,7 @@ See docs/replicate.md.`,
 			if len(args) == 2 {
 				opts.Src, opts.Dst = args[0], args[1]
 			}
+			opts.Invocation = f.Invocation()
 			if runF != nil {
 				return runF(opts)
 			}
@@ -70,8 +74,7 @@ See docs/replicate.md.`,
 }
 
 func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
-	f := opts.F
-	inv, err := f.Inventory(ctx)
+	inv, err := opts.Inventory(ctx)
 	if err != nil {
 		return err
 	}
@@ -82,12 +85,12 @@ func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
 	if err := replicate.CheckTransport(opts.Transport); err != nil {
 		return err
 	}
-	eng, closeFn, err := f.Engine(inv, nil)
+	eng, closeFn, err := opts.Engine(inv, nil)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
-	if ends, err = replicate.Directed(ctx, f.directionKV(inv, eng), ends, opts.Src != ""); err != nil {
+	if ends, err = replicate.Directed(ctx, directionKV(opts.APIs, inv, eng), ends, opts.Src != ""); err != nil {
 		return err
 	}
 	var rb *tasks.Runbook
@@ -100,25 +103,27 @@ func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
 		},
 	})
 	rb.Retry = replicate.Retry
-	if f.DryRun {
-		return planOnly(ctx, f, eng, rb, 1)
+	if opts.DryRun {
+		return planOnly(ctx, opts.IO, eng, rb, 1)
 	}
 	_, err = eng.Run(ctx, rb, tasks.RunOptions{})
 	run.Release()
-	if err == nil && run.Summary != "" && !f.IO.JSON {
-		fmt.Fprintf(f.IO.ErrOut, "%s %s → %s: %s\n", f.IO.ColorScheme().SuccessIcon(), ends.SourceHost, ends.TargetHost, run.Summary)
+	if err == nil && run.Summary != "" && !opts.IO.JSON {
+		fmt.Fprintf(opts.IO.ErrOut, "%s %s → %s: %s\n", opts.IO.ColorScheme().SuccessIcon(), ends.SourceHost, ends.TargetHost, run.Summary)
 	}
 	return quiet(err)
 }
 
 // directionKV reads the replication direction a failover recorded, from
 // the inventory's Consul (nil without one).
-func (f *Factory) directionKV(inv *inventory.Inventory, eng *tasks.Engine) func(context.Context) (replicate.KV, error) {
-	if inv.Consul == nil {
+func directionKV(apis func(*inventory.Inventory, *tasks.Engine) (func(context.Context) (*api.Client, error), func(context.Context) (*nomadapi.Client, error)),
+	inv *inventory.Inventory, eng *tasks.Engine) func(context.Context) (replicate.KV, error) {
+	consulFn, _ := apis(inv, eng)
+	if consulFn == nil {
 		return nil
 	}
 	return func(ctx context.Context) (replicate.KV, error) {
-		client, err := f.consulClient(ctx, inv, eng.Env.Connect)
+		client, err := consulFn(ctx)
 		if err != nil {
 			return nil, err
 		}

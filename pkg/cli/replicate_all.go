@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"github.com/hoctl/hoctl/pkg/iostreams"
 	"strings"
 
 	"github.com/hoctl/hoctl/pkg/replicate"
@@ -15,8 +16,7 @@ import (
 // for the wave before. One failure does not stop the others: a standby
 // that is down must not leave every other standby stale too.
 func replicateAll(ctx context.Context, opts *ReplicateOptions) error {
-	f := opts.F
-	inv, err := f.Inventory(ctx)
+	inv, err := opts.Inventory(ctx)
 	if err != nil {
 		return err
 	}
@@ -26,12 +26,12 @@ func replicateAll(ctx context.Context, opts *ReplicateOptions) error {
 	if err := replicate.CheckTransport(opts.Transport); err != nil {
 		return err
 	}
-	eng, closeFn, err := f.Engine(inv, nil)
+	eng, closeFn, err := opts.Engine(inv, nil)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
-	jobs, err := replicate.Plan(ctx, inv, f.directionKV(inv, eng), replicate.Options{Full: opts.Full, Transport: opts.Transport})
+	jobs, err := replicate.Plan(ctx, inv, directionKV(opts.APIs, inv, eng), replicate.Options{Full: opts.Full, Transport: opts.Transport})
 	if err != nil {
 		return err
 	}
@@ -46,29 +46,29 @@ func replicateAll(ctx context.Context, opts *ReplicateOptions) error {
 		if err != nil {
 			return fmt.Errorf("replication %s: %w", j.Ends.Name, err)
 		}
-		if f.IO.JSON {
+		if opts.IO.JSON {
 			eng.Reporter.Plan(p)
 		} else {
-			tasks.PrintPlan(f.IO.Out, f.IO.OutColorScheme(), p, nil)
+			tasks.PrintPlan(opts.IO.Out, opts.IO.OutColorScheme(), p, nil)
 		}
 		if err := p.Refusal(); err != nil {
 			j.Err = err
 			failing++
 		}
 	}
-	if !f.IO.JSON {
-		fmt.Fprintf(f.IO.ErrOut, "%d replication(s) in %d wave(s): %s\n", len(jobs), len(waves), replicate.DescribeWaves(waves))
+	if !opts.IO.JSON {
+		fmt.Fprintf(opts.IO.ErrOut, "%d replication(s) in %d wave(s): %s\n", len(jobs), len(waves), replicate.DescribeWaves(waves))
 	}
-	if f.DryRun {
+	if opts.DryRun {
 		if failing > 0 {
 			return &SilentError{Code: ExitRefused}
 		}
 		return nil
 	}
 	if failing == len(jobs) {
-		return replicateSummary(f, jobs)
+		return replicateSummary(opts.IO, jobs)
 	}
-	if !f.Yes {
+	if !opts.Yes {
 		if eng.Confirm == nil {
 			return &tasks.ConfirmError{Reason: "refusing to change anything without --yes: no terminal to confirm on"}
 		}
@@ -82,39 +82,39 @@ func replicateAll(ctx context.Context, opts *ReplicateOptions) error {
 	}
 
 	// Each run reports on its own; the connections are shared.
-	if err := replicate.RunAll(ctx, eng, waves, func() tasks.Reporter { return tasks.NewReporter(f.IO, nil) }); err != nil {
+	if err := replicate.RunAll(ctx, eng, waves, func() tasks.Reporter { return tasks.NewReporter(opts.IO, nil) }); err != nil {
 		return err
 	}
-	return replicateSummary(f, jobs)
+	return replicateSummary(opts.IO, jobs)
 }
 
 // replicateSummary prints one line per replication and returns one exit
 // code: 0 when all succeeded, the failures' code when they share one, and
 // 1 (a step failed) when they differ.
-func replicateSummary(f *Factory, jobs []*replicate.Job) error {
+func replicateSummary(io *iostreams.IOStreams, jobs []*replicate.Job) error {
 	code, failed := replicate.Outcome(jobs, ExitCode)
 	for _, j := range jobs {
 		c := ExitCode(j.Err)
-		if f.IO.JSON {
+		if io.JSON {
 			ev := replicationResult{Event: "replication", Name: j.Ends.Name, Source: j.Ends.SourceHost, Target: j.Ends.TargetHost,
 				OK: j.Err == nil, Code: c, Summary: j.Run.Summary, Seconds: j.Took.Seconds()}
 			if j.Err != nil {
 				ev.Error = j.Err.Error()
 			}
-			if err := f.IO.Event(ev); err != nil {
+			if err := io.Event(ev); err != nil {
 				return err
 			}
 			continue
 		}
-		cs := f.IO.ColorScheme()
+		cs := io.ColorScheme()
 		if j.Err == nil {
-			fmt.Fprintf(f.IO.ErrOut, "%s %s %s → %s: %s\n", cs.SuccessIcon(), j.Ends.Name, j.Ends.SourceHost, j.Ends.TargetHost, j.Run.Summary)
+			fmt.Fprintf(io.ErrOut, "%s %s %s → %s: %s\n", cs.SuccessIcon(), j.Ends.Name, j.Ends.SourceHost, j.Ends.TargetHost, j.Run.Summary)
 		} else {
-			fmt.Fprintf(f.IO.ErrOut, "%s %s %s → %s: %s (exit %d)\n", cs.FailureIcon(), j.Ends.Name, j.Ends.SourceHost, j.Ends.TargetHost, oneLine(j.Err), c)
+			fmt.Fprintf(io.ErrOut, "%s %s %s → %s: %s (exit %d)\n", cs.FailureIcon(), j.Ends.Name, j.Ends.SourceHost, j.Ends.TargetHost, oneLine(j.Err), c)
 		}
 	}
-	if !f.IO.JSON {
-		fmt.Fprintf(f.IO.ErrOut, "%d of %d replication(s) done, %d failed\n", len(jobs)-failed, len(jobs), failed)
+	if !io.JSON {
+		fmt.Fprintf(io.ErrOut, "%d of %d replication(s) done, %d failed\n", len(jobs)-failed, len(jobs), failed)
 	}
 	if code == ExitOK {
 		return nil

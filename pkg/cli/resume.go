@@ -19,7 +19,7 @@ import (
 
 // ResumeOptions are the inputs of `hoctl resume`.
 type ResumeOptions struct {
-	F        *Factory
+	Invocation
 	RunID    string
 	Force    bool
 	AllHosts bool
@@ -30,7 +30,7 @@ type ResumeOptions struct {
 
 // NewCmdResume continues a failed or interrupted run.
 func NewCmdResume(f *Factory, runF func(*ResumeOptions) error) *cobra.Command {
-	opts := &ResumeOptions{F: f}
+	opts := &ResumeOptions{}
 	cmd := &cobra.Command{
 		Use:   "resume RUN-ID|last",
 		Short: "Continue a failed or interrupted run from its first unfinished step",
@@ -46,6 +46,7 @@ is used.`,
 		Args: rangeArgs(1, 1),
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.RunID = args[0]
+			opts.Invocation = f.Invocation()
 			if runF != nil {
 				return runF(opts)
 			}
@@ -61,8 +62,7 @@ is used.`,
 }
 
 func resumeRun(ctx context.Context, opts *ResumeOptions) error {
-	f := opts.F
-	dir := tasks.StateDir(f.Getenv)
+	dir := tasks.StateDir(opts.Getenv)
 	id, err := tasks.ResolveRunID(dir, opts.RunID)
 	if err != nil {
 		return err
@@ -98,12 +98,12 @@ func resumeRun(ctx context.Context, opts *ResumeOptions) error {
 		}
 		return tasks.Refusef("run %s (%s) cannot be resumed: %s", s.ID, s.Command, what)
 	}
-	if f.InventoryPath == "" && f.Getenv("HOCTL_INVENTORY") == "" && filepath.IsAbs(s.InventoryPath) {
+	if filepath.IsAbs(s.InventoryPath) {
 		if _, err := os.Stat(s.InventoryPath); err == nil {
-			f.InventoryPath = s.InventoryPath // the run's own, from any directory
+			opts.DefaultInventory(s.InventoryPath) // the run's own, from any directory
 		}
 	}
-	inv, err := f.Inventory(ctx)
+	inv, err := opts.Inventory(ctx)
 	if err != nil {
 		return err
 	}
@@ -123,16 +123,16 @@ func resumeRun(ctx context.Context, opts *ResumeOptions) error {
 			return apiFn(ctx)
 		}
 	}
-	rb, err := build(ctx, &tasks.Rebuild{Run: s, Inventory: inv, Limit: opts.Limit, Force: opts.Force, Plan: f.DryRun, Getenv: f.Getenv, Consul: consulFn})
+	rb, err := build(ctx, &tasks.Rebuild{Run: s, Inventory: inv, Limit: opts.Limit, Force: opts.Force, Plan: opts.DryRun, Getenv: opts.Getenv, Consul: consulFn})
 	if err != nil {
 		return err
 	}
-	eng, closeFn, err := f.Engine(inv, rb.Secrets)
+	eng, closeFn, err := opts.Engine(inv, rb.Secrets)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
-	apiFn, _ = f.apiClients(inv, eng.Env.Connect)
+	apiFn, _ = opts.APIs(inv, eng)
 	return continueRun(ctx, opts, eng, rb, s)
 }
 
@@ -140,7 +140,6 @@ func resumeRun(ctx context.Context, opts *ResumeOptions) error {
 // the hosts that finished that step (unless --all-hosts), as Ansible's
 // retry files do.
 func continueRun(ctx context.Context, opts *ResumeOptions, eng *tasks.Engine, rb *tasks.Runbook, s *tasks.Summary) error {
-	f := opts.F
 	from := s.NextStep()
 	if from > len(rb.Steps) {
 		return tasks.Refusef("run %s has no unfinished step", s.ID)
@@ -149,14 +148,14 @@ func continueRun(ctx context.Context, opts *ResumeOptions, eng *tasks.Engine, rb
 	if !opts.AllHosts {
 		step.Done = s.HostsDone(from, step.After != nil)
 		if len(step.Done) > 0 {
-			fmt.Fprintf(f.IO.ErrOut, "step %d already finished on %s in run %s: left alone (--all-hosts redoes it there)\n",
+			fmt.Fprintf(opts.IO.ErrOut, "step %d already finished on %s in run %s: left alone (--all-hosts redoes it there)\n",
 				from, strings.Join(slices.Sorted(maps.Keys(step.Done)), ", "), s.ID)
 		}
 	}
-	if f.DryRun {
-		return planOnly(ctx, f, eng, rb, from)
+	if opts.DryRun {
+		return planOnly(ctx, opts.IO, eng, rb, from)
 	}
-	fmt.Fprintf(f.IO.ErrOut, "resuming run %s at step %d of %d: %s\n", s.ID, from, len(rb.Steps), step.Title)
+	fmt.Fprintf(opts.IO.ErrOut, "resuming run %s at step %d of %d: %s\n", s.ID, from, len(rb.Steps), step.Title)
 	_, err := eng.Run(ctx, rb, tasks.RunOptions{ResumeID: s.ID, From: from})
 	return quiet(err)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/hoctl/hoctl/pkg/consul"
 	"github.com/hoctl/hoctl/pkg/httpapi"
 	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/nomad"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 	"github.com/hoctl/hoctl/pkg/tasks"
@@ -99,7 +100,7 @@ func runbookRun(ctx context.Context, opts *RunbookOptions) error {
 	}
 	defer closeFn()
 	if opts.Plan || f.DryRun {
-		return planOnly(ctx, f, eng, rb, 1)
+		return planOnly(ctx, f.IO, eng, rb, 1)
 	}
 	_, err = eng.Run(ctx, rb, tasks.RunOptions{})
 	return quiet(err)
@@ -107,15 +108,15 @@ func runbookRun(ctx context.Context, opts *RunbookOptions) error {
 
 // planOnly prints the plan (or emits it as JSON) and exits 3 when a before
 // check that could run fails now.
-func planOnly(ctx context.Context, f *Factory, eng *tasks.Engine, rb *tasks.Runbook, from int) error {
+func planOnly(ctx context.Context, io *iostreams.IOStreams, eng *tasks.Engine, rb *tasks.Runbook, from int) error {
 	p, err := eng.Plan(ctx, rb, from)
 	if err != nil {
 		return err
 	}
-	if f.IO.JSON {
+	if io.JSON {
 		eng.Reporter.Plan(p)
 	} else {
-		tasks.PrintPlan(f.IO.Out, f.IO.OutColorScheme(), p, rb.Secrets)
+		tasks.PrintPlan(io.Out, io.OutColorScheme(), p, rb.Secrets)
 	}
 	if p.Failing > 0 {
 		return &SilentError{Code: ExitRefused}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hoctl/hoctl/pkg/iostreams"
 	"time"
 
 	"github.com/hoctl/hoctl/pkg/replicate"
@@ -13,14 +14,14 @@ import (
 
 // SnapshotsOptions are the inputs of `hoctl snapshots`.
 type SnapshotsOptions struct {
-	F    *Factory
+	Invocation
 	Host string
 	Name string
 }
 
 // NewCmdSnapshots lists a host's replication snapshots.
 func NewCmdSnapshots(f *Factory, runF func(*SnapshotsOptions) error) *cobra.Command {
-	opts := &SnapshotsOptions{F: f}
+	opts := &SnapshotsOptions{}
 	cmd := &cobra.Command{
 		Use:   "snapshots HOST [--name N]",
 		Short: "List a host's replication snapshots with UUIDs, and which ones the other side shares",
@@ -32,6 +33,7 @@ incremental send. Read-only: nothing changes.`,
 		Args: rangeArgs(1, 1),
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.Host = args[0]
+			opts.Invocation = f.Invocation()
 			if runF != nil {
 				return runF(opts)
 			}
@@ -65,8 +67,7 @@ type SnapshotRow struct {
 }
 
 func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
-	f := opts.F
-	inv, err := f.Inventory(ctx)
+	inv, err := opts.Inventory(ctx)
 	if err != nil {
 		return err
 	}
@@ -82,7 +83,7 @@ func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
-	conn, err := f.Connector(inv)
+	conn, err := opts.Connector(inv)
 	if err != nil {
 		return err
 	}
@@ -108,13 +109,13 @@ func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
 		}
 		theirs, perr := side(peer, peerDir, e.Base)
 		if perr != nil {
-			fmt.Fprintf(f.IO.ErrOut, "%s %s: cannot read the other side (%s:%s): %v\n", f.IO.ColorScheme().WarningIcon(), e.Name, peer, peerDir, perr)
+			fmt.Fprintf(opts.IO.ErrOut, "%s %s: cannot read the other side (%s:%s): %v\n", opts.IO.ColorScheme().WarningIcon(), e.Name, peer, peerDir, perr)
 			if firstErr == nil {
 				firstErr = perr
 			}
 		}
 		for _, p := range mine.Problems {
-			fmt.Fprintf(f.IO.ErrOut, "%s %s:%s: %s\n", f.IO.ColorScheme().WarningIcon(), h.Name, dir, p)
+			fmt.Fprintf(opts.IO.ErrOut, "%s %s:%s: %s\n", opts.IO.ColorScheme().WarningIcon(), h.Name, dir, p)
 		}
 		common, next := replicate.Shared(mine, theirs, role == "source")
 		verdicts := replicate.Verdicts(e, role == "source", mine, next, time.Now())
@@ -124,14 +125,14 @@ func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
 				ReceivedUUID: s.ReceivedUUID, ParentUUID: s.ParentUUID, Created: s.Created, ReadOnly: s.ReadOnly,
 				Common: common[s.UUID], NextParent: s.UUID == next, PeerKnown: theirs != nil})
 		}
-		if !f.IO.JSON {
-			printSnapshots(f, e, role, peer, rows, theirs != nil)
+		if !opts.IO.JSON {
+			printSnapshots(opts.IO, e, role, peer, rows, theirs != nil)
 			rows = rows[:0]
 		}
 	}
-	if f.IO.JSON {
+	if opts.IO.JSON {
 		for _, r := range rows {
-			if err := f.IO.EventOf("snapshot", r); err != nil {
+			if err := opts.IO.EventOf("snapshot", r); err != nil {
 				return err
 			}
 		}
@@ -146,11 +147,11 @@ func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
 	return nil
 }
 
-func printSnapshots(f *Factory, e replicate.Ends, role, peer string, rows []SnapshotRow, peerKnown bool) {
-	cs := f.IO.OutColorScheme()
-	fmt.Fprintf(f.IO.Out, "%s %s: %s:%s → %s:%s (this host is the %s; keep %s)\n", cs.Bold("replication"), e.Name, e.SourceHost, e.SourceDir, e.TargetHost, e.TargetDir, role, e.Keep(role == "source"))
+func printSnapshots(io *iostreams.IOStreams, e replicate.Ends, role, peer string, rows []SnapshotRow, peerKnown bool) {
+	cs := io.OutColorScheme()
+	fmt.Fprintf(io.Out, "%s %s: %s:%s → %s:%s (this host is the %s; keep %s)\n", cs.Bold("replication"), e.Name, e.SourceHost, e.SourceDir, e.TargetHost, e.TargetDir, role, e.Keep(role == "source"))
 	if len(rows) == 0 {
-		fmt.Fprintln(f.IO.Out, "  no snapshots")
+		fmt.Fprintln(io.Out, "  no snapshots")
 		return
 	}
 	var table [][]string
@@ -178,5 +179,5 @@ func printSnapshots(f *Factory, e replicate.Ends, role, peer string, rows []Snap
 		}
 		table = append(table, []string{r.Name, r.UUID, dash(r.ReceivedUUID), created, flags, shared, why})
 	}
-	fmt.Fprint(f.IO.Out, cs.Table("  ", false, []string{"SNAPSHOT", "UUID", "RECEIVED UUID", "CREATED", "FLAGS", "ON " + peer, "KEPT BECAUSE"}, table))
+	fmt.Fprint(io.Out, cs.Table("  ", false, []string{"SNAPSHOT", "UUID", "RECEIVED UUID", "CREATED", "FLAGS", "ON " + peer, "KEPT BECAUSE"}, table))
 }
