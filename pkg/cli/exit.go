@@ -6,10 +6,6 @@ import (
 	"fmt"
 	"github.com/hoctl/hoctl/pkg/exitcode"
 
-	"github.com/hoctl/hoctl/pkg/consul"
-	"github.com/hoctl/hoctl/pkg/inventory"
-	"github.com/hoctl/hoctl/pkg/replicate"
-	"github.com/hoctl/hoctl/pkg/sshexec"
 	"github.com/hoctl/hoctl/pkg/tasks"
 )
 
@@ -37,10 +33,21 @@ type InputError struct{ Err error }
 func (e *InputError) Error() string { return e.Err.Error() }
 func (e *InputError) Unwrap() error { return e.Err }
 
+// ExitCode is ExitUsage.
+func (e *InputError) ExitCode() int { return ExitUsage }
+
 // HostsError summarises a command that ran on many hosts and did not
 // succeed everywhere. Per-host detail has already been printed.
 type HostsError struct {
 	Total, Failed, Unreachable, NotRun int
+}
+
+// ExitCode is ExitUnreachable when a host was, else ExitFailed.
+func (e *HostsError) ExitCode() int {
+	if e.Unreachable > 0 {
+		return ExitUnreachable
+	}
+	return ExitFailed
 }
 
 func (e *HostsError) Error() string {
@@ -53,48 +60,12 @@ type SilentError struct{ Code int }
 
 func (e *SilentError) Error() string { return fmt.Sprintf("exit %d", e.Code) }
 
-// ExitCode maps an error to the documented exit code. It is the one place
-// that does so.
-func ExitCode(err error) int {
-	if err == nil {
-		return ExitOK
-	}
-	var (
-		se  *SilentError
-		ue  *UsageError
-		ie  *inventory.Error
-		ies inventory.Errors
-		te  *inventory.TargetError
-		he  *HostsError
-		ce  *sshexec.ConnError
-	)
-	switch {
-	case errors.As(err, &se):
-		return se.Code
-	case errors.Is(err, context.Canceled):
-		return ExitInterrupted
-	case errors.As(err, &ue), errors.As(err, new(*InputError)), errors.As(err, &ie), errors.As(err, &ies), errors.As(err, &te):
-		return ExitUsage
-	case errors.As(err, new(*tasks.UnverifiedError)):
-		return ExitUnverified
-	case errors.As(err, &ce):
-		return ExitUnreachable
-	case errors.As(err, new(*tasks.ConfirmError)):
-		return ExitNotConfirmed
-	case errors.As(err, new(*tasks.RefusedError)), errors.As(err, new(*tasks.LockedError)),
-		errors.As(err, new(*consul.HeldError)),
-		errors.As(err, new(*replicate.HostLockedError)), errors.As(err, new(*replicate.DirectionError)):
-		return ExitRefused
-	case errors.As(err, new(*tasks.NoRunError)), errors.As(err, new(*tasks.AmbiguousRunError)):
-		return ExitUsage
-	case errors.As(err, &he):
-		if he.Unreachable > 0 {
-			return ExitUnreachable
-		}
-		return ExitFailed
-	}
-	return ExitFailed
-}
+// ExitCode is the code it carries.
+func (e *SilentError) ExitCode() int { return e.Code }
+
+// ExitCode maps an error to the documented exit code: exitcode.Of, which
+// asks the error.
+func ExitCode(err error) int { return exitcode.Of(err) }
 
 // ErrorEvent is the last event of a --json invocation that failed: the
 // same exit code, and the error (docs/json.md).

@@ -538,7 +538,7 @@ func (r *Run) fence(ctx context.Context, env *tasks.Env, _ *inventory.Host) (str
 		return "", err
 	}
 	if res, err := run.Run(ctx, sshexec.Cmd{Script: r.fenceCmd()}); err != nil {
-		return "", fmt.Errorf("%s: stopping %s: %s", o.From, r.NFS.Unit, sshexec.FirstLine(res, err))
+		return "", fmt.Errorf("%s: stopping %s: %w", o.From, r.NFS.Unit, sshexec.OneLine(res, err))
 	}
 	return fmt.Sprintf("owner %s; %s fenced (%s) and stopped on %s", o.To, r.NFS.Unit, FenceDropIn(r.NFS.Unit), o.From), nil
 }
@@ -612,7 +612,7 @@ func (r *Run) promote(ctx context.Context, env *tasks.Env, h *inventory.Host) (s
 		return "", err
 	}
 	if res, err := run.Run(ctx, sshexec.Cmd{Script: r.promoteCmd(copy.Path)}); err != nil {
-		return "", fmt.Errorf("%s: promoting %s: %s", h.Name, copy.Name(), sshexec.FirstLine(res, err))
+		return "", fmt.Errorf("%s: promoting %s: %w", h.Name, copy.Name(), sshexec.OneLine(res, err))
 	}
 	return fmt.Sprintf("%s is a writable snapshot of %s", r.NFS.Subvolume, copy.Name()), nil
 }
@@ -653,7 +653,7 @@ func writeDirection(ctx context.Context, env *tasks.Env, h *inventory.Host, dir,
 	}
 	res, err := run.Run(ctx, sshexec.Cmd{Argv: replicate.DirectionArgv(dir, name), Stdin: strings.NewReader(source + "\n")})
 	if err != nil {
-		return fmt.Errorf("%s: writing %s: %s", h.Name, replicate.DirectionFile(dir, name), sshexec.FirstLine(res, err))
+		return fmt.Errorf("%s: writing %s: %w", h.Name, replicate.DirectionFile(dir, name), sshexec.OneLine(res, err))
 	}
 	return nil
 }

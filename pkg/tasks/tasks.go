@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hoctl/hoctl/pkg/exitcode"
 	"strings"
 	"time"
 
@@ -170,6 +171,9 @@ func (e *RefusedError) Error() string {
 }
 func (e *RefusedError) Unwrap() error { return e.Err }
 
+// ExitCode is exitcode.Refused: nothing was changed.
+func (e *RefusedError) ExitCode() int { return exitcode.Refused }
+
 // onHosts is "on HOSTS: ERR", naming a single host once when its error
 // already starts with its name (as sshexec's errors do).
 func onHosts(hosts []string, err error) string {
@@ -220,6 +224,9 @@ func (e *UnverifiedError) Error() string {
 }
 func (e *UnverifiedError) Unwrap() error { return e.Err }
 
+// ExitCode is exitcode.Unverified: the change happened.
+func (e *UnverifiedError) ExitCode() int { return exitcode.Unverified }
+
 // ErrNotConfirmed is an operator saying no, or no terminal to ask on.
 var ErrNotConfirmed = errors.New("not confirmed")
 
@@ -228,3 +235,6 @@ type ConfirmError struct{ Reason string }
 
 func (e *ConfirmError) Error() string { return e.Reason }
 func (e *ConfirmError) Unwrap() error { return ErrNotConfirmed }
+
+// ExitCode is exitcode.NotConfirmed.
+func (e *ConfirmError) ExitCode() int { return exitcode.NotConfirmed }
