@@ -75,9 +75,10 @@ func (f *Factory) consulClient(ctx context.Context, inv *inventory.Inventory, co
 	return consul.NewClient(inv.Consul, via, f.Getenv, httpapi.Options{Timeout: apiTimeout(inv, inv.Consul), Trace: f.Trace()})
 }
 
-// apiTimeout bounds each request to an API as a host is bounded
-// (DESIGN.md): connect_timeout plus keepalive, of the via host when there
-// is one, else of the inventory's defaults.
+// apiTimeout bounds each request to an API as a host that stops
+// answering is bounded (docs/security.md): connect_timeout plus
+// keepalive, of the via host when there is one, else of the inventory's
+// defaults.
 func apiTimeout(inv *inventory.Inventory, cfg *inventory.API) time.Duration {
 	s := inv.Defaults
 	if h := inv.Host(cfg.Via); h != nil {

@@ -482,14 +482,13 @@ func (r *Run) fenceCmd() string {
 }
 
 // unfenceCmd lifts a fence left by an earlier failover away from this
-// host (and a runtime mask, which hoctl once used for fencing, where there
-// is one), then starts the unit; its own owner-key check still decides.
-// This runs while nothing serves, so it does no daemon-reload before the
-// start: the fence asserts its own absence, so the start passes once the
-// file is gone, and the reload that tidies systemd's view of the unit
-// comes after. (On a loaded host each reload took 2-4 s, and `systemctl
-// unmask` is one: the unconditional reload and unmask made the outage
-// 4-8 s longer.)
+// host (and a runtime mask, an older hoctl's fence, where there is one),
+// then starts the unit; its own owner-key check still decides. This runs
+// while nothing serves, so it does no daemon-reload before the start
+// (a reload is slow on a loaded host, and `systemctl unmask` is one):
+// the fence asserts its own absence, so the start passes once the file
+// is gone, and the reload that tidies systemd's view of the unit comes
+// after. docs/failover.md, step "start NFS on the target".
 func unfenceCmd(unit string) string {
 	d, mask := sshexec.Quote(FenceDropIn(unit)), sshexec.Quote("/run/systemd/system/"+unit)
 	return "fenced=; if [ -e " + d + " ]; then rm -f " + d + " && fenced=1; fi && " +
