@@ -252,8 +252,9 @@ func (r *Run) undo(ctx context.Context, run sshexec.Runner, h *inventory.Host, d
 	// Start the rollback's service first: with its timer stopped first,
 	// the transient service could be unloaded before it runs.
 	if res, err := run.Run(ctx, sshexec.Cmd{Script: "systemctl start --no-block " + unit + ".service && systemctl stop " + unit + ".timer"}); err != nil {
-		// A side note: why stays the cause the exit code is read from.
-		why = fmt.Errorf("%w; starting the rollback at once failed too (%v), the timer fires by itself", why, sshexec.OneLine(res, err))
+		// A side note, as text: why stays the cause the exit code is
+		// read from.
+		why = fmt.Errorf("%w; starting the rollback at once failed too (%s), the timer fires by itself", why, sshexec.FirstLine(res, err))
 	}
 	return r.awaitRollback(ctx, h, before, deadline, why)
 }

@@ -73,7 +73,7 @@ func Of(err error) int {
 		if c, ok := e.(interface{ ExitCode() int }); ok && !isProcessExit(e) {
 			consider(c.ExitCode())
 		}
-		switch u := e.(type) {
+		switch u := e.(type) { //nolint:errorlint // this walks the chain itself, one node at a time
 		case interface{ Unwrap() error }:
 			walk(u.Unwrap())
 		case interface{ Unwrap() []error }:
@@ -90,6 +90,6 @@ func Of(err error) int {
 }
 
 func isProcessExit(err error) bool {
-	_, ok := err.(*exec.ExitError)
+	_, ok := err.(*exec.ExitError) //nolint:errorlint // one node of the chain Of walks, not the chain
 	return ok
 }
