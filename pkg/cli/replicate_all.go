@@ -40,21 +40,9 @@ func replicateAll(ctx context.Context, opts *ReplicateOptions) error {
 	// One plan and one question for them all; a replication whose before
 	// checks fail now is shown and left out rather than started to be
 	// refused.
-	failing := 0
-	for _, j := range jobs {
-		p, err := eng.Plan(ctx, j.Runbook, 1)
-		if err != nil {
-			return fmt.Errorf("replication %s: %w", j.Ends.Name, err)
-		}
-		if opts.IO.JSON {
-			eng.Reporter.Plan(p)
-		} else {
-			tasks.PrintPlan(opts.IO.Out, opts.IO.OutColorScheme(), p, nil)
-		}
-		if err := p.Refusal(); err != nil {
-			j.Err = err
-			failing++
-		}
+	failing, err := planEach(ctx, opts.IO, eng, jobs)
+	if err != nil {
+		return err
 	}
 	if !opts.IO.JSON {
 		fmt.Fprintf(opts.IO.ErrOut, "%d replication(s) in %d wave(s): %s\n", len(jobs), len(waves), replicate.DescribeWaves(waves))
@@ -69,15 +57,8 @@ func replicateAll(ctx context.Context, opts *ReplicateOptions) error {
 		return replicateSummary(opts.IO, jobs)
 	}
 	if !opts.Yes {
-		if eng.Confirm == nil {
-			return &tasks.ConfirmError{Reason: "refusing to change anything without --yes: no terminal to confirm on"}
-		}
-		ok, err := eng.Confirm(ctx, fmt.Sprintf("Run %d replication(s)?", len(jobs)-failing))
-		if err != nil {
+		if err := confirmAll(ctx, eng, len(jobs)-failing); err != nil {
 			return err
-		}
-		if !ok {
-			return &tasks.ConfirmError{Reason: "not confirmed: nothing was changed"}
 		}
 	}
 
@@ -86,6 +67,43 @@ func replicateAll(ctx context.Context, opts *ReplicateOptions) error {
 		return err
 	}
 	return replicateSummary(opts.IO, jobs)
+}
+
+// planEach shows each job's plan and marks the jobs whose before checks
+// fail now (Err); it returns how many.
+func planEach(ctx context.Context, io *iostreams.IOStreams, eng *tasks.Engine, jobs []*replicate.Job) (int, error) {
+	failing := 0
+	for _, j := range jobs {
+		p, err := eng.Plan(ctx, j.Runbook, 1)
+		if err != nil {
+			return 0, fmt.Errorf("replication %s: %w", j.Ends.Name, err)
+		}
+		if io.JSON {
+			eng.Reporter.Plan(p)
+		} else {
+			tasks.PrintPlan(io.Out, io.OutColorScheme(), p, nil)
+		}
+		if err := p.Refusal(); err != nil {
+			j.Err = err
+			failing++
+		}
+	}
+	return failing, nil
+}
+
+// confirmAll asks once for n replications.
+func confirmAll(ctx context.Context, eng *tasks.Engine, n int) error {
+	if eng.Confirm == nil {
+		return &tasks.ConfirmError{Reason: "refusing to change anything without --yes: no terminal to confirm on"}
+	}
+	ok, err := eng.Confirm(ctx, fmt.Sprintf("Run %d replication(s)?", n))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &tasks.ConfirmError{Reason: "not confirmed: nothing was changed"}
+	}
+	return nil
 }
 
 // replicateSummary prints one line per replication and returns one exit

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/tasks"
 	"github.com/spf13/cobra"
 )
@@ -79,24 +80,9 @@ func resumeRun(ctx context.Context, opts *ResumeOptions) error {
 		return err
 	}
 	defer func() { _ = lock.Release() }()
-	recs, err := tasks.ReadJournal(dir, id)
+	s, build, err := resumable(dir, id)
 	if err != nil {
 		return err
-	}
-	s := tasks.Summarize(id, recs)
-	switch s.Status {
-	case tasks.StatusOK:
-		return tasks.Refusef("run %s finished successfully: nothing to resume", s.ID)
-	case tasks.StatusRunning:
-		return tasks.Refusef("run %s is still running (pid %d)", s.ID, s.PID)
-	}
-	build, err := tasks.Lookup(s.Kind)
-	if err != nil {
-		what := s.Retry
-		if what == "" {
-			what = "run its command again"
-		}
-		return tasks.Refusef("run %s (%s) cannot be resumed: %s", s.ID, s.Command, what)
 	}
 	if filepath.IsAbs(s.InventoryPath) {
 		if _, err := os.Stat(s.InventoryPath); err == nil {
@@ -110,11 +96,41 @@ func resumeRun(ctx context.Context, opts *ResumeOptions) error {
 	if inv.Hash != s.InventoryHash && !opts.Force {
 		return tasks.Refusef("the inventory changed since run %s started (%s): check it, then use --force", s.ID, inv.Path)
 	}
-	// The engine is built once the runbook is, with the secrets it
-	// declares; Consul goes through its connections, so a step may ask
-	// for it only once the run starts.
-	var consulFn func(context.Context) (*api.Client, error)
-	var apiFn func(context.Context) (*api.Client, error)
+	return rebuildAndRun(ctx, opts, inv, s, build)
+}
+
+// resumable is run id as its journal says, with the builder of its kind;
+// a run that finished, still runs, or is of a kind no package rebuilds
+// is refused.
+func resumable(dir, id string) (*tasks.Summary, tasks.Builder, error) {
+	recs, err := tasks.ReadJournal(dir, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	s := tasks.Summarize(id, recs)
+	switch s.Status {
+	case tasks.StatusOK:
+		return nil, nil, tasks.Refusef("run %s finished successfully: nothing to resume", s.ID)
+	case tasks.StatusRunning:
+		return nil, nil, tasks.Refusef("run %s is still running (pid %d)", s.ID, s.PID)
+	}
+	build, err := tasks.Lookup(s.Kind)
+	if err != nil {
+		what := s.Retry
+		if what == "" {
+			what = "run its command again"
+		}
+		return nil, nil, tasks.Refusef("run %s (%s) cannot be resumed: %s", s.ID, s.Command, what)
+	}
+	return s, build, nil
+}
+
+// rebuildAndRun rebuilds the run with its kind's builder and continues
+// it. The engine is built once the runbook is, with the secrets it
+// declares; Consul goes through its connections, so a step may ask for it
+// only once the run starts.
+func rebuildAndRun(ctx context.Context, opts *ResumeOptions, inv *inventory.Inventory, s *tasks.Summary, build tasks.Builder) error {
+	var consulFn, apiFn func(context.Context) (*api.Client, error)
 	if inv.Consul != nil {
 		consulFn = func(ctx context.Context) (*api.Client, error) {
 			if apiFn == nil {

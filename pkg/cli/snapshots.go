@@ -96,6 +96,7 @@ func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
 		}
 		return replicate.List(ctx, r, dir, base)
 	}
+	warn := opts.IO.ColorScheme().WarningIcon()
 	var rows []SnapshotRow
 	var firstErr error
 	for _, e := range reps {
@@ -109,22 +110,15 @@ func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
 		}
 		theirs, perr := side(peer, peerDir, e.Base)
 		if perr != nil {
-			fmt.Fprintf(opts.IO.ErrOut, "%s %s: cannot read the other side (%s:%s): %v\n", opts.IO.ColorScheme().WarningIcon(), e.Name, peer, peerDir, perr)
+			fmt.Fprintf(opts.IO.ErrOut, "%s %s: cannot read the other side (%s:%s): %v\n", warn, e.Name, peer, peerDir, perr)
 			if firstErr == nil {
 				firstErr = perr
 			}
 		}
 		for _, p := range mine.Problems {
-			fmt.Fprintf(opts.IO.ErrOut, "%s %s:%s: %s\n", opts.IO.ColorScheme().WarningIcon(), h.Name, dir, p)
+			fmt.Fprintf(opts.IO.ErrOut, "%s %s:%s: %s\n", warn, h.Name, dir, p)
 		}
-		common, next := replicate.Shared(mine, theirs, role == "source")
-		verdicts := replicate.Verdicts(e, role == "source", mine, next, time.Now())
-		for _, s := range mine.Snapshots {
-			v := verdicts[s.Name()]
-			rows = append(rows, SnapshotRow{Kept: v.Keep, Why: v.Reason(), Replication: e.Name, Host: h.Name, Role: role, Dir: dir, Name: s.Name(), UUID: s.UUID,
-				ReceivedUUID: s.ReceivedUUID, ParentUUID: s.ParentUUID, Created: s.Created, ReadOnly: s.ReadOnly,
-				Common: common[s.UUID], NextParent: s.UUID == next, PeerKnown: theirs != nil})
-		}
+		rows = append(rows, snapshotRows(e, h.Name, role, dir, mine, theirs)...)
 		if !opts.IO.JSON {
 			printSnapshots(opts.IO, e, role, peer, rows, theirs != nil)
 			rows = rows[:0]
@@ -137,14 +131,29 @@ func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
 			}
 		}
 	}
-	var ce *sshexec.ConnError
-	if errors.As(firstErr, &ce) {
+	switch {
+	case errors.As(firstErr, new(*sshexec.ConnError)):
 		return &SilentError{Code: ExitUnreachable}
-	}
-	if firstErr != nil {
+	case firstErr != nil:
 		return &SilentError{Code: ExitFailed}
 	}
 	return nil
+}
+
+// snapshotRows are the rows of one side (host, in dir, the replication's
+// role) of replication e: which snapshots the other side shares (theirs
+// nil: unknown) and what retention does with each now.
+func snapshotRows(e replicate.Ends, host, role, dir string, mine, theirs *replicate.Side) []SnapshotRow {
+	common, next := replicate.Shared(mine, theirs, role == "source")
+	verdicts := replicate.Verdicts(e, role == "source", mine, next, time.Now())
+	var rows []SnapshotRow
+	for _, s := range mine.Snapshots {
+		v := verdicts[s.Name()]
+		rows = append(rows, SnapshotRow{Kept: v.Keep, Why: v.Reason(), Replication: e.Name, Host: host, Role: role, Dir: dir, Name: s.Name(), UUID: s.UUID,
+			ReceivedUUID: s.ReceivedUUID, ParentUUID: s.ParentUUID, Created: s.Created, ReadOnly: s.ReadOnly,
+			Common: common[s.UUID], NextParent: s.UUID == next, PeerKnown: theirs != nil})
+	}
+	return rows
 }
 
 func printSnapshots(io *iostreams.IOStreams, e replicate.Ends, role, peer string, rows []SnapshotRow, peerKnown bool) {
