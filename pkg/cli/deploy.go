@@ -96,22 +96,7 @@ func deployRun(ctx context.Context, opts *DeployOptions) error {
 		return err
 	}
 	defer closeFn()
-	var clients deploy.Clients
-	clients.Consul, clients.Nomad = opts.APIs(inv, eng)
-	clients.Fresh = func(ctx context.Context, h *inventory.Host) (sshexec.Runner, func(), error) {
-		// A pool of its own: a new TCP connection and SSH handshake,
-		// never the run's connection that survived the activation.
-		conn, err := opts.Connector(inv)
-		if err != nil {
-			return nil, nil, err
-		}
-		r, err := conn.Runner(ctx, h)
-		if err != nil {
-			_ = conn.Close()
-			return nil, nil, err
-		}
-		return r, func() { _ = conn.Close() }, nil
-	}
+	clients := deployClients(opts.Invocation, inv, eng)
 	confirm := inv.Deploy.ConfirmTimeout
 	if opts.confirmTimeoutSet {
 		confirm = opts.ConfirmTimeout
@@ -130,4 +115,26 @@ func deployRun(ctx context.Context, opts *DeployOptions) error {
 		fmt.Fprintln(opts.IO.ErrOut, "the rollout stopped; hosts after the failed one were not touched")
 	}
 	return quiet(err)
+}
+
+// deployClients reach Consul and Nomad through the engine's connections,
+// and open the magic rollback's fresh connections in a pool of their own:
+// a new TCP connection and SSH handshake, never the run's connection that
+// survived the activation.
+func deployClients(in Invocation, inv *inventory.Inventory, eng *tasks.Engine) deploy.Clients {
+	var clients deploy.Clients
+	clients.Consul, clients.Nomad = in.APIs(inv, eng)
+	clients.Fresh = func(ctx context.Context, h *inventory.Host) (sshexec.Runner, func(), error) {
+		conn, err := in.Connector(inv)
+		if err != nil {
+			return nil, nil, err
+		}
+		r, err := conn.Runner(ctx, h)
+		if err != nil {
+			_ = conn.Close()
+			return nil, nil, err
+		}
+		return r, func() { _ = conn.Close() }, nil
+	}
+	return clients
 }

@@ -73,24 +73,8 @@ allocations and stopping at the first failure. See docs/migrate-jobs.md.`,
 
 func migrateJobsRun(ctx context.Context, opts *MigrateJobsOptions) error {
 	m := &opts.Migration
-	var inv *inventory.Inventory
-	if m.NeedsInventory() {
-		var err error
-		if inv, err = opts.Inventory(ctx); err != nil {
-			return err
-		}
-	}
-	dir, rules, err := m.Resolve(inv)
+	inv, files, err := scanJobs(ctx, opts)
 	if err != nil {
-		return err
-	}
-	files, err := jobs.Scan(dir, rules)
-	if err != nil {
-		return err
-	}
-	// Refuse what cannot be done before the whole diff scrolls by (a file
-	// that does not parse is reported first, after the diffs, below).
-	if err := m.Refuse(inv, files); err != nil {
 		return err
 	}
 	printMigration(opts.IO, files)
@@ -125,6 +109,29 @@ func migrateJobsRun(ctx context.Context, opts *MigrateJobsOptions) error {
 	}
 	_, err = eng.Run(ctx, rb, tasks.RunOptions{})
 	return quiet(err)
+}
+
+// scanJobs reads the inventory when the migration needs it and scans its
+// job files; it refuses what cannot be done before the whole diff
+// scrolls by (a file that does not parse is reported after the diffs).
+func scanJobs(ctx context.Context, opts *MigrateJobsOptions) (*inventory.Inventory, []*jobs.File, error) {
+	m := &opts.Migration
+	var inv *inventory.Inventory
+	if m.NeedsInventory() {
+		var err error
+		if inv, err = opts.Inventory(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
+	dir, rules, err := m.Resolve(inv)
+	if err != nil {
+		return nil, nil, err
+	}
+	files, err := jobs.Scan(dir, rules)
+	if err != nil {
+		return nil, nil, err
+	}
+	return inv, files, m.Refuse(inv, files)
 }
 
 // nomadJobsVia reaches Nomad's jobs API on first use; an unhealthy job's
