@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/iostreams"
 	"time"
 
@@ -67,21 +68,9 @@ type SnapshotRow struct {
 }
 
 func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
-	inv, err := opts.Inventory(ctx)
+	inv, h, reps, err := snapshotsScope(ctx, opts)
 	if err != nil {
 		return err
-	}
-	h := inv.Host(opts.Host)
-	if h == nil {
-		_, err := inv.Select(opts.Host) // for its "did you mean"
-		if err == nil {
-			err = usagef("snapshots takes one host, not %q", opts.Host)
-		}
-		return err
-	}
-	reps, err := replicate.Involving(inv, h.Name, opts.Name)
-	if err != nil {
-		return usagef("%v", err)
 	}
 	conn, err := opts.Connector(inv)
 	if err != nil {
@@ -138,6 +127,28 @@ func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
 		return &SilentError{Code: ExitFailed}
 	}
 	return nil
+}
+
+// snapshotsScope is the host the command names and the replications it
+// takes part in (--name: only that one).
+func snapshotsScope(ctx context.Context, opts *SnapshotsOptions) (*inventory.Inventory, *inventory.Host, []replicate.Ends, error) {
+	inv, err := opts.Inventory(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	h := inv.Host(opts.Host)
+	if h == nil {
+		_, err := inv.Select(opts.Host) // for its "did you mean"
+		if err == nil {
+			err = usagef("snapshots takes one host, not %q", opts.Host)
+		}
+		return nil, nil, nil, err
+	}
+	reps, err := replicate.Involving(inv, h.Name, opts.Name)
+	if err != nil {
+		return nil, nil, nil, usagef("%v", err)
+	}
+	return inv, h, reps, nil
 }
 
 // snapshotRows are the rows of one side (host, in dir, the replication's
