@@ -4,13 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
-	"text/template"
 
+	"github.com/hoctl/hoctl/pkg/deploy"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/tasks"
 	"github.com/hoctl/hoctl/pkg/yamlerr"
@@ -96,7 +95,7 @@ func checkRun(ctx context.Context, opts *CheckOptions) error {
 		// be checked, and guessing would only add noise.
 		sum.Skipped = append(sum.Skipped, opts.Files...)
 	} else {
-		add(checkDeployCommand(ctx, inv))
+		add(deploy.CheckCommand(ctx, inv))
 		getenv := func(k string) string {
 			if v := f.Getenv(k); v != "" {
 				return v
@@ -127,34 +126,6 @@ func checkRun(ctx context.Context, opts *CheckOptions) error {
 		firstErr := &yamlerr.Error{File: first.File, Line: first.Line, Column: first.Column, Field: first.Field, Msg: first.Msg}
 		return &tasks.ReportedError{Err: &InputError{Err: fmt.Errorf("check found %d %s; the first: %s", sum.Problems,
 			checkPlural(sum.Problems, "problem", "problems"), firstErr.Error())}}
-	}
-	return nil
-}
-
-// checkDeployCommand renders deploy.command for every managed host, as
-// deploy will: a field that exists for no host fails here, not mid-rollout.
-func checkDeployCommand(ctx context.Context, inv *inventory.Inventory) error {
-	t, err := template.New("deploy").Option("missingkey=error").Parse(inv.Deploy.Command)
-	if err != nil {
-		return nil // the inventory's own validation reported it
-	}
-	for _, n := range inv.HostNames() {
-		h := inv.Host(n)
-		if !h.IsManaged() {
-			continue
-		}
-		data := tasks.TemplateData{Host: h.Name, HostInfo: h, Inventory: inv}
-		if err := t.Execute(io.Discard, data); err != nil {
-			e := &yamlerr.Error{File: inv.Path, Field: "deploy.command", Msg: fmt.Sprintf("%v (for host %s)", tasks.TemplateError(err, data), h.Name)}
-			// The loaded inventory keeps no syntax tree; read the file
-			// again for the position (it parsed a moment ago).
-			if data, err := yamlerr.ReadFile(ctx, inv.Path, "inventory"); err == nil {
-				if f, err := yamlerr.Parse(inv.Path, "inventory", data); err == nil {
-					e.Line, e.Column = yamlerr.Position(f, "deploy.command")
-				}
-			}
-			return e
-		}
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/hoctl/hoctl/pkg/deploy"
@@ -15,7 +14,7 @@ import (
 
 // DeployOptions are the inputs of `hoctl deploy`.
 type DeployOptions struct {
-	F        *Factory
+	Invocation
 	Targets  []string
 	Parallel int
 	Wait     time.Duration
@@ -30,7 +29,7 @@ type DeployOptions struct {
 
 // NewCmdDeploy rolls a NixOS deploy over hosts.
 func NewCmdDeploy(f *Factory, runF func(*DeployOptions) error) *cobra.Command {
-	opts := &DeployOptions{F: f}
+	opts := &DeployOptions{}
 	cmd := &cobra.Command{
 		Use:   "deploy [TARGET...] [--parallel N] [--rollback]",
 		Short: "Rolling NixOS deploy: drain, deploy, check health, host by host, keeping quorum",
@@ -66,6 +65,7 @@ docs/deploy.md.`,
 			if opts.Parallel < 1 {
 				return usagef("--parallel must be at least 1")
 			}
+			opts.Invocation = f.Invocation()
 			if runF != nil {
 				return runF(opts)
 			}
@@ -83,45 +83,49 @@ docs/deploy.md.`,
 }
 
 func deployRun(ctx context.Context, opts *DeployOptions) error {
-	f := opts.F
-	inv, err := f.Inventory(ctx)
+	inv, err := opts.Inventory(ctx)
 	if err != nil {
 		return err
 	}
-	var targets []*inventory.Host
-	seen := map[string]bool{}
-	exprs := opts.Targets
-	if len(exprs) == 0 {
-		exprs = []string{"all"}
+	targets, err := deploy.Targets(inv, opts.Targets, opts.Limit)
+	if err != nil {
+		return err
 	}
-	for _, e := range exprs {
-		hosts, err := inv.Select(e)
-		if err != nil {
-			return err
-		}
-		for _, h := range hosts {
-			if !seen[h.Name] && (h.IsManaged() || len(opts.Targets) > 0) {
-				seen[h.Name] = true
-				targets = append(targets, h)
-			}
-		}
-	}
-	if opts.Limit != "" {
-		if targets, err = limitHosts(inv, targets, opts.Limit); err != nil {
-			return err
-		}
-	}
-	eng, closeFn, err := f.Engine(inv, nil)
+	eng, closeFn, err := opts.Engine(inv, nil)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
+	clients := deployClients(opts.Invocation, inv, eng)
+	confirm := inv.Deploy.ConfirmTimeout
+	if opts.confirmTimeoutSet {
+		confirm = opts.ConfirmTimeout
+	}
+	rb, _, err := deploy.Runbook(inv, targets, clients, deploy.Options{Parallel: opts.Parallel, Wait: opts.Wait, Output: opts.IO.ErrOut, OutputLock: opts.IO, Rollback: opts.Rollback,
+		ConfirmTimeout: confirm, Progress: func(host, msg string) { eng.Reporter.Progress(0, host, msg) }})
+	if err != nil {
+		return usagef("%v", err)
+	}
+	rb.Retry = "hoctl history shows which hosts were deployed; deploy the others with hoctl deploy HOST..."
+	if opts.DryRun {
+		return planOnly(ctx, opts.IO, eng, rb, 1)
+	}
+	_, err = eng.Run(ctx, rb, tasks.RunOptions{})
+	if err != nil && !opts.IO.JSON {
+		fmt.Fprintln(opts.IO.ErrOut, "the rollout stopped; hosts after the failed one were not touched")
+	}
+	return quiet(err)
+}
+
+// deployClients reach Consul and Nomad through the engine's connections,
+// and open the magic rollback's fresh connections in a pool of their own:
+// a new TCP connection and SSH handshake, never the run's connection that
+// survived the activation.
+func deployClients(in Invocation, inv *inventory.Inventory, eng *tasks.Engine) deploy.Clients {
 	var clients deploy.Clients
-	clients.Consul, clients.Nomad = f.apiClients(inv, eng.Env.Connect)
+	clients.Consul, clients.Nomad = in.APIs(inv, eng)
 	clients.Fresh = func(ctx context.Context, h *inventory.Host) (sshexec.Runner, func(), error) {
-		// A pool of its own: a new TCP connection and SSH handshake,
-		// never the run's connection that survived the activation.
-		conn, err := f.connector(inv, false)
+		conn, err := in.Connector(inv)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -132,50 +136,5 @@ func deployRun(ctx context.Context, opts *DeployOptions) error {
 		}
 		return r, func() { _ = conn.Close() }, nil
 	}
-	confirm := inv.Deploy.ConfirmTimeout
-	if opts.confirmTimeoutSet {
-		confirm = opts.ConfirmTimeout
-	}
-	rb, _, err := deploy.Runbook(inv, targets, clients, deploy.Options{Parallel: opts.Parallel, Wait: opts.Wait, Output: f.IO.ErrOut, OutputLock: f.IO, Rollback: opts.Rollback,
-		ConfirmTimeout: confirm, Progress: func(host, msg string) { eng.Reporter.Progress(0, host, msg) }})
-	if err != nil {
-		return usagef("%v", err)
-	}
-	rb.Retry = "hoctl history shows which hosts were deployed; deploy the others with hoctl deploy HOST..."
-	if f.DryRun {
-		return planOnly(ctx, f, eng, rb, 1)
-	}
-	_, err = eng.Run(ctx, rb, tasks.RunOptions{})
-	if err != nil && !f.IO.JSON {
-		fmt.Fprintln(f.IO.ErrOut, "the rollout stopped; hosts after the failed one were not touched")
-	}
-	return quiet(err)
-}
-
-// limitHosts keeps the hosts that the --limit expression also selects. A
-// limit naming an unknown host is an error, and so is one that leaves
-// nothing to do.
-func limitHosts(inv *inventory.Inventory, hosts []*inventory.Host, limit string) ([]*inventory.Host, error) {
-	in, err := inv.Select(limit)
-	if err != nil {
-		return nil, fmt.Errorf("--limit: %w", err)
-	}
-	keep := map[string]bool{}
-	for _, h := range in {
-		keep[h.Name] = true
-	}
-	var out []*inventory.Host
-	for _, h := range hosts {
-		if keep[h.Name] {
-			out = append(out, h)
-		}
-	}
-	if len(out) == 0 {
-		var names []string
-		for _, h := range hosts {
-			names = append(names, h.Name)
-		}
-		return nil, usagef("--limit %q leaves no target: it selects none of %s", limit, strings.Join(names, ", "))
-	}
-	return out, nil
+	return clients
 }

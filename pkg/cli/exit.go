@@ -4,37 +4,27 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hoctl/hoctl/pkg/exitcode"
 
-	"github.com/hoctl/hoctl/pkg/consul"
-	"github.com/hoctl/hoctl/pkg/inventory"
-	"github.com/hoctl/hoctl/pkg/replicate"
-	"github.com/hoctl/hoctl/pkg/sshexec"
 	"github.com/hoctl/hoctl/pkg/tasks"
 )
 
-// The documented exit codes (DESIGN.md, docs/exit-codes.md).
+// The documented exit codes (docs/exit-codes.md).
 const (
-	ExitOK          = 0
-	ExitFailed      = 1
-	ExitUsage       = 2
-	ExitRefused     = 3
-	ExitUnreachable = 4
-	ExitUnverified  = 5
-	// ExitNotConfirmed: the operator answered no (or there was no
-	// terminal to ask on and no --yes): nothing was changed.
-	ExitNotConfirmed = 6
-	ExitInterrupted  = 130
+	ExitOK           = exitcode.OK
+	ExitFailed       = exitcode.Failed
+	ExitUsage        = exitcode.Usage
+	ExitRefused      = exitcode.Refused
+	ExitUnreachable  = exitcode.Unreachable
+	ExitUnverified   = exitcode.Unverified
+	ExitNotConfirmed = exitcode.NotConfirmed
+	ExitInterrupted  = exitcode.Interrupted
 )
 
 // UsageError is a bad command line; cobra's usage hint follows it.
-type UsageError struct{ Err error }
+type UsageError = exitcode.UsageError
 
-func (e *UsageError) Error() string { return e.Err.Error() }
-func (e *UsageError) Unwrap() error { return e.Err }
-
-func usagef(format string, args ...any) error {
-	return &UsageError{Err: fmt.Errorf(format, args...)}
-}
+func usagef(format string, args ...any) error { return exitcode.Usagef(format, args...) }
 
 // InputError is an input file hoctl cannot use (a job file that does not
 // parse): exit 2 like a bad command line, without the usage hint.
@@ -43,21 +33,26 @@ type InputError struct{ Err error }
 func (e *InputError) Error() string { return e.Err.Error() }
 func (e *InputError) Unwrap() error { return e.Err }
 
+// ExitCode is ExitUsage.
+func (e *InputError) ExitCode() int { return ExitUsage }
+
 // HostsError summarises a command that ran on many hosts and did not
 // succeed everywhere. Per-host detail has already been printed.
 type HostsError struct {
 	Total, Failed, Unreachable, NotRun int
 }
 
+// ExitCode is ExitUnreachable when a host was, else ExitFailed.
+func (e *HostsError) ExitCode() int {
+	if e.Unreachable > 0 {
+		return ExitUnreachable
+	}
+	return ExitFailed
+}
+
 func (e *HostsError) Error() string {
 	return fmt.Sprintf("%d of %d hosts failed (%d unreachable, %d not run)", e.Failed+e.Unreachable+e.NotRun, e.Total, e.Unreachable, e.NotRun)
 }
-
-// RefusedError is a command that refused to start because of the
-// cluster's state: nothing was changed (exit 3).
-type RefusedError struct{ Reason string }
-
-func (e *RefusedError) Error() string { return e.Reason }
 
 // SilentError carries an exit code for a failure already explained on
 // stderr.
@@ -65,48 +60,12 @@ type SilentError struct{ Code int }
 
 func (e *SilentError) Error() string { return fmt.Sprintf("exit %d", e.Code) }
 
-// ExitCode maps an error to the documented exit code. It is the one place
-// that does so.
-func ExitCode(err error) int {
-	if err == nil {
-		return ExitOK
-	}
-	var (
-		se  *SilentError
-		ue  *UsageError
-		ie  *inventory.Error
-		ies inventory.Errors
-		te  *inventory.TargetError
-		he  *HostsError
-		ce  *sshexec.ConnError
-	)
-	switch {
-	case errors.As(err, &se):
-		return se.Code
-	case errors.Is(err, context.Canceled):
-		return ExitInterrupted
-	case errors.As(err, &ue), errors.As(err, new(*InputError)), errors.As(err, &ie), errors.As(err, &ies), errors.As(err, &te):
-		return ExitUsage
-	case errors.As(err, new(*tasks.UnverifiedError)):
-		return ExitUnverified
-	case errors.As(err, &ce):
-		return ExitUnreachable
-	case errors.As(err, new(*tasks.ConfirmError)):
-		return ExitNotConfirmed
-	case errors.As(err, new(*tasks.RefusedError)), errors.As(err, new(*tasks.LockedError)),
-		errors.As(err, new(*ResumeRefusedError)), errors.As(err, new(*consul.HeldError)), errors.As(err, new(*RefusedError)),
-		errors.As(err, new(*replicate.HostLockedError)), errors.As(err, new(*replicate.DirectionError)):
-		return ExitRefused
-	case errors.As(err, new(*tasks.NoRunError)), errors.As(err, new(*tasks.AmbiguousRunError)):
-		return ExitUsage
-	case errors.As(err, &he):
-		if he.Unreachable > 0 {
-			return ExitUnreachable
-		}
-		return ExitFailed
-	}
-	return ExitFailed
-}
+// ExitCode is the code it carries.
+func (e *SilentError) ExitCode() int { return e.Code }
+
+// ExitCode maps an error to the documented exit code: exitcode.Of, which
+// asks the error.
+func ExitCode(err error) int { return exitcode.Of(err) }
 
 // ErrorEvent is the last event of a --json invocation that failed: the
 // same exit code, and the error (docs/json.md).

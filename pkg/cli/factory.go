@@ -2,6 +2,9 @@ package cli
 
 import (
 	"context"
+
+	"github.com/hashicorp/consul/api"
+	nomadapi "github.com/hashicorp/nomad/api"
 	"io"
 	"os"
 	"path/filepath"
@@ -129,3 +132,45 @@ func (c *sshConnector) Runner(ctx context.Context, h *inventory.Host) (sshexec.R
 }
 
 func (c *sshConnector) Close() error { return c.pool.Close() }
+
+// Invocation is what a command's run needs from around it: the streams,
+// the global flags, and the ways to the inventory, the hosts and the
+// APIs. Options embed one, made when the command runs, instead of the
+// Factory (as gh's Options hold IO and client funcs), so a run function
+// sees only these; a test may fill in only what its command uses.
+type Invocation struct {
+	IO          *iostreams.IOStreams
+	DryRun, Yes bool
+	Getenv      func(string) string
+	// Inventory loads the inventory (once); DefaultInventory names the
+	// file to load when neither -i nor $HOCTL_INVENTORY does.
+	Inventory        func(context.Context) (*inventory.Inventory, error)
+	DefaultInventory func(path string)
+	// Engine builds the runbook engine, redacting secrets; the func it
+	// returns closes its connections.
+	Engine func(inv *inventory.Inventory, secrets []string) (*tasks.Engine, func(), error)
+	// Connector opens connections of their own, outside any engine's.
+	Connector func(inv *inventory.Inventory) (Connector, error)
+	// APIs reach Consul and Nomad through an engine's connections, once
+	// each on first use; a nil func means no such inventory section.
+	APIs func(inv *inventory.Inventory, eng *tasks.Engine) (consulFn func(context.Context) (*api.Client, error), nomadFn func(context.Context) (*nomadapi.Client, error))
+}
+
+// Invocation is the factory's view for a command that runs now: call it
+// in RunE, once the global flags are parsed.
+func (f *Factory) Invocation() Invocation {
+	return Invocation{
+		IO: f.IO, DryRun: f.DryRun, Yes: f.Yes, Getenv: f.Getenv,
+		Inventory: f.Inventory,
+		DefaultInventory: func(path string) {
+			if f.InventoryPath == "" && f.Getenv("HOCTL_INVENTORY") == "" {
+				f.InventoryPath = path
+			}
+		},
+		Engine:    f.Engine,
+		Connector: f.Connector,
+		APIs: func(inv *inventory.Inventory, eng *tasks.Engine) (func(context.Context) (*api.Client, error), func(context.Context) (*nomadapi.Client, error)) {
+			return f.apiClients(inv, eng.Env.Connect)
+		},
+	}
+}

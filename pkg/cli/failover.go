@@ -2,20 +2,15 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"sort"
-	"strings"
 
-	"github.com/hoctl/hoctl/pkg/consul"
 	"github.com/hoctl/hoctl/pkg/failover"
-	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/tasks"
 	"github.com/spf13/cobra"
 )
 
 // FailoverOptions are the inputs of `hoctl failover`.
 type FailoverOptions struct {
-	F           *Factory
+	Invocation
 	To          string
 	Service     string
 	PrimaryDown bool
@@ -24,7 +19,7 @@ type FailoverOptions struct {
 
 // NewCmdFailover moves an NFS service to a standby.
 func NewCmdFailover(f *Factory, runF func(*FailoverOptions) error) *cobra.Command {
-	opts := &FailoverOptions{F: f}
+	opts := &FailoverOptions{}
 	cmd := &cobra.Command{
 		Use:   "failover --to HOST [--service S] [--primary-down] [--accept-lag]",
 		Short: "Move an NFS service to another host: fence, final sync, promote, start, remount clients",
@@ -43,6 +38,7 @@ newest copy is lost, and the plan says how much). See docs/failover.md.`,
 			if opts.To == "" {
 				return usagef("--to HOST is required")
 			}
+			opts.Invocation = f.Invocation()
 			if runF != nil {
 				return runF(opts)
 			}
@@ -58,70 +54,24 @@ newest copy is lost, and the plan says how much). See docs/failover.md.`,
 	return cmd
 }
 
-// failoverRunbook builds the runbook for opts; from and token, when set,
-// are those recorded by the run being resumed.
-func failoverRunbook(ctx context.Context, f *Factory, inv *inventory.Inventory, eng *tasks.Engine, opts *FailoverOptions, from, token string) (*tasks.Runbook, error) {
-	svc := opts.Service
-	if svc == "" {
-		var names []string
-		for n := range inv.NFS {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		if len(names) == 0 {
-			return nil, &inventory.Error{File: inv.Path, Msg: "no nfs section: failover moves an NFS service from its primary to a standby, so there is nothing to fail over (see hoctl help inventory, nfs)"}
-		}
-		if len(names) != 1 {
-			return nil, usagef("--service: choose one of the inventory's nfs services (%s)", strings.Join(names, ", "))
-		}
-		svc = names[0]
-	}
-	if inv.NFS[svc] == nil {
-		return nil, usagef("no nfs service %q in the inventory", svc)
-	}
-	if inv.Host(opts.To) == nil {
-		_, err := inv.Select(opts.To)
-		if err == nil {
-			err = usagef("--to %q is not a single host", opts.To)
-		}
-		return nil, err
-	}
-	clientFn, _ := f.apiClients(inv, eng.Env.Connect)
-	consulFn := func(ctx context.Context) (failover.Consul, error) {
-		if clientFn == nil {
-			return nil, errors.New("the inventory has no consul section")
-		}
-		c, err := clientFn(ctx)
-		return &consul.Cluster{Client: c}, err
-	}
-	rb, _, err := failover.Runbook(ctx, inv, consulFn, failover.Options{Service: svc, From: from, To: opts.To, PrimaryDown: opts.PrimaryDown, AcceptLag: opts.AcceptLag, Token: token, Plan: f.DryRun})
-	var ie *failover.InputError
-	if errors.As(err, &ie) {
-		return nil, &UsageError{Err: err}
-	}
-	if rb != nil {
-		rb.Resumable = true // resumeFailover rebuilds it from the journal
-	}
-	return rb, err
-}
-
 func failoverRun(ctx context.Context, opts *FailoverOptions) error {
-	f := opts.F
-	inv, err := f.Inventory(ctx)
+	inv, err := opts.Inventory(ctx)
 	if err != nil {
 		return err
 	}
-	eng, closeFn, err := f.Engine(inv, nil)
+	eng, closeFn, err := opts.Engine(inv, nil)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
-	rb, err := failoverRunbook(ctx, f, inv, eng, opts, "", "")
+	consulFn, _ := opts.APIs(inv, eng)
+	rb, err := failover.Resolve(ctx, inv, failover.ConsulVia(consulFn), failover.Options{Service: opts.Service, To: opts.To,
+		PrimaryDown: opts.PrimaryDown, AcceptLag: opts.AcceptLag, Plan: opts.DryRun})
 	if err != nil {
 		return err
 	}
-	if f.DryRun {
-		return planOnly(ctx, f, eng, rb, 1)
+	if opts.DryRun {
+		return planOnly(ctx, opts.IO, eng, rb, 1)
 	}
 	_, err = eng.Run(ctx, rb, tasks.RunOptions{})
 	return quiet(err)

@@ -2,10 +2,10 @@ package cli
 
 import (
 	"context"
-	"errors"
+
 	"fmt"
-	"os"
-	"path/filepath"
+	"github.com/hashicorp/consul/api"
+	nomadapi "github.com/hashicorp/nomad/api"
 	"strings"
 	"time"
 
@@ -20,19 +20,13 @@ import (
 
 // MigrateJobsOptions are the inputs of `hoctl migrate-jobs`.
 type MigrateJobsOptions struct {
-	F            *Factory
-	Dir          string
-	From, To     []string
-	Write        bool
-	Plan         bool
-	Submit       bool
-	AllowMissing bool
-	Wait         time.Duration
+	Invocation
+	jobs.Migration
 }
 
 // NewCmdMigrateJobs rewrites Nomad job host paths.
 func NewCmdMigrateJobs(f *Factory, runF func(*MigrateJobsOptions) error) *cobra.Command {
-	opts := &MigrateJobsOptions{F: f}
+	opts := &MigrateJobsOptions{}
 	cmd := &cobra.Command{
 		Use:   "migrate-jobs [--dir D] [--from P --to P]... [--write]",
 		Short: "Rewrite host paths in Nomad job files byte-exactly: diff by default, --write to apply",
@@ -57,6 +51,7 @@ allocations and stopping at the first failure. See docs/migrate-jobs.md.`,
 			if len(opts.From) != len(opts.To) {
 				return usagef("--from and --to come in pairs: %d --from, %d --to", len(opts.From), len(opts.To))
 			}
+			opts.Invocation = f.Invocation()
 			if runF != nil {
 				return runF(opts)
 			}
@@ -69,101 +64,83 @@ allocations and stopping at the first failure. See docs/migrate-jobs.md.`,
 	cmd.Flags().BoolVar(&opts.Write, "write", false, "write the changed files (after the path checks)")
 	honoursDryRun(f, cmd, "with --write or --submit: run the path checks and print the plan; change nothing")
 	honoursYes(f, cmd)
-	cmd.Flags().BoolVar(&opts.Plan, "plan", false, "parse and plan each changed job on Nomad and show the diff (changes nothing)")
+	cmd.Flags().BoolVar(&opts.ShowPlan, "plan", false, "parse and plan each changed job on Nomad and show the diff (changes nothing)")
 	cmd.Flags().BoolVar(&opts.Submit, "submit", false, "write, then submit each changed job (check index, HCL source), one at a time, waiting for healthy allocations")
 	cmd.Flags().BoolVar(&opts.AllowMissing, "allow-missing", false, "write or submit even if new host paths are missing on the share")
 	cmd.Flags().DurationVar(&opts.Wait, "wait", 2*time.Minute, "how long --submit waits for a job's new allocations to be healthy")
 	return cmd
 }
 
-// migrationInputs resolves the directory and rules from flags and the
-// inventory; the inventory is optional when both are on the command line.
-func migrationInputs(ctx context.Context, f *Factory, opts *MigrateJobsOptions) (*inventory.Inventory, string, []jobs.Rule, error) {
-	var inv *inventory.Inventory
-	if opts.Dir == "" || len(opts.From) == 0 || opts.Write || opts.Plan || opts.Submit {
-		var err error
-		if inv, err = f.Inventory(ctx); err != nil {
-			return nil, "", nil, err
-		}
-	}
-	dir := opts.Dir
-	if dir == "" {
-		dir = inv.Jobs.Dir
-		if !filepath.IsAbs(dir) {
-			dir = filepath.Join(filepath.Dir(inv.Path), dir)
-		}
-	}
-	var rules []jobs.Rule
-	for i := range opts.From {
-		rules = append(rules, jobs.Rule{From: opts.From[i], To: opts.To[i]})
-	}
-	if len(rules) == 0 {
-		for _, r := range inv.Jobs.Rewrite {
-			rules = append(rules, jobs.Rule{From: r.From, To: r.To})
-		}
-	}
-	if len(rules) == 0 {
-		return nil, "", nil, usagef("nothing to rewrite: give --from and --to, or jobs.rewrite in the inventory")
-	}
-	rules, err := jobs.CheckRules(rules)
-	if err != nil {
-		return nil, "", nil, &UsageError{Err: err}
-	}
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return nil, "", nil, usagef("job directory %s: not a directory", dir)
-	}
-	return inv, dir, rules, nil
-}
-
 func migrateJobsRun(ctx context.Context, opts *MigrateJobsOptions) error {
-	f := opts.F
-	inv, dir, rules, err := migrationInputs(ctx, f, opts)
+	m := &opts.Migration
+	inv, files, err := scanJobs(ctx, opts)
 	if err != nil {
 		return err
 	}
-	files, err := jobs.Scan(dir, rules)
-	if err != nil {
-		return err
-	}
-	var changed []*jobs.File
-	broken := 0
-	for _, jf := range files {
-		if jf.Changed() {
-			changed = append(changed, jf)
-		}
-		if jf.Err != nil {
-			broken++
-		}
-	}
-	// Refuse what cannot be done before the whole diff scrolls by (a file
-	// that does not parse is reported first, after the diffs, below).
-	if broken == 0 && (opts.Write || opts.Submit) && !opts.AllowMissing && jobs.NeedsPathCheck(changed) && jobs.PathCheckClient(inv) == nil {
-		return &UsageError{Err: jobs.ErrNoPathCheckClient}
-	}
-	printMigration(f.IO, files)
+	printMigration(opts.IO, files)
 	// A job file that does not parse may hold paths to move: the
 	// migration is not complete, whatever else it did (exit 2), and
 	// nothing is written or submitted until it parses.
+	changed, broken := jobs.Changed(files)
 	if broken > 0 {
 		return &InputError{Err: fmt.Errorf("%d job file(s) do not parse (listed above): fix or move them, then run again; nothing was written", broken)}
 	}
-	if !opts.Submit && (!opts.Write && !opts.Plan || len(changed) == 0) {
+	if !m.Submit && (!m.Write && !m.ShowPlan || len(changed) == 0) {
 		return nil
 	}
-	if (opts.Plan || opts.Submit) && inv.Nomad == nil {
+	if (m.ShowPlan || m.Submit) && inv.Nomad == nil {
 		return usagef("--plan and --submit need the inventory's nomad section")
 	}
-	eng, closeFn, err := f.Engine(inv, nil)
+	eng, closeFn, err := opts.Engine(inv, nil)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
-	consulFn, nomadFn := f.apiClients(inv, eng.Env.Connect)
-	nomadJobs := func(ctx context.Context) (*nomad.Jobs, error) {
+	nomadJobs := nomadJobsVia(opts.APIs(inv, eng))
+	if m.ShowPlan && !m.Submit {
+		return planJobs(ctx, opts.IO, changed, nomadJobs)
+	}
+	rb, err := m.Plan(inv, files, func(ctx context.Context) (jobs.Nomad, error) { return nomadJobs(ctx) }, eng.Reporter)
+	if err != nil || len(rb.Steps) == 0 {
+		return err
+	}
+	if opts.DryRun {
+		return planOnly(ctx, opts.IO, eng, rb, 1)
+	}
+	_, err = eng.Run(ctx, rb, tasks.RunOptions{})
+	return quiet(err)
+}
+
+// scanJobs reads the inventory when the migration needs it and scans its
+// job files; it refuses what cannot be done before the whole diff
+// scrolls by (a file that does not parse is reported after the diffs).
+func scanJobs(ctx context.Context, opts *MigrateJobsOptions) (*inventory.Inventory, []*jobs.File, error) {
+	m := &opts.Migration
+	var inv *inventory.Inventory
+	if m.NeedsInventory() {
+		var err error
+		if inv, err = opts.Inventory(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
+	dir, rules, err := m.Resolve(inv)
+	if err != nil {
+		return nil, nil, err
+	}
+	files, err := jobs.Scan(dir, rules)
+	if err != nil {
+		return nil, nil, err
+	}
+	return inv, files, m.Refuse(inv, files)
+}
+
+// nomadJobsVia reaches Nomad's jobs API on first use; an unhealthy job's
+// report names its failing Consul checks when the inventory has Consul.
+func nomadJobsVia(consulFn func(context.Context) (*api.Client, error), nomadFn func(context.Context) (*nomadapi.Client, error)) func(context.Context) (*nomad.Jobs, error) {
+	return func(ctx context.Context) (*nomad.Jobs, error) {
 		c, err := nomadFn(ctx)
 		nj := &nomad.Jobs{Client: c}
 		if consulFn != nil {
-			// An unhealthy job's report names its failing Consul checks.
 			nj.Checks = func(ctx context.Context, node, alloc string) ([]string, error) {
 				cc, err := consulFn(ctx)
 				if err != nil {
@@ -174,37 +151,6 @@ func migrateJobsRun(ctx context.Context, opts *MigrateJobsOptions) error {
 		}
 		return nj, err
 	}
-	if opts.Plan && !opts.Submit {
-		return planJobs(ctx, f, changed, nomadJobs)
-	}
-	rb, err := jobs.WriteRunbook(inv, changed, opts.AllowMissing)
-	if errors.Is(err, jobs.ErrNoPathCheckClient) {
-		return &UsageError{Err: err}
-	}
-	if err != nil {
-		return err
-	}
-	if opts.Submit {
-		// Every job of the directory, not only the files changed now: a
-		// job whose server copy already matches is skipped at its plan,
-		// so --submit after a failure submits exactly the jobs still to go.
-		rb.Name = fmt.Sprintf("migrate-jobs: write %d files, submit the jobs that differ from Nomad's", len(changed))
-		for _, jf := range files {
-			if jf.Job != "" && jf.Err == nil {
-				rb.Steps = append(rb.Steps, jobs.SubmitStep(jf, func(ctx context.Context) (jobs.Nomad, error) { return nomadJobs(ctx) }, opts.Wait, eng.Reporter))
-			}
-		}
-	}
-	if len(rb.Steps) == 0 {
-		return nil
-	}
-	// A new run scans again and acts only on what still differs.
-	rb.Retry = "run the same hoctl migrate-jobs again: it scans anew and writes or submits only what still differs"
-	if f.DryRun {
-		return planOnly(ctx, f, eng, rb, 1)
-	}
-	_, err = eng.Run(ctx, rb, tasks.RunOptions{})
-	return quiet(err)
 }
 
 // printMigration writes the diffs to stdout (colored on a terminal) and
@@ -266,7 +212,7 @@ func printMigration(io *iostreams.IOStreams, files []*jobs.File) {
 
 // planJobs shows Nomad's plan for each changed job, from its rewritten
 // source; nothing is written or submitted.
-func planJobs(ctx context.Context, f *Factory, changed []*jobs.File, nomadJobs func(context.Context) (*nomad.Jobs, error)) error {
+func planJobs(ctx context.Context, io *iostreams.IOStreams, changed []*jobs.File, nomadJobs func(context.Context) (*nomad.Jobs, error)) error {
 	nj, err := nomadJobs(ctx)
 	if err != nil {
 		return err
@@ -283,11 +229,11 @@ func planJobs(ctx context.Context, f *Factory, changed []*jobs.File, nomadJobs f
 		if err != nil {
 			return fmt.Errorf("%s: %w", jf.Path, err)
 		}
-		if f.IO.JSON {
-			_ = f.IO.Event(map[string]any{"event": "plan", "file": jf.Path, "job": jf.Job, "diff": p.Diff, "job_modify_index": p.JobModifyIndex})
+		if io.JSON {
+			_ = io.Event(map[string]any{"event": "plan", "file": jf.Path, "job": jf.Job, "diff": p.Diff, "job_modify_index": p.JobModifyIndex})
 			continue
 		}
-		fmt.Fprintf(f.IO.Out, "%s (%s):\n%s\n", jf.Job, jf.Path, nomad.DiffSummary(p))
+		fmt.Fprintf(io.Out, "%s (%s):\n%s\n", jf.Job, jf.Path, nomad.DiffSummary(p))
 	}
 	return nil
 }

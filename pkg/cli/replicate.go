@@ -2,11 +2,13 @@ package cli
 
 import (
 	"context"
+
 	"fmt"
+	"github.com/hashicorp/consul/api"
+	nomadapi "github.com/hashicorp/nomad/api"
 	"time"
 
 	"github.com/hoctl/hoctl/pkg/consul"
-	"github.com/hoctl/hoctl/pkg/failover"
 	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/replicate"
@@ -16,7 +18,7 @@ import (
 
 // ReplicateOptions are the inputs of `hoctl replicate`.
 type ReplicateOptions struct {
-	F         *Factory
+	Invocation
 	Src, Dst  string
 	Name      string
 	Full      bool
@@ -25,7 +27,7 @@ type ReplicateOptions struct {
 
 // NewCmdReplicate sends a new btrfs snapshot from one host to another.
 func NewCmdReplicate(f *Factory, runF func(*ReplicateOptions) error) *cobra.Command {
-	opts := &ReplicateOptions{F: f}
+	opts := &ReplicateOptions{}
 	cmd := &cobra.Command{
 		Use:   "replicate [SRC DST | --name N] [--full] [--transport relay|direct]",
 		Short: "Snapshot a btrfs subvolume and send it to another host, incrementally, verified and pruned",
@@ -54,6 +56,7 @@ See docs/replicate.md.`,
 			if len(args) == 2 {
 				opts.Src, opts.Dst = args[0], args[1]
 			}
+			opts.Invocation = f.Invocation()
 			if runF != nil {
 				return runF(opts)
 			}
@@ -71,70 +74,24 @@ See docs/replicate.md.`,
 	return cmd
 }
 
-// findReplication picks the inventory's replication by name or by ends.
-// SRC and DST the other way round from the inventory's replication run it
-// reversed: sending back after a failover.
-func findReplication(inv *inventory.Inventory, name, src, dst string) (replicate.Ends, error) {
-	var none replicate.Ends
-	if name != "" {
-		r := inv.Replication[name]
-		if r == nil {
-			return none, usagef("no replication %q in the inventory", name)
-		}
-		switch {
-		case src == "" || r.Source.Host == src && r.Target.Host == dst:
-			return replicate.EndsOf(r), nil
-		case r.Source.Host == dst && r.Target.Host == src:
-			return replicate.EndsOf(r).Reverse(), nil
-		}
-		return none, usagef("replication %q runs %s → %s (or back, after a failover), not %s → %s", name, r.Source.Host, r.Target.Host, src, dst)
-	}
-	for _, h := range []string{src, dst} {
-		if inv.Host(h) == nil {
-			_, err := inv.Select(h)
-			if err == nil {
-				err = usagef("%q is not a single host", h)
-			}
-			return none, err
-		}
-	}
-	var found []replicate.Ends
-	for _, r := range inv.Replication {
-		switch {
-		case r.Source.Host == src && r.Target.Host == dst:
-			found = append(found, replicate.EndsOf(r))
-		case r.Source.Host == dst && r.Target.Host == src:
-			found = append(found, replicate.EndsOf(r).Reverse())
-		}
-	}
-	switch len(found) {
-	case 0:
-		return none, usagef("no replication between %s and %s in the inventory", src, dst)
-	case 1:
-		return found[0], nil
-	}
-	return none, usagef("several replications run between %s and %s: choose one with --name", src, dst)
-}
-
 func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
-	f := opts.F
-	inv, err := f.Inventory(ctx)
+	inv, err := opts.Inventory(ctx)
 	if err != nil {
 		return err
 	}
-	ends, err := findReplication(inv, opts.Name, opts.Src, opts.Dst)
+	ends, err := replicate.Resolve(inv, opts.Name, opts.Src, opts.Dst)
 	if err != nil {
 		return err
 	}
-	if err := checkTransport(opts.Transport); err != nil {
+	if err := replicate.CheckTransport(opts.Transport); err != nil {
 		return err
 	}
-	eng, closeFn, err := f.Engine(inv, nil)
+	eng, closeFn, err := opts.Engine(inv, nil)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
-	if ends, err = recordedDirection(ctx, f, inv, eng, ends, opts.Src != ""); err != nil {
+	if ends, err = replicate.Directed(ctx, directionKV(opts.APIs, inv, eng), ends, opts.Src != ""); err != nil {
 		return err
 	}
 	var rb *tasks.Runbook
@@ -146,55 +103,31 @@ func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
 			eng.Reporter.Progress(4, ends.TargetHost, replicate.ProgressText(sent, run.Estimate(), elapsed))
 		},
 	})
-	// Each run inspects both sides and removes what an interrupted one
-	// left, so the way on after a failure is another run, not resume.
-	rb.Retry = replicateRetry
-	if f.DryRun {
-		return planOnly(ctx, f, eng, rb, 1)
+	rb.Retry = replicate.Retry
+	if opts.DryRun {
+		return planOnly(ctx, opts.IO, eng, rb, 1)
 	}
 	_, err = eng.Run(ctx, rb, tasks.RunOptions{})
 	run.Release()
-	if err == nil && run.Summary != "" && !f.IO.JSON {
-		fmt.Fprintf(f.IO.ErrOut, "%s %s → %s: %s\n", f.IO.ColorScheme().SuccessIcon(), ends.SourceHost, ends.TargetHost, hostout.Sanitize(run.Summary))
+	if err == nil && run.Summary != "" && !opts.IO.JSON {
+		fmt.Fprintf(opts.IO.ErrOut, "%s %s → %s: %s\n", opts.IO.ColorScheme().SuccessIcon(), ends.SourceHost, ends.TargetHost, hostout.Sanitize(run.Summary))
 	}
 	return quiet(err)
 }
 
-func checkTransport(t string) error {
-	if t != "" && t != inventory.TransportRelay && t != inventory.TransportDirect {
-		return usagef("--transport: expected relay or direct, got %q", t)
+// directionKV reads the replication direction a failover recorded, from
+// the inventory's Consul (nil without one).
+func directionKV(apis func(*inventory.Inventory, *tasks.Engine) (func(context.Context) (*api.Client, error), func(context.Context) (*nomadapi.Client, error)),
+	inv *inventory.Inventory, eng *tasks.Engine) func(context.Context) (replicate.KV, error) {
+	consulFn, _ := apis(inv, eng)
+	if consulFn == nil {
+		return nil
 	}
-	return nil
+	return func(ctx context.Context) (replicate.KV, error) {
+		client, err := consulFn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return &consul.Cluster{Client: client}, nil
+	}
 }
-
-// recordedDirection applies the direction a failover recorded in Consul
-// (failover.DirectionKey): after zippy → c1, `--name services` sends c1 →
-// zippy, and an explicit `zippy c1` is refused rather than sending the old
-// primary's stale data over the new primary's copies.
-func recordedDirection(ctx context.Context, f *Factory, inv *inventory.Inventory, eng *tasks.Engine, ends replicate.Ends, explicit bool) (replicate.Ends, error) {
-	if inv.Consul == nil {
-		return ends, nil
-	}
-	client, err := f.consulClient(ctx, inv, eng.Env.Connect)
-	if err != nil {
-		return ends, err
-	}
-	src, _, ok, err := (&consul.Cluster{Client: client}).Get(ctx, failover.DirectionKey(ends.Name))
-	if err != nil {
-		return ends, fmt.Errorf("reading the replication's direction from Consul: %w", err)
-	}
-	if !ok || src == ends.SourceHost {
-		return ends, nil
-	}
-	if src != ends.TargetHost {
-		return ends, fmt.Errorf("consul kv %s names %s, which takes no part in replication %s", failover.DirectionKey(ends.Name), src, ends.Name)
-	}
-	if explicit {
-		return ends, &RefusedError{Reason: fmt.Sprintf("replication %s runs %s → %s since a failover (consul kv %s): run hoctl replicate %s %s",
-			ends.Name, ends.TargetHost, ends.SourceHost, failover.DirectionKey(ends.Name), ends.TargetHost, ends.SourceHost)}
-	}
-	return ends.Reverse(), nil
-}
-
-// replicateRetry is what a failed replication says instead of resume.
-const replicateRetry = "run hoctl replicate again: it inspects both sides anew and removes what this run left"

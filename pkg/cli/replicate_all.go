@@ -3,12 +3,10 @@ package cli
 import (
 	"context"
 	"fmt"
-	"sort"
-	"strings"
-	"sync"
-	"time"
-
 	"github.com/hoctl/hoctl/pkg/hostout"
+	"github.com/hoctl/hoctl/pkg/iostreams"
+	"strings"
+
 	"github.com/hoctl/hoctl/pkg/replicate"
 	"github.com/hoctl/hoctl/pkg/tasks"
 )
@@ -19,194 +17,123 @@ import (
 // for the wave before. One failure does not stop the others: a standby
 // that is down must not leave every other standby stale too.
 func replicateAll(ctx context.Context, opts *ReplicateOptions) error {
-	f := opts.F
-	inv, err := f.Inventory(ctx)
+	inv, err := opts.Inventory(ctx)
 	if err != nil {
 		return err
 	}
-	if len(inv.Replication) == 0 {
-		return usagef("the inventory has no replication section: nothing to replicate (docs/inventory.md#replication)")
-	}
-	if err := checkTransport(opts.Transport); err != nil {
+	if err := replicate.RequireAny(inv); err != nil {
 		return err
 	}
-	eng, closeFn, err := f.Engine(inv, nil)
+	if err := replicate.CheckTransport(opts.Transport); err != nil {
+		return err
+	}
+	eng, closeFn, err := opts.Engine(inv, nil)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
-
-	names := make([]string, 0, len(inv.Replication))
-	for n := range inv.Replication {
-		names = append(names, n)
+	jobs, err := replicate.Plan(ctx, inv, directionKV(opts.APIs, inv, eng), replicate.Options{Full: opts.Full, Transport: opts.Transport})
+	if err != nil {
+		return err
 	}
-	sort.Strings(names)
-	jobs := make([]*replicationJob, 0, len(names))
-	for _, n := range names {
-		ends, err := recordedDirection(ctx, f, inv, eng, replicate.EndsOf(inv.Replication[n]), false)
-		if err != nil {
-			return fmt.Errorf("replication %s: %w", n, err)
-		}
-		j := &replicationJob{ends: ends}
-		j.rb, j.run = replicate.Runbook(inv, ends, replicate.Options{Full: opts.Full, Transport: opts.Transport})
-		j.rb.Retry = replicateRetry
-		jobs = append(jobs, j)
-	}
-	waves := replicationWaves(jobs)
+	waves := replicate.Waves(jobs)
 
 	// One plan and one question for them all; a replication whose before
 	// checks fail now is shown and left out rather than started to be
 	// refused.
-	failing := 0
-	for _, j := range jobs {
-		p, err := eng.Plan(ctx, j.rb, 1)
-		if err != nil {
-			return fmt.Errorf("replication %s: %w", j.ends.Name, err)
-		}
-		if f.IO.JSON {
-			eng.Reporter.Plan(p)
-		} else {
-			tasks.PrintPlan(f.IO.Out, f.IO.OutColorScheme(), p, nil)
-		}
-		if err := p.Refusal(); err != nil {
-			j.err = err
-			failing++
-		}
+	failing, err := planEach(ctx, opts.IO, eng, jobs)
+	if err != nil {
+		return err
 	}
-	if !f.IO.JSON {
-		fmt.Fprintf(f.IO.ErrOut, "%d replication(s) in %d wave(s): %s\n", len(jobs), len(waves), describeWaves(waves))
+	if !opts.IO.JSON {
+		fmt.Fprintf(opts.IO.ErrOut, "%d replication(s) in %d wave(s): %s\n", len(jobs), len(waves), replicate.DescribeWaves(waves))
 	}
-	if f.DryRun {
+	if opts.DryRun {
 		if failing > 0 {
 			return &SilentError{Code: ExitRefused}
 		}
 		return nil
 	}
 	if failing == len(jobs) {
-		return replicateSummary(f, jobs)
+		return replicateSummary(opts.IO, jobs)
 	}
-	if !f.Yes {
-		if eng.Confirm == nil {
-			return &tasks.ConfirmError{Reason: "refusing to change anything without --yes: no terminal to confirm on"}
-		}
-		ok, err := eng.Confirm(ctx, fmt.Sprintf("Run %d replication(s)?", len(jobs)-failing))
-		if err != nil {
+	if !opts.Yes {
+		if err := confirmAll(ctx, eng, len(jobs)-failing); err != nil {
 			return err
 		}
-		if !ok {
-			return &tasks.ConfirmError{Reason: "not confirmed: nothing was changed"}
-		}
 	}
 
-	for _, wave := range waves {
-		var wg sync.WaitGroup
-		for _, j := range wave {
-			if j.err != nil {
-				continue
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				// Each run reports on its own; the connections are shared.
-				e := *eng
-				e.Yes = true
-				e.Reporter = tasks.NewReporter(f.IO, nil)
-				start := time.Now()
-				_, j.err = e.Run(ctx, j.rb, tasks.RunOptions{SkipPlan: true})
-				j.run.Release()
-				j.took = time.Since(start)
-			}()
-		}
-		wg.Wait()
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
+	// Each run reports on its own; the connections are shared.
+	if err := replicate.RunAll(ctx, eng, waves, func() tasks.Reporter { return tasks.NewReporter(opts.IO, nil) }); err != nil {
+		return err
 	}
-	return replicateSummary(f, jobs)
+	return replicateSummary(opts.IO, jobs)
 }
 
-// replicationJob is one replication of a `replicate` with no arguments.
-type replicationJob struct {
-	ends replicate.Ends
-	rb   *tasks.Runbook
-	run  *replicate.Run
-	err  error
-	took time.Duration
-}
-
-// replicationWaves orders jobs into waves in which no two share a host,
-// first fit in name order: a host never takes part in two replications at
-// once (its disk and its link are the bottleneck, and its lock would
-// refuse the second anyway).
-func replicationWaves(jobs []*replicationJob) [][]*replicationJob {
-	var waves [][]*replicationJob
-	var busy []map[string]bool
+// planEach shows each job's plan and marks the jobs whose before checks
+// fail now (Err); it returns how many.
+func planEach(ctx context.Context, io *iostreams.IOStreams, eng *tasks.Engine, jobs []*replicate.Job) (int, error) {
+	failing := 0
 	for _, j := range jobs {
-		placed := false
-		for i := range waves {
-			if !busy[i][j.ends.SourceHost] && !busy[i][j.ends.TargetHost] {
-				waves[i] = append(waves[i], j)
-				busy[i][j.ends.SourceHost], busy[i][j.ends.TargetHost] = true, true
-				placed = true
-				break
-			}
+		p, err := eng.Plan(ctx, j.Runbook, 1)
+		if err != nil {
+			return 0, fmt.Errorf("replication %s: %w", j.Ends.Name, err)
 		}
-		if !placed {
-			waves = append(waves, []*replicationJob{j})
-			busy = append(busy, map[string]bool{j.ends.SourceHost: true, j.ends.TargetHost: true})
+		if io.JSON {
+			eng.Reporter.Plan(p)
+		} else {
+			tasks.PrintPlan(io.Out, io.OutColorScheme(), p, nil)
+		}
+		if err := p.Refusal(); err != nil {
+			j.Err = err
+			failing++
 		}
 	}
-	return waves
+	return failing, nil
 }
 
-func describeWaves(waves [][]*replicationJob) string {
-	parts := make([]string, len(waves))
-	for i, w := range waves {
-		names := make([]string, len(w))
-		for k, j := range w {
-			names[k] = fmt.Sprintf("%s (%s → %s)", j.ends.Name, j.ends.SourceHost, j.ends.TargetHost)
-		}
-		parts[i] = strings.Join(names, ", ")
+// confirmAll asks once for n replications.
+func confirmAll(ctx context.Context, eng *tasks.Engine, n int) error {
+	if eng.Confirm == nil {
+		return &tasks.ConfirmError{Reason: "refusing to change anything without --yes: no terminal to confirm on"}
 	}
-	return strings.Join(parts, "; then ")
+	ok, err := eng.Confirm(ctx, fmt.Sprintf("Run %d replication(s)?", n))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &tasks.ConfirmError{Reason: "not confirmed: nothing was changed"}
+	}
+	return nil
 }
 
 // replicateSummary prints one line per replication and returns one exit
 // code: 0 when all succeeded, the failures' code when they share one, and
 // 1 (a step failed) when they differ.
-func replicateSummary(f *Factory, jobs []*replicationJob) error {
-	code := ExitOK
-	failed := 0
+func replicateSummary(io *iostreams.IOStreams, jobs []*replicate.Job) error {
+	code, failed := replicate.Outcome(jobs, ExitCode)
 	for _, j := range jobs {
-		c := ExitCode(j.err)
-		if c != ExitOK {
-			failed++
-			if code == ExitOK {
-				code = c
-			} else if code != c {
-				code = ExitFailed
+		c := ExitCode(j.Err)
+		if io.JSON {
+			ev := replicationResult{Event: "replication", Name: j.Ends.Name, Source: j.Ends.SourceHost, Target: j.Ends.TargetHost,
+				OK: j.Err == nil, Code: c, Summary: j.Run.Summary, Seconds: j.Took.Seconds()}
+			if j.Err != nil {
+				ev.Error = j.Err.Error()
 			}
-		}
-		if f.IO.JSON {
-			ev := replicationResult{Event: "replication", Name: j.ends.Name, Source: j.ends.SourceHost, Target: j.ends.TargetHost,
-				OK: j.err == nil, Code: c, Summary: j.run.Summary, Seconds: j.took.Seconds()}
-			if j.err != nil {
-				ev.Error = j.err.Error()
-			}
-			if err := f.IO.Event(ev); err != nil {
+			if err := io.Event(ev); err != nil {
 				return err
 			}
 			continue
 		}
-		cs := f.IO.ColorScheme()
-		if j.err == nil {
-			fmt.Fprintf(f.IO.ErrOut, "%s %s %s → %s: %s\n", cs.SuccessIcon(), j.ends.Name, j.ends.SourceHost, j.ends.TargetHost, hostout.Sanitize(j.run.Summary))
+		cs := io.ColorScheme()
+		if j.Err == nil {
+			fmt.Fprintf(io.ErrOut, "%s %s %s → %s: %s\n", cs.SuccessIcon(), j.Ends.Name, j.Ends.SourceHost, j.Ends.TargetHost, hostout.Sanitize(j.Run.Summary))
 		} else {
-			fmt.Fprintf(f.IO.ErrOut, "%s %s %s → %s: %s (exit %d)\n", cs.FailureIcon(), j.ends.Name, j.ends.SourceHost, j.ends.TargetHost, hostout.Sanitize(oneLine(j.err)), c)
+			fmt.Fprintf(io.ErrOut, "%s %s %s → %s: %s (exit %d)\n", cs.FailureIcon(), j.Ends.Name, j.Ends.SourceHost, j.Ends.TargetHost, hostout.Sanitize(oneLine(j.Err)), c)
 		}
 	}
-	if !f.IO.JSON {
-		fmt.Fprintf(f.IO.ErrOut, "%d of %d replication(s) done, %d failed\n", len(jobs)-failed, len(jobs), failed)
+	if !io.JSON {
+		fmt.Fprintf(io.ErrOut, "%d of %d replication(s) done, %d failed\n", len(jobs)-failed, len(jobs), failed)
 	}
 	if code == ExitOK {
 		return nil

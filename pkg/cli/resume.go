@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -14,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hoctl/hoctl/pkg/failover"
+	"github.com/hashicorp/consul/api"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/tasks"
 	"github.com/spf13/cobra"
@@ -22,7 +20,7 @@ import (
 
 // ResumeOptions are the inputs of `hoctl resume`.
 type ResumeOptions struct {
-	F        *Factory
+	Invocation
 	RunID    string
 	Force    bool
 	AllHosts bool
@@ -31,14 +29,9 @@ type ResumeOptions struct {
 	Limit string
 }
 
-// ResumeRefusedError is a run that resume will not continue.
-type ResumeRefusedError struct{ Reason string }
-
-func (e *ResumeRefusedError) Error() string { return e.Reason }
-
 // NewCmdResume continues a failed or interrupted run.
 func NewCmdResume(f *Factory, runF func(*ResumeOptions) error) *cobra.Command {
-	opts := &ResumeOptions{F: f}
+	opts := &ResumeOptions{}
 	cmd := &cobra.Command{
 		Use:   "resume RUN-ID|last",
 		Short: "Continue a failed or interrupted run from its first unfinished step",
@@ -54,6 +47,7 @@ is used.`,
 		Args: rangeArgs(1, 1),
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.RunID = args[0]
+			opts.Invocation = f.Invocation()
 			if runF != nil {
 				return runF(opts)
 			}
@@ -69,8 +63,7 @@ is used.`,
 }
 
 func resumeRun(ctx context.Context, opts *ResumeOptions) error {
-	f := opts.F
-	dir := tasks.StateDir(f.Getenv)
+	dir := tasks.StateDir(opts.Getenv)
 	id, err := tasks.ResolveRunID(dir, opts.RunID)
 	if err != nil {
 		return err
@@ -81,77 +74,81 @@ func resumeRun(ctx context.Context, opts *ResumeOptions) error {
 	if err != nil {
 		var le *tasks.LockedError
 		if errors.As(err, &le) && le.Holder.PID != 0 {
-			return &ResumeRefusedError{Reason: fmt.Sprintf("run %s is being resumed by pid %d (%s, since %s): wait for it, then see hoctl history %s",
-				id, le.Holder.PID, le.Holder.User, le.Holder.Start.Local().Format(time.DateTime), id)}
+			return tasks.Refusef("run %s is being resumed by pid %d (%s, since %s): wait for it, then see hoctl history %s",
+				id, le.Holder.PID, le.Holder.User, le.Holder.Start.Local().Format(time.DateTime), id)
 		}
 		return err
 	}
 	defer func() { _ = lock.Release() }()
-	recs, err := tasks.ReadJournal(dir, id)
+	s, build, err := resumable(dir, id)
 	if err != nil {
 		return err
 	}
-	s := tasks.Summarize(id, recs)
-	switch s.Status {
-	case tasks.StatusOK:
-		return &ResumeRefusedError{Reason: fmt.Sprintf("run %s finished successfully: nothing to resume", s.ID)}
-	case tasks.StatusRunning:
-		return &ResumeRefusedError{Reason: fmt.Sprintf("run %s is still running (pid %d)", s.ID, s.PID)}
-	}
-	if s.Kind != failover.KindFailover && s.Kind != tasks.KindFile {
-		what := s.Retry
-		if what == "" {
-			what = "run its command again"
-		}
-		return &ResumeRefusedError{Reason: fmt.Sprintf("run %s (%s) cannot be resumed: %s", s.ID, s.Command, what)}
-	}
-	if f.InventoryPath == "" && f.Getenv("HOCTL_INVENTORY") == "" && filepath.IsAbs(s.InventoryPath) {
+	if filepath.IsAbs(s.InventoryPath) {
 		if _, err := os.Stat(s.InventoryPath); err == nil {
-			f.InventoryPath = s.InventoryPath // the run's own, from any directory
+			opts.DefaultInventory(s.InventoryPath) // the run's own, from any directory
 		}
 	}
-	inv, err := f.Inventory(ctx)
+	inv, err := opts.Inventory(ctx)
 	if err != nil {
 		return err
 	}
 	if inv.Hash != s.InventoryHash && !opts.Force {
-		return &ResumeRefusedError{Reason: fmt.Sprintf("the inventory changed since run %s started (%s): check it, then use --force", s.ID, inv.Path)}
+		return tasks.Refusef("the inventory changed since run %s started (%s): check it, then use --force", s.ID, inv.Path)
 	}
-	if s.Kind == failover.KindFailover {
-		if opts.Limit != "" {
-			return usagef("--limit narrows runbook files; run %s is a failover, whose hosts are the service's", s.ID)
-		}
-		return resumeFailover(ctx, opts, inv, s)
-	}
-	file := s.Params["file"]
-	data, err := os.ReadFile(file)
+	return rebuildAndRun(ctx, opts, inv, s, build)
+}
+
+// resumable is run id as its journal says, with the builder of its kind;
+// a run that finished, still runs, or is of a kind no package rebuilds
+// is refused.
+func resumable(dir, id string) (*tasks.Summary, tasks.Builder, error) {
+	recs, err := tasks.ReadJournal(dir, id)
 	if err != nil {
-		return &ResumeRefusedError{Reason: fmt.Sprintf("runbook %s of run %s: %v", file, s.ID, err)}
+		return nil, nil, err
 	}
-	sum := sha256.Sum256(data)
-	if hex.EncodeToString(sum[:]) != s.Params["sha256"] && !opts.Force {
-		return &ResumeRefusedError{Reason: fmt.Sprintf("runbook %s changed since run %s started: check it, then use --force", file, s.ID)}
+	s := tasks.Summarize(id, recs)
+	switch s.Status {
+	case tasks.StatusOK:
+		return nil, nil, tasks.Refusef("run %s finished successfully: nothing to resume", s.ID)
+	case tasks.StatusRunning:
+		return nil, nil, tasks.Refusef("run %s is still running (pid %d)", s.ID, s.PID)
 	}
-	vars := map[string]string{}
-	for k, v := range s.Params {
-		if name, ok := strings.CutPrefix(k, "var."); ok {
-			vars[name] = v
+	build, err := tasks.Lookup(s.Kind)
+	if err != nil {
+		what := s.Retry
+		if what == "" {
+			what = "run its command again"
+		}
+		return nil, nil, tasks.Refusef("run %s (%s) cannot be resumed: %s", s.ID, s.Command, what)
+	}
+	return s, build, nil
+}
+
+// rebuildAndRun rebuilds the run with its kind's builder and continues
+// it. The engine is built once the runbook is, with the secrets it
+// declares; Consul goes through its connections, so a step may ask for it
+// only once the run starts.
+func rebuildAndRun(ctx context.Context, opts *ResumeOptions, inv *inventory.Inventory, s *tasks.Summary, build tasks.Builder) error {
+	var consulFn, apiFn func(context.Context) (*api.Client, error)
+	if inv.Consul != nil {
+		consulFn = func(ctx context.Context) (*api.Client, error) {
+			if apiFn == nil {
+				return nil, errors.New("resume: Consul asked for before the run's connections were made")
+			}
+			return apiFn(ctx)
 		}
 	}
-	limit := opts.Limit
-	if limit == "" {
-		limit = s.Params["limit"]
-	}
-	rb, err := tasks.ParseRunbook(file, data, inv, tasks.LoadOptions{Vars: vars, Getenv: f.Getenv, Limit: limit})
+	rb, err := build(ctx, &tasks.Rebuild{Run: s, Inventory: inv, Limit: opts.Limit, Force: opts.Force, Plan: opts.DryRun, Getenv: opts.Getenv, Consul: consulFn})
 	if err != nil {
 		return err
 	}
-	rb.Params["file"] = file
-	eng, closeFn, err := f.Engine(inv, rb.Secrets)
+	eng, closeFn, err := opts.Engine(inv, rb.Secrets)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
+	apiFn, _ = opts.APIs(inv, eng)
 	return continueRun(ctx, opts, eng, rb, s)
 }
 
@@ -159,44 +156,24 @@ func resumeRun(ctx context.Context, opts *ResumeOptions) error {
 // the hosts that finished that step (unless --all-hosts), as Ansible's
 // retry files do.
 func continueRun(ctx context.Context, opts *ResumeOptions, eng *tasks.Engine, rb *tasks.Runbook, s *tasks.Summary) error {
-	f := opts.F
 	from := s.NextStep()
 	if from > len(rb.Steps) {
-		return &ResumeRefusedError{Reason: fmt.Sprintf("run %s has no unfinished step", s.ID)}
+		return tasks.Refusef("run %s has no unfinished step", s.ID)
 	}
 	step := rb.Steps[from-1]
 	if !opts.AllHosts {
 		step.Done = s.HostsDone(from, step.After != nil)
 		if len(step.Done) > 0 {
-			fmt.Fprintf(f.IO.ErrOut, "step %d already finished on %s in run %s: left alone (--all-hosts redoes it there)\n",
+			fmt.Fprintf(opts.IO.ErrOut, "step %d already finished on %s in run %s: left alone (--all-hosts redoes it there)\n",
 				from, strings.Join(slices.Sorted(maps.Keys(step.Done)), ", "), s.ID)
 		}
 	}
-	if f.DryRun {
-		return planOnly(ctx, f, eng, rb, from)
+	if opts.DryRun {
+		return planOnly(ctx, opts.IO, eng, rb, from)
 	}
-	fmt.Fprintf(f.IO.ErrOut, "resuming run %s at step %d of %d: %s\n", s.ID, from, len(rb.Steps), step.Title)
+	fmt.Fprintf(opts.IO.ErrOut, "resuming run %s at step %d of %d: %s\n", s.ID, from, len(rb.Steps), step.Title)
 	_, err := eng.Run(ctx, rb, tasks.RunOptions{ResumeID: s.ID, From: from})
 	return quiet(err)
-}
-
-// resumeFailover rebuilds a failover with the run's own parameters: the
-// old primary is the one the run recorded, not the owner key, which the
-// run may already have moved.
-func resumeFailover(ctx context.Context, opts *ResumeOptions, inv *inventory.Inventory, s *tasks.Summary) error {
-	f := opts.F
-	eng, closeFn, err := f.Engine(inv, nil)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	fo := &FailoverOptions{F: f, To: s.Params["to"], Service: s.Params["service"],
-		PrimaryDown: s.Params["primary_down"] == "true", AcceptLag: s.Params["accept_lag"] == "true"}
-	rb, err := failoverRunbook(ctx, f, inv, eng, fo, s.Params["from"], s.Params["token"])
-	if err != nil {
-		return err
-	}
-	return continueRun(ctx, opts, eng, rb, s)
 }
 
 func currentUser() string {

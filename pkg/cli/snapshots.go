@@ -4,26 +4,26 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hoctl/hoctl/pkg/hostout"
+	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/iostreams"
 	"time"
 
-	"github.com/hoctl/hoctl/pkg/btrfs"
-	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/replicate"
-	"github.com/hoctl/hoctl/pkg/retention"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 	"github.com/spf13/cobra"
 )
 
 // SnapshotsOptions are the inputs of `hoctl snapshots`.
 type SnapshotsOptions struct {
-	F    *Factory
+	Invocation
 	Host string
 	Name string
 }
 
 // NewCmdSnapshots lists a host's replication snapshots.
 func NewCmdSnapshots(f *Factory, runF func(*SnapshotsOptions) error) *cobra.Command {
-	opts := &SnapshotsOptions{F: f}
+	opts := &SnapshotsOptions{}
 	cmd := &cobra.Command{
 		Use:   "snapshots HOST [--name N]",
 		Short: "List a host's replication snapshots with UUIDs, and which ones the other side shares",
@@ -35,6 +35,7 @@ incremental send. Read-only: nothing changes.`,
 		Args: rangeArgs(1, 1),
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.Host = args[0]
+			opts.Invocation = f.Invocation()
 			if runF != nil {
 				return runF(opts)
 			}
@@ -68,24 +69,11 @@ type SnapshotRow struct {
 }
 
 func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
-	f := opts.F
-	inv, err := f.Inventory(ctx)
+	inv, h, reps, err := snapshotsScope(ctx, opts)
 	if err != nil {
 		return err
 	}
-	h := inv.Host(opts.Host)
-	if h == nil {
-		_, err := inv.Select(opts.Host) // for its "did you mean"
-		if err == nil {
-			err = usagef("snapshots takes one host, not %q", opts.Host)
-		}
-		return err
-	}
-	reps, err := replicate.Involving(inv, h.Name, opts.Name)
-	if err != nil {
-		return usagef("%v", err)
-	}
-	conn, err := f.Connector(inv)
+	conn, err := opts.Connector(inv)
 	if err != nil {
 		return err
 	}
@@ -98,6 +86,7 @@ func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
 		}
 		return replicate.List(ctx, r, dir, base)
 	}
+	warn := opts.IO.ColorScheme().WarningIcon()
 	var rows []SnapshotRow
 	var firstErr error
 	for _, e := range reps {
@@ -111,88 +100,79 @@ func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
 		}
 		theirs, perr := side(peer, peerDir, e.Base)
 		if perr != nil {
-			fmt.Fprintf(f.IO.ErrOut, "%s %s: cannot read the other side (%s:%s): %s\n", f.IO.ColorScheme().WarningIcon(), e.Name, peer, peerDir, hostout.Sanitize(perr.Error()))
+			fmt.Fprintf(opts.IO.ErrOut, "%s %s: cannot read the other side (%s:%s): %s\n", warn, e.Name, peer, peerDir, hostout.Sanitize(perr.Error()))
 			if firstErr == nil {
 				firstErr = perr
 			}
 		}
 		for _, p := range mine.Problems {
-			fmt.Fprintf(f.IO.ErrOut, "%s %s:%s: %s\n", f.IO.ColorScheme().WarningIcon(), h.Name, dir, hostout.Sanitize(p))
+			fmt.Fprintf(opts.IO.ErrOut, "%s %s:%s: %s\n", warn, h.Name, dir, hostout.Sanitize(p))
 		}
-		common := map[string]bool{}
-		next := ""
-		if theirs != nil {
-			src, dst := mine.Snapshots, theirs.Snapshots
-			if role == "target" {
-				src, dst = theirs.Snapshots, mine.Snapshots
-			}
-			for i, c := range btrfs.CommonSnapshots(src, dst) {
-				u := c.Source.UUID
-				if role == "target" {
-					u = c.Target.UUID
-				}
-				common[u] = true
-				if i == 0 {
-					next = u
-				}
-			}
-		}
-		verdicts := snapshotVerdicts(e, role, mine, next)
-		for _, s := range mine.Snapshots {
-			v := verdicts[s.Name()]
-			rows = append(rows, SnapshotRow{Kept: v.Keep, Why: v.Reason(), Replication: e.Name, Host: h.Name, Role: role, Dir: dir, Name: s.Name(), UUID: s.UUID,
-				ReceivedUUID: s.ReceivedUUID, ParentUUID: s.ParentUUID, Created: s.Created, ReadOnly: s.ReadOnly,
-				Common: common[s.UUID], NextParent: s.UUID == next, PeerKnown: theirs != nil})
-		}
-		if !f.IO.JSON {
-			printSnapshots(f, e, role, peer, rows, theirs != nil)
+		rows = append(rows, snapshotRows(e, h.Name, role, dir, mine, theirs)...)
+		if !opts.IO.JSON {
+			printSnapshots(opts.IO, e, role, peer, rows, theirs != nil)
 			rows = rows[:0]
 		}
 	}
-	if f.IO.JSON {
+	if opts.IO.JSON {
 		for _, r := range rows {
-			if err := f.IO.EventOf("snapshot", r); err != nil {
+			if err := opts.IO.EventOf("snapshot", r); err != nil {
 				return err
 			}
 		}
 	}
-	var ce *sshexec.ConnError
-	if errors.As(firstErr, &ce) {
+	switch {
+	case errors.As(firstErr, new(*sshexec.ConnError)):
 		return &SilentError{Code: ExitUnreachable}
-	}
-	if firstErr != nil {
+	case firstErr != nil:
 		return &SilentError{Code: ExitFailed}
 	}
 	return nil
 }
 
-// snapshotVerdicts is what the side's retention policy does with its
-// complete snapshots now, the next parent protected as a run protects it.
-func snapshotVerdicts(e replicate.Ends, role string, side *replicate.Side, nextUUID string) map[string]retention.Verdict {
-	complete := side.Complete()
-	protect := map[string]string{}
-	for _, s := range complete {
-		if s.UUID == nextUUID {
-			protect[s.Name()] = replicate.NewestCommon
+// snapshotsScope is the host the command names and the replications it
+// takes part in (--name: only that one).
+func snapshotsScope(ctx context.Context, opts *SnapshotsOptions) (*inventory.Inventory, *inventory.Host, []replicate.Ends, error) {
+	inv, err := opts.Inventory(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	h := inv.Host(opts.Host)
+	if h == nil {
+		_, err := inv.Select(opts.Host) // for its "did you mean"
+		if err == nil {
+			err = usagef("snapshots takes one host, not %q", opts.Host)
 		}
+		return nil, nil, nil, err
 	}
-	out := map[string]retention.Verdict{}
-	for _, v := range replicate.Retain(e.Keep(role == "source"), complete, time.Now(), protect) {
-		out[v.Name] = v
+	reps, err := replicate.Involving(inv, h.Name, opts.Name)
+	if err != nil {
+		return nil, nil, nil, usagef("%v", err)
 	}
-	for _, s := range side.Snapshots {
-		if !s.ReadOnly {
-			out[s.Name()] = retention.Verdict{Keep: true, Reasons: []string{"writable: a receive in progress or garbage, not retention's"}}
-		}
-	}
-	return out
+	return inv, h, reps, nil
 }
 
-func printSnapshots(f *Factory, e replicate.Ends, role, peer string, rows []SnapshotRow, peerKnown bool) {
-	cs := f.IO.OutColorScheme()
-	fmt.Fprintf(f.IO.Out, "%s %s: %s:%s → %s:%s (this host is the %s; keep %s)\n", cs.Bold("replication"), e.Name, e.SourceHost, e.SourceDir, e.TargetHost, e.TargetDir, role, e.Keep(role == "source"))
+// snapshotRows are the rows of one side (host, in dir, the replication's
+// role) of replication e: which snapshots the other side shares (theirs
+// nil: unknown) and what retention does with each now.
+func snapshotRows(e replicate.Ends, host, role, dir string, mine, theirs *replicate.Side) []SnapshotRow {
+	common, next := replicate.Shared(mine, theirs, role == "source")
+	verdicts := replicate.Verdicts(e, role == "source", mine, next, time.Now())
+	var rows []SnapshotRow
+	for _, s := range mine.Snapshots {
+		v := verdicts[s.Name()]
+		rows = append(rows, SnapshotRow{Kept: v.Keep, Why: v.Reason(), Replication: e.Name, Host: host, Role: role, Dir: dir, Name: s.Name(), UUID: s.UUID,
+			ReceivedUUID: s.ReceivedUUID, ParentUUID: s.ParentUUID, Created: s.Created, ReadOnly: s.ReadOnly,
+			Common: common[s.UUID], NextParent: s.UUID == next, PeerKnown: theirs != nil})
+	}
+	return rows
+}
+
+func printSnapshots(io *iostreams.IOStreams, e replicate.Ends, role, peer string, rows []SnapshotRow, peerKnown bool) {
+	cs := io.OutColorScheme()
+	fmt.Fprintf(io.Out, "%s %s: %s:%s → %s:%s (this host is the %s; keep %s)\n", cs.Bold("replication"), e.Name, e.SourceHost, e.SourceDir, e.TargetHost, e.TargetDir, role, e.Keep(role == "source"))
 	if len(rows) == 0 {
-		fmt.Fprintln(f.IO.Out, "  no snapshots")
+		fmt.Fprintln(io.Out, "  no snapshots")
 		return
 	}
 	var table [][]string
@@ -220,5 +200,5 @@ func printSnapshots(f *Factory, e replicate.Ends, role, peer string, rows []Snap
 		}
 		table = append(table, []string{r.Name, r.UUID, dash(r.ReceivedUUID), created, flags, shared, why})
 	}
-	fmt.Fprint(f.IO.Out, cs.Table("  ", false, []string{"SNAPSHOT", "UUID", "RECEIVED UUID", "CREATED", "FLAGS", "ON " + peer, "KEPT BECAUSE"}, table))
+	fmt.Fprint(io.Out, cs.Table("  ", false, []string{"SNAPSHOT", "UUID", "RECEIVED UUID", "CREATED", "FLAGS", "ON " + peer, "KEPT BECAUSE"}, table))
 }

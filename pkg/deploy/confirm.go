@@ -117,7 +117,7 @@ func (r *Run) arm(ctx context.Context, env *tasks.Env, h *inventory.Host) error 
 		return err
 	}
 	if res, err := run.Run(ctx, sshexec.Cmd{Script: armScript(RollbackUnit(h), before.generation, firedMarker(RollbackUnit(h)), rollbackScript(RollbackUnit(h)), r.Opts.ConfirmTimeout)}); err != nil {
-		return fmt.Errorf("%s: arming the magic rollback (systemd-run, nix-env) failed, nothing deployed: %s", h.Name, sshexec.FirstLine(res, err))
+		return fmt.Errorf("%s: arming the magic rollback (systemd-run, nix-env) failed, nothing deployed: %w", h.Name, sshexec.OneLine(res, err))
 	}
 	r.mu.Lock()
 	r.armed[h.Name] = time.Now()
@@ -222,7 +222,7 @@ func (r *Run) confirm(ctx context.Context, env *tasks.Env, h *inventory.Host, he
 		if err == nil {
 			err = errors.New("the confirm timeout passed while the checks ran")
 		}
-		return "", r.awaitRollback(ctx, h, before, deadline, fmt.Errorf("cancelling the rollback failed: %s", sshexec.FirstLine(res, err)))
+		return "", r.awaitRollback(ctx, h, before, deadline, fmt.Errorf("cancelling the rollback failed: %w", sshexec.OneLine(res, err)))
 	}
 	return notes + "; confirmed over a new SSH connection, rollback cancelled", nil
 }
@@ -252,6 +252,8 @@ func (r *Run) undo(ctx context.Context, run sshexec.Runner, h *inventory.Host, d
 	// Start the rollback's service first: with its timer stopped first,
 	// the transient service could be unloaded before it runs.
 	if res, err := run.Run(ctx, sshexec.Cmd{Script: "systemctl start --no-block " + unit + ".service && systemctl stop " + unit + ".timer"}); err != nil {
+		// A side note, as text: why stays the cause the exit code is
+		// read from.
 		why = fmt.Errorf("%w; starting the rollback at once failed too (%s), the timer fires by itself", why, sshexec.FirstLine(res, err))
 	}
 	return r.awaitRollback(ctx, h, before, deadline, why)

@@ -338,7 +338,7 @@ func (r *Run) beforeHost(quorum bool) func(ctx context.Context, env *tasks.Env, 
 			}
 			res, err := run.Run(ctx, sshexec.Cmd{Script: pendingScript(RollbackUnit(h))})
 			if err != nil {
-				return "", fmt.Errorf("%s: reading the state of its magic rollback: %s", h.Name, sshexec.FirstLine(res, err))
+				return "", fmt.Errorf("%s: reading the state of its magic rollback: %w", h.Name, sshexec.OneLine(res, err))
 			}
 			if err := pending(h, res.Stdout); err != nil {
 				return "", err

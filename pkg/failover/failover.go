@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hoctl/hoctl/pkg/btrfs"
+	"github.com/hoctl/hoctl/pkg/exitcode"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/replicate"
 	"github.com/hoctl/hoctl/pkg/sshexec"
@@ -33,19 +34,9 @@ type Consul interface {
 	CAS(ctx context.Context, key, value string, index uint64) (bool, error)
 }
 
-// DirectionKey is where a failover records which end of a replication
-// is its source now.
-func DirectionKey(replication string) string {
-	return "hoctl/replication/" + replication + "/source"
-}
-
-// InputError is a failover the inventory or the command line makes
-// impossible, found before anything is asked or changed.
-type InputError struct{ Msg string }
-
-func (e *InputError) Error() string { return e.Msg }
-
-func inputf(format string, args ...any) error { return &InputError{Msg: fmt.Sprintf(format, args...)} }
+// inputf is a failover the inventory or the command line makes
+// impossible, found before anything is asked or changed: exit 2.
+func inputf(format string, args ...any) error { return exitcode.Usagef(format, args...) }
 
 // Options shape one failover.
 type Options struct {
@@ -213,22 +204,22 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 		RetryDelay: time.Second,
 	}, &tasks.Step{
 		Title: fmt.Sprintf("record the direction: replication %s now runs %s → %s", rep.Name, o.To, o.From),
-		Action: &tasks.Func{Desc: fmt.Sprintf("consul kv put %s %s; write %s into %s:%s and %s:%s", DirectionKey(rep.Name), o.To, o.To,
+		Action: &tasks.Func{Desc: fmt.Sprintf("consul kv put %s %s; write %s into %s:%s and %s:%s", replicate.DirectionKey(rep.Name), o.To, o.To,
 			o.To, replicate.DirectionFile(ends.TargetDir, rep.Name), o.From, replicate.DirectionFile(ends.SourceDir, rep.Name)), Fn: func(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
 			c, err := r.Consul(ctx)
 			if err != nil {
 				return "", err
 			}
-			_, idx, _, err := c.Get(ctx, DirectionKey(rep.Name))
+			_, idx, _, err := c.Get(ctx, replicate.DirectionKey(rep.Name))
 			if err != nil {
 				return "", err
 			}
-			ok, err := c.CAS(ctx, DirectionKey(rep.Name), o.To, idx)
+			ok, err := c.CAS(ctx, replicate.DirectionKey(rep.Name), o.To, idx)
 			if err != nil {
 				return "", err
 			}
 			if !ok {
-				return "", fmt.Errorf("recording the direction: %s changed meanwhile", DirectionKey(rep.Name))
+				return "", fmt.Errorf("recording the direction: %s changed meanwhile", replicate.DirectionKey(rep.Name))
 			}
 			// Also on the hosts, where a replication run without Consul
 			// (a timer on the old primary) finds it under its lock.
@@ -491,14 +482,13 @@ func (r *Run) fenceCmd() string {
 }
 
 // unfenceCmd lifts a fence left by an earlier failover away from this
-// host (and a runtime mask, which hoctl once used for fencing, where there
-// is one), then starts the unit; its own owner-key check still decides.
-// This runs while nothing serves, so it does no daemon-reload before the
-// start: the fence asserts its own absence, so the start passes once the
-// file is gone, and the reload that tidies systemd's view of the unit
-// comes after. (On a loaded host each reload took 2-4 s, and `systemctl
-// unmask` is one: the unconditional reload and unmask made the outage
-// 4-8 s longer.)
+// host (and a runtime mask, an older hoctl's fence, where there is one),
+// then starts the unit; its own owner-key check still decides. This runs
+// while nothing serves, so it does no daemon-reload before the start
+// (a reload is slow on a loaded host, and `systemctl unmask` is one):
+// the fence asserts its own absence, so the start passes once the file
+// is gone, and the reload that tidies systemd's view of the unit comes
+// after. docs/failover.md, step "start NFS on the target".
 func unfenceCmd(unit string) string {
 	d, mask := sshexec.Quote(FenceDropIn(unit)), sshexec.Quote("/run/systemd/system/"+unit)
 	return "fenced=; if [ -e " + d + " ]; then rm -f " + d + " && fenced=1; fi && " +
@@ -547,7 +537,7 @@ func (r *Run) fence(ctx context.Context, env *tasks.Env, _ *inventory.Host) (str
 		return "", err
 	}
 	if res, err := run.Run(ctx, sshexec.Cmd{Script: r.fenceCmd()}); err != nil {
-		return "", fmt.Errorf("%s: stopping %s: %s", o.From, r.NFS.Unit, sshexec.FirstLine(res, err))
+		return "", fmt.Errorf("%s: stopping %s: %w", o.From, r.NFS.Unit, sshexec.OneLine(res, err))
 	}
 	return fmt.Sprintf("owner %s; %s fenced (%s) and stopped on %s", o.To, r.NFS.Unit, FenceDropIn(r.NFS.Unit), o.From), nil
 }
@@ -621,7 +611,7 @@ func (r *Run) promote(ctx context.Context, env *tasks.Env, h *inventory.Host) (s
 		return "", err
 	}
 	if res, err := run.Run(ctx, sshexec.Cmd{Script: r.promoteCmd(copy.Path)}); err != nil {
-		return "", fmt.Errorf("%s: promoting %s: %s", h.Name, copy.Name(), sshexec.FirstLine(res, err))
+		return "", fmt.Errorf("%s: promoting %s: %w", h.Name, copy.Name(), sshexec.OneLine(res, err))
 	}
 	return fmt.Sprintf("%s is a writable snapshot of %s", r.NFS.Subvolume, copy.Name()), nil
 }
@@ -665,7 +655,7 @@ func writeDirection(ctx context.Context, env *tasks.Env, h *inventory.Host, dir,
 	}
 	res, err := run.Run(ctx, replicate.DirectionCmd(dir, name, source))
 	if err != nil {
-		return fmt.Errorf("%s: writing %s: %s", h.Name, replicate.DirectionFile(dir, name), sshexec.FirstLine(res, err))
+		return fmt.Errorf("%s: writing %s: %w", h.Name, replicate.DirectionFile(dir, name), sshexec.OneLine(res, err))
 	}
 	return nil
 }

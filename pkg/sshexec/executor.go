@@ -19,12 +19,11 @@ import (
 // An executor is one long-lived shell per connection that runs commands
 // sent to it over its stdin, so that a command costs the host two forks
 // instead of a new SSH session (sshd forking a session process and
-// starting the login shell). Measured on the lab: ~3 ms of server CPU per
-// command through sessions, and a 20-host, 10-step runbook went from
-// 0.53 s to about 0.42 s. A connection's first command still takes a
-// session of its own (a one-shot `hoctl run` gains nothing from an
-// executor) unless the pool is eager (runbooks), and the executor starts
-// with the second.
+// starting the login shell); docs/ssh.md#the-executor and
+// docs/benchmarks.md say what that saves. A connection's first command
+// still takes a session of its own (a one-shot `hoctl run` gains nothing
+// from an executor) unless the pool is eager (runbooks), and the
+// executor starts with the second.
 //
 // Protocol, per command: hoctl writes a random marker line, the command
 // line, and the marker again. The executor runs the command in the

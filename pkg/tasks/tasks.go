@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hoctl/hoctl/pkg/exitcode"
 	"strings"
 	"time"
 
@@ -138,8 +139,10 @@ func (s *Step) hostNames() []string {
 
 // Errors mapped to exit codes by the CLI.
 
-// RefusedError is a before check that failed: the step did not start and
-// nothing was changed by it (exit 3).
+// RefusedError is a run that refused to start or to go on, and changed
+// nothing by refusing (exit 3): a before check that failed (Step, Title,
+// Hosts, Err), or, with Reason, what the cluster or the run itself is in
+// (a run that already finished, a replication whose direction moved).
 type RefusedError struct {
 	Step  int
 	Title string
@@ -148,15 +151,28 @@ type RefusedError struct {
 	// AtPlan: the check failed when planned, so no run was started,
 	// asked for or journaled.
 	AtPlan bool
+	// Reason is a refusal that is no step's: the whole message.
+	Reason string
+}
+
+// Refusef is a refusal for a reason that is no step's.
+func Refusef(format string, args ...any) error {
+	return &RefusedError{Reason: fmt.Sprintf(format, args...)}
 }
 
 func (e *RefusedError) Error() string {
+	if e.Reason != "" {
+		return e.Reason
+	}
 	if e.AtPlan {
 		return fmt.Sprintf("before check of step %d %q fails %s; nothing was run", e.Step, e.Title, onHosts(e.Hosts, e.Err))
 	}
 	return fmt.Sprintf("step %d %q refused to start: before check failed %s", e.Step, e.Title, onHosts(e.Hosts, e.Err))
 }
 func (e *RefusedError) Unwrap() error { return e.Err }
+
+// ExitCode is exitcode.Refused: nothing was changed.
+func (e *RefusedError) ExitCode() int { return exitcode.Refused }
 
 // onHosts is "on HOSTS: ERR", naming a single host once when its error
 // already starts with its name (as sshexec's errors do).
@@ -208,6 +224,9 @@ func (e *UnverifiedError) Error() string {
 }
 func (e *UnverifiedError) Unwrap() error { return e.Err }
 
+// ExitCode is exitcode.Unverified: the change happened.
+func (e *UnverifiedError) ExitCode() int { return exitcode.Unverified }
+
 // ErrNotConfirmed is an operator saying no, or no terminal to ask on.
 var ErrNotConfirmed = errors.New("not confirmed")
 
@@ -216,3 +235,6 @@ type ConfirmError struct{ Reason string }
 
 func (e *ConfirmError) Error() string { return e.Reason }
 func (e *ConfirmError) Unwrap() error { return ErrNotConfirmed }
+
+// ExitCode is exitcode.NotConfirmed.
+func (e *ConfirmError) ExitCode() int { return exitcode.NotConfirmed }

@@ -1,0 +1,70 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"strings"
+
+	consulapi "github.com/hashicorp/consul/api"
+	"github.com/hoctl/hoctl/pkg/consul"
+	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/tasks"
+)
+
+func init() { tasks.Register(KindFailover, rebuild) }
+
+// Resolve builds the failover a command line asks for: o.Service may be
+// empty when the inventory has a single nfs service, and o.To must name
+// one host. consulFn connects to Consul when a step first needs it.
+func Resolve(ctx context.Context, inv *inventory.Inventory, consulFn func(context.Context) (Consul, error), o Options) (*tasks.Runbook, error) {
+	if o.Service == "" {
+		names := slices.Sorted(maps.Keys(inv.NFS))
+		if len(names) == 0 {
+			return nil, &inventory.Error{File: inv.Path, Msg: "no nfs section: failover moves an NFS service from its primary to a standby, so there is nothing to fail over (see hoctl help inventory, nfs)"}
+		}
+		if len(names) != 1 {
+			return nil, inputf("--service: choose one of the inventory's nfs services (%s)", strings.Join(names, ", "))
+		}
+		o.Service = names[0]
+	}
+	if inv.NFS[o.Service] == nil {
+		return nil, inputf("no nfs service %q in the inventory", o.Service)
+	}
+	if inv.Host(o.To) == nil {
+		if _, err := inv.Select(o.To); err != nil {
+			return nil, err
+		}
+		return nil, inputf("--to %q is not a single host", o.To)
+	}
+	rb, _, err := Runbook(ctx, inv, consulFn, o)
+	if rb != nil {
+		rb.Resumable = true // rebuild makes it again from the journal
+	}
+	return rb, err
+}
+
+// ConsulVia is the failover's view of the Consul client fn makes, or an
+// error for an inventory without Consul (fn nil).
+func ConsulVia(fn func(context.Context) (*consulapi.Client, error)) func(context.Context) (Consul, error) {
+	return func(ctx context.Context) (Consul, error) {
+		if fn == nil {
+			return nil, errors.New("the inventory has no consul section")
+		}
+		c, err := fn(ctx)
+		return &consul.Cluster{Client: c}, err
+	}
+}
+
+// rebuild makes a journaled failover again with the run's own
+// parameters: the old primary is the one the run recorded, not the owner
+// key, which the run may already have moved.
+func rebuild(ctx context.Context, r *tasks.Rebuild) (*tasks.Runbook, error) {
+	if r.Limit != "" {
+		return nil, inputf("--limit narrows runbook files; run %s is a failover, whose hosts are the service's", r.Run.ID)
+	}
+	p := r.Run.Params
+	return Resolve(ctx, r.Inventory, ConsulVia(r.Consul), Options{Service: p["service"], From: p["from"], To: p["to"],
+		PrimaryDown: p["primary_down"] == "true", AcceptLag: p["accept_lag"] == "true", Token: p["token"], Plan: r.Plan})
+}
