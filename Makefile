@@ -53,12 +53,16 @@ uninstall:
 
 # Everything: unit tests (with the race detector), the in-process SSH
 # server tests, and the end-to-end tests of the binary against the lab.
+# The guard's simulation (pkg/guard TestSimulation) runs on its own,
+# verbose, so that its schedule count and invariants are printed.
 test: deps lab-cache
-	$(GO) test -count=1 -race -timeout 10m ./pkg/... ./internal/...
+	$(GO) test -count=1 -race -timeout 10m -skip '^TestSimulation$$' ./pkg/... ./internal/...
+	$(GO) test -count=1 -run '^TestSimulation$$' -v ./pkg/guard
 	$(GO) test -count=1 -timeout 30m ./e2e/...
 
 test-unit:
-	$(GO) test -count=1 -race ./pkg/... ./internal/...
+	$(GO) test -count=1 -race -skip '^TestSimulation$$' ./pkg/... ./internal/...
+	$(GO) test -count=1 -run '^TestSimulation$$' -v ./pkg/guard
 
 test-e2e: deps lab-cache
 	$(GO) test -count=1 -v -timeout 15m ./e2e/...
@@ -87,7 +91,10 @@ bench: deps bench-deps build lab-cache
 # inputs of issue 11 among them) and runs FUZZTIME; `make fuzz FUZZTIME=30m`
 # for a long soak.
 FUZZTIME ?= 3m
+# The guard's simulation: SIM_SCHEDULES seeded schedules (10,000 in make test).
+SIM_SCHEDULES ?= 1000000
 fuzz:
+	HOCTL_SIM_SCHEDULES=$(SIM_SCHEDULES) $(GO) test -count=1 -timeout 60m -run '^TestSimulation$$' -v ./pkg/guard
 	$(GO) test ./pkg/yamlerr -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/inventory -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/inventory -run '^$$' -fuzz FuzzSelect -fuzztime $(FUZZTIME)
