@@ -154,18 +154,20 @@ type Guard struct {
 	Clock  Clock
 	State  State
 
-	started bool
-	index   uint64 // the next blocking query's index
+	started   bool
+	startedAt time.Time
+	index     uint64 // the next blocking query's index
 	// leaseEnd is when the unit has to stop: the newest confirmation's
 	// send time + Lease (an answer says the key held its value at some
 	// moment between sending and receiving, so the send time is the
 	// safe end; an answer that waited in a frozen host's socket renews
 	// nothing past the moment it was asked). A guard just started has
 	// min(stored confirmation + Lease, start + StartGrace).
-	leaseEnd  time.Time
-	confirmed time.Time // zero: never confirmed
-	mod       uint64    // the confirmed ModifyIndex
-	haveMod   bool
+	leaseEnd      time.Time
+	confirmed     time.Time // zero: never confirmed
+	confirmedHere bool      // by this guard, not only the one before it
+	mod           uint64    // the confirmed ModifyIndex
+	haveMod       bool
 	// leaseStopped: this guard (or the one before it) stopped the unit
 	// because the lease ran out; it starts it again only when Consul
 	// names this host at ModifyIndex mod.
@@ -227,7 +229,7 @@ func New(c Config, consul Consul, units Units, clock Clock, state State) *Guard 
 // it stored: never longer than StartGrace from now.
 func (g *Guard) begin() {
 	now := g.Clock.Now()
-	g.started = true
+	g.started, g.startedAt = true, now
 	g.leaseEnd = now.Add(g.StartGrace)
 	if g.State == nil {
 		return
@@ -305,8 +307,14 @@ func (g *Guard) leaseRanOut(ctx context.Context, now time.Time, lastErr error) b
 	if !g.running(ctx) {
 		return true
 	}
-	why := "no confirmation from Consul since this guard started"
-	if !g.confirmed.IsZero() {
+	var why string
+	switch {
+	case !g.confirmedHere:
+		why = fmt.Sprintf("this guard started %s ago and has no confirmation from Consul yet (start grace %s)", now.Sub(g.startedAt).Round(time.Millisecond), g.StartGrace)
+		if !g.confirmed.IsZero() {
+			why += fmt.Sprintf("; the guard before it was last confirmed %s ago", now.Sub(g.confirmed).Round(time.Millisecond))
+		}
+	default:
 		why = fmt.Sprintf("Consul has not confirmed that %s names %s for %s (lease %s)", g.Key, g.Host, now.Sub(g.confirmed).Round(time.Millisecond), g.Lease)
 	}
 	if lastErr == nil {
@@ -415,6 +423,7 @@ func (g *Guard) confirm(sent time.Time, r Reading) {
 	if sent.After(g.confirmed) {
 		g.confirmed = sent
 	}
+	g.confirmedHere = true
 	if end := sent.Add(g.Lease); end.After(g.leaseEnd) {
 		g.leaseEnd = end
 	}
