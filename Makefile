@@ -19,7 +19,7 @@ GOBIN   ?= $(shell $(GO) env GOPATH)/bin
 # The lab's Debian packages; bench adds the tools it compares against.
 # gcc and libc6-dev: Nomad's cached build needs cgo; ca-certificates: the Go
 # module proxy over HTTPS (a fresh minimal Debian has none of the three).
-LAB_PKGS   := openssh-server btrfs-progs util-linux procps iproute2 attr zstd curl sudo systemd-container debootstrap libnfs-utils gcc libc6-dev ca-certificates nix-bin
+LAB_PKGS   := openssh-server btrfs-progs util-linux procps iproute2 attr zstd curl sudo systemd-container debootstrap libnfs-utils gcc libc6-dev ca-certificates nix-bin nftables
 BENCH_PKGS := pdsh ansible hyperfine btrbk
 
 .PHONY: all build lab-cache man install uninstall test test-unit test-e2e lint fmt demo demo-down bench fuzz deps bench-deps clean docs-golden
@@ -53,12 +53,16 @@ uninstall:
 
 # Everything: unit tests (with the race detector), the in-process SSH
 # server tests, and the end-to-end tests of the binary against the lab.
+# The guard's simulation (pkg/guard TestSimulation) runs on its own,
+# verbose, so that its schedule count and invariants are printed.
 test: deps lab-cache
-	$(GO) test -count=1 -race -timeout 10m ./pkg/... ./internal/... ./docs/...
+	$(GO) test -count=1 -race -timeout 10m -skip '^TestSimulation$$' ./pkg/... ./internal/... ./docs/...
+	$(GO) test -count=1 -run '^TestSimulation$$' -v ./pkg/guard
 	$(GO) test -count=1 -timeout 30m ./e2e/...
 
 test-unit:
-	$(GO) test -count=1 -race ./pkg/... ./internal/... ./docs/...
+	$(GO) test -count=1 -race -skip '^TestSimulation$$' ./pkg/... ./internal/... ./docs/...
+	$(GO) test -count=1 -run '^TestSimulation$$' -v ./pkg/guard
 
 # The docs' transcripts ("$ hoctl ..." and what it prints) rewritten with
 # what the binary prints now; `make test` fails while a page differs.
@@ -92,7 +96,10 @@ bench: deps bench-deps build lab-cache
 # inputs of issue 11 among them, and internal/hostile's names of issue 19) and runs FUZZTIME; `make fuzz FUZZTIME=30m`
 # for a long soak.
 FUZZTIME ?= 3m
+# The guard's simulation: SIM_SCHEDULES seeded schedules (10,000 in make test).
+SIM_SCHEDULES ?= 1000000
 fuzz:
+	HOCTL_SIM_SCHEDULES=$(SIM_SCHEDULES) $(GO) test -count=1 -timeout 60m -run '^TestSimulation$$' -v ./pkg/guard
 	$(GO) test ./pkg/yamlerr -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/inventory -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/inventory -run '^$$' -fuzz FuzzSelect -fuzztime $(FUZZTIME)

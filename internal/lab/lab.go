@@ -733,6 +733,9 @@ func Teardown(dir string) error {
 	if err != nil {
 		return err
 	}
+	if err := removePartitions(dir); err != nil {
+		return err
+	}
 	var wg sync.WaitGroup
 	for _, h := range st.Hosts {
 		wg.Add(1)

@@ -12,7 +12,8 @@ import (
 // Leftovers lists what a lab in dir still holds on this machine: loop
 // devices backed by its disk images, mounts under dir, its cgroups, live
 // processes started from it (its hosts' wrappers and nspawn name dir; a
-// machine's own processes are counted in its cgroup), and the roots of
+// machine's own processes are counted in its cgroup), its partitions'
+// nftables table, and the roots of
 // what its deploy command built in this machine's Nix store. Mounts are
 // those of this machine's mount table: a host's own mounts (overlay,
 // loop, /run/systemd) live in its wrapper's private mount namespace and
@@ -30,6 +31,7 @@ func Leftovers(dir string) []string {
 	for _, m := range mountsUnder(dir) {
 		left = append(left, "mount "+m)
 	}
+	left = append(left, partitionLeftovers(dir)...)
 	for _, hier := range cgroupHierarchies {
 		if cg := filepath.Join(hier, labCgroup(dir)); exists(cg) {
 			left = append(left, fmt.Sprintf("cgroup %s (%d processes)", cg, len(cgroupPids(cg))))

@@ -21,6 +21,7 @@ type GuardOptions struct {
 	Unit   string
 	Consul string
 	Host   string
+	State  string
 }
 
 // NewCmdGuard is the NFS host's self-fence, run by systemd on the host.
@@ -41,8 +42,10 @@ run only while the key names this host (--host, default the hostname):
     failover back to this host removes the drop-in.
   - Consul has not confirmed for %s (the lease) that the key names this
     host, while UNIT runs (Consul or the network is down, the host was
-    frozen): it stops UNIT, and starts it again once Consul names this
-    host again.
+    frozen): it stops UNIT, and starts it again only when Consul names
+    this host at the key's ModifyIndex it last confirmed (a key written
+    since is for a failover or the operator). A guard just started that
+    cannot confirm within %s stops a running UNIT.
 It never starts UNIT otherwise. What it does goes to the journal
 (journalctl -u %s).
 
@@ -53,7 +56,7 @@ CONSUL_HTTP_TOKEN_FILE; it needs read access to KEY only.
 
 Exit status: 0 when stopped (SIGTERM, SIGINT); 2 for a usage error.
 Otherwise it does not exit: Consul and systemd errors are logged and
-retried. See docs/failover.md#self-fencing.`, failover.FenceDropIn("UNIT"), failover.GuardLease, failover.GuardUnit("SERVICE")),
+retried. See docs/failover.md#self-fencing.`, failover.FenceDropIn("UNIT"), failover.GuardLease, guard.DefaultStartGrace, failover.GuardUnit("SERVICE")),
 		Args: rangeArgs(0, 0),
 		RunE: func(c *cobra.Command, _ []string) error {
 			if runF != nil {
@@ -68,6 +71,7 @@ retried. See docs/failover.md#self-fencing.`, failover.FenceDropIn("UNIT"), fail
 	fl.StringVar(&opts.Unit, "unit", "nfs-server.service", "the NFS server's systemd unit (nfs.<name>.unit)")
 	fl.StringVar(&opts.Consul, "consul", "", "this host's Consul agent (default $CONSUL_HTTP_ADDR, else http://127.0.0.1:8500)")
 	fl.StringVar(&opts.Host, "host", "", "this host's name as the owner key names it (default the hostname)")
+	fl.StringVar(&opts.State, "state-dir", guard.DefaultStateDir, "where the guard keeps its lease for the next guard (a tmpfs: a reboot forgets it)")
 	return cmd
 }
 
@@ -120,6 +124,6 @@ func guardRun(ctx context.Context, opts *GuardOptions) error {
 		}
 		fmt.Fprintf(f.IO.ErrOut, "%s hoctl guard: %s\n", time.Now().Format(time.RFC3339), msg)
 	}
-	g := guard.New(guard.Config{Key: opts.Key, Unit: opts.Unit, Host: host, DryRun: f.DryRun, Log: logf}, kv, &guard.Systemd{Host: host})
+	g := guard.New(guard.Config{Key: opts.Key, Unit: opts.Unit, Host: host, DryRun: f.DryRun, Log: logf}, kv, &guard.Systemd{Host: host}, nil, guard.NewFileState(opts.State, opts.Key))
 	return g.Run(ctx)
 }

@@ -46,7 +46,7 @@ func (c *ConsulKV) Owner(ctx context.Context, key string, index uint64, wait tim
 	if p != nil {
 		// As the unit's start check reads it ($(curl ...?raw)): trailing
 		// newlines do not count.
-		r.Found, r.Owner = true, strings.TrimRight(string(p.Value), "\n")
+		r.Found, r.Owner, r.ModifyIndex = true, strings.TrimRight(string(p.Value), "\n"), p.ModifyIndex
 	}
 	return r, nil
 }

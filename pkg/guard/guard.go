@@ -10,11 +10,18 @@
 // then runs again. The guard does: on the host itself, with no operator
 // and no workstation, within a bound stated in docs/failover.md.
 //
-// Why a lease and not only a watch of the key: a primary that is cut off
-// from Consul never sees the key move. With the lease it stops serving
-// by itself, GuardLease after its last confirmation, whether or not it
-// can reach anything; the failover waits that long before it starts the
-// new primary.
+// The lease is a deadline, not the outcome of a request: the unit runs
+// only until last confirmation + Lease, where a confirmation is the send
+// time of a request whose answer named this host. A timer fires at that
+// instant whatever any request is doing, and no request is given time
+// past it. The failover waits Lease + GuardMargin after moving the key
+// before it starts the new primary, so a primary cut off from Consul
+// has stopped by then.
+//
+// The decisions (this file) are single-threaded and read time only from
+// a Clock; Run (run.go) is the loop that feeds them Consul's answers and
+// timer wake-ups. The simulation in sim_test.go drives the same
+// decisions with a fake clock and a scripted Consul.
 package guard
 
 import (
@@ -30,13 +37,16 @@ type Reading struct {
 	Owner string // the key's value
 	Found bool   // false: the key does not exist
 	Index uint64 // X-Consul-Index, for the next blocking query
+	// ModifyIndex is the key's own: it changes with every write, so an
+	// unchanged ModifyIndex means nobody wrote the key in between.
+	ModifyIndex uint64
 }
 
 // Consul is what the guard asks Consul.
 type Consul interface {
 	// Owner reads key consistently (through the Raft leader). With index
 	// > 0 it is a blocking query: it returns when the key's index passes
-	// index or after about wait.
+	// index or after about wait. It returns when ctx ends.
 	Owner(ctx context.Context, key string, index uint64, wait time.Duration) (Reading, error)
 }
 
@@ -54,6 +64,40 @@ type Units interface {
 	Start(ctx context.Context, unit string) error
 }
 
+// Clock is the guard's only source of time.
+type Clock interface {
+	Now() time.Time
+	// AfterFunc calls f in its own goroutine once d has passed (at once
+	// when d <= 0); stop cancels it if it has not run.
+	AfterFunc(d time.Duration, f func()) (stop func() bool)
+	// WithDeadline is context.WithDeadline on this clock.
+	WithDeadline(ctx context.Context, t time.Time) (context.Context, context.CancelFunc)
+}
+
+// Stored is what a guard keeps for the next guard on the same host (a
+// restart, an upgrade): without it a restarted guard would know neither
+// how old its lease is nor at which ModifyIndex it may start the unit.
+type Stored struct {
+	// LeaseEnd is when the unit has to stop. A guard just started keeps
+	// the sooner of it and its own start + StartGrace, and stores that
+	// at once: guards restarted again and again cannot stretch it.
+	LeaseEnd time.Time
+	// Confirmed is the send time of the newest request whose answer
+	// named this host (zero: none).
+	Confirmed time.Time
+	// ModifyIndex is that answer's ModifyIndex of the key.
+	ModifyIndex uint64
+	// LeaseStopped: the guard stopped the unit when the lease ran out,
+	// and starts it again only at ModifyIndex.
+	LeaseStopped bool
+}
+
+// State keeps Stored across restarts of the guard (FileState on a host).
+type State interface {
+	Load() (Stored, bool, error)
+	Save(Stored) error
+}
+
 // Priorities of log lines, as systemd's journal reads them from a
 // "<N>" prefix on stderr (sd-daemon(3)).
 const (
@@ -68,28 +112,38 @@ type Config struct {
 	Key  string // the owner key
 	Unit string // the NFS unit
 	Host string // this host, as the owner key names it
-	// Lease: the unit runs only while the key named Host in an answer to
-	// a request sent less than Lease ago (failover.GuardLease).
+	// Lease: the unit runs only until Lease after the send time of the
+	// newest request whose answer named Host (failover.GuardLease).
 	Lease time.Duration
+	// StartGrace is how long a guard just started may take for its first
+	// confirmation before it stops a running unit: a restarted guard
+	// that cannot confirm stops the unit at start + StartGrace at the
+	// latest, sooner when the stored lease ends first.
+	StartGrace time.Duration
 	// Wait is the blocking query's wait; every Wait or so an unchanged
 	// key is confirmed again, so Wait must be well under Lease.
 	Wait time.Duration
 	// Request bounds one request to Consul (more than Wait: Consul adds
-	// up to Wait/16 of jitter).
+	// up to Wait/16 of jitter); while the lease holds, its end bounds
+	// every request too.
 	Request time.Duration
-	// Retry is the pause after a failed request.
+	// Retry is the pause after a failed request or systemctl call.
 	Retry time.Duration
+	// Summary is how often a guard that keeps failing to read the key
+	// says so again; between summaries it logs only changes.
+	Summary time.Duration
 	// DryRun logs what the guard would do and does nothing.
 	DryRun bool
 	Log    func(prio int, msg string)
-	Now    func() time.Time
 }
 
 // Defaults for the production guard.
 const (
-	DefaultWait    = 5 * time.Second
-	DefaultRequest = 8 * time.Second
-	DefaultRetry   = time.Second
+	DefaultWait       = 5 * time.Second
+	DefaultRequest    = 8 * time.Second
+	DefaultRetry      = time.Second
+	DefaultStartGrace = 1000 * time.Millisecond
+	DefaultSummary    = 5 * time.Minute
 )
 
 // Guard is one running guard's state.
@@ -97,25 +151,56 @@ type Guard struct {
 	Config
 	Consul Consul
 	Units  Units
+	Clock  Clock
+	State  State
 
-	index uint64
-	// confirmed is when the newest request whose answer named Host was
-	// sent: an answer says the key held that value at some moment
-	// between sending and receiving, so the send time is the safe end.
-	// A late answer (one that waited in a frozen host's socket) then
-	// renews nothing past the moment it was asked.
-	confirmed time.Time
-	// leaseStopped: the guard stopped the unit because the lease ran
-	// out, not because another host owns it; a new confirmation starts
-	// it again.
+	started   bool
+	startedAt time.Time
+	index     uint64 // the next blocking query's index
+	// leaseEnd is when the unit has to stop: the newest confirmation's
+	// send time + Lease (an answer says the key held its value at some
+	// moment between sending and receiving, so the send time is the
+	// safe end; an answer that waited in a frozen host's socket renews
+	// nothing past the moment it was asked). A guard just started has
+	// min(stored confirmation + Lease, start + StartGrace).
+	leaseEnd      time.Time
+	confirmed     time.Time // zero: never confirmed
+	confirmedHere bool      // by this guard, not only the one before it
+	mod           uint64    // the confirmed ModifyIndex
+	haveMod       bool
+	// leaseStopped: this guard (or the one before it) stopped the unit
+	// because the lease ran out; it starts it again only when Consul
+	// names this host at ModifyIndex mod.
 	leaseStopped bool
-	lastNote     string
+	// checkedLease is the lease end whose expiry was acted on, so that
+	// a run-out lease asks systemd once, not at every wake-up.
+	checkedLease time.Time
+
+	inflight *request
+	recheck  string    // non-empty: the next read re-checks this answer before fencing
+	nextRead time.Time // no read before this (the pause after a failure)
+	retryAt  time.Time // a failed systemctl call at the lease's end is tried again then
+
+	log reporter
 }
 
-// New is a guard with the defaults filled in.
-func New(c Config, consul Consul, units Units) *Guard {
+// request is one read of the owner key.
+type request struct {
+	sent     time.Time
+	deadline time.Time // min(sent + Request, lease end while the lease holds)
+	index    uint64
+	wait     time.Duration
+	recheck  string
+}
+
+// New is a guard with the defaults filled in. clock nil is the real
+// clock; state nil keeps nothing across restarts.
+func New(c Config, consul Consul, units Units, clock Clock, state State) *Guard {
 	if c.Lease == 0 {
 		c.Lease = failover.GuardLease
+	}
+	if c.StartGrace == 0 {
+		c.StartGrace = DefaultStartGrace
 	}
 	if c.Wait == 0 {
 		c.Wait = DefaultWait
@@ -126,170 +211,228 @@ func New(c Config, consul Consul, units Units) *Guard {
 	if c.Retry == 0 {
 		c.Retry = DefaultRetry
 	}
-	if c.Now == nil {
-		c.Now = time.Now
+	if c.Summary == 0 {
+		c.Summary = DefaultSummary
 	}
 	if c.Log == nil {
 		c.Log = func(int, string) {}
 	}
-	return &Guard{Config: c, Consul: consul, Units: units}
+	if clock == nil {
+		clock = RealClock{}
+	}
+	g := &Guard{Config: c, Consul: consul, Units: units, Clock: clock, State: state}
+	g.log.g = g
+	return g
 }
 
-// Run guards until ctx ends (systemd's stop), which is not an error.
-func (g *Guard) Run(ctx context.Context) error {
-	g.Log(Info, fmt.Sprintf("guarding %s on %s: it runs only while Consul's %s names %s (lease %s, checked every %s)%s",
-		g.Unit, g.Host, g.Key, g.Host, g.Lease, g.Wait, map[bool]string{true: "; dry run: nothing is stopped or started"}[g.DryRun]))
-	for ctx.Err() == nil {
-		if ok := g.Step(ctx); !ok {
-			g.pause(ctx)
-		}
+// begin sets the lease of a guard just started from what the one before
+// it stored: never longer than StartGrace from now.
+func (g *Guard) begin() {
+	now := g.Clock.Now()
+	g.started, g.startedAt = true, now
+	g.leaseEnd = now.Add(g.StartGrace)
+	if g.State == nil {
+		return
 	}
-	g.Log(Info, "stopped")
-	return nil
-}
-
-// leaseEnd is when the lease runs out; zero if it never began.
-func (g *Guard) leaseEnd() time.Time {
-	if g.confirmed.IsZero() {
-		return time.Time{}
-	}
-	return g.confirmed.Add(g.Lease)
-}
-
-func (g *Guard) leased(now time.Time) bool {
-	e := g.leaseEnd()
-	return !e.IsZero() && now.Before(e)
-}
-
-// pause waits Retry after a failed request, but never past the lease's
-// end: that is when the unit has to stop.
-func (g *Guard) pause(ctx context.Context) {
-	d := g.Retry
-	if now := g.Now(); g.leased(now) {
-		d = min(d, g.leaseEnd().Sub(now))
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
-
-// read asks Consul once, bounded by Request and, while the lease holds,
-// by the lease's end: a request that hangs (a dead connection after the
-// host was frozen, a partitioned agent) cannot hold the guard past it.
-// After SIGSTOP/SIGCONT a deadline in the past fires at once.
-func (g *Guard) read(ctx context.Context, index uint64, wait time.Duration) (Reading, time.Time, error) {
-	sent := g.Now()
-	deadline := sent.Add(g.Request)
-	if g.leased(sent) && g.leaseEnd().Before(deadline) {
-		deadline = g.leaseEnd()
-	}
-	rctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	r, err := g.Consul.Owner(rctx, g.Key, index, wait)
-	if err == nil && r.Found && r.Owner == g.Host {
-		g.confirmed = sent
-	}
-	return r, sent, err
-}
-
-// Step is one round: a (blocking) read of the owner key, then what the
-// answer, the lease and the unit's state call for. It says whether the
-// read succeeded.
-func (g *Guard) Step(ctx context.Context) bool {
-	r, _, err := g.read(ctx, g.index, g.Wait)
-	if ctx.Err() != nil {
-		return true
-	}
-	if err == nil {
-		// Consul's rule for blocking queries: an index that goes
-		// backwards (a snapshot restore) starts over from 0.
-		// And an index of 0 would make every query return at once.
-		if r.Index < g.index {
-			g.index = 0
-		} else {
-			g.index = max(r.Index, 1)
-		}
-	}
-	running, uerr := g.Units.Running(ctx, g.Unit)
-	if uerr != nil {
-		// Not knowing, act as if it runs: stopping a stopped unit is
-		// harmless, leaving a running one is not.
-		g.note(Warning, fmt.Sprintf("cannot tell whether %s runs (%v): taken as running", g.Unit, uerr))
-		running = true
-	}
-	switch a, why := g.decide(g.Now(), r, err, running); a {
-	case fenceStop:
-		// Never act on an old answer: ask again, without blocking.
-		r2, _, err2 := g.read(ctx, 0, 0)
-		if err2 != nil || (r2.Found && r2.Owner == g.Host) {
-			g.note(Notice, fmt.Sprintf("%s; but asked again: %s", why, describe(r2, err2, g.Key)))
-			return err2 == nil
-		}
-		g.act(ctx, why+": fencing and stopping "+g.Unit, func() error { return g.Units.Fence(ctx, g.Unit, why) })
-		g.leaseStopped = false
-	case leaseStop:
-		if g.act(ctx, why+": stopping "+g.Unit+" until Consul confirms this host again", func() error { return g.Units.Stop(ctx, g.Unit) }) {
-			g.leaseStopped = true
-		}
-	case restart:
-		if g.act(ctx, "Consul confirms "+g.Host+" owns "+g.Key+" again: starting "+g.Unit+", which this guard stopped when its lease ran out", func() error { return g.Units.Start(ctx, g.Unit) }) {
-			g.leaseStopped = false
-		}
-	default:
-		if err != nil {
-			g.note(Warning, fmt.Sprintf("cannot read %s: %v", g.Key, err))
-		} else {
-			g.note(Info, describe(r, nil, g.Key)+map[bool]string{true: "; " + g.Unit + " runs", false: "; " + g.Unit + " is not running"}[running])
-		}
-	}
-	return err == nil
-}
-
-type action int
-
-const (
-	none action = iota
-	fenceStop
-	leaseStop
-	restart
-)
-
-// decide is the guard's rule, from one read and the unit's state:
-//   - the key names another host, or is gone, and the unit runs (or
-//     this guard stopped it for its lease): fence and stop it. The unit's
-//     own start check refuses an unset key too.
-//   - the lease ran out and the unit runs: stop it (no fence: the unit's
-//     start check cannot pass while Consul cannot answer, and once it
-//     can, this host may own the key still).
-//   - the key names this host again after a lease stop: start it.
-func (g *Guard) decide(now time.Time, r Reading, err error, running bool) (action, string) {
-	mine := err == nil && r.Found && r.Owner == g.Host
-	switch {
-	case err == nil && !mine && (running || g.leaseStopped):
-		return fenceStop, describe(r, nil, g.Key)
-	case running && !g.leased(now):
-		why := "no answer from Consul yet"
-		if !g.confirmed.IsZero() {
-			why = fmt.Sprintf("Consul has not confirmed that %s names %s for %s (lease %s)", g.Key, g.Host, now.Sub(g.confirmed).Round(time.Millisecond), g.Lease)
-		}
-		if err != nil {
-			why += fmt.Sprintf("; last error: %v", err)
-		}
-		return leaseStop, why
-	case mine && !running && g.leaseStopped:
-		return restart, ""
-	}
-	return none, ""
-}
-
-func describe(r Reading, err error, key string) string {
+	s, ok, err := g.State.Load()
 	switch {
 	case err != nil:
-		return fmt.Sprintf("cannot read %s: %v", key, err)
-	case !r.Found:
+		g.Log(Warning, fmt.Sprintf("cannot read what the last guard stored (%v): its lease and lease stop are unknown", err))
+	case ok:
+		g.confirmed, g.mod, g.haveMod, g.leaseStopped = s.Confirmed, s.ModifyIndex, s.ModifyIndex != 0, s.LeaseStopped
+		if s.LeaseEnd.Before(g.leaseEnd) {
+			g.leaseEnd = s.LeaseEnd
+		}
+	}
+	g.save()
+}
+
+func (g *Guard) save() {
+	if g.State == nil || g.DryRun {
+		return
+	}
+	if err := g.State.Save(Stored{LeaseEnd: g.leaseEnd, Confirmed: g.confirmed, ModifyIndex: g.mod, LeaseStopped: g.leaseStopped}); err != nil {
+		g.log.once(Warning, "state", fmt.Sprintf("cannot store the lease for the next guard: %v", err))
+	}
+}
+
+// tick does what is due now: the lease's end (checked before anything
+// is asked, so a restarted guard whose stored lease ran out stops the
+// unit at once), then the next read. It returns the read to send, if
+// any, and when to call tick again (zero: only when the read returns).
+func (g *Guard) tick(ctx context.Context) (*request, time.Time) {
+	if !g.started {
+		g.begin()
+	}
+	now := g.Clock.Now()
+	if !now.Before(g.leaseEnd) && !g.checkedLease.Equal(g.leaseEnd) && !now.Before(g.retryAt) {
+		if g.leaseRanOut(ctx, now, nil) {
+			g.checkedLease = g.leaseEnd
+		} else {
+			g.retryAt = now.Add(g.Retry)
+		}
+		now = g.Clock.Now()
+	}
+	var send *request
+	if g.inflight == nil && !now.Before(g.nextRead) {
+		send = &request{sent: now, deadline: now.Add(g.Request), index: g.index, wait: g.Wait, recheck: g.recheck}
+		if g.recheck != "" {
+			// Never act on an old answer: ask again, without blocking.
+			send.index, send.wait = 0, 0
+		}
+		if now.Before(g.leaseEnd) && g.leaseEnd.Before(send.deadline) {
+			send.deadline = g.leaseEnd
+		}
+		g.inflight = send
+	}
+	var wake time.Time
+	earliest := func(t time.Time) {
+		if t.After(now) && (wake.IsZero() || t.Before(wake)) {
+			wake = t
+		}
+	}
+	if !g.checkedLease.Equal(g.leaseEnd) {
+		earliest(g.leaseEnd)
+		earliest(g.retryAt)
+	}
+	if g.inflight == nil {
+		earliest(g.nextRead)
+	}
+	return send, wake
+}
+
+// leaseRanOut stops the unit, if it runs, because the lease ended. It
+// says whether that is settled (the unit stopped or not running).
+func (g *Guard) leaseRanOut(ctx context.Context, now time.Time, lastErr error) bool {
+	if !g.running(ctx) {
+		return true
+	}
+	var why string
+	switch {
+	case !g.confirmedHere:
+		why = fmt.Sprintf("this guard started %s ago and has no confirmation from Consul yet (start grace %s)", now.Sub(g.startedAt).Round(time.Millisecond), g.StartGrace)
+		if !g.confirmed.IsZero() {
+			why += fmt.Sprintf("; the guard before it was last confirmed %s ago", now.Sub(g.confirmed).Round(time.Millisecond))
+		}
+	default:
+		why = fmt.Sprintf("Consul has not confirmed that %s names %s for %s (lease %s)", g.Key, g.Host, now.Sub(g.confirmed).Round(time.Millisecond), g.Lease)
+	}
+	if lastErr == nil {
+		lastErr = g.log.lastErr
+	}
+	if lastErr != nil {
+		why += fmt.Sprintf("; last error: %v", lastErr)
+	}
+	if !g.act(ctx, why+": stopping "+g.Unit+" until Consul confirms this host again, unchanged", func() error { return g.Units.Stop(ctx, g.Unit) }) {
+		return g.DryRun
+	}
+	g.leaseStopped = true
+	g.save()
+	return true
+}
+
+// running asks systemd; not knowing, it takes the unit as running:
+// stopping a stopped unit is harmless, leaving a running one is not.
+func (g *Guard) running(ctx context.Context) bool {
+	running, err := g.Units.Running(ctx, g.Unit)
+	if err != nil {
+		g.log.once(Warning, "units", fmt.Sprintf("cannot tell whether %s runs (%v): taken as running", g.Unit, err))
+		return true
+	}
+	return running
+}
+
+// answered takes the outcome of req: the answer, the lease, the unit's
+// state, and what they call for.
+func (g *Guard) answered(ctx context.Context, req *request, r Reading, err error) {
+	if g.inflight == req {
+		g.inflight = nil
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	g.recheck = ""
+	if err != nil {
+		g.log.failed(err)
+		g.nextRead = g.Clock.Now().Add(g.Retry)
+		// The next answer is wanted as soon as Consul can give it, not
+		// when the key next changes.
+		g.index = 0
+		if req.recheck != "" {
+			g.Log(Notice, fmt.Sprintf("%s; but asking again failed (%v): not acting on it; the lease still ends at its time", req.recheck, err))
+		}
+		return
+	}
+	g.log.answered()
+	// Consul's rule for blocking queries: an index that goes backwards
+	// (a snapshot restore) starts over from 0. And an index of 0 would
+	// make every query return at once.
+	if r.Index < g.index {
+		g.index = 0
+	} else {
+		g.index = max(r.Index, 1)
+	}
+	mine := r.Found && r.Owner == g.Host
+	if mine {
+		g.confirm(req.sent, r)
+	}
+	running := g.running(ctx)
+	now := g.Clock.Now()
+	switch {
+	case !mine && (running || g.leaseStopped):
+		why := describe(r, g.Key)
+		if req.recheck == "" {
+			g.recheck = why
+			g.nextRead = now
+			return
+		}
+		if g.act(ctx, why+": fencing and stopping "+g.Unit, func() error { return g.Units.Fence(ctx, g.Unit, why) }) {
+			g.leaseStopped = false
+			g.save()
+		}
+	case running && !now.Before(g.leaseEnd):
+		// A late answer, or a unit started by someone else while the
+		// lease had run out: the lease rule holds on every path.
+		g.leaseRanOut(ctx, now, nil)
+	case mine && g.leaseStopped && !running && now.Before(g.leaseEnd):
+		if g.act(ctx, fmt.Sprintf("Consul confirms %s names %s again at ModifyIndex %d, unchanged since the lease stop: starting %s", g.Key, g.Host, r.ModifyIndex, g.Unit),
+			func() error { return g.Units.Start(ctx, g.Unit) }) {
+			g.leaseStopped = false
+			g.save()
+		}
+	default:
+		g.log.state(r, running)
+	}
+}
+
+// confirm renews the lease from an answer naming this host, sent at
+// sent. After a lease stop only the ModifyIndex then confirmed renews
+// it: a key written since (by a failover away and back, or by anyone
+// who can write the key) does not restart the unit; that is for a
+// failover or the operator.
+func (g *Guard) confirm(sent time.Time, r Reading) {
+	if g.leaseStopped && (!g.haveMod || r.ModifyIndex != g.mod) {
+		known := "no ModifyIndex was confirmed before it"
+		if g.haveMod {
+			known = fmt.Sprintf("it was %d", g.mod)
+		}
+		g.Log(Warning, fmt.Sprintf("Consul names %s in %s again, but at ModifyIndex %d and %s at the lease stop: the key was written since, so this guard will not start %s (hoctl failover, or the operator, may)",
+			g.Host, g.Key, r.ModifyIndex, known, g.Unit))
+		g.leaseStopped = false
+	}
+	if sent.After(g.confirmed) {
+		g.confirmed = sent
+	}
+	g.confirmedHere = true
+	if end := sent.Add(g.Lease); end.After(g.leaseEnd) {
+		g.leaseEnd = end
+	}
+	g.mod, g.haveMod = r.ModifyIndex, true
+	g.save()
+}
+
+func describe(r Reading, key string) string {
+	if !r.Found {
 		return fmt.Sprintf("owner key %s is not set", key)
 	}
 	return fmt.Sprintf("owner key %s names %q", key, r.Owner)
@@ -298,11 +441,11 @@ func describe(r Reading, err error, key string) string {
 // act does f (or, in a dry run, says it would) and logs the outcome.
 func (g *Guard) act(ctx context.Context, what string, f func() error) bool {
 	if g.DryRun {
-		g.note(Notice, "dry run: would act: "+what)
+		g.log.once(Notice, "act", "dry run: would act: "+what)
 		return false
 	}
 	g.Log(Warning, what)
-	g.lastNote = ""
+	g.log.reset()
 	if err := f(); err != nil {
 		if ctx.Err() == nil {
 			g.Log(Err, fmt.Sprintf("FAILED: %s: %v", what, err))
@@ -311,14 +454,4 @@ func (g *Guard) act(ctx context.Context, what string, f func() error) bool {
 	}
 	g.Log(Notice, "done: "+what)
 	return true
-}
-
-// note logs msg when it differs from the last note: the state of a
-// guard that has nothing to do is said once, not every Wait.
-func (g *Guard) note(prio int, msg string) {
-	if msg == g.lastNote {
-		return
-	}
-	g.lastNote = msg
-	g.Log(prio, msg)
 }

@@ -3,358 +3,343 @@ package guard
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/hoctl/hoctl/pkg/failover"
 )
 
-// answer is one scripted reply of fakeConsul: a reading, an error, or a
-// request that hangs until its context ends (a dead connection).
-type answer struct {
-	r    Reading
-	err  error
-	hang bool
-	// took moves the fake clock while the request is out: a host frozen
-	// with the request in flight.
-	took time.Duration
+// Scenarios on the simulation's fake clock and scripted Consul
+// (sim_test.go), with systemctl taking no time: every time asserted is
+// exact, and none depends on the machine's speed.
+
+const key = "hoctl/nfs/data-services/owner"
+
+func scenario(stored bool, end time.Duration, phases []phase, writes ...keyWrite) *world {
+	s := schedule{stored: stored, end: end, phases: phases, c1Start: never, indexReset: never,
+		writes: append([]keyWrite{{at: 0, owner: "zippy", mod: 10, by: "initial"}}, writes...)}
+	return s.world(nil, 1)
 }
 
-type fakeConsul struct {
-	t       *testing.T
-	clock   *fakeClock
-	answers []answer
-	asked   []uint64 // the index of each request
+func logged(w *world, part string) bool {
+	return slices.ContainsFunc(w.logs, func(l string) bool { return strings.Contains(l, part) })
 }
 
-func (c *fakeConsul) Owner(ctx context.Context, key string, index uint64, wait time.Duration) (Reading, error) {
-	c.asked = append(c.asked, index)
-	if len(c.answers) == 0 {
-		c.t.Fatalf("unexpected request #%d for %s", len(c.asked), key)
+// Issue #19 finding 4a: Consul fails fast for 14.5 s after the last
+// confirmation, then hangs (a partition). The unit stops at the
+// confirmation's send time + 15 s exactly, not when a request sent at
+// the lease's end gives up 8 s later.
+func TestGuardPartitionStopsAtTheLeaseEnd(t *testing.T) {
+	w := scenario(true, 60*time.Second, []phase{{0, mOK}, {10 * time.Second, mFail}, {24500 * time.Millisecond, mHang}})
+	w.run()
+	if w.viol != "" {
+		t.Fatal(w.viol)
 	}
-	a := c.answers[0]
-	c.answers = c.answers[1:]
-	if c.clock != nil {
-		c.clock.advance(a.took)
-	}
-	if a.hang {
-		<-ctx.Done()
-		return Reading{}, ctx.Err()
-	}
-	return a.r, a.err
-}
-
-type fakeUnits struct {
-	mu      sync.Mutex
-	running bool
-	err     error // from Running
-	did     []string
-}
-
-func (u *fakeUnits) Running(context.Context, string) (bool, error) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.running, u.err
-}
-
-func (u *fakeUnits) record(what string, running bool) error {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.did = append(u.did, what)
-	u.running = running
-	return nil
-}
-
-func (u *fakeUnits) Fence(_ context.Context, unit, reason string) error {
-	return u.record("fence "+unit+": "+reason, false)
-}
-func (u *fakeUnits) Stop(_ context.Context, unit string) error { return u.record("stop "+unit, false) }
-func (u *fakeUnits) Start(_ context.Context, unit string) error {
-	return u.record("start "+unit, true)
-}
-
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func me(idx uint64) answer    { return answer{r: Reading{Owner: "zippy", Found: true, Index: idx}} }
-func other(idx uint64) answer { return answer{r: Reading{Owner: "c1", Found: true, Index: idx}} }
-
-func newTestGuard(t *testing.T, running bool, answers ...answer) (*Guard, *fakeConsul, *fakeUnits, *fakeClock, *[]string) {
-	t.Helper()
-	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	c := &fakeConsul{t: t, clock: clock, answers: answers}
-	u := &fakeUnits{running: running}
-	var logs []string
-	g := New(Config{Key: "hoctl/nfs/data-services/owner", Unit: "nfs-server.service", Host: "zippy",
-		Log: func(_ int, m string) { logs = append(logs, m) }, Now: clock.now}, c, u)
-	return g, c, u, clock, &logs
-}
-
-func did(u *fakeUnits) string {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return strings.Join(u.did, "\n")
-}
-
-// The key names this host: nothing to do, and the next read blocks on
-// the index Consul gave.
-func TestGuardKeyNamesMe(t *testing.T) {
-	g, c, u, _, _ := newTestGuard(t, true, me(7), me(7))
-	for range 2 {
-		if !g.Step(context.Background()) {
-			t.Fatal("step failed")
-		}
-	}
-	if d := did(u); d != "" {
-		t.Fatalf("acted on its own host's key: %s", d)
-	}
-	if c.asked[0] != 0 || c.asked[1] != 7 {
-		t.Fatalf("indexes asked %v, want [0 7]", c.asked)
+	last := w.deadline - simLease
+	if want := []string{"stop " + w.deadline.String()}; !slices.Equal(w.unitLog, want) {
+		t.Fatalf("unit: %q, want %q (the last confirmation was sent at %s)\n%s", w.unitLog, want, last, strings.Join(w.trace, "\n"))
 	}
 }
 
-// The key names another host while the unit runs: asked again (never on
-// an old answer), then fenced and stopped, saying why.
-func TestGuardKeyNamesAnotherFencesAndStops(t *testing.T) {
-	g, c, u, _, logs := newTestGuard(t, true, me(7), other(9), other(9))
-	g.Step(context.Background())
-	g.Step(context.Background())
-	if d := did(u); d != `fence nfs-server.service: owner key hoctl/nfs/data-services/owner names "c1"` {
-		t.Fatalf("did %q", d)
+// Finding 4b: the key names another host, and asking again before
+// fencing fails, again and again: the lease still ends on time.
+func TestGuardFailedRecheckKeepsTheLease(t *testing.T) {
+	w := scenario(true, 60*time.Second, []phase{{0, mOK}, {3 * time.Second, mBlockingOnly}},
+		keyWrite{at: 3 * time.Second, owner: "c1", mod: 11, by: "a KV writer"})
+	w.run()
+	if w.viol != "" {
+		t.Fatal(w.viol)
 	}
-	if c.asked[2] != 0 {
-		t.Fatalf("the check before acting must not block: asked %v", c.asked)
+	if want := []string{"stop " + w.deadline.String()}; !slices.Equal(w.unitLog, want) {
+		t.Fatalf("unit: %q, want %q\n%s", w.unitLog, want, strings.Join(w.trace, "\n"))
 	}
-	if !strings.Contains(strings.Join(*logs, "\n"), `names "c1": fencing and stopping nfs-server.service`) {
-		t.Errorf("the journal does not say what it did: %q", *logs)
-	}
-}
-
-// An answer naming another host that a fresh read contradicts (the key
-// came back to this host meanwhile) is not acted on.
-func TestGuardStaleAnswerIsNotActedOn(t *testing.T) {
-	g, _, u, _, _ := newTestGuard(t, true, other(9), me(11))
-	g.Step(context.Background())
-	if d := did(u); d != "" {
-		t.Fatalf("acted on a stale answer: %s", d)
+	if w.deadline > 3*time.Second+simLease {
+		t.Fatalf("confirmed after the key moved: deadline %s", w.deadline)
 	}
 }
 
-// A deleted owner key: the unit's start check refuses it too.
-func TestGuardKeyMissingFences(t *testing.T) {
-	g, _, u, _, _ := newTestGuard(t, true, me(7), answer{r: Reading{Index: 9}}, answer{r: Reading{Index: 9}})
-	g.Step(context.Background())
-	g.Step(context.Background())
-	if d := did(u); !strings.HasPrefix(d, "fence nfs-server.service: owner key hoctl/nfs/data-services/owner is not set") {
-		t.Fatalf("did %q", d)
+// Finding 4c: a guard started with nothing stored, against a Consul
+// that hangs, stops the running unit StartGrace (1000 ms) after its
+// start; with a stored lease that has run out, at once: before it sends
+// its first request.
+func TestGuardStartedWithoutConfirmationStopsAtOnce(t *testing.T) {
+	if DefaultStartGrace != 1000*time.Millisecond {
+		t.Fatalf("StartGrace %s: docs/failover.md states 1000 ms", DefaultStartGrace)
+	}
+	w := scenario(false, 10*time.Second, []phase{{0, mHang}})
+	w.run()
+	if want := []string{"stop 1s"}; !slices.Equal(w.unitLog, want) || w.viol != "" {
+		t.Fatalf("nothing stored: unit %q, want %q; %s", w.unitLog, want, w.viol)
+	}
+
+	w = scenario(true, 10*time.Second, []phase{{0, mOK}})
+	w.stored.LeaseEnd = w.t0.Add(-time.Second)
+	var readsAtStop int
+	w.opMax = 0
+	g := w.newGuard()
+	g.Units = stopCounter{simUnits{w}, func() { readsAtStop = w.reads }}
+	w.guardStarted()
+	send, _ := g.tick(context.Background())
+	if want := []string{"stop 0s"}; !slices.Equal(w.unitLog, want) || readsAtStop != 0 || send == nil {
+		t.Fatalf("stored lease ran out: unit %q (want %q), %d reads before the stop", w.unitLog, want, readsAtStop)
+	}
+
+	w = scenario(true, 10*time.Second, []phase{{0, mHang}})
+	w.stored.LeaseEnd = w.t0.Add(300 * time.Millisecond)
+	w.run()
+	if want := []string{"stop 300ms"}; !slices.Equal(w.unitLog, want) {
+		t.Fatalf("stored lease ends in 300 ms: unit %q, want %q", w.unitLog, want)
 	}
 }
 
-// A standby whose unit does not run is left alone: fencing it would race
-// a failover that is about to start it.
-func TestGuardStandbyNotRunningIsLeftAlone(t *testing.T) {
-	g, _, u, _, _ := newTestGuard(t, false, other(3), other(3))
-	g.Step(context.Background())
-	g.Step(context.Background())
-	if d := did(u); d != "" {
-		t.Fatalf("acted on a standby: %s", d)
+type stopCounter struct {
+	simUnits
+	f func()
+}
+
+func (s stopCounter) Stop(ctx context.Context, unit string) error {
+	s.f()
+	return s.simUnits.Stop(ctx, unit)
+}
+
+// Finding 6: after a lease stop, an answer naming this host starts the
+// unit again only at the ModifyIndex last confirmed. A key written
+// since (by anyone with KV write) does not start it.
+func TestGuardLeaseStopRestartsOnlyAtTheConfirmedIndex(t *testing.T) {
+	phases := []phase{{0, mOK}, {time.Second, mFail}, {20 * time.Second, mOK}}
+	w := scenario(true, 40*time.Second, phases)
+	w.run()
+	if len(w.unitLog) != 2 || !strings.HasPrefix(w.unitLog[0], "stop 15.") || !strings.HasPrefix(w.unitLog[1], "start 20.") || w.viol != "" {
+		t.Fatalf("key unchanged: unit %q, want a stop at 15s and a start at 20s; %s", w.unitLog, w.viol)
+	}
+
+	w = scenario(true, 40*time.Second, phases, keyWrite{at: 18 * time.Second, owner: "zippy", mod: 11, by: "a KV writer"})
+	w.run()
+	if len(w.unitLog) != 1 || !strings.HasPrefix(w.unitLog[0], "stop 15") || w.viol != "" {
+		t.Fatalf("key written since: unit %q, want only the stop at 15s; %s", w.unitLog, w.viol)
+	}
+	if !logged(w, "at ModifyIndex 11 and it was 10 at the lease stop: the key was written since") {
+		t.Errorf("the journal does not say why it does not start:\n%s", strings.Join(w.logs, "\n"))
 	}
 }
 
-// Consul unreachable: the unit runs on until the lease (counted from the
-// last confirmation) runs out, then stops, unfenced; when Consul names
-// this host again the guard starts it again; when it names another, the
-// stopped unit is fenced.
-func TestGuardConsulUnreachablePastTheLease(t *testing.T) {
-	down := errors.New("connect: connection refused")
-	g, _, u, clock, _ := newTestGuard(t, true,
-		me(7),
-		answer{err: down, took: 5 * time.Second},
-		answer{err: down, took: 11 * time.Second}, // 16 s since the confirmation: past the 15 s lease
-		me(12),
-		other(13), other(13))
-	ctx := context.Background()
-	g.Step(ctx)
-	if g.Step(ctx) || did(u) != "" {
-		t.Fatalf("within the lease: %q", did(u))
+// Issue #22 item 9: an hour of Consul down is a handful of lines, not
+// one or two a second, whatever the errors say (refused while the agent
+// restarts, no leader while it runs, in turn).
+func TestGuardQuietWhileConsulDown(t *testing.T) {
+	phases := []phase{{0, mOK}}
+	for at := time.Second; at < time.Hour; at += 2 * time.Second {
+		phases = append(phases, phase{at, []mode{mFail, mLeader}[len(phases)%2]})
 	}
-	g.Step(ctx)
-	if d := did(u); d != "stop nfs-server.service" {
-		t.Fatalf("past the lease: did %q, want a stop", d)
+	w := scenario(true, time.Hour, phases)
+	w.run()
+	if w.reads < 1000 {
+		t.Fatalf("only %d reads in an hour", w.reads)
 	}
-	clock.advance(time.Second)
-	g.Step(ctx)
-	if d := did(u); d != "stop nfs-server.service\nstart nfs-server.service" {
-		t.Fatalf("confirmed again: did %q, want a start", d)
+	if len(w.logs) > 20 {
+		t.Fatalf("%d lines for %d failed reads in an hour:\n%s", len(w.logs), w.reads, strings.Join(w.logs[:20], "\n"))
 	}
-	g.Step(ctx)
-	if d := did(u); !strings.HasSuffix(d, "\nfence nfs-server.service: owner key hoctl/nfs/data-services/owner names \"c1\"") {
-		t.Fatalf("then another owner: did %q", d)
+	if !logged(w, "still cannot read "+key) || !logged(w, "stopping nfs-server.service") {
+		t.Errorf("no summary or no stop in:\n%s", strings.Join(w.logs, "\n"))
+	}
+	w = scenario(true, 30*time.Second, []phase{{0, mFail}, {10 * time.Second, mOK}})
+	w.run()
+	if !logged(w, "Consul answers again, after") {
+		t.Errorf("the end of the outage is not said:\n%s", strings.Join(w.logs, "\n"))
 	}
 }
 
-// The hung primary: frozen with a request in flight whose answer (the
-// key still naming it) is read only after it thaws. The answer renews
-// the lease only to when it was asked, so the unit stops at once.
+// An answer that waited in a frozen host's socket renews the lease only
+// to when it was asked: read 40 s late, it stops the unit at once.
 func TestGuardLateAnswerRenewsOnlyToItsSendTime(t *testing.T) {
-	g, _, u, _, _ := newTestGuard(t, true, me(7), answer{r: Reading{Owner: "zippy", Found: true, Index: 7}, took: 40 * time.Second})
-	g.Step(context.Background())
-	g.Step(context.Background())
-	if d := did(u); d != "stop nfs-server.service" {
-		t.Fatalf("did %q, want a stop: the answer was 40 s old", d)
+	w := scenario(true, 60*time.Second, []phase{{0, mOK}})
+	g := w.newGuard()
+	w.guardStarted()
+	ctx := context.Background()
+	req, _ := g.tick(ctx)
+	w.advance(40 * time.Second)
+	g.answered(ctx, req, Reading{Owner: "zippy", Found: true, Index: 1010, ModifyIndex: 10}, nil)
+	if want := []string{"stop 40s"}; !slices.Equal(w.unitLog, want) {
+		t.Fatalf("unit %q, want %q", w.unitLog, want)
 	}
 }
 
-// A request that never returns (a dead connection after SIGCONT, a
-// partitioned agent) is cut at the lease's end, not the request's own
-// much longer bound, and the unit stops. The 30 s ceiling only catches
-// a guard that waits for the request.
-func TestGuardHungRequestIsCutAtTheLeaseEnd(t *testing.T) {
-	var logs []string
-	var mu sync.Mutex
-	c := &fakeConsul{t: t, answers: []answer{me(7), {hang: true}}}
-	u := &fakeUnits{running: true}
-	g := New(Config{Key: "k", Unit: "nfs-server.service", Host: "zippy", Lease: 300 * time.Millisecond, Request: time.Hour,
-		Log: func(_ int, m string) { mu.Lock(); logs = append(logs, m); mu.Unlock() }}, c, u)
-	g.Step(context.Background())
-	done := make(chan struct{})
-	go func() { g.Step(context.Background()); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("a hung request held the guard past its lease")
+// The key names another host: asked again without blocking (never on an
+// old answer), then fenced; a fresh answer naming this host stops it.
+func TestGuardKeyNamesAnotherFencesAfterAskingAgain(t *testing.T) {
+	w := scenario(true, 20*time.Second, []phase{{0, mOK}}, keyWrite{at: 2 * time.Second, owner: "c1", mod: 11, by: "failover"})
+	w.run()
+	if len(w.unitLog) != 1 || !strings.HasPrefix(w.unitLog[0], "fence 2") {
+		t.Fatalf("unit %q, want a fence just after 2s", w.unitLog)
 	}
-	if d := did(u); d != "stop nfs-server.service" {
-		t.Fatalf("did %q", d)
+	if !logged(w, `names "c1": fencing and stopping nfs-server.service`) {
+		t.Errorf("the journal does not say what it did:\n%s", strings.Join(w.logs, "\n"))
+	}
+
+	w = scenario(true, 20*time.Second, []phase{{0, mOK}})
+	g := w.newGuard()
+	ctx := context.Background()
+	req, _ := g.tick(ctx)
+	g.answered(ctx, req, Reading{Owner: "c1", Found: true, Index: 9, ModifyIndex: 9}, nil)
+	re, _ := g.tick(ctx)
+	if re == nil || re.index != 0 || re.wait != 0 {
+		t.Fatalf("the re-check must not block: %+v", re)
+	}
+	g.answered(ctx, re, Reading{Owner: "zippy", Found: true, Index: 11, ModifyIndex: 11}, nil)
+	if len(w.unitLog) != 0 {
+		t.Fatalf("acted on a stale answer: %q", w.unitLog)
 	}
 }
 
-// No answer yet (the guard just started, Consul is down) and a running
-// unit: nothing ever confirmed it, so it stops.
-func TestGuardNeverConfirmedStops(t *testing.T) {
-	g, _, u, _, _ := newTestGuard(t, true, answer{err: errors.New("no route")})
-	g.Step(context.Background())
-	if d := did(u); d != "stop nfs-server.service" {
-		t.Fatalf("did %q", d)
+// A deleted key fences (the unit's own start check refuses it too); a
+// standby whose unit does not run is left alone (fencing it would race
+// a failover about to start it); a unit systemctl cannot answer about is
+// taken as running; a dry run changes nothing and says what it would do.
+func TestGuardOtherCases(t *testing.T) {
+	w := scenario(true, 10*time.Second, []phase{{0, mOK}}, keyWrite{at: time.Second, owner: "", mod: 11, by: "a KV writer"})
+	w.run()
+	if len(w.unitLog) != 1 || !strings.HasPrefix(w.unitLog[0], "fence") || !logged(w, "owner key "+key+" is not set") {
+		t.Errorf("deleted key: unit %q", w.unitLog)
 	}
-}
 
-// When systemctl cannot say whether the unit runs, the guard acts as if
-// it does.
-func TestGuardUnknownUnitStateCountsAsRunning(t *testing.T) {
-	g, _, u, _, _ := newTestGuard(t, false, other(3), other(3))
-	u.err = errors.New("Failed to connect to bus")
-	g.Step(context.Background())
-	if d := did(u); !strings.HasPrefix(d, "fence ") {
-		t.Fatalf("did %q", d)
+	s := schedule{end: 60 * time.Second, phases: []phase{{0, mOK}}, c1Start: never, indexReset: never, unit0: stopped,
+		writes: []keyWrite{{at: 0, owner: "c1", mod: 10}}}
+	w = s.world(nil, 1)
+	w.run()
+	if len(w.unitLog) != 0 {
+		t.Errorf("standby: unit %q", w.unitLog)
 	}
-}
 
-func TestGuardDryRunChangesNothing(t *testing.T) {
-	g, _, u, _, logs := newTestGuard(t, true, other(3), other(3))
-	g.DryRun = true
-	g.Step(context.Background())
-	if d := did(u); d != "" {
-		t.Fatalf("dry run did %q", d)
+	s.unitErr, s.unit0 = true, active
+	w = s.world(nil, 1)
+	w.run()
+	if len(w.unitLog) == 0 || !strings.HasPrefix(w.unitLog[0], "fence") || !logged(w, "taken as running") {
+		t.Errorf("unknown unit state: unit %q", w.unitLog)
 	}
-	if !strings.Contains(strings.Join(*logs, "\n"), "dry run: would act: owner key") {
-		t.Fatalf("dry run does not say what it would do: %q", *logs)
+
+	s.unitErr, s.dryRun = false, true
+	w = s.world(nil, 1)
+	w.run()
+	if len(w.unitLog) != 0 || !logged(w, "dry run: would act: owner key") {
+		t.Errorf("dry run: unit %q, logs %q", w.unitLog, w.logs)
 	}
 }
 
 // Consul's rule: an index that goes backwards starts over from 0; an
 // index of 0 is never sent back (the query would not block).
 func TestGuardIndexHandling(t *testing.T) {
-	g, c, _, _, _ := newTestGuard(t, true, me(20), me(5), answer{r: Reading{Owner: "zippy", Found: true, Index: 0}}, me(1))
-	for range 4 {
-		g.Step(context.Background())
+	w := scenario(true, time.Minute, []phase{{0, mOK}})
+	g := w.newGuard()
+	ctx := context.Background()
+	var asked []uint64
+	for _, idx := range []uint64{20, 5, 0, 1} {
+		req, _ := g.tick(ctx)
+		asked = append(asked, req.index)
+		g.answered(ctx, req, Reading{Owner: "zippy", Found: true, Index: idx, ModifyIndex: 10}, nil)
 	}
-	if want := []uint64{0, 20, 0, 1}; len(c.asked) != 4 || c.asked[1] != want[1] || c.asked[2] != want[2] || c.asked[3] != want[3] {
-		t.Fatalf("asked %v, want %v", c.asked, want)
+	if want := []uint64{0, 20, 0, 1}; !slices.Equal(asked, want) {
+		t.Fatalf("asked %v, want %v", asked, want)
 	}
 }
 
-// Run ends without error when its context does (systemd's SIGTERM).
-func TestGuardRunEndsWithItsContext(t *testing.T) {
-	c := &fakeConsul{t: t, answers: []answer{me(1), {hang: true}}}
-	g := New(Config{Key: "k", Unit: "u", Host: "zippy"}, c, &fakeUnits{running: true})
+// Run itself, on the real clock: a request that hangs and ignores its
+// context does not hold the stop, which the lease's timer fires; Run
+// ends with its context. (Only a ceiling: nothing here is timed.)
+func TestRunStopsOnTheTimerWhateverTheRequest(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	c := &hangingConsul{release: release}
+	u := &recordingUnits{running: true}
+	g := New(Config{Key: "k", Unit: "nfs-server.service", Host: "zippy", Lease: 300 * time.Millisecond, StartGrace: 200 * time.Millisecond, Request: time.Hour}, c, u, nil, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- g.Run(ctx) }()
-	time.Sleep(50 * time.Millisecond)
+	deadline := time.Now().Add(30 * time.Second)
+	for u.did() == "" && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-}
-
-// The fence the guard writes is the failover's: its drop-in path (which
-// hoctl failover back removes), asserting its own absence, reloaded
-// before the stop. A hostile owner value cannot add a line to it.
-func TestSystemdFenceWritesTheFailoverDropIn(t *testing.T) {
-	root := t.TempDir()
-	var calls []string
-	s := &Systemd{Host: "zippy", Root: root, Exec: func(_ context.Context, args ...string) (string, error) {
-		calls = append(calls, strings.Join(args, " "))
-		return "", nil
-	}}
-	if err := s.Fence(context.Background(), "nfs-server.service", "owner key k names \"c1\n[Service]\nExecStartPre=/bin/evil\""); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(root, failover.FenceDropIn("nfs-server.service")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf := string(b)
-	if !strings.Contains(conf, "\n[Unit]\nAssertPathExists=!"+failover.FenceDropIn("nfs-server.service")+"\n") {
-		t.Errorf("not the fence: %s", conf)
-	}
-	for _, l := range strings.Split(conf, "\n") {
-		if strings.HasPrefix(l, "ExecStartPre") || strings.HasPrefix(l, "[Service]") {
-			t.Errorf("the owner value added a line to the drop-in:\n%s", conf)
-		}
-	}
-	if strings.Join(calls, ";") != "daemon-reload;stop nfs-server.service" {
-		t.Errorf("systemctl calls %q, want the reload before the stop", calls)
+	if d := u.did(); d != "stop nfs-server.service" {
+		t.Fatalf("did %q, want a stop while the request hangs", d)
 	}
 }
 
-func TestSystemdRunning(t *testing.T) {
-	for _, c := range []struct {
-		out     string
-		err     error
-		running bool
-		fails   bool
-	}{
-		{"active", nil, true, false},
-		{"deactivating", errors.New("exit status 3"), true, false},
-		{"inactive", errors.New("exit status 3"), false, false},
-		{"failed", errors.New("exit status 3"), false, false},
-		{"", errors.New("exit status 1"), false, true},
-		{"Failed to connect to bus: No such file or directory", errors.New("exit status 1"), false, true},
-	} {
-		s := &Systemd{Exec: func(context.Context, ...string) (string, error) { return c.out, c.err }}
-		running, err := s.Running(context.Background(), "u")
-		if running != c.running || (err != nil) != c.fails {
-			t.Errorf("is-active %q (%v): running %v err %v", c.out, c.err, running, err)
-		}
+type hangingConsul struct{ release chan struct{} }
+
+func (c *hangingConsul) Owner(context.Context, string, uint64, time.Duration) (Reading, error) {
+	<-c.release // ignores its context
+	return Reading{}, errors.New("released")
+}
+
+type recordingUnits struct {
+	mu      sync.Mutex
+	running bool
+	log     []string
+}
+
+func (u *recordingUnits) Running(context.Context, string) (bool, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.running, nil
+}
+
+func (u *recordingUnits) rec(s string, running bool) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.log, u.running = append(u.log, s), running
+	return nil
+}
+
+func (u *recordingUnits) did() string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return strings.Join(u.log, "\n")
+}
+
+func (u *recordingUnits) Fence(_ context.Context, unit, _ string) error {
+	return u.rec("fence "+unit, false)
+}
+func (u *recordingUnits) Stop(_ context.Context, unit string) error {
+	return u.rec("stop "+unit, false)
+}
+func (u *recordingUnits) Start(_ context.Context, unit string) error {
+	return u.rec("start "+unit, true)
+}
+
+// The stored lease survives a restart of the guard as CLOCK_BOOTTIME.
+func TestFileStateRoundTrip(t *testing.T) {
+	f := NewFileState(t.TempDir(), key)
+	if filepath.Base(f.Path) != "hoctl_nfs_data-services_owner.json" {
+		t.Errorf("path %s", f.Path)
+	}
+	if _, ok, err := f.Load(); ok || err != nil {
+		t.Fatalf("empty: %v %v", ok, err)
+	}
+	now := time.Now()
+	in := Stored{LeaseEnd: now.Add(10 * time.Second), Confirmed: now.Add(-5 * time.Second), ModifyIndex: 42, LeaseStopped: true}
+	if err := f.Save(in); err != nil {
+		t.Fatal(err)
+	}
+	out, ok, err := f.Load()
+	if !ok || err != nil || out.ModifyIndex != 42 || !out.LeaseStopped {
+		t.Fatalf("loaded %+v %v %v", out, ok, err)
+	}
+	// Converted twice between clocks: equal to well within a second.
+	if d := out.LeaseEnd.Sub(in.LeaseEnd); d < -time.Second || d > time.Second {
+		t.Errorf("lease end moved by %s", d)
+	}
+	if d := out.Confirmed.Sub(in.Confirmed); d < -time.Second || d > time.Second {
+		t.Errorf("confirmation moved by %s", d)
+	}
+	if err := f.Save(Stored{LeaseEnd: now}); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, _ := f.Load(); !out.Confirmed.IsZero() {
+		t.Errorf("never confirmed came back as %s", out.Confirmed)
 	}
 }

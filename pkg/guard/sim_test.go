@@ -1,0 +1,747 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hoctl/hoctl/pkg/failover"
+)
+
+// The deterministic simulation: a fake clock, a scripted Consul and a
+// modelled NFS unit, and the guard's own decisions (tick, answered)
+// driven by an event loop that does what Run does. Each seed draws a
+// schedule: what Consul does when (answers, fails fast, hangs, hangs
+// ignoring the request's context, answers late with an old value,
+// loses its leader, flaps), who writes the owner key when (a
+// `failover --primary-down` to c1, which starts c1 after its wait;
+// anyone else with KV write), a reset of Consul's index, restarts of
+// the guard, and how long each systemctl call takes. Every instant of
+// the schedule is checked against the invariants (simInvariants).
+
+var (
+	simSeed      = flag.Uint64("seed", 0, "TestSimulation: replay this one schedule, printing its trace")
+	simSchedules = flag.Int("schedules", 0, "TestSimulation: schedules to run (default $HOCTL_SIM_SCHEDULES, else 10000)")
+)
+
+const simInvariants = `(1) zippy's unit is not active past its deadline + the stop bound, where the deadline is the newest confirmation's send time + lease (a guard just started: at most its start + StartGrace), and no request is given time past the deadline; ` +
+	`(2) the guard starts the unit only on an answer naming zippy at the ModifyIndex last confirmed while the unit ran; ` +
+	`(3) zippy and c1 never serve at the same instant, c1 started by failover --primary-down after its wait (lease + margin from the key's move)`
+
+const (
+	simLease = failover.GuardLease
+	simOpMax = 250 * time.Millisecond // one systemctl call
+	simGap   = time.Second            // systemd's RestartSec for a guard that died
+	// simStopBound: a systemctl call under way at the lease's end, then
+	// is-active and stop; and a guard that died just before it, restarted.
+	simStopBound = 3*simOpMax + simGap
+)
+
+type mode int
+
+const (
+	mOK        mode = iota
+	mFail           // connection refused at once
+	mHang           // no answer; the request ends with its context
+	mHangNoCtx      // no answer, and the request ignores its context
+	mLate           // answers after up to 25 s, with the value it read when asked
+	mLeader         // no leader: fails at once, or after holding up to 7 s
+	mFlaky          // each request fails or answers, half and half
+	// mBlockingOnly answers blocking queries and fails the others (the
+	// guard's re-check before it fences).
+	mBlockingOnly
+)
+
+var modeNames = []string{"answers", "fails fast", "hangs", "hangs ignoring its context", "answers late", "has no leader", "flaps", "answers only blocking queries"}
+
+type phase struct {
+	from time.Duration
+	mode mode
+}
+
+type keyWrite struct {
+	at    time.Duration
+	owner string // "" deletes
+	mod   uint64
+	by    string
+}
+
+type restart struct{ at, gap time.Duration }
+
+// schedule is one seed's world, fixed before the guard runs: nothing in
+// it depends on what the guard does, so the whole run replays exactly.
+type schedule struct {
+	stored     bool // the first guard finds a confirmation stored at 0
+	phases     []phase
+	writes     []keyWrite // writes[0] is zippy's at 0
+	c1Start    time.Duration
+	indexReset time.Duration
+	restarts   []restart
+	end        time.Duration
+	opMax      time.Duration
+	// scenario tests only
+	unit0   unitState // the unit's state at 0
+	unitErr bool      // systemctl is-active cannot answer
+	dryRun  bool
+}
+
+const never = time.Duration(1<<63 - 1)
+
+func rndDur(r *rand.Rand, lo, hi time.Duration) time.Duration {
+	return lo + time.Duration(r.Int64N(int64(hi-lo)+1))
+}
+
+func newSchedule(seed uint64) (schedule, *rand.Rand) {
+	r := rand.New(rand.NewPCG(seed, 0x6775617264))
+	s := schedule{end: 120 * time.Second, c1Start: never, indexReset: never, opMax: simOpMax, stored: r.IntN(5) != 0}
+	for t := time.Duration(0); t < s.end; {
+		m := mode(r.IntN(len(modeNames)))
+		if r.IntN(3) == 0 {
+			m = mOK
+		}
+		s.phases = append(s.phases, phase{from: t, mode: m})
+		switch m {
+		case mOK:
+			t += rndDur(r, time.Second, 40*time.Second)
+		case mLeader:
+			t += rndDur(r, 200*time.Millisecond, 10*time.Second)
+		default:
+			t += rndDur(r, 200*time.Millisecond, 30*time.Second)
+		}
+	}
+	s.writes = []keyWrite{{at: 0, owner: "zippy", mod: 10, by: "initial"}}
+	for range r.IntN(4) {
+		if r.IntN(2) == 0 {
+			continue
+		}
+		w := keyWrite{at: rndDur(r, 0, 115*time.Second), by: "a KV writer"}
+		switch r.IntN(10) {
+		case 0, 1, 2, 3, 4:
+			w.owner = "zippy"
+		case 5, 6, 7:
+			w.owner = "c1"
+		}
+		s.writes = append(s.writes, w)
+	}
+	if r.IntN(5) < 3 {
+		f := rndDur(r, time.Second, 90*time.Second)
+		// The fence step's before check: the key names zippy or is unset.
+		if o, _ := s.ownerAt(f); o == "zippy" || o == "" {
+			s.writes = append(s.writes, keyWrite{at: f, owner: "c1", by: "failover --primary-down"})
+			s.c1Start = f + failover.GuardLease + failover.GuardMargin + rndDur(r, 0, 2*time.Second)
+		}
+	}
+	slices.SortStableFunc(s.writes, func(a, b keyWrite) int { return int(a.at - b.at) })
+	for i := 1; i < len(s.writes); i++ {
+		s.writes[i].mod = s.writes[i-1].mod + 1 + uint64(r.IntN(5))
+	}
+	// The start step's before check: the key names c1 when it starts.
+	if s.c1Start != never {
+		if o, _ := s.ownerAt(s.c1Start); o != "c1" {
+			s.c1Start = never
+		}
+	}
+	if r.IntN(5) == 0 {
+		s.indexReset = rndDur(r, 0, s.end)
+	}
+	for range r.IntN(3) {
+		if r.IntN(3) == 0 {
+			s.restarts = append(s.restarts, restart{at: rndDur(r, 0, s.end), gap: rndDur(r, 0, simGap)})
+		}
+	}
+	slices.SortFunc(s.restarts, func(a, b restart) int { return int(a.at - b.at) })
+	return s, r
+}
+
+// ownerAt is the key's value and ModifyIndex at t.
+func (s *schedule) ownerAt(t time.Duration) (string, uint64) {
+	var w keyWrite
+	for _, x := range s.writes {
+		if x.at > t {
+			break
+		}
+		w = x
+	}
+	return w.owner, w.mod
+}
+
+func (s *schedule) nextWrite(after time.Duration) time.Duration {
+	for _, x := range s.writes {
+		if x.at > after {
+			return x.at
+		}
+	}
+	return never
+}
+
+func (s *schedule) modeAt(t time.Duration) mode {
+	m := mOK
+	for _, p := range s.phases {
+		if p.from > t {
+			break
+		}
+		m = p.mode
+	}
+	return m
+}
+
+// consulIndex is X-Consul-Index at t: it goes backwards at indexReset.
+func (s *schedule) consulIndex(t time.Duration) uint64 {
+	_, mod := s.ownerAt(t)
+	if t >= s.indexReset {
+		return mod
+	}
+	return mod + 1000
+}
+
+func (s *schedule) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "schedule (%s):\n  stored confirmation at 0: %v\n", s.end, s.stored)
+	for _, p := range s.phases {
+		fmt.Fprintf(&b, "  %8s Consul %s\n", p.from, modeNames[p.mode])
+	}
+	for _, w := range s.writes {
+		fmt.Fprintf(&b, "  %8s key := %q (ModifyIndex %d) by %s\n", w.at, w.owner, w.mod, w.by)
+	}
+	if s.c1Start != never {
+		fmt.Fprintf(&b, "  %8s c1 starts (after the failover's wait)\n", s.c1Start)
+	}
+	if s.indexReset != never {
+		fmt.Fprintf(&b, "  %8s Consul's index goes back\n", s.indexReset)
+	}
+	for _, r := range s.restarts {
+		fmt.Fprintf(&b, "  %8s the guard dies, restarted %s later\n", r.at, r.gap)
+	}
+	return b.String()
+}
+
+// unitState is zippy's NFS unit.
+type unitState int
+
+const (
+	active unitState = iota
+	stopped
+	fenced
+)
+
+// delivery is an answer as the guard received it.
+type delivery struct {
+	req      *request
+	sent, at time.Duration
+	readAt   time.Duration // the instant the answer's value was read
+	r        Reading
+	err      error
+	never    bool // the request neither returns nor ends with its context
+}
+
+// world runs one schedule: the clock, Consul, the unit and the checks.
+type world struct {
+	schedule
+	rng  *rand.Rand
+	seed uint64
+	t0   time.Time
+	now  time.Duration
+
+	unit     unitState
+	deadline time.Duration // invariant 1
+	// invariant 2: the newest confirmation delivered while the unit ran
+	activeMod  uint64
+	haveActive bool
+	last       *delivery // the answer being acted on
+
+	stored  Stored
+	has     bool
+	logs    []string
+	unitLog []string // "stop 15s", for the scenario tests
+	trace   []string
+	viol    string
+	kind    string
+	class   string
+	stuck   bool
+	// since the newest confirmation, for naming what broke an invariant
+	deadlineBy                 string
+	sawOther, sawFail, sawHang bool
+
+	// what happened, for the test's summary
+	confirms, stops, fences, starts, reads int
+}
+
+func newWorld(seed uint64) *world {
+	s, r := newSchedule(seed)
+	return s.world(r, seed)
+}
+
+func (s schedule) world(r *rand.Rand, seed uint64) *world {
+	// Far from the real clock: the old guard (oldguard_test.go) puts
+	// these times in real contexts' deadlines, which must never fire.
+	w := &world{schedule: s, rng: r, seed: seed, t0: time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC), deadline: never, unit: s.unit0}
+	if w.rng == nil {
+		w.rng = rand.New(rand.NewPCG(seed, 1))
+	}
+	if s.stored {
+		w.stored, w.has = Stored{LeaseEnd: w.t0.Add(simLease), Confirmed: w.t0, ModifyIndex: s.writes[0].mod}, true
+		w.deadline = simLease
+		w.activeMod, w.haveActive = s.writes[0].mod, true
+	}
+	return w
+}
+
+func (w *world) at(t time.Time) time.Duration { return t.Sub(w.t0) }
+
+func (w *world) tracef(format string, args ...any) {
+	w.trace = append(w.trace, fmt.Sprintf("%10s ", w.now)+fmt.Sprintf(format, args...))
+}
+
+func (w *world) violate(kind string, at time.Duration, format string, args ...any) {
+	if w.viol != "" {
+		return
+	}
+	w.kind = kind
+	w.class = w.classify()
+	w.viol = fmt.Sprintf("invariant %s broken at %s: ", kind, at) + fmt.Sprintf(format, args...)
+	w.tracef("VIOLATION %s", w.viol)
+}
+
+// advance moves the clock to t, checking invariants 1 and 3 over every
+// instant in between.
+func (w *world) advance(t time.Duration) {
+	if t <= w.now {
+		return
+	}
+	if w.unit == active {
+		if limit := w.deadline + simStopBound; w.deadline != never && t > limit {
+			w.violate("1 (lease)", max(limit, w.now), "zippy's unit still active %s after its deadline %s (stop bound %s)", t-w.deadline, w.deadline, simStopBound)
+		}
+		if w.c1Start < t {
+			w.violate("3 (two servers)", max(w.c1Start, w.now), "zippy's unit active while c1 serves (c1 started at %s)", w.c1Start)
+		}
+	}
+	w.now = t
+}
+
+// guardStarted: a guard just started may take StartGrace to confirm.
+func (w *world) guardStarted() {
+	w.tracef("guard starts (stored: %v %+v)", w.has, w.stored)
+	if d := w.now + DefaultStartGrace; d < w.deadline {
+		w.deadline, w.deadlineBy = d, "guard start"
+	}
+}
+
+// request is Consul's answer to a read sent now, as the schedule says.
+func (w *world) request(index uint64, wait time.Duration, deadline time.Duration) *delivery {
+	w.reads++
+	d := &delivery{sent: w.now}
+	lat := rndDur(w.rng, time.Millisecond, 40*time.Millisecond)
+	m := w.modeAt(w.now)
+	switch {
+	case m == mFlaky:
+		m = []mode{mOK, mFail}[w.rng.IntN(2)]
+	case m == mBlockingOnly && index == 0:
+		m = mFail
+	case m == mBlockingOnly:
+		m = mOK
+	}
+	switch m {
+	case mOK:
+		d.at, d.readAt = w.now+lat, w.now+lat
+		if index > 0 && w.consulIndex(w.now) <= index {
+			// A blocking query: back when the index passes the client's,
+			// else after wait and up to wait/16 of Consul's jitter.
+			d.readAt = w.now + wait + rndDur(w.rng, 0, wait/16)
+			for c := w.nextWrite(w.now); c < d.readAt; c = w.nextWrite(c) {
+				if w.consulIndex(c) > index {
+					d.readAt = c
+					break
+				}
+			}
+			d.at = d.readAt + lat
+		}
+	case mFail:
+		d.at, d.err = w.now+lat, errors.New("dial tcp 127.0.0.1:8500: connect: connection refused")
+	case mLeader:
+		d.at, d.err = w.now+lat, errors.New("Unexpected response code: 500 (No cluster leader)")
+		if w.rng.IntN(2) == 0 {
+			d.at = w.now + rndDur(w.rng, 0, 7*time.Second)
+		}
+	case mHang:
+		d.at = never
+	case mHangNoCtx:
+		d.at, d.never = never, true
+	case mLate:
+		d.at = w.now + rndDur(w.rng, 0, 25*time.Second)
+		d.readAt = w.now + rndDur(w.rng, 0, d.at-w.now)
+	}
+	if !d.never && d.at > deadline {
+		d.at, d.err = deadline, context.DeadlineExceeded
+	}
+	if d.err == nil && d.at != never {
+		owner, mod := w.ownerAt(d.readAt)
+		d.r = Reading{Owner: owner, Found: owner != "", Index: w.consulIndex(d.readAt), ModifyIndex: mod}
+		if !d.r.Found {
+			d.r.ModifyIndex = 0
+		}
+	}
+	return d
+}
+
+// deliver is an answer reaching the guard: a confirmation renews the
+// deadline from its send time.
+func (w *world) deliver(d *delivery) {
+	w.last = d
+	if d.err != nil {
+		w.tracef("read sent at %s: %v", d.sent, d.err)
+		w.sawFail = true
+		if errors.Is(d.err, context.DeadlineExceeded) {
+			w.sawHang = true
+		}
+		return
+	}
+	if d.at-d.sent > time.Second {
+		w.sawHang = true
+	}
+	w.tracef("read sent at %s: %q at ModifyIndex %d (read at %s, index %d)", d.sent, d.r.Owner, d.r.ModifyIndex, d.readAt, d.r.Index)
+	if d.r.Found && d.r.Owner == "zippy" {
+		w.confirms++
+		if e := d.sent + simLease; e > w.deadline || w.deadline == never {
+			w.deadline, w.deadlineBy = e, "confirmation"
+			w.sawOther, w.sawFail, w.sawHang = false, false, false
+		}
+		if w.unit == active {
+			w.activeMod, w.haveActive = d.r.ModifyIndex, true
+		}
+	} else {
+		w.sawOther = true
+	}
+}
+
+func (w *world) op() { w.advance(w.now + rndDur(w.rng, 0, w.opMax)) }
+
+// simUnits is zippy's NFS unit under systemd.
+type simUnits struct{ w *world }
+
+func (u simUnits) Running(context.Context, string) (bool, error) {
+	u.w.op()
+	if u.w.unitErr {
+		return false, errors.New("Failed to connect to bus")
+	}
+	return u.w.unit == active, nil
+}
+
+func (u simUnits) Stop(context.Context, string) error {
+	u.w.op()
+	if u.w.unit == active {
+		u.w.unit = stopped
+	}
+	u.w.stops++
+	u.w.tracef("unit stopped")
+	u.w.unitLog = append(u.w.unitLog, fmt.Sprintf("stop %s", u.w.now))
+	return nil
+}
+
+func (u simUnits) Fence(context.Context, string, string) error {
+	u.w.op()
+	u.w.unit = fenced
+	u.w.fences++
+	u.w.tracef("unit fenced")
+	u.w.unitLog = append(u.w.unitLog, fmt.Sprintf("fence %s", u.w.now))
+	return nil
+}
+
+// Start is active from the call on; the unit's own start check (the
+// key names zippy) and the fence still decide.
+func (u simUnits) Start(context.Context, string) error {
+	w := u.w
+	w.tracef("guard starts the unit")
+	w.starts++
+	w.unitLog = append(w.unitLog, fmt.Sprintf("start %s", w.now))
+	switch d := w.last; {
+	case d == nil || d.err != nil || d.r.Owner != "zippy":
+		w.violate("2 (start)", w.now, "the unit started without an answer naming zippy")
+	case !w.haveActive:
+		w.violate("2 (start)", w.now, "the unit started on ModifyIndex %d, but no ModifyIndex was confirmed while it ran", d.r.ModifyIndex)
+	case d.r.ModifyIndex != w.activeMod:
+		w.violate("2 (start)", w.now, "the unit started on ModifyIndex %d, but %d was confirmed while it ran: the key was written since", d.r.ModifyIndex, w.activeMod)
+	}
+	if w.unit == fenced {
+		w.op()
+		return errors.New("Assertion failed on job for nfs-server.service")
+	}
+	if o, _ := w.ownerAt(w.now); o != "zippy" {
+		w.op()
+		return errors.New("nfs-server.service: ExecStartPre: the owner key names another host")
+	}
+	w.unit = active
+	if w.c1Start <= w.now {
+		w.violate("3 (two servers)", w.now, "zippy's unit started while c1 serves")
+	}
+	w.op()
+	return nil
+}
+
+// simState keeps what a guard stores for the next one.
+type simState struct{ w *world }
+
+func (s simState) Load() (Stored, bool, error) { return s.w.stored, s.w.has, nil }
+func (s simState) Save(st Stored) error        { s.w.stored, s.w.has = st, true; return nil }
+
+// simClock is the world's clock; the simulation's loop does the waiting,
+// so nothing here ever sleeps.
+type simClock struct{ w *world }
+
+func (c simClock) Now() time.Time { return c.w.t0.Add(c.w.now) }
+func (c simClock) AfterFunc(time.Duration, func()) func() bool {
+	panic("the simulation drives tick and answered itself")
+}
+func (c simClock) WithDeadline(ctx context.Context, _ time.Time) (context.Context, context.CancelFunc) {
+	panic("the simulation drives tick and answered itself")
+}
+
+func (w *world) newGuard() *Guard {
+	return New(Config{Key: "hoctl/nfs/data-services/owner", Unit: "nfs-server.service", Host: "zippy", DryRun: w.dryRun,
+		Log: func(_ int, m string) { w.logs = append(w.logs, m); w.tracef("log: %s", m) }},
+		nil, simUnits{w}, simClock{w}, simState{w})
+}
+
+// run drives the guard as Run does: tick, send the read it asks for,
+// wait for whichever comes first of the read's return (at its deadline
+// at the latest, unless it ignores its context) and tick's wake-up;
+// and the guard's deaths and restarts. Ties go either way, by the seed.
+func (w *world) run() {
+	ctx := context.Background()
+	g := w.newGuard()
+	// A guard counts as started when it has read the stored state (its
+	// first tick), not when its process did: one that dies before that
+	// never ran.
+	fresh := true
+	var pending *delivery
+	ri := 0
+	for steps := 0; w.viol == ""; steps++ {
+		if steps > 1_000_000 {
+			w.violate("liveness", w.now, "the guard loops without time passing")
+			return
+		}
+		if ri < len(w.restarts) && w.now >= w.restarts[ri].at {
+			r := w.restarts[ri]
+			ri++
+			w.tracef("the guard dies")
+			pending = nil
+			w.advance(w.now + r.gap)
+			g, fresh = w.newGuard(), true
+			continue
+		}
+		if fresh {
+			w.guardStarted()
+			fresh = false
+		}
+		send, wake := g.tick(ctx)
+		if send != nil {
+			if w.now < w.deadline && w.at(send.deadline) > w.deadline {
+				w.violate("1 (lease)", w.now, "a request given time to %s, past the deadline %s", w.at(send.deadline), w.deadline)
+			}
+			pending = w.request(send.index, send.wait, w.at(send.deadline))
+			pending.req = send
+		}
+		next := w.end
+		if !wake.IsZero() {
+			next = min(next, w.at(wake))
+		}
+		if pending != nil && !pending.never {
+			next = min(next, pending.at)
+		}
+		if ri < len(w.restarts) {
+			next = min(next, w.restarts[ri].at)
+		}
+		if next >= w.end {
+			w.advance(w.end)
+			return
+		}
+		w.advance(next)
+		due := pending != nil && !pending.never && pending.at <= w.now
+		woken := !wake.IsZero() && w.at(wake) <= w.now
+		if due && (!woken || w.rng.IntN(2) == 0) {
+			d := pending
+			pending = nil
+			w.deliver(d)
+			g.answered(ctx, d.req, d.r, d.err)
+		}
+	}
+}
+
+func simCount(t *testing.T) int {
+	if *simSchedules > 0 {
+		return *simSchedules
+	}
+	if s := os.Getenv("HOCTL_SIM_SCHEDULES"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			t.Fatalf("HOCTL_SIM_SCHEDULES=%q: want a positive number", s)
+		}
+		return n
+	}
+	return 10000
+}
+
+// runSchedules runs seeds 1..n (or only -seed) through run, and returns
+// the worlds that broke an invariant.
+func runSchedules(t *testing.T, n int, run func(*world)) (bad []*world, total int) {
+	seeds := make([]uint64, 0, n)
+	if *simSeed != 0 {
+		seeds = append(seeds, *simSeed)
+	} else {
+		for s := uint64(1); s <= uint64(n); s++ {
+			seeds = append(seeds, s)
+		}
+	}
+	for _, seed := range seeds {
+		w := newWorld(seed)
+		run(w)
+		if *simSeed != 0 {
+			t.Logf("seed %d\n%s\ntrace:\n%s", seed, w.String(), strings.Join(w.trace, "\n"))
+		}
+		if w.viol != "" {
+			bad = append(bad, w)
+		}
+		total++
+	}
+	return bad, total
+}
+
+// TestSimulation runs the guard through 10,000 seeded schedules (more
+// with -schedules N or HOCTL_SIM_SCHEDULES, as `make fuzz` sets) and
+// checks every instant of each against the invariants; a failing seed
+// replays exactly with -seed N.
+func TestSimulation(t *testing.T) {
+	n := simCount(t)
+	bad, total := runSchedules(t, n, (*world).run)
+	var confirms, stops, fences, starts, reads int
+	for seed := uint64(1); seed <= 200 && *simSeed == 0; seed++ {
+		w := newWorld(seed)
+		w.run()
+		confirms, stops, fences, starts, reads = confirms+w.confirms, stops+w.stops, fences+w.fences, starts+w.starts, reads+w.reads
+	}
+	for i, w := range bad {
+		if i == 5 {
+			t.Errorf("... and %d more", len(bad)-5)
+			break
+		}
+		t.Errorf("seed %d: %s\nreplay: go test ./pkg/guard -run '^TestSimulation$' -v -seed=%d", w.seed, w.viol, w.seed)
+	}
+	t.Logf("simulation: %d schedules of %s each, %d broke an invariant; invariants checked at every instant: %s", total, 120*time.Second, len(bad), simInvariants)
+	if *simSeed == 0 {
+		t.Logf("in the first 200 schedules: %d reads, %d confirmations, %d lease stops, %d fences, %d restarts by the guard", reads, confirms, stops, fences, starts)
+	}
+}
+
+// classify names the issue #19 finding an invariant broken looks like.
+func (w *world) classify() string {
+	switch {
+	case strings.HasPrefix(w.kind, "2"):
+		return "(6) a start on a key written since the last confirmation"
+	case w.deadlineBy == "guard start":
+		return "(c) a guard just started that cannot confirm"
+	case w.sawOther:
+		return "(b) the lease skipped after an answer naming another host"
+	case w.sawFail || w.sawHang:
+		return "(a) failures, then a request that hangs past the lease"
+	}
+	return "other"
+}
+
+// oldConsul answers the old guard's synchronous reads in line: the
+// clock moves to the answer (or to the request's deadline).
+type oldConsul struct{ w *world }
+
+func (c oldConsul) Owner(ctx context.Context, _ string, index uint64, wait time.Duration) (Reading, error) {
+	w := c.w
+	dl, _ := ctx.Deadline()
+	d := w.request(index, wait, w.at(dl))
+	if d.never {
+		// Its real client honoured the context: the request ends at its
+		// deadline (the old guard is not blamed for what it never met).
+		d.at, d.err, d.never = w.at(dl), context.DeadlineExceeded, false
+	}
+	if d.at == never {
+		// The old guard would wait forever: the schedule ends here.
+		w.stuck = true
+		w.advance(w.end)
+		return Reading{}, errors.New("the request never returned")
+	}
+	w.advance(d.at)
+	w.deliver(d)
+	return d.r, d.err
+}
+
+// runOld drives the old guard as its Run did: Step, and after a failed
+// one the pause (Retry, cut at the lease's end).
+func (w *world) runOld() {
+	ctx := context.Background()
+	clock := simClock{w}
+	newG := func() *oldGuard {
+		return newOldGuard(oldConfig{Key: "hoctl/nfs/data-services/owner", Unit: "nfs-server.service", Host: "zippy", Now: clock.Now,
+			Log: func(_ int, m string) { w.logs = append(w.logs, m); w.tracef("log: %s", m) }}, oldConsul{w}, simUnits{w})
+	}
+	g := newG()
+	w.guardStarted()
+	ri := 0
+	for w.now < w.end && w.viol == "" && !w.stuck {
+		if ri < len(w.restarts) && w.now >= w.restarts[ri].at {
+			r := w.restarts[ri]
+			ri++
+			w.tracef("the guard dies")
+			w.advance(w.now + r.gap)
+			g = newG()
+			w.guardStarted()
+			continue
+		}
+		if !g.Step(ctx) {
+			d := g.Retry
+			if now := g.Now(); g.leased(now) {
+				d = min(d, g.leaseEnd().Sub(now))
+			}
+			w.advance(w.now + d)
+		}
+	}
+	if w.viol == "" {
+		w.advance(w.end)
+	}
+}
+
+// TestSimulationFindsTheOldBugs runs the same schedules against the
+// guard of d4ac807 (oldguard_test.go): the simulation must find each of
+// issue #19's findings 4a, 4b, 4c and 6 there. It prints the first seed
+// of each; -seed N replays one with its trace.
+func TestSimulationFindsTheOldBugs(t *testing.T) {
+	bad, total := runSchedules(t, simCount(t), (*world).runOld)
+	first := map[string]*world{}
+	count, kinds := map[string]int{}, map[string]int{}
+	for _, w := range bad {
+		count[w.class]++
+		kinds[w.kind]++
+		if first[w.class] == nil {
+			first[w.class] = w
+		}
+	}
+	t.Logf("the guard of d4ac807: %d of %d schedules broke an invariant: %v", len(bad), total, kinds)
+	classes := []string{
+		"(a) failures, then a request that hangs past the lease",
+		"(b) the lease skipped after an answer naming another host",
+		"(c) a guard just started that cannot confirm",
+		"(6) a start on a key written since the last confirmation",
+		"other",
+	}
+	for _, c := range classes {
+		if w := first[c]; w != nil {
+			t.Logf("%s: %d schedules, first seed %d: %s", c, count[c], w.seed, w.viol)
+		} else if c != "other" && *simSeed == 0 {
+			t.Errorf("%s: not found in %d schedules", c, total)
+		}
+	}
+}

@@ -1,0 +1,65 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hoctl/hoctl/pkg/failover"
+)
+
+// The fence the guard writes is the failover's: its drop-in path (which
+// hoctl failover back removes), asserting its own absence, reloaded
+// before the stop. A hostile owner value cannot add a line to it.
+func TestSystemdFenceWritesTheFailoverDropIn(t *testing.T) {
+	root := t.TempDir()
+	var calls []string
+	s := &Systemd{Host: "zippy", Root: root, Exec: func(_ context.Context, args ...string) (string, error) {
+		calls = append(calls, strings.Join(args, " "))
+		return "", nil
+	}}
+	if err := s.Fence(context.Background(), "nfs-server.service", "owner key k names \"c1\n[Service]\nExecStartPre=/bin/evil\""); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, failover.FenceDropIn("nfs-server.service")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := string(b)
+	if !strings.Contains(conf, "\n[Unit]\nAssertPathExists=!"+failover.FenceDropIn("nfs-server.service")+"\n") {
+		t.Errorf("not the fence: %s", conf)
+	}
+	for _, l := range strings.Split(conf, "\n") {
+		if strings.HasPrefix(l, "ExecStartPre") || strings.HasPrefix(l, "[Service]") {
+			t.Errorf("the owner value added a line to the drop-in:\n%s", conf)
+		}
+	}
+	if strings.Join(calls, ";") != "daemon-reload;stop nfs-server.service" {
+		t.Errorf("systemctl calls %q, want the reload before the stop", calls)
+	}
+}
+
+func TestSystemdRunning(t *testing.T) {
+	for _, c := range []struct {
+		out     string
+		err     error
+		running bool
+		fails   bool
+	}{
+		{"active", nil, true, false},
+		{"deactivating", errors.New("exit status 3"), true, false},
+		{"inactive", errors.New("exit status 3"), false, false},
+		{"failed", errors.New("exit status 3"), false, false},
+		{"", errors.New("exit status 1"), false, true},
+		{"Failed to connect to bus: No such file or directory", errors.New("exit status 1"), false, true},
+	} {
+		s := &Systemd{Exec: func(context.Context, ...string) (string, error) { return c.out, c.err }}
+		running, err := s.Running(context.Background(), "u")
+		if running != c.running || (err != nil) != c.fails {
+			t.Errorf("is-active %q (%v): running %v err %v", c.out, c.err, running, err)
+		}
+	}
+}
