@@ -3,12 +3,15 @@ package replicate
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/hoctl/hoctl/pkg/btrfs"
+	"github.com/hoctl/hoctl/pkg/sshexec"
 	"golang.org/x/sys/unix"
 )
 
@@ -273,4 +276,50 @@ func TestSnapshotIntoRefusesExistingNames(t *testing.T) {
 	if err := d.snapshotInto(l.mnt+"/canary", "services@20300301T000000Z", &bytes.Buffer{}); err == nil {
 		t.Fatal("a file was snapshotted")
 	}
+}
+
+// TestMain lets this test binary stand in for hoctl on a "local" host:
+// the commands a run builds for one (hoctlOn) run `<this binary> dir-op ...`.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 2 && os.Args[1] == "dir-op" {
+		req, err := HostOp(os.Args[2], os.Args[3:])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(126)
+		}
+		code, err := req.Exec(context.Background(), os.Stdin, os.Stdout, os.Stderr)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+// The source's half of the send as a run builds it, run as it runs on a
+// host: with the parent's name taken by a symlink to a read-only
+// subvolume outside the dir (which `btrfs send -p DIR/NAME` followed and
+// read), it sends nothing and fails; with the real parent, its stream is
+// received.
+func TestSenderCommandNeverFollowsAPlantedParent(t *testing.T) {
+	l := newLab(t)
+	local := sshexec.NewLocal(&sshexec.Target{Name: "zippy"})
+	r := &Run{Ends: Ends{SourceDir: l.src, Base: "services"}, newName: l.two}
+	planted := "services@20250101T000000Z"
+	plant(t, l.src, planted, "symlink", l.outside)
+	r.parent = &btrfs.Common{Source: btrfs.Snapshot{Subvolume: btrfs.Subvolume{UUID: uuidOf(t, l.outside), Path: l.src + "/" + planted}}}
+	res, err := local.Run(context.Background(), r.senderCmd(local))
+	if err == nil || len(res.Stdout) != 0 {
+		t.Fatalf("a send with the planted parent: %v, %d bytes sent", err, len(res.Stdout))
+	}
+	r.parent.Source.Subvolume = btrfs.Subvolume{UUID: uuidOf(t, l.src+"/"+l.one), Path: l.src + "/" + l.one}
+	if res, err = local.Run(context.Background(), r.senderCmd(local)); err != nil {
+		t.Fatalf("the real send: %s", sshexec.FirstLine(res, err))
+	}
+	recv := exec.Command("btrfs", "receive", "-q", l.dst)
+	recv.Stdin = bytes.NewReader(res.Stdout)
+	if out, err := recv.CombinedOutput(); err != nil {
+		t.Fatalf("receiving: %v: %s", err, out)
+	}
+	l.canaryIntact(t)
 }
