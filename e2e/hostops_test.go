@@ -83,7 +83,9 @@ func TestHostOpsNeverFollowPlantedNames(t *testing.T) {
 	if res, err := d.dirOp(t, "promote", copy.Name()+"="+copy.UUID, "/persist/services", "/persist/services.aside", "hoctl failover test"); err != nil {
 		t.Fatalf("promoting the real copy: %s", sshexec.FirstLine(res, err))
 	}
-	t.Cleanup(func() { _, _ = d.c1.Run(context.Background(), sshexec.Cmd{Script: "btrfs subvolume delete /persist/services >/dev/null 2>&1; true"}) })
+	t.Cleanup(func() {
+		_, _ = d.c1.Run(context.Background(), sshexec.Cmd{Script: "btrfs subvolume delete /persist/services >/dev/null 2>&1; true"})
+	})
 	must(t, d.c1, "btrfs property get -ts /persist/services ro | grep -qx ro=false && grep -qx 'hoctl failover test' /persist/services/.hoctl-failover && echo on-c1 > /persist/services/back")
 	d.before = must(t, d.c1, outsideState)
 	r := replicateOnce(t, d.env, "c1", "zippy")
