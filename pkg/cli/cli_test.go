@@ -345,7 +345,7 @@ func TestExitCodes(t *testing.T) {
 func TestGlobalFlagsHonouredOrRefused(t *testing.T) {
 	// Arguments that pass each command's own checks, so the refusal is
 	// what is tested.
-	sampleArgs := map[string][]string{"snapshots": {"zippy"}, "target-filter": {"/tmp/x"}, "runbook plan": {"x.yaml"}, "run": {"c1", "--", "uptime"}, "guard": {"--key", "k"}}
+	sampleArgs := map[string][]string{"snapshots": {"zippy"}, "target-filter": {"/tmp/x"}, "dir-op": {"/tmp/x", "list", "services"}, "runbook plan": {"x.yaml"}, "run": {"c1", "--", "uptime"}, "guard": {"--key", "k"}}
 	honours := map[string][2]bool{ // command: {yes, dry-run}
 		"run": {false, true}, "replicate": {true, true}, "failover": {true, true}, "migrate-jobs": {true, true},
 		"deploy": {true, true}, "runbook run": {true, true}, "resume": {true, true}, "guard": {false, true},

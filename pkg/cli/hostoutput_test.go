@@ -125,6 +125,7 @@ var hostOutputCases = map[string]hostOutputCase{
 	"hosts":         {none: "reads the inventory and ~/.ssh/config; connects to no host"},
 	"check":         {none: "offline validation: connects to no host (TestCheckListsEveryProblemAndConnectsNothing)"},
 	"target-filter": {none: "runs on a replication target as its key's forced command: its output is the replication stream, read by hoctl, not a terminal"},
+	"dir-op":        {none: "runs on a replication host, sent by hoctl itself: its output is a listing or a send stream read by hoctl, not a terminal"},
 	"guard":         {none: "runs on an NFS host under systemd: its lines go to the journal, not to an operator's terminal"},
 	"version":       {none: "prints hoctl's own build"},
 	"help":          {none: "prints hoctl's own help and docs"},

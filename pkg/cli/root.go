@@ -132,6 +132,7 @@ EXIT STATUS
 		NewCmdReplicate(f, nil),
 		NewCmdSnapshots(f, nil),
 		NewCmdTargetFilter(f, nil),
+		NewCmdDirOp(f),
 		NewCmdGuard(f, nil),
 		NewCmdFailover(f, nil),
 		NewCmdMigrateJobs(f, nil),

@@ -184,8 +184,10 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 		Before: &tasks.Func{DescFn: func(*inventory.Host) string {
 			return fmt.Sprintf("the newest read-only copy in %s; %s not exported", ends.TargetDir, svc.Export)
 		}, Fn: r.promotable},
-		Action: &tasks.Func{DescFn: func(*inventory.Host) string { return r.promoteCmd(r.copyToPromote()) }, Fn: r.promote},
-		After:  tasks.Cmd(r.writableCheck()),
+		Action: &tasks.Func{DescFn: func(*inventory.Host) string {
+			return r.promoteCmd(nil, path.Base(r.copyToPromote()), "LISTED-UUID").Line()
+		}, Fn: r.promote},
+		After: tasks.Cmd(r.writableCheck()),
 	}, &tasks.Step{
 		Title:         fmt.Sprintf("start %s on %s", unit, o.To),
 		Hosts:         []*inventory.Host{to},
@@ -586,13 +588,16 @@ func (r *Run) promotable(ctx context.Context, env *tasks.Env, _ *inventory.Host)
 // promoteCmd makes a writable snapshot of the copy at the service's path,
 // moving aside (never deleting) whatever stale data is there, as after a
 // failback. The received copy itself stays read-only: flipping it would
-// break later receives.
-func (r *Run) promoteCmd(copyPath string) string {
+// break later receives. It is the dir primitive's promote (run by hoctl on
+// the host, never through a restricted key): the copy is opened by its
+// one name in the replication dir, whose names a stream wrote, and
+// checked to be the read-only received subvolume with the UUID listed;
+// the snapshot is made from that descriptor, so no planted symlink can
+// make it read or write anything else.
+func (r *Run) promoteCmd(run sshexec.Runner, copyName, uuid string) sshexec.Cmd {
 	sub := r.NFS.Subvolume
 	aside := sub + ".before-failover-" + r.Opts.Now().UTC().Format("20060102T150405Z")
-	return fmt.Sprintf("if [ -e %s ]; then mv %s %s; fi && btrfs subvolume snapshot %s %s && echo %s > %s",
-		sshexec.Quote(sub), sshexec.Quote(sub), sshexec.Quote(aside), sshexec.Quote(copyPath), sshexec.Quote(sub),
-		sshexec.Quote(r.marker()), sshexec.Quote(path.Join(sub, ".hoctl-failover")))
+	return replicate.PromoteCmd(run, r.Ends.TargetDir, copyName, uuid, sub, aside, r.marker())
 }
 
 // marker is what the promote step writes and every client must read back
@@ -610,7 +615,7 @@ func (r *Run) promote(ctx context.Context, env *tasks.Env, h *inventory.Host) (s
 	if err != nil {
 		return "", err
 	}
-	if res, err := run.Run(ctx, sshexec.Cmd{Script: r.promoteCmd(copy.Path)}); err != nil {
+	if res, err := run.Run(ctx, r.promoteCmd(run, copy.Name(), copy.UUID)); err != nil {
 		return "", fmt.Errorf("%s: promoting %s: %w", h.Name, copy.Name(), sshexec.OneLine(res, err))
 	}
 	return fmt.Sprintf("%s is a writable snapshot of %s", r.NFS.Subvolume, copy.Name()), nil

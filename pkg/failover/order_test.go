@@ -59,7 +59,7 @@ func TestFailoverStepOrder(t *testing.T) {
 					what = "final sync"
 				case strings.HasPrefix(s.Title, "wait out zippy's guard lease"):
 					what = "guard lease"
-				case strings.HasPrefix(s.Title, "promote") && host == "c1" && strings.Contains(act, "btrfs subvolume snapshot"):
+				case strings.HasPrefix(s.Title, "promote") && host == "c1" && strings.Contains(act, "hoctl dir-op /persist/services-standby promote "):
 					what = "promote"
 				case strings.HasPrefix(s.Title, "start nfs-server.service on c1") && host == "c1" && act == unfenceCmd("nfs-server.service"):
 					what = "start"

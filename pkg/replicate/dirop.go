@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -97,13 +96,7 @@ func dirOpLineBy(prog, dir string, op ...string) string {
 
 // dirCmd runs op of the primitive on dir, on r (nil: as a plan shows it).
 func dirCmd(r sshexec.Runner, dir string, op ...string) sshexec.Cmd {
-	prog := "hoctl"
-	if _, local := r.(*sshexec.Local); local {
-		if exe, err := os.Executable(); err == nil {
-			prog = exe
-		}
-	}
-	return sshexec.Cmd{Script: dirOpLineBy(prog, dir, op...)}
+	return sshexec.Cmd{Script: dirOpLineBy(hoctlOn(r), dir, op...)}
 }
 
 // DirectionCmd records, in dir on the host it runs on, that host source

@@ -88,15 +88,24 @@ func Runbook(inv *inventory.Inventory, e Ends, o Options) (*tasks.Runbook, *Run)
 			Action: &tasks.Func{DescFn: func(*inventory.Host) string { return r.garbageCmd() }, Fn: r.removeGarbage},
 		},
 		{
-			Title:  "snapshot " + e.Subvolume + " read-only on " + e.SourceHost,
-			Hosts:  []*inventory.Host{src},
-			Before: r.shell(func(n string) string { return "! test -e " + sshexec.Quote(path.Join(e.SourceDir, n)) }),
-			Action: r.shell(func(n string) string {
-				return sshexec.QuoteArgv([]string{"btrfs", "subvolume", "snapshot", "-r", e.Subvolume, path.Join(e.SourceDir, n)})
-			}),
-			After: r.shell(func(n string) string {
-				return sshexec.QuoteArgv([]string{"btrfs", "property", "get", "-ts", path.Join(e.SourceDir, n), "ro"}) + " | grep -qx ro=true"
-			}),
+			Title: "snapshot " + e.Subvolume + " read-only on " + e.SourceHost,
+			Hosts: []*inventory.Host{src},
+			// Through the dir primitive: the name is created by the
+			// snapshot ioctl directly in the dir's descriptor (anything
+			// already there, a planted symlink included, fails it), and
+			// checked read-only through its own.
+			Action: &tasks.Func{DescFn: func(*inventory.Host) string { return snapshotCmd(nil, e.SourceDir, e.Subvolume, r.name()).Line() },
+				Fn: func(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
+					run, err := env.Connect(ctx, h)
+					if err != nil {
+						return "", err
+					}
+					res, err := run.Run(ctx, snapshotCmd(run, e.SourceDir, e.Subvolume, r.name()))
+					if err != nil {
+						return "", dirOpError(h.Name, res, err)
+					}
+					return strings.TrimSpace(string(res.Stdout)), nil
+				}},
 		},
 		{
 			Title:  "send the new snapshot to " + e.TargetHost + " and verify it",
@@ -231,24 +240,6 @@ func (r *Run) name() string {
 // NewName is the name of the snapshot this run sends (final once its
 // first step inspected both sides).
 func (r *Run) NewName() string { return r.name() }
-
-// shell is a command on the new snapshot's name, read when it runs.
-func (r *Run) shell(line func(name string) string) *tasks.Func {
-	return &tasks.Func{
-		DescFn: func(*inventory.Host) string { return line(r.name()) },
-		Fn: func(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
-			run, err := env.Connect(ctx, h)
-			if err != nil {
-				return "", err
-			}
-			res, err := run.Run(ctx, sshexec.Cmd{Script: line(r.name())})
-			if err != nil {
-				return "", fmt.Errorf("%s: %s", h.Name, sshexec.FirstLine(res, err))
-			}
-			return strings.TrimSpace(string(res.Stdout)), nil
-		},
-	}
-}
 
 func runner(ctx context.Context, env *tasks.Env, inv *inventory.Inventory, host string) (sshexec.Runner, error) {
 	return env.Connect(ctx, inv.Host(host))
@@ -471,25 +462,33 @@ var (
 	DecompressArgv = []string{"zstd", "-d", "-q", "-c"}
 )
 
-func (r *Run) sendArgv() []string {
+// sendArgv is the source's send, run by prog (hoctlOn): the dir
+// primitive's send op, which opens the new snapshot and the parent by
+// their names in the source dir and checks them on their descriptors
+// (read-only subvolumes directly in the dir, the parent with the UUID
+// inspect chose) before the kernel sends from those descriptors. After a
+// failover the source dir holds names a stream wrote; `btrfs send -p
+// PATH` would follow a symlink planted under the parent's name.
+func (r *Run) sendArgv(prog string) []string {
 	e := r.Ends
-	argv := []string{"btrfs", "send"}
+	op := []string{opSend, r.name()}
 	r.mu.Lock()
 	if r.parent != nil {
-		argv = append(argv, "-p", path.Join(e.SourceDir, r.parent.Source.Name()))
+		op = append(op, r.parent.Source.Name()+"="+r.parent.Source.UUID)
 	}
 	r.mu.Unlock()
-	return append(argv, path.Join(e.SourceDir, r.name()))
+	return hostOpArgv(prog, e.SourceDir, op...)
 }
 
 func (r *Run) zstd() bool { return r.Ends.Compress == "zstd" }
 
-// senderCmd is the source's half of a relayed send.
-func (r *Run) senderCmd() sshexec.Cmd {
+// senderCmd is the source's half of a relayed send, on src (nil: as a
+// plan shows it).
+func (r *Run) senderCmd(src sshexec.Runner) sshexec.Cmd {
 	if r.zstd() {
-		return sshexec.Cmd{Script: "set -o pipefail; " + sshexec.QuoteArgv(r.sendArgv()) + " | " + sshexec.QuoteArgv(CompressArgv)}
+		return sshexec.Cmd{Script: "set -o pipefail; " + sshexec.QuoteArgv(r.sendArgv(hoctlOn(src))) + " | " + sshexec.QuoteArgv(CompressArgv)}
 	}
-	return sshexec.Cmd{Argv: r.sendArgv()}
+	return sshexec.Cmd{Argv: r.sendArgv(hoctlOn(src))}
 }
 
 // receiverLine is the target's half, as the target's shell or its
@@ -506,7 +505,7 @@ func (r *Run) receiverLine() string {
 // which connects to the target itself with its own key and known_hosts
 // (BatchMode: never a prompt, never an unverified host key). dd counts the
 // stream for the progress line.
-func (r *Run) directScript() string {
+func (r *Run) directScript(src sshexec.Runner) string {
 	t := r.Inv.Host(r.Ends.TargetHost)
 	s := r.Inv.Settings(t)
 	addr := t.Address
@@ -525,7 +524,7 @@ func (r *Run) directScript() string {
 	if timeout <= 0 {
 		timeout = 10
 	}
-	parts := []string{sshexec.QuoteArgv(r.sendArgv()), "dd bs=128K status=progress"}
+	parts := []string{sshexec.QuoteArgv(r.sendArgv(hoctlOn(src))), "dd bs=128K status=progress"}
 	if r.zstd() {
 		parts = append(parts, sshexec.QuoteArgv(CompressArgv))
 	}
@@ -544,9 +543,9 @@ func (r *Run) direct() bool {
 func (r *Run) sendCmd() string {
 	e := r.Ends
 	if r.direct() {
-		return fmt.Sprintf("%s: %s   (direct, %s)", e.SourceHost, r.directScript(), r.choice())
+		return fmt.Sprintf("%s: %s   (direct, %s)", e.SourceHost, r.directScript(nil), r.choice())
 	}
-	return fmt.Sprintf("%s: %s | %s: %s   (relayed through this machine, %s)", e.SourceHost, r.senderCmd().Line(), e.TargetHost,
+	return fmt.Sprintf("%s: %s | %s: %s   (relayed through this machine, %s)", e.SourceHost, r.senderCmd(nil).Line(), e.TargetHost,
 		r.receiverLine(), r.choice())
 }
 
@@ -575,13 +574,13 @@ func (r *Run) send(ctx context.Context, env *tasks.Env, _ *inventory.Host) (stri
 	var stderr string
 	if r.direct() {
 		dd := &ddProgress{sent: &r.Sent}
-		_, err = srcR.Run(ctx, sshexec.Cmd{Script: r.directScript(), Stderr: dd})
+		_, err = srcR.Run(ctx, sshexec.Cmd{Script: r.directScript(srcR), Stderr: dd})
 		stderr = dd.text()
 		if err != nil {
 			err = fmt.Errorf("%s: direct send to %s failed: %s", e.SourceHost, e.TargetHost, strings.TrimSpace(stderr))
 		}
 	} else {
-		_, err = sshexec.Pipe(ctx, srcR, r.senderCmd(), dstR, sshexec.Cmd{Script: r.receiverLine()}, &r.Sent)
+		_, err = sshexec.Pipe(ctx, srcR, r.senderCmd(srcR), dstR, sshexec.Cmd{Script: r.receiverLine()}, &r.Sent)
 		var pe *sshexec.PipeError
 		var ee *sshexec.ExitError
 		if errors.As(err, &pe) && pe.Side == "receiver" && errors.As(pe.Err, &ee) {

@@ -28,3 +28,11 @@ func (d *targetDir) listEntries(string, io.Writer) error { return errNotLinux }
 func (d *targetDir) showEntry(string, io.Writer) error   { return errNotLinux }
 func (d *targetDir) destroyID(string, uint64) error      { return errNotLinux }
 func (d *targetDir) writeDirection(string, string) error { return errNotLinux }
+
+func (d *targetDir) snapshotInto(string, string, io.Writer) error { return errNotLinux }
+func (d *targetDir) send(context.Context, string, string, string, io.Writer, io.Writer) error {
+	return errNotLinux
+}
+func (d *targetDir) promote(string, string, string, string, string, io.Writer) error {
+	return errNotLinux
+}

@@ -1,0 +1,104 @@
+package failover
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/replicate"
+	"github.com/hoctl/hoctl/pkg/sshexec"
+)
+
+// TestMain lets this test binary stand in for hoctl on a "local" host:
+// the promote command failover builds runs `<this binary> dir-op ...`.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 2 && os.Args[1] == "dir-op" {
+		req, err := replicate.HostOp(os.Args[2], os.Args[3:])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(126)
+		}
+		code, err := req.Exec(context.Background(), os.Stdin, os.Stdout, os.Stderr)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+func shell(t *testing.T, script string) string {
+	t.Helper()
+	out, err := exec.Command("sh", "-ec", script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v: %s", script, err, out)
+	}
+	return string(out)
+}
+
+// The command failover's promote step sends, run as it runs on a host: a
+// symlink planted in the replication dir under the name of the copy the
+// plan chose (to a read-only received subvolume outside the dir, which
+// the old `btrfs subvolume snapshot DIR/NAME SUB` followed and promoted)
+// is refused and nothing is made at the service's path; the real copy is
+// promoted, with its marker.
+func TestPromoteCommandNeverFollowsAPlantedCopy(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mounts a btrfs loop image")
+	}
+	if _, err := exec.LookPath("mkfs.btrfs"); err != nil {
+		t.Skip("mkfs.btrfs missing")
+	}
+	tmp := t.TempDir()
+	m := tmp + "/mnt"
+	shell(t, "truncate -s 256M "+tmp+"/fs.img && mkfs.btrfs -q "+tmp+"/fs.img && mkdir "+m+" && mount -o loop "+tmp+"/fs.img "+m)
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", m).CombinedOutput(); err != nil {
+			t.Errorf("umount: %v: %s", err, out)
+		}
+	})
+	copyName := "services@20260101T000000Z"
+	shell(t, "cd "+m+` && mkdir src standby victim
+btrfs -q subvolume create data && echo real > data/f && btrfs -q subvolume snapshot -r data src/`+copyName+`
+btrfs send -q src/`+copyName+` | btrfs receive -q standby
+echo secret > data/f && btrfs -q subvolume snapshot -r data src/services@20260101T000100Z
+btrfs send -q src/services@20260101T000100Z | btrfs receive -q victim`)
+	uuid := func(p string) string {
+		for _, l := range strings.Split(shell(t, "btrfs subvolume show "+p), "\n") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(l), ":"); ok && k == "UUID" {
+				return strings.TrimSpace(v)
+			}
+		}
+		t.Fatalf("no UUID for %s", p)
+		return ""
+	}
+	r := &Run{Opts: Options{Service: "data-services", To: "c1", Token: "tok", Now: func() time.Time { return time.Unix(1e9, 0) }},
+		NFS: &inventory.NFSService{Subvolume: m + "/services"}, Ends: replicate.Ends{TargetDir: m + "/standby"}}
+	local := sshexec.NewLocal(&sshexec.Target{Name: "c1"})
+	planted := "services@20260101T000200Z"
+	if err := os.Symlink(m+"/victim/services@20260101T000100Z", filepath.Join(m, "standby", planted)); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := local.Run(context.Background(), r.promoteCmd(local, planted, uuid(m+"/victim/services@20260101T000100Z"))); err == nil {
+		t.Fatalf("the planted symlink was promoted: %s", res.Stdout)
+	}
+	if _, err := os.Lstat(m + "/services"); err == nil {
+		b, _ := os.ReadFile(m + "/services/f")
+		t.Fatalf("promote through the planted symlink made %s (it holds %q)", m+"/services", b)
+	}
+	if res, err := local.Run(context.Background(), r.promoteCmd(local, copyName, uuid(m+"/standby/"+copyName))); err != nil {
+		t.Fatalf("promoting the real copy: %s", sshexec.FirstLine(res, err))
+	}
+	if b, _ := os.ReadFile(m + "/services/f"); string(b) != "real\n" {
+		t.Fatalf("promoted data %q", b)
+	}
+	if b, _ := os.ReadFile(m + "/services/.hoctl-failover"); string(b) != r.marker()+"\n" {
+		t.Fatalf("marker %q", b)
+	}
+}
