@@ -120,7 +120,7 @@ func nft(script string) error {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("nft: %v: %s", err, strings.TrimSpace(out.String()))
+		return fmt.Errorf("nft: %w: %s", err, strings.TrimSpace(out.String()))
 	}
 	return nil
 }
