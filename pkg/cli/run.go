@@ -14,6 +14,7 @@ import (
 
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/iostreams"
+	"github.com/hoctl/hoctl/pkg/replicate"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 	"github.com/spf13/cobra"
 )
@@ -26,6 +27,11 @@ type RunOptions struct {
 	Parallel int
 	Group    bool
 	Timeout  time.Duration
+	// NoStdin is -n: the command reads /dev/null, as with ssh -n.
+	NoStdin bool
+
+	// stdin is what every host's command reads (readRunStdin).
+	stdin []byte
 }
 
 // NewCmdRun runs an ad-hoc command on many hosts.
@@ -44,7 +50,12 @@ With several words, each is quoted so the remote side sees exactly them:
 Output is streamed as it comes, each line prefixed with its host (stdout to
 stdout, stderr to stderr), or with --group printed per host when it ends.
 A summary of exit codes follows on stderr. The exit status is 4 if a host
-was unreachable, 1 if a command failed anywhere, else 0.`,
+was unreachable, 1 if a command failed anywhere, else 0.
+
+Standard input, when it is not a terminal, is read once (at most 16 MiB)
+and sent to the command on every host, as ssh sends it to one:
+  hoctl run cattle -- sh -s < fix.sh
+-n (--no-stdin) sends none: the command reads /dev/null.`,
 		Args: func(c *cobra.Command, args []string) error {
 			dash := c.ArgsLenAtDash()
 			if dash == -1 && len(args) >= 2 {
@@ -78,6 +89,7 @@ was unreachable, 1 if a command failed anywhere, else 0.`,
 		},
 	}
 	cmd.Flags().IntVar(&opts.Parallel, "parallel", 32, "hosts running the command at once")
+	cmd.Flags().BoolVarP(&opts.NoStdin, "no-stdin", "n", false, "send no standard input: the command reads /dev/null (as ssh -n)")
 	honoursDryRun(f, cmd, "print the hosts the command would run on and the command; run nothing")
 	cmd.Flags().BoolVar(&opts.Group, "group", false, "print each host's output together when it finishes")
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 0, "per-host command timeout (default: the inventory's command_timeout)")
@@ -100,6 +112,11 @@ type RunResult struct {
 
 func runRun(ctx context.Context, opts *RunOptions) error {
 	ios := opts.F.IO
+	stdin, err := readRunStdin(ctx, ios, opts.NoStdin)
+	if err != nil {
+		return err
+	}
+	opts.stdin = stdin
 	if opts.F.DryRun {
 		return runDryRun(ctx, opts)
 	}
@@ -118,7 +135,7 @@ func runRun(ctx context.Context, opts *RunOptions) error {
 		return err
 	}
 	if !ios.JSON {
-		printRunSummary(ios, results, he)
+		printRunSummary(ios, results, he, len(opts.stdin))
 	}
 	if he.Failed+he.Unreachable > 0 {
 		return &SilentError{Code: ExitCode(he)}
@@ -164,7 +181,10 @@ func runOne(ctx context.Context, opts *RunOptions, conn Connector, h *inventory.
 		if err != nil {
 			return nil, err
 		}
-		return run.Run(ctx, cmd)
+		if opts.stdin == nil {
+			return run.Run(ctx, cmd)
+		}
+		return runWithStdin(ctx, run, cmd, opts.stdin)
 	}()
 	if outW != nil {
 		outW.Flush()
@@ -281,7 +301,7 @@ func (s *spool) Close() {
 	}
 }
 
-func printRunSummary(ios *iostreams.IOStreams, results []RunResult, he *HostsError) {
+func printRunSummary(ios *iostreams.IOStreams, results []RunResult, he *HostsError, stdinBytes int) {
 	cs := ios.ColorScheme()
 	var bad []string
 	for _, r := range results {
@@ -297,11 +317,16 @@ func printRunSummary(ios *iostreams.IOStreams, results []RunResult, he *HostsErr
 		}
 	}
 	ok := he.Total - len(bad)
+	// Whether the hosts were given input is part of what happened.
+	input := ""
+	if stdinBytes > 0 {
+		input = fmt.Sprintf(" (given %s of stdin)", replicate.BytesText(int64(stdinBytes)))
+	}
 	if len(bad) == 0 {
-		fmt.Fprintf(ios.ErrOut, "%s %d/%d hosts exited 0\n", cs.SuccessIcon(), ok, he.Total)
+		fmt.Fprintf(ios.ErrOut, "%s %d/%d hosts exited 0%s\n", cs.SuccessIcon(), ok, he.Total, input)
 		return
 	}
-	fmt.Fprintf(ios.ErrOut, "%s %d/%d hosts exited 0; %d failed, %d unreachable\n", cs.FailureIcon(), ok, he.Total, he.Failed, he.Unreachable)
+	fmt.Fprintf(ios.ErrOut, "%s %d/%d hosts exited 0%s; %d failed, %d unreachable\n", cs.FailureIcon(), ok, he.Total, input, he.Failed, he.Unreachable)
 	for _, b := range bad {
 		fmt.Fprintf(ios.ErrOut, "  %s\n", iostreams.Sanitize(b))
 	}
@@ -386,11 +411,14 @@ func runDryRun(ctx context.Context, opts *RunOptions) error {
 		names[i] = h.Name
 	}
 	if f.IO.JSON {
-		return f.IO.Event(DryRunEvent{Event: "plan", Hosts: names, Cmd: opts.Command.Line(), Parallel: opts.Parallel})
+		return f.IO.Event(DryRunEvent{Event: "plan", Hosts: names, Cmd: opts.Command.Line(), Parallel: opts.Parallel, StdinBytes: len(opts.stdin)})
 	}
 	cs := f.IO.OutColorScheme()
 	fmt.Fprintf(f.IO.Out, "%s would run on %d host(s), %d at a time: %s\n", cs.Bold("Plan:"), len(names), min(opts.Parallel, len(names)), strings.Join(names, ", "))
 	fmt.Fprintf(f.IO.Out, "     run     %s\n", opts.Command.Line())
+	if len(opts.stdin) > 0 {
+		fmt.Fprintf(f.IO.Out, "     stdin   %s, the same to every host\n", replicate.BytesText(int64(len(opts.stdin))))
+	}
 	fmt.Fprintln(f.IO.ErrOut, "dry run: nothing was run")
 	return nil
 }
@@ -401,4 +429,6 @@ type DryRunEvent struct {
 	Hosts    []string `json:"hosts"`
 	Cmd      string   `json:"cmd"`
 	Parallel int      `json:"parallel"`
+	// StdinBytes is the size of the standard input every host would read.
+	StdinBytes int `json:"stdin_bytes,omitempty"`
 }
