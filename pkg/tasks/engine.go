@@ -219,6 +219,10 @@ type RunOptions struct {
 	SkipPlan bool
 }
 
+// NoTerminalToConfirm is why a run that needs a yes and has no terminal
+// to ask on (cron, systemd, ssh without -t, a runbook step) stops.
+const NoTerminalToConfirm = "refusing to change anything without --yes: no terminal to confirm on (use --yes where no one can answer: cron, systemd, a runbook step)"
+
 // Run plans, confirms, locks, journals and runs rb. It returns the run id
 // and the first error; errors are *RefusedError, *StepError,
 // *UnverifiedError, *ConfirmError, *LockedError, ErrLockLost or a
@@ -248,7 +252,7 @@ func (e *Engine) Run(ctx context.Context, rb *Runbook, o RunOptions) (string, er
 	}
 	if !e.Yes {
 		if e.Confirm == nil {
-			return o.ResumeID, &ConfirmError{Reason: "refusing to change anything without --yes: no terminal to confirm on"}
+			return o.ResumeID, &ConfirmError{Reason: NoTerminalToConfirm}
 		}
 		q := fmt.Sprintf("Run %d step(s) on %d host(s)?", len(rb.Steps)-from+1, plan.HostCount)
 		ok, err := e.Confirm(ctx, q)
