@@ -17,15 +17,15 @@ import (
 // own sample jobs (pkg/jobs/testdata/jobs), in a git checkout, against the
 // storage lab (its NFS client c1 is where migrate-jobs checks the share).
 //
-// 1. Two sample jobs build a host path from a variable under
-//    /data/compute: step 2's before check refuses (exit 3) and names them,
-//    nothing is asked or changed.
-// 2. Those variables changed by hand and committed, the operator runs it at
-//    a terminal, says yes, and no at step 3 (submit: the storage lab has no
-//    Nomad). Steps 1 and 2 run without hanging (the inner hoctl has
-//    --yes), the after check passes although env, args, heredocs and
-//    template text still mention /data/compute on purpose, and the rewrite
-//    stays (no undo).
+//  1. Two sample jobs build a host path from a variable under
+//     /data/compute: step 2's before check refuses (exit 3) and names them,
+//     nothing is asked or changed.
+//  2. Those variables changed by hand and committed, the operator runs it at
+//     a terminal, says yes, and no at step 3 (submit: the storage lab has no
+//     Nomad). Steps 1 and 2 run without hanging (the inner hoctl has
+//     --yes), the after check passes although env, args, heredocs and
+//     template text still mention /data/compute on purpose, and the rewrite
+//     stays (no undo).
 func TestPhase3UpdateJobsRunbookOnSampleJobs(t *testing.T) {
 	rb, err := filepath.Abs("../docs/runbooks/phase3-update-jobs.yaml")
 	if err != nil {
