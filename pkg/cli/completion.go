@@ -35,6 +35,7 @@ func addCompletions(root *cobra.Command, f *Factory) {
 		"hoctl ping":      c.firstArg(c.targets),
 		"hoctl run":       c.runArgs,
 		"hoctl deploy":    c.targets,
+		"hoctl status":    c.targets,
 		"hoctl snapshots": c.firstArg(c.hosts),
 		"hoctl replicate": c.upTo(2, c.hosts),
 		"hoctl history":   c.firstArg(c.runIDs),

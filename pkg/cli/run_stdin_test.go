@@ -30,11 +30,18 @@ type sshHarness struct {
 
 func newSSHHarness(t *testing.T, hosts ...string) *sshHarness {
 	t.Helper()
+	return newSSHHarnessWith(t, "connect_timeout: 5s", hosts...)
+}
+
+// newSSHHarnessWith is newSSHHarness with more inventory defaults (YAML
+// flow fields, "connect_timeout: 1s, keepalive: 10s").
+func newSSHHarnessWith(t *testing.T, defaults string, hosts ...string) *sshHarness {
+	t.Helper()
 	dir := t.TempDir()
 	client, keyFile := sshtest.NewKey(t, dir, "id_ed25519")
 	kh := filepath.Join(dir, "known_hosts")
 	var inv, khLines strings.Builder
-	fmt.Fprintf(&inv, "defaults: {identity_files: [%s], known_hosts: %s, host_key_policy: strict, connect_timeout: 5s}\nhosts:\n", keyFile, kh)
+	fmt.Fprintf(&inv, "defaults: {identity_files: [%s], known_hosts: %s, host_key_policy: strict, %s}\nhosts:\n", keyFile, kh, defaults)
 	servers := map[string]*sshtest.Server{}
 	for _, h := range hosts {
 		_, priv, _ := ed25519.GenerateKey(nil)

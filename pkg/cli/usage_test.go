@@ -23,7 +23,7 @@ func TestUsageErrorsAreHumanAndPointAtTheCommandsHelp(t *testing.T) {
 		{[]string{"runbook", "pln", "x.yaml"}, []string{`unknown command "pln" for hoctl runbook (did you mean plan?)`, "Run 'hoctl runbook --help'"}},
 		{[]string{"run", "all", "uptime"}, []string{"put -- between TARGET and the command: hoctl run all -- uptime"}},
 		{[]string{"hosts", "a", "b"}, []string{`too many arguments ("b"); usage: hoctl hosts [TARGET]`, "Run 'hoctl hosts --help'"}},
-		{[]string{"status", "x"}, []string{`hoctl status takes no arguments, got "x"`}},
+		{[]string{"version", "x"}, []string{`hoctl version takes no arguments, got "x"`}},
 		{[]string{"ping", "--parallel", "many"}, []string{`--parallel "many": expected a whole number`}},
 		{[]string{"run", "--timeout", "3", "all", "--", "x"}, []string{`--timeout "3": expected a duration like 30s`}},
 		{[]string{"pnig"}, []string{`unknown command "pnig" for hoctl (did you mean ping?)`}},
