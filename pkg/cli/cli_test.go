@@ -303,7 +303,7 @@ func TestPingAndRunFlagsParse(t *testing.T) {
 	if err := root.Execute(); err != nil {
 		t.Fatal(err)
 	}
-	if got.Parallel != 5 || !got.Group || got.Target != "c*" || got.Command.Timeout.String() != "3s" || got.Command.Line() != "a 'b c'" {
+	if got.Parallel != 5 || !got.Group || strings.Join(got.Targets, " ") != "c*" || got.Command.Timeout.String() != "3s" || got.Command.Line() != "a 'b c'" {
 		t.Fatalf("%+v", got)
 	}
 }

@@ -31,8 +31,8 @@ type completeFunc = func(*cobra.Command, []string, string) ([]cobra.Completion, 
 func addCompletions(root *cobra.Command, f *Factory) {
 	c := &completer{f: f}
 	args := map[string]completeFunc{
-		"hoctl hosts":     c.firstArg(c.targets),
-		"hoctl ping":      c.firstArg(c.targets),
+		"hoctl hosts":     c.targets,
+		"hoctl ping":      c.targets,
 		"hoctl run":       c.runArgs,
 		"hoctl deploy":    c.targets,
 		"hoctl status":    c.targets,
@@ -228,8 +228,10 @@ func runCommand(path string) string {
 	return strings.Join(strings.Fields(iostreams.Sanitize(r.Command)), " ")
 }
 
-// runArgs completes `run TARGET -- CMD`: the target only; after it the
-// shell's own completion is no help for a remote command.
+// runArgs completes `run TARGET... -- CMD`: the first target only (a comma
+// list completes throughout). Cobra does not tell a completion function
+// whether -- came before the word, and a remote command must not be
+// offered host names; the shell's own completion is no help for it either.
 func (c *completer) runArgs(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 	if len(args) == 0 {
 		return c.targets(cmd, args, toComplete)

@@ -22,7 +22,7 @@ import (
 // RunOptions are the inputs of `hoctl run`.
 type RunOptions struct {
 	F        *Factory
-	Target   string
+	Targets  []string // their union
 	Command  sshexec.Cmd
 	Parallel int
 	Group    bool
@@ -38,9 +38,10 @@ type RunOptions struct {
 func NewCmdRun(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 	opts := &RunOptions{F: f}
 	cmd := &cobra.Command{
-		Use:   "run TARGET -- CMD [ARG...]",
+		Use:   "run TARGET... -- CMD [ARG...]",
 		Short: "Run a command on many hosts at once",
-		Long: `Run a command on every host TARGET selects, --parallel at a time.
+		Long: `Run a command on every host TARGET selects (several TARGETs: their
+union), --parallel at a time.
 
 With one word after --, it is a shell command line, as with ssh:
   hoctl run cattle -- 'systemctl is-active nomad && uptime'
@@ -62,14 +63,15 @@ and sent to the command on every host, as ssh sends it to one:
 				// `hoctl run all uptime`: the usual slip.
 				return usagef("put -- between TARGET and the command: hoctl run %s -- %s", args[0], strings.Join(args[1:], " "))
 			}
-			if dash != 1 || len(args) < 2 {
-				return usagef("expected TARGET -- CMD [ARG...]")
+			if dash < 1 || len(args) <= dash {
+				return usagef("expected TARGET... -- CMD [ARG...]")
 			}
 			return nil
 		},
 		RunE: func(c *cobra.Command, args []string) error {
-			opts.Target = args[0]
-			words := args[1:]
+			dash := c.ArgsLenAtDash()
+			opts.Targets = args[:dash]
+			words := args[dash:]
 			if len(words) == 1 {
 				opts.Command = sshexec.Cmd{Script: words[0]}
 			} else {
@@ -120,7 +122,7 @@ func runRun(ctx context.Context, opts *RunOptions) error {
 	if opts.F.DryRun {
 		return runDryRun(ctx, opts)
 	}
-	results, he, err := fanOut(ctx, opts.F, opts.Target, opts.Parallel, "host_result",
+	results, he, err := fanOut(ctx, opts.F, opts.Targets, opts.Parallel, "host_result",
 		func(hosts []*inventory.Host) func(context.Context, Connector, *inventory.Host) RunResult {
 			width := 0
 			for _, h := range hosts {
@@ -402,7 +404,7 @@ func runDryRun(ctx context.Context, opts *RunOptions) error {
 	if err != nil {
 		return err
 	}
-	hosts, err := inv.Select(opts.Target)
+	hosts, err := selectUnion(inv, opts.Targets)
 	if err != nil {
 		return err
 	}

@@ -209,6 +209,14 @@ func probeLimit(inv *inventory.Inventory, hosts []*inventory.Host, flag time.Dur
 	return ct + ka, fmt.Sprintf("connect_timeout %s + keepalive %s; --timeout sets it", ct, ka)
 }
 
+// targetsOrAll is a command's TARGETs, or "all" when it names none.
+func targetsOrAll(args []string) []string {
+	if len(args) == 0 {
+		return []string{"all"}
+	}
+	return args
+}
+
 // selectUnion is the hosts any of exprs selects, each once, in inventory
 // order: several TARGETs are their union.
 func selectUnion(inv *inventory.Inventory, exprs []string) ([]*inventory.Host, error) {

@@ -22,7 +22,7 @@ func TestUsageErrorsAreHumanAndPointAtTheCommandsHelp(t *testing.T) {
 		{[]string{"run", "--parallell", "3", "all", "--", "true"}, []string{"did you mean --parallel?", "Run 'hoctl run --help'"}},
 		{[]string{"runbook", "pln", "x.yaml"}, []string{`unknown command "pln" for hoctl runbook (did you mean plan?)`, "Run 'hoctl runbook --help'"}},
 		{[]string{"run", "all", "uptime"}, []string{"put -- between TARGET and the command: hoctl run all -- uptime"}},
-		{[]string{"hosts", "a", "b"}, []string{`too many arguments ("b"); usage: hoctl hosts [TARGET]`, "Run 'hoctl hosts --help'"}},
+		{[]string{"snapshots", "a", "b"}, []string{`too many arguments ("b"); usage: hoctl snapshots HOST`, "Run 'hoctl snapshots --help'"}},
 		{[]string{"version", "x"}, []string{`hoctl version takes no arguments, got "x"`}},
 		{[]string{"ping", "--parallel", "many"}, []string{`--parallel "many": expected a whole number`}},
 		{[]string{"run", "--timeout", "3", "all", "--", "x"}, []string{`--timeout "3": expected a duration like 30s`}},
