@@ -38,7 +38,7 @@ func TestPhase3UpdateJobsRunbookOnSampleJobs(t *testing.T) {
 	}
 	samples, _ := filepath.Glob("../pkg/jobs/testdata/jobs/*")
 	for _, p := range samples {
-		if b := filepath.Base(p); b == "broken.hcl" || !(strings.HasSuffix(b, ".hcl") || strings.HasSuffix(b, ".nomad")) {
+		if b := filepath.Base(p); b == "broken.hcl" || !strings.HasSuffix(b, ".hcl") && !strings.HasSuffix(b, ".nomad") {
 			continue
 		}
 		data, err := os.ReadFile(p)

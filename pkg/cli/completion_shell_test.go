@@ -99,7 +99,7 @@ func TestCompletionInRealShells(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer p.Close()
+			defer func() { _ = p.Close() }()
 			cmd := exec.Command(path, sh.argv[1:]...)
 			home := t.TempDir()
 			cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "HOME="+home, "XDG_CONFIG_HOME="+home,

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -74,8 +75,8 @@ func (j *jqFilter) event(line []byte) error {
 		}
 		if err, ok := r.(error); ok {
 			var he *gojq.HaltError
-			if asHalt(err, &he) && he.Value() == nil {
-				break
+			if errors.As(err, &he) && he.Value() == nil {
+				break // halt: stop, without an error
 			}
 			fmt.Fprintf(j.errOut, "jq: error: %v\n", err)
 			j.failed = true
@@ -96,14 +97,6 @@ func (j *jqFilter) event(line []byte) error {
 	}
 	_, err := j.out.Write(out.Bytes())
 	return err
-}
-
-func asHalt(err error, he **gojq.HaltError) bool {
-	h, ok := err.(*gojq.HaltError)
-	if ok {
-		*he = h
-	}
-	return ok
 }
 
 // Failed reports whether the expression failed on an event.
