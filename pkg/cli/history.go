@@ -207,7 +207,10 @@ func showRun(f *Factory, dir, arg string) error {
 				phase = map[string]string{"action": "run", "undo": "undo"}[r.Type]
 			}
 			mark := cs.Green("ok")
-			if r.OK != nil && !*r.OK {
+			switch {
+			case r.Status == tasks.StatusInterrupted:
+				mark = cs.Yellow("INTERRUPTED") // stopped by Ctrl-C: exit 130
+			case r.OK != nil && !*r.OK:
 				mark = cs.Red("FAILED")
 			}
 			code := ""

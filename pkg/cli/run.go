@@ -202,6 +202,11 @@ func runOne(ctx context.Context, opts *RunOptions, conn Connector, h *inventory.
 	if err != nil {
 		r.err = err
 		r.Error = err.Error()
+		if errors.Is(err, context.Canceled) {
+			// Ctrl-C: said as such, with hoctl's own exit code, not Go's
+			// "context canceled" and a -1.
+			r.Error, r.ExitCode = "interrupted", ExitInterrupted
+		}
 		var ce *sshexec.ConnError
 		if errors.As(err, &ce) {
 			r.Reason = string(ce.Reason)
@@ -222,6 +227,8 @@ func printGroup(ios *iostreams.IOStreams, r RunResult, stdout, stderr *spool) {
 	switch {
 	case r.Reason != "":
 		status = cs.Red(r.Reason)
+	case errors.Is(r.err, context.Canceled):
+		status = cs.Yellow("interrupted")
 	case errors.Is(r.err, sshexec.ErrTimeout):
 		status = cs.Red(strings.TrimPrefix(r.Error, r.Host+": command "))
 	case r.Signal != "":
