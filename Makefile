@@ -19,7 +19,7 @@ GOBIN   ?= $(shell $(GO) env GOPATH)/bin
 # The lab's Debian packages; bench adds the tools it compares against.
 # gcc and libc6-dev: Nomad's cached build needs cgo; ca-certificates: the Go
 # module proxy over HTTPS (a fresh minimal Debian has none of the three).
-LAB_PKGS   := openssh-server btrfs-progs util-linux procps iproute2 attr zstd curl sudo systemd-container debootstrap libnfs-utils gcc libc6-dev ca-certificates nix-bin nftables
+LAB_PKGS   := openssh-server btrfs-progs util-linux procps iproute2 attr zstd curl sudo systemd-container debootstrap libnfs-utils gcc libc6-dev ca-certificates nix-bin nftables bash-completion zsh fish git
 BENCH_PKGS := pdsh ansible hyperfine btrbk
 
 .PHONY: all build lab-cache man install uninstall test test-unit test-e2e lint fmt demo demo-down bench fuzz deps bench-deps clean docs-golden

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -137,6 +138,12 @@ func hoctl(t *testing.T, inv string, args ...string) result {
 // hoctlEnv is hoctl with extra environment variables.
 func hoctlEnv(t *testing.T, inv string, env []string, args ...string) result {
 	t.Helper()
+	return hoctlIn(t, inv, nil, env, args...)
+}
+
+// hoctlIn is hoctlEnv with stdin (nil: /dev/null).
+func hoctlIn(t *testing.T, inv string, stdin io.Reader, env []string, args ...string) result {
+	t.Helper()
 	// A hung hoctl fails its test with what it printed, not the whole
 	// binary with a stack dump.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -149,6 +156,7 @@ func hoctlEnv(t *testing.T, inv string, env []string, args ...string) result {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
+	cmd.Stdin = stdin
 	start := time.Now()
 	err := cmd.Run()
 	r := result{stdout: out.String(), stderr: errOut.String(), duration: time.Since(start)}

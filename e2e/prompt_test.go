@@ -52,9 +52,16 @@ type ttyRun struct {
 
 func startOnTTY(t *testing.T, env []string, args ...string) *ttyRun {
 	t.Helper()
+	return startOnTTYIn(t, "", env, args...)
+}
+
+// startOnTTYIn is startOnTTY in working directory dir ("": this one).
+func startOnTTYIn(t *testing.T, dir string, env []string, args ...string) *ttyRun {
+	t.Helper()
 	master, slave := openPTY(t)
 	r := &ttyRun{master: master}
 	r.cmd = exec.Command(hoctlBin, args...)
+	r.cmd.Dir = dir
 	r.cmd.Env = append(append(os.Environ(), "HOCTL_INVENTORY="+fleet.Inventory, "NO_COLOR=1"), env...)
 	r.cmd.Stdout, r.cmd.Stderr = &r.out, &r.out
 	r.cmd.ExtraFiles = []*os.File{slave} // fd 3

@@ -80,6 +80,14 @@ func (p *PTY) Output() string {
 	return strings.ReplaceAll(p.buf.String(), "\r\n", "\n")
 }
 
+// Screen is what was written to the terminal so far, as it came (\r\n
+// kept), for tests that type into a program and wait for its answer.
+func (p *PTY) Screen() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.buf.String()
+}
+
 // Close releases the terminal.
 func (p *PTY) Close() error {
 	_ = p.Slave.Close()

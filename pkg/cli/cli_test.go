@@ -303,7 +303,7 @@ func TestPingAndRunFlagsParse(t *testing.T) {
 	if err := root.Execute(); err != nil {
 		t.Fatal(err)
 	}
-	if got.Parallel != 5 || !got.Group || got.Target != "c*" || got.Command.Timeout.String() != "3s" || got.Command.Line() != "a 'b c'" {
+	if got.Parallel != 5 || !got.Group || strings.Join(got.Targets, " ") != "c*" || got.Command.Timeout.String() != "3s" || got.Command.Line() != "a 'b c'" {
 		t.Fatalf("%+v", got)
 	}
 }
@@ -506,8 +506,10 @@ func TestResumeFromAnotherDirectoryRetriesFailedHosts(t *testing.T) {
 	}
 }
 
-// history lists the newest 20 on a terminal unless --limit says
-// otherwise, everything when piped; bad filters are usage errors.
+// history lists the newest 20 on a terminal unless -n/--max says
+// otherwise, everything when piped; bad filters are usage errors. --limit,
+// its old name (a TARGET in every other command), still maps to it, with a
+// warning.
 func TestHistoryLimitAndFilters(t *testing.T) {
 	state := t.TempDir()
 	runs := filepath.Join(state, "hoctl", "runs")
@@ -548,7 +550,8 @@ func TestHistoryLimitAndFilters(t *testing.T) {
 		tty  bool
 		args []string
 		want int
-	}{{true, nil, 20}, {false, nil, 25}, {true, []string{"--limit", "0"}, 25}, {false, []string{"--limit", "3"}, 3},
+	}{{true, nil, 20}, {false, nil, 25}, {true, []string{"-n", "0"}, 25}, {false, []string{"-n", "3"}, 3}, {false, []string{"--max", "4"}, 4},
+		{false, []string{"--limit", "3"}, 3},
 		{false, []string{"--failed"}, 1}, {false, []string{"--since", "30h30m"}, 7}, {false, []string{"--kind", "deploy"}, 0}} {
 		n, errOut, code := rows(c.tty, c.args...)
 		if n != c.want || code != 0 {
@@ -558,7 +561,10 @@ func TestHistoryLimitAndFilters(t *testing.T) {
 			t.Errorf("no note that older runs are hidden: %s", errOut)
 		}
 	}
-	for _, args := range [][]string{{"--kind", "bogus"}, {"--since", "yesterday"}, {"--limit", "-1"}, {"last", "--failed"}} {
+	if _, errOut, _ := rows(false, "--limit", "2"); !strings.Contains(errOut, "warning: history --limit is now -n/--max") {
+		t.Errorf("--limit: no deprecation warning:\n%s", errOut)
+	}
+	for _, args := range [][]string{{"--kind", "bogus"}, {"--since", "yesterday"}, {"-n", "-1"}, {"last", "--failed"}, {"last", "-n", "2"}, {"-n", "2", "--limit", "3"}} {
 		if _, errOut, code := rows(false, args...); code != ExitUsage {
 			t.Errorf("%q: exit %d, want 2\n%s", args, code, errOut)
 		}

@@ -40,6 +40,11 @@ type Factory struct {
 	// (--become: sudo, --no-become: none); empty keeps the inventory's.
 	Become string
 
+	// JQ is --jq: an expression run on each --json event.
+	JQ string
+	// jq is stdout's filter once --jq is checked.
+	jq *jqFilter
+
 	// Args is the command line, for the journal.
 	Args []string
 

@@ -8,11 +8,11 @@ import (
 	"github.com/hoctl/hoctl/pkg/sshexec"
 )
 
-// fanOut is what ping and run share: select TARGET's hosts, connect, call
+// fanOut is what ping and run share: select the TARGETs' hosts (their union), connect, call
 // one per host (at most parallel at once; mk sees the selection first),
 // emit each result as a JSON event in --json mode, and tally failures by
 // errOf (unreachable hosts apart). Results keep inventory order.
-func fanOut[R any](ctx context.Context, f *Factory, target string, parallel int, kind string,
+func fanOut[R any](ctx context.Context, f *Factory, targets []string, parallel int, kind string,
 	mk func(hosts []*inventory.Host) func(ctx context.Context, conn Connector, h *inventory.Host) R,
 	errOf func(R) error,
 ) ([]R, *HostsError, error) {
@@ -20,7 +20,7 @@ func fanOut[R any](ctx context.Context, f *Factory, target string, parallel int,
 	if err != nil {
 		return nil, nil, err
 	}
-	hosts, err := inv.Select(target)
+	hosts, err := selectUnion(inv, targets)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -24,7 +24,7 @@ type HistoryOptions struct {
 	limitSet bool
 }
 
-// historyTTYLimit is how many runs a terminal gets without --limit.
+// historyTTYLimit is how many runs a terminal gets without -n/--max.
 const historyTTYLimit = 20
 
 var runKinds = []string{"runbook", "failover", "deploy", "replicate", "migrate-jobs"}
@@ -33,11 +33,12 @@ var runKinds = []string{"runbook", "failover", "deploy", "replicate", "migrate-j
 func NewCmdHistory(f *Factory, runF func(*HistoryOptions) error) *cobra.Command {
 	opts := &HistoryOptions{F: f}
 	cmd := &cobra.Command{
-		Use:   "history [RUN-ID|last] [--limit N] [--failed] [--kind K] [--since T]",
+		Use:   "history [RUN-ID|last] [-n N] [--failed] [--kind K] [--since T]",
 		Short: "List past runs from the journal, or show one in full",
 		Long: `Without RUN-ID, list journaled runs, newest first: on a terminal the
-newest 20 unless --limit says otherwise (--limit 0: all), everything when
-piped. --failed keeps runs that did not end ok, --kind one kind of run
+newest 20 unless -n/--max says otherwise (-n 0: all), everything when
+piped. (--limit, a count here but a TARGET everywhere else, still works as
+-n for now, with a warning.) --failed keeps runs that did not end ok, --kind one kind of run
 (runbook, failover, deploy, replicate, migrate-jobs), --since those
 started within a duration (24h) or since a date (2026-11-30, or RFC 3339).
 
@@ -49,15 +50,21 @@ docs/runbooks.md.`,
 			if len(args) == 1 {
 				opts.RunID = args[0]
 			}
-			opts.limitSet = c.Flags().Changed("limit")
+			opts.limitSet = c.Flags().Changed("max") || c.Flags().Changed("limit")
+			if c.Flags().Changed("max") && c.Flags().Changed("limit") {
+				return usagef("-n/--max and --limit are the same count (--limit is its old name): give -n only")
+			}
 			if opts.Limit < 0 {
-				return usagef("--limit %d: expected 0 (all) or more", opts.Limit)
+				return usagef("-n/--max %d: expected 0 (all) or more", opts.Limit)
+			}
+			if c.Flags().Changed("limit") {
+				fmt.Fprintln(f.IO.ErrOut, "warning: history --limit is now -n/--max (--limit is a TARGET in deploy, runbook and resume); --limit will go")
 			}
 			if opts.Kind != "" && !slices.Contains(runKinds, opts.Kind) {
 				return usagef("--kind %q: expected one of %s", opts.Kind, strings.Join(runKinds, ", "))
 			}
 			if opts.RunID != "" && (opts.limitSet || opts.Failed || opts.Kind != "" || opts.Since != "") {
-				return usagef("--limit, --failed, --kind and --since select runs to list, not what to show of run %s", opts.RunID)
+				return usagef("-n/--max, --failed, --kind and --since select runs to list, not what to show of run %s", opts.RunID)
 			}
 			if runF != nil {
 				return runF(opts)
@@ -65,7 +72,13 @@ docs/runbooks.md.`,
 			return historyRun(opts)
 		},
 	}
-	cmd.Flags().IntVar(&opts.Limit, "limit", 0, "list at most N runs (default 20 on a terminal, all when piped; 0: all)")
+	cmd.Flags().IntVarP(&opts.Limit, "max", "n", 0, "list at most N runs (default 20 on a terminal, all when piped; 0: all)")
+	// --limit is a TARGET everywhere else (deploy, runbook, resume); here it
+	// was the count. It maps to -n, with a warning on stderr (cobra's own
+	// deprecation notice would go to stdout, into --json), and is out of
+	// the help.
+	cmd.Flags().IntVar(&opts.Limit, "limit", 0, "old name of -n/--max")
+	_ = cmd.Flags().MarkHidden("limit")
 	cmd.Flags().BoolVar(&opts.Failed, "failed", false, "only runs that did not end ok")
 	cmd.Flags().StringVar(&opts.Kind, "kind", "", "only runs of this kind: "+strings.Join(runKinds, ", "))
 	cmd.Flags().StringVar(&opts.Since, "since", "", "only runs started within this long (24h) or since this date (2026-11-30, RFC 3339)")
@@ -195,7 +208,10 @@ func showRun(f *Factory, dir, arg string) error {
 				phase = map[string]string{"action": "run", "undo": "undo"}[r.Type]
 			}
 			mark := cs.Green("ok")
-			if r.OK != nil && !*r.OK {
+			switch {
+			case r.Status == tasks.StatusInterrupted:
+				mark = cs.Yellow("INTERRUPTED") // stopped by Ctrl-C: exit 130
+			case r.OK != nil && !*r.OK:
 				mark = cs.Red("FAILED")
 			}
 			code := ""

@@ -11,31 +11,28 @@ import (
 
 // HostsOptions are the inputs of `hoctl hosts`.
 type HostsOptions struct {
-	F      *Factory
-	Target string
-	SSH    bool // the effective connection of each host (hosts_ssh.go)
+	F       *Factory
+	Targets []string // their union; none: all
+	SSH     bool     // the effective connection of each host (hosts_ssh.go)
 }
 
 // NewCmdHosts lists inventory hosts.
 func NewCmdHosts(f *Factory, runF func(*HostsOptions) error) *cobra.Command {
 	opts := &HostsOptions{F: f}
 	cmd := &cobra.Command{
-		Use:   "hosts [TARGET] [--ssh]",
+		Use:   "hosts [TARGET...] [--ssh]",
 		Short: "List inventory hosts with address, roles and groups",
 		Long: `List the inventory's hosts, or those TARGET selects: a host, a group, a
-role, all, a comma list of those, or a glob such as 'c*'.
+role, all, a comma list of those, or a glob such as 'c*'. Several TARGETs
+select their union.
 
 With --ssh, show how hoctl would connect to each instead: address, port,
 user, identity files, known_hosts, host key policy, timeouts, become and
 the jump chain, each with where it came from (the inventory's host entry,
 its defaults, ~/.ssh/config or the built-in default), like ssh -G.
 Nothing connects.`,
-		Args: rangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Target = "all"
-			if len(args) == 1 {
-				opts.Target = args[0]
-			}
+			opts.Targets = args
 			if runF != nil {
 				return runF(opts)
 			}
@@ -60,7 +57,7 @@ func hostsRun(ctx context.Context, opts *HostsOptions) error {
 	if err != nil {
 		return err
 	}
-	hosts, err := inv.Select(opts.Target)
+	hosts, err := selectUnion(inv, targetsOrAll(opts.Targets))
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,7 @@ import (
 // PingOptions are the inputs of `hoctl ping`.
 type PingOptions struct {
 	F        *Factory
-	Target   string
+	Targets  []string // their union; none: all
 	Parallel int
 }
 
@@ -24,19 +24,16 @@ type PingOptions struct {
 func NewCmdPing(f *Factory, runF func(*PingOptions) error) *cobra.Command {
 	opts := &PingOptions{F: f}
 	cmd := &cobra.Command{
-		Use:   "ping [TARGET]",
+		Use:   "ping [TARGET...]",
 		Short: "Connect to hosts in parallel; print round-trip latency and remote hostname",
 		Long: `Connect to every selected host at once (default: all), measure an SSH
-round trip on the open connection and read the remote hostname.
+round trip on the open connection and read the remote hostname. Several
+TARGETs select their union.
 Unreachable hosts are reported with the reason (connection refused, timed
 out, auth failed, host key changed) and make the exit status 4; the others
 still answer.`,
-		Args: rangeArgs(0, 1),
 		RunE: func(c *cobra.Command, args []string) error {
-			opts.Target = "all"
-			if len(args) == 1 {
-				opts.Target = args[0]
-			}
+			opts.Targets = targetsOrAll(args)
 			if opts.Parallel < 1 {
 				return usagef("--parallel must be at least 1")
 			}
@@ -65,7 +62,7 @@ type PingResult struct {
 
 func pingRun(ctx context.Context, opts *PingOptions) error {
 	io := opts.F.IO
-	results, he, err := fanOut(ctx, opts.F, opts.Target, opts.Parallel, "ping",
+	results, he, err := fanOut(ctx, opts.F, opts.Targets, opts.Parallel, "ping",
 		func([]*inventory.Host) func(context.Context, Connector, *inventory.Host) PingResult { return pingHost },
 		func(r PingResult) error { return r.err })
 	if err != nil {

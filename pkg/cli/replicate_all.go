@@ -95,7 +95,7 @@ func planEach(ctx context.Context, io *iostreams.IOStreams, eng *tasks.Engine, j
 // confirmAll asks once for n replications.
 func confirmAll(ctx context.Context, eng *tasks.Engine, n int) error {
 	if eng.Confirm == nil {
-		return &tasks.ConfirmError{Reason: "refusing to change anything without --yes: no terminal to confirm on"}
+		return &tasks.ConfirmError{Reason: tasks.NoTerminalToConfirm}
 	}
 	ok, err := eng.Confirm(ctx, fmt.Sprintf("Run %d replication(s)?", n))
 	if err != nil {

@@ -41,6 +41,9 @@ func Run(ctx context.Context, f *Factory, args []string) int {
 		err = fmt.Errorf("%w: %w", context.Canceled, err)
 	}
 	code := ExitCode(err)
+	if code == ExitOK && f.jq != nil && f.jq.Failed() {
+		code = ExitFailed // as jq exits when its expression fails
+	}
 	if err != nil && !f.IO.JSON {
 		// An unknown command or global flag fails before cobra parses
 		// --json into f.IO.JSON; the caller asked for JSON all the same.
@@ -110,11 +113,17 @@ EXIT STATUS
 	pf := root.PersistentFlags()
 	pf.StringVarP(&f.InventoryPath, "inventory", "i", "", "inventory file (default $HOCTL_INVENTORY, else ./inventory.yaml)")
 	pf.BoolVar(&f.IO.JSON, "json", false, "one JSON object per event on stdout, nothing else")
+	pf.StringVar(&f.JQ, "jq", "", "with --json: run this jq expression on each event (gojq); strings print as they are")
 	pf.BoolVar(&f.Yes, "yes", false, "do not ask for confirmation")
 	pf.BoolVar(&f.DryRun, "dry-run", false, "run the before checks and print the plan; change nothing")
 	hideGlobal(pf, "yes")
 	hideGlobal(pf, "dry-run")
-	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error { return checkGlobalFlags(c) }
+	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
+		if err := checkGlobalFlags(c); err != nil {
+			return err
+		}
+		return f.setJQ(c)
+	}
 	pf.CountVarP(&f.Verbose, "verbose", "v", "on stderr: how each host is reached, the commands sent and their timings; -vv adds SSH protocol detail")
 	pf.Var(&becomeFlag{f: f, mode: inventory.BecomeSudo}, "become", "run every remote command through sudo -n, whatever the inventory's become says")
 	pf.Var(&becomeFlag{f: f, mode: inventory.BecomeNone}, "no-become", "run remote commands as the SSH user, whatever the inventory's become says")

@@ -14,6 +14,7 @@ import (
 	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/iostreams"
+	"github.com/hoctl/hoctl/pkg/replicate"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 	"github.com/spf13/cobra"
 )
@@ -21,20 +22,26 @@ import (
 // RunOptions are the inputs of `hoctl run`.
 type RunOptions struct {
 	F        *Factory
-	Target   string
+	Targets  []string // their union
 	Command  sshexec.Cmd
 	Parallel int
 	Group    bool
 	Timeout  time.Duration
+	// NoStdin is -n: the command reads /dev/null, as with ssh -n.
+	NoStdin bool
+
+	// stdin is what every host's command reads (readRunStdin).
+	stdin []byte
 }
 
 // NewCmdRun runs an ad-hoc command on many hosts.
 func NewCmdRun(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 	opts := &RunOptions{F: f}
 	cmd := &cobra.Command{
-		Use:   "run TARGET -- CMD [ARG...]",
+		Use:   "run TARGET... -- CMD [ARG...]",
 		Short: "Run a command on many hosts at once",
-		Long: `Run a command on every host TARGET selects, --parallel at a time.
+		Long: `Run a command on every host TARGET selects (several TARGETs: their
+union), --parallel at a time.
 
 With one word after --, it is a shell command line, as with ssh:
   hoctl run cattle -- 'systemctl is-active nomad && uptime'
@@ -44,21 +51,27 @@ With several words, each is quoted so the remote side sees exactly them:
 Output is streamed as it comes, each line prefixed with its host (stdout to
 stdout, stderr to stderr), or with --group printed per host when it ends.
 A summary of exit codes follows on stderr. The exit status is 4 if a host
-was unreachable, 1 if a command failed anywhere, else 0.`,
+was unreachable, 1 if a command failed anywhere, else 0.
+
+Standard input, when it is not a terminal, is read once (at most 16 MiB)
+and sent to the command on every host, as ssh sends it to one:
+  hoctl run cattle -- sh -s < fix.sh
+-n (--no-stdin) sends none: the command reads /dev/null.`,
 		Args: func(c *cobra.Command, args []string) error {
 			dash := c.ArgsLenAtDash()
 			if dash == -1 && len(args) >= 2 {
 				// `hoctl run all uptime`: the usual slip.
 				return usagef("put -- between TARGET and the command: hoctl run %s -- %s", args[0], strings.Join(args[1:], " "))
 			}
-			if dash != 1 || len(args) < 2 {
-				return usagef("expected TARGET -- CMD [ARG...]")
+			if dash < 1 || len(args) <= dash {
+				return usagef("expected TARGET... -- CMD [ARG...]")
 			}
 			return nil
 		},
 		RunE: func(c *cobra.Command, args []string) error {
-			opts.Target = args[0]
-			words := args[1:]
+			dash := c.ArgsLenAtDash()
+			opts.Targets = args[:dash]
+			words := args[dash:]
 			if len(words) == 1 {
 				opts.Command = sshexec.Cmd{Script: words[0]}
 			} else {
@@ -78,6 +91,7 @@ was unreachable, 1 if a command failed anywhere, else 0.`,
 		},
 	}
 	cmd.Flags().IntVar(&opts.Parallel, "parallel", 32, "hosts running the command at once")
+	cmd.Flags().BoolVarP(&opts.NoStdin, "no-stdin", "n", false, "send no standard input: the command reads /dev/null (as ssh -n)")
 	honoursDryRun(f, cmd, "print the hosts the command would run on and the command; run nothing")
 	cmd.Flags().BoolVar(&opts.Group, "group", false, "print each host's output together when it finishes")
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 0, "per-host command timeout (default: the inventory's command_timeout)")
@@ -100,10 +114,15 @@ type RunResult struct {
 
 func runRun(ctx context.Context, opts *RunOptions) error {
 	ios := opts.F.IO
+	stdin, err := readRunStdin(ctx, ios, opts.NoStdin)
+	if err != nil {
+		return err
+	}
+	opts.stdin = stdin
 	if opts.F.DryRun {
 		return runDryRun(ctx, opts)
 	}
-	results, he, err := fanOut(ctx, opts.F, opts.Target, opts.Parallel, "host_result",
+	results, he, err := fanOut(ctx, opts.F, opts.Targets, opts.Parallel, "host_result",
 		func(hosts []*inventory.Host) func(context.Context, Connector, *inventory.Host) RunResult {
 			width := 0
 			for _, h := range hosts {
@@ -118,7 +137,7 @@ func runRun(ctx context.Context, opts *RunOptions) error {
 		return err
 	}
 	if !ios.JSON {
-		printRunSummary(ios, results, he)
+		printRunSummary(ios, results, he, len(opts.stdin))
 	}
 	if he.Failed+he.Unreachable > 0 {
 		return &SilentError{Code: ExitCode(he)}
@@ -164,7 +183,10 @@ func runOne(ctx context.Context, opts *RunOptions, conn Connector, h *inventory.
 		if err != nil {
 			return nil, err
 		}
-		return run.Run(ctx, cmd)
+		if opts.stdin == nil {
+			return run.Run(ctx, cmd)
+		}
+		return runWithStdin(ctx, run, cmd, opts.stdin)
 	}()
 	if outW != nil {
 		outW.Flush()
@@ -180,6 +202,11 @@ func runOne(ctx context.Context, opts *RunOptions, conn Connector, h *inventory.
 	if err != nil {
 		r.err = err
 		r.Error = err.Error()
+		if errors.Is(err, context.Canceled) {
+			// Ctrl-C: said as such, with hoctl's own exit code, not Go's
+			// "context canceled" and a -1.
+			r.Error, r.ExitCode = "interrupted", ExitInterrupted
+		}
 		var ce *sshexec.ConnError
 		if errors.As(err, &ce) {
 			r.Reason = string(ce.Reason)
@@ -200,6 +227,8 @@ func printGroup(ios *iostreams.IOStreams, r RunResult, stdout, stderr *spool) {
 	switch {
 	case r.Reason != "":
 		status = cs.Red(r.Reason)
+	case errors.Is(r.err, context.Canceled):
+		status = cs.Yellow("interrupted")
 	case errors.Is(r.err, sshexec.ErrTimeout):
 		status = cs.Red(strings.TrimPrefix(r.Error, r.Host+": command "))
 	case r.Signal != "":
@@ -267,7 +296,7 @@ func (s *spool) Close() {
 	}
 }
 
-func printRunSummary(ios *iostreams.IOStreams, results []RunResult, he *HostsError) {
+func printRunSummary(ios *iostreams.IOStreams, results []RunResult, he *HostsError, stdinBytes int) {
 	cs := ios.ColorScheme()
 	var bad []string
 	for _, r := range results {
@@ -283,11 +312,16 @@ func printRunSummary(ios *iostreams.IOStreams, results []RunResult, he *HostsErr
 		}
 	}
 	ok := he.Total - len(bad)
+	// Whether the hosts were given input is part of what happened.
+	input := ""
+	if stdinBytes > 0 {
+		input = fmt.Sprintf(" (given %s of stdin)", replicate.BytesText(int64(stdinBytes)))
+	}
 	if len(bad) == 0 {
-		fmt.Fprintf(ios.ErrOut, "%s %d/%d hosts exited 0\n", cs.SuccessIcon(), ok, he.Total)
+		fmt.Fprintf(ios.ErrOut, "%s %d/%d hosts exited 0%s\n", cs.SuccessIcon(), ok, he.Total, input)
 		return
 	}
-	fmt.Fprintf(ios.ErrOut, "%s %d/%d hosts exited 0; %d failed, %d unreachable\n", cs.FailureIcon(), ok, he.Total, he.Failed, he.Unreachable)
+	fmt.Fprintf(ios.ErrOut, "%s %d/%d hosts exited 0%s; %d failed, %d unreachable\n", cs.FailureIcon(), ok, he.Total, input, he.Failed, he.Unreachable)
 	for _, b := range bad {
 		fmt.Fprintf(ios.ErrOut, "  %s\n", hostout.Sanitize(b))
 	}
@@ -301,7 +335,7 @@ func runDryRun(ctx context.Context, opts *RunOptions) error {
 	if err != nil {
 		return err
 	}
-	hosts, err := inv.Select(opts.Target)
+	hosts, err := selectUnion(inv, opts.Targets)
 	if err != nil {
 		return err
 	}
@@ -310,11 +344,14 @@ func runDryRun(ctx context.Context, opts *RunOptions) error {
 		names[i] = h.Name
 	}
 	if f.IO.JSON {
-		return f.IO.Event(DryRunEvent{Event: "plan", Hosts: names, Cmd: opts.Command.Line(), Parallel: opts.Parallel})
+		return f.IO.Event(DryRunEvent{Event: "plan", Hosts: names, Cmd: opts.Command.Line(), Parallel: opts.Parallel, StdinBytes: len(opts.stdin)})
 	}
 	cs := f.IO.OutColorScheme()
 	fmt.Fprintf(f.IO.Out, "%s would run on %d host(s), %d at a time: %s\n", cs.Bold("Plan:"), len(names), min(opts.Parallel, len(names)), strings.Join(names, ", "))
 	fmt.Fprintf(f.IO.Out, "     run     %s\n", opts.Command.Line())
+	if len(opts.stdin) > 0 {
+		fmt.Fprintf(f.IO.Out, "     stdin   %s, the same to every host\n", replicate.BytesText(int64(len(opts.stdin))))
+	}
 	fmt.Fprintln(f.IO.ErrOut, "dry run: nothing was run")
 	return nil
 }
@@ -325,4 +362,6 @@ type DryRunEvent struct {
 	Hosts    []string `json:"hosts"`
 	Cmd      string   `json:"cmd"`
 	Parallel int      `json:"parallel"`
+	// StdinBytes is the size of the standard input every host would read.
+	StdinBytes int `json:"stdin_bytes,omitempty"`
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/iostreams"
+	"github.com/hoctl/hoctl/pkg/sshexec"
 	"github.com/hoctl/hoctl/pkg/status"
 	"github.com/spf13/cobra"
 )
@@ -20,23 +21,35 @@ type StatusOptions struct {
 	F        *Factory
 	Watch    bool
 	Interval time.Duration
+	// Targets narrow the host probes to their union; none: the whole
+	// cluster.
+	Targets []string
+	// Timeout bounds each probe; 0: connect_timeout + keepalive.
+	Timeout time.Duration
 }
 
 // NewCmdStatus answers "is my cluster OK?".
 func NewCmdStatus(f *Factory, runF func(*StatusOptions) error) *cobra.Command {
 	opts := &StatusOptions{F: f}
 	cmd := &cobra.Command{
-		Use:   "status [--watch]",
+		Use:   "status [TARGET...] [--watch] [--timeout D]",
 		Short: "Cluster overview: hosts, Consul, Nomad, NFS and replication lag, disks; problems first",
 		Long: `Probe every host (uptime, load, failed systemd units, btrfs pools), Consul
 (leader, members, failure tolerance), Nomad (leader, nodes, failed
 allocations, failure tolerance) and each NFS service (owner key, who passes
-Consul's checks, each standby's replication lag) at once, each probe bounded
-by the connect timeout, and print one screen: problems first, each with the
-command that looks deeper. Exit 0 when everything is OK, 1 when not.
-See docs/status.md.`,
-		Args: rangeArgs(0, 0),
-		RunE: func(c *cobra.Command, _ []string) error {
+Consul's checks, each standby's replication lag) at once, and print one
+screen: problems first, each with the command that looks deeper. Exit 0 when
+everything is OK, 1 when not.
+
+Each probe is bounded by connect_timeout + keepalive (the inventory's, the
+largest of the hosts'), or by --timeout; a probe that runs into it says so,
+with the value. With TARGETs (several: their union), only those hosts are
+probed. See docs/status.md.`,
+		RunE: func(c *cobra.Command, args []string) error {
+			opts.Targets = args
+			if c.Flags().Changed("timeout") && opts.Timeout <= 0 {
+				return usagef("--timeout must be more than 0")
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -45,6 +58,7 @@ See docs/status.md.`,
 	}
 	cmd.Flags().BoolVar(&opts.Watch, "watch", false, "refresh in place until interrupted")
 	cmd.Flags().DurationVar(&opts.Interval, "interval", 2*time.Second, "refresh interval with --watch")
+	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 0, "bound of each probe (default: connect_timeout + keepalive)")
 	return cmd
 }
 
@@ -59,11 +73,14 @@ func statusRun(ctx context.Context, opts *StatusOptions) error {
 		return err
 	}
 	defer func() { _ = conn.Close() }()
-	timeout := inv.Defaults.ConnectTimeout
-	if timeout <= 0 {
-		timeout = 10 * time.Second
+	var hosts []*inventory.Host
+	if len(opts.Targets) > 0 {
+		if hosts, err = selectUnion(inv, opts.Targets); err != nil {
+			return err
+		}
 	}
-	p := &status.Probes{Inv: inv, Connect: conn.Runner, Timeout: timeout + 500*time.Millisecond}
+	timeout, limit := probeLimit(inv, hosts, opts.Timeout)
+	p := &status.Probes{Inv: inv, Connect: conn.Runner, Timeout: timeout, Limit: limit, Hosts: hosts}
 	p.Consul, p.Nomad = f.apiClients(inv, conn.Runner)
 	// Redraw in place only where stdout is a terminal that can move the
 	// cursor; piped, each refresh follows the last.
@@ -158,4 +175,67 @@ func worstLevel(checks []status.Check) string {
 		}
 	}
 	return worst
+}
+
+// probeLimit is status's bound of each probe and what to say of it: the
+// flag's value, else connect_timeout + keepalive, the bound of a host that
+// stops answering (DESIGN.md) and of every API call, the largest of the
+// probed hosts' (every host's without TARGET).
+func probeLimit(inv *inventory.Inventory, hosts []*inventory.Host, flag time.Duration) (time.Duration, string) {
+	if flag > 0 {
+		return flag, "--timeout " + flag.String()
+	}
+	if hosts == nil {
+		for _, n := range inv.HostNames() {
+			hosts = append(hosts, inv.Host(n))
+		}
+	}
+	settings := []inventory.Settings{inv.Defaults}
+	for _, h := range hosts {
+		settings = append(settings, inv.Settings(h))
+	}
+	var ct, ka time.Duration
+	for _, s := range settings {
+		c, k := s.ConnectTimeout, s.Keepalive
+		if c <= 0 {
+			c = sshexec.DefaultConnectTimeout
+		}
+		if k <= 0 {
+			k = sshexec.DefaultKeepalive
+		}
+		if c+k > ct+ka {
+			ct, ka = c, k
+		}
+	}
+	return ct + ka, fmt.Sprintf("connect_timeout %s + keepalive %s; --timeout sets it", ct, ka)
+}
+
+// targetsOrAll is a command's TARGETs, or "all" when it names none.
+func targetsOrAll(args []string) []string {
+	if len(args) == 0 {
+		return []string{"all"}
+	}
+	return args
+}
+
+// selectUnion is the hosts any of exprs selects, each once, in inventory
+// order: several TARGETs are their union.
+func selectUnion(inv *inventory.Inventory, exprs []string) ([]*inventory.Host, error) {
+	seen := map[string]bool{}
+	for _, e := range exprs {
+		hosts, err := inv.Select(e)
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range hosts {
+			seen[h.Name] = true
+		}
+	}
+	var out []*inventory.Host
+	for _, n := range inv.HostNames() {
+		if seen[n] {
+			out = append(out, inv.Host(n))
+		}
+	}
+	return out, nil
 }

@@ -61,3 +61,46 @@ func TestRunbookLimitRunsOnlyThere(t *testing.T) {
 		t.Errorf("a limit emptying step 1: %v, ran %v", err, h.conn.lines)
 	}
 }
+
+// Every command that takes a TARGET takes several, as their union (each
+// host once, in inventory order): `ping c1 c2` said "too many arguments"
+// while `deploy c1 c2` worked.
+func TestSeveralTargetsAreTheirUnion(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string // the hosts reached (run, ping) or listed (hosts), in order
+	}{
+		{[]string{"ping", "c2", "zippy", "c1,c2"}, "zippy c1 c2"},
+		{[]string{"run", "c2", "zippy", "--", "true"}, "zippy c2"},
+		{[]string{"run", "cattle", "c1", "--", "true"}, "c1 c2"},
+		{[]string{"hosts", "c2", "zippy"}, "zippy c2"},
+	} {
+		h := newHarness(t)
+		if code := h.exec(c.args...); code != 0 {
+			t.Fatalf("%q: exit %d\n%s", c.args, code, h.err)
+		}
+		var got []string
+		if c.args[0] == "hosts" {
+			for _, l := range strings.Split(strings.TrimSpace(h.out.String()), "\n")[1:] {
+				got = append(got, strings.Fields(l)[0])
+			}
+		} else {
+			for _, l := range h.conn.lines {
+				got = append(got, strings.SplitN(l, ":", 2)[0])
+			}
+			// Hosts run at once: compare as sets, each host once.
+			sort.Strings(got)
+			want := strings.Fields(c.want)
+			sort.Strings(want)
+			c.want = strings.Join(want, " ")
+		}
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("%q: %q, want %q\n%s", c.args, got, c.want, h.out)
+		}
+	}
+	// An unknown name among several is still an error with its matches.
+	h := newHarness(t)
+	if code := h.runLine("ping", "c1", "c9"); code != ExitUsage || !strings.Contains(h.err.String(), `did you mean`) {
+		t.Fatalf("exit %d: %s", code, h.err)
+	}
+}

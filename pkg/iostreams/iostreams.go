@@ -96,6 +96,10 @@ func (s *IOStreams) SetColor(on bool) {
 	s.cs, s.outCS = nil, nil
 }
 
+// IsStdinTTY reports whether stdin is a terminal: someone typing, not
+// input to forward.
+func (s *IOStreams) IsStdinTTY() bool { return s.stdinTTY }
+
 // IsStdoutTTY reports whether stdout is a terminal.
 func (s *IOStreams) IsStdoutTTY() bool { return s.stdoutTTY }
 

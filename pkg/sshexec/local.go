@@ -51,7 +51,13 @@ func (l *Local) run(ctx context.Context, cmd Cmd) (*Result, error) {
 			c.Env = append(c.Env, n+"="+cmd.Secrets[n])
 		}
 	}
-	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A session of its own, as sshd gives a command: no controlling
+	// terminal, so a command that would ask on /dev/tty (a hoctl without
+	// --yes in a runbook step, sudo, git) fails at once instead of being
+	// stopped by the kernel for reading the operator's terminal from the
+	// background while hoctl waits for it. Also its own process group,
+	// which cancellation kills.
+	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	capt := newCapture()
 	outW, errW := &cutWriter{w: capt.stdout(cmd)}, &cutWriter{w: capt.stderr(cmd)}
 	c.Stdout, c.Stderr = outW, errW

@@ -18,7 +18,7 @@ func (p *Probes) guard(ctx context.Context, svc *inventory.NFSService, host stri
 	unit := failover.GuardUnit(svc.Name)
 	run, err := p.Connect(ctx, p.Inv.Host(host))
 	if err != nil {
-		return false, "guard unknown: " + short(err)
+		return false, "guard unknown: " + p.short(ctx, err)
 	}
 	res, err := run.Run(ctx, sshexec.Cmd{Argv: []string{"systemctl", "is-active", unit}})
 	state := ""

@@ -6,6 +6,7 @@ package status
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -48,9 +49,31 @@ type Probes struct {
 	Connect func(ctx context.Context, h *inventory.Host) (sshexec.Runner, error)
 	Consul  func(ctx context.Context) (*consulapi.Client, error) // nil: no consul section
 	Nomad   func(ctx context.Context) (*nomadapi.Client, error)  // nil: no nomad section
-	// Timeout bounds each probe (a host: its connection and command).
+	// Timeout bounds each probe (a host: its connection and command; an
+	// API: its calls). Limit says where that value comes from, for the
+	// check of a probe that runs into it ("connect_timeout 2s + keepalive
+	// 5s; --timeout sets it"): a slow host must not read as a dead one
+	// without saying which limit passed.
 	Timeout time.Duration
-	Now     func() time.Time
+	Limit   string
+	// Hosts, when not nil, are the only hosts probed (status TARGET); the
+	// cluster-wide checks (Consul, Nomad, NFS, replication) are then
+	// listed as not checked.
+	Hosts []*inventory.Host
+	Now   func() time.Time
+}
+
+// errProbeLimit is the cause of a probe's context ending at Timeout.
+var errProbeLimit = errors.New("status probe limit")
+
+// short is err for a check's detail, on one line. An error of a probe
+// that ran into its own limit is that limit: its value, where it comes
+// from and how to change it, not Go's "context deadline exceeded".
+func (p *Probes) short(ctx context.Context, err error) string {
+	if ctx.Err() != nil && errors.Is(context.Cause(ctx), errProbeLimit) {
+		return fmt.Sprintf("no answer within %s, status's limit per probe (%s)", p.Timeout, p.Limit)
+	}
+	return short(err)
 }
 
 // Run probes everything at once and returns the checks, problems first.
@@ -70,14 +93,24 @@ func (p *Probes) Run(ctx context.Context) []Check {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ctx, cancel := context.WithTimeout(ctx, p.Timeout)
+			ctx, cancel := context.WithTimeoutCause(ctx, p.Timeout, errProbeLimit)
 			defer cancel()
 			add(f(ctx)...)
 		}()
 	}
-	for _, name := range p.Inv.HostNames() {
-		h := p.Inv.Host(name)
+	hosts := p.Hosts
+	if hosts == nil {
+		for _, name := range p.Inv.HostNames() {
+			hosts = append(hosts, p.Inv.Host(name))
+		}
+	}
+	for _, h := range hosts {
 		run(func(ctx context.Context) []Check { return p.host(ctx, h) })
+	}
+	if p.Hosts != nil {
+		add(Check{Area: "cluster", Name: "consul, nomad, nfs, replication", Level: Skip, Detail: "not checked: status TARGET probes those hosts only (hoctl status without TARGET checks the whole cluster)"})
+		wg.Wait()
+		return sortChecks(out)
 	}
 	if p.Consul != nil {
 		run(p.consul)
@@ -101,6 +134,11 @@ func (p *Probes) Run(ctx context.Context) []Check {
 		run(func(ctx context.Context) []Check { return p.nested(ctx, rep) })
 	}
 	wg.Wait()
+	return sortChecks(out)
+}
+
+// sortChecks puts problems first, worst first, then by area and name.
+func sortChecks(out []Check) []Check {
 	rank := map[string]int{Fail: 0, Warn: 1, OK: 2, Skip: 3}
 	area := map[string]int{"host": 0, "consul": 1, "nomad": 2, "nfs": 3, "replication": 4, "disk": 5}
 	sort.SliceStable(out, func(i, j int) bool {
@@ -153,13 +191,13 @@ func (p *Probes) nested(ctx context.Context, rep *inventory.Replication) []Check
 	c := Check{Area: "replication", Name: rep.Name, Level: OK, Detail: "no nested subvolume left out of " + e.Subvolume}
 	run, err := p.Connect(ctx, p.Inv.Host(e.SourceHost))
 	if err != nil {
-		c.Level, c.Detail = Fail, "nested subvolumes unknown: "+short(err)
+		c.Level, c.Detail = Fail, "nested subvolumes unknown: "+p.short(ctx, err)
 		return []Check{c}
 	}
 	nested, err := replicate.Nested(ctx, run, e)
 	switch {
 	case err != nil:
-		c.Level, c.Detail = Fail, "nested subvolumes unknown: "+short(err)
+		c.Level, c.Detail = Fail, "nested subvolumes unknown: "+p.short(ctx, err)
 	case len(nested) > 0:
 		c.Level = Fail
 		c.Detail = fmt.Sprintf("%s:%s holds nested subvolumes no snapshot contains: %s (replicate refuses; exclude_nested leaves them out on purpose)", e.SourceHost, e.Subvolume, strings.Join(nested, ", "))
@@ -175,11 +213,11 @@ func (p *Probes) host(ctx context.Context, h *inventory.Host) []Check {
 	hint := "hoctl ping " + h.Name
 	run, err := p.Connect(ctx, h)
 	if err != nil {
-		return []Check{{Area: "host", Name: h.Name, Level: Fail, Detail: short(err), Hint: hint}}
+		return []Check{{Area: "host", Name: h.Name, Level: Fail, Detail: p.short(ctx, err), Hint: hint}}
 	}
 	res, err := run.Run(ctx, sshexec.Cmd{Script: hostScript})
 	if err != nil {
-		return []Check{{Area: "host", Name: h.Name, Level: Fail, Detail: short(err), Hint: hint}}
+		return []Check{{Area: "host", Name: h.Name, Level: Fail, Detail: p.short(ctx, err), Hint: hint}}
 	}
 	parts := strings.Split(string(res.Stdout), "--\n")
 	for len(parts) < 3 {
@@ -230,13 +268,13 @@ func (p *Probes) consul(ctx context.Context) []Check {
 	c := Check{Area: "consul", Name: "consul", Level: OK, Hint: "consul operator autopilot state"}
 	client, err := p.Consul(ctx)
 	if err != nil {
-		c.Level, c.Detail, c.Hint = Fail, short(err), apiDownHint(p.Inv.Consul, "consul")
+		c.Level, c.Detail, c.Hint = Fail, p.short(ctx, err), apiDownHint(p.Inv.Consul, "consul")
 		return []Check{c}
 	}
 	cl := &consul.Cluster{Client: client}
 	leader, err := cl.Leader(ctx)
 	if err != nil {
-		c.Level, c.Detail, c.Hint = Fail, short(err), apiDownHint(p.Inv.Consul, "consul")
+		c.Level, c.Detail, c.Hint = Fail, p.short(ctx, err), apiDownHint(p.Inv.Consul, "consul")
 		return []Check{c}
 	}
 	var parts []string
@@ -246,7 +284,7 @@ func (p *Probes) consul(ctx context.Context) []Check {
 	_, err = client.Raw().Query("/v1/agent/members", &members, (&consulapi.QueryOptions{}).WithContext(ctx))
 	if err != nil {
 		c.Level = Warn
-		parts = append(parts, "members: "+short(httpapi.Clean(err, "")))
+		parts = append(parts, "members: "+p.short(ctx, httpapi.Clean(err, "")))
 	} else {
 		var failed []string
 		for _, m := range members {
@@ -264,7 +302,7 @@ func (p *Probes) consul(ctx context.Context) []Check {
 	switch {
 	case err != nil && health == nil:
 		c.Level = Fail
-		parts = append(parts, "autopilot: "+short(httpapi.Clean(err, "")))
+		parts = append(parts, "autopilot: "+p.short(ctx, httpapi.Clean(err, "")))
 	default:
 		parts = append(parts, fmt.Sprintf("failure tolerance %d", health.FailureTolerance))
 		if !health.Healthy || health.FailureTolerance < 1 {
@@ -280,7 +318,7 @@ func (p *Probes) nomad(ctx context.Context) []Check {
 	c := Check{Area: "nomad", Name: "nomad", Level: OK, Hint: "nomad node status; nomad job status"}
 	client, err := p.Nomad(ctx)
 	if err != nil {
-		c.Level, c.Detail, c.Hint = Fail, short(err), apiDownHint(p.Inv.Nomad, "nomad")
+		c.Level, c.Detail, c.Hint = Fail, p.short(ctx, err), apiDownHint(p.Inv.Nomad, "nomad")
 		return []Check{c}
 	}
 	q := (&nomadapi.QueryOptions{}).WithContext(ctx)
@@ -290,7 +328,7 @@ func (p *Probes) nomad(ctx context.Context) []Check {
 	if err != nil || leader == "" {
 		c.Level, c.Detail = Fail, "no leader"
 		if err != nil {
-			c.Detail = short(httpapi.Clean(err, ""))
+			c.Detail = p.short(ctx, httpapi.Clean(err, ""))
 			c.Hint = apiDownHint(p.Inv.Nomad, "nomad")
 		}
 		return []Check{c}
@@ -299,7 +337,7 @@ func (p *Probes) nomad(ctx context.Context) []Check {
 	nodes, _, err := client.Nodes().List(q)
 	if err != nil {
 		c.Level = Warn
-		parts = append(parts, "nodes: "+short(httpapi.Clean(err, "")))
+		parts = append(parts, "nodes: "+p.short(ctx, httpapi.Clean(err, "")))
 	} else {
 		var ready, draining, inelig int
 		var down []string
@@ -346,7 +384,7 @@ func (p *Probes) nomad(ctx context.Context) []Check {
 	switch {
 	case err != nil:
 		c.Level = Fail
-		parts = append(parts, "autopilot: unhealthy or unknown ("+short(httpapi.Clean(err, ""))+")")
+		parts = append(parts, "autopilot: unhealthy or unknown ("+p.short(ctx, httpapi.Clean(err, ""))+")")
 	case health.FailureTolerance < 1:
 		c.Level = Fail
 		parts = append(parts, fmt.Sprintf("failure tolerance %d: CANNOT LOSE A SERVER", health.FailureTolerance))
@@ -467,7 +505,7 @@ func (p *Probes) nfs(ctx context.Context, svc *inventory.NFSService) []Check {
 		// The owner and who serves are Consul's to say; the standbys'
 		// lag is read over SSH and still shown below.
 		c.Level, c.Hint = Warn, apiDownHint(p.Inv.Consul, "consul")
-		parts = []string{fmt.Sprintf("owner and health unknown (Consul: %s); taking the inventory's primary %s", short(consulErr), svc.Primary)}
+		parts = []string{fmt.Sprintf("owner and health unknown (Consul: %s); taking the inventory's primary %s", p.short(ctx, consulErr), svc.Primary)}
 	case p.Consul == nil:
 		parts = []string{"primary " + owner + " (the inventory's; no consul section: owner and health not checked)"}
 	case len(passing) == 1 && passing[0] == owner:
@@ -506,12 +544,12 @@ func (p *Probes) lag(ctx context.Context, svc *inventory.NFSService, host, dir, 
 	c := Check{Area: "nfs", Name: svc.Name + " standby " + host, Level: OK, Hint: "hoctl snapshots " + host}
 	run, err := p.Connect(ctx, p.Inv.Host(host))
 	if err != nil {
-		c.Level, c.Detail = Fail, "replication lag unknown: "+short(err)
+		c.Level, c.Detail = Fail, "replication lag unknown: "+p.short(ctx, err)
 		return c
 	}
 	side, err := replicate.List(ctx, run, dir, base)
 	if err != nil {
-		c.Level, c.Detail = Fail, "replication lag unknown: "+short(err)
+		c.Level, c.Detail = Fail, "replication lag unknown: "+p.short(ctx, err)
 		return c
 	}
 	s, ok := side.NewestComplete()

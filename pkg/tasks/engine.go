@@ -219,6 +219,10 @@ type RunOptions struct {
 	SkipPlan bool
 }
 
+// NoTerminalToConfirm is why a run that needs a yes and has no terminal
+// to ask on (cron, systemd, ssh without -t, a runbook step) stops.
+const NoTerminalToConfirm = "refusing to change anything without --yes: no terminal to confirm on (use --yes where no one can answer: cron, systemd, a runbook step)"
+
 // Run plans, confirms, locks, journals and runs rb. It returns the run id
 // and the first error; errors are *RefusedError, *StepError,
 // *UnverifiedError, *ConfirmError, *LockedError, ErrLockLost or a
@@ -248,7 +252,7 @@ func (e *Engine) Run(ctx context.Context, rb *Runbook, o RunOptions) (string, er
 	}
 	if !e.Yes {
 		if e.Confirm == nil {
-			return o.ResumeID, &ConfirmError{Reason: "refusing to change anything without --yes: no terminal to confirm on"}
+			return o.ResumeID, &ConfirmError{Reason: NoTerminalToConfirm}
 		}
 		q := fmt.Sprintf("Run %d step(s) on %d host(s)?", len(rb.Steps)-from+1, plan.HostCount)
 		ok, err := e.Confirm(ctx, q)
@@ -417,7 +421,27 @@ func errString(err error) string {
 	if err == nil {
 		return ""
 	}
+	if interrupted(err) {
+		return StatusInterrupted // Go's "context canceled" means nothing to an operator
+	}
 	return err.Error()
+}
+
+// interrupted reports whether err is work stopped by Ctrl-C (or SIGTERM).
+func interrupted(err error) bool { return errors.Is(err, context.Canceled) }
+
+// ExitInterrupted is the exit code journaled for a command Ctrl-C
+// stopped, as hoctl itself exits (docs/exit-codes.md).
+const ExitInterrupted = 130
+
+// markInterrupted makes a host's record say that Ctrl-C stopped it: status
+// interrupted and exit 130, not a failure with whatever exit code the
+// cut-short output had (0 for a send).
+func markInterrupted(r *Record, err error) {
+	if interrupted(err) {
+		code := ExitInterrupted
+		r.ExitCode, r.Status = &code, StatusInterrupted
+	}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -543,6 +567,7 @@ func (e *Engine) check(ctx context.Context, j *Journal, i int, s *Step, h *inven
 		ok := err == nil
 		rec := Record{Type: "check", Step: i, Host: h.Name, Phase: phase, Cmd: cmd, OK: &ok, Attempt: attempt, Error: errString(err)}
 		fill(&rec, out)
+		markInterrupted(&rec, err)
 		_ = j.Write(rec)
 		e.Reporter.HostEvent(i, s, HostEvent{Host: h.Name, Phase: phase, Cmd: cmd, OK: ok, Output: out, Err: err, Attempt: attempt})
 		if err == nil || attempt > retries || ctx.Err() != nil {
@@ -579,6 +604,7 @@ func (e *Engine) act(ctx context.Context, j *Journal, i int, s *Step, h *invento
 	ok := err == nil
 	rec := Record{Type: "action", Step: i, Host: h.Name, Cmd: cmd, OK: &ok, Error: errString(err)}
 	fill(&rec, out)
+	markInterrupted(&rec, err)
 	_ = j.Write(rec)
 	e.Reporter.HostEvent(i, s, HostEvent{Host: h.Name, Phase: "run", Cmd: cmd, OK: ok, Output: out, Err: err})
 	if err != nil {
@@ -623,6 +649,7 @@ func (e *Engine) undo(ctx context.Context, j *Journal, i int, s *Step, h *invent
 	ok := err == nil
 	rec := Record{Type: "undo", Step: i, Host: h.Name, Cmd: cmd, OK: &ok, Error: errString(err)}
 	fill(&rec, out)
+	markInterrupted(&rec, err)
 	_ = j.Write(rec)
 	e.Reporter.HostEvent(i, s, HostEvent{Host: h.Name, Phase: "undo", Cmd: cmd, OK: ok, Output: out, Err: err})
 }

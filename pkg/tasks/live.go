@@ -136,10 +136,12 @@ func (r *liveReporter) HostEvent(_ int, _ *Step, ev HostEvent) {
 		r.state[ev.Host] = r.cs.Green(ev.Phase+" ✓") + " " + safe(oneLine(ev.Output.Note), r.plain.secrets)
 	case ev.OK:
 		r.state[ev.Host] = r.cs.Green(ev.Phase + " ✓")
+	case interrupted(ev.Err):
+		r.state[ev.Host] = r.cs.Yellow(ev.Phase + " " + StatusInterrupted)
 	default:
 		r.state[ev.Host] = r.cs.Red(ev.Phase + " ✗")
 	}
-	if !ev.Running && !ev.OK {
+	if !ev.Running && !ev.OK && !interrupted(ev.Err) {
 		// Keep the failure for the expanded view.
 		r.state[ev.Host+"\x00out"] = safe(errOutput(ev.Output, ev.Err), r.plain.secrets)
 	}

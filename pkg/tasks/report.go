@@ -192,8 +192,12 @@ func (r *plainReporter) HostEvent(_ int, _ *Step, ev HostEvent) {
 	if ev.OK && ev.Output != nil && ev.Output.Note != "" {
 		note = ": " + safe(oneLine(ev.Output.Note), r.secrets)
 	}
+	if interrupted(ev.Err) {
+		// Said once on the host's line; the run's end says the rest.
+		note = ": " + StatusInterrupted
+	}
 	fmt.Fprintf(r.w, "  %s %s %s%s%s%s\n", icon, ev.Host, ev.Phase, attempt, d, note)
-	if !ev.OK {
+	if !ev.OK && !interrupted(ev.Err) {
 		for _, l := range tailLines(safe(errOutput(ev.Output, ev.Err), r.secrets), 8) {
 			fmt.Fprintf(r.w, "      %s\n", l)
 		}
@@ -216,7 +220,11 @@ func (r *plainReporter) RunEnd(id, status string, err error, d time.Duration) {
 		fmt.Fprintf(r.w, "%s done in %s (run %s)\n", r.cs.SuccessIcon(), round(d), id)
 		return
 	}
-	fmt.Fprintf(r.w, "%s %s (run %s): %s\n", r.cs.FailureIcon(), statusText(status), id, safe(errString(err), r.secrets))
+	if interrupted(err) {
+		fmt.Fprintf(r.w, "%s %s (run %s)\n", r.cs.FailureIcon(), statusText(status), id)
+	} else {
+		fmt.Fprintf(r.w, "%s %s (run %s): %s\n", r.cs.FailureIcon(), statusText(status), id, safe(errString(err), r.secrets))
+	}
 	switch {
 	case status == StatusNotConfirmed:
 	case r.resumable:
@@ -338,6 +346,7 @@ func (r *jsonReporter) HostEvent(i int, _ *Step, ev HostEvent) {
 		// Redacted (in emit) before it is clipped.
 		je.Output = strings.TrimSpace(ev.Output.Stdout + "\n" + ev.Output.Stderr)
 	}
+	markInterrupted(&je, ev.Err)
 	r.emit(je)
 }
 

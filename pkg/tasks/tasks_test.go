@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -575,6 +576,45 @@ func TestCancelMidStepIsInterrupted(t *testing.T) {
 	}
 	if s := Summarize(id, fx.journal(t, id)); s.Status != StatusInterrupted {
 		t.Fatalf("%+v", s)
+	}
+}
+
+// Ctrl-C in the middle of a step, as the operator and the journal see it:
+// each host's record says interrupted with exit 130, also for a Go step (a
+// send) whose cut-short output said exit 0; the screen says "interrupted"
+// once per host line and never Go's "context canceled". Before, history
+// showed "FAILED exit 0" for an interrupted send and the screen printed
+// "h: context canceled" under every host and after the run.
+func TestInterruptionIsSaidAsSuch(t *testing.T) {
+	fx := newFixture(t)
+	fx.hosts.delay = 5 * time.Second
+	rb := fx.runbook(t, "name: c\nsteps:\n  - {title: a, hosts: web, run: slow}\n")
+	rb.Steps[0].Action = &Func{Desc: "send", Fn: func(ctx context.Context, _ *Env, h *inventory.Host) (string, error) {
+		<-ctx.Done()
+		return "", fmt.Errorf("%s: send: %w", h.Name, ctx.Err())
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(100 * time.Millisecond); cancel() }()
+	id, err := fx.eng.Run(ctx, rb, RunOptions{})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+	actions := 0
+	for _, r := range fx.journal(t, id) {
+		if r.Type != "action" {
+			continue
+		}
+		actions++
+		if r.Status != StatusInterrupted || r.ExitCode == nil || *r.ExitCode != 130 || r.Error != "interrupted" {
+			t.Errorf("journaled %+v (exit %v), want status interrupted, exit 130", r, r.ExitCode)
+		}
+	}
+	if actions == 0 {
+		t.Fatal("no action journaled")
+	}
+	out := fx.out.String()
+	if strings.Contains(out, "context canceled") || !regexp.MustCompile(`(?m)^  ✗ \w+ run [^\n]*: interrupted$`).MatchString(out) {
+		t.Fatalf("screen:\n%s", out)
 	}
 }
 
