@@ -131,7 +131,7 @@ func ParseRunbook(name string, data []byte, inv *inventory.Inventory, o LoadOpti
 			at("vars."+k, "variable name %q: expected letters, digits and '_'", k)
 		}
 	}
-	errs = append(errs, undeclaredVars(o.Vars, fr)...)
+	errs = append(errs, undeclaredVars(o.Vars, fr, inv)...)
 	for k, v := range o.Vars {
 		vars[k] = v
 	}
@@ -165,8 +165,20 @@ func ParseRunbook(name string, data []byte, inv *inventory.Inventory, o LoadOpti
 
 	rb := &Runbook{Name: fr.Name, Description: fr.Description, Lock: fr.Lock, ClusterLock: fr.ClusterLock,
 		Kind: KindFile, Resumable: true, Secrets: secretValues}
+	// Each host sees the inventory's vars for it, with the runbook's
+	// vars, --var and secrets over them; built once, before anything
+	// renders, so that renders from many goroutines only read.
+	hostVars := map[string]map[string]any{}
+	for _, n := range inv.HostNames() {
+		hostVars[n] = withVars(inv.VarsFor(inv.Host(n)), vars)
+	}
+	hostVars[localHost.Name] = withVars(inv.VarsFor(nil), vars)
 	data2 := func(h *inventory.Host) any {
-		return TemplateData{Host: h.Name, HostInfo: h, Vars: vars, Inventory: inv}
+		v, ok := hostVars[h.Name]
+		if !ok || IsLocal(h) {
+			v = hostVars[localHost.Name]
+		}
+		return TemplateData{Host: h.Name, HostInfo: h, Vars: v, Inventory: inv}
 	}
 	for i, fs := range fr.Steps {
 		p := fmt.Sprintf("steps.%d", i)
@@ -179,7 +191,7 @@ func ParseRunbook(name string, data []byte, inv *inventory.Inventory, o LoadOpti
 			at(p, "step %d: missing run: the command to run", i+1)
 		}
 		if fs.Hosts != "" {
-			s.Hosts = stepHosts(fs.Hosts, inv, vars, limit, o.Limit, func(format string, args ...any) { at(p+".hosts", format, args...) })
+			s.Hosts = stepHosts(fs.Hosts, inv, hostVars[localHost.Name], limit, o.Limit, func(format string, args ...any) { at(p+".hosts", format, args...) })
 		}
 		if fs.Serial < 0 || fs.MaxFail < 0 || fs.Retries < 0 {
 			at(p, "serial, max_fail and retries must not be negative")
@@ -303,14 +315,17 @@ func trimTemplateErr(err error) string {
 }
 
 // undeclaredVars refuses --var names the runbook declares under neither
-// vars nor secrets: a typo would otherwise leave the default in place and
+// vars nor secrets, and the inventory sets nowhere: a typo would otherwise leave the default in place and
 // run the runbook with a value the operator did not mean.
-func undeclaredVars(given map[string]string, fr fileRunbook) yamlerr.Errors {
+func undeclaredVars(given map[string]string, fr fileRunbook, inv *inventory.Inventory) yamlerr.Errors {
 	declared := slices.Sorted(maps.Keys(fr.Vars))
 	declared = append(declared, slices.Sorted(maps.Keys(fr.Secrets))...)
+	invVars := inv.VarNames()
+	declared = append(declared, invVars...)
 	var errs yamlerr.Errors
 	for _, k := range slices.Sorted(maps.Keys(given)) {
 		_, isVar := fr.Vars[k]
+		isVar = isVar || slices.Contains(invVars, k)
 		_, isSecret := fr.Secrets[k]
 		switch {
 		case !varNameRE.MatchString(k):
@@ -328,4 +343,23 @@ func undeclaredVars(given map[string]string, fr fileRunbook) yamlerr.Errors {
 		}
 	}
 	return errs
+}
+
+// withVars is the inventory's vars for a host with the runbook's over
+// them (as Ansible's play vars and extra vars win over inventory vars).
+func withVars(inv map[string]string, runbook map[string]any) map[string]any {
+	out := make(map[string]any, len(inv)+len(runbook))
+	for k, v := range inv {
+		out[k] = v
+	}
+	for k, v := range runbook {
+		out[k] = v
+	}
+	return out
+}
+
+// InventoryVars is what {{.Vars}} holds for h in a template outside a
+// runbook (deploy.command): the inventory's vars for it.
+func InventoryVars(inv *inventory.Inventory, h *inventory.Host) map[string]any {
+	return withVars(inv.VarsFor(h), nil)
 }
