@@ -129,6 +129,7 @@ EXIT STATUS
 		NewCmdHosts(f, nil),
 		NewCmdPing(f, nil),
 		NewCmdRun(f, nil),
+		NewCmdCopy(f, nil),
 		NewCmdReplicate(f, nil),
 		NewCmdSnapshots(f, nil),
 		NewCmdTargetFilter(f, nil),

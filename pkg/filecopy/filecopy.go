@@ -154,7 +154,7 @@ echo "file $(stat -c '%a %U:%G %u:%g %s' -- "$d") ${s%% *}"`
 func Inspect(ctx context.Context, r sshexec.Runner, dest string, timeout time.Duration) (*State, error) {
 	res, err := r.Run(ctx, sshexec.Cmd{Script: inspectScript(dest), Timeout: timeout})
 	if err != nil {
-		return nil, sshexec.OneLine(res, err)
+		return nil, hostErr(r, res, err)
 	}
 	return parseState(r.Name(), string(res.Stdout))
 }
@@ -304,9 +304,20 @@ func Copy(ctx context.Context, r sshexec.Runner, s Spec, src *Source, timeout ti
 	in := &countReader{r: bufio.NewReaderSize(f, 64<<10), progress: progress}
 	res, err := r.Run(ctx, sshexec.Cmd{Script: writeScript(s.Dest, mode, owner, src.Sum), Stdin: in, Timeout: timeout})
 	if err != nil {
-		return nil, sshexec.OneLine(res, err)
+		return nil, hostErr(r, res, err)
 	}
 	return &Result{Changed: changes, Bytes: in.n, Mode: mode, Owner: owner}, nil
+}
+
+// hostErr is a failed script's reason: the host and the first line of
+// its stderr, which says what was wrong (the exit status adds nothing);
+// an unreachable host or a time limit stays the error it is.
+func hostErr(r sshexec.Runner, res *sshexec.Result, err error) error {
+	var ee *sshexec.ExitError
+	if errors.As(err, &ee) && res != nil && strings.TrimSpace(string(res.Stderr)) != "" {
+		return errors.New(sshexec.HostError(r.Name(), errors.New(sshexec.FirstLine(res, err))))
+	}
+	return err
 }
 
 type countReader struct {

@@ -5,8 +5,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -14,6 +18,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/hoctl/hoctl/pkg/filecopy"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/yamlerr"
 )
@@ -46,6 +51,15 @@ type fileStep struct {
 	Confirm         bool          `yaml:"confirm"`
 	ContinueOnError bool          `yaml:"continue_on_error"`
 	NeedsPrevious   bool          `yaml:"needs_previous"`
+	Copy            *fileCopy     `yaml:"copy"`
+}
+
+// fileCopy is a copy: step (see CopyStep).
+type fileCopy struct {
+	Src   string `yaml:"src"`
+	Dest  string `yaml:"dest"`
+	Mode  string `yaml:"mode"`
+	Owner string `yaml:"owner"`
 }
 
 var varNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -187,11 +201,17 @@ func ParseRunbook(name string, data []byte, inv *inventory.Inventory, o LoadOpti
 		if strings.TrimSpace(fs.Title) == "" {
 			at(p, "step %d: missing title", i+1)
 		}
-		if strings.TrimSpace(fs.Run) == "" {
-			at(p, "step %d: missing run: the command to run", i+1)
+		if strings.TrimSpace(fs.Run) == "" && fs.Copy == nil {
+			at(p, "step %d: missing run: the command to run (or copy: a file to put on the hosts)", i+1)
 		}
 		if fs.Hosts != "" {
 			s.Hosts = stepHosts(fs.Hosts, inv, hostVars[localHost.Name], limit, o.Limit, func(format string, args ...any) { at(p+".hosts", format, args...) })
+		}
+		if fs.Copy != nil {
+			if spec, ok := copySpec(name, fs, func(field, format string, args ...any) { at(p+"."+field, format, args...) }); ok {
+				c := CopyStep(s.Title, s.Hosts, spec, nil)
+				s.Before, s.Action, s.After = c.Before, c.Action, c.After
+			}
 		}
 		if fs.Serial < 0 || fs.MaxFail < 0 || fs.Retries < 0 {
 			at(p, "serial, max_fail and retries must not be negative")
@@ -362,4 +382,50 @@ func withVars(inv map[string]string, runbook map[string]any) map[string]any {
 // runbook (deploy.command): the inventory's vars for it.
 func InventoryVars(inv *inventory.Inventory, h *inventory.Host) map[string]any {
 	return withVars(inv.VarsFor(h), nil)
+}
+
+// copySpec checks a copy: step and returns its spec. src is relative to
+// the runbook's directory, as a runbook and its files travel together;
+// it must be a regular file now (check finds a missing one). The step's
+// own before, run and after are the copy's: other commands go in steps
+// of their own.
+func copySpec(runbook string, step fileStep, at func(field, format string, args ...any)) (filecopy.Spec, bool) {
+	ok := true
+	for field, v := range map[string]string{"run": step.Run, "before": step.Before, "after": step.After, "undo": step.Undo} {
+		if strings.TrimSpace(v) != "" {
+			at(field, "a copy: step reads the file before and after by itself and has no %s:; put other commands in a step of their own", field)
+			ok = false
+		}
+	}
+	c := step.Copy
+	spec := filecopy.Spec{Src: c.Src, Dest: c.Dest, Mode: c.Mode, Owner: c.Owner}
+	if c.Src == "" {
+		at("copy", "missing src: the file on this machine to copy")
+		return spec, false
+	}
+	if !filepath.IsAbs(spec.Src) {
+		spec.Src = filepath.Join(filepath.Dir(absPath(runbook)), spec.Src)
+	}
+	if fi, err := os.Stat(spec.Src); errors.Is(err, fs.ErrNotExist) {
+		at("copy.src", "%s does not exist (a relative src is read from the runbook's directory)", spec.Src)
+		ok = false
+	} else if err != nil {
+		at("copy.src", "%v", err)
+		ok = false
+	} else if !fi.Mode().IsRegular() {
+		at("copy.src", "%s is not a regular file", spec.Src)
+		ok = false
+	}
+	if err := spec.Validate(); err != nil {
+		field := "copy.dest"
+		switch {
+		case strings.HasPrefix(err.Error(), "mode"):
+			field = "copy.mode"
+		case strings.HasPrefix(err.Error(), "owner"):
+			field = "copy.owner"
+		}
+		at(field, "%v", err)
+		ok = false
+	}
+	return spec, ok
 }

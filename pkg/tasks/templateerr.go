@@ -4,9 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"text/template"
 
