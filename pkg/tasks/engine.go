@@ -67,6 +67,14 @@ type PlanStep struct {
 	Confirm bool       `json:"confirm,omitempty"`
 	Serial  int        `json:"serial,omitempty"`
 	Items   []PlanItem `json:"hosts"`
+	// Skipped are the hosts the step's when: leaves out.
+	Skipped []PlanSkip `json:"skipped,omitempty"`
+}
+
+// PlanSkip is a host a step leaves out, and why.
+type PlanSkip struct {
+	Host   string `json:"host"`
+	Reason string `json:"reason"`
 }
 
 // Plan is what a run would do, with its before checks run now.
@@ -88,6 +96,9 @@ func (e *Engine) Plan(ctx context.Context, rb *Runbook, from int) (*Plan, error)
 	for i := from; i <= len(rb.Steps); i++ {
 		s := rb.Steps[i-1]
 		ps := PlanStep{Index: i, Title: s.Title, Confirm: s.Confirm, Serial: s.Serial}
+		for _, n := range s.skipped() {
+			ps.Skipped = append(ps.Skipped, PlanSkip{Host: n, Reason: s.Skip[n]})
+		}
 		hosts := s.hosts()
 		ps.Items = make([]PlanItem, len(hosts))
 		var mu sync.Mutex
@@ -449,6 +460,13 @@ func (e *Engine) runStep(ctx context.Context, j *Journal, i int, s *Step) (strin
 	hosts := s.hosts()
 	_ = j.Write(Record{Type: "step_start", Step: i, Title: s.Title, Hosts: s.hostNames()})
 	e.Reporter.StepStart(i, s)
+	for _, n := range s.skipped() {
+		// A when: that renders false: journaled as that check, passed,
+		// with the host left out.
+		ok := true
+		_ = j.Write(Record{Type: "check", Step: i, Host: n, Phase: "when", Cmd: s.Skip[n], OK: &ok, Output: "skipped"})
+		e.Reporter.HostEvent(i, s, HostEvent{Host: n, Phase: "when", Cmd: s.Skip[n], OK: true, Output: &Output{Stdout: "skipped", Note: "skipped"}})
+	}
 
 	if s.Before != nil {
 		refused := make([]error, len(hosts))

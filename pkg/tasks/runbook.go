@@ -52,6 +52,7 @@ type fileStep struct {
 	ContinueOnError bool          `yaml:"continue_on_error"`
 	NeedsPrevious   bool          `yaml:"needs_previous"`
 	Copy            *fileCopy     `yaml:"copy"`
+	When            string        `yaml:"when"`
 }
 
 // fileCopy is a copy: step (see CopyStep).
@@ -206,6 +207,9 @@ func ParseRunbook(name string, data []byte, inv *inventory.Inventory, o LoadOpti
 		}
 		if fs.Hosts != "" {
 			s.Hosts = stepHosts(fs.Hosts, inv, hostVars[localHost.Name], limit, o.Limit, func(format string, args ...any) { at(p+".hosts", format, args...) })
+		}
+		if strings.TrimSpace(fs.When) != "" {
+			s.Skip = evalWhen(fs.When, s.hosts(), data2, func(format string, args ...any) { at(p+".when", format, args...) })
 		}
 		if fs.Copy != nil {
 			if spec, ok := copySpec(name, fs, func(field, format string, args ...any) { at(p+"."+field, format, args...) }); ok {
@@ -428,4 +432,37 @@ func copySpec(runbook string, step fileStep, at func(field, format string, args 
 		ok = false
 	}
 	return spec, ok
+}
+
+// evalWhen renders a step's when: for each of its hosts and returns the
+// hosts where it is false, with the reason plans and journals show. It
+// is rendered now, before anything runs, as every template is: its
+// values (the inventory, vars, --var) do not change during a run.
+func evalWhen(src string, hosts []*inventory.Host, data func(*inventory.Host) any, fail func(string, ...any)) map[string]string {
+	t, err := template.New("when").Option("missingkey=error").Funcs(templateFuncs).Parse(src)
+	if err != nil {
+		fail("bad template: %v", trimTemplateErr(err))
+		return nil
+	}
+	skip := map[string]string{}
+	for _, h := range hosts {
+		var b strings.Builder
+		d := data(h)
+		if err := t.Execute(&b, d); err != nil {
+			fail("%v (for host %s)", TemplateError(err, d), h.Name)
+			return nil
+		}
+		switch v := strings.TrimSpace(b.String()); v {
+		case "true":
+		case "false":
+			skip[h.Name] = "when: " + src + " is false"
+		default:
+			fail("renders %q for host %s: expected true or false (write a comparison such as {{eq .Vars.rack \"a\"}})", v, h.Name)
+			return nil
+		}
+	}
+	if len(skip) == 0 {
+		return nil
+	}
+	return skip
 }
