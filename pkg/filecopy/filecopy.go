@@ -93,7 +93,7 @@ func ReadSource(ctx context.Context, p string) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, err
@@ -300,7 +300,7 @@ func Copy(ctx context.Context, r sshexec.Runner, s Spec, src *Source, timeout ti
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	in := &countReader{r: bufio.NewReaderSize(f, 64<<10), progress: progress}
 	res, err := r.Run(ctx, sshexec.Cmd{Script: writeScript(s.Dest, mode, owner, src.Sum), Stdin: in, Timeout: timeout})
 	if err != nil {
