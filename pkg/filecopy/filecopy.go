@@ -354,3 +354,31 @@ func Verify(ctx context.Context, r sshexec.Runner, s Spec, src *Source, mode, ow
 	}
 	return nil
 }
+
+// ProgressText is a transfer's progress line: bytes sent of the total,
+// percent, rate and time left.
+func ProgressText(sent, total int64, elapsed time.Duration) string {
+	rate := float64(sent) / max(elapsed.Seconds(), 0.001)
+	s := bytesText(sent)
+	if total > 0 {
+		s += fmt.Sprintf(" of %s (%d%%)", bytesText(total), sent*100/total)
+	}
+	s += ", " + bytesText(int64(rate)) + "/s"
+	if total > sent && rate > 0 {
+		s += ", ETA " + time.Duration(float64(total-sent) / rate * float64(time.Second)).Round(time.Second).String()
+	}
+	return s
+}
+
+func bytesText(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

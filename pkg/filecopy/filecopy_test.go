@@ -253,3 +253,19 @@ func TestLargeFileStreams(t *testing.T) {
 	}
 	fmt.Fprintf(os.Stderr, "heap peak %d MiB for a %d MiB file\n", peak>>20, size>>20)
 }
+
+func TestProgressText(t *testing.T) {
+	for _, c := range []struct {
+		sent, total int64
+		d           time.Duration
+		want        string
+	}{
+		{64 << 20, 256 << 20, 2 * time.Second, "64.0 MiB of 256.0 MiB (25%), 32.0 MiB/s, ETA 6s"},
+		{512, 0, time.Second, "512 B, 512 B/s"},
+		{1 << 30, 1 << 30, 4 * time.Second, "1.0 GiB of 1.0 GiB (100%), 256.0 MiB/s"},
+	} {
+		if got := ProgressText(c.sent, c.total, c.d); got != c.want {
+			t.Errorf("ProgressText(%d, %d, %s) = %q, want %q", c.sent, c.total, c.d, got, c.want)
+		}
+	}
+}

@@ -128,7 +128,16 @@ func (c *copyOps) act(ctx context.Context, env *Env, h *inventory.Host) (string,
 	if err != nil {
 		return "", err
 	}
-	res, err := filecopy.Copy(ctx, r, c.spec, src, copyTimeout(ctx), nil)
+	start, last := time.Now(), time.Time{}
+	var sent int64
+	progress := func(n int64) {
+		sent += n
+		if now := time.Now(); now.Sub(last) >= 250*time.Millisecond {
+			last = now
+			ReportProgress(ctx, filecopy.ProgressText(sent, src.Size, now.Sub(start)))
+		}
+	}
+	res, err := filecopy.Copy(ctx, r, c.spec, src, copyTimeout(ctx), progress)
 	if err != nil {
 		return "", err
 	}

@@ -2,9 +2,11 @@ package tasks
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/hoctl/hoctl/pkg/filecopy"
@@ -133,5 +135,44 @@ func TestCopyResumeRebuildsAndRefusesAChangedSource(t *testing.T) {
 	}
 	if _, err := b(context.Background(), &Rebuild{Run: run, Inventory: inv, Force: true}); err != nil {
 		t.Fatalf("--force: %v", err)
+	}
+}
+
+type progressRecorder struct {
+	Reporter
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (p *progressRecorder) Progress(i int, host, msg string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.msgs = append(p.msgs, fmt.Sprintf("%d %s %s", i, host, msg))
+}
+
+// A copy's transfer reports its progress (bytes, percent, rate) to the
+// run's reporter, as the step and host it belongs to.
+func TestCopyStepReportsProgress(t *testing.T) {
+	fx := newFixture(t)
+	fx.eng.Env.Connect = func(_ context.Context, h *inventory.Host) (sshexec.Runner, error) {
+		return sshexec.NewLocal(&sshexec.Target{Name: h.Name, Address: "local", Become: "none"}), nil
+	}
+	rec := &progressRecorder{Reporter: fx.eng.Reporter}
+	fx.eng.Reporter = rec
+	p := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(p, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src, err := filecopy.ReadSource(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts, _ := fx.inv.Select("db")
+	rb := CopyRunbook(hosts, filecopy.Spec{Src: p, Dest: filepath.Join(t.TempDir(), "f")}, src)
+	if _, err := fx.eng.Run(context.Background(), rb, RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.msgs) == 0 || !strings.HasPrefix(rec.msgs[0], "1 db ") || !strings.Contains(rec.msgs[0], " of 1.0 MiB (") {
+		t.Fatalf("progress: %q", rec.msgs)
 	}
 }

@@ -593,7 +593,8 @@ func (e *Engine) act(ctx context.Context, j *Journal, i int, s *Step, h *invento
 	}
 	e.Reporter.HostEvent(i, s, HostEvent{Host: h.Name, Phase: "run", Cmd: cmd, Running: true})
 	o.ran = true
-	out, err := s.Action.Run(ctx, e.Env, h, s.Timeout)
+	actx := context.WithValue(ctx, progressKey{}, func(msg string) { e.Reporter.Progress(i, h.Name, msg) })
+	out, err := s.Action.Run(actx, e.Env, h, s.Timeout)
 	ok := err == nil
 	rec := Record{Type: "action", Step: i, Host: h.Name, Cmd: cmd, OK: &ok, Error: errString(err)}
 	fill(&rec, out)
@@ -643,4 +644,15 @@ func (e *Engine) undo(ctx context.Context, j *Journal, i int, s *Step, h *invent
 	fill(&rec, out)
 	_ = j.Write(rec)
 	e.Reporter.HostEvent(i, s, HostEvent{Host: h.Name, Phase: "undo", Cmd: cmd, OK: ok, Output: out, Err: err})
+}
+
+type progressKey struct{}
+
+// ReportProgress shows msg ("120 MiB of 256 MiB (46%), …") as the
+// progress of the action ctx belongs to, on the run's reporter; outside
+// an action it does nothing. The reporter shows it at a sane rate.
+func ReportProgress(ctx context.Context, msg string) {
+	if f, ok := ctx.Value(progressKey{}).(func(string)); ok {
+		f(msg)
+	}
 }
