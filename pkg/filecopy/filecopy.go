@@ -365,7 +365,7 @@ func ProgressText(sent, total int64, elapsed time.Duration) string {
 	}
 	s += ", " + bytesText(int64(rate)) + "/s"
 	if total > sent && rate > 0 {
-		s += ", ETA " + time.Duration(float64(total-sent) / rate * float64(time.Second)).Round(time.Second).String()
+		s += ", ETA " + time.Duration(float64(total-sent)/rate*float64(time.Second)).Round(time.Second).String()
 	}
 	return s
 }
