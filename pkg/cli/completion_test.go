@@ -69,6 +69,7 @@ func TestCompletion(t *testing.T) {
 		{args: []string{"run", "c1", "--", ""}, want: nil},
 		{args: []string{"deploy", "c1", "c"}, want: []string{"c1", "c2", "cattle", "compute"}},
 		{args: []string{"snapshots", "z"}, want: []string{"zippy"}},
+		{args: []string{"copy", "cattle,!c"}, want: []string{"cattle,!c1", "cattle,!c2", "cattle,!cattle", "cattle,!compute"}},
 		{args: []string{"replicate", "zippy", "c"}, want: []string{"c1", "c2"}},
 		{args: []string{"replicate", "--name", ""}, want: []string{"services"}},
 		{args: []string{"replicate", "--transport", ""}, want: []string{"relay", "direct"}},
