@@ -98,7 +98,7 @@ func TestCheckOKSummaryAndJSON(t *testing.T) {
 func TestCheckRendersDeployCommandForEveryHost(t *testing.T) {
 	h := newHarness(t)
 	inv := writeFile(t, t.TempDir(), "inv.yaml", "hosts:\n  a: {address: x}\ndeploy: {command: 'deploy {{.HostInfo.Nope}}'}\n")
-	if code := h.exec("-i", inv, "check"); code != ExitUsage || !strings.Contains(h.out.String(), "inv.yaml:3:19: deploy.command: {{.HostInfo.Nope}}: .HostInfo has no field Nope; did you mean .HostInfo.Name? (fields: Name, Address, Roles, Managed, User, Port, IdentityFiles, KnownHosts, HostKeyPolicy, ConnectTimeout, CommandTimeout, Keepalive, Become, Jump) (for host a)") {
+	if code := h.exec("-i", inv, "check"); code != ExitUsage || !strings.Contains(h.out.String(), "inv.yaml:3:19: deploy.command: {{.HostInfo.Nope}}: .HostInfo has no field Nope; did you mean .HostInfo.Name? (fields: Name, Address, Roles, Managed, Vars, User, Port, IdentityFiles, KnownHosts, HostKeyPolicy, ConnectTimeout, CommandTimeout, Keepalive, Become, Jump) (for host a)") {
 		t.Fatalf("exit %d: %s", code, h.out)
 	}
 	h = newHarness(t)

@@ -349,6 +349,7 @@ func TestGlobalFlagsHonouredOrRefused(t *testing.T) {
 	honours := map[string][2]bool{ // command: {yes, dry-run}
 		"run": {false, true}, "replicate": {true, true}, "failover": {true, true}, "migrate-jobs": {true, true},
 		"deploy": {true, true}, "runbook run": {true, true}, "resume": {true, true}, "guard": {false, true},
+		"copy": {true, true},
 	}
 	h := newHarness(t)
 	var walk func(c *cobra.Command)

@@ -44,6 +44,16 @@ func addCompletions(root *cobra.Command, f *Factory) {
 			return []cobra.Completion{"yaml", "yml"}, cobra.ShellCompDirectiveFilterFileExt
 		}),
 		"hoctl target-filter": c.firstArg(dirs),
+		// TARGET, then SRC a local file, then DEST on the hosts.
+		"hoctl copy": func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			switch len(args) {
+			case 0:
+				return c.targets(cmd, args, toComplete)
+			case 1:
+				return nil, cobra.ShellCompDirectiveDefault
+			}
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		},
 	}
 	args["hoctl runbook run"] = args["hoctl runbook plan"]
 	flags := map[string]completeFunc{

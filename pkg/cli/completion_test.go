@@ -72,6 +72,7 @@ func TestCompletion(t *testing.T) {
 		{args: []string{"status", "c1", "z"}, want: []string{"zippy"}},
 		{args: []string{"deploy", "c1", "c"}, want: []string{"c1", "c2", "cattle", "compute"}},
 		{args: []string{"snapshots", "z"}, want: []string{"zippy"}},
+		{args: []string{"copy", "cattle,!c"}, want: []string{"cattle,!c1", "cattle,!c2", "cattle,!cattle", "cattle,!compute"}},
 		{args: []string{"replicate", "zippy", "c"}, want: []string{"c1", "c2"}},
 		{args: []string{"replicate", "--name", ""}, want: []string{"services"}},
 		{args: []string{"replicate", "--transport", ""}, want: []string{"relay", "direct"}},

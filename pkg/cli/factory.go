@@ -39,6 +39,10 @@ type Factory struct {
 	// Become overrides every host's become for this invocation
 	// (--become: sudo, --no-become: none); empty keeps the inventory's.
 	Become string
+	// AcceptNew (--accept-new) accepts, and records in known_hosts, the
+	// key of a host known_hosts has none for, for this invocation, as
+	// host_key_policy: accept-new does; a changed key still stops it.
+	AcceptNew bool
 
 	// JQ is --jq: an expression run on each --json event.
 	JQ string
@@ -113,9 +117,10 @@ func (f *Factory) connector(inv *inventory.Inventory, eager bool) (Connector, er
 		return nil, err
 	}
 	return &sshConnector{
-		pool:     sshexec.NewPool(sshexec.PoolOptions{AgentSocket: f.Getenv("SSH_AUTH_SOCK"), EagerExecutor: eager, Trace: f.Trace()}),
-		resolver: &sshexec.Resolver{Inventory: inv, SSHConfig: sc, Home: home},
-		become:   f.Become,
+		pool:      sshexec.NewPool(sshexec.PoolOptions{AgentSocket: f.Getenv("SSH_AUTH_SOCK"), EagerExecutor: eager, Trace: f.Trace()}),
+		resolver:  &sshexec.Resolver{Inventory: inv, SSHConfig: sc, Home: home},
+		become:    f.Become,
+		acceptNew: f.AcceptNew,
 	}, nil
 }
 
@@ -123,6 +128,8 @@ type sshConnector struct {
 	pool     *sshexec.Pool
 	resolver *sshexec.Resolver
 	become   string // --become/--no-become, "" for the inventory's
+	// acceptNew is --accept-new: every hop's policy is accept-new.
+	acceptNew bool
 }
 
 func (c *sshConnector) Runner(ctx context.Context, h *inventory.Host) (sshexec.Runner, error) {
@@ -132,6 +139,11 @@ func (c *sshConnector) Runner(ctx context.Context, h *inventory.Host) (sshexec.R
 	}
 	if c.become != "" {
 		t.Become = c.become
+	}
+	if c.acceptNew {
+		for hop := t; hop != nil; hop = hop.Jump {
+			hop.HostKeyPolicy = inventory.PolicyAcceptNew
+		}
 	}
 	return c.pool.Runner(ctx, t)
 }

@@ -65,6 +65,9 @@ var hostOutputCases = map[string]hostOutputCase{
 		{"run", "all", "--", "x"}, {"run", "--group", "all", "--", "x"},
 		{"run", "cattle", "--", "x"}, // the summary of failures
 	}},
+	// The host's answer to reading DEST is shown (quoted) when it is
+	// not what a sha256sum and stat print.
+	"copy":      {runs: [][]string{{"--yes", "copy", "c1", "DIR/hostile", "/etc/motd"}, {"--dry-run", "copy", "cattle", "DIR/hostile", "/etc/motd"}}},
 	"status":    {runs: [][]string{{"status"}}},
 	"replicate": {runs: [][]string{{"--yes", "replicate", "zippy", "c1"}, {"--dry-run", "replicate", "zippy", "c1"}, {"--yes", "replicate"}}},
 	"snapshots": {runs: [][]string{{"snapshots", "zippy"}, {"snapshots", "c1"}}},

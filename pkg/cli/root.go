@@ -127,6 +127,7 @@ EXIT STATUS
 	pf.CountVarP(&f.Verbose, "verbose", "v", "on stderr: how each host is reached, the commands sent and their timings; -vv adds SSH protocol detail")
 	pf.Var(&becomeFlag{f: f, mode: inventory.BecomeSudo}, "become", "run every remote command through sudo -n, whatever the inventory's become says")
 	pf.Var(&becomeFlag{f: f, mode: inventory.BecomeNone}, "no-become", "run remote commands as the SSH user, whatever the inventory's become says")
+	pf.BoolVar(&f.AcceptNew, "accept-new", false, "accept and record the key of a host not yet in known_hosts, for this run (as host_key_policy: accept-new); a changed key still stops it")
 	for _, n := range []string{"become", "no-become"} {
 		pf.Lookup(n).NoOptDefVal = "true"
 	}
@@ -138,6 +139,7 @@ EXIT STATUS
 		NewCmdHosts(f, nil),
 		NewCmdPing(f, nil),
 		NewCmdRun(f, nil),
+		NewCmdCopy(f, nil),
 		NewCmdReplicate(f, nil),
 		NewCmdSnapshots(f, nil),
 		NewCmdTargetFilter(f, nil),

@@ -180,7 +180,7 @@ const RollbackCommand = "nix-env --rollback -p /nix/var/nix/profiles/system && /
 // Command is the deploy command for h, from deploy.command.
 func (r *Run) Command(h *inventory.Host) (string, error) {
 	var b strings.Builder
-	if err := r.cmd.Execute(&b, tasks.TemplateData{Host: h.Name, HostInfo: h, Inventory: r.Inv}); err != nil {
+	if err := r.cmd.Execute(&b, tasks.TemplateData{Host: h.Name, HostInfo: h, Vars: tasks.InventoryVars(r.Inv, h), Inventory: r.Inv}); err != nil {
 		return "", err
 	}
 	return b.String(), nil

@@ -81,7 +81,7 @@ func CheckCommand(ctx context.Context, inv *inventory.Inventory) error {
 		if !h.IsManaged() {
 			continue
 		}
-		data := tasks.TemplateData{Host: h.Name, HostInfo: h, Inventory: inv}
+		data := tasks.TemplateData{Host: h.Name, HostInfo: h, Vars: tasks.InventoryVars(inv, h), Inventory: inv}
 		if err := t.Execute(io.Discard, data); err != nil {
 			e := &yamlerr.Error{File: inv.Path, Field: "deploy.command", Msg: fmt.Sprintf("%v (for host %s)", tasks.TemplateError(err, data), h.Name)}
 			// The loaded inventory keeps no syntax tree; read the file

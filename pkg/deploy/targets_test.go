@@ -75,3 +75,29 @@ func TestCheckCommandNamesTheHostAndLine(t *testing.T) {
 		t.Fatalf("a command every host renders: %v", err)
 	}
 }
+
+// deploy.command sees each host's inventory vars; a host without the
+// var is named, with the line.
+func TestCheckCommandRendersInventoryVars(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "inv.yaml")
+	src := "hosts:\n  a: {vars: {flake: site}}\n  b: {}\ndeploy: {command: 'deploy {{.Vars.flake}}#{{.Host}}'}\n"
+	if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := inventory.Load(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = CheckCommand(context.Background(), inv)
+	var ye *yamlerr.Error
+	if !errors.As(err, &ye) || ye.Line != 4 || !strings.Contains(err.Error(), "undefined variable flake (for host b)") {
+		t.Fatalf("CheckCommand: %v (%+v)", err, ye)
+	}
+	ok, err := inventory.Parse("i.yaml", []byte("vars: {flake: .}\nhosts:\n  a: {vars: {flake: site}}\n  b: {}\ndeploy: {command: 'deploy {{.Vars.flake}}#{{.Host}}'}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckCommand(context.Background(), ok); err != nil {
+		t.Fatalf("every host has flake: %v", err)
+	}
+}

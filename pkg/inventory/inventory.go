@@ -37,10 +37,13 @@ const (
 // Host is one machine of the inventory. Settings holds only what the file
 // says for this host; use Inventory.Settings for the merged view.
 type Host struct {
-	Name     string   `yaml:"-" json:"name"`
-	Address  string   `yaml:"address,omitempty" json:"address,omitempty"`
-	Roles    []string `yaml:"roles,omitempty" json:"roles,omitempty"`
-	Managed  *bool    `yaml:"managed,omitempty" json:"managed,omitempty"`
+	Name    string   `yaml:"-" json:"name"`
+	Address string   `yaml:"address,omitempty" json:"address,omitempty"`
+	Roles   []string `yaml:"roles,omitempty" json:"roles,omitempty"`
+	Managed *bool    `yaml:"managed,omitempty" json:"managed,omitempty"`
+	// Vars are this host's template variables; they win over its
+	// groups' and the inventory's (see Inventory.VarsFor).
+	Vars     map[string]string `yaml:"vars,omitempty" json:"vars,omitempty"`
 	Settings `yaml:",inline" json:",inline"`
 }
 
@@ -147,15 +150,19 @@ type Inventory struct {
 	Path string `json:"path"`
 	Hash string `json:"hash"`
 
-	Defaults    Settings                `json:"defaults"`
-	Hosts       map[string]*Host        `json:"hosts"`
-	Groups      map[string][]string     `json:"groups,omitempty"`
-	Consul      *API                    `json:"consul,omitempty"`
-	Nomad       *API                    `json:"nomad,omitempty"`
-	Replication map[string]*Replication `json:"replication,omitempty"`
-	NFS         map[string]*NFSService  `json:"nfs,omitempty"`
-	Deploy      Deploy                  `json:"deploy"`
-	Jobs        Jobs                    `json:"jobs"`
+	Defaults Settings            `json:"defaults"`
+	Hosts    map[string]*Host    `json:"hosts"`
+	Groups   map[string][]string `json:"groups,omitempty"`
+	// Vars are the inventory's template variables ({{.Vars.x}}), and
+	// GroupVars each group's; a host's own Vars win over both.
+	Vars        map[string]string            `json:"vars,omitempty"`
+	GroupVars   map[string]map[string]string `json:"group_vars,omitempty"`
+	Consul      *API                         `json:"consul,omitempty"`
+	Nomad       *API                         `json:"nomad,omitempty"`
+	Replication map[string]*Replication      `json:"replication,omitempty"`
+	NFS         map[string]*NFSService       `json:"nfs,omitempty"`
+	Deploy      Deploy                       `json:"deploy"`
+	Jobs        Jobs                         `json:"jobs"`
 
 	// order keeps hosts in file order: operators list them deliberately
 	// (primary before standby), and output should follow.
@@ -220,4 +227,52 @@ func (inv *Inventory) Settings(h *Host) Settings {
 		s.Jump = d.Jump
 	}
 	return s
+}
+
+// VarsFor is the template variables host h sees: the inventory's, then
+// those of its groups, then its own, each level overriding the one
+// before. Two groups of h that set one variable differently are refused
+// by validation unless h sets it itself, so the merge never depends on
+// group order.
+func (inv *Inventory) VarsFor(h *Host) map[string]string {
+	out := map[string]string{}
+	for k, v := range inv.Vars {
+		out[k] = v
+	}
+	if h == nil {
+		return out
+	}
+	for _, g := range inv.GroupsOf(h.Name) {
+		for k, v := range inv.GroupVars[g] {
+			out[k] = v
+		}
+	}
+	for k, v := range h.Vars {
+		out[k] = v
+	}
+	return out
+}
+
+// VarNames is every variable name the inventory sets at any level,
+// sorted.
+func (inv *Inventory) VarNames() []string {
+	seen := map[string]bool{}
+	add := func(m map[string]string) {
+		for k := range m {
+			seen[k] = true
+		}
+	}
+	add(inv.Vars)
+	for _, m := range inv.GroupVars {
+		add(m)
+	}
+	for _, h := range inv.Hosts {
+		add(h.Vars)
+	}
+	out := make([]string, 0, len(seen))
+	for k := range seen {
+		out = append(out, k)
+	}
+	sortStrings(out)
+	return out
 }

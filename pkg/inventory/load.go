@@ -20,9 +20,12 @@ type Errors = yamlerr.Errors
 
 // file is the raw YAML shape; Inventory is what callers get after checks.
 type file struct {
-	Defaults    Settings                `yaml:"defaults"`
-	Hosts       map[string]*Host        `yaml:"hosts"`
-	Groups      map[string][]string     `yaml:"groups"`
+	Defaults Settings         `yaml:"defaults"`
+	Hosts    map[string]*Host `yaml:"hosts"`
+	// Groups are a list of hosts or {hosts: [...], vars: {...}}:
+	// decoded as they come, and shaped by validation.
+	Groups      map[string]any          `yaml:"groups"`
+	Vars        map[string]string       `yaml:"vars"`
 	Consul      *API                    `yaml:"consul"`
 	Nomad       *API                    `yaml:"nomad"`
 	Replication map[string]*Replication `yaml:"replication"`
@@ -60,7 +63,7 @@ func Parse(name string, data []byte) (*Inventory, error) {
 		Hash:        hex.EncodeToString(sum[:]),
 		Defaults:    raw.Defaults,
 		Hosts:       raw.Hosts,
-		Groups:      raw.Groups,
+		Vars:        raw.Vars,
 		Consul:      raw.Consul,
 		Nomad:       raw.Nomad,
 		Replication: raw.Replication,
@@ -79,7 +82,7 @@ func Parse(name string, data []byte) (*Inventory, error) {
 		}
 		h.Name = n
 	}
-	v := &validator{name: name, ast: astFile, inv: inv}
+	v := &validator{name: name, ast: astFile, inv: inv, rawGroups: raw.Groups}
 	v.run()
 	errs := decodeErrs
 	for _, e := range v.errs {

@@ -33,10 +33,11 @@ const (
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
 
 type validator struct {
-	name string
-	ast  *ast.File
-	inv  *Inventory
-	errs Errors
+	name      string
+	ast       *ast.File
+	inv       *Inventory
+	errs      Errors
+	rawGroups map[string]any
 }
 
 // at records an error located at the YAML node for field (a dotted path);
@@ -50,11 +51,14 @@ func (v *validator) run() {
 	if len(inv.Hosts) == 0 {
 		v.at("hosts", "expected at least one host")
 	}
+	v.shapeGroups()
 	v.settings("defaults", inv.Defaults)
+	v.vars("vars", inv.Vars)
 	for _, n := range inv.order {
 		v.host(inv.Hosts[n])
 	}
 	v.groups()
+	v.varConflicts()
 	v.api("consul", inv.Consul)
 	v.api("nomad", inv.Nomad)
 	for n, r := range inv.Replication {
@@ -178,6 +182,7 @@ func (v *validator) host(h *Host) {
 		}
 	}
 	v.settings(at, h.Settings)
+	v.vars(at+".vars", h.Vars)
 	if h.Jump == h.Name {
 		v.at(at+".jump", "a host cannot be its own jump host")
 	}
@@ -195,9 +200,123 @@ func (v *validator) groups() {
 		if len(members) == 0 {
 			v.at(at, "expected a list of host names, got an empty group")
 		}
+		list := at
+		if _, long := v.rawGroups[g].(map[string]any); long {
+			list += ".hosts"
+		}
 		for i, m := range members {
 			if _, ok := v.inv.Hosts[m]; !ok {
-				v.at(fmt.Sprintf("%s.%d", at, i), "%q is not a host of this inventory%s", m, v.inv.suggest(m))
+				v.at(fmt.Sprintf("%s.%d", list, i), "%q is not a host of this inventory%s", m, v.inv.suggest(m))
+			}
+		}
+	}
+}
+
+// shapeGroups reads each group in either of its forms, a list of hosts
+// or {hosts: [...], vars: {...}}, into Groups and GroupVars.
+func (v *validator) shapeGroups() {
+	inv := v.inv
+	inv.Groups = map[string][]string{}
+	for _, g := range sortedKeys(v.rawGroups) {
+		at := "groups." + g
+		raw := v.rawGroups[g]
+		if m, ok := raw.(map[string]any); ok {
+			for _, k := range sortedKeys(m) {
+				if k != "hosts" && k != "vars" {
+					v.at(at+"."+k, "unknown field %q: a group is a list of hosts or {hosts: [...], vars: {...}}", k)
+				}
+			}
+			if _, ok := m["hosts"]; !ok {
+				v.at(at, "missing hosts: expected {hosts: [c1, c2], vars: {...}}")
+			}
+			raw = m["hosts"]
+			if vars, ok := m["vars"]; ok && vars != nil {
+				if vm, ok := vars.(map[string]any); ok {
+					gv := map[string]string{}
+					for _, k := range sortedKeys(vm) {
+						switch x := vm[k].(type) {
+						case map[string]any, []any:
+							v.at(at+".vars."+k, "expected a single value (text, number or true/false), got a %s", map[bool]string{true: "mapping", false: "list"}[isMap(x)])
+						case nil:
+							gv[k] = ""
+						default:
+							gv[k] = fmt.Sprint(x)
+						}
+					}
+					if inv.GroupVars == nil {
+						inv.GroupVars = map[string]map[string]string{}
+					}
+					inv.GroupVars[g] = gv
+					v.vars(at+".vars", gv)
+				} else {
+					v.at(at+".vars", "expected a mapping of variable names to values")
+				}
+			}
+			at += ".hosts"
+		}
+		var members []string
+		switch l := raw.(type) {
+		case nil:
+		case []any:
+			for i, e := range l {
+				s, ok := e.(string)
+				if !ok {
+					v.at(fmt.Sprintf("%s.%d", at, i), "expected a host name, got %v", e)
+					continue
+				}
+				members = append(members, s)
+			}
+		default:
+			v.at(at, "expected a list of host names (or {hosts: [...], vars: {...}})")
+		}
+		inv.Groups[g] = members
+	}
+}
+
+func isMap(x any) bool { _, ok := x.(map[string]any); return ok }
+
+func sortedKeys[T any](m map[string]T) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// vars checks variable names: templates reach them as {{.Vars.name}},
+// which needs an identifier.
+func (v *validator) vars(at string, m map[string]string) {
+	for _, k := range sortedKeys(m) {
+		if !varNameRE.MatchString(k) {
+			v.at(at+"."+k, "variable name %q: expected letters, digits and '_' (templates write {{.Vars.name}})", k)
+		}
+	}
+}
+
+var varNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// varConflicts refuses a host in two groups that set one variable to
+// different values, unless the host sets it itself: which group wins
+// would otherwise be a rule to remember, not something the file says.
+func (v *validator) varConflicts() {
+	inv := v.inv
+	for _, n := range inv.order {
+		h := inv.Hosts[n]
+		from := map[string]string{} // var -> the group that set it
+		for _, g := range inv.GroupsOf(n) {
+			for _, k := range sortedKeys(inv.GroupVars[g]) {
+				if _, own := h.Vars[k]; own {
+					continue
+				}
+				prev, ok := from[k]
+				if !ok {
+					from[k] = g
+					continue
+				}
+				if a, b := inv.GroupVars[prev][k], inv.GroupVars[g][k]; a != b {
+					v.at("groups."+g+".vars."+k, "host %s is in groups %s and %s, which set var %s to %q and %q: set it on the host (hosts.%s.vars.%s, a host's own var wins) or in only one of the groups", n, prev, g, k, a, b, n, k)
+				}
 			}
 		}
 	}

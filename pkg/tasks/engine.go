@@ -67,6 +67,14 @@ type PlanStep struct {
 	Confirm bool       `json:"confirm,omitempty"`
 	Serial  int        `json:"serial,omitempty"`
 	Items   []PlanItem `json:"hosts"`
+	// Skipped are the hosts the step's when: leaves out.
+	Skipped []PlanSkip `json:"skipped,omitempty"`
+}
+
+// PlanSkip is a host a step leaves out, and why.
+type PlanSkip struct {
+	Host   string `json:"host"`
+	Reason string `json:"reason"`
 }
 
 // Plan is what a run would do, with its before checks run now.
@@ -88,6 +96,9 @@ func (e *Engine) Plan(ctx context.Context, rb *Runbook, from int) (*Plan, error)
 	for i := from; i <= len(rb.Steps); i++ {
 		s := rb.Steps[i-1]
 		ps := PlanStep{Index: i, Title: s.Title, Confirm: s.Confirm, Serial: s.Serial}
+		for _, n := range s.skipped() {
+			ps.Skipped = append(ps.Skipped, PlanSkip{Host: n, Reason: s.Skip[n]})
+		}
 		hosts := s.hosts()
 		ps.Items = make([]PlanItem, len(hosts))
 		var mu sync.Mutex
@@ -473,6 +484,13 @@ func (e *Engine) runStep(ctx context.Context, j *Journal, i int, s *Step) (strin
 	hosts := s.hosts()
 	_ = j.Write(Record{Type: "step_start", Step: i, Title: s.Title, Hosts: s.hostNames()})
 	e.Reporter.StepStart(i, s)
+	for _, n := range s.skipped() {
+		// A when: that renders false: journaled as that check, passed,
+		// with the host left out.
+		ok := true
+		_ = j.Write(Record{Type: "check", Step: i, Host: n, Phase: "when", Cmd: s.Skip[n], OK: &ok, Output: "skipped"})
+		e.Reporter.HostEvent(i, s, HostEvent{Host: n, Phase: "when", Cmd: s.Skip[n], OK: true, Output: &Output{Stdout: "skipped", Note: "skipped"}})
+	}
 
 	if s.Before != nil {
 		refused := make([]error, len(hosts))
@@ -600,7 +618,8 @@ func (e *Engine) act(ctx context.Context, j *Journal, i int, s *Step, h *invento
 	}
 	e.Reporter.HostEvent(i, s, HostEvent{Host: h.Name, Phase: "run", Cmd: cmd, Running: true})
 	o.ran = true
-	out, err := s.Action.Run(ctx, e.Env, h, s.Timeout)
+	actx := context.WithValue(ctx, progressKey{}, func(msg string) { e.Reporter.Progress(i, h.Name, msg) })
+	out, err := s.Action.Run(actx, e.Env, h, s.Timeout)
 	ok := err == nil
 	rec := Record{Type: "action", Step: i, Host: h.Name, Cmd: cmd, OK: &ok, Error: errString(err)}
 	fill(&rec, out)
@@ -652,4 +671,15 @@ func (e *Engine) undo(ctx context.Context, j *Journal, i int, s *Step, h *invent
 	markInterrupted(&rec, err)
 	_ = j.Write(rec)
 	e.Reporter.HostEvent(i, s, HostEvent{Host: h.Name, Phase: "undo", Cmd: cmd, OK: ok, Output: out, Err: err})
+}
+
+type progressKey struct{}
+
+// ReportProgress shows msg ("120 MiB of 256 MiB (46%), …") as the
+// progress of the action ctx belongs to, on the run's reporter; outside
+// an action it does nothing. The reporter shows it at a sane rate.
+func ReportProgress(ctx context.Context, msg string) {
+	if f, ok := ctx.Value(progressKey{}).(func(string)); ok {
+		f(msg)
+	}
 }

@@ -55,6 +55,10 @@ func (r *liveReporter) StepStart(i int, s *Step) {
 	for _, h := range r.order {
 		r.state[h] = r.cs.Dim("waiting")
 	}
+	for _, h := range s.skipped() {
+		r.order = append(r.order, h)
+		r.state[h] = r.cs.Dim("skipped (when: false)")
+	}
 	r.drawn = 0
 	r.stop, r.done = make(chan struct{}), make(chan struct{})
 	r.mu.Unlock()

@@ -81,6 +81,9 @@ func PrintPlan(w io.Writer, cs *iostreams.ColorScheme, p *Plan, secrets []string
 			g.hosts = append(g.hosts, it.Host)
 			g.items = append(g.items, it)
 		}
+		for _, g := range skipGroups(s.Skipped) {
+			fmt.Fprintf(w, "   %s %s: %s\n", cs.Dim("skipped on"), strings.Join(g.hosts, ", "), safe(g.reason, secrets))
+		}
 		for _, g := range groups {
 			it := g.items[0]
 			fmt.Fprintf(w, "   %s %s\n", cs.Dim("on"), strings.Join(g.hosts, ", "))
@@ -176,6 +179,10 @@ func (r *plainReporter) HostEvent(_ int, _ *Step, ev HostEvent) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if ev.Phase == "when" {
+		fmt.Fprintf(r.w, "  %s %s skipped: %s\n", r.cs.Dim("·"), ev.Host, safe(oneLine(ev.Cmd), r.secrets))
+		return
+	}
 	icon := r.cs.SuccessIcon()
 	if !ev.OK {
 		icon = r.cs.FailureIcon()
@@ -364,4 +371,25 @@ func (r *jsonReporter) Progress(i int, host, msg string) {
 
 func (r *jsonReporter) RunEnd(id, status string, err error, d time.Duration) {
 	r.emit(jsonEvent{Type: "run_end", Run: id, Status: status, Error: errString(err), Duration: ms(d)})
+}
+
+type skipGroup struct {
+	reason string
+	hosts  []string
+}
+
+// skipGroups lists skipped hosts by reason, in order.
+func skipGroups(skips []PlanSkip) []*skipGroup {
+	var out []*skipGroup
+	by := map[string]*skipGroup{}
+	for _, sk := range skips {
+		g := by[sk.Reason]
+		if g == nil {
+			g = &skipGroup{reason: sk.Reason}
+			by[sk.Reason] = g
+			out = append(out, g)
+		}
+		g.hosts = append(g.hosts, sk.Host)
+	}
+	return out
 }

@@ -5,8 +5,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -14,6 +18,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/hoctl/hoctl/pkg/filecopy"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/yamlerr"
 )
@@ -46,6 +51,16 @@ type fileStep struct {
 	Confirm         bool          `yaml:"confirm"`
 	ContinueOnError bool          `yaml:"continue_on_error"`
 	NeedsPrevious   bool          `yaml:"needs_previous"`
+	Copy            *fileCopy     `yaml:"copy"`
+	When            string        `yaml:"when"`
+}
+
+// fileCopy is a copy: step (see CopyStep).
+type fileCopy struct {
+	Src   string `yaml:"src"`
+	Dest  string `yaml:"dest"`
+	Mode  string `yaml:"mode"`
+	Owner string `yaml:"owner"`
 }
 
 var varNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -131,7 +146,7 @@ func ParseRunbook(name string, data []byte, inv *inventory.Inventory, o LoadOpti
 			at("vars."+k, "variable name %q: expected letters, digits and '_'", k)
 		}
 	}
-	errs = append(errs, undeclaredVars(o.Vars, fr)...)
+	errs = append(errs, undeclaredVars(o.Vars, fr, inv)...)
 	for k, v := range o.Vars {
 		vars[k] = v
 	}
@@ -165,8 +180,20 @@ func ParseRunbook(name string, data []byte, inv *inventory.Inventory, o LoadOpti
 
 	rb := &Runbook{Name: fr.Name, Description: fr.Description, Lock: fr.Lock, ClusterLock: fr.ClusterLock,
 		Kind: KindFile, Resumable: true, Secrets: secretValues}
+	// Each host sees the inventory's vars for it, with the runbook's
+	// vars, --var and secrets over them; built once, before anything
+	// renders, so that renders from many goroutines only read.
+	hostVars := map[string]map[string]any{}
+	for _, n := range inv.HostNames() {
+		hostVars[n] = withVars(inv.VarsFor(inv.Host(n)), vars)
+	}
+	hostVars[localHost.Name] = withVars(inv.VarsFor(nil), vars)
 	data2 := func(h *inventory.Host) any {
-		return TemplateData{Host: h.Name, HostInfo: h, Vars: vars, Inventory: inv}
+		v, ok := hostVars[h.Name]
+		if !ok || IsLocal(h) {
+			v = hostVars[localHost.Name]
+		}
+		return TemplateData{Host: h.Name, HostInfo: h, Vars: v, Inventory: inv}
 	}
 	for i, fs := range fr.Steps {
 		p := fmt.Sprintf("steps.%d", i)
@@ -175,11 +202,20 @@ func ParseRunbook(name string, data []byte, inv *inventory.Inventory, o LoadOpti
 		if strings.TrimSpace(fs.Title) == "" {
 			at(p, "step %d: missing title", i+1)
 		}
-		if strings.TrimSpace(fs.Run) == "" {
-			at(p, "step %d: missing run: the command to run", i+1)
+		if strings.TrimSpace(fs.Run) == "" && fs.Copy == nil {
+			at(p, "step %d: missing run: the command to run (or copy: a file to put on the hosts)", i+1)
 		}
 		if fs.Hosts != "" {
-			s.Hosts = stepHosts(fs.Hosts, inv, vars, limit, o.Limit, func(format string, args ...any) { at(p+".hosts", format, args...) })
+			s.Hosts = stepHosts(fs.Hosts, inv, hostVars[localHost.Name], limit, o.Limit, func(format string, args ...any) { at(p+".hosts", format, args...) })
+		}
+		if strings.TrimSpace(fs.When) != "" {
+			s.Skip = evalWhen(fs.When, s.hosts(), data2, func(format string, args ...any) { at(p+".when", format, args...) })
+		}
+		if fs.Copy != nil {
+			if spec, ok := copySpec(name, fs, func(field, format string, args ...any) { at(p+"."+field, format, args...) }); ok {
+				c := CopyStep(s.Title, s.Hosts, spec, nil)
+				s.Before, s.Action, s.After = c.Before, c.Action, c.After
+			}
 		}
 		if fs.Serial < 0 || fs.MaxFail < 0 || fs.Retries < 0 {
 			at(p, "serial, max_fail and retries must not be negative")
@@ -303,14 +339,17 @@ func trimTemplateErr(err error) string {
 }
 
 // undeclaredVars refuses --var names the runbook declares under neither
-// vars nor secrets: a typo would otherwise leave the default in place and
+// vars nor secrets, and the inventory sets nowhere: a typo would otherwise leave the default in place and
 // run the runbook with a value the operator did not mean.
-func undeclaredVars(given map[string]string, fr fileRunbook) yamlerr.Errors {
+func undeclaredVars(given map[string]string, fr fileRunbook, inv *inventory.Inventory) yamlerr.Errors {
 	declared := slices.Sorted(maps.Keys(fr.Vars))
 	declared = append(declared, slices.Sorted(maps.Keys(fr.Secrets))...)
+	invVars := inv.VarNames()
+	declared = append(declared, invVars...)
 	var errs yamlerr.Errors
 	for _, k := range slices.Sorted(maps.Keys(given)) {
 		_, isVar := fr.Vars[k]
+		isVar = isVar || slices.Contains(invVars, k)
 		_, isSecret := fr.Secrets[k]
 		switch {
 		case !varNameRE.MatchString(k):
@@ -328,4 +367,102 @@ func undeclaredVars(given map[string]string, fr fileRunbook) yamlerr.Errors {
 		}
 	}
 	return errs
+}
+
+// withVars is the inventory's vars for a host with the runbook's over
+// them (as Ansible's play vars and extra vars win over inventory vars).
+func withVars(inv map[string]string, runbook map[string]any) map[string]any {
+	out := make(map[string]any, len(inv)+len(runbook))
+	for k, v := range inv {
+		out[k] = v
+	}
+	for k, v := range runbook {
+		out[k] = v
+	}
+	return out
+}
+
+// InventoryVars is what {{.Vars}} holds for h in a template outside a
+// runbook (deploy.command): the inventory's vars for it.
+func InventoryVars(inv *inventory.Inventory, h *inventory.Host) map[string]any {
+	return withVars(inv.VarsFor(h), nil)
+}
+
+// copySpec checks a copy: step and returns its spec. src is relative to
+// the runbook's directory, as a runbook and its files travel together;
+// it must be a regular file now (check finds a missing one). The step's
+// own before, run and after are the copy's: other commands go in steps
+// of their own.
+func copySpec(runbook string, step fileStep, at func(field, format string, args ...any)) (filecopy.Spec, bool) {
+	ok := true
+	for field, v := range map[string]string{"run": step.Run, "before": step.Before, "after": step.After, "undo": step.Undo} {
+		if strings.TrimSpace(v) != "" {
+			at(field, "a copy: step reads the file before and after by itself and has no %s:; put other commands in a step of their own", field)
+			ok = false
+		}
+	}
+	c := step.Copy
+	spec := filecopy.Spec{Src: c.Src, Dest: c.Dest, Mode: c.Mode, Owner: c.Owner}
+	if c.Src == "" {
+		at("copy", "missing src: the file on this machine to copy")
+		return spec, false
+	}
+	if !filepath.IsAbs(spec.Src) {
+		spec.Src = filepath.Join(filepath.Dir(absPath(runbook)), spec.Src)
+	}
+	if fi, err := os.Stat(spec.Src); errors.Is(err, fs.ErrNotExist) {
+		at("copy.src", "%s does not exist (a relative src is read from the runbook's directory)", spec.Src)
+		ok = false
+	} else if err != nil {
+		at("copy.src", "%v", err)
+		ok = false
+	} else if !fi.Mode().IsRegular() {
+		at("copy.src", "%s is not a regular file", spec.Src)
+		ok = false
+	}
+	if err := spec.Validate(); err != nil {
+		field := "copy.dest"
+		switch {
+		case strings.HasPrefix(err.Error(), "mode"):
+			field = "copy.mode"
+		case strings.HasPrefix(err.Error(), "owner"):
+			field = "copy.owner"
+		}
+		at(field, "%v", err)
+		ok = false
+	}
+	return spec, ok
+}
+
+// evalWhen renders a step's when: for each of its hosts and returns the
+// hosts where it is false, with the reason plans and journals show. It
+// is rendered now, before anything runs, as every template is: its
+// values (the inventory, vars, --var) do not change during a run.
+func evalWhen(src string, hosts []*inventory.Host, data func(*inventory.Host) any, fail func(string, ...any)) map[string]string {
+	t, err := template.New("when").Option("missingkey=error").Funcs(templateFuncs).Parse(src)
+	if err != nil {
+		fail("bad template: %v", trimTemplateErr(err))
+		return nil
+	}
+	skip := map[string]string{}
+	for _, h := range hosts {
+		var b strings.Builder
+		d := data(h)
+		if err := t.Execute(&b, d); err != nil {
+			fail("%v (for host %s)", TemplateError(err, d), h.Name)
+			return nil
+		}
+		switch v := strings.TrimSpace(b.String()); v {
+		case "true":
+		case "false":
+			skip[h.Name] = "when: " + src + " is false"
+		default:
+			fail("renders %q for host %s: expected true or false (write a comparison such as {{eq .Vars.rack \"a\"}})", v, h.Name)
+			return nil
+		}
+	}
+	if len(skip) == 0 {
+		return nil
+	}
+	return skip
 }

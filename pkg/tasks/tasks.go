@@ -73,6 +73,9 @@ type Step struct {
 	// Done names hosts that already finished this step in the run being
 	// resumed: the step leaves them alone (checks included).
 	Done map[string]bool
+	// Skip names hosts the step's when: leaves out, with why; plans,
+	// the live view and the journal show them as skipped.
+	Skip map[string]string
 }
 
 // Op is a check or an action on one host: a shell command or an API call.
@@ -117,13 +120,31 @@ func (s *Step) hosts() []*inventory.Host {
 	if len(all) == 0 {
 		all = []*inventory.Host{localHost}
 	}
-	if len(s.Done) == 0 {
+	if len(s.Done) == 0 && len(s.Skip) == 0 {
 		return all
 	}
 	out := []*inventory.Host{}
 	for _, h := range all {
-		if !s.Done[h.Name] {
+		if _, skip := s.Skip[h.Name]; !s.Done[h.Name] && !skip {
 			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// skipped is the hosts when: leaves out, in the step's order.
+func (s *Step) skipped() []string {
+	if len(s.Skip) == 0 {
+		return nil
+	}
+	all := s.Hosts
+	if len(all) == 0 {
+		all = []*inventory.Host{localHost}
+	}
+	var out []string
+	for _, h := range all {
+		if _, ok := s.Skip[h.Name]; ok && !s.Done[h.Name] {
+			out = append(out, h.Name)
 		}
 	}
 	return out

@@ -687,7 +687,7 @@ func TestRunbookErrorsHaveLineAndColumn(t *testing.T) {
 		"name: x\nsteps:\n  - {title: a, run: 'echo {{.Host'}\n":        "steps.0.run: bad template",
 		// A field typo names the field, the fields there are and the
 		// closest, not text/template's message with Go type names.
-		"name: x\nsteps:\n  - {title: a, hosts: web, run: 'echo {{.HostInfo.Adress}}'}\n": "rb.yaml:3:33: steps.0.run: {{.HostInfo.Adress}}: .HostInfo has no field Adress; did you mean .HostInfo.Address? (fields: Name, Address, Roles, Managed, User, Port, IdentityFiles, KnownHosts, HostKeyPolicy, ConnectTimeout, CommandTimeout, Keepalive, Become, Jump) (for host h1)", //nolint:misspell // the typo is what is tested
+		"name: x\nsteps:\n  - {title: a, hosts: web, run: 'echo {{.HostInfo.Adress}}'}\n": "rb.yaml:3:33: steps.0.run: {{.HostInfo.Adress}}: .HostInfo has no field Adress; did you mean .HostInfo.Address? (fields: Name, Address, Roles, Managed, Vars, User, Port, IdentityFiles, KnownHosts, HostKeyPolicy, ConnectTimeout, CommandTimeout, Keepalive, Become, Jump) (for host h1)", //nolint:misspell // the typo is what is tested
 		"name: x\nsteps:\n  - {title: a, run: 'echo {{.Hots}}'}\n":                        "steps.0.run: {{.Hots}}: the template's data has no field Hots; did you mean .Host? (fields: Host, HostInfo, Vars, Inventory) (for host local)",
 		"name: x\nsteps:\n  - {title: a, run: 'echo {{.Inventory.Hosts.h1.Adress}}'}\n":   "steps.0.run: {{.Inventory.Hosts.h1.Adress}}: .Inventory.Hosts.h1 has no field Adress; did you mean .Inventory.Hosts.h1.Address?", //nolint:misspell // the typo is what is tested
 		// A key given twice is reported with the file's other problems.

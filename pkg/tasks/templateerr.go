@@ -3,8 +3,10 @@ package tasks
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"text/template"
 
@@ -27,8 +29,8 @@ func TemplateError(err error, data any) error {
 	}
 	msg := ee.Err.Error()
 	if strings.Contains(msg, "map has no entry for key") {
-		key := msg[strings.LastIndex(msg, "key")+4:]
-		return fmt.Errorf("undefined variable %s", strings.Trim(key, `"`))
+		key := strings.Trim(msg[strings.LastIndex(msg, "key")+4:], `"`)
+		return undefinedVar(key, data)
 	}
 	if m := fieldErrRE.FindStringSubmatch(msg); m != nil {
 		if e := unknownField(m[1], m[2], data); e != nil {
@@ -117,4 +119,22 @@ func fieldOf(v reflect.Value, name string) reflect.Value {
 		}
 	}
 	return reflect.Value{}
+}
+
+// undefinedVar names a variable no level defines, with the closest of
+// those that exist for this host (the inventory's, its groups', its
+// own, the runbook's).
+func undefinedVar(key string, data any) error {
+	msg := "undefined variable " + key
+	var names []string
+	switch d := data.(type) {
+	case TemplateData:
+		names = slices.Sorted(maps.Keys(d.Vars))
+	case *TemplateData:
+		names = slices.Sorted(maps.Keys(d.Vars))
+	}
+	if s := yamlerr.Suggest(key, names); len(s) > 0 {
+		msg += "; did you mean .Vars." + s[0] + "?"
+	}
+	return errors.New(msg)
 }
