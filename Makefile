@@ -17,10 +17,13 @@ MANDIR  := $(PREFIX)/share/man
 GOLANGCI_LINT_VERSION := v2.15.0
 GOBIN   ?= $(shell $(GO) env GOPATH)/bin
 # The lab's Debian packages; bench adds the tools it compares against.
+# Each program the lab, the demo, the tests and the bench run is in
+# internal/lab/hosttools.go with its package, and a test holds that table
+# to these lists (hoctl-lab tools prints it).
 # gcc and libc6-dev: Nomad's cached build needs cgo; ca-certificates: the Go
 # module proxy over HTTPS (a fresh minimal Debian has none of the three).
-LAB_PKGS   := openssh-server btrfs-progs util-linux procps iproute2 attr zstd curl sudo systemd-container debootstrap libnfs-utils gcc libc6-dev ca-certificates nix-bin
-BENCH_PKGS := pdsh ansible hyperfine btrbk
+LAB_PKGS   := openssh-server openssh-client btrfs-progs util-linux mount procps iproute2 attr zstd curl sudo systemd-container debootstrap libnfs-utils gcc libc6-dev ca-certificates nix-bin
+BENCH_PKGS := pdsh ansible ansible-core python3-minimal hyperfine btrbk
 
 .PHONY: all build lab-cache man install uninstall test test-unit test-e2e lint fmt demo demo-down bench fuzz deps bench-deps clean
 

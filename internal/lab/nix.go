@@ -41,7 +41,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -274,7 +273,7 @@ func (l *Lab) installSystems(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for i, h := range l.Hosts {
 		wg.Go(func() {
-			cmd := exec.CommandContext(ctx, "sh", filepath.Join(l.nixDir(), "deploy.sh"), h.Name)
+			cmd := ToolCmd(ctx, "sh", filepath.Join(l.nixDir(), "deploy.sh"), h.Name)
 			if out, err := cmd.CombinedOutput(); err != nil {
 				errs[i] = fmt.Errorf("%s: installing its first system generation: %w: %s", h.Name, err, lastLines(string(out), 10))
 			}
@@ -299,7 +298,7 @@ func removeNixBuilds(dir string) {
 		}
 		if strings.HasSuffix(p, ".drv") {
 			drvs = append(drvs, p)
-			if o, err := exec.Command("nix-store", "--query", "--outputs", p).Output(); err == nil {
+			if o, err := ToolCmd(context.Background(), "nix-store", "--query", "--outputs", p).Output(); err == nil {
 				for _, out := range strings.Fields(string(o)) {
 					if _, err := os.Lstat(out); os.IsNotExist(err) {
 						_ = os.Remove(out + ".lock")
@@ -312,7 +311,7 @@ func removeNixBuilds(dir string) {
 		_ = os.Remove(r)
 	}
 	for _, p := range append(outs, drvs...) {
-		_ = exec.Command("nix-store", "--delete", p).Run()
+		_ = ToolCmd(context.Background(), "nix-store", "--delete", p).Run()
 	}
 }
 
