@@ -109,6 +109,10 @@ func run() error {
 		c.sizes = append(c.sizes, n)
 	}
 	want := func(s string) bool { return c.only == "" || strings.Contains(","+c.only+",", ","+s+",") }
+	// Every tool it compares with and runs, before the first lab boots.
+	if err := lab.Preflight(lab.ForAll | lab.ForBench); err != nil {
+		return err
+	}
 
 	ctx := context.Background()
 	h, err := newHarness(c)
