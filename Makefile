@@ -25,7 +25,7 @@ GOBIN   ?= $(shell $(GO) env GOPATH)/bin
 LAB_PKGS   := openssh-server openssh-client btrfs-progs util-linux mount procps iproute2 attr zstd curl sudo systemd-container debootstrap libnfs-utils gcc libc6-dev ca-certificates nix-bin
 BENCH_PKGS := pdsh ansible ansible-core python3-minimal hyperfine btrbk
 
-.PHONY: all build lab-cache man install uninstall test test-unit test-e2e lint fmt demo demo-down bench fuzz deps bench-deps clean
+.PHONY: all build lab-cache man install uninstall test test-unit test-e2e lint fmt demo demo-down bench fuzz deps bench-deps preflight fresh-check clean
 
 all: build
 
@@ -56,14 +56,14 @@ uninstall:
 
 # Everything: unit tests (with the race detector), the in-process SSH
 # server tests, and the end-to-end tests of the binary against the lab.
-test: deps lab-cache
+test: deps preflight lab-cache
 	$(GO) test -count=1 -race -timeout 10m ./pkg/... ./internal/...
 	$(GO) test -count=1 -timeout 30m ./e2e/...
 
 test-unit:
 	$(GO) test -count=1 -race ./pkg/... ./internal/...
 
-test-e2e: deps lab-cache
+test-e2e: deps preflight lab-cache
 	$(GO) test -count=1 -v -timeout 15m ./e2e/...
 
 lint:
@@ -77,13 +77,13 @@ fmt:
 	gofmt -w .
 
 # The lab cluster (the seed's hosts) and hoctl's jobs on it.
-demo: deps build lab-cache
+demo: deps preflight build lab-cache
 	bash internal/lab/demo.sh
 
 demo-down:
 	./bin/hoctl-lab -dir /tmp/hoctl-lab down
 
-bench: deps bench-deps build lab-cache
+bench: deps bench-deps preflight build lab-cache
 	bash bench/run.sh
 
 # Each fuzz target starts from its testdata/fuzz corpus (the hostile
@@ -105,6 +105,18 @@ fuzz:
 lab-cache:
 	$(GO) build -o bin/hoctl-lab ./internal/lab/cmd/hoctl-lab
 	./bin/hoctl-lab cache >/dev/null
+
+# Every program the lab, the demo and the tests run is here (the table in
+# internal/lab/hosttools.go), before anything long: a missing one is named
+# with its package and the apt-get command, exit 2.
+preflight:
+	$(GO) build -o bin/hoctl-lab ./internal/lab/cmd/hoctl-lab
+	./bin/hoctl-lab preflight
+
+# The README's first command on a pristine Debian root (.ci/fresh-check;
+# docs/lab.md): proves make deps installs everything make demo needs.
+fresh-check: build lab-cache
+	bash .ci/fresh-check
 
 # Install the lab's Debian packages when missing (root).
 deps:

@@ -314,6 +314,10 @@ func treeSHA256(root string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// AptMirror is the Debian mirror this machine's apt uses for the rootfs's
+// suite (bookworm): the only package source the lab uses.
+func AptMirror() (string, error) { return aptMirror("/etc/apt") }
+
 // aptMirror is the Debian mirror this machine's apt uses for rootfsSuite,
 // from sources.list (one-line) or sources.list.d/*.sources (deb822).
 func aptMirror(aptDir string) (string, error) {

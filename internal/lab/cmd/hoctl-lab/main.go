@@ -36,7 +36,7 @@ func run(args []string) error {
 	disk := fs.Int64("disk-mib", 2048, "size of each host's btrfs /persist image in MiB (0: tmpfs)")
 	machines := fs.Bool("machines", false, "boot real machines (systemd-nspawn; real Consul, Nomad, nfs-server), building the cached parts first if needed")
 	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: hoctl-lab [flags] up|down|check|cache|preflight|tools|kill HOST|hang HOST|resume HOST|restart HOST")
+		fmt.Fprintln(os.Stderr, "usage: hoctl-lab [flags] up|down|check|cache|preflight|tools|mirror|kill HOST|hang HOST|resume HOST|restart HOST")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -62,6 +62,15 @@ func run(args []string) error {
 		return nil
 	case "tools":
 		return tools()
+	case "mirror":
+		// The Debian mirror this machine's apt uses (what the rootfs is
+		// built from; make fresh-check's root too).
+		m, err := lab.AptMirror()
+		if err != nil {
+			return err
+		}
+		fmt.Println(m)
+		return nil
 	case "up":
 		cfg := lab.Config{Dir: *dir, Net: *netw, DiskSize: *disk << 20}
 		if *hosts == "seed" {
