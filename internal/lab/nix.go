@@ -269,6 +269,13 @@ func (l *Lab) installSystems(ctx context.Context) error {
 	if err := l.writeNixFiles(); err != nil {
 		return err
 	}
+	// On a fresh machine the first Nix command makes the store's
+	// database; seven deploys at once raced there ("error:
+	// '/nix/var/nix/db/schema' is corrupt", in make fresh-check), so it
+	// is made once, first.
+	if out, err := ToolCmd(ctx, "nix-store", "--init").CombinedOutput(); err != nil {
+		return fmt.Errorf("this machine's Nix store: %w: %s", err, out)
+	}
 	errs := make([]error, len(l.Hosts))
 	var wg sync.WaitGroup
 	for i, h := range l.Hosts {
