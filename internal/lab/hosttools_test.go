@@ -75,10 +75,10 @@ func TestHostToolPackagesAreInTheMakefile(t *testing.T) {
 	}
 }
 
-// dpkgOwners are the packages dpkg says own path: tried as found, with
-// its symlinks resolved, and without or with /usr (bookworm's merged /usr:
-// losetup is found at /usr/sbin, dpkg recorded /sbin).
-func dpkgOwners(path string) []string {
+// pathCandidates are the paths dpkg may know a program by: as found, with
+// its symlinks resolved, and without or with /usr (bookworm's merged
+// /usr: losetup is found at /usr/sbin, dpkg recorded /sbin).
+func pathCandidates(path string) []string {
 	candidates := []string{path}
 	if r, err := filepath.EvalSymlinks(path); err == nil && r != path {
 		candidates = append(candidates, r)
@@ -90,30 +90,29 @@ func dpkgOwners(path string) []string {
 			candidates = append(candidates, "/usr"+c)
 		}
 	}
-	var owners []string
-	for _, c := range candidates {
-		out, err := ToolCmd(context.Background(), "dpkg", "-S", c).Output()
-		if err != nil {
+	return candidates
+}
+
+// dpkgOwners maps each path dpkg knows, of paths, to the packages owning
+// it: one dpkg -S for all (it exits 1 when some are unknown, and still
+// names the others).
+func dpkgOwners(paths []string) map[string][]string {
+	out, _ := ToolCmd(context.Background(), "dpkg", append([]string{"-S"}, paths...)...).Output()
+	owners := map[string][]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "diversion by") {
 			continue
 		}
-		for _, line := range strings.Split(string(out), "\n") {
-			if strings.HasPrefix(line, "diversion by") {
-				continue
-			}
-			pkgList, file, ok := strings.Cut(line, ": ")
-			if !ok || file != c {
-				continue
-			}
-			for _, p := range strings.Split(pkgList, ",") {
-				p, _, _ = strings.Cut(strings.TrimSpace(p), ":") // arch qualifier
-				owners = append(owners, p)
-			}
+		pkgList, file, ok := strings.Cut(line, ": ")
+		if !ok {
+			continue
 		}
-		if len(owners) > 0 {
-			return owners
+		for _, p := range strings.Split(pkgList, ",") {
+			p, _, _ = strings.Cut(strings.TrimSpace(p), ":") // arch qualifier
+			owners[file] = append(owners[file], p)
 		}
 	}
-	return nil
+	return owners
 }
 
 // Every Debian tool, where it is found here, is the table's package's
@@ -127,6 +126,13 @@ func TestHostToolsResolveThroughDpkg(t *testing.T) {
 		}
 		t.Skip("not a Debian machine: no dpkg")
 	}
+	var all []string
+	for _, tool := range hostTools {
+		if p, err := tool.Find(); err == nil && tool.From == FromDebian {
+			all = append(all, pathCandidates(p)...)
+		}
+	}
+	known := dpkgOwners(all)
 	for _, tool := range hostTools {
 		if tool.From == FromBuild {
 			continue
@@ -143,7 +149,12 @@ func TestHostToolsResolveThroughDpkg(t *testing.T) {
 			if tool.From == FromGo {
 				return // not a package: /usr/local/go or PATH's
 			}
-			owners := dpkgOwners(path)
+			var owners []string
+			for _, c := range pathCandidates(path) {
+				if owners = known[c]; len(owners) > 0 {
+					break
+				}
+			}
 			if len(owners) == 0 {
 				t.Fatalf("%s: dpkg -S knows no package owning it (installed by hand? %s must come from %s)", path, tool.Name, tool.Package)
 			}

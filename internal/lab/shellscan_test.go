@@ -125,7 +125,7 @@ func shellCommands(src string, wrappers map[string]int) []string {
 				i = j
 			case c == '$' && i+1 < len(s) && (s[i+1] == '(' || s[i+1] == '{'):
 				k := matchParen(s, i+1)
-				if s[i+1] == '(' && !(i+2 < len(s) && s[i+2] == '(') {
+				if s[i+1] == '(' && (i+2 >= len(s) || s[i+2] != '(') {
 					scan(s[i+2 : k]) // $(...); $((...)) is arithmetic
 				}
 				word.WriteString(s[i:min(k+1, len(s))])
