@@ -8,9 +8,9 @@ package lab
 // table to the Makefile (each Debian tool's package is in LAB_PKGS or
 // BENCH_PKGS, or is Essential, and `dpkg -S` of the installed program
 // names it) and to the code (no exec of a program outside the table, in
-// Go or in the shell the lab writes and demo.sh). A fresh machine once
-// built the cache for 17 minutes and then failed on nix-instantiate,
-// which `make deps` did not install.
+// Go or in the shell the lab writes and demo.sh). So a program that make
+// deps does not install fails a test here, or the preflight in seconds,
+// never a new user's first make demo after the cache's long build.
 
 import (
 	"context"
