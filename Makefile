@@ -17,12 +17,15 @@ MANDIR  := $(PREFIX)/share/man
 GOLANGCI_LINT_VERSION := v2.15.0
 GOBIN   ?= $(shell $(GO) env GOPATH)/bin
 # The lab's Debian packages; bench adds the tools it compares against.
+# Each program the lab, the demo, the tests and the bench run is in
+# internal/lab/hosttools.go with its package, and a test holds that table
+# to these lists (hoctl-lab tools prints it).
 # gcc and libc6-dev: Nomad's cached build needs cgo; ca-certificates: the Go
 # module proxy over HTTPS (a fresh minimal Debian has none of the three).
-LAB_PKGS   := openssh-server btrfs-progs util-linux procps iproute2 attr zstd curl sudo systemd-container debootstrap libnfs-utils gcc libc6-dev ca-certificates nix-bin nftables bash-completion zsh fish git
-BENCH_PKGS := pdsh ansible hyperfine btrbk
+LAB_PKGS   := openssh-server openssh-client btrfs-progs util-linux mount procps iproute2 attr zstd curl sudo systemd-container debootstrap libnfs-utils gcc libc6-dev ca-certificates nix-bin nftables bash-completion zsh fish git
+BENCH_PKGS := pdsh ansible ansible-core python3-minimal hyperfine btrbk
 
-.PHONY: all build lab-cache man install uninstall test test-unit test-e2e lint fmt demo demo-down bench fuzz deps bench-deps clean docs-golden
+.PHONY: all build lab-cache man install uninstall test test-unit test-e2e lint fmt demo demo-down bench fuzz deps bench-deps preflight fresh-check clean docs-golden
 
 all: build
 
@@ -55,7 +58,7 @@ uninstall:
 # server tests, and the end-to-end tests of the binary against the lab.
 # The guard's simulation (pkg/guard TestSimulation) runs on its own,
 # verbose, so that its schedule count and invariants are printed.
-test: deps lab-cache
+test: deps preflight lab-cache
 	$(GO) test -count=1 -race -timeout 10m -skip '^TestSimulation$$' ./pkg/... ./internal/... ./docs/...
 	$(GO) test -count=1 -run '^TestSimulation$$' -v ./pkg/guard
 	$(GO) test -count=1 -timeout 30m ./e2e/...
@@ -69,7 +72,7 @@ test-unit:
 docs-golden:
 	$(GO) test -count=1 ./docs -run TestDocExamples -update
 
-test-e2e: deps lab-cache
+test-e2e: deps preflight lab-cache
 	$(GO) test -count=1 -v -timeout 15m ./e2e/...
 
 lint:
@@ -83,13 +86,13 @@ fmt:
 	gofmt -w .
 
 # The lab cluster (the seed's hosts) and hoctl's jobs on it.
-demo: deps build lab-cache
+demo: deps preflight build lab-cache
 	bash internal/lab/demo.sh
 
 demo-down:
 	./bin/hoctl-lab -dir /tmp/hoctl-lab down
 
-bench: deps bench-deps build lab-cache
+bench: deps bench-deps preflight build lab-cache
 	bash bench/run.sh
 
 # Each fuzz target starts from its testdata/fuzz corpus (the hostile
@@ -118,6 +121,18 @@ fuzz:
 lab-cache:
 	$(GO) build -o bin/hoctl-lab ./internal/lab/cmd/hoctl-lab
 	./bin/hoctl-lab cache >/dev/null
+
+# Every program the lab, the demo and the tests run is here (the table in
+# internal/lab/hosttools.go), before anything long: a missing one is named
+# with its package and the apt-get command, exit 2.
+preflight:
+	$(GO) build -o bin/hoctl-lab ./internal/lab/cmd/hoctl-lab
+	./bin/hoctl-lab preflight
+
+# The README's first command on a pristine Debian root (.ci/fresh-check;
+# docs/lab.md): proves make deps installs everything make demo needs.
+fresh-check: build lab-cache
+	bash .ci/fresh-check
 
 # Install the lab's Debian packages when missing (root).
 deps:

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -342,7 +341,7 @@ func readExport(l *lab.Lab, consul, file, want string) nfsRead {
 	if resp.StatusCode != http.StatusOK || h == nil {
 		return r
 	}
-	out, err := exec.CommandContext(ctx, "nfs-cat", fmt.Sprintf("nfs://%s%s/%s?version=4", h.Addr, lab.NFSExport, file)).Output()
+	out, err := lab.ToolCmd(ctx, "nfs-cat", fmt.Sprintf("nfs://%s%s/%s?version=4", h.Addr, lab.NFSExport, file)).Output()
 	r.ok = err == nil && string(out) == want
 	return r
 }

@@ -34,7 +34,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -110,6 +109,10 @@ func run() error {
 		c.sizes = append(c.sizes, n)
 	}
 	want := func(s string) bool { return c.only == "" || strings.Contains(","+c.only+",", ","+s+",") }
+	// Every tool it compares with and runs, before the first lab boots.
+	if err := lab.Preflight(lab.ForAll | lab.ForBench); err != nil {
+		return err
+	}
 
 	ctx := context.Background()
 	h, err := newHarness(c)
@@ -312,7 +315,7 @@ func (h *harness) cleanup() {
 	// Ansible's ControlPersist masters would linger for 60 s; end them.
 	matches, _ := filepath.Glob(filepath.Join(h.dir, "cp*", "*"))
 	for _, m := range matches {
-		_ = exec.Command("ssh", "-O", "exit", "-o", "ControlPath="+m, "x").Run()
+		_ = lab.ToolCmd(context.Background(), "ssh", "-O", "exit", "-o", "ControlPath="+m, "x").Run()
 	}
 	_ = os.RemoveAll(h.dir)
 }
@@ -332,7 +335,7 @@ func (h *harness) timeCmdOut(extraEnv []string, argv ...string) (time.Duration, 
 }
 
 func (h *harness) timeCmdOutput(extraEnv []string, argv ...string) (time.Duration, string, *syscall.Rusage, error) {
-	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd := lab.ToolCmd(context.Background(), argv[0], argv[1:]...)
 	cmd.Env = append(append([]string{}, h.env...), extraEnv...)
 	out := &strings.Builder{}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -521,7 +524,7 @@ func linearFit(xs, ys []float64) (a, b, r2 float64) {
 func (h *harness) endMasters(dir string) {
 	matches, _ := filepath.Glob(filepath.Join(dir, "*"))
 	for _, m := range matches {
-		_ = exec.Command("ssh", "-O", "exit", "-o", "ControlPath="+m, "x").Run()
+		_ = lab.ToolCmd(context.Background(), "ssh", "-O", "exit", "-o", "ControlPath="+m, "x").Run()
 	}
 }
 
@@ -531,7 +534,7 @@ func (h *harness) endMasters(dir string) {
 // share of the SSH handshake's parts.
 func (h *harness) profileFanout(v *view) error {
 	bin := filepath.Join(h.dir, "hoctl-pprof")
-	build := exec.Command("go", "build", "-tags", "pprof", "-o", bin, "./cmd/hoctl")
+	build := lab.ToolCmd(context.Background(), "go", "build", "-tags", "pprof", "-o", bin, "./cmd/hoctl")
 	build.Env = os.Environ()
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("building hoctl with -tags pprof: %w\n%s", err, out)
@@ -545,7 +548,7 @@ func (h *harness) profileFanout(v *view) error {
 		profiles = append(profiles, p)
 	}
 	pprof := func(args ...string) (string, error) {
-		cmd := exec.Command("go", append(append([]string{"tool", "pprof"}, args...), append([]string{bin}, profiles...)...)...)
+		cmd := lab.ToolCmd(context.Background(), "go", append(append([]string{"tool", "pprof"}, args...), append([]string{bin}, profiles...)...)...)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			return "", fmt.Errorf("go tool pprof %v: %w\n%s", args, err, out)

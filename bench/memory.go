@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -73,7 +72,7 @@ func runQuiet(env []string, bin string, args ...string) (time.Duration, *syscall
 		return 0, nil, err
 	}
 	defer func() { _ = devnull.Close() }()
-	cmd := exec.Command(bin, args...)
+	cmd := lab.ToolCmd(context.Background(), bin, args...)
 	cmd.Env = env
 	var errOut strings.Builder
 	cmd.Stdout, cmd.Stderr = devnull, &errOut

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	consulapi "github.com/hashicorp/consul/api"
+
 	"github.com/hoctl/hoctl/internal/lab"
 	"github.com/hoctl/hoctl/pkg/consul"
 	"github.com/hoctl/hoctl/pkg/httpapi"
@@ -154,7 +155,7 @@ func TestClusterLockThroughSSHTunnel(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ss, err := exec.CommandContext(ctx, "ss", "-Htnp", "dst", consulAddr).Output()
+	ss, err := lab.ToolCmd(ctx, "ss", "-Htnp", "dst", consulAddr).Output()
 	if err != nil {
 		t.Fatal(err)
 	}

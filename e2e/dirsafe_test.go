@@ -5,12 +5,12 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hoctl/hoctl/internal/lab"
 	"github.com/hoctl/hoctl/pkg/btrfs"
 	"github.com/hoctl/hoctl/pkg/replicate"
 	"github.com/hoctl/hoctl/pkg/sshexec"
@@ -78,12 +78,12 @@ func canaryDevice(t *testing.T) (file string, rdev uint64) {
 	if err := os.WriteFile(file, bytes.Repeat([]byte("C"), 1<<20), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("losetup", "-f", "--show", file).CombinedOutput()
+	out, err := lab.ToolCmd(context.Background(), "losetup", "-f", "--show", file).CombinedOutput()
 	if err != nil {
 		t.Fatalf("losetup: %v: %s", err, out)
 	}
 	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() { _ = exec.Command("losetup", "-d", dev).Run() })
+	t.Cleanup(func() { _ = lab.ToolCmd(context.Background(), "losetup", "-d", dev).Run() })
 	var st unix.Stat_t
 	if err := unix.Stat(dev, &st); err != nil {
 		t.Fatal(err)

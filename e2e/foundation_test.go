@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hoctl/hoctl/internal/lab"
 )
 
 func TestPingAllFleet(t *testing.T) {
@@ -162,7 +164,7 @@ func withPolicy(t *testing.T, policy string) string {
 
 func countProcs(t *testing.T, pattern string) int {
 	t.Helper()
-	out, _ := exec.Command("pgrep", "-c", "-f", pattern).Output()
+	out, _ := lab.ToolCmd(context.Background(), "pgrep", "-c", "-f", pattern).Output()
 	var n int
 	_, _ = fmt.Sscan(strings.TrimSpace(string(out)), &n)
 	return n

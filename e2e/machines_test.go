@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -102,7 +101,7 @@ func mustOnMachine(t *testing.T, l *lab.Lab, host, script string) string {
 func nfsCat(l *lab.Lab, host, file string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "nfs-cat", fmt.Sprintf("nfs://%s%s/%s?version=4", l.Host(host).Addr, lab.NFSExport, file)).CombinedOutput()
+	out, err := lab.ToolCmd(ctx, "nfs-cat", fmt.Sprintf("nfs://%s%s/%s?version=4", l.Host(host).Addr, lab.NFSExport, file)).CombinedOutput()
 	return string(out), err
 }
 

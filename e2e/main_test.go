@@ -50,7 +50,7 @@ func run(m *testing.M) int {
 	hoctlBin = filepath.Join(tmp, "hoctl")
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Dir(filepath.Dir(file))
-	build := exec.Command("go", "build", "-o", hoctlBin, "./cmd/hoctl")
+	build := lab.ToolCmd(context.Background(), "go", "build", "-o", hoctlBin, "./cmd/hoctl")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building hoctl: %v\n%s", err, out)

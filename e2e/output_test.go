@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,12 +13,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hoctl/hoctl/internal/lab"
 )
 
 // becomeInventory is the fleet's inventory with become: sudo.
 func becomeInventory(t *testing.T) string {
 	t.Helper()
-	if _, err := exec.LookPath("sudo"); err != nil {
+	if _, err := lab.FindTool("sudo"); err != nil {
 		t.Fatal("sudo is not installed (make deps installs it)")
 	}
 	data, err := os.ReadFile(fleet.Inventory)
@@ -80,7 +83,7 @@ steps:
 				}
 				running = false
 			case <-time.After(50 * time.Millisecond):
-				ps, _ := exec.Command("ps", "-eo", "pid,args").Output()
+				ps, _ := lab.ToolCmd(context.Background(), "ps", "-eo", "pid,args").Output()
 				polls++
 				for _, l := range strings.Split(string(ps), "\n") {
 					// hoctl's own argv holds it with --var: the operator's

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hoctl/hoctl/internal/lab"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 	"github.com/hoctl/hoctl/pkg/tasks"
 )
@@ -182,7 +183,7 @@ func TestReplicateInterruptedSends(t *testing.T) {
 	// 1. The receiving btrfs dies mid-stream.
 	cmd, out := startRun(t, storage.Inventory, env, "--yes", "replicate", "zippy", "c1")
 	waitReceive()
-	if err := exec.Command("pkill", "-KILL", "-f", "^btrfs receive -C /persist/services-standby$").Run(); err != nil {
+	if err := lab.ToolCmd(context.Background(), "pkill", "-KILL", "-f", "^btrfs receive -C /persist/services-standby$").Run(); err != nil {
 		t.Fatal(err)
 	}
 	err := cmd.Wait()

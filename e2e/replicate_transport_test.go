@@ -2,8 +2,8 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -74,7 +74,7 @@ func restrictC1Keys(t *testing.T) c1Keys {
 	dir := t.TempDir()
 	key := func(name string) (string, string) {
 		p := filepath.Join(dir, name)
-		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", p).CombinedOutput(); err != nil {
+		if out, err := lab.ToolCmd(context.Background(), "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", p).CombinedOutput(); err != nil {
 			t.Fatalf("ssh-keygen: %v: %s", err, out)
 		}
 		pub, err := os.ReadFile(p + ".pub")

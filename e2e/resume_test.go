@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hoctl/hoctl/internal/lab"
 )
 
 // Two `hoctl resume` of one run at once: the second refuses (exit 3),
@@ -57,7 +60,7 @@ wait:
 		}
 	}
 	onHosts(t, "h05,h06", "rm /data/"+tag+"/hold")
-	pids, _ := exec.Command("pgrep", "-f", "^sleep "+marker+"$").Output()
+	pids, _ := lab.ToolCmd(context.Background(), "pgrep", "-f", "^sleep "+marker+"$").Output()
 	for _, p := range strings.Fields(string(pids)) {
 		if pid, err := strconv.Atoi(p); err == nil {
 			_ = syscall.Kill(pid, syscall.SIGTERM)

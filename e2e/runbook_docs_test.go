@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hoctl/hoctl/internal/lab"
 )
 
 // docs/runbooks/phase3-update-jobs.yaml, as shipped, on the repository's
@@ -51,7 +53,7 @@ func TestPhase3UpdateJobsRunbookOnSampleJobs(t *testing.T) {
 	}
 	git := func(args ...string) string {
 		t.Helper()
-		cmd := exec.Command("git", append([]string{"-c", "user.name=op", "-c", "user.email=op@example.invalid", "-c", "init.defaultBranch=main"}, args...)...)
+		cmd := lab.ToolCmd(context.Background(), "git", append([]string{"-c", "user.name=op", "-c", "user.email=op@example.invalid", "-c", "init.defaultBranch=main"}, args...)...)
 		cmd.Dir = repo
 		out, err := cmd.CombinedOutput()
 		if err != nil {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/hoctl/hoctl/internal/lab"
 )
 
 // sendStream writes a btrfs send stream (version 1) by hand, the way a
@@ -135,7 +138,7 @@ func (s *sendStream) bytes() []byte {
 // stdout then stderr.
 func sshStream(t *testing.T, key, command string, stream []byte) (int, string) {
 	t.Helper()
-	cmd := exec.Command("ssh", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "UserKnownHostsFile="+storage.KnownHosts,
+	cmd := lab.ToolCmd(context.Background(), "ssh", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "UserKnownHostsFile="+storage.KnownHosts,
 		"-o", "StrictHostKeyChecking=yes", "-p", "2222", "root@"+storage.Host("c1").Addr, command)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"}
 	cmd.Stdin = bytes.NewReader(stream)

@@ -69,6 +69,14 @@ func EnsureCache(ctx context.Context, dir string, progress io.Writer) (*Parts, e
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// A part already built is used without its lock: the cache
+			// may be read-only (make fresh-check binds it so).
+			if path, ok := cached(dir, name); ok {
+				mu.Lock()
+				*dst = path
+				mu.Unlock()
+				return
+			}
 			unlock, err := lockPart(ctx, dir, name, pw)
 			if err != nil {
 				mu.Lock()
@@ -95,6 +103,24 @@ func EnsureCache(ctx context.Context, dir string, progress io.Writer) (*Parts, e
 		return nil, errors.Join(errs...)
 	}
 	return p, nil
+}
+
+// cached is the path of a part of the cache in dir when it is built and
+// passes its sha256 check.
+func cached(dir, part string) (string, bool) {
+	var path string
+	var sum func(string) (string, error)
+	switch part {
+	case "consul":
+		path, sum = goBinaryPath(dir, consulRelease), fileSHA256
+	case "nomad":
+		path, sum = goBinaryPath(dir, nomadRelease), fileSHA256
+	case "rootfs":
+		path, sum = rootfsTree(dir), treeSHA256
+	default:
+		return "", false
+	}
+	return path, checkRecorded(path, sum)
 }
 
 // lockPart keeps two test runs from building the same part at once: the

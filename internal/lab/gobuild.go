@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync/atomic"
 	"time"
@@ -61,8 +60,8 @@ var nomadRelease = goRelease{
 // ensureGoBinary returns the cached binary of r, building it if missing or
 // damaged.
 func ensureGoBinary(ctx context.Context, cache string, r goRelease, progress io.Writer) (string, error) {
-	dir := filepath.Join(cache, r.Name+"-"+r.Version)
-	bin := filepath.Join(dir, r.Name)
+	bin := goBinaryPath(cache, r)
+	dir := filepath.Dir(bin)
 	if checkRecorded(bin, fileSHA256) {
 		return bin, nil
 	}
@@ -101,7 +100,7 @@ func ensureGoBinary(ctx context.Context, cache string, r goRelease, progress io.
 	}
 	// nice: the machine is shared, and a test run waiting for this build
 	// must not starve the others' tests.
-	cmd := exec.CommandContext(ctx, "nice", "-n", "10", "go", "build", "-v", "-trimpath", "-o", out, ".")
+	cmd := ToolCmd(ctx, "nice", "-n", "10", goPath(), "build", "-v", "-trimpath", "-o", out, ".")
 	cmd.Dir = src
 	cmd.Env = append(os.Environ(), "CGO_ENABLED="+cgo, "GOFLAGS=-mod=mod -buildvcs=false", "GOWORK=off", "GOTOOLCHAIN=local")
 	stderr, err := cmd.StderrPipe()
@@ -145,10 +144,15 @@ func ensureGoBinary(ctx context.Context, cache string, r goRelease, progress io.
 	return bin, nil
 }
 
+// goBinaryPath is where the cache in dir keeps r's binary.
+func goBinaryPath(cache string, r goRelease) string {
+	return filepath.Join(cache, r.Name+"-"+r.Version, r.Name)
+}
+
 // downloadModule fetches module@version through the module proxy into the
 // module cache (read-only there) and returns its directory.
 func downloadModule(ctx context.Context, module, version string) (string, error) {
-	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", module+"@"+version)
+	cmd := ToolCmd(ctx, "go", "mod", "download", "-json", module+"@"+version)
 	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
 	out, err := cmd.Output()
 	var m struct{ Dir, Error string }
@@ -171,11 +175,21 @@ func copyWritable(ctx context.Context, src, dst string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
-	if out, err := exec.CommandContext(ctx, "cp", "-r", src, dst).CombinedOutput(); err != nil {
+	if out, err := ToolCmd(ctx, "cp", "-r", src, dst).CombinedOutput(); err != nil {
 		return fmt.Errorf("copying %s: %w: %s", src, err, out)
 	}
-	if out, err := exec.CommandContext(ctx, "chmod", "-R", "u+w", dst).CombinedOutput(); err != nil {
+	if out, err := ToolCmd(ctx, "chmod", "-R", "u+w", dst).CombinedOutput(); err != nil {
 		return fmt.Errorf("chmod %s: %w: %s", dst, err, out)
 	}
 	return nil
+}
+
+// goPath is the go the cache builds with (PATH's, else /usr/local/go's),
+// for nice to run.
+func goPath() string {
+	t, _ := Tool("go")
+	if p, err := t.Find(); err == nil {
+		return p
+	}
+	return "go"
 }

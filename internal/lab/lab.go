@@ -165,41 +165,31 @@ func Attach(dir string) (*Lab, error) {
 	return l, nil
 }
 
-// Check reports what the machine lacks to run a lab, or nil.
+// Check reports what the machine lacks to run a lab, or nil: root, and
+// the host tools every lab runs (hosttools.go), named with their packages.
 func Check() error {
-	var missing []string
 	if os.Geteuid() != 0 {
-		missing = append(missing, "root (the lab mounts filesystems and makes namespaces)")
+		return errors.New("the lab needs root (it mounts filesystems and makes namespaces)")
 	}
-	for _, bin := range []string{"/usr/sbin/sshd", "unshare", "mkfs.btrfs", "btrfs", "losetup", "mount", "zstd", "getfattr", "ssh", "nsenter", "curl"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			missing = append(missing, bin)
-		}
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("lab prerequisites missing: %s (install with: apt-get install openssh-server btrfs-progs util-linux attr zstd curl; run as root)", strings.Join(missing, ", "))
-	}
-	return nil
+	return Preflight(ForLab)
 }
 
 // CheckMachines reports what the machine lacks to boot real machines
 // (Config.Parts), or nil.
 func CheckMachines() error {
-	var missing []string
-	for _, bin := range []string{"systemd-nspawn", "debootstrap"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			missing = append(missing, bin)
-		}
+	if err := Preflight(ForMachines); err != nil {
+		return err
 	}
 	// This machine's hybrid layout (see machines.go); a pure cgroup v2
 	// machine would need the machines' cgroups placed differently.
+	var missing []string
 	for _, hier := range cgroupHierarchies {
 		if _, err := os.Stat(filepath.Join(hier, "cgroup.procs")); err != nil {
-			missing = append(missing, "the cgroup hierarchy "+hier)
+			missing = append(missing, hier)
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("lab machine prerequisites missing: %s (install with: apt-get install systemd-container debootstrap)", strings.Join(missing, ", "))
+		return fmt.Errorf("the lab's machines need the cgroup hierarchies %s", strings.Join(missing, ", "))
 	}
 	return nil
 }
@@ -418,7 +408,7 @@ func (l *Lab) prepareDisk(h *Host) error {
 		return err
 	}
 	_ = f.Close()
-	if out, err := exec.Command("mkfs.btrfs", "-q", img).CombinedOutput(); err != nil {
+	if out, err := ToolCmd(context.Background(), "mkfs.btrfs", "-q", img).CombinedOutput(); err != nil {
 		return fmt.Errorf("mkfs.btrfs: %w: %s", err, out)
 	}
 	return nil
@@ -502,7 +492,8 @@ func (l *Lab) boot(ctx context.Context, h *Host) error {
 	if l.Parts == nil {
 		args = append(args, "--uts", "--mount-proc")
 	}
-	cmd := exec.Command("unshare", append(args, "sh", filepath.Join(h.Dir, "start.sh"))...)
+	// Not ctx: the host outlives the call that boots it.
+	cmd := ToolCmd(context.Background(), "unshare", append(args, "sh", filepath.Join(h.Dir, "start.sh"))...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own session: Ctrl-C aimed at a test or the demo must not take
 	// the lab down half-way; Stop does that, by pid.
@@ -830,14 +821,14 @@ func children(pid int) []int {
 func waitLoopGone(img string, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	for {
-		out, _ := exec.Command("losetup", "-j", img).Output()
+		out, _ := ToolCmd(context.Background(), "losetup", "-j", img).Output()
 		devs := loopDevices(string(out))
 		if len(devs) == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
 			for _, d := range devs {
-				_ = exec.Command("losetup", "-d", d).Run()
+				_ = ToolCmd(context.Background(), "losetup", "-d", d).Run()
 			}
 			return
 		}
@@ -933,13 +924,13 @@ func (l *Lab) Command(name string, argv ...string) (*exec.Cmd, error) {
 		if err != nil {
 			return nil, err
 		}
-		return exec.Command("nsenter", append([]string{"--target", strconv.Itoa(pid), "--mount", "--uts", "--ipc", "--pid", "--root", "--wd", "--"}, argv...)...), nil
+		return ToolCmd(context.Background(), "nsenter", append([]string{"--target", strconv.Itoa(pid), "--mount", "--uts", "--ipc", "--pid", "--root", "--wd", "--"}, argv...)...), nil
 	}
 	pid, err := h.sshdPid()
 	if err != nil {
 		return nil, err
 	}
-	return exec.Command("nsenter", append([]string{"--target", strconv.Itoa(pid), "--mount", "--uts", "--pid", "--"}, argv...)...), nil
+	return ToolCmd(context.Background(), "nsenter", append([]string{"--target", strconv.Itoa(pid), "--mount", "--uts", "--pid", "--"}, argv...)...), nil
 }
 
 // RefreshKnownHosts rewrites known_hosts from the hosts' current keys,
@@ -963,12 +954,12 @@ func (l *Lab) RotateHostKey(ctx context.Context, name string) error {
 // lab's NFS shims mounted in its directory, if it is there.
 func unmountHostProc(dir string) error {
 	p := filepath.Join(dir, "hostproc")
-	for i := 0; exec.Command("mountpoint", "-q", p).Run() == nil; i++ {
+	for i := 0; ToolCmd(context.Background(), "mountpoint", "-q", p).Run() == nil; i++ {
 		if i == 3 {
 			return fmt.Errorf("%s is still mounted", p)
 		}
-		if exec.Command("umount", p).Run() != nil {
-			_ = exec.Command("umount", "-l", p).Run()
+		if ToolCmd(context.Background(), "umount", p).Run() != nil {
+			_ = ToolCmd(context.Background(), "umount", "-l", p).Run()
 		}
 	}
 	return nil

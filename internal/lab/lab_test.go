@@ -1,7 +1,7 @@
 package lab
 
 import (
-	"os/exec"
+	"context"
 	"testing"
 	"time"
 )
@@ -10,7 +10,7 @@ import (
 // which may reap it only seconds later (here: every ~2 s); a zombie is
 // gone, or teardown waits for each host in turn.
 func TestGoneSeesAZombie(t *testing.T) {
-	cmd := exec.Command("true")
+	cmd := ToolCmd(context.Background(), "true")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,9 @@
 package lab
 
 import (
+	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -22,7 +22,7 @@ import (
 func Leftovers(dir string) []string {
 	dir = filepath.Clean(dir)
 	var left []string
-	out, _ := exec.Command("losetup", "-a").Output()
+	out, _ := ToolCmd(context.Background(), "losetup", "-a").Output()
 	for _, line := range strings.Split(string(out), "\n") {
 		if strings.Contains(line, "("+dir+"/") {
 			left = append(left, "loop device "+line)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -211,7 +210,7 @@ func TestStaleLabIsRemovedAtStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(self, "-test.run", "^$")
+	cmd := ToolCmd(context.Background(), self, "-test.run", "^$")
 	cmd.Env = append(os.Environ(), "HOCTL_LAB_STALE_DIR="+dir, "HOCTL_LAB_STALE_NET="+strconv.Itoa(n),
 		"HOCTL_LAB_STALE_CONSUL="+parts.Consul, "HOCTL_LAB_STALE_NOMAD="+parts.Nomad, "HOCTL_LAB_STALE_ROOTFS="+parts.Rootfs)
 	out, err := cmd.StdoutPipe()

@@ -41,7 +41,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -242,8 +241,13 @@ echo "building nixos-system-$host ($variant)"
 drv=$(nix-instantiate --add-root "$nix/roots/$host-$nonce.drv" --indirect "$nix/system.nix" \
   --argstr host "$host" --argstr nonce "$nonce" --argstr variant "$variant" \
   --argstr activate "$(cat "$nix/$host.activate" 2>/dev/null || true)")
+# No build users: their uids (nixbld1, ...) are this machine's, shared
+# with any other Nix store on it (make fresh-check's root has one), and
+# Nix kills every process of a build user before a build, so one store's
+# build killed the other's builder (signal 9). The builder is the lab's
+# own /bin/sh script; it runs as root, as on the machines.
 nix-store --realise --add-root "$nix/roots/$host-$nonce" --indirect \
-  --option substituters '' --option keep-build-log false "$drv" >/dev/null
+  --option substituters '' --option keep-build-log false --option build-users-group '' "$drv" >/dev/null
 p=$(readlink "$nix/roots/$host-$nonce")
 echo "copying $p to $host"
 nix --extra-experimental-features nix-command copy --option substituters '' --to "ssh://root@$addr" "$p"
@@ -270,11 +274,18 @@ func (l *Lab) installSystems(ctx context.Context) error {
 	if err := l.writeNixFiles(); err != nil {
 		return err
 	}
+	// On a fresh machine the first Nix command makes the store's
+	// database; seven deploys at once raced there ("error:
+	// '/nix/var/nix/db/schema' is corrupt", in make fresh-check), so it
+	// is made once, first.
+	if out, err := ToolCmd(ctx, "nix-store", "--init").CombinedOutput(); err != nil {
+		return fmt.Errorf("this machine's Nix store: %w: %s", err, out)
+	}
 	errs := make([]error, len(l.Hosts))
 	var wg sync.WaitGroup
 	for i, h := range l.Hosts {
 		wg.Go(func() {
-			cmd := exec.CommandContext(ctx, "sh", filepath.Join(l.nixDir(), "deploy.sh"), h.Name)
+			cmd := ToolCmd(ctx, "sh", filepath.Join(l.nixDir(), "deploy.sh"), h.Name)
 			if out, err := cmd.CombinedOutput(); err != nil {
 				errs[i] = fmt.Errorf("%s: installing its first system generation: %w: %s", h.Name, err, lastLines(string(out), 10))
 			}
@@ -299,7 +310,7 @@ func removeNixBuilds(dir string) {
 		}
 		if strings.HasSuffix(p, ".drv") {
 			drvs = append(drvs, p)
-			if o, err := exec.Command("nix-store", "--query", "--outputs", p).Output(); err == nil {
+			if o, err := ToolCmd(context.Background(), "nix-store", "--query", "--outputs", p).Output(); err == nil {
 				for _, out := range strings.Fields(string(o)) {
 					if _, err := os.Lstat(out); os.IsNotExist(err) {
 						_ = os.Remove(out + ".lock")
@@ -312,7 +323,7 @@ func removeNixBuilds(dir string) {
 		_ = os.Remove(r)
 	}
 	for _, p := range append(outs, drvs...) {
-		_ = exec.Command("nix-store", "--delete", p).Run()
+		_ = ToolCmd(context.Background(), "nix-store", "--delete", p).Run()
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -115,7 +114,7 @@ func (l *Lab) machineCgroup(h *Host) (string, int, error) {
 func nft(script string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "nft", "-f", "-")
+	cmd := ToolCmd(ctx, "nft", "-f", "-")
 	cmd.Stdin = strings.NewReader(script)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -126,12 +125,12 @@ func nft(script string) error {
 }
 
 func tableExists(table string) bool {
-	if _, err := exec.LookPath("nft"); err != nil {
+	if _, err := FindTool("nft"); err != nil {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return exec.CommandContext(ctx, "nft", "list", "table", "inet", table).Run() == nil
+	return ToolCmd(ctx, "nft", "list", "table", "inet", table).Run() == nil
 }
 
 // removePartitions deletes the lab's partition table, if any: every

@@ -14,7 +14,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -86,12 +85,17 @@ func sortedFileKeys(m map[string]string) []string {
 	return ks
 }
 
+// rootfsTree is where the cache in dir keeps the rootfs of this recipe.
+func rootfsTree(cache string) string {
+	key := sha256.Sum256([]byte(rootfsRecipe()))
+	return filepath.Join(cache, "rootfs-"+rootfsSuite+"-"+hex.EncodeToString(key[:])[:12], "tree")
+}
+
 // ensureRootfs returns the cached rootfs tree, building it if missing or
 // if its content no longer matches its recorded sha256.
 func ensureRootfs(ctx context.Context, cache string, progress io.Writer) (string, error) {
-	key := sha256.Sum256([]byte(rootfsRecipe()))
-	dir := filepath.Join(cache, "rootfs-"+rootfsSuite+"-"+hex.EncodeToString(key[:])[:12])
-	tree := filepath.Join(dir, "tree")
+	tree := rootfsTree(cache)
+	dir := filepath.Dir(tree)
 	if checkRecorded(tree, treeSHA256) {
 		return tree, nil
 	}
@@ -122,7 +126,7 @@ func ensureRootfs(ctx context.Context, cache string, progress io.Writer) (string
 	if err := os.MkdirAll(debs, 0o755); err != nil {
 		return "", err
 	}
-	cmd := exec.CommandContext(ctx, "nice", "-n", "10", "debootstrap", "--variant=minbase", "--cache-dir="+debs,
+	cmd := ToolCmd(ctx, "nice", "-n", "10", "debootstrap", "--variant=minbase", "--cache-dir="+debs,
 		"--include="+strings.Join(rootfsPackages, ","), rootfsSuite, target, mirror)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -176,7 +180,7 @@ func ensureRootfs(ctx context.Context, cache string, progress io.Writer) (string
 func removeUnmounted(dir string) error {
 	mounts := mountsUnder(dir)
 	for i := len(mounts) - 1; i >= 0; i-- {
-		_ = exec.Command("umount", "--lazy", mounts[i]).Run()
+		_ = ToolCmd(context.Background(), "umount", "--lazy", mounts[i]).Run()
 	}
 	if left := mountsUnder(dir); len(left) > 0 {
 		return fmt.Errorf("not deleting %s: still mounted there: %s", dir, strings.Join(left, ", "))
@@ -309,6 +313,10 @@ func treeSHA256(root string) (string, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// AptMirror is the Debian mirror this machine's apt uses for the rootfs's
+// suite (bookworm): the only package source the lab uses.
+func AptMirror() (string, error) { return aptMirror("/etc/apt") }
 
 // aptMirror is the Debian mirror this machine's apt uses for rootfsSuite,
 // from sources.list (one-line) or sources.list.d/*.sources (deb822).

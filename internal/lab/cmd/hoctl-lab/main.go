@@ -4,12 +4,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/hoctl/hoctl/internal/lab"
@@ -18,6 +20,10 @@ import (
 func main() {
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "hoctl-lab:", err)
+		var missing *lab.MissingToolsError
+		if errors.As(err, &missing) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }
@@ -30,7 +36,7 @@ func run(args []string) error {
 	disk := fs.Int64("disk-mib", 2048, "size of each host's btrfs /persist image in MiB (0: tmpfs)")
 	machines := fs.Bool("machines", false, "boot real machines (systemd-nspawn; real Consul, Nomad, nfs-server), building the cached parts first if needed")
 	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: hoctl-lab [flags] up|down|check|cache|kill HOST|hang HOST|resume HOST|restart HOST")
+		fmt.Fprintln(os.Stderr, "usage: hoctl-lab [flags] up|down|check|cache|preflight|tools|mirror|kill HOST|hang HOST|resume HOST|restart HOST")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -41,7 +47,30 @@ func run(args []string) error {
 		return fmt.Errorf("missing command")
 	}
 	ctx := context.Background()
+	// Every host tool first, before any long build: on a fresh machine a
+	// missing one is named at once (with its package), not after the
+	// cache's minutes of compiling.
+	switch fs.Arg(0) {
+	case "up", "cache", "preflight":
+		if err := lab.Preflight(lab.ForAll); err != nil {
+			return err
+		}
+	}
 	switch cmd := fs.Arg(0); cmd {
+	case "preflight":
+		fmt.Fprintln(os.Stderr, "hoctl-lab preflight: every host tool is here (hoctl-lab tools lists them)")
+		return nil
+	case "tools":
+		return tools()
+	case "mirror":
+		// The Debian mirror this machine's apt uses (what the rootfs is
+		// built from; make fresh-check's root too).
+		m, err := lab.AptMirror()
+		if err != nil {
+			return err
+		}
+		fmt.Println(m)
+		return nil
 	case "up":
 		cfg := lab.Config{Dir: *dir, Net: *netw, DiskSize: *disk << 20}
 		if *hosts == "seed" {
@@ -134,4 +163,43 @@ func check(dir string) error {
 		return fmt.Errorf("the lab in %s still holds:\n  %s", dir, strings.Join(left, "\n  "))
 	}
 	return nil
+}
+
+// tools prints the table of host tools: each program, its package, who
+// runs it and where it is here (or that it is missing).
+func tools() error {
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "TOOL\tFROM\tUSED BY\tHERE\tWHY")
+	for _, t := range lab.HostTools() {
+		from := t.Package
+		switch t.From {
+		case lab.FromGo:
+			from = "Go toolchain"
+		case lab.FromBuild:
+			from = "built here"
+		}
+		here := "-"
+		if t.From != lab.FromBuild {
+			if p, err := t.Find(); err == nil {
+				here = p
+			} else {
+				here = "MISSING"
+			}
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", t.Name, from, uses(t.Use), here, t.Why)
+	}
+	return w.Flush()
+}
+
+func uses(u lab.ToolUse) string {
+	var out []string
+	for _, x := range []struct {
+		u    lab.ToolUse
+		name string
+	}{{lab.ForLab, "lab"}, {lab.ForMachines, "machines"}, {lab.ForDemo, "demo"}, {lab.ForTests, "tests"}, {lab.ForBench, "bench"}} {
+		if u&x.u != 0 {
+			out = append(out, x.name)
+		}
+	}
+	return strings.Join(out, ",")
 }
