@@ -91,7 +91,8 @@ func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
 		return err
 	}
 	defer closeFn()
-	if ends, err = replicate.Directed(ctx, directionKV(opts.APIs, inv, eng), ends, opts.Src != ""); err != nil {
+	consulDir := replicate.NewConsulDirection(directionKV(opts.APIs, inv, eng))
+	if ends, err = replicate.Directed(ctx, consulDir.KV(), ends, opts.Src != ""); err != nil {
 		return err
 	}
 	var rb *tasks.Runbook
@@ -104,6 +105,7 @@ func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
 		},
 	})
 	rb.Retry = replicate.Retry
+	withoutConsul(rb, consulDir)
 	if opts.DryRun {
 		return planOnly(ctx, opts.IO, eng, rb, 1)
 	}
@@ -130,4 +132,20 @@ func directionKV(apis func(*inventory.Inventory, *tasks.Engine) (func(context.Co
 		}
 		return &consul.Cluster{Client: client}, nil
 	}
+}
+
+// withoutConsul marks a run whose Consul could not be read: the plan
+// (human and --json) and the journal say so and why, and the run takes
+// no cluster lock (the host locks exclude other runs without Consul).
+func withoutConsul(rb *tasks.Runbook, d *replicate.ConsulDirection) {
+	note := d.NotConsulted()
+	if note == "" {
+		return
+	}
+	rb.Warnings = append(rb.Warnings, note)
+	rb.ClusterLock = false
+	if rb.Params == nil {
+		rb.Params = map[string]string{}
+	}
+	rb.Params["consul"] = "not consulted: " + firstLineOf(d.Unreachable().Error())
 }

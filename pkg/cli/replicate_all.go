@@ -32,9 +32,13 @@ func replicateAll(ctx context.Context, opts *ReplicateOptions) error {
 		return err
 	}
 	defer closeFn()
-	jobs, err := replicate.Plan(ctx, inv, directionKV(opts.APIs, inv, eng), replicate.Options{Full: opts.Full, Transport: opts.Transport})
+	consulDir := replicate.NewConsulDirection(directionKV(opts.APIs, inv, eng))
+	jobs, err := replicate.Plan(ctx, inv, consulDir.KV(), replicate.Options{Full: opts.Full, Transport: opts.Transport})
 	if err != nil {
 		return err
+	}
+	for _, j := range jobs {
+		withoutConsul(j.Runbook, consulDir)
 	}
 	waves := replicate.Waves(jobs)
 
