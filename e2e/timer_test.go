@@ -25,27 +25,31 @@ const timerUnit = "hoctl-replicate-services.service"
 
 // startTimer installs the timer on zippy (its calendar and accuracy as
 // given; the snippet's are *:0/5 and systemd's default minute) and
-// removes it at the test's end.
-func startTimer(t *testing.T, l *lab.Lab, onCalendar, accuracy string) {
+// removes it at the test's end. Its inventory is the snippet's, with the
+// lab's port and c1's address; withConsul adds the cluster's Consul (c1's
+// agent, as the workstation's inventory names it), so that an outage is
+// one the timer sees.
+func startTimer(t *testing.T, l *lab.Lab, onCalendar, accuracy string, withConsul bool) {
 	t.Helper()
+	c1 := l.Host("c1").Addr
+	consul := ""
+	if withConsul {
+		consul = fmt.Sprintf("consul: {address: \"http://%s:%d\"}\n", c1, lab.ConsulPort)
+	}
 	tm := lab.ReplicationTimer{
 		Replication: "services",
 		Description: "hoctl replicate services (zippy -> c1)",
 		OnCalendar:  onCalendar, AccuracySec: accuracy, RandomizedDelaySec: "1s",
-		// The snippet's inventory, with the lab's port and addresses,
-		// and the cluster's Consul (c1's agent, as the workstation's
-		// inventory names it) so that an outage is one the timer sees.
 		Inventory: fmt.Sprintf(`defaults: {identity_files: [/root/.ssh/id_ed25519], known_hosts: /root/.ssh/known_hosts, port: %d, connect_timeout: 5s}
 hosts:
   zippy: {address: local}
   c1: {address: %s}
-consul: {address: "http://%s:%d"}
-replication:
+%sreplication:
   services:
     source: {host: zippy, subvolume: /persist/services, snapshot_dir: /persist}
     target: {host: c1, dir: /persist/services-standby}
     keep: {source: 12, target: 48}
-`, lab.Port, l.Host("c1").Addr, l.Host("c1").Addr, lab.ConsulPort),
+`, lab.Port, c1, consul),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -104,7 +108,7 @@ var outcomeLine = regexp.MustCompile(`(?m)^✓ zippy → c1: .*(full send|increm
 func TestReplicationTimerRunsUnattended(t *testing.T) {
 	l, env := nfsStart(t)
 	since := journalSince(t, l)
-	startTimer(t, l, "*:*:0/15", "1s")
+	startTimer(t, l, "*:*:0/15", "1s", false)
 
 	waitFor(t, 2*time.Minute, "two runs of the timer in its journal", func() error {
 		if n := len(outcomeLine.FindAllString(unitJournal(l, since), -1)); n < 2 {
@@ -186,7 +190,7 @@ func holdLock(t *testing.T, l *lab.Lab, holder string) (release func()) {
 // last good one ended.
 func TestReplicationTimerOverlapRefused(t *testing.T) {
 	l, _ := nfsStart(t)
-	startTimer(t, l, "*:0/5", "")
+	startTimer(t, l, "*:0/5", "", false)
 	before := mustOnMachine(t, l, "c1", "ls /persist/services-standby; ls /persist | grep '^services@' || true")
 
 	release := holdLock(t, l, "operator@workstation pid 4242")
@@ -196,6 +200,7 @@ func TestReplicationTimerOverlapRefused(t *testing.T) {
 	if res != "exit-code" || status != "3" || !strings.Contains(j, "is held by operator@workstation pid 4242") {
 		t.Fatalf("overlapping run: result %s, status %s\n%s", res, status, j)
 	}
+	t.Logf("overlapping run, the unit's journal:\n%s", grepLines(j, "✗", "held by", "status="))
 	if after := mustOnMachine(t, l, "c1", "ls /persist/services-standby; ls /persist | grep '^services@' || true"); after != before {
 		t.Fatalf("the refused run changed c1:\nbefore %s\nafter %s", before, after)
 	}
@@ -219,7 +224,7 @@ func TestReplicationTimerOverlapRefused(t *testing.T) {
 // consulted, and so does the workstation's dry run.
 func TestReplicationTimerThroughConsulOutage(t *testing.T) {
 	l, env := nfsStart(t)
-	startTimer(t, l, "*:0/5", "")
+	startTimer(t, l, "*:0/5", "", true)
 
 	mustOnMachine(t, l, "c1", "systemctl stop consul")
 	t.Cleanup(func() { _, _ = inMachine(l, "c1", "systemctl start consul") })
@@ -229,26 +234,43 @@ func TestReplicationTimerThroughConsulOutage(t *testing.T) {
 	}
 	if j := unitJournal(l, since); !strings.Contains(j, "Consul was not consulted (unreachable: ") || !outcomeLine.MatchString(j) {
 		t.Fatalf("Consul stopped: the journal does not say so, or no outcome:\n%s", j)
+	} else {
+		t.Logf("Consul stopped, the unit's journal:\n%s", grepLines(j, "Consul was not consulted", "✓ zippy → c1"))
 	}
 	r := hoctlEnv(t, l.Inventory, env, "--dry-run", "replicate", "zippy", "c1")
 	if r.code != 0 || !strings.Contains(r.stdout, "Consul was not consulted (unreachable: ") {
 		t.Fatalf("workstation dry run, Consul stopped: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	mustOnMachine(t, l, "c1", "systemctl start consul")
+	waitFor(t, 90*time.Second, "c1's Consul back, with a leader", func() error {
+		leader, err := consulAt(l, "c1").Status().Leader()
+		if err == nil && leader == "" {
+			err = fmt.Errorf("no leader")
+		}
+		return err
+	})
 
 	// Partitioned: c1's Consul server cut off from c2 and c3 has no
-	// leader; SSH to c1 still works.
+	// leader; SSH to c1 still works, and c1's agent still answers.
 	heal, err := l.Partition("c1", "c2", "c3")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = heal() })
+	waitFor(t, 60*time.Second, "c1's Consul to lose its leader", func() error {
+		if leader, err := consulAt(l, "c1").Status().Leader(); err == nil && leader != "" {
+			return fmt.Errorf("c1 still follows %s", leader)
+		}
+		return nil
+	})
 	since = journalSince(t, l)
 	if res, status := runUnit(t, l); res != "success" || status != "0" {
 		t.Fatalf("c1 partitioned: %s %s\n%s", res, status, unitJournal(l, since))
 	}
-	if j := unitJournal(l, since); !strings.Contains(j, "Consul was not consulted (unreachable: ") || !outcomeLine.MatchString(j) {
+	if j := unitJournal(l, since); !strings.Contains(j, "Consul was not consulted (unreachable: ") || strings.Contains(j, "refused the connection") || !outcomeLine.MatchString(j) {
 		t.Fatalf("c1 partitioned: the journal does not say so, or no outcome:\n%s", j)
+	} else {
+		t.Logf("c1 partitioned, the unit's journal:\n%s", grepLines(j, "Consul was not consulted", "✓ zippy → c1"))
 	}
 	if err := heal(); err != nil {
 		t.Fatal(err)
@@ -263,7 +285,7 @@ func TestReplicationTimerThroughConsulOutage(t *testing.T) {
 // why; the reversed direction is what runs, from the workstation.
 func TestReplicationTimerAfterFailover(t *testing.T) {
 	l, env := nfsStart(t)
-	startTimer(t, l, "*:0/5", "")
+	startTimer(t, l, "*:0/5", "", false)
 	if res, status := runUnit(t, l); res != "success" || status != "0" {
 		t.Fatalf("before the failover: %s %s", res, status)
 	}
@@ -277,6 +299,7 @@ func TestReplicationTimerAfterFailover(t *testing.T) {
 	if res != "exit-code" || status != "3" || !strings.Contains(j, "runs c1 → zippy since a failover") {
 		t.Fatalf("the old source's timer after the failover: %s %s\n%s", res, status, j)
 	}
+	t.Logf("after the failover, the unit's journal:\n%s", grepLines(j, "✗", "since a failover", "status="))
 	if after := mustOnMachine(t, l, "c1", "ls /persist/services-standby"); after != before {
 		t.Fatalf("the refused run changed c1's standby dir:\n%s\n%s", before, after)
 	}
@@ -304,4 +327,18 @@ func newestOn(t *testing.T, l *lab.Lab, host, dir string) string {
 func machineRunner(t *testing.T, l *lab.Lab, host string) sshexec.Runner {
 	t.Helper()
 	return labRunners(t, l, host)[0]
+}
+
+// grepLines is the lines of s holding any of subs.
+func grepLines(s string, subs ...string) string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		for _, sub := range subs {
+			if strings.Contains(line, sub) {
+				out = append(out, line)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
 }
