@@ -237,6 +237,10 @@ func TestReplicationTimerThroughConsulOutage(t *testing.T) {
 	} else {
 		t.Logf("Consul stopped, the unit's journal:\n%s", grepLines(j, "Consul was not consulted", "✓ zippy → c1"))
 	}
+	// The run's journal records it too (the run_start record's params).
+	if out := mustOnMachine(t, l, "zippy", "grep -l '\"consul\":\"not consulted: ' "+lab.ReplicationTimerStateDir+"/hoctl/runs/* | wc -l"); strings.TrimSpace(out) != "1" {
+		t.Errorf("%s journals of the unit's runs say Consul was not consulted, want 1", strings.TrimSpace(out))
+	}
 	r := hoctlEnv(t, l.Inventory, env, "--dry-run", "replicate", "zippy", "c1")
 	if r.code != 0 || !strings.Contains(r.stdout, "Consul was not consulted (unreachable: ") {
 		t.Fatalf("workstation dry run, Consul stopped: exit %d\n%s%s", r.code, r.stdout, r.stderr)
