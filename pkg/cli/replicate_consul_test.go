@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -10,7 +12,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hoctl/hoctl/pkg/replicate"
 	"github.com/hoctl/hoctl/pkg/sshexec"
+	"github.com/hoctl/hoctl/pkg/tasks"
 )
 
 // consulDown is a Consul that cannot answer: an agent cut off from its
@@ -89,5 +93,29 @@ func TestReplicatePlansWithConsulDown(t *testing.T) {
 				t.Fatalf("no plan event saying Consul was not consulted:\n%s\n%s", h.out.String(), h.err.String())
 			}
 		})
+	}
+}
+
+// A run that could not read Consul takes no cluster lock (it would fail
+// on the same Consul) and journals why; one that could keeps both as
+// they were.
+func TestWithoutConsulDropsTheClusterLock(t *testing.T) {
+	down := replicate.NewConsulDirection(func(context.Context) (replicate.KV, error) {
+		return nil, errors.New("Consul API at http://127.0.0.1:8500 refused the connection\nsecond line")
+	})
+	if _, _, _, err := down.Get(context.Background(), replicate.DirectionKey("services")); err != nil {
+		t.Fatal(err)
+	}
+	rb := &tasks.Runbook{ClusterLock: true, Params: map[string]string{"name": "services"}}
+	withoutConsul(rb, down)
+	if rb.ClusterLock || rb.Params["consul"] != "not consulted: Consul API at http://127.0.0.1:8500 refused the connection" || len(rb.Warnings) != 1 {
+		t.Fatalf("Consul down: cluster lock %v, params %v, warnings %q", rb.ClusterLock, rb.Params, rb.Warnings)
+	}
+
+	up := replicate.NewConsulDirection(func(context.Context) (replicate.KV, error) { return nil, nil })
+	rb = &tasks.Runbook{ClusterLock: true}
+	withoutConsul(rb, up)
+	if !rb.ClusterLock || rb.Params != nil || rb.Warnings != nil {
+		t.Fatalf("Consul not found down: %+v", rb)
 	}
 }
