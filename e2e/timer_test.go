@@ -66,6 +66,13 @@ hosts:
 	})
 }
 
+// holdTimer stops the installed timer (the service stays): a test that
+// starts the service itself must not meet a run the timer started.
+func holdTimer(t *testing.T, l *lab.Lab) {
+	t.Helper()
+	mustOnMachine(t, l, "zippy", "systemctl stop hoctl-replicate-services.timer")
+}
+
 // unitJournal is the unit's journal since the test began, messages only.
 func unitJournal(l *lab.Lab, since string) string {
 	out, _ := inMachine(l, "zippy", "journalctl -u "+timerUnit+" --since '"+since+"' -o cat --no-pager")
@@ -191,6 +198,7 @@ func holdLock(t *testing.T, l *lab.Lab, holder string) (release func()) {
 func TestReplicationTimerOverlapRefused(t *testing.T) {
 	l, _ := nfsStart(t)
 	startTimer(t, l, "*:0/5", "", false)
+	holdTimer(t, l)
 	before := mustOnMachine(t, l, "c1", "ls /persist/services-standby; ls /persist | grep '^services@' || true")
 
 	release := holdLock(t, l, "operator@workstation pid 4242")
@@ -225,6 +233,7 @@ func TestReplicationTimerOverlapRefused(t *testing.T) {
 func TestReplicationTimerThroughConsulOutage(t *testing.T) {
 	l, env := nfsStart(t)
 	startTimer(t, l, "*:0/5", "", true)
+	holdTimer(t, l)
 
 	mustOnMachine(t, l, "c1", "systemctl stop consul")
 	t.Cleanup(func() { _, _ = inMachine(l, "c1", "systemctl start consul") })
@@ -290,6 +299,7 @@ func TestReplicationTimerThroughConsulOutage(t *testing.T) {
 func TestReplicationTimerAfterFailover(t *testing.T) {
 	l, env := nfsStart(t)
 	startTimer(t, l, "*:0/5", "", false)
+	holdTimer(t, l)
 	if res, status := runUnit(t, l); res != "success" || status != "0" {
 		t.Fatalf("before the failover: %s %s", res, status)
 	}
