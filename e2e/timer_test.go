@@ -288,6 +288,39 @@ func TestReplicationTimerThroughConsulOutage(t *testing.T) {
 	if err := heal(); err != nil {
 		t.Fatal(err)
 	}
+	// Just healed: until c1's serfHealth passes again, Consul refuses
+	// sessions on c1's agent, so the workstation's run reads the
+	// direction but cannot take the cluster lock; it goes on under the
+	// host locks and says so.
+	serf := func() string {
+		checks, _, err := consulAt(l, "c2").Health().Node("c1", nil)
+		if err != nil {
+			return err.Error()
+		}
+		for _, c := range checks {
+			if c.CheckID == "serfHealth" {
+				return c.Status
+			}
+		}
+		return "no serfHealth"
+	}
+	before := serf()
+	r = hoctlEnv(t, l.Inventory, env, "--yes", "replicate", "zippy", "c1")
+	after := serf()
+	t.Logf("c1's serfHealth before and after the run: %s, %s", before, after)
+	if r.code != 0 {
+		t.Fatalf("workstation run just after the heal: exit %d\n%s", r.code, r.stderr)
+	}
+	if before == "critical" && after == "critical" && !strings.Contains(r.stderr, "Consul's cluster lock was not taken") {
+		t.Fatalf("the run took no cluster lock but does not say so:\n%s", r.stderr)
+	}
+	// Back in the cluster before the next test.
+	waitFor(t, 90*time.Second, "c1's serfHealth passing again", func() error {
+		if s := serf(); s != "passing" {
+			return fmt.Errorf("c1's serfHealth %s", s)
+		}
+		return nil
+	})
 	if got, want := fp(t, machineRunner(t, l, "c1"), newestOn(t, l, "c1", "/persist/services-standby")), fp(t, machineRunner(t, l, "zippy"), "/persist/services"); got != want {
 		t.Fatal("c1's newest copy differs from zippy's data")
 	}

@@ -37,9 +37,12 @@ func replicateAll(ctx context.Context, opts *ReplicateOptions) error {
 	if err != nil {
 		return err
 	}
-	for _, j := range jobs {
+	rbs := make([]*tasks.Runbook, len(jobs))
+	for i, j := range jobs {
 		withoutConsul(j.Runbook, consulDir)
+		rbs[i] = j.Runbook
 	}
+	clusterLockOrHosts(eng, opts.IO.ErrOut, rbs...)
 	waves := replicate.Waves(jobs)
 
 	// One plan and one question for them all; a replication whose before

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hoctl/hoctl/pkg/consul"
 	"github.com/hoctl/hoctl/pkg/replicate"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 	"github.com/hoctl/hoctl/pkg/tasks"
@@ -117,5 +118,43 @@ func TestWithoutConsulDropsTheClusterLock(t *testing.T) {
 	withoutConsul(rb, up)
 	if !rb.ClusterLock || rb.Params != nil || rb.Warnings != nil {
 		t.Fatalf("Consul not found down: %+v", rb)
+	}
+}
+
+// Consul that reads but will not give the cluster lock (its agent's node
+// still counted failed, just after a partition healed) does not stop a
+// replication: it goes on under the host locks, says so, and journals
+// it. Another holder still refuses, and other runbooks are left alone.
+func TestClusterLockOrHosts(t *testing.T) {
+	refused := errors.New("consul session: Unexpected response code: 500 (rpc error making call: apply failed: Check 'serfHealth' is in critical state)")
+	held := &consul.HeldError{Scope: "replicate-services", Holder: "alice pid 1"}
+	for _, c := range []struct {
+		err      error
+		scope    string
+		wantErr  error
+		wantWarn bool
+	}{
+		{refused, "replicate-services", nil, true},
+		{held, "replicate-services", held, false},
+		{nil, "replicate-services", nil, false},
+		{refused, "nfs-data-services", refused, false},
+	} {
+		rb := &tasks.Runbook{Lock: "replicate-services", ClusterLock: true, Params: map[string]string{"name": "services"}}
+		eng := &tasks.Engine{ClusterLock: func(context.Context, string, string) (tasks.ClusterLock, error) {
+			if c.err != nil {
+				return nil, c.err
+			}
+			return noClusterLock{}, nil
+		}}
+		var w strings.Builder
+		clusterLockOrHosts(eng, &w, rb)
+		l, err := eng.ClusterLock(context.Background(), c.scope, "me")
+		if !errors.Is(err, c.wantErr) || (err == nil) != (l != nil) {
+			t.Errorf("%v on %s: lock %v, error %v", c.err, c.scope, l, err)
+		}
+		warned := strings.HasPrefix(w.String(), "warning: services: Consul's cluster lock was not taken (consul session: Unexpected response code: 500")
+		if warned != c.wantWarn || warned != strings.HasPrefix(rb.Params["consul"], "cluster lock not taken: consul session:") {
+			t.Errorf("%v on %s: warning %q, params %v", c.err, c.scope, w.String(), rb.Params)
+		}
 	}
 }
