@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"io"
 
 	"fmt"
 	"github.com/hashicorp/consul/api"
@@ -91,7 +93,8 @@ func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
 		return err
 	}
 	defer closeFn()
-	if ends, err = replicate.Directed(ctx, directionKV(opts.APIs, inv, eng), ends, opts.Src != ""); err != nil {
+	consulDir := replicate.NewConsulDirection(directionKV(opts.APIs, inv, eng))
+	if ends, err = replicate.Directed(ctx, consulDir.KV(), ends, opts.Src != ""); err != nil {
 		return err
 	}
 	var rb *tasks.Runbook
@@ -104,6 +107,8 @@ func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
 		},
 	})
 	rb.Retry = replicate.Retry
+	withoutConsul(rb, consulDir)
+	clusterLockOrHosts(eng, opts.IO.ErrOut, rb)
 	if opts.DryRun {
 		return planOnly(ctx, opts.IO, eng, rb, 1)
 	}
@@ -131,3 +136,60 @@ func directionKV(apis func(*inventory.Inventory, *tasks.Engine) (func(context.Co
 		return &consul.Cluster{Client: client}, nil
 	}
 }
+
+// withoutConsul marks a run whose Consul could not be read: the plan
+// (human and --json) and the journal say so and why, and the run takes
+// no cluster lock (the host locks exclude other runs without Consul).
+func withoutConsul(rb *tasks.Runbook, d *replicate.ConsulDirection) {
+	note := d.NotConsulted()
+	if note == "" {
+		return
+	}
+	rb.Warnings = append(rb.Warnings, note)
+	rb.ClusterLock = false
+	if rb.Params == nil {
+		rb.Params = map[string]string{}
+	}
+	rb.Params["consul"] = "not consulted: " + firstLineOf(d.Unreachable().Error())
+}
+
+// clusterLockOrHosts makes the engine's cluster lock optional for
+// replications (rbs, told apart by their lock's scope): where Consul
+// answered the direction read but then fails to give the lock (an outage
+// that began meanwhile, or a node Consul still counts as failed just
+// after a partition healed, whose agent refuses sessions), the run goes
+// on under the host locks, which exclude every other run of it wherever
+// started, and says so on stderr and in its journal record. Another
+// holder of the lock still refuses.
+func clusterLockOrHosts(eng *tasks.Engine, w io.Writer, rbs ...*tasks.Runbook) {
+	take := eng.ClusterLock
+	byScope := map[string]*tasks.Runbook{}
+	for _, rb := range rbs {
+		if rb.ClusterLock {
+			byScope[rb.Lock] = rb
+		}
+	}
+	if take == nil || len(byScope) == 0 {
+		return
+	}
+	eng.ClusterLock = func(ctx context.Context, scope, holder string) (tasks.ClusterLock, error) {
+		l, err := take(ctx, scope, holder)
+		rb := byScope[scope]
+		if err == nil || rb == nil || errors.As(err, new(*consul.HeldError)) || ctx.Err() != nil {
+			return l, err
+		}
+		why := firstLineOf(err.Error())
+		fmt.Fprintf(w, "warning: %s: Consul's cluster lock was not taken (%s): the host locks exclude other runs of this replication\n", rb.Params["name"], why)
+		if rb.Params == nil {
+			rb.Params = map[string]string{}
+		}
+		rb.Params["consul"] = "cluster lock not taken: " + why
+		return noClusterLock{}, nil
+	}
+}
+
+// noClusterLock stands for a cluster lock not taken: never lost.
+type noClusterLock struct{}
+
+func (noClusterLock) Lost() <-chan struct{} { return nil }
+func (noClusterLock) Release() error        { return nil }

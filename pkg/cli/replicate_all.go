@@ -32,10 +32,17 @@ func replicateAll(ctx context.Context, opts *ReplicateOptions) error {
 		return err
 	}
 	defer closeFn()
-	jobs, err := replicate.Plan(ctx, inv, directionKV(opts.APIs, inv, eng), replicate.Options{Full: opts.Full, Transport: opts.Transport})
+	consulDir := replicate.NewConsulDirection(directionKV(opts.APIs, inv, eng))
+	jobs, err := replicate.Plan(ctx, inv, consulDir.KV(), replicate.Options{Full: opts.Full, Transport: opts.Transport})
 	if err != nil {
 		return err
 	}
+	rbs := make([]*tasks.Runbook, len(jobs))
+	for i, j := range jobs {
+		withoutConsul(j.Runbook, consulDir)
+		rbs[i] = j.Runbook
+	}
+	clusterLockOrHosts(eng, opts.IO.ErrOut, rbs...)
 	waves := replicate.Waves(jobs)
 
 	// One plan and one question for them all; a replication whose before

@@ -56,9 +56,17 @@ func Of(err error) int {
 		return OK
 	}
 	best := len(precedence)
+	// other is a code outside the documented ones that an error passes
+	// through on purpose: target-filter's own statuses (75, another run
+	// holds the lock; 126, refused), which the hoctl on the other end of
+	// the SSH connection reads. It counts only when no documented code
+	// is in the chain.
+	other := 0
 	consider := func(code int) {
 		if i := slices.Index(precedence, code); i >= 0 && i < best {
 			best = i
+		} else if i < 0 && other == 0 && code > 0 && code < 256 {
+			other = code
 		}
 	}
 	if errors.Is(err, context.Canceled) {
@@ -84,6 +92,9 @@ func Of(err error) int {
 	}
 	walk(err)
 	if best == len(precedence) {
+		if other != 0 {
+			return other
+		}
 		return Failed
 	}
 	return precedence[best]

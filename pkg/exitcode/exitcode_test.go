@@ -74,6 +74,12 @@ func TestOfAsksTheChain(t *testing.T) {
 		{fmt.Errorf("x: %w", &tasks.ConfirmError{}), exitcode.NotConfirmed},
 		// A local process's exit status is not an exit code of hoctl's.
 		{fmt.Errorf("local: %w", &exec.ExitError{}), exitcode.Failed},
+		// A code outside the documented ones, passed through on purpose
+		// (target-filter's lock held, 75, and refusal, 126, which the
+		// workstation reads): kept, unless a documented one is there too.
+		{coded(75), 75},
+		{fmt.Errorf("filter: %w", coded(126)), 126},
+		{errors.Join(coded(75), coded(exitcode.Refused)), exitcode.Refused},
 	} {
 		if got := exitcode.Of(c.err); got != c.want {
 			t.Errorf("Of(%v) = %d, want %d", c.err, got, c.want)

@@ -3,6 +3,8 @@ package replicate
 import (
 	"context"
 	"fmt"
+	"strings"
+	"sync"
 
 	"github.com/hoctl/hoctl/pkg/exitcode"
 	"github.com/hoctl/hoctl/pkg/inventory"
@@ -107,3 +109,91 @@ func Directed(ctx context.Context, kv func(context.Context) (KV, error), e Ends,
 // inspects both sides and removes what an interrupted one left, so the
 // way on after a failure is another run.
 const Retry = "run hoctl replicate again: it inspects both sides anew and removes what this run left"
+
+// ConsulDirection reads the direction a failover recorded in Consul
+// (DirectionKey), or none when Consul cannot answer. A Consul outage must
+// not stop the replication a timer runs every few minutes: what keeps a
+// run from sending into the side that serves without Consul is the
+// direction file a failover writes on both hosts (DirectionFile), which
+// the run reads under its host locks and which refuses a run against it
+// (DirectionError), whatever Consul said. So an unreachable Consul counts
+// as no record, and Unreachable says why for the plan and the journal.
+// The first failure is kept: later reads do not wait on Consul again.
+type ConsulDirection struct {
+	kv func(context.Context) (KV, error)
+
+	mu  sync.Mutex
+	c   KV
+	err error
+}
+
+// NewConsulDirection reads through kv (nil: the inventory has no Consul;
+// then every read finds no record and nothing is unreachable).
+func NewConsulDirection(kv func(context.Context) (KV, error)) *ConsulDirection {
+	return &ConsulDirection{kv: kv}
+}
+
+// KV is d as Directed and Plan take it (nil without Consul).
+func (d *ConsulDirection) KV() func(context.Context) (KV, error) {
+	if d == nil || d.kv == nil {
+		return nil
+	}
+	return func(context.Context) (KV, error) { return d, nil }
+}
+
+// Get reads key from Consul; Consul failing to answer is no record.
+func (d *ConsulDirection) Get(ctx context.Context, key string) (string, uint64, bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.err != nil {
+		return "", 0, false, nil
+	}
+	if d.c == nil {
+		c, err := d.kv(ctx)
+		if err != nil {
+			d.err = err
+			return "", 0, false, nil
+		}
+		d.c = c
+	}
+	v, idx, ok, err := d.c.Get(ctx, key)
+	if err != nil {
+		if ctx.Err() != nil {
+			// Interrupted, not unreachable: the run stops.
+			return "", 0, false, ctx.Err()
+		}
+		d.err = err
+		return "", 0, false, nil
+	}
+	return v, idx, ok, nil
+}
+
+// Unreachable is why Consul was not consulted, nil when it was (or the
+// inventory has none).
+func (d *ConsulDirection) Unreachable() error {
+	if d == nil {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.err
+}
+
+// NotConsulted is what a plan and the journal say of a run that went on
+// without Consul ("" when Consul answered or none is configured).
+func (d *ConsulDirection) NotConsulted() string {
+	err := d.Unreachable()
+	if err == nil {
+		return ""
+	}
+	return "Consul was not consulted (unreachable: " + firstLine(err.Error()) + "): the direction is the inventory's or the command line's, " +
+		"guarded by the direction file a failover wrote on both hosts (read when the run takes the host locks, which hold without Consul; the cluster lock is not taken)"
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}

@@ -158,3 +158,69 @@ func TestSharedAndVerdicts(t *testing.T) {
 		t.Errorf("t3, writable: %+v", k)
 	}
 }
+
+// failingKV is a Consul that answers every read with err, counting them.
+type failingKV struct {
+	err   error
+	reads int
+}
+
+func (f *failingKV) Get(context.Context, string) (string, uint64, bool, error) {
+	f.reads++
+	return "", 0, false, f.err
+}
+
+// A Consul that cannot answer is no record: the run keeps the inventory's
+// (or the command line's) direction, which the direction files on the
+// hosts guard, and says why Consul was not consulted. Consul is asked
+// once; a reachable Consul still decides and refuses as before.
+func TestConsulDirectionUnreachable(t *testing.T) {
+	inv, err := inventory.Parse("i.yaml", []byte(twoReplications))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := EndsOf(inv.Replication["services"])
+	ctx := context.Background()
+
+	down := &failingKV{err: errors.New("consul: get hoctl/replication/services/source: connection refused\nmore detail")}
+	d := NewConsulDirection(func(context.Context) (KV, error) { return down, nil })
+	for _, explicit := range []bool{true, false} {
+		got, err := Directed(ctx, d.KV(), e, explicit)
+		if err != nil || got.SourceHost != "zippy" || got.TargetHost != "c1" {
+			t.Fatalf("Consul down, explicit %v: %s→%s, %v", explicit, got.SourceHost, got.TargetHost, err)
+		}
+	}
+	if down.reads != 1 {
+		t.Errorf("Consul read %d times, want once", down.reads)
+	}
+	if n := d.NotConsulted(); !strings.HasPrefix(n, "Consul was not consulted (unreachable: consul: get hoctl/replication/services/source: connection refused): ") || strings.Contains(n, "more detail") {
+		t.Errorf("NotConsulted() = %q", n)
+	}
+
+	noClient := NewConsulDirection(func(context.Context) (KV, error) { return nil, errors.New("consul.via c1: no route") })
+	if got, err := Directed(ctx, noClient.KV(), e, false); err != nil || got.SourceHost != "zippy" || noClient.Unreachable() == nil {
+		t.Fatalf("no Consul client: %s→%s, %v, unreachable %v", got.SourceHost, got.TargetHost, err, noClient.Unreachable())
+	}
+
+	// Reachable: the record decides, the old direction is refused.
+	up := NewConsulDirection(func(context.Context) (KV, error) { return kv{DirectionKey("services"): "c1"}, nil })
+	if _, err := Directed(ctx, up.KV(), e, true); !errors.As(err, new(*tasks.RefusedError)) {
+		t.Fatalf("Consul names c1, zippy c1 explicit: %v", err)
+	}
+	if got, _ := Directed(ctx, up.KV(), e, false); got.SourceHost != "c1" || up.NotConsulted() != "" {
+		t.Fatalf("Consul names c1: %s→%s, %q", got.SourceHost, got.TargetHost, up.NotConsulted())
+	}
+
+	// No Consul in the inventory: nothing to say.
+	if none := NewConsulDirection(nil); none.KV() != nil || none.NotConsulted() != "" {
+		t.Fatal("no Consul configured")
+	}
+
+	// Interrupted is not unreachable: the run stops.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	slow := NewConsulDirection(func(context.Context) (KV, error) { return &failingKV{err: context.Canceled}, nil })
+	if _, err := Directed(cctx, slow.KV(), e, false); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted: %v", err)
+	}
+}
