@@ -115,6 +115,14 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	return s.w.Write(p)
 }
 
+// String reads what was written, under the writer's lock, while a
+// command may still be writing.
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fmt.Sprint(s.w)
+}
+
 // exec runs a command line through the real cobra tree and returns the
 // exit code Main would return.
 func (h *harness) exec(args ...string) int {

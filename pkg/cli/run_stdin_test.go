@@ -176,7 +176,8 @@ func TestRunSaysItWaitsForStdin(t *testing.T) {
 	h.f.IO.In = pr
 	done := make(chan int, 1)
 	go func() { done <- h.exec("run", "c1", "--", "cat") }()
-	waitFor(t, func() bool { return strings.Contains(h.err.String(), "reading standard input to send to every host") })
+	errOut := h.f.IO.ErrOut.(*syncWriter) // the command writes it meanwhile
+	waitFor(t, func() bool { return strings.Contains(errOut.String(), "reading standard input to send to every host") })
 	_, _ = io.WriteString(pw, "late line\n")
 	_ = pw.Close()
 	if code := <-done; code != 0 {
