@@ -98,6 +98,9 @@ type targetDir struct {
 	ino  uint64
 	tree uint64
 	fsid [16]byte
+	// uuids of the subvolumes directly in the dir, read once when first
+	// needed (parentInDir).
+	uuids map[[16]byte]bool
 }
 
 func openTargetDir(dir string) (*targetDir, error) {
@@ -189,6 +192,7 @@ func (d *targetDir) show(name string, stdout io.Writer) error {
 		return fmt.Errorf("%s: %w", path.Join(d.path, name), err)
 	}
 	_ = unix.Close(fd)
+	si.ParentUUID = d.parentInDir(si)
 	_, err = io.WriteString(stdout, showText(path.Join(d.path, name), si))
 	return err
 }
@@ -281,8 +285,69 @@ func (d *targetDir) entry(name string) Entry {
 	_ = unix.Close(fd)
 	e.Kind = KindSubvolume
 	e.ID, e.Gen, e.ReadOnly, e.Created = si.TreeID, si.Generation, si.Flags&btrfsSubvolRdonly != 0, si.Created
-	e.UUID, e.ParentUUID, e.ReceivedUUID = uuidOrEmpty(si.UUID), uuidOrEmpty(si.ParentUUID), uuidOrEmpty(si.ReceivedUUID)
+	e.UUID, e.ParentUUID, e.ReceivedUUID = uuidOrEmpty(si.UUID), uuidOrEmpty(d.parentInDir(si)), uuidOrEmpty(si.ReceivedUUID)
 	return e
+}
+
+// subvolumes is every subvolume directly in d, as its descriptor says.
+// Anything but a directory is never opened.
+func (d *targetDir) subvolumes() ([]subvolInfo, error) {
+	names, err := d.names()
+	if err != nil {
+		return nil, err
+	}
+	var out []subvolInfo
+	for _, n := range names {
+		var st unix.Stat_t
+		if unix.Fstatat(d.fd, n, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			continue
+		}
+		if fd, si, err := d.snapshot(n); err == nil {
+			_ = unix.Close(fd)
+			out = append(out, si)
+		}
+	}
+	return out, nil
+}
+
+// parentInDir is a subvolume's parent UUID when that parent is a
+// subvolume directly in d, and none otherwise: a snapshot taken of a live
+// subvolume outside the dir (the source's own, after a failover) must not
+// tell a restricted key that subvolume's UUID, which a send stream could
+// name (stream.go).
+func (d *targetDir) parentInDir(si subvolInfo) [16]byte {
+	if si.ParentUUID == ([16]byte{}) {
+		return si.ParentUUID
+	}
+	if d.uuids == nil {
+		d.uuids = map[[16]byte]bool{}
+		subs, _ := d.subvolumes() // unreadable: no parent is shown
+		for _, s := range subs {
+			d.uuids[s.UUID] = true
+		}
+	}
+	if d.uuids[si.ParentUUID] {
+		return si.ParentUUID
+	}
+	return [16]byte{}
+}
+
+// streamUUIDs is what a send stream into d may name as a snapshot's
+// parent or a clone's source: the UUID or received UUID of a subvolume
+// directly in d.
+func (d *targetDir) streamUUIDs() (map[[16]byte]bool, error) {
+	subs, err := d.subvolumes()
+	if err != nil {
+		return nil, err
+	}
+	out := map[[16]byte]bool{}
+	for _, s := range subs {
+		out[s.UUID] = true
+		if s.ReceivedUUID != ([16]byte{}) {
+			out[s.ReceivedUUID] = true
+		}
+	}
+	return out, nil
 }
 
 func uuidOrEmpty(u [16]byte) string {

@@ -28,3 +28,5 @@ func (d *targetDir) listEntries(string, io.Writer) error { return errNotLinux }
 func (d *targetDir) showEntry(string, io.Writer) error   { return errNotLinux }
 func (d *targetDir) destroyID(string, uint64) error      { return errNotLinux }
 func (d *targetDir) writeDirection(string, string) error { return errNotLinux }
+
+func (d *targetDir) streamUUIDs() (map[[16]byte]bool, error) { return nil, errNotLinux }

@@ -1,0 +1,63 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/hoctl/hoctl/pkg/btrfs"
+)
+
+const cmdSnapshot = 2
+
+// snapshot starts the stream's subvolume as a snapshot of the subvolume
+// whose UUID is parent, as an incremental send does.
+func (s *sendStream) snapshot(name string, n int, parent string) *sendStream {
+	return s.cmd(cmdSnapshot, aStr(attrPath, name), aUUID(attrUUID, fmt.Sprintf("0badc0de-0000-4000-8000-%012d", n)),
+		aU64(attrCtransid, 7), aUUID(attrCUUID, parent), aU64(attrCCtrans, 0))
+}
+
+// Issue 19 (after the dir primitive), finding 1: btrfs receive looks a
+// SNAPSHOT's parent up by UUID on the whole filesystem, from the mount
+// root it opened before the chroot, so `-C DIR` did not stop a stream
+// from copying a subvolume outside DIR into it. The UUID came from the
+// restricted key's own listing: after a failover, the old primary's
+// snapshots in the dir name its live subvolume as their parent. Through
+// the filter, the listing no longer shows a parent outside the dir and
+// the stream is refused before receive sees the snapshot; plain `btrfs
+// receive DIR` copies the data, which proves the stream is an attack.
+func TestTargetFilterRefusesSnapshotFromOutside(t *testing.T) {
+	rs := storageRunners(t, "zippy", "c1")
+	zippy, c1 := rs[0], rs[1]
+	cleanServices(t, zippy, c1)
+	keys := restrictC1Keys(t)
+	must(t, c1, "btrfs subvolume delete /persist/victim >/dev/null 2>&1; btrfs subvolume create /persist/victim >/dev/null && echo old > /persist/victim/f && "+
+		"btrfs subvolume snapshot -r /persist/victim /persist/services-standby/services@20261207T113000Z >/dev/null && echo TOPSECRET > /persist/victim/f")
+	t.Cleanup(func() { must(t, c1, "btrfs subvolume delete /persist/victim >/dev/null 2>&1; true") })
+	victim, err := btrfs.ParseShow(must(t, c1, "btrfs subvolume show /persist/victim"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	code, out := sshStream(t, keys.filtered, "hoctl-dir list services", nil)
+	if code != 0 || !strings.Contains(out, `"name":"services@20261207T113000Z"`) {
+		t.Fatalf("listing through the filter: exit %d: %s", code, out)
+	}
+	if strings.Contains(out, victim.UUID) {
+		t.Errorf("the restricted key's listing names the UUID of a subvolume outside the dir:\n%s", out)
+	}
+
+	stream := newSendStream().snapshot("services@20280101T000002Z", 1, victim.UUID).bytes()
+	code, out = sshStream(t, keys.filtered, "btrfs receive -C /persist/services-standby", stream)
+	if code == 0 || !strings.Contains(out, "not a subvolume directly in the target dir") {
+		t.Errorf("a snapshot of a subvolume outside the dir, through the filter: exit %d: %s", code, out)
+	}
+	if leaked := must(t, c1, "grep -rl TOPSECRET /persist/services-standby || true"); leaked != "" {
+		t.Errorf("the stream copied a subvolume outside the dir into it: %s", leaked)
+	}
+
+	code, out = sshStream(t, keys.receiveOnly, "ignored: the key's forced command runs", stream)
+	if leaked := must(t, c1, "grep -rl TOPSECRET /persist/services-standby || true"); leaked == "" {
+		t.Errorf("control: plain btrfs receive (exit %d: %s) did not copy the subvolume outside, so the attack proves nothing", code, strings.TrimSpace(out))
+	}
+}
