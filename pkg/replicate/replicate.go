@@ -349,8 +349,10 @@ func (r *Run) inspect(ctx context.Context, env *tasks.Env, _ *inventory.Host) (s
 	if err != nil {
 		return "", fmt.Errorf("%s: df %s: %s", e.TargetHost, e.TargetDir, sshexec.FirstLine(res, err))
 	}
-	lines := strings.Fields(string(res.Stdout))
-	avail, _ := strconv.ParseInt(lines[len(lines)-1], 10, 64)
+	avail, err := dfAvail(res.Stdout)
+	if err != nil {
+		return "", fmt.Errorf("%s: df %s: %w", e.TargetHost, e.TargetDir, err)
+	}
 	r.mu.Lock()
 	r.estimate = need
 	r.mu.Unlock()
@@ -617,6 +619,21 @@ func (r *Run) send(ctx context.Context, env *tasks.Env, _ *inventory.Host) (stri
 	r.Summary = fmt.Sprintf("%s in %s (%s/s, %s), %s", BytesText(r.Sent.Load()), d.Round(time.Millisecond), BytesText(int64(rate)), how, r.choiceLocked())
 	r.mu.Unlock()
 	return r.Summary, nil
+}
+
+// dfAvail reads `df -B1 --output=avail`: a header, then the bytes free.
+// Anything else (the host's answer is its own) is an error, never a
+// guess and never a panic.
+func dfAvail(out []byte) (int64, error) {
+	f := strings.Fields(string(out))
+	if len(f) == 0 {
+		return 0, errors.New("no output")
+	}
+	avail, err := strconv.ParseInt(f[len(f)-1], 10, 64)
+	if err != nil || avail < 0 {
+		return 0, fmt.Errorf("not a free space: %q", truncate(f[len(f)-1], 40))
+	}
+	return avail, nil
 }
 
 // ddProgress reads dd's status=progress lines ("123 bytes (...) copied,
