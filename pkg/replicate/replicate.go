@@ -311,16 +311,18 @@ func (r *Run) inspect(ctx context.Context, env *tasks.Env, _ *inventory.Host) (s
 	if err != nil {
 		return "", err
 	}
+	now := r.Opts.Now()
+	src.ignoreFuture(now)
+	dst.ignoreFuture(now)
 	r.mu.Lock()
 	r.src, r.dst = src, dst
 	r.mountWarning = warning
-	// Names must grow: two runs within one second, or a clock behind the
-	// newest snapshot, take the second after the newest one.
-	t := r.Opts.Now().UTC().Truncate(time.Second)
-	if n := len(src.Snapshots); n > 0 && !t.After(src.Snapshots[n-1].Time) {
-		t = src.Snapshots[n-1].Time.Add(time.Second)
+	name, err := nextName(e.Base, now, src)
+	if err != nil {
+		r.mu.Unlock()
+		return "", fmt.Errorf("%s: %w", e.SourceHost, err)
 	}
-	r.newName = btrfs.SnapshotName(e.Base, t)
+	r.newName = name
 	r.parent, r.whyFull = nil, ""
 	if p, ok := btrfs.Parent(src.Snapshots, dst.Snapshots); ok && !r.Opts.Full {
 		r.parent = &p
@@ -619,6 +621,21 @@ func (r *Run) send(ctx context.Context, env *tasks.Env, _ *inventory.Host) (stri
 	r.Summary = fmt.Sprintf("%s in %s (%s/s, %s), %s", BytesText(r.Sent.Load()), d.Round(time.Millisecond), BytesText(int64(rate)), how, r.choiceLocked())
 	r.mu.Unlock()
 	return r.Summary, nil
+}
+
+// nextName names the run's new snapshot. Names must grow: two runs within
+// one second, or a clock behind the newest snapshot, take the second
+// after the newest one.
+func nextName(base string, now time.Time, src *Side) (string, error) {
+	t := now.UTC().Truncate(time.Second)
+	if n := len(src.Snapshots); n > 0 && !t.After(src.Snapshots[n-1].Time) {
+		t = src.Snapshots[n-1].Time.Add(time.Second)
+	}
+	name := btrfs.SnapshotName(base, t)
+	if b, _, ok := btrfs.ParseSnapshotName(name); !ok || b != base {
+		return "", fmt.Errorf("the next snapshot's name %q would not be one of hoctl's (the clock, or the newest snapshot's time, is past what a name holds)", name)
+	}
+	return name, nil
 }
 
 // dfAvail reads `df -B1 --output=avail`: a header, then the bytes free.
