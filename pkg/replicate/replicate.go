@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -655,27 +656,41 @@ func dfAvail(out []byte) (int64, error) {
 
 // ddProgress reads dd's status=progress lines ("123 bytes (...) copied,
 // ...", rewritten with \r) into the sent counter and keeps every other
-// line, which are the pipeline's error messages.
+// line, which are the pipeline's error messages. Both hosts' stderr
+// arrive here, so what it keeps is bounded: a line up to maxStderrLine
+// bytes (the rest of a longer one is dropped) and the messages' first and
+// last maxStderrKept bytes.
 type ddProgress struct {
 	sent    *atomic.Int64
 	mu      sync.Mutex
 	partial []byte
-	other   []string
+	other   *sshexec.HeadTail
 }
+
+const (
+	maxStderrLine = 4096
+	maxStderrKept = 16 << 10
+)
 
 func (d *ddProgress) Write(p []byte) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.partial = append(d.partial, p...)
-	for {
-		i := strings.IndexAny(string(d.partial), "\r\n")
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexAny(p, "\r\n")
+		end := i
+		if i < 0 {
+			end = len(p)
+		}
+		d.partial = append(d.partial, p[:min(end, maxStderrLine-len(d.partial))]...)
 		if i < 0 {
 			break
 		}
-		d.line(string(d.partial[:i]))
-		d.partial = d.partial[i+1:]
+		d.line(string(d.partial))
+		d.partial = d.partial[:0]
+		p = p[i+1:]
 	}
-	return len(p), nil
+	return n, nil
 }
 
 func (d *ddProgress) line(l string) {
@@ -690,7 +705,10 @@ func (d *ddProgress) line(l string) {
 		strings.HasPrefix(l, "At snapshot ") || strings.HasPrefix(l, "Chroot to ") {
 		return
 	}
-	d.other = append(d.other, l)
+	if d.other == nil {
+		d.other = sshexec.NewHeadTail(maxStderrKept, maxStderrKept)
+	}
+	_, _ = d.other.Write([]byte(l + "\n"))
 }
 
 func (d *ddProgress) text() string {
@@ -698,9 +716,12 @@ func (d *ddProgress) text() string {
 	defer d.mu.Unlock()
 	if len(d.partial) > 0 {
 		d.line(string(d.partial))
-		d.partial = nil
+		d.partial = d.partial[:0]
 	}
-	return strings.Join(d.other, "\n")
+	if d.other == nil {
+		return ""
+	}
+	return strings.TrimRight(string(d.other.Bytes()), "\n")
 }
 
 func (r *Run) choiceLocked() string {
