@@ -43,10 +43,17 @@ func hostileNames() []string {
 }
 
 // plantCorpus sends the corpus into c1's target dir through the filter
-// key; the stream's own subvolume gets a hostile name too.
-func plantCorpus(t *testing.T, key string) {
+// key. A received subvolume with a hostile name comes through the key
+// forced to plain `btrfs receive`: the filter allows a stream only a
+// subvolume named like a snapshot.
+func plantCorpus(t *testing.T, keys c1Keys) {
 	t.Helper()
-	s := newSendStream().subvol("services@20300101T000001Z\n\tFlags: -", 101)
+	hostileSub := newSendStream().subvol("services@20300101T000002Z\n\tFlags: -", 102).bytes()
+	if code, out := sshStream(t, keys.receiveOnly, "ignored: the key's forced command runs", hostileSub); code != 0 {
+		t.Fatalf("planting a subvolume with a hostile name: exit %d: %s", code, out)
+	}
+	key := keys.filtered
+	s := newSendStream().subvol("services@20300101T000001Z", 101)
 	for i, n := range hostileNames() {
 		s.cmd(cmdMkdir, aStr(attrPath, "../"+n), aU64(attrIno, uint64(500+i)))
 	}
@@ -167,7 +174,7 @@ func (d *dirLab) outsideSame(t *testing.T, when string) {
 // acted on (issue 19, finding 1).
 func TestHostileNamesNothingOutsideDir(t *testing.T) {
 	d := newDirLab(t)
-	plantCorpus(t, d.keys.filtered)
+	plantCorpus(t, d.keys)
 	t.Logf("planted entries: %s", strings.TrimSpace(must(t, d.c1, "find "+standby+" -mindepth 1 -maxdepth 1 -name 'services@*' -print0 | tr -cd '\\0' | wc -c")))
 	for i, inv := range []string{storage.Inventory, d.keys.filteredInv} {
 		for _, args := range [][]string{{"--yes", "replicate", "--transport", "relay", "zippy", "c1"}, {"--yes", "replicate", "zippy", "c1"}} {

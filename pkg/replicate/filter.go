@@ -87,14 +87,15 @@ func (f Filter) Allow(line string) (*Request, error) {
 	}
 	req := &Request{Pipeline: pipeline, Watched: watched}
 	checked := func(dst io.Writer, src io.Reader) error {
-		return checkStream(dst, src, func() (map[[16]byte]bool, error) {
-			d, err := openTargetDir(dir)
-			if err != nil {
-				return nil, err
-			}
-			defer d.close()
-			return d.streamUUIDs()
-		})
+		d, err := openTargetDir(dir)
+		if err != nil {
+			return &StreamError{Offset: -1, Reason: err.Error()}
+		}
+		defer d.close()
+		if err := d.dedicated(); err != nil {
+			return &StreamError{Offset: -1, Reason: err.Error()}
+		}
+		return checkStream(dst, src, d.streamUUIDs)
 	}
 	if len(pipeline) == 2 {
 		if slices.Equal(pipeline[0], DecompressArgv) && isReceive(pipeline[1]) {

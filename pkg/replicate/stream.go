@@ -3,10 +3,13 @@ package replicate
 import (
 	"bufio"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+
+	"github.com/hoctl/hoctl/pkg/btrfs"
 )
 
 // The send stream the target filter hands to `btrfs receive`, read on its
@@ -16,8 +19,11 @@ import (
 // chroot), so a stream naming the UUID of a subvolume outside DIR would
 // copy it in. So the filter parses the stream, command by command (one
 // command in memory at a time, never the data), and passes a command on
-// only once it has checked it: the stream starts one subvolume, by SUBVOL
-// or by SNAPSHOT of a subvolume directly in DIR, CLONE reads only from
+// only once it has checked it: the stream starts one subvolume, named
+// <name>@<UTC time> directly in DIR, by SUBVOL or by SNAPSHOT of a
+// subvolume directly in DIR (so every subvolume a stream makes there is
+// named like a snapshot, and a dir holding any other is not a dedicated
+// replication dir: Filter refuses it), CLONE reads only from
 // that subvolume or one directly in DIR, every command is one this
 // version of the stream defines, and nothing follows END.
 
@@ -59,11 +65,14 @@ func btrfsCRC(p []byte) uint32 { return ^crc32.Update(0xffffffff, castagnoli, p)
 
 // StreamError is a send stream the filter refused to pass on.
 type StreamError struct {
-	Offset int64 // of the command refused
+	Offset int64 // of the command refused; -1: refused for the dir, before any
 	Reason string
 }
 
 func (e *StreamError) Error() string {
+	if e.Offset < 0 {
+		return "receive refused: " + e.Reason
+	}
 	return fmt.Sprintf("send stream refused at byte %d: %s", e.Offset, e.Reason)
 }
 
@@ -162,6 +171,9 @@ func checkStream(dst io.Writer, src io.Reader, inDir dirUUIDs) error {
 				return refuse("command %d without the subvolume's UUID", cmd)
 			}
 			own = u
+			if name := string(attrs[sendAttrPath]); !streamSubvolName(name) {
+				return refuse("a subvolume named %q, not <name>@<UTC time> directly in the target dir", truncate(name, 80))
+			}
 			if cmd == sendCmdSnapshot {
 				parent, ok := attrs.uuid(sendAttrCloneUUID)
 				if !ok {
@@ -210,6 +222,13 @@ func checkStream(dst io.Writer, src io.Reader, inDir dirUUIDs) error {
 	}
 }
 
+// streamSubvolName is a name hoctl gives a snapshot: one component,
+// <name>@<UTC time>.
+func streamSubvolName(name string) bool {
+	base, _, ok := btrfs.ParseSnapshotName(name)
+	return ok && baseName.MatchString(base)
+}
+
 // streamAttrs are one command's attributes.
 type streamAttrs map[uint16][]byte
 
@@ -255,4 +274,13 @@ func parseAttrs(p []byte, version uint32) (streamAttrs, error) {
 		attrs[typ] = v
 	}
 	return attrs, nil
+}
+
+// uuidText writes a UUID as btrfs-progs does ("-" for none).
+func uuidText(u [16]byte) string {
+	if u == ([16]byte{}) {
+		return "-"
+	}
+	h := hex.EncodeToString(u[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }

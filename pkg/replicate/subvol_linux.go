@@ -2,7 +2,6 @@ package replicate
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -165,14 +164,6 @@ func (d *targetDir) snapshot(name string) (int, subvolInfo, error) {
 	return fd, si, nil
 }
 
-func uuidText(u [16]byte) string {
-	if u == ([16]byte{}) {
-		return "-"
-	}
-	h := hex.EncodeToString(u[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
-}
-
 // showText is the part of `btrfs subvolume show` output hoctl reads
 // (btrfs.ParseShow), in its layout.
 func showText(p string, si subvolInfo) string {
@@ -197,13 +188,15 @@ func (d *targetDir) show(name string, stdout io.Writer) error {
 	return err
 }
 
-// names reads the dir's entries through its descriptor, sorted.
+// names reads the dir's entries through its descriptor, sorted. The dir
+// is opened anew through d.fd (not dup'ed, which would share one
+// directory offset): a second read starts at the beginning again.
 func (d *targetDir) names() ([]string, error) {
-	dup, err := unix.Dup(d.fd)
+	fd, err := unix.Openat(d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
-	f := os.NewFile(uintptr(dup), d.path)
+	f := os.NewFile(uintptr(fd), d.path)
 	names, err := f.Readdirnames(-1)
 	_ = f.Close()
 	if err != nil {
@@ -308,6 +301,37 @@ func (d *targetDir) subvolumes() ([]subvolInfo, error) {
 		}
 	}
 	return out, nil
+}
+
+// dedicated refuses a dir that directly holds a subvolume not named like
+// a snapshot, other than a finished receive (read-only, with a received
+// UUID: planted by some stream, harmless): the subvolume replicated, when
+// the dir is its parent (/persist). A stream received there could write
+// over it through `..` from its own subvolume, which -C keeps inside the
+// dir. A stream through the filter only ever makes subvolumes named like
+// snapshots (stream.go), so it cannot trip this check itself.
+func (d *targetDir) dedicated() error {
+	names, err := d.names()
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if _, _, ok := btrfs.ParseSnapshotName(n); ok {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Fstatat(d.fd, n, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			continue
+		}
+		if fd, si, err := d.snapshot(n); err == nil {
+			_ = unix.Close(fd)
+			if si.Flags&btrfsSubvolRdonly != 0 && si.ReceivedUUID != ([16]byte{}) {
+				continue
+			}
+			return fmt.Errorf("%s holds the subvolume %q, which is not a snapshot (the replicated subvolume itself, or an unfinished subvolume something planted): a replication dir must be a directory of its own, never the replicated subvolume's parent (docs/replicate.md, \"Sending back after a failover\")", d.path, n)
+		}
+	}
+	return nil
 }
 
 // parentInDir is a subvolume's parent UUID when that parent is a

@@ -30,3 +30,4 @@ func (d *targetDir) destroyID(string, uint64) error      { return errNotLinux }
 func (d *targetDir) writeDirection(string, string) error { return errNotLinux }
 
 func (d *targetDir) streamUUIDs() (map[[16]byte]bool, error) { return nil, errNotLinux }
+func (d *targetDir) dedicated() error                        { return errNotLinux }
