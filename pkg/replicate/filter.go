@@ -95,6 +95,13 @@ func (f Filter) Allow(line string) (*Request, error) {
 		if err := d.dedicated(); err != nil {
 			return &StreamError{Offset: -1, Reason: err.Error()}
 		}
+		// A stream may plant a setuid file or a device node inside the
+		// dir, and then write to the device: only the mount keeps them
+		// inert.
+		if missing := d.missingMountOptions(); len(missing) > 0 {
+			return &StreamError{Offset: -1, Reason: fmt.Sprintf("%s is mounted without %s: a send stream could plant a setuid file or a device node there, and write to the device; mount it nosuid,nodev (docs/security.md)",
+				dir, strings.Join(missing, ","))}
+		}
 		return checkStream(dst, src, d.streamUUIDs)
 	}
 	if len(pipeline) == 2 {

@@ -303,6 +303,23 @@ func (d *targetDir) subvolumes() ([]subvolInfo, error) {
 	return out, nil
 }
 
+// missingMountOptions is which of nosuid and nodev the mount holding d
+// lacks, read from its descriptor.
+func (d *targetDir) missingMountOptions() []string {
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(d.fd, &sfs); err != nil {
+		return safeMountOptions
+	}
+	var missing []string
+	if sfs.Flags&unix.ST_NOSUID == 0 {
+		missing = append(missing, "nosuid")
+	}
+	if sfs.Flags&unix.ST_NODEV == 0 {
+		missing = append(missing, "nodev")
+	}
+	return missing
+}
+
 // dedicated refuses a dir that directly holds a subvolume not named like
 // a snapshot, other than a finished receive (read-only, with a received
 // UUID: planted by some stream, harmless): the subvolume replicated, when

@@ -31,3 +31,4 @@ func (d *targetDir) writeDirection(string, string) error { return errNotLinux }
 
 func (d *targetDir) streamUUIDs() (map[[16]byte]bool, error) { return nil, errNotLinux }
 func (d *targetDir) dedicated() error                        { return errNotLinux }
+func (d *targetDir) missingMountOptions() []string           { return safeMountOptions }
