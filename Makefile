@@ -111,6 +111,8 @@ fuzz:
 	$(GO) test ./pkg/btrfs -run '^$$' -fuzz FuzzNestedPaths -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/btrfs -run '^$$' -fuzz FuzzSnapshotName -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/replicate -run '^$$' -fuzz FuzzFilter -fuzztime $(FUZZTIME)
+	$(GO) test ./pkg/replicate -run '^$$' -fuzz FuzzCheckStream -fuzztime $(FUZZTIME)
+	$(GO) test ./pkg/replicate -run '^$$' -fuzz FuzzDfAvail -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/replicate -run '^$$' -fuzz FuzzParseEntries -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/replicate -run '^$$' -fuzz FuzzEntryName -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/jobs -run '^$$' -fuzz FuzzRewrite -fuzztime $(FUZZTIME)

@@ -36,7 +36,7 @@ func (h *harness) replication(ctx context.Context) error {
 		return err
 	}
 	invPath := filepath.Join(h.dir, "storage.yaml")
-	big := "replication:\n  big:\n    source: {host: zippy, subvolume: /persist/big, snapshot_dir: /persist}\n    target: {host: c1, dir: /persist/big-standby}\n    keep: {source: 1, target: 1}\n"
+	big := "replication:\n  big:\n    source: {host: zippy, subvolume: /persist/big, snapshot_dir: /persist/big-snapshots}\n    target: {host: c1, dir: /persist/big-standby}\n    keep: {source: 1, target: 1}\n"
 	if err := os.WriteFile(invPath, []byte(strings.Replace(string(inv), "replication:\n", big, 1)), 0o600); err != nil {
 		return err
 	}
@@ -50,7 +50,7 @@ func (h *harness) replication(ctx context.Context) error {
 btrfs subvolume create /persist/big >/dev/null
 head -c 1073741824 /dev/urandom > /persist/big/data
 btrfs subvolume create /persist/services >/dev/null
-mkdir -p /persist/btrbk_snaps /persist/services/photos
+mkdir -p /persist/btrbk_snaps /persist/big-snapshots /persist/services/photos
 for i in $(seq 1 2000); do head -c 4096 /dev/urandom > /persist/services/photos/p$i.jpg; done
 head -c 50000000 /dev/urandom > /persist/services/db.sqlite
 sync`); err != nil {
@@ -81,7 +81,7 @@ sync`); err != nil {
 		if err := clearC1(); err != nil {
 			return err
 		}
-		raw := fmt.Sprintf("%s root@%s \"btrfs send \\$(ls -d /persist/big@* | tail -1)\" | %s root@%s btrfs receive /persist/raw",
+		raw := fmt.Sprintf("%s root@%s \"btrfs send \\$(ls -d /persist/big-snapshots/big@* | tail -1)\" | %s root@%s btrfs receive /persist/raw",
 			sshArgs, l.Host("zippy").Addr, sshArgs, l.Host("c1").Addr)
 		d, _, err = h.timeCmd(env, "sh", "-c", raw)
 		if err != nil {

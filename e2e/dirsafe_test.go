@@ -43,10 +43,17 @@ func hostileNames() []string {
 }
 
 // plantCorpus sends the corpus into c1's target dir through the filter
-// key; the stream's own subvolume gets a hostile name too.
-func plantCorpus(t *testing.T, key string) {
+// key. A received subvolume with a hostile name comes through the key
+// forced to plain `btrfs receive`: the filter allows a stream only a
+// subvolume named like a snapshot.
+func plantCorpus(t *testing.T, keys c1Keys) {
 	t.Helper()
-	s := newSendStream().subvol("services@20300101T000001Z\n\tFlags: -", 101)
+	hostileSub := newSendStream().subvol("services@20300101T000002Z\n\tFlags: -", 102).bytes()
+	if code, out := sshStream(t, keys.receiveOnly, "ignored: the key's forced command runs", hostileSub); code != 0 {
+		t.Fatalf("planting a subvolume with a hostile name: exit %d: %s", code, out)
+	}
+	key := keys.filtered
+	s := newSendStream().subvol("services@20300101T000001Z", 101)
 	for i, n := range hostileNames() {
 		s.cmd(cmdMkdir, aStr(attrPath, "../"+n), aU64(attrIno, uint64(500+i)))
 	}
@@ -167,7 +174,7 @@ func (d *dirLab) outsideSame(t *testing.T, when string) {
 // acted on (issue 19, finding 1).
 func TestHostileNamesNothingOutsideDir(t *testing.T) {
 	d := newDirLab(t)
-	plantCorpus(t, d.keys.filtered)
+	plantCorpus(t, d.keys)
 	t.Logf("planted entries: %s", strings.TrimSpace(must(t, d.c1, "find "+standby+" -mindepth 1 -maxdepth 1 -name 'services@*' -print0 | tr -cd '\\0' | wc -c")))
 	for i, inv := range []string{storage.Inventory, d.keys.filteredInv} {
 		for _, args := range [][]string{{"--yes", "replicate", "--transport", "relay", "zippy", "c1"}, {"--yes", "replicate", "zippy", "c1"}} {
@@ -220,7 +227,9 @@ func TestPlantedDeviceNeverWritten(t *testing.T) {
 	must(t, d.c1, "mount -o remount,dev /persist")
 	t.Cleanup(func() { must(t, d.c1, "mount -o remount,nosuid,nodev /persist") })
 	lock := replicate.HostLockFile(standby, "services")
-	plantSpecial(t, d.keys.filtered, filepath.Base(lock), unix.S_IFBLK|0o600, rdev, 1)
+	// The filter refuses to receive into a dir without nodev: the device
+	// comes through a key forced to plain `btrfs receive`.
+	plantSpecial(t, d.keys.receiveOnly, filepath.Base(lock), unix.S_IFBLK|0o600, rdev, 1)
 	for _, inv := range []string{storage.Inventory, d.keys.filteredInv} {
 		r := hoctlEnv(t, inv, d.env, "--yes", "replicate", "zippy", "c1")
 		canaryIntact(t, canary, "replicate over a block device at the lock's name")
@@ -229,7 +238,7 @@ func TestPlantedDeviceNeverWritten(t *testing.T) {
 			t.Errorf("replicate with a block device as its lock: exit %d, want a refusal naming it\n%s", r.code, r.stderr)
 		}
 	}
-	plantSpecial(t, d.keys.filtered, filepath.Base(replicate.DirectionFile(standby, "services")), unix.S_IFBLK|0o600, rdev, 2)
+	plantSpecial(t, d.keys.receiveOnly, filepath.Base(replicate.DirectionFile(standby, "services")), unix.S_IFBLK|0o600, rdev, 2)
 	if res, err := directionWrite(context.Background(), d.c1); err == nil {
 		t.Errorf("failover's direction write into a block device succeeded: %s", res.Stdout)
 	}

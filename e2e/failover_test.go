@@ -159,10 +159,11 @@ func nfsBaseline(t *testing.T, l *lab.Lab) {
 	t.Helper()
 	fence := failover.FenceDropIn("nfs-server.service")
 	wipe := `systemctl stop nfs-server; rm -f ` + fence + `; systemctl daemon-reload; systemctl reset-failed
-for s in /persist/services-standby/services@* /persist/services@* /persist/services.before-failover-* /persist/services; do
+for s in /persist/services-standby/services@* /persist/services-snapshots/services@* /persist/services@* /persist/services.before-failover-* /persist/services; do
   if [ -e "$s" ]; then btrfs subvolume delete -c "$s" >/dev/null || exit 1; fi
 done
-rm -f /persist/.hoctl-replicate-* /persist/services-standby/.hoctl-replicate-*`
+rm -f /persist/.hoctl-replicate-* /persist/services-standby/.hoctl-replicate-* /persist/services-snapshots/.hoctl-replicate-*
+mkdir -p /persist/services-snapshots`
 	for _, h := range nfsServers {
 		script := wipe
 		if h == "c1" {

@@ -76,7 +76,7 @@ hosts:
   c1: {address: %s}
 replication:
   services:
-    source: {host: zippy, subvolume: /persist/services, snapshot_dir: /persist}
+    source: {host: zippy, subvolume: /persist/services, snapshot_dir: /persist/services-snapshots}
     target: {host: c1, dir: /persist/services-standby}
     keep: {source: 12, target: 48}
 `, l.ClientKey, l.KnownHosts, l.Host("zippy").Addr, l.Host("c1").Addr)

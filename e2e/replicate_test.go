@@ -59,11 +59,12 @@ func cleanServices(t *testing.T, zippy, c1 sshexec.Runner) {
 		// Deleted subvolumes and files free their space only once btrfs
 		// commits and cleans them: wait, or the next test's free-space
 		// check sees a full disk.
-		_, _ = zippy.Run(context.Background(), sshexec.Cmd{Script: "btrfs subvolume delete -c /persist/services@* /persist/services >/dev/null 2>&1; btrfs subvolume sync /persist; sync"})
+		_, _ = zippy.Run(context.Background(), sshexec.Cmd{Script: "btrfs subvolume delete -c /persist/services-snapshots/services@* /persist/services >/dev/null 2>&1; rm -f /persist/services-snapshots/.hoctl-replicate-*; btrfs subvolume sync /persist; sync"})
 		_, _ = c1.Run(context.Background(), sshexec.Cmd{Script: "rm -f /persist/filler; btrfs subvolume delete -c /persist/services-standby/services* /persist/services >/dev/null 2>&1; btrfs subvolume sync /persist; sync"})
 	}
 	clean()
 	must(t, c1, "mkdir -p /persist/services-standby")
+	must(t, zippy, "mkdir -p /persist/services-snapshots")
 	t.Cleanup(clean)
 }
 

@@ -173,10 +173,10 @@ func TestReplicateBackAfterFailoverIsIncremental(t *testing.T) {
 	if !strings.Contains(r.stderr, "incremental from services@") || strings.Contains(r.stderr, "full send") {
 		t.Fatalf("sending back must be incremental:\n%s", r.stderr)
 	}
-	if got, want := fp(t, zippy, newest(t, zippy, "/persist")), fp(t, c1, "/persist/services"); got != want {
+	if got, want := fp(t, zippy, newest(t, zippy, "/persist/services-snapshots")), fp(t, c1, "/persist/services"); got != want {
 		t.Fatal("zippy's copy differs from c1's data")
 	}
-	if !strings.Contains(must(t, zippy, "cat "+newest(t, zippy, "/persist")+"/failover"), "written on c1") {
+	if !strings.Contains(must(t, zippy, "cat "+newest(t, zippy, "/persist/services-snapshots")+"/failover"), "written on c1") {
 		t.Fatal("the change made on c1 is not on zippy")
 	}
 }

@@ -28,7 +28,7 @@ func TestReplicateCalendarRetention(t *testing.T) {
 	inv := labInventory(t, storage, "keep: {source: 12, target: 48}",
 		"keep: {source: {daily: 3}, target: {min: 2, daily: 5, timezone: UTC}}")
 	replicateOnce(t, env, "zippy", "c1")
-	firstName := strings.TrimPrefix(newest(t, zippy, "/persist"), "/persist/")
+	firstName := strings.TrimPrefix(newest(t, zippy, "/persist/services-snapshots"), "/persist/services-snapshots/")
 
 	// Ten days back, two a day, on both sides: zippy's are snapshots of
 	// the subvolume, c1's of a scratch one (retention goes by name and
@@ -44,7 +44,7 @@ func TestReplicateCalendarRetention(t *testing.T) {
 	cs.WriteString("set -e\nbtrfs subvolume create /persist/scratch >/dev/null\n")
 	zs.WriteString("set -e\n")
 	for _, n := range old {
-		fmt.Fprintf(&zs, "btrfs subvolume snapshot -r /persist/services /persist/%s >/dev/null\n", n)
+		fmt.Fprintf(&zs, "btrfs subvolume snapshot -r /persist/services /persist/services-snapshots/%s >/dev/null\n", n)
 		fmt.Fprintf(&cs, "btrfs subvolume snapshot -r /persist/scratch /persist/services-standby/%s >/dev/null\n", n)
 	}
 	must(t, zippy, zs.String())
@@ -101,9 +101,9 @@ func TestReplicateCalendarRetention(t *testing.T) {
 		sort.Strings(names)
 		return names
 	}
-	onZippy := list(func() string { return must(t, zippy, "cd /persist && ls -1d services@*") })
+	onZippy := list(func() string { return must(t, zippy, "cd /persist/services-snapshots && ls -1d services@*") })
 	onC1 := list(func() string { return must(t, c1, "cd /persist/services-standby && ls -1d services@*") })
-	newName := strings.TrimPrefix(newest(t, zippy, "/persist"), "/persist/")
+	newName := strings.TrimPrefix(newest(t, zippy, "/persist/services-snapshots"), "/persist/services-snapshots/")
 	wantZ := []string{day(3), day(2), day(1), firstName, newName}
 	wantC := []string{day(5), day(4), day(3), day(2), day(1), firstName, newName}
 	sort.Strings(wantZ)
@@ -125,17 +125,17 @@ func TestReplicateEveryReplication(t *testing.T) {
 	env := stateEnv(t)
 	cleanServices(t, zippy, c1)
 	t.Cleanup(func() {
-		_, _ = zippy.Run(context.Background(), sshexec.Cmd{Script: "btrfs subvolume delete /persist/media@* /persist/media >/dev/null 2>&1"})
+		_, _ = zippy.Run(context.Background(), sshexec.Cmd{Script: "btrfs subvolume delete /persist/media-snapshots/media@* /persist/media >/dev/null 2>&1; rm -rf /persist/media-snapshots"})
 		_, _ = c1.Run(context.Background(), sshexec.Cmd{Script: "btrfs subvolume delete /persist/media-standby/media@* >/dev/null 2>&1; rmdir /persist/media-standby"})
 	})
-	must(t, zippy, "btrfs subvolume create /persist/services >/dev/null && echo s > /persist/services/f && btrfs subvolume create /persist/media >/dev/null && echo m > /persist/media/f")
+	must(t, zippy, "btrfs subvolume create /persist/services >/dev/null && echo s > /persist/services/f && btrfs subvolume create /persist/media >/dev/null && echo m > /persist/media/f && mkdir -p /persist/media-snapshots")
 	must(t, c1, "mkdir -p /persist/media-standby")
 	inv := labInventory(t, storage, "replication:\n", `replication:
   media:
-    source: {host: zippy, subvolume: /persist/media, snapshot_dir: /persist}
+    source: {host: zippy, subvolume: /persist/media, snapshot_dir: /persist/media-snapshots}
     target: {host: c1, dir: /persist/media-standby}
   attic:
-    source: {host: zippy, subvolume: /persist/attic, snapshot_dir: /persist}
+    source: {host: zippy, subvolume: /persist/attic, snapshot_dir: /persist/attic-snapshots}
     target: {host: c1, dir: /persist/attic-standby}
 `)
 	plan := hoctlEnv(t, inv, env, "--dry-run", "replicate")
@@ -192,8 +192,8 @@ echo lost > /persist/services/docker/data`)
 		t.Errorf("status does not show the nested subvolumes:\n%s%s", st.stdout, st.stderr)
 	}
 
-	inv := labInventory(t, storage, "source: {host: zippy, subvolume: /persist/services, snapshot_dir: /persist}",
-		"source: {host: zippy, subvolume: /persist/services, snapshot_dir: /persist, exclude_nested: [docker, immich]}")
+	inv := labInventory(t, storage, "source: {host: zippy, subvolume: /persist/services, snapshot_dir: /persist/services-snapshots}",
+		"source: {host: zippy, subvolume: /persist/services, snapshot_dir: /persist/services-snapshots, exclude_nested: [docker, immich]}")
 	r = hoctlEnv(t, inv, env, "--yes", "replicate", "zippy", "c1")
 	if r.code != 0 {
 		t.Fatalf("with exclude_nested: exit %d\n%s", r.code, r.stderr)

@@ -62,15 +62,16 @@ func TestSnapshotsMatchByUUID(t *testing.T) {
 	zippy, c1 := rs[0], rs[1]
 	must(t, zippy, "btrfs subvolume create /persist/services >/dev/null && echo data > /persist/services/f")
 	must(t, c1, "mkdir -p /persist/services-standby")
+	must(t, zippy, "mkdir -p /persist/services-snapshots")
 	t.Cleanup(func() {
-		_, _ = zippy.Run(context.Background(), sshexec.Cmd{Script: "btrfs subvolume delete /persist/services@* /persist/services >/dev/null 2>&1"})
+		_, _ = zippy.Run(context.Background(), sshexec.Cmd{Script: "btrfs subvolume delete /persist/services-snapshots/services@* /persist/services >/dev/null 2>&1"})
 		_, _ = c1.Run(context.Background(), sshexec.Cmd{Script: "btrfs subvolume delete /persist/services-standby/services@* >/dev/null 2>&1"})
 	})
 	for _, ts := range []string{"20261126T080000Z", "20261126T080500Z"} {
-		must(t, zippy, "btrfs subvolume snapshot -r /persist/services /persist/services@"+ts+" >/dev/null")
+		must(t, zippy, "btrfs subvolume snapshot -r /persist/services /persist/services-snapshots/services@"+ts+" >/dev/null")
 	}
 	send := func(name string) {
-		if _, err := sshexec.Pipe(context.Background(), zippy, sshexec.Cmd{Argv: []string{"btrfs", "send", "/persist/" + name}},
+		if _, err := sshexec.Pipe(context.Background(), zippy, sshexec.Cmd{Argv: []string{"btrfs", "send", "/persist/services-snapshots/" + name}},
 			c1, sshexec.Cmd{Argv: []string{"btrfs", "receive", "/persist/services-standby"}}, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -92,7 +93,7 @@ func TestSnapshotsMatchByUUID(t *testing.T) {
 		t.Fatalf("c1 rows %+v", c1rows)
 	}
 	plain := hoctl(t, storage.Inventory, "snapshots", "zippy")
-	if !strings.Contains(plain.stdout, "yes (next parent)") || !strings.Contains(plain.stdout, "zippy:/persist → c1:/persist/services-standby") {
+	if !strings.Contains(plain.stdout, "yes (next parent)") || !strings.Contains(plain.stdout, "zippy:/persist/services-snapshots → c1:/persist/services-standby") {
 		t.Fatalf("plain output:\n%s", plain.stdout)
 	}
 	if r := hoctl(t, storage.Inventory, "snapshots", "zipy"); r.code != 2 || !strings.Contains(r.stderr, "did you mean") {

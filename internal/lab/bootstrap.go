@@ -28,8 +28,10 @@ func (l *Lab) startServices(ctx context.Context) error {
 	}
 	l.mark(&l.Boot.ConsulLeader)
 	for _, h := range l.Hosts {
-		if hasRole(h, "nfs-standby") {
-			if out, err := l.run(ctx, h, "mkdir -p /persist/services-standby"); err != nil {
+		if hasRole(h, "nfs-standby") || hasRole(h, "nfs-primary") {
+			// The inventory's replication dirs (writeInventory): each a
+			// directory of its own, never the subvolume's parent.
+			if out, err := l.run(ctx, h, "mkdir -p /persist/services-standby /persist/services-snapshots"); err != nil {
 				return fmt.Errorf("%s: %w: %s", h.Name, err, out)
 			}
 		}

@@ -653,7 +653,7 @@ hosts:
 		b.WriteString(`
 replication:
   services:
-    source: {host: zippy, subvolume: /persist/services, snapshot_dir: /persist}
+    source: {host: zippy, subvolume: /persist/services, snapshot_dir: /persist/services-snapshots}
     target: {host: c1, dir: /persist/services-standby}
     keep: {source: 12, target: 48}
 

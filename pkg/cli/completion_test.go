@@ -27,7 +27,7 @@ func (h *harness) complete(t *testing.T, args ...string) ([]string, string) {
 const completionInventory = testInventory + `
 replication:
   services:
-    source: {host: zippy, subvolume: /persist/services, snapshot_dir: /persist}
+    source: {host: zippy, subvolume: /persist/services, snapshot_dir: /persist/services-snapshots}
     target: {host: c1, dir: /persist/services-standby}
 nfs:
   data-services:

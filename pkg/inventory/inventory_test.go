@@ -159,7 +159,7 @@ func TestDefaultsAreFilledWhereFileIsSilent(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := inv.Replication["s"]
-	if r.Source.SnapshotDir != "/persist" || r.Keep.Source.Count != DefaultKeepSource || r.Transport != "relay" || r.Compress != "none" {
+	if r.Source.SnapshotDir != "/persist/services-snapshots" || r.Keep.Source.Count != DefaultKeepSource || r.Transport != "relay" || r.Compress != "none" {
 		t.Errorf("replication defaults: %+v", r)
 	}
 	d := inv.NFS["d"]
@@ -243,4 +243,37 @@ func FuzzParse(f *testing.F) {
 		}
 		_, _ = inv.Select("all")
 	})
+}
+
+// Issue 19 (after the dir primitive), finding 2: with snapshot_dir the
+// subvolume's parent (/persist, also the default), the reverse
+// replication's target filter was `hoctl target-filter /persist`, and a
+// stream sent back after a failover could write ../services/f over the
+// live subvolume. A replication dir that holds the replicated subvolume,
+// or anything an NFS service serves, is refused with the fix.
+func TestReplicationDirMustNotHoldTheSubvolume(t *testing.T) {
+	const head = "hosts:\n  z: {address: x}\n  c: {address: y}\nreplication:\n  s:\n"
+	for _, c := range []struct{ name, src, want string }{
+		{"snapshot_dir the subvolume's parent", head + "    source: {host: z, subvolume: /persist/services, snapshot_dir: /persist}\n    target: {host: c, dir: /persist/standby}\n",
+			"replication.s.source.snapshot_dir: /persist holds the replicated subvolume /persist/services"},
+		{"snapshot_dir the subvolume itself", head + "    source: {host: z, subvolume: /persist/services, snapshot_dir: /persist/services}\n    target: {host: c, dir: /persist/standby}\n",
+			"holds the replicated subvolume"},
+		{"target dir above the subvolume", head + "    source: {host: z, subvolume: /persist/a/services, snapshot_dir: /persist/snaps}\n    target: {host: c, dir: /persist}\n",
+			"replication.s.target.dir: /persist holds the replicated subvolume /persist/a/services"},
+		{"a dir holding an NFS export", head + "    source: {host: z, subvolume: /persist/services, snapshot_dir: /persist/snaps}\n    target: {host: c, dir: /data}\n" +
+			"nfs:\n  d: {export: /data/services, subvolume: /persist/services, primary: z, replication: s}\n",
+			"replication.s.target.dir: /data holds /data/services, which NFS service d serves"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := parse(t, c.src)
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "a dedicated directory") {
+				t.Fatalf("error = %v\nwant it to contain %q and the fix", err, c.want)
+			}
+		})
+	}
+	ok := head + "    source: {host: z, subvolume: /persist/services, snapshot_dir: /persist/services-snapshots}\n    target: {host: c, dir: /persist/services-standby}\n" +
+		"nfs:\n  d: {export: /data/services, subvolume: /persist/services, primary: z, replication: s}\n"
+	if _, err := parse(t, ok); err != nil {
+		t.Fatalf("dedicated dirs refused: %v", err)
+	}
 }

@@ -68,6 +68,9 @@ func (v *validator) run() {
 	for n, s := range inv.NFS {
 		v.nfs(n, s)
 	}
+	for _, n := range sortedNames(inv.Replication) {
+		v.dedicatedDirs(n, inv.Replication[n])
+	}
 	v.deploy()
 	v.jobs()
 	v.jumpCycles()
@@ -371,7 +374,7 @@ func (v *validator) replication(name string, r *Replication) {
 	v.hostRef(at+".source.host", r.Source.Host)
 	v.absPath(at+".source.subvolume", r.Source.Subvolume)
 	if r.Source.SnapshotDir == "" && r.Source.Subvolume != "" {
-		r.Source.SnapshotDir = path.Dir(r.Source.Subvolume)
+		r.Source.SnapshotDir = DefaultSnapshotDir(r.Source.Subvolume)
 	} else if r.Source.SnapshotDir != "" {
 		v.absPath(at+".source.snapshot_dir", r.Source.SnapshotDir)
 	}
@@ -630,6 +633,61 @@ func (v *validator) nfs(name string, s *NFSService) {
 			v.at(at+".clients", "%v", err)
 		}
 	}
+}
+
+// DefaultSnapshotDir is where a subvolume's source snapshots go when the
+// inventory does not say: a directory of their own beside it
+// (/persist/services-snapshots), never its parent, which holds the
+// subvolume itself (dedicatedDirs).
+func DefaultSnapshotDir(subvolume string) string {
+	return subvolume + "-snapshots"
+}
+
+// within reports whether p is dir or below it.
+func within(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/")
+}
+
+// dedicatedDirs refuses a replication dir that holds the replicated
+// subvolume or anything an NFS service serves. Both dirs receive send
+// streams (the target's forward, the source's after a failover), and a
+// stream may write anywhere inside its dir: with the subvolume's parent
+// as the dir, `../services/f` is inside it, and over the live data.
+func (v *validator) dedicatedDirs(name string, r *Replication) {
+	if r == nil {
+		return
+	}
+	at := "replication." + name
+	fix := "a stream received there could write over it: use a dedicated directory that holds only the snapshots, such as " + DefaultSnapshotDir(r.Source.Subvolume)
+	for _, d := range []struct{ field, dir string }{{at + ".source.snapshot_dir", r.Source.SnapshotDir}, {at + ".target.dir", r.Target.Dir}} {
+		if d.dir == "" || !path.IsAbs(d.dir) {
+			continue
+		}
+		if r.Source.Subvolume != "" && within(r.Source.Subvolume, d.dir) {
+			v.at(d.field, "%s holds the replicated subvolume %s: %s", d.dir, r.Source.Subvolume, fix)
+			continue
+		}
+		for _, sn := range sortedNames(v.inv.NFS) {
+			s := v.inv.NFS[sn]
+			if s == nil {
+				continue
+			}
+			for _, p := range []string{s.Export, s.Subvolume} {
+				if p != "" && within(p, d.dir) {
+					v.at(d.field, "%s holds %s, which NFS service %s serves: %s", d.dir, p, sn, fix)
+				}
+			}
+		}
+	}
+}
+
+func sortedNames[T any](m map[string]T) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (v *validator) deploy() {

@@ -42,6 +42,9 @@ type Request struct {
 	// implementation of a command that must not resolve paths in the
 	// target dir by name (subvol_linux.go).
 	native func(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) error
+	// stream, when set, sits before the pipeline's last command (btrfs
+	// receive) and passes on only what it checked (stream.go).
+	stream func(dst io.Writer, src io.Reader) error
 }
 
 // RefusedError is a command the filter does not allow.
@@ -83,9 +86,28 @@ func (f Filter) Allow(line string) (*Request, error) {
 		return slices.Equal(argv, receive) || slices.Equal(argv, []string{"btrfs", "receive", dir})
 	}
 	req := &Request{Pipeline: pipeline, Watched: watched}
+	checked := func(dst io.Writer, src io.Reader) error {
+		d, err := openTargetDir(dir)
+		if err != nil {
+			return &StreamError{Offset: -1, Reason: err.Error()}
+		}
+		defer d.close()
+		if err := d.dedicated(); err != nil {
+			return &StreamError{Offset: -1, Reason: err.Error()}
+		}
+		// A stream may plant a setuid file or a device node inside the
+		// dir, and then write to the device: only the mount keeps them
+		// inert.
+		if missing := d.missingMountOptions(); len(missing) > 0 {
+			return &StreamError{Offset: -1, Reason: fmt.Sprintf("%s is mounted without %s: a send stream could plant a setuid file or a device node there, and write to the device; mount it nosuid,nodev (docs/security.md)",
+				dir, strings.Join(missing, ","))}
+		}
+		return checkStream(dst, src, d.streamUUIDs)
+	}
 	if len(pipeline) == 2 {
 		if slices.Equal(pipeline[0], DecompressArgv) && isReceive(pipeline[1]) {
 			req.Pipeline[1] = receive
+			req.stream = checked
 			return req, nil
 		}
 		return refuse("the only pipeline allowed is " + sshexec.QuoteArgv(DecompressArgv) + " | " + sshexec.QuoteArgv(receive))
@@ -124,6 +146,7 @@ func (f Filter) Allow(line string) (*Request, error) {
 		return req, nil
 	case isReceive(argv):
 		req.Pipeline[0] = receive
+		req.stream = checked
 		return req, nil
 	case len(argv) == 4 && slices.Equal(argv[:3], []string{"btrfs", "subvolume", "show"}) && snapshot(argv[3]):
 		req.native = inDir(dir, func(d *targetDir, _ io.Reader, stdout, _ io.Writer) error {
@@ -341,7 +364,21 @@ func (r *Request) Exec(ctx context.Context, stdin io.Reader, stdout, stderr io.W
 		}
 		cmds[i+1].Stdin = pr
 	}
-	cmds[len(cmds)-1].Stdout = stdout
+	last := cmds[len(cmds)-1]
+	last.Stdout = stdout
+	var (
+		streamSrc io.Reader
+		streamDst *os.File
+		streamIn  *os.File
+	)
+	if r.stream != nil && !r.Watched {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return 1, err
+		}
+		streamSrc, last.Stdin, streamDst, streamIn = last.Stdin, pr, pw, pr
+		defer func() { _ = pw.Close() }()
+	}
 	for i, c := range cmds {
 		if err := c.Start(); err != nil {
 			for _, started := range cmds[:i] {
@@ -351,6 +388,28 @@ func (r *Request) Exec(ctx context.Context, stdin io.Reader, stdout, stderr io.W
 			return 127, err
 		}
 	}
+	// The checked stream: receive gets only what the check passed, and a
+	// refused stream stops receive before it finishes the subvolume.
+	streamDone := make(chan error, 1)
+	if streamDst != nil {
+		_ = streamIn.Close() // receive's now
+		go func() {
+			err := r.stream(streamDst, streamSrc)
+			_ = streamDst.Close()
+			var refused *StreamError
+			if errors.As(err, &refused) {
+				cancel()
+			} else if c, ok := streamSrc.(io.Closer); ok && err != nil {
+				_ = c.Close() // receive stopped reading: so does the stage before it
+			}
+			streamDone <- err
+		}()
+	} else {
+		streamDone <- nil
+	}
+	// Before any Wait: Wait closes a stage's output pipe, which the check
+	// may still be reading.
+	streamErr := <-streamDone
 	// Watched only once every stage has started: input that ends at once
 	// would otherwise cancel the context before Start, which then refuses
 	// to run the command and the filter reported 127 "context canceled"
@@ -378,6 +437,10 @@ func (r *Request) Exec(ctx context.Context, stdin io.Reader, stdout, stderr io.W
 		default:
 			return 1, err
 		}
+	}
+	var refused *StreamError
+	if errors.As(streamErr, &refused) {
+		return 1, refused
 	}
 	return status, nil
 }

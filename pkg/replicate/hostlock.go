@@ -131,14 +131,16 @@ func AcquireHostLock(ctx context.Context, r sshexec.Runner, dir, name, holder st
 func acquireHostLock(ctx context.Context, r sshexec.Runner, dir, name, holder string, bound time.Duration) (*HostLock, error) {
 	pr, pw := io.Pipe()
 	outR, outW := io.Pipe()
-	var stderr strings.Builder
+	// The host's answer is its own: what is kept of it is bounded
+	// (maxLockAnswer), however much it writes.
+	stderr := sshexec.NewHeadTail(maxLockAnswer, maxLockAnswer)
 	// Its own context: the lock lasts the run, not the step that took it.
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	l := &HostLock{in: pw, cancel: cancel, done: make(chan struct{})}
 	var res *sshexec.Result
 	var runErr error
 	cmd := hostLockCmd(r, dir, name, holder)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr, cmd.Timeout = pr, outW, &lockedBuilder{b: &stderr}, 1<<62
+	cmd.Stdin, cmd.Stdout, cmd.Stderr, cmd.Timeout = pr, outW, stderr, 1<<62
 	go func() {
 		defer close(l.done)
 		res, runErr = r.Run(runCtx, cmd)
@@ -148,18 +150,33 @@ func acquireHostLock(ctx context.Context, r sshexec.Runner, dir, name, holder st
 	defer timer.Stop()
 	first := make(chan string, 1)
 	go func() {
-		sc := bufio.NewScanner(outR)
-		var lines []string
-		for sc.Scan() {
-			lines = append(lines, sc.Text())
-			if d, ok := strings.CutPrefix(sc.Text()+" ", "locked "); ok {
+		// Lines are read at most maxLockAnswer bytes each (the rest of a
+		// longer one is dropped) and the output is read to its end, so
+		// the command is never left blocked on a reader that stopped.
+		br := bufio.NewReaderSize(outR, 4096)
+		var said, line []byte
+		for {
+			frag, err := br.ReadSlice('\n')
+			line = append(line, frag[:min(len(frag), maxLockAnswer-len(line))]...)
+			if errors.Is(err, bufio.ErrBufferFull) {
+				continue
+			}
+			text := strings.TrimRight(string(line), "\n")
+			line = line[:0]
+			if d, ok := strings.CutPrefix(text+" ", "locked "); ok {
 				l.Direction = strings.TrimSpace(d)
 				first <- "locked"
 				_, _ = io.Copy(io.Discard, outR)
 				return
 			}
+			if text != "" && len(said) < maxLockAnswer {
+				said = append(said, text[:min(len(text), maxLockAnswer-len(said))]+" "...)
+			}
+			if err != nil {
+				break
+			}
 		}
-		first <- strings.Join(lines, " ")
+		first <- strings.TrimSpace(string(said))
 	}()
 	select {
 	case out := <-first:
@@ -176,7 +193,7 @@ func acquireHostLock(ctx context.Context, r sshexec.Runner, dir, name, holder st
 			}
 			return nil, &HostLockedError{Host: r.Name(), File: file, Holder: h}
 		}
-		why := strings.TrimSpace(stderr.String())
+		why := strings.TrimSpace(string(stderr.Bytes()))
 		if res == nil {
 			res = &sshexec.Result{}
 		}
@@ -191,13 +208,6 @@ func acquireHostLock(ctx context.Context, r sshexec.Runner, dir, name, holder st
 	}
 }
 
-type lockedBuilder struct {
-	mu sync.Mutex
-	b  *strings.Builder
-}
-
-func (w *lockedBuilder) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
+// maxLockAnswer bounds what is kept of the lock command's answer: its
+// output line and its error text.
+const maxLockAnswer = 4096

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/hoctl/hoctl/pkg/btrfs"
 	"github.com/hoctl/hoctl/pkg/inventory"
@@ -58,6 +59,27 @@ func (s *Side) NewestComplete() (btrfs.Snapshot, bool) {
 		}
 	}
 	return btrfs.Snapshot{}, false
+}
+
+// futureSkew is how far ahead of now a snapshot's time may be (another
+// host's clock, a timer on the source host) and still be one of hoctl's.
+const futureSkew = time.Hour
+
+// ignoreFuture moves snapshots named later than now (and futureSkew) to
+// Problems: hoctl never named them, something planted them (a send
+// stream, through `..`), and taken as the newest they would push every
+// later name past what a name can hold.
+func (s *Side) ignoreFuture(now time.Time) {
+	kept := s.Snapshots[:0]
+	for _, sn := range s.Snapshots {
+		if sn.Time.After(now.Add(futureSkew)) {
+			s.Problems = append(s.Problems, fmt.Sprintf("%q: named later than now (%s): ignored, never deleted (something planted it, a send stream perhaps: check and remove it by hand)",
+				sn.Name(), now.UTC().Format(time.RFC3339)))
+			continue
+		}
+		kept = append(kept, sn)
+	}
+	s.Snapshots = kept
 }
 
 // Complete is the side's snapshots that hold whole data (read-only),

@@ -36,7 +36,7 @@ replication:
 		t.Fatal(err)
 	}
 	got, err := Involving(inv, "c1", "")
-	if err != nil || len(got) != 2 || got[0].Name != "media" || got[1].Base != "services" || got[1].SourceDir != "/persist" {
+	if err != nil || len(got) != 2 || got[0].Name != "media" || got[1].Base != "services" || got[1].SourceDir != "/persist/services-snapshots" {
 		t.Fatalf("%+v %v", got, err)
 	}
 	if _, err := Involving(inv, "c2", ""); err == nil {

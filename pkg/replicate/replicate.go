@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -302,16 +303,18 @@ func (r *Run) inspect(ctx context.Context, env *tasks.Env, _ *inventory.Host) (s
 	if err != nil {
 		return "", err
 	}
+	now := r.Opts.Now()
+	src.ignoreFuture(now)
+	dst.ignoreFuture(now)
 	r.mu.Lock()
 	r.src, r.dst = src, dst
 	r.mountWarning = warning
-	// Names must grow: two runs within one second, or a clock behind the
-	// newest snapshot, take the second after the newest one.
-	t := r.Opts.Now().UTC().Truncate(time.Second)
-	if n := len(src.Snapshots); n > 0 && !t.After(src.Snapshots[n-1].Time) {
-		t = src.Snapshots[n-1].Time.Add(time.Second)
+	name, err := nextName(e.Base, now, src)
+	if err != nil {
+		r.mu.Unlock()
+		return "", fmt.Errorf("%s: %w", e.SourceHost, err)
 	}
-	r.newName = btrfs.SnapshotName(e.Base, t)
+	r.newName = name
 	r.parent, r.whyFull = nil, ""
 	if p, ok := btrfs.Parent(src.Snapshots, dst.Snapshots); ok && !r.Opts.Full {
 		r.parent = &p
@@ -340,8 +343,10 @@ func (r *Run) inspect(ctx context.Context, env *tasks.Env, _ *inventory.Host) (s
 	if err != nil {
 		return "", fmt.Errorf("%s: df %s: %s", e.TargetHost, e.TargetDir, sshexec.FirstLine(res, err))
 	}
-	lines := strings.Fields(string(res.Stdout))
-	avail, _ := strconv.ParseInt(lines[len(lines)-1], 10, 64)
+	avail, err := dfAvail(res.Stdout)
+	if err != nil {
+		return "", fmt.Errorf("%s: df %s: %w", e.TargetHost, e.TargetDir, err)
+	}
 	r.mu.Lock()
 	r.estimate = need
 	r.mu.Unlock()
@@ -618,29 +623,73 @@ func (r *Run) send(ctx context.Context, env *tasks.Env, _ *inventory.Host) (stri
 	return r.Summary, nil
 }
 
+// nextName names the run's new snapshot. Names must grow: two runs within
+// one second, or a clock behind the newest snapshot, take the second
+// after the newest one.
+func nextName(base string, now time.Time, src *Side) (string, error) {
+	t := now.UTC().Truncate(time.Second)
+	if n := len(src.Snapshots); n > 0 && !t.After(src.Snapshots[n-1].Time) {
+		t = src.Snapshots[n-1].Time.Add(time.Second)
+	}
+	name := btrfs.SnapshotName(base, t)
+	if b, _, ok := btrfs.ParseSnapshotName(name); !ok || b != base {
+		return "", fmt.Errorf("the next snapshot's name %q would not be one of hoctl's (the clock, or the newest snapshot's time, is past what a name holds)", name)
+	}
+	return name, nil
+}
+
+// dfAvail reads `df -B1 --output=avail`: a header, then the bytes free.
+// Anything else (the host's answer is its own) is an error, never a
+// guess and never a panic.
+func dfAvail(out []byte) (int64, error) {
+	f := strings.Fields(string(out))
+	if len(f) == 0 {
+		return 0, errors.New("no output")
+	}
+	avail, err := strconv.ParseInt(f[len(f)-1], 10, 64)
+	if err != nil || avail < 0 {
+		return 0, fmt.Errorf("not a free space: %q", truncate(f[len(f)-1], 40))
+	}
+	return avail, nil
+}
+
 // ddProgress reads dd's status=progress lines ("123 bytes (...) copied,
 // ...", rewritten with \r) into the sent counter and keeps every other
-// line, which are the pipeline's error messages.
+// line, which are the pipeline's error messages. Both hosts' stderr
+// arrive here, so what it keeps is bounded: a line up to maxStderrLine
+// bytes (the rest of a longer one is dropped) and the messages' first and
+// last maxStderrKept bytes.
 type ddProgress struct {
 	sent    *atomic.Int64
 	mu      sync.Mutex
 	partial []byte
-	other   []string
+	other   *sshexec.HeadTail
 }
+
+const (
+	maxStderrLine = 4096
+	maxStderrKept = 16 << 10
+)
 
 func (d *ddProgress) Write(p []byte) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.partial = append(d.partial, p...)
-	for {
-		i := strings.IndexAny(string(d.partial), "\r\n")
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexAny(p, "\r\n")
+		end := i
+		if i < 0 {
+			end = len(p)
+		}
+		d.partial = append(d.partial, p[:min(end, maxStderrLine-len(d.partial))]...)
 		if i < 0 {
 			break
 		}
-		d.line(string(d.partial[:i]))
-		d.partial = d.partial[i+1:]
+		d.line(string(d.partial))
+		d.partial = d.partial[:0]
+		p = p[i+1:]
 	}
-	return len(p), nil
+	return n, nil
 }
 
 func (d *ddProgress) line(l string) {
@@ -655,7 +704,10 @@ func (d *ddProgress) line(l string) {
 		strings.HasPrefix(l, "At snapshot ") || strings.HasPrefix(l, "Chroot to ") {
 		return
 	}
-	d.other = append(d.other, l)
+	if d.other == nil {
+		d.other = sshexec.NewHeadTail(maxStderrKept, maxStderrKept)
+	}
+	_, _ = d.other.Write([]byte(l + "\n"))
 }
 
 func (d *ddProgress) text() string {
@@ -663,9 +715,12 @@ func (d *ddProgress) text() string {
 	defer d.mu.Unlock()
 	if len(d.partial) > 0 {
 		d.line(string(d.partial))
-		d.partial = nil
+		d.partial = d.partial[:0]
 	}
-	return strings.Join(d.other, "\n")
+	if d.other == nil {
+		return ""
+	}
+	return strings.TrimRight(string(d.other.Bytes()), "\n")
 }
 
 func (r *Run) choiceLocked() string {

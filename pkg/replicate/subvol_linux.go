@@ -2,7 +2,6 @@ package replicate
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -99,6 +98,9 @@ type targetDir struct {
 	ino  uint64
 	tree uint64
 	fsid [16]byte
+	// uuids of the subvolumes directly in the dir, read once when first
+	// needed (parentInDir).
+	uuids map[[16]byte]bool
 }
 
 func openTargetDir(dir string) (*targetDir, error) {
@@ -163,14 +165,6 @@ func (d *targetDir) snapshot(name string) (int, subvolInfo, error) {
 	return fd, si, nil
 }
 
-func uuidText(u [16]byte) string {
-	if u == ([16]byte{}) {
-		return "-"
-	}
-	h := hex.EncodeToString(u[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
-}
-
 // showText is the part of `btrfs subvolume show` output hoctl reads
 // (btrfs.ParseShow), in its layout.
 func showText(p string, si subvolInfo) string {
@@ -190,17 +184,20 @@ func (d *targetDir) show(name string, stdout io.Writer) error {
 		return fmt.Errorf("%s: %w", path.Join(d.path, name), err)
 	}
 	_ = unix.Close(fd)
+	si.ParentUUID = d.parentInDir(si)
 	_, err = io.WriteString(stdout, showText(path.Join(d.path, name), si))
 	return err
 }
 
-// names reads the dir's entries through its descriptor, sorted.
+// names reads the dir's entries through its descriptor, sorted. The dir
+// is opened anew through d.fd (not dup'ed, which would share one
+// directory offset): a second read starts at the beginning again.
 func (d *targetDir) names() ([]string, error) {
-	dup, err := unix.Dup(d.fd)
+	fd, err := unix.Openat(d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
-	f := os.NewFile(uintptr(dup), d.path)
+	f := os.NewFile(uintptr(fd), d.path)
 	names, err := f.Readdirnames(-1)
 	_ = f.Close()
 	if err != nil {
@@ -282,8 +279,117 @@ func (d *targetDir) entry(name string) Entry {
 	_ = unix.Close(fd)
 	e.Kind = KindSubvolume
 	e.ID, e.Gen, e.ReadOnly, e.Created = si.TreeID, si.Generation, si.Flags&btrfsSubvolRdonly != 0, si.Created
-	e.UUID, e.ParentUUID, e.ReceivedUUID = uuidOrEmpty(si.UUID), uuidOrEmpty(si.ParentUUID), uuidOrEmpty(si.ReceivedUUID)
+	e.UUID, e.ParentUUID, e.ReceivedUUID = uuidOrEmpty(si.UUID), uuidOrEmpty(d.parentInDir(si)), uuidOrEmpty(si.ReceivedUUID)
 	return e
+}
+
+// subvolumes is every subvolume directly in d, as its descriptor says.
+// Anything but a directory is never opened.
+func (d *targetDir) subvolumes() ([]subvolInfo, error) {
+	names, err := d.names()
+	if err != nil {
+		return nil, err
+	}
+	var out []subvolInfo
+	for _, n := range names {
+		var st unix.Stat_t
+		if unix.Fstatat(d.fd, n, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			continue
+		}
+		if fd, si, err := d.snapshot(n); err == nil {
+			_ = unix.Close(fd)
+			out = append(out, si)
+		}
+	}
+	return out, nil
+}
+
+// missingMountOptions is which of nosuid and nodev the mount holding d
+// lacks, read from its descriptor.
+func (d *targetDir) missingMountOptions() []string {
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(d.fd, &sfs); err != nil {
+		return safeMountOptions
+	}
+	var missing []string
+	if sfs.Flags&unix.ST_NOSUID == 0 {
+		missing = append(missing, "nosuid")
+	}
+	if sfs.Flags&unix.ST_NODEV == 0 {
+		missing = append(missing, "nodev")
+	}
+	return missing
+}
+
+// dedicated refuses a dir that directly holds a subvolume not named like
+// a snapshot, other than a finished receive (read-only, with a received
+// UUID: planted by some stream, harmless): the subvolume replicated, when
+// the dir is its parent (/persist). A stream received there could write
+// over it through `..` from its own subvolume, which -C keeps inside the
+// dir. A stream through the filter only ever makes subvolumes named like
+// snapshots (stream.go), so it cannot trip this check itself.
+func (d *targetDir) dedicated() error {
+	names, err := d.names()
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if _, _, ok := btrfs.ParseSnapshotName(n); ok {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Fstatat(d.fd, n, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			continue
+		}
+		if fd, si, err := d.snapshot(n); err == nil {
+			_ = unix.Close(fd)
+			if si.Flags&btrfsSubvolRdonly != 0 && si.ReceivedUUID != ([16]byte{}) {
+				continue
+			}
+			return fmt.Errorf("%s holds the subvolume %q, which is not a snapshot (the replicated subvolume itself, or an unfinished subvolume something planted): a replication dir must be a directory of its own, never the replicated subvolume's parent (docs/replicate.md, \"Sending back after a failover\")", d.path, n)
+		}
+	}
+	return nil
+}
+
+// parentInDir is a subvolume's parent UUID when that parent is a
+// subvolume directly in d, and none otherwise: a snapshot taken of a live
+// subvolume outside the dir (the source's own, after a failover) must not
+// tell a restricted key that subvolume's UUID, which a send stream could
+// name (stream.go).
+func (d *targetDir) parentInDir(si subvolInfo) [16]byte {
+	if si.ParentUUID == ([16]byte{}) {
+		return si.ParentUUID
+	}
+	if d.uuids == nil {
+		d.uuids = map[[16]byte]bool{}
+		subs, _ := d.subvolumes() // unreadable: no parent is shown
+		for _, s := range subs {
+			d.uuids[s.UUID] = true
+		}
+	}
+	if d.uuids[si.ParentUUID] {
+		return si.ParentUUID
+	}
+	return [16]byte{}
+}
+
+// streamUUIDs is what a send stream into d may name as a snapshot's
+// parent or a clone's source: the UUID or received UUID of a subvolume
+// directly in d.
+func (d *targetDir) streamUUIDs() (map[[16]byte]bool, error) {
+	subs, err := d.subvolumes()
+	if err != nil {
+		return nil, err
+	}
+	out := map[[16]byte]bool{}
+	for _, s := range subs {
+		out[s.UUID] = true
+		if s.ReceivedUUID != ([16]byte{}) {
+			out[s.ReceivedUUID] = true
+		}
+	}
+	return out, nil
 }
 
 func uuidOrEmpty(u [16]byte) string {

@@ -103,3 +103,21 @@ func TestLockAndDirectionOnTheirOwnFiles(t *testing.T) {
 		t.Fatalf("second lock: %v, %q", err, out.String())
 	}
 }
+
+// The dir's names read twice through one descriptor are the same: each
+// read has its own directory offset (the filter reads them for the
+// dedicated-dir check, then for the stream's parents, and the listing
+// for its entries, then for their parents).
+func TestNamesReadTwice(t *testing.T) {
+	d := openDir(t)
+	for _, n := range []string{"a", "b"} {
+		if err := os.Mkdir(filepath.Join(d.path, n), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 2 {
+		if names, err := d.names(); err != nil || len(names) != 2 {
+			t.Fatalf("read %d: %q, %v", i+1, names, err)
+		}
+	}
+}

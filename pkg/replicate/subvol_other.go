@@ -36,3 +36,6 @@ func (d *targetDir) send(context.Context, string, string, string, io.Writer, io.
 func (d *targetDir) promote(string, string, string, string, string, io.Writer) error {
 	return errNotLinux
 }
+func (d *targetDir) streamUUIDs() (map[[16]byte]bool, error) { return nil, errNotLinux }
+func (d *targetDir) dedicated() error                        { return errNotLinux }
+func (d *targetDir) missingMountOptions() []string           { return safeMountOptions }

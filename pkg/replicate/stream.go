@@ -1,0 +1,286 @@
+package replicate
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+
+	"github.com/hoctl/hoctl/pkg/btrfs"
+)
+
+// The send stream the target filter hands to `btrfs receive`, read on its
+// way there. `receive -C DIR` confines the stream's paths to DIR, but not
+// the subvolumes it names by UUID: receive looks a SNAPSHOT's parent up
+// across the whole filesystem (from the mount root it opened before the
+// chroot), so a stream naming the UUID of a subvolume outside DIR would
+// copy it in. So the filter parses the stream, command by command (one
+// command in memory at a time, never the data), and passes a command on
+// only once it has checked it: the stream starts one subvolume, named
+// <name>@<UTC time> directly in DIR, by SUBVOL or by SNAPSHOT of a
+// subvolume directly in DIR (so every subvolume a stream makes there is
+// named like a snapshot, and a dir holding any other is not a dedicated
+// replication dir: Filter refuses it), CLONE reads only from
+// that subvolume or one directly in DIR, every command is one this
+// version of the stream defines, and nothing follows END.
+
+// Stream format (btrfs send.h): a magic, a version (u32), then commands:
+// payload length (u32), command (u16), crc32c (u32) over the header with
+// the crc zeroed and the payload; the payload is attributes (type u16,
+// length u16, value), all little-endian. From version 2 the DATA
+// attribute has no length: it runs to the end of its command.
+const (
+	streamMagic     = "btrfs-stream\x00"
+	streamCmdHeader = 10
+	// maxStreamCommand bounds one command's payload. btrfs send writes at
+	// most 64 KiB (version 1) or 144 KiB (version 2, encoded writes)
+	// per command; the bound is what the filter ever holds in memory.
+	maxStreamCommand = 1 << 20
+
+	sendCmdSubvol       = 1
+	sendCmdSnapshot     = 2
+	sendCmdClone        = 16
+	sendCmdEnd          = 21
+	sendCmdUpdateExtent = 22 // the last of version 1
+	sendCmdEncodedWrite = 25 // the last of version 2
+	sendCmdEnableVerity = 26 // the last of version 3
+
+	sendAttrUUID      = 1
+	sendAttrPath      = 15
+	sendAttrData      = 19
+	sendAttrCloneUUID = 20
+)
+
+// lastCommand is the highest command number each stream version defines.
+var lastCommand = map[uint32]uint16{1: sendCmdUpdateExtent, 2: sendCmdEncodedWrite, 3: sendCmdEnableVerity}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// btrfsCRC is btrfs's crc32c: seed 0 and no final inversion (Go's adds
+// both).
+func btrfsCRC(p []byte) uint32 { return ^crc32.Update(0xffffffff, castagnoli, p) }
+
+// StreamError is a send stream the filter refused to pass on.
+type StreamError struct {
+	Offset int64 // of the command refused; -1: refused for the dir, before any
+	Reason string
+}
+
+func (e *StreamError) Error() string {
+	if e.Offset < 0 {
+		return "receive refused: " + e.Reason
+	}
+	return fmt.Sprintf("send stream refused at byte %d: %s", e.Offset, e.Reason)
+}
+
+// dirUUIDs says which UUIDs name a subvolume directly in the target dir:
+// its own UUID or its received UUID.
+type dirUUIDs func() (map[[16]byte]bool, error)
+
+// checkStream copies the send stream from src to dst command by command,
+// each passed on only once it is checked; the first command that fails a
+// check (or a stream that is not one) ends the copy with a *StreamError,
+// and nothing of that command reaches dst. inDir is asked at most once,
+// at the first command that names a subvolume by UUID.
+func checkStream(dst io.Writer, src io.Reader, inDir dirUUIDs) error {
+	r := bufio.NewReaderSize(src, 64<<10)
+	var off int64
+	refuse := func(format string, a ...any) error {
+		return &StreamError{Offset: off, Reason: fmt.Sprintf(format, a...)}
+	}
+	head := make([]byte, len(streamMagic)+4)
+	if _, err := io.ReadFull(r, head); err != nil {
+		if errors.Is(err, io.EOF) {
+			return refuse("empty stream")
+		}
+		return refuse("no stream header: %v", err)
+	}
+	if string(head[:len(streamMagic)]) != streamMagic {
+		return refuse("not a btrfs send stream (no btrfs-stream magic)")
+	}
+	version := binary.LittleEndian.Uint32(head[len(streamMagic):])
+	last, ok := lastCommand[version]
+	if !ok {
+		return refuse("stream version %d, not one of 1-3", version)
+	}
+	if _, err := dst.Write(head); err != nil {
+		return err
+	}
+	off = int64(len(head))
+
+	var (
+		started bool     // a SUBVOL or SNAPSHOT was seen
+		own     [16]byte // the subvolume being received: clones from it are its own data
+		known   map[[16]byte]bool
+		buf     []byte
+	)
+	lookup := func(u [16]byte) (bool, error) {
+		if known == nil {
+			var err error
+			if known, err = inDir(); err != nil {
+				return false, err
+			}
+		}
+		return known[u], nil
+	}
+	for {
+		if _, err := io.ReadFull(r, head[:streamCmdHeader]); err != nil {
+			if errors.Is(err, io.EOF) {
+				return refuse("the stream ended before its END command")
+			}
+			return refuse("a cut command header: %v", err)
+		}
+		hdr := head[:streamCmdHeader]
+		n := binary.LittleEndian.Uint32(hdr[0:4])
+		cmd := binary.LittleEndian.Uint16(hdr[4:6])
+		crc := binary.LittleEndian.Uint32(hdr[6:10])
+		if n > maxStreamCommand {
+			return refuse("a command of %d bytes (at most %d)", n, maxStreamCommand)
+		}
+		if cmd == 0 || cmd > last {
+			return refuse("command %d, which stream version %d does not define", cmd, version)
+		}
+		if cap(buf) < streamCmdHeader+int(n) {
+			buf = make([]byte, streamCmdHeader+int(n))
+		}
+		buf = buf[:streamCmdHeader+int(n)]
+		copy(buf, hdr)
+		if _, err := io.ReadFull(r, buf[streamCmdHeader:]); err != nil {
+			return refuse("command %d cut short: %v", cmd, err)
+		}
+		clear(buf[6:10])
+		if got := btrfsCRC(buf); got != crc {
+			return refuse("command %d: crc %08x, want %08x", cmd, crc, got)
+		}
+		binary.LittleEndian.PutUint32(buf[6:10], crc)
+		attrs, err := parseAttrs(buf[streamCmdHeader:], version)
+		if err != nil {
+			return refuse("command %d: %v", cmd, err)
+		}
+		switch {
+		case cmd == sendCmdSubvol || cmd == sendCmdSnapshot:
+			if started {
+				return refuse("a second subvolume in one stream")
+			}
+			started = true
+			u, ok := attrs.uuid(sendAttrUUID)
+			if !ok {
+				return refuse("command %d without the subvolume's UUID", cmd)
+			}
+			own = u
+			if name := string(attrs[sendAttrPath]); !streamSubvolName(name) {
+				return refuse("a subvolume named %q, not <name>@<UTC time> directly in the target dir", truncate(name, 80))
+			}
+			if cmd == sendCmdSnapshot {
+				parent, ok := attrs.uuid(sendAttrCloneUUID)
+				if !ok {
+					return refuse("a snapshot without its parent's UUID")
+				}
+				in, err := lookup(parent)
+				if err != nil {
+					return refuse("looking up the snapshot's parent: %v", err)
+				}
+				if !in {
+					return refuse("a snapshot of %s, which is not a subvolume directly in the target dir (receive would look it up on the whole filesystem)", uuidText(parent))
+				}
+			}
+		case !started:
+			return refuse("command %d before the subvolume's SUBVOL or SNAPSHOT", cmd)
+		case cmd == sendCmdClone:
+			src, ok := attrs.uuid(sendAttrCloneUUID)
+			if !ok {
+				return refuse("a clone without its source's UUID")
+			}
+			if src != own {
+				in, err := lookup(src)
+				if err != nil {
+					return refuse("looking up a clone's source: %v", err)
+				}
+				if !in {
+					return refuse("a clone from %s, which is neither the subvolume received nor one directly in the target dir", uuidText(src))
+				}
+			}
+		}
+		if _, err := dst.Write(buf); err != nil {
+			return err
+		}
+		off += int64(len(buf))
+		if cmd == sendCmdEnd {
+			// One subvolume per stream: receive would read another
+			// stream after this one, so nothing may follow.
+			if _, err := r.ReadByte(); !errors.Is(err, io.EOF) {
+				if err == nil {
+					return refuse("data after the END command")
+				}
+				return refuse("after the END command: %v", err)
+			}
+			return nil
+		}
+	}
+}
+
+// streamSubvolName is a name hoctl gives a snapshot: one component,
+// <name>@<UTC time>.
+func streamSubvolName(name string) bool {
+	base, _, ok := btrfs.ParseSnapshotName(name)
+	return ok && baseName.MatchString(base)
+}
+
+// streamAttrs are one command's attributes.
+type streamAttrs map[uint16][]byte
+
+func (a streamAttrs) uuid(typ uint16) ([16]byte, bool) {
+	var u [16]byte
+	v, ok := a[typ]
+	if !ok || len(v) != len(u) {
+		return u, false
+	}
+	copy(u[:], v)
+	return u, true
+}
+
+// parseAttrs splits a command's payload into its attributes; the values
+// point into p.
+func parseAttrs(p []byte, version uint32) (streamAttrs, error) {
+	attrs := streamAttrs{}
+	for len(p) > 0 {
+		if len(p) < 2 {
+			return nil, errors.New("a cut attribute")
+		}
+		typ := binary.LittleEndian.Uint16(p)
+		p = p[2:]
+		var v []byte
+		if version >= 2 && typ == sendAttrData {
+			v, p = p, nil
+		} else {
+			if len(p) < 2 {
+				return nil, errors.New("a cut attribute")
+			}
+			n := int(binary.LittleEndian.Uint16(p))
+			p = p[2:]
+			if n > len(p) {
+				return nil, fmt.Errorf("attribute %d of %d bytes overruns its command", typ, n)
+			}
+			v, p = p[:n], p[n:]
+		}
+		// btrfs send writes each attribute once; a repeated one would
+		// leave the filter and receive free to read different values.
+		if _, seen := attrs[typ]; seen {
+			return nil, fmt.Errorf("attribute %d twice", typ)
+		}
+		attrs[typ] = v
+	}
+	return attrs, nil
+}
+
+// uuidText writes a UUID as btrfs-progs does ("-" for none).
+func uuidText(u [16]byte) string {
+	if u == ([16]byte{}) {
+		return "-"
+	}
+	h := hex.EncodeToString(u[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
