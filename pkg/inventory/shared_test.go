@@ -18,28 +18,28 @@ func TestSharedSnapshotsAreRefused(t *testing.T) {
 	const hosts = "hosts: {zippy: {}, c1: {}, c2: {}}\nreplication:\n"
 	for name, c := range map[string]struct{ repl, want string }{
 		"one source, two keeps": {
-			"  to-c1:\n    source: {host: zippy, subvolume: /persist/services, snapshot_dir: /persist}\n    target: {host: c1, dir: /standby}\n    keep: {source: 12}\n" +
+			"  to-c1:\n    source: {host: zippy, subvolume: /persist/services, snapshot_dir: /persist/services-snapshots}\n    target: {host: c1, dir: /standby}\n    keep: {source: 12}\n" +
 				"  to-c2:\n    source: {host: zippy, subvolume: /persist/services}\n    target: {host: c2, dir: /standby}\n    keep: {source: 3}\n",
-			"test.yaml:8:13: replication.to-c2.source.snapshot_dir: replications to-c1 and to-c2 both keep snapshots as services@* in zippy:/persist " +
+			"test.yaml:8:13: replication.to-c2.source.snapshot_dir: replications to-c1 and to-c2 both keep snapshots as services@* in zippy:/persist/services-snapshots " +
 				"(to-c1's source, to-c2's source): each one's retention prunes the other's snapshots (to-c1 keeps newest 12, to-c2 keeps newest 3), " +
 				"the parent of the other's next incremental send among them; set replication.to-c2.source.snapshot_dir to a directory of to-c2's own " +
-				"(create it on zippy), such as /persist/services-to-c2",
+				"(create it on zippy), such as /persist/services-snapshots-to-c2",
 		},
 		// The same keep does not make it safe: each run protects only its
 		// own parent, so a replication that lags loses its parent.
 		"same keep": {
 			"  a: {source: {host: zippy, subvolume: /persist/services}, target: {host: c1, dir: /standby}}\n" +
 				"  b: {source: {host: zippy, subvolume: /persist/services}, target: {host: c2, dir: /standby}}\n",
-			"replication.b.source.snapshot_dir: replications a and b both keep snapshots as services@* in zippy:/persist (a's source, b's source): each one's retention prunes the other's snapshots (a keeps newest 12, b keeps newest 12)",
+			"replication.b.source.snapshot_dir: replications a and b both keep snapshots as services@* in zippy:/persist/services-snapshots (a's source, b's source): each one's retention prunes the other's snapshots (a keeps newest 12, b keeps newest 12)",
 		},
 		"two sources, one target dir": {
 			"  a: {source: {host: zippy, subvolume: /persist/services}, target: {host: c1, dir: /standby}}\n" +
 				"  b: {source: {host: c2, subvolume: /data/services}, target: {host: c1, dir: /standby}}\n",
-			"test.yaml:4:78: replication.b.target.dir: replications a and b both keep snapshots as services@* in c1:/standby (a's target, b's target): each one's retention prunes the other's snapshots (a keeps newest 48, b keeps newest 48), the parent of the other's next incremental send among them; set replication.b.target.dir to a directory of b's own (create it on c1), such as /standby/services-b",
+			"test.yaml:4:78: replication.b.target.dir: replications a and b both keep snapshots as services@* in c1:/standby (a's target, b's target): each one's retention prunes the other's snapshots (a keeps newest 48, b keeps newest 48), the parent of the other's next incremental send among them; set replication.b.target.dir to a directory of b's own (create it on c1), such as /standby-b",
 		},
 		"one's target is another's source": {
 			"  a: {source: {host: zippy, subvolume: /persist/services}, target: {host: c1, dir: /standby}}\n" +
-				"  b: {source: {host: c1, subvolume: /standby/services}, target: {host: c2, dir: /standby}}\n",
+				"  b: {source: {host: c1, subvolume: /data/services, snapshot_dir: /standby}, target: {host: c2, dir: /backup}}\n",
 			"replication.b.source.snapshot_dir: replications a and b both keep snapshots as services@* in c1:/standby (a's target, b's source)",
 		},
 	} {

@@ -462,7 +462,7 @@ func (v *validator) sharedSnapshots() {
 			v.at("replication."+n+"."+e.field,
 				"replications %s and %s both keep snapshots as %s@* in %s:%s (%s's %s, %s's %s): each one's retention prunes the other's snapshots (%s keeps %s, %s keeps %s), the parent of the other's next incremental send among them; set replication.%s.%s to a directory of %s's own (create it on %s), such as %s",
 				first.name, n, e.set.base, e.set.host, e.set.dir, first.name, first.side, n, e.side,
-				first.name, first.keep, n, e.keep, n, e.field, n, e.set.host, path.Join(e.set.dir, e.set.base+"-"+n))
+				first.name, first.keep, n, e.keep, n, e.field, n, e.set.host, path.Join(path.Dir(e.set.dir), path.Base(e.set.dir)+"-"+n))
 		}
 	}
 }
