@@ -90,6 +90,10 @@ type Stored struct {
 	// LeaseStopped: the guard stopped the unit when the lease ran out,
 	// and starts it again only at ModifyIndex.
 	LeaseStopped bool
+	// Index is the last X-Consul-Index seen. One below it is a snapshot
+	// restore, which can put the key back at an old ModifyIndex after
+	// it was written since: that drops a lease stop's start.
+	Index uint64
 }
 
 // State keeps Stored across restarts of the guard (FileState on a host).
@@ -172,14 +176,17 @@ type Guard struct {
 	// because the lease ran out; it starts it again only when Consul
 	// names this host at ModifyIndex mod.
 	leaseStopped bool
-	// checkedLease is the lease end whose expiry was acted on, so that
-	// a run-out lease asks systemd once, not at every wake-up.
-	checkedLease time.Time
+	// lastIndex is the last X-Consul-Index seen (by this guard or the
+	// one before it): one below it is a snapshot restore.
+	lastIndex uint64
+	// nextCheck: while the lease has run out, the unit is asked about
+	// (and stopped if it runs) every Retry, whatever the reads do:
+	// someone else may start it (an operator, a deploy, the boot order).
+	nextCheck time.Time
 
 	inflight *request
 	recheck  string    // non-empty: the next read re-checks this answer before fencing
 	nextRead time.Time // no read before this (the pause after a failure)
-	retryAt  time.Time // a failed systemctl call at the lease's end is tried again then
 
 	log reporter
 }
@@ -239,7 +246,7 @@ func (g *Guard) begin() {
 	case err != nil:
 		g.Log(Warning, fmt.Sprintf("cannot read what the last guard stored (%v): its lease and lease stop are unknown", err))
 	case ok:
-		g.confirmed, g.mod, g.haveMod, g.leaseStopped = s.Confirmed, s.ModifyIndex, s.ModifyIndex != 0, s.LeaseStopped
+		g.confirmed, g.mod, g.haveMod, g.leaseStopped, g.lastIndex = s.Confirmed, s.ModifyIndex, s.ModifyIndex != 0, s.LeaseStopped, s.Index
 		if s.LeaseEnd.Before(g.leaseEnd) {
 			g.leaseEnd = s.LeaseEnd
 		}
@@ -251,27 +258,26 @@ func (g *Guard) save() {
 	if g.State == nil || g.DryRun {
 		return
 	}
-	if err := g.State.Save(Stored{LeaseEnd: g.leaseEnd, Confirmed: g.confirmed, ModifyIndex: g.mod, LeaseStopped: g.leaseStopped}); err != nil {
+	if err := g.State.Save(Stored{LeaseEnd: g.leaseEnd, Confirmed: g.confirmed, ModifyIndex: g.mod, LeaseStopped: g.leaseStopped, Index: g.lastIndex}); err != nil {
 		g.log.once(Warning, "state", fmt.Sprintf("cannot store the lease for the next guard: %v", err))
 	}
 }
 
 // tick does what is due now: the lease's end (checked before anything
 // is asked, so a restarted guard whose stored lease ran out stops the
-// unit at once), then the next read. It returns the read to send, if
-// any, and when to call tick again (zero: only when the read returns).
+// unit at once, and then every Retry while the lease stays run out,
+// whatever the reads do), then the next read. It returns the read to
+// send, if any, and when to call tick again (zero: only when the read
+// returns).
 func (g *Guard) tick(ctx context.Context) (*request, time.Time) {
 	if !g.started {
 		g.begin()
 	}
 	now := g.Clock.Now()
-	if !now.Before(g.leaseEnd) && !g.checkedLease.Equal(g.leaseEnd) && !now.Before(g.retryAt) {
-		if g.leaseRanOut(ctx, now, nil) {
-			g.checkedLease = g.leaseEnd
-		} else {
-			g.retryAt = now.Add(g.Retry)
-		}
+	if !now.Before(g.leaseEnd) && !now.Before(g.nextCheck) {
+		g.leaseRanOut(ctx, now, nil)
 		now = g.Clock.Now()
+		g.nextCheck = now.Add(g.Retry)
 	}
 	var send *request
 	if g.inflight == nil && !now.Before(g.nextRead) {
@@ -291,9 +297,10 @@ func (g *Guard) tick(ctx context.Context) (*request, time.Time) {
 			wake = t
 		}
 	}
-	if !g.checkedLease.Equal(g.leaseEnd) {
+	if now.Before(g.leaseEnd) {
 		earliest(g.leaseEnd)
-		earliest(g.retryAt)
+	} else {
+		earliest(g.nextCheck)
 	}
 	if g.inflight == nil {
 		earliest(g.nextRead)
@@ -301,11 +308,10 @@ func (g *Guard) tick(ctx context.Context) (*request, time.Time) {
 	return send, wake
 }
 
-// leaseRanOut stops the unit, if it runs, because the lease ended. It
-// says whether that is settled (the unit stopped or not running).
-func (g *Guard) leaseRanOut(ctx context.Context, now time.Time, lastErr error) bool {
+// leaseRanOut stops the unit, if it runs, because the lease ended.
+func (g *Guard) leaseRanOut(ctx context.Context, now time.Time, lastErr error) {
 	if !g.running(ctx) {
-		return true
+		return
 	}
 	var why string
 	switch {
@@ -324,11 +330,10 @@ func (g *Guard) leaseRanOut(ctx context.Context, now time.Time, lastErr error) b
 		why += fmt.Sprintf("; last error: %v", lastErr)
 	}
 	if !g.act(ctx, why+": stopping "+g.Unit+" until Consul confirms this host again, unchanged", func() error { return g.Units.Stop(ctx, g.Unit) }) {
-		return g.DryRun
+		return
 	}
 	g.leaseStopped = true
 	g.save()
-	return true
 }
 
 // running asks systemd; not knowing, it takes the unit as running:
@@ -372,6 +377,15 @@ func (g *Guard) answered(ctx context.Context, req *request, r Reading, err error
 	} else {
 		g.index = max(r.Index, 1)
 	}
+	if r.Index != g.lastIndex {
+		if r.Index < g.lastIndex && g.leaseStopped {
+			g.Log(Warning, fmt.Sprintf("Consul's index went back from %d to %d (a snapshot restore): the key may hold an old value at an old ModifyIndex, so this guard will not start %s after its lease stop (hoctl failover, or the operator, may)",
+				g.lastIndex, r.Index, g.Unit))
+			g.leaseStopped = false
+		}
+		g.lastIndex = r.Index
+		g.save()
+	}
 	mine := r.Found && r.Owner == g.Host
 	if mine {
 		g.confirm(req.sent, r)
@@ -394,6 +408,13 @@ func (g *Guard) answered(ctx context.Context, req *request, r Reading, err error
 		// A late answer, or a unit started by someone else while the
 		// lease had run out: the lease rule holds on every path.
 		g.leaseRanOut(ctx, now, nil)
+	case mine && g.leaseStopped && running:
+		// Someone else started it, with the lease held again: the lease
+		// stop is over, and a later stop is theirs, not for this guard
+		// to undo.
+		g.Log(Notice, fmt.Sprintf("%s runs again (started by someone else) and Consul confirms %s names %s at ModifyIndex %d: the lease stop is over", g.Unit, g.Key, g.Host, r.ModifyIndex))
+		g.leaseStopped = false
+		g.save()
 	case mine && g.leaseStopped && !running && now.Before(g.leaseEnd):
 		if g.act(ctx, fmt.Sprintf("Consul confirms %s names %s again at ModifyIndex %d, unchanged since the lease stop: starting %s", g.Key, g.Host, r.ModifyIndex, g.Unit),
 			func() error { return g.Units.Start(ctx, g.Unit) }) {

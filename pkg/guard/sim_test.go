@@ -23,8 +23,12 @@ import (
 // ignoring the request's context, answers late with an old value,
 // loses its leader, flaps), who writes the owner key when (a
 // `failover --primary-down` to c1, which starts c1 after its wait;
-// anyone else with KV write), a reset of Consul's index, restarts of
-// the guard, and how long each systemctl call takes. Every instant of
+// anyone else with KV write), a snapshot restore (the key and Consul's
+// index back to an earlier time's), who else starts and stops the unit
+// when (an operator's systemctl, a deploy starting multi-user.target's
+// wants: only the unit's own start checks decide, with or without the
+// guard's lease check), restarts of the guard, and how long each
+// systemctl call takes. Every instant of
 // the schedule is checked against the invariants (simInvariants).
 
 var (
@@ -33,8 +37,10 @@ var (
 )
 
 const simInvariants = `(1) zippy's unit is not active past its deadline + the stop bound, where the deadline is the newest confirmation's send time + lease (a guard just started: at most its start + StartGrace), and no request is given time past the deadline; ` +
-	`(2) the guard starts the unit only on an answer naming zippy at the ModifyIndex last confirmed while the unit ran; ` +
-	`(3) zippy and c1 never serve at the same instant, c1 started by failover --primary-down after its wait (lease + margin from the key's move)`
+	`(2) the guard starts the unit only on an answer naming zippy at the ModifyIndex confirmed last before it stopped the running unit on the lease; ` +
+	`(3) zippy and c1 never serve at the same instant, c1 started by failover --primary-down after its wait (lease + margin from the key's move); ` +
+	`(4) a unit started by someone else while the lease has run out is stopped within the started bound; ` +
+	`(5) the guard never starts a unit that someone else stopped since its lease stop, nor on a key written since (a snapshot restore included)`
 
 const (
 	simLease = failover.GuardLease
@@ -43,6 +49,10 @@ const (
 	// simStopBound: a systemctl call under way at the lease's end, then
 	// is-active and stop; and a guard that died just before it, restarted.
 	simStopBound = 3*simOpMax + simGap
+	// simStartedBound: a unit started by someone else after the lease
+	// ran out is seen at the next wake (every DefaultRetry), unless the
+	// guard died just before: restarted, it checks at once.
+	simStartedBound = DefaultRetry + simGap + 3*simOpMax
 )
 
 type mode int
@@ -76,15 +86,31 @@ type keyWrite struct {
 
 type restart struct{ at, gap time.Duration }
 
+// other is someone else starting or stopping zippy's unit: an operator's
+// systemctl, a deploy (nixos-rebuild switch starts multi-user.target's
+// wants), the boot order.
+type other struct {
+	at    time.Duration
+	start bool
+}
+
 // schedule is one seed's world, fixed before the guard runs: nothing in
 // it depends on what the guard does, so the whole run replays exactly.
 type schedule struct {
-	stored     bool // the first guard finds a confirmation stored at 0
-	phases     []phase
-	writes     []keyWrite // writes[0] is zippy's at 0
-	c1Start    time.Duration
+	stored  bool // the first guard finds a confirmation stored at 0
+	phases  []phase
+	writes  []keyWrite // writes[0] is zippy's at 0
+	c1Start time.Duration
+	// indexReset is a snapshot restore: the key goes back to what it was
+	// at restoreTo, and Consul's index back below every index served
+	// before it.
 	indexReset time.Duration
+	restoreTo  time.Duration
 	restarts   []restart
+	others     []other
+	// leaseCheck: the unit's start checks include the guard's lease
+	// (hoctl guard --check-lease), not only the owner key.
+	leaseCheck bool
 	end        time.Duration
 	opMax      time.Duration
 	// scenario tests only
@@ -158,7 +184,36 @@ func newSchedule(seed uint64) (schedule, *rand.Rand) {
 		}
 	}
 	slices.SortFunc(s.restarts, func(a, b restart) int { return int(a.at - b.at) })
+	if s.indexReset != never {
+		s.restore(r)
+	}
+	for range r.IntN(5) {
+		s.others = append(s.others, other{at: rndDur(r, 0, s.end), start: r.IntN(3) != 0})
+	}
+	slices.SortFunc(s.others, func(a, b other) int { return int(a.at - b.at) })
+	s.leaseCheck = r.IntN(2) == 0
 	return s, r
+}
+
+// restore makes indexReset a snapshot restore: the key back to its value
+// and ModifyIndex at an earlier instant, the writes after it numbered on
+// from there, as Consul's Raft index after a restore.
+func (s *schedule) restore(r *rand.Rand) {
+	s.restoreTo = rndDur(r, 0, s.indexReset)
+	owner, mod := s.ownerAt(s.restoreTo)
+	if _, now := s.ownerAt(s.indexReset); now == mod {
+		return // nothing written since: the restore changes nothing
+	}
+	i, _ := slices.BinarySearchFunc(s.writes, s.indexReset, func(w keyWrite, t time.Duration) int { return int(w.at - t) })
+	s.writes = slices.Insert(s.writes, i, keyWrite{at: s.indexReset, owner: owner, mod: mod, by: fmt.Sprintf("a snapshot restore (to %s's)", s.restoreTo)})
+	for j := i + 1; j < len(s.writes); j++ {
+		s.writes[j].mod = s.writes[j-1].mod + 1 + uint64(r.IntN(5))
+	}
+	if s.c1Start != never {
+		if o, _ := s.ownerAt(s.c1Start); o != "c1" {
+			s.c1Start = never
+		}
+	}
 }
 
 // ownerAt is the key's value and ModifyIndex at t.
@@ -193,7 +248,8 @@ func (s *schedule) modeAt(t time.Duration) mode {
 	return m
 }
 
-// consulIndex is X-Consul-Index at t: it goes backwards at indexReset.
+// consulIndex is X-Consul-Index at t: it goes backwards at indexReset
+// (and stays below every index before it).
 func (s *schedule) consulIndex(t time.Duration) uint64 {
 	_, mod := s.ownerAt(t)
 	if t >= s.indexReset {
@@ -220,6 +276,10 @@ func (s *schedule) String() string {
 	for _, r := range s.restarts {
 		fmt.Fprintf(&b, "  %8s the guard dies, restarted %s later\n", r.at, r.gap)
 	}
+	for _, o := range s.others {
+		fmt.Fprintf(&b, "  %8s someone else %s the unit\n", o.at, map[bool]string{true: "starts", false: "stops"}[o.start])
+	}
+	fmt.Fprintf(&b, "  the unit's start checks the guard's lease: %v\n", s.leaseCheck)
 	return b.String()
 }
 
@@ -252,10 +312,19 @@ type world struct {
 
 	unit     unitState
 	deadline time.Duration // invariant 1
-	// invariant 2: the newest confirmation delivered while the unit ran
-	activeMod  uint64
-	haveActive bool
-	last       *delivery // the answer being acted on
+	// invariant 2: the newest confirmation (its ModifyIndex, when its
+	// value was read), and what it was when the guard last stopped the
+	// running unit on the lease
+	newestMod, stopMod   uint64
+	haveNewest, haveStop bool
+	newestAt, stopAt     time.Duration
+	last                 *delivery // the answer being acted on
+	// invariant 4: when the unit last became active (its deadline is at
+	// least that + simStartedBound), and whether someone else started it
+	activeSince time.Duration
+	otherStart  bool
+	// invariant 5: who stopped the unit last: "lease" (the guard), "other"
+	stoppedBy string
 
 	stored  Stored
 	has     bool
@@ -271,7 +340,7 @@ type world struct {
 	sawOther, sawFail, sawHang bool
 
 	// what happened, for the test's summary
-	confirms, stops, fences, starts, reads int
+	confirms, stops, fences, starts, reads, otherStarts int
 }
 
 func newWorld(seed uint64) *world {
@@ -287,9 +356,9 @@ func (s schedule) world(r *rand.Rand, seed uint64) *world {
 		w.rng = rand.New(rand.NewPCG(seed, 1))
 	}
 	if s.stored {
-		w.stored, w.has = Stored{LeaseEnd: w.t0.Add(simLease), Confirmed: w.t0, ModifyIndex: s.writes[0].mod}, true
+		w.stored, w.has = Stored{LeaseEnd: w.t0.Add(simLease), Confirmed: w.t0, ModifyIndex: s.writes[0].mod, Index: s.consulIndex(0)}, true
 		w.deadline = simLease
-		w.activeMod, w.haveActive = s.writes[0].mod, true
+		w.newestMod, w.haveNewest = s.writes[0].mod, true
 	}
 	return w
 }
@@ -317,8 +386,12 @@ func (w *world) advance(t time.Duration) {
 		return
 	}
 	if w.unit == active {
-		if limit := w.deadline + simStopBound; w.deadline != never && t > limit {
-			w.violate("1 (lease)", max(limit, w.now), "zippy's unit still active %s after its deadline %s (stop bound %s)", t-w.deadline, w.deadline, simStopBound)
+		if limit := w.deadline + simStopBound; w.deadline != never && t > limit && t > w.activeSince+simStartedBound {
+			if w.otherStart && w.activeSince > w.deadline {
+				w.violate("4 (started by someone else)", max(w.activeSince+simStartedBound, w.now), "zippy's unit, started by someone else at %s, after its deadline %s, still active %s later (bound %s)", w.activeSince, w.deadline, t-w.activeSince, simStartedBound)
+			} else {
+				w.violate("1 (lease)", max(limit, w.now), "zippy's unit still active %s after its deadline %s (stop bound %s)", t-w.deadline, w.deadline, simStopBound)
+			}
 		}
 		if w.c1Start < t {
 			w.violate("3 (two servers)", max(w.c1Start, w.now), "zippy's unit active while c1 serves (c1 started at %s)", w.c1Start)
@@ -414,15 +487,47 @@ func (w *world) deliver(d *delivery) {
 			w.deadline, w.deadlineBy = e, "confirmation"
 			w.sawOther, w.sawFail, w.sawHang = false, false, false
 		}
-		if w.unit == active {
-			w.activeMod, w.haveActive = d.r.ModifyIndex, true
-		}
+		w.newestMod, w.haveNewest, w.newestAt = d.r.ModifyIndex, true, d.readAt
 	} else {
 		w.sawOther = true
 	}
 }
 
 func (w *world) op() { w.advance(w.now + rndDur(w.rng, 0, w.opMax)) }
+
+// writtenBetween names the first write of the key in (from, to], if any.
+func (w *world) writtenBetween(from, to time.Duration) string {
+	for _, x := range w.writes {
+		if x.at > from && x.at <= to {
+			return x.by
+		}
+	}
+	return ""
+}
+
+// other is someone else's systemctl start or stop of zippy's unit. A
+// start passes the unit's own checks: the fence drop-in, the owner key,
+// and with leaseCheck the guard's stored lease. (None starts zippy's
+// unit while c1 serves: no guard could stop that in time.)
+func (w *world) other(o other) {
+	switch {
+	case !o.start && w.unit == active:
+		w.unit, w.stoppedBy = stopped, "other"
+		w.tracef("someone else stops the unit")
+	case o.start && w.unit == stopped && w.c1Start > w.now:
+		if owner, _ := w.ownerAt(w.now); owner != "zippy" {
+			w.tracef("someone else starts the unit: its owner check refuses")
+			return
+		}
+		if w.leaseCheck && (!w.has || w.stored.Confirmed.IsZero() || !w.t0.Add(w.now).Before(w.stored.LeaseEnd)) {
+			w.tracef("someone else starts the unit: its lease check refuses")
+			return
+		}
+		w.unit, w.activeSince, w.otherStart = active, w.now, true
+		w.otherStarts++
+		w.tracef("someone else starts the unit")
+	}
+}
 
 // simUnits is zippy's NFS unit under systemd.
 type simUnits struct{ w *world }
@@ -437,8 +542,9 @@ func (u simUnits) Running(context.Context, string) (bool, error) {
 
 func (u simUnits) Stop(context.Context, string) error {
 	u.w.op()
-	if u.w.unit == active {
-		u.w.unit = stopped
+	if w := u.w; w.unit == active {
+		w.unit, w.stoppedBy = stopped, "lease"
+		w.stopMod, w.haveStop, w.stopAt = w.newestMod, w.haveNewest, w.newestAt
 	}
 	u.w.stops++
 	u.w.tracef("unit stopped")
@@ -465,10 +571,14 @@ func (u simUnits) Start(context.Context, string) error {
 	switch d := w.last; {
 	case d == nil || d.err != nil || d.r.Owner != "zippy":
 		w.violate("2 (start)", w.now, "the unit started without an answer naming zippy")
-	case !w.haveActive:
-		w.violate("2 (start)", w.now, "the unit started on ModifyIndex %d, but no ModifyIndex was confirmed while it ran", d.r.ModifyIndex)
-	case d.r.ModifyIndex != w.activeMod:
-		w.violate("2 (start)", w.now, "the unit started on ModifyIndex %d, but %d was confirmed while it ran: the key was written since", d.r.ModifyIndex, w.activeMod)
+	case !w.haveStop:
+		w.violate("2 (start)", w.now, "the unit started on ModifyIndex %d, but no ModifyIndex was confirmed before a lease stop", d.r.ModifyIndex)
+	case d.r.ModifyIndex != w.stopMod:
+		w.violate("2 (start)", w.now, "the unit started on ModifyIndex %d, but %d was confirmed before the lease stop: the key was written since", d.r.ModifyIndex, w.stopMod)
+	case w.writtenBetween(w.stopAt, d.readAt) != "":
+		w.violate("5 (start)", w.now, "the unit started on ModifyIndex %d, confirmed before the lease stop, but the key was written since, by %s", d.r.ModifyIndex, w.writtenBetween(w.stopAt, d.readAt))
+	case w.unit == stopped && w.stoppedBy != "lease":
+		w.violate("5 (start)", w.now, "the guard started the unit that someone else stopped after its lease stop")
 	}
 	if w.unit == fenced {
 		w.op()
@@ -478,7 +588,7 @@ func (u simUnits) Start(context.Context, string) error {
 		w.op()
 		return errors.New("nfs-server.service: ExecStartPre: the owner key names another host")
 	}
-	w.unit = active
+	w.unit, w.activeSince, w.otherStart = active, w.now, false
 	if w.c1Start <= w.now {
 		w.violate("3 (two servers)", w.now, "zippy's unit started while c1 serves")
 	}
@@ -522,7 +632,7 @@ func (w *world) run() {
 	// never ran.
 	fresh := true
 	var pending *delivery
-	ri := 0
+	ri, oi := 0, 0
 	for steps := 0; w.viol == ""; steps++ {
 		if steps > 1_000_000 {
 			w.violate("liveness", w.now, "the guard loops without time passing")
@@ -535,6 +645,11 @@ func (w *world) run() {
 			pending = nil
 			w.advance(w.now + r.gap)
 			g, fresh = w.newGuard(), true
+			continue
+		}
+		if oi < len(w.others) && w.now >= w.others[oi].at {
+			w.other(w.others[oi])
+			oi++
 			continue
 		}
 		if fresh {
@@ -558,6 +673,9 @@ func (w *world) run() {
 		}
 		if ri < len(w.restarts) {
 			next = min(next, w.restarts[ri].at)
+		}
+		if oi < len(w.others) {
+			next = min(next, w.others[oi].at)
 		}
 		if next >= w.end {
 			w.advance(w.end)
@@ -627,12 +745,21 @@ func TestSimulation(t *testing.T) {
 		w.run()
 		confirms, stops, fences, starts, reads = confirms+w.confirms, stops+w.stops, fences+w.fences, starts+w.starts, reads+w.reads
 	}
+	first, count := map[string]uint64{}, map[string]int{}
+	for _, w := range bad {
+		if count[w.class]++; first[w.class] == 0 {
+			first[w.class] = w.seed
+		}
+	}
+	for c, n := range count {
+		t.Errorf("%s: %d schedules, first seed %d", c, n, first[c])
+	}
 	for i, w := range bad {
 		if i == 5 {
 			t.Errorf("... and %d more", len(bad)-5)
 			break
 		}
-		t.Errorf("seed %d: %s\nreplay: go test ./pkg/guard -run '^TestSimulation$' -v -seed=%d", w.seed, w.viol, w.seed)
+		t.Errorf("seed %d: %s %s\nreplay: go test ./pkg/guard -run '^TestSimulation$' -v -seed=%d", w.seed, w.class, w.viol, w.seed)
 	}
 	t.Logf("simulation: %d schedules of %s each, %d broke an invariant; invariants checked at every instant: %s", total, 120*time.Second, len(bad), simInvariants)
 	if *simSeed == 0 {
@@ -643,6 +770,12 @@ func TestSimulation(t *testing.T) {
 // classify names the issue #19 finding an invariant broken looks like.
 func (w *world) classify() string {
 	switch {
+	case strings.HasPrefix(w.kind, "4"):
+		return "(F1) a unit started by someone else after the lease ran out, left running"
+	case strings.HasPrefix(w.kind, "5") && w.stoppedBy == "other" && w.unit == stopped:
+		return "(F5) the guard undid someone else's stop after its lease stop"
+	case strings.HasPrefix(w.kind, "5"), strings.HasPrefix(w.kind, "3") && w.indexReset <= w.now && w.restoreTo != 0:
+		return "(F2) a start on a key a snapshot restore put back"
 	case strings.HasPrefix(w.kind, "2"):
 		return "(6) a start on a key written since the last confirmation"
 	case w.deadlineBy == "guard start":

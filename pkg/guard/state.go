@@ -39,6 +39,7 @@ type storedFile struct {
 	ConfirmedBoottimeNS int64  `json:"confirmed_boottime_ns"` // 0: never`
 	ModifyIndex         uint64 `json:"modify_index"`
 	LeaseStopped        bool   `json:"lease_stopped"`
+	Index               uint64 `json:"consul_index"`
 }
 
 func boottime() (time.Duration, error) {
@@ -67,7 +68,7 @@ func (f *FileState) Load() (Stored, bool, error) {
 		return Stored{}, false, err
 	}
 	wall := time.Now()
-	st := Stored{LeaseEnd: wall.Add(time.Duration(s.LeaseEndBoottimeNS) - now), ModifyIndex: s.ModifyIndex, LeaseStopped: s.LeaseStopped}
+	st := Stored{LeaseEnd: wall.Add(time.Duration(s.LeaseEndBoottimeNS) - now), ModifyIndex: s.ModifyIndex, LeaseStopped: s.LeaseStopped, Index: s.Index}
 	if s.ConfirmedBoottimeNS != 0 {
 		st.Confirmed = wall.Add(time.Duration(s.ConfirmedBoottimeNS) - now)
 	}
@@ -81,7 +82,7 @@ func (f *FileState) Save(s Stored) error {
 	if err != nil {
 		return err
 	}
-	f2 := storedFile{LeaseEndBoottimeNS: int64(now + time.Until(s.LeaseEnd)), ModifyIndex: s.ModifyIndex, LeaseStopped: s.LeaseStopped}
+	f2 := storedFile{LeaseEndBoottimeNS: int64(now + time.Until(s.LeaseEnd)), ModifyIndex: s.ModifyIndex, LeaseStopped: s.LeaseStopped, Index: s.Index}
 	if !s.Confirmed.IsZero() {
 		f2.ConfirmedBoottimeNS = int64(max(now-time.Since(s.Confirmed), 1))
 	}
