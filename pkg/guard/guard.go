@@ -62,6 +62,11 @@ type Units interface {
 	Stop(ctx context.Context, unit string) error
 	// Start starts unit (its own start check still decides).
 	Start(ctx context.Context, unit string) error
+	// Activated is a mark that changes whenever unit becomes active
+	// (systemd's ActiveEnterTimestampMonotonic): whether someone else
+	// started it since the lease stop, even if they stopped it again
+	// between two looks of the guard.
+	Activated(ctx context.Context, unit string) (string, error)
 }
 
 // Clock is the guard's only source of time.
@@ -90,6 +95,9 @@ type Stored struct {
 	// LeaseStopped: the guard stopped the unit when the lease ran out,
 	// and starts it again only at ModifyIndex.
 	LeaseStopped bool
+	// StopMark is Units.Activated just after the lease stop: another
+	// one means someone else started the unit since.
+	StopMark string
 	// Index is the last X-Consul-Index seen. One below it is a snapshot
 	// restore, which can put the key back at an old ModifyIndex after
 	// it was written since: that drops a lease stop's start.
@@ -136,6 +144,12 @@ type Config struct {
 	// Summary is how often a guard that keeps failing to read the key
 	// says so again; between summaries it logs only changes.
 	Summary time.Duration
+	// Heartbeat: Run's loop turns at least this often (a wake-up that
+	// finds nothing due does nothing) and tells Notify WATCHDOG=1.
+	Heartbeat time.Duration
+	// Notify tells systemd the guard's state (Notifier.Notify); nil:
+	// not under systemd's watchdog.
+	Notify func(state string) error
 	// DryRun logs what the guard would do and does nothing.
 	DryRun bool
 	Log    func(prio int, msg string)
@@ -148,6 +162,7 @@ const (
 	DefaultRetry      = time.Second
 	DefaultStartGrace = 1000 * time.Millisecond
 	DefaultSummary    = 5 * time.Minute
+	DefaultHeartbeat  = time.Second
 )
 
 // Guard is one running guard's state.
@@ -176,6 +191,7 @@ type Guard struct {
 	// because the lease ran out; it starts it again only when Consul
 	// names this host at ModifyIndex mod.
 	leaseStopped bool
+	stopMark     string // Units.Activated after the lease stop
 	// lastIndex is the last X-Consul-Index seen (by this guard or the
 	// one before it): one below it is a snapshot restore.
 	lastIndex uint64
@@ -200,8 +216,9 @@ type request struct {
 	recheck  string
 }
 
-// New is a guard with the defaults filled in. clock nil is the real
-// clock; state nil keeps nothing across restarts.
+// New is a guard with the defaults filled in. clock nil is the host's
+// CLOCK_BOOTTIME (NewBootClock); state nil keeps nothing across
+// restarts.
 func New(c Config, consul Consul, units Units, clock Clock, state State) *Guard {
 	if c.Lease == 0 {
 		c.Lease = failover.GuardLease
@@ -218,6 +235,9 @@ func New(c Config, consul Consul, units Units, clock Clock, state State) *Guard 
 	if c.Retry == 0 {
 		c.Retry = DefaultRetry
 	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = DefaultHeartbeat
+	}
 	if c.Summary == 0 {
 		c.Summary = DefaultSummary
 	}
@@ -225,7 +245,7 @@ func New(c Config, consul Consul, units Units, clock Clock, state State) *Guard 
 		c.Log = func(int, string) {}
 	}
 	if clock == nil {
-		clock = RealClock{}
+		clock = NewBootClock()
 	}
 	g := &Guard{Config: c, Consul: consul, Units: units, Clock: clock, State: state}
 	g.log.g = g
@@ -246,7 +266,7 @@ func (g *Guard) begin() {
 	case err != nil:
 		g.Log(Warning, fmt.Sprintf("cannot read what the last guard stored (%v): its lease and lease stop are unknown", err))
 	case ok:
-		g.confirmed, g.mod, g.haveMod, g.leaseStopped, g.lastIndex = s.Confirmed, s.ModifyIndex, s.ModifyIndex != 0, s.LeaseStopped, s.Index
+		g.confirmed, g.mod, g.haveMod, g.leaseStopped, g.lastIndex, g.stopMark = s.Confirmed, s.ModifyIndex, s.ModifyIndex != 0, s.LeaseStopped, s.Index, s.StopMark
 		if s.LeaseEnd.Before(g.leaseEnd) {
 			g.leaseEnd = s.LeaseEnd
 		}
@@ -258,7 +278,7 @@ func (g *Guard) save() {
 	if g.State == nil || g.DryRun {
 		return
 	}
-	if err := g.State.Save(Stored{LeaseEnd: g.leaseEnd, Confirmed: g.confirmed, ModifyIndex: g.mod, LeaseStopped: g.leaseStopped, Index: g.lastIndex}); err != nil {
+	if err := g.State.Save(Stored{LeaseEnd: g.leaseEnd, Confirmed: g.confirmed, ModifyIndex: g.mod, LeaseStopped: g.leaseStopped, Index: g.lastIndex, StopMark: g.stopMark}); err != nil {
 		g.log.once(Warning, "state", fmt.Sprintf("cannot store the lease for the next guard: %v", err))
 	}
 }
@@ -332,7 +352,13 @@ func (g *Guard) leaseRanOut(ctx context.Context, now time.Time, lastErr error) {
 	if !g.act(ctx, why+": stopping "+g.Unit+" until Consul confirms this host again, unchanged", func() error { return g.Units.Stop(ctx, g.Unit) }) {
 		return
 	}
-	g.leaseStopped = true
+	mark, err := g.Units.Activated(ctx, g.Unit)
+	if err != nil {
+		// No mark: no start by the guard either.
+		g.Log(Warning, fmt.Sprintf("cannot tell when %s last started (%v): this guard will not start it again", g.Unit, err))
+		return
+	}
+	g.leaseStopped, g.stopMark = true, mark
 	g.save()
 }
 
@@ -416,6 +442,16 @@ func (g *Guard) answered(ctx context.Context, req *request, r Reading, err error
 		g.leaseStopped = false
 		g.save()
 	case mine && g.leaseStopped && !running && now.Before(g.leaseEnd):
+		if mark, err := g.Units.Activated(ctx, g.Unit); err != nil || mark != g.stopMark {
+			why := "it was started again since the lease stop (by someone else), and stopped"
+			if err != nil {
+				why = fmt.Sprintf("cannot tell whether it was started since the lease stop (%v)", err)
+			}
+			g.Log(Notice, fmt.Sprintf("Consul confirms %s names %s again at ModifyIndex %d, but %s: this guard leaves %s stopped (the operator, or hoctl failover, may start it)", g.Key, g.Host, r.ModifyIndex, why, g.Unit))
+			g.leaseStopped = false
+			g.save()
+			return
+		}
 		if g.act(ctx, fmt.Sprintf("Consul confirms %s names %s again at ModifyIndex %d, unchanged since the lease stop: starting %s", g.Key, g.Host, r.ModifyIndex, g.Unit),
 			func() error { return g.Units.Start(ctx, g.Unit) }) {
 			g.leaseStopped = false

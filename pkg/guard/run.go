@@ -3,7 +3,6 @@ package guard
 import (
 	"context"
 	"fmt"
-	"time"
 )
 
 type result struct {
@@ -18,14 +17,26 @@ type result struct {
 // the request's deadline; the loop waits for it or for the next thing
 // due (the lease's end, the next read), whichever comes first. So the
 // lease's end stops the unit on time even if a request does not honour
-// its context.
+// its context. The loop turns at least every Heartbeat, and tells
+// systemd so (WATCHDOG=1): a guard wedged anywhere, or stopped
+// (SIGSTOP), is killed by systemd's watchdog and started again, and
+// the guard after it finds the lease as this one stored it.
 func (g *Guard) Run(ctx context.Context) error {
 	g.Log(Info, fmt.Sprintf("guarding %s on %s: it runs only while Consul's %s names %s (lease %s, checked every %s; a guard just started confirms within %s or stops it)%s",
 		g.Unit, g.Host, g.Key, g.Host, g.Lease, g.Wait, g.StartGrace, map[bool]string{true: "; dry run: nothing is stopped or started"}[g.DryRun]))
 	results := make(chan result, 1)
 	wake := make(chan struct{}, 1)
+	ready := false
 	for ctx.Err() == nil {
 		send, at := g.tick(ctx)
+		if !ready {
+			g.notify("READY=1")
+			ready = true
+		}
+		g.notify("WATCHDOG=1")
+		if beat := g.Clock.Now().Add(g.Heartbeat); at.IsZero() || at.After(beat) {
+			at = beat
+		}
 		if send != nil {
 			rctx, cancel := g.Clock.WithDeadline(ctx, send.deadline)
 			go func() {
@@ -34,15 +45,12 @@ func (g *Guard) Run(ctx context.Context) error {
 				results <- result{send, r, err}
 			}()
 		}
-		stop := func() bool { return false }
-		if !at.IsZero() {
-			stop = g.Clock.AfterFunc(at.Sub(g.Clock.Now()), func() {
-				select {
-				case wake <- struct{}{}:
-				default:
-				}
-			})
-		}
+		stop := g.Clock.AfterFunc(at.Sub(g.Clock.Now()), func() {
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		})
 		select {
 		case <-ctx.Done():
 		case res := <-results:
@@ -55,13 +63,11 @@ func (g *Guard) Run(ctx context.Context) error {
 	return nil
 }
 
-// RealClock is the machine's clock (monotonic within the process).
-type RealClock struct{}
-
-func (RealClock) Now() time.Time { return time.Now() }
-
-func (RealClock) AfterFunc(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
-
-func (RealClock) WithDeadline(ctx context.Context, t time.Time) (context.Context, context.CancelFunc) {
-	return context.WithDeadline(ctx, t)
+func (g *Guard) notify(state string) {
+	if g.Notify == nil {
+		return
+	}
+	if err := g.Notify(state); err != nil {
+		g.log.once(Warning, "notify", fmt.Sprintf("cannot tell systemd %s: %v (its watchdog will restart this guard)", state, err))
+	}
 }

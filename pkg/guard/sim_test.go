@@ -107,7 +107,13 @@ type schedule struct {
 	indexReset time.Duration
 	restoreTo  time.Duration
 	restarts   []restart
-	others     []other
+	// suspends: the host suspended (S3) at at for gap: the guard and
+	// the unit stop, CLOCK_BOOTTIME runs on.
+	suspends []restart
+	// monotonic: the guard's clock stops during a suspend, as Go's
+	// monotonic clock does (TestSimulationSuspendNeedsBoottime).
+	monotonic bool
+	others    []other
 	// leaseCheck: the unit's start checks include the guard's lease
 	// (hoctl guard --check-lease), not only the owner key.
 	leaseCheck bool
@@ -192,6 +198,9 @@ func newSchedule(seed uint64) (schedule, *rand.Rand) {
 	}
 	slices.SortFunc(s.others, func(a, b other) int { return int(a.at - b.at) })
 	s.leaseCheck = r.IntN(2) == 0
+	if r.IntN(5) == 0 {
+		s.suspends = append(s.suspends, restart{at: rndDur(r, 0, s.end), gap: rndDur(r, time.Second, time.Minute)})
+	}
 	return s, r
 }
 
@@ -276,6 +285,9 @@ func (s *schedule) String() string {
 	for _, r := range s.restarts {
 		fmt.Fprintf(&b, "  %8s the guard dies, restarted %s later\n", r.at, r.gap)
 	}
+	for _, r := range s.suspends {
+		fmt.Fprintf(&b, "  %8s the host suspends for %s\n", r.at, r.gap)
+	}
 	for _, o := range s.others {
 		fmt.Fprintf(&b, "  %8s someone else %s the unit\n", o.at, map[bool]string{true: "starts", false: "stops"}[o.start])
 	}
@@ -323,8 +335,11 @@ type world struct {
 	// least that + simStartedBound), and whether someone else started it
 	activeSince time.Duration
 	otherStart  bool
+	// the last suspend: from, to (resumed), and all suspends' total
+	sleptFrom, resumed, slept time.Duration
 	// invariant 5: who stopped the unit last: "lease" (the guard), "other"
-	stoppedBy string
+	stoppedBy   string
+	activations int // systemd's ActiveEnterTimestamp, as a count
 
 	stored  Stored
 	has     bool
@@ -363,7 +378,13 @@ func (s schedule) world(r *rand.Rand, seed uint64) *world {
 	return w
 }
 
-func (w *world) at(t time.Time) time.Duration { return t.Sub(w.t0) }
+// at is the world's time of a time of the guard's clock.
+func (w *world) at(t time.Time) time.Duration {
+	if w.monotonic {
+		return t.Sub(w.t0) + w.slept
+	}
+	return t.Sub(w.t0)
+}
 
 func (w *world) tracef(format string, args ...any) {
 	w.trace = append(w.trace, fmt.Sprintf("%10s ", w.now)+fmt.Sprintf(format, args...))
@@ -386,14 +407,16 @@ func (w *world) advance(t time.Duration) {
 		return
 	}
 	if w.unit == active {
-		if limit := w.deadline + simStopBound; w.deadline != never && t > limit && t > w.activeSince+simStartedBound {
+		if limit := max(w.deadline, w.resumed) + simStopBound; w.deadline != never && t > limit && t > w.activeSince+simStartedBound {
 			if w.otherStart && w.activeSince > w.deadline {
 				w.violate("4 (started by someone else)", max(w.activeSince+simStartedBound, w.now), "zippy's unit, started by someone else at %s, after its deadline %s, still active %s later (bound %s)", w.activeSince, w.deadline, t-w.activeSince, simStartedBound)
 			} else {
 				w.violate("1 (lease)", max(limit, w.now), "zippy's unit still active %s after its deadline %s (stop bound %s)", t-w.deadline, w.deadline, simStopBound)
 			}
 		}
-		if w.c1Start < t {
+		// A host back from a suspend during which c1 started serves
+		// until its guard stops it, within the stop bound (as a hang).
+		if w.c1Start < t && (w.c1Start < w.sleptFrom || t > w.resumed+simStopBound) {
 			w.violate("3 (two servers)", max(w.c1Start, w.now), "zippy's unit active while c1 serves (c1 started at %s)", w.c1Start)
 		}
 	}
@@ -525,6 +548,7 @@ func (w *world) other(o other) {
 		}
 		w.unit, w.activeSince, w.otherStart = active, w.now, true
 		w.otherStarts++
+		w.activations++
 		w.tracef("someone else starts the unit")
 	}
 }
@@ -538,6 +562,11 @@ func (u simUnits) Running(context.Context, string) (bool, error) {
 		return false, errors.New("Failed to connect to bus")
 	}
 	return u.w.unit == active, nil
+}
+
+func (u simUnits) Activated(context.Context, string) (string, error) {
+	u.w.op()
+	return strconv.Itoa(u.w.activations), nil
 }
 
 func (u simUnits) Stop(context.Context, string) error {
@@ -589,6 +618,7 @@ func (u simUnits) Start(context.Context, string) error {
 		return errors.New("nfs-server.service: ExecStartPre: the owner key names another host")
 	}
 	w.unit, w.activeSince, w.otherStart = active, w.now, false
+	w.activations++
 	if w.c1Start <= w.now {
 		w.violate("3 (two servers)", w.now, "zippy's unit started while c1 serves")
 	}
@@ -606,7 +636,12 @@ func (s simState) Save(st Stored) error        { s.w.stored, s.w.has = st, true;
 // so nothing here ever sleeps.
 type simClock struct{ w *world }
 
-func (c simClock) Now() time.Time { return c.w.t0.Add(c.w.now) }
+func (c simClock) Now() time.Time {
+	if c.w.monotonic {
+		return c.w.t0.Add(c.w.now - c.w.slept)
+	}
+	return c.w.t0.Add(c.w.now)
+}
 func (c simClock) AfterFunc(time.Duration, func()) func() bool {
 	panic("the simulation drives tick and answered itself")
 }
@@ -632,7 +667,7 @@ func (w *world) run() {
 	// never ran.
 	fresh := true
 	var pending *delivery
-	ri, oi := 0, 0
+	ri, oi, si := 0, 0, 0
 	for steps := 0; w.viol == ""; steps++ {
 		if steps > 1_000_000 {
 			w.violate("liveness", w.now, "the guard loops without time passing")
@@ -641,14 +676,32 @@ func (w *world) run() {
 		if ri < len(w.restarts) && w.now >= w.restarts[ri].at {
 			r := w.restarts[ri]
 			ri++
+			if r.at >= w.sleptFrom && r.at < w.resumed {
+				w.tracef("the guard does not die: the host is suspended")
+				continue
+			}
 			w.tracef("the guard dies")
 			pending = nil
 			w.advance(w.now + r.gap)
 			g, fresh = w.newGuard(), true
 			continue
 		}
+		if si < len(w.suspends) && w.now >= w.suspends[si].at {
+			d := w.suspends[si].gap
+			si++
+			w.tracef("the host suspends for %s", d)
+			w.sleptFrom, w.now, w.slept = w.now, w.now+d, w.slept+d
+			w.resumed = w.now
+			w.tracef("the host resumes")
+			continue
+		}
 		if oi < len(w.others) && w.now >= w.others[oi].at {
-			w.other(w.others[oi])
+			// No one runs systemctl on a suspended host.
+			if w.others[oi].at >= w.sleptFrom && w.others[oi].at < w.resumed {
+				w.tracef("no one else acts on the unit: the host is suspended")
+			} else {
+				w.other(w.others[oi])
+			}
 			oi++
 			continue
 		}
@@ -673,6 +726,9 @@ func (w *world) run() {
 		}
 		if ri < len(w.restarts) {
 			next = min(next, w.restarts[ri].at)
+		}
+		if si < len(w.suspends) {
+			next = min(next, w.suspends[si].at)
 		}
 		if oi < len(w.others) {
 			next = min(next, w.others[oi].at)
@@ -876,5 +932,26 @@ func TestSimulationFindsTheOldBugs(t *testing.T) {
 		} else if c != "other" && *simSeed == 0 {
 			t.Errorf("%s: not found in %d schedules", c, total)
 		}
+	}
+}
+
+// TestSimulationSuspendNeedsBoottime runs the same schedules with the
+// guard's clock stopping while the host is suspended, as Go's monotonic
+// clock and timers do (attack F3): the simulation must find a resumed
+// host serving past its lease, which TestSimulation, on CLOCK_BOOTTIME
+// (BootClock), never does.
+func TestSimulationSuspendNeedsBoottime(t *testing.T) {
+	bad, total := runSchedules(t, simCount(t), func(w *world) { w.monotonic = true; w.run() })
+	suspended := 0
+	for _, w := range bad {
+		if len(w.suspends) > 0 && w.suspends[0].at < w.now && strings.HasPrefix(w.kind, "1") {
+			if suspended++; suspended == 1 {
+				t.Logf("first seed %d: %s", w.seed, w.viol)
+			}
+		}
+	}
+	t.Logf("a clock that stops during a suspend: %d of %d schedules broke an invariant, %d of them a lease past a resume", len(bad), total, suspended)
+	if suspended == 0 && *simSeed == 0 {
+		t.Errorf("no schedule found a resumed host serving past its lease with a clock that stops during a suspend")
 	}
 }

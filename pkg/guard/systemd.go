@@ -105,6 +105,16 @@ func (s *Systemd) Start(ctx context.Context, unit string) error {
 	return nil
 }
 
+// Activated implements Units: ActiveEnterTimestampMonotonic, which
+// systemd keeps after the unit stops.
+func (s *Systemd) Activated(ctx context.Context, unit string) (string, error) {
+	out, err := s.run(ctx, "show", "-p", "ActiveEnterTimestampMonotonic", "--value", unit)
+	if err != nil {
+		return "", fmt.Errorf("systemctl show %s: %s: %w", unit, out, err)
+	}
+	return strings.TrimSpace(out), nil
+}
+
 // oneLine keeps a reason (which quotes Consul's answers) on the drop-in's
 // comment line.
 func oneLine(s string) string {
