@@ -95,6 +95,10 @@ type Stored struct {
 	// LeaseStopped: the guard stopped the unit when the lease ran out,
 	// and starts it again only at ModifyIndex.
 	LeaseStopped bool
+	// Answered is the send time of the newest request Consul answered
+	// (whatever it named): hoctl status reads it to tell a guard that
+	// works from one that is wedged or cut off.
+	Answered time.Time
 	// StopMark is Units.Activated just after the lease stop: another
 	// one means someone else started the unit since.
 	StopMark string
@@ -191,7 +195,8 @@ type Guard struct {
 	// because the lease ran out; it starts it again only when Consul
 	// names this host at ModifyIndex mod.
 	leaseStopped bool
-	stopMark     string // Units.Activated after the lease stop
+	stopMark     string    // Units.Activated after the lease stop
+	lastAnswer   time.Time // Stored.Answered
 	// lastIndex is the last X-Consul-Index seen (by this guard or the
 	// one before it): one below it is a snapshot restore.
 	lastIndex uint64
@@ -266,7 +271,7 @@ func (g *Guard) begin() {
 	case err != nil:
 		g.Log(Warning, fmt.Sprintf("cannot read what the last guard stored (%v): its lease and lease stop are unknown", err))
 	case ok:
-		g.confirmed, g.mod, g.haveMod, g.leaseStopped, g.lastIndex, g.stopMark = s.Confirmed, s.ModifyIndex, s.ModifyIndex != 0, s.LeaseStopped, s.Index, s.StopMark
+		g.confirmed, g.mod, g.haveMod, g.leaseStopped, g.lastIndex, g.stopMark, g.lastAnswer = s.Confirmed, s.ModifyIndex, s.ModifyIndex != 0, s.LeaseStopped, s.Index, s.StopMark, s.Answered
 		if s.LeaseEnd.Before(g.leaseEnd) {
 			g.leaseEnd = s.LeaseEnd
 		}
@@ -278,7 +283,7 @@ func (g *Guard) save() {
 	if g.State == nil || g.DryRun {
 		return
 	}
-	if err := g.State.Save(Stored{LeaseEnd: g.leaseEnd, Confirmed: g.confirmed, ModifyIndex: g.mod, LeaseStopped: g.leaseStopped, Index: g.lastIndex, StopMark: g.stopMark}); err != nil {
+	if err := g.State.Save(Stored{LeaseEnd: g.leaseEnd, Confirmed: g.confirmed, ModifyIndex: g.mod, LeaseStopped: g.leaseStopped, Index: g.lastIndex, StopMark: g.stopMark, Answered: g.lastAnswer}); err != nil {
 		g.log.once(Warning, "state", fmt.Sprintf("cannot store the lease for the next guard: %v", err))
 	}
 }
@@ -395,6 +400,10 @@ func (g *Guard) answered(ctx context.Context, req *request, r Reading, err error
 		return
 	}
 	g.log.answered()
+	if req.sent.After(g.lastAnswer) {
+		g.lastAnswer = req.sent
+		defer g.save()
+	}
 	// Consul's rule for blocking queries: an index that goes backwards
 	// (a snapshot restore) starts over from 0. And an index of 0 would
 	// make every query return at once.

@@ -44,13 +44,15 @@ func StatePath(dir, key string) string {
 	return filepath.Join(dir, name+".json")
 }
 
-type storedFile struct {
+// StateFile is the state file's JSON (hoctl status reads it too).
+type StateFile struct {
 	LeaseEndBoottimeNS  int64  `json:"lease_end_boottime_ns"`
 	ConfirmedBoottimeNS int64  `json:"confirmed_boottime_ns"` // 0: never`
 	ModifyIndex         uint64 `json:"modify_index"`
 	LeaseStopped        bool   `json:"lease_stopped"`
 	Index               uint64 `json:"consul_index"`
 	StopMark            string `json:"stop_mark,omitempty"`
+	AnsweredBoottimeNS  int64  `json:"answered_boottime_ns"` // 0: never
 }
 
 // Load implements State.
@@ -62,7 +64,7 @@ func (f *FileState) Load() (Stored, bool, error) {
 	if err != nil {
 		return Stored{}, false, err
 	}
-	var s storedFile
+	var s StateFile
 	if err := json.Unmarshal(b, &s); err != nil {
 		return Stored{}, false, fmt.Errorf("%s: %w", f.Path, err)
 	}
@@ -71,6 +73,9 @@ func (f *FileState) Load() (Stored, bool, error) {
 	if s.ConfirmedBoottimeNS != 0 {
 		st.Confirmed = c.At(time.Duration(s.ConfirmedBoottimeNS))
 	}
+	if s.AnsweredBoottimeNS != 0 {
+		st.Answered = c.At(time.Duration(s.AnsweredBoottimeNS))
+	}
 	return st, true, nil
 }
 
@@ -78,19 +83,24 @@ func (f *FileState) Load() (Stored, bool, error) {
 // while saving leaves the previous state.
 func (f *FileState) Save(s Stored) error {
 	c := f.Clock
-	f2 := storedFile{LeaseEndBoottimeNS: int64(c.Boottime(s.LeaseEnd)), ModifyIndex: s.ModifyIndex, LeaseStopped: s.LeaseStopped, Index: s.Index, StopMark: s.StopMark}
+	f2 := StateFile{LeaseEndBoottimeNS: int64(c.Boottime(s.LeaseEnd)), ModifyIndex: s.ModifyIndex, LeaseStopped: s.LeaseStopped, Index: s.Index, StopMark: s.StopMark}
 	if !s.Confirmed.IsZero() {
 		f2.ConfirmedBoottimeNS = int64(max(c.Boottime(s.Confirmed), 1))
+	}
+	if !s.Answered.IsZero() {
+		f2.AnsweredBoottimeNS = int64(max(c.Boottime(s.Answered), 1))
 	}
 	b, err := json.Marshal(f2)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(f.Path), 0o700); err != nil {
+	// Readable by all (hoctl status reads it over SSH, as any user);
+	// written by root alone (--check-lease trusts no other writer).
+	if err := os.MkdirAll(filepath.Dir(f.Path), 0o755); err != nil {
 		return err
 	}
 	tmp := f.Path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
 		return err
 	}
 	return os.Rename(tmp, f.Path)
@@ -130,7 +140,7 @@ func ReadLease(path string) (Lease, error) {
 	if err != nil {
 		return Lease{}, err
 	}
-	var s storedFile
+	var s StateFile
 	if err := json.Unmarshal(b, &s); err != nil {
 		return Lease{}, fmt.Errorf("%s: %w", path, err)
 	}
