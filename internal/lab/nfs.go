@@ -76,12 +76,10 @@ fi
 	// ganesha cannot list btrfs subvolumes in the container ("may have
 	// unsupported subvols") and then cannot resolve one to export: a bind
 	// mount of the subvolume onto itself makes it a filesystem of its own.
-	var unitLines, guarded []string
+	var guarded []string
 	if l.Hoctl != "" {
 		// Tied to the guard as docs/failover.md's NixOS snippet ties it:
-		// stopped when the guard is stopped for good, and started only
-		// while the guard's lease holds, whoever starts it.
-		unitLines = []string{"BindsTo=" + NFSGuardUnit}
+		// started only while the guard's lease holds, whoever starts it.
 		guarded = []string{fmt.Sprintf("ExecStartPre=%s guard --key %s --unit nfs-server.service --check-lease", guardBin, NFSOwnerKey)}
 	}
 	service := append(append([]string{"Type=simple"}, guarded...),
@@ -92,7 +90,7 @@ fi
 		fmt.Sprintf("ExecStopPost=-/usr/bin/curl -sf --max-time 5 -X PUT %s/v1/agent/service/deregister/%s", consul, NFSService),
 		fmt.Sprintf("ExecStopPost=-/bin/sh -c 'if mountpoint -q %s; then umount %s; fi'", NFSSubvol, NFSSubvol))
 	if err := h.installService("nfs-server.service",
-		withUnit(unit("NFS server (nfs-ganesha, NFSv4) for "+NFSService, []string{"network-online.target", "consul.service"}, service...), unitLines...),
+		unit("NFS server (nfs-ganesha, NFSv4) for "+NFSService, []string{"network-online.target", "consul.service"}, service...),
 		false,
 		file{"etc/ganesha/ganesha.conf", ganesha, 0o644},
 		file{"usr/local/libexec/hoctl-lab/nfs-owner-check", check, 0o755},
@@ -114,7 +112,7 @@ fi
 			"Restart=always",
 			"RestartSec=1s",
 			fmt.Sprintf("WatchdogSec=%s", GuardWatchdog),
-			"TimeoutAbortSec=2s"),
+			"WatchdogSignal=SIGKILL"),
 			"StartLimitIntervalSec=0"),
 		true)
 }
