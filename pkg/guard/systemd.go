@@ -44,13 +44,26 @@ func (s *Systemd) run(ctx context.Context, args ...string) (string, error) {
 	return systemctl(ctx, args...)
 }
 
-// Running implements Units: is-active's answer, whatever its exit status
-// (3 for inactive); only no answer at all is an error.
+// Running implements Units: systemd's ActiveState (whatever the exit
+// status); only no answer at all is an error. A unit still in its start
+// checks (activating, SubState start-pre) does not run yet: nothing
+// serves, and its own lease check (hoctl guard --check-lease) waits for
+// this guard's confirmation, which a stop would cancel. If the check
+// passes and the lease then runs out, the unit is running at the next
+// look.
 func (s *Systemd) Running(ctx context.Context, unit string) (bool, error) {
-	out, err := s.run(ctx, "is-active", unit)
-	state := strings.TrimSpace(out)
+	out, err := s.run(ctx, "show", "-p", "ActiveState", "-p", "SubState", unit)
+	props := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok {
+			props[k] = v
+		}
+	}
+	state := props["ActiveState"]
 	switch state {
-	case "active", "activating", "reloading", "refreshing", "deactivating":
+	case "activating":
+		return props["SubState"] != "start-pre", nil
+	case "active", "reloading", "refreshing", "deactivating":
 		return true, nil
 	case "inactive", "failed", "maintenance":
 		return false, nil
@@ -58,7 +71,7 @@ func (s *Systemd) Running(ctx context.Context, unit string) (bool, error) {
 	if err == nil {
 		err = errors.New("no state")
 	}
-	return false, fmt.Errorf("systemctl is-active %s: %q: %w", unit, state, err)
+	return false, fmt.Errorf("systemctl show %s: %q: %w", unit, strings.TrimSpace(out), err)
 }
 
 // Fence implements Units with the failover's own fence: the same drop-in
