@@ -116,7 +116,7 @@ func TestRunFeedsTheWatchdog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	var mu sync.Mutex
 	var got []string
 	go func() {
@@ -149,7 +149,9 @@ func TestRunFeedsTheWatchdog(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	cancel()
-	<-done
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if len(got) < 5 || got[0] != "READY=1" || slices.ContainsFunc(got[1:], func(s string) bool { return s != "WATCHDOG=1" }) {

@@ -24,7 +24,9 @@ func (n Notifier) Notify(state string) error {
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	_, err = c.Write([]byte(state))
-	return err
+	if _, err := c.Write([]byte(state)); err != nil {
+		_ = c.Close()
+		return err
+	}
+	return c.Close()
 }

@@ -123,7 +123,7 @@ func ReadLease(path string) (Lease, error) {
 		return Lease{}, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	f := os.NewFile(uintptr(fd), path)
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return Lease{}, &fs.PathError{Op: "fstat", Path: path, Err: err}

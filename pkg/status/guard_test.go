@@ -24,20 +24,20 @@ func (f *guardHost) Name() string { return f.name }
 func (f *guardHost) Run(_ context.Context, c sshexec.Cmd) (*sshexec.Result, error) {
 	res := &sshexec.Result{Host: f.name}
 	argv := strings.Join(c.Argv, " ")
-	switch {
-	case argv == "systemctl is-active hoctl-guard-data-services.service":
+	switch argv {
+	case "systemctl is-active hoctl-guard-data-services.service":
 		res.Stdout = []byte(f.state + "\n")
 		if f.state != "active" {
 			res.ExitCode = 3
 			return res, &sshexec.ExitError{Host: f.name, Code: 3}
 		}
-	case argv == "systemctl show -p ExecStart --value hoctl-guard-data-services.service":
+	case "systemctl show -p ExecStart --value hoctl-guard-data-services.service":
 		key := f.key
 		if key == "" {
 			key = "hoctl/nfs/data-services/owner"
 		}
 		res.Stdout = []byte("{ path=/usr/local/bin/hoctl ; argv[]=/usr/local/bin/hoctl guard --consul http://127.0.0.1:8500 --key " + key + " --unit nfs-server.service ; ignore_errors=no ; start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; code=(null) ; status=0/0 }\n")
-	case argv == "cat /run/hoctl-guard/hoctl_nfs_data-services_owner.json /proc/uptime":
+	case "cat /run/hoctl-guard/hoctl_nfs_data-services_owner.json /proc/uptime":
 		age := f.age
 		if age == 0 {
 			age = 3 * time.Second
