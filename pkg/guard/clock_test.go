@@ -158,3 +158,34 @@ func TestRunFeedsTheWatchdog(t *testing.T) {
 		t.Fatalf("told systemd %q, want READY=1 then WATCHDOG=1 again and again", got)
 	}
 }
+
+// A systemctl call that takes longer than the watchdog (a unit whose
+// stop commands take their time) keeps it fed: seen on the real
+// cluster, a guard killed in the middle of its own lease stop left
+// the stop unrecorded.
+func TestSlowSystemctlKeepsTheWatchdogFed(t *testing.T) {
+	var mu sync.Mutex
+	n := 0
+	f := fedUnits{Units: slowUnits{&recordingUnits{}}, beat: 5 * time.Millisecond, notify: func(s string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if s == "WATCHDOG=1" {
+			n++
+		}
+	}}
+	if err := f.Stop(context.Background(), "u"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n < 2 {
+		t.Fatalf("%d WATCHDOG=1 during a 200 ms stop, beat 5 ms", n)
+	}
+}
+
+type slowUnits struct{ *recordingUnits }
+
+func (slowUnits) Stop(context.Context, string) error {
+	time.Sleep(200 * time.Millisecond)
+	return nil
+}

@@ -354,17 +354,20 @@ func (g *Guard) leaseRanOut(ctx context.Context, now time.Time, lastErr error) {
 	if lastErr != nil {
 		why += fmt.Sprintf("; last error: %v", lastErr)
 	}
-	if !g.act(ctx, why+": stopping "+g.Unit+" until Consul confirms this host again, unchanged", func() error { return g.Units.Stop(ctx, g.Unit) }) {
-		return
+	// The lease stop is stored before the stop, which can take a while
+	// (the unit's own stop commands): a guard killed meanwhile leaves
+	// it to the next one, which then starts the unit again, or fences
+	// it, as this one would have.
+	if !g.DryRun {
+		if mark, err := g.Units.Activated(ctx, g.Unit); err != nil {
+			// No mark: no start by the guard either.
+			g.Log(Warning, fmt.Sprintf("cannot tell when %s last started (%v): this guard will not start it again", g.Unit, err))
+		} else {
+			g.leaseStopped, g.stopMark = true, mark
+			g.save()
+		}
 	}
-	mark, err := g.Units.Activated(ctx, g.Unit)
-	if err != nil {
-		// No mark: no start by the guard either.
-		g.Log(Warning, fmt.Sprintf("cannot tell when %s last started (%v): this guard will not start it again", g.Unit, err))
-		return
-	}
-	g.leaseStopped, g.stopMark = true, mark
-	g.save()
+	g.act(ctx, why+": stopping "+g.Unit+" until Consul confirms this host again, unchanged", func() error { return g.Units.Stop(ctx, g.Unit) })
 }
 
 // running asks systemd; not knowing, it takes the unit as running:

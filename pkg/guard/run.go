@@ -3,6 +3,7 @@ package guard
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 type result struct {
@@ -24,6 +25,9 @@ type result struct {
 func (g *Guard) Run(ctx context.Context) error {
 	g.Log(Info, fmt.Sprintf("guarding %s on %s: it runs only while Consul's %s names %s (lease %s, checked every %s; a guard just started confirms within %s or stops it)%s",
 		g.Unit, g.Host, g.Key, g.Host, g.Lease, g.Wait, g.StartGrace, map[bool]string{true: "; dry run: nothing is stopped or started"}[g.DryRun]))
+	if g.Notify != nil {
+		g.Units = fedUnits{Units: g.Units, beat: g.Heartbeat, notify: g.notify}
+	}
 	results := make(chan result, 1)
 	wake := make(chan struct{}, 1)
 	ready := false
@@ -70,4 +74,58 @@ func (g *Guard) notify(state string) {
 	if err := g.Notify(state); err != nil {
 		g.log.once(Warning, "notify", fmt.Sprintf("cannot tell systemd %s: %v (its watchdog will restart this guard)", state, err))
 	}
+}
+
+// fedUnits keeps systemd's watchdog fed while the loop waits on a
+// systemctl call, which is bounded (systemctl's two minutes) but may
+// take longer than the watchdog (a unit whose stop commands take their
+// time): a guard killed in the middle of its own stop would leave the
+// stop to the next one. A stopped or deadlocked guard feeds nothing.
+type fedUnits struct {
+	Units
+	beat   time.Duration
+	notify func(string)
+}
+
+func (f fedUnits) fed(call func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(f.beat)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				f.notify("WATCHDOG=1")
+			}
+		}
+	}()
+	defer close(done)
+	call()
+}
+
+func (f fedUnits) Running(ctx context.Context, unit string) (ok bool, err error) {
+	f.fed(func() { ok, err = f.Units.Running(ctx, unit) })
+	return ok, err
+}
+
+func (f fedUnits) Fence(ctx context.Context, unit, reason string) (err error) {
+	f.fed(func() { err = f.Units.Fence(ctx, unit, reason) })
+	return err
+}
+
+func (f fedUnits) Stop(ctx context.Context, unit string) (err error) {
+	f.fed(func() { err = f.Units.Stop(ctx, unit) })
+	return err
+}
+
+func (f fedUnits) Start(ctx context.Context, unit string) (err error) {
+	f.fed(func() { err = f.Units.Start(ctx, unit) })
+	return err
+}
+
+func (f fedUnits) Activated(ctx context.Context, unit string) (mark string, err error) {
+	f.fed(func() { mark, err = f.Units.Activated(ctx, unit) })
+	return mark, err
 }

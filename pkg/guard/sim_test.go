@@ -47,12 +47,13 @@ const (
 	simOpMax = 250 * time.Millisecond // one systemctl call
 	simGap   = time.Second            // systemd's RestartSec for a guard that died
 	// simStopBound: a systemctl call under way at the lease's end, then
-	// is-active and stop; and a guard that died just before it, restarted.
-	simStopBound = 3*simOpMax + simGap
+	// is-active, the unit's activation mark and stop; and a guard that
+	// died just before it, restarted.
+	simStopBound = 4*simOpMax + simGap
 	// simStartedBound: a unit started by someone else after the lease
 	// ran out is seen at the next wake (every DefaultRetry), unless the
 	// guard died just before: restarted, it checks at once.
-	simStartedBound = DefaultRetry + simGap + 3*simOpMax
+	simStartedBound = DefaultRetry + simGap + 4*simOpMax
 )
 
 type mode int
