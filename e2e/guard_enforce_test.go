@@ -57,11 +57,9 @@ func TestRealGuardStopsAUnitStartedAfterALeaseStop(t *testing.T) {
 		t.Logf("measured: the lease stop %s into the partition", d.Round(10*time.Millisecond))
 	}
 
-	// The operator starts it: the lease check refuses.
-	out, err := inMachine(l, "zippy", "systemctl start nfs-server 2>&1; echo; systemctl is-active nfs-server || true; journalctl -u nfs-server --no-pager --since "+since+" | grep -- --check-lease || true")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The operator starts it: the lease check refuses (after waiting
+	// --check-wait, 10 s, for the guard to confirm).
+	out, _ := inMachine(l, "zippy", "systemctl start nfs-server 2>&1")
 	journal := func() string {
 		j, _ := inMachine(l, "zippy", "journalctl -u "+lab.NFSGuardUnit+" -u nfs-server --no-pager -o short-iso-precise --since "+since+" | grep -v ' ganesha.nfsd'")
 		return j
@@ -69,9 +67,17 @@ func TestRealGuardStopsAUnitStartedAfterALeaseStop(t *testing.T) {
 	if s := isActive(l, "zippy", "nfs-server"); s == "active" {
 		t.Fatalf("nfs-server started while its guard's lease has run out:\n%s\n%s", out, journal())
 	}
-	if !strings.Contains(out, "does not hold") {
+	if !strings.Contains(journal(), "does not hold") {
 		t.Errorf("the start check does not say why it refuses:\n%s\n%s", out, journal())
 	}
+	// Settled (the failed start's ExecStopPost takes its 5 s): no job.
+	waitFor(t, time.Minute, "nfs-server to settle", func() error {
+		out, _ := inMachine(l, "zippy", "systemctl list-jobs --no-legend nfs-server.service; systemctl is-active nfs-server || true")
+		if s := strings.TrimSpace(out); s != "inactive" && s != "failed" {
+			return fmt.Errorf("%q", s)
+		}
+		return nil
+	})
 
 	// A unit without the lease check (and without the owner check, as
 	// when only the guard's own traffic to Consul is cut): it starts, and
@@ -88,7 +94,7 @@ func TestRealGuardStopsAUnitStartedAfterALeaseStop(t *testing.T) {
 	// runs, which fails the start job); watched from the machine itself
 	// every 50 ms until it runs.
 	started := time.Now()
-	out = mustInMachine(t, l, "zippy", "systemctl start --no-block nfs-server; for i in $(seq 200); do s=$(systemctl is-active nfs-server); case $s in active|activating) echo seen $s; exit 0;; esac; sleep 0.05; done; echo never started")
+	out = mustInMachine(t, l, "zippy", "systemctl start --no-block nfs-server; for i in $(seq 600); do s=$(systemctl is-active nfs-server); case $s in active|activating) echo seen $s; exit 0;; esac; sleep 0.05; done; echo never started")
 	if !strings.HasPrefix(out, "seen") {
 		t.Fatalf("nfs-server without its start checks did not start: %s\n%s", out, journal())
 	}
@@ -100,6 +106,16 @@ func TestRealGuardStopsAUnitStartedAfterALeaseStop(t *testing.T) {
 	t.Logf("measured: nfs-server started by someone else after the lease stop was inactive %s after the start was asked (bound: the guard's 1 s check plus systemctl)", d.Round(10*time.Millisecond))
 	if strings.Count(j, "done: Consul has not confirmed") < 2 {
 		t.Errorf("the guard's journal does not show two lease stops:\n%s", j)
+	}
+	// The guard's decision: the last lease stop line in the journal.
+	var decided string
+	for _, line := range strings.Split(j, "\n") {
+		if strings.Contains(line, "Consul has not confirmed") && !strings.Contains(line, "done: ") && !strings.Contains(line, "FAILED: ") {
+			decided = line
+		}
+	}
+	if at, ok := journalTime(decided); ok {
+		t.Logf("measured: the guard decided to stop the hand-started nfs-server %s after the start was asked", at.Sub(started).Round(10*time.Millisecond))
 	}
 	t.Logf("zippy's journal (guard, nfs-server):\n%s", j)
 }
@@ -188,7 +204,8 @@ func TestRealGuardWatchdog(t *testing.T) {
 	t.Logf("measured: nfs-server stopped %s after the guard's SIGSTOP (bound: WatchdogSec %s + RestartSec 1 s + the new guard's 1 s start grace + the stop)", d.Round(10*time.Millisecond), lab.GuardWatchdog)
 	for _, ev := range []struct{ what, line string }{
 		{"the watchdog fires", "Watchdog timeout"},
-		{"the new guard stops nfs-server", "done: this guard started"},
+		{"the new guard decides to stop nfs-server", "this guard started"},
+		{"nfs-server is stopped (its ExecStopPost waits out a Consul agent cut off)", "Stopped nfs-server.service"},
 	} {
 		if at, ok := journalTime(journalLine(journal, ev.line)); ok {
 			t.Logf("measured: %s %s after the SIGSTOP", ev.what, at.Sub(stopped).Round(10*time.Millisecond))

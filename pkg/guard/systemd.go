@@ -33,6 +33,13 @@ func systemctl(ctx context.Context, args ...string) (string, error) {
 	var out bytes.Buffer
 	cmd := exec.CommandContext(ctx, "systemctl", args...)
 	cmd.Stdout, cmd.Stderr = &out, &out
+	// systemd's notify socket is the guard's alone (NotifyAccess=main
+	// refuses, and logs, a child's message).
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "NOTIFY_SOCKET=") && !strings.HasPrefix(kv, "WATCHDOG_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
 	err := cmd.Run()
 	return strings.TrimSpace(out.String()), err
 }
