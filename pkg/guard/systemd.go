@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,13 +27,15 @@ type Systemd struct {
 
 // systemctl runs systemctl with args, bounded: a wedged systemd must not
 // hold the guard (a stop has the unit's own TimeoutStopSec, 90 s by
-// default, before systemd kills it).
+// default, before systemd kills it). It returns stdout alone, which
+// callers parse (a warning on stderr, such as "unit file changed on
+// disk", must not pass for a value); stderr goes into the error.
 func systemctl(ctx context.Context, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	var out bytes.Buffer
+	var out, errOut bytes.Buffer
 	cmd := exec.CommandContext(ctx, "systemctl", args...)
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Stdout, cmd.Stderr = &out, &errOut
 	// systemd's notify socket is the guard's alone (NotifyAccess=main
 	// refuses, and logs, a child's message).
 	for _, kv := range os.Environ() {
@@ -41,6 +44,11 @@ func systemctl(ctx context.Context, args ...string) (string, error) {
 		}
 	}
 	err := cmd.Run()
+	if err != nil {
+		if msg := strings.TrimSpace(errOut.String()); msg != "" {
+			err = fmt.Errorf("%s: %w", msg, err)
+		}
+	}
 	return strings.TrimSpace(out.String()), err
 }
 
@@ -132,7 +140,11 @@ func (s *Systemd) Activated(ctx context.Context, unit string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("systemctl show %s: %s: %w", unit, out, err)
 	}
-	return strings.TrimSpace(out), nil
+	mark := strings.TrimSpace(out)
+	if _, err := strconv.ParseUint(mark, 10, 64); err != nil {
+		return "", fmt.Errorf("systemctl show -p ActiveEnterTimestampMonotonic %s: %q is not a time", unit, mark)
+	}
+	return mark, nil
 }
 
 // oneLine keeps a reason (which quotes Consul's answers) on the drop-in's
