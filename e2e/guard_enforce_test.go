@@ -57,8 +57,22 @@ func TestRealGuardStopsAUnitStartedAfterALeaseStop(t *testing.T) {
 		t.Logf("measured: the lease stop %s into the partition", d.Round(10*time.Millisecond))
 	}
 
-	// The operator starts it: the lease check refuses (after waiting
-	// --check-wait, 10 s, for the guard to confirm).
+	// The operator starts it, and its owner check passes (as when only
+	// the guard's own traffic to Consul is cut, which the owner check
+	// here stands in for: a drop-in leaves it out): the lease check
+	// refuses (after waiting --check-wait, 10 s, for the guard).
+	const dropIn = "/run/systemd/system/nfs-server.service.d/zz-start-checks.conf"
+	t.Cleanup(func() {
+		if out, err := inMachine(l, "zippy", "rm -f "+dropIn+" && systemctl daemon-reload"); err != nil {
+			t.Errorf("removing %s: %v\n%s", dropIn, err, out)
+		}
+	})
+	bind := fmt.Sprintf(`ExecStartPre=/bin/sh -c "mountpoint -q %s || mount --bind %s %s"`, lab.NFSSubvol, lab.NFSSubvol, lab.NFSSubvol)
+	checks := func(lines ...string) {
+		mustInMachine(t, l, "zippy", fmt.Sprintf("mkdir -p /run/systemd/system/nfs-server.service.d && printf '%%s\\n' '[Service]' 'ExecStartPre=' %s > %s && systemctl daemon-reload",
+			"'"+strings.Join(lines, "' '")+"'", dropIn))
+	}
+	checks("ExecStartPre=/usr/local/bin/hoctl guard --key "+lab.NFSOwnerKey+" --unit nfs-server.service --check-lease", bind)
 	out, _ := inMachine(l, "zippy", "systemctl start nfs-server 2>&1")
 	journal := func() string {
 		j, _ := inMachine(l, "zippy", "journalctl -u "+lab.NFSGuardUnit+" -u nfs-server --no-pager -o short-iso-precise --since "+since+" | grep -v ' ganesha.nfsd'")
@@ -82,14 +96,7 @@ func TestRealGuardStopsAUnitStartedAfterALeaseStop(t *testing.T) {
 	// A unit without the lease check (and without the owner check, as
 	// when only the guard's own traffic to Consul is cut): it starts, and
 	// the guard stops it.
-	const dropIn = "/run/systemd/system/nfs-server.service.d/zz-no-start-checks.conf"
-	t.Cleanup(func() {
-		if out, err := inMachine(l, "zippy", "rm -f "+dropIn+" && systemctl daemon-reload"); err != nil {
-			t.Errorf("removing %s: %v\n%s", dropIn, err, out)
-		}
-	})
-	mustInMachine(t, l, "zippy", fmt.Sprintf("mkdir -p %s && printf '[Service]\\nExecStartPre=\\nExecStartPre=/bin/sh -c \"mountpoint -q %s || mount --bind %s %s\"\\n' > %s && systemctl daemon-reload",
-		"/run/systemd/system/nfs-server.service.d", lab.NFSSubvol, lab.NFSSubvol, lab.NFSSubvol, dropIn))
+	checks(bind)
 	// Not waited for (the guard may stop it while its ExecStartPost
 	// runs, which fails the start job); watched from the machine itself
 	// every 50 ms until it runs.

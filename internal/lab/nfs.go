@@ -80,10 +80,11 @@ fi
 	if l.Hoctl != "" {
 		// Tied to the guard as docs/failover.md's NixOS snippet ties it:
 		// started only while the guard's lease holds, whoever starts it.
+		// After the owner check, which refuses at once when the key
+		// names another host; this one waits for a guard just started.
 		guarded = []string{fmt.Sprintf("ExecStartPre=%s guard --key %s --unit nfs-server.service --check-lease", guardBin, NFSOwnerKey)}
 	}
-	service := append(append([]string{"Type=simple"}, guarded...),
-		"ExecStartPre=/usr/local/libexec/hoctl-lab/nfs-owner-check",
+	service := append(append([]string{"Type=simple", "ExecStartPre=/usr/local/libexec/hoctl-lab/nfs-owner-check"}, guarded...),
 		fmt.Sprintf("ExecStartPre=/bin/sh -c 'mountpoint -q %s || mount --bind %s %s'", NFSSubvol, NFSSubvol, NFSSubvol),
 		"ExecStart=/usr/bin/ganesha.nfsd -F -L STDOUT -f /etc/ganesha/ganesha.conf -p /run/ganesha.pid",
 		fmt.Sprintf("ExecStartPost=/usr/bin/curl -sf --max-time 5 -X PUT --data-binary @/etc/hoctl-lab/%s.json %s/v1/agent/service/register", NFSService, consul),
