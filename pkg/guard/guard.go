@@ -27,6 +27,7 @@ package guard
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/hoctl/hoctl/pkg/failover"
@@ -62,10 +63,10 @@ type Units interface {
 	Stop(ctx context.Context, unit string) error
 	// Start starts unit (its own start check still decides).
 	Start(ctx context.Context, unit string) error
-	// Activated is a mark that changes whenever unit becomes active
-	// (systemd's ActiveEnterTimestampMonotonic): whether someone else
-	// started it since the lease stop, even if they stopped it again
-	// between two looks of the guard.
+	// Activated is a mark that grows whenever unit becomes active
+	// (systemd's ActiveEnterTimestampMonotonic; 0 for a unit systemd
+	// unloaded): whether someone else started it since the lease stop,
+	// even if they stopped it again between two looks of the guard.
 	Activated(ctx context.Context, unit string) (string, error)
 }
 
@@ -454,7 +455,7 @@ func (g *Guard) answered(ctx context.Context, req *request, r Reading, err error
 		g.leaseStopped = false
 		g.save()
 	case mine && g.leaseStopped && !running && now.Before(g.leaseEnd):
-		if mark, err := g.Units.Activated(ctx, g.Unit); err != nil || mark != g.stopMark {
+		if mark, err := g.Units.Activated(ctx, g.Unit); err != nil || startedSince(g.stopMark, mark) {
 			why := "it was started again since the lease stop (by someone else), and stopped"
 			if err != nil {
 				why = fmt.Sprintf("cannot tell whether it was started since the lease stop (%v)", err)
@@ -498,6 +499,18 @@ func (g *Guard) confirm(sent time.Time, r Reading) {
 	}
 	g.mod, g.haveMod = r.ModifyIndex, true
 	g.save()
+}
+
+// startedSince says whether the unit's activation mark now is newer
+// than at the lease stop. Newer, not different: systemd unloads an
+// inactive unit nothing refers to, and one loaded again shows 0.
+func startedSince(atStop, now string) bool {
+	a, err1 := strconv.ParseUint(atStop, 10, 64)
+	b, err2 := strconv.ParseUint(now, 10, 64)
+	if err1 != nil || err2 != nil {
+		return atStop != now
+	}
+	return b > a
 }
 
 func describe(r Reading, key string) string {

@@ -419,3 +419,17 @@ func TestGuardSeesAStartItDidNotWatch(t *testing.T) {
 		t.Errorf("the journal does not say why it does not start:\n%s", strings.Join(w.logs, "\n"))
 	}
 }
+
+// systemd unloads an inactive unit nothing refers to: loaded again, its
+// ActiveEnterTimestampMonotonic is 0, which is no start (seen on the
+// real cluster: the guard then left its own lease stop standing).
+func TestStartedSince(t *testing.T) {
+	for _, c := range []struct {
+		stop, now string
+		want      bool
+	}{{"123", "123", false}, {"123", "0", false}, {"123", "456", true}, {"", "5", true}, {"7", "7", false}} {
+		if got := startedSince(c.stop, c.now); got != c.want {
+			t.Errorf("startedSince(%q, %q) = %v", c.stop, c.now, got)
+		}
+	}
+}
