@@ -76,15 +76,22 @@ fi
 	// ganesha cannot list btrfs subvolumes in the container ("may have
 	// unsupported subvols") and then cannot resolve one to export: a bind
 	// mount of the subvolume onto itself makes it a filesystem of its own.
+	var guarded []string
+	if l.Hoctl != "" {
+		// Tied to the guard as docs/failover.md's NixOS snippet ties it:
+		// started only while the guard's lease holds, whoever starts it.
+		// After the owner check, which refuses at once when the key
+		// names another host; this one waits for a guard just started.
+		guarded = []string{fmt.Sprintf("ExecStartPre=%s guard --key %s --unit nfs-server.service --check-lease", guardBin, NFSOwnerKey)}
+	}
+	service := append(append([]string{"Type=simple", "ExecStartPre=/usr/local/libexec/hoctl-lab/nfs-owner-check"}, guarded...),
+		fmt.Sprintf("ExecStartPre=/bin/sh -c 'mountpoint -q %s || mount --bind %s %s'", NFSSubvol, NFSSubvol, NFSSubvol),
+		"ExecStart=/usr/bin/ganesha.nfsd -F -L STDOUT -f /etc/ganesha/ganesha.conf -p /run/ganesha.pid",
+		fmt.Sprintf("ExecStartPost=/usr/bin/curl -sf --max-time 5 -X PUT --data-binary @/etc/hoctl-lab/%s.json %s/v1/agent/service/register", NFSService, consul),
+		fmt.Sprintf("ExecStopPost=-/usr/bin/curl -sf --max-time 5 -X PUT %s/v1/agent/service/deregister/%s", consul, NFSService),
+		fmt.Sprintf("ExecStopPost=-/bin/sh -c 'if mountpoint -q %s; then umount %s; fi'", NFSSubvol, NFSSubvol))
 	if err := h.installService("nfs-server.service",
-		unit("NFS server (nfs-ganesha, NFSv4) for "+NFSService, []string{"network-online.target", "consul.service"},
-			"Type=simple",
-			"ExecStartPre=/usr/local/libexec/hoctl-lab/nfs-owner-check",
-			fmt.Sprintf("ExecStartPre=/bin/sh -c 'mountpoint -q %s || mount --bind %s %s'", NFSSubvol, NFSSubvol, NFSSubvol),
-			"ExecStart=/usr/bin/ganesha.nfsd -F -L STDOUT -f /etc/ganesha/ganesha.conf -p /run/ganesha.pid",
-			fmt.Sprintf("ExecStartPost=/usr/bin/curl -sf --max-time 5 -X PUT --data-binary @/etc/hoctl-lab/%s.json %s/v1/agent/service/register", NFSService, consul),
-			fmt.Sprintf("ExecStopPost=-/usr/bin/curl -sf --max-time 5 -X PUT %s/v1/agent/service/deregister/%s", consul, NFSService),
-			fmt.Sprintf("ExecStopPost=-/bin/sh -c 'if mountpoint -q %s; then umount %s; fi'", NFSSubvol, NFSSubvol)),
+		unit("NFS server (nfs-ganesha, NFSv4) for "+NFSService, []string{"network-online.target", "consul.service"}, service...),
 		false,
 		file{"etc/ganesha/ganesha.conf", ganesha, 0o644},
 		file{"usr/local/libexec/hoctl-lab/nfs-owner-check", check, 0o755},
@@ -96,14 +103,24 @@ fi
 	}
 	// The self-fence, as docs/failover.md's NixOS snippet writes it:
 	// enabled, so it runs from boot on, before the owner key exists (it
-	// only ever stops a running nfs-server).
+	// only ever stops a running nfs-server). Restarted however often it
+	// dies (no start limit), and killed by systemd's watchdog when its
+	// loop stops turning (wedged, or SIGSTOPped).
 	return h.installService(NFSGuardUnit,
-		unit("hoctl guard: stop nfs-server.service when Consul's owner key names another host", []string{"consul.service"},
+		withUnit(unit("hoctl guard: stop nfs-server.service when Consul's owner key names another host", []string{"consul.service"},
+			"Type=notify",
 			fmt.Sprintf("ExecStart=%s guard --consul %s --key %s --unit nfs-server.service", guardBin, consul, NFSOwnerKey),
 			"Restart=always",
-			"RestartSec=1s"),
+			"RestartSec=1s",
+			fmt.Sprintf("WatchdogSec=%s", GuardWatchdog),
+			"WatchdogSignal=SIGKILL"),
+			"StartLimitIntervalSec=0"),
 		true)
 }
+
+// GuardWatchdog is the guard unit's WatchdogSec: a guard whose loop
+// has not turned for this long is killed (and restarted 1 s later).
+const GuardWatchdog = "5s"
 
 // guardBin is where a machine sees Config.Hoctl.
 const guardBin = "/usr/local/bin/hoctl"

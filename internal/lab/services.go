@@ -74,6 +74,15 @@ func unit(description string, deps []string, service ...string) string {
 	return b.String()
 }
 
+// withUnit adds lines to a unit file's [Unit] section.
+func withUnit(unitFile string, lines ...string) string {
+	if len(lines) == 0 {
+		return unitFile
+	}
+	i := strings.Index(unitFile, "\n\n[Service]")
+	return unitFile[:i+1] + strings.Join(lines, "\n") + unitFile[i:]
+}
+
 // installService writes a service's files and its unit into the host's
 // own layer, and enables it when it starts at boot.
 func (h *Host) installService(name, unitFile string, enabled bool, files ...file) error {

@@ -27,6 +27,7 @@ package guard
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/hoctl/hoctl/pkg/failover"
@@ -62,6 +63,11 @@ type Units interface {
 	Stop(ctx context.Context, unit string) error
 	// Start starts unit (its own start check still decides).
 	Start(ctx context.Context, unit string) error
+	// Activated is a mark that grows whenever unit becomes active
+	// (systemd's ActiveEnterTimestampMonotonic; 0 for a unit systemd
+	// unloaded): whether someone else started it since the lease stop,
+	// even if they stopped it again between two looks of the guard.
+	Activated(ctx context.Context, unit string) (string, error)
 }
 
 // Clock is the guard's only source of time.
@@ -90,6 +96,17 @@ type Stored struct {
 	// LeaseStopped: the guard stopped the unit when the lease ran out,
 	// and starts it again only at ModifyIndex.
 	LeaseStopped bool
+	// Answered is the send time of the newest request Consul answered
+	// (whatever it named): hoctl status reads it to tell a guard that
+	// works from one that is wedged or cut off.
+	Answered time.Time
+	// StopMark is Units.Activated just after the lease stop: another
+	// one means someone else started the unit since.
+	StopMark string
+	// Index is the last X-Consul-Index seen. One below it is a snapshot
+	// restore, which can put the key back at an old ModifyIndex after
+	// it was written since: that drops a lease stop's start.
+	Index uint64
 }
 
 // State keeps Stored across restarts of the guard (FileState on a host).
@@ -132,6 +149,12 @@ type Config struct {
 	// Summary is how often a guard that keeps failing to read the key
 	// says so again; between summaries it logs only changes.
 	Summary time.Duration
+	// Heartbeat: Run's loop turns at least this often (a wake-up that
+	// finds nothing due does nothing) and tells Notify WATCHDOG=1.
+	Heartbeat time.Duration
+	// Notify tells systemd the guard's state (Notifier.Notify); nil:
+	// not under systemd's watchdog.
+	Notify func(state string) error
 	// DryRun logs what the guard would do and does nothing.
 	DryRun bool
 	Log    func(prio int, msg string)
@@ -144,6 +167,7 @@ const (
 	DefaultRetry      = time.Second
 	DefaultStartGrace = 1000 * time.Millisecond
 	DefaultSummary    = 5 * time.Minute
+	DefaultHeartbeat  = time.Second
 )
 
 // Guard is one running guard's state.
@@ -172,14 +196,19 @@ type Guard struct {
 	// because the lease ran out; it starts it again only when Consul
 	// names this host at ModifyIndex mod.
 	leaseStopped bool
-	// checkedLease is the lease end whose expiry was acted on, so that
-	// a run-out lease asks systemd once, not at every wake-up.
-	checkedLease time.Time
+	stopMark     string    // Units.Activated after the lease stop
+	lastAnswer   time.Time // Stored.Answered
+	// lastIndex is the last X-Consul-Index seen (by this guard or the
+	// one before it): one below it is a snapshot restore.
+	lastIndex uint64
+	// nextCheck: while the lease has run out, the unit is asked about
+	// (and stopped if it runs) every Retry, whatever the reads do:
+	// someone else may start it (an operator, a deploy, the boot order).
+	nextCheck time.Time
 
 	inflight *request
 	recheck  string    // non-empty: the next read re-checks this answer before fencing
 	nextRead time.Time // no read before this (the pause after a failure)
-	retryAt  time.Time // a failed systemctl call at the lease's end is tried again then
 
 	log reporter
 }
@@ -193,8 +222,9 @@ type request struct {
 	recheck  string
 }
 
-// New is a guard with the defaults filled in. clock nil is the real
-// clock; state nil keeps nothing across restarts.
+// New is a guard with the defaults filled in. clock nil is the host's
+// CLOCK_BOOTTIME (NewBootClock); state nil keeps nothing across
+// restarts.
 func New(c Config, consul Consul, units Units, clock Clock, state State) *Guard {
 	if c.Lease == 0 {
 		c.Lease = failover.GuardLease
@@ -211,6 +241,9 @@ func New(c Config, consul Consul, units Units, clock Clock, state State) *Guard 
 	if c.Retry == 0 {
 		c.Retry = DefaultRetry
 	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = DefaultHeartbeat
+	}
 	if c.Summary == 0 {
 		c.Summary = DefaultSummary
 	}
@@ -218,7 +251,7 @@ func New(c Config, consul Consul, units Units, clock Clock, state State) *Guard 
 		c.Log = func(int, string) {}
 	}
 	if clock == nil {
-		clock = RealClock{}
+		clock = NewBootClock()
 	}
 	g := &Guard{Config: c, Consul: consul, Units: units, Clock: clock, State: state}
 	g.log.g = g
@@ -239,7 +272,7 @@ func (g *Guard) begin() {
 	case err != nil:
 		g.Log(Warning, fmt.Sprintf("cannot read what the last guard stored (%v): its lease and lease stop are unknown", err))
 	case ok:
-		g.confirmed, g.mod, g.haveMod, g.leaseStopped = s.Confirmed, s.ModifyIndex, s.ModifyIndex != 0, s.LeaseStopped
+		g.confirmed, g.mod, g.haveMod, g.leaseStopped, g.lastIndex, g.stopMark, g.lastAnswer = s.Confirmed, s.ModifyIndex, s.ModifyIndex != 0, s.LeaseStopped, s.Index, s.StopMark, s.Answered
 		if s.LeaseEnd.Before(g.leaseEnd) {
 			g.leaseEnd = s.LeaseEnd
 		}
@@ -251,27 +284,26 @@ func (g *Guard) save() {
 	if g.State == nil || g.DryRun {
 		return
 	}
-	if err := g.State.Save(Stored{LeaseEnd: g.leaseEnd, Confirmed: g.confirmed, ModifyIndex: g.mod, LeaseStopped: g.leaseStopped}); err != nil {
+	if err := g.State.Save(Stored{LeaseEnd: g.leaseEnd, Confirmed: g.confirmed, ModifyIndex: g.mod, LeaseStopped: g.leaseStopped, Index: g.lastIndex, StopMark: g.stopMark, Answered: g.lastAnswer}); err != nil {
 		g.log.once(Warning, "state", fmt.Sprintf("cannot store the lease for the next guard: %v", err))
 	}
 }
 
 // tick does what is due now: the lease's end (checked before anything
 // is asked, so a restarted guard whose stored lease ran out stops the
-// unit at once), then the next read. It returns the read to send, if
-// any, and when to call tick again (zero: only when the read returns).
+// unit at once, and then every Retry while the lease stays run out,
+// whatever the reads do), then the next read. It returns the read to
+// send, if any, and when to call tick again (zero: only when the read
+// returns).
 func (g *Guard) tick(ctx context.Context) (*request, time.Time) {
 	if !g.started {
 		g.begin()
 	}
 	now := g.Clock.Now()
-	if !now.Before(g.leaseEnd) && !g.checkedLease.Equal(g.leaseEnd) && !now.Before(g.retryAt) {
-		if g.leaseRanOut(ctx, now, nil) {
-			g.checkedLease = g.leaseEnd
-		} else {
-			g.retryAt = now.Add(g.Retry)
-		}
+	if !now.Before(g.leaseEnd) && !now.Before(g.nextCheck) {
+		g.leaseRanOut(ctx, now, nil)
 		now = g.Clock.Now()
+		g.nextCheck = now.Add(g.Retry)
 	}
 	var send *request
 	if g.inflight == nil && !now.Before(g.nextRead) {
@@ -291,9 +323,10 @@ func (g *Guard) tick(ctx context.Context) (*request, time.Time) {
 			wake = t
 		}
 	}
-	if !g.checkedLease.Equal(g.leaseEnd) {
+	if now.Before(g.leaseEnd) {
 		earliest(g.leaseEnd)
-		earliest(g.retryAt)
+	} else {
+		earliest(g.nextCheck)
 	}
 	if g.inflight == nil {
 		earliest(g.nextRead)
@@ -301,11 +334,10 @@ func (g *Guard) tick(ctx context.Context) (*request, time.Time) {
 	return send, wake
 }
 
-// leaseRanOut stops the unit, if it runs, because the lease ended. It
-// says whether that is settled (the unit stopped or not running).
-func (g *Guard) leaseRanOut(ctx context.Context, now time.Time, lastErr error) bool {
+// leaseRanOut stops the unit, if it runs, because the lease ended.
+func (g *Guard) leaseRanOut(ctx context.Context, now time.Time, lastErr error) {
 	if !g.running(ctx) {
-		return true
+		return
 	}
 	var why string
 	switch {
@@ -323,12 +355,20 @@ func (g *Guard) leaseRanOut(ctx context.Context, now time.Time, lastErr error) b
 	if lastErr != nil {
 		why += fmt.Sprintf("; last error: %v", lastErr)
 	}
-	if !g.act(ctx, why+": stopping "+g.Unit+" until Consul confirms this host again, unchanged", func() error { return g.Units.Stop(ctx, g.Unit) }) {
-		return g.DryRun
+	// The lease stop is stored before the stop, which can take a while
+	// (the unit's own stop commands): a guard killed meanwhile leaves
+	// it to the next one, which then starts the unit again, or fences
+	// it, as this one would have.
+	if !g.DryRun {
+		if mark, err := g.Units.Activated(ctx, g.Unit); err != nil {
+			// No mark: no start by the guard either.
+			g.Log(Warning, fmt.Sprintf("cannot tell when %s last started (%v): this guard will not start it again", g.Unit, err))
+		} else {
+			g.leaseStopped, g.stopMark = true, mark
+			g.save()
+		}
 	}
-	g.leaseStopped = true
-	g.save()
-	return true
+	g.act(ctx, why+": stopping "+g.Unit+" until Consul confirms this host again, unchanged", func() error { return g.Units.Stop(ctx, g.Unit) })
 }
 
 // running asks systemd; not knowing, it takes the unit as running:
@@ -364,6 +404,10 @@ func (g *Guard) answered(ctx context.Context, req *request, r Reading, err error
 		return
 	}
 	g.log.answered()
+	if req.sent.After(g.lastAnswer) {
+		g.lastAnswer = req.sent
+		defer g.save()
+	}
 	// Consul's rule for blocking queries: an index that goes backwards
 	// (a snapshot restore) starts over from 0. And an index of 0 would
 	// make every query return at once.
@@ -371,6 +415,15 @@ func (g *Guard) answered(ctx context.Context, req *request, r Reading, err error
 		g.index = 0
 	} else {
 		g.index = max(r.Index, 1)
+	}
+	if r.Index != g.lastIndex {
+		if r.Index < g.lastIndex && g.leaseStopped {
+			g.Log(Warning, fmt.Sprintf("Consul's index went back from %d to %d (a snapshot restore): the key may hold an old value at an old ModifyIndex, so this guard will not start %s after its lease stop (hoctl failover, or the operator, may)",
+				g.lastIndex, r.Index, g.Unit))
+			g.leaseStopped = false
+		}
+		g.lastIndex = r.Index
+		g.save()
 	}
 	mine := r.Found && r.Owner == g.Host
 	if mine {
@@ -394,7 +447,24 @@ func (g *Guard) answered(ctx context.Context, req *request, r Reading, err error
 		// A late answer, or a unit started by someone else while the
 		// lease had run out: the lease rule holds on every path.
 		g.leaseRanOut(ctx, now, nil)
+	case mine && g.leaseStopped && running:
+		// Someone else started it, with the lease held again: the lease
+		// stop is over, and a later stop is theirs, not for this guard
+		// to undo.
+		g.Log(Notice, fmt.Sprintf("%s runs again (started by someone else) and Consul confirms %s names %s at ModifyIndex %d: the lease stop is over", g.Unit, g.Key, g.Host, r.ModifyIndex))
+		g.leaseStopped = false
+		g.save()
 	case mine && g.leaseStopped && !running && now.Before(g.leaseEnd):
+		if mark, err := g.Units.Activated(ctx, g.Unit); err != nil || startedSince(g.stopMark, mark) {
+			why := "it was started again since the lease stop (by someone else), and stopped"
+			if err != nil {
+				why = fmt.Sprintf("cannot tell whether it was started since the lease stop (%v)", err)
+			}
+			g.Log(Notice, fmt.Sprintf("Consul confirms %s names %s again at ModifyIndex %d, but %s: this guard leaves %s stopped (the operator, or hoctl failover, may start it)", g.Key, g.Host, r.ModifyIndex, why, g.Unit))
+			g.leaseStopped = false
+			g.save()
+			return
+		}
 		if g.act(ctx, fmt.Sprintf("Consul confirms %s names %s again at ModifyIndex %d, unchanged since the lease stop: starting %s", g.Key, g.Host, r.ModifyIndex, g.Unit),
 			func() error { return g.Units.Start(ctx, g.Unit) }) {
 			g.leaseStopped = false
@@ -429,6 +499,18 @@ func (g *Guard) confirm(sent time.Time, r Reading) {
 	}
 	g.mod, g.haveMod = r.ModifyIndex, true
 	g.save()
+}
+
+// startedSince says whether the unit's activation mark now is newer
+// than at the lease stop. Newer, not different: systemd unloads an
+// inactive unit nothing refers to, and one loaded again shows 0.
+func startedSince(atStop, now string) bool {
+	a, err1 := strconv.ParseUint(atStop, 10, 64)
+	b, err2 := strconv.ParseUint(now, 10, 64)
+	if err1 != nil || err2 != nil {
+		return atStop != now
+	}
+	return b > a
 }
 
 func describe(r Reading, key string) string {

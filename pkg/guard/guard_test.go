@@ -307,20 +307,23 @@ func (u *recordingUnits) Fence(_ context.Context, unit, _ string) error {
 func (u *recordingUnits) Stop(_ context.Context, unit string) error {
 	return u.rec("stop "+unit, false)
 }
+func (u *recordingUnits) Activated(context.Context, string) (string, error) { return "1", nil }
+
 func (u *recordingUnits) Start(_ context.Context, unit string) error {
 	return u.rec("start "+unit, true)
 }
 
 // The stored lease survives a restart of the guard as CLOCK_BOOTTIME.
 func TestFileStateRoundTrip(t *testing.T) {
-	f := NewFileState(t.TempDir(), key)
+	clock := NewBootClock()
+	f := NewFileState(t.TempDir(), key, clock)
 	if filepath.Base(f.Path) != "hoctl_nfs_data-services_owner.json" {
 		t.Errorf("path %s", f.Path)
 	}
 	if _, ok, err := f.Load(); ok || err != nil {
 		t.Fatalf("empty: %v %v", ok, err)
 	}
-	now := time.Now()
+	now := clock.Now()
 	in := Stored{LeaseEnd: now.Add(10 * time.Second), Confirmed: now.Add(-5 * time.Second), ModifyIndex: 42, LeaseStopped: true}
 	if err := f.Save(in); err != nil {
 		t.Fatal(err)
@@ -329,17 +332,104 @@ func TestFileStateRoundTrip(t *testing.T) {
 	if !ok || err != nil || out.ModifyIndex != 42 || !out.LeaseStopped {
 		t.Fatalf("loaded %+v %v %v", out, ok, err)
 	}
-	// Converted twice between clocks: equal to well within a second.
-	if d := out.LeaseEnd.Sub(in.LeaseEnd); d < -time.Second || d > time.Second {
-		t.Errorf("lease end moved by %s", d)
-	}
-	if d := out.Confirmed.Sub(in.Confirmed); d < -time.Second || d > time.Second {
-		t.Errorf("confirmation moved by %s", d)
+	if !out.LeaseEnd.Equal(in.LeaseEnd) || !out.Confirmed.Equal(in.Confirmed) {
+		t.Errorf("lease end %s, confirmation %s: stored %s, %s", out.LeaseEnd, out.Confirmed, in.LeaseEnd, in.Confirmed)
 	}
 	if err := f.Save(Stored{LeaseEnd: now}); err != nil {
 		t.Fatal(err)
 	}
 	if out, _, _ := f.Load(); !out.Confirmed.IsZero() {
 		t.Errorf("never confirmed came back as %s", out.Confirmed)
+	}
+}
+
+// Attack F1: after a lease stop, someone else starts the unit (an
+// operator's systemctl start, a deploy starting multi-user.target's
+// wants) while Consul still cannot be read: the guard asks systemd at
+// every wake while the lease has run out, and stops it within Retry.
+func TestGuardStopsAUnitStartedAfterTheLeaseRanOut(t *testing.T) {
+	w := scenario(true, 30*time.Second, []phase{{0, mOK}, {time.Second, mFail}})
+	w.others = []other{{at: 20 * time.Second, start: true}}
+	w.run()
+	if w.viol != "" || w.otherStarts != 1 {
+		t.Fatalf("%s (%d starts by someone else)\n%s", w.viol, w.otherStarts, strings.Join(w.trace, "\n"))
+	}
+	if len(w.unitLog) != 2 || !strings.HasPrefix(w.unitLog[0], "stop 15") || !strings.HasPrefix(w.unitLog[1], "stop 2") {
+		t.Fatalf("unit %q, want the lease stop at 15s and a stop within %s of 20s\n%s", w.unitLog, DefaultRetry, strings.Join(w.trace, "\n"))
+	}
+	if at, _ := time.ParseDuration(strings.TrimPrefix(w.unitLog[1], "stop ")); at > 20*time.Second+DefaultRetry {
+		t.Fatalf("stopped at %s, started at 20s: more than %s", at, DefaultRetry)
+	}
+}
+
+// Attack F2: a snapshot restore puts the key back at the ModifyIndex
+// the guard confirmed before its lease stop, after a failover wrote it:
+// the index going back drops the guard's start.
+func TestGuardSnapshotRestoreDropsTheStart(t *testing.T) {
+	w := scenario(true, 60*time.Second, []phase{{0, mOK}, {time.Second, mFail}, {20 * time.Second, mOK}},
+		keyWrite{at: 5 * time.Second, owner: "c1", mod: 12, by: "failover --primary-down"},
+		keyWrite{at: 8 * time.Second, owner: "zippy", mod: 10, by: "a snapshot restore"})
+	w.indexReset = 8 * time.Second
+	w.stored.Index = w.consulIndex(0)
+	w.run()
+	if len(w.unitLog) != 1 || !strings.HasPrefix(w.unitLog[0], "stop 15") {
+		t.Fatalf("unit %q, want only the lease stop at 15s; %s\n%s", w.unitLog, w.viol, strings.Join(w.trace, "\n"))
+	}
+	if !logged(w, "to 10 (a snapshot restore)") {
+		t.Errorf("the journal does not say why it does not start:\n%s", strings.Join(w.logs, "\n"))
+	}
+	if w.stored.Index != 10 {
+		t.Errorf("stored index %d, want the index after the restore", w.stored.Index)
+	}
+}
+
+// Attack F5: after a lease stop, someone else started the unit again
+// and Consul confirms this host: the lease stop is over, so the
+// operator's later stop stays a stop.
+func TestGuardLeavesAnOperatorsStopAlone(t *testing.T) {
+	w := scenario(true, 60*time.Second, []phase{{0, mOK}})
+	w.stored.LeaseStopped = true // the unit was stopped on the lease, then started by hand
+	g := w.newGuard()
+	w.guardStarted()
+	ctx := context.Background()
+	zippy := Reading{Owner: "zippy", Found: true, Index: 1010, ModifyIndex: 10}
+	req, _ := g.tick(ctx)
+	g.answered(ctx, req, zippy, nil)
+	w.unit = stopped // the operator's systemctl stop
+	w.advance(time.Second)
+	req, _ = g.tick(ctx)
+	g.answered(ctx, req, zippy, nil)
+	if len(w.unitLog) != 0 || w.stored.LeaseStopped {
+		t.Fatalf("unit %q, stored lease stop %v: the guard undid the operator's stop", w.unitLog, w.stored.LeaseStopped)
+	}
+}
+
+// F5's class: someone starts the unit and stops it again between two
+// looks of the guard (every Retry while the lease has run out). The
+// guard sees the start in systemd's record (Units.Activated), so its
+// stop stays a stop.
+func TestGuardSeesAStartItDidNotWatch(t *testing.T) {
+	w := scenario(true, 40*time.Second, []phase{{0, mOK}, {time.Second, mFail}, {20 * time.Second, mOK}})
+	w.others = []other{{at: 16300 * time.Millisecond, start: true}, {at: 16700 * time.Millisecond}}
+	w.run()
+	if w.viol != "" || w.otherStarts != 1 || len(w.unitLog) != 1 || !strings.HasPrefix(w.unitLog[0], "stop 15") {
+		t.Fatalf("unit %q (want only the lease stop at 15s), %d starts by someone else; %s\n%s", w.unitLog, w.otherStarts, w.viol, strings.Join(w.trace, "\n"))
+	}
+	if !logged(w, "it was started again since the lease stop") {
+		t.Errorf("the journal does not say why it does not start:\n%s", strings.Join(w.logs, "\n"))
+	}
+}
+
+// systemd unloads an inactive unit nothing refers to: loaded again, its
+// ActiveEnterTimestampMonotonic is 0, which is no start (seen on the
+// real cluster: the guard then left its own lease stop standing).
+func TestStartedSince(t *testing.T) {
+	for _, c := range []struct {
+		stop, now string
+		want      bool
+	}{{"123", "123", false}, {"123", "0", false}, {"123", "456", true}, {"", "5", true}, {"7", "7", false}} {
+		if got := startedSince(c.stop, c.now); got != c.want {
+			t.Errorf("startedSince(%q, %q) = %v", c.stop, c.now, got)
+		}
 	}
 }

@@ -18,14 +18,29 @@ type result struct {
 // the request's deadline; the loop waits for it or for the next thing
 // due (the lease's end, the next read), whichever comes first. So the
 // lease's end stops the unit on time even if a request does not honour
-// its context.
+// its context. The loop turns at least every Heartbeat, and tells
+// systemd so (WATCHDOG=1): a guard wedged anywhere, or stopped
+// (SIGSTOP), is killed by systemd's watchdog and started again, and
+// the guard after it finds the lease as this one stored it.
 func (g *Guard) Run(ctx context.Context) error {
 	g.Log(Info, fmt.Sprintf("guarding %s on %s: it runs only while Consul's %s names %s (lease %s, checked every %s; a guard just started confirms within %s or stops it)%s",
 		g.Unit, g.Host, g.Key, g.Host, g.Lease, g.Wait, g.StartGrace, map[bool]string{true: "; dry run: nothing is stopped or started"}[g.DryRun]))
+	if g.Notify != nil {
+		g.Units = fedUnits{Units: g.Units, beat: g.Heartbeat, notify: g.notify}
+	}
 	results := make(chan result, 1)
 	wake := make(chan struct{}, 1)
+	ready := false
 	for ctx.Err() == nil {
 		send, at := g.tick(ctx)
+		if !ready {
+			g.notify("READY=1")
+			ready = true
+		}
+		g.notify("WATCHDOG=1")
+		if beat := g.Clock.Now().Add(g.Heartbeat); at.IsZero() || at.After(beat) {
+			at = beat
+		}
 		if send != nil {
 			rctx, cancel := g.Clock.WithDeadline(ctx, send.deadline)
 			go func() {
@@ -34,15 +49,12 @@ func (g *Guard) Run(ctx context.Context) error {
 				results <- result{send, r, err}
 			}()
 		}
-		stop := func() bool { return false }
-		if !at.IsZero() {
-			stop = g.Clock.AfterFunc(at.Sub(g.Clock.Now()), func() {
-				select {
-				case wake <- struct{}{}:
-				default:
-				}
-			})
-		}
+		stop := g.Clock.AfterFunc(at.Sub(g.Clock.Now()), func() {
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		})
 		select {
 		case <-ctx.Done():
 		case res := <-results:
@@ -55,13 +67,65 @@ func (g *Guard) Run(ctx context.Context) error {
 	return nil
 }
 
-// RealClock is the machine's clock (monotonic within the process).
-type RealClock struct{}
+func (g *Guard) notify(state string) {
+	if g.Notify == nil {
+		return
+	}
+	if err := g.Notify(state); err != nil {
+		g.log.once(Warning, "notify", fmt.Sprintf("cannot tell systemd %s: %v (its watchdog will restart this guard)", state, err))
+	}
+}
 
-func (RealClock) Now() time.Time { return time.Now() }
+// fedUnits keeps systemd's watchdog fed while the loop waits on a
+// systemctl call, which is bounded (systemctl's two minutes) but may
+// take longer than the watchdog (a unit whose stop commands take their
+// time): a guard killed in the middle of its own stop would leave the
+// stop to the next one. A stopped or deadlocked guard feeds nothing.
+type fedUnits struct {
+	Units
+	beat   time.Duration
+	notify func(string)
+}
 
-func (RealClock) AfterFunc(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
+func (f fedUnits) fed(call func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(f.beat)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				f.notify("WATCHDOG=1")
+			}
+		}
+	}()
+	defer close(done)
+	call()
+}
 
-func (RealClock) WithDeadline(ctx context.Context, t time.Time) (context.Context, context.CancelFunc) {
-	return context.WithDeadline(ctx, t)
+func (f fedUnits) Running(ctx context.Context, unit string) (ok bool, err error) {
+	f.fed(func() { ok, err = f.Units.Running(ctx, unit) })
+	return ok, err
+}
+
+func (f fedUnits) Fence(ctx context.Context, unit, reason string) (err error) {
+	f.fed(func() { err = f.Units.Fence(ctx, unit, reason) })
+	return err
+}
+
+func (f fedUnits) Stop(ctx context.Context, unit string) (err error) {
+	f.fed(func() { err = f.Units.Stop(ctx, unit) })
+	return err
+}
+
+func (f fedUnits) Start(ctx context.Context, unit string) (err error) {
+	f.fed(func() { err = f.Units.Start(ctx, unit) })
+	return err
+}
+
+func (f fedUnits) Activated(ctx context.Context, unit string) (mark string, err error) {
+	f.fed(func() { mark, err = f.Units.Activated(ctx, unit) })
+	return mark, err
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,14 +27,28 @@ type Systemd struct {
 
 // systemctl runs systemctl with args, bounded: a wedged systemd must not
 // hold the guard (a stop has the unit's own TimeoutStopSec, 90 s by
-// default, before systemd kills it).
+// default, before systemd kills it). It returns stdout alone, which
+// callers parse (a warning on stderr, such as "unit file changed on
+// disk", must not pass for a value); stderr goes into the error.
 func systemctl(ctx context.Context, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	var out bytes.Buffer
+	var out, errOut bytes.Buffer
 	cmd := exec.CommandContext(ctx, "systemctl", args...)
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	// systemd's notify socket is the guard's alone (NotifyAccess=main
+	// refuses, and logs, a child's message).
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "NOTIFY_SOCKET=") && !strings.HasPrefix(kv, "WATCHDOG_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
 	err := cmd.Run()
+	if err != nil {
+		if msg := strings.TrimSpace(errOut.String()); msg != "" {
+			err = fmt.Errorf("%s: %w", msg, err)
+		}
+	}
 	return strings.TrimSpace(out.String()), err
 }
 
@@ -44,13 +59,26 @@ func (s *Systemd) run(ctx context.Context, args ...string) (string, error) {
 	return systemctl(ctx, args...)
 }
 
-// Running implements Units: is-active's answer, whatever its exit status
-// (3 for inactive); only no answer at all is an error.
+// Running implements Units: systemd's ActiveState (whatever the exit
+// status); only no answer at all is an error. A unit still in its start
+// checks (activating, SubState start-pre) does not run yet: nothing
+// serves, and its own lease check (hoctl guard --check-lease) waits for
+// this guard's confirmation, which a stop would cancel. If the check
+// passes and the lease then runs out, the unit is running at the next
+// look.
 func (s *Systemd) Running(ctx context.Context, unit string) (bool, error) {
-	out, err := s.run(ctx, "is-active", unit)
-	state := strings.TrimSpace(out)
+	out, err := s.run(ctx, "show", "-p", "ActiveState", "-p", "SubState", unit)
+	props := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok {
+			props[k] = v
+		}
+	}
+	state := props["ActiveState"]
 	switch state {
-	case "active", "activating", "reloading", "refreshing", "deactivating":
+	case "activating":
+		return props["SubState"] != "start-pre", nil
+	case "active", "reloading", "refreshing", "deactivating":
 		return true, nil
 	case "inactive", "failed", "maintenance":
 		return false, nil
@@ -58,7 +86,7 @@ func (s *Systemd) Running(ctx context.Context, unit string) (bool, error) {
 	if err == nil {
 		err = errors.New("no state")
 	}
-	return false, fmt.Errorf("systemctl is-active %s: %q: %w", unit, state, err)
+	return false, fmt.Errorf("systemctl show %s: %q: %w", unit, strings.TrimSpace(out), err)
 }
 
 // Fence implements Units with the failover's own fence: the same drop-in
@@ -103,6 +131,20 @@ func (s *Systemd) Start(ctx context.Context, unit string) error {
 		return fmt.Errorf("systemctl start %s: %s: %w", unit, out, err)
 	}
 	return nil
+}
+
+// Activated implements Units: ActiveEnterTimestampMonotonic, which
+// systemd keeps after the unit stops.
+func (s *Systemd) Activated(ctx context.Context, unit string) (string, error) {
+	out, err := s.run(ctx, "show", "-p", "ActiveEnterTimestampMonotonic", "--value", unit)
+	if err != nil {
+		return "", fmt.Errorf("systemctl show %s: %s: %w", unit, out, err)
+	}
+	mark := strings.TrimSpace(out)
+	if _, err := strconv.ParseUint(mark, 10, 64); err != nil {
+		return "", fmt.Errorf("systemctl show -p ActiveEnterTimestampMonotonic %s: %q is not a time", unit, mark)
+	}
+	return mark, nil
 }
 
 // oneLine keeps a reason (which quotes Consul's answers) on the drop-in's

@@ -42,6 +42,8 @@ func TestSystemdFenceWritesTheFailoverDropIn(t *testing.T) {
 	}
 }
 
+// Running is systemd's ActiveState; a unit in its start checks
+// (start-pre: its --check-lease waits for this guard) does not run yet.
 func TestSystemdRunning(t *testing.T) {
 	for _, c := range []struct {
 		out     string
@@ -49,17 +51,36 @@ func TestSystemdRunning(t *testing.T) {
 		running bool
 		fails   bool
 	}{
-		{"active", nil, true, false},
-		{"deactivating", errors.New("exit status 3"), true, false},
-		{"inactive", errors.New("exit status 3"), false, false},
-		{"failed", errors.New("exit status 3"), false, false},
+		{"ActiveState=active\nSubState=running", nil, true, false},
+		{"ActiveState=deactivating\nSubState=stop-sigterm", nil, true, false},
+		{"ActiveState=activating\nSubState=start-pre", nil, false, false},
+		{"ActiveState=activating\nSubState=start-post", nil, true, false},
+		{"ActiveState=activating\nSubState=auto-restart", nil, true, false},
+		{"ActiveState=inactive\nSubState=dead", nil, false, false},
+		{"ActiveState=failed\nSubState=failed", nil, false, false},
 		{"", errors.New("exit status 1"), false, true},
 		{"Failed to connect to bus: No such file or directory", errors.New("exit status 1"), false, true},
 	} {
-		s := &Systemd{Exec: func(context.Context, ...string) (string, error) { return c.out, c.err }}
+		var args []string
+		s := &Systemd{Exec: func(_ context.Context, a ...string) (string, error) { args = a; return c.out, c.err }}
 		running, err := s.Running(context.Background(), "u")
 		if running != c.running || (err != nil) != c.fails {
-			t.Errorf("is-active %q (%v): running %v err %v", c.out, c.err, running, err)
+			t.Errorf("show %q (%v): running %v err %v", c.out, c.err, running, err)
 		}
+		if strings.Join(args, " ") != "show -p ActiveState -p SubState u" {
+			t.Errorf("systemctl %q", args)
+		}
+	}
+}
+
+func TestSystemdActivated(t *testing.T) {
+	s := &Systemd{Exec: func(_ context.Context, a ...string) (string, error) {
+		if strings.Join(a, " ") != "show -p ActiveEnterTimestampMonotonic --value u" {
+			t.Errorf("systemctl %q", a)
+		}
+		return "123456789\n", nil
+	}}
+	if m, err := s.Activated(context.Background(), "u"); m != "123456789" || err != nil {
+		t.Errorf("Activated: %q %v", m, err)
 	}
 }
