@@ -46,7 +46,7 @@ hosts:
   c1: {address: %s}
 %sreplication:
   services:
-    source: {host: zippy, subvolume: /persist/services, snapshot_dir: /persist}
+    source: {host: zippy, subvolume: /persist/services, snapshot_dir: /persist/services-snapshots}
     target: {host: c1, dir: /persist/services-standby}
     keep: {source: 12, target: 48}
 `, lab.Port, c1, consul),
