@@ -4,8 +4,6 @@ import (
 	"context"
 	"sync"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // BootClock is CLOCK_BOOTTIME as a Clock. The lease must count the time
@@ -94,11 +92,3 @@ func (c *BootClock) Boottime(t time.Time) time.Duration { return t.Sub(c.base) }
 
 // At is the time of this clock at boottime d.
 func (c *BootClock) At(d time.Duration) time.Time { return c.base.Add(d) }
-
-func boottime() (time.Duration, error) {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
-		return 0, err
-	}
-	return time.Duration(ts.Nano()), nil
-}
