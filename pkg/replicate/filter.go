@@ -122,7 +122,21 @@ func (f Filter) Allow(line string) (*Request, error) {
 		if path.Clean(argv[3]) != dir {
 			return refuse("the primitive's dir is not " + dir)
 		}
-		op, err := splitPipeline(strings.TrimPrefix(argv[0], "SSH_ORIGINAL_COMMAND="))
+		inner := strings.TrimPrefix(argv[0], "SSH_ORIGINAL_COMMAND=")
+		op, err := splitPipeline(inner)
+		if err == nil && len(op) >= 1 && len(op[0]) >= 1 && op[0][0] != opPrefix {
+			// The receive (receiverLine): the checked receive, or nothing;
+			// never the filter's line nested in itself.
+			if strings.HasPrefix(op[0][0], "SSH_ORIGINAL_COMMAND=") {
+				return refuse("the filter's line inside itself")
+			}
+			req, err := f.Allow(inner)
+			if err != nil || req.stream == nil || req.Watched {
+				return refuse("neither an op of the dir primitive nor the receive into " + dir)
+			}
+			req.Watched = watched
+			return req, nil
+		}
 		if err != nil || len(op) != 1 || len(op[0]) < 2 || op[0][0] != opPrefix {
 			return refuse("not an op of the dir primitive")
 		}
