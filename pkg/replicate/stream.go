@@ -86,6 +86,12 @@ type dirUUIDs func() (map[[16]byte]bool, error)
 // and nothing of that command reaches dst. inDir is asked at most once,
 // at the first command that names a subvolume by UUID.
 func checkStream(dst io.Writer, src io.Reader, inDir dirUUIDs) error {
+	return checkStreamFor(dst, src, inDir, "")
+}
+
+// checkStreamFor is checkStream for a key of one snapshot base: the
+// subvolume received must be named <base>@<time> ("": any base).
+func checkStreamFor(dst io.Writer, src io.Reader, inDir dirUUIDs, base string) error {
 	r := bufio.NewReaderSize(src, 64<<10)
 	var off int64
 	refuse := func(format string, a ...any) error {
@@ -173,6 +179,9 @@ func checkStream(dst io.Writer, src io.Reader, inDir dirUUIDs) error {
 			own = u
 			if name := string(attrs[sendAttrPath]); !streamSubvolName(name) {
 				return refuse("a subvolume named %q, not <name>@<UTC time> directly in the target dir", truncate(name, 80))
+			}
+			if b, _, _ := btrfs.ParseSnapshotName(string(attrs[sendAttrPath])); base != "" && b != base {
+				return refuse("a subvolume named %q, not %s@<UTC time>: this key receives only that replication's snapshots", truncate(string(attrs[sendAttrPath]), 80), base)
 			}
 			if cmd == sendCmdSnapshot {
 				parent, ok := attrs.uuid(sendAttrCloneUUID)
