@@ -127,11 +127,19 @@ func (f Filter) Allow(line string) (*Request, error) {
 		return refuse("not a single command")
 	}
 	argv := pipeline[0]
-	if len(argv) == 4 && strings.HasPrefix(argv[0], "SSH_ORIGINAL_COMMAND=") && argv[1] == "hoctl" && argv[2] == "target-filter" {
-		// The dir primitive's own line (dirOpLine): what an unrestricted
-		// key's shell runs, and what this filter then runs itself.
+	if (len(argv) == 4 || len(argv) == 5) && strings.HasPrefix(argv[0], "SSH_ORIGINAL_COMMAND=") && argv[1] == "hoctl" && argv[2] == "target-filter" {
+		// The dir primitive's own line (dirOpLine, receiverLine): what an
+		// unrestricted key's shell runs, and what this filter then runs
+		// itself, with the line's base if it names one (never another
+		// than the filter's own).
 		if path.Clean(argv[3]) != dir {
 			return refuse("the primitive's dir is not " + dir)
+		}
+		if len(argv) == 5 {
+			if !baseName.MatchString(argv[4]) || !f.ours(argv[4]) {
+				return refuse("the line's base is not " + f.Base)
+			}
+			f.Base = argv[4]
 		}
 		inner := strings.TrimPrefix(argv[0], "SSH_ORIGINAL_COMMAND=")
 		op, err := splitPipeline(inner)

@@ -84,7 +84,7 @@ func TestFilterAllowsWhatReplicationSends(t *testing.T) {
 		// The receive comes as the unrestricted key's shell runs it:
 		// inside `hoctl target-filter DIR` (receiverLine).
 		want := line
-		if argv, err := splitPipeline(line); err == nil && len(argv) == 1 && len(argv[0]) == 4 && strings.HasPrefix(argv[0][0], "SSH_ORIGINAL_COMMAND=") {
+		if argv, err := splitPipeline(line); err == nil && len(argv) == 1 && len(argv[0]) >= 4 && strings.HasPrefix(argv[0][0], "SSH_ORIGINAL_COMMAND=") {
 			want = strings.TrimPrefix(argv[0][0], "SSH_ORIGINAL_COMMAND=")
 		}
 		if got := sshexec.QuoteArgv(req.Pipeline[len(req.Pipeline)-1]); !strings.HasSuffix(want, got) {

@@ -33,8 +33,8 @@ func TestReceiveGoesThroughTheFilter(t *testing.T) {
 		ssh := stages[len(stages)-1]
 		for how, line := range map[string]string{"relayed": r.receiverLine(nil), "direct": ssh[len(ssh)-1]} {
 			argv, err := splitPipeline(line)
-			if err != nil || len(argv) != 1 || len(argv[0]) != 4 || argv[0][1] != "hoctl" || argv[0][2] != "target-filter" || argv[0][3] != standby {
-				t.Errorf("%s %q: the target's shell runs %q, not hoctl target-filter %s", how, compress, line, standby)
+			if err != nil || len(argv) != 1 || len(argv[0]) != 5 || argv[0][1] != "hoctl" || argv[0][2] != "target-filter" || argv[0][3] != standby || argv[0][4] != "services" {
+				t.Errorf("%s %q: the target's shell runs %q, not hoctl target-filter %s services", how, compress, line, standby)
 				continue
 			}
 			inner, ok := strings.CutPrefix(argv[0][0], "SSH_ORIGINAL_COMMAND=")
@@ -49,12 +49,17 @@ func TestReceiveGoesThroughTheFilter(t *testing.T) {
 			if inner != want {
 				t.Errorf("%s %q: the filter is asked %q, want %q", how, compress, inner, want)
 			}
-			f := Filter{Dir: standby}
-			for _, l := range []string{inner, line} {
-				req, err := f.Allow(l)
-				if err != nil || req.stream == nil {
-					t.Errorf("%s %q: the filter on %q: %+v %v, want the checked receive", how, compress, l, req, err)
+			for _, f := range []Filter{{Dir: standby}, {Dir: standby, Base: "services"}} {
+				for _, l := range []string{inner, line} {
+					req, err := f.Allow(l)
+					if err != nil || req.stream == nil {
+						t.Errorf("%s %q: the filter %+v on %q: %+v %v, want the checked receive", how, compress, f, l, req, err)
+					}
 				}
+			}
+			// The line's base is the filter's own, or refused.
+			if req, err := (Filter{Dir: standby, Base: "db"}).Allow(line); err == nil {
+				t.Errorf("%s %q: a filter for db allows %q: %+v", how, compress, line, req)
 			}
 		}
 	}

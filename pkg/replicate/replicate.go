@@ -508,7 +508,7 @@ func (r *Run) receiverLine(dst sshexec.Runner) string {
 	if r.zstd() {
 		recv = sshexec.QuoteArgv(DecompressArgv) + " | " + recv
 	}
-	return "SSH_ORIGINAL_COMMAND=" + sshexec.Quote(recv) + " " + sshexec.Quote(hoctlOn(dst)) + " target-filter " + sshexec.Quote(r.Ends.TargetDir)
+	return "SSH_ORIGINAL_COMMAND=" + sshexec.Quote(recv) + " " + sshexec.Quote(hoctlOn(dst)) + " target-filter " + sshexec.Quote(r.Ends.TargetDir) + " " + sshexec.Quote(r.Ends.Base)
 }
 
 // directScript is the whole send for --transport direct: run on the source,
