@@ -41,11 +41,11 @@ func TestFilterBaseRestrictsNames(t *testing.T) {
 	}
 	// A stream that makes a subvolume of another base.
 	s := newTestStream(1).cmd(sendCmdSubvol, testAttr{sendAttrPath, []byte("db@20300101T000000Z")}, uuidAttr(sendAttrUUID, 0x55), u64Attr(testCtransid, 7)).file().end()
-	err := checkStreamFor(&bytes.Buffer{}, bytes.NewReader(s), func() (map[[16]byte]bool, error) { return nil, nil }, "services")
+	err := checkStreamFor(&bytes.Buffer{}, bytes.NewReader(s), func() (map[[16]byte]bool, error) { return nil, nil }, "services", nil)
 	if err == nil || !strings.Contains(err.Error(), `not services@<UTC time>`) {
 		t.Errorf("a stream making db@… for base services: %v", err)
 	}
-	if err := checkStreamFor(&bytes.Buffer{}, bytes.NewReader(s), func() (map[[16]byte]bool, error) { return nil, nil }, "db"); err != nil {
+	if err := checkStreamFor(&bytes.Buffer{}, bytes.NewReader(s), func() (map[[16]byte]bool, error) { return nil, nil }, "db", nil); err != nil {
 		t.Errorf("the same stream for base db: %v", err)
 	}
 	if _, err := (Filter{Dir: standby, Base: "../x"}).Allow(dirOpLine(standby, opList, "services")); err == nil {

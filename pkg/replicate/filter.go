@@ -113,7 +113,7 @@ func (f Filter) Allow(line string) (*Request, error) {
 			return &StreamError{Offset: -1, Reason: fmt.Sprintf("%s is mounted without %s: a send stream could plant a setuid file or a device node there, and write to the device; mount it nosuid,nodev (docs/security.md)",
 				dir, strings.Join(missing, ","))}
 		}
-		return checkStreamFor(dst, src, d.streamUUIDs, f.Base)
+		return checkStreamFor(dst, src, d.streamUUIDs, f.Base, d)
 	}
 	if len(pipeline) == 2 {
 		if slices.Equal(pipeline[0], DecompressArgv) && isReceive(pipeline[1]) {
