@@ -93,7 +93,7 @@ func TestHostOpsNeverFollowPlantedNames(t *testing.T) {
 		t.Errorf("replicating back beside the corpus is not incremental:\n%s", r.stderr)
 	}
 	d.outsideSame(t, "replicating back from c1")
-	zs, err := replicate.List(context.Background(), d.zippy, "/persist", "services")
+	zs, err := replicate.List(context.Background(), d.zippy, "/persist/services-snapshots", "services")
 	if err != nil {
 		t.Fatal(err)
 	}

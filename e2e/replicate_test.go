@@ -120,8 +120,12 @@ printf 'in the middle' | dd of=sparse.img bs=1 seek=33554432 conv=notrunc 2>/dev
 
 	// 4. Garbage of an interrupted receive (writable, no received UUID,
 	// hoctl's naming) is removed first; a look-alike hoctl did not name is
-	// left alone.
-	must(t, c1, "btrfs subvolume create /persist/services-standby/services@20200101T000000Z >/dev/null && btrfs subvolume create /persist/services-standby/services@manual >/dev/null")
+	// left alone. The look-alike is read-only with a received UUID (a
+	// read-only snapshot of the received copy keeps it): a writable
+	// subvolume not named like a snapshot makes the filter refuse the dir
+	// as not dedicated (every key now receives through it).
+	must(t, c1, "btrfs subvolume create /persist/services-standby/services@20200101T000000Z >/dev/null && "+
+		"btrfs subvolume snapshot -r $(ls -1d /persist/services-standby/services@2* | sort | tail -1) /persist/services-standby/services@manual >/dev/null")
 	r = replicateOnce(t, env, "zippy", "c1")
 	if !strings.Contains(r.stderr, "incremental from") {
 		t.Fatalf("after garbage:\n%s", r.stderr)

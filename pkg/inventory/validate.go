@@ -659,12 +659,16 @@ func (v *validator) dedicatedDirs(name string, r *Replication) {
 	}
 	at := "replication." + name
 	fix := "a stream received there could write over it: use a dedicated directory that holds only the snapshots, such as " + DefaultSnapshotDir(r.Source.Subvolume)
-	for _, d := range []struct{ field, dir string }{{at + ".source.snapshot_dir", r.Source.SnapshotDir}, {at + ".target.dir", r.Target.Dir}} {
+	for _, d := range []struct{ field, host, dir string }{{at + ".source.snapshot_dir", r.Source.Host, r.Source.SnapshotDir}, {at + ".target.dir", r.Target.Host, r.Target.Dir}} {
 		if d.dir == "" || !path.IsAbs(d.dir) {
 			continue
 		}
 		if r.Source.Subvolume != "" && within(r.Source.Subvolume, d.dir) {
 			v.at(d.field, "%s holds the replicated subvolume %s: %s", d.dir, r.Source.Subvolume, fix)
+			continue
+		}
+		if p := v.othersHeld(name, d.host, d.dir); p != "" {
+			v.at(d.field, "%s is or holds %s: a stream received there could write over it, and each replication's retention and deletes would act on the other's: use a dedicated directory of %s's own", d.dir, p, name)
 			continue
 		}
 		for _, sn := range sortedNames(v.inv.NFS) {
@@ -679,6 +683,44 @@ func (v *validator) dedicatedDirs(name string, r *Replication) {
 			}
 		}
 	}
+}
+
+// othersHeld is what dir on host holds or is of another replication:
+// its subvolume (on its source host, and on its target host, where a
+// failover promotes it), its snapshot dir or its target dir; "" when
+// nothing. A dir equal to another's with the same snapshot base is
+// sharedSnapshots' to report.
+func (v *validator) othersHeld(name, host, dir string) string {
+	if host == "" {
+		return ""
+	}
+	dir = path.Clean(dir)
+	base := path.Base(v.inv.Replication[name].Source.Subvolume)
+	for _, on := range sortedNames(v.inv.Replication) {
+		o := v.inv.Replication[on]
+		if on == name || o == nil {
+			continue
+		}
+		oBase := path.Base(o.Source.Subvolume)
+		for _, p := range []struct{ what, host, path string }{
+			{"subvolume", o.Source.Host, o.Source.Subvolume},
+			{"subvolume", o.Target.Host, o.Source.Subvolume},
+			{"snapshot dir", o.Source.Host, o.Source.SnapshotDir},
+			{"target dir", o.Target.Host, o.Target.Dir},
+		} {
+			if p.host != host || p.path == "" || !path.IsAbs(p.path) {
+				continue
+			}
+			held := path.Clean(p.path)
+			if p.what != "subvolume" && held == dir && oBase == base {
+				continue
+			}
+			if within(held, dir) {
+				return fmt.Sprintf("%s, replication %s's %s on %s", p.path, on, p.what, host)
+			}
+		}
+	}
+	return ""
 }
 
 func sortedNames[T any](m map[string]T) []string {

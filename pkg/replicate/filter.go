@@ -27,7 +27,15 @@ import (
 // to a shell.
 type Filter struct {
 	Dir string
+	// Base, when set (`hoctl target-filter DIR BASE`), is the one
+	// snapshot base the key may name: list, show, delete and receive
+	// only <Base>@<time>, so that a key for one replication never
+	// touches another's snapshots, whatever dir it was given.
+	Base string
 }
+
+// ours reports whether a snapshot base is one the filter lets through.
+func (f Filter) ours(base string) bool { return f.Base == "" || base == f.Base }
 
 // Request is a command the filter let through.
 type Request struct {
@@ -66,6 +74,9 @@ func (f Filter) Allow(line string) (*Request, error) {
 	if !path.IsAbs(dir) || dir == "/" {
 		return nil, fmt.Errorf("hoctl target-filter: the target dir must be an absolute path below /, not %q", f.Dir)
 	}
+	if f.Base != "" && !baseName.MatchString(f.Base) {
+		return nil, fmt.Errorf("hoctl target-filter: the snapshot base must be a name such as services, not %q", f.Base)
+	}
 	cmd, watched := sshexec.Unwrap(line)
 	refuse := func(why string) (*Request, error) { return nil, &RefusedError{Line: cmd, Reason: why} }
 	pipeline, err := splitPipeline(cmd)
@@ -77,7 +88,7 @@ func (f Filter) Allow(line string) (*Request, error) {
 			return false
 		}
 		base, _, ok := btrfs.ParseSnapshotName(path.Base(p))
-		return ok && baseName.MatchString(base)
+		return ok && baseName.MatchString(base) && f.ours(base)
 	}
 	// Receive always runs confined to dir (--chroot), also when an older
 	// hoctl asks without it: the stream's paths are the sender's to choose.
@@ -102,7 +113,7 @@ func (f Filter) Allow(line string) (*Request, error) {
 			return &StreamError{Offset: -1, Reason: fmt.Sprintf("%s is mounted without %s: a send stream could plant a setuid file or a device node there, and write to the device; mount it nosuid,nodev (docs/security.md)",
 				dir, strings.Join(missing, ","))}
 		}
-		return checkStream(dst, src, d.streamUUIDs)
+		return checkStreamFor(dst, src, d.streamUUIDs, f.Base, d)
 	}
 	if len(pipeline) == 2 {
 		if slices.Equal(pipeline[0], DecompressArgv) && isReceive(pipeline[1]) {
@@ -116,13 +127,35 @@ func (f Filter) Allow(line string) (*Request, error) {
 		return refuse("not a single command")
 	}
 	argv := pipeline[0]
-	if len(argv) == 4 && strings.HasPrefix(argv[0], "SSH_ORIGINAL_COMMAND=") && argv[1] == "hoctl" && argv[2] == "target-filter" {
-		// The dir primitive's own line (dirOpLine): what an unrestricted
-		// key's shell runs, and what this filter then runs itself.
+	if (len(argv) == 4 || len(argv) == 5) && strings.HasPrefix(argv[0], "SSH_ORIGINAL_COMMAND=") && argv[1] == "hoctl" && argv[2] == "target-filter" {
+		// The dir primitive's own line (dirOpLine, receiverLine): what an
+		// unrestricted key's shell runs, and what this filter then runs
+		// itself, with the line's base if it names one (never another
+		// than the filter's own).
 		if path.Clean(argv[3]) != dir {
 			return refuse("the primitive's dir is not " + dir)
 		}
-		op, err := splitPipeline(strings.TrimPrefix(argv[0], "SSH_ORIGINAL_COMMAND="))
+		if len(argv) == 5 {
+			if !baseName.MatchString(argv[4]) || !f.ours(argv[4]) {
+				return refuse("the line's base is not " + f.Base)
+			}
+			f.Base = argv[4]
+		}
+		inner := strings.TrimPrefix(argv[0], "SSH_ORIGINAL_COMMAND=")
+		op, err := splitPipeline(inner)
+		if err == nil && len(op) >= 1 && len(op[0]) >= 1 && op[0][0] != opPrefix {
+			// The receive (receiverLine): the checked receive, or nothing;
+			// never the filter's line nested in itself.
+			if strings.HasPrefix(op[0][0], "SSH_ORIGINAL_COMMAND=") {
+				return refuse("the filter's line inside itself")
+			}
+			req, err := f.Allow(inner)
+			if err != nil || req.stream == nil || req.Watched {
+				return refuse("neither an op of the dir primitive nor the receive into " + dir)
+			}
+			req.Watched = watched
+			return req, nil
+		}
 		if err != nil || len(op) != 1 || len(op[0]) < 2 || op[0][0] != opPrefix {
 			return refuse("not an op of the dir primitive")
 		}
@@ -181,7 +214,7 @@ func (f Filter) Allow(line string) (*Request, error) {
 		return refuse("not the replication lock of " + dir)
 	case len(argv) > 9 && argv[0] == "find":
 		base, _ := strings.CutSuffix(argv[len(argv)-9], "@*")
-		if baseName.MatchString(base) && (slices.Equal(argv, ListArgv(dir, base)) || slices.Equal(argv, legacyListArgv(dir, base))) {
+		if baseName.MatchString(base) && f.ours(base) && (slices.Equal(argv, ListArgv(dir, base)) || slices.Equal(argv, legacyListArgv(dir, base))) {
 			req.native = inDir(dir, func(d *targetDir, _ io.Reader, stdout, stderr io.Writer) error {
 				return d.list(base, stdout, stderr)
 			})
@@ -195,10 +228,10 @@ func (f Filter) Allow(line string) (*Request, error) {
 func (f Filter) dirOp(dir string, op []string) (native func(context.Context, io.Reader, io.Writer, io.Writer) error, why string) {
 	snapName := func(n string) bool {
 		base, _, ok := btrfs.ParseSnapshotName(n)
-		return ok && baseName.MatchString(base)
+		return ok && baseName.MatchString(base) && f.ours(base)
 	}
 	switch {
-	case len(op) == 2 && op[0] == opList && baseName.MatchString(op[1]):
+	case len(op) == 2 && op[0] == opList && baseName.MatchString(op[1]) && f.ours(op[1]):
 		return inDir(dir, func(d *targetDir, _ io.Reader, stdout, _ io.Writer) error { return d.listEntries(op[1], stdout) }), ""
 	case len(op) == 2 && op[0] == opShow && snapName(op[1]):
 		return inDir(dir, func(d *targetDir, _ io.Reader, stdout, _ io.Writer) error { return d.showEntry(op[1], stdout) }), ""

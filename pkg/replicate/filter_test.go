@@ -35,10 +35,10 @@ func targetLines(t *testing.T) (native, argv []string) {
 		sshexec.QuoteArgv([]string{"stat", "-f", "-c", "%T", standby}),
 		sshexec.QuoteArgv([]string{"df", "-B1", "--output=avail", standby}),
 		sshexec.QuoteArgv(MountArgv(standby)),
-		r.receiverLine(),
+		r.receiverLine(nil),
 	}
 	r.Ends.Compress = "zstd"
-	return native, append(argv, r.receiverLine())
+	return native, append(argv, r.receiverLine(nil))
 }
 
 // What an older hoctl sends, which a target upgraded first still serves.
@@ -81,7 +81,13 @@ func TestFilterAllowsWhatReplicationSends(t *testing.T) {
 		if req.Watched {
 			t.Errorf("%q: not wrapped, yet watched", line)
 		}
-		if got := sshexec.QuoteArgv(req.Pipeline[len(req.Pipeline)-1]); !strings.HasSuffix(line, got) {
+		// The receive comes as the unrestricted key's shell runs it:
+		// inside `hoctl target-filter DIR` (receiverLine).
+		want := line
+		if argv, err := splitPipeline(line); err == nil && len(argv) == 1 && len(argv[0]) >= 4 && strings.HasPrefix(argv[0][0], "SSH_ORIGINAL_COMMAND=") {
+			want = strings.TrimPrefix(argv[0][0], "SSH_ORIGINAL_COMMAND=")
+		}
+		if got := sshexec.QuoteArgv(req.Pipeline[len(req.Pipeline)-1]); !strings.HasSuffix(want, got) {
 			t.Errorf("%q parsed as %q", line, req.Pipeline)
 		}
 	}
@@ -120,6 +126,10 @@ func TestFilterDirOpsRefused(t *testing.T) {
 		"SSH_ORIGINAL_COMMAND='id' hoctl target-filter " + standby,
 		"SSH_ORIGINAL_COMMAND='hoctl-dir list services; id' hoctl target-filter " + standby,
 		"PATH=/tmp hoctl target-filter " + standby,
+		"SSH_ORIGINAL_COMMAND='stat -f -c %T " + standby + "' hoctl target-filter " + standby,
+		"SSH_ORIGINAL_COMMAND='btrfs receive -C /persist' hoctl target-filter " + standby,
+		"SSH_ORIGINAL_COMMAND='btrfs receive -C " + standby + "' hoctl target-filter /persist",
+		"SSH_ORIGINAL_COMMAND=\"SSH_ORIGINAL_COMMAND='btrfs receive -C " + standby + "' hoctl target-filter " + standby + "\" hoctl target-filter " + standby,
 	} {
 		if req, err := f.Allow(line); err == nil {
 			t.Errorf("allowed %q: %+v", line, req)

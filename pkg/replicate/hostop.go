@@ -94,7 +94,9 @@ func HostOp(dir string, op []string) (*Request, error) {
 		}}, nil
 	}
 	switch {
-	case len(op) == 3 && op[0] == opSnapshot && absPath(op[1]) && snapName(op[2]):
+	case len(op) == 3 && op[0] == opSnapshot && absPath(op[1]) && snapName(op[2]) && strings.HasPrefix(op[2], path.Base(op[1])+"@"):
+		// Named for the subvolume it snapshots: never into another
+		// replication's set of snapshots.
 		return native(func(_ context.Context, d *targetDir, stdout, _ io.Writer) error {
 			return d.snapshotInto(op[1], op[2], stdout)
 		})

@@ -496,14 +496,19 @@ func (r *Run) senderCmd(src sshexec.Runner) sshexec.Cmd {
 	return sshexec.Cmd{Argv: r.sendArgv(hoctlOn(src))}
 }
 
-// receiverLine is the target's half, as the target's shell or its
-// forced-command filter (filter.go) receives it.
-func (r *Run) receiverLine() string {
+// receiverLine is the target's half on dst (nil: as a plan shows it), as
+// the target's shell or its forced-command filter (filter.go) receives
+// it: the receive always runs inside hoctl's target filter, also over an
+// unrestricted key, so that the stream check and the dedicated-dir check
+// (stream.go, subvol_linux.go) hold whichever key the target has. A plain
+// `btrfs receive -C DIR` in the shell would take a snapshot of any
+// subvolume of the filesystem the stream names.
+func (r *Run) receiverLine(dst sshexec.Runner) string {
 	recv := sshexec.QuoteArgv(ReceiveArgv(r.Ends.TargetDir))
 	if r.zstd() {
-		return sshexec.QuoteArgv(DecompressArgv) + " | " + recv
+		recv = sshexec.QuoteArgv(DecompressArgv) + " | " + recv
 	}
-	return recv
+	return "SSH_ORIGINAL_COMMAND=" + sshexec.Quote(recv) + " " + sshexec.Quote(hoctlOn(dst)) + " target-filter " + sshexec.Quote(r.Ends.TargetDir) + " " + sshexec.Quote(r.Ends.Base)
 }
 
 // directScript is the whole send for --transport direct: run on the source,
@@ -534,7 +539,7 @@ func (r *Run) directScript(src sshexec.Runner) string {
 		parts = append(parts, sshexec.QuoteArgv(CompressArgv))
 	}
 	parts = append(parts, sshexec.QuoteArgv([]string{"ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=" + strconv.Itoa(timeout),
-		"-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3", "-p", strconv.Itoa(port), "-l", user, addr, r.receiverLine()}))
+		"-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3", "-p", strconv.Itoa(port), "-l", user, addr, r.receiverLine(nil)}))
 	return "set -o pipefail; " + strings.Join(parts, " | ")
 }
 
@@ -551,7 +556,7 @@ func (r *Run) sendCmd() string {
 		return fmt.Sprintf("%s: %s   (direct, %s)", e.SourceHost, r.directScript(nil), r.choice())
 	}
 	return fmt.Sprintf("%s: %s | %s: %s   (relayed through this machine, %s)", e.SourceHost, r.senderCmd(nil).Line(), e.TargetHost,
-		r.receiverLine(), r.choice())
+		r.receiverLine(nil), r.choice())
 }
 
 func (r *Run) send(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
@@ -585,7 +590,7 @@ func (r *Run) send(ctx context.Context, env *tasks.Env, _ *inventory.Host) (stri
 			err = fmt.Errorf("%s: direct send to %s failed: %s", e.SourceHost, e.TargetHost, strings.TrimSpace(stderr))
 		}
 	} else {
-		_, err = sshexec.Pipe(ctx, srcR, r.senderCmd(srcR), dstR, sshexec.Cmd{Script: r.receiverLine()}, &r.Sent)
+		_, err = sshexec.Pipe(ctx, srcR, r.senderCmd(srcR), dstR, sshexec.Cmd{Script: r.receiverLine(dstR)}, &r.Sent)
 		var pe *sshexec.PipeError
 		var ee *sshexec.ExitError
 		if errors.As(err, &pe) && pe.Side == "receiver" && errors.As(pe.Err, &ee) {

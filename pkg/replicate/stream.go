@@ -80,12 +80,31 @@ func (e *StreamError) Error() string {
 // its own UUID or its received UUID.
 type dirUUIDs func() (map[[16]byte]bool, error)
 
+// uuidTree answers as the filesystem's UUID tree, where receive looks a
+// UUID up (uuidtree_linux.go).
+type uuidTree interface {
+	// taken: u is already a subvolume's UUID or received UUID.
+	taken(u [16]byte) (bool, error)
+	// resolvesInDir: every subvolume receive could take for u is
+	// directly in the target dir, and there is one.
+	resolvesInDir(u [16]byte) (bool, error)
+}
+
 // checkStream copies the send stream from src to dst command by command,
 // each passed on only once it is checked; the first command that fails a
 // check (or a stream that is not one) ends the copy with a *StreamError,
 // and nothing of that command reaches dst. inDir is asked at most once,
 // at the first command that names a subvolume by UUID.
 func checkStream(dst io.Writer, src io.Reader, inDir dirUUIDs) error {
+	return checkStreamFor(dst, src, inDir, "", nil)
+}
+
+// checkStreamFor is checkStream for a key of one snapshot base: the
+// subvolume received must be named <base>@<time> ("": any base). With
+// tree, the subvolume's own UUID must be new to the filesystem, and every
+// UUID the stream names must resolve, as receive resolves it, only to
+// subvolumes directly in the dir.
+func checkStreamFor(dst io.Writer, src io.Reader, inDir dirUUIDs, base string, tree uuidTree) error {
 	r := bufio.NewReaderSize(src, 64<<10)
 	var off int64
 	refuse := func(format string, a ...any) error {
@@ -124,7 +143,10 @@ func checkStream(dst io.Writer, src io.Reader, inDir dirUUIDs) error {
 				return false, err
 			}
 		}
-		return known[u], nil
+		if !known[u] || tree == nil {
+			return known[u], nil
+		}
+		return tree.resolvesInDir(u)
 	}
 	for {
 		if _, err := io.ReadFull(r, head[:streamCmdHeader]); err != nil {
@@ -171,8 +193,20 @@ func checkStream(dst io.Writer, src io.Reader, inDir dirUUIDs) error {
 				return refuse("command %d without the subvolume's UUID", cmd)
 			}
 			own = u
+			if tree != nil {
+				taken, err := tree.taken(u)
+				if err != nil {
+					return refuse("looking up the subvolume's UUID: %v", err)
+				}
+				if taken {
+					return refuse("the subvolume's UUID %s is already a subvolume's UUID or received UUID on this filesystem: receive would later resolve it to the older one, wherever it is", uuidText(u))
+				}
+			}
 			if name := string(attrs[sendAttrPath]); !streamSubvolName(name) {
 				return refuse("a subvolume named %q, not <name>@<UTC time> directly in the target dir", truncate(name, 80))
+			}
+			if b, _, _ := btrfs.ParseSnapshotName(string(attrs[sendAttrPath])); base != "" && b != base {
+				return refuse("a subvolume named %q, not %s@<UTC time>: this key receives only that replication's snapshots", truncate(string(attrs[sendAttrPath]), 80), base)
 			}
 			if cmd == sendCmdSnapshot {
 				parent, ok := attrs.uuid(sendAttrCloneUUID)
@@ -184,7 +218,7 @@ func checkStream(dst io.Writer, src io.Reader, inDir dirUUIDs) error {
 					return refuse("looking up the snapshot's parent: %v", err)
 				}
 				if !in {
-					return refuse("a snapshot of %s, which is not a subvolume directly in the target dir (receive would look it up on the whole filesystem)", uuidText(parent))
+					return refuse("a snapshot of %s, which is not a subvolume directly in the target dir (receive would look it up on the whole filesystem), or is also a subvolume outside it", uuidText(parent))
 				}
 			}
 		case !started:
@@ -200,7 +234,7 @@ func checkStream(dst io.Writer, src io.Reader, inDir dirUUIDs) error {
 					return refuse("looking up a clone's source: %v", err)
 				}
 				if !in {
-					return refuse("a clone from %s, which is neither the subvolume received nor one directly in the target dir", uuidText(src))
+					return refuse("a clone from %s, which is neither the subvolume received nor one directly in the target dir (or is also a subvolume outside it)", uuidText(src))
 				}
 			}
 		}

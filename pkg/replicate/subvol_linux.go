@@ -101,6 +101,9 @@ type targetDir struct {
 	// uuids of the subvolumes directly in the dir, read once when first
 	// needed (parentInDir).
 	uuids map[[16]byte]bool
+	// ids of the subvolumes directly in the dir, read once when first
+	// needed (resolvesInDir).
+	ids map[uint64]bool
 }
 
 func openTargetDir(dir string) (*targetDir, error) {

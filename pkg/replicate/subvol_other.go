@@ -38,4 +38,6 @@ func (d *targetDir) promote(string, string, string, string, string, io.Writer) e
 }
 func (d *targetDir) streamUUIDs() (map[[16]byte]bool, error) { return nil, errNotLinux }
 func (d *targetDir) dedicated() error                        { return errNotLinux }
+func (d *targetDir) taken([16]byte) (bool, error)            { return false, errNotLinux }
+func (d *targetDir) resolvesInDir([16]byte) (bool, error)    { return false, errNotLinux }
 func (d *targetDir) missingMountOptions() []string           { return safeMountOptions }
