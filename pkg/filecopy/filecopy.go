@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hoctl/hoctl/pkg/format"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 )
 
@@ -359,26 +360,13 @@ func Verify(ctx context.Context, r sshexec.Runner, s Spec, src *Source, mode, ow
 // percent, rate and time left.
 func ProgressText(sent, total int64, elapsed time.Duration) string {
 	rate := float64(sent) / max(elapsed.Seconds(), 0.001)
-	s := bytesText(sent)
+	s := format.Bytes(sent)
 	if total > 0 {
-		s += fmt.Sprintf(" of %s (%d%%)", bytesText(total), sent*100/total)
+		s += fmt.Sprintf(" of %s (%d%%)", format.Bytes(total), sent*100/total)
 	}
-	s += ", " + bytesText(int64(rate)) + "/s"
+	s += ", " + format.Bytes(int64(rate)) + "/s"
 	if total > sent && rate > 0 {
 		s += ", ETA " + time.Duration(float64(total-sent)/rate*float64(time.Second)).Round(time.Second).String()
 	}
 	return s
-}
-
-func bytesText(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

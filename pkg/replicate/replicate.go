@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/hoctl/hoctl/pkg/retention"
 	"os"
 	"os/user"
 	"path"
@@ -15,6 +14,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hoctl/hoctl/pkg/format"
+	"github.com/hoctl/hoctl/pkg/retention"
 
 	"github.com/hoctl/hoctl/pkg/btrfs"
 	"github.com/hoctl/hoctl/pkg/inventory"
@@ -912,15 +914,4 @@ func ProgressText(sent, estimate int64, elapsed time.Duration) string {
 }
 
 // BytesText formats a byte count for people: 19.1 MiB.
-func BytesText(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func BytesText(n int64) string { return format.Bytes(n) }
