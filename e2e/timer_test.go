@@ -199,7 +199,7 @@ func TestReplicationTimerOverlapRefused(t *testing.T) {
 	l, _ := nfsStart(t)
 	startTimer(t, l, "*:0/5", "", false)
 	holdTimer(t, l)
-	before := mustOnMachine(t, l, "c1", "ls /persist/services-standby; ls /persist | grep '^services@' || true")
+	before := mustOnMachine(t, l, "c1", "ls /persist/services-standby /persist/services-snapshots 2>/dev/null || true")
 
 	release := holdLock(t, l, "operator@workstation pid 4242")
 	since := journalSince(t, l)
@@ -209,7 +209,7 @@ func TestReplicationTimerOverlapRefused(t *testing.T) {
 		t.Fatalf("overlapping run: result %s, status %s\n%s", res, status, j)
 	}
 	t.Logf("overlapping run, the unit's journal:\n%s", grepLines(j, "✗", "held by", "status="))
-	if after := mustOnMachine(t, l, "c1", "ls /persist/services-standby; ls /persist | grep '^services@' || true"); after != before {
+	if after := mustOnMachine(t, l, "c1", "ls /persist/services-standby /persist/services-snapshots 2>/dev/null || true"); after != before {
 		t.Fatalf("the refused run changed c1:\nbefore %s\nafter %s", before, after)
 	}
 	release()
@@ -355,7 +355,7 @@ func TestReplicationTimerAfterFailover(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stderr, "c1 → zippy") {
 		t.Fatalf("the reversed direction from the workstation: exit %d\n%s", r.code, r.stderr)
 	}
-	if got := mustOnMachine(t, l, "zippy", "cat "+newestOn(t, l, "zippy", "/persist")+"/on-c1"); got != "written on c1\n" {
+	if got := mustOnMachine(t, l, "zippy", "cat "+newestOn(t, l, "zippy", "/persist/services-snapshots")+"/on-c1"); got != "written on c1\n" {
 		t.Fatalf("zippy's newest copy: %q", got)
 	}
 	mustOnMachine(t, l, "zippy", "systemctl reset-failed")

@@ -26,7 +26,8 @@ type Endpoint struct {
 	Via     string // the SSH host carrying the connection, or ""
 }
 
-func (ep Endpoint) where() string {
+// Where names the API and how it is reached: "Consul API at http://... (via c1)".
+func (ep Endpoint) Where() string {
 	s := ep.Name + " API at " + ep.Address
 	if ep.Via != "" {
 		s += " (via " + ep.Via + ")"
@@ -53,17 +54,17 @@ func (e *Error) Error() string {
 	hostPort = strings.TrimSuffix(hostPort, "/")
 	switch {
 	case errors.Is(e.Err, context.Canceled):
-		return e.where() + ": interrupted"
+		return e.Where() + ": interrupted"
 	case e.Timeout > 0:
 		return fmt.Sprintf("%s did not answer within %s; check that %s is running and healthy%s (%s.address)",
-			e.where(), e.Timeout, e.Name, on, e.Section)
+			e.Where(), e.Timeout, e.Name, on, e.Section)
 	case isRefused(e.Err):
 		return fmt.Sprintf("%s refused the connection; check that %s is running and listening on %s%s (%s.address)",
-			e.where(), e.Name, hostPort, on, e.Section)
+			e.Where(), e.Name, hostPort, on, e.Section)
 	case isDNS(e.Err):
-		return fmt.Sprintf("%s: the name does not resolve%s; check %s.address", e.where(), on, e.Section)
+		return fmt.Sprintf("%s: the name does not resolve%s; check %s.address", e.Where(), on, e.Section)
 	}
-	return fmt.Sprintf("%s is unreachable (%s); check %s.address and %s.via", e.where(), reason(e.Err), e.Section, e.Section)
+	return fmt.Sprintf("%s is unreachable (%s); check %s.address and %s.via", e.Where(), reason(e.Err), e.Section, e.Section)
 }
 
 func (e *Error) Unwrap() error { return e.Err }
@@ -78,9 +79,9 @@ type ViaError struct {
 
 func (e *ViaError) Error() string {
 	if errors.Is(e.Err, context.Canceled) {
-		return e.where() + ": interrupted"
+		return e.Where() + ": interrupted"
 	}
-	return fmt.Sprintf("%s: cannot reach %s: %s; check that %s is up and answers SSH (%s.via)", e.where(), e.Via, e.Err, e.Via, e.Section)
+	return fmt.Sprintf("%s: cannot reach %s: %s; check that %s is up and answers SSH (%s.via)", e.Where(), e.Via, e.Err, e.Via, e.Section)
 }
 
 func (e *ViaError) Unwrap() error { return e.Err }

@@ -71,7 +71,13 @@ var errProbeLimit = errors.New("status probe limit")
 // from and how to change it, not Go's "context deadline exceeded".
 func (p *Probes) short(ctx context.Context, err error) string {
 	if ctx.Err() != nil && errors.Is(context.Cause(ctx), errProbeLimit) {
-		return fmt.Sprintf("no answer within %s, status's limit per probe (%s)", p.Timeout, p.Limit)
+		limit := fmt.Sprintf("no answer within %s, status's limit per probe (%s)", p.Timeout, p.Limit)
+		// An API's own error says which address did not answer.
+		var api *httpapi.Error
+		if errors.As(err, &api) {
+			return api.Where() + ": " + limit
+		}
+		return limit
 	}
 	return short(err)
 }
