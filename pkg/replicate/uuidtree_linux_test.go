@@ -48,8 +48,11 @@ btrfs send -q src/services@20260101T000000Z | btrfs receive -q victim`)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var out bytes.Buffer
-		code, err := req.Exec(context.Background(), bytes.NewReader(stream), &out, &out)
+		// Separate buffers, as a real filter has (its stdout and stderr
+		// are written from different goroutines).
+		var out, errOut bytes.Buffer
+		code, err := req.Exec(context.Background(), bytes.NewReader(stream), &out, &errOut)
+		out.Write(errOut.Bytes())
 		if err != nil {
 			out.WriteString(err.Error())
 			if code == 0 {
