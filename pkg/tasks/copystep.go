@@ -68,12 +68,22 @@ func runnerFor(ctx context.Context, env *Env, h *inventory.Host) (sshexec.Runner
 	return env.Connect(ctx, h)
 }
 
-func (c *copyOps) before(ctx context.Context, env *Env, h *inventory.Host) (string, error) {
+// sourceAndRunner is what every phase of a host's copy starts from: the
+// local file, read once per run, and the host's runner.
+func (c *copyOps) sourceAndRunner(ctx context.Context, env *Env, h *inventory.Host) (*filecopy.Source, sshexec.Runner, error) {
 	src, err := c.source(ctx)
 	if err != nil {
-		return "", err
+		return nil, nil, err
 	}
 	r, err := runnerFor(ctx, env, h)
+	if err != nil {
+		return nil, nil, err
+	}
+	return src, r, nil
+}
+
+func (c *copyOps) before(ctx context.Context, env *Env, h *inventory.Host) (string, error) {
+	src, r, err := c.sourceAndRunner(ctx, env, h)
 	if err != nil {
 		return "", err
 	}
@@ -120,11 +130,7 @@ func short(sum string) string {
 }
 
 func (c *copyOps) act(ctx context.Context, env *Env, h *inventory.Host) (string, error) {
-	src, err := c.source(ctx)
-	if err != nil {
-		return "", err
-	}
-	r, err := runnerFor(ctx, env, h)
+	src, r, err := c.sourceAndRunner(ctx, env, h)
 	if err != nil {
 		return "", err
 	}
@@ -157,11 +163,7 @@ func copyTimeout(ctx context.Context) time.Duration {
 }
 
 func (c *copyOps) verify(ctx context.Context, env *Env, h *inventory.Host) (string, error) {
-	src, err := c.source(ctx)
-	if err != nil {
-		return "", err
-	}
-	r, err := runnerFor(ctx, env, h)
+	src, r, err := c.sourceAndRunner(ctx, env, h)
 	if err != nil {
 		return "", err
 	}
