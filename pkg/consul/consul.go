@@ -112,7 +112,7 @@ func Acquire(ctx context.Context, client *api.Client, scope, holder string, o Lo
 	key := LockPrefix + scope
 	ok, _, err := client.KV().Acquire(&api.KVPair{Key: key, Value: []byte(holder), Session: sid}, wo)
 	if err != nil || !ok {
-		destroySession(client, sid)
+		_ = destroySession(client, sid)
 		if err != nil {
 			return nil, httpapi.Clean(err, "consul acquire "+key)
 		}
@@ -170,26 +170,31 @@ func (l *Lock) Lost() <-chan struct{} { return l.lost }
 // Session is the Consul session holding the lock.
 func (l *Lock) Session() string { return l.session }
 
-// releaseBound caps the clean-up calls: they run after Ctrl-C too, and
-// a Consul that does not answer must not hold hoctl up. The session's TTL
-// frees the lock anyway.
-const releaseBound = time.Second
+// releaseBound caps each clean-up call: they run after Ctrl-C too, and a
+// Consul that does not answer must not hold hoctl up for long. It is not
+// shorter because a release given up on is worse than a wait: the session
+// then lives to its TTL, and its invalidation starts lock-delay, so the
+// next operator is refused for up to TTL×2 + lock-delay. A loaded cluster
+// can take over a second to commit the write.
+const releaseBound = 5 * time.Second
 
-// Release gives the lock up and destroys the session.
+// Release gives the lock up and destroys the session. Each call gets its
+// own bound: a release that timed out must not also cost the destroy.
 func (l *Lock) Release() error {
 	l.cancel()
 	ctx, cancel := context.WithTimeout(context.Background(), releaseBound)
-	defer cancel()
 	_, _, err := l.client.KV().Release(&api.KVPair{Key: l.key, Session: l.session}, (&api.WriteOptions{}).WithContext(ctx))
-	_, derr := l.client.Session().Destroy(l.session, (&api.WriteOptions{}).WithContext(ctx))
+	cancel()
+	derr := destroySession(l.client, l.session)
 	if err != nil {
 		return httpapi.Clean(err, "consul release")
 	}
 	return httpapi.Clean(derr, "consul release")
 }
 
-func destroySession(client *api.Client, sid string) {
+func destroySession(client *api.Client, sid string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), releaseBound)
 	defer cancel()
-	_, _ = client.Session().Destroy(sid, (&api.WriteOptions{}).WithContext(ctx))
+	_, err := client.Session().Destroy(sid, (&api.WriteOptions{}).WithContext(ctx))
+	return err
 }

@@ -103,3 +103,51 @@ func TestClusterWaitsOutALeaderElection(t *testing.T) {
 		t.Fatalf("a write that may have been applied was sent %d times: %v", calls.Load(), err)
 	}
 }
+
+// A Consul slow to commit the release (a loaded cluster: a Raft write
+// taking over a second) must still get the key released: a release given
+// up on leaves the session to its TTL, and its invalidation then starts
+// lock-delay, refusing the next operator's run for up to TTL×2 + delay.
+func TestReleaseWaitsForASlowCommit(t *testing.T) {
+	var released, destroyed atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/v1/status/leader":
+			_, _ = w.Write([]byte(`"127.0.0.1:8300"`))
+		case r.URL.Path == "/v1/session/create":
+			_, _ = w.Write([]byte(`{"ID":"s1"}`))
+		case strings.HasPrefix(r.URL.Path, "/v1/session/renew/"):
+			_, _ = w.Write([]byte(`[{"ID":"s1","TTL":"15s"}]`))
+		case strings.HasPrefix(r.URL.Path, "/v1/session/destroy/"):
+			destroyed.Store(true)
+			_, _ = w.Write([]byte(`true`))
+		case strings.HasPrefix(r.URL.Path, "/v1/kv/") && r.Method == http.MethodPut && r.URL.Query().Has("release"):
+			select {
+			case <-time.After(1500 * time.Millisecond):
+			case <-r.Context().Done():
+				return
+			}
+			released.Store(true)
+			_, _ = w.Write([]byte(`true`))
+		case strings.HasPrefix(r.URL.Path, "/v1/kv/") && r.Method == http.MethodPut:
+			_, _ = w.Write([]byte(`true`))
+		case strings.HasPrefix(r.URL.Path, "/v1/kv/"):
+			select { // the lost-lock watch: a blocking query
+			case <-time.After(30 * time.Second):
+			case <-r.Context().Done():
+			}
+		}
+	}))
+	defer srv.Close()
+	c, err := NewClient(&inventory.API{Address: srv.URL}, nil, func(string) string { return "" }, httpapi.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := Acquire(context.Background(), c, "nfs-x", "me", LockOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Release(); err != nil || !released.Load() || !destroyed.Load() {
+		t.Fatalf("release: %v (released %v, destroyed %v)", err, released.Load(), destroyed.Load())
+	}
+}
