@@ -106,6 +106,9 @@ func (f Filter) Allow(line string) (*Request, error) {
 		if err := d.dedicated(); err != nil {
 			return &StreamError{Offset: -1, Reason: err.Error()}
 		}
+		if err := d.exclusive(); err != nil {
+			return &StreamError{Offset: -1, Reason: err.Error()}
+		}
 		// A stream may plant a setuid file or a device node inside the
 		// dir, and then write to the device: only the mount keeps them
 		// inert.

@@ -88,6 +88,9 @@ type uuidTree interface {
 	// resolvesInDir: every subvolume receive could take for u is
 	// directly in the target dir, and there is one.
 	resolvesInDir(u [16]byte) (bool, error)
+	// kindIn: what rel is in the subvolumes directly in the target dir
+	// with UUID or received UUID u, read without following links.
+	kindIn(u [16]byte, rel string) (pathKind, error)
 }
 
 // checkStream copies the send stream from src to dst command by command,
@@ -135,7 +138,11 @@ func checkStreamFor(dst io.Writer, src io.Reader, inDir dirUUIDs, base string, t
 		own     [16]byte // the subvolume being received: clones from it are its own data
 		known   map[[16]byte]bool
 		buf     []byte
+		paths   streamPaths
 	)
+	if tree != nil {
+		paths.inSubvol = tree.kindIn
+	}
 	lookup := func(u [16]byte) (bool, error) {
 		if known == nil {
 			var err error
@@ -193,6 +200,7 @@ func checkStreamFor(dst io.Writer, src io.Reader, inDir dirUUIDs, base string, t
 				return refuse("command %d without the subvolume's UUID", cmd)
 			}
 			own = u
+			paths.own = u
 			if tree != nil {
 				taken, err := tree.taken(u)
 				if err != nil {
@@ -220,9 +228,17 @@ func checkStreamFor(dst io.Writer, src io.Reader, inDir dirUUIDs, base string, t
 				if !in {
 					return refuse("a snapshot of %s, which is not a subvolume directly in the target dir (receive would look it up on the whole filesystem), or is also a subvolume outside it", uuidText(parent))
 				}
+				paths.parent = parent
 			}
 		case !started:
 			return refuse("command %d before the subvolume's SUBVOL or SNAPSHOT", cmd)
+		}
+		if cmd != sendCmdSubvol && cmd != sendCmdSnapshot {
+			if err := paths.check(cmd, attrs); err != nil {
+				return refuse("%v", err)
+			}
+		}
+		switch {
 		case cmd == sendCmdClone:
 			src, ok := attrs.uuid(sendAttrCloneUUID)
 			if !ok {

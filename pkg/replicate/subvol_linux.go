@@ -104,6 +104,10 @@ type targetDir struct {
 	// ids of the subvolumes directly in the dir, read once when first
 	// needed (resolvesInDir).
 	ids map[uint64]bool
+	// roots and kinds serve kindIn: subvolumes by UUID, held open, and
+	// what paths in them are.
+	roots map[[16]byte][]int
+	kinds map[kindKey]pathKind
 }
 
 func openTargetDir(dir string) (*targetDir, error) {
@@ -131,7 +135,14 @@ func openTargetDir(dir string) (*targetDir, error) {
 	return d, nil
 }
 
-func (d *targetDir) close() { _ = unix.Close(d.fd) }
+func (d *targetDir) close() {
+	for _, fds := range d.roots {
+		for _, fd := range fds {
+			_ = unix.Close(fd)
+		}
+	}
+	_ = unix.Close(d.fd)
+}
 
 // errNotSnapshot is an entry of DIR that is not a subvolume directly in it.
 var errNotSnapshot = errors.New("not a subvolume directly in the target dir (a symlink, a plain directory or file, or another filesystem)")
@@ -330,7 +341,8 @@ func (d *targetDir) missingMountOptions() []string {
 // the dir is its parent (/persist). A stream received there could write
 // over it through `..` from its own subvolume, which -C keeps inside the
 // dir. A stream through the filter only ever makes subvolumes named like
-// snapshots (stream.go), so it cannot trip this check itself.
+// snapshots directly in the dir (stream.go) and stays inside its own
+// subvolume (streampath.go), so it cannot trip this check itself.
 func (d *targetDir) dedicated() error {
 	names, err := d.names()
 	if err != nil {

@@ -36,8 +36,10 @@ func (d *targetDir) send(context.Context, string, string, string, io.Writer, io.
 func (d *targetDir) promote(string, string, string, string, string, io.Writer) error {
 	return errNotLinux
 }
-func (d *targetDir) streamUUIDs() (map[[16]byte]bool, error) { return nil, errNotLinux }
-func (d *targetDir) dedicated() error                        { return errNotLinux }
-func (d *targetDir) taken([16]byte) (bool, error)            { return false, errNotLinux }
-func (d *targetDir) resolvesInDir([16]byte) (bool, error)    { return false, errNotLinux }
-func (d *targetDir) missingMountOptions() []string           { return safeMountOptions }
+func (d *targetDir) streamUUIDs() (map[[16]byte]bool, error)   { return nil, errNotLinux }
+func (d *targetDir) dedicated() error                          { return errNotLinux }
+func (d *targetDir) taken([16]byte) (bool, error)              { return false, errNotLinux }
+func (d *targetDir) resolvesInDir([16]byte) (bool, error)      { return false, errNotLinux }
+func (d *targetDir) missingMountOptions() []string             { return safeMountOptions }
+func (d *targetDir) kindIn([16]byte, string) (pathKind, error) { return 0, errNotLinux }
+func (d *targetDir) exclusive() error                          { return errNotLinux }

@@ -1,0 +1,356 @@
+package replicate
+
+import (
+	"fmt"
+	"strings"
+)
+
+// A send stream names files by path inside the subvolume it makes, and
+// btrfs receive applies those paths with plain path calls under its
+// chroot (the target dir): a ".." component, or a symlink the stream made
+// earlier (or one in the snapshot's parent) used as a directory, reaches
+// the dir itself and every other snapshot in it, and a write, truncate or
+// chmod through a symlink lands on whatever it names there (the
+// direction file, another snapshot's entry). btrfs send never emits any
+// of these: its paths are clean, each component of a path is a
+// directory, and it writes only to regular files. So streamPaths holds a
+// stream to that shape, which confines it to its own subvolume.
+//
+// It tracks only what can break confinement: the symlinks and special
+// files the stream makes (and where renames move them), and, for an
+// incremental stream, which of its paths now name something other than
+// the parent's entry there (renamed parent entries, deleted ones). The
+// parent's own entries are looked up on disk, where they cannot change
+// (a read-only snapshot directly in the dir). Regular files and
+// directories the stream makes are not tracked: that keeps memory
+// proportional to the links and renames, not to the files sent.
+type streamPaths struct {
+	// inSubvol is the kind of a path in a subvolume directly in the dir
+	// (by UUID or received UUID), read from disk; nil when there is no
+	// dir to read (then an incremental's parent entries count as plain).
+	inSubvol func(u [16]byte, rel string) (pathKind, error)
+	own      [16]byte // the subvolume received
+	parent   [16]byte // its parent, for a SNAPSHOT; zero for a SUBVOL
+	nodes    map[string]pathNode
+	// below counts the tracked nodes under each directory, so that
+	// moving or removing one without any costs no scan.
+	below map[string]int
+}
+
+type pathKind uint8
+
+const (
+	kindPlain pathKind = iota // a regular file (or, in the stream's view, a directory it made)
+	kindDir                   // a directory in the parent
+	kindLink                  // a symlink
+	kindOther                 // a device, FIFO or socket
+	kindGone                  // nothing: removed, renamed away, or never there
+	kindRef                   // the parent's entry at ref, renamed here
+)
+
+type pathNode struct {
+	kind pathKind
+	ref  string // kindRef: the path in the parent
+}
+
+// Commands and attributes (btrfs send.h) whose paths streamPaths checks.
+const (
+	sendCmdMkfile    = 3
+	sendCmdMkdir     = 4
+	sendCmdMknod     = 5
+	sendCmdMkfifo    = 6
+	sendCmdMksock    = 7
+	sendCmdSymlink   = 8
+	sendCmdRename    = 9
+	sendCmdLink      = 10
+	sendCmdUnlink    = 11
+	sendCmdRmdir     = 12
+	sendCmdWrite     = 15
+	sendCmdTruncate  = 17
+	sendCmdChmod     = 18
+	sendCmdFallocate = 23
+	sendCmdFileattr  = 24
+
+	sendAttrPathTo    = 16
+	sendAttrPathLink  = 17
+	sendAttrClonePath = 22
+)
+
+// follows is whether receive opens a command's PATH following a final
+// symlink (open, truncate, chmod), and so needs a regular file there (or,
+// for chmod, anything but a symlink). The others use the l* calls or
+// create the path exclusively.
+func follows(cmd uint16) (fileOnly, set bool) {
+	switch cmd {
+	case sendCmdWrite, sendCmdClone, sendCmdTruncate, sendCmdUpdateExtent, sendCmdFallocate,
+		sendCmdFileattr, sendCmdEncodedWrite, sendCmdEnableVerity:
+		return true, true
+	case sendCmdChmod:
+		return false, true
+	}
+	return false, false
+}
+
+// cleanStreamPath is a path btrfs send could emit: relative, no empty,
+// "." or ".." component ("" is the subvolume's root).
+func cleanStreamPath(p string) bool {
+	if p == "" {
+		return true
+	}
+	for _, c := range strings.Split(p, "/") {
+		if c == "" || c == "." || c == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+// lookup is what the stream's view says is at p: a tracked node, the
+// parent's entry (kindRef), or the stream's own untracked entry.
+func (s *streamPaths) lookup(p string) pathNode {
+	if n, ok := s.nodes[p]; ok {
+		return n
+	}
+	if len(s.nodes) > 0 {
+		for i := strings.LastIndexByte(p, '/'); i > 0; i = strings.LastIndexByte(p[:i], '/') {
+			n, ok := s.nodes[p[:i]]
+			if !ok {
+				continue
+			}
+			if n.kind == kindRef {
+				return pathNode{kind: kindRef, ref: n.ref + p[i:]}
+			}
+			// Below a link the checks refused already; below anything
+			// else tracked, what is there is the stream's own.
+			return pathNode{kind: kindPlain}
+		}
+	}
+	if s.inSubvol == nil || s.parent == ([16]byte{}) || p == "" {
+		return pathNode{kind: kindPlain}
+	}
+	return pathNode{kind: kindRef, ref: p}
+}
+
+// kind resolves p to what is there now.
+func (s *streamPaths) kind(p string) (pathKind, error) {
+	n := s.lookup(p)
+	if n.kind != kindRef {
+		return n.kind, nil
+	}
+	return s.inSubvol(s.parent, n.ref)
+}
+
+// through refuses a path unless each of its directories is one in the
+// stream's view (kind), or in the subvolume named by uuid on disk.
+func through(p string, kind func(string) (pathKind, error)) error {
+	if !cleanStreamPath(p) {
+		return fmt.Errorf("the path %q is not one btrfs send writes (an empty, \".\" or \"..\" component): it could leave the subvolume received", truncate(p, 80))
+	}
+	for i := strings.IndexByte(p, '/'); i > 0; i = nextSlash(p, i) {
+		k, err := kind(p[:i])
+		if err != nil {
+			return fmt.Errorf("looking up %q: %v", truncate(p[:i], 80), err)
+		}
+		if k == kindLink {
+			return fmt.Errorf("the path %q goes through the symlink %q: receive would follow it out of the subvolume received", truncate(p, 80), truncate(p[:i], 80))
+		}
+	}
+	return nil
+}
+
+func nextSlash(p string, i int) int {
+	j := strings.IndexByte(p[i+1:], '/')
+	if j < 0 {
+		return -1
+	}
+	return i + 1 + j
+}
+
+// opens refuses a path receive opens following its last component
+// unless a regular file is there (or, !fileOnly, anything but a link).
+func opens(cmd uint16, p string, fileOnly bool, kind func(string) (pathKind, error)) error {
+	k, err := kind(p)
+	if err != nil {
+		return fmt.Errorf("looking up %q: %v", truncate(p, 80), err)
+	}
+	if k == kindLink || (fileOnly && k == kindOther) {
+		return fmt.Errorf("command %d on %q, a symlink or a special file: receive would follow it out of the subvolume received", cmd, truncate(p, 80))
+	}
+	return nil
+}
+
+// check refuses a command whose paths could leave the subvolume, then
+// records what it makes, moves or removes.
+func (s *streamPaths) check(cmd uint16, attrs streamAttrs) error {
+	p, hasPath := attrs[sendAttrPath]
+	if !hasPath {
+		return nil
+	}
+	path := string(p)
+	if err := through(path, s.kind); err != nil {
+		return err
+	}
+	if fileOnly, ok := follows(cmd); ok {
+		if err := opens(cmd, path, fileOnly, s.kind); err != nil {
+			return err
+		}
+	}
+	switch cmd {
+	case sendCmdMkfile, sendCmdMkdir:
+		return s.makes(path, kindPlain)
+	case sendCmdMknod, sendCmdMkfifo, sendCmdMksock:
+		return s.makes(path, kindOther)
+	case sendCmdSymlink:
+		return s.makes(path, kindLink)
+	case sendCmdLink:
+		target := string(attrs[sendAttrPathLink])
+		if err := through(target, s.kind); err != nil {
+			return err
+		}
+		k, err := s.kind(target)
+		if err != nil {
+			return err
+		}
+		if k != kindLink && k != kindOther {
+			k = kindPlain
+		}
+		return s.makes(path, k)
+	case sendCmdUnlink, sendCmdRmdir:
+		return s.removes(path)
+	case sendCmdRename:
+		to := string(attrs[sendAttrPathTo])
+		if err := through(to, s.kind); err != nil {
+			return err
+		}
+		return s.renames(path, to)
+	case sendCmdClone:
+		return s.cloneSource(attrs)
+	}
+	return nil
+}
+
+// cloneSource checks the path receive opens, following links, in the
+// clone's source: the subvolume received (the stream's view) or one
+// directly in the dir (on disk).
+func (s *streamPaths) cloneSource(attrs streamAttrs) error {
+	src, _ := attrs.uuid(sendAttrCloneUUID)
+	p := string(attrs[sendAttrClonePath])
+	kind := s.kind
+	if src != s.own {
+		kind = func(rel string) (pathKind, error) {
+			if s.inSubvol == nil {
+				return kindPlain, nil
+			}
+			return s.inSubvol(src, rel)
+		}
+	}
+	if err := through(p, kind); err != nil {
+		return err
+	}
+	return opens(sendCmdClone, p, true, kind)
+}
+
+// makes records a new entry of kind k at p.
+func (s *streamPaths) makes(p string, k pathKind) error {
+	s.forget(p)
+	if k == kindPlain {
+		// Tracked only where the parent's entry would say otherwise.
+		if now, err := s.kind(p); err != nil || (now != kindLink && now != kindOther) {
+			return err
+		}
+	}
+	s.track(p, pathNode{kind: k})
+	return nil
+}
+
+// removes records that p is gone.
+func (s *streamPaths) removes(p string) error {
+	s.forget(p)
+	n := s.lookup(p)
+	if n.kind != kindRef {
+		return nil
+	}
+	k, err := s.inSubvol(s.parent, n.ref)
+	if err != nil {
+		return err
+	}
+	if k == kindDir || k == kindLink || k == kindOther {
+		s.track(p, pathNode{kind: kindGone})
+	}
+	return nil
+}
+
+// renames moves what is at from, and what is tracked below it, to to.
+func (s *streamPaths) renames(from, to string) error {
+	n := s.lookup(from)
+	if n.kind == kindRef {
+		k, err := s.inSubvol(s.parent, n.ref)
+		if err != nil {
+			return err
+		}
+		switch k {
+		case kindLink, kindOther:
+			n = pathNode{kind: k}
+		case kindPlain, kindGone:
+			n = pathNode{kind: kindPlain} // a file, or the stream's own (an orphan name)
+		}
+	}
+	moved := map[string]pathNode{}
+	if s.below[from] > 0 {
+		for q, m := range s.nodes {
+			if strings.HasPrefix(q, from+"/") {
+				moved[to+q[len(from):]] = m
+				s.untrack(q)
+			}
+		}
+	}
+	if err := s.removes(from); err != nil {
+		return err
+	}
+	if n.kind == kindRef {
+		s.forget(to)
+		s.track(to, n)
+	} else if err := s.makes(to, n.kind); err != nil {
+		return err
+	}
+	for q, m := range moved {
+		s.track(q, m)
+	}
+	return nil
+}
+
+// forget drops what is tracked at p and below it.
+func (s *streamPaths) forget(p string) {
+	s.untrack(p)
+	if s.below[p] > 0 {
+		for q := range s.nodes {
+			if strings.HasPrefix(q, p+"/") {
+				s.untrack(q)
+			}
+		}
+	}
+}
+
+func (s *streamPaths) track(p string, n pathNode) {
+	if s.nodes == nil {
+		s.nodes, s.below = map[string]pathNode{}, map[string]int{}
+	}
+	if _, ok := s.nodes[p]; !ok {
+		for i := strings.LastIndexByte(p, '/'); i > 0; i = strings.LastIndexByte(p[:i], '/') {
+			s.below[p[:i]]++
+		}
+	}
+	s.nodes[p] = n
+}
+
+func (s *streamPaths) untrack(p string) {
+	if _, ok := s.nodes[p]; !ok {
+		return
+	}
+	delete(s.nodes, p)
+	for i := strings.LastIndexByte(p, '/'); i > 0; i = strings.LastIndexByte(p[:i], '/') {
+		if s.below[p[:i]]--; s.below[p[:i]] == 0 {
+			delete(s.below, p[:i])
+		}
+	}
+}
