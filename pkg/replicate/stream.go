@@ -238,8 +238,7 @@ func checkStreamFor(dst io.Writer, src io.Reader, inDir dirUUIDs, base string, t
 				return refuse("%v", err)
 			}
 		}
-		switch {
-		case cmd == sendCmdClone:
+		if cmd == sendCmdClone {
 			src, ok := attrs.uuid(sendAttrCloneUUID)
 			if !ok {
 				return refuse("a clone without its source's UUID")

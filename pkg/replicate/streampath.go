@@ -149,7 +149,7 @@ func through(p string, kind func(string) (pathKind, error)) error {
 	for i := strings.IndexByte(p, '/'); i > 0; i = nextSlash(p, i) {
 		k, err := kind(p[:i])
 		if err != nil {
-			return fmt.Errorf("looking up %q: %v", truncate(p[:i], 80), err)
+			return fmt.Errorf("looking up %q: %w", truncate(p[:i], 80), err)
 		}
 		if k == kindLink {
 			return fmt.Errorf("the path %q goes through the symlink %q: receive would follow it out of the subvolume received", truncate(p, 80), truncate(p[:i], 80))
@@ -171,7 +171,7 @@ func nextSlash(p string, i int) int {
 func opens(cmd uint16, p string, fileOnly bool, kind func(string) (pathKind, error)) error {
 	k, err := kind(p)
 	if err != nil {
-		return fmt.Errorf("looking up %q: %v", truncate(p, 80), err)
+		return fmt.Errorf("looking up %q: %w", truncate(p, 80), err)
 	}
 	if k == kindLink || (fileOnly && k == kindOther) {
 		return fmt.Errorf("command %d on %q, a symlink or a special file: receive would follow it out of the subvolume received", cmd, truncate(p, 80))
