@@ -213,7 +213,7 @@ func (p *Probes) nested(ctx context.Context, rep *inventory.Replication) []Check
 }
 
 // hostScript is one round trip: uptime, load, failed units, btrfs pools.
-const hostScript = `cat /proc/uptime /proc/loadavg; echo --; systemctl --failed --plain --no-legend 2>/dev/null | awk '{print $1}'; echo --; df -B1 --output=target,size,used -t btrfs 2>/dev/null | tail -n +2`
+const hostScript = `cat /proc/uptime /proc/loadavg; echo --; systemctl --failed --plain --no-legend 2>/dev/null | awk '{print $1}'; echo --; df -B1 --output=target,size,used,avail -t btrfs 2>/dev/null | tail -n +2`
 
 func (p *Probes) host(ctx context.Context, h *inventory.Host) []Check {
 	hint := "hoctl ping " + h.Name
@@ -241,23 +241,38 @@ func (p *Probes) host(ctx context.Context, h *inventory.Host) []Check {
 	}
 	out := []Check{c}
 	for _, l := range strings.Split(strings.TrimSpace(parts[2]), "\n") {
-		d := strings.Fields(l)
-		if len(d) != 3 {
-			continue
+		if dc, ok := diskCheck(h.Name, strings.Fields(l)); ok {
+			out = append(out, dc)
 		}
-		size, _ := strconv.ParseInt(d[1], 10, 64)
-		used, _ := strconv.ParseInt(d[2], 10, 64)
-		if size == 0 {
-			continue
-		}
-		pct := used * 100 / size
-		dc := Check{Area: "disk", Name: h.Name + ":" + d[0], Level: OK, Detail: fmt.Sprintf("%d%% used (%s of %s)", pct, replicate.BytesText(used), replicate.BytesText(size))}
-		if pct >= 90 {
-			dc.Level, dc.Hint = Warn, "hoctl run "+h.Name+" -- btrfs filesystem usage "+d[0]
-		}
-		out = append(out, dc)
 	}
 	return out
+}
+
+// diskCheck is one pool from df's target, size, used and avail. Full is
+// what df says, used/(used+avail): btrfs keeps space that is neither
+// (metadata, reserves), so used/size looks emptier than a pool is, and a
+// pool where writes fail with "no space" showed 89%.
+func diskCheck(host string, d []string) (Check, bool) {
+	if len(d) != 4 {
+		return Check{}, false
+	}
+	size, _ := strconv.ParseInt(d[1], 10, 64)
+	used, _ := strconv.ParseInt(d[2], 10, 64)
+	avail, _ := strconv.ParseInt(d[3], 10, 64)
+	if size <= 0 || used < 0 || avail < 0 || used+avail == 0 {
+		return Check{}, false
+	}
+	pct := (used*100 + used + avail - 1) / (used + avail) // rounded up, as df
+	c := Check{Area: "disk", Name: host + ":" + d[0], Level: OK,
+		Detail: fmt.Sprintf("%d%% used (%s free of %s)", pct, replicate.BytesText(avail), replicate.BytesText(size))}
+	switch {
+	case pct >= 100:
+		c.Level, c.Hint = Fail, "hoctl run "+host+" -- btrfs filesystem usage "+d[0]
+		c.Detail += ": full, writes fail (replication too)"
+	case pct >= 90:
+		c.Level, c.Hint = Warn, "hoctl run "+host+" -- btrfs filesystem usage "+d[0]
+	}
+	return c, true
 }
 
 func short(err error) string {

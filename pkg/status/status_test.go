@@ -28,8 +28,8 @@ func TestHostsProblemsFirstWithHints(t *testing.T) {
 		t.Fatal(err)
 	}
 	outs := map[string]string{
-		"a": "12345.6 100.0\n0.10 0.20 0.30 1/100 42\n--\n--\n/persist 1000 500\n",
-		"b": "60.0 1.0\n1.00 0.50 0.25 1/100 42\n--\nbackup.service\n--\n/persist 1000 950\n",
+		"a": "12345.6 100.0\n0.10 0.20 0.30 1/100 42\n--\n--\n/persist 1000 500 500\n",
+		"b": "60.0 1.0\n1.00 0.50 0.25 1/100 42\n--\nbackup.service\n--\n/persist 1000 850 50\n",
 	}
 	p := &Probes{Inv: inv, Timeout: time.Second, Connect: func(_ context.Context, h *inventory.Host) (sshexec.Runner, error) {
 		if h.Name == "c" {
@@ -46,9 +46,9 @@ func TestHostsProblemsFirstWithHints(t *testing.T) {
 	want := []string{
 		"fail host c: c (127.0.0.1:22): timed out: no SSH handshake within 1s → hoctl ping c",
 		"warn host b: up 1m0s, load 1.00 0.50 0.25; failed units: backup.service → hoctl run b -- systemctl --failed",
-		"warn disk b:/persist: 95% used (950 B of 1000 B) → hoctl run b -- btrfs filesystem usage /persist",
+		"warn disk b:/persist: 95% used (50 B free of 1000 B) → hoctl run b -- btrfs filesystem usage /persist",
 		"ok host a: up 3h26m0s, load 0.10 0.20 0.30 → ",
-		"ok disk a:/persist: 50% used (500 B of 1000 B) → ",
+		"ok disk a:/persist: 50% used (500 B free of 1000 B) → ",
 		"skip consul consul: not configured (no consul section in the inventory): not checked → ",
 		"skip nomad nomad: not configured (no nomad section in the inventory): not checked → ",
 		"skip nfs nfs: not configured (no nfs section in the inventory): no NFS owner, health or standby lag checked → ",
@@ -179,5 +179,32 @@ func TestHungConsulStillShowsLag(t *testing.T) {
 	}
 	if lag == "" || strings.Contains(lag, "unknown") {
 		t.Fatalf("lag of c1: %q", lag)
+	}
+}
+
+// A pool that refuses writes ("no space left on device") showed "89%
+// used", OK: used/size, while df said 100% (btrfs keeps space that is
+// neither used nor available). Full is df's used/(used+avail).
+func TestDiskFullAsDfSaysIt(t *testing.T) {
+	inv, err := inventory.Parse("i.yaml", []byte("hosts: {zippy: {}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ df, want string }{
+		{"/persist 2147483648 1932735283 0", "fail disk zippy:/persist: 100% used (0 B free of 2.0 GiB): full, writes fail (replication too)"},
+		{"/persist 2147483648 1782579200 113246208", "warn disk zippy:/persist: 95% used (108.0 MiB free of 2.0 GiB)"},
+	} {
+		p := &Probes{Inv: inv, Timeout: time.Second, Connect: func(context.Context, *inventory.Host) (sshexec.Runner, error) {
+			return &fakeHost{name: "zippy", out: "60.0 1.0\n0.10 0.20 0.30 1/100 42\n--\n--\n" + c.df + "\n"}, nil
+		}}
+		var got []string
+		for _, ch := range p.Run(context.Background()) {
+			if ch.Area == "disk" {
+				got = append(got, ch.Level+" "+ch.Area+" "+ch.Name+": "+ch.Detail)
+			}
+		}
+		if len(got) != 1 || got[0] != c.want {
+			t.Errorf("df %q: %q, want %q", c.df, got, c.want)
+		}
 	}
 }
