@@ -196,13 +196,22 @@ func showRun(f *Factory, dir, arg string) error {
 		fmt.Fprintf(w, "  error      %s\n", safe(s.Error))
 	}
 	fmt.Fprintf(w, "  inventory  %s (sha256 %s)\n", s.InventoryPath, short(s.InventoryHash))
+	// Hosts a step named but never acted on (a serial step stopped by
+	// max_fail, a refused or interrupted step) are said to be not run, as
+	// the live view says.
+	var stepHosts []string
+	acted := map[string]bool{}
 	for _, r := range recs {
 		switch r.Type {
 		case "resume":
 			fmt.Fprintf(w, "\n%s resumed at step %d by %s (pid %d)\n", r.Time.Local().Format(iostreams.TimeFormat), r.FromStep, r.Operator, r.PID)
 		case "step_start":
+			stepHosts, acted = r.Hosts, map[string]bool{}
 			fmt.Fprintf(w, "\n%s %d. %s  [%s]\n", r.Time.Local().Format(time.TimeOnly), r.Step, cs.Bold(safe(r.Title)), strings.Join(r.Hosts, ", "))
 		case "check", "action", "undo":
+			if r.Type == "action" {
+				acted[r.Host] = true
+			}
 			phase := r.Phase
 			if r.Type != "check" {
 				phase = map[string]string{"action": "run", "undo": "undo"}[r.Type]
@@ -226,6 +235,15 @@ func showRun(f *Factory, dir, arg string) error {
 				}
 			}
 		case "step_end":
+			var notRun []string
+			for _, h := range stepHosts {
+				if !acted[h] {
+					notRun = append(notRun, h)
+				}
+			}
+			if len(notRun) > 0 && r.Status != tasks.StatusOK {
+				fmt.Fprintf(w, "    %-6s %s\n", "", cs.Yellow("not run: "+strings.Join(notRun, ", ")))
+			}
 			fmt.Fprintf(w, "    → %s\n", colorStatus(cs, r.Status))
 		case "run_end":
 			fmt.Fprintf(w, "\n%s run ended: %s\n", r.Time.Local().Format(iostreams.TimeFormat), colorStatus(cs, r.Status))
