@@ -42,9 +42,11 @@ piped. (--limit, a count here but a TARGET everywhere else, still works as
 (runbook, failover, deploy, replicate, migrate-jobs), --since those
 started within a duration (24h) or since a date (2026-11-30, or RFC 3339).
 
-With RUN-ID ("last", or a unique prefix of an id), show that run in full:
-every check and command, with the output of failures. See
-docs/runbooks.md.`,
+With RUN-ID, show that run in full: every check and command, with the
+output of failures, and the hosts a failed step never ran. RUN-ID is
+"last", or any part of an id that names one run: a prefix, or its random
+suffix (hoctl history a68917); text several runs match lists them (exit 2).
+See docs/runbooks.md.`,
 		Args: rangeArgs(0, 1),
 		RunE: func(c *cobra.Command, args []string) error {
 			if len(args) == 1 {
