@@ -10,14 +10,19 @@ import (
 	"github.com/hoctl/hoctl/pkg/sshexec"
 )
 
+// stdout and stderr are what the command wrote so far, read under the
+// writers' locks while it runs.
+func (h *harness) stdout() string { return h.f.IO.Out.(*syncWriter).String() }
+func (h *harness) stderr() string { return h.f.IO.ErrOut.(*syncWriter).String() }
+
 // waitOut waits until stdout holds want, failing with what it holds
 // when it does not within a generous time.
 func (h *harness) waitOut(t *testing.T, want string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(h.out.String(), want) {
+	for !strings.Contains(h.stdout(), want) {
 		if time.Now().After(deadline) {
-			t.Fatalf("stdout never showed %q; it shows:\n%s", want, h.out)
+			t.Fatalf("stdout never showed %q; it shows:\n%s", want, h.stdout())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -53,8 +58,8 @@ func TestPingPrintsEachHostAsItAnswers(t *testing.T) {
 			}
 			h.waitOut(t, first)
 			h.waitOut(t, strings.Replace(first, "c1", "zippy", 1))
-			if strings.Contains(h.out.String(), later) || h.err.String() != "" {
-				t.Fatalf("c2 printed before it answered:\n%s%s", h.out, h.err)
+			if strings.Contains(h.stdout(), later) || h.stderr() != "" {
+				t.Fatalf("c2 printed before it answered:\n%s%s", h.stdout(), h.stderr())
 			}
 			free()
 			if code := <-done; code != 0 {
