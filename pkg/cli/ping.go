@@ -103,12 +103,12 @@ func pingRun(ctx context.Context, opts *PingOptions) error {
 	return nil
 }
 
-// PingGather is how long ping holds the first answers: the hosts that
+// pingGather is how long ping holds the first answers: the hosts that
 // answer within it are printed together in inventory order (on a healthy
 // network, all of them: the same table every time); any host answering
 // later is printed the moment it answers, so a hung host holds back no
 // other host's line.
-const PingGather = 250 * time.Millisecond
+const pingGather = 250 * time.Millisecond
 
 // pingPrinter prints each host's line of ping as it answers, in columns.
 type pingPrinter struct {
@@ -119,7 +119,7 @@ type pingPrinter struct {
 
 	mu    sync.Mutex
 	held  []PingResult
-	open  bool // past PingGather: print as answers come
+	open  bool // past pingGather: print as answers come
 	total int
 	width [2]int // of the first two columns, set at the first print
 	timer *time.Timer
@@ -131,7 +131,7 @@ func newPingPrinter(ios *iostreams.IOStreams, hosts []*inventory.Host) *pingPrin
 		p.index[h.Name] = i
 		p.names = max(p.names, ansi.StringWidth(h.Name))
 	}
-	p.timer = time.AfterFunc(PingGather, p.flush)
+	p.timer = time.AfterFunc(pingGather, p.flush)
 	return p
 }
 

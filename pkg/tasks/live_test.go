@@ -268,3 +268,52 @@ func TestLiveViewRetriedCheckShowsItsLastAttempt(t *testing.T) {
 		t.Errorf("screen:\n%s", got)
 	}
 }
+
+// Without a terminal nothing of the live view reaches machines: plain
+// lines say when a command ended, --json events are the journal's
+// records, and neither carries a running command's lines.
+func TestNoLiveLinesWithoutATerminal(t *testing.T) {
+	for _, json := range []bool{false, true} {
+		fx := newFixture(t)
+		ios, _, stdout, _ := iostreams.Test()
+		ios.JSON = json
+		errOut := &lockedBuf{w: &strings.Builder{}}
+		ios.ErrOut = errOut
+		fx.eng.Reporter = NewReporter(ios, nil)
+		if _, ok := fx.eng.Reporter.(lineReporter); ok {
+			t.Fatalf("json %v: %T shows live lines", json, fx.eng.Reporter)
+		}
+		fx.hosts.answer = func(string, string) (string, int) { return "unpacking 3/10\n", 0 }
+		rb := fx.runbook(t, "name: l\nsteps:\n  - {title: upgrade, hosts: 'h1,h2', run: upgrade}\n")
+		if _, err := fx.eng.Run(context.Background(), rb, RunOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		out := bufString(errOut) + stdout.String()
+		if json {
+			// The command's output is in its action record, as journaled,
+			// and in no other event.
+			actions := 0
+			for _, l := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+				switch {
+				case strings.Contains(l, "unpacking") && strings.Contains(l, `"event":"action"`):
+					actions++
+				case strings.Contains(l, "unpacking"):
+					t.Errorf("output outside the action record: %s", l)
+				}
+			}
+			if actions != 2 {
+				t.Errorf("%d action records with the output:\n%s", actions, stdout)
+			}
+			continue
+		}
+		if strings.Contains(out, "unpacking") || strings.Contains(out, "\x1b[") {
+			t.Errorf("plain output shows a running command's line or escapes:\n%s", out)
+		}
+	}
+}
+
+func bufString(b *lockedBuf) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.w.(*strings.Builder).String()
+}
