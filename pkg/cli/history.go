@@ -42,9 +42,11 @@ piped. (--limit, a count here but a TARGET everywhere else, still works as
 (runbook, failover, deploy, replicate, migrate-jobs), --since those
 started within a duration (24h) or since a date (2026-11-30, or RFC 3339).
 
-With RUN-ID ("last", or a unique prefix of an id), show that run in full:
-every check and command, with the output of failures. See
-docs/runbooks.md.`,
+With RUN-ID, show that run in full: every check and command, with the
+output of failures, and the hosts a failed step never ran. RUN-ID is
+"last", or any part of an id that names one run: a prefix, or its random
+suffix (hoctl history a68917); text several runs match lists them (exit 2).
+See docs/runbooks.md.`,
 		Args: rangeArgs(0, 1),
 		RunE: func(c *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -196,13 +198,22 @@ func showRun(f *Factory, dir, arg string) error {
 		fmt.Fprintf(w, "  error      %s\n", safe(s.Error))
 	}
 	fmt.Fprintf(w, "  inventory  %s (sha256 %s)\n", s.InventoryPath, short(s.InventoryHash))
+	// Hosts a step named but never acted on (a serial step stopped by
+	// max_fail, a refused or interrupted step) are said to be not run, as
+	// the live view says.
+	var stepHosts []string
+	acted := map[string]bool{}
 	for _, r := range recs {
 		switch r.Type {
 		case "resume":
 			fmt.Fprintf(w, "\n%s resumed at step %d by %s (pid %d)\n", r.Time.Local().Format(iostreams.TimeFormat), r.FromStep, r.Operator, r.PID)
 		case "step_start":
+			stepHosts, acted = r.Hosts, map[string]bool{}
 			fmt.Fprintf(w, "\n%s %d. %s  [%s]\n", r.Time.Local().Format(time.TimeOnly), r.Step, cs.Bold(safe(r.Title)), strings.Join(r.Hosts, ", "))
 		case "check", "action", "undo":
+			if r.Type == "action" {
+				acted[r.Host] = true
+			}
 			phase := r.Phase
 			if r.Type != "check" {
 				phase = map[string]string{"action": "run", "undo": "undo"}[r.Type]
@@ -226,6 +237,15 @@ func showRun(f *Factory, dir, arg string) error {
 				}
 			}
 		case "step_end":
+			var notRun []string
+			for _, h := range stepHosts {
+				if !acted[h] {
+					notRun = append(notRun, h)
+				}
+			}
+			if len(notRun) > 0 && r.Status != tasks.StatusOK {
+				fmt.Fprintf(w, "    %-6s %s\n", "", cs.Yellow("not run: "+strings.Join(notRun, ", ")))
+			}
 			fmt.Fprintf(w, "    → %s\n", colorStatus(cs, r.Status))
 		case "run_end":
 			fmt.Fprintf(w, "\n%s run ended: %s\n", r.Time.Local().Format(iostreams.TimeFormat), colorStatus(cs, r.Status))

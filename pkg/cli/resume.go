@@ -35,8 +35,9 @@ func NewCmdResume(f *Factory, runF func(*ResumeOptions) error) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "resume RUN-ID|last",
 		Short: "Continue a failed or interrupted run from its first unfinished step",
-		Long: `Continue run RUN-ID (see hoctl history; "last" is the newest run, and a
-unique prefix of an id will do) from its first unfinished step, after
+		Long: `Continue run RUN-ID (see hoctl history; "last" is the newest run, and
+any part of an id naming one run, a prefix or its random suffix, will do)
+from its first unfinished step, after
 running that step's before check again. Hosts that finished that step in
 the run are left alone (--all-hosts redoes it on every host). Refuses a run
 that finished, one still running or being resumed by another hoctl, one

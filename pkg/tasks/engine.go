@@ -581,7 +581,7 @@ func (e *Engine) check(ctx context.Context, j *Journal, i int, s *Step, h *inven
 	}
 	for attempt := 1; ; attempt++ {
 		e.Reporter.HostEvent(i, s, HostEvent{Host: h.Name, Phase: phase, Cmd: cmd, Running: true, Attempt: attempt})
-		out, err := op.Run(ctx, e.Env, h, s.Timeout)
+		out, err := op.Run(e.showLines(ctx, i, h), e.Env, h, s.Timeout)
 		ok := err == nil
 		rec := Record{Type: "check", Step: i, Host: h.Name, Phase: phase, Cmd: cmd, OK: &ok, Attempt: attempt, Error: errString(err)}
 		fill(&rec, out)
@@ -618,7 +618,7 @@ func (e *Engine) act(ctx context.Context, j *Journal, i int, s *Step, h *invento
 	}
 	e.Reporter.HostEvent(i, s, HostEvent{Host: h.Name, Phase: "run", Cmd: cmd, Running: true})
 	o.ran = true
-	actx := context.WithValue(ctx, progressKey{}, func(msg string) { e.Reporter.Progress(i, h.Name, msg) })
+	actx := context.WithValue(e.showLines(ctx, i, h), progressKey{}, func(msg string) { e.Reporter.Progress(i, h.Name, msg) })
 	out, err := s.Action.Run(actx, e.Env, h, s.Timeout)
 	ok := err == nil
 	rec := Record{Type: "action", Step: i, Host: h.Name, Cmd: cmd, OK: &ok, Error: errString(err)}
@@ -664,7 +664,7 @@ func (e *Engine) undo(ctx context.Context, j *Journal, i int, s *Step, h *invent
 		return
 	}
 	e.Reporter.HostEvent(i, s, HostEvent{Host: h.Name, Phase: "undo", Cmd: cmd, Running: true})
-	out, err := s.Undo.Run(ctx, e.Env, h, s.Timeout)
+	out, err := s.Undo.Run(e.showLines(ctx, i, h), e.Env, h, s.Timeout)
 	ok := err == nil
 	rec := Record{Type: "undo", Step: i, Host: h.Name, Cmd: cmd, OK: &ok, Error: errString(err)}
 	fill(&rec, out)
@@ -682,4 +682,30 @@ func ReportProgress(ctx context.Context, msg string) {
 	if f, ok := ctx.Value(progressKey{}).(func(string)); ok {
 		f(msg)
 	}
+}
+
+// lineReporter is a Reporter that shows the last line a host's running
+// command printed (the live view on a terminal); the others show output
+// only once a command ended, so their lines and events stay as they were.
+type lineReporter interface {
+	HostLine(i int, host, line string)
+}
+
+type lineKey struct{}
+
+// showLines gives ctx, for an op of step i on h, where to send the last
+// line its command prints, when the run's reporter shows them.
+func (e *Engine) showLines(ctx context.Context, i int, h *inventory.Host) context.Context {
+	lr, ok := e.Reporter.(lineReporter)
+	if !ok {
+		return ctx
+	}
+	return context.WithValue(ctx, lineKey{}, func(line string) { lr.HostLine(i, h.Name, line) })
+}
+
+// lineShower is where the op ctx belongs to sends its command's last
+// output line, or nil.
+func lineShower(ctx context.Context) func(string) {
+	f, _ := ctx.Value(lineKey{}).(func(string))
+	return f
 }

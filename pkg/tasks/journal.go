@@ -475,9 +475,9 @@ func perHostRecord(line []byte) bool {
 }
 
 // ResolveRunID turns what an operator typed into a run id: "last" is the
-// newest run, a unique prefix is the run it starts, anything else must be
-// a whole id. An ambiguous prefix is an *AmbiguousRunError listing the
-// candidates.
+// newest run, a unique prefix is the run it starts, and text no id starts
+// with is the one run whose id holds it (its random suffix). Text more
+// than one run matches is an *AmbiguousRunError listing the candidates.
 func ResolveRunID(dir, arg string) (string, error) {
 	if strings.ContainsAny(arg, "/\\") || arg == "" || strings.HasPrefix(arg, ".") {
 		return "", fmt.Errorf("bad run id %q", arg)
@@ -492,14 +492,23 @@ func ResolveRunID(dir, arg string) (string, error) {
 		}
 		return newest(dir, ids), nil
 	}
-	var found []string
+	// As git finds a commit: the whole id, else a prefix; and, since
+	// what an operator copies is often the random suffix ("cab475"), any
+	// other part of an id when no id starts with it.
+	var found, inside []string
 	for _, id := range ids {
 		if id == arg {
 			return id, nil
 		}
-		if strings.HasPrefix(id, arg) {
+		switch {
+		case strings.HasPrefix(id, arg):
 			found = append(found, id)
+		case strings.Contains(id, arg):
+			inside = append(inside, id)
 		}
+	}
+	if len(found) == 0 {
+		found = inside
 	}
 	switch len(found) {
 	case 0:
@@ -510,7 +519,7 @@ func ResolveRunID(dir, arg string) (string, error) {
 	return "", &AmbiguousRunError{Prefix: arg, Candidates: found}
 }
 
-// AmbiguousRunError is a run id prefix that more than one run starts with.
+// AmbiguousRunError is a part of a run id that more than one run matches.
 type AmbiguousRunError struct {
 	Prefix     string
 	Candidates []string

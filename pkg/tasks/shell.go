@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"text/template"
 	"text/template/parse"
 	"time"
 
+	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 )
@@ -166,7 +168,13 @@ func (s *Shell) Run(ctx context.Context, env *Env, h *inventory.Host, timeout ti
 	// Output is redacted as it streams, before anything is cut, and only
 	// its head and tail are kept.
 	stdout, stderr := sshexec.NewHeadTail(OutputHead, OutputTail), sshexec.NewHeadTail(OutputHead, OutputTail)
-	ro, re := newRedactWriter(stdout, env.Secrets), newRedactWriter(stderr, env.Secrets)
+	var so, se io.Writer = stdout, stderr
+	if show := lineShower(ctx); show != nil {
+		// The live view shows the last line, redacted, then made safe
+		// for the terminal by hostout, as every host's output is.
+		so, se = io.MultiWriter(stdout, newLastLine(show)), io.MultiWriter(stderr, newLastLine(show))
+	}
+	ro, re := newRedactWriter(so, env.Secrets), newRedactWriter(se, env.Secrets)
 	res, err := r.Run(ctx, sshexec.Cmd{Script: line, Timeout: timeout, Stdout: ro, Stderr: re, Secrets: s.secretsFor(line)})
 	ro.Flush()
 	re.Flush()
@@ -226,4 +234,43 @@ func (f *Func) Run(ctx context.Context, env *Env, h *inventory.Host, timeout tim
 	start := time.Now()
 	out, err := f.Fn(ctx, env, h)
 	return &Output{Stdout: out, Note: out, Duration: time.Since(start)}, err
+}
+
+// MaxShownLine bounds the last output line the live view keeps of a host.
+const MaxShownLine = 512
+
+// newLastLine is a writer that passes each line of a command's output,
+// sanitised by hostout, to show. A carriage return ends a line too: a
+// progress meter redraws its line with one, and its latest state is what
+// an operator wants to see.
+func newLastLine(show func(string)) io.Writer {
+	return crLines{hostout.New(lastLineSink(show), "", nil)}
+}
+
+type crLines struct{ w io.Writer }
+
+func (c crLines) Write(p []byte) (int, error) {
+	if bytes.IndexByte(p, '\r') >= 0 {
+		p = bytes.ReplaceAll(p, []byte{'\r'}, []byte{'\n'})
+	}
+	_, _ = c.w.Write(p)
+	return len(p), nil
+}
+
+// lastLineSink takes hostout's lines and shows the last one that is not
+// blank.
+type lastLineSink func(string)
+
+func (f lastLineSink) Write(p []byte) (int, error) {
+	lines := strings.Split(string(p), "\n")
+	for k := len(lines) - 1; k >= 0; k-- {
+		if l := strings.TrimRight(lines[k], " \t"); strings.TrimSpace(l) != "" {
+			if len(l) > MaxShownLine {
+				l = strings.ToValidUTF8(l[:MaxShownLine], "") + "…"
+			}
+			f(strings.ReplaceAll(l, "\t", " "))
+			break
+		}
+	}
+	return len(p), nil
 }
