@@ -18,12 +18,15 @@ import (
 )
 
 // The hostile-name corpus planted in the target dir by a real send
-// stream through the target filter (a compromised source can send one):
-// names that forge listing entries (newline, tab, "Key: value" lines, the
-// old listing's separator), control characters, `..`, a 255-byte name,
-// and objects named exactly like snapshots that are not subvolumes (a
-// symlink to a subvolume outside the dir, a file, a FIFO), plus a real
-// subvolume whose name is not exactly <base>@<timestamp>.
+// stream: names that forge listing entries (newline, tab, "Key: value"
+// lines, the old listing's separator), control characters, `..`, a
+// 255-byte name, and objects named exactly like snapshots that are not
+// subvolumes (a symlink to a subvolume outside the dir, a file, a FIFO),
+// plus a real subvolume whose name is not exactly <base>@<timestamp>.
+// The filter keeps a stream inside its own subvolume, so the corpus comes
+// through the key forced to plain `btrfs receive` (what an older hoctl's
+// key, or anything else writing the dir, could leave there); the same
+// stream through the filter is refused and plants nothing.
 const (
 	standby  = "/persist/services-standby"
 	linkName = "services@20200101T000000Z" // -> /persist/victim
@@ -42,17 +45,15 @@ func hostileNames() []string {
 	}
 }
 
-// plantCorpus sends the corpus into c1's target dir through the filter
-// key. A received subvolume with a hostile name comes through the key
-// forced to plain `btrfs receive`: the filter allows a stream only a
-// subvolume named like a snapshot.
-func plantCorpus(t *testing.T, keys c1Keys) {
+// plantCorpus plants the corpus in c1's target dir by a real stream
+// through the key forced to plain `btrfs receive`, after checking that
+// the filter key refuses that stream and leaves the dir as it was.
+func plantCorpus(t *testing.T, c1 sshexec.Runner, keys c1Keys) {
 	t.Helper()
 	hostileSub := newSendStream().subvol("services@20300101T000002Z\n\tFlags: -", 102).bytes()
 	if code, out := sshStream(t, keys.receiveOnly, "ignored: the key's forced command runs", hostileSub); code != 0 {
 		t.Fatalf("planting a subvolume with a hostile name: exit %d: %s", code, out)
 	}
-	key := keys.filtered
 	s := newSendStream().subvol("services@20300101T000001Z", 101)
 	for i, n := range hostileNames() {
 		s.cmd(cmdMkdir, aStr(attrPath, "../"+n), aU64(attrIno, uint64(500+i)))
@@ -60,18 +61,39 @@ func plantCorpus(t *testing.T, keys c1Keys) {
 	s.symlink("../"+linkName, "/persist/victim")
 	s.file("../services@20200101T000003Z", "a file named like a snapshot\n")
 	s.cmd(cmdMknod, aStr(attrPath, "../services@20200101T000004Z"), aU64(attrIno, 600), aU64(attrMode, unix.S_IFIFO|0o600), aU64(attrRdev, 0))
-	if code, out := sshStream(t, key, "btrfs receive -C "+standby, s.bytes()); code != 0 {
+	refusedThroughTheFilter(t, c1, keys, s.bytes(), "services@20300101T000001Z")
+	if code, out := sshStream(t, keys.receiveOnly, "ignored: the key's forced command runs", s.bytes()); code != 0 {
 		t.Fatalf("planting the corpus: exit %d: %s", code, out)
 	}
 }
 
-// plantSpecial plants one special file named name directly in the target
-// dir through a real stream: a FIFO, or a block device (rdev).
-func plantSpecial(t *testing.T, key, name string, mode uint32, rdev uint64, n int) {
+// refusedThroughTheFilter sends stream through the filter key: it must be
+// refused for leaving its subvolume, with nothing but the receive's own
+// unfinished subvolume (sub, removed after) added to the dir.
+func refusedThroughTheFilter(t *testing.T, c1 sshexec.Runner, keys c1Keys, stream []byte, sub string) {
 	t.Helper()
-	s := newSendStream().subvol(fmt.Sprintf("services@20300101T0000%02dZ", n), 200+n)
+	list := "ls -A " + standby + " | grep -vx " + sub + " | od -c"
+	before := must(t, c1, list)
+	code, out := sshStream(t, keys.filtered, "btrfs receive -C "+standby, stream)
+	if code == 0 || !strings.Contains(out, "could leave the subvolume received") {
+		t.Fatalf("a stream planting outside its subvolume, through the filter: exit %d: %s", code, out)
+	}
+	if after := must(t, c1, list); after != before {
+		t.Fatalf("the refused stream changed the dir:\n%s\nwas\n%s", after, before)
+	}
+	must(t, c1, "if [ -d "+standby+"/"+sub+" ]; then btrfs subvolume delete "+standby+"/"+sub+" >/dev/null; fi")
+}
+
+// plantSpecial plants one special file named name directly in the target
+// dir through a real stream (a FIFO, or a block device: rdev), by the key
+// forced to plain `btrfs receive`, once the filter key refused it.
+func plantSpecial(t *testing.T, c1 sshexec.Runner, keys c1Keys, name string, mode uint32, rdev uint64, n int) {
+	t.Helper()
+	sub := fmt.Sprintf("services@20300101T0000%02dZ", n)
+	s := newSendStream().subvol(sub, 200+n)
 	s.cmd(cmdMknod, aStr(attrPath, "../"+name), aU64(attrIno, uint64(700+n)), aU64(attrMode, uint64(mode)), aU64(attrRdev, rdev))
-	if code, out := sshStream(t, key, "btrfs receive -C "+standby, s.bytes()); code != 0 {
+	refusedThroughTheFilter(t, c1, keys, s.bytes(), sub)
+	if code, out := sshStream(t, keys.receiveOnly, "ignored: the key's forced command runs", s.bytes()); code != 0 {
 		t.Fatalf("planting %s: exit %d: %s", name, code, out)
 	}
 }
@@ -174,7 +196,7 @@ func (d *dirLab) outsideSame(t *testing.T, when string) {
 // acted on (issue 19, finding 1).
 func TestHostileNamesNothingOutsideDir(t *testing.T) {
 	d := newDirLab(t)
-	plantCorpus(t, d.keys)
+	plantCorpus(t, d.c1, d.keys)
 	t.Logf("planted entries: %s", strings.TrimSpace(must(t, d.c1, "find "+standby+" -mindepth 1 -maxdepth 1 -name 'services@*' -print0 | tr -cd '\\0' | wc -c")))
 	for i, inv := range []string{storage.Inventory, d.keys.filteredInv} {
 		for _, args := range [][]string{{"--yes", "replicate", "--transport", "relay", "zippy", "c1"}, {"--yes", "replicate", "zippy", "c1"}} {
@@ -229,7 +251,7 @@ func TestPlantedDeviceNeverWritten(t *testing.T) {
 	lock := replicate.HostLockFile(standby, "services")
 	// The filter refuses to receive into a dir without nodev: the device
 	// comes through a key forced to plain `btrfs receive`.
-	plantSpecial(t, d.keys.receiveOnly, filepath.Base(lock), unix.S_IFBLK|0o600, rdev, 1)
+	plantSpecial(t, d.c1, d.keys, filepath.Base(lock), unix.S_IFBLK|0o600, rdev, 1)
 	for _, inv := range []string{storage.Inventory, d.keys.filteredInv} {
 		r := hoctlEnv(t, inv, d.env, "--yes", "replicate", "zippy", "c1")
 		canaryIntact(t, canary, "replicate over a block device at the lock's name")
@@ -238,7 +260,7 @@ func TestPlantedDeviceNeverWritten(t *testing.T) {
 			t.Errorf("replicate with a block device as its lock: exit %d, want a refusal naming it\n%s", r.code, r.stderr)
 		}
 	}
-	plantSpecial(t, d.keys.receiveOnly, filepath.Base(replicate.DirectionFile(standby, "services")), unix.S_IFBLK|0o600, rdev, 2)
+	plantSpecial(t, d.c1, d.keys, filepath.Base(replicate.DirectionFile(standby, "services")), unix.S_IFBLK|0o600, rdev, 2)
 	if res, err := directionWrite(context.Background(), d.c1); err == nil {
 		t.Errorf("failover's direction write into a block device succeeded: %s", res.Stdout)
 	}
@@ -251,8 +273,8 @@ func TestPlantedDeviceNeverWritten(t *testing.T) {
 func TestPlantedFIFONeverWaitedOn(t *testing.T) {
 	d := newDirLab(t)
 	lock := replicate.HostLockFile(standby, "services")
-	plantSpecial(t, d.keys.filtered, filepath.Base(lock), unix.S_IFIFO|0o600, 0, 3)
-	plantSpecial(t, d.keys.filtered, filepath.Base(replicate.DirectionFile(standby, "services")), unix.S_IFIFO|0o600, 0, 4)
+	plantSpecial(t, d.c1, d.keys, filepath.Base(lock), unix.S_IFIFO|0o600, 0, 3)
+	plantSpecial(t, d.c1, d.keys, filepath.Base(replicate.DirectionFile(standby, "services")), unix.S_IFIFO|0o600, 0, 4)
 	for _, inv := range []string{storage.Inventory, d.keys.filteredInv} {
 		r := hoctlEnv(t, inv, d.env, "--yes", "replicate", "zippy", "c1")
 		if r.code == 0 || !strings.Contains(r.stderr, "FIFO") {

@@ -28,7 +28,7 @@ func (d *dirLab) dirOp(t *testing.T, op ...string) (*sshexec.Result, error) {
 func TestHostOpsNeverFollowPlantedNames(t *testing.T) {
 	d := newDirLab(t)
 	replicateOnce(t, d.env, "zippy", "c1")
-	plantCorpus(t, d.keys)
+	plantCorpus(t, d.c1, d.keys)
 	// A read-only victim: what btrfs send -p would accept as a parent.
 	must(t, d.c1, "btrfs property set -ts /persist/victim ro true")
 	d.before = must(t, d.c1, outsideState)
