@@ -57,6 +57,7 @@ func (v *validator) run() {
 	for _, n := range inv.order {
 		v.host(inv.Hosts[n])
 	}
+	v.sameMachine()
 	v.groups()
 	v.varConflicts()
 	v.api("consul", inv.Consul)
