@@ -11,12 +11,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
+	"github.com/hoctl/hoctl/pkg/format"
 	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/iostreams"
-	"github.com/hoctl/hoctl/pkg/replicate"
 	"github.com/hoctl/hoctl/pkg/sshexec"
-	"github.com/spf13/cobra"
 )
 
 // RunOptions are the inputs of `hoctl run`.
@@ -315,7 +316,7 @@ func printRunSummary(ios *iostreams.IOStreams, results []RunResult, he *HostsErr
 	// Whether the hosts were given input is part of what happened.
 	input := ""
 	if stdinBytes > 0 {
-		input = fmt.Sprintf(" (given %s of stdin)", replicate.BytesText(int64(stdinBytes)))
+		input = fmt.Sprintf(" (given %s of stdin)", format.Bytes(int64(stdinBytes)))
 	}
 	if len(bad) == 0 {
 		fmt.Fprintf(ios.ErrOut, "%s %d/%d hosts exited 0%s\n", cs.SuccessIcon(), ok, he.Total, input)
@@ -350,7 +351,7 @@ func runDryRun(ctx context.Context, opts *RunOptions) error {
 	fmt.Fprintf(f.IO.Out, "%s would run on %d host(s), %d at a time: %s\n", cs.Bold("Plan:"), len(names), min(opts.Parallel, len(names)), strings.Join(names, ", "))
 	fmt.Fprintf(f.IO.Out, "     run     %s\n", opts.Command.Line())
 	if len(opts.stdin) > 0 {
-		fmt.Fprintf(f.IO.Out, "     stdin   %s, the same to every host\n", replicate.BytesText(int64(len(opts.stdin))))
+		fmt.Fprintf(f.IO.Out, "     stdin   %s, the same to every host\n", format.Bytes(int64(len(opts.stdin))))
 	}
 	fmt.Fprintln(f.IO.ErrOut, "dry run: nothing was run")
 	return nil

@@ -8,12 +8,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
+	"github.com/hoctl/hoctl/pkg/format"
 	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/inventory"
-	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 	"github.com/hoctl/hoctl/pkg/status"
-	"github.com/spf13/cobra"
 )
 
 // StatusOptions are the inputs of `hoctl status`.
@@ -157,7 +158,7 @@ func printStatusTo(f *Factory, w io.Writer, inv *inventory.Inventory, checks []s
 		fmt.Fprintln(w, line)
 	}
 	n := status.Problems(checks)
-	summary := fmt.Sprintf("%s, %s, %s (%s)", iostreams.Plural(len(checks), "check"), iostreams.Plural(n, "problem"), iostreams.Duration(took), inv.Path)
+	summary := fmt.Sprintf("%s, %s, %s (%s)", format.Plural(len(checks), "check"), format.Plural(n, "problem"), format.Duration(took), inv.Path)
 	if n == 0 {
 		fmt.Fprintln(w, cs.Green(summary))
 	} else {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hoctl/hoctl/pkg/format"
 	"github.com/hoctl/hoctl/pkg/iostreams"
 )
 
@@ -171,10 +172,10 @@ func (r *liveReporter) StepEnd(i int, s *Step, status string, err error) {
 	d := round(time.Since(r.started)).Truncate(time.Millisecond)
 	w := r.io.ErrOut
 	if status == StatusOK {
-		fmt.Fprintf(w, "%s [%d/%d] %s %s\n", r.cs.SuccessIcon(), i, r.total, s.Title, r.cs.Dim(iostreams.Duration(d)))
+		fmt.Fprintf(w, "%s [%d/%d] %s %s\n", r.cs.SuccessIcon(), i, r.total, s.Title, r.cs.Dim(format.Duration(d)))
 		return
 	}
-	fmt.Fprintf(w, "%s [%d/%d] %s: %s %s\n", r.cs.FailureIcon(), i, r.total, s.Title, statusText(status), r.cs.Dim(iostreams.Duration(d)))
+	fmt.Fprintf(w, "%s [%d/%d] %s: %s %s\n", r.cs.FailureIcon(), i, r.total, s.Title, statusText(status), r.cs.Dim(format.Duration(d)))
 	for _, h := range r.order {
 		fmt.Fprintf(w, "    %s %s\n", r.cs.Host(h), r.state[h])
 		for _, l := range tailLines(r.state[h+"\x00out"], 8) {
