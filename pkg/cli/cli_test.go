@@ -420,8 +420,11 @@ func TestRunDryRunRunsNothing(t *testing.T) {
 	if code := h.exec("--json", "--dry-run", "run", "cattle", "--", "uptime"); code != 0 || len(h.conn.lines) != 0 {
 		t.Fatalf("exit %d, ran %q", code, h.conn.lines)
 	}
-	var ev DryRunEvent
-	if err := json.Unmarshal([]byte(h.out.String()), &ev); err != nil || ev.Event != "plan" || strings.Join(ev.Hosts, ",") != "c1,c2" || ev.Cmd != "uptime" {
+	var ev struct {
+		Event string `json:"event"`
+		runPlanEvent
+	}
+	if err := json.Unmarshal([]byte(h.out.String()), &ev); err != nil || ev.Event != "run_plan" || strings.Join(ev.Hosts, ",") != "c1,c2" || ev.Cmd != "uptime" {
 		t.Fatalf("%v %+v %s", err, ev, h.out)
 	}
 }

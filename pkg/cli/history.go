@@ -124,7 +124,7 @@ func historyRun(opts *HistoryOptions) error {
 	}
 	if f.IO.JSON {
 		for _, r := range runs {
-			if err := f.IO.EventOf("run", r); err != nil {
+			if err := f.IO.Emit(runEntry{r}); err != nil {
 				return err
 			}
 		}
@@ -181,7 +181,7 @@ func showRun(f *Factory, dir, arg string) error {
 	}
 	if f.IO.JSON {
 		for _, r := range recs {
-			if err := f.IO.Event(r); err != nil {
+			if err := f.IO.Emit(r); err != nil {
 				return err
 			}
 		}

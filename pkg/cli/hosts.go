@@ -43,14 +43,6 @@ Nothing connects.`,
 	return cmd
 }
 
-type hostRow struct {
-	Name    string   `json:"host"`
-	Address string   `json:"address"`
-	Roles   []string `json:"roles"`
-	Groups  []string `json:"groups"`
-	Managed bool     `json:"managed"`
-}
-
 func hostsRun(ctx context.Context, opts *HostsOptions) error {
 	io := opts.F.IO
 	inv, err := opts.F.Inventory(ctx)
@@ -74,7 +66,7 @@ func hostsRun(ctx context.Context, opts *HostsOptions) error {
 	}
 	if io.JSON {
 		for _, r := range rows {
-			if err := io.EventOf("host", r); err != nil {
+			if err := io.Emit(r); err != nil {
 				return err
 			}
 		}

@@ -11,18 +11,6 @@ import (
 	"github.com/hoctl/hoctl/pkg/sshexec"
 )
 
-type sshValue struct {
-	Value  string `json:"value"`
-	Origin string `json:"origin"`
-}
-
-type hostSSH struct {
-	Host     string              `json:"host"`
-	Local    bool                `json:"local"`
-	Order    []string            `json:"-"`
-	Settings map[string]sshValue `json:"settings"`
-}
-
 // hostsSSHRun prints each selected host's effective connection and where
 // every value came from, without connecting: `hosts --ssh`.
 func hostsSSHRun(opts *HostsOptions, inv *inventory.Inventory, hosts []*inventory.Host) error {
@@ -59,7 +47,7 @@ func hostsSSHRun(opts *HostsOptions, inv *inventory.Inventory, hosts []*inventor
 	}
 	if f.IO.JSON {
 		for _, hs := range out {
-			if err := f.IO.EventOf("host_ssh", hs); err != nil {
+			if err := f.IO.Emit(hs); err != nil {
 				return err
 			}
 		}

@@ -62,7 +62,7 @@ type PingResult struct {
 
 func pingRun(ctx context.Context, opts *PingOptions) error {
 	io := opts.F.IO
-	results, he, err := fanOut(ctx, opts.F, opts.Targets, opts.Parallel, "ping",
+	results, he, err := fanOut(ctx, opts.F, opts.Targets, opts.Parallel,
 		func([]*inventory.Host) func(context.Context, Connector, *inventory.Host) PingResult { return pingHost },
 		func(r PingResult) error { return r.err })
 	if err != nil {

@@ -3,9 +3,10 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
+
 	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/iostreams"
-	"strings"
 
 	"github.com/hoctl/hoctl/pkg/replicate"
 	"github.com/hoctl/hoctl/pkg/tasks"
@@ -122,12 +123,12 @@ func replicateSummary(io *iostreams.IOStreams, jobs []*replicate.Job) error {
 	for _, j := range jobs {
 		c := ExitCode(j.Err)
 		if io.JSON {
-			ev := replicationResult{Event: "replication", Name: j.Ends.Name, Source: j.Ends.SourceHost, Target: j.Ends.TargetHost,
+			ev := replicationResult{Name: j.Ends.Name, Source: j.Ends.SourceHost, Target: j.Ends.TargetHost,
 				OK: j.Err == nil, Code: c, Summary: j.Run.Summary, Seconds: j.Took.Seconds()}
 			if j.Err != nil {
 				ev.Error = j.Err.Error()
 			}
-			if err := io.Event(ev); err != nil {
+			if err := io.Emit(ev); err != nil {
 				return err
 			}
 			continue
@@ -146,19 +147,6 @@ func replicateSummary(io *iostreams.IOStreams, jobs []*replicate.Job) error {
 		return nil
 	}
 	return &SilentError{Code: code}
-}
-
-// replicationResult is the --json summary event of one replication.
-type replicationResult struct {
-	Event   string  `json:"event"`
-	Name    string  `json:"name"`
-	Source  string  `json:"source"`
-	Target  string  `json:"target"`
-	OK      bool    `json:"ok"`
-	Code    int     `json:"exit_code"`
-	Summary string  `json:"summary,omitempty"`
-	Error   string  `json:"error,omitempty"`
-	Seconds float64 `json:"seconds"`
 }
 
 func oneLine(err error) string { return firstLineOf(err.Error()) }

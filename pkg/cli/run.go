@@ -99,20 +99,6 @@ and sent to the command on every host, as ssh sends it to one:
 	return cmd
 }
 
-// RunResult is one host's outcome; also the --json event.
-type RunResult struct {
-	Host       string  `json:"host"`
-	ExitCode   int     `json:"exit_code"`
-	Signal     string  `json:"signal,omitempty"`
-	Stdout     string  `json:"stdout"`
-	Stderr     string  `json:"stderr"`
-	DurationMS float64 `json:"duration_ms"`
-	Error      string  `json:"error,omitempty"`
-	Reason     string  `json:"reason,omitempty"`
-
-	err error
-}
-
 func runRun(ctx context.Context, opts *RunOptions) error {
 	ios := opts.F.IO
 	stdin, err := readRunStdin(ctx, ios, opts.NoStdin)
@@ -123,7 +109,7 @@ func runRun(ctx context.Context, opts *RunOptions) error {
 	if opts.F.DryRun {
 		return runDryRun(ctx, opts)
 	}
-	results, he, err := fanOut(ctx, opts.F, opts.Targets, opts.Parallel, "host_result",
+	results, he, err := fanOut(ctx, opts.F, opts.Targets, opts.Parallel,
 		func(hosts []*inventory.Host) func(context.Context, Connector, *inventory.Host) RunResult {
 			width := 0
 			for _, h := range hosts {
@@ -345,7 +331,7 @@ func runDryRun(ctx context.Context, opts *RunOptions) error {
 		names[i] = h.Name
 	}
 	if f.IO.JSON {
-		return f.IO.Event(DryRunEvent{Event: "plan", Hosts: names, Cmd: opts.Command.Line(), Parallel: opts.Parallel, StdinBytes: len(opts.stdin)})
+		return f.IO.Emit(runPlanEvent{Hosts: names, Cmd: opts.Command.Line(), Parallel: opts.Parallel, StdinBytes: len(opts.stdin)})
 	}
 	cs := f.IO.OutColorScheme()
 	fmt.Fprintf(f.IO.Out, "%s would run on %d host(s), %d at a time: %s\n", cs.Bold("Plan:"), len(names), min(opts.Parallel, len(names)), strings.Join(names, ", "))
@@ -355,14 +341,4 @@ func runDryRun(ctx context.Context, opts *RunOptions) error {
 	}
 	fmt.Fprintln(f.IO.ErrOut, "dry run: nothing was run")
 	return nil
-}
-
-// DryRunEvent is `run --dry-run --json`'s one event.
-type DryRunEvent struct {
-	Event    string   `json:"event"`
-	Hosts    []string `json:"hosts"`
-	Cmd      string   `json:"cmd"`
-	Parallel int      `json:"parallel"`
-	// StdinBytes is the size of the standard input every host would read.
-	StdinBytes int `json:"stdin_bytes,omitempty"`
 }

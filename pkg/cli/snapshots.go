@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
+
 	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/iostreams"
-	"time"
 
 	"github.com/hoctl/hoctl/pkg/replicate"
 	"github.com/hoctl/hoctl/pkg/sshexec"
@@ -44,28 +45,6 @@ incremental send. Read-only: nothing changes.`,
 	}
 	cmd.Flags().StringVar(&opts.Name, "name", "", "only this replication")
 	return cmd
-}
-
-// SnapshotRow is one snapshot; also the --json event.
-type SnapshotRow struct {
-	Replication  string    `json:"replication"`
-	Host         string    `json:"host"`
-	Role         string    `json:"role"` // source or target
-	Dir          string    `json:"dir"`
-	Name         string    `json:"name"`
-	UUID         string    `json:"uuid"`
-	ReceivedUUID string    `json:"received_uuid,omitempty"`
-	ParentUUID   string    `json:"parent_uuid,omitempty"`
-	Created      time.Time `json:"created,omitzero"`
-	ReadOnly     bool      `json:"readonly"`
-	Common       bool      `json:"common"`
-	NextParent   bool      `json:"next_parent"`
-	PeerKnown    bool      `json:"peer_known"`
-	// Kept and Why are the retention policy's verdict now: which rules
-	// keep the snapshot, or that the next prune removes it. Writable
-	// entries are not snapshots retention decides on.
-	Kept bool   `json:"kept"`
-	Why  string `json:"why,omitempty"`
 }
 
 func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
@@ -116,7 +95,7 @@ func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
 	}
 	if opts.IO.JSON {
 		for _, r := range rows {
-			if err := opts.IO.EventOf("snapshot", r); err != nil {
+			if err := opts.IO.Emit(r); err != nil {
 				return err
 			}
 		}

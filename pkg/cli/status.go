@@ -10,8 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/hoctl/hoctl/pkg/format"
-	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 	"github.com/hoctl/hoctl/pkg/status"
@@ -125,45 +123,10 @@ func printStatus(f *Factory, inv *inventory.Inventory, checks []status.Check, to
 	printStatusTo(f, f.IO.Out, inv, checks, took)
 }
 
+// printStatusTo shows the checks through status's printer; w is where
+// the text goes (a frame buffer under --watch).
 func printStatusTo(f *Factory, w io.Writer, inv *inventory.Inventory, checks []status.Check, took time.Duration) {
-	ios := f.IO
-	if ios.JSON {
-		for _, c := range checks {
-			_ = ios.Event(map[string]any{"event": "check", "area": c.Area, "name": c.Name, "level": c.Level, "detail": c.Detail, "hint": c.Hint})
-		}
-		_ = ios.Event(map[string]any{"event": "summary", "level": worstLevel(checks), "checks": len(checks), "problems": status.Problems(checks), "duration_ms": took.Milliseconds()})
-		return
-	}
-	cs := ios.OutColorScheme()
-	width := 0
-	for _, c := range checks {
-		width = max(width, len(c.Area)+1+len(c.Name))
-	}
-	for _, c := range checks {
-		icon := cs.SuccessIcon()
-		switch c.Level {
-		case status.Fail:
-			icon = cs.FailureIcon()
-		case status.Warn:
-			icon = cs.WarningIcon()
-		case status.Skip:
-			icon = cs.Dim("-")
-		}
-		label := fmt.Sprintf("%-*s", width, c.Area+" "+c.Name)
-		// Details and hints quote hosts and APIs: shown, not acted on.
-		line := fmt.Sprintf("%s %s  %s", icon, hostout.Sanitize(label), hostout.Sanitize(c.Detail))
-		if c.Level != status.OK && c.Hint != "" {
-			line += cs.Dim("   → " + hostout.Sanitize(c.Hint))
-		}
-		fmt.Fprintln(w, line)
-	}
-	n := status.Problems(checks)
-	summary := fmt.Sprintf("%s, %s, %s (%s)", format.Plural(len(checks), "check"), format.Plural(n, "problem"), format.Duration(took), inv.Path)
-	if n == 0 {
-		fmt.Fprintln(w, cs.Green(summary))
-	} else {
-		fmt.Fprintln(w, cs.Red(summary))
-	}
+	newStatusPrinter(f.IO, w, inv.Path).print(checks, took)
 }
 
 // worstLevel is the summary's level: the worst of its checks', as the

@@ -301,12 +301,15 @@ type jsonReporter struct {
 // schema (docs/json.md).
 type jsonEvent = Record
 
+// EventKind is the record's kind: a Record is every run event's one type.
+func (r Record) EventKind() string { return r.Type }
+
 func (r *jsonReporter) emit(ev jsonEvent) {
 	ev.Time = time.Now().UTC()
 	ev.Cmd = Redact(ev.Cmd, r.secrets)
 	ev.Output = clip(Redact(ev.Output, r.secrets), MaxRecordOutput)
 	ev.Error = Redact(ev.Error, r.secrets)
-	_ = r.io.Event(ev)
+	_ = r.io.Emit(ev)
 }
 
 func (r *jsonReporter) Plan(p *Plan) {
