@@ -75,22 +75,7 @@ func checkRun(ctx context.Context, opts *CheckOptions) error {
 		sum.Skipped = append(sum.Skipped, opts.Files...)
 	} else {
 		add(deploy.CheckCommand(ctx, inv))
-		getenv := func(k string) string {
-			if v := f.Getenv(k); v != "" {
-				return v
-			}
-			return checkPlaceholder
-		}
-		for _, file := range opts.Files {
-			sum.Files = append(sum.Files, file)
-			rb, err := tasks.LoadRunbookFile(ctx, file, inv, tasks.LoadOptions{Getenv: getenv})
-			if err != nil {
-				add(err)
-				continue
-			}
-			sum.Runbooks++
-			sum.Steps += len(rb.Steps)
-		}
+		checkRunbooks(ctx, f, inv, opts.Files, &sum, add)
 	}
 	if err := ctx.Err(); err != nil {
 		return err // interrupted while a file was read: not a problem of the files
@@ -107,6 +92,27 @@ func checkRun(ctx context.Context, opts *CheckOptions) error {
 			checkPlural(sum.Problems, "problem", "problems"), firstErr.Error())}}
 	}
 	return nil
+}
+
+// checkRunbooks loads each runbook file against the inventory, adding
+// its problems, and counts the runbooks and steps that load.
+func checkRunbooks(ctx context.Context, f *Factory, inv *inventory.Inventory, files []string, sum *checkSummary, add func(error)) {
+	getenv := func(k string) string {
+		if v := f.Getenv(k); v != "" {
+			return v
+		}
+		return checkPlaceholder
+	}
+	for _, file := range files {
+		sum.Files = append(sum.Files, file)
+		rb, err := tasks.LoadRunbookFile(ctx, file, inv, tasks.LoadOptions{Getenv: getenv})
+		if err != nil {
+			add(err)
+			continue
+		}
+		sum.Runbooks++
+		sum.Steps += len(rb.Steps)
+	}
 }
 
 // flattenProblems turns a load error into located problems; an error of

@@ -18,32 +18,11 @@ import (
 // for the wave before. One failure does not stop the others: a standby
 // that is down must not leave every other standby stale too.
 func replicateAll(ctx context.Context, opts *ReplicateOptions) error {
-	inv, err := opts.Inventory(ctx)
-	if err != nil {
-		return err
-	}
-	if err := replicate.RequireAny(inv); err != nil {
-		return err
-	}
-	if err := replicate.CheckTransport(opts.Transport); err != nil {
-		return err
-	}
-	eng, closeFn, err := opts.Engine(inv, nil)
+	eng, closeFn, jobs, err := replicateAllJobs(ctx, opts)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
-	consulDir := replicate.NewConsulDirection(directionKV(opts.APIs, inv, eng))
-	jobs, err := replicate.Plan(ctx, inv, consulDir.KV(), replicate.Options{Full: opts.Full, Transport: opts.Transport})
-	if err != nil {
-		return err
-	}
-	rbs := make([]*tasks.Runbook, len(jobs))
-	for i, j := range jobs {
-		withoutConsul(j.Runbook, consulDir)
-		rbs[i] = j.Runbook
-	}
-	clusterLockOrHosts(eng, opts.IO.ErrOut, rbs...)
 	waves := replicate.Waves(jobs)
 
 	// One plan and one question for them all; a replication whose before
@@ -76,6 +55,39 @@ func replicateAll(ctx context.Context, opts *ReplicateOptions) error {
 		return err
 	}
 	return replicateSummary(opts.IO, jobs)
+}
+
+// replicateAllJobs plans every replication of the inventory as a job of
+// its own and sets the engine's locks for them; closeFn ends the
+// engine's connections.
+func replicateAllJobs(ctx context.Context, opts *ReplicateOptions) (eng *tasks.Engine, closeFn func(), jobs []*replicate.Job, err error) {
+	inv, err := opts.Inventory(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := replicate.RequireAny(inv); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := replicate.CheckTransport(opts.Transport); err != nil {
+		return nil, nil, nil, err
+	}
+	eng, closeFn, err = opts.Engine(inv, nil)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	consulDir := replicate.NewConsulDirection(directionKV(opts.APIs, inv, eng))
+	jobs, err = replicate.Plan(ctx, inv, consulDir.KV(), replicate.Options{Full: opts.Full, Transport: opts.Transport})
+	if err != nil {
+		closeFn()
+		return nil, nil, nil, err
+	}
+	rbs := make([]*tasks.Runbook, len(jobs))
+	for i, j := range jobs {
+		withoutConsul(j.Runbook, consulDir)
+		rbs[i] = j.Runbook
+	}
+	clusterLockOrHosts(eng, opts.IO.ErrOut, rbs...)
+	return eng, closeFn, jobs, nil
 }
 
 // planEach shows each job's plan and marks the jobs whose before checks

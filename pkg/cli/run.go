@@ -10,6 +10,7 @@ import (
 
 	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 )
 
@@ -135,28 +136,9 @@ const (
 
 func runOne(ctx context.Context, opts *RunOptions, conn Connector, h *inventory.Host, width int) RunResult {
 	ios := opts.F.IO
-	r := RunResult{Host: h.Name}
 	cmd := opts.Command
-	var outKeep, errKeep *sshexec.HeadTail
-	var outSpool, errSpool *spool
-	var outW, errW *hostout.Writer
-	switch {
-	case ios.JSON:
-		outKeep, errKeep = sshexec.NewHeadTail(RunKeepHead, RunKeepTail), sshexec.NewHeadTail(RunKeepHead, RunKeepTail)
-		cmd.Stdout, cmd.Stderr = outKeep, errKeep
-	case opts.Group:
-		// Held on disk until the host ends, not in memory.
-		outSpool, errSpool = newSpool(), newSpool()
-		defer outSpool.Close()
-		defer errSpool.Close()
-		cmd.Stdout, cmd.Stderr = outSpool, errSpool
-	default:
-		cs := ios.OutColorScheme()
-		pad := strings.Repeat(" ", width-len(h.Name))
-		outW = hostout.New(ios.Out, cs.Host(h.Name)+pad+" | ", ios)
-		errW = hostout.New(ios.ErrOut, ios.ColorScheme().Host(h.Name)+pad+" ! ", ios)
-		cmd.Stdout, cmd.Stderr = outW, errW
-	}
+	out := newRunOutput(ios, opts.Group, h.Name, width, &cmd)
+	defer out.close()
 	start := time.Now()
 	res, err := func() (*sshexec.Result, error) {
 		run, err := conn.Runner(ctx, h)
@@ -168,14 +150,21 @@ func runOne(ctx context.Context, opts *RunOptions, conn Connector, h *inventory.
 		}
 		return runWithStdin(ctx, run, cmd, opts.stdin)
 	}()
-	if outW != nil {
-		outW.Flush()
-		errW.Flush()
-	}
+	out.flush()
+	r := runResult(h.Name, res, err)
 	r.DurationMS = millis(time.Since(start))
-	if outKeep != nil {
-		r.Stdout, r.Stderr = string(outKeep.Bytes()), string(errKeep.Bytes())
+	if out.keepOut != nil {
+		r.Stdout, r.Stderr = string(out.keepOut.Bytes()), string(out.keepErr.Bytes())
 	}
+	if opts.Group && !ios.JSON {
+		printGroup(ios, r, out.spoolOut, out.spoolErr)
+	}
+	return r
+}
+
+// runResult is a host's outcome from what its command returned.
+func runResult(host string, res *sshexec.Result, err error) RunResult {
+	r := RunResult{Host: host}
 	if res != nil {
 		r.ExitCode, r.Signal = res.ExitCode, res.Signal
 	}
@@ -193,8 +182,47 @@ func runOne(ctx context.Context, opts *RunOptions, conn Connector, h *inventory.
 			r.ExitCode = -1
 		}
 	}
-	if opts.Group && !ios.JSON {
-		printGroup(ios, r, outSpool, errSpool)
-	}
 	return r
+}
+
+// runOutput is where one host's output goes: its head and tail kept for
+// --json, spooled for --group, else host-prefixed lines as they come.
+type runOutput struct {
+	keepOut, keepErr   *sshexec.HeadTail
+	spoolOut, spoolErr *spool
+	lineOut, lineErr   *hostout.Writer
+}
+
+func newRunOutput(ios *iostreams.IOStreams, group bool, host string, width int, cmd *sshexec.Cmd) *runOutput {
+	o := &runOutput{}
+	switch {
+	case ios.JSON:
+		o.keepOut, o.keepErr = sshexec.NewHeadTail(RunKeepHead, RunKeepTail), sshexec.NewHeadTail(RunKeepHead, RunKeepTail)
+		cmd.Stdout, cmd.Stderr = o.keepOut, o.keepErr
+	case group:
+		// Held on disk until the host ends, not in memory.
+		o.spoolOut, o.spoolErr = newSpool(), newSpool()
+		cmd.Stdout, cmd.Stderr = o.spoolOut, o.spoolErr
+	default:
+		pad := strings.Repeat(" ", width-len(host))
+		o.lineOut = hostout.New(ios.Out, ios.OutColorScheme().Host(host)+pad+" | ", ios)
+		o.lineErr = hostout.New(ios.ErrOut, ios.ColorScheme().Host(host)+pad+" ! ", ios)
+		cmd.Stdout, cmd.Stderr = o.lineOut, o.lineErr
+	}
+	return o
+}
+
+// flush writes a last line the command did not end.
+func (o *runOutput) flush() {
+	if o.lineOut != nil {
+		o.lineOut.Flush()
+		o.lineErr.Flush()
+	}
+}
+
+func (o *runOutput) close() {
+	if o.spoolOut != nil {
+		o.spoolOut.Close()
+		o.spoolErr.Close()
+	}
 }

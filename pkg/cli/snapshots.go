@@ -59,45 +59,27 @@ func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
 	defer func() { _ = conn.Close() }()
 
 	side := func(host, dir, base string) (*replicate.Side, error) {
-		r, err := conn.Runner(ctx, inv.Host(host))
-		if err != nil {
-			return nil, err
-		}
-		return replicate.List(ctx, r, dir, base)
+		return listSide(ctx, conn, inv.Host(host), dir, base)
 	}
-	warn := opts.IO.ColorScheme().WarningIcon()
 	var rows []SnapshotRow
 	var firstErr error
 	for _, e := range reps {
-		role, dir, peer, peerDir := "source", e.SourceDir, e.TargetHost, e.TargetDir
-		if h.Name == e.TargetHost {
-			role, dir, peer, peerDir = "target", e.TargetDir, e.SourceHost, e.SourceDir
-		}
-		mine, err := side(h.Name, dir, e.Base)
+		v, err := snapshotsOf(opts.IO, side, h.Name, e)
 		if err != nil {
 			return err
 		}
-		theirs, perr := side(peer, peerDir, e.Base)
-		if perr != nil {
-			fmt.Fprintf(opts.IO.ErrOut, "%s %s: cannot read the other side (%s:%s): %s\n", warn, e.Name, peer, peerDir, hostout.Sanitize(perr.Error()))
-			if firstErr == nil {
-				firstErr = perr
-			}
+		if firstErr == nil {
+			firstErr = v.peerErr
 		}
-		for _, p := range mine.Problems {
-			fmt.Fprintf(opts.IO.ErrOut, "%s %s:%s: %s\n", warn, h.Name, dir, hostout.Sanitize(p))
-		}
-		rows = append(rows, snapshotRows(e, h.Name, role, dir, mine, theirs)...)
 		if !opts.IO.JSON {
-			printSnapshots(opts.IO, e, role, peer, rows, theirs != nil)
-			rows = rows[:0]
+			printSnapshots(opts.IO, e, v.role, v.peer, v.rows, v.peerRead)
+			continue
 		}
+		rows = append(rows, v.rows...)
 	}
-	if opts.IO.JSON {
-		for _, r := range rows {
-			if err := opts.IO.Emit(r); err != nil {
-				return err
-			}
+	for _, r := range rows {
+		if err := opts.IO.Emit(r); err != nil {
+			return err
 		}
 	}
 	switch {
@@ -107,6 +89,49 @@ func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
 		return &SilentError{Code: ExitFailed}
 	}
 	return nil
+}
+
+// listSide reads the snapshots of base in dir on host.
+func listSide(ctx context.Context, conn Connector, host *inventory.Host, dir, base string) (*replicate.Side, error) {
+	r, err := conn.Runner(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	return replicate.List(ctx, r, dir, base)
+}
+
+// snapshotsView is one replication as a host sees it: its snapshots, its
+// role and peer, and why the peer's side could not be read.
+type snapshotsView struct {
+	rows       []SnapshotRow
+	role, peer string
+	peerRead   bool // the peer's side was read
+	peerErr    error
+}
+
+// snapshotsOf reads both sides of replication e for host, warning on
+// stderr of what one side reports and of a peer that cannot be read.
+func snapshotsOf(ios *iostreams.IOStreams, side func(host, dir, base string) (*replicate.Side, error), host string, e replicate.Ends) (snapshotsView, error) {
+	warn := ios.ColorScheme().WarningIcon()
+	v := snapshotsView{role: "source", peer: e.TargetHost}
+	dir, peerDir := e.SourceDir, e.TargetDir
+	if host == e.TargetHost {
+		v.role, v.peer, dir, peerDir = "target", e.SourceHost, e.TargetDir, e.SourceDir
+	}
+	mine, err := side(host, dir, e.Base)
+	if err != nil {
+		return v, err
+	}
+	theirs, perr := side(v.peer, peerDir, e.Base)
+	if perr != nil {
+		fmt.Fprintf(ios.ErrOut, "%s %s: cannot read the other side (%s:%s): %s\n", warn, e.Name, v.peer, peerDir, hostout.Sanitize(perr.Error()))
+		v.peerErr = perr
+	}
+	for _, p := range mine.Problems {
+		fmt.Fprintf(ios.ErrOut, "%s %s:%s: %s\n", warn, host, dir, hostout.Sanitize(p))
+	}
+	v.rows, v.peerRead = snapshotRows(e, host, v.role, dir, mine, theirs), theirs != nil
+	return v, nil
 }
 
 // snapshotsScope is the host the command names and the replications it
