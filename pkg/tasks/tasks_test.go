@@ -42,7 +42,7 @@ type fakeHosts struct {
 
 func newFakeHosts() *fakeHosts {
 	f := &fakeHosts{Hosts: &sshexectest.Hosts{}}
-	f.Hosts.Answer = func(host string, c sshexec.Cmd) sshexectest.Reply {
+	f.Answer = func(host string, c sshexec.Cmd) sshexectest.Reply {
 		if f.answer == nil {
 			return sshexectest.Reply{}
 		}
