@@ -170,6 +170,10 @@ func TestFailoverRunsInOrderOnTheHosts(t *testing.T) {
 			got = append(got, ev)
 		}
 	}
+	// The clients remount at once, in either order.
+	if i := slices.Index(got, "zippy direction"); i >= 0 {
+		slices.Sort(got[i+1:])
+	}
 	want := []string{"consul hoctl/nfs/data-services/owner=c1", "zippy fence", "final sync", "c1 promote", "c1 start",
 		"consul " + replicate.DirectionKey("services") + "=c1", "c1 direction", "zippy direction", "c1 remount", "c2 remount"}
 	if !slices.Equal(got, want) {
