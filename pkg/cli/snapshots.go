@@ -82,6 +82,12 @@ func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
 			return err
 		}
 	}
+	return snapshotsOutcome(firstErr)
+}
+
+// snapshotsOutcome is the exit of snapshots whose peer side could not be
+// read (the first such error): 4 when unreachable, else 1.
+func snapshotsOutcome(firstErr error) error {
 	switch {
 	case errors.As(firstErr, new(*sshexec.ConnError)):
 		return &SilentError{Code: ExitUnreachable}
