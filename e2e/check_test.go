@@ -48,7 +48,7 @@ func TestCheckValidatesOfflineWithTheRealBinary(t *testing.T) {
 		t.Errorf("stderr: %s", r.stderr)
 	}
 	r = hoctl(t, inv, "--json", "check", bad)
-	if r.code != 2 || strings.Count(r.stdout, `"event":"problem"`) != 5 || !strings.Contains(r.stdout, `"event":"check","ok":false`) {
+	if r.code != 2 || strings.Count(r.stdout, `"event":"problem"`) != 5 || !strings.Contains(r.stdout, `"event":"check_summary","ok":false`) {
 		t.Fatalf("json: exit %d\n%s", r.code, r.stdout)
 	}
 }

@@ -138,8 +138,9 @@ func TestTargetFilterConfinesHostileStreams(t *testing.T) {
 }
 
 // A stream plants a symlink under a snapshot's name directly in the target
-// dir (`..` from its subvolume, which -C keeps inside the dir), pointing at
-// a subvolume outside: `DIR/services@20200101T000000Z -> /persist/victim`.
+// dir (`..` from its subvolume: the filter refuses it, a key forced to
+// plain `btrfs receive` does not), pointing at a subvolume outside:
+// `DIR/services@20200101T000000Z -> /persist/victim`.
 // Neither the filter's delete and show, nor a replication's garbage
 // removal (through the filter or an unrestricted key), may follow it.
 func TestTargetFilterNeverFollowsPlantedSymlinks(t *testing.T) {
@@ -155,8 +156,9 @@ func TestTargetFilterNeverFollowsPlantedSymlinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	const link = "/persist/services-standby/services@20200101T000000Z"
-	stream := newSendStream().subvol("services@20200101T000001Z", 1).symlink("../services@20200101T000000Z", "/persist/victim")
-	if code, stderr := sshStream(t, keys.filtered, "btrfs receive -C /persist/services-standby", stream.bytes()); code != 0 {
+	stream := newSendStream().subvol("services@20200101T000001Z", 1).symlink("../services@20200101T000000Z", "/persist/victim").bytes()
+	refusedThroughTheFilter(t, c1, keys, stream, "services@20200101T000001Z")
+	if code, stderr := sshStream(t, keys.receiveOnly, "ignored: the key's forced command runs", stream); code != 0 {
 		t.Fatalf("planting the symlink: exit %d: %s", code, stderr)
 	}
 	if got := strings.TrimSpace(must(t, c1, "readlink "+link)); got != "/persist/victim" {

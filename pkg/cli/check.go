@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/hoctl/hoctl/pkg/deploy"
 	"github.com/hoctl/hoctl/pkg/inventory"
@@ -55,35 +54,15 @@ status is 2; with none, a one-line summary and exit 0. See docs/check.md.`,
 // check renders templates, it does not need the value.
 const checkPlaceholder = "hoctl-check-placeholder"
 
-type checkProblem struct {
-	Event  string `json:"event"`
-	File   string `json:"file"`
-	Line   int    `json:"line,omitempty"`
-	Column int    `json:"column,omitempty"`
-	Field  string `json:"field,omitempty"`
-	Msg    string `json:"message"`
-}
-
-type checkSummary struct {
-	Event    string   `json:"event"`
-	OK       bool     `json:"ok"`
-	Problems int      `json:"problems"`
-	Files    []string `json:"files"`
-	Hosts    int      `json:"hosts"`
-	Runbooks int      `json:"runbooks"`
-	Steps    int      `json:"steps"`
-	Skipped  []string `json:"skipped,omitempty"`
-}
-
 func checkRun(ctx context.Context, opts *CheckOptions) error {
 	f := opts.F
 	var problems []checkProblem
 	add := func(err error) {
 		for _, e := range flattenProblems(err) {
-			problems = append(problems, checkProblem{Event: "problem", File: e.File, Line: e.Line, Column: e.Column, Field: e.Field, Msg: e.Msg})
+			problems = append(problems, checkProblem{File: e.File, Line: e.Line, Column: e.Column, Field: e.Field, Msg: e.Msg})
 		}
 	}
-	sum := checkSummary{Event: "check", Files: []string{}}
+	sum := checkSummary{Files: []string{}}
 	inv, err := f.Inventory(ctx)
 	if inv != nil {
 		sum.Files = append(sum.Files, inv.Path)
@@ -96,28 +75,13 @@ func checkRun(ctx context.Context, opts *CheckOptions) error {
 		sum.Skipped = append(sum.Skipped, opts.Files...)
 	} else {
 		add(deploy.CheckCommand(ctx, inv))
-		getenv := func(k string) string {
-			if v := f.Getenv(k); v != "" {
-				return v
-			}
-			return checkPlaceholder
-		}
-		for _, file := range opts.Files {
-			sum.Files = append(sum.Files, file)
-			rb, err := tasks.LoadRunbookFile(ctx, file, inv, tasks.LoadOptions{Getenv: getenv})
-			if err != nil {
-				add(err)
-				continue
-			}
-			sum.Runbooks++
-			sum.Steps += len(rb.Steps)
-		}
+		checkRunbooks(ctx, f, inv, opts.Files, &sum, add)
 	}
 	if err := ctx.Err(); err != nil {
 		return err // interrupted while a file was read: not a problem of the files
 	}
 	sum.Problems, sum.OK = len(problems), len(problems) == 0
-	if err := printCheck(f, problems, sum); err != nil {
+	if err := newCheckPrinter(f.IO).print(problems, sum); err != nil {
 		return err
 	}
 	if !sum.OK {
@@ -128,6 +92,27 @@ func checkRun(ctx context.Context, opts *CheckOptions) error {
 			checkPlural(sum.Problems, "problem", "problems"), firstErr.Error())}}
 	}
 	return nil
+}
+
+// checkRunbooks loads each runbook file against the inventory, adding
+// its problems, and counts the runbooks and steps that load.
+func checkRunbooks(ctx context.Context, f *Factory, inv *inventory.Inventory, files []string, sum *checkSummary, add func(error)) {
+	getenv := func(k string) string {
+		if v := f.Getenv(k); v != "" {
+			return v
+		}
+		return checkPlaceholder
+	}
+	for _, file := range files {
+		sum.Files = append(sum.Files, file)
+		rb, err := tasks.LoadRunbookFile(ctx, file, inv, tasks.LoadOptions{Getenv: getenv})
+		if err != nil {
+			add(err)
+			continue
+		}
+		sum.Runbooks++
+		sum.Steps += len(rb.Steps)
+	}
 }
 
 // flattenProblems turns a load error into located problems; an error of
@@ -145,37 +130,6 @@ func flattenProblems(err error) yamlerr.Errors {
 		return yamlerr.Errors{e}
 	}
 	return yamlerr.Errors{{Msg: err.Error()}}
-}
-
-func printCheck(f *Factory, problems []checkProblem, sum checkSummary) error {
-	io := f.IO
-	if io.JSON {
-		for _, p := range problems {
-			if err := io.Event(p); err != nil {
-				return err
-			}
-		}
-		return io.Event(sum)
-	}
-	for _, p := range problems {
-		e := yamlerr.Error{File: p.File, Line: p.Line, Column: p.Column, Field: p.Field, Msg: p.Msg}
-		if _, err := fmt.Fprintln(io.Out, e.Error()); err != nil {
-			return err
-		}
-	}
-	cs := io.ColorScheme()
-	if !sum.OK {
-		msg := fmt.Sprintf("%s %d %s", cs.FailureIcon(), sum.Problems, checkPlural(sum.Problems, "problem", "problems"))
-		if len(sum.Skipped) > 0 {
-			msg += "; runbooks not checked until the inventory loads: " + strings.Join(sum.Skipped, ", ")
-		}
-		_, err := fmt.Fprintln(io.ErrOut, msg)
-		return err
-	}
-	_, err := fmt.Fprintf(io.Out, "ok: %s (%d %s), %d %s (%d %s); nothing connected\n",
-		sum.Files[0], sum.Hosts, checkPlural(sum.Hosts, "host", "hosts"),
-		sum.Runbooks, checkPlural(sum.Runbooks, "runbook", "runbooks"), sum.Steps, checkPlural(sum.Steps, "step", "steps"))
-	return err
 }
 
 func checkPlural(n int, one, many string) string {

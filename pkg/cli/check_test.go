@@ -90,7 +90,7 @@ func TestCheckOKSummaryAndJSON(t *testing.T) {
 	if !found {
 		t.Errorf("no problem event for the unknown field: %v", events)
 	}
-	if last["event"] != "check" || last["ok"] != false || last["runbooks"] != 1.0 || last["problems"] != float64(len(events)-1) {
+	if last["event"] != "check_summary" || last["ok"] != false || last["runbooks"] != 1.0 || last["problems"] != float64(len(events)-1) {
 		t.Errorf("summary event: %v", last)
 	}
 }

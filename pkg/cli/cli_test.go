@@ -18,6 +18,7 @@ import (
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/sshexec"
+	"github.com/hoctl/hoctl/pkg/sshexec/sshexectest"
 	"github.com/hoctl/hoctl/pkg/tasks"
 	"github.com/spf13/cobra"
 )
@@ -32,50 +33,23 @@ groups:
   cattle: [c1, c2]
 `
 
-// fakeRunner answers commands from a function; no network.
-type fakeRunner struct {
-	name string
-	fn   func(ctx context.Context, c sshexec.Cmd) (*sshexec.Result, error)
-}
-
-func (f *fakeRunner) Name() string { return f.name }
-func (f *fakeRunner) Run(ctx context.Context, c sshexec.Cmd) (*sshexec.Result, error) {
-	return f.fn(ctx, c)
-}
-
+// fakeConnector is the test's hosts: a down one refuses the connection,
+// the others answer through handler, every command recorded.
 type fakeConnector struct {
-	mu      sync.Mutex
 	down    map[string]sshexec.Reason
 	handler func(host string, c sshexec.Cmd) (stdout, stderr string, code int)
-	lines   []string
+	hosts   sshexectest.Hosts
 }
 
 func (f *fakeConnector) Runner(_ context.Context, h *inventory.Host) (sshexec.Runner, error) {
 	if r, ok := f.down[h.Name]; ok {
 		return nil, &sshexec.ConnError{Host: h.Name, Addr: h.Address, Reason: r, Err: errors.New("dial tcp: " + string(r))}
 	}
-	return &fakeRunner{name: h.Name, fn: func(_ context.Context, c sshexec.Cmd) (*sshexec.Result, error) {
-		f.mu.Lock()
-		f.lines = append(f.lines, h.Name+": "+c.Line())
-		f.mu.Unlock()
-		out, errOut, code := f.handler(h.Name, c)
-		res := &sshexec.Result{Host: h.Name, ExitCode: code}
-		if c.Stdout != nil {
-			_, _ = io.WriteString(c.Stdout, out)
-		} else {
-			res.Stdout = []byte(out)
-		}
-		if c.Stderr != nil {
-			_, _ = io.WriteString(c.Stderr, errOut)
-		} else {
-			res.Stderr = []byte(errOut)
-		}
-		if code != 0 {
-			return res, &sshexec.ExitError{Host: h.Name, Code: code}
-		}
-		return res, nil
-	}}, nil
+	return f.hosts.Runner(h.Name), nil
 }
+
+// lines are the commands run, as "host: command line".
+func (f *fakeConnector) lines() []string { return f.hosts.Lines() }
 
 func (f *fakeConnector) Close() error { return nil }
 
@@ -98,6 +72,10 @@ func newHarness(t *testing.T) *harness {
 	conn := &fakeConnector{down: map[string]sshexec.Reason{}, handler: func(host string, c sshexec.Cmd) (string, string, int) {
 		return host + "\n", "", 0
 	}}
+	conn.hosts.Answer = func(host string, c sshexec.Cmd) sshexectest.Reply {
+		out, errOut, code := conn.handler(host, c)
+		return sshexectest.Reply{Stdout: out, Stderr: errOut, Code: code}
+	}
 	env := map[string]string{"HOCTL_INVENTORY": path}
 	f := &Factory{IO: ios, Version: "test", Getenv: func(k string) string { return env[k] },
 		Connect: func(*inventory.Inventory) (Connector, error) { return conn, nil }}
@@ -174,7 +152,7 @@ func TestUnknownTargetIsUsageError(t *testing.T) {
 	if ExitCode(err) != ExitUsage || !strings.Contains(err.Error(), `did you mean "cattle"`) {
 		t.Fatalf("err = %v", err)
 	}
-	if len(h.conn.lines) != 0 {
+	if len(h.conn.lines()) != 0 {
 		t.Fatal("ran commands despite a bad target")
 	}
 }
@@ -253,8 +231,8 @@ func TestRunArgvQuotingAndScript(t *testing.T) {
 		t.Fatal(code)
 	}
 	want := []string{"c1: ls -l '/data/my dir'", "c1: systemctl is-active nomad && uptime"}
-	if fmt.Sprint(h.conn.lines) != fmt.Sprint(want) {
-		t.Fatalf("lines = %q", h.conn.lines)
+	if fmt.Sprint(h.conn.lines()) != fmt.Sprint(want) {
+		t.Fatalf("lines = %q", h.conn.lines())
 	}
 }
 
@@ -265,8 +243,8 @@ func TestRunUnreachableIsExit4AndOthersStillRun(t *testing.T) {
 	if code != ExitUnreachable {
 		t.Fatalf("code = %d", code)
 	}
-	if len(h.conn.lines) != 3 {
-		t.Fatalf("the reachable hosts must still run: %q", h.conn.lines)
+	if len(h.conn.lines()) != 3 {
+		t.Fatalf("the reachable hosts must still run: %q", h.conn.lines())
 	}
 }
 
@@ -409,19 +387,22 @@ func TestRunDryRunRunsNothing(t *testing.T) {
 		if code := h.exec(args...); code != 0 {
 			t.Fatalf("%q: exit %d %s", args, code, h.err)
 		}
-		if len(h.conn.lines) != 0 {
-			t.Fatalf("%q ran %q", args, h.conn.lines)
+		if len(h.conn.lines()) != 0 {
+			t.Fatalf("%q ran %q", args, h.conn.lines())
 		}
 		if !strings.Contains(h.out.String(), "would run on 2 host(s)") || !strings.Contains(h.out.String(), "c1, c2") || !strings.Contains(h.out.String(), "touch /data/x") {
 			t.Fatalf("%q: %s", args, h.out)
 		}
 	}
 	h := newHarness(t)
-	if code := h.exec("--json", "--dry-run", "run", "cattle", "--", "uptime"); code != 0 || len(h.conn.lines) != 0 {
-		t.Fatalf("exit %d, ran %q", code, h.conn.lines)
+	if code := h.exec("--json", "--dry-run", "run", "cattle", "--", "uptime"); code != 0 || len(h.conn.lines()) != 0 {
+		t.Fatalf("exit %d, ran %q", code, h.conn.lines())
 	}
-	var ev DryRunEvent
-	if err := json.Unmarshal([]byte(h.out.String()), &ev); err != nil || ev.Event != "plan" || strings.Join(ev.Hosts, ",") != "c1,c2" || ev.Cmd != "uptime" {
+	var ev struct {
+		Event string `json:"event"`
+		runPlanEvent
+	}
+	if err := json.Unmarshal([]byte(h.out.String()), &ev); err != nil || ev.Event != "run_plan" || strings.Join(ev.Hosts, ",") != "c1,c2" || ev.Cmd != "uptime" {
 		t.Fatalf("%v %+v %s", err, ev, h.out)
 	}
 }
@@ -490,12 +471,12 @@ func TestResumeFromAnotherDirectoryRetriesFailedHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	failC2 = false
-	h.conn.lines = nil
+	h.conn.hosts.Reset()
 	if code := h.exec("--yes", "resume", "last"); code != 0 {
 		t.Fatalf("resume last: exit %d\n%s", code, h.err)
 	}
-	if strings.Join(h.conn.lines, ";") != "c2: touch /x" {
-		t.Fatalf("resume ran %q, want only c2's retry", h.conn.lines)
+	if strings.Join(h.conn.lines(), ";") != "c2: touch /x" {
+		t.Fatalf("resume ran %q, want only c2's retry", h.conn.lines())
 	}
 	if !strings.Contains(h.err.String(), "step 1 already finished on c1") {
 		t.Fatalf("%s", h.err)

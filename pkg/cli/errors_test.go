@@ -8,6 +8,7 @@ import (
 
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/sshexec"
+	"github.com/hoctl/hoctl/pkg/sshexec/sshexectest"
 )
 
 // funcConnector hands out runners from a function.
@@ -25,7 +26,7 @@ func TestRunSummaryNamesHostOnceAndSaysTimedOut(t *testing.T) {
 		if h.Name == "c1" {
 			return nil, &sshexec.ConnError{Host: "c1", Addr: "127.0.14.5:22", Reason: sshexec.ReasonRefused}
 		}
-		return &fakeRunner{name: h.Name, fn: func(context.Context, sshexec.Cmd) (*sshexec.Result, error) {
+		return &sshexectest.Func{Host: h.Name, Fn: func(context.Context, sshexec.Cmd) (*sshexec.Result, error) {
 			return &sshexec.Result{Host: h.Name, ExitCode: -1}, fmt.Errorf("%s: %w", h.Name, fmt.Errorf("%w after 1s", sshexec.ErrTimeout))
 		}}, nil
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
 	"github.com/hoctl/hoctl/pkg/exitcode"
 
 	"github.com/hoctl/hoctl/pkg/tasks"
@@ -66,14 +67,6 @@ func (e *SilentError) ExitCode() int { return e.Code }
 // ExitCode maps an error to the documented exit code: exitcode.Of, which
 // asks the error.
 func ExitCode(err error) int { return exitcode.Of(err) }
-
-// ErrorEvent is the last event of a --json invocation that failed: the
-// same exit code, and the error (docs/json.md).
-type ErrorEvent struct {
-	Event    string `json:"event"`
-	ExitCode int    `json:"exit_code"`
-	Error    string `json:"error"`
-}
 
 // errorText is err's message, or for an error whose detail was already
 // reported (as events), what its exit code means.

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 )
 
@@ -12,7 +13,7 @@ import (
 // one per host (at most parallel at once; mk sees the selection first),
 // emit each result as a JSON event in --json mode, and tally failures by
 // errOf (unreachable hosts apart). Results keep inventory order.
-func fanOut[R any](ctx context.Context, f *Factory, targets []string, parallel int, kind string,
+func fanOut[R iostreams.Event](ctx context.Context, f *Factory, targets []string, parallel int,
 	mk func(hosts []*inventory.Host) func(ctx context.Context, conn Connector, h *inventory.Host) R,
 	errOf func(R) error,
 ) ([]R, *HostsError, error) {
@@ -35,7 +36,7 @@ func fanOut[R any](ctx context.Context, f *Factory, targets []string, parallel i
 	sshexec.ForEach(ctx, parallel, hosts, func(ctx context.Context, i int, h *inventory.Host) {
 		results[i] = one(ctx, conn, h)
 		if f.IO.JSON {
-			_ = f.IO.EventOf(kind, results[i])
+			_ = f.IO.Emit(results[i])
 		}
 	})
 	if ctx.Err() != nil {

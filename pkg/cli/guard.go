@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"strconv"
@@ -109,18 +110,9 @@ func guardRun(ctx context.Context, opts *GuardOptions) error {
 	if !strings.HasSuffix(opts.Unit, ".service") {
 		return usagef("--unit %q: expected a service unit name such as nfs-server.service", opts.Unit)
 	}
-	addr := opts.Consul
-	if addr == "" {
-		addr = f.Getenv("CONSUL_HTTP_ADDR")
-	}
-	if addr == "" {
-		addr = "http://127.0.0.1:8500"
-	}
-	if !strings.Contains(addr, "://") {
-		addr = "http://" + addr // as Consul's own CONSUL_HTTP_ADDR allows
-	}
-	if u, err := url.Parse(addr); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return usagef("--consul %q: expected http(s)://HOST:PORT", addr)
+	addr, err := guardConsulAddr(opts.Consul, f.Getenv)
+	if err != nil {
+		return err
 	}
 	host := opts.Host
 	if host == "" {
@@ -134,19 +126,7 @@ func guardRun(ctx context.Context, opts *GuardOptions) error {
 	if err != nil {
 		return usagef("--consul %q: %v", addr, err)
 	}
-	// Under systemd (JOURNAL_STREAM set) a "<N>" prefix gives each line
-	// its priority in the journal; elsewhere a timestamp.
-	journal := f.Getenv("JOURNAL_STREAM") != ""
-	var mu sync.Mutex
-	logf := func(prio int, msg string) {
-		mu.Lock()
-		defer mu.Unlock()
-		if journal {
-			fmt.Fprintf(f.IO.ErrOut, "<%d>%s\n", prio, msg)
-			return
-		}
-		fmt.Fprintf(f.IO.ErrOut, "%s hoctl guard: %s\n", time.Now().Format(time.RFC3339), msg)
-	}
+	logf := guardLog(f.IO.ErrOut, f.Getenv("JOURNAL_STREAM") != "")
 	clock := guard.NewBootClock()
 	notify := guard.Notifier{Socket: f.Getenv("NOTIFY_SOCKET")}
 	c := guard.Config{Key: opts.Key, Unit: opts.Unit, Host: host, DryRun: f.DryRun, Log: logf, Notify: notify.Notify}
@@ -156,6 +136,41 @@ func guardRun(ctx context.Context, opts *GuardOptions) error {
 	}
 	g := guard.New(c, kv, &guard.Systemd{Host: host}, clock, guard.NewFileState(opts.State, opts.Key, clock))
 	return g.Run(ctx)
+}
+
+// guardConsulAddr is Consul's address: --consul, else CONSUL_HTTP_ADDR,
+// else the local agent's.
+func guardConsulAddr(flag string, getenv func(string) string) (string, error) {
+	addr := flag
+	if addr == "" {
+		addr = getenv("CONSUL_HTTP_ADDR")
+	}
+	if addr == "" {
+		addr = "http://127.0.0.1:8500"
+	}
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr // as Consul's own CONSUL_HTTP_ADDR allows
+	}
+	if u, err := url.Parse(addr); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return "", usagef("--consul %q: expected http(s)://HOST:PORT", addr)
+	}
+	return addr, nil
+}
+
+// guardLog writes the guard's lines: under systemd (journal) a "<N>"
+// prefix gives each line its priority in the journal; elsewhere a
+// timestamp.
+func guardLog(w io.Writer, journal bool) func(prio int, msg string) {
+	var mu sync.Mutex
+	return func(prio int, msg string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if journal {
+			fmt.Fprintf(w, "<%d>%s\n", prio, msg)
+			return
+		}
+		fmt.Fprintf(w, "%s hoctl guard: %s\n", time.Now().Format(time.RFC3339), msg)
+	}
 }
 
 // checkLease is the NFS unit's start check: the guard's lease, read

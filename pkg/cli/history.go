@@ -6,10 +6,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hoctl/hoctl/pkg/hostout"
-	"github.com/hoctl/hoctl/pkg/iostreams"
-	"github.com/hoctl/hoctl/pkg/tasks"
 	"github.com/spf13/cobra"
+
+	"github.com/hoctl/hoctl/pkg/format"
+	"github.com/hoctl/hoctl/pkg/hostout"
+	"github.com/hoctl/hoctl/pkg/tasks"
 )
 
 // HistoryOptions are the inputs of `hoctl history`.
@@ -125,7 +126,7 @@ func historyRun(opts *HistoryOptions) error {
 	}
 	if f.IO.JSON {
 		for _, r := range runs {
-			if err := f.IO.EventOf("run", r); err != nil {
+			if err := f.IO.Emit(runEntry{r}); err != nil {
 				return err
 			}
 		}
@@ -146,7 +147,7 @@ func historyRun(opts *HistoryOptions) error {
 		if r.FailedStep > 0 {
 			failed = fmt.Sprintf("%d %s", r.FailedStep, r.FailedTitle)
 		}
-		table = append(table, []string{r.ID, safe(r.Command), r.Start.Local().Format(iostreams.TimeFormat), colorStatus(cs, r.Status), safe(failed)})
+		table = append(table, []string{r.ID, safe(r.Command), r.Start.Local().Format(format.TimeFormat), colorStatus(cs, r.Status), safe(failed)})
 	}
 	if _, err = fmt.Fprint(f.IO.Out, cs.Table("", false, []string{"RUN", "COMMAND", "START", "STATUS", "FAILED STEP"}, table)); err != nil {
 		return err
@@ -182,7 +183,7 @@ func showRun(f *Factory, dir, arg string) error {
 	}
 	if f.IO.JSON {
 		for _, r := range recs {
-			if err := f.IO.Event(r); err != nil {
+			if err := f.IO.Emit(r); err != nil {
 				return err
 			}
 		}
@@ -193,7 +194,7 @@ func showRun(f *Factory, dir, arg string) error {
 	w := f.IO.Out
 	fmt.Fprintf(w, "%s %s\n", cs.Bold("run"), id)
 	fmt.Fprintf(w, "  command    %s\n  runbook    %s\n  operator   %s\n  started    %s\n  result     %s\n",
-		safe(s.Command), safe(s.Name), safe(s.Operator), s.Start.Local().Format(iostreams.TimeFormat), colorStatus(cs, s.Status))
+		safe(s.Command), safe(s.Name), safe(s.Operator), s.Start.Local().Format(format.TimeFormat), colorStatus(cs, s.Status))
 	if s.Error != "" {
 		fmt.Fprintf(w, "  error      %s\n", safe(s.Error))
 	}
@@ -206,7 +207,7 @@ func showRun(f *Factory, dir, arg string) error {
 	for _, r := range recs {
 		switch r.Type {
 		case "resume":
-			fmt.Fprintf(w, "\n%s resumed at step %d by %s (pid %d)\n", r.Time.Local().Format(iostreams.TimeFormat), r.FromStep, r.Operator, r.PID)
+			fmt.Fprintf(w, "\n%s resumed at step %d by %s (pid %d)\n", r.Time.Local().Format(format.TimeFormat), r.FromStep, r.Operator, r.PID)
 		case "step_start":
 			stepHosts, acted = r.Hosts, map[string]bool{}
 			fmt.Fprintf(w, "\n%s %d. %s  [%s]\n", r.Time.Local().Format(time.TimeOnly), r.Step, cs.Bold(safe(r.Title)), strings.Join(r.Hosts, ", "))
@@ -248,7 +249,7 @@ func showRun(f *Factory, dir, arg string) error {
 			}
 			fmt.Fprintf(w, "    → %s\n", colorStatus(cs, r.Status))
 		case "run_end":
-			fmt.Fprintf(w, "\n%s run ended: %s\n", r.Time.Local().Format(iostreams.TimeFormat), colorStatus(cs, r.Status))
+			fmt.Fprintf(w, "\n%s run ended: %s\n", r.Time.Local().Format(format.TimeFormat), colorStatus(cs, r.Status))
 		}
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/hoctl/hoctl/pkg/hostout"
+	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/spf13/cobra"
 )
 
@@ -43,14 +44,6 @@ Nothing connects.`,
 	return cmd
 }
 
-type hostRow struct {
-	Name    string   `json:"host"`
-	Address string   `json:"address"`
-	Roles   []string `json:"roles"`
-	Groups  []string `json:"groups"`
-	Managed bool     `json:"managed"`
-}
-
 func hostsRun(ctx context.Context, opts *HostsOptions) error {
 	io := opts.F.IO
 	inv, err := opts.F.Inventory(ctx)
@@ -72,9 +65,14 @@ func hostsRun(ctx context.Context, opts *HostsOptions) error {
 		}
 		rows = append(rows, hostRow{Name: h.Name, Address: addr, Roles: nonNil(h.Roles), Groups: nonNil(inv.GroupsOf(h.Name)), Managed: h.IsManaged()})
 	}
+	return printHosts(io, rows)
+}
+
+// printHosts shows the hosts: host events, or a table.
+func printHosts(io *iostreams.IOStreams, rows []hostRow) error {
 	if io.JSON {
 		for _, r := range rows {
-			if err := io.EventOf("host", r); err != nil {
+			if err := io.Emit(r); err != nil {
 				return err
 			}
 		}
@@ -97,7 +95,7 @@ func hostsRun(ctx context.Context, opts *HostsOptions) error {
 	for _, r := range rows {
 		table = append(table, []string{cs.Bold(r.Name), hostout.Sanitize(r.Address), dash(strings.Join(r.Roles, sep)), dash(strings.Join(r.Groups, sep)), managed(r)})
 	}
-	_, err = fmt.Fprint(io.Out, cs.Table("", true, []string{"HOST", "ADDRESS", "ROLES", "GROUPS", "MANAGED"}, table))
+	_, err := fmt.Fprint(io.Out, cs.Table("", true, []string{"HOST", "ADDRESS", "ROLES", "GROUPS", "MANAGED"}, table))
 	return err
 }
 

@@ -8,20 +8,9 @@ import (
 
 	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 )
-
-type sshValue struct {
-	Value  string `json:"value"`
-	Origin string `json:"origin"`
-}
-
-type hostSSH struct {
-	Host     string              `json:"host"`
-	Local    bool                `json:"local"`
-	Order    []string            `json:"-"`
-	Settings map[string]sshValue `json:"settings"`
-}
 
 // hostsSSHRun prints each selected host's effective connection and where
 // every value came from, without connecting: `hosts --ssh`.
@@ -39,43 +28,33 @@ func hostsSSHRun(opts *HostsOptions, inv *inventory.Inventory, hosts []*inventor
 		if err != nil {
 			return err
 		}
-		hs := hostSSH{Host: h.Name, Local: t.IsLocal(), Settings: map[string]sshValue{}}
-		for _, s := range settings {
-			if s.Name == "become" && f.Become != "" {
-				s.Value, s.Origin = f.Become, "--"+map[bool]string{true: "become", false: "no-become"}[f.Become == inventory.BecomeSudo]+" flag"
-			}
-			hs.Order = append(hs.Order, s.Name)
-			hs.Settings[s.Name] = sshValue{s.Value, s.Origin}
-		}
-		if !hs.Local {
-			agent := sshValue{"none", "SSH_AUTH_SOCK not set"}
-			if sock := f.Getenv("SSH_AUTH_SOCK"); sock != "" {
-				agent = sshValue{sock + " (tried before identity_files)", "SSH_AUTH_SOCK"}
-			}
-			hs.Order = append(hs.Order, "agent")
-			hs.Settings["agent"] = agent
-		}
-		out = append(out, hs)
+		out = append(out, explainHost(opts.F, h, t.IsLocal(), settings))
 	}
-	if f.IO.JSON {
+	return printHostsSSH(f.IO, out)
+}
+
+// printHostsSSH shows each host's settings: host_ssh events, or a block
+// per host of name, value and origin.
+func printHostsSSH(ios *iostreams.IOStreams, out []hostSSH) error {
+	if ios.JSON {
 		for _, hs := range out {
-			if err := f.IO.EventOf("host_ssh", hs); err != nil {
+			if err := ios.Emit(hs); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	cs := f.IO.OutColorScheme()
+	cs := ios.OutColorScheme()
 	for i, hs := range out {
 		if i > 0 {
-			fmt.Fprintln(f.IO.Out)
+			fmt.Fprintln(ios.Out)
 		}
 		title := hs.Host
 		if hs.Local {
 			title += " (local: runs on this machine, without SSH)"
 		}
-		fmt.Fprintln(f.IO.Out, cs.Bold(title))
-		tw := tabwriter.NewWriter(f.IO.Out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(ios.Out, cs.Bold(title))
+		tw := tabwriter.NewWriter(ios.Out, 0, 4, 2, ' ', 0)
 		for _, name := range hs.Order {
 			v := hs.Settings[name]
 			// Values come from the inventory and ssh_config, files someone
@@ -87,4 +66,26 @@ func hostsSSHRun(opts *HostsOptions, inv *inventory.Inventory, hosts []*inventor
 		}
 	}
 	return nil
+}
+
+// explainHost is one host's settings and their origins, with the
+// --become flag and the agent as they would apply.
+func explainHost(f *Factory, h *inventory.Host, local bool, settings []sshexec.Setting) hostSSH {
+	hs := hostSSH{Host: h.Name, Local: local, Settings: map[string]sshValue{}}
+	for _, s := range settings {
+		if s.Name == "become" && f.Become != "" {
+			s.Value, s.Origin = f.Become, "--"+map[bool]string{true: "become", false: "no-become"}[f.Become == inventory.BecomeSudo]+" flag"
+		}
+		hs.Order = append(hs.Order, s.Name)
+		hs.Settings[s.Name] = sshValue{s.Value, s.Origin}
+	}
+	if !hs.Local {
+		agent := sshValue{"none", "SSH_AUTH_SOCK not set"}
+		if sock := f.Getenv("SSH_AUTH_SOCK"); sock != "" {
+			agent = sshValue{sock + " (tried before identity_files)", "SSH_AUTH_SOCK"}
+		}
+		hs.Order = append(hs.Order, "agent")
+		hs.Settings["agent"] = agent
+	}
+	return hs
 }

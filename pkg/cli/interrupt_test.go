@@ -9,6 +9,7 @@ import (
 
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/sshexec"
+	"github.com/hoctl/hoctl/pkg/sshexec/sshexectest"
 )
 
 // blockingConnector runs commands that last until they are cancelled, and
@@ -20,7 +21,7 @@ type blockingConnector struct {
 }
 
 func (b *blockingConnector) Runner(_ context.Context, h *inventory.Host) (sshexec.Runner, error) {
-	return &fakeRunner{name: h.Name, fn: func(ctx context.Context, _ sshexec.Cmd) (*sshexec.Result, error) {
+	return &sshexectest.Func{Host: h.Name, Fn: func(ctx context.Context, _ sshexec.Cmd) (*sshexec.Result, error) {
 		if b.started.Add(1) == b.hosts {
 			b.cancel()
 		}

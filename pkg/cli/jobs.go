@@ -2,12 +2,11 @@ package cli
 
 import (
 	"context"
-
 	"fmt"
+	"time"
+
 	"github.com/hashicorp/consul/api"
 	nomadapi "github.com/hashicorp/nomad/api"
-	"strings"
-	"time"
 
 	"github.com/hoctl/hoctl/pkg/consul"
 	"github.com/hoctl/hoctl/pkg/inventory"
@@ -153,63 +152,6 @@ func nomadJobsVia(consulFn func(context.Context) (*api.Client, error), nomadFn f
 	}
 }
 
-// printMigration writes the diffs to stdout (colored on a terminal) and
-// each file's report and the summary to stderr; --json gives one event
-// per file instead.
-func printMigration(io *iostreams.IOStreams, files []*jobs.File) {
-	cs, out := io.ColorScheme(), io.OutColorScheme()
-	var rewrites, mentions, broken, changed int
-	for _, jf := range files {
-		rewrites += len(jf.Edits)
-		mentions += len(jf.Mentions)
-		if jf.Err != nil {
-			broken++
-		}
-		if jf.Changed() {
-			changed++
-		}
-		if io.JSON {
-			ev := map[string]any{"event": "job_file", "file": jf.Path, "rewrites": len(jf.Edits), "mentions": len(jf.Mentions), "diff": jf.Diff()}
-			if jf.Err != nil {
-				ev["error"] = jf.Err.Error()
-			}
-			var ms []string
-			for _, m := range jf.Mentions {
-				ms = append(ms, fmt.Sprintf("%d:%d %s", m.Pos.Line, m.Pos.Column, m.Reason))
-			}
-			ev["reports"] = ms
-			_ = io.Event(ev)
-			continue
-		}
-		for _, line := range strings.SplitAfter(jf.Diff(), "\n") {
-			switch {
-			case strings.HasPrefix(line, "+++"), strings.HasPrefix(line, "---"):
-				fmt.Fprint(io.Out, out.Bold(line))
-			case strings.HasPrefix(line, "+"):
-				fmt.Fprint(io.Out, out.Green(line))
-			case strings.HasPrefix(line, "-"):
-				fmt.Fprint(io.Out, out.Red(line))
-			case strings.HasPrefix(line, "@@"):
-				fmt.Fprint(io.Out, out.Cyan(line))
-			default:
-				fmt.Fprint(io.Out, line)
-			}
-		}
-		if jf.Err != nil {
-			fmt.Fprintf(io.ErrOut, "%s %s\n", cs.FailureIcon(), jf.Err)
-		}
-		for _, m := range jf.Mentions {
-			fmt.Fprintf(io.ErrOut, "%s %s:%d:%d %s\n", cs.WarningIcon(), jf.Path, m.Pos.Line, m.Pos.Column, m.Reason)
-		}
-	}
-	if io.JSON {
-		_ = io.Event(map[string]any{"event": "summary", "files": len(files), "changed": changed, "rewrites": rewrites, "reports": mentions, "parse_errors": broken})
-		return
-	}
-	fmt.Fprint(io.ErrOut, "\n"+cs.Table("", false, []string{"FILES", "CHANGED", "REWRITES", "REPORTS", "PARSE ERRORS"},
-		[][]string{{fmt.Sprint(len(files)), fmt.Sprint(changed), fmt.Sprint(rewrites), fmt.Sprint(mentions), fmt.Sprint(broken)}}))
-}
-
 // planJobs shows Nomad's plan for each changed job, from its rewritten
 // source; nothing is written or submitted.
 func planJobs(ctx context.Context, io *iostreams.IOStreams, changed []*jobs.File, nomadJobs func(context.Context) (*nomad.Jobs, error)) error {
@@ -229,11 +171,7 @@ func planJobs(ctx context.Context, io *iostreams.IOStreams, changed []*jobs.File
 		if err != nil {
 			return fmt.Errorf("%s: %w", jf.Path, err)
 		}
-		if io.JSON {
-			_ = io.Event(map[string]any{"event": "plan", "file": jf.Path, "job": jf.Job, "diff": p.Diff, "job_modify_index": p.JobModifyIndex})
-			continue
-		}
-		fmt.Fprintf(io.Out, "%s (%s):\n%s\n", jf.Job, jf.Path, nomad.DiffSummary(p))
+		newJobsPrinter(io).plan(jf, p)
 	}
 	return nil
 }

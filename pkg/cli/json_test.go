@@ -5,9 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -115,7 +120,7 @@ func TestEveryJSONEventIsDocumentedAndVersioned(t *testing.T) {
 			}
 		}
 	}
-	for _, k := range []string{"error", "host", "ping", "host_result", "plan", "run_start", "step_start", "check", "action", "undo", "step_end", "run_end", "run", "version", "summary", "job_file"} {
+	for _, k := range []string{"error", "host", "ping", "host_result", "plan", "run_start", "step_start", "check", "action", "undo", "step_end", "run_end", "run", "version", "jobs_summary", "job_file", "run_plan", "status_check", "status_summary"} {
 		if !seen[k] {
 			t.Errorf("no %q event seen", k)
 		}
@@ -146,4 +151,141 @@ func TestInterruptedErrorEventSaysInterrupted(t *testing.T) {
 			t.Errorf("errorText(%v) = %q, want interrupted", err, got)
 		}
 	}
+}
+
+// recordKinds are the run events, all of them tasks.Record (the journal's
+// one record type, docs/json.md's run rows).
+var recordKinds = []string{"plan", "run_start", "resume", "step_start", "check", "action", "undo", "progress", "step_end", "run_end"}
+
+// docs/json.md against the event types: every type's kind has exactly one
+// row (one shape per kind), every JSON field of the type is named in it,
+// no two types share a kind, and every documented kind has a type.
+func TestJSONDocMatchesEventTypes(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "json.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string][]string{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `([a-z_]+)` \\|[^|]*\\|(.*)\\|$").FindAllStringSubmatch(string(b), -1) {
+		rows[m[1]] = append(rows[m[1]], m[2])
+	}
+	types := eventTypes(t)
+	if len(types) < 15 {
+		t.Fatalf("found %d event types in pkg/cli", len(types))
+	}
+	for kind, fields := range types {
+		doc := rows[kind]
+		if len(doc) != 1 {
+			t.Errorf("event %q: %d rows in docs/json.md, want 1", kind, len(doc))
+			continue
+		}
+		for _, f := range fields {
+			if !strings.Contains(doc[0], "`"+f+"`") {
+				t.Errorf("event %q: field %q not in docs/json.md's row", kind, f)
+			}
+		}
+	}
+	for _, k := range recordKinds {
+		if _, ok := types[k]; ok {
+			t.Errorf("event %q is a run record and also a pkg/cli type", k)
+		}
+		if len(rows[k]) != 1 {
+			t.Errorf("run event %q: %d rows in docs/json.md, want 1", k, len(rows[k]))
+		}
+	}
+	for kind := range rows {
+		if _, ok := types[kind]; !ok && !slices.Contains(recordKinds, kind) {
+			t.Errorf("docs/json.md documents %q, which no event type has", kind)
+		}
+	}
+}
+
+// eventTypes reads pkg/cli's source: each type with an EventKind method
+// returning a constant, and the JSON names of its fields.
+func eventTypes(t *testing.T) map[string][]string {
+	t.Helper()
+	external := map[string]reflect.Type{"tasks.Summary": reflect.TypeFor[tasks.Summary]()}
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	structs := map[string]*ast.StructType{}
+	kinds := map[string]string{} // type name: kind
+	fset := token.NewFileSet()
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch d := n.(type) {
+			case *ast.TypeSpec:
+				if st, ok := d.Type.(*ast.StructType); ok {
+					structs[d.Name.Name] = st
+				}
+			case *ast.FuncDecl:
+				if d.Recv == nil || d.Name.Name != "EventKind" || len(d.Body.List) != 1 {
+					return true
+				}
+				ret, ok := d.Body.List[0].(*ast.ReturnStmt)
+				lit, isLit := ret.Results[0].(*ast.BasicLit)
+				if !ok || !isLit {
+					t.Fatalf("%s: EventKind does not return a constant", fset.Position(d.Pos()))
+				}
+				recv := d.Recv.List[0].Type.(*ast.Ident).Name
+				kinds[recv] = strings.Trim(lit.Value, `"`)
+			}
+			return true
+		})
+	}
+	var fieldsOf func(st *ast.StructType) []string
+	fieldsOf = func(st *ast.StructType) []string {
+		var out []string
+		for _, fl := range st.Fields.List {
+			if fl.Tag != nil {
+				tag := reflect.StructTag(strings.Trim(fl.Tag.Value, "`")).Get("json")
+				if name, _, _ := strings.Cut(tag, ","); name != "" && name != "-" {
+					out = append(out, name)
+				}
+				continue
+			}
+			if len(fl.Names) > 0 {
+				continue // unexported or untagged: not in the JSON
+			}
+			typ := fl.Type
+			if s, ok := typ.(*ast.StarExpr); ok {
+				typ = s.X
+			}
+			switch e := typ.(type) {
+			case *ast.Ident:
+				out = append(out, fieldsOf(structs[e.Name])...)
+			case *ast.SelectorExpr:
+				rt, ok := external[e.X.(*ast.Ident).Name+"."+e.Sel.Name]
+				if !ok {
+					t.Fatalf("embedded %s.%s: add it to external", e.X, e.Sel.Name)
+				}
+				for i := range rt.NumField() {
+					if name, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
+						out = append(out, name)
+					}
+				}
+			}
+		}
+		return out
+	}
+	out := map[string][]string{}
+	for typ, kind := range kinds {
+		if _, dup := out[kind]; dup {
+			t.Errorf("two event types have kind %q", kind)
+		}
+		st := structs[typ]
+		if st == nil {
+			t.Fatalf("event type %s is not a struct declared in pkg/cli", typ)
+		}
+		out[kind] = fieldsOf(st)
+	}
+	return out
 }

@@ -69,7 +69,7 @@ type PingResult struct {
 func pingRun(ctx context.Context, opts *PingOptions) error {
 	io := opts.F.IO
 	var p *pingPrinter
-	_, he, err := fanOut(ctx, opts.F, opts.Targets, opts.Parallel, "ping",
+	_, he, err := fanOut(ctx, opts.F, opts.Targets, opts.Parallel,
 		func(hosts []*inventory.Host) func(context.Context, Connector, *inventory.Host) PingResult {
 			if io.JSON {
 				return pingHost

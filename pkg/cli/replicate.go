@@ -97,16 +97,7 @@ func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
 	if ends, err = replicate.Directed(ctx, consulDir.KV(), ends, opts.Src != ""); err != nil {
 		return err
 	}
-	var rb *tasks.Runbook
-	var run *replicate.Run
-	rb, run = replicate.Runbook(inv, ends, replicate.Options{
-		Full:      opts.Full,
-		Transport: opts.Transport,
-		Progress: func(sent int64, elapsed time.Duration) {
-			eng.Reporter.Progress(4, ends.TargetHost, replicate.ProgressText(sent, run.Estimate(), elapsed))
-		},
-	})
-	rb.Retry = replicate.Retry
+	rb, run := replicateRunbook(inv, eng, ends, opts)
 	withoutConsul(rb, consulDir)
 	clusterLockOrHosts(eng, opts.IO.ErrOut, rb)
 	if opts.DryRun {
@@ -118,6 +109,21 @@ func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
 		fmt.Fprintf(opts.IO.ErrOut, "%s %s → %s: %s\n", opts.IO.ColorScheme().SuccessIcon(), ends.SourceHost, ends.TargetHost, hostout.Sanitize(run.Summary))
 	}
 	return quiet(err)
+}
+
+// replicateRunbook is the runbook of one replication; the send's
+// progress goes to the engine's reporter.
+func replicateRunbook(inv *inventory.Inventory, eng *tasks.Engine, ends replicate.Ends, opts *ReplicateOptions) (*tasks.Runbook, *replicate.Run) {
+	var run *replicate.Run
+	rb, run := replicate.Runbook(inv, ends, replicate.Options{
+		Full:      opts.Full,
+		Transport: opts.Transport,
+		Progress: func(sent int64, elapsed time.Duration) {
+			eng.Reporter.Progress(4, ends.TargetHost, replicate.ProgressText(sent, run.Estimate(), elapsed))
+		},
+	})
+	rb.Retry = replicate.Retry
+	return rb, run
 }
 
 // directionKV reads the replication direction a failover recorded, from

@@ -3,9 +3,10 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
+
 	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/iostreams"
-	"strings"
 
 	"github.com/hoctl/hoctl/pkg/replicate"
 	"github.com/hoctl/hoctl/pkg/tasks"
@@ -17,32 +18,11 @@ import (
 // for the wave before. One failure does not stop the others: a standby
 // that is down must not leave every other standby stale too.
 func replicateAll(ctx context.Context, opts *ReplicateOptions) error {
-	inv, err := opts.Inventory(ctx)
-	if err != nil {
-		return err
-	}
-	if err := replicate.RequireAny(inv); err != nil {
-		return err
-	}
-	if err := replicate.CheckTransport(opts.Transport); err != nil {
-		return err
-	}
-	eng, closeFn, err := opts.Engine(inv, nil)
+	eng, closeFn, jobs, err := replicateAllJobs(ctx, opts)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
-	consulDir := replicate.NewConsulDirection(directionKV(opts.APIs, inv, eng))
-	jobs, err := replicate.Plan(ctx, inv, consulDir.KV(), replicate.Options{Full: opts.Full, Transport: opts.Transport})
-	if err != nil {
-		return err
-	}
-	rbs := make([]*tasks.Runbook, len(jobs))
-	for i, j := range jobs {
-		withoutConsul(j.Runbook, consulDir)
-		rbs[i] = j.Runbook
-	}
-	clusterLockOrHosts(eng, opts.IO.ErrOut, rbs...)
 	waves := replicate.Waves(jobs)
 
 	// One plan and one question for them all; a replication whose before
@@ -75,6 +55,39 @@ func replicateAll(ctx context.Context, opts *ReplicateOptions) error {
 		return err
 	}
 	return replicateSummary(opts.IO, jobs)
+}
+
+// replicateAllJobs plans every replication of the inventory as a job of
+// its own and sets the engine's locks for them; closeFn ends the
+// engine's connections.
+func replicateAllJobs(ctx context.Context, opts *ReplicateOptions) (eng *tasks.Engine, closeFn func(), jobs []*replicate.Job, err error) {
+	inv, err := opts.Inventory(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := replicate.RequireAny(inv); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := replicate.CheckTransport(opts.Transport); err != nil {
+		return nil, nil, nil, err
+	}
+	eng, closeFn, err = opts.Engine(inv, nil)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	consulDir := replicate.NewConsulDirection(directionKV(opts.APIs, inv, eng))
+	jobs, err = replicate.Plan(ctx, inv, consulDir.KV(), replicate.Options{Full: opts.Full, Transport: opts.Transport})
+	if err != nil {
+		closeFn()
+		return nil, nil, nil, err
+	}
+	rbs := make([]*tasks.Runbook, len(jobs))
+	for i, j := range jobs {
+		withoutConsul(j.Runbook, consulDir)
+		rbs[i] = j.Runbook
+	}
+	clusterLockOrHosts(eng, opts.IO.ErrOut, rbs...)
+	return eng, closeFn, jobs, nil
 }
 
 // planEach shows each job's plan and marks the jobs whose before checks
@@ -122,12 +135,12 @@ func replicateSummary(io *iostreams.IOStreams, jobs []*replicate.Job) error {
 	for _, j := range jobs {
 		c := ExitCode(j.Err)
 		if io.JSON {
-			ev := replicationResult{Event: "replication", Name: j.Ends.Name, Source: j.Ends.SourceHost, Target: j.Ends.TargetHost,
+			ev := replicationResult{Name: j.Ends.Name, Source: j.Ends.SourceHost, Target: j.Ends.TargetHost,
 				OK: j.Err == nil, Code: c, Summary: j.Run.Summary, Seconds: j.Took.Seconds()}
 			if j.Err != nil {
 				ev.Error = j.Err.Error()
 			}
-			if err := io.Event(ev); err != nil {
+			if err := io.Emit(ev); err != nil {
 				return err
 			}
 			continue
@@ -146,19 +159,6 @@ func replicateSummary(io *iostreams.IOStreams, jobs []*replicate.Job) error {
 		return nil
 	}
 	return &SilentError{Code: code}
-}
-
-// replicationResult is the --json summary event of one replication.
-type replicationResult struct {
-	Event   string  `json:"event"`
-	Name    string  `json:"name"`
-	Source  string  `json:"source"`
-	Target  string  `json:"target"`
-	OK      bool    `json:"ok"`
-	Code    int     `json:"exit_code"`
-	Summary string  `json:"summary,omitempty"`
-	Error   string  `json:"error,omitempty"`
-	Seconds float64 `json:"seconds"`
 }
 
 func oneLine(err error) string { return firstLineOf(err.Error()) }

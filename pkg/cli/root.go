@@ -51,7 +51,7 @@ func Run(ctx context.Context, f *Factory, args []string) int {
 	}
 	if err != nil && f.IO.JSON {
 		// Machines read stdout: the error is an event there too.
-		_ = f.IO.Event(ErrorEvent{Event: "error", ExitCode: code, Error: errorText(err, code)})
+		_ = f.IO.Emit(ErrorEvent{ExitCode: code, Error: errorText(err, code)})
 	}
 	var (
 		se *SilentError
@@ -196,7 +196,7 @@ func NewCmdVersion(f *Factory) *cobra.Command {
 		RunE: func(*cobra.Command, []string) error {
 			b := f.Build.resolved(f.Version)
 			if f.IO.JSON {
-				return f.IO.EventOf("version", map[string]string{"version": b.Version, "commit": b.Commit, "date": b.Date, "go": b.GoVersion})
+				return f.IO.Emit(versionEvent{Version: b.Version, Commit: b.Commit, Date: b.Date, Go: b.GoVersion})
 			}
 			_, err := fmt.Fprintf(f.IO.Out, "hoctl %s\ncommit: %s\nbuilt:  %s\ngo:     %s\n", b.Version, b.Commit, b.Date, b.GoVersion)
 			return err

@@ -1,22 +1,17 @@
 package cli
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"io"
-	"os"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/iostreams"
-	"github.com/hoctl/hoctl/pkg/replicate"
 	"github.com/hoctl/hoctl/pkg/sshexec"
-	"github.com/spf13/cobra"
 )
 
 // RunOptions are the inputs of `hoctl run`.
@@ -98,20 +93,6 @@ and sent to the command on every host, as ssh sends it to one:
 	return cmd
 }
 
-// RunResult is one host's outcome; also the --json event.
-type RunResult struct {
-	Host       string  `json:"host"`
-	ExitCode   int     `json:"exit_code"`
-	Signal     string  `json:"signal,omitempty"`
-	Stdout     string  `json:"stdout"`
-	Stderr     string  `json:"stderr"`
-	DurationMS float64 `json:"duration_ms"`
-	Error      string  `json:"error,omitempty"`
-	Reason     string  `json:"reason,omitempty"`
-
-	err error
-}
-
 func runRun(ctx context.Context, opts *RunOptions) error {
 	ios := opts.F.IO
 	stdin, err := readRunStdin(ctx, ios, opts.NoStdin)
@@ -122,7 +103,7 @@ func runRun(ctx context.Context, opts *RunOptions) error {
 	if opts.F.DryRun {
 		return runDryRun(ctx, opts)
 	}
-	results, he, err := fanOut(ctx, opts.F, opts.Targets, opts.Parallel, "host_result",
+	results, he, err := fanOut(ctx, opts.F, opts.Targets, opts.Parallel,
 		func(hosts []*inventory.Host) func(context.Context, Connector, *inventory.Host) RunResult {
 			width := 0
 			for _, h := range hosts {
@@ -155,28 +136,9 @@ const (
 
 func runOne(ctx context.Context, opts *RunOptions, conn Connector, h *inventory.Host, width int) RunResult {
 	ios := opts.F.IO
-	r := RunResult{Host: h.Name}
 	cmd := opts.Command
-	var outKeep, errKeep *sshexec.HeadTail
-	var outSpool, errSpool *spool
-	var outW, errW *hostout.Writer
-	switch {
-	case ios.JSON:
-		outKeep, errKeep = sshexec.NewHeadTail(RunKeepHead, RunKeepTail), sshexec.NewHeadTail(RunKeepHead, RunKeepTail)
-		cmd.Stdout, cmd.Stderr = outKeep, errKeep
-	case opts.Group:
-		// Held on disk until the host ends, not in memory.
-		outSpool, errSpool = newSpool(), newSpool()
-		defer outSpool.Close()
-		defer errSpool.Close()
-		cmd.Stdout, cmd.Stderr = outSpool, errSpool
-	default:
-		cs := ios.OutColorScheme()
-		pad := strings.Repeat(" ", width-len(h.Name))
-		outW = hostout.New(ios.Out, cs.Host(h.Name)+pad+" | ", ios)
-		errW = hostout.New(ios.ErrOut, ios.ColorScheme().Host(h.Name)+pad+" ! ", ios)
-		cmd.Stdout, cmd.Stderr = outW, errW
-	}
+	out := newRunOutput(ios, opts.Group, h.Name, width, &cmd)
+	defer out.close()
 	start := time.Now()
 	res, err := func() (*sshexec.Result, error) {
 		run, err := conn.Runner(ctx, h)
@@ -188,14 +150,21 @@ func runOne(ctx context.Context, opts *RunOptions, conn Connector, h *inventory.
 		}
 		return runWithStdin(ctx, run, cmd, opts.stdin)
 	}()
-	if outW != nil {
-		outW.Flush()
-		errW.Flush()
-	}
+	out.flush()
+	r := runResult(h.Name, res, err)
 	r.DurationMS = millis(time.Since(start))
-	if outKeep != nil {
-		r.Stdout, r.Stderr = string(outKeep.Bytes()), string(errKeep.Bytes())
+	if out.keepOut != nil {
+		r.Stdout, r.Stderr = string(out.keepOut.Bytes()), string(out.keepErr.Bytes())
 	}
+	if opts.Group && !ios.JSON {
+		printGroup(ios, r, out.spoolOut, out.spoolErr)
+	}
+	return r
+}
+
+// runResult is a host's outcome from what its command returned.
+func runResult(host string, res *sshexec.Result, err error) RunResult {
+	r := RunResult{Host: host}
 	if res != nil {
 		r.ExitCode, r.Signal = res.ExitCode, res.Signal
 	}
@@ -213,155 +182,47 @@ func runOne(ctx context.Context, opts *RunOptions, conn Connector, h *inventory.
 			r.ExitCode = -1
 		}
 	}
-	if opts.Group && !ios.JSON {
-		printGroup(ios, r, outSpool, errSpool)
-	}
 	return r
 }
 
-func printGroup(ios *iostreams.IOStreams, r RunResult, stdout, stderr *spool) {
-	cs := ios.OutColorScheme()
-	ios.Lock()
-	defer ios.Unlock()
-	status := cs.Green("exit 0")
+// runOutput is where one host's output goes: its head and tail kept for
+// --json, spooled for --group, else host-prefixed lines as they come.
+type runOutput struct {
+	keepOut, keepErr   *sshexec.HeadTail
+	spoolOut, spoolErr *spool
+	lineOut, lineErr   *hostout.Writer
+}
+
+func newRunOutput(ios *iostreams.IOStreams, group bool, host string, width int, cmd *sshexec.Cmd) *runOutput {
+	o := &runOutput{}
 	switch {
-	case r.Reason != "":
-		status = cs.Red(r.Reason)
-	case errors.Is(r.err, context.Canceled):
-		status = cs.Yellow("interrupted")
-	case errors.Is(r.err, sshexec.ErrTimeout):
-		status = cs.Red(strings.TrimPrefix(r.Error, r.Host+": command "))
-	case r.Signal != "":
-		status = cs.Red("signal " + r.Signal)
-	case r.ExitCode != 0:
-		status = cs.Red(fmt.Sprintf("exit %d", r.ExitCode))
+	case ios.JSON:
+		o.keepOut, o.keepErr = sshexec.NewHeadTail(RunKeepHead, RunKeepTail), sshexec.NewHeadTail(RunKeepHead, RunKeepTail)
+		cmd.Stdout, cmd.Stderr = o.keepOut, o.keepErr
+	case group:
+		// Held on disk until the host ends, not in memory.
+		o.spoolOut, o.spoolErr = newSpool(), newSpool()
+		cmd.Stdout, cmd.Stderr = o.spoolOut, o.spoolErr
+	default:
+		pad := strings.Repeat(" ", width-len(host))
+		o.lineOut = hostout.New(ios.Out, ios.OutColorScheme().Host(host)+pad+" | ", ios)
+		o.lineErr = hostout.New(ios.ErrOut, ios.ColorScheme().Host(host)+pad+" ! ", ios)
+		cmd.Stdout, cmd.Stderr = o.lineOut, o.lineErr
 	}
-	fmt.Fprintf(ios.Out, "── %s (%s, %s)\n", cs.Bold(cs.Host(r.Host)), status, ms(r.DurationMS))
-	stdout.copyTo(ios.Out)
-	stderr.copyTo(ios.ErrOut)
-	if r.Reason != "" {
-		fmt.Fprintln(ios.ErrOut, hostout.Sanitize(r.Error))
+	return o
+}
+
+// flush writes a last line the command did not end.
+func (o *runOutput) flush() {
+	if o.lineOut != nil {
+		o.lineOut.Flush()
+		o.lineErr.Flush()
 	}
 }
 
-// spool holds a host's output for --group in an unlinked temporary file,
-// or, when none can be made, its head and tail in memory.
-type spool struct {
-	f    *os.File
-	keep *sshexec.HeadTail
-	err  error
-}
-
-func newSpool() *spool {
-	f, err := os.CreateTemp("", "hoctl-run-*")
-	if err != nil {
-		return &spool{keep: sshexec.NewHeadTail(RunKeepHead, RunKeepTail)}
+func (o *runOutput) close() {
+	if o.spoolOut != nil {
+		o.spoolOut.Close()
+		o.spoolErr.Close()
 	}
-	_ = os.Remove(f.Name())
-	return &spool{f: f}
-}
-
-func (s *spool) Write(p []byte) (int, error) {
-	if s.keep != nil {
-		return s.keep.Write(p)
-	}
-	if s.err == nil {
-		_, s.err = s.f.Write(p)
-	}
-	return len(p), nil // a full disk must not stop the remote command
-}
-
-// copyTo shows the output through hostout, ending in a newline.
-func (s *spool) copyTo(w io.Writer) {
-	var r io.Reader
-	if s.keep != nil {
-		r = bytes.NewReader(s.keep.Bytes())
-	} else {
-		if _, err := s.f.Seek(0, io.SeekStart); err != nil {
-			return
-		}
-		r = s.f
-	}
-	bw := bufio.NewWriterSize(w, 64<<10)
-	defer func() { _ = bw.Flush() }()
-	_ = hostout.Copy(bw, "", r)
-	if s.err != nil {
-		fmt.Fprintf(bw, "[hoctl: output not fully kept: %v]\n", s.err)
-	}
-}
-
-func (s *spool) Close() {
-	if s.f != nil {
-		_ = s.f.Close()
-	}
-}
-
-func printRunSummary(ios *iostreams.IOStreams, results []RunResult, he *HostsError, stdinBytes int) {
-	cs := ios.ColorScheme()
-	var bad []string
-	for _, r := range results {
-		switch {
-		case r.Reason != "", errors.Is(r.err, sshexec.ErrTimeout):
-			bad = append(bad, sshexec.HostError(r.Host, r.err))
-		case r.err != nil && r.Signal != "":
-			bad = append(bad, fmt.Sprintf("%s: killed by %s", r.Host, r.Signal))
-		case r.err != nil && r.ExitCode != 0:
-			bad = append(bad, fmt.Sprintf("%s: exit %d", r.Host, r.ExitCode))
-		case r.err != nil:
-			bad = append(bad, sshexec.HostError(r.Host, r.err))
-		}
-	}
-	ok := he.Total - len(bad)
-	// Whether the hosts were given input is part of what happened.
-	input := ""
-	if stdinBytes > 0 {
-		input = fmt.Sprintf(" (given %s of stdin)", replicate.BytesText(int64(stdinBytes)))
-	}
-	if len(bad) == 0 {
-		fmt.Fprintf(ios.ErrOut, "%s %d/%d hosts exited 0%s\n", cs.SuccessIcon(), ok, he.Total, input)
-		return
-	}
-	fmt.Fprintf(ios.ErrOut, "%s %d/%d hosts exited 0%s; %d failed, %d unreachable\n", cs.FailureIcon(), ok, he.Total, input, he.Failed, he.Unreachable)
-	for _, b := range bad {
-		fmt.Fprintf(ios.ErrOut, "  %s\n", hostout.Sanitize(b))
-	}
-}
-
-// runDryRun prints where the command would run, and what, without
-// connecting to any host: an ad-hoc command has no before check to run.
-func runDryRun(ctx context.Context, opts *RunOptions) error {
-	f := opts.F
-	inv, err := f.Inventory(ctx)
-	if err != nil {
-		return err
-	}
-	hosts, err := selectUnion(inv, opts.Targets)
-	if err != nil {
-		return err
-	}
-	names := make([]string, len(hosts))
-	for i, h := range hosts {
-		names[i] = h.Name
-	}
-	if f.IO.JSON {
-		return f.IO.Event(DryRunEvent{Event: "plan", Hosts: names, Cmd: opts.Command.Line(), Parallel: opts.Parallel, StdinBytes: len(opts.stdin)})
-	}
-	cs := f.IO.OutColorScheme()
-	fmt.Fprintf(f.IO.Out, "%s would run on %d host(s), %d at a time: %s\n", cs.Bold("Plan:"), len(names), min(opts.Parallel, len(names)), strings.Join(names, ", "))
-	fmt.Fprintf(f.IO.Out, "     run     %s\n", opts.Command.Line())
-	if len(opts.stdin) > 0 {
-		fmt.Fprintf(f.IO.Out, "     stdin   %s, the same to every host\n", replicate.BytesText(int64(len(opts.stdin))))
-	}
-	fmt.Fprintln(f.IO.ErrOut, "dry run: nothing was run")
-	return nil
-}
-
-// DryRunEvent is `run --dry-run --json`'s one event.
-type DryRunEvent struct {
-	Event    string   `json:"event"`
-	Hosts    []string `json:"hosts"`
-	Cmd      string   `json:"cmd"`
-	Parallel int      `json:"parallel"`
-	// StdinBytes is the size of the standard input every host would read.
-	StdinBytes int `json:"stdin_bytes,omitempty"`
 }

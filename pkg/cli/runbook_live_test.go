@@ -15,6 +15,7 @@ import (
 	"github.com/hoctl/hoctl/pkg/hostout/hostouttest"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/sshexec"
+	"github.com/hoctl/hoctl/pkg/sshexec/sshexectest"
 )
 
 // talkingHosts run every command by printing out on its stdout and then
@@ -26,7 +27,7 @@ type talkingHosts struct {
 
 func (talkingHosts) Close() error { return nil }
 func (c talkingHosts) Runner(_ context.Context, h *inventory.Host) (sshexec.Runner, error) {
-	return &fakeRunner{name: h.Name, fn: func(ctx context.Context, cmd sshexec.Cmd) (*sshexec.Result, error) {
+	return &sshexectest.Func{Host: h.Name, Fn: func(ctx context.Context, cmd sshexec.Cmd) (*sshexec.Result, error) {
 		_, _ = io.WriteString(cmd.Stdout, c.out)
 		select {
 		case <-c.release:

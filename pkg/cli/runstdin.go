@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hoctl/hoctl/pkg/format"
 	"github.com/hoctl/hoctl/pkg/iostreams"
-	"github.com/hoctl/hoctl/pkg/replicate"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 )
 
@@ -58,7 +58,7 @@ func readRunStdin(ctx context.Context, ios *iostreams.IOStreams, noStdin bool) (
 			case r.err != nil:
 				return nil, &InputError{Err: fmt.Errorf("reading standard input: %w", r.err)}
 			case len(r.b) > RunStdinMax:
-				return nil, &InputError{Err: fmt.Errorf("standard input is larger than %s, which run holds in memory to send to every host: nothing was run; copy the file to the hosts first, or use -n to send no input", replicate.BytesText(RunStdinMax))}
+				return nil, &InputError{Err: fmt.Errorf("standard input is larger than %s, which run holds in memory to send to every host: nothing was run; copy the file to the hosts first, or use -n to send no input", format.Bytes(RunStdinMax))}
 			case len(r.b) == 0:
 				return nil, nil
 			}

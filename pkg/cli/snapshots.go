@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
+
 	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/iostreams"
-	"time"
 
 	"github.com/hoctl/hoctl/pkg/replicate"
 	"github.com/hoctl/hoctl/pkg/sshexec"
@@ -46,28 +47,6 @@ incremental send. Read-only: nothing changes.`,
 	return cmd
 }
 
-// SnapshotRow is one snapshot; also the --json event.
-type SnapshotRow struct {
-	Replication  string    `json:"replication"`
-	Host         string    `json:"host"`
-	Role         string    `json:"role"` // source or target
-	Dir          string    `json:"dir"`
-	Name         string    `json:"name"`
-	UUID         string    `json:"uuid"`
-	ReceivedUUID string    `json:"received_uuid,omitempty"`
-	ParentUUID   string    `json:"parent_uuid,omitempty"`
-	Created      time.Time `json:"created,omitzero"`
-	ReadOnly     bool      `json:"readonly"`
-	Common       bool      `json:"common"`
-	NextParent   bool      `json:"next_parent"`
-	PeerKnown    bool      `json:"peer_known"`
-	// Kept and Why are the retention policy's verdict now: which rules
-	// keep the snapshot, or that the next prune removes it. Writable
-	// entries are not snapshots retention decides on.
-	Kept bool   `json:"kept"`
-	Why  string `json:"why,omitempty"`
-}
-
 func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
 	inv, h, reps, err := snapshotsScope(ctx, opts)
 	if err != nil {
@@ -80,47 +59,35 @@ func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
 	defer func() { _ = conn.Close() }()
 
 	side := func(host, dir, base string) (*replicate.Side, error) {
-		r, err := conn.Runner(ctx, inv.Host(host))
-		if err != nil {
-			return nil, err
-		}
-		return replicate.List(ctx, r, dir, base)
+		return listSide(ctx, conn, inv.Host(host), dir, base)
 	}
-	warn := opts.IO.ColorScheme().WarningIcon()
 	var rows []SnapshotRow
 	var firstErr error
 	for _, e := range reps {
-		role, dir, peer, peerDir := "source", e.SourceDir, e.TargetHost, e.TargetDir
-		if h.Name == e.TargetHost {
-			role, dir, peer, peerDir = "target", e.TargetDir, e.SourceHost, e.SourceDir
-		}
-		mine, err := side(h.Name, dir, e.Base)
+		v, err := snapshotsOf(opts.IO, side, h.Name, e)
 		if err != nil {
 			return err
 		}
-		theirs, perr := side(peer, peerDir, e.Base)
-		if perr != nil {
-			fmt.Fprintf(opts.IO.ErrOut, "%s %s: cannot read the other side (%s:%s): %s\n", warn, e.Name, peer, peerDir, hostout.Sanitize(perr.Error()))
-			if firstErr == nil {
-				firstErr = perr
-			}
+		if firstErr == nil {
+			firstErr = v.peerErr
 		}
-		for _, p := range mine.Problems {
-			fmt.Fprintf(opts.IO.ErrOut, "%s %s:%s: %s\n", warn, h.Name, dir, hostout.Sanitize(p))
-		}
-		rows = append(rows, snapshotRows(e, h.Name, role, dir, mine, theirs)...)
 		if !opts.IO.JSON {
-			printSnapshots(opts.IO, e, role, peer, rows, theirs != nil)
-			rows = rows[:0]
+			printSnapshots(opts.IO, e, v.role, v.peer, v.rows, v.peerRead)
+			continue
+		}
+		rows = append(rows, v.rows...)
+	}
+	for _, r := range rows {
+		if err := opts.IO.Emit(r); err != nil {
+			return err
 		}
 	}
-	if opts.IO.JSON {
-		for _, r := range rows {
-			if err := opts.IO.EventOf("snapshot", r); err != nil {
-				return err
-			}
-		}
-	}
+	return snapshotsOutcome(firstErr)
+}
+
+// snapshotsOutcome is the exit of snapshots whose peer side could not be
+// read (the first such error): 4 when unreachable, else 1.
+func snapshotsOutcome(firstErr error) error {
 	switch {
 	case errors.As(firstErr, new(*sshexec.ConnError)):
 		return &SilentError{Code: ExitUnreachable}
@@ -128,6 +95,49 @@ func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
 		return &SilentError{Code: ExitFailed}
 	}
 	return nil
+}
+
+// listSide reads the snapshots of base in dir on host.
+func listSide(ctx context.Context, conn Connector, host *inventory.Host, dir, base string) (*replicate.Side, error) {
+	r, err := conn.Runner(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	return replicate.List(ctx, r, dir, base)
+}
+
+// snapshotsView is one replication as a host sees it: its snapshots, its
+// role and peer, and why the peer's side could not be read.
+type snapshotsView struct {
+	rows       []SnapshotRow
+	role, peer string
+	peerRead   bool // the peer's side was read
+	peerErr    error
+}
+
+// snapshotsOf reads both sides of replication e for host, warning on
+// stderr of what one side reports and of a peer that cannot be read.
+func snapshotsOf(ios *iostreams.IOStreams, side func(host, dir, base string) (*replicate.Side, error), host string, e replicate.Ends) (snapshotsView, error) {
+	warn := ios.ColorScheme().WarningIcon()
+	v := snapshotsView{role: "source", peer: e.TargetHost}
+	dir, peerDir := e.SourceDir, e.TargetDir
+	if host == e.TargetHost {
+		v.role, v.peer, dir, peerDir = "target", e.SourceHost, e.TargetDir, e.SourceDir
+	}
+	mine, err := side(host, dir, e.Base)
+	if err != nil {
+		return v, err
+	}
+	theirs, perr := side(v.peer, peerDir, e.Base)
+	if perr != nil {
+		fmt.Fprintf(ios.ErrOut, "%s %s: cannot read the other side (%s:%s): %s\n", warn, e.Name, v.peer, peerDir, hostout.Sanitize(perr.Error()))
+		v.peerErr = perr
+	}
+	for _, p := range mine.Problems {
+		fmt.Fprintf(ios.ErrOut, "%s %s:%s: %s\n", warn, host, dir, hostout.Sanitize(p))
+	}
+	v.rows, v.peerRead = snapshotRows(e, host, v.role, dir, mine, theirs), theirs != nil
+	return v, nil
 }
 
 // snapshotsScope is the host the command names and the replications it

@@ -8,12 +8,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hoctl/hoctl/pkg/hostout"
+	"github.com/spf13/cobra"
+
 	"github.com/hoctl/hoctl/pkg/inventory"
-	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 	"github.com/hoctl/hoctl/pkg/status"
-	"github.com/spf13/cobra"
 )
 
 // StatusOptions are the inputs of `hoctl status`.
@@ -73,19 +72,14 @@ func statusRun(ctx context.Context, opts *StatusOptions) error {
 		return err
 	}
 	defer func() { _ = conn.Close() }()
-	var hosts []*inventory.Host
-	if len(opts.Targets) > 0 {
-		if hosts, err = selectUnion(inv, opts.Targets); err != nil {
-			return err
-		}
+	p, err := statusProbes(f, inv, conn, opts)
+	if err != nil {
+		return err
 	}
-	timeout, limit := probeLimit(inv, hosts, opts.Timeout)
-	p := &status.Probes{Inv: inv, Connect: conn.Runner, Timeout: timeout, Limit: limit, Hosts: hosts}
-	p.Consul, p.Nomad = f.apiClients(inv, conn.Runner)
 	// Redraw in place only where stdout is a terminal that can move the
 	// cursor; piped, each refresh follows the last.
-	redraw := f.IO.CanRedrawOut()
-	if opts.Watch && redraw {
+	redraw := opts.Watch && f.IO.CanRedrawOut()
+	if redraw {
 		fmt.Fprint(f.IO.Out, "\033[2J")
 	}
 	for {
@@ -96,21 +90,9 @@ func statusRun(ctx context.Context, opts *StatusOptions) error {
 			// cluster.
 			return ctx.Err()
 		}
-		if opts.Watch && redraw {
-			// The new screen over the old one, line by line, each line
-			// cleared to its end and the rest below cleared after: no
-			// blank flash between frames, nothing left of a longer one.
-			var frame bytes.Buffer
-			printStatusTo(f, &frame, inv, checks, time.Since(start))
-			fmt.Fprintf(f.IO.Out, "\033[H%s\033[J", strings.ReplaceAll(frame.String(), "\n", "\033[K\n"))
-		} else {
-			printStatus(f, inv, checks, time.Since(start))
-		}
+		showStatus(f, inv, checks, time.Since(start), redraw)
 		if !opts.Watch {
-			if status.Problems(checks) > 0 {
-				return &SilentError{Code: ExitFailed}
-			}
-			return nil
+			return statusOutcome(checks)
 		}
 		select {
 		case <-ctx.Done():
@@ -120,49 +102,52 @@ func statusRun(ctx context.Context, opts *StatusOptions) error {
 	}
 }
 
+// statusOutcome is status's exit: 1 when a check found a problem.
+func statusOutcome(checks []status.Check) error {
+	if status.Problems(checks) > 0 {
+		return &SilentError{Code: ExitFailed}
+	}
+	return nil
+}
+
+// statusProbes are the probes of the TARGETs' hosts (all without one),
+// each bounded by --timeout or the hosts' own limit.
+func statusProbes(f *Factory, inv *inventory.Inventory, conn Connector, opts *StatusOptions) (*status.Probes, error) {
+	var hosts []*inventory.Host
+	if len(opts.Targets) > 0 {
+		var err error
+		if hosts, err = selectUnion(inv, opts.Targets); err != nil {
+			return nil, err
+		}
+	}
+	timeout, limit := probeLimit(inv, hosts, opts.Timeout)
+	p := &status.Probes{Inv: inv, Connect: conn.Runner, Timeout: timeout, Limit: limit, Hosts: hosts}
+	p.Consul, p.Nomad = f.apiClients(inv, conn.Runner)
+	return p, nil
+}
+
+// showStatus prints one round of checks; redraw draws it over the last.
+func showStatus(f *Factory, inv *inventory.Inventory, checks []status.Check, took time.Duration, redraw bool) {
+	if !redraw {
+		printStatus(f, inv, checks, took)
+		return
+	}
+	// The new screen over the old one, line by line, each line cleared to
+	// its end and the rest below cleared after: no blank flash between
+	// frames, nothing left of a longer one.
+	var frame bytes.Buffer
+	printStatusTo(f, &frame, inv, checks, took)
+	fmt.Fprintf(f.IO.Out, "\033[H%s\033[J", strings.ReplaceAll(frame.String(), "\n", "\033[K\n"))
+}
+
 func printStatus(f *Factory, inv *inventory.Inventory, checks []status.Check, took time.Duration) {
 	printStatusTo(f, f.IO.Out, inv, checks, took)
 }
 
+// printStatusTo shows the checks through status's printer; w is where
+// the text goes (a frame buffer under --watch).
 func printStatusTo(f *Factory, w io.Writer, inv *inventory.Inventory, checks []status.Check, took time.Duration) {
-	ios := f.IO
-	if ios.JSON {
-		for _, c := range checks {
-			_ = ios.Event(map[string]any{"event": "check", "area": c.Area, "name": c.Name, "level": c.Level, "detail": c.Detail, "hint": c.Hint})
-		}
-		_ = ios.Event(map[string]any{"event": "summary", "level": worstLevel(checks), "checks": len(checks), "problems": status.Problems(checks), "duration_ms": took.Milliseconds()})
-		return
-	}
-	cs := ios.OutColorScheme()
-	width := 0
-	for _, c := range checks {
-		width = max(width, len(c.Area)+1+len(c.Name))
-	}
-	for _, c := range checks {
-		icon := cs.SuccessIcon()
-		switch c.Level {
-		case status.Fail:
-			icon = cs.FailureIcon()
-		case status.Warn:
-			icon = cs.WarningIcon()
-		case status.Skip:
-			icon = cs.Dim("-")
-		}
-		label := fmt.Sprintf("%-*s", width, c.Area+" "+c.Name)
-		// Details and hints quote hosts and APIs: shown, not acted on.
-		line := fmt.Sprintf("%s %s  %s", icon, hostout.Sanitize(label), hostout.Sanitize(c.Detail))
-		if c.Level != status.OK && c.Hint != "" {
-			line += cs.Dim("   → " + hostout.Sanitize(c.Hint))
-		}
-		fmt.Fprintln(w, line)
-	}
-	n := status.Problems(checks)
-	summary := fmt.Sprintf("%s, %s, %s (%s)", iostreams.Plural(len(checks), "check"), iostreams.Plural(n, "problem"), iostreams.Duration(took), inv.Path)
-	if n == 0 {
-		fmt.Fprintln(w, cs.Green(summary))
-	} else {
-		fmt.Fprintln(w, cs.Red(summary))
-	}
+	newStatusPrinter(f.IO, w, inv.Path).print(checks, took)
 }
 
 // worstLevel is the summary's level: the worst of its checks', as the

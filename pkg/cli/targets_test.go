@@ -47,18 +47,18 @@ func TestRunbookLimitRunsOnlyThere(t *testing.T) {
 	if code := h.exec("--yes", "runbook", "run", rb, "--limit", "c2,zippy"); code != 0 {
 		t.Fatalf("exit %d: %s", code, h.err)
 	}
-	got := append([]string(nil), h.conn.lines...)
+	got := h.conn.lines()
 	sort.Strings(got)
 	if want := "c2: echo a|c2: echo b|zippy: echo b"; strings.Join(got, "|") != want {
 		t.Errorf("ran %v, want %s", got, want)
 	}
-	h.conn.lines = nil
+	h.conn.hosts.Reset()
 	root := NewRootCmd(h.f)
 	root.SetArgs([]string{"--yes", "runbook", "run", rb, "--limit", "zippy"})
 	err := Execute(context.Background(), root)
-	if ExitCode(err) != ExitUsage || len(h.conn.lines) != 0 || err == nil ||
+	if ExitCode(err) != ExitUsage || len(h.conn.lines()) != 0 || err == nil ||
 		!strings.Contains(err.Error(), `steps.0.hosts: --limit "zippy" leaves this step no host (its hosts: "cattle" select c1, c2)`) {
-		t.Errorf("a limit emptying step 1: %v, ran %v", err, h.conn.lines)
+		t.Errorf("a limit emptying step 1: %v, ran %v", err, h.conn.lines())
 	}
 }
 
@@ -85,7 +85,7 @@ func TestSeveralTargetsAreTheirUnion(t *testing.T) {
 				got = append(got, strings.Fields(l)[0])
 			}
 		} else {
-			for _, l := range h.conn.lines {
+			for _, l := range h.conn.lines() {
 				got = append(got, strings.SplitN(l, ":", 2)[0])
 			}
 			// Hosts run at once: compare as sets, each host once.

@@ -43,7 +43,7 @@ func TestUsageErrorsAreHumanAndPointAtTheCommandsHelp(t *testing.T) {
 				t.Errorf("%q: raw cobra/pflag wording %q:\n%s", c.args, raw, h.err)
 			}
 		}
-		if len(h.conn.lines) != 0 {
+		if len(h.conn.lines()) != 0 {
 			t.Errorf("%q: ran commands on a usage error", c.args)
 		}
 	}

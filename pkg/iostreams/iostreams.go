@@ -118,40 +118,36 @@ func (s *IOStreams) ColorEnabled() bool { return s.color && s.stderrTTY }
 func (s *IOStreams) Lock()   { s.mu.Lock() }
 func (s *IOStreams) Unlock() { s.mu.Unlock() }
 
-// Event writes one JSON object as one line on stdout.
-//
-// Every object carries the schema version (docs/json.md) as "schema";
-// v must carry its kind as "event" (or use EventOf).
-func (s *IOStreams) Event(v any) error {
-	return s.write(v, "")
+// Event is one JSON object hoctl prints: its kind is its type's (one
+// shape per kind, docs/json.md), not data a caller fills in.
+type Event interface {
+	EventKind() string
 }
 
 // SchemaVersion is the version of hoctl's JSON events and journal records
 // (docs/json.md): it changes when a field changes meaning or goes.
 const SchemaVersion = 1
 
-// EventOf writes v, an object without its own "event" field, as an event
-// of kind kind.
-func (s *IOStreams) EventOf(kind string, v any) error {
-	return s.write(v, kind)
-}
-
-func (s *IOStreams) write(v any, kind string) error {
-	b, err := json.Marshal(v)
+// Emit writes ev as one line on stdout: "schema" and "event" (its kind)
+// first, then its fields. A journal record, which carries its kind as its
+// first field, keeps it there.
+func (s *IOStreams) Emit(ev Event) error {
+	b, err := json.Marshal(ev)
 	if err != nil {
 		return err
 	}
-	if len(b) >= 2 && b[0] == '{' {
-		head := fmt.Sprintf(`{"schema":%d`, SchemaVersion)
-		if kind != "" {
-			k, _ := json.Marshal(kind)
-			head += `,"event":` + string(k)
-		}
-		if len(b) > 2 {
-			head += ","
-		}
-		b = append([]byte(head), b[1:]...)
+	if len(b) < 2 || b[0] != '{' {
+		return fmt.Errorf("event %q is not a JSON object", ev.EventKind())
 	}
+	head := fmt.Sprintf(`{"schema":%d`, SchemaVersion)
+	if !bytes.HasPrefix(b, []byte(`{"event":`)) {
+		k, _ := json.Marshal(ev.EventKind())
+		head += `,"event":` + string(k)
+	}
+	if len(b) > 2 {
+		head += ","
+	}
+	b = append([]byte(head), b[1:]...)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, err = s.Out.Write(append(b, '\n'))

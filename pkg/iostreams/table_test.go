@@ -3,7 +3,6 @@ package iostreams
 import (
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/charmbracelet/x/ansi"
 )
@@ -82,21 +81,5 @@ func TestStyleDoesNotPadOrSpanLines(t *testing.T) {
 	}
 	if !strings.Contains(got, "\t") {
 		t.Errorf("tab converted: %q", got)
-	}
-}
-
-func TestPluralAndDuration(t *testing.T) {
-	if Plural(1, "problem") != "1 problem" || Plural(0, "problem") != "0 problems" || Plural(2, "entry", "entries") != "2 entries" {
-		t.Error("Plural")
-	}
-	for d, want := range map[time.Duration]string{
-		340 * time.Microsecond:   "<1ms",
-		12345 * time.Microsecond: "12ms",
-		1234 * time.Millisecond:  "1.23s",
-		125 * time.Second:        "2m5s",
-	} {
-		if got := Duration(d); got != want {
-			t.Errorf("Duration(%v) = %q, want %q", d, got, want)
-		}
 	}
 }

@@ -19,8 +19,9 @@ import (
 	"time"
 
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/hoctl/hoctl/pkg/format"
 	"github.com/hoctl/hoctl/pkg/inventory"
-	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/nomad"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 	"github.com/hoctl/hoctl/pkg/tasks"
@@ -85,9 +86,9 @@ func NeedsPathCheck(changed []*File) bool { return len(newPaths(changed)) > 0 }
 func pathCheckStep(client *inventory.Host, pairs [][2]string, allowMissing bool) *tasks.Step {
 	script := pathCheckScript(pairs)
 	return &tasks.Step{
-		Title: fmt.Sprintf("the %s exist on the share (checked on %s)", iostreams.Plural(len(pairs), "new host path"), client.Name),
+		Title: fmt.Sprintf("the %s exist on the share (checked on %s)", format.Plural(len(pairs), "new host path"), client.Name),
 		Hosts: []*inventory.Host{client},
-		Before: &tasks.Func{Desc: fmt.Sprintf("test -e each new path, and not empty where the old one has data (%s)", iostreams.Plural(len(pairs), "path")),
+		Before: &tasks.Func{Desc: fmt.Sprintf("test -e each new path, and not empty where the old one has data (%s)", format.Plural(len(pairs), "path")),
 			Fn: func(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
 				run, err := env.Connect(ctx, h)
 				if err != nil {
@@ -151,7 +152,7 @@ func WriteRunbook(inv *inventory.Inventory, changed []*File, allowMissing bool) 
 			return nil, ErrNoPathCheckClient
 		case client == nil:
 			steps = append(steps, &tasks.Step{
-				Title: fmt.Sprintf("the %s: not checked (no NFS client in the inventory; --allow-missing)", iostreams.Plural(len(pairs), "new host path")),
+				Title: fmt.Sprintf("the %s: not checked (no NFS client in the inventory; --allow-missing)", format.Plural(len(pairs), "new host path")),
 				Before: &tasks.Func{Desc: "nothing to check on: the inventory's nfs section names no clients", Fn: func(context.Context, *tasks.Env, *inventory.Host) (string, error) {
 					return "not checked: --allow-missing", nil
 				}},
@@ -165,7 +166,7 @@ func WriteRunbook(inv *inventory.Inventory, changed []*File, allowMissing bool) 
 		jf := jf
 		sum := sha256.Sum256(jf.Src)
 		steps = append(steps, &tasks.Step{
-			Title: fmt.Sprintf("write %s (%s)", jf.Path, iostreams.Plural(len(jf.Edits), "rewrite")),
+			Title: fmt.Sprintf("write %s (%s)", jf.Path, format.Plural(len(jf.Edits), "rewrite")),
 			Before: &tasks.Func{Desc: "the file is still what was scanned (sha256)", Fn: func(context.Context, *tasks.Env, *inventory.Host) (string, error) {
 				cur, err := os.ReadFile(jf.Path)
 				if err != nil {

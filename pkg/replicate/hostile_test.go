@@ -37,7 +37,7 @@ func TestListNeverTakesAHostileNameForASnapshot(t *testing.T) {
 	}
 	real := Entry{Name: "services@20261126T090000Z", Kind: KindSubvolume, ID: 260, UUID: "bbbb", ReceivedUUID: "BBBB", ReadOnly: true}
 	out.WriteString(entryLine(t, real))
-	f := &fakeRunner{out: out.String()}
+	c1, f := answering(out.String(), "", 0)
 	side, err := List(context.Background(), f, "/persist/services standby", "services")
 	if err != nil {
 		t.Fatal(err)
@@ -63,8 +63,8 @@ func TestListNeverTakesAHostileNameForASnapshot(t *testing.T) {
 	if g := btrfs.Garbage(subs, "services"); len(g) != 1 || g[0].Name() != "services@20261126T084500Z" {
 		t.Fatalf("garbage %+v", g)
 	}
-	if !strings.Contains(f.got, "SSH_ORIGINAL_COMMAND='hoctl-dir list services' hoctl target-filter '/persist/services standby'") {
-		t.Errorf("not the primitive's list: %s", f.got)
+	if !strings.Contains(lastLine(c1), "SSH_ORIGINAL_COMMAND='hoctl-dir list services' hoctl target-filter '/persist/services standby'") {
+		t.Errorf("not the primitive's list: %s", lastLine(c1))
 	}
 }
 
@@ -75,18 +75,19 @@ func TestListRefusesText(t *testing.T) {
 	for _, out := range []string{forged, `{"name":"services@20261126T084500Z","kind":"subvolume","id":5,"evil":1}` + "\n",
 		`{"name":"services@20261126T084500Z","kind":"pwned\u001b[2J"}` + "\n", `{"name":"","kind":"subvolume"}` + "\n",
 		`{"name":"a","kind":"file"}{"name":"b","kind":"file"}` + "\n"} {
-		if side, err := List(context.Background(), &fakeRunner{out: out}, standby, "services"); err == nil {
+		_, f := answering(out, "", 0)
+		if side, err := List(context.Background(), f, standby, "services"); err == nil {
 			t.Errorf("%q read as %+v", out, side)
 		}
 	}
 }
 
 func TestListSaysWhatIsMissing(t *testing.T) {
-	f := &fakeRunner{code: 1, errOut: "ERROR: /nope: No such file or directory\n"}
+	_, f := answering("", "ERROR: /nope: No such file or directory\n", 1)
 	if _, err := List(context.Background(), f, "/nope", "services"); err == nil || !strings.Contains(err.Error(), "/nope does not exist") {
 		t.Fatalf("err = %v", err)
 	}
-	f = &fakeRunner{code: 127, errOut: "sh: 1: hoctl: not found\n"}
+	_, f = answering("", "sh: 1: hoctl: not found\n", 127)
 	if _, err := List(context.Background(), f, "/persist", "services"); err == nil || !strings.Contains(err.Error(), "hoctl is not installed") {
 		t.Fatalf("err = %v", err)
 	}

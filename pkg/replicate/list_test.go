@@ -1,28 +1,30 @@
 package replicate
 
 import (
-	"context"
 	"testing"
 
 	"github.com/hoctl/hoctl/pkg/btrfs"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/sshexec"
+	"github.com/hoctl/hoctl/pkg/sshexec/sshexectest"
 )
 
-type fakeRunner struct {
-	out, errOut string
-	code        int
-	got         string
+// answering is host c1 answering every command with out, errOut and
+// code; the Hosts record what ran.
+func answering(out, errOut string, code int) (*sshexectest.Hosts, sshexec.Runner) {
+	h := &sshexectest.Hosts{Answer: func(string, sshexec.Cmd) sshexectest.Reply {
+		return sshexectest.Reply{Stdout: out, Stderr: errOut, Code: code}
+	}}
+	return h, h.Runner("c1")
 }
 
-func (f *fakeRunner) Name() string { return "c1" }
-func (f *fakeRunner) Run(_ context.Context, c sshexec.Cmd) (*sshexec.Result, error) {
-	f.got = c.Line()
-	res := &sshexec.Result{Host: "c1", Stdout: []byte(f.out), Stderr: []byte(f.errOut), ExitCode: f.code}
-	if f.code != 0 {
-		return res, &sshexec.ExitError{Host: "c1", Code: f.code}
+// lastLine is the last command line h ran.
+func lastLine(h *sshexectest.Hosts) string {
+	calls := h.Calls()
+	if len(calls) == 0 {
+		return ""
 	}
-	return res, nil
+	return calls[len(calls)-1].Cmd.Line()
 }
 
 func TestInvolving(t *testing.T) {

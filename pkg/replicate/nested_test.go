@@ -13,7 +13,7 @@ func TestNestedLeavesOutExcludedAndOwnSnapshots(t *testing.T) {
 	list := "services\n--\nID 257 gen 7 top level 256 path services/immich/cache\nID 259 gen 7 top level 256 path services/docker\n" +
 		"ID 260 gen 8 top level 256 path services/.snap/services@20261126T090000Z\nID 261 gen 8 top level 256 path services/.snap/other@20261126T090000Z\n"
 	e := Ends{Name: "services", Base: "services", Subvolume: "/persist/services", SourceDir: "/persist/services/.snap", TargetHost: "c1"}
-	f := &fakeRunner{out: list}
+	c1, f := answering(list, "", 0)
 	got, err := Nested(context.Background(), f, e)
 	if err != nil {
 		t.Fatal(err)
@@ -21,8 +21,8 @@ func TestNestedLeavesOutExcludedAndOwnSnapshots(t *testing.T) {
 	if want := []string{".snap/other@20261126T090000Z", "docker", "immich/cache"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("nested %v, want %v", got, want)
 	}
-	if !strings.Contains(f.got, "btrfs subvolume list -o /persist/services") {
-		t.Fatalf("ran %q", f.got)
+	if !strings.Contains(lastLine(c1), "btrfs subvolume list -o /persist/services") {
+		t.Fatalf("ran %q", lastLine(c1))
 	}
 	e.ExcludeNested = []string{"immich", "docker", ".snap/other@20261126T090000Z"}
 	if got, _ := Nested(context.Background(), f, e); len(got) != 0 {
@@ -37,7 +37,7 @@ func TestNestedLeavesOutExcludedAndOwnSnapshots(t *testing.T) {
 }
 
 func TestNestedFailsWithTheHostsReason(t *testing.T) {
-	f := &fakeRunner{code: 1, errOut: "ERROR: can't perform the search: Operation not permitted\n"}
+	_, f := answering("", "ERROR: can't perform the search: Operation not permitted\n", 1)
 	_, err := Nested(context.Background(), f, Ends{Subvolume: "/persist/services"})
 	if err == nil || !strings.Contains(err.Error(), "c1: listing subvolumes nested in /persist/services: ERROR: can't perform the search") {
 		t.Fatalf("err = %v", err)

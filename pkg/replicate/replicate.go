@@ -20,7 +20,6 @@ import (
 
 	"github.com/hoctl/hoctl/pkg/btrfs"
 	"github.com/hoctl/hoctl/pkg/inventory"
-	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 	"github.com/hoctl/hoctl/pkg/tasks"
 )
@@ -355,7 +354,7 @@ func (r *Run) inspect(ctx context.Context, env *tasks.Env, _ *inventory.Host) (s
 	if need > avail {
 		return "", fmt.Errorf("%s: %s has %s free, the send needs about %s", e.TargetHost, e.TargetDir, BytesText(avail), BytesText(need))
 	}
-	out := fmt.Sprintf("%s on %s, %d on %s; send estimated at %s, %s free on %s", iostreams.Plural(len(src.Snapshots), "snapshot"), e.SourceHost, len(dst.Snapshots), e.TargetHost, BytesText(need), BytesText(avail), e.TargetHost)
+	out := fmt.Sprintf("%s on %s, %d on %s; send estimated at %s, %s free on %s", format.Plural(len(src.Snapshots), "snapshot"), e.SourceHost, len(dst.Snapshots), e.TargetHost, BytesText(need), BytesText(avail), e.TargetHost)
 	for _, s := range []*Side{src, dst} {
 		for _, p := range s.Problems {
 			out += fmt.Sprintf("\nWARNING %s:%s: %s", s.Host, s.Dir, p)
@@ -857,7 +856,7 @@ func (r *Run) pruneCmd(source bool) string {
 	vs := Retain(keep, snaps, now, map[string]string{name: NewestCommon})
 	del := retention.Pruned(vs)
 	if len(del) == 0 {
-		return fmt.Sprintf("nothing: keep %s keeps all %s after this run", keep, iostreams.Plural(len(vs), "snapshot"))
+		return fmt.Sprintf("nothing: keep %s keeps all %s after this run", keep, format.Plural(len(vs), "snapshot"))
 	}
 	return fmt.Sprintf("delete %s, each by its subvolume id through hoctl's dir primitive (keep %s: %s)", strings.Join(del, " "), keep, retention.Summary(vs))
 }
@@ -910,7 +909,7 @@ func ProgressText(sent, estimate int64, elapsed time.Duration) string {
 		eta := time.Duration(float64(estimate-sent) / rate * float64(time.Second))
 		s += ", ETA " + eta.Round(time.Second).String()
 	}
-	return s + ", " + iostreams.Duration(elapsed)
+	return s + ", " + format.Duration(elapsed)
 }
 
 // BytesText formats a byte count for people: 19.1 MiB.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/charmbracelet/x/ansi"
+	"github.com/hoctl/hoctl/pkg/format"
 	"github.com/hoctl/hoctl/pkg/iostreams"
 	"golang.org/x/term"
 )
@@ -285,10 +286,10 @@ func (r *liveReporter) StepEnd(i int, s *Step, status string, err error) {
 	d := round(time.Since(r.started)).Truncate(time.Millisecond)
 	w := r.io.ErrOut
 	if status == StatusOK {
-		fmt.Fprintf(w, "%s [%d/%d] %s %s\n", r.cs.SuccessIcon(), i, r.total, s.Title, r.cs.Dim(iostreams.Duration(d)))
+		fmt.Fprintf(w, "%s [%d/%d] %s %s\n", r.cs.SuccessIcon(), i, r.total, s.Title, r.cs.Dim(format.Duration(d)))
 		return
 	}
-	fmt.Fprintf(w, "%s [%d/%d] %s: %s %s\n", r.cs.FailureIcon(), i, r.total, s.Title, statusText(status), r.cs.Dim(iostreams.Duration(d)))
+	fmt.Fprintf(w, "%s [%d/%d] %s: %s %s\n", r.cs.FailureIcon(), i, r.total, s.Title, statusText(status), r.cs.Dim(format.Duration(d)))
 	why := notRunWhy(status, err)
 	for _, name := range r.order {
 		h := r.hosts[name]

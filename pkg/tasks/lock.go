@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hoctl/hoctl/pkg/iostreams"
+	"github.com/hoctl/hoctl/pkg/format"
 )
 
 // LocalLock is an flock on $XDG_STATE_HOME/hoctl/locks/<scope>.lock held
@@ -39,7 +39,7 @@ func (e *LockedError) Error() string {
 		return fmt.Sprintf("lock %q is held by another hoctl run", e.Scope)
 	}
 	return fmt.Sprintf("lock %q is held by pid %d (run %s, started %s by %s); wait for it or check `hoctl history %s`",
-		e.Scope, h.PID, h.Run, h.Start.Local().Format(iostreams.TimeFormat), h.User, h.Run)
+		e.Scope, h.PID, h.Run, h.Start.Local().Format(format.TimeFormat), h.User, h.Run)
 }
 
 var scopeRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)

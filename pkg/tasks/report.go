@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hoctl/hoctl/pkg/format"
 	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/iostreams"
 )
@@ -189,7 +190,7 @@ func (r *plainReporter) HostEvent(_ int, _ *Step, ev HostEvent) {
 	}
 	d := ""
 	if ev.Output != nil {
-		d = " " + r.cs.Dim(iostreams.Duration(ev.Output.Duration))
+		d = " " + r.cs.Dim(format.Duration(ev.Output.Duration))
 	}
 	attempt := ""
 	if ev.Attempt > 1 {
@@ -216,10 +217,10 @@ func (r *plainReporter) StepEnd(i int, s *Step, status string, err error) {
 	defer r.mu.Unlock()
 	d := round(time.Since(r.start[i]))
 	if status == StatusOK {
-		fmt.Fprintf(r.w, "%s [%d/%d] %s %s\n", r.cs.SuccessIcon(), i, r.total, s.Title, r.cs.Dim(iostreams.Duration(d)))
+		fmt.Fprintf(r.w, "%s [%d/%d] %s %s\n", r.cs.SuccessIcon(), i, r.total, s.Title, r.cs.Dim(format.Duration(d)))
 		return
 	}
-	fmt.Fprintf(r.w, "%s [%d/%d] %s: %s %s\n", r.cs.FailureIcon(), i, r.total, s.Title, statusText(status), r.cs.Dim(iostreams.Duration(d)))
+	fmt.Fprintf(r.w, "%s [%d/%d] %s: %s %s\n", r.cs.FailureIcon(), i, r.total, s.Title, statusText(status), r.cs.Dim(format.Duration(d)))
 }
 
 func (r *plainReporter) RunEnd(id, status string, err error, d time.Duration) {
@@ -300,12 +301,15 @@ type jsonReporter struct {
 // schema (docs/json.md).
 type jsonEvent = Record
 
+// EventKind is the record's kind: a Record is every run event's one type.
+func (r Record) EventKind() string { return r.Type }
+
 func (r *jsonReporter) emit(ev jsonEvent) {
 	ev.Time = time.Now().UTC()
 	ev.Cmd = Redact(ev.Cmd, r.secrets)
 	ev.Output = clip(Redact(ev.Output, r.secrets), MaxRecordOutput)
 	ev.Error = Redact(ev.Error, r.secrets)
-	_ = r.io.Event(ev)
+	_ = r.io.Emit(ev)
 }
 
 func (r *jsonReporter) Plan(p *Plan) {

@@ -20,6 +20,7 @@ import (
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/sshexec"
+	"github.com/hoctl/hoctl/pkg/sshexec/sshexectest"
 )
 
 const inv5 = `
@@ -31,69 +32,37 @@ hosts:
   db: {address: 10.0.0.9}
 `
 
-// fakeHosts answers shell commands by a function of host and command, and
+// fakeHosts answers shell commands by a function of host and command
+// (with the secrets' variables expanded, as the host's shell would), and
 // records every command in order.
 type fakeHosts struct {
-	mu      sync.Mutex
-	log     []string
-	answer  func(host, cmd string) (string, int)
-	running atomic.Int64
-	peak    atomic.Int64
-	delay   time.Duration
+	*sshexectest.Hosts
+	answer func(host, cmd string) (string, int)
 }
 
-type fakeRunner struct {
-	f    *fakeHosts
-	host string
-}
-
-func (r *fakeRunner) Name() string { return r.host }
-func (r *fakeRunner) Run(ctx context.Context, c sshexec.Cmd) (*sshexec.Result, error) {
-	n := r.f.running.Add(1)
-	defer r.f.running.Add(-1)
-	for {
-		p := r.f.peak.Load()
-		if n <= p || r.f.peak.CompareAndSwap(p, n) {
-			break
+func newFakeHosts() *fakeHosts {
+	f := &fakeHosts{Hosts: &sshexectest.Hosts{}}
+	f.Answer = func(host string, c sshexec.Cmd) sshexectest.Reply {
+		if f.answer == nil {
+			return sshexectest.Reply{}
 		}
-	}
-	r.f.mu.Lock()
-	r.f.log = append(r.f.log, r.host+": "+c.Script)
-	r.f.mu.Unlock()
-	if r.f.delay > 0 {
-		select {
-		case <-time.After(r.f.delay):
-		case <-ctx.Done():
-			return &sshexec.Result{Host: r.host, ExitCode: -1}, ctx.Err()
-		}
-	}
-	out, code := "", 0
-	if r.f.answer != nil {
-		// The host's shell would expand the secrets' variables.
 		script := c.Script
 		for k, v := range c.Secrets {
 			script = strings.ReplaceAll(script, `"$`+k+`"`, v)
 		}
-		out, code = r.f.answer(r.host, script)
+		out, code := f.answer(host, script)
+		return sshexectest.Reply{Stdout: out, Code: code}
 	}
-	res := &sshexec.Result{Host: r.host, ExitCode: code}
-	// Like the real runners: output goes to the command's writer if it
-	// has one.
-	if c.Stdout != nil {
-		_, _ = io.WriteString(c.Stdout, out)
-	} else {
-		res.Stdout = []byte(out)
-	}
-	if code != 0 {
-		return res, &sshexec.ExitError{Host: r.host, Code: code}
-	}
-	return res, nil
+	return f
 }
 
+// commands are the scripts run, as "host: script".
 func (f *fakeHosts) commands() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.log)
+	var out []string
+	for _, c := range f.Calls() {
+		out = append(out, c.Host+": "+c.Cmd.Script)
+	}
+	return out
 }
 
 type fixture struct {
@@ -110,15 +79,13 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fh := &fakeHosts{}
+	fh := newFakeHosts()
 	ios, _, _, _ := iostreams.Test()
 	out := &strings.Builder{}
 	ios.ErrOut = &lockedBuf{w: out}
 	state := t.TempDir()
 	eng := &Engine{
-		Env: &Env{Inventory: inv, Connect: func(_ context.Context, h *inventory.Host) (sshexec.Runner, error) {
-			return &fakeRunner{f: fh, host: h.Name}, nil
-		}},
+		Env:      &Env{Inventory: inv, Connect: fh.Connect},
 		Reporter: NewReporter(ios, nil),
 		StateDir: state,
 		Yes:      true,
@@ -187,21 +154,21 @@ steps:
 
 func TestParallelHostsAndSerialBatches(t *testing.T) {
 	fx := newFixture(t)
-	fx.hosts.delay = 50 * time.Millisecond
+	fx.hosts.Delay = 50 * time.Millisecond
 	rb := fx.runbook(t, "name: p\nsteps:\n  - {title: all, hosts: web, run: x}\n")
 	if _, err := fx.eng.Run(context.Background(), rb, RunOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if p := fx.hosts.peak.Load(); p != 4 {
+	if p := fx.hosts.Peak(); p != 4 {
 		t.Fatalf("peak concurrency %d, want 4 hosts at once", p)
 	}
 	fx = newFixture(t)
-	fx.hosts.delay = 50 * time.Millisecond
+	fx.hosts.Delay = 50 * time.Millisecond
 	rb = fx.runbook(t, "name: s\nsteps:\n  - {title: all, hosts: web, run: x, serial: 2}\n")
 	if _, err := fx.eng.Run(context.Background(), rb, RunOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if p := fx.hosts.peak.Load(); p != 2 {
+	if p := fx.hosts.Peak(); p != 2 {
 		t.Fatalf("peak concurrency %d, want batches of 2", p)
 	}
 }
@@ -566,7 +533,7 @@ func TestInterruptedRunWithoutEndIsInterrupted(t *testing.T) {
 
 func TestCancelMidStepIsInterrupted(t *testing.T) {
 	fx := newFixture(t)
-	fx.hosts.delay = 5 * time.Second
+	fx.hosts.Delay = 5 * time.Second
 	rb := fx.runbook(t, "name: c\nsteps:\n  - {title: a, hosts: web, run: slow}\n")
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { time.Sleep(100 * time.Millisecond); cancel() }()
@@ -587,7 +554,7 @@ func TestCancelMidStepIsInterrupted(t *testing.T) {
 // "h: context canceled" under every host and after the run.
 func TestInterruptionIsSaidAsSuch(t *testing.T) {
 	fx := newFixture(t)
-	fx.hosts.delay = 5 * time.Second
+	fx.hosts.Delay = 5 * time.Second
 	rb := fx.runbook(t, "name: c\nsteps:\n  - {title: a, hosts: web, run: slow}\n")
 	rb.Steps[0].Action = &Func{Desc: "send", Fn: func(ctx context.Context, _ *Env, h *inventory.Host) (string, error) {
 		<-ctx.Done()

@@ -1,0 +1,204 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/hoctl/hoctl/pkg/hostout"
+	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/tasks"
+	"github.com/spf13/cobra"
+)
+
+// completer holds the completion functions: each reads the inventory or
+// the journal, and a failure completes nothing rather than an error.
+type completer struct{ f *Factory }
+
+func (c *completer) inventory(ctx context.Context) *inventory.Inventory {
+	inv, err := c.f.Inventory(ctx)
+	if err != nil {
+		return nil
+	}
+	return inv
+}
+
+// targets completes a TARGET expression: after a comma, `!` or `&` it
+// completes the next name and keeps what was typed before it.
+func (c *completer) targets(cmd *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	inv := c.inventory(cmd.Context())
+	if inv == nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	cut := strings.LastIndexAny(toComplete, ",!&") + 1
+	prefix, partial := toComplete[:cut], toComplete[cut:]
+	var out []cobra.Completion
+	seen := map[string]bool{}
+	add := func(name, desc string) {
+		if seen[name] || !strings.HasPrefix(name, partial) {
+			return
+		}
+		seen[name] = true
+		out = append(out, cobra.CompletionWithDesc(prefix+name, desc))
+	}
+	for _, h := range inv.HostNames() {
+		add(h, "host")
+	}
+	groups := make([]string, 0, len(inv.Groups))
+	for g := range inv.Groups {
+		groups = append(groups, g)
+	}
+	sort.Strings(groups)
+	for _, g := range groups {
+		add(g, "group: "+strings.Join(inv.Groups[g], ","))
+	}
+	var roles []string
+	for _, h := range inv.HostNames() {
+		roles = append(roles, inv.Host(h).Roles...)
+	}
+	sort.Strings(roles)
+	for _, r := range roles {
+		add(r, "role")
+	}
+	add("all", "every host")
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+func (c *completer) hosts(cmd *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	inv := c.inventory(cmd.Context())
+	if inv == nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var out []cobra.Completion
+	for _, h := range inv.HostNames() {
+		if strings.HasPrefix(h, toComplete) {
+			out = append(out, cobra.CompletionWithDesc(h, strings.Join(inv.Host(h).Roles, ",")))
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+func (c *completer) replications(cmd *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	inv := c.inventory(cmd.Context())
+	if inv == nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var out []cobra.Completion
+	for name, r := range inv.Replication {
+		if strings.HasPrefix(name, toComplete) {
+			out = append(out, cobra.CompletionWithDesc(name, r.Source.Host+" → "+r.Target.Host))
+		}
+	}
+	sort.Strings(out)
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+func (c *completer) nfsServices(cmd *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	inv := c.inventory(cmd.Context())
+	if inv == nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var out []cobra.Completion
+	for name, s := range inv.NFS {
+		if strings.HasPrefix(name, toComplete) {
+			out = append(out, cobra.CompletionWithDesc(name, s.Export))
+		}
+	}
+	sort.Strings(out)
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+// runIDs completes journaled run IDs, newest first, and "last". Only the
+// first line of each journal is read, and only for the newest runs, so
+// completion stays quick with thousands of runs.
+func (c *completer) runIDs(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	runs := filepath.Join(tasks.StateDir(c.f.Getenv), "runs")
+	entries, _ := os.ReadDir(runs)
+	var ids []string
+	for _, e := range entries {
+		if id, ok := strings.CutSuffix(e.Name(), ".jsonl"); ok && strings.HasPrefix(id, toComplete) {
+			ids = append(ids, id)
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(ids))) // IDs start with their UTC time
+	var out []cobra.Completion
+	if last := "last"; strings.HasPrefix(last, toComplete) {
+		out = append(out, cobra.CompletionWithDesc("last", "the newest run"))
+	}
+	for i, id := range ids {
+		desc := ""
+		if i < 50 {
+			desc = runCommand(filepath.Join(runs, id+".jsonl"))
+		}
+		out = append(out, cobra.CompletionWithDesc(id, desc))
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveKeepOrder
+}
+
+// runCommand is the command line a journal's first record names.
+func runCommand(path string) string {
+	fh, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer func() { _ = fh.Close() }()
+	sc := bufio.NewScanner(fh)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	if !sc.Scan() {
+		return ""
+	}
+	var r struct {
+		Command string `json:"command"`
+	}
+	if json.Unmarshal(sc.Bytes(), &r) != nil {
+		return ""
+	}
+	// The command line may hold a hostile file name; zsh and fish print
+	// descriptions, so it is defused as the history table does, and kept
+	// on one line.
+	return strings.Join(strings.Fields(hostout.Sanitize(r.Command)), " ")
+}
+
+// runArgs completes `run TARGET... -- CMD`: the first target only (a comma
+// list completes throughout). Cobra does not tell a completion function
+// whether -- came before the word, and a remote command must not be
+// offered host names; the shell's own completion is no help for it either.
+func (c *completer) runArgs(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	if len(args) == 0 {
+		return c.targets(cmd, args, toComplete)
+	}
+	return nil, cobra.ShellCompDirectiveNoFileComp
+}
+
+func (c *completer) firstArg(fn completeFunc) completeFunc {
+	return c.upTo(1, fn)
+}
+
+func (c *completer) upTo(n int, fn completeFunc) completeFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) >= n {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		return fn(cmd, args, toComplete)
+	}
+}
+
+func fixed(choices ...string) completeFunc {
+	return func(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		var out []cobra.Completion
+		for _, c := range choices {
+			if strings.HasPrefix(c, toComplete) {
+				out = append(out, c)
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+func dirs(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	return nil, cobra.ShellCompDirectiveFilterDirs
+}

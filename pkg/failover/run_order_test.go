@@ -1,0 +1,182 @@
+package failover
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/iostreams"
+	"github.com/hoctl/hoctl/pkg/replicate"
+	"github.com/hoctl/hoctl/pkg/sshexec"
+	"github.com/hoctl/hoctl/pkg/sshexec/sshexectest"
+	"github.com/hoctl/hoctl/pkg/tasks"
+)
+
+// cluster is the failover's world in a test: Consul's keys and which
+// hosts serve NFS (passing in Consul while their unit is active), and the
+// hosts (sshexectest) answering the failover's commands from that state.
+// timeline is what changed, in order.
+type cluster struct {
+	mu       sync.Mutex
+	kv       map[string]string
+	index    map[string]uint64
+	active   map[string]bool
+	timeline []string
+}
+
+func (c *cluster) log(ev string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.timeline = append(c.timeline, ev)
+}
+
+func (c *cluster) Leader(context.Context) (string, error) { return "c2", nil }
+
+func (c *cluster) Passing(context.Context, string) ([]string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for h, on := range c.active {
+		if on {
+			out = append(out, h)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func (c *cluster) Get(_ context.Context, key string) (string, uint64, bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.kv[key]
+	return v, c.index[key], ok, nil
+}
+
+func (c *cluster) CAS(_ context.Context, key, value string, index uint64) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.index[key] != index {
+		return false, nil
+	}
+	c.kv[key], c.index[key] = value, index+1
+	c.timeline = append(c.timeline, "consul "+key+"="+value)
+	return true, nil
+}
+
+// copyListing is c1's replication dir: one complete received copy.
+func copyListing(t *testing.T) string {
+	b, err := json.Marshal(replicate.Entry{Name: "services@20261126T090000Z", Kind: replicate.KindSubvolume, ID: 260,
+		UUID: "bbbb", ReceivedUUID: "aaaa", ReadOnly: true, Created: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b) + "\n"
+}
+
+func (c *cluster) answer(t *testing.T) func(host string, cmd sshexec.Cmd) sshexectest.Reply {
+	listing := copyListing(t)
+	return func(host string, cmd sshexec.Cmd) sshexectest.Reply {
+		line := cmd.Line()
+		isActive := func() sshexectest.Reply {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.active[host] {
+				return sshexectest.Reply{}
+			}
+			return sshexectest.Reply{Code: 3}
+		}
+		switch {
+		case strings.Contains(line, "hoctl-dir list services"):
+			return sshexectest.Reply{Stdout: listing}
+		case line == "exportfs -v":
+			return sshexectest.Reply{}
+		case strings.Contains(line, "50-hoctl-fence.conf") && strings.Contains(line, "systemctl stop"):
+			c.mu.Lock()
+			c.active[host] = false
+			c.mu.Unlock()
+			c.log(host + " fence")
+		case strings.Contains(line, " promote services@20261126T090000Z=bbbb "):
+			c.log(host + " promote")
+		case strings.Contains(line, "systemctl start nfs-server.service"):
+			c.mu.Lock()
+			c.active[host] = true
+			c.mu.Unlock()
+			c.log(host + " start")
+		case strings.HasPrefix(line, "systemctl is-active -q nfs-server.service"):
+			return isActive()
+		case strings.Contains(line, "hoctl-dir direction services"):
+			c.log(host + " direction")
+		case strings.Contains(line, "systemctl restart"):
+			c.log(host + " remount")
+		case strings.HasPrefix(line, "btrfs property get"), strings.HasPrefix(line, "stat "):
+		default:
+			c.log(host + " unexpected: " + line)
+		}
+		return sshexectest.Reply{}
+	}
+}
+
+type heldLock struct{}
+
+func (heldLock) Lost() <-chan struct{} { return nil }
+func (heldLock) Release() error        { return nil }
+
+// The failover as run on the engine, not as planned: the owner key moves
+// before the old primary is fenced, the final sync comes after the fence,
+// the promote after the final sync, NFS starts on the new primary after
+// the promote, and only then does the direction move and the clients
+// remount. The final sync's own steps (replicate's runbook, tested in
+// pkg/replicate) are stood in for here by steps that record when they
+// ran. A change of order fails here in seconds, not in the lab.
+func TestFailoverRunsInOrderOnTheHosts(t *testing.T) {
+	inv := parseInv(t, resolveInv)
+	svc := inv.NFS["data-services"]
+	c := &cluster{kv: map[string]string{svc.OwnerKey: "zippy"}, index: map[string]uint64{svc.OwnerKey: 7}, active: map[string]bool{"zippy": true}}
+	consulFn := func(context.Context) (Consul, error) { return c, nil }
+	rb, err := Resolve(context.Background(), inv, consulFn, Options{To: "c1", ConsulWait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sync := 0
+	for _, s := range rb.Steps {
+		if strings.HasPrefix(s.Title, "final sync:") {
+			sync++
+			s.Before, s.After, s.Undo = nil, nil, nil
+			s.Action = &tasks.Func{Desc: "stand-in", Fn: func(context.Context, *tasks.Env, *inventory.Host) (string, error) {
+				c.log("final sync")
+				return "", nil
+			}}
+		}
+	}
+	if sync == 0 {
+		t.Fatal("no final sync steps")
+	}
+	hosts := &sshexectest.Hosts{Answer: c.answer(t)}
+	ios, _, _, _ := iostreams.Test()
+	eng := &tasks.Engine{Env: &tasks.Env{Inventory: inv, Connect: hosts.Connect}, Reporter: tasks.NewReporter(ios, nil),
+		StateDir: t.TempDir(), Yes: true, Command: "hoctl failover",
+		ClusterLock: func(context.Context, string, string) (tasks.ClusterLock, error) { return heldLock{}, nil }}
+	if _, err := eng.Run(context.Background(), rb, tasks.RunOptions{}); err != nil {
+		t.Fatalf("%v\n%s", err, strings.Join(c.timeline, "\n"))
+	}
+	var got []string
+	for _, ev := range c.timeline {
+		if len(got) == 0 || got[len(got)-1] != ev {
+			got = append(got, ev)
+		}
+	}
+	// The clients remount at once, in either order.
+	if i := slices.Index(got, "zippy direction"); i >= 0 {
+		slices.Sort(got[i+1:])
+	}
+	want := []string{"consul hoctl/nfs/data-services/owner=c1", "zippy fence", "final sync", "c1 promote", "c1 start",
+		"consul " + replicate.DirectionKey("services") + "=c1", "c1 direction", "zippy direction", "c1 remount", "c2 remount"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("the failover ran\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}
