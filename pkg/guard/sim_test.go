@@ -27,8 +27,11 @@ import (
 // index back to an earlier time's), who else starts and stops the unit
 // when (an operator's systemctl, a deploy starting multi-user.target's
 // wants: only the unit's own start checks decide, with or without the
-// guard's lease check), restarts of the guard, and how long each
-// systemctl call takes. Every instant of
+// guard's lease check), restarts of the guard, how long each
+// systemctl call takes, and how long the unit's own start and stop
+// take (seconds to minutes: a slow ExecStartPost, during which the
+// server already serves; a slow ExecStopPost, after it stopped). Every
+// instant of
 // the schedule is checked against the invariants (simInvariants).
 
 var (
@@ -36,7 +39,7 @@ var (
 	simSchedules = flag.Int("schedules", 0, "TestSimulation: schedules to run (default $HOCTL_SIM_SCHEDULES, else 10000)")
 )
 
-const simInvariants = `(1) zippy's unit is not active past its deadline + the stop bound, where the deadline is the newest confirmation's send time + lease (a guard just started: at most its start + StartGrace), and no request is given time past the deadline; ` +
+const simInvariants = `(1) zippy's unit is not serving (active, or activating with its server up) past its deadline + the stop bound, where the deadline is the newest confirmation's send time + lease (a guard just started: at most its start + StartGrace), and no request is given time past the deadline; ` +
 	`(2) the guard starts the unit only on an answer naming zippy at the ModifyIndex confirmed last before it stopped the running unit on the lease; ` +
 	`(3) zippy and c1 never serve at the same instant, c1 started by failover --primary-down after its wait (lease + margin from the key's move); ` +
 	`(4) a unit started by someone else while the lease has run out is stopped within the started bound; ` +
@@ -120,6 +123,15 @@ type schedule struct {
 	leaseCheck bool
 	end        time.Duration
 	opMax      time.Duration
+	// startTake is the unit's start, from the start job to active: it
+	// serves all along (a slow ExecStartPost after the server is up).
+	// stopTake is what a stop takes after the server is gone (a slow
+	// ExecStopPost: the lab's deregistration from a hung agent).
+	startTake, stopTake time.Duration
+	// blockingStart: Units.Start waits for the start to end (systemctl
+	// start without --no-block, bounded by its two minutes), as before
+	// issue 19's finding 1 (TestSimulationFindsABlockingStart).
+	blockingStart bool
 	// scenario tests only
 	unit0   unitState // the unit's state at 0
 	unitErr bool      // systemctl is-active cannot answer
@@ -201,6 +213,14 @@ func newSchedule(seed uint64) (schedule, *rand.Rand) {
 	s.leaseCheck = r.IntN(2) == 0
 	if r.IntN(5) == 0 {
 		s.suspends = append(s.suspends, restart{at: rndDur(r, 0, s.end), gap: rndDur(r, time.Second, time.Minute)})
+	}
+	for _, d := range []*time.Duration{&s.startTake, &s.stopTake} {
+		switch r.IntN(3) {
+		case 1:
+			*d = rndDur(r, time.Second, 30*time.Second)
+		case 2:
+			*d = rndDur(r, 30*time.Second, 3*time.Minute)
+		}
 	}
 	return s, r
 }
@@ -293,6 +313,7 @@ func (s *schedule) String() string {
 		fmt.Fprintf(&b, "  %8s someone else %s the unit\n", o.at, map[bool]string{true: "starts", false: "stops"}[o.start])
 	}
 	fmt.Fprintf(&b, "  the unit's start checks the guard's lease: %v\n", s.leaseCheck)
+	fmt.Fprintf(&b, "  the unit's start takes %s (serving), its stop %s more (not serving); the guard's start waits for it: %v\n", s.startTake, s.stopTake, s.blockingStart)
 	return b.String()
 }
 
@@ -303,6 +324,9 @@ const (
 	active unitState = iota
 	stopped
 	fenced
+	// activating: in its start commands, the server up (ExecStartPost),
+	// until startDone
+	activating
 )
 
 // delivery is an answer as the guard received it.
@@ -323,8 +347,10 @@ type world struct {
 	t0   time.Time
 	now  time.Duration
 
-	unit     unitState
-	deadline time.Duration // invariant 1
+	unit      unitState
+	startDone time.Duration // activating until then
+	inStart   bool          // the guard waits in its own Start
+	deadline  time.Duration // invariant 1
 	// invariant 2: the newest confirmation (its ModifyIndex, when its
 	// value was read), and what it was when the guard last stopped the
 	// running unit on the lease
@@ -407,7 +433,12 @@ func (w *world) advance(t time.Duration) {
 	if t <= w.now {
 		return
 	}
-	if w.unit == active {
+	if w.unit == activating && w.startDone < t {
+		// Checked up to the start's end, then as active.
+		w.advance(w.startDone)
+		w.settle()
+	}
+	if w.unit == active || w.unit == activating {
 		if limit := max(w.deadline, w.resumed) + simStopBound; w.deadline != never && t > limit && t > w.activeSince+simStartedBound {
 			if w.otherStart && w.activeSince > w.deadline {
 				w.violate("4 (started by someone else)", max(w.activeSince+simStartedBound, w.now), "zippy's unit, started by someone else at %s, after its deadline %s, still active %s later (bound %s)", w.activeSince, w.deadline, t-w.activeSince, simStartedBound)
@@ -519,6 +550,17 @@ func (w *world) deliver(d *delivery) {
 
 func (w *world) op() { w.advance(w.now + rndDur(w.rng, 0, w.opMax)) }
 
+// settle ends a start whose time is up: active from now on.
+func (w *world) settle() {
+	if w.unit == activating && w.now >= w.startDone {
+		w.unit = active
+		w.activations++
+		w.tracef("the unit's start ends: active")
+	}
+}
+
+func (w *world) serving() bool { return w.unit == active || w.unit == activating }
+
 // writtenBetween names the first write of the key in (from, to], if any.
 func (w *world) writtenBetween(from, to time.Duration) string {
 	for _, x := range w.writes {
@@ -534,8 +576,9 @@ func (w *world) writtenBetween(from, to time.Duration) string {
 // and with leaseCheck the guard's stored lease. (None starts zippy's
 // unit while c1 serves: no guard could stop that in time.)
 func (w *world) other(o other) {
+	w.settle()
 	switch {
-	case !o.start && w.unit == active:
+	case !o.start && w.serving():
 		w.unit, w.stoppedBy = stopped, "other"
 		w.tracef("someone else stops the unit")
 	case o.start && w.unit == stopped && w.c1Start > w.now:
@@ -559,10 +602,11 @@ type simUnits struct{ w *world }
 
 func (u simUnits) Running(context.Context, string) (bool, error) {
 	u.w.op()
+	u.w.settle()
 	if u.w.unitErr {
 		return false, errors.New("Failed to connect to bus")
 	}
-	return u.w.unit == active, nil
+	return u.w.serving(), nil
 }
 
 func (u simUnits) Activated(context.Context, string) (string, error) {
@@ -572,13 +616,15 @@ func (u simUnits) Activated(context.Context, string) (string, error) {
 
 func (u simUnits) Stop(context.Context, string) error {
 	u.w.op()
-	if w := u.w; w.unit == active {
+	u.w.settle()
+	if w := u.w; w.serving() {
 		w.unit, w.stoppedBy = stopped, "lease"
 		w.stopMod, w.haveStop, w.stopAt = w.newestMod, w.haveNewest, w.newestAt
 	}
 	u.w.stops++
 	u.w.tracef("unit stopped")
 	u.w.unitLog = append(u.w.unitLog, fmt.Sprintf("stop %s", u.w.now))
+	u.w.advance(u.w.now + u.w.stopTake)
 	return nil
 }
 
@@ -588,13 +634,17 @@ func (u simUnits) Fence(context.Context, string, string) error {
 	u.w.fences++
 	u.w.tracef("unit fenced")
 	u.w.unitLog = append(u.w.unitLog, fmt.Sprintf("fence %s", u.w.now))
+	u.w.advance(u.w.now + u.w.stopTake)
 	return nil
 }
 
-// Start is active from the call on; the unit's own start check (the
-// key names zippy) and the fence still decide.
+// Start queues the start: the unit serves from the call on, activating
+// for startTake; the unit's own start check (the key names zippy) and
+// the fence still decide. With blockingStart the call returns only when
+// the start has ended, or after systemctl's two minutes.
 func (u simUnits) Start(context.Context, string) error {
 	w := u.w
+	w.settle()
 	w.tracef("guard starts the unit")
 	w.starts++
 	w.unitLog = append(w.unitLog, fmt.Sprintf("start %s", w.now))
@@ -618,12 +668,26 @@ func (u simUnits) Start(context.Context, string) error {
 		w.op()
 		return errors.New("nfs-server.service: ExecStartPre: the owner key names another host")
 	}
-	w.unit, w.activeSince, w.otherStart = active, w.now, false
-	w.activations++
+	if w.serving() {
+		w.op()
+		return nil
+	}
+	w.unit, w.activeSince, w.otherStart = activating, w.now, false
+	w.startDone = w.now + w.startTake
+	w.settle()
 	if w.c1Start <= w.now {
 		w.violate("3 (two servers)", w.now, "zippy's unit started while c1 serves")
 	}
 	w.op()
+	if w.blockingStart && w.unit == activating {
+		w.inStart = true
+		w.advance(min(w.startDone, w.now+2*time.Minute))
+		w.settle()
+		w.inStart = false
+		if w.unit == activating {
+			return errors.New("systemctl start nfs-server.service: Connection timed out")
+		}
+	}
 	return nil
 }
 
@@ -631,7 +695,8 @@ func (u simUnits) Start(context.Context, string) error {
 type simState struct{ w *world }
 
 func (s simState) Load() (Stored, bool, error) { return s.w.stored, s.w.has, nil }
-func (s simState) Save(st Stored) error        { s.w.stored, s.w.has = st, true; return nil }
+
+func (s simState) Save(st Stored) error { s.w.stored, s.w.has = st, true; return nil }
 
 // simClock is the world's clock; the simulation's loop does the waiting,
 // so nothing here ever sleeps.
@@ -712,7 +777,10 @@ func (w *world) run() {
 		}
 		send, wake := g.tick(ctx)
 		if send != nil {
-			if w.now < w.deadline && w.at(send.deadline) > w.deadline {
+			// A guard whose lease has ended (an answer naming another
+			// host ends it at once) stops the unit every Retry,
+			// whatever its requests do: they are not bounded by it.
+			if w.now < w.deadline && w.at(send.deadline) > w.deadline && w.now < w.at(w.stored.LeaseEnd) {
 				w.violate("1 (lease)", w.now, "a request given time to %s, past the deadline %s", w.at(send.deadline), w.deadline)
 			}
 			pending = w.request(send.index, send.wait, w.at(send.deadline))
@@ -827,6 +895,8 @@ func TestSimulation(t *testing.T) {
 // classify names the issue #19 finding an invariant broken looks like.
 func (w *world) classify() string {
 	switch {
+	case w.inStart:
+		return "(19.1) the lease's end or the key's move not acted on during the guard's own slow start"
 	case strings.HasPrefix(w.kind, "4"):
 		return "(F1) a unit started by someone else after the lease ran out, left running"
 	case strings.HasPrefix(w.kind, "5") && w.stoppedBy == "other" && w.unit == stopped:
@@ -933,6 +1003,30 @@ func TestSimulationFindsTheOldBugs(t *testing.T) {
 		} else if c != "other" && *simSeed == 0 {
 			t.Errorf("%s: not found in %d schedules", c, total)
 		}
+	}
+}
+
+// TestSimulationFindsABlockingStart runs the same schedules with a
+// Units.Start that waits for the unit's start to end, as `systemctl
+// start` without --no-block does (issue 19's finding 1): the simulation
+// must find the unit serving past its lease, or beside c1, while the
+// guard waits in its own start. TestSimulation, with the start queued,
+// never does.
+func TestSimulationFindsABlockingStart(t *testing.T) {
+	bad, total := runSchedules(t, simCount(t), func(w *world) { w.blockingStart = true; w.run() })
+	const c = "(19.1) the lease's end or the key's move not acted on during the guard's own slow start"
+	n, kinds := 0, map[string]int{}
+	for _, w := range bad {
+		if w.class == c {
+			if n++; n == 1 {
+				t.Logf("first seed %d: %s", w.seed, w.viol)
+			}
+			kinds[w.kind]++
+		}
+	}
+	t.Logf("a start that waits: %d of %d schedules broke an invariant, %d of them during the guard's own start: %v", len(bad), total, n, kinds)
+	if n == 0 && *simSeed == 0 {
+		t.Errorf("no schedule found the guard held by its own slow start")
 	}
 }
 
