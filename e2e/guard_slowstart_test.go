@@ -110,8 +110,8 @@ func TestRealGuardActsDuringItsOwnSlowStart(t *testing.T) {
 		t.Fatalf("(a) zippy's nfs-server, started by its guard, still %s %s after its Consul agent stopped answering (the lease is %s from the last confirmation; the start's post step runs %s):\n%s",
 			unitPhase(l, "zippy", "nfs-server"), 3*guardBound, failover.GuardLease, post, journal())
 	}
-	t.Logf("measured: (a) nfs-server, in the guard's start since %s, inactive %s after the agent stopped answering",
-		held.Sub(startedA).Round(100*time.Millisecond), d.Round(10*time.Millisecond))
+	t.Logf("measured: (a) nfs-server, seen serving in the guard's start %s before, inactive %s after the agent stopped answering (its post step would have run %s)",
+		held.Sub(startedA).Round(100*time.Millisecond), d.Round(10*time.Millisecond), post)
 	if j := journal(); !strings.Contains(j, "done: Consul has not confirmed") {
 		t.Errorf("(a) the guard's journal lacks its lease stop:\n%s", j)
 	}
