@@ -384,7 +384,11 @@ func (g *Guard) leaseRanOut(ctx context.Context, now time.Time, lastErr error) {
 			g.save()
 		}
 	}
-	if g.act(ctx, why+": stopping "+g.Unit+" until Consul confirms this host again, unchanged", func() error { return g.Units.Stop(ctx, g.Unit) }) {
+	what := why + ": stopping " + g.Unit + " until Consul confirms this host again, unchanged"
+	if !running {
+		what = why + ": stopping the start of " + g.Unit + " this guard queued, not seen running yet (this guard will not start it again)"
+	}
+	if g.act(ctx, what, func() error { return g.Units.Stop(ctx, g.Unit) }) {
 		g.starting = false
 	}
 }
