@@ -150,6 +150,11 @@ func TestRealGuardActsDuringItsOwnSlowStart(t *testing.T) {
 		t.Errorf("(b) the guard's journal lacks its fence:\n%s", j)
 	}
 	t.Logf("measured: (b) zippy's nfs-server inactive %s after the key named c1 (c1 started 5 s after it)", d.Round(10*time.Millisecond))
+	// Finding 5: the fence ended the lease, so zippy's own start check
+	// refuses at once (it said "holds for 14 s more").
+	if out, _ := inMachine(l, "zippy", "/usr/local/bin/hoctl guard --key "+lab.NFSOwnerKey+" --unit nfs-server.service --check-lease --check-wait 0s 2>&1; echo rc=$?"); !strings.Contains(out, "does not hold") || !strings.HasSuffix(strings.TrimSpace(out), "rc=1") {
+		t.Errorf("(b) after the fence, zippy's lease check must refuse:\n%s", out)
+	}
 	if gone := watch.zippyGone(); !gone.IsZero() {
 		t.Logf("measured: (b) zippy's export stopped answering %s after the key named c1", gone.Sub(moved).Round(10*time.Millisecond))
 	}
