@@ -61,7 +61,11 @@ type Units interface {
 	Fence(ctx context.Context, unit, reason string) error
 	// Stop stops unit without a fence.
 	Stop(ctx context.Context, unit string) error
-	// Start starts unit (its own start check still decides).
+	// Start queues a start of unit and returns without waiting for it
+	// (systemctl start --no-block): a start can take minutes (the unit's
+	// own start commands), and the lease's end and a move of the key
+	// must be acted on meanwhile. The unit's own start check still
+	// decides; later looks (Running) see how the start goes.
 	Start(ctx context.Context, unit string) error
 	// Activated is a mark that grows whenever unit becomes active
 	// (systemd's ActiveEnterTimestampMonotonic; 0 for a unit systemd
@@ -196,8 +200,14 @@ type Guard struct {
 	// because the lease ran out; it starts it again only when Consul
 	// names this host at ModifyIndex mod.
 	leaseStopped bool
-	stopMark     string    // Units.Activated after the lease stop
-	lastAnswer   time.Time // Stored.Answered
+	stopMark     string // Units.Activated after the lease stop
+	// starting: this guard queued a start of the unit and has not seen
+	// it run since. Until then the unit counts as running (the lease's
+	// end and a key naming another host stop it): systemd shows a
+	// queued start as inactive, and one in its start checks as not yet
+	// running.
+	starting   bool
+	lastAnswer time.Time // Stored.Answered
 	// lastIndex is the last X-Consul-Index seen (by this guard or the
 	// one before it): one below it is a snapshot restore.
 	lastIndex uint64
@@ -336,7 +346,10 @@ func (g *Guard) tick(ctx context.Context) (*request, time.Time) {
 
 // leaseRanOut stops the unit, if it runs, because the lease ended.
 func (g *Guard) leaseRanOut(ctx context.Context, now time.Time, lastErr error) {
-	if !g.running(ctx) {
+	running := g.running(ctx)
+	if running {
+		g.starting = false
+	} else if !g.starting {
 		return
 	}
 	var why string
@@ -359,7 +372,10 @@ func (g *Guard) leaseRanOut(ctx context.Context, now time.Time, lastErr error) {
 	// (the unit's own stop commands): a guard killed meanwhile leaves
 	// it to the next one, which then starts the unit again, or fences
 	// it, as this one would have.
-	if !g.DryRun {
+	// A start of this guard's not yet seen running is stopped (it may
+	// only be queued) but not recorded as a lease stop: the unit may have
+	// been stopped by someone else since, which no guard may undo.
+	if running && !g.DryRun {
 		if mark, err := g.Units.Activated(ctx, g.Unit); err != nil {
 			// No mark: no start by the guard either.
 			g.Log(Warning, fmt.Sprintf("cannot tell when %s last started (%v): this guard will not start it again", g.Unit, err))
@@ -368,7 +384,32 @@ func (g *Guard) leaseRanOut(ctx context.Context, now time.Time, lastErr error) {
 			g.save()
 		}
 	}
-	g.act(ctx, why+": stopping "+g.Unit+" until Consul confirms this host again, unchanged", func() error { return g.Units.Stop(ctx, g.Unit) })
+	what := why + ": stopping " + g.Unit + " until Consul confirms this host again, unchanged"
+	if !running {
+		what = why + ": stopping the start of " + g.Unit + " this guard queued, not seen running yet (this guard will not start it again)"
+	}
+	if g.act(ctx, what, func() error { return g.Units.Stop(ctx, g.Unit) }) {
+		g.starting = false
+	}
+}
+
+// up is running, or started by this guard and not yet seen running.
+func (g *Guard) up(ctx context.Context) bool {
+	if g.running(ctx) {
+		g.starting = false
+		return true
+	}
+	return g.starting
+}
+
+// endLease ends the lease now: an answer naming another host (asked
+// again when the unit runs) is the end of this host's ownership, and
+// the unit's start check (--check-lease) must say so at once.
+func (g *Guard) endLease(now time.Time) {
+	if now.Before(g.leaseEnd) {
+		g.leaseEnd = now
+		g.save()
+	}
 }
 
 // running asks systemd; not knowing, it takes the unit as running:
@@ -429,7 +470,7 @@ func (g *Guard) answered(ctx context.Context, req *request, r Reading, err error
 	if mine {
 		g.confirm(req.sent, r)
 	}
-	running := g.running(ctx)
+	running := g.up(ctx)
 	now := g.Clock.Now()
 	switch {
 	case !mine && (running || g.leaseStopped):
@@ -439,10 +480,16 @@ func (g *Guard) answered(ctx context.Context, req *request, r Reading, err error
 			g.nextRead = now
 			return
 		}
+		g.endLease(now)
 		if g.act(ctx, why+": fencing and stopping "+g.Unit, func() error { return g.Units.Fence(ctx, g.Unit, why) }) {
-			g.leaseStopped = false
+			g.leaseStopped, g.starting = false, false
 			g.save()
 		}
+	case !mine:
+		// Nothing runs, so nothing is stopped on an answer that may be
+		// old; but no start check passes on this host's lease now.
+		g.endLease(now)
+		g.log.state(r, running)
 	case running && !now.Before(g.leaseEnd):
 		// A late answer, or a unit started by someone else while the
 		// lease had run out: the lease rule holds on every path.
@@ -467,7 +514,7 @@ func (g *Guard) answered(ctx context.Context, req *request, r Reading, err error
 		}
 		if g.act(ctx, fmt.Sprintf("Consul confirms %s names %s again at ModifyIndex %d, unchanged since the lease stop: starting %s", g.Key, g.Host, r.ModifyIndex, g.Unit),
 			func() error { return g.Units.Start(ctx, g.Unit) }) {
-			g.leaseStopped = false
+			g.leaseStopped, g.starting = false, true
 			g.save()
 		}
 	default:

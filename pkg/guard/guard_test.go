@@ -433,3 +433,71 @@ func TestStartedSince(t *testing.T) {
 		}
 	}
 }
+
+// Issue 19 finding 5: a guard that fences (the key names another host)
+// ends its lease at once, so the unit's start check (--check-lease,
+// which reads the stored lease) no longer passes on this host; and an
+// answer naming another host ends it as well when the unit does not run.
+func TestGuardFenceEndsTheLease(t *testing.T) {
+	w := scenario(true, 20*time.Second, []phase{{0, mOK}}, keyWrite{at: 2 * time.Second, owner: "c1", mod: 11, by: "failover"})
+	w.run()
+	if len(w.unitLog) != 1 || !strings.HasPrefix(w.unitLog[0], "fence ") {
+		t.Fatalf("unit %q, want one fence", w.unitLog)
+	}
+	fenced, err := time.ParseDuration(strings.TrimPrefix(w.unitLog[0], "fence "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end := w.at(w.stored.LeaseEnd); end > fenced {
+		t.Fatalf("stored lease ends at %s, after the fence at %s (the last confirmation was sent before 2s)", end, fenced)
+	}
+
+	w = scenario(true, 20*time.Second, []phase{{0, mOK}}, keyWrite{at: 2 * time.Second, owner: "c1", mod: 11, by: "failover"})
+	w.unit = stopped
+	w.run()
+	if len(w.unitLog) != 0 {
+		t.Fatalf("a unit that does not run: %q", w.unitLog)
+	}
+	if end := w.at(w.stored.LeaseEnd); end > 3*time.Second {
+		t.Fatalf("a unit that does not run: stored lease ends at %s, after an answer named c1 at 2s", end)
+	}
+}
+
+// Finding 1: a start of the guard's own that has not been seen running
+// (queued, or in its start checks) counts as running: the key naming
+// another host fences it, and the lease's end stops it, but does not
+// record a lease stop (the unit may have been stopped by someone else
+// meanwhile, which no guard may undo).
+func TestGuardQueuedStartCountsAsRunning(t *testing.T) {
+	w := scenario(true, 20*time.Second, []phase{{0, mOK}})
+	w.unit = stopped
+	g := w.newGuard()
+	ctx := context.Background()
+	g.tick(ctx)
+	g.inflight = nil
+	g.leaseStopped, g.haveMod, g.mod, g.stopMark = true, true, 10, "0"
+	req, _ := g.tick(ctx)
+	g.answered(ctx, req, Reading{Owner: "zippy", Found: true, Index: 1010, ModifyIndex: 10}, nil)
+	if !g.starting || len(w.unitLog) != 1 || !strings.HasPrefix(w.unitLog[0], "start ") {
+		t.Fatalf("want a start: starting %v, unit %q", g.starting, w.unitLog)
+	}
+	w.unit = stopped // queued: systemd does not show it running yet
+	req, _ = g.tick(ctx)
+	g.answered(ctx, req, Reading{Owner: "c1", Found: true, Index: 1011, ModifyIndex: 11}, nil)
+	req, _ = g.tick(ctx)
+	g.answered(ctx, req, Reading{Owner: "c1", Found: true, Index: 1011, ModifyIndex: 11}, nil)
+	if len(w.unitLog) != 2 || !strings.HasPrefix(w.unitLog[1], "fence ") || g.starting {
+		t.Fatalf("a queued start and the key naming c1: unit %q (starting %v), want a fence", w.unitLog, g.starting)
+	}
+
+	w = scenario(true, 20*time.Second, []phase{{0, mOK}})
+	g = w.newGuard()
+	g.tick(ctx)
+	g.inflight = nil
+	w.unit, g.starting = stopped, true
+	g.leaseEnd = g.Clock.Now()
+	g.tick(ctx)
+	if len(w.unitLog) != 1 || !strings.HasPrefix(w.unitLog[0], "stop ") || g.starting || g.leaseStopped {
+		t.Fatalf("a queued start at the lease's end: unit %q, starting %v, lease stop recorded %v; want a stop, not recorded", w.unitLog, g.starting, g.leaseStopped)
+	}
+}

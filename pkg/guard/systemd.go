@@ -125,10 +125,11 @@ func (s *Systemd) Stop(ctx context.Context, unit string) error {
 	return nil
 }
 
-// Start implements Units.
+// Start implements Units: --no-block queues the start job and returns;
+// the guard's later looks see it run, or fail its start checks.
 func (s *Systemd) Start(ctx context.Context, unit string) error {
-	if out, err := s.run(ctx, "start", unit); err != nil {
-		return fmt.Errorf("systemctl start %s: %s: %w", unit, out, err)
+	if out, err := s.run(ctx, "start", "--no-block", unit); err != nil {
+		return fmt.Errorf("systemctl start --no-block %s: %s: %w", unit, out, err)
 	}
 	return nil
 }

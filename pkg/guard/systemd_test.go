@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -82,5 +83,18 @@ func TestSystemdActivated(t *testing.T) {
 	}}
 	if m, err := s.Activated(context.Background(), "u"); m != "123456789" || err != nil {
 		t.Errorf("Activated: %q %v", m, err)
+	}
+}
+
+// Finding 1: the guard's start is queued, never waited for (a start's
+// post step can take minutes, during which the guard must act).
+func TestSystemdStartDoesNotWait(t *testing.T) {
+	var args []string
+	s := &Systemd{Exec: func(_ context.Context, a ...string) (string, error) { args = a; return "", nil }}
+	if err := s.Start(context.Background(), "nfs-server.service"); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"start", "--no-block", "nfs-server.service"}; !slices.Equal(args, want) {
+		t.Fatalf("systemctl %q, want %q", args, want)
 	}
 }
