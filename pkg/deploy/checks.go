@@ -159,8 +159,10 @@ func (r *Run) afterHost(quorum bool) func(ctx context.Context, env *tasks.Env, h
 		var err error
 		if r.magic() {
 			notes, err = r.confirm(ctx, env, h, func(ctx context.Context) (string, error) { return r.health(ctx, env, h, quorum) })
-		} else {
-			notes, err = r.health(ctx, env, h, quorum)
+		} else if notes, err = r.health(ctx, env, h, quorum); err != nil {
+			// Nothing switches it back by itself: say what is left and
+			// the way back, as the deploy command's own failure does.
+			return "", fmt.Errorf("%w; %s stays on the new generation%s. To roll back: hoctl deploy --rollback %s", err, h.Name, r.leftDrained(ctx, h), h.Name)
 		}
 		if err != nil {
 			return "", err
@@ -174,6 +176,14 @@ func (r *Run) afterHost(quorum bool) func(ctx context.Context, env *tasks.Env, h
 		}
 		return notes + eligible, nil
 	}
+}
+
+// leftDrained says that h's Nomad node stays drained, if h is a client.
+func (r *Run) leftDrained(ctx context.Context, h *inventory.Host) string {
+	if _, node, err := r.nomadNode(ctx, h); err == nil && node != nil {
+		return ", its Nomad node drained and ineligible"
+	}
+	return ""
 }
 
 // eligible marks h's Nomad node eligible again after its deploy.
