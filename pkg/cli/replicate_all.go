@@ -6,6 +6,7 @@ import (
 	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/iostreams"
 	"strings"
+	"time"
 
 	"github.com/hoctl/hoctl/pkg/replicate"
 	"github.com/hoctl/hoctl/pkg/tasks"
@@ -33,10 +34,18 @@ func replicateAll(ctx context.Context, opts *ReplicateOptions) error {
 	}
 	defer closeFn()
 	consulDir := replicate.NewConsulDirection(directionKV(opts.APIs, inv, eng))
-	jobs, err := replicate.Plan(ctx, inv, consulDir.KV(), replicate.Options{Full: opts.Full, Transport: opts.Transport})
+	start := time.Now()
+	jobs, err := replicate.Plan(ctx, inv, consulDir.KV(), replicate.Options{Full: opts.Full, Transport: opts.Transport, Yes: opts.Yes, DryRun: opts.DryRun})
 	if err != nil {
 		return err
 	}
+	// With --yes a job's plan takes its host locks; one refused at its
+	// plan, or never run, lets go of them here.
+	defer func() {
+		for _, j := range jobs {
+			j.Run.Release()
+		}
+	}()
 	rbs := make([]*tasks.Runbook, len(jobs))
 	for i, j := range jobs {
 		withoutConsul(j.Runbook, consulDir)
@@ -73,6 +82,9 @@ func replicateAll(ctx context.Context, opts *ReplicateOptions) error {
 	// Each run reports on its own; the connections are shared.
 	if err := replicate.RunAll(ctx, eng, waves, func() tasks.Reporter { return tasks.NewReporter(opts.IO, nil) }); err != nil {
 		return err
+	}
+	for _, j := range jobs {
+		tracePhases(opts.Trace, j.Ends.Name, j.Run.Phases(), time.Since(start))
 	}
 	return replicateSummary(opts.IO, jobs)
 }

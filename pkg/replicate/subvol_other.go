@@ -41,3 +41,7 @@ func (d *targetDir) dedicated() error                        { return errNotLinu
 func (d *targetDir) taken([16]byte) (bool, error)            { return false, errNotLinux }
 func (d *targetDir) resolvesInDir([16]byte) (bool, error)    { return false, errNotLinux }
 func (d *targetDir) missingMountOptions() []string           { return safeMountOptions }
+func (d *targetDir) inspectTarget(string, io.Writer) error   { return errNotLinux }
+func (d *targetDir) inspectSource(context.Context, string, string, io.Writer) error {
+	return errNotLinux
+}
