@@ -214,15 +214,16 @@ type sides struct {
 func (r *Run) inspectBatched(ctx context.Context, srcR, dstR sshexec.Runner) (*sides, error) {
 	e := r.Ends
 	var (
-		wg               sync.WaitGroup
-		srcRes, dstRes   *sshexec.Result
-		srcErr, dstErr   error
-		srcCmd, dstCmd   = sourceInspectCmd(srcR, e), targetInspectCmd(dstR, e.TargetDir, e.Base)
-		srcRunner, dstRn = srcR, dstR
+		wg             sync.WaitGroup
+		srcRes, dstRes *sshexec.Result
+		srcErr, dstErr error
 	)
-	wg.Add(2)
-	go func() { defer wg.Done(); srcRes, srcErr = srcRunner.Run(ctx, srcCmd) }()
-	go func() { defer wg.Done(); dstRes, dstErr = dstRn.Run(ctx, dstCmd) }()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		srcRes, srcErr = srcR.Run(ctx, sourceInspectCmd(srcR, e))
+	}()
+	dstRes, dstErr = dstR.Run(ctx, targetInspectCmd(dstR, e.TargetDir, e.Base))
 	wg.Wait()
 	if ctx.Err() != nil {
 		return nil, ctx.Err()

@@ -309,15 +309,15 @@ func (r *Run) both(ctx context.Context, env *tasks.Env) (src, dst sshexec.Runner
 	}()
 	dst, dstErr = runner(ctx, env, r.Inv, r.Ends.TargetHost)
 	wg.Wait()
-	if err = cmpErr(srcErr, dstErr); err != nil {
+	if err = firstErr(srcErr, dstErr); err != nil {
 		return nil, nil, err
 	}
 	r.phase("connect", start)
 	return src, dst, nil
 }
 
-// cmpErr is the first of the errors that is set.
-func cmpErr(errs ...error) error {
+// firstErr is the first of the errors that is set.
+func firstErr(errs ...error) error {
 	for _, err := range errs {
 		if err != nil {
 			return err
