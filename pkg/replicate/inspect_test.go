@@ -34,6 +34,8 @@ type cycleHost struct {
 	name  string
 	old   bool // a hoctl without the inspect op
 	entry Entry
+	// lockErr, when set, is what the lock op says as it fails.
+	lockErr string
 
 	mu          sync.Mutex
 	inspections int
@@ -69,6 +71,11 @@ func (h *cycleHost) Run(ctx context.Context, c sshexec.Cmd) (*sshexec.Result, er
 		h.mu.Lock()
 		h.locks++
 		h.mu.Unlock()
+		if h.lockErr != "" {
+			_ = c.Stdout.(io.Closer).Close()
+			_, _ = io.WriteString(c.Stderr, h.lockErr)
+			return fail(1, h.lockErr)
+		}
 		_, _ = io.WriteString(c.Stdout, "locked \n")
 		_, _ = io.Copy(io.Discard, c.Stdin)
 		return res, nil
@@ -148,6 +155,12 @@ func snapEntry(name, uuid, received string, gen uint64) Entry {
 // hosts' connections made by connect.
 func cycleRun(t *testing.T, yes bool, src, dst *cycleHost, connect func(ctx context.Context, h *inventory.Host) (sshexec.Runner, error)) *Run {
 	t.Helper()
+	return cycleRunErr(t, yes, src, dst, connect, nil)
+}
+
+// cycleRunErr is cycleRun, the run's error put in wantErr when set.
+func cycleRunErr(t *testing.T, yes bool, src, dst *cycleHost, connect func(ctx context.Context, h *inventory.Host) (sshexec.Runner, error), wantErr *error) *Run {
+	t.Helper()
 	inv, err := inventory.Parse("i.yaml", []byte(cycleInventory))
 	if err != nil {
 		t.Fatal(err)
@@ -170,9 +183,29 @@ func cycleRun(t *testing.T, yes bool, src, dst *cycleHost, connect func(ctx cont
 	_, err = eng.Run(context.Background(), rb, tasks.RunOptions{})
 	run.Release()
 	if err != nil {
+		if wantErr != nil {
+			*wantErr = err
+			return run
+		}
 		t.Fatalf("the run: %v\nsource: %q\ntarget: %q", err, src.lines, dst.lines)
 	}
 	return run
+}
+
+// With --yes a lock the host refuses fails the plan's before check (exit
+// 3), and the plan says what the host said, not only its exit status.
+func TestLockRefusalShownWhole(t *testing.T) {
+	src, dst := steadyHosts()
+	dst.lockErr = "ERROR: /persist/services-standby/.hoctl-replicate-services.lock: a block device, not a regular file: refused, never opened\n"
+	var err error
+	cycleRunErr(t, true, src, dst, nil, &err)
+	var refused *tasks.RefusedError
+	if !errors.As(err, &refused) || !strings.Contains(err.Error(), "a block device, not a regular file") {
+		t.Fatalf("err = %v", err)
+	}
+	if dst.inspections != 0 {
+		t.Errorf("inspected without the lock: %q", dst.lines)
+	}
 }
 
 func steadyHosts() (src, dst *cycleHost) {

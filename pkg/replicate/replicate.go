@@ -341,13 +341,45 @@ func (r *Run) inspectStep(ctx context.Context, env *tasks.Env, _ *inventory.Host
 	r.planned = true
 	fresh, out := r.fresh, r.inspected
 	r.mu.Unlock()
-	if first && (r.Opts.DryRun || !r.Opts.Yes) {
-		return r.inspect(ctx, env)
+	var err error
+	switch {
+	case first && (r.Opts.DryRun || !r.Opts.Yes):
+		out, err = r.inspect(ctx, env)
+	case !fresh:
+		out, err = r.lockedInspect(ctx, env)
 	}
-	if fresh {
-		return out, nil
+	return out, shownWhole(err)
+}
+
+// shownWhole keeps a before check's error whole in the plan and the
+// journal: the engine shows an error that wraps a command's exit status
+// as that status alone ("exit 1"), and the operator must read what the
+// host said (the lock is a block device, the dir is missing). Its other
+// causes (an unreachable host, a held lock) still unwrap.
+func shownWhole(err error) error {
+	if err == nil || !errors.As(err, new(*sshexec.ExitError)) {
+		return err
 	}
-	return r.lockedInspect(ctx, env)
+	return &wholeError{err}
+}
+
+type wholeError struct{ err error }
+
+func (e *wholeError) Error() string { return e.err.Error() }
+
+// Unwrap hides the exit status (see shownWhole); a connection error or
+// a held lock in the chain is still found by errors.As.
+func (e *wholeError) Unwrap() []error {
+	var out []error
+	var ce *sshexec.ConnError
+	if errors.As(e.err, &ce) {
+		out = append(out, ce)
+	}
+	var he *HostLockedError
+	if errors.As(e.err, &he) {
+		out = append(out, he)
+	}
+	return out
 }
 
 // lockedInspect takes the host locks and inspects under them: what the
