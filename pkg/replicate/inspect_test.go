@@ -40,6 +40,7 @@ type cycleHost struct {
 	mu          sync.Mutex
 	inspections int
 	locks       int
+	deletes     int
 	lines       []string
 	// barrier, when set, holds each inspection until both hosts are
 	// being inspected at once.
@@ -96,6 +97,18 @@ func (h *cycleHost) Run(ctx context.Context, c sshexec.Cmd) (*sshexec.Result, er
 				entryJSON, h.entry.Name, h.entry.Gen))
 		}
 		return ok(fmt.Sprintf(`{"avail":1073741824,"missing_mount":[],"entries":[%s]}`+"\n", entryJSON))
+	case strings.Contains(line, "hoctl-dir delete"):
+		h.mu.Lock()
+		h.deletes++
+		h.mu.Unlock()
+		return ok("deleted\n")
+	case strings.Contains(line, "hoctl-dir show"):
+		if h.barrier != nil {
+			if err := h.barrier.wait(ctx); err != nil {
+				return nil, err
+			}
+		}
+		return ok(string(entryJSON) + "\n")
 	case strings.Contains(line, "hoctl-dir list"):
 		h.mu.Lock()
 		h.inspections++
@@ -473,5 +486,58 @@ func TestFilterInspect(t *testing.T) {
 	}
 	if _, err := HostOp("/persist/services-snapshots", []string{opInspect, "services", "/persist/services"}); err != nil {
 		t.Errorf("the source's inspect: %v", err)
+	}
+}
+
+// After the send, pruning decides on the side as inspected under the
+// host locks, plus the new snapshot: one command per side (the delete),
+// not a listing again first.
+func TestPruneFromTheLockedInspection(t *testing.T) {
+	inv, err := inventory.Parse("i.yaml", []byte(cycleInventory+"    keep: {source: 2, target: 2}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &cycleHost{name: "zippy"}
+	env := &tasks.Env{Inventory: inv, Connect: func(context.Context, *inventory.Host) (sshexec.Runner, error) { return src, nil }}
+	e := EndsOf(inv.Replication["services"])
+	var snaps []btrfs.Snapshot
+	for i, n := range []string{"services@20261207T110000Z", "services@20261207T111000Z", "services@20261207T112000Z"} {
+		_, at, _ := btrfs.ParseSnapshotName(n)
+		snaps = append(snaps, btrfs.Snapshot{Subvolume: btrfs.Subvolume{ID: uint64(300 + i), Path: e.SourceDir + "/" + n, ReadOnly: true}, Time: at})
+	}
+	r := &Run{Ends: e, Inv: inv, newName: "services@20261207T113000Z", fresh: true, src: &Side{Host: "zippy", Dir: e.SourceDir, Snapshots: snaps}}
+	out, err := r.prune(context.Background(), env, inv.Host("zippy"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != "pruned services@20261207T110000Z, services@20261207T111000Z" || len(src.lines) != 1 || src.deletes != 1 ||
+		!strings.Contains(src.lines[0], "delete services@20261207T110000Z=300 services@20261207T111000Z=301") {
+		t.Fatalf("%q after:\n%q", out, src.lines)
+	}
+}
+
+// The copy is verified against the new snapshot with both shown at once.
+func TestVerifyShowsBothAtOnce(t *testing.T) {
+	src, dst := steadyHosts()
+	const name = "services@20261207T120000Z"
+	src.entry = snapEntry(name, "0b5e4c6e-0000-4000-8000-000000000003", "", 11)
+	dst.entry = snapEntry(name, "0b5e4c6e-0000-4000-8000-000000000004", "0b5e4c6e-0000-4000-8000-000000000003", 12)
+	b := newBarrier(2)
+	src.barrier, dst.barrier = b, b
+	inv, err := inventory.Parse("i.yaml", []byte(cycleInventory))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &tasks.Env{Inventory: inv, Connect: func(_ context.Context, h *inventory.Host) (sshexec.Runner, error) {
+		if h.Name == "zippy" {
+			return src, nil
+		}
+		return dst, nil
+	}}
+	r := &Run{Ends: EndsOf(inv.Replication["services"]), Inv: inv, newName: name}
+	if out, err := r.verify(context.Background(), env, inv.Host("c1")); err != nil {
+		t.Fatalf("%v\n%q\n%q", err, src.lines, dst.lines)
+	} else if !strings.Contains(out, "received UUID 0b5e4c6e-0000-4000-8000-000000000003 matches") {
+		t.Fatal(out)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/user"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -855,11 +856,20 @@ func (r *Run) verify(ctx context.Context, env *tasks.Env, _ *inventory.Host) (st
 	if err != nil {
 		return "", err
 	}
-	srcShow, err := showEntry(ctx, srcR, e.SourceDir, r.name())
-	if err != nil {
-		return "", err
-	}
+	// Both sides at once.
+	var srcShow *Entry
+	var srcErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		srcShow, srcErr = showEntry(ctx, srcR, e.SourceDir, r.name())
+	}()
 	got, err := showEntry(ctx, dstR, e.TargetDir, r.name())
+	wg.Wait()
+	if srcErr != nil {
+		return "", srcErr
+	}
 	if err != nil {
 		return "", fmt.Errorf("no received copy: %w", err)
 	}
@@ -903,22 +913,36 @@ func (r *Run) deleteReceived(ctx context.Context, env *tasks.Env, h *inventory.H
 	return "deleted " + p, nil
 }
 
-// toPrune lists what retention removes on one side, re-reading that side
-// so the new snapshot counts; the new snapshot (now the common parent) is
-// protected.
+// toPrune lists what retention removes on one side: the side as inspected
+// under the host locks, which no other run has changed since, with the
+// new snapshot, which this run added (each delete still checks that the
+// name is the subvolume id listed); re-read when there is no such
+// inspection. The new snapshot (now the common parent) is protected.
 func (r *Run) toPrune(ctx context.Context, env *tasks.Env, source bool) ([]btrfs.Snapshot, error) {
 	e := r.Ends
 	host, dir, keep := e.SourceHost, e.SourceDir, e.KeepSource
 	if !source {
 		host, dir, keep = e.TargetHost, e.TargetDir, e.KeepTarget
 	}
-	run, err := runner(ctx, env, r.Inv, host)
-	if err != nil {
-		return nil, err
+	newName := r.name()
+	r.mu.Lock()
+	side, fresh := r.src, r.fresh
+	if !source {
+		side = r.dst
 	}
-	side, err := List(ctx, run, dir, e.Base)
-	if err != nil {
-		return nil, err
+	r.mu.Unlock()
+	_, newTime, ok := btrfs.ParseSnapshotName(newName)
+	if side == nil || !fresh || !ok {
+		run, err := runner(ctx, env, r.Inv, host)
+		if err != nil {
+			return nil, err
+		}
+		if side, err = List(ctx, run, dir, e.Base); err != nil {
+			return nil, err
+		}
+	} else {
+		added := btrfs.Snapshot{Subvolume: btrfs.Subvolume{Path: path.Join(dir, newName), ReadOnly: true}, Time: newTime}
+		side = &Side{Host: side.Host, Dir: side.Dir, Snapshots: append(slices.Clip(side.Snapshots), added)}
 	}
 	// Only complete snapshots are pruned; garbage is removed separately.
 	complete := side.Complete()
