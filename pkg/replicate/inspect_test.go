@@ -541,3 +541,15 @@ func TestVerifyShowsBothAtOnce(t *testing.T) {
 		t.Fatal(out)
 	}
 }
+
+// The locks come first, so a missing target dir is found by the lock: it
+// still says what to do about it, as the inspection did.
+func TestMissingTargetDirFoundByTheLock(t *testing.T) {
+	src, dst := steadyHosts()
+	dst.lockErr = "ERROR: /persist/services-standby: No such file or directory\n"
+	var err error
+	cycleRunErr(t, true, src, dst, nil, &err)
+	if err == nil || !strings.Contains(err.Error(), "target dir /persist/services-standby does not exist: create it (hoctl run c1 -- mkdir -p /persist/services-standby)") {
+		t.Fatalf("err = %v", err)
+	}
+}

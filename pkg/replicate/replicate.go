@@ -211,7 +211,7 @@ func (r *Run) lockHosts(ctx context.Context, env *tasks.Env) error {
 		l, err := AcquireHostLock(ctx, run, s.dir, e.Name, r.Opts.Holder)
 		if err != nil {
 			releaseAll(locks)
-			return err
+			return missingDir(e, s.host, s.dir, err)
 		}
 		locks = append(locks, l)
 		// The direction a failover recorded on the hosts themselves:
@@ -225,6 +225,19 @@ func (r *Run) lockHosts(ctx context.Context, env *tasks.Env) error {
 	r.locks = locks
 	r.mu.Unlock()
 	return nil
+}
+
+// missingDir says what to do about a replication dir the lock found
+// missing (the lock is taken before anything else looks at the dir), as
+// the inspection says it.
+func missingDir(e Ends, host, dir string, err error) error {
+	if !strings.Contains(err.Error(), dir+": No such file or directory") {
+		return err
+	}
+	if host == e.TargetHost && dir == e.TargetDir {
+		return missingTargetDir(e)
+	}
+	return fmt.Errorf("%s: %s does not exist", host, dir)
 }
 
 func releaseAll(locks []*HostLock) {
