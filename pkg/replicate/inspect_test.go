@@ -553,3 +553,39 @@ func TestMissingTargetDirFoundByTheLock(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// receiveOnly is a target whose key is forced to `btrfs receive`: every
+// command reads its input as a send stream.
+type receiveOnly struct{}
+
+func (receiveOnly) Name() string { return "c1" }
+func (receiveOnly) Run(_ context.Context, c sshexec.Cmd) (*sshexec.Result, error) {
+	fail := func(msg string) (*sshexec.Result, error) {
+		if c.Stderr != nil {
+			_, _ = io.WriteString(c.Stderr, msg)
+		}
+		return &sshexec.Result{Host: "c1", ExitCode: 1, Stderr: []byte(msg)}, &sshexec.ExitError{Host: "c1", Code: 1}
+	}
+	if c.Stdin == nil {
+		return fail("ERROR: empty stream is not considered valid\n")
+	}
+	header := make([]byte, 17)
+	n, _ := io.ReadFull(c.Stdin, header)
+	if n == 0 {
+		return fail("ERROR: empty stream is not considered valid\n")
+	}
+	if !strings.HasPrefix(string(header[:n]), "btrfs-stream\x00") {
+		return fail("ERROR: unexpected header\n")
+	}
+	return fail("ERROR: a stream\n")
+}
+
+// The lock is a run's first command now: a key forced to `btrfs receive`
+// is explained at once, as the first inspection did, not after the lock
+// waited its bound for a stream on its open input.
+func TestLockExplainsReceiveOnlyKey(t *testing.T) {
+	_, err := acquireHostLock(context.Background(), receiveOnly{}, standby, "services", "alice", 10*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "restricted to `btrfs receive`") {
+		t.Fatalf("err = %v", err)
+	}
+}
