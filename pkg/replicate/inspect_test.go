@@ -589,3 +589,17 @@ func TestLockExplainsReceiveOnlyKey(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A before check's error shown whole still says it was an interruption,
+// an unreachable host or a held lock; only the exit status is hidden.
+func TestShownWholeKeepsTheCauses(t *testing.T) {
+	exit := &sshexec.ExitError{Host: "c1", Code: 1}
+	conn := &sshexec.ConnError{Host: "c1", Err: errors.New("refused")}
+	held := &HostLockedError{Host: "c1", Holder: "bob"}
+	err := shownWhole(fmt.Errorf("a: %w; %w; %w; %w", exit, context.Canceled, conn, held))
+	var ce *sshexec.ConnError
+	var he *HostLockedError
+	if errors.As(err, new(*sshexec.ExitError)) || !errors.Is(err, context.Canceled) || !errors.As(err, &ce) || !errors.As(err, &he) {
+		t.Fatalf("%v: the causes are not what they were", err)
+	}
+}

@@ -381,10 +381,15 @@ type wholeError struct{ err error }
 
 func (e *wholeError) Error() string { return e.err.Error() }
 
-// Unwrap hides the exit status (see shownWhole); a connection error or
-// a held lock in the chain is still found by errors.As.
+// Unwrap hides the exit status (see shownWhole); a connection error, a
+// held lock or an interruption in the chain is still found.
 func (e *wholeError) Unwrap() []error {
 	var out []error
+	for _, c := range []error{context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(e.err, c) {
+			out = append(out, c)
+		}
+	}
 	var ce *sshexec.ConnError
 	if errors.As(e.err, &ce) {
 		out = append(out, ce)
