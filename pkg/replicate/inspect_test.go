@@ -603,3 +603,42 @@ func TestShownWholeKeepsTheCauses(t *testing.T) {
 		t.Fatalf("%v: the causes are not what they were", err)
 	}
 }
+
+// `hoctl --yes replicate` with no arguments: each replication's plan, the
+// run's own plan and its step all use one inspection per host, taken
+// under the locks (it was four: planEach's plan, the run's plan, the
+// step's before check, and under the locks).
+func TestEveryReplicationInspectsOnce(t *testing.T) {
+	src, dst := steadyHosts()
+	inv, err := inventory.Parse("i.yaml", []byte(cycleInventory))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := func() time.Time { return time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC) }
+	jobs, err := Plan(context.Background(), inv, nil, Options{Yes: true, Holder: "alice", Now: now})
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("%d jobs, %v", len(jobs), err)
+	}
+	jobs[0].Runbook.Steps = jobs[0].Runbook.Steps[:1]
+	jobs[0].Runbook.ClusterLock = false
+	ios, _, _, _ := iostreams.Test()
+	connect := func(_ context.Context, h *inventory.Host) (sshexec.Runner, error) {
+		if h.Name == "zippy" {
+			return src, nil
+		}
+		return dst, nil
+	}
+	eng := &tasks.Engine{Env: &tasks.Env{Inventory: inv, Connect: connect}, Reporter: tasks.NewReporter(ios, nil), StateDir: t.TempDir(), Yes: true}
+	// As the command does: each job's plan shown first, then the waves.
+	if p, err := eng.Plan(context.Background(), jobs[0].Runbook, 1); err != nil || p.Refusal() != nil {
+		t.Fatalf("plan: %v %v", err, p.Refusal())
+	}
+	if err := RunAll(context.Background(), eng, Waves(jobs), func() tasks.Reporter { return tasks.NewReporter(ios, nil) }); err != nil || jobs[0].Err != nil {
+		t.Fatalf("%v %v", err, jobs[0].Err)
+	}
+	for _, h := range []*cycleHost{src, dst} {
+		if h.inspections != 1 || h.locks != 1 {
+			t.Errorf("%s: inspected %d times, locked %d times; want once each:\n%q", h.name, h.inspections, h.locks, h.lines)
+		}
+	}
+}
