@@ -114,6 +114,8 @@ fuzz:
 	$(GO) test ./pkg/replicate -run '^$$' -fuzz FuzzCheckStream -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/replicate -run '^$$' -fuzz FuzzDfAvail -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/replicate -run '^$$' -fuzz FuzzParseEntries -fuzztime $(FUZZTIME)
+	$(GO) test ./pkg/replicate -run '^$$' -fuzz FuzzParseTargetInspection -fuzztime $(FUZZTIME)
+	$(GO) test ./pkg/replicate -run '^$$' -fuzz FuzzParseSourceInspection -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/replicate -run '^$$' -fuzz FuzzEntryName -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/jobs -run '^$$' -fuzz FuzzRewrite -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/sshexec -run '^$$' -fuzz FuzzKnownHostsLine -fuzztime $(FUZZTIME)

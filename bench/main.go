@@ -66,6 +66,7 @@ type config struct {
 	tools           string
 	memoryNet       int
 	labNet, labRuns int
+	baseline        string
 }
 
 // envInt is the integer in $name, or def.
@@ -94,7 +95,8 @@ func run() error {
 	flag.IntVar(&c.net, "net", envInt("HOCTL_BENCH_NET", 3), "fleet lab on 127.0.NET.x (default $HOCTL_BENCH_NET, else 3)")
 	flag.IntVar(&c.storageNet, "storage-net", envInt("HOCTL_BENCH_STORAGE_NET", 7), "storage lab on 127.0.NET.x (default $HOCTL_BENCH_STORAGE_NET, else 7)")
 	flag.StringVar(&c.hoctl, "hoctl", "bin/hoctl", "hoctl binary")
-	flag.StringVar(&c.only, "only", "", "comma list of suites: fanout,sequence,runbook,replicate,jobs,memory,lab (default all)")
+	flag.StringVar(&c.only, "only", "", "comma list of suites: fanout,sequence,runbook,replicate,cycle,jobs,memory,lab (default all)")
+	flag.StringVar(&c.baseline, "baseline", "", "cycle: another hoctl build to measure side by side with -hoctl")
 	flag.IntVar(&c.memoryNet, "memory-net", 36, "loopback block (127.0.N) of the memory suite's lab")
 	flag.IntVar(&c.labNet, "lab-net", envInt("HOCTL_BENCH_LAB_NET", 9), "the lab suite's real cluster on 127.0.NET.x (default $HOCTL_BENCH_LAB_NET, else 9)")
 	flag.IntVar(&c.labRuns, "lab-runs", 3, "the lab suite: boots of the real cluster, and failovers there and back (median reported)")
@@ -134,6 +136,11 @@ func run() error {
 	}
 	if want("replicate") {
 		if err := h.replication(ctx); err != nil {
+			return err
+		}
+	}
+	if want("cycle") {
+		if err := h.cycle(ctx); err != nil {
 			return err
 		}
 	}

@@ -33,5 +33,8 @@ func Names(base string) []string {
 		base + "@" + strings.Repeat("A", 255-len(base)-1),
 		base + "@20261126T084500Z=256",
 		"{\"name\":\"" + base + "@20261126T084500Z\",\"kind\":\"subvolume\",\"id\":5}",
+		// A name closing its JSON string and object to forge the next
+		// entry, or another section, of a batched answer.
+		base + "@20261126T084500Z\"},{\"name\":\"" + base + "@20200101T000000Z\",\"kind\":\"subvolume\",\"id\":5}],\"avail\":1,\"entries\":[{\"name\":\"x",
 	}
 }

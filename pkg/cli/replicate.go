@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 
 	"fmt"
 	"github.com/hashicorp/consul/api"
@@ -15,6 +16,7 @@ import (
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/replicate"
 	"github.com/hoctl/hoctl/pkg/tasks"
+	"github.com/hoctl/hoctl/pkg/trace"
 	"github.com/spf13/cobra"
 )
 
@@ -25,6 +27,8 @@ type ReplicateOptions struct {
 	Name      string
 	Full      bool
 	Transport string
+	// Trace is where -v prints the run's phases (nil without -v).
+	Trace *trace.Log
 }
 
 // NewCmdReplicate sends a new btrfs snapshot from one host to another.
@@ -59,6 +63,7 @@ See docs/replicate.md.`,
 				opts.Src, opts.Dst = args[0], args[1]
 			}
 			opts.Invocation = f.Invocation()
+			opts.Trace = f.Trace()
 			if runF != nil {
 				return runF(opts)
 			}
@@ -77,6 +82,7 @@ See docs/replicate.md.`,
 }
 
 func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
+	start := time.Now()
 	inv, err := opts.Inventory(ctx)
 	if err != nil {
 		return err
@@ -101,10 +107,12 @@ func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
 	withoutConsul(rb, consulDir)
 	clusterLockOrHosts(eng, opts.IO.ErrOut, rb)
 	if opts.DryRun {
+		defer run.Release()
 		return planOnly(ctx, opts.IO, eng, rb, 1)
 	}
 	_, err = eng.Run(ctx, rb, tasks.RunOptions{})
 	run.Release()
+	tracePhases(opts.Trace, ends.Name, run.Phases(), time.Since(start))
 	if err == nil && run.Summary != "" && !opts.IO.JSON {
 		fmt.Fprintf(opts.IO.ErrOut, "%s %s → %s: %s\n", opts.IO.ColorScheme().SuccessIcon(), ends.SourceHost, ends.TargetHost, hostout.Sanitize(run.Summary))
 	}
@@ -118,6 +126,8 @@ func replicateRunbook(inv *inventory.Inventory, eng *tasks.Engine, ends replicat
 	rb, run := replicate.Runbook(inv, ends, replicate.Options{
 		Full:      opts.Full,
 		Transport: opts.Transport,
+		Yes:       opts.Yes,
+		DryRun:    opts.DryRun,
 		Progress: func(sent int64, elapsed time.Duration) {
 			eng.Reporter.Progress(4, ends.TargetHost, replicate.ProgressText(sent, run.Estimate(), elapsed))
 		},
@@ -199,3 +209,22 @@ type noClusterLock struct{}
 
 func (noClusterLock) Lost() <-chan struct{} { return nil }
 func (noClusterLock) Release() error        { return nil }
+
+// tracePhases prints, with -v, where a replication's time went: each
+// phase and its share of the command's wall time, and the rest (start-up,
+// the inventory, Consul, the plan's rendering, the local lock, the
+// journal).
+func tracePhases(l *trace.Log, name string, phases []replicate.Phase, total time.Duration) {
+	if !l.Enabled(trace.Verbose) || total <= 0 {
+		return
+	}
+	var parts []string
+	var sum time.Duration
+	for _, p := range phases {
+		sum += p.Took
+		parts = append(parts, fmt.Sprintf("%s %s (%.0f%%)", p.Name, p.Took.Round(time.Millisecond), 100*p.Took.Seconds()/total.Seconds()))
+	}
+	rest := max(total-sum, 0)
+	parts = append(parts, fmt.Sprintf("other %s (%.0f%%)", rest.Round(time.Millisecond), 100*rest.Seconds()/total.Seconds()))
+	l.Printf(trace.Verbose, "replication %s phases, of %s: %s", name, total.Round(time.Millisecond), strings.Join(parts, ", "))
+}

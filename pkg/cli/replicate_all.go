@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/iostreams"
@@ -18,11 +19,19 @@ import (
 // for the wave before. One failure does not stop the others: a standby
 // that is down must not leave every other standby stale too.
 func replicateAll(ctx context.Context, opts *ReplicateOptions) error {
+	start := time.Now()
 	eng, closeFn, jobs, err := replicateAllJobs(ctx, opts)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
+	// With --yes a job's plan takes its host locks; one refused at its
+	// plan, or never run, lets go of them here.
+	defer func() {
+		for _, j := range jobs {
+			j.Run.Release()
+		}
+	}()
 	waves := replicate.Waves(jobs)
 
 	// One plan and one question for them all; a replication whose before
@@ -54,6 +63,9 @@ func replicateAll(ctx context.Context, opts *ReplicateOptions) error {
 	if err := replicate.RunAll(ctx, eng, waves, func() tasks.Reporter { return tasks.NewReporter(opts.IO, nil) }); err != nil {
 		return err
 	}
+	for _, j := range jobs {
+		tracePhases(opts.Trace, j.Ends.Name, j.Run.Phases(), time.Since(start))
+	}
 	return replicateSummary(opts.IO, jobs)
 }
 
@@ -76,7 +88,7 @@ func replicateAllJobs(ctx context.Context, opts *ReplicateOptions) (eng *tasks.E
 		return nil, nil, nil, err
 	}
 	consulDir := replicate.NewConsulDirection(directionKV(opts.APIs, inv, eng))
-	jobs, err = replicate.Plan(ctx, inv, consulDir.KV(), replicate.Options{Full: opts.Full, Transport: opts.Transport})
+	jobs, err = replicate.Plan(ctx, inv, consulDir.KV(), replicate.Options{Full: opts.Full, Transport: opts.Transport, Yes: opts.Yes, DryRun: opts.DryRun})
 	if err != nil {
 		closeFn()
 		return nil, nil, nil, err

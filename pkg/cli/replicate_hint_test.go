@@ -24,6 +24,9 @@ func TestReplicateMissingTargetDirHint(t *testing.T) {
 	h.conn.handler = func(host string, c sshexec.Cmd) (string, string, int) {
 		line := c.Line()
 		switch {
+		case host == "c1" && strings.Contains(line, "hoctl-dir inspect"):
+			// The inspect op opens the dir first, as the primitive says it.
+			return "", "ERROR: /persist/services-standby: No such file or directory\n", 1
 		case host == "c1" && strings.HasPrefix(line, "stat -f"):
 			return "", "stat: cannot read file system information for '/persist/services-standby': No such file or directory\n", 1
 		case strings.Contains(line, "subvolume list"):

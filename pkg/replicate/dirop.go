@@ -45,6 +45,8 @@ const (
 	opDelete    = "delete"    // delete NAME=ID...: each a subvolume directly in the dir, deleted by that id
 	opLock      = "lock"      // lock REPLICATION HOLDER: the host lock, held until stdin ends
 	opDirection = "direction" // direction REPLICATION HOST: records HOST as the source
+	// and opInspect (inspect.go): inspect BASE, the dir's free space,
+	// mount options and entries as one JSON document
 )
 
 // HostLockTimeout bounds taking a host lock: the lock is tried once,

@@ -236,6 +236,8 @@ func (f Filter) dirOp(dir string, op []string) (native func(context.Context, io.
 	switch {
 	case len(op) == 2 && op[0] == opList && baseName.MatchString(op[1]) && f.ours(op[1]):
 		return inDir(dir, func(d *targetDir, _ io.Reader, stdout, _ io.Writer) error { return d.listEntries(op[1], stdout) }), ""
+	case len(op) == 2 && op[0] == opInspect && baseName.MatchString(op[1]) && f.ours(op[1]):
+		return inDir(dir, func(d *targetDir, _ io.Reader, stdout, _ io.Writer) error { return d.inspectTarget(op[1], stdout) }), ""
 	case len(op) == 2 && op[0] == opShow && snapName(op[1]):
 		return inDir(dir, func(d *targetDir, _ io.Reader, stdout, _ io.Writer) error { return d.showEntry(op[1], stdout) }), ""
 	case len(op) > 1 && op[0] == opDelete:

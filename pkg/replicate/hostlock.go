@@ -146,6 +146,12 @@ func acquireHostLock(ctx context.Context, r sshexec.Runner, dir, name, holder st
 		res, runErr = r.Run(runCtx, cmd)
 		_ = outW.Close()
 	}()
+	// The lock is the first command a run sends. A key forced to `btrfs
+	// receive` runs receive on whatever hoctl sends, and would wait on the
+	// lock's open input for a stream until the bound: the input starts
+	// with a line that is no send stream, so such a key fails at once
+	// ("unexpected header"). hoctl's own lock discards its input.
+	go func() { _, _ = io.WriteString(pw, notAStream) }()
 	timer := time.NewTimer(bound)
 	defer timer.Stop()
 	first := make(chan string, 1)
@@ -194,6 +200,9 @@ func acquireHostLock(ctx context.Context, r sshexec.Runner, dir, name, holder st
 			return nil, &HostLockedError{Host: r.Name(), File: file, Holder: h}
 		}
 		why := strings.TrimSpace(string(stderr.Bytes()))
+		if strings.Contains(why, "unexpected header") || strings.Contains(why, "empty stream is not considered valid") {
+			return nil, restrictedKeyError(r.Name())
+		}
 		if res == nil {
 			res = &sshexec.Result{}
 		}
@@ -207,6 +216,10 @@ func acquireHostLock(ctx context.Context, r sshexec.Runner, dir, name, holder st
 		return nil, ctx.Err()
 	}
 }
+
+// notAStream is what the lock command's input starts with: longer than a
+// send stream's header, and not one.
+const notAStream = "hoctl: the replication lock's input, not a send stream\n"
 
 // maxLockAnswer bounds what is kept of the lock command's answer: its
 // output line and its error text.

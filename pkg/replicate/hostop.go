@@ -27,6 +27,7 @@ const (
 	opSnapshot = "snapshot" // snapshot SUBVOLUME NAME: a read-only snapshot of SUBVOLUME as NAME in the dir
 	opSend     = "send"     // send NAME [PARENT=UUID]: NAME's send stream on stdout
 	opPromote  = "promote"  // promote NAME=UUID SUBVOLUME ASIDE MARKER: SUBVOLUME a writable snapshot of NAME
+	// and opInspect with a subvolume (inspect.go): inspect BASE SUBVOLUME
 )
 
 // uuidPattern is a subvolume UUID as listings show it.
@@ -99,6 +100,12 @@ func HostOp(dir string, op []string) (*Request, error) {
 		// replication's set of snapshots.
 		return native(func(_ context.Context, d *targetDir, stdout, _ io.Writer) error {
 			return d.snapshotInto(op[1], op[2], stdout)
+		})
+	case len(op) == 3 && op[0] == opInspect && baseName.MatchString(op[1]) && absPath(op[2]) && path.Base(op[2]) == op[1]:
+		// The source's inspection: it reads the subvolume whose
+		// snapshots the dir holds, and nothing else.
+		return native(func(ctx context.Context, d *targetDir, stdout, _ io.Writer) error {
+			return d.inspectSource(ctx, op[1], op[2], stdout)
 		})
 	case (len(op) == 2 || len(op) == 3) && op[0] == opSend && snapName(op[1]):
 		parent, parentUUID := "", ""

@@ -53,6 +53,12 @@ func MountWarning(ctx context.Context, r sshexec.Runner, dir string) string {
 	if len(missing) == 0 {
 		return ""
 	}
+	return mountWarningText(r.Name(), dir, missing)
+}
+
+// mountWarningText says what the missing mount options of dir on host
+// let a stream do.
+func mountWarningText(host, dir string, missing []string) string {
 	return fmt.Sprintf("%s: %s is mounted without %s: a send stream can plant setuid files or device nodes there; mount it nosuid,nodev (docs/security.md)",
-		r.Name(), dir, strings.Join(missing, ","))
+		host, dir, strings.Join(missing, ","))
 }

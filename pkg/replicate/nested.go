@@ -22,6 +22,13 @@ func Nested(ctx context.Context, run sshexec.Runner, e Ends) ([]string, error) {
 		return nil, fmt.Errorf("%s: listing subvolumes nested in %s: %s", run.Name(), e.Subvolume, sshexec.FirstLine(res, err))
 	}
 	own, list, _ := strings.Cut(string(res.Stdout), "\n--\n")
+	return nestedOf(e, own, list), nil
+}
+
+// nestedOf reads the first line of the subvolume's show (own) and its
+// `btrfs subvolume list -o` (list): the nested subvolumes a snapshot of
+// it leaves out, as Nested says.
+func nestedOf(e Ends, own, list string) []string {
 	var out []string
 	for _, rel := range btrfs.NestedPaths(own, list) {
 		if excluded(rel, e.ExcludeNested) {
@@ -33,7 +40,7 @@ func Nested(ctx context.Context, run sshexec.Runner, e Ends) ([]string, error) {
 		}
 		out = append(out, rel)
 	}
-	return out, nil
+	return out
 }
 
 // excluded reports whether rel is, or lies inside, a path excluded on

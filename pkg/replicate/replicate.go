@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/user"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -39,6 +40,13 @@ type Options struct {
 	// Holder is who this run is, as the host locks record it (default:
 	// user@machine, pid and start time).
 	Holder string
+	// Yes: no one decides between the plan and the run (--yes), so the
+	// plan's inspection is taken under the host locks and the run uses
+	// it. Otherwise the plan holds no lock while a person reads it, and
+	// the run inspects again under the locks.
+	Yes bool
+	// DryRun: only the plan; it takes no lock.
+	DryRun bool
 }
 
 // Run is one replication's state, filled as its steps go.
@@ -56,8 +64,14 @@ type Run struct {
 	// mountWarning says what is unsafe about the target dir's mount.
 	mountWarning string
 	locks        []*HostLock
-	Sent         atomic.Int64
-	Summary      string
+	// planned: the plan's inspection ran; fresh: an inspection ran under
+	// the host locks (inspected is its output), which the rest of the run
+	// uses.
+	planned, fresh bool
+	inspected      string
+	phases         []Phase
+	Sent           atomic.Int64
+	Summary        string
 }
 
 // Runbook builds the replication runbook: inspect both sides and choose
@@ -76,11 +90,12 @@ func Runbook(inv *inventory.Inventory, e Ends, o Options) (*tasks.Runbook, *Run)
 		{
 			Title: "inspect source and target, choose the parent",
 			Before: &tasks.Func{
-				Desc: fmt.Sprintf("btrfs subvolume show %s; no nested subvolume it would leave out (btrfs subvolume list -o); list %s@* in %s:%s and %s:%s; df %s", e.Subvolume, e.Base, e.SourceHost, e.SourceDir, e.TargetHost, e.TargetDir, e.TargetDir),
-				Fn:   r.inspect,
+				Desc: fmt.Sprintf("%s and %s at once, one command each: %s is a subvolume (btrfs subvolume show) with no nested subvolume it would leave out (btrfs subvolume list -o); list %s@* in %s:%s and %s:%s; the send's estimate; %s's free space and mount options",
+					e.SourceHost, e.TargetHost, e.Subvolume, e.Base, e.SourceHost, e.SourceDir, e.TargetHost, e.TargetDir, e.TargetDir),
+				Fn: r.inspectStep,
 			},
 			Action: &tasks.Func{DescFn: func(*inventory.Host) string {
-				return fmt.Sprintf("lock the replication on %s and %s (%s, %s), inspect again under the lock, then: %s",
+				return fmt.Sprintf("under the replication's lock on %s and %s (%s, %s), taken before the inspection the run uses: %s",
 					e.SourceHost, e.TargetHost, HostLockFile(e.SourceDir, e.Name), HostLockFile(e.TargetDir, e.Name), r.choiceAndWarning())
 			}, Fn: r.lockAndChoose},
 		},
@@ -98,6 +113,7 @@ func Runbook(inv *inventory.Inventory, e Ends, o Options) (*tasks.Runbook, *Run)
 			// checked read-only through its own.
 			Action: &tasks.Func{DescFn: func(*inventory.Host) string { return snapshotCmd(nil, e.SourceDir, e.Subvolume, r.name()).Line() },
 				Fn: func(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
+					defer r.phase("snapshot", time.Now())
 					run, err := env.Connect(ctx, h)
 					if err != nil {
 						return "", err
@@ -150,17 +166,19 @@ func Runbook(inv *inventory.Inventory, e Ends, o Options) (*tasks.Runbook, *Run)
 	return rb, r
 }
 
-// lockAndChoose takes the replication's lock on both hosts, held until
-// Release (or the connections end), and inspects both sides again under
-// it: the garbage removed and the parent chosen are what no other run is
-// changing. A receive in progress holds the lock, so it is never taken
-// for garbage.
-func (r *Run) lockAndChoose(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
-	if err := r.lockHosts(ctx, env); err != nil {
-		return "", err
-	}
-	if _, err := r.inspect(ctx, env, h); err != nil {
-		return "", err
+// lockAndChoose is the first step's action: the host locks held and both
+// sides inspected under them (by the step's before check already, unless
+// that ran without them), so the garbage removed and the parent chosen
+// are what no other run is changing. A receive in progress holds the
+// lock, so it is never taken for garbage.
+func (r *Run) lockAndChoose(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
+	r.mu.Lock()
+	fresh := r.fresh
+	r.mu.Unlock()
+	if !fresh {
+		if _, err := r.lockedInspect(ctx, env); err != nil {
+			return "", err
+		}
 	}
 	return r.choiceAndWarning(), nil
 }
@@ -173,6 +191,11 @@ func (r *Run) lockHosts(ctx context.Context, env *tasks.Env) error {
 		return nil
 	}
 	e := r.Ends
+	// Both connections at once, before the first lock.
+	if _, _, err := r.both(ctx, env); err != nil {
+		return err
+	}
+	defer r.phase("lock", time.Now())
 	type side struct{ host, dir string }
 	sides := []side{{e.SourceHost, e.SourceDir}, {e.TargetHost, e.TargetDir}}
 	// One order everywhere, so two runs never each hold one half.
@@ -187,7 +210,7 @@ func (r *Run) lockHosts(ctx context.Context, env *tasks.Env) error {
 		l, err := AcquireHostLock(ctx, run, s.dir, e.Name, r.Opts.Holder)
 		if err != nil {
 			releaseAll(locks)
-			return err
+			return missingDir(e, s.host, s.dir, err)
 		}
 		locks = append(locks, l)
 		// The direction a failover recorded on the hosts themselves:
@@ -203,6 +226,19 @@ func (r *Run) lockHosts(ctx context.Context, env *tasks.Env) error {
 	return nil
 }
 
+// missingDir says what to do about a replication dir the lock found
+// missing (the lock is taken before anything else looks at the dir), as
+// the inspection says it.
+func missingDir(e Ends, host, dir string, err error) error {
+	if !strings.Contains(err.Error(), dir+": No such file or directory") {
+		return err
+	}
+	if host == e.TargetHost && dir == e.TargetDir {
+		return missingTargetDir(e)
+	}
+	return fmt.Errorf("%s: %s does not exist", host, dir)
+}
+
 func releaseAll(locks []*HostLock) {
 	for _, l := range locks {
 		l.Release()
@@ -216,6 +252,33 @@ func (r *Run) Release() {
 	r.locks = nil
 	r.mu.Unlock()
 	releaseAll(locks)
+}
+
+// Phase is one part of a run and the time it took: what -v prints.
+type Phase struct {
+	Name string
+	Took time.Duration
+}
+
+// phase adds the time since start to the run's phase name.
+func (r *Run) phase(name string, start time.Time) {
+	d := time.Since(start)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := range r.phases {
+		if r.phases[i].Name == name {
+			r.phases[i].Took += d
+			return
+		}
+	}
+	r.phases = append(r.phases, Phase{Name: name, Took: d})
+}
+
+// Phases are the run's parts so far, in the order they first ran.
+func (r *Run) Phases() []Phase {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Phase(nil), r.phases...)
 }
 
 // defaultHolder names this run for the host locks.
@@ -247,69 +310,136 @@ func runner(ctx context.Context, env *tasks.Env, inv *inventory.Inventory, host 
 	return env.Connect(ctx, inv.Host(host))
 }
 
-// both connects to the source and the target.
+// both connects to the source and the target, at once.
 func (r *Run) both(ctx context.Context, env *tasks.Env) (src, dst sshexec.Runner, err error) {
-	if src, err = runner(ctx, env, r.Inv, r.Ends.SourceHost); err != nil {
+	start := time.Now()
+	var srcErr, dstErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		src, srcErr = runner(ctx, env, r.Inv, r.Ends.SourceHost)
+	}()
+	dst, dstErr = runner(ctx, env, r.Inv, r.Ends.TargetHost)
+	wg.Wait()
+	if err = firstErr(srcErr, dstErr); err != nil {
 		return nil, nil, err
 	}
-	if dst, err = runner(ctx, env, r.Inv, r.Ends.TargetHost); err != nil {
-		return nil, nil, err
-	}
+	r.phase("connect", start)
 	return src, dst, nil
 }
 
-// inspect is the first step's before check: both sides reachable, the
-// source a subvolume, the target dir on btrfs with room, and their
-// snapshots listed.
-func (r *Run) inspect(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
+// firstErr is the first of the errors that is set.
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// inspectStep is the first step's before check: both sides reachable,
+// the source a subvolume, the target dir on btrfs with room, and their
+// snapshots listed. The engine runs it for the plan and again before the
+// step; the step's action needs it too. It inspects under the host locks
+// once: with --yes the plan's own inspection is taken under them (no one
+// decides between plan and run, and the locks keep every other run of
+// this replication out until Release), so the run reuses it; when a
+// person confirms, the plan inspects without holding any lock while they
+// decide, and the run inspects again under the locks once they did.
+func (r *Run) inspectStep(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
+	r.mu.Lock()
+	first := !r.planned
+	r.planned = true
+	fresh, out := r.fresh, r.inspected
+	r.mu.Unlock()
+	var err error
+	switch {
+	case first && (r.Opts.DryRun || !r.Opts.Yes):
+		out, err = r.inspect(ctx, env)
+	case !fresh:
+		out, err = r.lockedInspect(ctx, env)
+	}
+	return out, shownWhole(err)
+}
+
+// shownWhole keeps a before check's error whole in the plan and the
+// journal: the engine shows an error that wraps a command's exit status
+// as that status alone ("exit 1"), and the operator must read what the
+// host said (the lock is a block device, the dir is missing). Its other
+// causes (an unreachable host, a held lock) still unwrap.
+func shownWhole(err error) error {
+	if err == nil || !errors.As(err, new(*sshexec.ExitError)) {
+		return err
+	}
+	return &wholeError{err}
+}
+
+type wholeError struct{ err error }
+
+func (e *wholeError) Error() string { return e.err.Error() }
+
+// Unwrap hides the exit status (see shownWhole); a connection error, a
+// held lock or an interruption in the chain is still found.
+func (e *wholeError) Unwrap() []error {
+	var out []error
+	for _, c := range []error{context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(e.err, c) {
+			out = append(out, c)
+		}
+	}
+	var ce *sshexec.ConnError
+	if errors.As(e.err, &ce) {
+		out = append(out, ce)
+	}
+	var he *HostLockedError
+	if errors.As(e.err, &he) {
+		out = append(out, he)
+	}
+	return out
+}
+
+// lockedInspect takes the host locks and inspects under them: what the
+// run then removes, sends and prunes is what no other run is changing.
+func (r *Run) lockedInspect(ctx context.Context, env *tasks.Env) (string, error) {
+	if err := r.lockHosts(ctx, env); err != nil {
+		return "", err
+	}
+	out, err := r.inspect(ctx, env)
+	if err != nil {
+		return "", err
+	}
+	r.mu.Lock()
+	r.fresh, r.inspected = true, out
+	r.mu.Unlock()
+	return out, nil
+}
+
+// inspect reads both sides, each host in one round trip and both at
+// once (the sequential commands for a host whose hoctl predates the
+// inspect op), and chooses the parent and the new snapshot's name.
+func (r *Run) inspect(ctx context.Context, env *tasks.Env) (string, error) {
 	e := r.Ends
 	srcR, dstR, err := r.both(ctx, env)
 	if err != nil {
 		return "", err
 	}
-	if res, err := srcR.Run(ctx, sshexec.Cmd{Argv: []string{"btrfs", "subvolume", "show", e.Subvolume}}); err != nil {
-		return "", fmt.Errorf("%s: %s is not a btrfs subvolume: %s", e.SourceHost, e.Subvolume, sshexec.FirstLine(res, err))
+	start := time.Now()
+	found, err := r.inspectBatched(ctx, srcR, dstR)
+	if errors.Is(err, errOldHoctl) {
+		found, err = r.inspectSequential(ctx, srcR, dstR)
 	}
-	nested, err := Nested(ctx, srcR, e)
 	if err != nil {
 		return "", err
 	}
-	if len(nested) > 0 {
-		return "", NestedError(e.SourceHost, e, nested)
-	}
-	// The first command on the target has empty input, as List's: see there.
-	res, err := dstR.Run(ctx, sshexec.Cmd{Argv: []string{"stat", "-f", "-c", "%T", e.TargetDir}, Stdin: strings.NewReader("")})
-	if err != nil {
-		if isEmptyStream(res) {
-			return "", restrictedKeyError(e.TargetHost)
-		}
-		reason := sshexec.FirstLine(res, err)
-		if strings.Contains(reason, "No such file") {
-			// hoctl does not create it: a typo in dir: must not fill the
-			// wrong disk.
-			return "", fmt.Errorf("%s: target dir %s does not exist: create it (hoctl run %s -- mkdir -p %s), a directory on btrfs with room for the copies, outside the replicated subvolume",
-				e.TargetHost, e.TargetDir, e.TargetHost, sshexec.Quote(e.TargetDir))
-		}
-		return "", fmt.Errorf("%s: target dir %s: %s", e.TargetHost, e.TargetDir, reason)
-	}
-	if fs := strings.TrimSpace(string(res.Stdout)); fs != "btrfs" {
-		return "", fmt.Errorf("%s: %s is on %s, not btrfs: btrfs receive needs a btrfs filesystem", e.TargetHost, e.TargetDir, fs)
-	}
-	warning := MountWarning(ctx, dstR, e.TargetDir)
-	src, err := List(ctx, srcR, e.SourceDir, e.Base)
-	if err != nil {
-		return "", err
-	}
-	dst, err := List(ctx, dstR, e.TargetDir, e.Base)
-	if err != nil {
-		return "", err
-	}
+	src, dst := found.src, found.dst
 	now := r.Opts.Now()
 	src.ignoreFuture(now)
 	dst.ignoreFuture(now)
 	r.mu.Lock()
 	r.src, r.dst = src, dst
-	r.mountWarning = warning
+	r.mountWarning = found.warning
 	name, err := nextName(e.Base, now, src)
 	if err != nil {
 		r.mu.Unlock()
@@ -326,28 +456,23 @@ func (r *Run) inspect(ctx context.Context, env *tasks.Env, _ *inventory.Host) (s
 	} else {
 		r.whyFull = fmt.Sprintf("NO COMMON PARENT: none of the %d source snapshots has a copy on %s (matched by UUID)", len(src.Snapshots), e.TargetHost)
 	}
+	parent := r.parent
 	r.mu.Unlock()
 
-	// Free space: a full send needs about the subvolume's data; an
-	// incremental about the bytes changed since the parent, as
-	// `btrfs subvolume find-new` reports them.
-	est := "du -sxb " + sshexec.Quote(e.Subvolume) + " | cut -f1"
-	if r.parent != nil {
-		est = fmt.Sprintf("btrfs subvolume find-new %s %d | awk '/^inode/ {for (i=1;i<NF;i++) if ($i==\"len\") s+=$(i+1)} END {print s+0}'", sshexec.Quote(e.Subvolume), r.parent.Source.Gen)
+	// Free space: the source's own estimate when it was for the parent
+	// chosen (a steady replication's), else asked now.
+	need := int64(0)
+	if estimateFits(found.est, parent) {
+		need = found.est.Bytes
+	} else {
+		res, err := srcR.Run(ctx, estimateCmd(e.Subvolume, parent))
+		if err != nil {
+			return "", fmt.Errorf("%s: estimating the send: %s", e.SourceHost, sshexec.FirstLine(res, err))
+		}
+		need, _ = strconv.ParseInt(strings.TrimSpace(string(res.Stdout)), 10, 64)
 	}
-	res, err = srcR.Run(ctx, sshexec.Cmd{Script: est})
-	if err != nil {
-		return "", fmt.Errorf("%s: estimating the send: %s", e.SourceHost, sshexec.FirstLine(res, err))
-	}
-	need, _ := strconv.ParseInt(strings.TrimSpace(string(res.Stdout)), 10, 64)
-	res, err = dstR.Run(ctx, sshexec.Cmd{Argv: []string{"df", "-B1", "--output=avail", e.TargetDir}})
-	if err != nil {
-		return "", fmt.Errorf("%s: df %s: %s", e.TargetHost, e.TargetDir, sshexec.FirstLine(res, err))
-	}
-	avail, err := dfAvail(res.Stdout)
-	if err != nil {
-		return "", fmt.Errorf("%s: df %s: %w", e.TargetHost, e.TargetDir, err)
-	}
+	r.phase("inspect", start)
+	avail := found.avail
 	r.mu.Lock()
 	r.estimate = need
 	r.mu.Unlock()
@@ -442,6 +567,7 @@ func showEntry(ctx context.Context, run sshexec.Runner, dir, name string) (*Entr
 }
 
 func (r *Run) removeGarbage(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
+	defer r.phase("garbage", time.Now())
 	g := r.garbage()
 	if len(g) == 0 {
 		return "nothing to remove", nil
@@ -561,6 +687,7 @@ func (r *Run) sendCmd() string {
 }
 
 func (r *Run) send(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
+	defer r.phase("send", time.Now())
 	e := r.Ends
 	srcR, dstR, err := r.both(ctx, env)
 	if err != nil {
@@ -740,16 +867,26 @@ func (r *Run) choiceLocked() string {
 // received UUID is the new source snapshot's UUID, and an incremental
 // copy descends from the target's copy of the parent.
 func (r *Run) verify(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
+	defer r.phase("verify", time.Now())
 	e := r.Ends
 	srcR, dstR, err := r.both(ctx, env)
 	if err != nil {
 		return "", err
 	}
-	srcShow, err := showEntry(ctx, srcR, e.SourceDir, r.name())
-	if err != nil {
-		return "", err
-	}
+	// Both sides at once.
+	var srcShow *Entry
+	var srcErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		srcShow, srcErr = showEntry(ctx, srcR, e.SourceDir, r.name())
+	}()
 	got, err := showEntry(ctx, dstR, e.TargetDir, r.name())
+	wg.Wait()
+	if srcErr != nil {
+		return "", srcErr
+	}
 	if err != nil {
 		return "", fmt.Errorf("no received copy: %w", err)
 	}
@@ -793,22 +930,36 @@ func (r *Run) deleteReceived(ctx context.Context, env *tasks.Env, h *inventory.H
 	return "deleted " + p, nil
 }
 
-// toPrune lists what retention removes on one side, re-reading that side
-// so the new snapshot counts; the new snapshot (now the common parent) is
-// protected.
+// toPrune lists what retention removes on one side: the side as inspected
+// under the host locks, which no other run has changed since, with the
+// new snapshot, which this run added (each delete still checks that the
+// name is the subvolume id listed); re-read when there is no such
+// inspection. The new snapshot (now the common parent) is protected.
 func (r *Run) toPrune(ctx context.Context, env *tasks.Env, source bool) ([]btrfs.Snapshot, error) {
 	e := r.Ends
 	host, dir, keep := e.SourceHost, e.SourceDir, e.KeepSource
 	if !source {
 		host, dir, keep = e.TargetHost, e.TargetDir, e.KeepTarget
 	}
-	run, err := runner(ctx, env, r.Inv, host)
-	if err != nil {
-		return nil, err
+	newName := r.name()
+	r.mu.Lock()
+	side, fresh := r.src, r.fresh
+	if !source {
+		side = r.dst
 	}
-	side, err := List(ctx, run, dir, e.Base)
-	if err != nil {
-		return nil, err
+	r.mu.Unlock()
+	_, newTime, ok := btrfs.ParseSnapshotName(newName)
+	if side == nil || !fresh || !ok {
+		run, err := runner(ctx, env, r.Inv, host)
+		if err != nil {
+			return nil, err
+		}
+		if side, err = List(ctx, run, dir, e.Base); err != nil {
+			return nil, err
+		}
+	} else {
+		added := btrfs.Snapshot{Subvolume: btrfs.Subvolume{Path: path.Join(dir, newName), ReadOnly: true}, Time: newTime}
+		side = &Side{Host: side.Host, Dir: side.Dir, Snapshots: append(slices.Clip(side.Snapshots), added)}
 	}
 	// Only complete snapshots are pruned; garbage is removed separately.
 	complete := side.Complete()
@@ -862,6 +1013,7 @@ func (r *Run) pruneCmd(source bool) string {
 }
 
 func (r *Run) prune(ctx context.Context, env *tasks.Env, h *inventory.Host, source bool) (string, error) {
+	defer r.phase("prune "+h.Name, time.Now())
 	del, err := r.toPrune(ctx, env, source)
 	if err != nil || len(del) == 0 {
 		return "nothing to prune", err

@@ -416,19 +416,32 @@ func uuidOrEmpty(u [16]byte) string {
 
 // listEntries prints every entry named base@* as one JSON Entry per line.
 func (d *targetDir) listEntries(base string, stdout io.Writer) error {
-	names, err := d.names()
+	entries, err := d.entries(base)
 	if err != nil {
 		return err
 	}
 	enc := json.NewEncoder(stdout)
-	for _, n := range names {
-		if strings.HasPrefix(n, base+"@") {
-			if err := enc.Encode(d.entry(n)); err != nil {
-				return err
-			}
+	for _, e := range entries {
+		if err := enc.Encode(e); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// entries is every entry named base@*, described through d.
+func (d *targetDir) entries(base string) ([]Entry, error) {
+	names, err := d.names()
+	if err != nil {
+		return nil, err
+	}
+	out := []Entry{}
+	for _, n := range names {
+		if strings.HasPrefix(n, base+"@") {
+			out = append(out, d.entry(n))
+		}
+	}
+	return out, nil
 }
 
 // showEntry prints one subvolume directly in d as a JSON Entry.

@@ -1,0 +1,38 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/hoctl/hoctl/pkg/sshexec"
+)
+
+// -v ends a replication with where its time went: each phase it reached
+// and its share of the command's wall time, and the rest. Here the hosts
+// answer the locks and nothing else, so the run is refused at its plan
+// after connecting and locking.
+func TestReplicateVerbosePrintsPhases(t *testing.T) {
+	h := newHarness(t)
+	inv := filepath.Join(t.TempDir(), "inventory.yaml")
+	if err := os.WriteFile(inv, []byte(completionInventory), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	h.f.Getenv = func(k string) string {
+		return map[string]string{"HOCTL_INVENTORY": inv, "XDG_STATE_HOME": state}[k]
+	}
+	h.conn.handler = func(host string, c sshexec.Cmd) (string, string, int) {
+		if strings.Contains(c.Line(), "hoctl-dir lock") {
+			return "locked \n", "", 0
+		}
+		return "", "no such command here\n", 1
+	}
+	code := h.runLine("-v", "--yes", "replicate", "zippy", "c1")
+	line := regexp.MustCompile(`replication services phases, of [0-9.]+[mµ]?s: connect [0-9.]+[mµ]?s \([0-9]+%\), lock [0-9.]+[mµ]?s \([0-9]+%\), other [0-9.]+[mµ]?s \([0-9]+%\)`)
+	if code == 0 || !line.MatchString(h.err.String()) {
+		t.Fatalf("exit %d, no phase line:\n%s", code, h.err.String())
+	}
+}
