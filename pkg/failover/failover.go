@@ -168,11 +168,22 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 		After:  &tasks.Func{Desc: fmt.Sprintf("no passing %s instance on %s; %s inactive there (if reachable)", o.Service, o.From, unit), Fn: r.fenced},
 	}
 	steps = append(steps, fence)
+	// The final sync's prunes are not what serving needs: they run last,
+	// once the clients read the new primary (still under the final
+	// sync's host locks, held to the run's end), not in the outage.
+	var prunes []*tasks.Step
 	if !o.PrimaryDown {
 		rb, finalSync := replicate.Runbook(inv, ends, replicate.Options{Now: o.Now})
 		r.finalSync = finalSync
 		for _, s := range rb.Steps {
+			// The replication runbook's prune steps, by their titles
+			// (TestFailoverStepOrder fails if those change).
+			prune := strings.HasPrefix(s.Title, "prune ")
 			s.Title = "final sync: " + s.Title
+			if prune {
+				prunes = append(prunes, s)
+				continue
+			}
 			steps = append(steps, s)
 		}
 	} else {
@@ -246,6 +257,7 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 			After:  tasks.Cmd(r.clientCheck()),
 		})
 	}
+	steps = append(steps, prunes...)
 	for _, s := range steps[2:] {
 		if s.Before != nil && s != fence {
 			s.NeedsPrevious = true

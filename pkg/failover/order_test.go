@@ -55,6 +55,8 @@ func TestFailoverStepOrder(t *testing.T) {
 					}
 				case strings.HasPrefix(s.Title, "final sync: send"):
 					what = "final sync send"
+				case strings.HasPrefix(s.Title, "final sync: prune"):
+					what = "prune"
 				case strings.HasPrefix(s.Title, "final sync:"):
 					what = "final sync"
 				case strings.HasPrefix(s.Title, "wait out zippy's guard lease"):
@@ -79,7 +81,9 @@ func TestFailoverStepOrder(t *testing.T) {
 					got = append(got, what)
 				}
 			}
-			want := "lock assess fence final sync final sync send final sync promote start served direction remount"
+			// Pruning is not what serving needs: it runs once the clients
+			// read the new primary, still under the final sync's host locks.
+			want := "lock assess fence final sync final sync send promote start served direction remount prune"
 			if down {
 				want = "lock assess fence guard lease promote start served direction remount"
 			}
