@@ -72,6 +72,10 @@ type Run struct {
 	finalSync *replicate.Run // nil with --primary-down
 	mu        sync.Mutex
 	assessed  string // the newest complete copy the assessment found
+	// keyMoved is when this run's compare-and-set of the owner key
+	// returned: the old primary's guard can have had no confirmation
+	// sent after it (zero: not by this run, as in a resumed one).
+	keyMoved time.Time
 }
 
 // currentOwner is the host the owner key names, else the primary.
@@ -165,7 +169,9 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 		Title:  fmt.Sprintf("fence %s: owner key to %s, fence and stop %s there", o.From, o.To, unit),
 		Before: &tasks.Func{Desc: fmt.Sprintf("consul kv %s is %s (or unset)", svc.OwnerKey, o.From), Fn: r.ownerIs(o.From, true)},
 		Action: &tasks.Func{DescFn: func(*inventory.Host) string { return r.fenceDesc() }, Fn: r.fence},
-		After:  &tasks.Func{Desc: fmt.Sprintf("no passing %s instance on %s; %s inactive there (if reachable)", o.Service, o.From, unit), Fn: r.fenced},
+	}
+	if !o.PrimaryDown {
+		fence.After = &tasks.Func{Desc: fmt.Sprintf("no passing %s instance on %s; %s inactive there", o.Service, o.From, unit), Fn: r.fenced}
 	}
 	steps = append(steps, fence)
 	// The final sync's prunes are not what serving needs: they run last,
@@ -235,13 +241,21 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 				return "", fmt.Errorf("recording the direction: %s changed meanwhile", replicate.DirectionKey(rep.Name))
 			}
 			// Also on the hosts, where a replication run without Consul
-			// (a timer on the old primary) finds it under its lock.
+			// (a timer on the old primary) finds it under its lock: the
+			// new primary's record alone refuses a send to it.
 			if err := writeDirection(ctx, env, to, ends.TargetDir, rep.Name, o.To); err != nil {
 				return "", err
 			}
 			note := ""
-			if err := writeDirection(ctx, env, inv.Host(o.From), ends.SourceDir, rep.Name, o.To); err != nil {
-				note = fmt.Sprintf(" (not recorded on %s: %v)", o.From, err)
+			switch {
+			case o.PrimaryDown:
+				// Declared down, and it did not answer: asking it again
+				// would hold the clients' remount for a connect timeout.
+				note = fmt.Sprintf(" (not recorded on %s: --primary-down)", o.From)
+			default:
+				if err := writeDirection(ctx, env, inv.Host(o.From), ends.SourceDir, rep.Name, o.To); err != nil {
+					note = fmt.Sprintf(" (not recorded on %s: %v)", o.From, err)
+				}
 			}
 			return fmt.Sprintf("next: hoctl replicate %s %s (incremental)%s", o.To, o.From, note), nil
 		}},
@@ -389,7 +403,7 @@ func (r *Run) assess(ctx context.Context, env *tasks.Env, _ *inventory.Host) (st
 	}
 	// The old primary: reachable means it can be fenced over SSH;
 	// unreachable is never taken as fenced.
-	_, connErr := env.Connect(ctx, r.Inv.Host(o.From))
+	connErr := r.probe(ctx, env)
 	switch {
 	case connErr != nil && !o.PrimaryDown:
 		// Not wrapped: this is a refusal (exit 3), not an unreachable
@@ -397,8 +411,6 @@ func (r *Run) assess(ctx context.Context, env *tasks.Env, _ *inventory.Host) (st
 		return "", fmt.Errorf("%s is unreachable (%s): unreachable is not fenced. Make sure it is powered off, then pass --primary-down", o.From, connErr.Error())
 	case connErr == nil && o.PrimaryDown:
 		return "", fmt.Errorf("--primary-down says %s is powered off, but it answers over SSH: fail over without --primary-down, so it is fenced", o.From)
-	case len(passing) == 1 && o.PrimaryDown:
-		return "", fmt.Errorf("--primary-down says %s is powered off, but Consul still sees it passing %s", o.From, o.Service)
 	}
 	// With a final sync the copy is made by the run itself (a full send if
 	// there is no parent); without one, the newest copy there is what
@@ -426,10 +438,36 @@ func (r *Run) assess(ctx context.Context, env *tasks.Env, _ *inventory.Host) (st
 		return "", fmt.Errorf("%s already exports %s", o.To, r.NFS.Export)
 	}
 	state := "serving"
-	if len(passing) == 0 {
+	switch {
+	case len(passing) == 0:
 		state = "not passing in Consul"
+	case o.PrimaryDown:
+		// Consul's gossip takes seconds to see a host go; the guard
+		// makes that wait unneeded: cut off, the old primary stops at
+		// its lease's end, which the run waits out; reaching Consul, it
+		// reads the moved key and fences itself. The run checks after
+		// the wait that Consul sees it gone.
+		state = "still passing in Consul (its guard stops it: see the lease wait)"
 	}
 	return fmt.Sprintf("%s %s; newest complete copy on %s: %s", o.From, state, o.To, copyState), nil
+}
+
+// DownProbe bounds how long --primary-down gives the old primary to
+// answer over SSH (less when its connect_timeout is shorter). The probe
+// only checks the operator's word: a primary that answers later than
+// this is treated as down and stops by itself (its guard), so the bound
+// costs no safety, while the connect timeout would hold up the failover.
+const DownProbe = 2 * time.Second
+
+// probe connects to the old primary: nil if it answers.
+func (r *Run) probe(ctx context.Context, env *tasks.Env) error {
+	if r.Opts.PrimaryDown {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DownProbe)
+		defer cancel()
+	}
+	_, err := env.Connect(ctx, r.Inv.Host(r.Opts.From))
+	return err
 }
 
 func exported(exportfs, export string) bool {
@@ -543,6 +581,9 @@ func (r *Run) fence(ctx context.Context, env *tasks.Env, _ *inventory.Host) (str
 	if !won {
 		return "", fmt.Errorf("owner key %s changed while it was being moved: someone else is at work", r.NFS.OwnerKey)
 	}
+	r.mu.Lock()
+	r.keyMoved = time.Now()
+	r.mu.Unlock()
 	if o.PrimaryDown {
 		return fmt.Sprintf("owner %s; %s powered off (operator's word)", o.To, o.From), nil
 	}
@@ -568,9 +609,6 @@ func (r *Run) fenced(ctx context.Context, env *tasks.Env, _ *inventory.Host) (st
 	}
 	if slices.Contains(passing, o.From) {
 		return "", fmt.Errorf("Consul still has a passing %s instance on %s", o.Service, o.From)
-	}
-	if o.PrimaryDown {
-		return "no passing instance on " + o.From, nil
 	}
 	run, err := env.Connect(ctx, r.Inv.Host(o.From))
 	if err != nil {
