@@ -210,7 +210,7 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 		Hosts:         []*inventory.Host{to},
 		Before:        &tasks.Func{Desc: fmt.Sprintf("consul kv %s is %s", svc.OwnerKey, o.To), Fn: r.ownerIs(o.To, false)},
 		NeedsPrevious: true,
-		Action:        tasks.Cmd(unfenceCmd(unit)),
+		Action:        tasks.Cmd(startCmd(unit)),
 		// exportfs lists a kernel server's exports; a user-space server
 		// (nfs-ganesha) has none, and the next step's Consul health check
 		// is what says it serves.
@@ -546,6 +546,35 @@ func unfenceCmd(unit string) string {
 	return "fenced=; if [ -e " + d + " ]; then rm -f " + d + " && fenced=1; fi && " +
 		"if [ \"$(readlink " + mask + ")\" = /dev/null ]; then " + sshexec.QuoteArgv([]string{"systemctl", "unmask", "--runtime", unit}) + "; fi && " +
 		sshexec.QuoteArgv([]string{"systemctl", "start", unit}) + " && if [ -n \"$fenced\" ]; then systemctl daemon-reload; fi"
+}
+
+// RecoveryDirs hold the NFSv4 clients an NFS server recorded in its last
+// term on this host, which it lets reclaim their state in the grace
+// period it enters at start: nfs-ganesha's (its fs recovery backend, at
+// its default RecoveryRoot) and the Linux server's legacy tracker.
+func RecoveryDirs() []string {
+	return []string{"/var/lib/nfs/ganesha/v4recov", "/var/lib/nfs/ganesha/v4old", "/var/lib/nfs/v4recovery"}
+}
+
+// forgetClientsCmd empties dirs (RecoveryDirs) before a failover's start. The
+// clients recorded there held state on this host in an earlier term;
+// another host has served since, and granted opens and locks that such
+// a reclaim would contradict, so none may come back. A server with no
+// client to wait for ends its grace at once (nfs-ganesha with NLM off,
+// as an NFSv4-only server runs) instead of after its whole grace period
+// (90 s by default), during which no client can open a file.
+func forgetClientsCmd(dirs []string) string {
+	var q []string
+	for _, d := range dirs {
+		q = append(q, sshexec.Quote(d))
+	}
+	return "for d in " + strings.Join(q, " ") + `; do if [ -d "$d" ]; then find "$d" -mindepth 1 -delete || exit 1; fi; done`
+}
+
+// startCmd is the new primary's start: the earlier term's clients
+// forgotten, the fence lifted, the unit started.
+func startCmd(unit string) string {
+	return forgetClientsCmd(RecoveryDirs()) + " && " + unfenceCmd(unit)
 }
 
 func (r *Run) fenceDesc() string {

@@ -63,7 +63,7 @@ func TestFailoverStepOrder(t *testing.T) {
 					what = "guard lease"
 				case strings.HasPrefix(s.Title, "promote") && host == "c1" && strings.Contains(act, "hoctl dir-op /persist/services-standby promote "):
 					what = "promote"
-				case strings.HasPrefix(s.Title, "start nfs-server.service on c1") && host == "c1" && act == unfenceCmd("nfs-server.service"):
+				case strings.HasPrefix(s.Title, "start nfs-server.service on c1") && host == "c1" && act == startCmd("nfs-server.service"):
 					what = "start"
 					if !s.NeedsPrevious {
 						t.Error("the start's before check runs at plan time, before the fence moved the key")

@@ -190,3 +190,21 @@ func TestPrimaryDownRecordsTheDirectionWithoutTheOldPrimary(t *testing.T) {
 		t.Errorf("connected to %v; said %q", asked, out)
 	}
 }
+
+// The new primary's start forgets the clients its server recorded in an
+// earlier term before the unit starts, so its grace period has none to
+// wait for; run on a scratch copy of those dirs, it empties them and
+// keeps the dirs.
+func TestStartForgetsTheEarlierTermsClients(t *testing.T) {
+	cmd := startCmd("nfs-server.service")
+	forget, start := strings.Index(cmd, "v4recov"), strings.Index(cmd, "systemctl start")
+	if forget < 0 || start < 0 || forget > start {
+		t.Fatalf("the start does not forget the earlier term's clients before systemctl start:\n%s", cmd)
+	}
+	root := t.TempDir()
+	shell(t, "mkdir -p "+root+"/v4recov/node0/'::ffff:127.0.0.1-(27:Libnfs pid:1 2)' "+root+"/v4old/node0 && touch "+root+"/v4old/node0/x")
+	shell(t, forgetClientsCmd([]string{root + "/v4recov", root + "/v4old", root + "/absent"}))
+	if got := shell(t, "cd "+root+" && find . | sort"); got != ".\n./v4old\n./v4recov\n" {
+		t.Errorf("left:\n%s", got)
+	}
+}
