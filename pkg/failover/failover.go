@@ -72,6 +72,11 @@ type Run struct {
 	finalSync *replicate.Run // nil with --primary-down
 	mu        sync.Mutex
 	assessed  string // the newest complete copy the assessment found
+	// inspect is the final sync's inspection (its before check and its
+	// action, which takes the host locks), and inspected says this
+	// process ran it: a run resumed after the fence has not.
+	inspect   [2]func(context.Context, *tasks.Env, *inventory.Host) (string, error)
+	inspected bool
 	// keyMoved is when this run's compare-and-set of the owner key
 	// returned: the old primary's guard can have had no confirmation
 	// sent after it (zero: not by this run, as in a resumed one).
@@ -173,27 +178,41 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 	if !o.PrimaryDown {
 		fence.After = &tasks.Func{Desc: fmt.Sprintf("no passing %s instance on %s; %s inactive there", o.Service, o.From, unit), Fn: r.fenced}
 	}
-	steps = append(steps, fence)
-	// The final sync's prunes are not what serving needs: they run last,
-	// once the clients read the new primary (still under the final
-	// sync's host locks, held to the run's end), not in the outage.
+	// The outage lasts from the fence's stop to the new primary's start:
+	// of the final sync, only the snapshot and the send need the old
+	// primary stopped. Its inspection (which takes the host locks, held
+	// to the run's end) and its garbage removal come before the fence;
+	// its prunes, which serving does not need, run last, once the
+	// clients read the new primary. The replication runbook's steps are
+	// told apart by their titles (TestFailoverStepOrder fails if those
+	// change).
 	var prunes []*tasks.Step
 	if !o.PrimaryDown {
 		rb, finalSync := replicate.Runbook(inv, ends, replicate.Options{Now: o.Now})
 		r.finalSync = finalSync
+		var sync []*tasks.Step
 		for _, s := range rb.Steps {
-			// The replication runbook's prune steps, by their titles
-			// (TestFailoverStepOrder fails if those change).
-			prune := strings.HasPrefix(s.Title, "prune ")
+			title := s.Title
 			s.Title = "final sync: " + s.Title
-			if prune {
+			switch {
+			case strings.HasPrefix(title, "inspect "):
+				r.wrapInspect(s)
+				steps = append(steps, s)
+			case strings.HasPrefix(title, "remove garbage "):
+				steps = append(steps, s)
+			case strings.HasPrefix(title, "prune "):
 				prunes = append(prunes, s)
-				continue
+			default:
+				sync = append(sync, s)
 			}
-			steps = append(steps, s)
 		}
+		if len(sync) > 0 {
+			sync[0].Before = &tasks.Func{Desc: "the final sync's inspection, under its host locks, done by this run (a resumed run does it again here)", Fn: r.inspectedHere}
+		}
+		steps = append(steps, fence)
+		steps = append(steps, sync...)
 	} else {
-		steps = append(steps, r.guardWaitStep())
+		steps = append(steps, fence, r.guardWaitStep())
 	}
 	steps = append(steps, &tasks.Step{
 		Title: fmt.Sprintf("promote the newest complete copy on %s to %s", o.To, svc.Subvolume),
@@ -450,6 +469,45 @@ func (r *Run) assess(ctx context.Context, env *tasks.Env, _ *inventory.Host) (st
 		state = "still passing in Consul (its guard stops it: see the lease wait)"
 	}
 	return fmt.Sprintf("%s %s; newest complete copy on %s: %s", o.From, state, o.To, copyState), nil
+}
+
+// wrapInspect notes when the final sync's inspection step ran.
+func (r *Run) wrapInspect(s *tasks.Step) {
+	before, action := s.Before.(*tasks.Func), s.Action.(*tasks.Func)
+	r.inspect = [2]func(context.Context, *tasks.Env, *inventory.Host) (string, error){before.Fn, action.Fn}
+	s.Action = &tasks.Func{Desc: action.Desc, DescFn: action.DescFn, Fn: func(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
+		out, err := action.Fn(ctx, env, h)
+		if err == nil {
+			r.mu.Lock()
+			r.inspected = true
+			r.mu.Unlock()
+		}
+		return out, err
+	}}
+}
+
+// inspectedHere is the snapshot's before check: the final sync's
+// inspection ran before the fence in this run, or, in a run resumed
+// after it, runs now (its check, then its locks and choice), so the send
+// has its parent and its host locks.
+func (r *Run) inspectedHere(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
+	r.mu.Lock()
+	done := r.inspected
+	r.mu.Unlock()
+	if done {
+		return "inspected before the fence, host locks held", nil
+	}
+	if _, err := r.inspect[0](ctx, env, h); err != nil {
+		return "", err
+	}
+	out, err := r.inspect[1](ctx, env, h)
+	if err != nil {
+		return "", err
+	}
+	r.mu.Lock()
+	r.inspected = true
+	r.mu.Unlock()
+	return "inspected again (a resumed run): " + out, nil
 }
 
 // DownProbe bounds how long --primary-down gives the old primary to

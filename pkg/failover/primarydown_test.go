@@ -208,3 +208,38 @@ func TestStartForgetsTheEarlierTermsClients(t *testing.T) {
 		t.Errorf("left:\n%s", got)
 	}
 }
+
+// The final sync's inspection runs before the fence; a run resumed after
+// the fence has not run it, so the snapshot's before check does it
+// there (its locks and its parent), and a run that did it goes on.
+func TestSnapshotAfterTheFenceNeedsTheInspection(t *testing.T) {
+	inv, err := inventory.Parse("i.yaml", []byte(downInv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &passingConsul{owner: "zippy"}
+	rb, r, err := Runbook(context.Background(), inv, func(context.Context) (Consul, error) { return c, nil },
+		Options{Service: "data-services", To: "c1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := stepTitled(t, rb, "final sync: snapshot")
+	if snap.Before == nil || !snap.NeedsPrevious {
+		t.Fatalf("the snapshot has no before check run in sequence: %+v", snap.Before)
+	}
+	var asked []string
+	env := &tasks.Env{Inventory: inv, Connect: func(_ context.Context, h *inventory.Host) (sshexec.Runner, error) {
+		asked = append(asked, h.Name)
+		return nil, errors.New(h.Name + ": unreachable (test)")
+	}}
+	if _, err := fn(snap.Before)(context.Background(), env, inv.Host("zippy")); err == nil || len(asked) == 0 {
+		t.Errorf("a resumed run's snapshot did not inspect: %v, asked %v", err, asked)
+	}
+	r.mu.Lock()
+	r.inspected = true
+	r.mu.Unlock()
+	asked = nil
+	if _, err := fn(snap.Before)(context.Background(), env, inv.Host("zippy")); err != nil || len(asked) != 0 {
+		t.Errorf("inspected before the fence: %v, asked %v", err, asked)
+	}
+}
