@@ -47,13 +47,17 @@ func buildNFSWriter(ctx context.Context, dir string) (string, error) {
 
 // successes is one client's log: when each of its operations succeeded.
 type successes struct {
-	mu    sync.Mutex
-	oks   []time.Time
-	fails int
+	mu      sync.Mutex
+	oks     []time.Time
+	fails   int
+	lastErr string // the last failure's message, for a bench that fails
 }
 
 func (s *successes) ok(at time.Time) { s.mu.Lock(); s.oks = append(s.oks, at); s.mu.Unlock() }
-func (s *successes) fail()           { s.mu.Lock(); s.fails++; s.mu.Unlock() }
+func (s *successes) fail(why string) { s.mu.Lock(); s.fails++; s.lastErr = why; s.mu.Unlock() }
+
+// last is the last failure's message.
+func (s *successes) last() string { s.mu.Lock(); defer s.mu.Unlock(); return s.lastErr }
 
 // okAfter says whether an operation succeeded after t.
 func (s *successes) okAfter(t time.Time) bool {
@@ -104,15 +108,16 @@ func runOpener(ctx context.Context, wg *sync.WaitGroup, l *lab.Lab, consul, loca
 		for i := 0; ctx.Err() == nil; i++ {
 			at := time.Now()
 			addr, err := ownerAddr(ctx, l, consul)
+			var out []byte
 			if err == nil {
 				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				err = lab.ToolCmd(cctx, "nfs-cp", local, fmt.Sprintf("nfs://%s%s/%s-%d?version=4", addr, lab.NFSExport, tag, i)).Run()
+				out, err = lab.ToolCmd(cctx, "nfs-cp", local, fmt.Sprintf("nfs://%s%s/%s-%d?version=4", addr, lab.NFSExport, tag, i)).CombinedOutput()
 				cancel()
 			}
 			if err == nil {
 				s.ok(at)
 			} else if ctx.Err() == nil {
-				s.fail()
+				s.fail(fmt.Sprintf("%v: %s", err, strings.TrimSpace(string(out))))
 			}
 			select {
 			case <-ctx.Done():
@@ -140,11 +145,14 @@ func runWriter(ctx context.Context, wg *sync.WaitGroup, l *lab.Lab, consul, bin,
 		defer wg.Done()
 		for ctx.Err() == nil {
 			started := time.Now()
+			why := ""
 			if addr, err := ownerAddr(ctx, l, consul); err == nil {
-				w.session(ctx, bin, addr, file)
+				why = w.session(ctx, bin, addr, file)
+			} else {
+				why = err.Error()
 			}
 			if ctx.Err() == nil {
-				w.fail()
+				w.fail(why)
 			}
 			select {
 			case <-ctx.Done():
@@ -155,18 +163,21 @@ func runWriter(ctx context.Context, wg *sync.WaitGroup, l *lab.Lab, consul, bin,
 	return w
 }
 
-// session is one nfswriter process, from its mount to its first error.
-func (w *writer) session(ctx context.Context, bin, addr, file string) {
+// session is one nfswriter process, from its mount to its first error,
+// which it returns.
+func (w *writer) session(ctx context.Context, bin, addr, file string) string {
 	w.mu.Lock()
 	next := w.next
 	w.mu.Unlock()
 	cmd := lab.ToolCmd(ctx, bin, addr, lab.NFSExport, "/"+file, strconv.FormatInt(next, 10))
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return
+		return err.Error()
 	}
 	if err := cmd.Start(); err != nil {
-		return
+		return err.Error()
 	}
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
@@ -185,7 +196,8 @@ func (w *writer) session(ctx context.Context, bin, addr, file string) {
 		w.next = seq + 1
 		w.mu.Unlock()
 	}
-	_ = cmd.Wait()
+	err = cmd.Wait()
+	return fmt.Sprintf("%v: %s", err, strings.TrimSpace(stderr.String()))
 }
 
 // lost is the acknowledged records missing from the file as the owner

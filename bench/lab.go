@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -240,7 +242,14 @@ func (h *harness) failoverWindow(ctx context.Context, l *lab.Lab, runs int) erro
 			}()
 			time.Sleep(time.Second) // good reads before
 			d, _, err := h.timeCmd(env, h.cfg.hoctl, "--yes", "failover", "--to", to)
-			if err != nil {
+			var exit *exec.ExitError
+			switch {
+			case errors.As(err, &exit) && exit.ExitCode() == 5:
+				// The new primary serves, and a client's remount was not
+				// verified (a server in its grace period outlasts the
+				// lab's mount retries): the windows are still measured.
+				fmt.Fprintf(os.Stderr, "bench: failover --to %s: exit 5 (changed, not verified): measuring on\n", to)
+			case err != nil:
 				stop()
 				wg.Wait()
 				return err
@@ -259,8 +268,13 @@ func (h *harness) failoverWindow(ctx context.Context, l *lab.Lab, runs int) erro
 			}
 			stop()
 			wg.Wait()
-			if !opener.okAfter(ended) || !wr.okAfter(ended) {
-				return fmt.Errorf("failover --to %s: within 150 s after it, the opener created a file: %v, the writer wrote: %v", to, opener.okAfter(ended), wr.okAfter(ended))
+			// A client that never succeeded after the failover is said,
+			// and its window left out; the other clients' figures stand.
+			if !opener.okAfter(ended) {
+				fmt.Fprintf(os.Stderr, "bench: failover --to %s: the opener created no file within 150 s after it; its last failure: %s\n", to, opener.last())
+			}
+			if !wr.okAfter(ended) {
+				fmt.Fprintf(os.Stderr, "bench: failover --to %s: the writer wrote nothing within 150 s after it; its last failure: %s\n", to, wr.last())
 			}
 			nextRecord = wr.next
 			lost, err := wr.lost(ctx, l, consul, writerFile)
@@ -269,6 +283,12 @@ func (h *harness) failoverWindow(ctx context.Context, l *lab.Lab, runs int) erro
 			}
 			sort.Slice(reads, func(a, b int) bool { return reads[a].at.Before(reads[b].at) })
 			res := result{to: to, total: d, reads: len(reads), opener: opener.window(), writer: wr.window(), lost: lost}
+			if !opener.okAfter(ended) {
+				res.opener = -1
+			}
+			if !wr.okAfter(ended) {
+				res.writer = -1
+			}
 			var lastGood, firstBad time.Time
 			for _, r := range reads {
 				if !r.ok {
@@ -322,7 +342,7 @@ func (h *harness) failoverWindow(ctx context.Context, l *lab.Lab, runs int) erro
 				lost += r.lost
 			}
 		}
-		fmt.Printf("| %s | **%s** | %s | **%s** | %s | %d |\n", direction(to), secs(median(os)), list(os), secs(median(ws)), list(ws), lost)
+		fmt.Printf("| %s | **%s** | %s | **%s** | %s | %d |\n", direction(to), clientSecs(median(os)), clientList(os), clientSecs(median(ws)), clientList(ws), lost)
 	}
 	fmt.Println()
 	// Where the time goes: each step's median duration, and which steps
@@ -359,6 +379,27 @@ func (h *harness) failoverWindow(ctx context.Context, l *lab.Lab, runs int) erro
 	}
 	fmt.Println()
 	return nil
+}
+
+// clientSecs is a client's window; negative: it never succeeded after
+// the failover (within 150 s).
+func clientSecs(d time.Duration) string {
+	if d < 0 {
+		return "none within 150 s"
+	}
+	return secs(d)
+}
+
+func clientList(ds []time.Duration) string {
+	var s []string
+	for _, d := range ds {
+		if d < 0 {
+			s = append(s, "none")
+			continue
+		}
+		s = append(s, fmt.Sprintf("%.2f", d.Seconds()))
+	}
+	return strings.Join(s, " ")
 }
 
 func direction(to string) string {

@@ -24,6 +24,7 @@ int nfs_set_version(struct nfs_context *, int);
 void nfs_set_autoreconnect(struct nfs_context *, int);
 void nfs_set_timeout(struct nfs_context *, int);
 int nfs_mount(struct nfs_context *, const char *, const char *);
+int nfs_open(struct nfs_context *, const char *, int, struct nfsfh **);
 int nfs_create(struct nfs_context *, const char *, int, int, struct nfsfh **);
 int nfs_write(struct nfs_context *, struct nfsfh *, uint64_t, const void *);
 int nfs_fsync(struct nfs_context *, struct nfsfh *);
@@ -50,7 +51,9 @@ int main(int argc, char **argv) {
 		return 3;
 	}
 	struct nfsfh *fh;
-	if (nfs_create(n, argv[3], O_WRONLY | O_CREAT, 0644, &fh)) {
+	/* The file as the last server left it, else a new one: libnfs's
+	 * create is exclusive (NFS4ERR_EXIST on a file that exists). */
+	if (nfs_open(n, argv[3], O_WRONLY, &fh) && nfs_create(n, argv[3], O_WRONLY | O_CREAT, 0644, &fh)) {
 		fprintf(stderr, "open: %s\n", nfs_get_error(n));
 		return 3;
 	}
