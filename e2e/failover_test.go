@@ -163,6 +163,7 @@ for s in /persist/services-standby/services@* /persist/services-snapshots/servic
   if [ -e "$s" ]; then btrfs subvolume delete -c "$s" >/dev/null || exit 1; fi
 done
 rm -f /persist/.hoctl-replicate-* /persist/services-standby/.hoctl-replicate-* /persist/services-snapshots/.hoctl-replicate-*
+find /var/lib/nfs/ganesha -mindepth 2 -delete 2>/dev/null || true
 mkdir -p /persist/services-snapshots`
 	for _, h := range nfsServers {
 		script := wipe
@@ -554,11 +555,13 @@ func TestFailoverKilledAfterFenceThenResumed(t *testing.T) {
 	l, env := nfsStart(t)
 	splitBrainWatch(t, l)
 	cmd, out := startRun(t, l.Inventory, env, "--yes", "failover", "--to", "c1")
-	journal := waitStepEnded(t, env, 3, out)
+	// The fence is step 5: the final sync's inspection and garbage
+	// removal (steps 3 and 4) come before it.
+	journal := waitStepEnded(t, env, 5, out)
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	_ = cmd.Wait()
 	if o := owner(t, l); o != "c1" {
-		t.Fatalf("after step 3 the owner key must be c1, is %s", o)
+		t.Fatalf("after step 5 the owner key must be c1, is %s", o)
 	}
 	if s := serving(t, l); len(s) != 0 {
 		t.Fatalf("killed after the fence, serving %v", s)
@@ -577,7 +580,7 @@ func TestFailoverKilledAfterFenceThenResumed(t *testing.T) {
 		refused++
 		time.Sleep(time.Second)
 	}
-	if r.code != 0 || !strings.Contains(r.stderr, "resuming run "+id+" at step 4") {
+	if r.code != 0 || !strings.Contains(r.stderr, "resuming run "+id+" at step 6") {
 		t.Fatalf("resume: exit %d\n%s", r.code, r.stderr)
 	}
 	t.Logf("resume refused %d times while the dead run's session held the lock", refused)

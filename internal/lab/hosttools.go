@@ -108,9 +108,9 @@ var hostTools = []HostTool{
 	{Name: "nix-store", From: FromDebian, Package: "nix-bin", Use: ForMachines, Why: "deploy.sh; teardown deletes what the lab built"},
 	{Name: "nix", From: FromDebian, Package: "nix-bin", Use: ForMachines, Why: "deploy.sh: nix copy to the host"},
 	{Name: "ssh", From: FromDebian, Package: "openssh-client", Use: ForMachines | ForTests | ForBench, Why: "deploy.sh (nix copy, activation); tests and bench"},
-	{Name: "gcc", From: FromDebian, Package: "gcc", Use: ForMachines, Why: "Nomad's cached build needs cgo"},
+	{Name: "gcc", From: FromDebian, Package: "gcc", Use: ForMachines | ForBench, Why: "Nomad's cached build needs cgo; the bench's NFSv4 writer client (bench/nfswriter, against libnfs13)"},
 	{Name: "nfs-ls", Path: "/usr/bin/nfs-ls", From: FromDebian, Package: "libnfs-utils", Use: ForMachines, Why: "copied into each NFS client machine (nfsclient.go)"},
-	{Name: "nfs-cp", Path: "/usr/bin/nfs-cp", From: FromDebian, Package: "libnfs-utils", Use: ForMachines, Why: "copied into each NFS client machine (nfsclient.go)"},
+	{Name: "nfs-cp", Path: "/usr/bin/nfs-cp", From: FromDebian, Package: "libnfs-utils", Use: ForMachines | ForBench, Why: "copied into each NFS client machine (nfsclient.go); the bench's client that opens new files"},
 	{Name: "nfs-cat", From: FromDebian, Package: "libnfs-utils", Use: ForDemo | ForTests | ForBench, Why: "a client's read of the export over NFSv4"},
 	// The tests.
 	{Name: "ssh-keygen", From: FromDebian, Package: "openssh-client", Use: ForTests, Why: "replication keys (replicate_transport_test)"},
@@ -132,6 +132,7 @@ var hostTools = []HostTool{
 	{Name: "go", From: FromGo, Use: ForMachines | ForTests | ForBench, Why: "Consul and Nomad from source; hoctl for the tests and the bench"},
 	{Name: "hoctl", From: FromBuild, Use: ForDemo | ForTests | ForBench, Why: "the program under test"},
 	{Name: "hoctl-lab", From: FromBuild, Use: ForDemo, Why: "demo.sh's lab"},
+	{Name: "nfswriter", From: FromBuild, Use: ForBench, Why: "the bench's NFSv4 client that holds a file open and writes through a failover (bench/nfswriter)"},
 	{Name: "lab.test", From: FromBuild, Use: ForTests, Why: "TestStaleLabIsRemovedAtStart runs its own test binary as the run it kills"},
 }
 

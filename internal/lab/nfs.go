@@ -42,10 +42,10 @@ NFS_CORE_PARAM {
 MDCACHE {
     Dir_Chunk = 0;
 }
-NFSv4 {
-    Graceless = true;
-    Lease_Lifetime = 10;
-}
+# NFSv4's grace period and lease are ganesha's own (90 s, 60 s): what
+# an operator's server runs with. hoctl failover's start makes the grace
+# short on the new primary by forgetting the clients of its earlier term
+# (docs/failover.md, "the grace period").
 EXPORT {
     Export_Id = 1;
     Attr_Expiration_Time = 0;

@@ -97,10 +97,12 @@ copy=$(mktemp -d "$base/copy.XXXXXX")
 # libnfs's tools give up at once, and a read sometimes fails while the
 # server has just started (seen: nfs-cp "Failed to read from source
 # file" on the first remount after a failover): a few tries each.
-# Up to 10 s, each failure said in the mount unit's journal: a client in
+# Up to 30 s, each failure said in the mount unit's journal: a client in
 # the real-cluster tests once found no server for 2.5 s right after a
-# failover's start, while the two others read it at once.
-retry() { for i in $(seq 20); do "$@" && return 0; echo "mount.nfslab: try $i failed: $*" >&2; sleep 0.5; done; return 1; }
+# failover's start, while the two others read it at once; and a server
+# in its grace period refuses every open (NFS4ERR_GRACE) until it ends,
+# which a kernel client retries for as long as it lasts.
+retry() { for i in $(seq 60); do "$@" && return 0; echo "mount.nfslab: try $i failed: $*" >&2; sleep 0.5; done; return 1; }
 retry sh -c 'nfs-ls -R "$1" > "$2"' - "$url?version=4" "$base/ls" || {
   echo "mount.nfslab: $addr:$export: server not serving" >&2; exit 32; }
 # nfs-ls -R prints ls -l lines; the name is the last field (the lab's

@@ -72,6 +72,15 @@ type Run struct {
 	finalSync *replicate.Run // nil with --primary-down
 	mu        sync.Mutex
 	assessed  string // the newest complete copy the assessment found
+	// inspect is the final sync's inspection (its before check and its
+	// action, which takes the host locks), and inspected says this
+	// process ran it: a run resumed after the fence has not.
+	inspect   [2]func(context.Context, *tasks.Env, *inventory.Host) (string, error)
+	inspected bool
+	// keyMoved is when this run's compare-and-set of the owner key
+	// returned: the old primary's guard can have had no confirmation
+	// sent after it (zero: not by this run, as in a resumed one).
+	keyMoved time.Time
 }
 
 // currentOwner is the host the owner key names, else the primary.
@@ -165,18 +174,45 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 		Title:  fmt.Sprintf("fence %s: owner key to %s, fence and stop %s there", o.From, o.To, unit),
 		Before: &tasks.Func{Desc: fmt.Sprintf("consul kv %s is %s (or unset)", svc.OwnerKey, o.From), Fn: r.ownerIs(o.From, true)},
 		Action: &tasks.Func{DescFn: func(*inventory.Host) string { return r.fenceDesc() }, Fn: r.fence},
-		After:  &tasks.Func{Desc: fmt.Sprintf("no passing %s instance on %s; %s inactive there (if reachable)", o.Service, o.From, unit), Fn: r.fenced},
 	}
-	steps = append(steps, fence)
+	if !o.PrimaryDown {
+		fence.After = &tasks.Func{Desc: fmt.Sprintf("no passing %s instance on %s; %s inactive there", o.Service, o.From, unit), Fn: r.fenced}
+	}
+	// The outage lasts from the fence's stop to the new primary's start:
+	// of the final sync, only the snapshot and the send need the old
+	// primary stopped. Its inspection (which takes the host locks, held
+	// to the run's end) and its garbage removal come before the fence;
+	// its prunes, which serving does not need, run last, once the
+	// clients read the new primary. The replication runbook's steps are
+	// told apart by their titles (TestFailoverStepOrder fails if those
+	// change).
+	var prunes []*tasks.Step
 	if !o.PrimaryDown {
 		rb, finalSync := replicate.Runbook(inv, ends, replicate.Options{Now: o.Now})
 		r.finalSync = finalSync
+		var sync []*tasks.Step
 		for _, s := range rb.Steps {
+			title := s.Title
 			s.Title = "final sync: " + s.Title
-			steps = append(steps, s)
+			switch {
+			case strings.HasPrefix(title, "inspect "):
+				r.wrapInspect(s)
+				steps = append(steps, s)
+			case strings.HasPrefix(title, "remove garbage "):
+				steps = append(steps, s)
+			case strings.HasPrefix(title, "prune "):
+				prunes = append(prunes, s)
+			default:
+				sync = append(sync, s)
+			}
 		}
+		if len(sync) > 0 {
+			sync[0].Before = &tasks.Func{Desc: "the final sync's inspection, under its host locks, done by this run (a resumed run does it again here)", Fn: r.inspectedHere}
+		}
+		steps = append(steps, fence)
+		steps = append(steps, sync...)
 	} else {
-		steps = append(steps, r.guardWaitStep())
+		steps = append(steps, fence, r.guardWaitStep())
 	}
 	steps = append(steps, &tasks.Step{
 		Title: fmt.Sprintf("promote the newest complete copy on %s to %s", o.To, svc.Subvolume),
@@ -193,7 +229,7 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 		Hosts:         []*inventory.Host{to},
 		Before:        &tasks.Func{Desc: fmt.Sprintf("consul kv %s is %s", svc.OwnerKey, o.To), Fn: r.ownerIs(o.To, false)},
 		NeedsPrevious: true,
-		Action:        tasks.Cmd(unfenceCmd(unit)),
+		Action:        tasks.Cmd(startCmd(unit)),
 		// exportfs lists a kernel server's exports; a user-space server
 		// (nfs-ganesha) has none, and the next step's Consul health check
 		// is what says it serves.
@@ -224,13 +260,21 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 				return "", fmt.Errorf("recording the direction: %s changed meanwhile", replicate.DirectionKey(rep.Name))
 			}
 			// Also on the hosts, where a replication run without Consul
-			// (a timer on the old primary) finds it under its lock.
+			// (a timer on the old primary) finds it under its lock: the
+			// new primary's record alone refuses a send to it.
 			if err := writeDirection(ctx, env, to, ends.TargetDir, rep.Name, o.To); err != nil {
 				return "", err
 			}
 			note := ""
-			if err := writeDirection(ctx, env, inv.Host(o.From), ends.SourceDir, rep.Name, o.To); err != nil {
-				note = fmt.Sprintf(" (not recorded on %s: %v)", o.From, err)
+			switch {
+			case o.PrimaryDown:
+				// Declared down, and it did not answer: asking it again
+				// would hold the clients' remount for a connect timeout.
+				note = fmt.Sprintf(" (not recorded on %s: --primary-down)", o.From)
+			default:
+				if err := writeDirection(ctx, env, inv.Host(o.From), ends.SourceDir, rep.Name, o.To); err != nil {
+					note = fmt.Sprintf(" (not recorded on %s: %v)", o.From, err)
+				}
 			}
 			return fmt.Sprintf("next: hoctl replicate %s %s (incremental)%s", o.To, o.From, note), nil
 		}},
@@ -246,6 +290,7 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 			After:  tasks.Cmd(r.clientCheck()),
 		})
 	}
+	steps = append(steps, prunes...)
 	for _, s := range steps[2:] {
 		if s.Before != nil && s != fence {
 			s.NeedsPrevious = true
@@ -377,7 +422,7 @@ func (r *Run) assess(ctx context.Context, env *tasks.Env, _ *inventory.Host) (st
 	}
 	// The old primary: reachable means it can be fenced over SSH;
 	// unreachable is never taken as fenced.
-	_, connErr := env.Connect(ctx, r.Inv.Host(o.From))
+	connErr := r.probe(ctx, env)
 	switch {
 	case connErr != nil && !o.PrimaryDown:
 		// Not wrapped: this is a refusal (exit 3), not an unreachable
@@ -385,8 +430,6 @@ func (r *Run) assess(ctx context.Context, env *tasks.Env, _ *inventory.Host) (st
 		return "", fmt.Errorf("%s is unreachable (%s): unreachable is not fenced. Make sure it is powered off, then pass --primary-down", o.From, connErr.Error())
 	case connErr == nil && o.PrimaryDown:
 		return "", fmt.Errorf("--primary-down says %s is powered off, but it answers over SSH: fail over without --primary-down, so it is fenced", o.From)
-	case len(passing) == 1 && o.PrimaryDown:
-		return "", fmt.Errorf("--primary-down says %s is powered off, but Consul still sees it passing %s", o.From, o.Service)
 	}
 	// With a final sync the copy is made by the run itself (a full send if
 	// there is no parent); without one, the newest copy there is what
@@ -414,10 +457,75 @@ func (r *Run) assess(ctx context.Context, env *tasks.Env, _ *inventory.Host) (st
 		return "", fmt.Errorf("%s already exports %s", o.To, r.NFS.Export)
 	}
 	state := "serving"
-	if len(passing) == 0 {
+	switch {
+	case len(passing) == 0:
 		state = "not passing in Consul"
+	case o.PrimaryDown:
+		// Consul's gossip takes seconds to see a host go; the guard
+		// makes that wait unneeded: cut off, the old primary stops at
+		// its lease's end, which the run waits out; reaching Consul, it
+		// reads the moved key and fences itself. The run checks after
+		// the wait that Consul sees it gone.
+		state = "still passing in Consul (its guard stops it: see the lease wait)"
 	}
 	return fmt.Sprintf("%s %s; newest complete copy on %s: %s", o.From, state, o.To, copyState), nil
+}
+
+// wrapInspect notes when the final sync's inspection step ran.
+func (r *Run) wrapInspect(s *tasks.Step) {
+	before, action := s.Before.(*tasks.Func), s.Action.(*tasks.Func)
+	r.inspect = [2]func(context.Context, *tasks.Env, *inventory.Host) (string, error){before.Fn, action.Fn}
+	s.Action = &tasks.Func{Desc: action.Desc, DescFn: action.DescFn, Fn: func(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
+		out, err := action.Fn(ctx, env, h)
+		if err == nil {
+			r.mu.Lock()
+			r.inspected = true
+			r.mu.Unlock()
+		}
+		return out, err
+	}}
+}
+
+// inspectedHere is the snapshot's before check: the final sync's
+// inspection ran before the fence in this run, or, in a run resumed
+// after it, runs now (its check, then its locks and choice), so the send
+// has its parent and its host locks.
+func (r *Run) inspectedHere(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
+	r.mu.Lock()
+	done := r.inspected
+	r.mu.Unlock()
+	if done {
+		return "inspected before the fence, host locks held", nil
+	}
+	if _, err := r.inspect[0](ctx, env, h); err != nil {
+		return "", err
+	}
+	out, err := r.inspect[1](ctx, env, h)
+	if err != nil {
+		return "", err
+	}
+	r.mu.Lock()
+	r.inspected = true
+	r.mu.Unlock()
+	return "inspected again (a resumed run): " + out, nil
+}
+
+// DownProbe bounds how long --primary-down gives the old primary to
+// answer over SSH (less when its connect_timeout is shorter). The probe
+// only checks the operator's word: a primary that answers later than
+// this is treated as down and stops by itself (its guard), so the bound
+// costs no safety, while the connect timeout would hold up the failover.
+const DownProbe = 2 * time.Second
+
+// probe connects to the old primary: nil if it answers.
+func (r *Run) probe(ctx context.Context, env *tasks.Env) error {
+	if r.Opts.PrimaryDown {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DownProbe)
+		defer cancel()
+	}
+	_, err := env.Connect(ctx, r.Inv.Host(r.Opts.From))
+	return err
 }
 
 func exported(exportfs, export string) bool {
@@ -498,6 +606,35 @@ func unfenceCmd(unit string) string {
 		sshexec.QuoteArgv([]string{"systemctl", "start", unit}) + " && if [ -n \"$fenced\" ]; then systemctl daemon-reload; fi"
 }
 
+// RecoveryDirs hold the NFSv4 clients an NFS server recorded in its last
+// term on this host, which it lets reclaim their state in the grace
+// period it enters at start: nfs-ganesha's (its fs recovery backend, at
+// its default RecoveryRoot) and the Linux server's legacy tracker.
+func RecoveryDirs() []string {
+	return []string{"/var/lib/nfs/ganesha/v4recov", "/var/lib/nfs/ganesha/v4old", "/var/lib/nfs/v4recovery"}
+}
+
+// forgetClientsCmd empties dirs (RecoveryDirs) before a failover's start. The
+// clients recorded there held state on this host in an earlier term;
+// another host has served since, and granted opens and locks that such
+// a reclaim would contradict, so none may come back. A server with no
+// client to wait for ends its grace at once (nfs-ganesha with NLM off,
+// as an NFSv4-only server runs) instead of after its whole grace period
+// (90 s by default), during which no client can open a file.
+func forgetClientsCmd(dirs []string) string {
+	var q []string
+	for _, d := range dirs {
+		q = append(q, sshexec.Quote(d))
+	}
+	return "for d in " + strings.Join(q, " ") + `; do if [ -d "$d" ]; then find "$d" -mindepth 1 -delete || exit 1; fi; done`
+}
+
+// startCmd is the new primary's start: the earlier term's clients
+// forgotten, the fence lifted, the unit started.
+func startCmd(unit string) string {
+	return forgetClientsCmd(RecoveryDirs()) + " && " + unfenceCmd(unit)
+}
+
 func (r *Run) fenceDesc() string {
 	d := fmt.Sprintf("consul kv cas %s %s → %s", r.NFS.OwnerKey, r.Opts.From, r.Opts.To)
 	if r.Opts.PrimaryDown {
@@ -531,6 +668,9 @@ func (r *Run) fence(ctx context.Context, env *tasks.Env, _ *inventory.Host) (str
 	if !won {
 		return "", fmt.Errorf("owner key %s changed while it was being moved: someone else is at work", r.NFS.OwnerKey)
 	}
+	r.mu.Lock()
+	r.keyMoved = time.Now()
+	r.mu.Unlock()
 	if o.PrimaryDown {
 		return fmt.Sprintf("owner %s; %s powered off (operator's word)", o.To, o.From), nil
 	}
@@ -556,9 +696,6 @@ func (r *Run) fenced(ctx context.Context, env *tasks.Env, _ *inventory.Host) (st
 	}
 	if slices.Contains(passing, o.From) {
 		return "", fmt.Errorf("Consul still has a passing %s instance on %s", o.Service, o.From)
-	}
-	if o.PrimaryDown {
-		return "no passing instance on " + o.From, nil
 	}
 	run, err := env.Connect(ctx, r.Inv.Host(o.From))
 	if err != nil {

@@ -3,6 +3,7 @@ package failover
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hoctl/hoctl/pkg/inventory"
@@ -33,25 +34,68 @@ func GuardUnit(service string) string { return "hoctl-guard-" + service + ".serv
 // starting the new primary. A primary declared down may in truth be
 // running and cut off (from this workstation, and from Consul): its guard
 // cannot confirm ownership any more and stops its NFS unit within
-// GuardLease of the last confirmation, which came before the key moved.
-// Waiting GuardLease + GuardMargin from here (after the key moved) means
-// such a primary has stopped serving before the new one starts. A primary
-// that is hung serves nothing while hung, and its guard stops the unit as
-// soon as it runs again (see docs/failover.md for the bound).
+// GuardLease of the last confirmation, whose request was sent before the
+// key moved. Waiting GuardLease + GuardMargin from the moment the key's
+// compare-and-set returned means such a primary has stopped serving
+// before the new one starts. A primary that reaches Consul reads the
+// moved key and fences itself; one that is hung serves nothing while
+// hung, and its guard stops the unit as soon as it runs again (see
+// docs/failover.md for the bound).
+//
+// Consul's own detection (its gossip marking the host failed, which
+// takes it out of the passing instances) runs during the wait instead of
+// before the run: the after check wants it done by the wait's end.
 func (r *Run) guardWaitStep() *tasks.Step {
 	wait := GuardLease + GuardMargin
+	o := r.Opts
 	return &tasks.Step{
-		Title: fmt.Sprintf("wait out %s's guard lease: a cut-off %s stops serving by itself first", r.Opts.From, r.NFS.Unit),
-		Action: &tasks.Func{Desc: fmt.Sprintf("wait %s (the lease of %s on %s, %s, plus %s)", wait, GuardUnit(r.Opts.Service), r.Opts.From, GuardLease, GuardMargin),
+		Title: fmt.Sprintf("wait out %s's guard lease: a cut-off %s stops serving by itself first", o.From, r.NFS.Unit),
+		Action: &tasks.Func{Desc: fmt.Sprintf("wait until %s after the owner key moved (the lease of %s on %s, %s, plus %s)", wait, GuardUnit(o.Service), o.From, GuardLease, GuardMargin),
 			Fn: func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
-				t := time.NewTimer(wait)
+				end := r.leaseWaitEnd(time.Now())
+				t := time.NewTimer(time.Until(end))
 				defer t.Stop()
 				select {
 				case <-ctx.Done():
 					return "", ctx.Err()
 				case <-t.C:
 				}
-				return fmt.Sprintf("waited %s since the owner key moved: %s's guard has stopped %s there if it runs at all", wait, r.Opts.From, r.NFS.Unit), nil
+				return fmt.Sprintf("waited %s since the owner key moved: %s's guard has stopped %s there if it runs at all", wait, o.From, r.NFS.Unit), nil
 			}},
+		After:      &tasks.Func{Desc: fmt.Sprintf("GET /v1/health/service/%s: no passing instance on %s", o.Service, o.From), Fn: r.notPassing(o.From)},
+		Retries:    int(o.ConsulWait / time.Second),
+		RetryDelay: time.Second,
+	}
+}
+
+// leaseWaitEnd is when the new primary may start: GuardLease +
+// GuardMargin after this run moved the owner key, or after now when the
+// run does not know when that was (a resumed run).
+func (r *Run) leaseWaitEnd(now time.Time) time.Time {
+	r.mu.Lock()
+	from := r.keyMoved
+	r.mu.Unlock()
+	if from.IsZero() || from.After(now) {
+		from = now
+	}
+	return from.Add(GuardLease + GuardMargin)
+}
+
+// notPassing checks that Consul has no passing instance of the service
+// on host.
+func (r *Run) notPassing(host string) func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
+	return func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
+		c, err := r.Consul(ctx)
+		if err != nil {
+			return "", err
+		}
+		passing, err := c.Passing(ctx, r.Opts.Service)
+		if err != nil {
+			return "", err
+		}
+		if slices.Contains(passing, host) {
+			return "", fmt.Errorf("Consul still has a passing %s instance on %s", r.Opts.Service, host)
+		}
+		return "no passing instance on " + host, nil
 	}
 }
