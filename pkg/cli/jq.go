@@ -8,6 +8,7 @@ import (
 	"io"
 	"sync"
 
+	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/itchyny/gojq"
 	"github.com/spf13/cobra"
 )
@@ -22,6 +23,9 @@ type jqFilter struct {
 	code   *gojq.Code
 	out    io.Writer
 	errOut io.Writer
+	// tty: a string result is shown on a terminal, so made safe as any
+	// host text is; to a pipe it goes as it is, as jq -r.
+	tty bool
 
 	mu     sync.Mutex
 	buf    []byte
@@ -83,6 +87,9 @@ func (j *jqFilter) event(line []byte) error {
 			break
 		}
 		if s, ok := r.(string); ok {
+			if j.tty {
+				s = hostout.Sanitize(s)
+			}
 			out.WriteString(s)
 		} else {
 			b, err := gojq.Marshal(r)
@@ -91,7 +98,7 @@ func (j *jqFilter) event(line []byte) error {
 				j.failed = true
 				continue
 			}
-			out.Write(b)
+			out.Write(hostout.EscapeJSON(b))
 		}
 		out.WriteByte('\n')
 	}
@@ -118,7 +125,7 @@ func (f *Factory) setJQ(c *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	f.jq = &jqFilter{code: code, out: f.IO.Out, errOut: f.IO.ErrOut}
+	f.jq = &jqFilter{code: code, out: f.IO.Out, errOut: f.IO.ErrOut, tty: f.IO.IsStdoutTTY()}
 	f.IO.Out = f.jq
 	return nil
 }

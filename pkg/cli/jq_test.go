@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 
@@ -42,6 +43,31 @@ func TestJQUsageAndErrors(t *testing.T) {
 		h := newHarness(t)
 		if code := h.runLine(c.args...); code != c.code || !strings.Contains(h.err.String(), c.err) {
 			t.Errorf("%q: exit %d, stderr %q; want %d and %q", c.args, code, h.err, c.code, c.err)
+		}
+	}
+}
+
+// --jq's string results are shown as they are to a pipe (as jq -r), and
+// made safe on a terminal; other results keep terminal controls escaped.
+func TestJQKeepsTerminalControlsFromTheTerminal(t *testing.T) {
+	code, err := compileJQ(".line, {l: .line}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := []byte(`{"line":"a\u009b2J\u202eb\u001b]0;x\u0007"}` + "\n")
+	for _, tty := range []bool{true, false} {
+		var out, errOut bytes.Buffer
+		j := &jqFilter{code: code, out: &out, errOut: &errOut, tty: tty}
+		if _, err := j.Write(line); err != nil {
+			t.Fatal(err)
+		}
+		got := strings.SplitN(out.String(), "\n", 2)
+		raw := strings.ContainsAny(got[0], "\u009b\u202e\x1b\a")
+		if raw == tty {
+			t.Errorf("tty %v: string result %q", tty, got[0])
+		}
+		if strings.ContainsAny(got[1], "\u009b\u202e\x1b\a") {
+			t.Errorf("tty %v: object result %q", tty, got[1])
 		}
 	}
 }

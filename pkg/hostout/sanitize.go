@@ -18,7 +18,7 @@ import (
 // overrides are written out as visible escapes (`\x1b`, `\u009b`,
 // `\u202e`) instead of being acted on. Newlines and tabs pass; a CR
 // before a newline is dropped. --json output keeps the bytes instead,
-// escaped by JSON.
+// escaped by JSON (and EscapeJSON).
 func Sanitize(s string) string {
 	if !needsSanitize(s) {
 		return s
@@ -74,4 +74,34 @@ func needsSanitize(s string) bool {
 func unsafeRune(r rune) bool {
 	return r >= 0x80 && r <= 0x9f || r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069 ||
 		r == 0x200e || r == 0x200f || r == 0x061c
+}
+
+// EscapeJSON writes, in JSON text, every unsafe rune (C1 controls, bidi
+// controls) as a \u escape. encoding/json escapes only what is below
+// U+0020, and a terminal showing --json output acts on a raw U+009B as
+// it does on ESC [. Such runes can only be inside JSON strings, where the
+// escape means the same character, so the JSON is unchanged for a parser.
+func EscapeJSON(b []byte) []byte {
+	i := 0
+	for i < len(b) {
+		r, n := utf8.DecodeRune(b[i:])
+		if unsafeRune(r) {
+			break
+		}
+		i += n
+	}
+	if i == len(b) {
+		return b
+	}
+	out := append([]byte(nil), b[:i]...)
+	for i < len(b) {
+		r, n := utf8.DecodeRune(b[i:])
+		if unsafeRune(r) {
+			out = fmt.Appendf(out, `\u%04x`, r)
+		} else {
+			out = append(out, b[i:i+n]...)
+		}
+		i += n
+	}
+	return out
 }

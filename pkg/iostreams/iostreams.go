@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/hoctl/hoctl/pkg/hostout"
 	"io"
 	"os"
 	"strings"
@@ -147,7 +148,7 @@ func (s *IOStreams) Emit(ev Event) error {
 	if len(b) > 2 {
 		head += ","
 	}
-	b = append([]byte(head), b[1:]...)
+	b = hostout.EscapeJSON(append([]byte(head), b[1:]...))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, err = s.Out.Write(append(b, '\n'))
