@@ -693,6 +693,8 @@ func TestRunbookErrorsHaveLineAndColumn(t *testing.T) {
 		// A key given twice is reported with the file's other problems.
 		"name: x\nname: y\nsteps:\n  - {title: a, run: b, colour: red}\n":     "rb.yaml:2:1: name: key \"name\" is given twice here: first on line 1; a key may appear once in a mapping, so merge the two or rename one\nrb.yaml:4:24: steps.0: unknown field \"colour\"",
 		"name: x\nsteps:\n  - {title: a, hosts: wbe, run: b}\n":               `did you mean "web"`,
+		// retries, not retry_delay, which "retry" also begins.
+		"name: x\nsteps:\n  - {title: a, run: b, retry: 3}\n": `steps.0: unknown field "retry"; did you mean "retries" or "retry_delay"?`,
 		"name: x\nsteps:\n  - {title: a, run: b, timeout: soon}\n":            "steps.0.timeout: expected a duration",
 		"name: x\nsecrets: {tok: NOPE_ENV}\nsteps:\n  - {title: a, run: b}\n": "secret \"tok\" comes from $NOPE_ENV, which is not set",
 		"name: x\nlock: 'a b'\nsteps:\n  - {title: a, run: b}\n":              "lock: expected letters",
