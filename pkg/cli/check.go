@@ -73,6 +73,9 @@ type checkSummary struct {
 	Runbooks int      `json:"runbooks"`
 	Steps    int      `json:"steps"`
 	Skipped  []string `json:"skipped,omitempty"`
+	// Warnings are what runbook plan warns about too (a value pasted
+	// into a command unquoted): said, not counted as problems.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 func checkRun(ctx context.Context, opts *CheckOptions) error {
@@ -111,6 +114,9 @@ func checkRun(ctx context.Context, opts *CheckOptions) error {
 			}
 			sum.Runbooks++
 			sum.Steps += len(rb.Steps)
+			for _, w := range rb.Warnings {
+				sum.Warnings = append(sum.Warnings, file+": "+w)
+			}
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -164,6 +170,11 @@ func printCheck(f *Factory, problems []checkProblem, sum checkSummary) error {
 		}
 	}
 	cs := io.ColorScheme()
+	for _, w := range sum.Warnings {
+		if _, err := fmt.Fprintf(io.ErrOut, "%s %s\n", cs.Yellow("warning:"), w); err != nil {
+			return err
+		}
+	}
 	if !sum.OK {
 		msg := fmt.Sprintf("%s %d %s", cs.FailureIcon(), sum.Problems, checkPlural(sum.Problems, "problem", "problems"))
 		if len(sum.Skipped) > 0 {
