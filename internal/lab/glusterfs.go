@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -39,7 +40,7 @@ var standInLibs = []string{"libpopt.so.0"}
 func (l *Lab) StandInGlusterFS(ctx context.Context, hosts ...string) (remove func(context.Context) error, err error) {
 	var done []string
 	remove = func(ctx context.Context) error {
-		var errs []string
+		var errs []error
 		for _, h := range done {
 			script := `mountpoint -q /data/compute && umount /data/compute
 sed -i '/hoctl-lab: GlusterFS stand-in/,+1d' /etc/fstab
@@ -51,13 +52,10 @@ rmdir /data/compute 2>/dev/null
 ! grep -q 'GlusterFS stand-in' /etc/fstab && ! mountpoint -q /data/compute
 `
 			if out, err := l.machineSh(ctx, h, script, nil); err != nil {
-				errs = append(errs, fmt.Sprintf("%s: removing the GlusterFS stand-in: %v: %s", h, err, out))
+				errs = append(errs, fmt.Errorf("%s: removing the GlusterFS stand-in: %w: %s", h, err, out))
 			}
 		}
-		if len(errs) > 0 {
-			return fmt.Errorf("%s", strings.Join(errs, "; "))
-		}
-		return nil
+		return errors.Join(errs...)
 	}
 	files := map[string][]byte{}
 	for _, p := range standInTools {
@@ -81,7 +79,7 @@ rmdir /data/compute 2>/dev/null
 		done = append(done, h)
 		for dst, b := range files {
 			if out, err := l.machineSh(ctx, h, "mkdir -p /usr/local/lib/hoctl-lab && cat > "+dst+" && chmod 755 "+dst, b); err != nil {
-				return remove, fmt.Errorf("%s: copying %s: %v: %s", h, dst, err, out)
+				return remove, fmt.Errorf("%s: copying %s: %w: %s", h, dst, err, out)
 			}
 		}
 		script := `set -e
@@ -109,7 +107,7 @@ systemctl enable --now glusterd.service 2>/dev/null
 mountpoint -q /data/compute && systemctl is-active --quiet glusterd.service
 `
 		if out, err := l.machineSh(ctx, h, script, nil); err != nil {
-			return remove, fmt.Errorf("%s: the GlusterFS stand-in: %v: %s", h, err, out)
+			return remove, fmt.Errorf("%s: the GlusterFS stand-in: %w: %s", h, err, out)
 		}
 	}
 	return remove, nil
@@ -136,7 +134,9 @@ func (l *Lab) machineSh(ctx context.Context, host, script string, stdin []byte) 
 		return out.String(), err
 	case <-ctx.Done():
 		_ = cmd.Process.Kill()
-		<-waited
+		if err := <-waited; err != nil {
+			return out.String(), fmt.Errorf("%w (killed: %w)", ctx.Err(), err)
+		}
 		return out.String(), ctx.Err()
 	}
 }
