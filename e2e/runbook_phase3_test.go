@@ -24,6 +24,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -125,7 +126,8 @@ func treeSums(t *testing.T, l *lab.Lab, dir string) string {
 //  2. with another writer still changing the data, the copy's diff
 //     fails, the step is changed-but-not-verified (exit 5), and its undo
 //     starts the job again for real on Nomad 1.6 (a revert to the version
-//     that ran): the job runs, and the journal says the undo succeeded.
+//     that ran): the job runs, and the journal says the undo succeeded;
+//  3. that undo fails (exit 1, Nomad's error) when the job is gone.
 func TestPhase3CopyDataRunbook(t *testing.T) {
 	l, inv := phase3Lab(t, "")
 	rb := runbookDoc(t, "phase3-copy-data.yaml")
@@ -167,7 +169,11 @@ chmod 600 /data/compute/`+app+`/app.ini`)
 	// 2. Started again; a writer the job stop did not stop keeps
 	// changing the data, so the copy cannot be verified.
 	runJob(t, l, app, sleeperJob(app, "exec sleep 3600"))
-	mustOnMachine(t, l, "c1", `systemd-run --quiet --unit=hoctl-e2e-writer sh -c 'i=0; while :; do i=$((i+1)); echo "$i" > /data/compute/`+app+`/counter; done'`)
+	// It appends (a truncating writer can make rsync's read fail, which
+	// fails the copy instead of its verification), without pause and
+	// ahead of other processes, so the data changes between the copy and
+	// the diff.
+	mustOnMachine(t, l, "c1", `systemd-run --quiet --unit=hoctl-e2e-writer -p Nice=-10 sh -c 'i=0; while :; do i=$((i+1)); echo "$i" >> /data/compute/`+app+`/counter; done'`)
 	t.Cleanup(func() { _, _ = onMachine(t, l, "c1", "systemctl stop hoctl-e2e-writer") })
 	r = hoctlEnv(t, inv, env, "runbook", "run", rb, "--var", "app="+app, "--yes")
 	t.Logf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -185,6 +191,37 @@ chmod 600 /data/compute/`+app+`/app.ini`)
 	}
 	if hist.code != 0 || !undone {
 		t.Fatalf("the journal lacks c1's successful undo:\n%s%s", hist.stdout, hist.stderr)
+	}
+
+	// 3. The undo, as the plan renders it for c1, fails when there is no
+	// job to start again (purged meanwhile), rather than passing.
+	plan := hoctlEnv(t, inv, env, "--json", "runbook", "plan", rb, "--var", "app="+app)
+	var undo string
+	for _, line := range strings.Split(plan.stdout, "\n") {
+		var ev struct {
+			Event string `json:"event"`
+			Plan  struct {
+				Steps []struct {
+					Hosts []struct {
+						Undo string `json:"undo"`
+					} `json:"hosts"`
+				} `json:"steps"`
+			} `json:"plan"`
+		}
+		if json.Unmarshal([]byte(line), &ev) == nil && ev.Event == "plan" && len(ev.Plan.Steps) == 3 && len(ev.Plan.Steps[1].Hosts) == 1 {
+			undo = ev.Plan.Steps[1].Hosts[0].Undo
+		}
+	}
+	if !strings.Contains(undo, "nomad job revert") {
+		t.Fatalf("no undo of step 2 in the plan:\n%s%s", plan.stdout, plan.stderr)
+	}
+	if out, err := nomadOn(t, l, "nomad job stop -purge -yes "+app+" >/dev/null"); err != nil {
+		t.Fatalf("purging %s: %v\n%s", app, err, out)
+	}
+	if out, err := onMachine(t, l, "c1", undo); err == nil || !strings.Contains(out, "No job(s) with prefix or ID") {
+		t.Fatalf("the undo without a job: %v, want a failure saying so\n%s", err, out)
+	} else {
+		t.Logf("the undo without a job: %v\n%s", err, out)
 	}
 }
 
