@@ -112,6 +112,8 @@ var hostTools = []HostTool{
 	{Name: "nfs-ls", Path: "/usr/bin/nfs-ls", From: FromDebian, Package: "libnfs-utils", Use: ForMachines, Why: "copied into each NFS client machine (nfsclient.go)"},
 	{Name: "nfs-cp", Path: "/usr/bin/nfs-cp", From: FromDebian, Package: "libnfs-utils", Use: ForMachines | ForBench, Why: "copied into each NFS client machine (nfsclient.go); the bench's client that opens new files"},
 	{Name: "nfs-cat", From: FromDebian, Package: "libnfs-utils", Use: ForDemo | ForTests | ForBench, Why: "a client's read of the export over NFSv4"},
+	{Name: "lsof", Path: "/usr/bin/lsof", From: FromDebian, Package: "lsof", Use: ForTests, Why: "copied into the cattle machines by the GlusterFS stand-in (glusterfs.go)"},
+	{Name: "rsync", Path: "/usr/bin/rsync", From: FromDebian, Package: "rsync", Use: ForTests, Why: "copied into the cattle machines by the GlusterFS stand-in (glusterfs.go)"},
 	// The tests.
 	{Name: "ssh-keygen", From: FromDebian, Package: "openssh-client", Use: ForTests, Why: "replication keys (replicate_transport_test)"},
 	{Name: "pgrep", From: FromDebian, Package: "procps", Use: ForTests, Why: "what a killed run left"},

@@ -112,6 +112,9 @@ func checkRunbooks(ctx context.Context, f *Factory, inv *inventory.Inventory, fi
 		}
 		sum.Runbooks++
 		sum.Steps += len(rb.Steps)
+		for _, w := range rb.Warnings {
+			sum.Warnings = append(sum.Warnings, file+": "+w)
+		}
 	}
 }
 

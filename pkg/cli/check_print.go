@@ -43,6 +43,11 @@ func (p textCheckPrinter) print(problems []checkProblem, sum checkSummary) error
 		}
 	}
 	cs := io.ColorScheme()
+	for _, w := range sum.Warnings {
+		if _, err := fmt.Fprintf(io.ErrOut, "%s %s\n", cs.Yellow("warning:"), w); err != nil {
+			return err
+		}
+	}
 	if !sum.OK {
 		msg := fmt.Sprintf("%s %d %s", cs.FailureIcon(), sum.Problems, checkPlural(sum.Problems, "problem", "problems"))
 		if len(sum.Skipped) > 0 {

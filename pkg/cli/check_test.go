@@ -95,6 +95,37 @@ func TestCheckOKSummaryAndJSON(t *testing.T) {
 	}
 }
 
+// A value pasted into a command unquoted is warned about by check, as by
+// runbook plan; it is not a problem (exit 0), and --json carries it.
+func TestCheckWarnsAboutUnquotedValues(t *testing.T) {
+	rb := writeFile(t, t.TempDir(), "rb.yaml", "name: y\nvars: {app: gitea}\nsteps:\n  - {title: a, hosts: cattle, run: 'nomad job stop {{.Vars.app}}', undo: 'start {{.Vars.app | q}}'}\n")
+	h := newHarness(t)
+	if code := h.exec("check", rb); code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, h.out, h.err)
+	}
+	want := "warning: " + rb + ": step 1 run: {{.Vars.app}} is pasted into the command unquoted; write it with | q"
+	if !strings.Contains(h.err.String(), want) || strings.Count(h.err.String(), "warning:") != 1 {
+		t.Errorf("stderr:\n%s\nwant one warning: %s", h.err, want)
+	}
+	if !strings.Contains(h.out.String(), "1 runbook (1 step); nothing connected") {
+		t.Errorf("summary: %q", h.out)
+	}
+	h = newHarness(t)
+	if code := h.exec("--json", "check", rb); code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, h.out, h.err)
+	}
+	var sum struct {
+		Event    string   `json:"event"`
+		Warnings []string `json:"warnings"`
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(h.out.String())), &sum); err != nil {
+		t.Fatalf("%v: %q", err, h.out)
+	}
+	if sum.Event != "check_summary" || len(sum.Warnings) != 1 || !strings.HasPrefix(sum.Warnings[0], rb+": step 1 run: {{.Vars.app}}") {
+		t.Errorf("summary event: %s", h.out)
+	}
+}
+
 func TestCheckRendersDeployCommandForEveryHost(t *testing.T) {
 	h := newHarness(t)
 	inv := writeFile(t, t.TempDir(), "inv.yaml", "hosts:\n  a: {address: x}\ndeploy: {command: 'deploy {{.HostInfo.Nope}}'}\n")

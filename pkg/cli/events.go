@@ -164,6 +164,9 @@ type checkSummary struct {
 	Runbooks int      `json:"runbooks"`
 	Steps    int      `json:"steps"`
 	Skipped  []string `json:"skipped,omitempty"`
+	// Warnings are what runbook plan warns about too (a value pasted
+	// into a command unquoted): said, not counted as problems.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 func (checkSummary) EventKind() string { return "check_summary" }

@@ -43,7 +43,7 @@ func (d *targetDir) resolvesInDir([16]byte) (bool, error)      { return false, e
 func (d *targetDir) missingMountOptions() []string             { return safeMountOptions }
 func (d *targetDir) kindIn([16]byte, string) (pathKind, error) { return 0, errNotLinux }
 func (d *targetDir) exclusive() error                          { return errNotLinux }
-func (d *targetDir) inspectTarget(string, io.Writer) error { return errNotLinux }
+func (d *targetDir) inspectTarget(string, io.Writer) error     { return errNotLinux }
 func (d *targetDir) inspectSource(context.Context, string, string, io.Writer) error {
 	return errNotLinux
 }

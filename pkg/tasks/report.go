@@ -97,7 +97,11 @@ func PrintPlan(w io.Writer, cs *iostreams.ColorScheme, p *Plan, secrets []string
 					case x.BeforeChecked && x.BeforeOK:
 						fmt.Fprintf(w, "             %s %s: passes now\n", cs.SuccessIcon(), x.Host)
 					case x.BeforeChecked:
-						fmt.Fprintf(w, "             %s %s: FAILS now: %s\n", cs.FailureIcon(), x.Host, safe(oneLine(x.BeforeOutput), secrets))
+						lines := firstLines(x.BeforeOutput, 3)
+						fmt.Fprintf(w, "             %s %s: FAILS now: %s\n", cs.FailureIcon(), x.Host, safe(lines[0], secrets))
+						for _, l := range lines[1:] {
+							fmt.Fprintf(w, "               %s\n", safe(l, secrets))
+						}
 					}
 				}
 			}
@@ -125,6 +129,36 @@ func PrintPlan(w io.Writer, cs *iostreams.ColorScheme, p *Plan, secrets []string
 // from hosts made visible instead of acted on.
 func safe(s string, secrets []string) string {
 	return hostout.Sanitize(Redact(s, secrets))
+}
+
+// firstLines is a failing check's output for the plan: its first n
+// non-blank lines (a command says what went wrong first; hoctl's own
+// "Run '... --help' for usage." comes after the error), each cut as
+// oneLine cuts, then how many lines more there are.
+func firstLines(s string, n int) []string {
+	var out []string
+	more := 0
+	for _, l := range strings.Split(s, "\n") {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		if len(out) == n {
+			more++
+			continue
+		}
+		out = append(out, oneLine(l))
+	}
+	if len(out) == 0 {
+		return []string{""}
+	}
+	if more > 0 {
+		word := "lines"
+		if more == 1 {
+			word = "line"
+		}
+		out = append(out, fmt.Sprintf("… %d more %s (--json shows them all)", more, word))
+	}
+	return out
 }
 
 func oneLine(s string) string {

@@ -658,8 +658,10 @@ func TestRunbookErrorsHaveLineAndColumn(t *testing.T) {
 		"name: x\nsteps:\n  - {title: a, run: 'echo {{.Hots}}'}\n":                        "steps.0.run: {{.Hots}}: the template's data has no field Hots; did you mean .Host? (fields: Host, HostInfo, Vars, Inventory) (for host local)",
 		"name: x\nsteps:\n  - {title: a, run: 'echo {{.Inventory.Hosts.h1.Adress}}'}\n":   "steps.0.run: {{.Inventory.Hosts.h1.Adress}}: .Inventory.Hosts.h1 has no field Adress; did you mean .Inventory.Hosts.h1.Address?", //nolint:misspell // the typo is what is tested
 		// A key given twice is reported with the file's other problems.
-		"name: x\nname: y\nsteps:\n  - {title: a, run: b, colour: red}\n":     "rb.yaml:2:1: name: key \"name\" is given twice here: first on line 1; a key may appear once in a mapping, so merge the two or rename one\nrb.yaml:4:24: steps.0: unknown field \"colour\"",
-		"name: x\nsteps:\n  - {title: a, hosts: wbe, run: b}\n":               `did you mean "web"`,
+		"name: x\nname: y\nsteps:\n  - {title: a, run: b, colour: red}\n": "rb.yaml:2:1: name: key \"name\" is given twice here: first on line 1; a key may appear once in a mapping, so merge the two or rename one\nrb.yaml:4:24: steps.0: unknown field \"colour\"",
+		"name: x\nsteps:\n  - {title: a, hosts: wbe, run: b}\n":           `did you mean "web"`,
+		// retries, not retry_delay, which "retry" also begins.
+		"name: x\nsteps:\n  - {title: a, run: b, retry: 3}\n":                 `steps.0: unknown field "retry"; did you mean "retries" or "retry_delay"?`,
 		"name: x\nsteps:\n  - {title: a, run: b, timeout: soon}\n":            "steps.0.timeout: expected a duration",
 		"name: x\nsecrets: {tok: NOPE_ENV}\nsteps:\n  - {title: a, run: b}\n": "secret \"tok\" comes from $NOPE_ENV, which is not set",
 		"name: x\nlock: 'a b'\nsteps:\n  - {title: a, run: b}\n":              "lock: expected letters",
@@ -990,5 +992,26 @@ func TestInterruptedActionIsUndoneAtOnce(t *testing.T) {
 		if c == "db: never" {
 			t.Fatal("the run went on after Ctrl-C")
 		}
+	}
+}
+
+// A failing before check shows its first lines, where a command puts its
+// error, not the last one: hoctl's "Run '... --help' for usage." after the
+// error it explains hid that error.
+func TestPlanShowsFirstLinesOfFailingCheck(t *testing.T) {
+	p := &Plan{Name: "x", Failing: 1, Steps: []PlanStep{{Index: 1, Title: "a", Items: []PlanItem{{
+		Host: "local", Before: "hoctl migrate-jobs --dir services", BeforeChecked: true, Run: "true",
+		BeforeOutput: "job directory services: not a directory\n\nRun 'hoctl migrate-jobs --help' for usage.\nline 3\nline 4\nline 5",
+	}}}}}
+	var b strings.Builder
+	PrintPlan(&b, iostreamsScheme(), p, nil)
+	// Up to three non-blank lines, under the host's name; then how many
+	// more there are.
+	want := "local: FAILS now: job directory services: not a directory\n" +
+		"               Run 'hoctl migrate-jobs --help' for usage.\n" +
+		"               line 3\n" +
+		"               … 2 more lines (--json shows them all)\n"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("plan:\n%s\nwant:\n%s", b.String(), want)
 	}
 }

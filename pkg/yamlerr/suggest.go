@@ -6,8 +6,11 @@ import (
 )
 
 // Suggest returns the names close to word, closest first, at most three:
-// within a small edit distance, or one a prefix of the other
-// (identity_file, identity_files).
+// the word's plural or singular (retry, retries) first, then those within
+// a small edit distance or one a prefix of the other (identity_file,
+// identity_files), by distance. The plural comes first because a prefix
+// alone ranks a longer field the word happens to begin (retry_delay)
+// before the one its writer meant.
 func Suggest(word string, names []string) []string {
 	type cand struct {
 		name string
@@ -21,7 +24,10 @@ func Suggest(word string, names []string) []string {
 			continue
 		}
 		d := Distance(lw, ln)
-		if d <= 1+len(word)/4 || (len(lw) >= 3 && (strings.HasPrefix(ln, lw) || strings.HasPrefix(lw, ln))) {
+		switch {
+		case singular(lw) == singular(ln):
+			cs = append(cs, cand{n, -1})
+		case d <= 1+len(word)/4 || (len(lw) >= 3 && (strings.HasPrefix(ln, lw) || strings.HasPrefix(lw, ln))):
 			cs = append(cs, cand{n, d})
 		}
 	}
@@ -34,6 +40,18 @@ func Suggest(word string, names []string) []string {
 		out = append(out, c.name)
 	}
 	return out
+}
+
+// singular is an English plural's singular, as field names are formed
+// (retries, hosts, identity_files); other words are themselves.
+func singular(w string) string {
+	switch {
+	case strings.HasSuffix(w, "ies") && len(w) > 4:
+		return w[:len(w)-3] + "y"
+	case strings.HasSuffix(w, "s") && !strings.HasSuffix(w, "ss") && len(w) > 3:
+		return w[:len(w)-1]
+	}
+	return w
 }
 
 // Distance is the optimal-string-alignment edit distance: Levenshtein

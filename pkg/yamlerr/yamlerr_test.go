@@ -269,6 +269,18 @@ func TestSuggest(t *testing.T) {
 	}
 }
 
+// A word's plural or singular is what its writer meant before a longer
+// field it happens to begin: a runbook step's "retry" is retries, not
+// retry_delay (both are fields of a step).
+func TestSuggestPluralBeforeLongerPrefix(t *testing.T) {
+	step := []string{"title", "hosts", "when", "before", "run", "after", "undo", "timeout", "retries", "retry_delay", "confirm", "serial", "needs_previous"}
+	for word, want := range map[string]string{"retry": "retries", "retrys": "retries", "host": "hosts", "befores": "before", "retry_delays": "retry_delay", "retry_dela": "retry_delay"} {
+		if got := Suggest(word, step); len(got) == 0 || got[0] != want {
+			t.Errorf("Suggest(%q) = %v, want %q first", word, got, want)
+		}
+	}
+}
+
 // FuzzDecode: whatever the bytes, Parse and Decode return (an error or a
 // value), never panic, and every error names the file.
 func FuzzDecode(f *testing.F) {
