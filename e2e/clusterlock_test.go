@@ -23,7 +23,7 @@ func startRun(t *testing.T, inv string, env []string, args ...string) (*exec.Cmd
 	t.Helper()
 	cmd := exec.Command(hoctlBin, args...)
 	cmd.Env = append(append(os.Environ(), "HOCTL_INVENTORY="+inv, "NO_COLOR=1"), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // no terminal to ask on
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL} // no terminal to ask on; gone with the test process
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
