@@ -45,18 +45,23 @@ type group struct {
 }
 
 // groups are started in this order; group i uses block HOCTL_E2E_NET+8i.
-// The real cluster's tests are split by what they change: failover and
-// the guards move the NFS service (their order is kept: a test's clean-up
-// leaves what the next expects), deploy switches generations and drains
-// nodes, the timer's tests run units on zippy; the rest read the cluster
-// (status, contracts, the cluster lock, jobs) or need no cluster at all
-// (the namespace labs: the fleet and the storage lab).
+// The real cluster's tests are split by what they change, so that each
+// group's cluster goes from one test to the next as its tests expect:
+// failover moves the NFS service (its order is kept: a test's clean-up
+// leaves what the next expects); the guards' tests freeze, partition and
+// restart zippy; deploy switches generations and drains nodes; the
+// timer's tests run units on zippy, beside the tests that mostly read
+// the cluster (status, the contracts, the cluster lock, jobs). The
+// namespace labs' tests are split between the fleet's group and the
+// storage lab's. The groups are balanced by the time their tests took
+// one after another (docs/lab.md, "The end-to-end suite").
 var groups = []group{
-	{name: "fleet"},
-	{name: "failover", files: []string{"failover_test.go", "guard_test.go", "guard_enforce_test.go"}},
-	{name: "deploy", files: []string{"deploy_test.go", "deploy_confirm_test.go", "targets_test.go"}},
-	{name: "guard", files: []string{"partition_test.go", "timer_test.go"}},
-	{name: "cluster", files: []string{"machines_test.go", "contract_test.go", "status_test.go", "clusterlock_test.go", "jobs_test.go"}},
+	{name: "fleet"}, // and deploy: files below
+	{name: "failover", files: []string{"failover_test.go"}},
+	{name: "guard", files: []string{"guard_test.go", "guard_enforce_test.go", "partition_test.go", "replicate_lock_test.go"}},
+	{name: "cluster", files: []string{"machines_test.go", "contract_test.go", "status_test.go", "clusterlock_test.go", "jobs_test.go", "timer_test.go"}},
+	{name: "storage", files: []string{"replicate_test.go", "replicate_transport_test.go", "dirsafe_test.go", "hostops_test.go", "security_test.go",
+		"retention_test.go", "receivefilter_test.go", "streamcheck_test.go", "sendstream_test.go", "snapshots_test.go", "runbook_docs_test.go"}},
 }
 
 // blockWidth is how many 127.0.x blocks one group's labs use: the fleet
@@ -187,6 +192,10 @@ func runGroups(base int) int {
 	defer stop()
 	var wg sync.WaitGroup
 	for _, r := range started {
+		if ctx.Err() != nil {
+			r.err = ctx.Err() // interrupted before it started
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
