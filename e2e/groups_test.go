@@ -190,15 +190,27 @@ func runGroups(base int) int {
 	start := time.Now()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// HOCTL_E2E_JOBS bounds how many groups run at once (all by
+	// default): the machine's cores are shared by every group's labs.
+	jobs := len(started)
+	if v := os.Getenv("HOCTL_E2E_JOBS"); v != "" {
+		if jobs, err = strconv.Atoi(v); err != nil || jobs < 1 {
+			fmt.Fprintf(os.Stderr, "HOCTL_E2E_JOBS=%q: want a number of groups, 1 or more\n", v)
+			return 1
+		}
+	}
+	slots := make(chan struct{}, jobs)
 	var wg sync.WaitGroup
 	for _, r := range started {
-		if ctx.Err() != nil {
-			r.err = ctx.Err() // interrupted before it started
-			continue
-		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			if ctx.Err() != nil {
+				r.err = ctx.Err() // interrupted before it started
+				return
+			}
 			r.run(ctx, where)
 		}()
 	}
