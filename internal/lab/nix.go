@@ -322,7 +322,7 @@ func removeNixBuilds(dir string) {
 		}
 		_ = os.Remove(r)
 	}
-	paths := append(outs, drvs...)
+	paths := append(append([]string{}, outs...), drvs...)
 	if len(paths) == 0 {
 		return
 	}
