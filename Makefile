@@ -61,7 +61,15 @@ uninstall:
 test: deps preflight lab-cache
 	$(GO) test -count=1 -race -timeout 10m -skip '^TestSimulation$$' ./pkg/... ./internal/... ./docs/...
 	$(GO) test -count=1 -run '^TestSimulation$$' -v ./pkg/guard
-	$(GO) test -count=1 -timeout 30m ./e2e/...
+	$(E2E) -timeout 30m ./e2e/...; s=$$?; cat $(E2E_REPORT) 2>/dev/null; exit $$s
+
+# The end-to-end tests run in groups at once (e2e/groups_test.go), each
+# in its own test process with its own labs on its own address block:
+# HOCTL_E2E_NET (2 by default), +8, +16, ... Their table and the slowest
+# tests are printed at the end (go test shows a passing package's output
+# only with -v).
+E2E_REPORT := bin/e2e-report.txt
+E2E = mkdir -p bin && rm -f $(E2E_REPORT) && HOCTL_E2E_REPORT=$(CURDIR)/$(E2E_REPORT) $(GO) test -count=1
 
 test-unit:
 	$(GO) test -count=1 -race -skip '^TestSimulation$$' ./pkg/... ./internal/... ./docs/...
@@ -73,7 +81,7 @@ docs-golden:
 	$(GO) test -count=1 ./docs -run TestDocExamples -update
 
 test-e2e: deps preflight lab-cache
-	$(GO) test -count=1 -v -timeout 15m ./e2e/...
+	$(E2E) -v -timeout 30m ./e2e/...; s=$$?; cat $(E2E_REPORT) 2>/dev/null; exit $$s
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

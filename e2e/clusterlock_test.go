@@ -23,7 +23,7 @@ func startRun(t *testing.T, inv string, env []string, args ...string) (*exec.Cmd
 	t.Helper()
 	cmd := exec.Command(hoctlBin, args...)
 	cmd.Env = append(append(os.Environ(), "HOCTL_INVENTORY="+inv, "NO_COLOR=1"), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // no terminal to ask on
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL} // no terminal to ask on; gone with the test process
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -83,7 +83,7 @@ func uniqueSleep(secs int) string {
 func TestClusterLockExcludesAnotherWorkstation(t *testing.T) {
 	l := realCluster(t)
 	c := realConsul(t, l)
-	hold := uniqueSleep(3)
+	hold := uniqueSleep(10)
 	rb := writeRunbook(t, "name: cl\nlock: cl-scope\ncluster_lock: true\nsteps:\n  - {title: hold, hosts: c2, run: '"+hold+"'}\n")
 	a, out := startRun(t, l.Inventory, stateEnv(t), "--yes", "runbook", "run", rb)
 	waitProcs(t, "^"+hold+"$", 1)
@@ -113,7 +113,7 @@ func TestLostClusterLockStopsBeforeNextStep(t *testing.T) {
 	c := realConsul(t, l)
 	marker := fmt.Sprintf("/root/after-lost-%d", time.Now().UnixNano())
 	t.Cleanup(func() { _, _ = onMachine(t, l, "c2", "rm -f "+marker) })
-	long := uniqueSleep(4)
+	long := uniqueSleep(10)
 	rb := writeRunbook(t, fmt.Sprintf("name: lost\nlock: lost-scope\ncluster_lock: true\nsteps:\n  - {title: long, hosts: c2, run: '%s'}\n  - {title: next, hosts: c2, run: 'touch %s'}\n", long, marker))
 	a, out := startRun(t, l.Inventory, stateEnv(t), "--yes", "runbook", "run", rb)
 	waitProcs(t, "^"+long+"$", 1)
@@ -145,7 +145,7 @@ func TestClusterLockThroughSSHTunnel(t *testing.T) {
 	c := realConsul(t, l)
 	consulAddr := fmt.Sprintf("%s:%d", l.Host("c1").Addr, lab.ConsulPort)
 	inv := labInventory(t, l, "consul:\n  address: http://"+consulAddr+"\n", "consul:\n  address: http://"+consulAddr+"\n  via: c2\n")
-	hold := uniqueSleep(2)
+	hold := uniqueSleep(10)
 	rb := writeRunbook(t, "name: via\nlock: via-scope\ncluster_lock: true\nsteps:\n  - {title: one, hosts: c3, run: '"+hold+"'}\n")
 	a, out := startRun(t, inv, stateEnv(t), "--yes", "runbook", "run", rb)
 	waitProcs(t, "^"+hold+"$", 1)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	consulapi "github.com/hashicorp/consul/api"
 	nomadapi "github.com/hashicorp/nomad/api"
 	"github.com/hoctl/hoctl/internal/lab"
 	"github.com/hoctl/hoctl/pkg/httpapi"
@@ -504,5 +505,41 @@ func TestDeployDryRun(t *testing.T) {
 		if len(nodeEvents(t, l, h, drainSet, t0)) != 0 {
 			t.Fatalf("the dry run drained %s", h)
 		}
+	}
+}
+
+// A Consul check that the activation leaves critical for a moment (a
+// service it restarted, until Consul runs the check again on its own
+// interval) is waited for within --wait, as a host coming back is. The
+// after check once read the checks a single time, right after the
+// switch: a check last run before it, or a server whose autopilot had
+// not yet seen it healthy again, failed a good deploy (exit 5;
+// TestDeployRollback's "Nomad Server HTTP Check is critical").
+func TestDeployWaitsForAChecksNextRun(t *testing.T) {
+	l, env, gen := deployCluster(t)
+	const check = "hoctl-e2e-activation"
+	c1 := realConsul(t, l)
+	if err := c1.Agent().CheckRegister(&consulapi.AgentCheckRegistration{ID: check, Name: check,
+		AgentServiceCheck: consulapi.AgentServiceCheck{TTL: "10m", Status: consulapi.HealthPassing}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c1.Agent().CheckDeregister(check) })
+	// The new generation's activation fails the check, and passes it
+	// again 3 s later from a transient timer on c1.
+	url := fmt.Sprintf("http://%s:%d/v1/agent/check", l.Host("c1").Addr, lab.ConsulPort)
+	activate := fmt.Sprintf("curl -sSf -X PUT %[1]s/fail/%[2]s\nsystemd-run --quiet --on-active=3s curl -sSf -X PUT %[1]s/pass/%[2]s\n", url, check)
+	if err := l.SetNixDeploy("c1", lab.NixDeploy{Activate: activate}); err != nil {
+		t.Fatal(err)
+	}
+	before := gen("c1")
+	r := hoctlEnv(t, l.Inventory, env, "--yes", "deploy", "c1")
+	if r.code != 0 {
+		t.Fatalf("deploy: exit %d\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, `Consul check "`+check+`" is critical`) {
+		t.Fatalf("the check was never seen critical: the activation did not fail it\n%s", r.stderr)
+	}
+	if gen("c1") == before {
+		t.Fatal("c1 runs the generation it ran before")
 	}
 }

@@ -15,8 +15,8 @@ import (
 )
 
 // hungAPI is a Consul or Nomad that accepts TCP and never answers (a
-// frozen server), on this run's spare loopback block (labs use N, N+2 and
-// N+4). accepted counts the connections it took.
+// frozen server), on its group's spare loopback block N+1 (groups_test.go).
+// accepted counts the connections it took.
 func hungAPI(t *testing.T) (addr string, accepted func() int) {
 	t.Helper()
 	base, err := e2eNetBase()

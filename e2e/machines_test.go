@@ -3,7 +3,8 @@ package e2e
 // The real cluster (internal/lab machines.go): the seed's zippy and c1-c3
 // as systemd-nspawn machines with real systemd, Consul, Nomad and
 // nfs-ganesha. It boots on first use, so a run of other tests alone does
-// not pay for it, and TestMain tears it down.
+// not pay for it, and TestMain tears it down (labs). Each group of tests
+// (groups_test.go) has its own.
 
 import (
 	"context"
@@ -50,7 +51,7 @@ func realCluster(t *testing.T) *lab.Lab {
 		base, _ := e2eNetBase()
 		seed, groups := lab.SeedHosts()
 		start := time.Now()
-		machines, machinesErr = lab.Start(ctx, lab.Config{Dir: fmt.Sprintf("/tmp/hoctl-e2e%d-machines", base), Net: base + 6,
+		machines, machinesErr = labs.start(ctx, lab.Config{Dir: labDir(base, "machines"), Net: base + 6,
 			Hosts: seed[:4], Groups: groups, DiskSize: 512 << 20, ConnectTimeout: 5 * time.Second, Parts: parts, Hoctl: hoctlBin})
 		if machinesErr == nil {
 			fmt.Fprintf(os.Stderr, "real cluster: %d machines up, Consul and Nomad led, NFS served, in %s; %d MiB PSS\n",
@@ -64,15 +65,6 @@ func realCluster(t *testing.T) *lab.Lab {
 		t.Skipf("no real cluster on this machine: %v", machinesErr)
 	}
 	return machines
-}
-
-// stopRealCluster is TestMain's: the cluster's teardown, if it booted.
-func stopRealCluster() {
-	if machines != nil {
-		if err := machines.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "real cluster teardown:", err)
-		}
-	}
 }
 
 // onMachine runs a shell script on a real machine over SSH as hoctl does.

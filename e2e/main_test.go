@@ -1,17 +1,22 @@
 // Package e2e runs the built hoctl binary against the lab (internal/lab):
-// real sshd processes in their own namespaces on loopback addresses.
+// real sshd processes in their own namespaces on loopback addresses, and
+// the real cluster's machines. Its groups of tests run at once, each in a
+// process of its own (groups_test.go).
 package e2e
 
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,6 +38,10 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	flag.Parse()
+	if listing() {
+		return m.Run() // a list boots nothing
+	}
 	if err := lab.Check(); err != nil {
 		if os.Getenv("CI") == "true" {
 			fmt.Fprintln(os.Stderr, "FAIL: lab tests must run in CI:", err)
@@ -41,60 +50,64 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "SKIP: lab tests need root, sshd and btrfs-progs:", err)
 		return 0
 	}
-	tmp, err := os.MkdirTemp("", "hoctl-e2e-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = os.RemoveAll(tmp) }()
-	hoctlBin = filepath.Join(tmp, "hoctl")
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Dir(filepath.Dir(file))
-	build := lab.ToolCmd(context.Background(), "go", "build", "-o", hoctlBin, "./cmd/hoctl")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building hoctl: %v\n%s", err, out)
-		return 1
-	}
-	// HOCTL_E2E_NET moves every lab of this run to 127.0.<N>, <N+2> and
-	// <N+4> (and its own /tmp dirs), so that two checkouts can run their
-	// end-to-end tests at once without sharing an address or a directory.
+	// HOCTL_E2E_NET moves every lab of this run to 127.0.<N> and up (and
+	// its own /tmp dirs), so that two checkouts can run their end-to-end
+	// tests at once without sharing an address or a directory; each group
+	// (groups_test.go) takes the next 8 blocks.
 	base, err := e2eNetBase()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	dir := func(name string) string {
-		if base == 2 {
-			return "/tmp/hoctl-e2e-" + name
+	if hoctlBin = os.Getenv(binEnv); hoctlBin == "" {
+		tmp, err := os.MkdirTemp("", "hoctl-e2e-bin")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
 		}
-		return fmt.Sprintf("/tmp/hoctl-e2e%d-%s", base, name)
+		defer func() { _ = os.RemoveAll(tmp) }()
+		hoctlBin = filepath.Join(tmp, "hoctl")
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Dir(filepath.Dir(file))
+		build := lab.ToolCmd(context.Background(), "go", "build", "-o", hoctlBin, "./cmd/hoctl")
+		build.Dir = root
+		if out, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building hoctl: %v\n%s", err, out)
+			return 1
+		}
 	}
+	if os.Getenv(groupEnv) == "" {
+		return runGroups(base)
+	}
+	// This process's labs go down at its end, and on SIGINT or SIGTERM
+	// (Ctrl-C, or the parent's) without waiting for the running test.
+	defer labs.stopAll()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	// A parent that died (its SIGTERM) left a broken pipe: a write to
+	// it must fail, not kill this process before its teardown.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	go func() {
+		s := <-sig
+		labs.stopAll()
+		fmt.Fprintf(os.Stderr, "%v: the labs are torn down\n", s)
+		os.Exit(1)
+	}()
 	hosts, groups := lab.NumberedHosts("h", fleetSize)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	fleet, err = lab.Start(ctx, lab.Config{Dir: dir("fleet"), Net: base, Hosts: hosts, Groups: groups, ConnectTimeout: 2 * time.Second})
+	fleet, err = labs.start(ctx, lab.Config{Dir: labDir(base, "fleet"), Net: base, Hosts: hosts, Groups: groups, ConnectTimeout: 2 * time.Second})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting lab:", err)
 		return 1
 	}
-	defer func() {
-		if err := fleet.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "lab teardown:", err)
-		}
-	}()
 	seed, _ := lab.SeedHosts()
-	storage, err = lab.Start(ctx, lab.Config{Dir: dir("storage"), Net: base + 2, Hosts: seed[:2], DiskSize: 512 << 20,
+	storage, err = labs.start(ctx, lab.Config{Dir: labDir(base, "storage"), Net: base + 2, Hosts: seed[:2], DiskSize: 512 << 20,
 		Groups: map[string][]string{"cattle": {"c1"}}, ConnectTimeout: 5 * time.Second}) // no hang tests here: room for a loaded machine
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the storage lab:", err)
 		return 1
 	}
-	defer func() {
-		if err := storage.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "lab teardown:", err)
-		}
-	}()
 	// Replication runs hoctl's dir primitive on both hosts
 	// (docs/replicate.md, "hoctl on the hosts"): each storage host's own
 	// bin/ is first on its PATH.
@@ -104,8 +117,46 @@ func run(m *testing.M) int {
 			return 1
 		}
 	}
-	defer stopRealCluster()
 	return m.Run()
+}
+
+// labs are the labs this test process booted.
+var labs labSet
+
+// labSet tears down every lab it started, once: at the end of TestMain,
+// or at once on a signal while a test still runs.
+type labSet struct {
+	mu      sync.Mutex
+	labs    []*lab.Lab
+	stopped bool
+}
+
+// start boots a lab and records it; after stopAll it boots none.
+func (s *labSet) start(ctx context.Context, cfg lab.Config) (*lab.Lab, error) {
+	l, err := lab.Start(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		_ = l.Stop()
+		return nil, fmt.Errorf("%s: the test process is stopping", cfg.Dir)
+	}
+	s.labs = append(s.labs, l)
+	return l, nil
+}
+
+func (s *labSet) stopAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopped = true
+	for i := len(s.labs) - 1; i >= 0; i-- {
+		if err := s.labs[i].Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "lab teardown %s: %v\n", s.labs[i].Dir, err)
+		}
+	}
+	s.labs = nil
 }
 
 // e2eNetBase is HOCTL_E2E_NET, 2 by default.
@@ -116,7 +167,7 @@ func e2eNetBase() (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > 250 {
-		return 0, fmt.Errorf("HOCTL_E2E_NET=%q: want a number from 1 to 250 (labs use 127.0.N, N+2 and N+4)", v)
+		return 0, fmt.Errorf("HOCTL_E2E_NET=%q: want a number from 1 to 250 (a group's labs use 127.0.N to N+7)", v)
 	}
 	return n, nil
 }
@@ -153,7 +204,8 @@ func hoctlIn(t *testing.T, inv string, stdin io.Reader, env []string, args ...st
 	cmd.Env = append(append(os.Environ(), "HOCTL_INVENTORY="+inv, "NO_COLOR=1", "SSH_AUTH_SOCK="), env...)
 	// A session of its own, without a controlling terminal: hoctl asks
 	// on /dev/tty, and must not find the terminal the tests run in.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	// Killed with the test process, whatever ends it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	cmd.Stdin = stdin

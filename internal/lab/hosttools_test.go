@@ -238,8 +238,9 @@ func TestToolCmdRefusesAProgramNotInTheTable(t *testing.T) {
 }
 
 // builtHere are the variables that hold a program built from this
-// repository, which may be exec'd directly: the hoctl under test.
-var builtHere = map[string]bool{"hoctlBin": true}
+// repository, which may be exec'd directly: the hoctl under test, and the
+// end-to-end test binary, which runs itself once per group of tests.
+var builtHere = map[string]bool{"hoctlBin": true, "e2eBin": true}
 
 // execScan lists the exec of a program, in the Go files under dirs, that
 // does not go through the table of host tools: exec.Command,

@@ -408,10 +408,20 @@ func (l *Lab) prepareDisk(h *Host) error {
 		return err
 	}
 	_ = f.Close()
-	if out, err := ToolCmd(context.Background(), "mkfs.btrfs", "-q", img).CombinedOutput(); err != nil {
-		return fmt.Errorf("mkfs.btrfs: %w: %s", err, out)
+	// mkfs.btrfs first checks that the image is not mounted, through
+	// every loop device mounted on this machine: one that another lab
+	// detaches meanwhile fails the check ("cannot check mount status of
+	// …: No such device or address"), though the image is new and ours.
+	var out []byte
+	for try := 0; ; try++ {
+		if out, err = ToolCmd(context.Background(), "mkfs.btrfs", "-q", img).CombinedOutput(); err == nil {
+			return nil
+		}
+		if try == 4 || !strings.Contains(string(out), "cannot check mount status") {
+			return fmt.Errorf("mkfs.btrfs: %w: %s", err, out)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	return nil
 }
 
 // mountDisk is the start script's line mounting h's disk image on dir.

@@ -322,7 +322,19 @@ func removeNixBuilds(dir string) {
 		}
 		_ = os.Remove(r)
 	}
-	for _, p := range append(outs, drvs...) {
+	paths := append(append([]string{}, outs...), drvs...)
+	if len(paths) == 0 {
+		return
+	}
+	// One collection for all of them: each nix-store --delete looks for
+	// the roots anew (every process's open files and maps on this
+	// machine), seconds apiece on a busy machine, minutes for a lab that
+	// deployed often. It deletes nothing when one of them is alive; then
+	// one by one, outputs first, so that the rest still go.
+	if ToolCmd(context.Background(), "nix-store", append([]string{"--delete"}, paths...)...).Run() == nil {
+		return
+	}
+	for _, p := range paths {
 		_ = ToolCmd(context.Background(), "nix-store", "--delete", p).Run()
 	}
 }

@@ -230,39 +230,70 @@ func (r *Run) health(ctx context.Context, env *tasks.Env, h *inventory.Host, quo
 	if now.bootID != before.bootID {
 		notes = append(notes, "rebooted")
 	}
+	// Up on its new generation; healthy within the same wait. What the
+	// activation restarted takes a moment to pass again: Consul runs each
+	// check on its own interval (Nomad's every 10 s), so a check last run
+	// before the switch, or during it, is read until it runs again; a
+	// restarted server is unhealthy to autopilot for a while. Only a
+	// failed unit stays as it is.
+	for {
+		more, final, err := r.healthy(ctx, env, h, quorum)
+		if err == nil {
+			return strings.Join(append(notes, more...), "; "), nil
+		}
+		if final {
+			return "", err
+		}
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("%s not healthy in time: %w", h.Name, err)
+		}
+		r.progress(h, "waiting for "+h.Name+" to be healthy: "+err.Error())
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// healthy is one look at a host on its new generation: systemd running
+// with no failed unit (final when not: a failed unit stays failed), the
+// Consul agent alive with passing checks, the Nomad node ready and, for a
+// quorum member, each cluster able to lose a server again.
+func (r *Run) healthy(ctx context.Context, env *tasks.Env, h *inventory.Host, quorum bool) (notes []string, final bool, err error) {
 	run, err := env.Connect(ctx, h)
 	if err != nil {
-		return "", err
+		return nil, false, err
 	}
 	res, err := run.Run(ctx, sshexec.Cmd{Script: "systemctl is-system-running; systemctl --failed --plain --no-legend | awk '{print $1}'"})
 	if res == nil {
-		return "", err
+		return nil, false, err
 	}
 	lines := strings.Fields(string(res.Stdout))
 	if len(lines) == 0 || lines[0] != "running" {
-		return "", fmt.Errorf("%s: systemctl is-system-running says %q; failed units: %s", h.Name, strings.Join(lines[:min(1, len(lines))], ""), strings.Join(lines[min(1, len(lines)):], ", "))
+		state := strings.Join(lines[:min(1, len(lines))], "")
+		return nil, state == "degraded", fmt.Errorf("%s: systemctl is-system-running says %q; failed units: %s", h.Name, state, strings.Join(lines[min(1, len(lines)):], ", "))
 	}
 	if err := r.consulBack(ctx, h); err != nil {
-		return "", err
+		return nil, false, err
 	}
 	_, node, err := r.nomadNode(ctx, h)
 	if err != nil {
-		return "", err
+		return nil, false, err
 	}
 	if node != nil {
 		if node.Status != "ready" {
-			return "", fmt.Errorf("%s: nomad node %s, not ready", h.Name, node.Status)
+			return nil, false, fmt.Errorf("%s: nomad node %s, not ready", h.Name, node.Status)
 		}
 		notes = append(notes, "nomad node ready")
 	}
 	if quorum {
 		state, err := r.quorumHealth(ctx, true)
 		if err != nil {
-			return "", fmt.Errorf("after %s: %w", h.Name, err)
+			return nil, false, fmt.Errorf("after %s: %w", h.Name, err)
 		}
 		notes = append(notes, state)
 	}
-	return strings.Join(notes, "; "), nil
+	return notes, false, nil
 }
 
 // consulBack checks that the host's Consul agent is alive and its checks

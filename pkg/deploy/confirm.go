@@ -202,6 +202,9 @@ func (r *Run) confirm(ctx context.Context, env *tasks.Env, h *inventory.Host, he
 		return "", r.awaitRollback(ctx, h, before, deadline, errors.New("no new SSH connection before the confirm timeout: "+err.Error()))
 	}
 	defer closeFresh()
+	// The checks wait for the host to be healthy at most until the
+	// rollback would fire: not healthy by then is not confirmed.
+	health = boundedBy(deadline, health)
 	if res, err := fresh.Run(ctx, sshexec.Cmd{Script: factsScript}); err == nil {
 		if f := strings.Fields(string(res.Stdout)); len(f) == 2 && f[1] != before.bootID {
 			// A transient timer does not survive a reboot: there is
@@ -331,5 +334,14 @@ func (r *Run) awaitRollback(ctx context.Context, h *inventory.Host, before facts
 			return ctx.Err()
 		case <-time.After(time.Second):
 		}
+	}
+}
+
+// boundedBy is health with deadline as its latest end.
+func boundedBy(deadline time.Time, health func(context.Context) (string, error)) func(context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		ctx, cancel := context.WithDeadline(ctx, deadline)
+		defer cancel()
+		return health(ctx)
 	}
 }
