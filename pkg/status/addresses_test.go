@@ -21,7 +21,7 @@ func deadURL(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	return "http://" + ln.Addr().String()
 }
 
