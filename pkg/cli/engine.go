@@ -72,7 +72,7 @@ func (f *Factory) consulClient(ctx context.Context, inv *inventory.Inventory, co
 	if inv.Consul.TokenEnv != "" {
 		f.Trace().Secret(f.Getenv(inv.Consul.TokenEnv))
 	}
-	return consul.NewClient(inv.Consul, via, f.Getenv, httpapi.Options{Timeout: apiTimeout(inv, inv.Consul), Trace: f.Trace()})
+	return consul.NewClient(inv.Consul, via, f.Getenv, httpapi.Options{Timeout: apiTimeout(inv, inv.Consul), DialTimeout: apiDialTimeout(inv, inv.Consul), Trace: f.Trace()})
 }
 
 // apiTimeout bounds each request to an API as a host that stops
@@ -94,6 +94,19 @@ func apiTimeout(inv *inventory.Inventory, cfg *inventory.API) time.Duration {
 	return ct + ka
 }
 
+// apiDialTimeout bounds each connection attempt to one of an API's
+// several addresses as an SSH connection is bounded: connect_timeout.
+func apiDialTimeout(inv *inventory.Inventory, cfg *inventory.API) time.Duration {
+	s := inv.Defaults
+	if h := inv.Host(cfg.Via); h != nil {
+		s = inv.Settings(h)
+	}
+	if s.ConnectTimeout > 0 {
+		return s.ConnectTimeout
+	}
+	return sshexec.DefaultConnectTimeout
+}
+
 // viaDialer is the SSH tunnel an API section names with via (nil for
 // none): the via host's connection dials the API's address.
 func viaDialer(ctx context.Context, inv *inventory.Inventory, section string, cfg *inventory.API,
@@ -102,7 +115,7 @@ func viaDialer(ctx context.Context, inv *inventory.Inventory, section string, cf
 		return nil, nil
 	}
 	name := map[string]string{"consul": "Consul", "nomad": "Nomad"}[section]
-	ep := httpapi.Endpoint{Name: name, Section: section, Address: cfg.Address, Via: cfg.Via}
+	ep := httpapi.Endpoint{Name: name, Section: section, Address: strings.Join(cfg.URLs(), ", "), Via: cfg.Via}
 	r, err := connect(ctx, inv.Host(cfg.Via))
 	if err != nil {
 		return nil, &httpapi.ViaError{Endpoint: ep, Err: err}
@@ -149,5 +162,5 @@ func (f *Factory) nomadClient(ctx context.Context, inv *inventory.Inventory, con
 	if inv.Nomad.TokenEnv != "" {
 		f.Trace().Secret(f.Getenv(inv.Nomad.TokenEnv))
 	}
-	return nomad.NewClient(inv.Nomad, via, f.Getenv, httpapi.Options{Timeout: apiTimeout(inv, inv.Nomad), Trace: f.Trace()})
+	return nomad.NewClient(inv.Nomad, via, f.Getenv, httpapi.Options{Timeout: apiTimeout(inv, inv.Nomad), DialTimeout: apiDialTimeout(inv, inv.Nomad), Trace: f.Trace()})
 }

@@ -27,7 +27,8 @@ func NewClient(cfg *inventory.API, via sshexec.Dialer, getenv func(string) strin
 	if cfg == nil {
 		return nil, errors.New("the inventory has no consul section")
 	}
-	u, err := url.Parse(cfg.Address)
+	addrs := cfg.URLs()
+	u, err := url.Parse(addrs[0])
 	if err != nil {
 		return nil, fmt.Errorf("consul.address: %w", err)
 	}
@@ -45,8 +46,12 @@ func NewClient(cfg *inventory.API, via sshexec.Dialer, getenv func(string) strin
 		tr.DialContext = via.DialContext
 		tr.Proxy = nil
 	}
-	ep := httpapi.Endpoint{Name: "Consul", Section: "consul", Address: cfg.Address, Via: cfg.Via}
-	c.HttpClient = &http.Client{Transport: httpapi.Transport(ep, tr, timeout, o.Trace)}
+	tr.DialContext = httpapi.Dial(tr.DialContext, o.DialBound(len(addrs), timeout))
+	rt, err := httpapi.Failover(httpapi.Endpoints("Consul", "consul", addrs, cfg.Via), tr, timeout, o.Trace)
+	if err != nil {
+		return nil, err
+	}
+	c.HttpClient = &http.Client{Transport: rt}
 	return api.NewClient(c)
 }
 

@@ -114,6 +114,10 @@ func Clean(err error, prefix string) error {
 	if err == nil {
 		return nil
 	}
+	var all *AllError
+	if errors.As(err, &all) {
+		return all
+	}
 	var ae *Error
 	if errors.As(err, &ae) {
 		return ae
@@ -135,6 +139,32 @@ type Options struct {
 	// Trace receives a -v line per request: method, path (never the
 	// query or headers, where tokens travel), status and time.
 	Trace *trace.Log
+	// DialTimeout bounds each connection attempt when an API has several
+	// addresses, so that one dropping packets leaves time for the next;
+	// zero takes a third of Timeout.
+	DialTimeout time.Duration
+}
+
+// Endpoints are one Endpoint per address of an inventory section.
+func Endpoints(name, section string, addrs []string, via string) []Endpoint {
+	out := make([]Endpoint, len(addrs))
+	for i, a := range addrs {
+		out[i] = Endpoint{Name: name, Section: section, Address: a, Via: via}
+	}
+	return out
+}
+
+// DialBound is the bound Dial puts on each connection attempt for n
+// addresses: none for one (the request's own bound applies, as it always
+// has), else o.DialTimeout or a third of timeout.
+func (o Options) DialBound(n int, timeout time.Duration) time.Duration {
+	switch {
+	case n < 2:
+		return 0
+	case o.DialTimeout > 0:
+		return o.DialTimeout
+	}
+	return timeout / 3
 }
 
 // Transport bounds every request through base: a request without an

@@ -61,11 +61,13 @@ func (h *Host) HasRole(role string) bool {
 	return false
 }
 
-// API is how hoctl reaches the Consul or Nomad HTTP API.
+// API is how hoctl reaches the Consul or Nomad HTTP API: one address, or
+// several servers' addresses tried in order (URLs).
 type API struct {
-	Address  string `yaml:"address" json:"address"`
-	Via      string `yaml:"via,omitempty" json:"via,omitempty"`
-	TokenEnv string `yaml:"token_env,omitempty" json:"token_env,omitempty"`
+	Address   string   `yaml:"address,omitempty" json:"address,omitempty"`
+	Addresses []string `yaml:"addresses,omitempty" json:"addresses,omitempty"`
+	Via       string   `yaml:"via,omitempty" json:"via,omitempty"`
+	TokenEnv  string   `yaml:"token_env,omitempty" json:"token_env,omitempty"`
 }
 
 // ReplicationSource is the sending side of a replication.

@@ -3,7 +3,6 @@ package inventory
 import (
 	"fmt"
 	"net"
-	"net/url"
 	"path"
 	"regexp"
 	"sort"
@@ -349,10 +348,7 @@ func (v *validator) api(at string, a *API) {
 	if a == nil {
 		return
 	}
-	u, err := url.Parse(a.Address)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		v.at(at+".address", "expected an http:// or https:// URL, got %q", a.Address)
-	}
+	v.apiAddresses(at, a)
 	if a.Via != "" {
 		v.hostRef(at+".via", a.Via)
 	}

@@ -29,7 +29,8 @@ func NewClient(cfg *inventory.API, via sshexec.Dialer, getenv func(string) strin
 	if cfg == nil {
 		return nil, errors.New("the inventory has no nomad section")
 	}
-	u, err := url.Parse(cfg.Address)
+	addrs := cfg.URLs()
+	u, err := url.Parse(addrs[0])
 	if err != nil {
 		return nil, fmt.Errorf("nomad.address: %w", err)
 	}
@@ -46,8 +47,12 @@ func NewClient(cfg *inventory.API, via sshexec.Dialer, getenv func(string) strin
 	if via != nil {
 		tr.DialContext = via.DialContext
 	}
-	ep := httpapi.Endpoint{Name: "Nomad", Section: "nomad", Address: cfg.Address, Via: cfg.Via}
-	c.HttpClient = &http.Client{Transport: httpapi.Transport(ep, tr, timeout, o.Trace)}
+	tr.DialContext = httpapi.Dial(tr.DialContext, o.DialBound(len(addrs), timeout))
+	rt, err := httpapi.Failover(httpapi.Endpoints("Nomad", "nomad", addrs, cfg.Via), tr, timeout, o.Trace)
+	if err != nil {
+		return nil, err
+	}
+	c.HttpClient = &http.Client{Transport: rt}
 	return api.NewClient(c)
 }
 

@@ -292,6 +292,7 @@ func (p *Probes) consul(ctx context.Context) []Check {
 		c.Level, c.Detail, c.Hint = Fail, p.short(ctx, err), apiDownHint(p.Inv.Consul, "consul")
 		return []Check{c}
 	}
+	ctx, answered := httpapi.RecordAnswer(ctx)
 	cl := &consul.Cluster{Client: client}
 	leader, err := cl.Leader(ctx)
 	if err != nil {
@@ -299,7 +300,7 @@ func (p *Probes) consul(ctx context.Context) []Check {
 		return []Check{c}
 	}
 	var parts []string
-	parts = append(parts, "leader "+leader)
+	parts = append(parts, "leader "+leader+answeredBy(p.Inv.Consul, answered()))
 	// Agent().Members takes no context; the raw call to its endpoint does.
 	var members []*consulapi.AgentMember
 	_, err = client.Raw().Query("/v1/agent/members", &members, (&consulapi.QueryOptions{}).WithContext(ctx))
@@ -342,6 +343,7 @@ func (p *Probes) nomad(ctx context.Context) []Check {
 		c.Level, c.Detail, c.Hint = Fail, p.short(ctx, err), apiDownHint(p.Inv.Nomad, "nomad")
 		return []Check{c}
 	}
+	ctx, answered := httpapi.RecordAnswer(ctx)
 	q := (&nomadapi.QueryOptions{}).WithContext(ctx)
 	// Status().Leader takes no context; the raw call to its endpoint does.
 	var leader string
@@ -354,7 +356,7 @@ func (p *Probes) nomad(ctx context.Context) []Check {
 		}
 		return []Check{c}
 	}
-	parts := []string{"leader " + leader}
+	parts := []string{"leader " + leader + answeredBy(p.Inv.Nomad, answered())}
 	nodes, _, err := client.Nodes().List(q)
 	if err != nil {
 		c.Level = Warn
@@ -451,13 +453,22 @@ func failedDeployments(client *nomadapi.Client, q *nomadapi.QueryOptions) ([]str
 	return out, nil
 }
 
+// answeredBy names the address that answered when the section lists
+// several: which server hoctl heard the cluster from.
+func answeredBy(api *inventory.API, addr string) string {
+	if api == nil || len(api.URLs()) < 2 || addr == "" {
+		return ""
+	}
+	return " (asked at " + addr + ")"
+}
+
 // apiDownHint is what to try when an API does not answer: its leader
 // endpoint, from the via host when it is reached through one.
 func apiDownHint(api *inventory.API, unit string) string {
 	if api == nil {
 		return ""
 	}
-	probe := "curl -sS " + strings.TrimRight(api.Address, "/") + "/v1/status/leader"
+	probe := "curl -sS " + strings.TrimRight(api.URLs()[0], "/") + "/v1/status/leader"
 	if api.Via != "" {
 		return fmt.Sprintf("hoctl run %s -- 'systemctl is-active %s; %s'", api.Via, unit, probe)
 	}
