@@ -151,6 +151,12 @@ deps:
 	@missing=""; for p in $(LAB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+	@# Every lab machine's systemd takes inotify instances; the test groups
+	@# boot several clusters at once (internal/lab/limits.go, docs/lab.md).
+	@if [ "$$(cat /proc/sys/fs/inotify/max_user_instances)" -lt 8192 ]; then \
+		echo "setting fs.inotify.max_user_instances=8192 (/etc/sysctl.d/60-hoctl-lab.conf)"; \
+		echo fs.inotify.max_user_instances=8192 > /etc/sysctl.d/60-hoctl-lab.conf; \
+		sysctl -q -w fs.inotify.max_user_instances=8192; fi
 
 bench-deps:
 	@missing=""; for p in $(BENCH_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

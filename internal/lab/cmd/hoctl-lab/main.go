@@ -58,6 +58,9 @@ func run(args []string) error {
 	}
 	switch cmd := fs.Arg(0); cmd {
 	case "preflight":
+		if err := lab.CheckLimits(); err != nil {
+			return err
+		}
 		fmt.Fprintln(os.Stderr, "hoctl-lab preflight: every host tool is here (hoctl-lab tools lists them)")
 		return nil
 	case "tools":
