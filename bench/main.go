@@ -65,6 +65,8 @@ type config struct {
 	transferBefore  string
 	// beforeOnly limits transferBefore to one transport.
 	beforeOnly      string
+	compress        string
+	rawDirect       bool
 	profile         bool
 	tools           string
 	memoryNet       int
@@ -99,6 +101,8 @@ func run() error {
 	flag.StringVar(&c.hoctl, "hoctl", "bin/hoctl", "hoctl binary")
 	flag.StringVar(&c.only, "only", "", "comma list of suites: fanout,sequence,runbook,replicate,transfer,jobs,memory,lab (default all)")
 	flag.StringVar(&c.transferBefore, "transfer-before", "", "transfer suite: also measure this hoctl binary, interleaved with -hoctl")
+	flag.StringVar(&c.compress, "transfer-compress", "none,zstd", "transfer suite: the compress settings measured")
+	flag.BoolVar(&c.rawDirect, "transfer-raw-direct", true, "transfer suite: also the bare btrfs send | ssh pipes on zippy (two ciphers)")
 	flag.StringVar(&c.beforeOnly, "transfer-before-only", "", "transfer suite: measure -transfer-before on this transport only (relay or direct)")
 	flag.IntVar(&c.memoryNet, "memory-net", 36, "loopback block (127.0.N) of the memory suite's lab")
 	flag.IntVar(&c.labNet, "lab-net", envInt("HOCTL_BENCH_LAB_NET", 9), "the lab suite's real cluster on 127.0.NET.x (default $HOCTL_BENCH_LAB_NET, else 9)")

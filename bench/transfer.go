@@ -36,7 +36,7 @@ import (
 // (its own binary on the hosts as well), interleaved; with
 // -transfer-before-only relay|direct, only that transport's.
 func (h *harness) transfer(ctx context.Context) error {
-	l, err := lab.Start(ctx, lab.Config{Dir: labDir("transfer", h.cfg.storageNet, 7), Net: h.cfg.storageNet, Hosts: seedStorage(), DiskSize: 4 << 30,
+	l, err := lab.Start(ctx, lab.Config{Dir: labDir("transfer", h.cfg.storageNet, 7), Net: h.cfg.storageNet, Hosts: seedStorage(), DiskSize: 8 << 30,
 		ConnectTimeout: 10 * time.Second, Groups: map[string][]string{"cattle": {"c1"}}})
 	if err != nil {
 		return err
@@ -190,7 +190,7 @@ sync`); err != nil {
 				return 0, fmt.Errorf("no parent on zippy for the incremental ceiling")
 			}
 			send = "btrfs send -q -p " + snaps[0] + " " + snaps[1]
-		} else if _, err := on("zippy", "btrfs subvolume delete /persist/ceiling/big@* >/dev/null 2>&1; sync"); err != nil {
+		} else if _, err := on("zippy", "btrfs subvolume delete -c /persist/ceiling/big@* >/dev/null 2>&1; btrfs subvolume sync /persist >/dev/null; sync"); err != nil {
 			return 0, err
 		}
 		if _, err := on("zippy", "sync"); err != nil {
@@ -201,7 +201,7 @@ sync`); err != nil {
 			return 0, err
 		}
 		// Only the newest copy stays: the next incremental's parent.
-		_, err = on("zippy", "cd /persist/ceiling && ls -d big@* | head -n -1 | xargs -r btrfs subvolume delete >/dev/null")
+		_, err = on("zippy", "cd /persist/ceiling && ls -d big@* | head -n -1 | xargs -r btrfs subvolume delete -c >/dev/null")
 		return d, err
 	}
 	clearC1 := func() error {
@@ -219,7 +219,7 @@ sync`); err != nil {
 			if i < len(bins)-1 && t != h.cfg.beforeOnly && h.cfg.beforeOnly != "" {
 				continue // the earlier binary only where the two differ
 			}
-			for _, c := range []string{"none", "zstd"} {
+			for _, c := range strings.Split(h.cfg.compress, ",") {
 				variants = append(variants, variant{b.label, t, c, b})
 			}
 		}
@@ -268,6 +268,9 @@ sync`); err != nil {
 			{"on zippy: btrfs send | ssh -c aes128-gcm@openssh.com c1 btrfs receive", "zippy",
 				fmt.Sprintf("btrfs send -q %s | ssh -c aes128-gcm@openssh.com -i /root/.ssh/raw -o BatchMode=yes -p %d root@%s btrfs receive -q /persist/raw", snap, lab.Port, c1)},
 		}
+		if !h.cfg.rawDirect {
+			pipes = pipes[:1]
+		}
 		for _, p := range pipes {
 			if err := clearC1(); err != nil {
 				return err
@@ -286,39 +289,6 @@ sync`); err != nil {
 	}
 	if err := clearC1(); err != nil {
 		return err
-	}
-
-	// Incremental sends: 100 MiB rewritten before each run, the chain
-	// started by one full send of each binary's own (not measured).
-	incr := map[string]*samples{}
-	change := "dd if=/dev/urandom of=/persist/big/data bs=1M count=100 seek=$(( $(od -An -N2 -tu2 /dev/urandom) % 900 )) conv=notrunc status=none && sync"
-	if _, _, err := hoctlRun(bins[0], inventories["none"], "--full"); err != nil {
-		return err
-	}
-	if _, err := ceiling(false); err != nil {
-		return err
-	}
-	for i := 0; i < h.cfg.runs; i++ {
-		for j := range variants {
-			v := variants[(i+j)%len(variants)]
-			if _, err := on("zippy", change); err != nil {
-				return err
-			}
-			wall, send, err := hoctlRun(v.bin, inventories[v.compress], "--transport", v.transport)
-			if err != nil {
-				return fmt.Errorf("%s: %w", key(v), err)
-			}
-			c, err := ceiling(true)
-			if err != nil {
-				return err
-			}
-			s := incr[key(v)]
-			if s == nil {
-				s = &samples{}
-				incr[key(v)] = s
-			}
-			s.wall, s.send, s.ceiling = append(s.wall, wall), append(s.send, send), append(s.ceiling, c)
-		}
 	}
 
 	report := func(title string, size float64, m map[string]*samples) {
@@ -359,6 +329,39 @@ sync`); err != nil {
 		fmt.Printf("| %s | %s | %.0f MiB/s | %s |\n", strings.ReplaceAll(k, "|", `\|`), secs(m), float64(1<<30)/m.Seconds()/(1<<20), list(raw[k]))
 	}
 	fmt.Println()
+	// Incremental sends: 100 MiB rewritten before each run, the chain
+	// started by one full send of each binary's own (not measured).
+	incr := map[string]*samples{}
+	change := "dd if=/dev/urandom of=/persist/big/data bs=1M count=100 seek=$(( $(od -An -N2 -tu2 /dev/urandom) % 900 )) conv=notrunc status=none && sync"
+	if _, _, err := hoctlRun(bins[0], inventories["none"], "--full"); err != nil {
+		return err
+	}
+	if _, err := ceiling(false); err != nil {
+		return err
+	}
+	for i := 0; i < h.cfg.runs; i++ {
+		for j := range variants {
+			v := variants[(i+j)%len(variants)]
+			if _, err := on("zippy", change); err != nil {
+				return err
+			}
+			wall, send, err := hoctlRun(v.bin, inventories[v.compress], "--transport", v.transport)
+			if err != nil {
+				return fmt.Errorf("%s: %w", key(v), err)
+			}
+			c, err := ceiling(true)
+			if err != nil {
+				return err
+			}
+			s := incr[key(v)]
+			if s == nil {
+				s = &samples{}
+				incr[key(v)] = s
+			}
+			s.wall, s.send, s.ceiling = append(s.wall, wall), append(s.send, send), append(s.ceiling, c)
+		}
+	}
+
 	report("incremental send of 100 MiB rewritten", 100<<20, incr)
 	return nil
 }
