@@ -108,8 +108,8 @@ func (r *Run) directScript(src sshexec.Runner) string {
 
 // directCiphers is OpenSSH's default cipher set with AES-GCM first, as
 // the relay's Go client orders it: with the CPU's AES instructions it
-// costs each end well under half the CPU per byte of chacha20-poly1305,
-// OpenSSH's own first choice, and the stream is CPU-bound on both hosts
+// costs each end about half the CPU per byte of chacha20-poly1305,
+// OpenSSH's own first choice, and a send can be CPU-bound on both hosts
 // (docs/benchmarks.md). The whole set, so that a target allowing only
 // some of them still agrees on one.
 const directCiphers = "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr"

@@ -9,7 +9,7 @@ import (
 )
 
 // Direct transport's ssh offers AES-GCM first: with AES instructions it
-// costs the source and the target less than half the CPU per byte of
+// costs the source and the target about half the CPU per byte of
 // OpenSSH's default first choice, chacha20-poly1305 (docs/benchmarks.md),
 // and it is what the relay's Go client negotiates. The offer is OpenSSH's
 // whole default set, reordered, so a target that allows only some of them
