@@ -62,6 +62,11 @@ type config struct {
 	net, storageNet int
 	hoctl           string
 	only            string
+	transferBefore  string
+	// beforeOnly limits transferBefore to one transport.
+	beforeOnly      string
+	compress        string
+	rawDirect       bool
 	profile         bool
 	tools           string
 	memoryNet       int
@@ -95,8 +100,12 @@ func run() error {
 	flag.IntVar(&c.net, "net", envInt("HOCTL_BENCH_NET", 3), "fleet lab on 127.0.NET.x (default $HOCTL_BENCH_NET, else 3)")
 	flag.IntVar(&c.storageNet, "storage-net", envInt("HOCTL_BENCH_STORAGE_NET", 7), "storage lab on 127.0.NET.x (default $HOCTL_BENCH_STORAGE_NET, else 7)")
 	flag.StringVar(&c.hoctl, "hoctl", "bin/hoctl", "hoctl binary")
-	flag.StringVar(&c.only, "only", "", "comma list of suites: fanout,sequence,runbook,replicate,cycle,jobs,memory,lab (default all)")
+	flag.StringVar(&c.only, "only", "", "comma list of suites: fanout,sequence,runbook,replicate,cycle,transfer,jobs,memory,lab (default all)")
 	flag.StringVar(&c.baseline, "baseline", "", "cycle: another hoctl build to measure side by side with -hoctl")
+	flag.StringVar(&c.transferBefore, "transfer-before", "", "transfer suite: also measure this hoctl binary, interleaved with -hoctl")
+	flag.StringVar(&c.compress, "transfer-compress", "none,zstd", "transfer suite: the compress settings measured")
+	flag.BoolVar(&c.rawDirect, "transfer-raw-direct", true, "transfer suite: also the bare btrfs send | ssh pipes on zippy (two ciphers)")
+	flag.StringVar(&c.beforeOnly, "transfer-before-only", "", "transfer suite: measure -transfer-before on this transport only (relay or direct)")
 	flag.IntVar(&c.memoryNet, "memory-net", 36, "loopback block (127.0.N) of the memory suite's lab")
 	flag.IntVar(&c.labNet, "lab-net", envInt("HOCTL_BENCH_LAB_NET", 9), "the lab suite's real cluster on 127.0.NET.x (default $HOCTL_BENCH_LAB_NET, else 9)")
 	flag.IntVar(&c.labRuns, "lab-runs", 3, "the lab suite: boots of the real cluster, and failovers there and back (median reported)")
@@ -141,6 +150,11 @@ func run() error {
 	}
 	if want("cycle") {
 		if err := h.cycle(ctx); err != nil {
+			return err
+		}
+	}
+	if want("transfer") {
+		if err := h.transfer(ctx); err != nil {
 			return err
 		}
 	}
