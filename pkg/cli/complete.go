@@ -150,7 +150,7 @@ func (c *completer) resumableRunIDs(_ *cobra.Command, _ []string, toComplete str
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
 	var out []cobra.Completion
-	if strings.HasPrefix("last", toComplete) {
+	if last := "last"; strings.HasPrefix(last, toComplete) {
 		if newest, _, err := tasks.ListRuns(dir, tasks.RunFilter{Limit: 1}); err == nil && len(newest) == 1 {
 			if _, err := resumeBuilder(newest[0]); err == nil {
 				out = append(out, cobra.CompletionWithDesc("last", "the newest run"))

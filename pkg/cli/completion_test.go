@@ -107,6 +107,17 @@ func TestCompletion(t *testing.T) {
 			t.Errorf("__complete %q = %q, want %q", c.args, got, c.want)
 		}
 	}
+	// "last" is offered to resume only when the newest run is one it continues.
+	if got, _ := h.complete(t, "resume", "l"); len(got) != 0 {
+		t.Errorf("resume l with a finished newest run: %q", got)
+	}
+	rec := `{"type":"run_start","time":"2026-11-30T08:00:00Z","command":"hoctl failover --to zippy","kind":"failover","steps":["a"]}` + "\n"
+	if err := os.WriteFile(filepath.Join(runs, "20261130T080000Z-ffffff.jsonl"), []byte(rec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := h.complete(t, "resume", "l"); !sameSet(got, []string{"last"}, true) {
+		t.Errorf("resume l with an interrupted newest run: %q", got)
+	}
 	// A bad inventory completes nothing and says nothing on stdout.
 	env["HOCTL_INVENTORY"] = filepath.Join(dir, "missing.yaml")
 	h2 := newHarness(t)

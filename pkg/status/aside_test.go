@@ -65,11 +65,11 @@ func TestOldCopiesFailoverLeftAreShown(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/v1/kv/"):
-			w.Write([]byte(`[{"Key":"hoctl/nfs/data-services/owner","Value":"emlwcHk=","ModifyIndex":5}]`)) // "zippy"
+			_, _ = w.Write([]byte(`[{"Key":"hoctl/nfs/data-services/owner","Value":"emlwcHk=","ModifyIndex":5}]`)) // "zippy"
 		case strings.HasPrefix(r.URL.Path, "/v1/health/service/"):
-			w.Write([]byte(`[{"Node":{"Node":"zippy"},"Service":{"Service":"data-services"},"Checks":[{"Status":"passing"}]}]`))
+			_, _ = w.Write([]byte(`[{"Node":{"Node":"zippy"},"Service":{"Service":"data-services"},"Checks":[{"Status":"passing"}]}]`))
 		default:
-			w.Write([]byte(`[]`))
+			_, _ = w.Write([]byte(`[]`))
 		}
 	}))
 	defer srv.Close()
