@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -137,6 +138,76 @@ func (c *completer) runIDs(_ *cobra.Command, _ []string, toComplete string) ([]c
 		out = append(out, cobra.CompletionWithDesc(id, desc))
 	}
 	return out, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveKeepOrder
+}
+
+// resumableRunIDs completes the run IDs resume accepts, newest first:
+// runs that failed or were interrupted, of a kind resume rebuilds. The
+// newest 50 such runs are offered, "last" when the newest run is one.
+func (c *completer) resumableRunIDs(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	dir := tasks.StateDir(c.f.Getenv)
+	runs, _, err := tasks.ListRuns(dir, tasks.RunFilter{Failed: true})
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var out []cobra.Completion
+	if last := "last"; strings.HasPrefix(last, toComplete) {
+		if newest, _, err := tasks.ListRuns(dir, tasks.RunFilter{Limit: 1}); err == nil && len(newest) == 1 {
+			if _, err := resumeBuilder(newest[0]); err == nil {
+				out = append(out, cobra.CompletionWithDesc("last", "the newest run"))
+			}
+		}
+	}
+	n := 0
+	for _, s := range runs {
+		if n == 50 {
+			break
+		}
+		if _, err := resumeBuilder(s); err != nil || !strings.HasPrefix(s.ID, toComplete) {
+			continue
+		}
+		n++
+		desc := s.Status
+		if s.FailedStep > 0 {
+			desc += fmt.Sprintf(" at step %d", s.FailedStep)
+		}
+		desc += ": " + strings.Join(strings.Fields(hostout.Sanitize(s.Command)), " ")
+		out = append(out, cobra.CompletionWithDesc(s.ID, desc))
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveKeepOrder
+}
+
+// nfsMembers completes failover --to: the primary and standbys of the
+// NFS service --service names (of every service when it names none),
+// the only hosts failover can move a service to.
+func (c *completer) nfsMembers(cmd *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	inv := c.inventory(cmd.Context())
+	if inv == nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	service, _ := cmd.Flags().GetString("service")
+	var names []string
+	for name := range inv.NFS {
+		if service == "" || name == service {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	var out []cobra.Completion
+	seen := map[string]bool{}
+	for _, name := range names {
+		svc := inv.NFS[name]
+		add := func(h, role string) {
+			if !seen[h] && strings.HasPrefix(h, toComplete) {
+				seen[h] = true
+				out = append(out, cobra.CompletionWithDesc(h, name+" "+role))
+			}
+		}
+		add(svc.Primary, "primary")
+		for _, h := range svc.Standbys {
+			add(h, "standby")
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
 }
 
 // runCommand is the command line a journal's first record names.

@@ -6,8 +6,9 @@ import (
 )
 
 // Dynamic shell completion (bash, zsh, fish through cobra's __complete):
-// the inventory's hosts, groups and roles wherever a TARGET goes, run IDs,
-// replication names, NFS services and fixed choices. It is wired here, by
+// the inventory's hosts, groups and roles wherever a TARGET goes, run IDs
+// (for resume, only those it can continue), replication names, NFS
+// services and their members (failover --to), and fixed choices. It is wired here, by
 // command path and flag name, so the commands themselves stay about what
 // they do; a flag added later with one of these names completes too.
 
@@ -25,7 +26,7 @@ func addCompletions(root *cobra.Command, f *Factory) {
 		"hoctl snapshots": c.firstArg(c.hosts),
 		"hoctl replicate": c.upTo(2, c.hosts),
 		"hoctl history":   c.firstArg(c.runIDs),
-		"hoctl resume":    c.firstArg(c.runIDs),
+		"hoctl resume":    c.firstArg(c.resumableRunIDs),
 		"hoctl runbook plan": c.firstArg(func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
 			return []cobra.Completion{"yaml", "yml"}, cobra.ShellCompDirectiveFilterFileExt
 		}),
@@ -44,7 +45,6 @@ func addCompletions(root *cobra.Command, f *Factory) {
 	args["hoctl runbook run"] = args["hoctl runbook plan"]
 	flags := map[string]completeFunc{
 		"limit":     c.targets,
-		"to":        c.hosts,
 		"service":   c.nfsServices,
 		"transport": fixed("relay\tthrough this machine", "direct\tthe source connects to the target"),
 		"inventory": func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
@@ -59,8 +59,11 @@ func addCompletions(root *cobra.Command, f *Factory) {
 		}
 		register := func(fl *pflag.Flag) {
 			fn, ok := flags[fl.Name]
-			if fl.Name == "name" {
+			switch {
+			case fl.Name == "name":
 				fn, ok = c.replications, true // replicate --name, snapshots --name
+			case fl.Name == "to" && cmd.Name() == "failover":
+				fn, ok = c.nfsMembers, true // jobs' --to is a path
 			}
 			if ok {
 				if _, exists := cmd.GetFlagCompletionFunc(fl.Name); !exists {

@@ -55,6 +55,20 @@ func TestCompletion(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// resume is offered only the runs it continues: failed or
+	// interrupted, of a kind it rebuilds (not a replicate, not a run that
+	// finished).
+	for id, recs := range map[string]string{
+		"20261128T080000Z-cccccc": `{"type":"run_start","time":"2026-11-28T08:00:00Z","command":"hoctl failover --to c1","kind":"failover","steps":["a","b"]}` + "\n" +
+			`{"type":"run_end","time":"2026-11-28T08:01:00Z","status":"failed","step":2,"title":"b"}`,
+		"20261129T080000Z-dddddd": `{"type":"run_start","time":"2026-11-29T08:00:00Z","command":"hoctl runbook run r.yaml","kind":"runbook-file","steps":["a"]}` + "\n" +
+			`{"type":"run_end","time":"2026-11-29T08:01:00Z","status":"ok"}`,
+		"20261125T080000Z-eeeeee": `{"type":"run_start","time":"2026-11-25T08:00:00Z","command":"hoctl runbook run r.yaml","kind":"runbook-file","steps":["a"]}`,
+	} {
+		if err := os.WriteFile(filepath.Join(runs, id+".jsonl"), []byte(recs+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	env := map[string]string{"HOCTL_INVENTORY": inv, "XDG_STATE_HOME": filepath.Join(dir, "state")}
 	h.f.Getenv = func(k string) string { return env[k] }
 
@@ -77,9 +91,14 @@ func TestCompletion(t *testing.T) {
 		{args: []string{"replicate", "--name", ""}, want: []string{"services"}},
 		{args: []string{"replicate", "--transport", ""}, want: []string{"relay", "direct"}},
 		{args: []string{"failover", "--service", ""}, want: []string{"data-services"}},
-		{args: []string{"failover", "--to", "c"}, want: []string{"c1", "c2"}},
-		{args: []string{"resume", ""}, want: []string{"last", "20261127T080000Z-bbbbbb", "20261126T080000Z-aaaaaa"}, ordered: true},
-		{args: []string{"history", "2026112"}, want: []string{"20261127T080000Z-bbbbbb", "20261126T080000Z-aaaaaa"}, ordered: true},
+		// failover moves the service to one of its members only (c2 is a
+		// host of the inventory, not of data-services).
+		{args: []string{"failover", "--to", "c"}, want: []string{"c1"}},
+		{args: []string{"failover", "--to", ""}, want: []string{"zippy", "c1"}},
+		{args: []string{"failover", "--service", "data-services", "--to", ""}, want: []string{"zippy", "c1"}},
+		{args: []string{"failover", "--service", "other", "--to", ""}, want: nil},
+		{args: []string{"resume", ""}, want: []string{"20261128T080000Z-cccccc", "20261125T080000Z-eeeeee"}, ordered: true},
+		{args: []string{"history", "2026112"}, want: []string{"20261129T080000Z-dddddd", "20261128T080000Z-cccccc", "20261127T080000Z-bbbbbb", "20261126T080000Z-aaaaaa", "20261125T080000Z-eeeeee"}, ordered: true},
 		{args: []string{"help", "tar"}, want: []string{"target-filter", "targets"}},
 	}
 	for _, c := range cases {
@@ -87,6 +106,17 @@ func TestCompletion(t *testing.T) {
 		if !sameSet(got, c.want, c.ordered) {
 			t.Errorf("__complete %q = %q, want %q", c.args, got, c.want)
 		}
+	}
+	// "last" is offered to resume only when the newest run is one it continues.
+	if got, _ := h.complete(t, "resume", "l"); len(got) != 0 {
+		t.Errorf("resume l with a finished newest run: %q", got)
+	}
+	rec := `{"type":"run_start","time":"2026-11-30T08:00:00Z","command":"hoctl failover --to zippy","kind":"failover","steps":["a"]}` + "\n"
+	if err := os.WriteFile(filepath.Join(runs, "20261130T080000Z-ffffff.jsonl"), []byte(rec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := h.complete(t, "resume", "l"); !sameSet(got, []string{"last"}, true) {
+		t.Errorf("resume l with an interrupted newest run: %q", got)
 	}
 	// A bad inventory completes nothing and says nothing on stdout.
 	env["HOCTL_INVENTORY"] = filepath.Join(dir, "missing.yaml")
@@ -139,7 +169,7 @@ func TestCompletionDescriptionsAreDefused(t *testing.T) {
 	if err := os.MkdirAll(runs, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	rec := `{"type":"run_start","command":"hoctl runbook run e\u001b]0;PWN\u0007\nrm -rf ~\tx.yaml"}` + "\n"
+	rec := `{"type":"run_start","kind":"runbook-file","command":"hoctl runbook run e\u001b]0;PWN\u0007\nrm -rf ~\tx.yaml"}` + "\n"
 	if err := os.WriteFile(filepath.Join(runs, "20261126T080000Z-aaaaaa.jsonl"), []byte(rec), 0o600); err != nil {
 		t.Fatal(err)
 	}

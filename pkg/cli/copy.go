@@ -23,7 +23,10 @@ func NewCmdCopy(f *Factory, runF func(*CopyOptions) error) *cobra.Command {
 		Use:   "copy TARGET SRC DEST",
 		Short: "Put a file on many hosts: atomic, mode/owner, checksum-verified, no change when equal",
 		Long: `Copy the file SRC on this machine to the absolute path DEST on every host
-TARGET selects, all hosts at once over each host's one SSH connection.
+TARGET selects, all hosts at once over each host's one SSH connection. A
+DEST that is a directory on a host takes the file under SRC's name, as scp
+and Ansible's copy do (DEST/motd); a trailing slash (/etc/) says DEST must
+be a directory.
 
 On each host the file goes to a temporary file beside DEST (mode 0600),
 is synced, given its mode and owner, checked against SRC's sha256 by the
@@ -34,7 +37,7 @@ copy each host reads DEST back (sha256, mode, owner): a mismatch exits 5.
 
 --mode sets the mode (default: an existing file's, else 0644), --owner
 the owner (user or user:group; default: an existing file's, else the SSH
-user). DEST must be a regular file or not exist, in a directory that
+user). The file must be a regular file or not exist, in a directory that
 exists; a symbolic link is refused (the rename would replace the link).
 
 As every mutating command: the plan first (each host's DEST read for
@@ -43,6 +46,7 @@ terminal and no --yes refuses (exit 6). --dry-run prints the plan only.
 Each copy is journaled (hoctl history) and resumable (hoctl resume).
 The file streams; it is never read whole into memory.`,
 		Example: `  hoctl copy cattle ./motd /etc/motd
+  hoctl copy c1 ./motd /tmp/
   hoctl copy all ./resolv.conf /etc/resolv.conf --mode 0644 --owner root:root
   hoctl --dry-run copy c1,c2 ./nomad.hcl /etc/nomad.d/client.hcl`,
 		Args: func(_ *cobra.Command, args []string) error {

@@ -127,3 +127,42 @@ func TestCopyUsageErrors(t *testing.T) {
 		t.Fatalf("written by a refused command: %v", err)
 	}
 }
+
+// A directory DEST takes the file under SRC's name, as scp and Ansible's
+// copy do (it was refused: "exists and is not a regular file"); the plan
+// and the journal name the file written.
+func TestCopyIntoADirectory(t *testing.T) {
+	h, src, _ := copyHarness(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "motd")
+
+	if code := h.runLine("--dry-run", "copy", "me", src, dir); code != 0 {
+		t.Fatalf("dry run: exit %d\n%s%s", code, h.out, h.err)
+	}
+	if !strings.Contains(h.out.String(), "write "+src+" to "+file+" ") || !strings.Contains(h.out.String(), "new file; 8 bytes") {
+		t.Errorf("dry-run plan does not name %s:\n%s", file, h.out)
+	}
+	h.reset()
+	if code := h.runLine("--yes", "copy", "me", src, dir+"/"); code != 0 {
+		t.Fatalf("copy: exit %d\n%s%s", code, h.out, h.err)
+	}
+	if b, err := os.ReadFile(file); err != nil || string(b) != "welcome\n" {
+		t.Fatalf("%s: %q %v", file, b, err)
+	}
+	if !strings.Contains(h.err.String(), file+": written (new file, 8 bytes)") {
+		t.Errorf("output:\n%s", h.err)
+	}
+	h.reset()
+	if code := h.runLine("--yes", "copy", "me", src, dir); code != 0 || !strings.Contains(h.err.String(), file+": unchanged") {
+		t.Fatalf("second copy: exit %d\n%s%s", code, h.out, h.err)
+	}
+	h.reset()
+	if code := h.runLine("history", "last"); code != 0 || !strings.Contains(h.out.String(), "nothing: "+file+" is unchanged") {
+		t.Errorf("history last (exit %d):\n%s%s", code, h.out, h.err)
+	}
+	// A trailing slash says DEST is a directory: a file there is refused.
+	h.reset()
+	if code := h.runLine("--yes", "copy", "me", src, file+"/"); code != ExitRefused {
+		t.Errorf("DEST %s/: exit %d, want %d\n%s%s", file, code, ExitRefused, h.out, h.err)
+	}
+}

@@ -153,7 +153,7 @@ func historyRun(opts *HistoryOptions) error {
 		return err
 	}
 	if more {
-		fmt.Fprintf(f.IO.ErrOut, "the newest %d shown; older ones: --limit N (0: all)\n", filter.Limit)
+		fmt.Fprintf(f.IO.ErrOut, "the newest %d shown; older ones: -n N (0: all)\n", filter.Limit)
 	}
 	return nil
 }

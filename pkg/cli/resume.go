@@ -109,11 +109,21 @@ func resumable(dir, id string) (*tasks.Summary, tasks.Builder, error) {
 		return nil, nil, err
 	}
 	s := tasks.Summarize(id, recs)
+	build, err := resumeBuilder(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, build, nil
+}
+
+// resumeBuilder is the builder that continues run s, or why s cannot be
+// resumed. Completion offers only the runs it accepts.
+func resumeBuilder(s *tasks.Summary) (tasks.Builder, error) {
 	switch s.Status {
 	case tasks.StatusOK:
-		return nil, nil, tasks.Refusef("run %s finished successfully: nothing to resume", s.ID)
+		return nil, tasks.Refusef("run %s finished successfully: nothing to resume", s.ID)
 	case tasks.StatusRunning:
-		return nil, nil, tasks.Refusef("run %s is still running (pid %d)", s.ID, s.PID)
+		return nil, tasks.Refusef("run %s is still running (pid %d)", s.ID, s.PID)
 	}
 	build, err := tasks.Lookup(s.Kind)
 	if err != nil {
@@ -121,9 +131,9 @@ func resumable(dir, id string) (*tasks.Summary, tasks.Builder, error) {
 		if what == "" {
 			what = "run its command again"
 		}
-		return nil, nil, tasks.Refusef("run %s (%s) cannot be resumed: %s", s.ID, s.Command, what)
+		return nil, tasks.Refusef("run %s (%s) cannot be resumed: %s", s.ID, s.Command, what)
 	}
-	return s, build, nil
+	return build, nil
 }
 
 // rebuildAndRun rebuilds the run with its kind's builder and continues

@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -30,7 +31,9 @@ import (
 type Spec struct {
 	// Src is a regular file on this machine.
 	Src string
-	// Dest is the absolute path on the host.
+	// Dest is the absolute path on the host: the file, or, as scp and
+	// Ansible's copy take it, a directory to put the file in under
+	// Src's name. A trailing slash says it must be a directory.
 	Dest string
 	// Mode ("0644") is the file's mode; empty keeps an existing file's
 	// mode and gives a new file DefaultMode.
@@ -51,11 +54,11 @@ var (
 
 // Validate checks the spec's fields (not the source, see Source).
 func (s Spec) Validate() error {
-	if !path.IsAbs(s.Dest) || path.Clean(s.Dest) != s.Dest || strings.HasSuffix(s.Dest, "/") || s.Dest == "/" {
-		return fmt.Errorf("destination %q: expected a clean absolute path to a file", s.Dest)
+	if !path.IsAbs(s.Dest) || path.Clean(s.Dest) != strings.TrimSuffix(s.Dest, "/") && s.Dest != "/" {
+		return fmt.Errorf("destination %q: expected a clean absolute path to a file or a directory", s.Dest)
 	}
-	if strings.ContainsAny(s.Dest, "\n\x00") {
-		return fmt.Errorf("destination %q: a newline or NUL in a path is refused", s.Dest)
+	if strings.ContainsAny(s.Dest, "\n\x00") || strings.ContainsAny(s.name(), "\n\x00") {
+		return fmt.Errorf("destination %q (source %q): a newline or NUL in a path is refused", s.Dest, s.Src)
 	}
 	if s.Mode != "" {
 		if _, err := NormMode(s.Mode); err != nil {
@@ -67,6 +70,18 @@ func (s Spec) Validate() error {
 	}
 	return nil
 }
+
+// name is what the file is called in a directory destination: the
+// source's base name ("" without a source: Dest must be the file).
+func (s Spec) name() string {
+	if s.Src == "" {
+		return ""
+	}
+	return filepath.Base(s.Src)
+}
+
+// intoDir says whether Dest can only be a directory.
+func (s Spec) intoDir() bool { return strings.HasSuffix(s.Dest, "/") }
 
 // NormMode is mode as four octal digits ("644" and "0644" are "0644").
 func NormMode(mode string) (string, error) {
@@ -125,6 +140,9 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 
 // State is the destination as found on a host.
 type State struct {
+	// Path is the file: Dest, or Dest/<source's name> when Dest is a
+	// directory there.
+	Path   string
 	Exists bool
 	Mode   string // four octal digits
 	// Owner is user:group by name, OwnerIDs uid:gid.
@@ -133,13 +151,24 @@ type State struct {
 	Sum             string
 }
 
-// inspectScript prints one line: "absent", or "file MODE USER:GROUP
-// UID:GID SIZE SHA256"; anything else the destination may be is refused
-// with a message on stderr and exit 3. A symbolic link is refused too:
-// the rename would replace the link, not the file it points to.
-func inspectScript(dest string) string {
+// inspectScript prints the file's path on one line (dest, or dest/name
+// when dest is a directory, as scp and cp do; name "" never goes into a
+// directory), then "absent" or "file MODE USER:GROUP UID:GID SIZE
+// SHA256"; anything else the file may be is refused with a message on
+// stderr and exit 3. A symbolic link is refused too: the rename would
+// replace the link, not the file it points to (a link to a directory is
+// a directory to put the file in, as for scp).
+func inspectScript(dest, name string) string {
 	q := sshexec.Quote(dest)
-	return `d=` + q + `
+	into := ""
+	switch {
+	case strings.HasSuffix(dest, "/"):
+		into = `if [ ! -d "$d" ]; then echo "$d is not a directory" >&2; exit 3; fi
+d=${d%/}/` + sshexec.Quote(name) + "\n"
+	case name != "":
+		into = `if [ -d "$d" ]; then d=${d%/}/` + sshexec.Quote(name) + "; fi\n"
+	}
+	return `d=` + q + "\n" + into + `printf '%s\n' "$d"
 if [ -L "$d" ]; then echo "$d is a symbolic link: copy to the file it points to" >&2; exit 3; fi
 if [ ! -e "$d" ]; then
   p=$(dirname -- "$d")
@@ -151,9 +180,13 @@ s=$(sha256sum < "$d") || exit 1
 echo "file $(stat -c '%a %U:%G %u:%g %s' -- "$d") ${s%% *}"`
 }
 
-// Inspect reads the destination's state on the host.
-func Inspect(ctx context.Context, r sshexec.Runner, dest string, timeout time.Duration) (*State, error) {
-	res, err := r.Run(ctx, sshexec.Cmd{Script: inspectScript(dest), Timeout: timeout})
+// Inspect reads the state of the spec's file on the host: Dest, or the
+// file of the source's name in it when Dest is a directory there.
+func Inspect(ctx context.Context, r sshexec.Runner, s Spec, timeout time.Duration) (*State, error) {
+	if s.intoDir() && s.name() == "" {
+		return nil, fmt.Errorf("%s: destination %s is a directory and no source names the file in it", r.Name(), s.Dest)
+	}
+	res, err := r.Run(ctx, sshexec.Cmd{Script: inspectScript(s.Dest, s.name()), Timeout: timeout})
 	if err != nil {
 		return nil, hostErr(r, res, err)
 	}
@@ -161,9 +194,13 @@ func Inspect(ctx context.Context, r sshexec.Runner, dest string, timeout time.Du
 }
 
 func parseState(host, out string) (*State, error) {
-	line := strings.TrimSpace(out)
+	p, line, _ := strings.Cut(out, "\n")
+	if !path.IsAbs(p) {
+		return nil, fmt.Errorf("%s: unexpected answer reading the destination: %q", host, firstLine(out))
+	}
+	line = strings.TrimSpace(line)
 	if line == "absent" {
-		return &State{}, nil
+		return &State{Path: p}, nil
 	}
 	f := strings.Fields(line)
 	if len(f) != 6 || f[0] != "file" {
@@ -177,7 +214,7 @@ func parseState(host, out string) (*State, error) {
 	if err != nil || len(f[5]) != 64 {
 		return nil, fmt.Errorf("%s: unexpected answer reading the destination: %q", host, firstLine(line))
 	}
-	return &State{Exists: true, Mode: mode, Owner: f[2], OwnerIDs: f[3], Size: size, Sum: f[5]}, nil
+	return &State{Path: p, Exists: true, Mode: mode, Owner: f[2], OwnerIDs: f[3], Size: size, Sum: f[5]}, nil
 }
 
 func firstLine(s string) string {
@@ -267,6 +304,8 @@ sync -- "$(dirname -- "$d")" 2>/dev/null || true`
 
 // Result is what Copy did on one host.
 type Result struct {
+	// Path is the file written (or left alone): see State.Path.
+	Path string
 	// Changed is empty when the host's file already was as asked.
 	Changed []string
 	Bytes   int64
@@ -283,19 +322,20 @@ func (r *Result) Note() string {
 	return fmt.Sprintf("written (%s, %d bytes)", strings.Join(r.Changed, ", "), r.Bytes)
 }
 
-// Copy makes the host's dest the source's content with the spec's mode
-// and owner, unless it already is. It reads the host's state first (the
+// Copy makes the host's file (Dest, or the source's name in it when Dest
+// is a directory there) the source's content with the spec's mode and
+// owner, unless it already is. It reads the host's state first (the
 // plan's state may be minutes old), then streams the file. progress, if
 // set, is told of bytes as they are sent.
 func Copy(ctx context.Context, r sshexec.Runner, s Spec, src *Source, timeout time.Duration, progress func(int64)) (*Result, error) {
-	st, err := Inspect(ctx, r, s.Dest, timeout)
+	st, err := Inspect(ctx, r, s, timeout)
 	if err != nil {
 		return nil, err
 	}
 	changes := s.Changes(src, st)
 	mode, owner := s.Want(st)
 	if len(changes) == 0 {
-		return &Result{Mode: mode, Owner: owner}, nil
+		return &Result{Path: st.Path, Mode: mode, Owner: owner}, nil
 	}
 	f, err := os.Open(src.Path)
 	if err != nil {
@@ -303,11 +343,11 @@ func Copy(ctx context.Context, r sshexec.Runner, s Spec, src *Source, timeout ti
 	}
 	defer func() { _ = f.Close() }()
 	in := &countReader{r: bufio.NewReaderSize(f, 64<<10), progress: progress}
-	res, err := r.Run(ctx, sshexec.Cmd{Script: writeScript(s.Dest, mode, owner, src.Sum), Stdin: in, Timeout: timeout})
+	res, err := r.Run(ctx, sshexec.Cmd{Script: writeScript(st.Path, mode, owner, src.Sum), Stdin: in, Timeout: timeout})
 	if err != nil {
 		return nil, hostErr(r, res, err)
 	}
-	return &Result{Changed: changes, Bytes: in.n, Mode: mode, Owner: owner}, nil
+	return &Result{Path: st.Path, Changed: changes, Bytes: in.n, Mode: mode, Owner: owner}, nil
 }
 
 // hostErr is a failed script's reason: the host and the first line of
@@ -342,16 +382,16 @@ var ErrMismatch = errors.New("the file on the host is not what was copied")
 // Verify reads the destination back on the host and checks its SHA-256,
 // and its mode and owner against those Copy gave it (mode, owner).
 func Verify(ctx context.Context, r sshexec.Runner, s Spec, src *Source, mode, owner string, timeout time.Duration) error {
-	st, err := Inspect(ctx, r, s.Dest, timeout)
+	st, err := Inspect(ctx, r, s, timeout)
 	if err != nil {
 		return err
 	}
 	if !st.Exists {
-		return fmt.Errorf("%s: %s: %w: it does not exist", r.Name(), s.Dest, ErrMismatch)
+		return fmt.Errorf("%s: %s: %w: it does not exist", r.Name(), st.Path, ErrMismatch)
 	}
 	want := Spec{Src: s.Src, Dest: s.Dest, Mode: mode, Owner: owner}
 	if c := want.Changes(src, st); len(c) > 0 {
-		return fmt.Errorf("%s: %s: %w: %s differ(s) (sha256 %s, mode %s, owner %s)", r.Name(), s.Dest, ErrMismatch, strings.Join(c, ", "), st.Sum, st.Mode, st.Owner)
+		return fmt.Errorf("%s: %s: %w: %s differ(s) (sha256 %s, mode %s, owner %s)", r.Name(), st.Path, ErrMismatch, strings.Join(c, ", "), st.Sum, st.Mode, st.Owner)
 	}
 	return nil
 }

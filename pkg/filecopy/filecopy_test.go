@@ -96,7 +96,7 @@ func TestCopyWritesAtomicallyAndIsANoOpWhenEqual(t *testing.T) {
 			spec := Spec{Dest: dest, Mode: "0640", Owner: me(t)}
 			src := writeSrc(t, "hello\n")
 
-			st, err := Inspect(ctx, r, dest, 0)
+			st, err := Inspect(ctx, r, Spec{Dest: dest}, 0)
 			if err != nil || st.Exists {
 				t.Fatalf("before: %+v, %v", st, err)
 			}
@@ -163,7 +163,7 @@ func TestDestinationsThatCannotBeCopiedToAreRefused(t *testing.T) {
 		dir:                                 "is not a regular file",
 		filepath.Join(dir, "nodir", "file"): "directory " + filepath.Join(dir, "nodir") + " does not exist",
 	} {
-		_, err := Inspect(ctx, r, dest, 0)
+		_, err := Inspect(ctx, r, Spec{Dest: dest}, 0)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", dest, err, want)
 		}
@@ -206,7 +206,11 @@ func TestSpecValidate(t *testing.T) {
 		want string
 	}{
 		{Spec{Dest: "etc/motd"}, "expected a clean absolute path"},
-		{Spec{Dest: "/etc/"}, "expected a clean absolute path"},
+		{Spec{Dest: "/etc//"}, "expected a clean absolute path"},
+		{Spec{Dest: "/etc/./"}, "expected a clean absolute path"},
+		{Spec{Dest: "/etc/"}, ""},
+		{Spec{Dest: "/"}, ""},
+		{Spec{Src: "./a\nb", Dest: "/etc/"}, "a newline or NUL"},
 		{Spec{Dest: "/etc/motd", Mode: "rw-r--r--"}, "expected octal"},
 		{Spec{Dest: "/etc/motd", Mode: "8644"}, "expected octal"},
 		{Spec{Dest: "/etc/motd", Owner: "root;rm -rf /"}, "expected user or user:group"},
@@ -267,5 +271,81 @@ func TestProgressText(t *testing.T) {
 		if got := ProgressText(c.sent, c.total, c.d); got != c.want {
 			t.Errorf("ProgressText(%d, %d, %s) = %q, want %q", c.sent, c.total, c.d, got, c.want)
 		}
+	}
+}
+
+// `hoctl copy c1 ./motd /tmp` was refused ("/tmp exists and is not a
+// regular file"); as scp and Ansible's copy, a directory destination
+// takes the file under the source's name, atomically, with its mode and
+// owner, checked, and left alone when equal. A trailing slash says the
+// destination must be a directory.
+func TestCopyIntoADirectory(t *testing.T) {
+	for name, runner := range map[string]func(*testing.T) sshexec.Runner{"ssh": sshRunner, "local": func(*testing.T) sshexec.Runner { return localRunner() }} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			r := runner(t)
+			dir := t.TempDir()
+			src := writeSrc(t, "hello\n")
+			file := filepath.Join(dir, filepath.Base(src.Path))
+			for _, dest := range []string{dir, dir + "/"} {
+				if err := os.RemoveAll(file); err != nil {
+					t.Fatal(err)
+				}
+				spec := Spec{Src: src.Path, Dest: dest, Mode: "0640"}
+				if err := spec.Validate(); err != nil {
+					t.Fatal(err)
+				}
+				st, err := Inspect(ctx, r, spec, 0)
+				if err != nil || st.Exists || st.Path != file {
+					t.Fatalf("%s: before: %+v, %v", dest, st, err)
+				}
+				res, err := Copy(ctx, r, spec, src, 0, nil)
+				if err != nil || res.Path != file || res.Note() != "written (new file, 6 bytes)" {
+					t.Fatalf("%s: copy: %+v, %v", dest, res, err)
+				}
+				if err := Verify(ctx, r, spec, src, res.Mode, res.Owner, 0); err != nil {
+					t.Fatal(err)
+				}
+				if b, _ := os.ReadFile(file); string(b) != "hello\n" {
+					t.Fatalf("%s: content %q", dest, b)
+				}
+				if fi, _ := os.Stat(file); fi.Mode().Perm() != 0o640 {
+					t.Fatalf("%s: mode %v", dest, fi.Mode())
+				}
+				before := inode(t, file)
+				res, err = Copy(ctx, r, spec, src, 0, nil)
+				if err != nil || res.Note() != "unchanged" || inode(t, file) != before {
+					t.Fatalf("%s: second copy: %+v, %v", dest, res, err)
+				}
+				if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+					t.Fatalf("%s: dir holds %v", dest, ents)
+				}
+			}
+			// A link to a directory is a directory (the file goes in it);
+			// a trailing slash on a file, and a directory in the way, are
+			// refused.
+			link := filepath.Join(t.TempDir(), "link")
+			if err := os.Symlink(dir, link); err != nil {
+				t.Fatal(err)
+			}
+			if st, err := Inspect(ctx, r, Spec{Src: src.Path, Dest: link}, 0); err != nil || st.Path != filepath.Join(link, filepath.Base(src.Path)) || !st.Exists {
+				t.Errorf("through a link to the directory: %+v, %v", st, err)
+			}
+			for dest, want := range map[string]string{
+				file + "/":                          file + "/ is not a directory",
+				filepath.Join(dir, "missing") + "/": "missing/ is not a directory",
+			} {
+				if _, err := Inspect(ctx, r, Spec{Src: src.Path, Dest: dest}, 0); err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("%s: %v, want %q", dest, err, want)
+				}
+			}
+			sub := t.TempDir()
+			if err := os.Mkdir(filepath.Join(sub, filepath.Base(src.Path)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Inspect(ctx, r, Spec{Src: src.Path, Dest: sub}, 0); err == nil || !strings.Contains(err.Error(), "is not a regular file") {
+				t.Errorf("a directory of the source's name in the way: %v", err)
+			}
+		})
 	}
 }

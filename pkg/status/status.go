@@ -488,7 +488,18 @@ func (p *Probes) nfs(ctx context.Context, svc *inventory.NFSService) []Check {
 	var wg sync.WaitGroup
 	lagOf := map[string]Check{}
 	guardOf := map[string]string{} // why a member's guard is not OK
+	var asides []Check
+	liveOn := map[string]bool{} // members where the subvolume itself is
 	for _, m := range members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cs, live := p.asides(ctx, svc, m)
+			lagMu.Lock()
+			asides = append(asides, cs...)
+			liveOn[m] = live
+			lagMu.Unlock()
+		}()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -516,6 +527,7 @@ func (p *Probes) nfs(ctx context.Context, svc *inventory.NFSService) []Check {
 		}()
 	}
 	owner := svc.Primary
+	ownerKnown := false // read from the owner key, not taken from the inventory
 	var passing []string
 	var consulErr error
 	if p.Consul != nil {
@@ -523,7 +535,7 @@ func (p *Probes) nfs(ctx context.Context, svc *inventory.NFSService) []Check {
 		if err == nil {
 			cl := &consul.Cluster{Client: client}
 			if v, _, ok, err := cl.Get(ctx, svc.OwnerKey); err == nil && ok {
-				owner = v
+				owner, ownerKnown = v, true
 			}
 			passing, err = cl.Passing(ctx, svc.Name)
 			consulErr = err
@@ -568,8 +580,27 @@ func (p *Probes) nfs(ctx context.Context, svc *inventory.NFSService) []Check {
 				Hint: "hoctl run " + m + " -- systemctl status " + failover.GuardUnit(svc.Name) + " (install: docs/failover.md#self-fencing)"})
 		}
 	}
+	// The subvolume on a member that does not own the service is stale
+	// only when the owner key says who does: the inventory's primary is
+	// wrong after a failover. A member receiving into the subvolume's
+	// own path holds copies there, not a stale one.
+	for _, m := range members {
+		if liveOn[m] && ownerKnown && m != owner && !receivesInto(rep, m, svc.Subvolume) {
+			asides = append(asides, staleLive(svc, m, owner))
+		}
+	}
+	sort.SliceStable(asides, func(i, j int) bool { return asides[i].Name+asides[i].Detail < asides[j].Name+asides[j].Detail })
 	c.Detail = strings.Join(parts, ", ")
-	return append([]Check{c}, lags...)
+	return append(append([]Check{c}, lags...), asides...)
+}
+
+// receivesInto says whether host receives rep's copies at or under sub.
+func receivesInto(rep *inventory.Replication, host, sub string) bool {
+	if rep == nil || host == rep.Source.Host {
+		return false
+	}
+	d := strings.TrimRight(rep.Target.Dir, "/")
+	return d == sub || strings.HasPrefix(d, sub+"/")
 }
 
 func (p *Probes) lag(ctx context.Context, svc *inventory.NFSService, host, dir, base string) Check {

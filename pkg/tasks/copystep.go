@@ -29,7 +29,7 @@ func CopyStep(title string, hosts []*inventory.Host, spec filecopy.Spec, src *fi
 	return &Step{
 		Title:  title,
 		Hosts:  hosts,
-		Before: &Func{Desc: "read " + spec.Dest + ": sha256, mode, owner (a regular file, or none in an existing directory)", Fn: c.before},
+		Before: &Func{Desc: "read " + spec.Dest + ": sha256, mode, owner (a regular file, or none in an existing directory; a directory: the file of SRC's name in it)", Fn: c.before},
 		Action: &Func{DescFn: c.describe, Fn: c.act},
 		After:  &Func{Desc: "read " + spec.Dest + " back: sha256, mode and owner as copied", Fn: c.verify},
 	}
@@ -87,7 +87,7 @@ func (c *copyOps) before(ctx context.Context, env *Env, h *inventory.Host) (stri
 	if err != nil {
 		return "", err
 	}
-	st, err := filecopy.Inspect(ctx, r, c.spec.Dest, 0)
+	st, err := filecopy.Inspect(ctx, r, c.spec, 0)
 	if err != nil {
 		return "", err
 	}
@@ -95,9 +95,18 @@ func (c *copyOps) before(ctx context.Context, env *Env, h *inventory.Host) (stri
 	c.states[h.Name] = st
 	c.mu.Unlock()
 	if ch := c.spec.Changes(src, st); len(ch) > 0 {
-		return "would change: " + strings.Join(ch, ", "), nil
+		return c.into(st.Path) + "would change: " + strings.Join(ch, ", "), nil
 	}
-	return "unchanged", nil
+	return c.into(st.Path) + "unchanged", nil
+}
+
+// into names the file when DEST is a directory on the host, where the
+// file of SRC's name goes: the plan and the journal say which file.
+func (c *copyOps) into(file string) string {
+	if file == "" || file == c.spec.Dest {
+		return ""
+	}
+	return file + ": "
 }
 
 // describe is the action for h, precise once the before check has read
@@ -110,10 +119,11 @@ func (c *copyOps) describe(h *inventory.Host) string {
 	if st == nil || src == nil {
 		return what + " unless it already has this content, mode and owner"
 	}
+	what = "write " + c.spec.Src + " to " + st.Path + " (temporary file, sync, chmod/chown, rename)"
 	ch := c.spec.Changes(src, st)
 	if len(ch) == 0 {
 		mode, owner := c.spec.Want(st)
-		return fmt.Sprintf("nothing: %s is unchanged (sha256 %s, mode %s, owner %s)", c.spec.Dest, short(src.Sum), mode, owner)
+		return fmt.Sprintf("nothing: %s is unchanged (sha256 %s, mode %s, owner %s)", st.Path, short(src.Sum), mode, owner)
 	}
 	mode, owner := c.spec.Want(st)
 	if owner == "" {
@@ -150,7 +160,7 @@ func (c *copyOps) act(ctx context.Context, env *Env, h *inventory.Host) (string,
 	c.mu.Lock()
 	c.given[h.Name] = [2]string{res.Mode, res.Owner}
 	c.mu.Unlock()
-	return res.Note(), nil
+	return c.into(res.Path) + res.Note(), nil
 }
 
 // copyTimeout is what is left of the step's time limit (Func puts it on
@@ -172,7 +182,7 @@ func (c *copyOps) verify(ctx context.Context, env *Env, h *inventory.Host) (stri
 	c.mu.Unlock()
 	if !ok {
 		// A resumed run whose action ran before: check against the spec.
-		st, err := filecopy.Inspect(ctx, r, c.spec.Dest, 0)
+		st, err := filecopy.Inspect(ctx, r, c.spec, 0)
 		if err != nil {
 			return "", err
 		}
