@@ -322,7 +322,11 @@ func (r *Run) assessDesc() string {
 }
 
 // newestCopy is the newest complete copy in the new primary's
-// replication dir (replicate.Side.NewestComplete).
+// replication dir (replicate.Side.NewestComplete): read-only, received or
+// the host's own snapshot. The assessment, the promote step's before
+// check and its action all choose by it, and the promote primitive
+// accepts both kinds, so a copy the assessment passes is one promote
+// serves.
 func (r *Run) newestCopy(ctx context.Context, env *tasks.Env) (*btrfs.Snapshot, error) {
 	run, err := env.Connect(ctx, r.Inv.Host(r.Opts.To))
 	if err != nil {
@@ -405,6 +409,11 @@ func (r *Run) assess(ctx context.Context, env *tasks.Env, _ *inventory.Host) (st
 			return "", fmt.Errorf("the newest copy on %s, %s, is %s old (max_lag %s): promoting it loses up to %s of writes. Pass --accept-lag to accept that", o.To, copy.Name(), age, r.NFS.MaxLag, age)
 		}
 		copyState = fmt.Sprintf("%s, %s old", copy.Name(), age)
+		if copy.ReceivedUUID == "" {
+			// Promote serves it as it serves a received copy: after a
+			// failback it is what the old primary started from.
+			copyState += fmt.Sprintf(" (%s's own snapshot of what it served, taken when it was the source)", o.To)
+		}
 	}
 	run, err := env.Connect(ctx, r.Inv.Host(o.To))
 	if err != nil {
