@@ -8,6 +8,7 @@ package failover
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"strconv"
@@ -72,6 +73,12 @@ type Run struct {
 	finalSync *replicate.Run // nil with --primary-down
 	mu        sync.Mutex
 	assessed  string // the newest complete copy the assessment found
+	// stale are the direction files (host → file) that name the new
+	// primary as the source while Consul's record, written by the
+	// failover that made the old primary the owner, names the old one:
+	// written on a host that was down then, they would refuse the final
+	// sync after the fence. The assessment's action rewrites them.
+	stale map[string]string
 }
 
 // currentOwner is the host the owner key names, else the primary.
@@ -156,9 +163,13 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 	}, {
 		Title:  fmt.Sprintf("assess: %s serves %s now, %s can take over", o.From, o.Service, o.To),
 		Before: &tasks.Func{Desc: r.assessDesc(), Fn: r.assess},
-		Action: &tasks.Func{DescFn: func(*inventory.Host) string { return "state the expected data loss: " + r.dataLoss() },
-			Fn: func(context.Context, *tasks.Env, *inventory.Host) (string, error) {
-				return "expected data loss: " + r.dataLoss(), nil
+		Action: &tasks.Func{DescFn: func(*inventory.Host) string { return "state the expected data loss: " + r.dataLoss() + r.repairDesc() },
+			Fn: func(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
+				repaired, err := r.repairDirection(ctx, env)
+				if err != nil {
+					return "", err
+				}
+				return "expected data loss: " + r.dataLoss() + repaired, nil
 			}},
 	}}
 	fence := &tasks.Step{
@@ -173,6 +184,9 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 		r.finalSync = finalSync
 		for _, s := range rb.Steps {
 			s.Title = "final sync: " + s.Title
+			if f, ok := s.Action.(*tasks.Func); ok {
+				f.Fn = afterFence(f.Fn)
+			}
 			steps = append(steps, s)
 		}
 	} else {
@@ -415,6 +429,12 @@ func (r *Run) assess(ctx context.Context, env *tasks.Env, _ *inventory.Host) (st
 			copyState += fmt.Sprintf(" (%s's own snapshot of what it served, taken when it was the source)", o.To)
 		}
 	}
+	dirNote := ""
+	if !o.PrimaryDown {
+		if dirNote, err = r.checkDirection(ctx, env, c); err != nil {
+			return "", err
+		}
+	}
 	run, err := env.Connect(ctx, r.Inv.Host(o.To))
 	if err != nil {
 		return "", err
@@ -426,7 +446,7 @@ func (r *Run) assess(ctx context.Context, env *tasks.Env, _ *inventory.Host) (st
 	if len(passing) == 0 {
 		state = "not passing in Consul"
 	}
-	return fmt.Sprintf("%s %s; newest complete copy on %s: %s", o.From, state, o.To, copyState), nil
+	return fmt.Sprintf("%s %s; newest complete copy on %s: %s%s", o.From, state, o.To, copyState, dirNote), nil
 }
 
 func exported(exportfs, export string) bool {
@@ -672,4 +692,107 @@ func writeDirection(ctx context.Context, env *tasks.Env, h *inventory.Host, dir,
 		return fmt.Errorf("%s: writing %s: %w", h.Name, replicate.DirectionFile(dir, name), sshexec.OneLine(res, err))
 	}
 	return nil
+}
+
+// checkDirection reads the direction files a failover wrote on both hosts
+// (under each host's replication lock, as the final sync will) and
+// Consul's record of the direction, before anything changes: the final
+// sync From → To runs after the fence, and a direction file naming To
+// there would refuse it with the old primary already fenced. A file
+// naming To while Consul's record names From is stale (a failover that
+// could not reach that host, which was down, to record it): the
+// assessment's action rewrites it. Any other file naming To is refused
+// here, with nothing changed.
+func (r *Run) checkDirection(ctx context.Context, env *tasks.Env, c Consul) (string, error) {
+	o, e := r.Opts, r.Ends
+	recorded, _, _, err := c.Get(ctx, replicate.DirectionKey(e.Name))
+	if err != nil {
+		return "", err
+	}
+	stale := map[string]string{}
+	for _, side := range []struct{ host, dir string }{{o.From, e.SourceDir}, {o.To, e.TargetDir}} {
+		run, err := env.Connect(ctx, r.Inv.Host(side.host))
+		if err != nil {
+			return "", err
+		}
+		l, err := replicate.AcquireHostLock(ctx, run, side.dir, e.Name, "hoctl failover assessment")
+		if err != nil {
+			return "", err
+		}
+		l.Release()
+		if l.Direction != o.To {
+			continue
+		}
+		file := replicate.DirectionFile(side.dir, e.Name)
+		if recorded != o.From {
+			rec := "no record"
+			if recorded != "" {
+				rec = "records " + recorded
+			}
+			return "", fmt.Errorf("%s:%s says replication %s runs %s → %s, but the owner key names %s and Consul (%s) %s: the final sync %s → %s would be refused after the fence. "+
+				"Find out which host holds the newest data, then write the source's name into that file (or fail over to it)",
+				side.host, file, e.Name, o.To, o.From, o.From, replicate.DirectionKey(e.Name), rec, o.From, o.To)
+		}
+		stale[side.host] = side.dir
+	}
+	r.mu.Lock()
+	r.stale = stale
+	r.mu.Unlock()
+	if len(stale) == 0 {
+		return "", nil
+	}
+	return "; stale direction file (Consul records " + o.From + " as the source) on " + strings.Join(slices.Sorted(maps.Keys(stale)), ", ") + ": rewritten before the fence", nil
+}
+
+func (r *Run) repairDesc() string {
+	if r.Opts.PrimaryDown {
+		return ""
+	}
+	return fmt.Sprintf("; where the assessment found a stale direction file naming %s, write %s into it", r.Opts.To, r.Opts.From)
+}
+
+// repairDirection rewrites the stale direction files checkDirection
+// found to name the old primary, as Consul's record does. It runs before
+// the fence: failing, it leaves the owner key and both servers alone.
+func (r *Run) repairDirection(ctx context.Context, env *tasks.Env) (string, error) {
+	r.mu.Lock()
+	stale := r.stale
+	r.mu.Unlock()
+	var done []string
+	for _, h := range slices.Sorted(maps.Keys(stale)) {
+		if err := writeDirection(ctx, env, r.Inv.Host(h), stale[h], r.Ends.Name, r.Opts.From); err != nil {
+			return "", err
+		}
+		done = append(done, h+":"+replicate.DirectionFile(stale[h], r.Ends.Name))
+	}
+	if len(done) == 0 {
+		return "", nil
+	}
+	return "; stale direction rewritten to " + r.Opts.From + " in " + strings.Join(done, ", "), nil
+}
+
+// changedError is a step that stopped after the fence moved the owner
+// key: whatever it says of itself (a replication refused, exit 3,
+// "nothing was changed"), the failover has changed things, so it exits
+// 1 and says how to go on.
+type changedError struct{ err error }
+
+func (e *changedError) Error() string {
+	return e.err.Error() + " (the failover has moved the owner key and fenced the old primary: fix this, then hoctl resume RUN-ID)"
+}
+
+// ExitCode is exitcode.Failed, not the refusal of the error it holds.
+func (e *changedError) ExitCode() int { return exitcode.Failed }
+
+// afterFence wraps the action of a step after the fence: an error that
+// would exit 3 becomes a changedError (exit 1). Other errors keep their
+// codes (an unreachable host is still 4).
+func afterFence(fn func(context.Context, *tasks.Env, *inventory.Host) (string, error)) func(context.Context, *tasks.Env, *inventory.Host) (string, error) {
+	return func(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
+		out, err := fn(ctx, env, h)
+		if err != nil && exitcode.Of(err) == exitcode.Refused {
+			return out, &changedError{err: err}
+		}
+		return out, err
+	}
 }
