@@ -102,6 +102,7 @@ func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
 	rb, run = replicate.Runbook(inv, ends, replicate.Options{
 		Full:      opts.Full,
 		Transport: opts.Transport,
+		Recorded:  consulDir.KV(),
 		Progress: func(sent int64, elapsed time.Duration) {
 			eng.Reporter.Progress(4, ends.TargetHost, replicate.ProgressText(sent, run.Estimate(), elapsed))
 		},

@@ -717,7 +717,9 @@ func (r *Run) checkDirection(ctx context.Context, env *tasks.Env, c Consul) (str
 		}
 		l, err := replicate.AcquireHostLock(ctx, run, side.dir, e.Name, "hoctl failover assessment")
 		if err != nil {
-			return "", err
+			// The message, not the chain: a check's error that wraps
+			// a command's exit status is shown as that status alone.
+			return "", fmt.Errorf("reading the direction file: %v (the final sync after the fence takes this lock too)", err)
 		}
 		l.Release()
 		if l.Direction != o.To {

@@ -40,6 +40,12 @@ type Options struct {
 	// Holder is who this run is, as the host locks record it (default:
 	// user@machine, pid and start time).
 	Holder string
+	// Recorded reads the direction a failover recorded in Consul
+	// (DirectionKey; nil: none). A direction file against this run is
+	// stale when Consul's record names this run's source: a failover
+	// could not write it on a host that was down. The run rewrites it
+	// under its lock instead of refusing.
+	Recorded func(context.Context) (KV, error)
 }
 
 // Run is one replication's state, filled as its steps go.
@@ -57,6 +63,7 @@ type Run struct {
 	// mountWarning says what is unsafe about the target dir's mount.
 	mountWarning string
 	locks        []*HostLock
+	repaired     []string // stale direction files rewritten under the lock
 	Sent         atomic.Int64
 	Summary      string
 }
@@ -179,6 +186,7 @@ func (r *Run) lockHosts(ctx context.Context, env *tasks.Env) error {
 	// One order everywhere, so two runs never each hold one half.
 	sort.Slice(sides, func(i, j int) bool { return sides[i].host+sides[i].dir < sides[j].host+sides[j].dir })
 	var locks []*HostLock
+	var runs []sshexec.Runner
 	for _, s := range sides {
 		run, err := runner(ctx, env, r.Inv, s.host)
 		if err != nil {
@@ -190,13 +198,26 @@ func (r *Run) lockHosts(ctx context.Context, env *tasks.Env) error {
 			releaseAll(locks)
 			return err
 		}
-		locks = append(locks, l)
-		// The direction a failover recorded on the hosts themselves:
-		// the guard holds without Consul (a timer's inventory has none).
-		if l.Direction == e.TargetHost {
-			releaseAll(locks)
-			return &DirectionError{Name: e.Name, Source: e.TargetHost, Target: e.SourceHost, Where: s.host + ":" + DirectionFile(s.dir, e.Name)}
+		locks, runs = append(locks, l), append(runs, run)
+	}
+	// The direction a failover recorded on the hosts themselves: the
+	// guard holds without Consul (a timer's inventory has none).
+	for i, s := range sides {
+		if locks[i].Direction != e.TargetHost {
+			continue
 		}
+		where := s.host + ":" + DirectionFile(s.dir, e.Name)
+		if !r.recordedSource(ctx) {
+			releaseAll(locks)
+			return &DirectionError{Name: e.Name, Source: e.TargetHost, Target: e.SourceHost, Where: where}
+		}
+		if res, err := runs[i].Run(ctx, DirectionCmd(s.dir, e.Name, e.SourceHost)); err != nil {
+			releaseAll(locks)
+			return fmt.Errorf("rewriting the stale direction file %s: %w", where, dirOpError(s.host, res, err))
+		}
+		r.mu.Lock()
+		r.repaired = append(r.repaired, where)
+		r.mu.Unlock()
 	}
 	r.mu.Lock()
 	r.locks = locks
@@ -394,6 +415,9 @@ func (r *Run) choiceAndWarning() string {
 	defer r.mu.Unlock()
 	if r.mountWarning != "" {
 		c += "\nWARNING " + r.mountWarning
+	}
+	if len(r.repaired) > 0 {
+		c += "\nrewrote the stale direction file " + strings.Join(r.repaired, ", ") + " to " + r.Ends.SourceHost + ", as Consul records (" + DirectionKey(r.Ends.Name) + ")"
 	}
 	return c
 }
