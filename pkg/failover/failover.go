@@ -133,7 +133,9 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 		}
 	}
 	if o.To == o.From {
-		return nil, nil, inputf("%s already owns %s (owner key %s)", o.To, o.Service, svc.OwnerKey)
+		// A failover that stopped after moving the key is finished by
+		// resume, not by a new run (which would fence the new owner).
+		return nil, nil, inputf("%s already owns %s (owner key %s); if a failover to it stopped part-way, hoctl history --failed shows it and hoctl resume RUN-ID finishes it", o.To, o.Service, svc.OwnerKey)
 	}
 	if !isMember(svc, o.To) {
 		return nil, nil, inputf("%s is neither the primary nor a standby of nfs %s (%s, standbys %s)", o.To, o.Service, svc.Primary, strings.Join(svc.Standbys, ", "))
@@ -244,7 +246,7 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 			}
 			note := ""
 			if err := writeDirection(ctx, env, inv.Host(o.From), ends.SourceDir, rep.Name, o.To); err != nil {
-				note = fmt.Sprintf(" (not recorded on %s: %v)", o.From, err)
+				note = fmt.Sprintf(" (not recorded on %s: %v; Consul's record stands, and the next replication or failover rewrites that stale file)", o.From, err)
 			}
 			return fmt.Sprintf("next: hoctl replicate %s %s (incremental)%s", o.To, o.From, note), nil
 		}},
