@@ -39,9 +39,7 @@ func TestFailoverAfterFailbackPrimaryDownAndBack(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("failover --to c1 --primary-down after a failback: exit %d\n%s\nowner %s, serving %v", r.code, r.stderr, owner(t, l), serving(t, l))
 	}
-	if !strings.Contains(r.stderr, "c1's own snapshot") {
-		t.Errorf("the assessment does not say the copy is c1's own:\n%s", r.stderr)
-	}
+	ownSaid := strings.Contains(r.stderr, "c1's own snapshot")
 	if o, s := owner(t, l), strings.Join(serving(t, l), ","); o != "c1" || s != "c1" {
 		t.Fatalf("owner %s, serving %s", o, s)
 	}
@@ -77,5 +75,46 @@ func TestFailoverAfterFailbackPrimaryDownAndBack(t *testing.T) {
 	}
 	if got, err := nfsCat(l, "zippy", "on-c1"); err != nil || got != "written on c1\n" {
 		t.Fatalf("over NFSv4 from zippy after failing back: %v %q", err, got)
+	}
+	if !ownSaid {
+		t.Errorf("the --primary-down assessment did not say the copy was c1's own")
+	}
+}
+
+// A --primary-down failover that fails after the owner key moved (its
+// promote refused: c1's /persist made immutable) leaves nothing served;
+// the documented way on is resume (a new failover --to c1 says c1
+// already owns the service and points at it), which serves c1.
+func TestFailoverPrimaryDownStoppedAfterTheKeyThenResumed(t *testing.T) {
+	l, env := nfsStart(t)
+	splitBrainWatch(t, l)
+	if out, err := onMachine(t, l, "c1", "command -v chattr"); err != nil {
+		t.Skipf("c1 has no chattr: %v %s", err, out)
+	}
+	if err := l.Kill("zippy"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { restartMachine(t, l, "zippy") })
+	consulSeesDown(t, l, "zippy")
+	mustOnMachine(t, l, "c1", "chattr +i /persist")
+	t.Cleanup(func() { _, _ = inMachine(l, "c1", "chattr -i /persist") })
+	r := hoctlEnv(t, l.Inventory, env, "--yes", "failover", "--to", "c1", "--primary-down")
+	if r.code != 1 || !strings.Contains(r.stderr, "promot") {
+		t.Fatalf("the promote into an immutable /persist must fail the run: exit %d\n%s", r.code, r.stderr)
+	}
+	if o, s := owner(t, l), serving(t, l); o != "c1" || len(s) != 0 {
+		t.Fatalf("owner %s, serving %v", o, s)
+	}
+	again := hoctlEnv(t, l.Inventory, env, "--yes", "failover", "--to", "c1", "--primary-down")
+	if again.code != 2 || !strings.Contains(again.stderr, "hoctl resume RUN-ID") {
+		t.Fatalf("a new failover to the owner: exit %d\n%s", again.code, again.stderr)
+	}
+	mustOnMachine(t, l, "c1", "chattr -i /persist")
+	r = hoctlEnv(t, l.Inventory, env, "--yes", "resume", "last")
+	if r.code != 0 {
+		t.Fatalf("resume last: exit %d\n%s", r.code, r.stderr)
+	}
+	if o, s := owner(t, l), strings.Join(serving(t, l), ","); o != "c1" || s != "c1" {
+		t.Fatalf("after resume: owner %s, serving %s", o, s)
 	}
 }
