@@ -721,7 +721,7 @@ func (r *Run) checkDirection(ctx context.Context, env *tasks.Env, c Consul) (str
 		if err != nil {
 			// The message, not the chain: a check's error that wraps
 			// a command's exit status is shown as that status alone.
-			return "", fmt.Errorf("reading the direction file: %v (the final sync after the fence takes this lock too)", err)
+			return "", fmt.Errorf("reading the direction file: %s (the final sync after the fence takes this lock too)", err.Error())
 		}
 		l.Release()
 		if l.Direction != o.To {
