@@ -177,9 +177,10 @@ func TestFailbackRefusesAnUnexplainedDirectionBeforeTheFence(t *testing.T) {
 }
 
 // A refusal in the final sync, after the fence moved the owner key, must
-// not exit 3 ("refused, nothing was changed").
+// not exit 3 ("refused, nothing was changed"): here a direction file
+// against it that no Consul record explains.
 func TestFinalSyncRefusalAfterTheFenceIsNotExit3(t *testing.T) {
-	rb, env, _ := failback(t, "c1", "zippy")
+	rb, env, _ := failback(t, "", "zippy")
 	_, err := runFunc(t, stepTitled(t, rb, "final sync: inspect").Action, env)
 	if err == nil {
 		t.Fatal("the final sync took a direction file against it")
@@ -189,5 +190,20 @@ func TestFinalSyncRefusalAfterTheFenceIsNotExit3(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "hoctl resume") {
 		t.Errorf("no way on: %v", err)
+	}
+}
+
+// A failback that an older hoctl fenced and then stopped on the stale
+// file is resumed at the final sync, without the assessment: the final
+// sync itself, reading Consul's record, rewrites the file and goes on.
+func TestResumedFinalSyncRewritesAStaleDirectionFile(t *testing.T) {
+	rb, env, h := failback(t, "c1", "zippy")
+	_, err := runFunc(t, stepTitled(t, rb, "final sync: inspect").Action, env)
+	var de *replicate.DirectionError
+	if errors.As(err, &de) {
+		t.Fatalf("the final sync is refused by the stale file: %v", err)
+	}
+	if strings.Join(h.written, ",") != "zippy=c1" {
+		t.Fatalf("direction files written: %v, want zippy's rewritten to c1", h.written)
 	}
 }

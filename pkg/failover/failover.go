@@ -182,7 +182,11 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 	}
 	steps = append(steps, fence)
 	if !o.PrimaryDown {
-		rb, finalSync := replicate.Runbook(inv, ends, replicate.Options{Now: o.Now})
+		// Consul's record of the direction, for the final sync's own
+		// check: a resumed run whose assessment did not rewrite a stale
+		// direction file (an older hoctl's) has it rewritten there.
+		recorded := func(ctx context.Context) (replicate.KV, error) { return consulFn(ctx) }
+		rb, finalSync := replicate.Runbook(inv, ends, replicate.Options{Now: o.Now, Recorded: recorded})
 		r.finalSync = finalSync
 		for _, s := range rb.Steps {
 			s.Title = "final sync: " + s.Title
