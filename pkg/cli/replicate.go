@@ -103,7 +103,7 @@ func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
 	if ends, err = replicate.Directed(ctx, consulDir.KV(), ends, opts.Src != ""); err != nil {
 		return err
 	}
-	rb, run := replicateRunbook(inv, eng, ends, opts)
+	rb, run := replicateRunbook(inv, eng, ends, opts, consulDir.KV())
 	withoutConsul(rb, consulDir)
 	clusterLockOrHosts(eng, opts.IO.ErrOut, rb)
 	if opts.DryRun {
@@ -121,13 +121,14 @@ func replicateRun(ctx context.Context, opts *ReplicateOptions) error {
 
 // replicateRunbook is the runbook of one replication; the send's
 // progress goes to the engine's reporter.
-func replicateRunbook(inv *inventory.Inventory, eng *tasks.Engine, ends replicate.Ends, opts *ReplicateOptions) (*tasks.Runbook, *replicate.Run) {
+func replicateRunbook(inv *inventory.Inventory, eng *tasks.Engine, ends replicate.Ends, opts *ReplicateOptions, recorded func(context.Context) (replicate.KV, error)) (*tasks.Runbook, *replicate.Run) {
 	var run *replicate.Run
 	rb, run := replicate.Runbook(inv, ends, replicate.Options{
 		Full:      opts.Full,
 		Transport: opts.Transport,
 		Yes:       opts.Yes,
 		DryRun:    opts.DryRun,
+		Recorded:  recorded,
 		Progress: func(sent int64, elapsed time.Duration) {
 			eng.Reporter.Progress(4, ends.TargetHost, replicate.ProgressText(sent, run.Estimate(), elapsed))
 		},

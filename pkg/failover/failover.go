@@ -8,6 +8,7 @@ package failover
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"strconv"
@@ -81,6 +82,12 @@ type Run struct {
 	// returned: the old primary's guard can have had no confirmation
 	// sent after it (zero: not by this run, as in a resumed one).
 	keyMoved time.Time
+	// stale are the direction files (host → file) that name the new
+	// primary as the source while Consul's record, written by the
+	// failover that made the old primary the owner, names the old one:
+	// written on a host that was down then, they would refuse the final
+	// sync after the fence. The assessment's action rewrites them.
+	stale map[string]string
 }
 
 // currentOwner is the host the owner key names, else the primary.
@@ -135,7 +142,9 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 		}
 	}
 	if o.To == o.From {
-		return nil, nil, inputf("%s already owns %s (owner key %s)", o.To, o.Service, svc.OwnerKey)
+		// A failover that stopped after moving the key is finished by
+		// resume, not by a new run (which would fence the new owner).
+		return nil, nil, inputf("%s already owns %s (owner key %s); if a failover to it stopped part-way, hoctl history --failed shows it and hoctl resume RUN-ID finishes it", o.To, o.Service, svc.OwnerKey)
 	}
 	if !isMember(svc, o.To) {
 		return nil, nil, inputf("%s is neither the primary nor a standby of nfs %s (%s, standbys %s)", o.To, o.Service, svc.Primary, strings.Join(svc.Standbys, ", "))
@@ -165,9 +174,13 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 	}, {
 		Title:  fmt.Sprintf("assess: %s serves %s now, %s can take over", o.From, o.Service, o.To),
 		Before: &tasks.Func{Desc: r.assessDesc(), Fn: r.assess},
-		Action: &tasks.Func{DescFn: func(*inventory.Host) string { return "state the expected data loss: " + r.dataLoss() },
-			Fn: func(context.Context, *tasks.Env, *inventory.Host) (string, error) {
-				return "expected data loss: " + r.dataLoss(), nil
+		Action: &tasks.Func{DescFn: func(*inventory.Host) string { return "state the expected data loss: " + r.dataLoss() + r.repairDesc() },
+			Fn: func(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
+				repaired, err := r.repairDirection(ctx, env)
+				if err != nil {
+					return "", err
+				}
+				return "expected data loss: " + r.dataLoss() + repaired, nil
 			}},
 	}}
 	fence := &tasks.Step{
@@ -188,7 +201,11 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 	// change).
 	var prunes []*tasks.Step
 	if !o.PrimaryDown {
-		rb, finalSync := replicate.Runbook(inv, ends, replicate.Options{Now: o.Now})
+		// Consul's record of the direction, for the final sync's own
+		// check: a resumed run whose assessment did not rewrite a stale
+		// direction file (an older hoctl's) has it rewritten there.
+		recorded := func(ctx context.Context) (replicate.KV, error) { return consulFn(ctx) }
+		rb, finalSync := replicate.Runbook(inv, ends, replicate.Options{Now: o.Now, Recorded: recorded})
 		r.finalSync = finalSync
 		var sync []*tasks.Step
 		for _, s := range rb.Steps {
@@ -201,8 +218,10 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 			case strings.HasPrefix(title, "remove garbage "):
 				steps = append(steps, s)
 			case strings.HasPrefix(title, "prune "):
+				afterFenceStep(s)
 				prunes = append(prunes, s)
 			default:
+				afterFenceStep(s)
 				sync = append(sync, s)
 			}
 		}
@@ -270,10 +289,10 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 			case o.PrimaryDown:
 				// Declared down, and it did not answer: asking it again
 				// would hold the clients' remount for a connect timeout.
-				note = fmt.Sprintf(" (not recorded on %s: --primary-down)", o.From)
+				note = fmt.Sprintf(" (not recorded on %s: --primary-down; Consul's record stands, and the next replication or failover rewrites its stale file)", o.From)
 			default:
 				if err := writeDirection(ctx, env, inv.Host(o.From), ends.SourceDir, rep.Name, o.To); err != nil {
-					note = fmt.Sprintf(" (not recorded on %s: %v)", o.From, err)
+					note = fmt.Sprintf(" (not recorded on %s: %v; Consul's record stands, and the next replication or failover rewrites that stale file)", o.From, err)
 				}
 			}
 			return fmt.Sprintf("next: hoctl replicate %s %s (incremental)%s", o.To, o.From, note), nil
@@ -367,7 +386,11 @@ func (r *Run) assessDesc() string {
 }
 
 // newestCopy is the newest complete copy in the new primary's
-// replication dir (replicate.Side.NewestComplete).
+// replication dir (replicate.Side.NewestComplete): read-only, received or
+// the host's own snapshot. The assessment, the promote step's before
+// check and its action all choose by it, and the promote primitive
+// accepts both kinds, so a copy the assessment passes is one promote
+// serves.
 func (r *Run) newestCopy(ctx context.Context, env *tasks.Env) (*btrfs.Snapshot, error) {
 	run, err := env.Connect(ctx, r.Inv.Host(r.Opts.To))
 	if err != nil {
@@ -448,6 +471,17 @@ func (r *Run) assess(ctx context.Context, env *tasks.Env, _ *inventory.Host) (st
 			return "", fmt.Errorf("the newest copy on %s, %s, is %s old (max_lag %s): promoting it loses up to %s of writes. Pass --accept-lag to accept that", o.To, copy.Name(), age, r.NFS.MaxLag, age)
 		}
 		copyState = fmt.Sprintf("%s, %s old", copy.Name(), age)
+		if copy.ReceivedUUID == "" {
+			// Promote serves it as it serves a received copy: after a
+			// failback it is what the old primary started from.
+			copyState += fmt.Sprintf(" (%s's own snapshot of what it served, taken when it was the source)", o.To)
+		}
+	}
+	dirNote := ""
+	if !o.PrimaryDown {
+		if dirNote, err = r.checkDirection(ctx, env, c); err != nil {
+			return "", err
+		}
 	}
 	run, err := env.Connect(ctx, r.Inv.Host(o.To))
 	if err != nil {
@@ -468,7 +502,7 @@ func (r *Run) assess(ctx context.Context, env *tasks.Env, _ *inventory.Host) (st
 		// the wait that Consul sees it gone.
 		state = "still passing in Consul (its guard stops it: see the lease wait)"
 	}
-	return fmt.Sprintf("%s %s; newest complete copy on %s: %s", o.From, state, o.To, copyState), nil
+	return fmt.Sprintf("%s %s; newest complete copy on %s: %s%s", o.From, state, o.To, copyState, dirNote), nil
 }
 
 // wrapInspect notes when the final sync's inspection step ran.
@@ -800,4 +834,117 @@ func writeDirection(ctx context.Context, env *tasks.Env, h *inventory.Host, dir,
 		return fmt.Errorf("%s: writing %s: %w", h.Name, replicate.DirectionFile(dir, name), sshexec.OneLine(res, err))
 	}
 	return nil
+}
+
+// checkDirection reads the direction files a failover wrote on both hosts
+// (under each host's replication lock, as the final sync will) and
+// Consul's record of the direction, before anything changes: the final
+// sync From → To runs after the fence, and a direction file naming To
+// there would refuse it with the old primary already fenced. A file
+// naming To while Consul's record names From is stale (a failover that
+// could not reach that host, which was down, to record it): the
+// assessment's action rewrites it. Any other file naming To is refused
+// here, with nothing changed.
+func (r *Run) checkDirection(ctx context.Context, env *tasks.Env, c Consul) (string, error) {
+	o, e := r.Opts, r.Ends
+	recorded, _, _, err := c.Get(ctx, replicate.DirectionKey(e.Name))
+	if err != nil {
+		return "", err
+	}
+	stale := map[string]string{}
+	for _, side := range []struct{ host, dir string }{{o.From, e.SourceDir}, {o.To, e.TargetDir}} {
+		run, err := env.Connect(ctx, r.Inv.Host(side.host))
+		if err != nil {
+			return "", err
+		}
+		l, err := replicate.AcquireHostLock(ctx, run, side.dir, e.Name, "hoctl failover assessment")
+		if err != nil {
+			// The message, not the chain: a check's error that wraps
+			// a command's exit status is shown as that status alone.
+			return "", fmt.Errorf("reading the direction file: %s (the final sync after the fence takes this lock too)", err.Error())
+		}
+		l.Release()
+		if l.Direction != o.To {
+			continue
+		}
+		file := replicate.DirectionFile(side.dir, e.Name)
+		if recorded != o.From {
+			rec := "no record"
+			if recorded != "" {
+				rec = "records " + recorded
+			}
+			return "", fmt.Errorf("%s:%s says replication %s runs %s → %s, but the owner key names %s and Consul (%s) %s: the final sync %s → %s would be refused after the fence. "+
+				"Find out which host holds the newest data, then write the source's name into that file (or fail over to it)",
+				side.host, file, e.Name, o.To, o.From, o.From, replicate.DirectionKey(e.Name), rec, o.From, o.To)
+		}
+		stale[side.host] = side.dir
+	}
+	r.mu.Lock()
+	r.stale = stale
+	r.mu.Unlock()
+	if len(stale) == 0 {
+		return "", nil
+	}
+	return "; stale direction file (Consul records " + o.From + " as the source) on " + strings.Join(slices.Sorted(maps.Keys(stale)), ", ") + ": rewritten before the fence", nil
+}
+
+func (r *Run) repairDesc() string {
+	if r.Opts.PrimaryDown {
+		return ""
+	}
+	return fmt.Sprintf("; where the assessment found a stale direction file naming %s, write %s into it", r.Opts.To, r.Opts.From)
+}
+
+// repairDirection rewrites the stale direction files checkDirection
+// found to name the old primary, as Consul's record does. It runs before
+// the fence: failing, it leaves the owner key and both servers alone.
+func (r *Run) repairDirection(ctx context.Context, env *tasks.Env) (string, error) {
+	r.mu.Lock()
+	stale := r.stale
+	r.mu.Unlock()
+	var done []string
+	for _, h := range slices.Sorted(maps.Keys(stale)) {
+		if err := writeDirection(ctx, env, r.Inv.Host(h), stale[h], r.Ends.Name, r.Opts.From); err != nil {
+			return "", err
+		}
+		done = append(done, h+":"+replicate.DirectionFile(stale[h], r.Ends.Name))
+	}
+	if len(done) == 0 {
+		return "", nil
+	}
+	return "; stale direction rewritten to " + r.Opts.From + " in " + strings.Join(done, ", "), nil
+}
+
+// changedError is a step that stopped after the fence moved the owner
+// key: whatever it says of itself (a replication refused, exit 3,
+// "nothing was changed"), the failover has changed things, so it exits
+// 1 and says how to go on.
+type changedError struct{ err error }
+
+func (e *changedError) Error() string {
+	return e.err.Error() + " (the failover has moved the owner key and fenced the old primary: fix this, then hoctl resume RUN-ID)"
+}
+
+// ExitCode is exitcode.Failed, not the refusal of the error it holds.
+func (e *changedError) ExitCode() int { return exitcode.Failed }
+
+// afterFenceStep makes a refusal of step's action, which runs after the
+// fence, exit 1 (afterFence).
+func afterFenceStep(s *tasks.Step) {
+	if f, ok := s.Action.(*tasks.Func); ok {
+		f.Fn = afterFence(f.Fn)
+	}
+}
+
+// afterFence wraps the action of a step after the fence: an error that
+// would exit 3 becomes a changedError (exit 1). Other errors keep their
+// codes (an unreachable host is still 4).
+func afterFence(fn func(context.Context, *tasks.Env, *inventory.Host) (string, error)) func(context.Context, *tasks.Env, *inventory.Host) (string, error) {
+	return func(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
+		out, err := fn(ctx, env, h)
+		if err != nil && exitcode.Of(err) == exitcode.Refused {
+			return out, &changedError{err: err}
+		}
+		return out, err
+	}
 }

@@ -30,6 +30,12 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(code)
 	}
+	if len(os.Args) > 1 && os.Args[1] == "target-filter" {
+		// Not this binary's job: running the tests again from here
+		// would recurse without end.
+		fmt.Fprintln(os.Stderr, "the failover test binary runs dir-op only")
+		os.Exit(126)
+	}
 	os.Exit(m.Run())
 }
 
@@ -100,5 +106,61 @@ btrfs send -q src/services@20260101T000100Z | btrfs receive -q victim`)
 	}
 	if b, _ := os.ReadFile(m + "/services/.hoctl-failover"); string(b) != r.marker()+"\n" {
 		t.Fatalf("marker %q", b)
+	}
+}
+
+// After a failback c1 → zippy, the newest complete copy in c1's dir is
+// c1's own read-only snapshot that the failback's final sync sent (c1 was
+// the source then): exactly the data zippy started serving from. The
+// assessment takes it as the newest complete copy (replicate.Side's
+// NewestComplete), so the promote command must serve it too; it used to
+// refuse it as "not a received copy" after the owner key had moved, and
+// nothing served.
+func TestPromoteCommandServesTheHostsOwnSnapshot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mounts a btrfs loop image")
+	}
+	if _, err := exec.LookPath("mkfs.btrfs"); err != nil {
+		t.Skip("mkfs.btrfs missing")
+	}
+	tmp := t.TempDir()
+	m := tmp + "/mnt"
+	shell(t, "truncate -s 256M "+tmp+"/fs.img && mkfs.btrfs -q "+tmp+"/fs.img && mkdir "+m+" && mount -o loop "+tmp+"/fs.img "+m)
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", m).CombinedOutput(); err != nil {
+			t.Errorf("umount: %v: %s", err, out)
+		}
+	})
+	own := "services@20260101T000100Z"
+	// standby is c1's replication dir: a received copy from zippy's
+	// time, then c1's own snapshot of what it served, taken when it
+	// was the source of the failback's final sync.
+	shell(t, "cd "+m+` && mkdir src standby
+btrfs -q subvolume create data && echo old > data/f && btrfs -q subvolume snapshot -r data src/services@20260101T000000Z
+btrfs send -q src/services@20260101T000000Z | btrfs receive -q standby
+btrfs -q subvolume snapshot standby/services@20260101T000000Z services && echo served-by-c1 > services/f
+btrfs -q subvolume snapshot -r services standby/`+own)
+	r := &Run{Opts: Options{Service: "data-services", To: "c1", Token: "tok", Now: func() time.Time { return time.Unix(1e9, 0) }},
+		NFS: &inventory.NFSService{Subvolume: m + "/services"}, Ends: replicate.Ends{TargetDir: m + "/standby", Base: "services"}}
+	local := sshexec.NewLocal(&sshexec.Target{Name: "c1"})
+	var uuid string
+	for _, l := range strings.Split(shell(t, "btrfs subvolume show "+m+"/standby/"+own), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(l), ":"); ok && k == "UUID" {
+			uuid = strings.TrimSpace(v)
+		}
+	}
+	if res, err := local.Run(context.Background(), r.promoteCmd(local, own, uuid)); err != nil {
+		t.Fatalf("promoting the copy the assessment chose: %s", sshexec.FirstLine(res, err))
+	}
+	if b, _ := os.ReadFile(m + "/services/f"); string(b) != "served-by-c1\n" {
+		t.Fatalf("promoted data %q", b)
+	}
+	if b, _ := os.ReadFile(m + "/services/.hoctl-failover"); string(b) != r.marker()+"\n" {
+		t.Fatalf("marker %q", b)
+	}
+	// The snapshot promoted from stays read-only: the next replication
+	// back finds it as the parent by UUID.
+	if out := shell(t, "btrfs property get -ts "+m+"/standby/"+own+" ro"); strings.TrimSpace(out) != "ro=true" {
+		t.Fatalf("the promoted snapshot is %s", out)
 	}
 }

@@ -93,6 +93,10 @@ func (c *cluster) answer(t *testing.T) func(host string, cmd sshexec.Cmd) sshexe
 		switch {
 		case strings.Contains(line, "hoctl-dir list services"):
 			return sshexectest.Reply{Stdout: listing}
+		case strings.Contains(line, "hoctl-dir lock services"):
+			// The assessment reads the direction files under the
+			// replication's host locks; they name the source, zippy.
+			return sshexectest.Reply{Stdout: "locked zippy\n"}
 		case line == "exportfs -v":
 			return sshexectest.Reply{}
 		case strings.Contains(line, "50-hoctl-fence.conf") && strings.Contains(line, "systemctl stop"):

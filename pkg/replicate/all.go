@@ -45,6 +45,8 @@ func Plan(ctx context.Context, inv *inventory.Inventory, kv func(context.Context
 			return nil, fmt.Errorf("replication %s: %w", n, err)
 		}
 		j := &Job{Ends: ends}
+		o := o
+		o.Recorded = kv
 		j.Runbook, j.Run = Runbook(inv, ends, o)
 		j.Runbook.Retry = Retry
 		jobs = append(jobs, j)

@@ -122,6 +122,9 @@ var ErrNoHoctl = errors.New("hoctl is not installed there (not on the PATH of it
 // dirOpError explains a failed op: hoctl missing, an older filter, or
 // what the primitive said.
 func dirOpError(host string, res *sshexec.Result, err error) error {
+	if err == nil {
+		err = errors.New("the command ended without its answer")
+	}
 	var ee *sshexec.ExitError
 	if errors.As(err, &ee) {
 		switch {

@@ -88,6 +88,23 @@ func (e *DirectionError) Error() string {
 		e.Name, e.Source, e.Target, e.Where, e.Source, e.Target)
 }
 
+// recordedSource reports whether Consul's record of the direction
+// (Options.Recorded) names this run's source: then a direction file
+// naming the target predates the failover that wrote the record (which
+// could not reach that host), and is stale. No reader, no record or no
+// answer from Consul is no: the file stands.
+func (r *Run) recordedSource(ctx context.Context) bool {
+	if r.Opts.Recorded == nil {
+		return false
+	}
+	kv, err := r.Opts.Recorded(ctx)
+	if err != nil {
+		return false
+	}
+	src, _, ok, err := kv.Get(ctx, DirectionKey(r.Ends.Name))
+	return err == nil && ok && src == r.Ends.SourceHost
+}
+
 // HostLock is a held host lock.
 type HostLock struct {
 	// Direction is the source host a failover recorded there, if any.

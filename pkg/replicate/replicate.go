@@ -46,6 +46,12 @@ type Options struct {
 	Yes bool
 	// DryRun: only the plan; it takes no lock.
 	DryRun bool
+	// Recorded reads the direction a failover recorded in Consul
+	// (DirectionKey; nil: none). A direction file against this run is
+	// stale when Consul's record names this run's source: a failover
+	// could not write it on a host that was down. The run rewrites it
+	// under its lock instead of refusing.
+	Recorded func(context.Context) (KV, error)
 }
 
 // Run is one replication's state, filled as its steps go.
@@ -69,6 +75,7 @@ type Run struct {
 	planned, fresh bool
 	inspected      string
 	phases         []Phase
+	repaired       []string // stale direction files rewritten under the lock
 	Sent           atomic.Int64
 	Summary        string
 }
@@ -200,6 +207,7 @@ func (r *Run) lockHosts(ctx context.Context, env *tasks.Env) error {
 	// One order everywhere, so two runs never each hold one half.
 	sort.Slice(sides, func(i, j int) bool { return sides[i].host+sides[i].dir < sides[j].host+sides[j].dir })
 	var locks []*HostLock
+	var runs []sshexec.Runner
 	for _, s := range sides {
 		run, err := runner(ctx, env, r.Inv, s.host)
 		if err != nil {
@@ -211,13 +219,26 @@ func (r *Run) lockHosts(ctx context.Context, env *tasks.Env) error {
 			releaseAll(locks)
 			return missingDir(e, s.host, s.dir, err)
 		}
-		locks = append(locks, l)
-		// The direction a failover recorded on the hosts themselves:
-		// the guard holds without Consul (a timer's inventory has none).
-		if l.Direction == e.TargetHost {
-			releaseAll(locks)
-			return &DirectionError{Name: e.Name, Source: e.TargetHost, Target: e.SourceHost, Where: s.host + ":" + DirectionFile(s.dir, e.Name)}
+		locks, runs = append(locks, l), append(runs, run)
+	}
+	// The direction a failover recorded on the hosts themselves: the
+	// guard holds without Consul (a timer's inventory has none).
+	for i, s := range sides {
+		if locks[i].Direction != e.TargetHost {
+			continue
 		}
+		where := s.host + ":" + DirectionFile(s.dir, e.Name)
+		if !r.recordedSource(ctx) {
+			releaseAll(locks)
+			return &DirectionError{Name: e.Name, Source: e.TargetHost, Target: e.SourceHost, Where: where}
+		}
+		if res, err := runs[i].Run(ctx, DirectionCmd(s.dir, e.Name, e.SourceHost)); err != nil {
+			releaseAll(locks)
+			return fmt.Errorf("rewriting the stale direction file %s: %w", where, dirOpError(s.host, res, err))
+		}
+		r.mu.Lock()
+		r.repaired = append(r.repaired, where)
+		r.mu.Unlock()
 	}
 	r.mu.Lock()
 	r.locks = locks
@@ -517,6 +538,9 @@ func (r *Run) choiceAndWarning() string {
 	defer r.mu.Unlock()
 	if r.mountWarning != "" {
 		c += "\nWARNING " + r.mountWarning
+	}
+	if len(r.repaired) > 0 {
+		c += "\nrewrote the stale direction file " + strings.Join(r.repaired, ", ") + " to " + r.Ends.SourceHost + ", as Consul records (" + DirectionKey(r.Ends.Name) + ")"
 	}
 	return c
 }

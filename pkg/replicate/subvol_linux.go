@@ -810,9 +810,14 @@ func (d *targetDir) send(ctx context.Context, name, parent, parentUUID string, s
 // (failover's clients read it back through their mounts).
 const markerFile = ".hoctl-failover"
 
-// promote makes the writable subvolume sub from the received copy name
-// directly in d: the copy must be a read-only received subvolume with the
-// UUID the plan chose, opened by its one name without following links; sub
+// promote makes the writable subvolume sub from the copy name directly in
+// d: the copy must be a read-only subvolume with the UUID the plan chose,
+// opened by its one name without following links. It is a received copy,
+// or the host's own snapshot of what it served, which a replication back
+// took there (after a failback, the very data the old primary started
+// serving from): both are whole (a receive in progress or cut short is
+// writable), and replicate's NewestComplete, which failover's assessment
+// uses, counts both. sub
 // is made by the snapshot ioctl from that descriptor into sub's parent
 // directory (opened O_NOFOLLOW), by name. Whatever is at sub already is
 // renamed to aside in the same directory (never deleted, never replaced:
@@ -826,9 +831,6 @@ func (d *targetDir) promote(name, wantUUID, sub, aside, marker string, stdout io
 		return err
 	}
 	defer func() { _ = unix.Close(cfd) }()
-	if csi.ReceivedUUID == ([16]byte{}) {
-		return fmt.Errorf("%s: not a received copy", path.Join(d.path, name))
-	}
 	parent, base := path.Dir(sub), path.Base(sub)
 	if path.Dir(aside) != parent {
 		return fmt.Errorf("%s: not next to %s", aside, sub)
