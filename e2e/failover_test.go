@@ -809,7 +809,9 @@ func TestFailoverConsulLeaderKilled(t *testing.T) {
 		}
 	})
 	cmd, out := startRun(t, l.Inventory, env, "--yes", "failover", "--to", "c1")
-	journal := waitStepEnded(t, env, 3, out)
+	// Step 5 is the fence: the final sync's inspection (3) and garbage
+	// removal (4) come before it.
+	journal := waitStepEnded(t, env, 5, out)
 	if o, err := inMachine(l, leader, "kill -9 $(systemctl show -p MainPID --value consul) && systemctl stop consul; systemctl is-active consul"); strings.TrimSpace(o) == "active" {
 		t.Fatalf("%s: killing consul: %v\n%s", leader, err, o)
 	}
