@@ -53,6 +53,10 @@ type Request struct {
 	// stream, when set, sits before the pipeline's last command (btrfs
 	// receive) and passes on only what it checked (stream.go).
 	stream func(dst io.Writer, src io.Reader) error
+	// done, when set, runs once the pipeline has ended: it lets go of
+	// the target dir the stream check held (one receive at a time, until
+	// receive has applied the whole stream, not only until it was read).
+	done func()
 }
 
 // RefusedError is a command the filter does not allow.
@@ -97,12 +101,18 @@ func (f Filter) Allow(line string) (*Request, error) {
 		return slices.Equal(argv, receive) || slices.Equal(argv, []string{"btrfs", "receive", dir})
 	}
 	req := &Request{Pipeline: pipeline, Watched: watched}
+	var held *targetDir
+	req.done = func() {
+		if held != nil {
+			held.close()
+		}
+	}
 	checked := func(dst io.Writer, src io.Reader) error {
 		d, err := openTargetDir(dir)
 		if err != nil {
 			return &StreamError{Offset: -1, Reason: err.Error()}
 		}
-		defer d.close()
+		held = d // closed by done, after receive ended
 		if err := d.dedicated(); err != nil {
 			return &StreamError{Offset: -1, Reason: err.Error()}
 		}
@@ -370,6 +380,9 @@ func splitPipeline(line string) ([][]string, error) {
 // merely saw its input end). A watched request reads nothing and is
 // killed when stdin ends, which is what hoctl's wrapper would have done.
 func (r *Request) Exec(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	if r.done != nil {
+		defer r.done()
+	}
 	if r.native != nil {
 		err := r.native(ctx, stdin, stdout, stderr)
 		var status exitStatus

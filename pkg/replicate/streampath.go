@@ -24,6 +24,17 @@ import (
 // (a read-only snapshot directly in the dir). Regular files and
 // directories the stream makes are not tracked: that keeps memory
 // proportional to the links and renames, not to the files sent.
+// maxStreamPath is receive's own PATH_MAX: a longer path is no stream
+// btrfs send writes, and costs the checks (each directory of a path is
+// looked up) more than it should.
+const maxStreamPath = 4096
+
+// maxTrackWork bounds what renames and removals of directories holding
+// tracked entries may cost the check in all (entries moved or looked
+// at): a stream that renames such a directory back and forth would
+// otherwise hold the dir, and a core, for hours.
+const maxTrackWork = 1 << 22
+
 type streamPaths struct {
 	// inSubvol is the kind of a path in a subvolume directly in the dir
 	// (by UUID or received UUID), read from disk; nil when there is no
@@ -32,9 +43,13 @@ type streamPaths struct {
 	own      [16]byte // the subvolume received
 	parent   [16]byte // its parent, for a SNAPSHOT; zero for a SUBVOL
 	nodes    map[string]pathNode
-	// below counts the tracked nodes under each directory, so that
-	// moving or removing one without any costs no scan.
+	// below counts the tracked nodes under each directory, and kids
+	// holds, for each such directory, its entries on the way to them: a
+	// directory is moved or removed with what is tracked below it at the
+	// cost of that subtree, not of every tracked node.
 	below map[string]int
+	kids  map[string]map[string]bool
+	work  int // entries scanned so far (maxTrackWork)
 }
 
 type pathKind uint8
@@ -77,12 +92,13 @@ const (
 )
 
 // follows is whether receive opens a command's PATH following a final
-// symlink (open, truncate, chmod), and so needs a regular file there (or,
-// for chmod, anything but a symlink). The others use the l* calls or
-// create the path exclusively.
+// symlink (creat, open, truncate, chmod), and so needs a regular file or
+// nothing there (or, for chmod, anything but a symlink). The others use
+// the l* calls, or calls that never follow a final symlink (mkdir, mknod,
+// symlink, link, rename, unlink, rmdir).
 func follows(cmd uint16) (fileOnly, set bool) {
 	switch cmd {
-	case sendCmdWrite, sendCmdClone, sendCmdTruncate, sendCmdUpdateExtent, sendCmdFallocate,
+	case sendCmdMkfile, sendCmdWrite, sendCmdClone, sendCmdTruncate, sendCmdUpdateExtent, sendCmdFallocate,
 		sendCmdFileattr, sendCmdEncodedWrite, sendCmdEnableVerity:
 		return true, true
 	case sendCmdChmod:
@@ -143,6 +159,9 @@ func (s *streamPaths) kind(p string) (pathKind, error) {
 // through refuses a path unless each of its directories is one in the
 // stream's view (kind), or in the subvolume named by uuid on disk.
 func through(p string, kind func(string) (pathKind, error)) error {
+	if len(p) > maxStreamPath {
+		return fmt.Errorf("a path of %d bytes (receive takes at most %d)", len(p), maxStreamPath)
+	}
 	if !cleanStreamPath(p) {
 		return fmt.Errorf("the path %q is not one btrfs send writes (an empty, \".\" or \"..\" component): it could leave the subvolume received", truncate(p, 80))
 	}
@@ -182,6 +201,13 @@ func opens(cmd uint16, p string, fileOnly bool, kind func(string) (pathKind, err
 // check refuses a command whose paths could leave the subvolume, then
 // records what it makes, moves or removes.
 func (s *streamPaths) check(cmd uint16, attrs streamAttrs) error {
+	if err := s.checkPaths(cmd, attrs); err != nil {
+		return err
+	}
+	return s.spend(0)
+}
+
+func (s *streamPaths) checkPaths(cmd uint16, attrs streamAttrs) error {
 	p, hasPath := attrs[sendAttrPath]
 	if !hasPath {
 		return nil
@@ -281,7 +307,27 @@ func (s *streamPaths) removes(p string) error {
 }
 
 // renames moves what is at from, and what is tracked below it, to to.
+// When to is a link or special file of the same kind as from, the two
+// may be hard links of one inode, and then rename(2) does nothing at all
+// and from stays what it was: it is kept as that kind too.
 func (s *streamPaths) renames(from, to string) error {
+	fromKind, err := s.kind(from)
+	if err != nil {
+		return err
+	}
+	if fromKind == kindLink || fromKind == kindOther {
+		toKind, err := s.kind(to)
+		if err != nil {
+			return err
+		}
+		if toKind == fromKind {
+			s.forget(to)
+			s.track(to, pathNode{kind: fromKind})
+			s.forget(from)
+			s.track(from, pathNode{kind: fromKind})
+			return nil
+		}
+	}
 	n := s.lookup(from)
 	if n.kind == kindRef {
 		k, err := s.inSubvol(s.parent, n.ref)
@@ -296,13 +342,13 @@ func (s *streamPaths) renames(from, to string) error {
 		}
 	}
 	moved := map[string]pathNode{}
-	if s.below[from] > 0 {
-		for q, m := range s.nodes {
-			if strings.HasPrefix(q, from+"/") {
-				moved[to+q[len(from):]] = m
-				s.untrack(q)
-			}
-		}
+	sub := s.subtree(from)
+	if err := s.spend(len(sub)); err != nil {
+		return err
+	}
+	for _, q := range sub {
+		moved[to+q[len(from):]] = s.nodes[q]
+		s.untrack(q)
 	}
 	if err := s.removes(from); err != nil {
 		return err
@@ -319,25 +365,59 @@ func (s *streamPaths) renames(from, to string) error {
 	return nil
 }
 
+// spend counts n entries scanned against maxTrackWork.
+func (s *streamPaths) spend(n int) error {
+	s.work += n
+	if s.work > maxTrackWork {
+		return fmt.Errorf("the stream renames or removes directories holding links or special files more than %d entries' worth: no stream btrfs send writes", maxTrackWork)
+	}
+	return nil
+}
+
 // forget drops what is tracked at p and below it.
 func (s *streamPaths) forget(p string) {
 	s.untrack(p)
-	if s.below[p] > 0 {
-		for q := range s.nodes {
-			if strings.HasPrefix(q, p+"/") {
-				s.untrack(q)
+	sub := s.subtree(p)
+	s.work += len(sub)
+	for _, q := range sub {
+		s.untrack(q)
+	}
+}
+
+// subtree is the tracked paths below p.
+func (s *streamPaths) subtree(p string) []string {
+	if s.below[p] == 0 {
+		return nil
+	}
+	var out []string
+	stack := []string{p}
+	for len(stack) > 0 {
+		d := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		for c := range s.kids[d] {
+			if _, ok := s.nodes[c]; ok {
+				out = append(out, c)
 			}
+			stack = append(stack, c)
 		}
 	}
+	return out
 }
 
 func (s *streamPaths) track(p string, n pathNode) {
 	if s.nodes == nil {
-		s.nodes, s.below = map[string]pathNode{}, map[string]int{}
+		s.nodes, s.below, s.kids = map[string]pathNode{}, map[string]int{}, map[string]map[string]bool{}
 	}
 	if _, ok := s.nodes[p]; !ok {
+		child := p
 		for i := strings.LastIndexByte(p, '/'); i > 0; i = strings.LastIndexByte(p[:i], '/') {
-			s.below[p[:i]]++
+			d := p[:i]
+			s.below[d]++
+			if s.kids[d] == nil {
+				s.kids[d] = map[string]bool{}
+			}
+			s.kids[d][child] = true
+			child = d
 		}
 	}
 	s.nodes[p] = n
@@ -348,9 +428,16 @@ func (s *streamPaths) untrack(p string) {
 		return
 	}
 	delete(s.nodes, p)
+	child := p
 	for i := strings.LastIndexByte(p, '/'); i > 0; i = strings.LastIndexByte(p[:i], '/') {
-		if s.below[p[:i]]--; s.below[p[:i]] == 0 {
-			delete(s.below, p[:i])
+		d := p[:i]
+		if _, tracked := s.nodes[child]; !tracked && s.below[child] == 0 {
+			delete(s.kids[d], child)
 		}
+		if s.below[d]--; s.below[d] == 0 {
+			delete(s.below, d)
+			delete(s.kids, d)
+		}
+		child = d
 	}
 }

@@ -33,6 +33,13 @@ echo zippy > dst/.hoctl-replicate-services.direction`)
 		"by its own symlink": newTestStream(1).subvol(0x32).symlink("a", "/").mk(sendCmdMkfile, "a/.planted-by-stream").
 			rename("a/services@20260101T000000Z", "a/moved"),
 		"writing through its symlink": newTestStream(1).subvol(0x33).symlink("l", "/.hoctl-replicate-services.direction").write("l"),
+		// The third attack's two streams.
+		"by a symlink renamed onto its own hard link": newTestStream(1).subvol(0x34).symlink("a", "/").
+			cmd(sendCmdLink, pathAttr(sendAttrPath, "b"), pathAttr(sendAttrPathLink, "a")).rename("b", "a").
+			cmd(sendCmdTruncate, pathAttr(sendAttrPath, "b/.hoctl-replicate-services.direction"), u64Attr(4, 0)).
+			write("b/.hoctl-replicate-services.direction"),
+		"by a file made over its symlink": newTestStream(1).subvol(0x35).symlink("a", "/.hoctl-replicate-services.direction").
+			mk(sendCmdMkfile, "a").write("a"),
 	}
 	for name, s := range streams {
 		code, out := filterReceive(t, dst, bytes.NewReader(s.end()))

@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -58,7 +59,7 @@ func inDirAlways() (map[[16]byte]bool, error) {
 func TestStreamStaysInItsSubvolume(t *testing.T) {
 	full := func() *testStream { return newTestStream(1).subvol(0x20) }
 	incr := func() *testStream { return newTestStream(1).snapshot(0x21, 0x10) }
-	parent := fakeParent{"a": kindLink, "d": kindDir, "d/l": kindLink, "d/f": kindPlain, "fifo": kindOther, "f": kindPlain}
+	parent := fakeParent{"a": kindLink, "a2": kindLink, "d": kindDir, "d/l": kindLink, "d/f": kindPlain, "fifo": kindOther, "f": kindPlain}
 	refused := []struct {
 		name   string
 		stream *testStream
@@ -84,6 +85,16 @@ func TestStreamStaysInItsSubvolume(t *testing.T) {
 		{"the parent's dir renamed, its symlink written", incr().rename("d", "e").write("e/l"), "a symlink or a special file"},
 		{"a write to the parent's FIFO", incr().write("fifo"), "a symlink or a special file"},
 		{"a clone read through the stream's symlink", full().symlink("l", "/x").mk(sendCmdMkfile, "f").cmd(sendCmdClone, pathAttr(sendAttrPath, "f"), uuidAttr(sendAttrCloneUUID, 0x20), pathAttr(sendAttrClonePath, "l")), "a symlink or a special file"},
+		// The third attack's: a rename between two hard links of one
+		// symlink does nothing (rename(2)), so the link stays; creat()
+		// follows a final symlink.
+		{"a symlink renamed onto its own hard link, then used", full().symlink("a", "/").cmd(sendCmdLink, pathAttr(sendAttrPath, "b"), pathAttr(sendAttrPathLink, "a")).
+			rename("b", "a").cmd(sendCmdTruncate, pathAttr(sendAttrPath, "b/.hoctl-replicate-services.direction"), u64Attr(4, 0)), `goes through the symlink "b"`},
+		{"the parent's hard-linked symlinks renamed onto each other, then used", incr().rename("a", "a2").mk(sendCmdMkfile, "a/x"), `goes through the symlink "a"`},
+		{"a file made over the stream's symlink", full().symlink("a", "/canary").mk(sendCmdMkfile, "a"), "a symlink or a special file"},
+		{"a file made over the parent's symlink", incr().mk(sendCmdMkfile, "a"), "a symlink or a special file"},
+		{"a file made over the stream's FIFO", full().mk(sendCmdMkfifo, "p").mk(sendCmdMkfile, "p"), "a symlink or a special file"},
+		{"a path longer than receive's PATH_MAX", full().mk(sendCmdMkfile, strings.Repeat("d/", 2100)+"f"), "receive takes at most 4096"},
 		{"a clone read through the parent's symlink", incr().mk(sendCmdMkfile, "g").cmd(sendCmdClone, pathAttr(sendAttrPath, "g"), uuidAttr(sendAttrCloneUUID, 0x10), pathAttr(sendAttrClonePath, "a/x")), `goes through the symlink "a"`},
 	}
 	for _, c := range refused {
@@ -112,5 +123,23 @@ func TestStreamStaysInItsSubvolume(t *testing.T) {
 		if err := checkStreamFor(&bytes.Buffer{}, bytes.NewReader(c.stream.end()), inDirAlways, "", parent); err != nil {
 			t.Errorf("%s: %v", c.name, err)
 		}
+	}
+}
+
+// The third attack's slow stream: thousands of links in a directory,
+// renamed back and forth, cost the check a scan of every tracked entry per
+// rename (hours of a core for a few MB, the dir held meanwhile). The
+// check's work is bounded: such a stream is refused.
+func TestStreamCheckWorkIsBounded(t *testing.T) {
+	s := newTestStream(1).subvol(0x20).mk(sendCmdMkdir, "d")
+	for i := 0; i < 2000; i++ {
+		s.symlink(fmt.Sprintf("d/l%d", i), "/")
+	}
+	for i := 0; i < 1100; i++ {
+		s.rename("d", "e").rename("e", "d")
+	}
+	err := checkStreamFor(&bytes.Buffer{}, bytes.NewReader(s.end()), inDirAlways, "", nil)
+	if err == nil || !strings.Contains(err.Error(), "no stream btrfs send writes") {
+		t.Fatalf("err = %v", err)
 	}
 }
