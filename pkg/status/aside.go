@@ -61,13 +61,14 @@ func (p *Probes) asides(ctx context.Context, svc *inventory.NFSService, host str
 }
 
 // staleLive is the subvolume itself on a member that does not own the
-// service: the writable copy it served before a failover moved the
-// service away. The next failover to it moves it aside; until then it
-// is old data that holds space.
+// service: the copy it served before a failover moved the service away.
+// That is every planned failover's normal state, and after an unplanned
+// one it holds the writes the last replication missed: said, not a
+// problem, and never with a command that deletes it. The next failover
+// to it moves it aside.
 func staleLive(svc *inventory.NFSService, host, owner string) Check {
-	return Check{Area: "nfs", Name: svc.Name + " old copy " + host, Level: Warn,
-		Detail: fmt.Sprintf("%s:%s is there but %s owns %s: the stale writable copy from before a failover, not served; it holds space on the pool until deleted", host, svc.Subvolume, owner, svc.Name),
-		Hint:   "check it, then: hoctl run " + host + " -- btrfs subvolume delete " + sshexec.Quote(svc.Subvolume) + " (docs/failover.md#old-copies)"}
+	return Check{Area: "nfs", Name: svc.Name + " old copy " + host, Level: OK,
+		Detail: fmt.Sprintf("%s:%s is what %s served before %s took %s over: not served; a failover back moves it aside (after --primary-down it holds the writes the last replication missed)", host, svc.Subvolume, host, owner, svc.Name)}
 }
 
 // ago is an age to the minute (to the second under one).
