@@ -228,18 +228,28 @@ func TestSnapshotAfterTheFenceNeedsTheInspection(t *testing.T) {
 		t.Fatalf("the snapshot has no before check run in sequence: %+v", snap.Before)
 	}
 	var asked []string
+	var mu sync.Mutex // the inspection connects to both hosts at once
 	env := &tasks.Env{Inventory: inv, Connect: func(_ context.Context, h *inventory.Host) (sshexec.Runner, error) {
+		mu.Lock()
+		defer mu.Unlock()
 		asked = append(asked, h.Name)
 		return nil, errors.New(h.Name + ": unreachable (test)")
 	}}
-	if _, err := fn(snap.Before)(context.Background(), env, inv.Host("zippy")); err == nil || len(asked) == 0 {
-		t.Errorf("a resumed run's snapshot did not inspect: %v, asked %v", err, asked)
+	_, err = fn(snap.Before)(context.Background(), env, inv.Host("zippy"))
+	mu.Lock()
+	n := len(asked)
+	asked = nil
+	mu.Unlock()
+	if err == nil || n == 0 {
+		t.Errorf("a resumed run's snapshot did not inspect: %v", err)
 	}
 	r.mu.Lock()
 	r.inspected = true
 	r.mu.Unlock()
-	asked = nil
-	if _, err := fn(snap.Before)(context.Background(), env, inv.Host("zippy")); err != nil || len(asked) != 0 {
+	_, err = fn(snap.Before)(context.Background(), env, inv.Host("zippy"))
+	mu.Lock()
+	defer mu.Unlock()
+	if err != nil || len(asked) != 0 {
 		t.Errorf("inspected before the fence: %v, asked %v", err, asked)
 	}
 }
