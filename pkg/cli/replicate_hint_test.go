@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -13,14 +11,7 @@ import (
 // stat's complaint.
 func TestReplicateMissingTargetDirHint(t *testing.T) {
 	h := newHarness(t)
-	inv := filepath.Join(t.TempDir(), "inventory.yaml")
-	if err := os.WriteFile(inv, []byte(completionInventory), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	state := t.TempDir()
-	h.f.Getenv = func(k string) string {
-		return map[string]string{"HOCTL_INVENTORY": inv, "XDG_STATE_HOME": state}[k]
-	}
+	h.inventory(t, t.TempDir(), completionInventory)
 	h.conn.handler = func(host string, c sshexec.Cmd) (string, string, int) {
 		line := c.Line()
 		switch {

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -16,14 +14,7 @@ import (
 // after connecting and locking.
 func TestReplicateVerbosePrintsPhases(t *testing.T) {
 	h := newHarness(t)
-	inv := filepath.Join(t.TempDir(), "inventory.yaml")
-	if err := os.WriteFile(inv, []byte(completionInventory), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	state := t.TempDir()
-	h.f.Getenv = func(k string) string {
-		return map[string]string{"HOCTL_INVENTORY": inv, "XDG_STATE_HOME": state}[k]
-	}
+	h.inventory(t, t.TempDir(), completionInventory)
 	h.conn.handler = func(host string, c sshexec.Cmd) (string, string, int) {
 		if strings.Contains(c.Line(), "hoctl-dir lock") {
 			return "locked \n", "", 0

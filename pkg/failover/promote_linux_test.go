@@ -55,20 +55,7 @@ func shell(t *testing.T, script string) string {
 // is refused and nothing is made at the service's path; the real copy is
 // promoted, with its marker.
 func TestPromoteCommandNeverFollowsAPlantedCopy(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: mounts a btrfs loop image")
-	}
-	if _, err := exec.LookPath("mkfs.btrfs"); err != nil {
-		t.Skip("mkfs.btrfs missing")
-	}
-	tmp := t.TempDir()
-	m := tmp + "/mnt"
-	shell(t, "truncate -s 256M "+tmp+"/fs.img && mkfs.btrfs -q "+tmp+"/fs.img && mkdir "+m+" && mount -o loop "+tmp+"/fs.img "+m)
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", m).CombinedOutput(); err != nil {
-			t.Errorf("umount: %v: %s", err, out)
-		}
-	})
+	m := loopBtrfs(t)
 	copyName := "services@20260101T000000Z"
 	shell(t, "cd "+m+` && mkdir src standby victim
 btrfs -q subvolume create data && echo real > data/f && btrfs -q subvolume snapshot -r data src/`+copyName+`
@@ -117,20 +104,7 @@ btrfs send -q src/services@20260101T000100Z | btrfs receive -q victim`)
 // refuse it as "not a received copy" after the owner key had moved, and
 // nothing served.
 func TestPromoteCommandServesTheHostsOwnSnapshot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: mounts a btrfs loop image")
-	}
-	if _, err := exec.LookPath("mkfs.btrfs"); err != nil {
-		t.Skip("mkfs.btrfs missing")
-	}
-	tmp := t.TempDir()
-	m := tmp + "/mnt"
-	shell(t, "truncate -s 256M "+tmp+"/fs.img && mkfs.btrfs -q "+tmp+"/fs.img && mkdir "+m+" && mount -o loop "+tmp+"/fs.img "+m)
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", m).CombinedOutput(); err != nil {
-			t.Errorf("umount: %v: %s", err, out)
-		}
-	})
+	m := loopBtrfs(t)
 	own := "services@20260101T000100Z"
 	// standby is c1's replication dir: a received copy from zippy's
 	// time, then c1's own snapshot of what it served, taken when it
@@ -163,4 +137,25 @@ btrfs -q subvolume snapshot -r services standby/`+own)
 	if out := shell(t, "btrfs property get -ts "+m+"/standby/"+own+" ro"); strings.TrimSpace(out) != "ro=true" {
 		t.Fatalf("the promoted snapshot is %s", out)
 	}
+}
+
+// loopBtrfs mounts a fresh btrfs loop image for the test (root only) and
+// returns its mount point, unmounted at the test's end.
+func loopBtrfs(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mounts a btrfs loop image")
+	}
+	if _, err := exec.LookPath("mkfs.btrfs"); err != nil {
+		t.Skip("mkfs.btrfs missing")
+	}
+	tmp := t.TempDir()
+	m := tmp + "/mnt"
+	shell(t, "truncate -s 256M "+tmp+"/fs.img && mkfs.btrfs -q "+tmp+"/fs.img && mkdir "+m+" && mount -o loop "+tmp+"/fs.img "+m)
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", m).CombinedOutput(); err != nil {
+			t.Errorf("umount: %v: %s", err, out)
+		}
+	})
+	return m
 }
