@@ -134,8 +134,7 @@ func checkStreamFor(dst io.Writer, src io.Reader, inDir dirUUIDs, base string, t
 	off = int64(len(head))
 
 	var (
-		started bool     // a SUBVOL or SNAPSHOT was seen
-		own     [16]byte // the subvolume being received: clones from it are its own data
+		started bool // a SUBVOL or SNAPSHOT was seen
 		known   map[[16]byte]bool
 		buf     []byte
 		paths   streamPaths
@@ -199,8 +198,7 @@ func checkStreamFor(dst io.Writer, src io.Reader, inDir dirUUIDs, base string, t
 			if !ok {
 				return refuse("command %d without the subvolume's UUID", cmd)
 			}
-			own = u
-			paths.own = u
+			paths.own = u // the subvolume being received: clones from it are its own data
 			if tree != nil {
 				taken, err := tree.taken(u)
 				if err != nil {
@@ -243,7 +241,7 @@ func checkStreamFor(dst io.Writer, src io.Reader, inDir dirUUIDs, base string, t
 			if !ok {
 				return refuse("a clone without its source's UUID")
 			}
-			if src != own {
+			if src != paths.own {
 				in, err := lookup(src)
 				if err != nil {
 					return refuse("looking up a clone's source: %v", err)
