@@ -9,8 +9,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/hoctl/hoctl/internal/lab"
 )
 
 // cycle measures the no-change replication cycle, the one a timer runs
@@ -23,8 +21,7 @@ import (
 // test on the hosts (the newer one answers an older one's commands).
 // The phase table is hoctl's own -v account of one extra run per round.
 func (h *harness) cycle(ctx context.Context) error {
-	l, err := lab.Start(ctx, lab.Config{Dir: labDir("cycle", h.cfg.storageNet, 7), Net: h.cfg.storageNet, Hosts: seedStorage(), DiskSize: 1 << 30,
-		ConnectTimeout: 10 * time.Second, Groups: map[string][]string{"cattle": {"c1"}}})
+	l, err := h.storageLab(ctx, "cycle", 1<<30)
 	if err != nil {
 		return err
 	}
@@ -33,10 +30,8 @@ func (h *harness) cycle(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, n := range []string{"zippy", "c1"} {
-		if err := os.Symlink(self, filepath.Join(l.Host(n).Dir, "bin", "hoctl")); err != nil {
-			return err
-		}
+	if err := useHoctl(l, self); err != nil {
+		return err
 	}
 	state := filepath.Join(h.dir, "cycle-state")
 	env := []string{"HOCTL_INVENTORY=" + l.Inventory, "XDG_STATE_HOME=" + state}

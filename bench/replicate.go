@@ -25,8 +25,7 @@ import (
 //
 // Runs are interleaved; medians are reported.
 func (h *harness) replication(ctx context.Context) error {
-	l, err := lab.Start(ctx, lab.Config{Dir: labDir("storage", h.cfg.storageNet, 7), Net: h.cfg.storageNet, Hosts: seedStorage(), DiskSize: 3 << 30, ConnectTimeout: 10 * time.Second,
-		Groups: map[string][]string{"cattle": {"c1"}}})
+	l, err := h.storageLab(ctx, "storage", 3<<30)
 	if err != nil {
 		return err
 	}
@@ -163,6 +162,32 @@ sync`); err != nil {
 func seedStorage() []lab.HostSpec {
 	seed, _ := lab.SeedHosts()
 	return seed[:2]
+}
+
+// storageLab starts the storage suites' two-host lab (zippy and c1, real
+// sshd, btrfs disks of diskSize bytes) on -storage-net, in a directory of
+// the suite's name.
+func (h *harness) storageLab(ctx context.Context, name string, diskSize int64) (*lab.Lab, error) {
+	return lab.Start(ctx, lab.Config{Dir: labDir(name, h.cfg.storageNet, 7), Net: h.cfg.storageNet, Hosts: seedStorage(), DiskSize: diskSize,
+		ConnectTimeout: 10 * time.Second, Groups: map[string][]string{"cattle": {"c1"}}})
+}
+
+// useHoctl points the `hoctl` on the storage hosts' PATH (the dir
+// primitive, the target filter) at bin, replacing the link in one rename
+// so that a suite can swap builds between runs.
+func useHoctl(l *lab.Lab, bin string) error {
+	for _, n := range []string{"zippy", "c1"} {
+		link := filepath.Join(l.Host(n).Dir, "bin", "hoctl")
+		tmp := link + ".new"
+		_ = os.Remove(tmp)
+		if err := os.Symlink(bin, tmp); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, link); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // btrbkSetup writes btrbk's configuration for the storage lab, and an ssh

@@ -36,8 +36,7 @@ import (
 // (its own binary on the hosts as well), interleaved; with
 // -transfer-before-only relay|direct, only that transport's.
 func (h *harness) transfer(ctx context.Context) error {
-	l, err := lab.Start(ctx, lab.Config{Dir: labDir("transfer", h.cfg.storageNet, 7), Net: h.cfg.storageNet, Hosts: seedStorage(), DiskSize: 8 << 30,
-		ConnectTimeout: 10 * time.Second, Groups: map[string][]string{"cattle": {"c1"}}})
+	l, err := h.storageLab(ctx, "transfer", 8<<30)
 	if err != nil {
 		return err
 	}
@@ -54,21 +53,7 @@ func (h *harness) transfer(ctx context.Context) error {
 	}
 	// The hosts run `hoctl` from their PATH (dir-op send, target-filter):
 	// the binary under test, swapped per run when two are compared.
-	useBin := func(path string) error {
-		for _, n := range []string{"zippy", "c1"} {
-			link := filepath.Join(l.Host(n).Dir, "bin", "hoctl")
-			tmp := link + ".new"
-			_ = os.Remove(tmp)
-			if err := os.Symlink(path, tmp); err != nil {
-				return err
-			}
-			if err := os.Rename(tmp, link); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if err := useBin(bins[len(bins)-1].path); err != nil {
+	if err := useHoctl(l, bins[len(bins)-1].path); err != nil {
 		return err
 	}
 
@@ -148,7 +133,7 @@ sync`); err != nil {
 
 	summary := regexp.MustCompile(` in ([0-9.]+m?s|[0-9]+m[0-9.]+s) \(`)
 	hoctlRun := func(bin binary, inv string, args ...string) (wall, send time.Duration, err error) {
-		if err := useBin(bin.path); err != nil {
+		if err := useHoctl(l, bin.path); err != nil {
 			return 0, 0, err
 		}
 		if _, err := on("zippy", "sync"); err != nil {
