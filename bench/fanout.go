@@ -33,12 +33,12 @@ func (h *harness) fanout() error {
 			// may be after the tool that opened it has exited: wait for
 			// the count to settle before and after, so the previous
 			// tool's sessions are not counted as hoctl's.
-			before := h.settledSSHDCPU()
+			before := settledSSHDCPU(h.lab.Hosts)
 			d, ru, err := h.timeCmd(nil, h.cfg.hoctl, "run", v.target, "--", "hostname")
 			if err != nil {
 				return err
 			}
-			r.sshdCPU = append(r.sshdCPU, h.settledSSHDCPU()-before)
+			r.sshdCPU = append(r.sshdCPU, settledSSHDCPU(h.lab.Hosts)-before)
 			r.hoctlCPU = append(r.hoctlCPU, cpu(ru))
 			r.hoctl = append(r.hoctl, d)
 
@@ -127,13 +127,13 @@ func (h *harness) fanout() error {
 	return h.phases()
 }
 
-// settledSSHDCPU is sshdCPU once it stops changing (the lab's listeners
-// have reaped every finished session), waiting at most 5 s.
-func (h *harness) settledSSHDCPU() time.Duration {
-	last := h.sshdCPU()
+// settledSSHDCPU is sshdCPU of hosts once it stops changing (their
+// listeners have reaped every finished session), waiting at most 5 s.
+func settledSSHDCPU(hosts []*lab.Host) time.Duration {
+	last := sshdCPU(hosts)
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
 		time.Sleep(150 * time.Millisecond)
-		cur := h.sshdCPU()
+		cur := sshdCPU(hosts)
 		if cur == last {
 			return cur
 		}
@@ -281,12 +281,13 @@ func (h *harness) phases() error {
 	return nil
 }
 
-// sshdCPU sums user+system time of every lab sshd listener and its reaped
-// children (the per-connection sshd processes and the commands they ran).
-func (h *harness) sshdCPU() time.Duration {
+// sshdCPU sums user+system time of the hosts' sshd listeners and their
+// reaped children (the per-connection sshd processes and the commands
+// they ran).
+func sshdCPU(hosts []*lab.Host) time.Duration {
 	tick := 100.0 // USER_HZ on Linux
 	var total float64
-	for _, host := range h.lab.Hosts {
+	for _, host := range hosts {
 		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", host.Pid, host.Pid))
 		if err != nil {
 			continue

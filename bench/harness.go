@@ -162,9 +162,14 @@ func tailLines(s string, n int) string {
 }
 
 func median(ds []time.Duration) time.Duration {
+	s := sorted(ds)
+	return s[len(s)/2]
+}
+
+func sorted(ds []time.Duration) []time.Duration {
 	s := append([]time.Duration(nil), ds...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[len(s)/2]
+	return s
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.3f s", d.Seconds()) }

@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
+	"maps"
 	"path/filepath"
-	"regexp"
-	"sort"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,11 +34,11 @@ import (
 // (its own binary on the hosts as well), interleaved; with
 // -transfer-before-only relay|direct, only that transport's.
 func (h *harness) transfer(ctx context.Context) error {
-	l, err := h.storageLab(ctx, "transfer", 8<<30)
+	t, err := h.newTransferLab(ctx, "transfer", 8<<30)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = l.Stop() }()
+	defer t.stop()
 	type binary struct{ label, path string }
 	bins := []binary{{"hoctl", h.cfg.hoctl}}
 	if h.cfg.transferBefore != "" {
@@ -51,148 +49,7 @@ func (h *harness) transfer(ctx context.Context) error {
 			return err
 		}
 	}
-	// The hosts run `hoctl` from their PATH (dir-op send, target-filter):
-	// the binary under test, swapped per run when two are compared.
-	if err := useHoctl(l, bins[len(bins)-1].path); err != nil {
-		return err
-	}
-
-	base, err := os.ReadFile(l.Inventory)
-	if err != nil {
-		return err
-	}
-	state := filepath.Join(h.dir, "transfer-state")
-	inventories := map[string]string{}
-	for _, compress := range []string{"none", "zstd"} {
-		big := "replication:\n  big:\n    source: {host: zippy, subvolume: /persist/big, snapshot_dir: /persist/big-snapshots}\n" +
-			"    target: {host: c1, dir: /persist/big-standby}\n    keep: {source: 3, target: 3}\n    compress: " + compress + "\n"
-		p := filepath.Join(h.dir, "transfer-"+compress+".yaml")
-		if err := os.WriteFile(p, []byte(strings.Replace(string(base), "replication:\n", big, 1)), 0o600); err != nil {
-			return err
-		}
-		inventories[compress] = p
-	}
-	env := []string{"HOCTL_INVENTORY=" + inventories["none"], "XDG_STATE_HOME=" + state}
-	// on runs script on host itself (in its namespaces), its output raw.
-	on := func(host, script string) (string, error) {
-		cmd, err := l.Command(host, "bash", "-c", script)
-		if err != nil {
-			return "", err
-		}
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return "", fmt.Errorf("%s: %w\n%s", host, err, tailLines(string(out), 15))
-		}
-		return string(out), nil
-	}
-	// timed runs script on host and returns the time its timed part took
-	// there, between the markers T0 and T1 it prints.
-	timed := func(host, script string) (time.Duration, error) {
-		out, err := on(host, "t0=$(date +%s%N); "+script+"; t1=$(date +%s%N); echo TIMED $((t1-t0))")
-		if err != nil {
-			return 0, err
-		}
-		m := regexp.MustCompile(`TIMED (\d+)`).FindStringSubmatch(out)
-		if m == nil {
-			return 0, fmt.Errorf("%s: no timing in %q", host, tailLines(out, 5))
-		}
-		ns, _ := strconv.ParseInt(m[1], 10, 64)
-		return time.Duration(ns), nil
-	}
-
-	// zippy's own keys: one restricted to the target filter on c1 (what
-	// hoctl's direct transport uses), one unrestricted for the bare pipes.
-	c1Line, err := knownHostsEntry(l, "c1")
-	if err != nil {
-		return err
-	}
-	if _, err := on("zippy", `set -e
-mkdir -p -m 700 /root/.ssh
-rm -f /root/.ssh/id_ed25519* /root/.ssh/raw*
-ssh-keygen -q -t ed25519 -N '' -C zippy -f /root/.ssh/id_ed25519
-ssh-keygen -q -t ed25519 -N '' -C zippy-raw -f /root/.ssh/raw
-echo '`+c1Line+`' > /root/.ssh/known_hosts
-btrfs subvolume create /persist/big >/dev/null
-mkdir -p /persist/big-snapshots /persist/ceiling
-head -c 1073741824 /dev/urandom > /persist/big/data
-sync`); err != nil {
-		return err
-	}
-	pubs, err := on("zippy", "cat /root/.ssh/id_ed25519.pub /root/.ssh/raw.pub")
-	if err != nil {
-		return err
-	}
-	keys := strings.Split(strings.TrimSpace(pubs), "\n")
-	if len(keys) != 2 {
-		return fmt.Errorf("zippy's public keys: %q", pubs)
-	}
-	if _, err := on("c1", "mkdir -p -m 700 /root/.ssh /persist/big-standby /persist/raw && cat > /root/.ssh/authorized_keys <<'EOF'\n"+
-		`command="hoctl target-filter /persist/big-standby",restrict `+keys[0]+"\n"+keys[1]+"\nEOF"); err != nil {
-		return err
-	}
-
-	summary := regexp.MustCompile(` in ([0-9.]+m?s|[0-9]+m[0-9.]+s) \(`)
-	hoctlRun := func(bin binary, inv string, args ...string) (wall, send time.Duration, err error) {
-		if err := useHoctl(l, bin.path); err != nil {
-			return 0, 0, err
-		}
-		if _, err := on("zippy", "sync"); err != nil {
-			return 0, 0, err
-		}
-		wall, out, err := h.timeCmdOut([]string{"HOCTL_INVENTORY=" + inv, "XDG_STATE_HOME=" + state}, append([]string{bin.path, "--yes", "replicate", "--name", "big"}, args...)...)
-		if err != nil {
-			return 0, 0, err
-		}
-		m := summary.FindStringSubmatch(out)
-		if m == nil {
-			return 0, 0, fmt.Errorf("no send summary in hoctl's output:\n%s", tailLines(out, 10))
-		}
-		send, err = time.ParseDuration(m[1])
-		return wall, send, err
-	}
-	newest := func(host, dir string) (string, error) {
-		out, err := on(host, "ls -d "+dir+"/big@* | tail -2")
-		if err != nil {
-			return "", err
-		}
-		f := strings.Fields(out)
-		if len(f) == 0 {
-			return "", fmt.Errorf("%s: no snapshot in %s", host, dir)
-		}
-		return f[len(f)-1], nil
-	}
-	// ceiling sends zippy's newest snapshot (from its previous one when
-	// incremental) into /persist/ceiling on zippy, and keeps only that copy.
-	ceiling := func(incremental bool) (time.Duration, error) {
-		out, err := on("zippy", "ls -d /persist/big-snapshots/big@* | tail -2")
-		if err != nil {
-			return 0, err
-		}
-		snaps := strings.Fields(out)
-		send := "btrfs send -q " + snaps[len(snaps)-1]
-		if incremental {
-			if len(snaps) < 2 {
-				return 0, fmt.Errorf("no parent on zippy for the incremental ceiling")
-			}
-			send = "btrfs send -q -p " + snaps[0] + " " + snaps[1]
-		} else if _, err := on("zippy", "btrfs subvolume delete -c /persist/ceiling/big@* >/dev/null 2>&1; btrfs subvolume sync /persist >/dev/null; sync"); err != nil {
-			return 0, err
-		}
-		if _, err := on("zippy", "sync"); err != nil {
-			return 0, err
-		}
-		d, err := timed("zippy", "set -o pipefail; "+send+" | btrfs receive -q /persist/ceiling")
-		if err != nil {
-			return 0, err
-		}
-		// Only the newest copy stays: the next incremental's parent.
-		_, err = on("zippy", "cd /persist/ceiling && ls -d big@* | head -n -1 | xargs -r btrfs subvolume delete -c >/dev/null")
-		return d, err
-	}
-	clearC1 := func() error {
-		_, err := on("c1", "btrfs subvolume delete /persist/big-standby/big@* /persist/raw/big@* >/dev/null 2>&1; btrfs subvolume sync /persist >/dev/null; sync")
-		return err
-	}
+	env := []string{"HOCTL_INVENTORY=" + t.inventories["none"], "XDG_STATE_HOME=" + t.state}
 
 	type variant struct {
 		label, transport, compress string
@@ -200,12 +57,12 @@ sync`); err != nil {
 	}
 	var variants []variant
 	for i, b := range bins {
-		for _, t := range []string{"relay", "direct"} {
-			if i < len(bins)-1 && t != h.cfg.beforeOnly && h.cfg.beforeOnly != "" {
+		for _, tr := range []string{"relay", "direct"} {
+			if i < len(bins)-1 && tr != h.cfg.beforeOnly && h.cfg.beforeOnly != "" {
 				continue // the earlier binary only where the two differ
 			}
 			for _, c := range strings.Split(h.cfg.compress, ",") {
-				variants = append(variants, variant{b.label, t, c, b})
+				variants = append(variants, variant{b.label, tr, c, b})
 			}
 		}
 	}
@@ -213,41 +70,52 @@ sync`); err != nil {
 		return fmt.Sprintf("%s --transport %s, compress: %s", v.label, v.transport, v.compress)
 	}
 	type samples struct{ wall, send, ceiling []time.Duration }
-
-	// Full sends.
-	full := map[string]*samples{}
-	raw := map[string][]time.Duration{}
-	sshArgs := fmt.Sprintf("ssh -i %s -o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes -o BatchMode=yes -p %d", l.ClientKey, l.KnownHosts, lab.Port)
-	c1 := l.Host("c1").Addr
-	for i := 0; i < h.cfg.runs; i++ {
-		// Rotated, so that no variant always runs first or after the same one.
-		for j := range variants {
-			v := variants[(i+j)%len(variants)]
-			if err := clearC1(); err != nil {
-				return err
+	// rounds runs every variant h.cfg.runs times, rotated so that no
+	// variant always runs first or after the same one: prepare, hoctl's
+	// send, the ceiling of the same snapshots. after ends each round.
+	rounds := func(prepare func() error, incremental bool, after func() error, args ...string) (map[string]*samples, error) {
+		m := map[string]*samples{}
+		for i := 0; i < h.cfg.runs; i++ {
+			for j := range variants {
+				v := variants[(i+j)%len(variants)]
+				if err := prepare(); err != nil {
+					return nil, err
+				}
+				wall, send, err := t.hoctlRun(v.bin.path, t.inventories[v.compress], append(args, "--transport", v.transport)...)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", key(v), err)
+				}
+				c, _, err := t.ceiling(incremental)
+				if err != nil {
+					return nil, err
+				}
+				s := m[key(v)]
+				if s == nil {
+					s = &samples{}
+					m[key(v)] = s
+				}
+				s.wall, s.send, s.ceiling = append(s.wall, wall), append(s.send, send), append(s.ceiling, c)
 			}
-			wall, send, err := hoctlRun(v.bin, inventories[v.compress], "--full", "--transport", v.transport)
-			if err != nil {
-				return fmt.Errorf("%s: %w", key(v), err)
+			if err := after(); err != nil {
+				return nil, err
 			}
-			c, err := ceiling(false)
-			if err != nil {
-				return err
-			}
-			s := full[key(v)]
-			if s == nil {
-				s = &samples{}
-				full[key(v)] = s
-			}
-			s.wall, s.send, s.ceiling = append(s.wall, wall), append(s.send, send), append(s.ceiling, c)
 		}
-		snap, err := newest("zippy", "/persist/big-snapshots")
+		return m, nil
+	}
+
+	// Full sends, and after each round the bare pipes of the newest snapshot.
+	raw := map[string][]time.Duration{}
+	sshArgs := t.sshArgs()
+	c1 := t.l.Host("c1").Addr
+	pipes := func() error {
+		snaps, err := t.snapshots()
 		if err != nil {
 			return err
 		}
+		snap := snaps[len(snaps)-1]
 		pipes := []struct{ label, host, script string }{
 			{"ssh zippy btrfs send | ssh c1 btrfs receive (from this machine)", "",
-				fmt.Sprintf("%s root@%s btrfs send -q %s | %s root@%s btrfs receive -q /persist/raw", sshArgs, l.Host("zippy").Addr, snap, sshArgs, c1)},
+				fmt.Sprintf("%s root@%s btrfs send -q %s | %s root@%s btrfs receive -q /persist/raw", sshArgs, t.l.Host("zippy").Addr, snap, sshArgs, c1)},
 			{"on zippy: btrfs send | ssh c1 btrfs receive (OpenSSH's default cipher)", "zippy",
 				fmt.Sprintf("btrfs send -q %s | ssh -i /root/.ssh/raw -o BatchMode=yes -p %d root@%s btrfs receive -q /persist/raw", snap, lab.Port, c1)},
 			{"on zippy: btrfs send | ssh -c aes128-gcm@openssh.com c1 btrfs receive", "zippy",
@@ -257,22 +125,27 @@ sync`); err != nil {
 			pipes = pipes[:1]
 		}
 		for _, p := range pipes {
-			if err := clearC1(); err != nil {
+			if err := t.clearC1(); err != nil {
 				return err
 			}
 			var d time.Duration
 			if p.host == "" {
 				d, _, err = h.timeCmd(env, "sh", "-c", "set -e; "+p.script)
 			} else {
-				d, err = timed(p.host, "set -o pipefail; "+p.script)
+				d, _, err = t.timed(p.host, "set -o pipefail; "+p.script)
 			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", p.label, err)
 			}
 			raw[p.label] = append(raw[p.label], d)
 		}
+		return nil
 	}
-	if err := clearC1(); err != nil {
+	full, err := rounds(t.clearC1, false, pipes, "--full")
+	if err != nil {
+		return err
+	}
+	if err := t.clearC1(); err != nil {
 		return err
 	}
 
@@ -287,12 +160,7 @@ sync`); err != nil {
 			secs(ceil), size/ceil.Seconds()/(1<<20), len(all), list(sorted(all)))
 		fmt.Println("| hoctl replicate | send step (median) | rate | × ceiling | whole run (median) | send step, runs |")
 		fmt.Println("|---|---|---|---|---|---|")
-		var keys []string
-		for k := range m {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			s := m[k]
 			ms := median(s.send)
 			fmt.Printf("| %s | %s | %.0f MiB/s | **%.2f×** | %s | %s |\n", k, secs(ms), size/ms.Seconds()/(1<<20), ceil.Seconds()/ms.Seconds(), secs(median(s.wall)), list(s.send))
@@ -304,69 +172,27 @@ sync`); err != nil {
 	fmt.Println()
 	fmt.Println("| pipe | median | rate | runs |")
 	fmt.Println("|---|---|---|---|")
-	var labels []string
-	for k := range raw {
-		labels = append(labels, k)
-	}
-	sort.Strings(labels)
-	for _, k := range labels {
+	for _, k := range slices.Sorted(maps.Keys(raw)) {
 		m := median(raw[k])
 		fmt.Printf("| %s | %s | %.0f MiB/s | %s |\n", strings.ReplaceAll(k, "|", `\|`), secs(m), float64(1<<30)/m.Seconds()/(1<<20), list(raw[k]))
 	}
 	fmt.Println()
 	// Incremental sends: 100 MiB rewritten before each run, the chain
-	// started by one full send of each binary's own (not measured).
-	incr := map[string]*samples{}
-	change := "dd if=/dev/urandom of=/persist/big/data bs=1M count=100 seek=$(( $(od -An -N2 -tu2 /dev/urandom) % 900 )) conv=notrunc status=none && sync"
-	if _, _, err := hoctlRun(bins[0], inventories["none"], "--full"); err != nil {
+	// started by one full send of the first binary's (not measured).
+	change := func() error {
+		_, err := t.on("zippy", "dd if=/dev/urandom of=/persist/big/data bs=1M count=100 seek=$(( $(od -An -N2 -tu2 /dev/urandom) % 900 )) conv=notrunc status=none && sync")
 		return err
 	}
-	if _, err := ceiling(false); err != nil {
+	if _, _, err := t.hoctlRun(bins[0].path, t.inventories["none"], "--full"); err != nil {
 		return err
 	}
-	for i := 0; i < h.cfg.runs; i++ {
-		for j := range variants {
-			v := variants[(i+j)%len(variants)]
-			if _, err := on("zippy", change); err != nil {
-				return err
-			}
-			wall, send, err := hoctlRun(v.bin, inventories[v.compress], "--transport", v.transport)
-			if err != nil {
-				return fmt.Errorf("%s: %w", key(v), err)
-			}
-			c, err := ceiling(true)
-			if err != nil {
-				return err
-			}
-			s := incr[key(v)]
-			if s == nil {
-				s = &samples{}
-				incr[key(v)] = s
-			}
-			s.wall, s.send, s.ceiling = append(s.wall, wall), append(s.send, send), append(s.ceiling, c)
-		}
+	if _, _, err := t.ceiling(false); err != nil {
+		return err
 	}
-
+	incr, err := rounds(change, true, func() error { return nil })
+	if err != nil {
+		return err
+	}
 	report("incremental send of 100 MiB rewritten", 100<<20, incr)
 	return nil
-}
-
-func sorted(ds []time.Duration) []time.Duration {
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s
-}
-
-// knownHostsEntry is the lab's known_hosts line for a host.
-func knownHostsEntry(l *lab.Lab, name string) (string, error) {
-	data, err := os.ReadFile(l.KnownHosts)
-	if err != nil {
-		return "", err
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "["+l.Host(name).Addr+"]:") {
-			return line, nil
-		}
-	}
-	return "", fmt.Errorf("no known_hosts line for %s in %s", name, l.KnownHosts)
 }
