@@ -23,7 +23,7 @@ GOBIN   ?= $(shell $(GO) env GOPATH)/bin
 # gcc and libc6-dev: Nomad's cached build needs cgo; ca-certificates: the Go
 # module proxy over HTTPS (a fresh minimal Debian has none of the three).
 LAB_PKGS   := openssh-server openssh-client btrfs-progs util-linux mount procps iproute2 attr zstd curl sudo systemd-container debootstrap libnfs-utils gcc libc6-dev ca-certificates nix-bin nftables bash-completion zsh fish git lsof rsync
-BENCH_PKGS := pdsh ansible ansible-core python3-minimal hyperfine btrbk
+BENCH_PKGS := pdsh ansible ansible-core python3-minimal hyperfine btrbk mbuffer
 
 .PHONY: all build lab-cache man install uninstall test test-unit test-e2e lint fmt demo demo-down bench fuzz deps bench-deps preflight fresh-check clean docs-golden
 

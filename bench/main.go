@@ -93,7 +93,7 @@ func run() error {
 	flag.IntVar(&c.net, "net", envInt("HOCTL_BENCH_NET", 3), "fleet lab on 127.0.NET.x (default $HOCTL_BENCH_NET, else 3)")
 	flag.IntVar(&c.storageNet, "storage-net", envInt("HOCTL_BENCH_STORAGE_NET", 7), "storage lab on 127.0.NET.x (default $HOCTL_BENCH_STORAGE_NET, else 7)")
 	flag.StringVar(&c.hoctl, "hoctl", "bin/hoctl", "hoctl binary")
-	flag.StringVar(&c.only, "only", "", "comma list of suites: fanout,sequence,runbook,replicate,cycle,transfer,jobs,memory,lab (default all)")
+	flag.StringVar(&c.only, "only", "", "comma list of suites: fanout,sequence,runbook,replicate,cycle,transfer,jobs,memory,lab (default all); direct-tries only when named")
 	flag.StringVar(&c.baseline, "baseline", "", "cycle: another hoctl build to measure side by side with -hoctl")
 	flag.StringVar(&c.transferBefore, "transfer-before", "", "transfer suite: also measure this hoctl binary, interleaved with -hoctl")
 	flag.StringVar(&c.compress, "transfer-compress", "none,zstd", "transfer suite: the compress settings measured")
@@ -148,6 +148,12 @@ func run() error {
 	}
 	if want("transfer") {
 		if err := h.transfer(ctx); err != nil {
+			return err
+		}
+	}
+	// The tries are an experiment, not a figure of the house: only when named.
+	if strings.Contains(","+c.only+",", ",direct-tries,") {
+		if err := h.directTries(ctx); err != nil {
 			return err
 		}
 	}

@@ -96,23 +96,34 @@ func (t *transferLab) on(host, script string) (string, error) {
 	return string(out), nil
 }
 
-var timedLine = regexp.MustCompile(`TIMED (\d+) (\d+)`)
+var timedLine = regexp.MustCompile(`TIMED (\d+)\n[0-9.ms]+ [0-9.ms]+\n([0-9]+)m([0-9.]+)s ([0-9]+)m([0-9.]+)s`)
 
 // timed runs script on host and returns the wall time its part took
 // there and the CPU time (user and system) of the processes it waited
 // for, as bash's `times` counts them.
 func (t *transferLab) timed(host, script string) (wall, cpu time.Duration, err error) {
-	out, err := t.on(host, "t0=$(date +%s%N); "+script+"\nt1=$(date +%s%N); c=$(cut -d' ' -f14-17 /proc/$$/stat); set -- $c; echo TIMED $((t1-t0)) $(( ($3+$4) * 10000000 ))")
+	out, err := t.on(host, "t0=$(date +%s%N); "+script+"\nt1=$(date +%s%N); echo TIMED $((t1-t0)); times")
 	if err != nil {
 		return 0, 0, err
 	}
+	return parseTimed(host, out)
+}
+
+// parseTimed reads timed's TIMED line (nanoseconds) and the line of
+// bash's `times` after it that counts the waited-for children.
+func parseTimed(host, out string) (wall, cpu time.Duration, err error) {
 	m := timedLine.FindStringSubmatch(out)
 	if m == nil {
 		return 0, 0, fmt.Errorf("%s: no timing in %q", host, tailLines(out, 5))
 	}
 	ns, _ := strconv.ParseInt(m[1], 10, 64)
-	cns, _ := strconv.ParseInt(m[2], 10, 64)
-	return time.Duration(ns), time.Duration(cns), nil
+	var secs float64
+	for _, p := range [][2]string{{m[2], m[3]}, {m[4], m[5]}} {
+		m, _ := strconv.ParseFloat(p[0], 64)
+		s, _ := strconv.ParseFloat(p[1], 64)
+		secs += m*60 + s
+	}
+	return time.Duration(ns), time.Duration(secs * float64(time.Second)), nil
 }
 
 var sendSummary = regexp.MustCompile(` in ([0-9.]+m?s|[0-9]+m[0-9.]+s) \(`)
