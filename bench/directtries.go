@@ -107,8 +107,8 @@ func (h *harness) directTries(ctx context.Context) error {
 	ceil, asHoctl := median(res[ceilingLabel].wall), median(res[tries[0].label].wall)
 	fmt.Printf("#### Direct transport: what could close the gap to the ceiling (full send of 1 GiB of incompressible data, zippy → c1)\n\n")
 	fmt.Printf("hoctl's direct script (from `hoctl --dry-run replicate --name big --full --transport direct`, the snapshot's name replaced):\n\n```\n%s\n```\n\n", script)
-	fmt.Println("| pipeline | wall (median) | × ceiling | × as hoctl | CPU source | CPU target | CPU total | wall, runs |")
-	fmt.Println("|---|---|---|---|---|---|---|---|")
+	fmt.Println("| pipeline | wall (median) | × ceiling | × its round's ceiling (median) | × as hoctl | × as hoctl, its round's (median) | CPU source | CPU target | CPU total | wall, runs |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
 	labels := []string{ceilingLabel, hoctlLabel}
 	for _, tr := range tries {
 		labels = append(labels, tr.label)
@@ -117,7 +117,8 @@ func (h *harness) directTries(ctx context.Context) error {
 		s := res[k]
 		m := median(s.wall)
 		src, dst := median(s.src), median(s.dst)
-		fmt.Printf("| %s | %s | **%.2f×** | %.2f× | %.2f s | %.2f s | %.2f s | %s |\n", strings.ReplaceAll(k, "|", `\|`), secs(m), ceil.Seconds()/m.Seconds(), asHoctl.Seconds()/m.Seconds(),
+		fmt.Printf("| %s | %s | **%.2f×** | %.2f× | %.2f× | %.2f× | %.2f s | %.2f s | %.2f s | %s |\n", strings.ReplaceAll(k, "|", `\|`), secs(m), ceil.Seconds()/m.Seconds(),
+			pairedRatio(res[ceilingLabel].wall, s.wall), asHoctl.Seconds()/m.Seconds(), pairedRatio(res[tries[0].label].wall, s.wall),
 			src.Seconds(), dst.Seconds(), (src + dst).Seconds(), list(s.wall))
 	}
 	fmt.Println()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -211,4 +212,18 @@ func machine() string {
 		rel = append(rel, byte(c))
 	}
 	return fmt.Sprintf("%d cores (%s), Linux %s, %s", runtime.NumCPU(), model, rel, runtime.Version())
+}
+
+// pairedRatio is the median of num[i]/den[i]: each run against the
+// measurement taken right beside it, which shares its moment's load.
+func pairedRatio(num, den []time.Duration) float64 {
+	var r []float64
+	for i := range min(len(num), len(den)) {
+		r = append(r, num[i].Seconds()/den[i].Seconds())
+	}
+	if len(r) == 0 {
+		return 0
+	}
+	slices.Sort(r)
+	return r[len(r)/2]
 }

@@ -158,12 +158,13 @@ func (h *harness) transfer(ctx context.Context) error {
 		fmt.Printf("#### Transfer: %s, zippy → c1\n\n", title)
 		fmt.Printf("Ceiling: `btrfs send | btrfs receive` on zippy itself, of the same snapshots, run after each hoctl run: median %s (%.0f MiB/s; %d runs: %s).\n\n",
 			secs(ceil), size/ceil.Seconds()/(1<<20), len(all), list(sorted(all)))
-		fmt.Println("| hoctl replicate | send step (median) | rate | × ceiling | whole run (median) | send step, runs |")
-		fmt.Println("|---|---|---|---|---|---|")
+		fmt.Println("| hoctl replicate | send step (median) | rate | × ceiling | × its own run's ceiling (median) | whole run (median) | send step, runs | its ceiling, runs |")
+		fmt.Println("|---|---|---|---|---|---|---|---|")
 		for _, k := range slices.Sorted(maps.Keys(m)) {
 			s := m[k]
 			ms := median(s.send)
-			fmt.Printf("| %s | %s | %.0f MiB/s | **%.2f×** | %s | %s |\n", k, secs(ms), size/ms.Seconds()/(1<<20), ceil.Seconds()/ms.Seconds(), secs(median(s.wall)), list(s.send))
+			fmt.Printf("| %s | %s | %.0f MiB/s | **%.2f×** | %.2f× | %s | %s | %s |\n", k, secs(ms), size/ms.Seconds()/(1<<20), ceil.Seconds()/ms.Seconds(),
+				pairedRatio(s.ceiling, s.send), secs(median(s.wall)), list(s.send), list(s.ceiling))
 		}
 		fmt.Println()
 	}
