@@ -181,8 +181,10 @@ func (h *harness) transfer(ctx context.Context) error {
 	// Incremental sends: 100 MiB rewritten before each run, the chain
 	// started by one full send of the first binary's (not measured).
 	change := func() error {
-		_, err := t.on("zippy", "dd if=/dev/urandom of=/persist/big/data bs=1M count=100 seek=$(( $(od -An -N2 -tu2 /dev/urandom) % 900 )) conv=notrunc status=none && sync")
-		return err
+		if _, err := t.on("zippy", "dd if=/dev/urandom of=/persist/big/data bs=1M count=100 seek=$(( $(od -An -N2 -tu2 /dev/urandom) % 900 )) conv=notrunc status=none"); err != nil {
+			return err
+		}
+		return t.settle("zippy")
 	}
 	if _, _, err := t.hoctlRun(bins[0].path, t.inventories["none"], "--full"); err != nil {
 		return err

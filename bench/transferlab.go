@@ -135,7 +135,7 @@ func (t *transferLab) hoctlRun(bin, inv string, args ...string) (wall, send time
 	if err := useHoctl(t.l, bin); err != nil {
 		return 0, 0, err
 	}
-	if _, err := t.on("zippy", "sync"); err != nil {
+	if err := t.settle("zippy"); err != nil {
 		return 0, 0, err
 	}
 	wall, out, err := t.h.timeCmdOut([]string{"HOCTL_INVENTORY=" + inv, "XDG_STATE_HOME=" + t.state}, append([]string{bin, "--yes", "replicate", "--name", "big"}, args...)...)
@@ -176,10 +176,10 @@ func (t *transferLab) ceiling(incremental bool) (wall, cpu time.Duration, err er
 			return 0, 0, fmt.Errorf("no parent on zippy for the incremental ceiling")
 		}
 		send = "btrfs send -q -p " + snaps[0] + " " + snaps[1]
-	} else if _, err := t.on("zippy", "btrfs subvolume delete -c /persist/ceiling/big@* >/dev/null 2>&1; btrfs subvolume sync /persist >/dev/null; sync"); err != nil {
+	} else if _, err := t.on("zippy", "btrfs subvolume delete -c /persist/ceiling/big@* >/dev/null 2>&1; btrfs subvolume sync /persist >/dev/null"); err != nil {
 		return 0, 0, err
 	}
-	if _, err := t.on("zippy", "sync"); err != nil {
+	if err := t.settle("zippy"); err != nil {
 		return 0, 0, err
 	}
 	wall, cpu, err = t.timed("zippy", "set -o pipefail; "+send+" | btrfs receive -q /persist/ceiling")
@@ -194,8 +194,26 @@ func (t *transferLab) ceiling(incremental bool) (wall, cpu time.Duration, err er
 // clearC1 deletes every copy on c1, so that the next full send has
 // nothing to collide with.
 func (t *transferLab) clearC1() error {
-	_, err := t.on("c1", "btrfs subvolume delete /persist/big-standby/big@* /persist/raw/big@* >/dev/null 2>&1; btrfs subvolume sync /persist >/dev/null; sync")
-	return err
+	if _, err := t.on("c1", "btrfs subvolume delete /persist/big-standby/big@* /persist/raw/big@* >/dev/null 2>&1; btrfs subvolume sync /persist >/dev/null"); err != nil {
+		return err
+	}
+	return t.settle("c1")
+}
+
+// settle writes host's /persist out to its disk image and the image out
+// to this machine's disk (syncfs, then an fsync of the image file), so
+// that a measurement starts with none of the last one's dirty pages. A
+// plain sync would also wait for every other writer on this shared
+// machine.
+func (t *transferLab) settle(host string) error {
+	if _, err := t.on(host, "sync -f /persist"); err != nil {
+		return err
+	}
+	img := filepath.Join(t.l.Host(host).Dir, "disk.img")
+	if out, err := lab.ToolCmd(context.Background(), "sync", img).CombinedOutput(); err != nil {
+		return fmt.Errorf("sync %s: %w: %s", img, err, out)
+	}
+	return nil
 }
 
 // sshArgs is ssh from this machine to a lab host, with the lab's key and
