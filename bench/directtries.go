@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -97,7 +98,9 @@ func (h *harness) directTries(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", tr.label, err)
 			}
-			add(tr.label, wall, cpu, t.listenerCPU("c1")-c0)
+			dst := t.listenerCPU("c1") - c0
+			add(tr.label, wall, cpu, dst)
+			fmt.Fprintf(os.Stderr, "direct-tries: round %d: %s: %s, CPU %.2f s + %.2f s\n", i+1, tr.label, secs(wall), cpu.Seconds(), dst.Seconds())
 		}
 	}
 	if err := t.clearC1(); err != nil {

@@ -85,7 +85,8 @@ sync`); err != nil {
 
 // on runs script on host itself (in its namespaces), its output raw.
 func (t *transferLab) on(host, script string) (string, error) {
-	cmd, err := t.l.Command(host, "bash", "-c", script)
+	// The host's own bin/ first, as its sshd sessions have it (SetEnv).
+	cmd, err := t.l.Command(host, "bash", "-c", "export PATH="+filepath.Join(t.l.Host(host).Dir, "bin")+":$PATH\n"+script)
 	if err != nil {
 		return "", err
 	}
@@ -102,7 +103,7 @@ var timedLine = regexp.MustCompile(`TIMED (\d+)\n[0-9.ms]+ [0-9.ms]+\n([0-9]+)m(
 // there and the CPU time (user and system) of the processes it waited
 // for, as bash's `times` counts them.
 func (t *transferLab) timed(host, script string) (wall, cpu time.Duration, err error) {
-	out, err := t.on(host, "t0=$(date +%s%N); "+script+"\nt1=$(date +%s%N); echo TIMED $((t1-t0)); times")
+	out, err := t.on(host, "t0=$(date +%s%N)\n{\n"+script+"\n} || exit $?\nt1=$(date +%s%N); echo TIMED $((t1-t0)); times")
 	if err != nil {
 		return 0, 0, err
 	}
