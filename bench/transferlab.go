@@ -103,11 +103,18 @@ var timedLine = regexp.MustCompile(`TIMED (\d+)\n[0-9.ms]+ [0-9.ms]+\n([0-9]+)m(
 // there and the CPU time (user and system) of the processes it waited
 // for, as bash's `times` counts them.
 func (t *transferLab) timed(host, script string) (wall, cpu time.Duration, err error) {
-	out, err := t.on(host, "t0=$(date +%s%N)\n{\n"+script+"\n} || exit $?\nt1=$(date +%s%N); echo TIMED $((t1-t0)); times")
+	out, err := t.on(host, timedScript(script))
 	if err != nil {
 		return 0, 0, err
 	}
 	return parseTimed(host, out)
+}
+
+// timedScript wraps script for timed: the markers around it, and its
+// failure the whole script's (a failed send timed as a fast one would be
+// a false figure).
+func timedScript(script string) string {
+	return "t0=$(date +%s%N)\n{\n" + script + "\n} || exit $?\nt1=$(date +%s%N); echo TIMED $((t1-t0)); times"
 }
 
 // parseTimed reads timed's TIMED line (nanoseconds) and the line of

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os/exec"
 	"testing"
 	"time"
 )
@@ -41,5 +42,19 @@ func TestDirectVariants(t *testing.T) {
 	}
 	if _, err := directVariants("btrfs send x | ssh c1 btrfs receive", "127.0.244.12"); err == nil {
 		t.Error("a script without hoctl's meter: want an error")
+	}
+}
+
+func TestTimedScriptFailsWithItsScript(t *testing.T) {
+	out, err := exec.Command("bash", "-c", timedScript("set -o pipefail; head -c 1000 /dev/zero | false | cat")).CombinedOutput()
+	if err == nil {
+		t.Fatalf("a failing pipeline timed as if it had run: %s", out)
+	}
+	out, err = exec.Command("bash", "-c", timedScript("set -o pipefail; head -c 1000 /dev/zero | cat >/dev/null")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if _, _, err := parseTimed("local", string(out)); err != nil {
+		t.Fatal(err)
 	}
 }
