@@ -217,11 +217,12 @@ func (t *transferLab) settle(host string) error {
 	if _, err := t.on(host, "sync -f /persist"); err != nil {
 		return err
 	}
-	img := filepath.Join(t.l.Host(host).Dir, "disk.img")
-	if out, err := lab.ToolCmd(context.Background(), "sync", img).CombinedOutput(); err != nil {
-		return fmt.Errorf("sync %s: %w: %s", img, err, out)
+	f, err := os.Open(filepath.Join(t.l.Host(host).Dir, "disk.img"))
+	if err != nil {
+		return err
 	}
-	return nil
+	defer func() { _ = f.Close() }()
+	return f.Sync()
 }
 
 // sshArgs is ssh from this machine to a lab host, with the lab's key and
