@@ -603,8 +603,10 @@ func fill(r *Record, out *Output) {
 	if out == nil {
 		return
 	}
-	code := out.ExitCode
-	r.ExitCode = &code
+	if !out.NoExit {
+		code := out.ExitCode
+		r.ExitCode = &code
+	}
 	r.Duration = ms(out.Duration)
 	r.Output = strings.TrimSpace(out.Stdout + "\n" + out.Stderr)
 }

@@ -385,8 +385,10 @@ func (r *jsonReporter) HostEvent(i int, _ *Step, ev HostEvent) {
 		}
 	}
 	if ev.Output != nil {
-		code := ev.Output.ExitCode
-		je.ExitCode = &code
+		if !ev.Output.NoExit {
+			code := ev.Output.ExitCode
+			je.ExitCode = &code
+		}
 		je.Duration = ms(ev.Output.Duration)
 		// Redacted (in emit) before it is clipped.
 		je.Output = strings.TrimSpace(ev.Output.Stdout + "\n" + ev.Output.Stderr)

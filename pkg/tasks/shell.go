@@ -3,8 +3,10 @@ package tasks
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os/exec"
 	"strings"
 	"text/template"
 	"text/template/parse"
@@ -233,7 +235,26 @@ func (f *Func) Run(ctx context.Context, env *Env, h *inventory.Host, timeout tim
 	}
 	start := time.Now()
 	out, err := f.Fn(ctx, env, h)
-	return &Output{Stdout: out, Note: out, Duration: time.Since(start)}, err
+	o := &Output{Stdout: out, Note: out, Duration: time.Since(start)}
+	if err != nil {
+		o.ExitCode, o.NoExit = processExit(err)
+	}
+	return o, err
+}
+
+// processExit is the exit status of the command behind a failed Func
+// (deploy's local command, a command on a host), or noExit when no
+// command's status is in err's chain.
+func processExit(err error) (code int, noExit bool) {
+	var le *exec.ExitError
+	if errors.As(err, &le) {
+		return le.ExitCode(), false
+	}
+	var se *sshexec.ExitError
+	if errors.As(err, &se) {
+		return se.Code, false
+	}
+	return 0, true
 }
 
 // MaxShownLine bounds the last output line the live view keeps of a host.
