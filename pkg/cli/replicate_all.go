@@ -60,13 +60,39 @@ func replicateAll(ctx context.Context, opts *ReplicateOptions) error {
 	}
 
 	// Each run reports on its own; the connections are shared.
-	if err := replicate.RunAll(ctx, eng, waves, func() tasks.Reporter { return tasks.NewReporter(opts.IO, nil) }); err != nil {
+	if err := replicate.RunAll(ctx, eng, waves, replicationReporter(opts.IO, waves)); err != nil {
 		return err
 	}
 	for _, j := range jobs {
 		tracePhases(opts.Trace, j.Ends.Name, j.Run.Phases(), time.Since(start))
 	}
 	return replicateSummary(opts.IO, jobs)
+}
+
+// replicationReporter makes each run's reporter. When runs go at once
+// (a wave of several), each run's lines come after its replication's
+// name, as run puts a host's name before its output; one at a time, a
+// run has the usual view.
+func replicationReporter(ios *iostreams.IOStreams, waves [][]*replicate.Job) func(*replicate.Job) tasks.Reporter {
+	width, atOnce := 0, false
+	for _, w := range waves {
+		n := 0
+		for _, j := range w {
+			width = max(width, len(j.Ends.Name))
+			if j.Err == nil {
+				n++
+			}
+		}
+		atOnce = atOnce || n > 1
+	}
+	if !atOnce {
+		return func(*replicate.Job) tasks.Reporter { return tasks.NewReporter(ios, nil) }
+	}
+	cs := ios.ColorScheme()
+	return func(j *replicate.Job) tasks.Reporter {
+		pad := strings.Repeat(" ", width-len(j.Ends.Name))
+		return tasks.NewLineReporter(ios, nil, cs.Host(j.Ends.Name)+pad+" | ")
+	}
 }
 
 // replicateAllJobs plans every replication of the inventory as a job of
