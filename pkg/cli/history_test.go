@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -147,5 +148,37 @@ func TestHistoryShowsASuccessfulStepsOutputHeadAndTail(t *testing.T) {
 	}
 	if strings.Contains(out, "line 10\n") {
 		t.Errorf("history shows the middle of a successful step's output:\n%s", out)
+	}
+}
+
+// history --json prints the journal's records as journaled, and the list
+// as run events: nothing for people on stdout.
+func TestHistoryJSONIsTheJournal(t *testing.T) {
+	h, rb := historyHarness(t)
+	if code := h.runLine("--yes", "runbook", "run", rb); code != ExitUnverified {
+		t.Fatalf("exit %d:\n%s", code, h.err)
+	}
+	for _, c := range []struct {
+		args        []string
+		first, last string
+	}{
+		{[]string{"--json", "history", "last"}, "run_start", "run_end"},
+		{[]string{"--json", "history"}, "run", "run"},
+	} {
+		h.out.Reset()
+		if code := h.runLine(c.args...); code != 0 {
+			t.Fatalf("%v: exit %d:\n%s", c.args, code, h.err)
+		}
+		var kinds []string
+		for _, l := range strings.Split(strings.TrimSpace(h.out.String()), "\n") {
+			var ev struct{ Event string }
+			if err := json.Unmarshal([]byte(l), &ev); err != nil {
+				t.Fatalf("%v: not JSON: %q", c.args, l)
+			}
+			kinds = append(kinds, ev.Event)
+		}
+		if kinds[0] != c.first || kinds[len(kinds)-1] != c.last {
+			t.Errorf("%v: events %q, want %s … %s", c.args, kinds, c.first, c.last)
+		}
 	}
 }

@@ -27,6 +27,8 @@ type RunOptions struct {
 
 	// stdin is what every host's command reads (readRunStdin).
 	stdin []byte
+	// printer shows each host's result, the summary and a dry run's plan.
+	printer runPrinter
 }
 
 // NewCmdRun runs an ad-hoc command on many hosts.
@@ -100,6 +102,7 @@ func runRun(ctx context.Context, opts *RunOptions) error {
 		return err
 	}
 	opts.stdin = stdin
+	opts.printer = newRunPrinter(ios)
 	if opts.F.DryRun {
 		return runDryRun(ctx, opts)
 	}
@@ -117,9 +120,7 @@ func runRun(ctx context.Context, opts *RunOptions) error {
 	if err != nil {
 		return err
 	}
-	if !ios.JSON {
-		printRunSummary(ios, results, he, len(opts.stdin))
-	}
+	opts.printer.summary(results, he, len(opts.stdin))
 	if he.Failed+he.Unreachable > 0 {
 		return &SilentError{Code: ExitCode(he)}
 	}
@@ -156,9 +157,7 @@ func runOne(ctx context.Context, opts *RunOptions, conn Connector, h *inventory.
 	if out.keepOut != nil {
 		r.Stdout, r.Stderr = string(out.keepOut.Bytes()), string(out.keepErr.Bytes())
 	}
-	if opts.Group && !ios.JSON {
-		printGroup(ios, r, out.spoolOut, out.spoolErr)
-	}
+	opts.printer.host(r, out)
 	return r
 }
 
