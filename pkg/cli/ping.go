@@ -86,42 +86,45 @@ func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func pingHost(ctx context.Context, conn Connector, h *inventory.Host) PingResult {
 	r := PingResult{Host: h.Name}
-	fail := func(err error) PingResult {
-		r.err = err
-		r.Error = err.Error()
-		var ce *sshexec.ConnError
-		switch {
-		case errors.As(err, &ce):
-			r.Reason = string(ce.Reason)
-			// The reason has its own column; keep the detail only.
-			if ce.Err != nil {
-				r.Error = ce.Err.Error()
-			}
-		case errors.Is(err, context.Canceled):
-			r.Reason = "interrupted"
-		default:
-			r.Reason = "failed"
-		}
-		return r
-	}
 	start := time.Now()
 	run, err := conn.Runner(ctx, h)
 	if err != nil {
-		return fail(err)
+		return r.failed(err)
 	}
 	r.Connect = millis(time.Since(start))
 	if p, ok := run.(sshexec.Pinger); ok {
 		rtt, err := p.Ping(ctx)
 		if err != nil {
-			return fail(err)
+			return r.failed(err)
 		}
 		r.RTTms = millis(rtt)
 	}
 	res, err := run.Run(ctx, sshexec.Cmd{Argv: []string{"uname", "-n"}, Timeout: 30 * time.Second})
 	if err != nil {
-		return fail(err)
+		return r.failed(err)
 	}
 	r.Hostname = strings.TrimSpace(string(res.Stdout))
 	r.OK = true
+	return r
+}
+
+// failed is r with why the host did not answer: the reason (refused,
+// timed out, …) in a field of its own, and the detail.
+func (r PingResult) failed(err error) PingResult {
+	r.err = err
+	r.Error = err.Error()
+	var ce *sshexec.ConnError
+	switch {
+	case errors.As(err, &ce):
+		r.Reason = string(ce.Reason)
+		// The reason has its own column; keep the detail only.
+		if ce.Err != nil {
+			r.Error = ce.Err.Error()
+		}
+	case errors.Is(err, context.Canceled):
+		r.Reason = "interrupted"
+	default:
+		r.Reason = "failed"
+	}
 	return r
 }
