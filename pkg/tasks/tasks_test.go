@@ -556,12 +556,17 @@ func TestInterruptionIsSaidAsSuch(t *testing.T) {
 	fx := newFixture(t)
 	fx.hosts.Delay = 5 * time.Second
 	rb := fx.runbook(t, "name: c\nsteps:\n  - {title: a, hosts: web, run: slow}\n")
+	// Interrupted once a send has begun, not after a fixed sleep: on a
+	// loaded machine the sleep could end before any action started.
+	started := make(chan struct{})
+	var once sync.Once
 	rb.Steps[0].Action = &Func{Desc: "send", Fn: func(ctx context.Context, _ *Env, h *inventory.Host) (string, error) {
+		once.Do(func() { close(started) })
 		<-ctx.Done()
 		return "", fmt.Errorf("%s: send: %w", h.Name, ctx.Err())
 	}}
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { time.Sleep(100 * time.Millisecond); cancel() }()
+	go func() { <-started; time.Sleep(50 * time.Millisecond); cancel() }()
 	id, err := fx.eng.Run(ctx, rb, RunOptions{})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
