@@ -113,6 +113,11 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 			return nil, err
 		}
 		l.mark(&l.Boot.Systems)
+		sctx, cancel := context.WithTimeout(ctx, settledTimeout)
+		defer cancel()
+		if err := l.WaitSettled(sctx); err != nil {
+			return nil, err
+		}
 	}
 	l.mark(&l.Boot.Total)
 	ok = true
