@@ -57,9 +57,9 @@ func TestRealGuardActsDuringItsOwnSlowStart(t *testing.T) {
 	mustInMachine(t, l, "zippy", "echo zippy > /persist/services/"+probe)
 	mustInMachine(t, l, "c1", "btrfs subvolume create /persist/services >/dev/null && echo c1 > /persist/services/"+probe)
 
-	since := fmt.Sprintf("@%d", time.Now().Unix()-1)
+	since := guardSince()
 	journal := func() string {
-		j, _ := inMachine(l, "zippy", "journalctl -u "+lab.NFSGuardUnit+" -u nfs-server --no-pager -o short-iso-precise --since "+since+" | grep -v ' ganesha.nfsd'")
+		j, _ := guardJournal(l, since)
 		return j
 	}
 	hold := func(on bool) {
