@@ -149,6 +149,11 @@ func splitBrainWatch(t *testing.T, l *lab.Lab) {
 	})
 }
 
+// forgetNFSClients empties ganesha's record of the NFSv4 clients of its
+// earlier terms on a host (what a failover's start does on the new
+// primary): a server with none to wait for ends its grace at once.
+const forgetNFSClients = "find /var/lib/nfs/ganesha -mindepth 2 -delete 2>/dev/null || true"
+
 // nfsBaseline puts the NFS service back as the lab started it, whatever
 // a test did: zippy owns and serves a fresh /persist/services (with the
 // lab's hello file), c1 has an empty standby dir, no fence, no recorded
@@ -162,7 +167,7 @@ for s in /persist/services-standby/services@* /persist/services-snapshots/servic
   if [ -e "$s" ]; then btrfs subvolume delete -c "$s" >/dev/null || exit 1; fi
 done
 rm -f /persist/.hoctl-replicate-* /persist/services-standby/.hoctl-replicate-* /persist/services-snapshots/.hoctl-replicate-*
-find /var/lib/nfs/ganesha -mindepth 2 -delete 2>/dev/null || true
+` + forgetNFSClients + `
 mkdir -p /persist/services-snapshots`
 	for _, h := range nfsServers {
 		script := wipe
