@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/hoctl/hoctl/internal/lab"
-	"github.com/hoctl/hoctl/pkg/sshexec"
 )
 
 // confirmCluster is the real cluster with hosts' generations saved. The
@@ -169,12 +168,8 @@ func TestRealDeployKillingSSHDRollsBackByItself(t *testing.T) {
 	}
 	// No operator action: a new SSH connection, on the old generation,
 	// profile and all, the rollback done and gone.
-	// Over SSH, as hoctl reaches it: sshd on c2 is what is tested.
-	res, err := labRunners(t, l, "c2")[0].Run(context.Background(), sshexec.Cmd{Script: "readlink /run/current-system; readlink -f " + lab.NixProfile + "; systemctl is-system-running"})
-	var out string
-	if res != nil {
-		out = string(res.Stdout) + string(res.Stderr)
-	}
+	// Over SSH: sshd on c2 is what is tested.
+	out, err := overSSH(t, l, "c2", "readlink /run/current-system; readlink -f "+lab.NixProfile+"; systemctl is-system-running")
 	if err != nil || out != before+"\n"+before+"\nrunning\n" {
 		t.Fatalf("c2 over a new SSH connection: %v\n%s\nwant %s twice, running", err, out, before)
 	}

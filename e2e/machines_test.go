@@ -17,6 +17,7 @@ import (
 
 	"github.com/hoctl/hoctl/internal/lab"
 	"github.com/hoctl/hoctl/pkg/failover"
+	"github.com/hoctl/hoctl/pkg/sshexec"
 )
 
 var (
@@ -75,6 +76,18 @@ func inMachine(l *lab.Lab, host, script string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	return l.RunOn(ctx, host, script)
+}
+
+// overSSH runs a script on a machine over SSH as hoctl does (stdout,
+// then stderr, untrimmed): only where the SSH session itself is what a
+// test looks at (sshd after a deploy, what pam_env gives a session).
+func overSSH(t *testing.T, l *lab.Lab, host, script string) (string, error) {
+	t.Helper()
+	res, err := labRunners(t, l, host)[0].Run(context.Background(), sshexec.Cmd{Script: script})
+	if res == nil {
+		return "", err
+	}
+	return string(res.Stdout) + string(res.Stderr), err
 }
 
 // mustInMachine is inMachine failing the test on an error.

@@ -218,7 +218,9 @@ chmod 600 /data/compute/`+app+`/app.ini`)
 	if out, err := nomadOn(t, l, "nomad job stop -purge -yes "+app+" >/dev/null"); err != nil {
 		t.Fatalf("purging %s: %v\n%s", app, err, out)
 	}
-	if out, err := inMachine(l, "c1", undo); err == nil || !strings.Contains(out, "No job(s) with prefix or ID") {
+	// Over SSH, as hoctl runs it (c1's nomad CLI finds its agent through
+	// /etc/environment, which pam_env reads for an SSH session).
+	if out, err := overSSH(t, l, "c1", undo); err == nil || !strings.Contains(out, "No job(s) with prefix or ID") {
 		t.Fatalf("the undo without a job: %v, want a failure saying so\n%s", err, out)
 	} else {
 		t.Logf("the undo without a job: %v\n%s", err, out)
