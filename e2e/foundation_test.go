@@ -162,19 +162,38 @@ func withPolicy(t *testing.T, policy string) string {
 	return p
 }
 
-// countProcs counts this machine's processes whose command line matches
-// pattern, but those of another group's real cluster (groups_test.go):
-// its replications run the same btrfs receive as the storage lab's.
+// countProcs counts the processes whose command line matches pattern and
+// that are this test process's own: on this machine itself (in its mount
+// namespace: a runbook's local step), on a host of one of its namespace
+// labs, or in its real cluster's machines. Another group's labs, another
+// checkout's suite and anything else on this shared machine run the same
+// commands (a replication's btrfs receive) and are left out.
 func countProcs(t *testing.T, pattern string) int {
 	t.Helper()
 	out, _ := lab.ToolCmd(context.Background(), "pgrep", "-f", pattern).Output()
+	own := labs.mountNamespaces()
 	n := 0
 	for _, pid := range strings.Fields(string(out)) {
-		if !ofAnotherGroup(pid) {
+		if ownProc(pid, own) {
 			n++
 		}
 	}
 	return n
+}
+
+// ownProc reports whether pid is this test process's (countProcs): in its
+// own real cluster's cgroups, or, outside every lab cgroup, in one of the
+// mount namespaces own.
+func ownProc(pid string, own map[string]bool) bool {
+	cg, err := os.ReadFile("/proc/" + pid + "/cgroup")
+	if err != nil {
+		return false
+	}
+	if strings.Contains(string(cg), "/hoctl-lab/") {
+		return !ofAnotherGroup(pid)
+	}
+	ns, err := os.Readlink("/proc/" + pid + "/ns/mnt")
+	return err == nil && own[ns]
 }
 
 func TestCtrlCStopsRemoteCommandsEverywhere(t *testing.T) {
