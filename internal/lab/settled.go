@@ -66,8 +66,12 @@ func (l *Lab) settled(ctx context.Context) error {
 		if runsNFSClient(h) && primary != nil {
 			script += "; mountpoint -q " + NFSExport + " && test \"$(cat /run/hoctl-lab/nfs-client/server)\" = " + primary.Addr + " || echo " + NFSMount + " not mounted from " + primary.Name
 		}
-		if out, err := l.run(ctx, h, script); err != nil || out != "running" {
-			return fmt.Errorf("%s: %s (%v)", h.Name, strings.ReplaceAll(out, "\n", "; "), err)
+		out, err := l.run(ctx, h, script)
+		if err != nil {
+			return fmt.Errorf("%s: %w: %s", h.Name, err, strings.ReplaceAll(out, "\n", "; "))
+		}
+		if out != "running" {
+			return fmt.Errorf("%s: %s", h.Name, strings.ReplaceAll(out, "\n", "; "))
 		}
 	}
 	if quorum == 0 {
@@ -122,8 +126,11 @@ func (l *Lab) settled(ctx context.Context) error {
 		return nil
 	}
 	var kv []struct{ Value []byte }
-	if err := getJSON(ctx, consul+"/v1/kv/"+NFSOwnerKey, &kv); err != nil || len(kv) != 1 || string(kv[0].Value) != primary.Name {
-		return fmt.Errorf("consul: %s does not name %s (%v)", NFSOwnerKey, primary.Name, err)
+	if err := getJSON(ctx, consul+"/v1/kv/"+NFSOwnerKey, &kv); err != nil {
+		return fmt.Errorf("consul: %s: %w", NFSOwnerKey, err)
+	}
+	if len(kv) != 1 || string(kv[0].Value) != primary.Name {
+		return fmt.Errorf("consul: %s does not name %s", NFSOwnerKey, primary.Name)
 	}
 	var passing []struct{ Node struct{ Node string } }
 	if err := getJSON(ctx, consul+"/v1/health/service/"+NFSService+"?passing", &passing); err != nil {
