@@ -191,7 +191,11 @@ mkdir -p /persist/services-snapshots`
 	}
 	// nfs-server's start checks its guard's lease: after a test that cut
 	// zippy off, its Consul agent and guard take a moment to confirm the
-	// owner key again, and the start is refused until they have.
+	// owner key again, and the start is refused until they have. Seen
+	// once the start passed before zippy's agent had found the servers
+	// again, and no instance passed its check for two minutes after: the
+	// start waits for the agent first.
+	zippyReadsOwner(t, l, "zippy")
 	waitFor(t, 90*time.Second, "zippy serving again", func() error {
 		if out, err := inMachine(l, "zippy", "systemctl reset-failed nfs-server; systemctl start nfs-server"); err != nil {
 			return fmt.Errorf("%v: %s", err, out)
