@@ -192,9 +192,9 @@ mkdir -p /persist/services-snapshots`
 	// nfs-server's start checks its guard's lease: after a test that cut
 	// zippy off, its Consul agent and guard take a moment to confirm the
 	// owner key again, and the start is refused until they have. Seen
-	// once the start passed before zippy's agent had found the servers
-	// again, and no instance passed its check for two minutes after: the
-	// start waits for the agent first.
+	// once after such a test: the start passed, and then no instance
+	// passed its check for two minutes. The start now waits for zippy's
+	// agent to read the key first (not reproduced alone, so not proven).
 	zippyReadsOwner(t, l, "zippy")
 	waitFor(t, 90*time.Second, "zippy serving again", func() error {
 		if out, err := inMachine(l, "zippy", "systemctl reset-failed nfs-server; systemctl start nfs-server"); err != nil {
