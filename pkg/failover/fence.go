@@ -1,0 +1,200 @@
+package failover
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hoctl/hoctl/pkg/exitcode"
+	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/sshexec"
+	"github.com/hoctl/hoctl/pkg/tasks"
+)
+
+// FenceDropIn is the runtime drop-in that fences an NFS unit on its old
+// primary. `systemctl mask --runtime` cannot: it puts a /dev/null link in
+// /run/systemd/system, which systemd reads after /etc/systemd/system, so
+// for a unit whose file is in /etc (every unit on NixOS) it silently does
+// nothing (systemd#10583, nixpkgs#252591; checked on the lab's real
+// systemd). A plain `systemctl mask` cannot either: on NixOS /etc is the
+// read-only store, and elsewhere it refuses a unit file in /etc. Drop-ins
+// are read from /run whatever directory holds the unit, so this one
+// applies on every layout, and it lasts until reboot (/run is a tmpfs),
+// after which the unit's own owner-key check is what refuses.
+func FenceDropIn(unit string) string {
+	return "/run/systemd/system/" + unit + ".d/50-hoctl-fence.conf"
+}
+
+// fenceConf refuses every start, manual or by dependency, with an error
+// (a Condition would skip the start and report success): the assertion
+// holds only while the drop-in itself is absent.
+func fenceConf(unit string) string {
+	return "# hoctl failover fenced " + unit + " here: another host owns its NFS service.\n" +
+		"# Until reboot; hoctl failover back to this host removes it.\n" +
+		"[Unit]\nAssertPathExists=!" + FenceDropIn(unit) + "\n"
+}
+
+// fenceCmd fences first, then stops: from the daemon-reload on, nothing
+// starts the unit again. exportfs is the kernel server's (its unexport is
+// belt and braces there); a user-space server such as nfs-ganesha has
+// none, and stopping the unit withdraws its exports.
+func (r *Run) fenceCmd() string {
+	u := r.NFS.Unit
+	d := FenceDropIn(u)
+	return "mkdir -p " + sshexec.Quote(path.Dir(d)) + " && printf %s " + sshexec.Quote(fenceConf(u)) + " > " + sshexec.Quote(d) +
+		" && systemctl daemon-reload && " + sshexec.QuoteArgv([]string{"systemctl", "stop", u}) +
+		" && { ! command -v exportfs >/dev/null || exportfs -ua; }"
+}
+
+// unfenceCmd lifts a fence left by an earlier failover away from this
+// host (and a runtime mask, an older hoctl's fence, where there is one),
+// then starts the unit; its own owner-key check still decides. This runs
+// while nothing serves, so it does no daemon-reload before the start
+// (a reload is slow on a loaded host, and `systemctl unmask` is one):
+// the fence asserts its own absence, so the start passes once the file
+// is gone, and the reload that tidies systemd's view of the unit comes
+// after. docs/failover.md, step "start NFS on the target".
+func unfenceCmd(unit string) string {
+	d, mask := sshexec.Quote(FenceDropIn(unit)), sshexec.Quote("/run/systemd/system/"+unit)
+	return "fenced=; if [ -e " + d + " ]; then rm -f " + d + " && fenced=1; fi && " +
+		"if [ \"$(readlink " + mask + ")\" = /dev/null ]; then " + sshexec.QuoteArgv([]string{"systemctl", "unmask", "--runtime", unit}) + "; fi && " +
+		sshexec.QuoteArgv([]string{"systemctl", "start", unit}) + " && if [ -n \"$fenced\" ]; then systemctl daemon-reload; fi"
+}
+
+// RecoveryDirs hold the NFSv4 clients an NFS server recorded in its last
+// term on this host, which it lets reclaim their state in the grace
+// period it enters at start: nfs-ganesha's (its fs recovery backend, at
+// its default RecoveryRoot) and the Linux server's legacy tracker.
+func RecoveryDirs() []string {
+	return []string{"/var/lib/nfs/ganesha/v4recov", "/var/lib/nfs/ganesha/v4old", "/var/lib/nfs/v4recovery"}
+}
+
+// forgetClientsCmd empties dirs (RecoveryDirs) before a failover's start. The
+// clients recorded there held state on this host in an earlier term;
+// another host has served since, and granted opens and locks that such
+// a reclaim would contradict, so none may come back. A server with no
+// client to wait for ends its grace at once (nfs-ganesha with NLM off,
+// as an NFSv4-only server runs) instead of after its whole grace period
+// (90 s by default), during which no client can open a file.
+func forgetClientsCmd(dirs []string) string {
+	var q []string
+	for _, d := range dirs {
+		q = append(q, sshexec.Quote(d))
+	}
+	return "for d in " + strings.Join(q, " ") + `; do if [ -d "$d" ]; then find "$d" -mindepth 1 -delete || exit 1; fi; done`
+}
+
+// startCmd is the new primary's start: the earlier term's clients
+// forgotten, the fence lifted, the unit started.
+func startCmd(unit string) string {
+	return forgetClientsCmd(RecoveryDirs()) + " && " + unfenceCmd(unit)
+}
+
+func (r *Run) fenceDesc() string {
+	d := fmt.Sprintf("consul kv cas %s %s → %s", r.NFS.OwnerKey, r.Opts.From, r.Opts.To)
+	if r.Opts.PrimaryDown {
+		return d + "; " + r.Opts.From + " is powered off (--primary-down): nothing to stop there"
+	}
+	return d + "; on " + r.Opts.From + ": " + r.fenceCmd()
+}
+
+// fence moves the owner key first: from then on the old primary's unit
+// refuses to start, whatever happens next; then it stops what serves.
+func (r *Run) fence(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
+	o := r.Opts
+	c, err := r.Consul(ctx)
+	if err != nil {
+		return "", err
+	}
+	v, idx, ok, err := c.Get(ctx, r.NFS.OwnerKey)
+	if err != nil {
+		return "", err
+	}
+	if ok && v != o.From {
+		return "", fmt.Errorf("owner key %s changed to %q meanwhile", r.NFS.OwnerKey, v)
+	}
+	if !ok {
+		idx = 0
+	}
+	won, err := c.CAS(ctx, r.NFS.OwnerKey, o.To, idx)
+	if err != nil {
+		return "", err
+	}
+	if !won {
+		return "", fmt.Errorf("owner key %s changed while it was being moved: someone else is at work", r.NFS.OwnerKey)
+	}
+	r.mu.Lock()
+	r.keyMoved = time.Now()
+	r.mu.Unlock()
+	if o.PrimaryDown {
+		return fmt.Sprintf("owner %s; %s powered off (operator's word)", o.To, o.From), nil
+	}
+	run, err := env.Connect(ctx, r.Inv.Host(o.From))
+	if err != nil {
+		return "", err
+	}
+	if res, err := run.Run(ctx, sshexec.Cmd{Script: r.fenceCmd()}); err != nil {
+		return "", fmt.Errorf("%s: stopping %s: %w", o.From, r.NFS.Unit, sshexec.OneLine(res, err))
+	}
+	return fmt.Sprintf("owner %s; %s fenced (%s) and stopped on %s", o.To, r.NFS.Unit, FenceDropIn(r.NFS.Unit), o.From), nil
+}
+
+func (r *Run) fenced(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
+	o := r.Opts
+	c, err := r.Consul(ctx)
+	if err != nil {
+		return "", err
+	}
+	passing, err := c.Passing(ctx, o.Service)
+	if err != nil {
+		return "", err
+	}
+	if slices.Contains(passing, o.From) {
+		return "", fmt.Errorf("Consul still has a passing %s instance on %s", o.Service, o.From)
+	}
+	run, err := env.Connect(ctx, r.Inv.Host(o.From))
+	if err != nil {
+		return "", err
+	}
+	if _, err := run.Run(ctx, sshexec.Cmd{Argv: []string{"systemctl", "is-active", "-q", r.NFS.Unit}}); err == nil {
+		return "", fmt.Errorf("%s is still active on %s", r.NFS.Unit, o.From)
+	}
+	return fmt.Sprintf("no passing instance on %s; %s inactive there", o.From, r.NFS.Unit), nil
+}
+
+// changedError is a step that stopped after the fence moved the owner
+// key: whatever it says of itself (a replication refused, exit 3,
+// "nothing was changed"), the failover has changed things, so it exits
+// 1 and says how to go on.
+type changedError struct{ err error }
+
+func (e *changedError) Error() string {
+	return e.err.Error() + " (the failover has moved the owner key and fenced the old primary: fix this, then hoctl resume RUN-ID)"
+}
+
+// ExitCode is exitcode.Failed, not the refusal of the error it holds.
+func (e *changedError) ExitCode() int { return exitcode.Failed }
+
+// afterFenceStep makes a refusal of step's action, which runs after the
+// fence, exit 1 (afterFence).
+func afterFenceStep(s *tasks.Step) {
+	if f, ok := s.Action.(*tasks.Func); ok {
+		f.Fn = afterFence(f.Fn)
+	}
+}
+
+// afterFence wraps the action of a step after the fence: an error that
+// would exit 3 becomes a changedError (exit 1). Other errors keep their
+// codes (an unreachable host is still 4).
+func afterFence(fn func(context.Context, *tasks.Env, *inventory.Host) (string, error)) func(context.Context, *tasks.Env, *inventory.Host) (string, error) {
+	return func(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
+		out, err := fn(ctx, env, h)
+		if err != nil && exitcode.Of(err) == exitcode.Refused {
+			return out, &changedError{err: err}
+		}
+		return out, err
+	}
+}
