@@ -126,7 +126,10 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 		owner, err := currentOwner(ctx, consulFn, svc)
 		switch {
 		case err != nil && !o.Plan:
-			return nil, nil, err
+			// Nothing was asked of a host or changed yet: a refusal
+			// (exit 3), as the assessment's own Consul check would be.
+			return nil, nil, &tasks.RefusedError{Err: err, Reason: fmt.Sprintf(
+				"Consul cannot say which host owns %s (reading the owner key %s: %v): nothing was changed; a failover needs Consul to move the key", o.Service, svc.OwnerKey, err)}
 		case err != nil:
 			o.From = svc.Primary
 			if o.To == svc.Primary {
