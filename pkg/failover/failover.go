@@ -228,6 +228,13 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 		if len(sync) > 0 {
 			sync[0].Before = &tasks.Func{Desc: "the final sync's inspection, under its host locks, done by this run (a resumed run does it again here)", Fn: r.inspectedHere}
 		}
+		// The fence's daemon-reload before the key moves: the old
+		// primary serves on meanwhile, so it is out of the outage.
+		steps = append(steps, &tasks.Step{
+			Title:  fmt.Sprintf("arm the fence on %s: refuse any new start of %s there (it serves on)", o.From, unit),
+			Before: &tasks.Func{Desc: fmt.Sprintf("consul kv %s is %s (or unset)", svc.OwnerKey, o.From), Fn: r.ownerIs(o.From, true)},
+			Action: &tasks.Func{DescFn: func(*inventory.Host) string { return r.armDesc() }, Fn: r.arm},
+		})
 		steps = append(steps, fence)
 		steps = append(steps, sync...)
 	} else {

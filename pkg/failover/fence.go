@@ -37,15 +37,34 @@ func fenceConf(unit string) string {
 		"[Unit]\nAssertPathExists=!" + FenceDropIn(unit) + "\n"
 }
 
-// fenceCmd fences first, then stops: from the daemon-reload on, nothing
-// starts the unit again. exportfs is the kernel server's (its unexport is
-// belt and braces there); a user-space server such as nfs-ganesha has
-// none, and stopping the unit withdraws its exports.
+// armCmd loads the fence on the old primary: from its daemon-reload on,
+// nothing starts the unit again, while the running server serves on (a
+// unit's start assertions do not touch a running unit). It runs before
+// the owner key moves, so the reload, slow on a loaded host, is not part
+// of the outage.
+func armCmd(unit string) string {
+	d := FenceDropIn(unit)
+	return "mkdir -p " + sshexec.Quote(path.Dir(d)) + " && printf %s " + sshexec.Quote(fenceConf(unit)) + " > " + sshexec.Quote(d) +
+		" && systemctl daemon-reload"
+}
+
+// disarmCmd takes back a fence armed by a run that then did not move the
+// owner key: the old primary stays the owner, and its guard must be able
+// to start its unit again after a lease stop.
+func disarmCmd(unit string) string {
+	return "rm -f " + sshexec.Quote(FenceDropIn(unit)) + " && systemctl daemon-reload"
+}
+
+// fenceCmd stops the unit once the fence holds: when systemd has not
+// loaded the drop-in (a run resumed after a reboot, or one whose arm step
+// was cut short), it arms it first, so from the stop on nothing starts
+// the unit again whatever ran before. exportfs is the kernel server's
+// (its unexport is belt and braces there); a user-space server such as
+// nfs-ganesha has none, and stopping the unit withdraws its exports.
 func (r *Run) fenceCmd() string {
 	u := r.NFS.Unit
-	d := FenceDropIn(u)
-	return "mkdir -p " + sshexec.Quote(path.Dir(d)) + " && printf %s " + sshexec.Quote(fenceConf(u)) + " > " + sshexec.Quote(d) +
-		" && systemctl daemon-reload && " + sshexec.QuoteArgv([]string{"systemctl", "stop", u}) +
+	loaded := sshexec.QuoteArgv([]string{"systemctl", "show", "-p", "DropInPaths", "--value", u}) + " | tr ' ' '\\n' | grep -qxF " + sshexec.Quote(FenceDropIn(u))
+	return "if ! " + loaded + "; then " + armCmd(u) + "; fi && " + sshexec.QuoteArgv([]string{"systemctl", "stop", u}) +
 		" && { ! command -v exportfs >/dev/null || exportfs -ua; }"
 }
 
@@ -114,7 +133,7 @@ func (r *Run) fence(ctx context.Context, env *tasks.Env, _ *inventory.Host) (str
 		return "", err
 	}
 	if ok && v != o.From {
-		return "", fmt.Errorf("owner key %s changed to %q meanwhile", r.NFS.OwnerKey, v)
+		return "", r.disarm(ctx, env, fmt.Errorf("owner key %s changed to %q meanwhile", r.NFS.OwnerKey, v))
 	}
 	if !ok {
 		idx = 0
@@ -124,7 +143,7 @@ func (r *Run) fence(ctx context.Context, env *tasks.Env, _ *inventory.Host) (str
 		return "", err
 	}
 	if !won {
-		return "", fmt.Errorf("owner key %s changed while it was being moved: someone else is at work", r.NFS.OwnerKey)
+		return "", r.disarm(ctx, env, fmt.Errorf("owner key %s changed while it was being moved: someone else is at work", r.NFS.OwnerKey))
 	}
 	r.mu.Lock()
 	r.keyMoved = time.Now()
@@ -140,6 +159,41 @@ func (r *Run) fence(ctx context.Context, env *tasks.Env, _ *inventory.Host) (str
 		return "", fmt.Errorf("%s: stopping %s: %w", o.From, r.NFS.Unit, sshexec.OneLine(res, err))
 	}
 	return fmt.Sprintf("owner %s; %s fenced (%s) and stopped on %s", o.To, r.NFS.Unit, FenceDropIn(r.NFS.Unit), o.From), nil
+}
+
+// armDesc is the arm step's action as planned.
+func (r *Run) armDesc() string {
+	return "on " + r.Opts.From + ": " + armCmd(r.NFS.Unit)
+}
+
+// arm loads the fence on the old primary before the owner key moves.
+func (r *Run) arm(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
+	run, err := env.Connect(ctx, r.Inv.Host(r.Opts.From))
+	if err != nil {
+		return "", err
+	}
+	if res, err := run.Run(ctx, sshexec.Cmd{Script: armCmd(r.NFS.Unit)}); err != nil {
+		return "", fmt.Errorf("%s: arming the fence of %s: %w", r.Opts.From, r.NFS.Unit, sshexec.OneLine(res, err))
+	}
+	return fmt.Sprintf("%s fenced against any new start on %s (%s); it serves on until the fence stops it", r.NFS.Unit, r.Opts.From, FenceDropIn(r.NFS.Unit)), nil
+}
+
+// disarm removes the armed fence after the owner key was found not to
+// move (cause), and returns cause, with what it left behind if it could
+// not.
+func (r *Run) disarm(ctx context.Context, env *tasks.Env, cause error) error {
+	if r.Opts.PrimaryDown {
+		return cause
+	}
+	run, err := env.Connect(ctx, r.Inv.Host(r.Opts.From))
+	if err == nil {
+		var res *sshexec.Result
+		if res, err = run.Run(ctx, sshexec.Cmd{Script: disarmCmd(r.NFS.Unit)}); err == nil {
+			return fmt.Errorf("%w (the fence armed on %s was removed: it serves on, and may start again)", cause, r.Opts.From)
+		}
+		err = sshexec.OneLine(res, err)
+	}
+	return fmt.Errorf("%w (the fence armed on %s is still there: %s refuses to start there until `rm %s && systemctl daemon-reload`: %v)", cause, r.Opts.From, r.NFS.Unit, FenceDropIn(r.NFS.Unit), err)
 }
 
 func (r *Run) fenced(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {

@@ -104,6 +104,8 @@ func (c *cluster) answer(t *testing.T) func(host string, cmd sshexec.Cmd) sshexe
 			c.active[host] = false
 			c.mu.Unlock()
 			c.log(host + " fence")
+		case strings.Contains(line, "AssertPathExists=!") && !strings.Contains(line, "systemctl stop"):
+			c.log(host + " arm")
 		case strings.Contains(line, " promote services@20261126T090000Z=bbbb "):
 			c.log(host + " promote")
 		case strings.Contains(line, "systemctl start nfs-server.service"):
@@ -179,9 +181,10 @@ func TestFailoverRunsInOrderOnTheHosts(t *testing.T) {
 		slices.Sort(got[i+1 : i+3])
 	}
 	// The final sync's inspection (under the host locks) and garbage
-	// removal come before the fence, out of the outage; its snapshot and
+	// removal come before the fence, out of the outage, and so does the
+	// fence's arming (its daemon-reload), before the owner key moves; its snapshot and
 	// send after it; its prunes once the clients read the new primary.
-	want := []string{"final sync", "consul hoctl/nfs/data-services/owner=c1", "zippy fence", "final sync", "c1 promote", "c1 start",
+	want := []string{"final sync", "zippy arm", "consul hoctl/nfs/data-services/owner=c1", "zippy fence", "final sync", "c1 promote", "c1 start",
 		"consul " + replicate.DirectionKey("services") + "=c1", "c1 direction", "zippy direction", "c1 remount", "c2 remount", "final sync"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("the failover ran\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
