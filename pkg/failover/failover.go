@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hoctl/hoctl/pkg/btrfs"
 	"github.com/hoctl/hoctl/pkg/exitcode"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/replicate"
@@ -69,7 +70,8 @@ type Run struct {
 
 	finalSync *replicate.Run // nil with --primary-down
 	mu        sync.Mutex
-	assessed  string // the newest complete copy the assessment found
+	assessed  string          // the newest complete copy the assessment found
+	chosen    *btrfs.Snapshot // the copy the promote's before check found
 	// inspect is the final sync's inspection (its before check and its
 	// action, which takes the host locks), and inspected says this
 	// process ran it: a run resumed after the fence has not.

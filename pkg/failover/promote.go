@@ -24,6 +24,9 @@ func (r *Run) promotable(ctx context.Context, env *tasks.Env, _ *inventory.Host)
 	if res, err := run.Run(ctx, sshexec.Cmd{Script: "exportfs -v"}); err == nil && exported(string(res.Stdout), r.NFS.Export) {
 		return "", fmt.Errorf("%s already exports %s", r.Opts.To, r.NFS.Export)
 	}
+	r.mu.Lock()
+	r.chosen = copy
+	r.mu.Unlock()
 	return "will promote " + copy.Name(), nil
 }
 
@@ -48,10 +51,21 @@ func (r *Run) marker() string {
 	return fmt.Sprintf("hoctl failover %s to %s %s", r.Opts.Service, r.Opts.To, r.Opts.Token)
 }
 
+// promote promotes the copy its before check chose: the replication
+// dir cannot change in between (the final sync holds its host lock to
+// the run's end, and the primitive checks the copy's UUID), so listing
+// it again would only lengthen the outage. Without that check's choice
+// (its step retried), it lists again.
 func (r *Run) promote(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
-	copy, err := r.newestCopy(ctx, env)
-	if err != nil {
-		return "", err
+	r.mu.Lock()
+	copy := r.chosen
+	r.chosen = nil
+	r.mu.Unlock()
+	if copy == nil {
+		var err error
+		if copy, err = r.newestCopy(ctx, env); err != nil {
+			return "", err
+		}
 	}
 	run, err := env.Connect(ctx, h)
 	if err != nil {
