@@ -367,10 +367,10 @@ func (h *harness) failoverWindow(ctx context.Context, l *lab.Lab, runs int) erro
 	// Each failover's timeline, from the fence step's start (the owner
 	// key's move): the steps on the outage's path, and each client's
 	// return.
-	fmt.Println("Timeline of each failover, seconds from the fence step's start (the owner key moves at its beginning): when the old primary had stopped (the fence step's end), the send, the promote and the start ended; when each client read or wrote again; the sticky reader's and the writer's gap as from–to:")
+	fmt.Println("Timeline of each failover, seconds from the fence step's start (the owner key moves at its beginning): when the old primary had stopped (the fence step's end), the send, the promote and the start ended; when each client read or wrote again; the sticky reader's and the writer's gap as from–to; and when hoctl's remount of the clients' mount units ended (a kernel client's hard mount of the old primary's address reads again only then):")
 	fmt.Println()
-	fmt.Println("| hoctl | failover | stopped | sent | promoted | started | reader back | opener back | sticky reader | writer |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| hoctl | failover | stopped | sent | promoted | started | reader back | opener back | sticky reader | writer | remounted |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
 		t0 := stepEnd(r.steps, "fence ", false)
 		rel := func(t time.Time) string {
@@ -379,9 +379,9 @@ func (h *harness) failoverWindow(ctx context.Context, l *lab.Lab, runs int) erro
 			}
 			return fmt.Sprintf("%.2f", t.Sub(t0).Seconds())
 		}
-		fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s–%s | %s–%s |\n", r.bin, direction(r.to),
+		fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s–%s | %s–%s | %s |\n", r.bin, direction(r.to),
 			rel(stepEnd(r.steps, "fence ", true)), rel(stepEnd(r.steps, "final sync: send", true)), rel(stepEnd(r.steps, "promote ", true)), rel(stepEnd(r.steps, "start ", true)),
-			rel(r.outage[1]), rel(r.openerBack), rel(r.sticky[0]), rel(r.sticky[1]), rel(r.writerGap), rel(r.writerBack))
+			rel(r.outage[1]), rel(r.openerBack), rel(r.sticky[0]), rel(r.sticky[1]), rel(r.writerGap), rel(r.writerBack), rel(stepEnd(r.steps, "remount ", true)))
 	}
 	fmt.Println()
 	fmt.Printf("The same failovers, as two more clients saw them: one creates a new file every 100 ms (`nfs-cp` to a new name: an OPEN with CREATE), one holds `%s` open and appends a record every 50 ms, each written and committed (bench/nfswriter, libnfs; it starts again on the owner key's host when a call fails, as after a remount). Window: the longest gap between two successes. Lost: records the writer had acknowledged (committed) that the file, read back from the new primary, lacks. ganesha runs with its own grace period and lease (90 s, 60 s).\n\n", writerFile)
