@@ -403,7 +403,7 @@ func (h *harness) failoverWindow(ctx context.Context, l *lab.Lab, runs int) erro
 	fmt.Println()
 	// Where the time goes: each step's median duration, and which steps
 	// the outage spans.
-	fmt.Println("Where the time goes (the failover's journal, median over all runs of both directions and both builds; ◆: the step overlaps the outage, from the first failed read to the first good one after, in most runs):")
+	fmt.Println("Where the time goes (the failover's journal, median over all runs of both directions of -hoctl's build; ◆: the step overlaps the outage, from the first failed read to the first good one after, in most runs):")
 	fmt.Println()
 	fmt.Println("| step | median |")
 	fmt.Println("|---|---|")
@@ -411,6 +411,9 @@ func (h *harness) failoverWindow(ctx context.Context, l *lab.Lab, runs int) erro
 	inOutage := map[int]int{}
 	titles := map[int]string{}
 	for _, r := range results {
+		if r.bin != binName(h.cfg.hoctl) {
+			continue // the builds' steps need not be the same
+		}
 		for _, s := range r.steps {
 			byStep[s.n] = append(byStep[s.n], s.end.Sub(s.start))
 			if _, ok := titles[s.n]; !ok {
@@ -428,7 +431,7 @@ func (h *harness) failoverWindow(ctx context.Context, l *lab.Lab, runs int) erro
 	sort.Ints(ns)
 	for _, n := range ns {
 		mark := ""
-		if 2*inOutage[n] > len(results) {
+		if 2*inOutage[n] > len(results)/len(bins) {
 			mark = " ◆"
 		}
 		fmt.Printf("| %d. %s%s | %s |\n", n, titles[n], mark, secs(median(byStep[n])))
