@@ -108,3 +108,27 @@ func TestUnfenceStartsWithoutReloading(t *testing.T) {
 		t.Errorf("systemctl calls on an unfenced host:\n%swant only the start", got)
 	}
 }
+
+// A start the unit's checks refuse (Consul electing a leader) is tried
+// again; a fence left by an earlier failover is lifted once, before.
+func TestStartTriesAgain(t *testing.T) {
+	if _, err := os.Lstat(FenceDropIn("nfs-server.service")); err == nil {
+		t.Skip("this machine has the fence drop-in itself")
+	}
+	dir := t.TempDir()
+	calls, failed := filepath.Join(dir, "calls"), filepath.Join(dir, "failed")
+	// The first start fails, the second succeeds.
+	fake := "#!/bin/sh\necho \"$*\" >> " + calls + "\nif [ \"$1\" = start ] && [ ! -e " + failed + " ]; then touch " + failed + "; exit 1; fi\n"
+	if err := os.WriteFile(filepath.Join(dir, "systemctl"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "-c", unfenceCmd("nfs-server.service"))
+	cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	got, _ := os.ReadFile(calls)
+	if string(got) != "start nfs-server.service\nstart nfs-server.service\n" {
+		t.Errorf("systemctl calls:\n%swant two starts", got)
+	}
+}

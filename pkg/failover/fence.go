@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -76,12 +77,27 @@ func (r *Run) fenceCmd() string {
 // the fence asserts its own absence, so the start passes once the file
 // is gone, and the reload that tidies systemd's view of the unit comes
 // after. docs/failover.md, step "start NFS on the target".
+//
+// A start the unit's own checks refuse is tried again, StartTries in all,
+// StartRetryDelay apart: those checks ask Consul, which fails a request
+// at once while its servers elect a new leader (a leader lost just after
+// the fence), and a failover that stopped there would leave nothing
+// serving until an operator resumes it. Each try runs every check again.
 func unfenceCmd(unit string) string {
 	d, mask := sshexec.Quote(FenceDropIn(unit)), sshexec.Quote("/run/systemd/system/"+unit)
 	return "fenced=; if [ -e " + d + " ]; then rm -f " + d + " && fenced=1; fi && " +
 		"if [ \"$(readlink " + mask + ")\" = /dev/null ]; then " + sshexec.QuoteArgv([]string{"systemctl", "unmask", "--runtime", unit}) + "; fi && " +
-		sshexec.QuoteArgv([]string{"systemctl", "start", unit}) + " && if [ -n \"$fenced\" ]; then systemctl daemon-reload; fi"
+		"{ i=1; until " + sshexec.QuoteArgv([]string{"systemctl", "start", unit}) + "; do " +
+		"if [ $i -ge " + strconv.Itoa(StartTries) + " ]; then exit 1; fi; i=$((i+1)); sleep " + strconv.Itoa(int(StartRetryDelay/time.Second)) + "; done; }" +
+		" && if [ -n \"$fenced\" ]; then systemctl daemon-reload; fi"
 }
+
+// StartTries and StartRetryDelay bound the new primary's start (unfenceCmd):
+// a Consul leader election takes a few seconds.
+const (
+	StartTries      = 3
+	StartRetryDelay = 2 * time.Second
+)
 
 // RecoveryDirs hold the NFSv4 clients an NFS server recorded in its last
 // term on this host, which it lets reclaim their state in the grace
