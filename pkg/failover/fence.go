@@ -209,7 +209,7 @@ func (r *Run) disarm(ctx context.Context, env *tasks.Env, cause error) error {
 		}
 		err = sshexec.OneLine(res, err)
 	}
-	return fmt.Errorf("%w (the fence armed on %s is still there: %s refuses to start there until `rm %s && systemctl daemon-reload`: %v)", cause, r.Opts.From, r.NFS.Unit, FenceDropIn(r.NFS.Unit), err)
+	return fmt.Errorf("%w (the fence armed on %s is still there: %s refuses to start there until `rm %s && systemctl daemon-reload`: %w)", cause, r.Opts.From, r.NFS.Unit, FenceDropIn(r.NFS.Unit), err)
 }
 
 func (r *Run) fenced(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
