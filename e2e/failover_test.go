@@ -543,13 +543,13 @@ func TestFailoverKilledAfterFenceThenResumed(t *testing.T) {
 	l, env := nfsStart(t)
 	splitBrainWatch(t, l)
 	cmd, out := startRun(t, l.Inventory, env, "--yes", "failover", "--to", "c1")
-	// The fence is step 5: the final sync's inspection and garbage
-	// removal (steps 3 and 4) come before it.
-	journal := waitStepEnded(t, env, 5, out)
+	// The fence is step 6: the final sync's inspection and garbage
+	// removal (steps 3 and 4) and the fence's arming (5) come before it.
+	journal := waitStepEnded(t, env, 6, out)
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	_ = cmd.Wait()
 	if o := owner(t, l); o != "c1" {
-		t.Fatalf("after step 5 the owner key must be c1, is %s", o)
+		t.Fatalf("after step 6 the owner key must be c1, is %s", o)
 	}
 	if s := serving(t, l); len(s) != 0 {
 		t.Fatalf("killed after the fence, serving %v", s)
@@ -568,7 +568,7 @@ func TestFailoverKilledAfterFenceThenResumed(t *testing.T) {
 		refused++
 		return errNotYet
 	})
-	if r.code != 0 || !strings.Contains(r.stderr, "resuming run "+id+" at step 6") {
+	if r.code != 0 || !strings.Contains(r.stderr, "resuming run "+id+" at step 7") {
 		t.Fatalf("resume: exit %d\n%s", r.code, r.stderr)
 	}
 	t.Logf("resume refused %d times while the dead run's session held the lock", refused)
@@ -789,9 +789,9 @@ func TestFailoverConsulLeaderKilled(t *testing.T) {
 		}
 	})
 	cmd, out := startRun(t, l.Inventory, env, "--yes", "failover", "--to", "c1")
-	// Step 5 is the fence: the final sync's inspection (3) and garbage
-	// removal (4) come before it.
-	journal := waitStepEnded(t, env, 5, out)
+	// Step 6 is the fence: the final sync's inspection (3), garbage
+	// removal (4) and the fence's arming (5) come before it.
+	journal := waitStepEnded(t, env, 6, out)
 	if o, err := inMachine(l, leader, "kill -9 $(systemctl show -p MainPID --value consul) && systemctl stop consul; systemctl is-active consul"); strings.TrimSpace(o) == "active" {
 		t.Fatalf("%s: killing consul: %v\n%s", leader, err, o)
 	}
