@@ -6,7 +6,6 @@ package status
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -21,6 +20,7 @@ import (
 	"github.com/hoctl/hoctl/pkg/failover"
 	"github.com/hoctl/hoctl/pkg/httpapi"
 	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/nomad"
 	"github.com/hoctl/hoctl/pkg/replicate"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 )
@@ -404,14 +404,7 @@ func (p *Probes) nomad(ctx context.Context) []Check {
 		parts = append(parts, "failed deployments: "+strings.Join(failed, ", "))
 		c.Hint = "nomad job status " + strings.SplitN(failed[0], " ", 2)[0]
 	}
-	health, _, err := client.Operator().AutopilotServerHealth(q)
-	if err != nil {
-		// Nomad answers an unhealthy cluster with 429 and the health
-		// report as the body: that is the answer, not an error.
-		if h, ok := nomadHealthIn(err); ok {
-			health, err = h, nil
-		}
-	}
+	health, err := nomad.AutopilotHealth(ctx, client)
 	switch {
 	case err != nil:
 		c.Level = Fail
@@ -419,7 +412,7 @@ func (p *Probes) nomad(ctx context.Context) []Check {
 	case health.FailureTolerance < 1 || !health.Healthy:
 		c.Level = Fail
 		parts = append(parts, fmt.Sprintf("failure tolerance %d: CANNOT LOSE A SERVER", health.FailureTolerance))
-		if bad := unhealthyServers(health); len(bad) > 0 {
+		if bad := nomad.UnhealthyServers(health); len(bad) > 0 {
 			parts = append(parts, "unhealthy: "+strings.Join(bad, ", "))
 		}
 		c.Hint = "nomad operator autopilot health"
@@ -428,33 +421,6 @@ func (p *Probes) nomad(ctx context.Context) []Check {
 	}
 	c.Detail = strings.Join(parts, ", ")
 	return []Check{c}
-}
-
-// nomadHealthIn reads the health report Nomad sends with its 429 (an
-// unhealthy cluster) out of the API client's error.
-func nomadHealthIn(err error) (*nomadapi.OperatorHealthReply, bool) {
-	msg := err.Error()
-	i := strings.Index(msg, "Unexpected response code: 429 (")
-	if i < 0 || !strings.HasSuffix(msg, ")") {
-		return nil, false
-	}
-	body := msg[i+len("Unexpected response code: 429 (") : len(msg)-1]
-	var h nomadapi.OperatorHealthReply
-	if json.Unmarshal([]byte(body), &h) != nil || len(h.Servers) == 0 {
-		return nil, false
-	}
-	return &h, true
-}
-
-// unhealthyServers names the servers autopilot finds unhealthy.
-func unhealthyServers(h *nomadapi.OperatorHealthReply) []string {
-	var bad []string
-	for _, s := range h.Servers {
-		if !s.Healthy {
-			bad = append(bad, s.Name)
-		}
-	}
-	return bad
 }
 
 // failedDeployments lists the running jobs whose latest deployment
