@@ -1,0 +1,55 @@
+package tasks
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/hoctl/hoctl/pkg/iostreams"
+)
+
+// A multi-line command (a YAML block) in the plan keeps to its column:
+// every line after the first is indented under the first, so a step's
+// undo cannot read as a new step or a new field. A new-user review found
+// a multi-line undo: its lines started at the left margin.
+func TestPlanIndentsMultiLineCommands(t *testing.T) {
+	fx := newFixture(t)
+	rb, err := ParseRunbook("rb.yaml", []byte(`name: m
+steps:
+  - title: a
+    hosts: db
+    before: |
+      test -d /srv
+      test -w /srv
+    run: |
+      mkdir -p /srv/a
+      touch /srv/a/x
+    after: |
+      test -e /srv/a/x
+      echo ok
+    undo: |
+      rm -f /srv/a/x
+      rmdir /srv/a
+`), fx.inv, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := fx.eng.Plan(context.Background(), rb, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	ios, _, _, _ := iostreams.Test()
+	PrintPlan(&b, ios.ColorScheme(), p, nil)
+	out := b.String()
+	for _, want := range []string{
+		"     before  test -d /srv\n             test -w /srv\n",
+		"     run     mkdir -p /srv/a\n             touch /srv/a/x\n",
+		"     after   test -e /srv/a/x\n             echo ok\n",
+		"     undo    rm -f /srv/a/x\n             rmdir /srv/a\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plan:\n%s\nwant:\n%s", out, want)
+		}
+	}
+}
