@@ -1,11 +1,8 @@
 package tasks
 
 import (
-	"context"
 	"strings"
 	"testing"
-
-	"github.com/hoctl/hoctl/pkg/iostreams"
 )
 
 // A multi-line command (a YAML block) in the plan keeps to its column:
@@ -14,7 +11,7 @@ import (
 // a multi-line undo: its lines started at the left margin.
 func TestPlanIndentsMultiLineCommands(t *testing.T) {
 	fx := newFixture(t)
-	rb, err := ParseRunbook("rb.yaml", []byte(`name: m
+	out := fx.planText(t, `name: m
 steps:
   - title: a
     hosts: db
@@ -30,18 +27,7 @@ steps:
     undo: |
       rm -f /srv/a/x
       rmdir /srv/a
-`), fx.inv, LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := fx.eng.Plan(context.Background(), rb, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b strings.Builder
-	ios, _, _, _ := iostreams.Test()
-	PrintPlan(&b, ios.ColorScheme(), p, nil)
-	out := b.String()
+`)
 	for _, want := range []string{
 		"     before  test -d /srv\n             test -w /srv\n",
 		"     run     mkdir -p /srv/a\n             touch /srv/a/x\n",

@@ -143,12 +143,7 @@ func (e *Engine) check(ctx context.Context, j *Journal, i int, s *Step, h *inven
 	for attempt := 1; ; attempt++ {
 		e.Reporter.HostEvent(i, s, HostEvent{Host: h.Name, Phase: phase, Cmd: cmd, Running: true, Attempt: attempt})
 		out, err := op.Run(e.showLines(ctx, i, h), e.Env, h, s.Timeout)
-		ok := err == nil
-		rec := Record{Type: "check", Step: i, Host: h.Name, Phase: phase, Cmd: cmd, OK: &ok, Attempt: attempt, Error: errString(err)}
-		fill(&rec, out)
-		markInterrupted(&rec, err)
-		_ = j.Write(rec)
-		e.Reporter.HostEvent(i, s, HostEvent{Host: h.Name, Phase: phase, Cmd: cmd, OK: ok, Output: out, Err: err, Attempt: attempt})
+		e.ran(j, i, s, phase, Record{Type: "check", Step: i, Host: h.Name, Phase: phase, Cmd: cmd, Attempt: attempt}, out, err)
 		if err == nil || attempt > retries || ctx.Err() != nil {
 			return err
 		}
@@ -181,12 +176,7 @@ func (e *Engine) act(ctx context.Context, j *Journal, i int, s *Step, h *invento
 	o.ran = true
 	actx := context.WithValue(e.showLines(ctx, i, h), progressKey{}, func(msg string) { e.Reporter.Progress(i, h.Name, msg) })
 	out, err := s.Action.Run(actx, e.Env, h, s.Timeout)
-	ok := err == nil
-	rec := Record{Type: "action", Step: i, Host: h.Name, Cmd: cmd, OK: &ok, Error: errString(err)}
-	fill(&rec, out)
-	markInterrupted(&rec, err)
-	_ = j.Write(rec)
-	e.Reporter.HostEvent(i, s, HostEvent{Host: h.Name, Phase: "run", Cmd: cmd, OK: ok, Output: out, Err: err})
+	e.ran(j, i, s, "run", Record{Type: "action", Step: i, Host: h.Name, Cmd: cmd}, out, err)
 	if err != nil {
 		o.status, o.err = StatusFailed, err
 		e.undo(ctx, j, i, s, h)
@@ -226,12 +216,18 @@ func (e *Engine) undo(ctx context.Context, j *Journal, i int, s *Step, h *invent
 	}
 	e.Reporter.HostEvent(i, s, HostEvent{Host: h.Name, Phase: "undo", Cmd: cmd, Running: true})
 	out, err := s.Undo.Run(e.showLines(ctx, i, h), e.Env, h, s.Timeout)
+	e.ran(j, i, s, "undo", Record{Type: "undo", Step: i, Host: h.Name, Cmd: cmd}, out, err)
+}
+
+// ran journals what one host's check, action or undo did (rec, its
+// outcome filled in here) and reports it as the event of phase.
+func (e *Engine) ran(j *Journal, i int, s *Step, phase string, rec Record, out *Output, err error) {
 	ok := err == nil
-	rec := Record{Type: "undo", Step: i, Host: h.Name, Cmd: cmd, OK: &ok, Error: errString(err)}
+	rec.OK, rec.Error = &ok, errString(err)
 	fill(&rec, out)
 	markInterrupted(&rec, err)
 	_ = j.Write(rec)
-	e.Reporter.HostEvent(i, s, HostEvent{Host: h.Name, Phase: "undo", Cmd: cmd, OK: ok, Output: out, Err: err})
+	e.Reporter.HostEvent(i, s, HostEvent{Host: rec.Host, Phase: phase, Cmd: rec.Cmd, OK: ok, Output: out, Err: err, Attempt: rec.Attempt})
 }
 
 type progressKey struct{}
