@@ -106,30 +106,13 @@ func (r *Run) inspect(ctx context.Context, env *tasks.Env) (string, error) {
 		return "", fmt.Errorf("%s: %w", e.SourceHost, err)
 	}
 	r.newName = name
-	r.parent, r.whyFull = nil, ""
-	if p, ok := btrfs.Parent(src.Snapshots, dst.Snapshots); ok && !r.Opts.Full {
-		r.parent = &p
-	} else if r.Opts.Full {
-		r.whyFull = "--full asked for a full send"
-	} else if len(src.Snapshots) == 0 {
-		r.whyFull = "no earlier snapshot: first replication"
-	} else {
-		r.whyFull = fmt.Sprintf("NO COMMON PARENT: none of the %d source snapshots has a copy on %s (matched by UUID)", len(src.Snapshots), e.TargetHost)
-	}
-	parent := r.parent
+	parent, whyFull := r.chooseParent(src, dst)
+	r.parent, r.whyFull = parent, whyFull
 	r.mu.Unlock()
 
-	// Free space: the source's own estimate when it was for the parent
-	// chosen (a steady replication's), else asked now.
-	need := int64(0)
-	if estimateFits(found.est, parent) {
-		need = found.est.Bytes
-	} else {
-		res, err := srcR.Run(ctx, estimateCmd(e.Subvolume, parent))
-		if err != nil {
-			return "", fmt.Errorf("%s: estimating the send: %s", e.SourceHost, sshexec.FirstLine(res, err))
-		}
-		need, _ = strconv.ParseInt(strings.TrimSpace(string(res.Stdout)), 10, 64)
+	need, err := r.sendSize(ctx, srcR, found, parent)
+	if err != nil {
+		return "", err
 	}
 	r.phase("inspect", start)
 	avail := found.avail
@@ -146,6 +129,36 @@ func (r *Run) inspect(ctx context.Context, env *tasks.Env) (string, error) {
 		}
 	}
 	return out, nil
+}
+
+// chooseParent is the send's parent, the newest snapshot both sides
+// hold; or nil and why the send is full.
+func (r *Run) chooseParent(src, dst *Side) (*btrfs.Common, string) {
+	if p, ok := btrfs.Parent(src.Snapshots, dst.Snapshots); ok && !r.Opts.Full {
+		return &p, ""
+	}
+	switch {
+	case r.Opts.Full:
+		return nil, "--full asked for a full send"
+	case len(src.Snapshots) == 0:
+		return nil, "no earlier snapshot: first replication"
+	}
+	return nil, fmt.Sprintf("NO COMMON PARENT: none of the %d source snapshots has a copy on %s (matched by UUID)", len(src.Snapshots), r.Ends.TargetHost)
+}
+
+// sendSize is what the send needs on the target: the source's own
+// estimate when it was for the parent chosen (a steady replication's),
+// else asked now.
+func (r *Run) sendSize(ctx context.Context, srcR sshexec.Runner, found *sides, parent *btrfs.Common) (int64, error) {
+	if estimateFits(found.est, parent) {
+		return found.est.Bytes, nil
+	}
+	res, err := srcR.Run(ctx, estimateCmd(r.Ends.Subvolume, parent))
+	if err != nil {
+		return 0, fmt.Errorf("%s: estimating the send: %s", r.Ends.SourceHost, sshexec.FirstLine(res, err))
+	}
+	need, _ := strconv.ParseInt(strings.TrimSpace(string(res.Stdout)), 10, 64)
+	return need, nil
 }
 
 // isEmptyStream recognises a key restricted to `btrfs receive`: whatever
