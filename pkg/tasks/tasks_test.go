@@ -462,7 +462,7 @@ vars: {app: "x"}
 secrets: {pw: PW}
 steps:
   - {title: a, hosts: db, run: 'echo {{ .Vars.app | q }} {{ q .Vars.app }} {{ .Vars.pw }} {{ .Vars.pw | q }} on {{ .Host }}'}
-  - {title: b, hosts: db, run: 'echo {{ .Vars.app }}', after: 'test {{ if .Vars.app }}{{ .HostInfo.Address }}{{ end }}'}
+  - {title: b, hosts: db, run: 'echo {{ .Vars.app }}', after: 'test {{ if .Vars.app }}{{ .HostInfo.User }}{{ end }}'}
 `), fx.inv, LoadOptions{Vars: map[string]string{"app": "pa$$w0rd; `id` 'x'"}, Getenv: func(string) string { return "p w" }})
 	if err != nil {
 		t.Fatal(err)
@@ -473,7 +473,7 @@ steps:
 	if got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
-	if len(rb.Warnings) != 2 || !strings.Contains(rb.Warnings[0], "step 2 run: {{.Vars.app}}") || !strings.Contains(rb.Warnings[1], "step 2 after: {{.HostInfo.Address}}") {
+	if len(rb.Warnings) != 2 || !strings.Contains(rb.Warnings[0], "step 2 run: {{.Vars.app}}") || !strings.Contains(rb.Warnings[1], "step 2 after: {{.HostInfo.User}}") {
 		t.Fatalf("warnings: %q", rb.Warnings)
 	}
 	// What the shell makes of it: the value, intact, one word.
