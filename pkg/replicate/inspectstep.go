@@ -155,7 +155,7 @@ func (r *Run) sendSize(ctx context.Context, srcR sshexec.Runner, found *sides, p
 	}
 	res, err := srcR.Run(ctx, estimateCmd(r.Ends.Subvolume, parent))
 	if err != nil {
-		return 0, fmt.Errorf("%s: estimating the send: %s", r.Ends.SourceHost, sshexec.FirstLine(res, err))
+		return 0, fmt.Errorf("%s: estimating the send: %w", r.Ends.SourceHost, sshexec.OneLine(res, err))
 	}
 	need, _ := strconv.ParseInt(strings.TrimSpace(string(res.Stdout)), 10, 64)
 	return need, nil
