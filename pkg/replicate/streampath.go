@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strings"
 )
@@ -50,6 +51,10 @@ type streamPaths struct {
 	below map[string]int
 	kids  map[string]map[string]bool
 	work  int // entries scanned so far (maxTrackWork)
+	// lastDir is the directory the stream made last, where renames took
+	// it ("": none): btrfs send sets a new directory's mode right after
+	// making it, so a setgid bit passes there (privilege).
+	lastDir string
 }
 
 type pathKind uint8
@@ -80,12 +85,18 @@ const (
 	sendCmdLink      = 10
 	sendCmdUnlink    = 11
 	sendCmdRmdir     = 12
+	sendCmdSetXattr  = 13
 	sendCmdWrite     = 15
 	sendCmdTruncate  = 17
 	sendCmdChmod     = 18
+	sendCmdChown     = 19
 	sendCmdFallocate = 23
 	sendCmdFileattr  = 24
 
+	sendAttrMode      = 5
+	sendAttrRdev      = 8
+	sendAttrXattrName = 13
+	sendAttrXattrData = 14
 	sendAttrPathTo    = 16
 	sendAttrPathLink  = 17
 	sendAttrClonePath = 22
@@ -221,8 +232,15 @@ func (s *streamPaths) checkPaths(cmd uint16, attrs streamAttrs) error {
 			return err
 		}
 	}
+	if err := s.privilege(cmd, path, attrs); err != nil {
+		return err
+	}
+	s.followLastDir(cmd, path, string(attrs[sendAttrPathTo]))
 	switch cmd {
-	case sendCmdMkfile, sendCmdMkdir:
+	case sendCmdMkdir:
+		s.lastDir = path
+		return s.makes(path, kindPlain)
+	case sendCmdMkfile:
 		return s.makes(path, kindPlain)
 	case sendCmdMknod, sendCmdMkfifo, sendCmdMksock:
 		return s.makes(path, kindOther)
@@ -255,6 +273,88 @@ func (s *streamPaths) checkPaths(cmd uint16, attrs streamAttrs) error {
 	return nil
 }
 
+// Mode bits and the one xattr that make a file a privilege rather than
+// data (stat.h, capability.h).
+const (
+	modeType       = 0o170000
+	modeBlock      = 0o060000
+	modeChar       = 0o020000
+	modeSetuid     = 0o4000
+	modeSetgid     = 0o2000
+	xattrCapabilty = "security.capability"
+)
+
+// privilege refuses what would make a file in the copy a privilege on a
+// mount without nosuid,nodev: a block or character device, a setuid bit,
+// a setgid bit on anything but a directory, file capabilities. The dir's
+// mount keeps them inert, but failover's promote makes the copy the
+// service's subvolume outside the dir, and btrfs send of service data
+// carries none of them. A setgid directory (new files take its group)
+// is data, and passes.
+func (s *streamPaths) privilege(cmd uint16, p string, attrs streamAttrs) error {
+	mode, hasMode := attrU64(attrs, sendAttrMode)
+	switch {
+	case cmd == sendCmdMknod && hasMode && (mode&modeType == modeBlock || mode&modeType == modeChar):
+		return fmt.Errorf("%q would be a block or character device (mode %o): on a mount without nodev it reads and writes a disk of the host's", truncate(p, 80), mode)
+	case (cmd == sendCmdMknod || cmd == sendCmdChmod) && mode&modeSetuid != 0:
+		return fmt.Errorf("%q would be setuid (mode %o): outside the nosuid dir, once promoted, it would run as its owner", truncate(p, 80), mode)
+	case cmd == sendCmdMknod && mode&modeSetgid != 0:
+		return fmt.Errorf("%q would be setgid (mode %o): outside the nosuid dir, once promoted, it would run with its group", truncate(p, 80), mode)
+	case cmd == sendCmdChmod && mode&modeSetgid != 0:
+		dir, err := s.isDir(p)
+		if err != nil {
+			return err
+		}
+		if !dir {
+			return fmt.Errorf("%q would be setgid (mode %o), and is not a directory the stream just made or the parent's: outside the nosuid dir, once promoted, a setgid file runs with its group", truncate(p, 80), mode)
+		}
+	case cmd == sendCmdSetXattr && string(attrs[sendAttrXattrName]) == xattrCapabilty:
+		return fmt.Errorf("%q would get file capabilities (%s): outside the nosuid dir, once promoted, it would run with them", truncate(p, 80), xattrCapabilty)
+	}
+	return nil
+}
+
+// isDir is whether p is known to be a directory: the subvolume's root,
+// the directory the stream made last, or the parent's directory.
+func (s *streamPaths) isDir(p string) (bool, error) {
+	if p == "" || p == s.lastDir {
+		return true, nil
+	}
+	k, err := s.kind(p)
+	return k == kindDir, err
+}
+
+// followLastDir keeps lastDir on the directory the stream made last:
+// renamed with it or with a directory above it, forgotten when it (or a
+// directory above it) is removed or something is renamed over it.
+func (s *streamPaths) followLastDir(cmd uint16, p, to string) {
+	if s.lastDir == "" {
+		return
+	}
+	under := func(q string) bool { return s.lastDir == q || strings.HasPrefix(s.lastDir, q+"/") }
+	switch cmd {
+	case sendCmdRename:
+		switch {
+		case under(p):
+			s.lastDir = to + s.lastDir[len(p):]
+		case under(to):
+			s.lastDir = ""
+		}
+	case sendCmdUnlink, sendCmdRmdir:
+		if under(p) {
+			s.lastDir = ""
+		}
+	}
+}
+
+func attrU64(attrs streamAttrs, typ uint16) (uint64, bool) {
+	v, ok := attrs[typ]
+	if !ok || len(v) != 8 {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint64(v), true
+}
+
 // cloneSource checks the path receive opens, following links, in the
 // clone's source: the subvolume received (the stream's view) or one
 // directly in the dir (on disk).
@@ -281,7 +381,9 @@ func (s *streamPaths) makes(p string, k pathKind) error {
 	s.forget(p)
 	if k == kindPlain {
 		// Tracked only where the parent's entry would say otherwise.
-		if now, err := s.kind(p); err != nil || (now != kindLink && now != kindOther) {
+		// A parent's directory counts too: only a directory may be
+		// made setgid (privilege).
+		if now, err := s.kind(p); err != nil || now == kindPlain || now == kindGone {
 			return err
 		}
 	}
