@@ -108,6 +108,12 @@ func checkStream(dst io.Writer, src io.Reader, inDir dirUUIDs) error {
 // UUID the stream names must resolve, as receive resolves it, only to
 // subvolumes directly in the dir.
 func checkStreamFor(dst io.Writer, src io.Reader, inDir dirUUIDs, base string, tree uuidTree) error {
+	return checkStreamWith(dst, src, inDir, base, tree, &streamPaths{})
+}
+
+// checkStreamWith is checkStreamFor keeping its record of the stream's
+// paths in paths (which tests read).
+func checkStreamWith(dst io.Writer, src io.Reader, inDir dirUUIDs, base string, tree uuidTree, paths *streamPaths) error {
 	r := bufio.NewReaderSize(src, 64<<10)
 	var off int64
 	refuse := func(format string, a ...any) error {
@@ -137,7 +143,6 @@ func checkStreamFor(dst io.Writer, src io.Reader, inDir dirUUIDs, base string, t
 		started bool // a SUBVOL or SNAPSHOT was seen
 		known   map[[16]byte]bool
 		buf     []byte
-		paths   streamPaths
 	)
 	if tree != nil {
 		paths.inSubvol = tree.kindIn
@@ -232,6 +237,7 @@ func checkStreamFor(dst io.Writer, src io.Reader, inDir dirUUIDs, base string, t
 			return refuse("command %d before the subvolume's SUBVOL or SNAPSHOT", cmd)
 		}
 		if cmd != sendCmdSubvol && cmd != sendCmdSnapshot {
+			paths.read = off + int64(len(buf))
 			if err := paths.check(cmd, attrs); err != nil {
 				return refuse("%v", err)
 			}

@@ -36,6 +36,17 @@ const maxStreamPath = 4096
 // otherwise hold the dir, and a core, for hours.
 const maxTrackWork = 1 << 22
 
+// The check's path lookups (bytes of paths hashed or read on disk) may
+// cost lookBase plus lookPerByte per byte of the stream so far. btrfs
+// send's paths cost a few bytes of lookups per stream byte; a stream
+// built to cost more (deep paths among tracked links: the lookups grow
+// with the square of the depth) would otherwise hold the dir, and a
+// core, for as long as its sender likes.
+const (
+	lookBase    = 1 << 26
+	lookPerByte = 64
+)
+
 type streamPaths struct {
 	// inSubvol is the kind of a path in a subvolume directly in the dir
 	// (by UUID or received UUID), read from disk; nil when there is no
@@ -55,6 +66,8 @@ type streamPaths struct {
 	// it ("": none): btrfs send sets a new directory's mode right after
 	// making it, so a setgid bit passes there (privilege).
 	lastDir string
+	looked  int64 // bytes of paths looked up
+	read    int64 // bytes of the stream read so far, this command's included
 }
 
 type pathKind uint8
@@ -135,46 +148,123 @@ func cleanStreamPath(p string) bool {
 // lookup is what the stream's view says is at p: a tracked node, the
 // parent's entry (kindRef), or the stream's own untracked entry.
 func (s *streamPaths) lookup(p string) pathNode {
-	if n, ok := s.nodes[p]; ok {
-		return n
+	n, _ := s.walk(p, nil)
+	return n
+}
+
+// walk resolves p from the subvolume's root down, calling dir (when
+// set) with each directory of p on the way and what is there, and says
+// what is at p itself. What a path holds is decided by the nearest
+// tracked node at or above it: one pass from the root finds it, and
+// looks a prefix up among the tracked nodes only while something is
+// tracked below the prefix before (below), so a path costs its length,
+// plus each prefix's length where tracked nodes lie deeper. Each lookup
+// counts in looked.
+func (s *streamPaths) walk(p string, dir func(q string, n pathNode) error) (pathNode, error) {
+	var (
+		near    pathNode
+		nearAt  = -1
+		probing = len(s.nodes) > 0
+	)
+	probe := func(q string) {
+		if !probing {
+			return
+		}
+		s.looked += int64(len(q))
+		if n, ok := s.nodes[q]; ok {
+			near, nearAt = n, len(q)
+		}
+		if s.below[q] == 0 {
+			probing = false
+		}
 	}
-	if len(s.nodes) > 0 {
-		for i := strings.LastIndexByte(p, '/'); i > 0; i = strings.LastIndexByte(p[:i], '/') {
-			n, ok := s.nodes[p[:i]]
-			if !ok {
-				continue
-			}
-			if n.kind == kindRef {
-				return pathNode{kind: kindRef, ref: n.ref + p[i:]}
-			}
+	at := func(q string) pathNode {
+		switch {
+		case nearAt == len(q):
+			return near
+		case nearAt >= 0 && near.kind == kindRef:
+			return pathNode{kind: kindRef, ref: near.ref + q[nearAt:]}
+		case nearAt >= 0:
 			// Below a link the checks refused already; below anything
 			// else tracked, what is there is the stream's own.
 			return pathNode{kind: kindPlain}
+		case s.inSubvol == nil || s.parent == ([16]byte{}) || q == "":
+			return pathNode{kind: kindPlain}
+		}
+		return pathNode{kind: kindRef, ref: q}
+	}
+	for i := strings.IndexByte(p, '/'); i > 0; i = nextSlash(p, i) {
+		probe(p[:i])
+		if dir != nil {
+			if err := dir(p[:i], at(p[:i])); err != nil {
+				return pathNode{}, err
+			}
 		}
 	}
-	if s.inSubvol == nil || s.parent == ([16]byte{}) || p == "" {
-		return pathNode{kind: kindPlain}
+	if p != "" {
+		probe(p)
 	}
-	return pathNode{kind: kindRef, ref: p}
+	return at(p), nil
 }
 
 // kind resolves p to what is there now.
 func (s *streamPaths) kind(p string) (pathKind, error) {
-	n := s.lookup(p)
+	return s.resolve(s.lookup(p))
+}
+
+// resolve is what n names now: a parent's entry is read on disk.
+func (s *streamPaths) resolve(n pathNode) (pathKind, error) {
 	if n.kind != kindRef {
 		return n.kind, nil
 	}
-	return s.inSubvol(s.parent, n.ref)
+	return s.onDisk(s.parent, n.ref)
 }
 
-// through refuses a path unless each of its directories is one in the
-// stream's view (kind), or in the subvolume named by uuid on disk.
-func through(p string, kind func(string) (pathKind, error)) error {
+// onDisk is inSubvol, counted in looked.
+func (s *streamPaths) onDisk(u [16]byte, rel string) (pathKind, error) {
+	s.looked += int64(len(rel))
+	return s.inSubvol(u, rel)
+}
+
+// pathShape refuses a path no btrfs send writes.
+func pathShape(p string) error {
 	if len(p) > maxStreamPath {
 		return fmt.Errorf("a path of %d bytes (receive takes at most %d)", len(p), maxStreamPath)
 	}
 	if !cleanStreamPath(p) {
 		return fmt.Errorf("the path %q is not one btrfs send writes (an empty, \".\" or \"..\" component): it could leave the subvolume received", truncate(p, 80))
+	}
+	return nil
+}
+
+func throughLink(p, q string) error {
+	return fmt.Errorf("the path %q goes through the symlink %q: receive would follow it out of the subvolume received", truncate(p, 80), truncate(q, 80))
+}
+
+// through refuses a path unless each of its directories is one in the
+// stream's view.
+func (s *streamPaths) through(p string) error {
+	if err := pathShape(p); err != nil {
+		return err
+	}
+	_, err := s.walk(p, func(q string, n pathNode) error {
+		k, err := s.resolve(n)
+		if err != nil {
+			return fmt.Errorf("looking up %q: %w", truncate(q, 80), err)
+		}
+		if k == kindLink {
+			return throughLink(p, q)
+		}
+		return nil
+	})
+	return err
+}
+
+// throughOn refuses a path unless each of its directories is one in the
+// subvolume kind reads (on disk).
+func throughOn(p string, kind func(string) (pathKind, error)) error {
+	if err := pathShape(p); err != nil {
+		return err
 	}
 	for i := strings.IndexByte(p, '/'); i > 0; i = nextSlash(p, i) {
 		k, err := kind(p[:i])
@@ -182,7 +272,7 @@ func through(p string, kind func(string) (pathKind, error)) error {
 			return fmt.Errorf("looking up %q: %w", truncate(p[:i], 80), err)
 		}
 		if k == kindLink {
-			return fmt.Errorf("the path %q goes through the symlink %q: receive would follow it out of the subvolume received", truncate(p, 80), truncate(p[:i], 80))
+			return throughLink(p, p[:i])
 		}
 	}
 	return nil
@@ -215,6 +305,9 @@ func (s *streamPaths) check(cmd uint16, attrs streamAttrs) error {
 	if err := s.checkPaths(cmd, attrs); err != nil {
 		return err
 	}
+	if s.looked > lookBase+lookPerByte*s.read {
+		return fmt.Errorf("the stream's paths cost the check more than %d bytes of lookups per stream byte (%d after %d bytes): no stream btrfs send writes", lookPerByte, s.looked, s.read)
+	}
 	return s.spend(0)
 }
 
@@ -224,7 +317,7 @@ func (s *streamPaths) checkPaths(cmd uint16, attrs streamAttrs) error {
 		return nil
 	}
 	path := string(p)
-	if err := through(path, s.kind); err != nil {
+	if err := s.through(path); err != nil {
 		return err
 	}
 	if fileOnly, ok := follows(cmd); ok {
@@ -248,7 +341,7 @@ func (s *streamPaths) checkPaths(cmd uint16, attrs streamAttrs) error {
 		return s.makes(path, kindLink)
 	case sendCmdLink:
 		target := string(attrs[sendAttrPathLink])
-		if err := through(target, s.kind); err != nil {
+		if err := s.through(target); err != nil {
 			return err
 		}
 		k, err := s.kind(target)
@@ -263,7 +356,7 @@ func (s *streamPaths) checkPaths(cmd uint16, attrs streamAttrs) error {
 		return s.removes(path)
 	case sendCmdRename:
 		to := string(attrs[sendAttrPathTo])
-		if err := through(to, s.kind); err != nil {
+		if err := s.through(to); err != nil {
 			return err
 		}
 		return s.renames(path, to)
@@ -361,16 +454,19 @@ func attrU64(attrs streamAttrs, typ uint16) (uint64, bool) {
 func (s *streamPaths) cloneSource(attrs streamAttrs) error {
 	src, _ := attrs.uuid(sendAttrCloneUUID)
 	p := string(attrs[sendAttrClonePath])
-	kind := s.kind
-	if src != s.own {
-		kind = func(rel string) (pathKind, error) {
-			if s.inSubvol == nil {
-				return kindPlain, nil
-			}
-			return s.inSubvol(src, rel)
+	if src == s.own {
+		if err := s.through(p); err != nil {
+			return err
 		}
+		return opens(sendCmdClone, p, true, s.kind)
 	}
-	if err := through(p, kind); err != nil {
+	kind := func(rel string) (pathKind, error) {
+		if s.inSubvol == nil {
+			return kindPlain, nil
+		}
+		return s.onDisk(src, rel)
+	}
+	if err := throughOn(p, kind); err != nil {
 		return err
 	}
 	return opens(sendCmdClone, p, true, kind)
@@ -398,7 +494,7 @@ func (s *streamPaths) removes(p string) error {
 	if n.kind != kindRef {
 		return nil
 	}
-	k, err := s.inSubvol(s.parent, n.ref)
+	k, err := s.onDisk(s.parent, n.ref)
 	if err != nil {
 		return err
 	}
@@ -432,7 +528,7 @@ func (s *streamPaths) renames(from, to string) error {
 	}
 	n := s.lookup(from)
 	if n.kind == kindRef {
-		k, err := s.inSubvol(s.parent, n.ref)
+		k, err := s.onDisk(s.parent, n.ref)
 		if err != nil {
 			return err
 		}
