@@ -78,3 +78,35 @@ func TestStreamCheckCostIsBoundedPerByte(t *testing.T) {
 		}
 	}
 }
+
+// The attack review's F4: every symlink a stream makes is tracked with
+// its path, and nothing bounded how many: 80,000 links at 4 KB paths
+// took the filter to 360 MB, 10⁷ would take more memory than the host
+// has. What the check tracks is bounded, and a stream that would exceed
+// it is refused: by links at long paths (t_links.py's shape), and by
+// many links at short ones.
+func TestStreamCheckMemoryIsBounded(t *testing.T) {
+	long := newTestStream(1).subvol(0x20)
+	dir := ""
+	for i := 0; i < 15; i++ {
+		dir += fmt.Sprintf("d%d%s/", i, strings.Repeat("x", 248))
+		long.mk(sendCmdMkdir, dir[:len(dir)-1])
+	}
+	for i := 0; i < 20000; i++ {
+		long.symlink(fmt.Sprintf("%s%08d%s", dir, i, strings.Repeat("y", 190)), "t")
+	}
+	short := newTestStream(1).subvol(0x20).mk(sendCmdMkdir, "d")
+	for i := 0; i < 300000; i++ {
+		short.symlink(fmt.Sprintf("d/%d", i), "t")
+	}
+	for name, s := range map[string]*testStream{"20,000 links at 4 KB paths": long, "300,000 links at short paths": short} {
+		var paths streamPaths
+		err := checkStreamWith(&bytes.Buffer{}, bytes.NewReader(s.end()), inDirAlways, "", nil, &paths)
+		if err == nil || !strings.Contains(err.Error(), "more links, special files and moved entries than the check holds") {
+			t.Errorf("%s: %v", name, err)
+		}
+		if paths.held > maxTrackHeld+2*maxStreamPath+2*heldPerEntry {
+			t.Errorf("%s: %d bytes held, over %d", name, paths.held, maxTrackHeld)
+		}
+	}
+}

@@ -47,6 +47,17 @@ const (
 	lookPerByte = 64
 )
 
+// maxTrackHeld bounds what the check holds of a stream's paths: the
+// bytes of the paths tracked and of the directories on the way to them,
+// plus heldPerEntry for each (the maps' own share). At the bound the
+// filter's memory is about 100 MB; a stream that would need more (by
+// tens of thousands of links at long paths, or a few hundred thousand at
+// short ones) is refused.
+const (
+	maxTrackHeld = 64 << 20
+	heldPerEntry = 256
+)
+
 type streamPaths struct {
 	// inSubvol is the kind of a path in a subvolume directly in the dir
 	// (by UUID or received UUID), read from disk; nil when there is no
@@ -68,6 +79,7 @@ type streamPaths struct {
 	lastDir string
 	looked  int64 // bytes of paths looked up
 	read    int64 // bytes of the stream read so far, this command's included
+	held    int64 // what the tracked paths hold (maxTrackHeld)
 }
 
 type pathKind uint8
@@ -304,6 +316,9 @@ func opens(cmd uint16, p string, fileOnly bool, kind func(string) (pathKind, err
 func (s *streamPaths) check(cmd uint16, attrs streamAttrs) error {
 	if err := s.checkPaths(cmd, attrs); err != nil {
 		return err
+	}
+	if s.held > maxTrackHeld {
+		return fmt.Errorf("the stream makes more links, special files and moved entries than the check holds (%d MiB of their paths): a stream of service data with that many is refused, rather than the filter's memory growing with it", maxTrackHeld>>20)
 	}
 	if s.looked > lookBase+lookPerByte*s.read {
 		return fmt.Errorf("the stream's paths cost the check more than %d bytes of lookups per stream byte (%d after %d bytes): no stream btrfs send writes", lookPerByte, s.looked, s.read)
@@ -606,10 +621,18 @@ func (s *streamPaths) track(p string, n pathNode) {
 	if s.nodes == nil {
 		s.nodes, s.below, s.kids = map[string]pathNode{}, map[string]int{}, map[string]map[string]bool{}
 	}
-	if _, ok := s.nodes[p]; !ok {
+	if old, ok := s.nodes[p]; ok {
+		s.held += int64(len(n.ref) - len(old.ref))
+	} else {
+		s.held += int64(len(p)+len(n.ref)) + heldPerEntry
 		child := p
 		for i := strings.LastIndexByte(p, '/'); i > 0; i = strings.LastIndexByte(p[:i], '/') {
-			d := p[:i]
+			// A copy of its own: a key sliced from p would keep all of
+			// p in memory after p is untracked.
+			d := strings.Clone(p[:i])
+			if s.below[d] == 0 {
+				s.held += int64(len(d)) + heldPerEntry
+			}
 			s.below[d]++
 			if s.kids[d] == nil {
 				s.kids[d] = map[string]bool{}
@@ -622,10 +645,12 @@ func (s *streamPaths) track(p string, n pathNode) {
 }
 
 func (s *streamPaths) untrack(p string) {
-	if _, ok := s.nodes[p]; !ok {
+	old, ok := s.nodes[p]
+	if !ok {
 		return
 	}
 	delete(s.nodes, p)
+	s.held -= int64(len(p)+len(old.ref)) + heldPerEntry
 	child := p
 	for i := strings.LastIndexByte(p, '/'); i > 0; i = strings.LastIndexByte(p[:i], '/') {
 		d := p[:i]
@@ -633,6 +658,7 @@ func (s *streamPaths) untrack(p string) {
 			delete(s.kids[d], child)
 		}
 		if s.below[d]--; s.below[d] == 0 {
+			s.held -= int64(len(d)) + heldPerEntry
 			delete(s.below, d)
 			delete(s.kids, d)
 		}
