@@ -66,13 +66,13 @@ type streamPaths struct {
 	own      [16]byte // the subvolume received
 	parent   [16]byte // its parent, for a SNAPSHOT; zero for a SUBVOL
 	nodes    map[string]pathNode
-	// below counts the tracked nodes under each directory, and kids
-	// holds, for each such directory, its entries on the way to them: a
-	// directory is moved or removed with what is tracked below it at the
-	// cost of that subtree, not of every tracked node.
-	below map[string]int
-	kids  map[string]map[string]bool
-	work  int // entries scanned so far (maxTrackWork)
+	// dirs holds each directory with tracked nodes below it: how many,
+	// and its entries on the way to them. A directory is moved or
+	// removed with what is tracked below it at the cost of that subtree,
+	// not of every tracked node, and a path is looked up only as deep
+	// as something is tracked (walk).
+	dirs map[string]*dirNode
+	work int // entries scanned so far (maxTrackWork)
 	// lastDir is the directory the stream made last, where renames took
 	// it ("": none): btrfs send sets a new directory's mode right after
 	// making it, so a setgid bit passes there (privilege).
@@ -169,7 +169,7 @@ func (s *streamPaths) lookup(p string) pathNode {
 // what is at p itself. What a path holds is decided by the nearest
 // tracked node at or above it: one pass from the root finds it, and
 // looks a prefix up among the tracked nodes only while something is
-// tracked below the prefix before (below), so a path costs its length,
+// tracked below the prefix before (dirs), so a path costs its length,
 // plus each prefix's length where tracked nodes lie deeper. Each lookup
 // counts in looked.
 func (s *streamPaths) walk(p string, dir func(q string, n pathNode) error) (pathNode, error) {
@@ -186,7 +186,7 @@ func (s *streamPaths) walk(p string, dir func(q string, n pathNode) error) (path
 		if n, ok := s.nodes[q]; ok {
 			near, nearAt = n, len(q)
 		}
-		if s.below[q] == 0 {
+		if s.dirs[q] == nil {
 			probing = false
 		}
 	}
@@ -599,7 +599,7 @@ func (s *streamPaths) forget(p string) {
 
 // subtree is the tracked paths below p.
 func (s *streamPaths) subtree(p string) []string {
-	if s.below[p] == 0 {
+	if s.dirs[p] == nil {
 		return nil
 	}
 	var out []string
@@ -607,7 +607,11 @@ func (s *streamPaths) subtree(p string) []string {
 	for len(stack) > 0 {
 		d := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		for c := range s.kids[d] {
+		dn := s.dirs[d]
+		if dn == nil {
+			continue
+		}
+		for c := range dn.kids {
 			if _, ok := s.nodes[c]; ok {
 				out = append(out, c)
 			}
@@ -617,31 +621,42 @@ func (s *streamPaths) subtree(p string) []string {
 	return out
 }
 
+// dirNode is a directory with tracked nodes below it.
+type dirNode struct {
+	below int             // tracked nodes below it
+	kids  map[string]bool // its entries on the way to them
+}
+
 func (s *streamPaths) track(p string, n pathNode) {
 	if s.nodes == nil {
-		s.nodes, s.below, s.kids = map[string]pathNode{}, map[string]int{}, map[string]map[string]bool{}
+		s.nodes, s.dirs = map[string]pathNode{}, map[string]*dirNode{}
 	}
 	if old, ok := s.nodes[p]; ok {
 		s.held += int64(len(n.ref) - len(old.ref))
-	} else {
-		s.held += int64(len(p)+len(n.ref)) + heldPerEntry
-		child := p
-		for i := strings.LastIndexByte(p, '/'); i > 0; i = strings.LastIndexByte(p[:i], '/') {
-			// A copy of its own: a key sliced from p would keep all of
-			// p in memory after p is untracked.
-			d := strings.Clone(p[:i])
-			if s.below[d] == 0 {
-				s.held += int64(len(d)) + heldPerEntry
-			}
-			s.below[d]++
-			if s.kids[d] == nil {
-				s.kids[d] = map[string]bool{}
-			}
-			s.kids[d][child] = true
-			child = d
-		}
+		s.nodes[p] = n
+		return
 	}
+	s.held += int64(len(p)+len(n.ref)) + heldPerEntry
 	s.nodes[p] = n
+	// Map keys are only ever stored once, as copies of their own (a key
+	// sliced from p would keep all of p in memory after p is untracked,
+	// and an assignment to an existing string key replaces the key).
+	child := p
+	for i := strings.LastIndexByte(p, '/'); i > 0; i = strings.LastIndexByte(p[:i], '/') {
+		d := p[:i]
+		dn := s.dirs[d]
+		if dn == nil {
+			d = strings.Clone(d)
+			dn = &dirNode{kids: map[string]bool{}}
+			s.dirs[d] = dn
+			s.held += int64(len(d)) + heldPerEntry
+		}
+		dn.below++
+		if !dn.kids[child] {
+			dn.kids[child] = true
+		}
+		child = d
+	}
 }
 
 func (s *streamPaths) untrack(p string) {
@@ -654,13 +669,13 @@ func (s *streamPaths) untrack(p string) {
 	child := p
 	for i := strings.LastIndexByte(p, '/'); i > 0; i = strings.LastIndexByte(p[:i], '/') {
 		d := p[:i]
-		if _, tracked := s.nodes[child]; !tracked && s.below[child] == 0 {
-			delete(s.kids[d], child)
+		dn := s.dirs[d]
+		if _, tracked := s.nodes[child]; !tracked && s.dirs[child] == nil {
+			delete(dn.kids, child)
 		}
-		if s.below[d]--; s.below[d] == 0 {
+		if dn.below--; dn.below == 0 {
 			s.held -= int64(len(d)) + heldPerEntry
-			delete(s.below, d)
-			delete(s.kids, d)
+			delete(s.dirs, d)
 		}
 		child = d
 	}
