@@ -8,7 +8,7 @@ import (
 )
 
 // deepStream is the attack review's F3 shape (attack/t_deep2.py): a
-// directory chain depth deep, the stream's symlink at link (a path), then
+// directory chain depth deep (each given its mode, as send does), the stream's symlink at link (a path), then
 // writes writes to one file at the chain's bottom.
 func deepStream(depth, writes int, link string) *testStream {
 	s := newTestStream(1).subvol(0x20)
@@ -16,10 +16,10 @@ func deepStream(depth, writes int, link string) *testStream {
 		s.symlink(link, "x")
 	}
 	p := "a"
-	s.mk(sendCmdMkdir, p)
+	s.mk(sendCmdMkdir, p).cmd(sendCmdChmod, pathAttr(sendAttrPath, p), u64Attr(sendAttrMode, 0o755))
 	for i := 1; i < depth; i++ {
 		p += "/a"
-		s.mk(sendCmdMkdir, p)
+		s.mk(sendCmdMkdir, p).cmd(sendCmdChmod, pathAttr(sendAttrPath, p), u64Attr(sendAttrMode, 0o755))
 	}
 	if link != "" && strings.HasPrefix(link, "a/") {
 		// the link's directory exists only now: move it there
@@ -43,13 +43,13 @@ func deepStream(depth, writes int, link string) *testStream {
 func TestStreamCheckCostIsBoundedPerByte(t *testing.T) {
 	// A symlink at the chain's bottom: every prefix of every command's
 	// path holds something tracked, so each command costs about d²/2.
-	deep := deepStream(1000, 100, "").symlink(strings.Repeat("a/", 1000)+"l", "x")
-	for i := 0; i < 100; i++ {
+	deep := deepStream(1000, 0, "").symlink(strings.Repeat("a/", 1000)+"l", "x")
+	for i := 0; i < 400; i++ {
 		deep.write(strings.Repeat("a/", 1000) + "g")
 	}
 	err := checkStreamFor(&bytes.Buffer{}, bytes.NewReader(deep.cmd(sendCmdMkfile, pathAttr(sendAttrPath, strings.Repeat("a/", 1000)+"g"), u64Attr(testAttrIno, 9)).end()), inDirAlways, "", nil)
 	if err == nil || !strings.Contains(err.Error(), "cost the check more than") {
-		t.Errorf("a symlink at the bottom of a 1000-deep chain, then 200 writes there: %v", err)
+		t.Errorf("a symlink at the bottom of a 1000-deep chain, then 400 writes there: %v", err)
 	}
 	// The attack's own stream (the symlink at the top) and a real shape
 	// of deep data pass, and cost the check little per byte.

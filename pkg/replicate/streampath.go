@@ -73,10 +73,9 @@ type streamPaths struct {
 	// as something is tracked (walk).
 	dirs map[string]*dirNode
 	work int // entries scanned so far (maxTrackWork)
-	// lastDir is the directory the stream made last, where renames took
-	// it ("": none): btrfs send sets a new directory's mode right after
-	// making it, so a setgid bit passes there (privilege).
-	lastDir string
+	// newDirs are the directories the stream made whose mode it has not
+	// set yet (newDir).
+	newDirs map[string]bool
 	looked  int64 // bytes of paths looked up
 	read    int64 // bytes of the stream read so far, this command's included
 	held    int64 // what the tracked paths hold (maxTrackHeld)
@@ -343,10 +342,12 @@ func (s *streamPaths) checkPaths(cmd uint16, attrs streamAttrs) error {
 	if err := s.privilege(cmd, path, attrs); err != nil {
 		return err
 	}
-	s.followLastDir(cmd, path, string(attrs[sendAttrPathTo]))
+	if err := s.followNewDirs(cmd, path, string(attrs[sendAttrPathTo])); err != nil {
+		return err
+	}
 	switch cmd {
 	case sendCmdMkdir:
-		s.lastDir = path
+		s.newDir(path)
 		return s.makes(path, kindPlain)
 	case sendCmdMkfile:
 		return s.makes(path, kindPlain)
@@ -414,7 +415,7 @@ func (s *streamPaths) privilege(cmd uint16, p string, attrs streamAttrs) error {
 			return err
 		}
 		if !dir {
-			return fmt.Errorf("%q would be setgid (mode %o), and is not a directory the stream just made or the parent's: outside the nosuid dir, once promoted, a setgid file runs with its group", truncate(p, 80), mode)
+			return fmt.Errorf("%q would be setgid (mode %o), and is not known to be a directory (one the stream made, or the parent's): outside the nosuid dir, once promoted, a setgid file runs with its group", truncate(p, 80), mode)
 		}
 	case cmd == sendCmdSetXattr && string(attrs[sendAttrXattrName]) == xattrCapabilty:
 		return fmt.Errorf("%q would get file capabilities (%s): outside the nosuid dir, once promoted, it would run with them", truncate(p, 80), xattrCapabilty)
@@ -423,36 +424,72 @@ func (s *streamPaths) privilege(cmd uint16, p string, attrs streamAttrs) error {
 }
 
 // isDir is whether p is known to be a directory: the subvolume's root,
-// the directory the stream made last, or the parent's directory.
+// a directory the stream made (until its mode is set), or the parent's
+// directory.
 func (s *streamPaths) isDir(p string) (bool, error) {
-	if p == "" || p == s.lastDir {
+	if p == "" || s.newDirs[p] {
 		return true, nil
 	}
 	k, err := s.kind(p)
 	return k == kindDir, err
 }
 
-// followLastDir keeps lastDir on the directory the stream made last:
-// renamed with it or with a directory above it, forgotten when it (or a
-// directory above it) is removed or something is renamed over it.
-func (s *streamPaths) followLastDir(cmd uint16, p, to string) {
-	if s.lastDir == "" {
-		return
+// newDir records p as a directory the stream made. btrfs send sets each
+// new inode's mode once, when it is done with it, often after making
+// other directories (the orphans a rename waits on), so until then p
+// may be made setgid.
+func (s *streamPaths) newDir(p string) {
+	if s.newDirs == nil {
+		s.newDirs = map[string]bool{}
 	}
-	under := func(q string) bool { return s.lastDir == q || strings.HasPrefix(s.lastDir, q+"/") }
+	if !s.newDirs[p] {
+		s.newDirs[p] = true
+		s.held += int64(len(p)) + heldPerEntry
+	}
+}
+
+// followNewDirs keeps newDirs on the paths of those directories: a
+// chmod sets the mode (p is done), a rename moves them with p, a removal
+// or a rename over them drops them. Each scan counts as work: a stream
+// btrfs send writes has a few at a time.
+func (s *streamPaths) followNewDirs(cmd uint16, p, to string) error {
+	if len(s.newDirs) == 0 {
+		return nil
+	}
+	under := func(q, d string) bool { return q == d || strings.HasPrefix(q, d+"/") }
+	drop := func(q string) {
+		delete(s.newDirs, q)
+		s.held -= int64(len(q)) + heldPerEntry
+	}
 	switch cmd {
-	case sendCmdRename:
-		switch {
-		case under(p):
-			s.lastDir = to + s.lastDir[len(p):]
-		case under(to):
-			s.lastDir = ""
+	case sendCmdChmod:
+		if s.newDirs[p] {
+			drop(p)
 		}
-	case sendCmdUnlink, sendCmdRmdir:
-		if under(p) {
-			s.lastDir = ""
+		return nil
+	case sendCmdRename, sendCmdUnlink, sendCmdRmdir:
+	default:
+		return nil
+	}
+	if err := s.spend(len(s.newDirs)); err != nil {
+		return err
+	}
+	var moved []string
+	for q := range s.newDirs {
+		switch {
+		case cmd == sendCmdRename && under(q, p):
+			moved = append(moved, q)
+		case under(q, p) || cmd == sendCmdRename && under(q, to):
+			drop(q)
 		}
 	}
+	for _, q := range moved {
+		drop(q)
+	}
+	for _, q := range moved {
+		s.newDir(to + q[len(p):])
+	}
+	return nil
 }
 
 func attrU64(attrs streamAttrs, typ uint16) (uint64, bool) {
