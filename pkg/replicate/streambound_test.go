@@ -110,3 +110,22 @@ func TestStreamCheckMemoryIsBounded(t *testing.T) {
 		}
 	}
 }
+
+// Tracking a link costs a lookup of each directory above it, and so does
+// moving it: a directory holding links deep below it, renamed back and
+// forth, moved each link (a lookup per directory above it, each time)
+// at a cost of one entry against maxTrackWork. It is refused for what
+// the moves cost.
+func TestStreamCheckCountsTracking(t *testing.T) {
+	s := deepStream(1000, 0, "")
+	for i := 0; i < 40; i++ {
+		s.symlink(fmt.Sprintf("%s%d", strings.Repeat("a/", 1000), i), "x")
+	}
+	for i := 0; i < 50; i++ {
+		s.rename("a", "b").rename("b", "a")
+	}
+	err := checkStreamFor(&bytes.Buffer{}, bytes.NewReader(s.end()), inDirAlways, "", nil)
+	if err == nil || !strings.Contains(err.Error(), "cost the check more than") {
+		t.Errorf("40 links at the bottom of a 1000-deep chain, its top renamed 100 times: %v", err)
+	}
+}

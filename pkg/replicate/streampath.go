@@ -23,8 +23,13 @@ import (
 // the parent's entry there (renamed parent entries, deleted ones). The
 // parent's own entries are looked up on disk, where they cannot change
 // (a read-only snapshot directly in the dir). Regular files and
-// directories the stream makes are not tracked: that keeps memory
-// proportional to the links and renames, not to the files sent.
+// directories the stream makes are not tracked (a directory only until
+// its mode is set: newDirs): that keeps memory proportional to the links
+// and renames, not to the files sent, and maxTrackHeld bounds it.
+//
+// It also refuses what would make a file a privilege once failover
+// promotes the copy out of the nosuid,nodev dir (privilege).
+//
 // maxStreamPath is receive's own PATH_MAX: a longer path is no stream
 // btrfs send writes, and costs the checks (each directory of a path is
 // looked up) more than it should.
@@ -36,7 +41,8 @@ const maxStreamPath = 4096
 // otherwise hold the dir, and a core, for hours.
 const maxTrackWork = 1 << 22
 
-// The check's path lookups (bytes of paths hashed or read on disk) may
+// The check's path lookups (bytes of paths hashed or read on disk, as
+// it looks paths up and tracks or untracks them) may
 // cost lookBase plus lookPerByte per byte of the stream so far. btrfs
 // send's paths cost a few bytes of lookups per stream byte; a stream
 // built to cost more (deep paths among tracked links: the lookups grow
@@ -681,6 +687,7 @@ func (s *streamPaths) track(p string, n pathNode) {
 	child := p
 	for i := strings.LastIndexByte(p, '/'); i > 0; i = strings.LastIndexByte(p[:i], '/') {
 		d := p[:i]
+		s.looked += int64(len(d))
 		dn := s.dirs[d]
 		if dn == nil {
 			d = strings.Clone(d)
@@ -706,6 +713,7 @@ func (s *streamPaths) untrack(p string) {
 	child := p
 	for i := strings.LastIndexByte(p, '/'); i > 0; i = strings.LastIndexByte(p[:i], '/') {
 		d := p[:i]
+		s.looked += int64(len(d))
 		dn := s.dirs[d]
 		if _, tracked := s.nodes[child]; !tracked && s.dirs[child] == nil {
 			delete(dn.kids, child)

@@ -33,7 +33,7 @@ cd .. && btrfs -q subvolume snapshot -r services src/`+snap(1))
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer f.Close()
+		defer func() { _ = f.Close() }()
 		return filterReceive(t, dst, f)
 	}
 	if code, out := receive(send(1, "")); code != 0 {
