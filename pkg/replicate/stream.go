@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -53,6 +54,10 @@ const (
 	sendAttrData      = 19
 	sendAttrCloneUUID = 20
 )
+
+// namedAttrs are the attributes that hold a name or path (send.h): btrfs
+// send never writes a NUL in one (no file name holds one).
+var namedAttrs = []uint16{sendAttrPath, sendAttrPathTo, sendAttrPathLink, sendAttrClonePath, sendAttrXattrName}
 
 // lastCommand is the highest command number each stream version defines.
 var lastCommand = map[uint32]uint16{1: sendCmdUpdateExtent, 2: sendCmdEncodedWrite, 3: sendCmdEnableVerity}
@@ -192,6 +197,13 @@ func checkStreamWith(dst io.Writer, src io.Reader, inDir dirUUIDs, base string, 
 		attrs, err := parseAttrs(buf[streamCmdHeader:], version)
 		if err != nil {
 			return refuse("command %d: %v", cmd, err)
+		}
+		// receive reads names as C strings: a NUL cuts one short, so it
+		// would act on another name than the one checked.
+		for _, typ := range namedAttrs {
+			if bytes.IndexByte(attrs[typ], 0) >= 0 {
+				return refuse("command %d: attribute %d holds a NUL: receive would read the name cut short there, not as checked", cmd, typ)
+			}
 		}
 		switch {
 		case cmd == sendCmdSubvol || cmd == sendCmdSnapshot:
