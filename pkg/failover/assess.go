@@ -16,8 +16,8 @@ import (
 
 func (r *Run) assessDesc() string {
 	o := r.Opts
-	return fmt.Sprintf("Consul health of %s (one passing instance, on %s, or none if it is down); %s reachable (or --primary-down); %s is a member with a complete copy younger than %s in %s; %s not exported there",
-		o.Service, o.From, o.From, o.To, r.NFS.MaxLag, r.Ends.TargetDir, r.NFS.Export)
+	return fmt.Sprintf("Consul health of %s (one passing instance, on %s, or none if it is down); %s reachable (or --primary-down); %s is a member with a complete copy younger than %s in %s; %s not exported there; %s mounted nosuid,nodev",
+		o.Service, o.From, o.From, o.To, r.NFS.MaxLag, r.Ends.TargetDir, r.NFS.Export, path.Dir(r.NFS.Subvolume))
 }
 
 // newestCopy is the newest complete copy in the new primary's
@@ -125,6 +125,9 @@ func (r *Run) assess(ctx context.Context, env *tasks.Env, _ *inventory.Host) (st
 	if res, err := run.Run(ctx, sshexec.Cmd{Script: "exportfs -v"}); err == nil && exported(string(res.Stdout), r.NFS.Export) {
 		return "", fmt.Errorf("%s already exports %s", o.To, r.NFS.Export)
 	}
+	if err := promoteMountSafe(ctx, run, r.NFS.Subvolume); err != nil {
+		return "", err
+	}
 	state := "serving"
 	switch {
 	case len(passing) == 0:
@@ -223,4 +226,22 @@ func (r *Run) ownerIs(host string, orUnset bool) func(ctx context.Context, _ *ta
 		}
 		return "", fmt.Errorf("owner key %s is %q, not %s", r.NFS.OwnerKey, v, host)
 	}
+}
+
+// promoteMountSafe refuses, before the fence, what the promote itself
+// would refuse after it (hoctl dir-op promote, docs/security.md): the
+// copy came from send streams, and its directory's mount on the new
+// primary must keep what a stream could carry (setuid files, device
+// nodes) inert there too. Found only at the promote, the refusal would
+// leave the service fenced and down until the operator remounts.
+func promoteMountSafe(ctx context.Context, run sshexec.Runner, subvolume string) error {
+	dir := path.Dir(subvolume)
+	res, err := run.Run(ctx, sshexec.Cmd{Argv: replicate.MountArgv(dir), Stdin: strings.NewReader("")})
+	if err != nil {
+		return fmt.Errorf("%s: reading the mount options of %s, where the promote puts the copy: %w", run.Name(), dir, sshexec.OneLine(res, err))
+	}
+	if missing := replicate.MissingMountOptions(string(res.Stdout)); len(missing) > 0 {
+		return fmt.Errorf("%s: %s is mounted without %s: the promote would make the copy, which came from send streams, live there with any setuid file or device node in it; mount it nosuid,nodev (docs/security.md), then fail over", run.Name(), dir, strings.Join(missing, ","))
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hoctl/hoctl/pkg/exitcode"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/replicate"
@@ -27,6 +28,15 @@ type cluster struct {
 	index    map[string]uint64
 	active   map[string]bool
 	timeline []string
+	// suidMount: hosts whose /persist is mounted without nosuid,nodev.
+	suidMount map[string]bool
+}
+
+func (c *cluster) mountOptions(host string) string {
+	if c.suidMount[host] {
+		return "rw,relatime\n"
+	}
+	return "rw,nosuid,nodev,relatime\n"
 }
 
 func (c *cluster) log(ev string) {
@@ -99,6 +109,8 @@ func (c *cluster) answer(t *testing.T) func(host string, cmd sshexec.Cmd) sshexe
 			return sshexectest.Reply{Stdout: "locked zippy\n"}
 		case line == "exportfs -v":
 			return sshexectest.Reply{}
+		case strings.HasPrefix(line, "findmnt -n -o OPTIONS --target /persist"):
+			return sshexectest.Reply{Stdout: c.mountOptions(host)}
 		case strings.Contains(line, "50-hoctl-fence.conf") && strings.Contains(line, "systemctl stop"):
 			c.mu.Lock()
 			c.active[host] = false
@@ -228,5 +240,34 @@ func TestFenceDisarmsWhenTheKeyDoesNotMove(t *testing.T) {
 	}
 	if want := []string{"zippy arm", "zippy disarm"}; !slices.Equal(c.timeline, want) {
 		t.Fatalf("the failover ran\n  %s\nwant\n  %s", strings.Join(c.timeline, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
+// A new primary whose /persist is mounted without nosuid,nodev would have
+// the promote refuse (it would make a stream's setuid files and device
+// nodes live there), but only after the fence: nothing would serve. The
+// assessment refuses it first (exit 3), before anything is armed, moved
+// or stopped.
+func TestFailoverRefusesAnUnsafePromoteMountBeforeTheFence(t *testing.T) {
+	inv := parseInv(t, resolveInv)
+	svc := inv.NFS["data-services"]
+	c := &cluster{kv: map[string]string{svc.OwnerKey: "zippy"}, index: map[string]uint64{svc.OwnerKey: 7}, active: map[string]bool{"zippy": true},
+		suidMount: map[string]bool{"c1": true}}
+	consulFn := func(context.Context) (Consul, error) { return c, nil }
+	rb, err := Resolve(context.Background(), inv, consulFn, Options{To: "c1", ConsulWait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts := &sshexectest.Hosts{Answer: c.answer(t)}
+	ios, _, _, _ := iostreams.Test()
+	eng := &tasks.Engine{Env: &tasks.Env{Inventory: inv, Connect: hosts.Connect}, Reporter: tasks.NewReporter(ios, nil),
+		StateDir: t.TempDir(), Yes: true, Command: "hoctl failover",
+		ClusterLock: func(context.Context, string, string) (tasks.ClusterLock, error) { return heldLock{}, nil }}
+	_, err = eng.Run(context.Background(), rb, tasks.RunOptions{})
+	if err == nil || exitcode.Of(err) != exitcode.Refused || !strings.Contains(err.Error(), "c1: /persist is mounted without nosuid,nodev") {
+		t.Fatalf("run: %v (exit %d), want a refusal naming c1's /persist", err, exitcode.Of(err))
+	}
+	if len(c.timeline) != 0 || c.kv[svc.OwnerKey] != "zippy" || !c.active["zippy"] {
+		t.Fatalf("refused, yet the failover ran %v (owner %s)", c.timeline, c.kv[svc.OwnerKey])
 	}
 }
