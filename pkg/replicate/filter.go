@@ -12,9 +12,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/hoctl/hoctl/pkg/btrfs"
+	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 )
 
@@ -398,7 +398,7 @@ func (r *Request) Exec(ctx context.Context, stdin io.Reader, stdout, stderr io.W
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if _, ok := stderr.(*os.File); !ok {
-		stderr = &syncWriter{w: stderr} // the stages write to it at once
+		stderr = iostreams.SyncWriter(stderr) // the stages write to it at once
 	}
 	cmds := make([]*exec.Cmd, len(r.Pipeline))
 	for i, argv := range r.Pipeline {
@@ -494,15 +494,4 @@ func (r *Request) Exec(ctx context.Context, stdin io.Reader, stdout, stderr io.W
 		return 1, refused
 	}
 	return status, nil
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }
