@@ -59,13 +59,15 @@ type Request struct {
 	done func()
 }
 
-// RefusedError is a command the filter does not allow.
-type RefusedError struct {
+// DeniedError is a command the filter does not allow (a refused
+// command line, exit 126 on the host; tasks.RefusedError is a runbook
+// step whose before check refused).
+type DeniedError struct {
 	Line   string
 	Reason string
 }
 
-func (e *RefusedError) Error() string {
+func (e *DeniedError) Error() string {
 	return fmt.Sprintf("hoctl target-filter: refused %q: %s", e.Line, e.Reason)
 }
 
@@ -82,7 +84,7 @@ func (f Filter) Allow(line string) (*Request, error) {
 		return nil, fmt.Errorf("hoctl target-filter: the snapshot base must be a name such as services, not %q", f.Base)
 	}
 	cmd, watched := sshexec.Unwrap(line)
-	refuse := func(why string) (*Request, error) { return nil, &RefusedError{Line: cmd, Reason: why} }
+	refuse := func(why string) (*Request, error) { return nil, &DeniedError{Line: cmd, Reason: why} }
 	pipeline, err := splitPipeline(cmd)
 	if err != nil {
 		return refuse(err.Error())
