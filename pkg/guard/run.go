@@ -3,6 +3,7 @@ package guard
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -27,6 +28,14 @@ func (g *Guard) Run(ctx context.Context) error {
 		g.Unit, g.Host, g.Key, g.Host, g.Lease, g.Wait, g.StartGrace, map[bool]string{true: "; dry run: nothing is stopped or started"}[g.DryRun]))
 	if g.Notify != nil {
 		g.Units = fedUnits{Units: g.Units, beat: g.Heartbeat, notify: g.notify}
+	}
+	// The fuse (fuse.go) logs from its own goroutine.
+	var logMu sync.Mutex
+	logf := g.Log
+	g.Log = func(prio int, msg string) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		logf(prio, msg)
 	}
 	results := make(chan result, 1)
 	wake := make(chan struct{}, 1)
