@@ -846,6 +846,7 @@ func (c simClock) Now() time.Time {
 	}
 	return c.w.t0.Add(c.w.now)
 }
+
 // AfterFunc is a timer of the world's, fired by advance: at once (at
 // the next instant the world moves) when d <= 0. With noFuse, none
 // fires, as in the guard before attack F1's fix, whose only timer was
