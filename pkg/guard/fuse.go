@@ -10,7 +10,7 @@ import (
 // DefaultHandoff is how long the loop's own lease stop, in a step begun
 // at or after the lease's end, has to issue its stop before the fuse
 // stops the unit itself.
-const DefaultHandoff = 500 * time.Millisecond
+const DefaultHandoff = time.Second
 
 // fuse is the lease's end as a timer of its own (attack F1). The loop is
 // single-threaded and waits inside every call it makes: a fence (whose
@@ -23,8 +23,9 @@ const DefaultHandoff = 500 * time.Millisecond
 //
 // The loop's own lease stop (it looks at the unit and stores the stop
 // first, so that it can start the unit again at the confirmed
-// ModifyIndex) runs in a step begun at or after the lease's end; the fuse
-// gives it Handoff to issue its stop before it stops the unit itself. A
+// ModifyIndex) runs in a step begun at or after the lease's end, and its
+// fence follows an answer that ends the lease at once (endNow); the fuse
+// gives either Handoff to issue its stop before it stops the unit itself. A
 // stop or fence of the loop's own under way is the stop: the fuse does
 // not stop the unit beside it (Units.Fence stops first, then reloads). A stop by the fuse is stored by no one: the
 // guard does not start that unit again (a failover or the operator may).
@@ -64,6 +65,22 @@ func (f *fuse) set(end time.Time) {
 	f.end = end
 	if f.busy {
 		f.arm(f.clock.Now())
+	}
+}
+
+// endNow ends the lease now, by the loop's own decision: it is about to
+// stop (fence) the unit itself, and has Handoff to begin.
+func (f *fuse) endNow() {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := f.clock.Now()
+	f.end = now
+	if f.busy {
+		f.since = now
+		f.arm(now)
 	}
 }
 

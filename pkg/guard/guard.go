@@ -421,7 +421,8 @@ func (g *Guard) up(ctx context.Context) bool {
 // the unit's start check (--check-lease) must say so at once.
 func (g *Guard) endLease(now time.Time) {
 	if now.Before(g.leaseEnd) {
-		g.setLease(now)
+		g.leaseEnd = now
+		g.fuse.endNow()
 		g.save()
 	}
 }
