@@ -615,8 +615,14 @@ func (w *world) deliver(d *delivery) {
 func (w *world) op() { w.advance(w.now + rndDur(w.rng, 0, w.opMax)) }
 
 // call is one of the guard's calls but a stop: one in eight takes up to
-// slow.
+// slow, then (a systemctl call) as op.
 func (w *world) call(what string) {
+	w.slowly(what)
+	w.op()
+}
+
+// slowly is the slow part of a call, if it is slow.
+func (w *world) slowly(what string) {
 	if w.slow > 0 && w.slowRng.IntN(8) == 0 {
 		d := rndDur(w.slowRng, 0, w.slow)
 		w.tracef("%s takes %s", what, d)
@@ -625,7 +631,6 @@ func (w *world) call(what string) {
 		w.advance(w.now + d)
 		w.inCall = prev
 	}
-	w.op()
 }
 
 // settle ends a start whose time is up: active from now on.
@@ -832,7 +837,7 @@ func (s simState) Load() (Stored, bool, error) { return s.w.stored, s.w.has, nil
 
 func (s simState) Save(st Stored) error {
 	s.w.stored, s.w.has = st, true
-	s.w.call("the state save")
+	s.w.slowly("the state save")
 	return nil
 }
 
