@@ -121,7 +121,10 @@ func (f *fuse) own() func() {
 		defer f.mu.Unlock()
 		f.stopping = time.Time{}
 		if f.busy {
-			f.arm(f.clock.Now())
+			// Stopped just now: the rest of the step counts from here.
+			now := f.clock.Now()
+			f.since = now
+			f.arm(now)
 		}
 	}
 }
