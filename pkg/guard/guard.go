@@ -20,7 +20,9 @@
 //
 // The decisions (this file) are single-threaded and read time only from
 // a Clock; Run (run.go) is the loop that feeds them Consul's answers and
-// timer wake-ups. The simulation in sim_test.go drives the same
+// timer wake-ups. While the loop waits in a call of its own (a fence, a
+// status read, a start, a state save), the fuse (fuse.go) stops the unit
+// at the lease's end from its own timer. The simulation in sim_test.go drives the same
 // decisions with a fake clock and a scripted Consul.
 package guard
 
@@ -55,9 +57,12 @@ type Consul interface {
 type Units interface {
 	// Running says whether unit is active (or activating, reloading).
 	Running(ctx context.Context, unit string) (bool, error)
-	// Fence writes the fence drop-in (failover.FenceDropIn), reloads
-	// systemd and stops unit: nothing starts it again until the drop-in
-	// is removed (hoctl failover back to this host does).
+	// Fence stops unit, then writes the fence drop-in
+	// (failover.FenceDropIn) and reloads systemd: nothing starts it
+	// again until the drop-in is removed (hoctl failover back to this
+	// host does). The stop comes first: a reload runs the host's
+	// generators and can take as long as they do, and the guard's fuse
+	// does not stop the unit beside the guard's own fence.
 	Fence(ctx context.Context, unit, reason string) error
 	// Stop stops unit without a fence.
 	Stop(ctx context.Context, unit string) error

@@ -19,7 +19,8 @@ type result struct {
 // the request's deadline; the loop waits for it or for the next thing
 // due (the lease's end, the next read), whichever comes first. So the
 // lease's end stops the unit on time even if a request does not honour
-// its context. The loop turns at least every Heartbeat, and tells
+// its context; and while the loop itself waits in a call, the guard's
+// fuse (fuse.go) stops the unit at the lease's end from its own timer. The loop turns at least every Heartbeat, and tells
 // systemd so (WATCHDOG=1): a guard wedged anywhere, or stopped
 // (SIGSTOP), is killed by systemd's watchdog and started again, and
 // the guard after it finds the lease as this one stored it.
