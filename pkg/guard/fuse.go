@@ -7,9 +7,8 @@ import (
 	"time"
 )
 
-// DefaultHandoff is how long the loop's own lease stop, in a step begun
-// at or after the lease's end, has to issue its stop before the fuse
-// stops the unit itself.
+// DefaultHandoff is how long the loop's own lease stop or fence has to
+// issue its stop before the fuse stops the unit itself.
 const DefaultHandoff = time.Second
 
 // fuse is the lease's end as a timer of its own (attack F1). The loop is
@@ -24,11 +23,12 @@ const DefaultHandoff = time.Second
 // The loop's own lease stop (it looks at the unit and stores the stop
 // first, so that it can start the unit again at the confirmed
 // ModifyIndex) runs in a step begun at or after the lease's end, and its
-// fence follows an answer that ends the lease at once (endNow); the fuse
-// gives either Handoff to issue its stop before it stops the unit itself. A
-// stop or fence of the loop's own under way is the stop: the fuse does
-// not stop the unit beside it (Units.Fence stops first, then reloads). A stop by the fuse is stored by no one: the
-// guard does not start that unit again (a failover or the operator may).
+// fence follows an answer that ends the lease at once (endNow): the fuse
+// gives either Handoff to issue its stop before it stops the unit
+// itself. A stop or fence of the loop's own under way is the stop: the
+// fuse does not stop the unit beside it (Units.Fence stops first, then
+// reloads). A stop by the fuse is stored by no one: the guard does not
+// start that unit again (a failover or the operator may).
 //
 // The fuse only stops: it never reads or changes the loop's state, and
 // the loop tells it the lease's end and what it is doing under mu.
@@ -43,7 +43,7 @@ type fuse struct {
 	mu       sync.Mutex
 	end      time.Time // the lease's end
 	busy     bool      // the loop is in a step
-	since    time.Time // when that step began
+	since    time.Time // when that step began, or the loop's own stop in it ended
 	stopping time.Time // the loop's own stop or fence under way since (zero: none)
 	blowing  bool      // the fuse's stop under way
 	blown    bool      // the fuse stopped the unit in this step
