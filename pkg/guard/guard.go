@@ -20,7 +20,9 @@
 //
 // The decisions (this file) are single-threaded and read time only from
 // a Clock; Run (run.go) is the loop that feeds them Consul's answers and
-// timer wake-ups. The simulation in sim_test.go drives the same
+// timer wake-ups. While the loop waits in a call of its own (a fence, a
+// status read, a start, a state save), the fuse (fuse.go) stops the unit
+// at the lease's end from its own timer. The simulation in sim_test.go drives the same
 // decisions with a fake clock and a scripted Consul.
 package guard
 
@@ -55,9 +57,12 @@ type Consul interface {
 type Units interface {
 	// Running says whether unit is active (or activating, reloading).
 	Running(ctx context.Context, unit string) (bool, error)
-	// Fence writes the fence drop-in (failover.FenceDropIn), reloads
-	// systemd and stops unit: nothing starts it again until the drop-in
-	// is removed (hoctl failover back to this host does).
+	// Fence stops unit, then writes the fence drop-in
+	// (failover.FenceDropIn) and reloads systemd: nothing starts it
+	// again until the drop-in is removed (hoctl failover back to this
+	// host does). The stop comes first: a reload runs the host's
+	// generators and can take as long as they do, and the guard's fuse
+	// does not stop the unit beside the guard's own fence.
 	Fence(ctx context.Context, unit, reason string) error
 	// Stop stops unit without a fence.
 	Stop(ctx context.Context, unit string) error
@@ -221,6 +226,9 @@ type Guard struct {
 	nextRead time.Time // no read before this (the pause after a failure)
 
 	log reporter
+	// fuse stops the unit at the lease's end while the loop is in a
+	// call (fuse.go); nil in a dry run.
+	fuse *fuse
 }
 
 // request is one read of the owner key.
@@ -273,7 +281,7 @@ func New(c Config, consul Consul, units Units, clock Clock, state State) *Guard 
 func (g *Guard) begin() {
 	now := g.Clock.Now()
 	g.started, g.startedAt = true, now
-	g.leaseEnd = now.Add(g.StartGrace)
+	g.setLease(now.Add(g.StartGrace))
 	if g.State == nil {
 		return
 	}
@@ -284,10 +292,16 @@ func (g *Guard) begin() {
 	case ok:
 		g.confirmed, g.mod, g.haveMod, g.leaseStopped, g.lastIndex, g.stopMark, g.lastAnswer = s.Confirmed, s.ModifyIndex, s.ModifyIndex != 0, s.LeaseStopped, s.Index, s.StopMark, s.Answered
 		if s.LeaseEnd.Before(g.leaseEnd) {
-			g.leaseEnd = s.LeaseEnd
+			g.setLease(s.LeaseEnd)
 		}
 	}
 	g.save()
+}
+
+// setLease is the lease's new end, for the loop and its fuse.
+func (g *Guard) setLease(end time.Time) {
+	g.leaseEnd = end
+	g.fuse.set(end)
 }
 
 func (g *Guard) save() {
@@ -306,6 +320,11 @@ func (g *Guard) save() {
 // send, if any, and when to call tick again (zero: only when the read
 // returns).
 func (g *Guard) tick(ctx context.Context) (*request, time.Time) {
+	if g.fuse == nil && !g.DryRun {
+		g.fuse = newFuse(g.Clock, g.Retry, DefaultHandoff, g.blowFuse(ctx))
+	}
+	g.fuse.enter()
+	defer g.fuse.leave()
 	if !g.started {
 		g.begin()
 	}
@@ -388,7 +407,7 @@ func (g *Guard) leaseRanOut(ctx context.Context, now time.Time, lastErr error) {
 	if !running {
 		what = why + ": stopping the start of " + g.Unit + " this guard queued, not seen running yet (this guard will not start it again)"
 	}
-	if g.act(ctx, what, func() error { return g.Units.Stop(ctx, g.Unit) }) {
+	if g.act(ctx, what, func() error { defer g.fuse.own()(); return g.Units.Stop(ctx, g.Unit) }) {
 		g.starting = false
 	}
 }
@@ -408,6 +427,7 @@ func (g *Guard) up(ctx context.Context) bool {
 func (g *Guard) endLease(now time.Time) {
 	if now.Before(g.leaseEnd) {
 		g.leaseEnd = now
+		g.fuse.endNow()
 		g.save()
 	}
 }
@@ -426,6 +446,8 @@ func (g *Guard) running(ctx context.Context) bool {
 // answered takes the outcome of req: the answer, the lease, the unit's
 // state, and what they call for.
 func (g *Guard) answered(ctx context.Context, req *request, r Reading, err error) {
+	g.fuse.enter()
+	defer g.fuse.leave()
 	if g.inflight == req {
 		g.inflight = nil
 	}
@@ -481,7 +503,7 @@ func (g *Guard) answered(ctx context.Context, req *request, r Reading, err error
 			return
 		}
 		g.endLease(now)
-		if g.act(ctx, why+": fencing and stopping "+g.Unit, func() error { return g.Units.Fence(ctx, g.Unit, why) }) {
+		if g.act(ctx, why+": fencing and stopping "+g.Unit, func() error { defer g.fuse.own()(); return g.Units.Fence(ctx, g.Unit, why) }) {
 			g.leaseStopped, g.starting = false, false
 			g.save()
 		}
@@ -510,6 +532,10 @@ func (g *Guard) answered(ctx context.Context, req *request, r Reading, err error
 			g.Log(Notice, fmt.Sprintf("Consul confirms %s names %s again at ModifyIndex %d, but %s: this guard leaves %s stopped (the operator, or hoctl failover, may start it)", g.Key, g.Host, r.ModifyIndex, why, g.Unit))
 			g.leaseStopped = false
 			g.save()
+			return
+		}
+		if !g.Clock.Now().Before(g.leaseEnd) {
+			// The look took the rest of the lease: no start on it.
 			return
 		}
 		if g.act(ctx, fmt.Sprintf("Consul confirms %s names %s again at ModifyIndex %d, unchanged since the lease stop: starting %s", g.Key, g.Host, r.ModifyIndex, g.Unit),
@@ -542,7 +568,7 @@ func (g *Guard) confirm(sent time.Time, r Reading) {
 	}
 	g.confirmedHere = true
 	if end := sent.Add(g.Lease); end.After(g.leaseEnd) {
-		g.leaseEnd = end
+		g.setLease(end)
 	}
 	g.mod, g.haveMod = r.ModifyIndex, true
 	g.save()
