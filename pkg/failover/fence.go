@@ -214,11 +214,7 @@ func (r *Run) disarm(ctx context.Context, env *tasks.Env, cause error) error {
 
 func (r *Run) fenced(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
 	o := r.Opts
-	c, err := r.Consul(ctx)
-	if err != nil {
-		return "", err
-	}
-	passing, err := c.Passing(ctx, o.Service)
+	passing, err := r.passing(ctx)
 	if err != nil {
 		return "", err
 	}

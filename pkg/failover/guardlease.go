@@ -85,11 +85,7 @@ func (r *Run) leaseWaitEnd(now time.Time) time.Time {
 // on host.
 func (r *Run) notPassing(host string) func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
 	return func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
-		c, err := r.Consul(ctx)
-		if err != nil {
-			return "", err
-		}
-		passing, err := c.Passing(ctx, r.Opts.Service)
+		passing, err := r.passing(ctx)
 		if err != nil {
 			return "", err
 		}
@@ -98,4 +94,13 @@ func (r *Run) notPassing(host string) func(ctx context.Context, _ *tasks.Env, _ 
 		}
 		return "no passing instance on " + host, nil
 	}
+}
+
+// passing is the service's passing instances, as Consul sees them now.
+func (r *Run) passing(ctx context.Context) ([]string, error) {
+	c, err := r.Consul(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.Passing(ctx, r.Opts.Service)
 }

@@ -90,11 +90,7 @@ func (r *Run) clientCheck() string {
 
 func (r *Run) servedBy(host string) func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
 	return func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
-		c, err := r.Consul(ctx)
-		if err != nil {
-			return "", err
-		}
-		passing, err := c.Passing(ctx, r.Opts.Service)
+		passing, err := r.passing(ctx)
 		if err != nil {
 			return "", err
 		}

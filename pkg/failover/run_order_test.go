@@ -141,6 +141,16 @@ func (c *cluster) answer(t *testing.T) func(host string, cmd sshexec.Cmd) sshexe
 	}
 }
 
+// engine runs a failover against the cluster's hosts, confirmed, with
+// the cluster lock held.
+func (c *cluster) engine(t *testing.T, inv *inventory.Inventory) *tasks.Engine {
+	hosts := &sshexectest.Hosts{Answer: c.answer(t)}
+	ios, _, _, _ := iostreams.Test()
+	return &tasks.Engine{Env: &tasks.Env{Inventory: inv, Connect: hosts.Connect}, Reporter: tasks.NewReporter(ios, nil),
+		StateDir: t.TempDir(), Yes: true, Command: "hoctl failover",
+		ClusterLock: func(context.Context, string, string) (tasks.ClusterLock, error) { return heldLock{}, nil }}
+}
+
 type heldLock struct{}
 
 func (heldLock) Lost() <-chan struct{} { return nil }
@@ -176,11 +186,7 @@ func TestFailoverRunsInOrderOnTheHosts(t *testing.T) {
 	if sync == 0 {
 		t.Fatal("no final sync steps")
 	}
-	hosts := &sshexectest.Hosts{Answer: c.answer(t)}
-	ios, _, _, _ := iostreams.Test()
-	eng := &tasks.Engine{Env: &tasks.Env{Inventory: inv, Connect: hosts.Connect}, Reporter: tasks.NewReporter(ios, nil),
-		StateDir: t.TempDir(), Yes: true, Command: "hoctl failover",
-		ClusterLock: func(context.Context, string, string) (tasks.ClusterLock, error) { return heldLock{}, nil }}
+	eng := c.engine(t, inv)
 	if _, err := eng.Run(context.Background(), rb, tasks.RunOptions{}); err != nil {
 		t.Fatalf("%v\n%s", err, strings.Join(c.timeline, "\n"))
 	}
@@ -229,11 +235,7 @@ func TestFenceDisarmsWhenTheKeyDoesNotMove(t *testing.T) {
 			s.Action = &tasks.Func{Desc: "stand-in", Fn: func(context.Context, *tasks.Env, *inventory.Host) (string, error) { return "", nil }}
 		}
 	}
-	hosts := &sshexectest.Hosts{Answer: c.answer(t)}
-	ios, _, _, _ := iostreams.Test()
-	eng := &tasks.Engine{Env: &tasks.Env{Inventory: inv, Connect: hosts.Connect}, Reporter: tasks.NewReporter(ios, nil),
-		StateDir: t.TempDir(), Yes: true, Command: "hoctl failover",
-		ClusterLock: func(context.Context, string, string) (tasks.ClusterLock, error) { return heldLock{}, nil }}
+	eng := c.engine(t, inv)
 	_, err = eng.Run(context.Background(), rb, tasks.RunOptions{})
 	if err == nil || !strings.Contains(err.Error(), "the fence armed on zippy was removed") {
 		t.Fatalf("run: %v, want the lost compare-and-set, the fence removed", err)
@@ -258,11 +260,7 @@ func TestFailoverRefusesAnUnsafePromoteMountBeforeTheFence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hosts := &sshexectest.Hosts{Answer: c.answer(t)}
-	ios, _, _, _ := iostreams.Test()
-	eng := &tasks.Engine{Env: &tasks.Env{Inventory: inv, Connect: hosts.Connect}, Reporter: tasks.NewReporter(ios, nil),
-		StateDir: t.TempDir(), Yes: true, Command: "hoctl failover",
-		ClusterLock: func(context.Context, string, string) (tasks.ClusterLock, error) { return heldLock{}, nil }}
+	eng := c.engine(t, inv)
 	_, err = eng.Run(context.Background(), rb, tasks.RunOptions{})
 	if err == nil || exitcode.Of(err) != exitcode.Refused || !strings.Contains(err.Error(), "c1: /persist is mounted without nosuid,nodev") {
 		t.Fatalf("run: %v (exit %d), want a refusal naming c1's /persist", err, exitcode.Of(err))
