@@ -228,6 +228,64 @@ func (r *Run) ownerIs(host string, orUnset bool) func(ctx context.Context, _ *ta
 	}
 }
 
+// ownerStill is the start's before check: the owner key names host, at
+// the index of this run's own write when it knows it. A key written
+// since (put back to the old primary and moved again, by hand or by
+// another tool) may have let a cut-off old primary's guard confirm after
+// this run's write, and the lease wait counted from that write does not
+// bound it: with --primary-down the check waits out the lease again from
+// the write it saw (a planned failover's fence keeps the old primary from
+// starting, whoever the key names). A key that keeps changing is refused.
+func (r *Run) ownerStill(host string) func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
+	return func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
+		c, err := r.Consul(ctx)
+		if err != nil {
+			return "", err
+		}
+		r.mu.Lock()
+		moved := r.movedIndex
+		r.mu.Unlock()
+		waits := 0
+		if moved == 0 && r.Opts.PrimaryDown {
+			// This process did not see its own write (a resumed run):
+			// the wait it may have skipped is waited from the write
+			// there is now.
+			_, idx, _, err := c.Get(ctx, r.NFS.OwnerKey)
+			if err != nil {
+				return "", err
+			}
+			if err := sleep(ctx, r.leaseWait()); err != nil {
+				return "", err
+			}
+			moved, waits = idx, 1
+		}
+		for ; ; waits++ {
+			v, idx, ok, err := c.Get(ctx, r.NFS.OwnerKey)
+			if err != nil {
+				return "", err
+			}
+			if !ok || v != host {
+				return "", fmt.Errorf("owner key %s is %q, not %s", r.NFS.OwnerKey, v, host)
+			}
+			switch {
+			case moved == 0 || idx == moved:
+				if waits > 0 {
+					return fmt.Sprintf("owner %s; waited %s more from the key's last write (%s's guard lease)", host, r.leaseWait()*time.Duration(waits), r.Opts.From), nil
+				}
+				return "owner " + host, nil
+			case !r.Opts.PrimaryDown:
+				return fmt.Sprintf("owner %s (written again since this run moved it; %s is fenced)", host, r.Opts.From), nil
+			case waits >= 2:
+				return "", fmt.Errorf("owner key %s keeps being written (index %d, now %d) while this failover waits out %s's guard lease: find who writes it, then resume", r.NFS.OwnerKey, moved, idx, r.Opts.From)
+			}
+			if err := sleep(ctx, r.leaseWait()); err != nil {
+				return "", err
+			}
+			moved = idx
+		}
+	}
+}
+
 // promoteMountSafe refuses, before the fence, what the promote itself
 // would refuse after it (hoctl dir-op promote, docs/security.md): the
 // copy came from send streams, and its directory's mount on the new

@@ -53,6 +53,11 @@ type Options struct {
 	// ConsulWait bounds step 7's wait for the health checks.
 	ConsulWait time.Duration
 	Now        func() time.Time
+	// LeaseWait is how long --primary-down waits after the owner key's
+	// last write before the new primary starts: GuardLease + GuardMargin
+	// when zero, the only value the guard's protocol allows (tests
+	// shorten it).
+	LeaseWait time.Duration
 	// Plan is a dry run: when Consul cannot say who owns the service,
 	// assume the inventory's primary (the other end when To is the
 	// primary) so the plan still shows, with its failing checks, instead
@@ -81,6 +86,12 @@ type Run struct {
 	// returned: the old primary's guard can have had no confirmation
 	// sent after it (zero: not by this run, as in a resumed one).
 	keyMoved time.Time
+	// movedIndex is the owner key's ModifyIndex after this run's write
+	// (0: unknown, as in a resumed run). The lease wait counts from that
+	// write; a later write (the key put back to the old primary and
+	// moved again) may have let the old primary's guard confirm after
+	// it, so the start refuses a key written since.
+	movedIndex uint64
 	// stale are the direction files (host → file) that name the new
 	// primary as the source while Consul's record, written by the
 	// failover that made the old primary the owner, names the old one:
@@ -255,7 +266,7 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 	}, &tasks.Step{
 		Title:         fmt.Sprintf("start %s on %s", unit, o.To),
 		Hosts:         []*inventory.Host{to},
-		Before:        &tasks.Func{Desc: fmt.Sprintf("consul kv %s is %s", svc.OwnerKey, o.To), Fn: r.ownerIs(o.To, false)},
+		Before:        &tasks.Func{Desc: fmt.Sprintf("consul kv %s is %s", svc.OwnerKey, o.To), Fn: r.ownerStill(o.To)},
 		NeedsPrevious: true,
 		Action:        tasks.Cmd(startCmd(unit)),
 		// exportfs lists a kernel server's exports; a user-space server

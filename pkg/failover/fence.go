@@ -161,8 +161,15 @@ func (r *Run) fence(ctx context.Context, env *tasks.Env, _ *inventory.Host) (str
 	if !won {
 		return "", r.disarm(ctx, env, fmt.Errorf("owner key %s changed while it was being moved: someone else is at work", r.NFS.OwnerKey))
 	}
+	moved := time.Now()
+	// The write's own index: read back at once, a value naming o.To
+	// means no write that named the old primary came in between.
+	v, movedIdx, ok, err := c.Get(ctx, r.NFS.OwnerKey)
+	if err != nil || !ok || v != o.To {
+		movedIdx = 0
+	}
 	r.mu.Lock()
-	r.keyMoved = time.Now()
+	r.keyMoved, r.movedIndex = moved, movedIdx
 	r.mu.Unlock()
 	if o.PrimaryDown {
 		return fmt.Sprintf("owner %s; %s powered off (operator's word)", o.To, o.From), nil
