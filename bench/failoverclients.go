@@ -79,6 +79,62 @@ func (s *successes) window() time.Duration {
 	return w
 }
 
+// gap is the longest gap between two successive successes: the last
+// success before it and the first after.
+func (s *successes) gap() (from, to time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var w time.Duration
+	for i := 1; i < len(s.oks); i++ {
+		if d := s.oks[i].Sub(s.oks[i-1]); d > w {
+			w, from, to = d, s.oks[i-1], s.oks[i]
+		}
+	}
+	return from, to
+}
+
+// runStickyReader reads file every 100 ms from the host it last read it
+// from, a fresh nfs-cat each time, and asks the owner key for the host
+// only when a read fails: a client that keeps its mount until it fails,
+// then remounts at once (the reader of lab.go follows the owner key,
+// which moves before the old primary stops).
+func runStickyReader(ctx context.Context, wg *sync.WaitGroup, l *lab.Lab, consul, file, want string) *successes {
+	s := &successes{}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		addr := ""
+		for ctx.Err() == nil {
+			at := time.Now()
+			var err error
+			if addr == "" {
+				addr, err = ownerAddr(ctx, l, consul)
+			}
+			if err == nil {
+				cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				var out []byte
+				out, err = lab.ToolCmd(cctx, "nfs-cat", fmt.Sprintf("nfs://%s%s/%s?version=4", addr, lab.NFSExport, file)).Output()
+				cancel()
+				if err == nil && string(out) != want {
+					err = fmt.Errorf("read %q", out)
+				}
+			}
+			switch {
+			case err == nil:
+				s.ok(at)
+			case ctx.Err() == nil:
+				s.fail(err.Error())
+				addr = ""
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Until(at.Add(100 * time.Millisecond))):
+			}
+		}
+	}()
+	return s
+}
+
 // ownerAddr is the address of the host the owner key names now.
 func ownerAddr(ctx context.Context, l *lab.Lab, consul string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)

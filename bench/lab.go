@@ -181,6 +181,7 @@ func (h *harness) failoverWindow(ctx context.Context, l *lab.Lab, runs int) erro
 	consul := fmt.Sprintf("http://%s:%d", l.Host("c1").Addr, lab.ConsulPort)
 	const file, want = "hello", "hello from zippy\n"
 	type result struct {
+		bin    string // "" for -hoctl, else -baseline
 		to     string
 		window time.Duration
 		failed int
@@ -192,6 +193,11 @@ func (h *harness) failoverWindow(ctx context.Context, l *lab.Lab, runs int) erro
 		// files, one that holds a file open and writes.
 		opener, writer time.Duration
 		lost           int
+		// When each client succeeded again after its longest gap, and
+		// when the sticky reader's gap began: for the timeline.
+		openerBack, writerBack, writerGap time.Time
+		sticky                            [2]time.Time
+		stickyWindow                      time.Duration
 	}
 	var results []result
 	writerBin, err := buildNFSWriter(ctx, h.dir)
@@ -204,11 +210,30 @@ func (h *harness) failoverWindow(ctx context.Context, l *lab.Lab, runs int) erro
 	}
 	const writerFile = "bench-writer"
 	var nextRecord int64
+	// With -baseline, each run fails over there and back with both
+	// builds, the first of them alternating from run to run.
+	bins := []string{h.cfg.hoctl}
+	if h.cfg.baseline != "" {
+		bins = append(bins, h.cfg.baseline)
+	}
+	binName := func(bin string) string {
+		if bin == h.cfg.hoctl {
+			return "-hoctl " + bin
+		}
+		return "-baseline " + bin
+	}
+	type job struct{ bin, to string }
 	for i := 0; i < runs; i++ {
-		for _, to := range []string{"c1", "zippy"} {
+		var jobs []job
+		for k := range bins {
+			bin := bins[(i+k)%len(bins)]
+			jobs = append(jobs, job{bin, "c1"}, job{bin, "zippy"})
+		}
+		for _, jb := range jobs {
+			to, hoctl := jb.to, jb.bin
 			// The seed's timer replicates every 5 minutes: the final sync
 			// carries what changed since, not the whole service.
-			if _, _, err := h.timeCmd(env, h.cfg.hoctl, "--yes", "replicate", "--name", "services"); err != nil {
+			if _, _, err := h.timeCmd(env, hoctl, "--yes", "replicate", "--name", "services"); err != nil {
 				return err
 			}
 			rctx, stop := context.WithCancel(ctx)
@@ -217,6 +242,7 @@ func (h *harness) failoverWindow(ctx context.Context, l *lab.Lab, runs int) erro
 			var wg sync.WaitGroup
 			opener := runOpener(rctx, &wg, l, consul, small, fmt.Sprintf("opener-%d-%s", i, to))
 			wr := runWriter(rctx, &wg, l, consul, writerBin, writerFile, nextRecord)
+			sticky := runStickyReader(rctx, &wg, l, consul, file, want)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -241,7 +267,7 @@ func (h *harness) failoverWindow(ctx context.Context, l *lab.Lab, runs int) erro
 				}
 			}()
 			time.Sleep(time.Second) // good reads before
-			d, _, err := h.timeCmd(env, h.cfg.hoctl, "--yes", "failover", "--to", to)
+			d, _, err := h.timeCmd(env, hoctl, "--yes", "failover", "--to", to)
 			var exit *exec.ExitError
 			switch {
 			case errors.As(err, &exit) && exit.ExitCode() == 5:
@@ -262,7 +288,7 @@ func (h *harness) failoverWindow(ctx context.Context, l *lab.Lab, runs int) erro
 				n := len(reads)
 				good := n > 0 && reads[n-1].ok && reads[n-1].at.After(ended)
 				mu.Unlock()
-				if good && opener.okAfter(ended) && wr.okAfter(ended) {
+				if good && opener.okAfter(ended) && wr.okAfter(ended) && sticky.okAfter(ended) {
 					break
 				}
 			}
@@ -282,7 +308,11 @@ func (h *harness) failoverWindow(ctx context.Context, l *lab.Lab, runs int) erro
 				return err
 			}
 			sort.Slice(reads, func(a, b int) bool { return reads[a].at.Before(reads[b].at) })
-			res := result{to: to, total: d, reads: len(reads), opener: opener.window(), writer: wr.window(), lost: lost}
+			res := result{bin: binName(hoctl), to: to, total: d, reads: len(reads), opener: opener.window(), writer: wr.window(), lost: lost}
+			_, res.openerBack = opener.gap()
+			res.writerGap, res.writerBack = wr.gap()
+			res.sticky[0], res.sticky[1] = sticky.gap()
+			res.stickyWindow = sticky.window()
 			if !opener.okAfter(ended) {
 				res.opener = -1
 			}
@@ -318,36 +348,62 @@ func (h *harness) failoverWindow(ctx context.Context, l *lab.Lab, runs int) erro
 
 	fmt.Printf("#### The real cluster: NFS unavailability of a planned failover\n\n")
 	fmt.Printf("A client reads `%s` of the export over NFSv4 every 100 ms (`nfs-cat 'nfs://ADDR%s/%s?version=4'`, a fresh process and connection each time, ADDR the host the Consul owner key names at that moment), while `hoctl --yes failover --to HOST` runs, each time right after a `hoctl --yes replicate --name services` (as the seed's 5-minute timer leaves it). Window: from the start of the last good read before the outage to the start of the first good read after. Goal ≤ 2 s (the seed's manual runbook takes minutes).\n\n", file, lab.NFSExport, file)
-	fmt.Println("| failover | reader's window (median) | windows | failover's wall time (median) | failed reads (median) |")
-	fmt.Println("|---|---|---|---|---|")
-	for _, to := range []string{"c1", "zippy"} {
-		var ws, ts, fs []time.Duration
-		for _, r := range results {
-			if r.to == to {
-				ws, ts, fs = append(ws, r.window), append(ts, r.total), append(fs, time.Duration(r.failed))
+	fmt.Println("| hoctl | failover | reader's window (median) | windows | failover's wall time (median) | failed reads (median) | sticky reader's window (median) | windows |")
+	fmt.Println("|---|---|---|---|---|---|---|---|")
+	for _, bin := range bins {
+		for _, to := range []string{"c1", "zippy"} {
+			var ws, ts, fs, ss []time.Duration
+			for _, r := range results {
+				if r.to == to && r.bin == binName(bin) {
+					ws, ts, fs, ss = append(ws, r.window), append(ts, r.total), append(fs, time.Duration(r.failed)), append(ss, r.stickyWindow)
+				}
 			}
+			fmt.Printf("| %s | %s | **%s** | %s | %s | %d | **%s** | %s |\n", binName(bin), direction(to), secs(median(ws)), list(ws), secs(median(ts)), int(median(fs)), secs(median(ss)), list(ss))
 		}
-		fmt.Printf("| %s | **%s** | %s | %s | %d |\n", direction(to), secs(median(ws)), list(ws), secs(median(ts)), int(median(fs)))
+	}
+	fmt.Println()
+	fmt.Println("The sticky reader reads the same file every 100 ms from the host it last read it from, and asks the owner key only when a read fails: a client that keeps its mount until it fails, then remounts at once.")
+	fmt.Println()
+	// Each failover's timeline, from the fence step's start (the owner
+	// key's move): the steps on the outage's path, and each client's
+	// return.
+	fmt.Println("Timeline of each failover, seconds from the fence step's start (the owner key moves at its beginning): when the old primary had stopped (the fence step's end), the send, the promote and the start ended; when each client read or wrote again; the sticky reader's and the writer's gap as from–to; and when hoctl's remount of the clients' mount units ended (a kernel client's hard mount of the old primary's address reads again only then):")
+	fmt.Println()
+	fmt.Println("| hoctl | failover | stopped | sent | promoted | started | reader back | opener back | sticky reader | writer | remounted |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range results {
+		t0 := stepEnd(r.steps, "fence ", false)
+		rel := func(t time.Time) string {
+			if t.IsZero() || t0.IsZero() {
+				return "-"
+			}
+			return fmt.Sprintf("%.2f", t.Sub(t0).Seconds())
+		}
+		fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s–%s | %s–%s | %s |\n", r.bin, direction(r.to),
+			rel(stepEnd(r.steps, "fence ", true)), rel(stepEnd(r.steps, "final sync: send", true)), rel(stepEnd(r.steps, "promote ", true)), rel(stepEnd(r.steps, "start ", true)),
+			rel(r.outage[1]), rel(r.openerBack), rel(r.sticky[0]), rel(r.sticky[1]), rel(r.writerGap), rel(r.writerBack), rel(stepEnd(r.steps, "remount ", true)))
 	}
 	fmt.Println()
 	fmt.Printf("The same failovers, as two more clients saw them: one creates a new file every 100 ms (`nfs-cp` to a new name: an OPEN with CREATE), one holds `%s` open and appends a record every 50 ms, each written and committed (bench/nfswriter, libnfs; it starts again on the owner key's host when a call fails, as after a remount). Window: the longest gap between two successes. Lost: records the writer had acknowledged (committed) that the file, read back from the new primary, lacks. ganesha runs with its own grace period and lease (90 s, 60 s).\n\n", writerFile)
-	fmt.Println("| failover | opener's window (median) | windows | writer's window (median) | windows | acknowledged writes lost |")
-	fmt.Println("|---|---|---|---|---|---|")
-	for _, to := range []string{"c1", "zippy"} {
-		var os, ws []time.Duration
-		lost := 0
-		for _, r := range results {
-			if r.to == to {
-				os, ws = append(os, r.opener), append(ws, r.writer)
-				lost += r.lost
+	fmt.Println("| hoctl | failover | opener's window (median) | windows | writer's window (median) | windows | acknowledged writes lost |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	for _, bin := range bins {
+		for _, to := range []string{"c1", "zippy"} {
+			var os, ws []time.Duration
+			lost := 0
+			for _, r := range results {
+				if r.to == to && r.bin == binName(bin) {
+					os, ws = append(os, r.opener), append(ws, r.writer)
+					lost += r.lost
+				}
 			}
+			fmt.Printf("| %s | %s | **%s** | %s | **%s** | %s | %d |\n", binName(bin), direction(to), clientSecs(median(os)), clientList(os), clientSecs(median(ws)), clientList(ws), lost)
 		}
-		fmt.Printf("| %s | **%s** | %s | **%s** | %s | %d |\n", direction(to), clientSecs(median(os)), clientList(os), clientSecs(median(ws)), clientList(ws), lost)
 	}
 	fmt.Println()
 	// Where the time goes: each step's median duration, and which steps
 	// the outage spans.
-	fmt.Println("Where the time goes (the failover's journal, median over all runs of both directions; ◆: the step overlaps the outage, from the first failed read to the first good one after, in most runs):")
+	fmt.Println("Where the time goes (the failover's journal, median over all runs of both directions of -hoctl's build; ◆: the step overlaps the outage, from the first failed read to the first good one after, in most runs):")
 	fmt.Println()
 	fmt.Println("| step | median |")
 	fmt.Println("|---|---|")
@@ -355,6 +411,9 @@ func (h *harness) failoverWindow(ctx context.Context, l *lab.Lab, runs int) erro
 	inOutage := map[int]int{}
 	titles := map[int]string{}
 	for _, r := range results {
+		if r.bin != binName(h.cfg.hoctl) {
+			continue // the builds' steps need not be the same
+		}
 		for _, s := range r.steps {
 			byStep[s.n] = append(byStep[s.n], s.end.Sub(s.start))
 			if _, ok := titles[s.n]; !ok {
@@ -372,13 +431,27 @@ func (h *harness) failoverWindow(ctx context.Context, l *lab.Lab, runs int) erro
 	sort.Ints(ns)
 	for _, n := range ns {
 		mark := ""
-		if 2*inOutage[n] > len(results) {
+		if 2*inOutage[n] > len(results)/len(bins) {
 			mark = " ◆"
 		}
 		fmt.Printf("| %d. %s%s | %s |\n", n, titles[n], mark, secs(median(byStep[n])))
 	}
 	fmt.Println()
 	return nil
+}
+
+// stepEnd is when the first step whose title starts with prefix ended
+// (end) or started.
+func stepEnd(steps []stepTime, prefix string, end bool) time.Time {
+	for _, s := range steps {
+		if strings.HasPrefix(s.title, prefix) {
+			if end {
+				return s.end
+			}
+			return s.start
+		}
+	}
+	return time.Time{}
 }
 
 // clientSecs is a client's window; negative: it never succeeded after

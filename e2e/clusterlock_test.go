@@ -35,12 +35,13 @@ func startRun(t *testing.T, inv string, env []string, args ...string) (*exec.Cmd
 
 func waitProcs(t *testing.T, pattern string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for countProcs(t, pattern) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%q never reached %d processes", pattern, n)
+	if !waitEvery(t, 20*time.Millisecond, 20*time.Second, fmt.Sprintf("%q to reach %d processes", pattern, n), func() error {
+		if c := countProcs(t, pattern); c < n {
+			return fmt.Errorf("%d processes", c)
 		}
-		time.Sleep(20 * time.Millisecond)
+		return nil
+	}) {
+		t.FailNow()
 	}
 }
 
@@ -112,7 +113,7 @@ func TestLostClusterLockStopsBeforeNextStep(t *testing.T) {
 	l := realCluster(t)
 	c := realConsul(t, l)
 	marker := fmt.Sprintf("/root/after-lost-%d", time.Now().UnixNano())
-	t.Cleanup(func() { _, _ = onMachine(t, l, "c2", "rm -f "+marker) })
+	t.Cleanup(func() { _, _ = inMachine(l, "c2", "rm -f "+marker) })
 	long := uniqueSleep(10)
 	rb := writeRunbook(t, fmt.Sprintf("name: lost\nlock: lost-scope\ncluster_lock: true\nsteps:\n  - {title: long, hosts: c2, run: '%s'}\n  - {title: next, hosts: c2, run: 'touch %s'}\n", long, marker))
 	a, out := startRun(t, l.Inventory, stateEnv(t), "--yes", "runbook", "run", rb)
@@ -129,7 +130,7 @@ func TestLostClusterLockStopsBeforeNextStep(t *testing.T) {
 	if !ok || ee.ExitCode() != 1 || !strings.Contains(out.String(), "cluster lock lost") {
 		t.Fatalf("exit %v\n%s", err, out)
 	}
-	if got, _ := onMachine(t, l, "c2", "test -e "+marker+" && echo RAN || echo stopped"); !strings.Contains(got, "stopped") {
+	if got, _ := inMachine(l, "c2", "test -e "+marker+" && echo RAN || echo stopped"); !strings.Contains(got, "stopped") {
 		t.Fatal("step 2 ran after the lock was lost")
 	}
 	if s := lockSessions(t, c, "lost-scope"); len(s) != 0 {

@@ -50,14 +50,6 @@ func confirmCluster(t *testing.T, hosts ...string) *lab.Lab {
 	return l
 }
 
-// inMachine runs a script on a machine as its own root, without SSH
-// (bounded by a minute).
-func inMachine(l *lab.Lab, host, script string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	return l.RunOn(ctx, host, script)
-}
-
 // runningGeneration is the store path host runs, read without SSH.
 func runningGeneration(t *testing.T, l *lab.Lab, host string) string {
 	t.Helper()
@@ -176,7 +168,8 @@ func TestRealDeployKillingSSHDRollsBackByItself(t *testing.T) {
 	}
 	// No operator action: a new SSH connection, on the old generation,
 	// profile and all, the rollback done and gone.
-	out, err := onMachine(t, l, "c2", "readlink /run/current-system; readlink -f "+lab.NixProfile+"; systemctl is-system-running")
+	// Over SSH: sshd on c2 is what is tested.
+	out, err := overSSH(t, l, "c2", "readlink /run/current-system; readlink -f "+lab.NixProfile+"; systemctl is-system-running")
 	if err != nil || out != before+"\n"+before+"\nrunning\n" {
 		t.Fatalf("c2 over a new SSH connection: %v\n%s\nwant %s twice, running", err, out, before)
 	}

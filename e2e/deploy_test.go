@@ -67,80 +67,18 @@ func deployCluster(t *testing.T) (l *lab.Lab, env []string, gen func(host string
 	})
 	return l, stateEnv(t), func(host string) string {
 		t.Helper()
-		return strings.TrimSpace(mustOnMachine(t, l, host, "readlink /run/current-system"))
+		return strings.TrimSpace(mustInMachine(t, l, host, "readlink /run/current-system"))
 	}
 }
 
-// clusterHealthy waits for what every test on the real cluster leaves:
-// each host running with no failed unit on its system profile's
-// generation, Consul and Nomad each led with their 3 servers healthy
-// (failure tolerance 1), every Nomad node ready and eligible with none
-// draining, no job.
+// clusterHealthy waits for the cluster as the lab started it
+// (lab.WaitSettled): what every test on the real cluster leaves behind.
 func clusterHealthy(t *testing.T, l *lab.Lab) {
 	t.Helper()
-	for _, h := range deployHosts {
-		out, _ := onMachine(t, l, h, "systemctl is-system-running --wait; systemctl --failed --no-legend --plain; test \"$(readlink -f /run/current-system)\" = \"$(readlink -f "+lab.NixProfile+")\" || echo not running its system profile")
-		if strings.TrimSpace(out) != "running" {
-			t.Errorf("%s is not running clean: %s", h, out)
-		}
-	}
-	waitFor(t, 2*time.Minute, "Consul and Nomad led, their 3 servers healthy, every Nomad node ready and eligible, no job", func() error {
-		h, err := realConsul(t, l).Operator().AutopilotServerHealth(nil)
-		if err != nil {
-			return err
-		}
-		if !h.Healthy || len(h.Servers) != 3 || h.FailureTolerance != 1 {
-			return fmt.Errorf("consul autopilot: healthy %v, %d servers, failure tolerance %d", h.Healthy, len(h.Servers), h.FailureTolerance)
-		}
-		// Nomad's servers have an autopilot of their own, which answers
-		// 429 until a restarted server is healthy again: deploy's
-		// preflight refused a quorum member (exit 3) when the next test
-		// started before it was.
-		nh, _, err := realNomad(t, l).Operator().AutopilotServerHealth(nil)
-		if err != nil {
-			return fmt.Errorf("nomad autopilot: %w", err)
-		}
-		if !nh.Healthy || len(nh.Servers) != 3 || nh.FailureTolerance != 1 {
-			return fmt.Errorf("nomad autopilot: healthy %v, %d servers, failure tolerance %d", nh.Healthy, len(nh.Servers), nh.FailureTolerance)
-		}
-		nodes, _, err := realNomad(t, l).Nodes().List(nil)
-		if err != nil {
-			return err
-		}
-		ok := 0
-		for _, n := range nodes {
-			if n.Status == "ready" && n.SchedulingEligibility == nomadapi.NodeSchedulingEligible && !n.Drain {
-				ok++
-			}
-		}
-		if ok != len(deployHosts) {
-			return fmt.Errorf("nomad: %d of %d nodes ready, eligible and not draining", ok, len(deployHosts))
-		}
-		jobs, _, err := realNomad(t, l).Jobs().List(nil)
-		if err != nil {
-			return err
-		}
-		if len(jobs) > 0 {
-			return fmt.Errorf("nomad: %d jobs left", len(jobs))
-		}
-		return nil
-	})
-}
-
-// waitFor polls fn until it succeeds, failing the test after bound.
-func waitFor(t *testing.T, bound time.Duration, what string, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(bound)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("%s: not within %s: %v", what, bound, err)
-			return
-		}
-		time.Sleep(250 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := l.WaitSettled(ctx); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -407,7 +345,7 @@ func TestDeployDegradedSystemStopsTheRollout(t *testing.T) {
 	if gen("c1") == g1 || gen("c2") != g2 {
 		t.Fatalf("c1 must run its new generation, c2 its old one: %s %s", gen("c1"), gen("c2"))
 	}
-	if out := mustOnMachine(t, l, "c1", "systemctl is-system-running || true"); strings.TrimSpace(out) != "degraded" {
+	if out := mustInMachine(t, l, "c1", "systemctl is-system-running || true"); strings.TrimSpace(out) != "degraded" {
 		t.Fatalf("c1 is %s", out)
 	}
 }
@@ -443,6 +381,11 @@ func TestDeployHostNeverComesBack(t *testing.T) {
 		if err := l.Restart(ctx, "c2"); err != nil {
 			t.Error(err)
 		}
+		// The share, as a client's boot would mount it (the lab's boot
+		// mounts it once served): the cluster as the lab started it.
+		if err := l.MountNFSClients(ctx); err != nil {
+			t.Error(err)
+		}
 	})
 	r := hoctlEnv(t, l.Inventory, env, "--yes", "deploy", "--wait", "5s", "c2")
 	t.Logf("the deploy of a host that never comes back took %s (--wait 5s)", r.duration)
@@ -476,7 +419,7 @@ func TestDeployRollback(t *testing.T) {
 	if got := gen("c1"); got != before || got == deployed {
 		t.Fatalf("after the rollback c1 runs %s; before the deploy %s, after it %s", got, before, deployed)
 	}
-	if got := strings.TrimSpace(mustOnMachine(t, l, "c1", "readlink -f "+lab.NixProfile)); got != before {
+	if got := strings.TrimSpace(mustInMachine(t, l, "c1", "readlink -f "+lab.NixProfile)); got != before {
 		t.Fatalf("c1's system profile is %s after the rollback, want %s", got, before)
 	}
 	if len(nodeEvents(t, l, "c1", drainSet, t0)) != 1 {

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -40,39 +39,23 @@ func TestFailoverPartitionedPrimaryAtTheLeaseFloor(t *testing.T) {
 	t.Cleanup(func() { restoreGuards(t, l) })
 
 	const probe = "floor-probe"
-	mustOnMachine(t, l, "zippy", "echo 'before the partition' > /persist/services/"+probe)
-	if r := hoctlEnv(t, l.Inventory, env, "--yes", "replicate", "zippy", "c1"); r.code != 0 {
-		t.Fatalf("replicate: exit %d\n%s", r.code, r.stderr)
-	}
-	if got, err := nfsCat(l, "zippy", probe); err != nil || got != "before the partition\n" {
-		t.Fatalf("zippy does not serve before the partition: %v %q", err, got)
-	}
+	probeServed(t, l, env, probe)
 
 	watch := watchNFS(l, probe)
-	heal, err := l.Partition("zippy", "c1", "c2", "c3", lab.OperatorSSH)
-	if err != nil {
-		watch.stop()
-		t.Fatal(err)
-	}
-	parted := time.Now()
-	t.Cleanup(func() {
-		if err := heal(); err != nil {
-			t.Error(err)
-		}
-	})
+	t.Cleanup(watch.stop)
+	heal, parted := cutZippy(t, l, lab.OperatorSSH)
 
 	// As an operator would: again once a second while hoctl refuses
 	// (exit 3), for at most a minute.
 	var r result
 	refused := 0
-	for {
-		r = hoctlEnv(t, l.Inventory, env, "--yes", "failover", "--to", "c1", "--primary-down")
-		if r.code != 3 || time.Since(parted) > time.Minute {
-			break
+	_ = poll(time.Second, time.Minute-time.Since(parted), func() error { // its exit is checked below
+		if r = hoctlEnv(t, l.Inventory, env, "--yes", "failover", "--to", "c1", "--primary-down"); r.code == 3 {
+			refused++
+			return errNotYet
 		}
-		refused++
-		time.Sleep(time.Second)
-	}
+		return nil
+	})
 	failedOver := time.Since(parted)
 	t.Logf("failover --primary-down refused %d times before it ran", refused)
 	if r.code != 0 {
@@ -90,18 +73,7 @@ func TestFailoverPartitionedPrimaryAtTheLeaseFloor(t *testing.T) {
 	if err := heal(); err != nil {
 		t.Fatal(err)
 	}
-	inARow := 0
-	waitFor(t, 2*time.Minute, "zippy's Consul agent to read the owner key again, three times in a row", func() error {
-		out, err := inMachine(l, "zippy", fmt.Sprintf("curl -sf --max-time 5 'http://%s:%d/v1/kv/%s?raw'", l.Host("zippy").Addr, lab.ConsulPort, lab.NFSOwnerKey))
-		if err != nil || out != "c1" {
-			inARow = 0
-			return fmt.Errorf("%v %q", err, out)
-		}
-		if inARow++; inARow < 3 {
-			return fmt.Errorf("%d in a row", inARow)
-		}
-		return nil
-	})
+	zippyReadsOwner(t, l, "c1")
 	watch.stop()
 	n, total, first := watch.both()
 	if n > 0 {

@@ -27,7 +27,7 @@ func TestFailoverAfterFailbackPrimaryDownAndBack(t *testing.T) {
 			t.Fatalf("failover --to %s: exit %d\n%s", to, r.code, r.stderr)
 		}
 	}
-	mustOnMachine(t, l, "zippy", "echo 'after the failback' > /persist/services/after-failback")
+	mustInMachine(t, l, "zippy", "echo 'after the failback' > /persist/services/after-failback")
 	if err := l.Kill("zippy"); err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestFailoverAfterFailbackPrimaryDownAndBack(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	mustOnMachine(t, l, "c1", "echo 'written on c1' > /persist/services/on-c1")
+	mustInMachine(t, l, "c1", "echo 'written on c1' > /persist/services/on-c1")
 	plan := hoctlEnv(t, l.Inventory, env, "--dry-run", "failover", "--to", "zippy")
 	if plan.code != 0 || !strings.Contains(plan.stdout+plan.stderr, "stale direction file") {
 		t.Fatalf("dry run of the failback: exit %d\n%s%s", plan.code, plan.stdout, plan.stderr)
@@ -88,7 +88,7 @@ func TestFailoverAfterFailbackPrimaryDownAndBack(t *testing.T) {
 func TestFailoverPrimaryDownStoppedAfterTheKeyThenResumed(t *testing.T) {
 	l, env := nfsStart(t)
 	splitBrainWatch(t, l)
-	if out, err := onMachine(t, l, "c1", "command -v chattr"); err != nil {
+	if out, err := inMachine(l, "c1", "command -v chattr"); err != nil {
 		t.Skipf("c1 has no chattr: %v %s", err, out)
 	}
 	if err := l.Kill("zippy"); err != nil {
@@ -96,7 +96,7 @@ func TestFailoverPrimaryDownStoppedAfterTheKeyThenResumed(t *testing.T) {
 	}
 	t.Cleanup(func() { restartMachine(t, l, "zippy") })
 	consulSeesDown(t, l, "zippy")
-	mustOnMachine(t, l, "c1", "chattr +i /persist")
+	mustInMachine(t, l, "c1", "chattr +i /persist")
 	t.Cleanup(func() { _, _ = inMachine(l, "c1", "chattr -i /persist") })
 	r := hoctlEnv(t, l.Inventory, env, "--yes", "failover", "--to", "c1", "--primary-down")
 	if r.code != 1 || !strings.Contains(r.stderr, "promot") {
@@ -109,7 +109,7 @@ func TestFailoverPrimaryDownStoppedAfterTheKeyThenResumed(t *testing.T) {
 	if again.code != 2 || !strings.Contains(again.stderr, "hoctl resume RUN-ID") {
 		t.Fatalf("a new failover to the owner: exit %d\n%s", again.code, again.stderr)
 	}
-	mustOnMachine(t, l, "c1", "chattr -i /persist")
+	mustInMachine(t, l, "c1", "chattr -i /persist")
 	r = hoctlEnv(t, l.Inventory, env, "--yes", "resume", "last")
 	if r.code != 0 {
 		t.Fatalf("resume last: exit %d\n%s", r.code, r.stderr)

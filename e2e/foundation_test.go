@@ -162,24 +162,54 @@ func withPolicy(t *testing.T, policy string) string {
 	return p
 }
 
-// countProcs counts this machine's processes whose command line matches
-// pattern, but those of another group's real cluster (groups_test.go):
-// its replications run the same btrfs receive as the storage lab's.
+// countProcs counts the processes whose command line matches pattern and
+// that are this test process's own: on this machine itself (in its mount
+// namespace: a runbook's local step), on a host of one of its namespace
+// labs, or in its real cluster's machines. Another group's labs, another
+// checkout's suite and anything else on this shared machine run the same
+// commands (a replication's btrfs receive) and are left out.
 func countProcs(t *testing.T, pattern string) int {
 	t.Helper()
 	out, _ := lab.ToolCmd(context.Background(), "pgrep", "-f", pattern).Output()
+	own := labs.mountNamespaces()
 	n := 0
 	for _, pid := range strings.Fields(string(out)) {
-		if !ofAnotherGroup(pid) {
+		if ownProc(pid, own) {
 			n++
 		}
 	}
 	return n
 }
 
+// ownProc reports whether pid is this test process's (countProcs): in its
+// own real cluster's cgroups, or, outside every lab cgroup, in one of the
+// mount namespaces own.
+func ownProc(pid string, own map[string]bool) bool {
+	cg, err := os.ReadFile("/proc/" + pid + "/cgroup")
+	if err != nil {
+		return false
+	}
+	if strings.Contains(string(cg), "/hoctl-lab/") {
+		return !ofAnotherGroup(pid)
+	}
+	ns, err := os.Readlink("/proc/" + pid + "/ns/mnt")
+	return err == nil && own[ns]
+}
+
 func TestCtrlCStopsRemoteCommandsEverywhere(t *testing.T) {
 	marker := fmt.Sprintf("sleep %d.%d", 1000+os.Getpid()%1000, time.Now().Nanosecond()%1000)
 	cmd := exec.Command(hoctlBin, "run", "all", "--", marker+"; echo finished")
+	if out := ctrlCFleet(t, cmd, marker); strings.Contains(out, "finished") {
+		t.Fatal("a remote command ran to completion after Ctrl-C")
+	}
+}
+
+// ctrlCFleet starts cmd (hoctl on the whole fleet, running marker, a
+// unique sleep, on each host), sends it SIGINT once every host runs the
+// sleep, and checks it exits 130 and no sleep survives; it returns what
+// hoctl printed.
+func ctrlCFleet(t *testing.T, cmd *exec.Cmd, marker string) string {
+	t.Helper()
 	cmd.Env = append(os.Environ(), "HOCTL_INVENTORY="+fleet.Inventory, "NO_COLOR=1")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -187,12 +217,13 @@ func TestCtrlCStopsRemoteCommandsEverywhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = cmd.Process.Kill() }()
-	deadline := time.Now().Add(30 * time.Second)
-	for countProcs(t, "^"+marker) < fleetSize {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d remote sleeps started", countProcs(t, "^"+marker))
+	if !waitEvery(t, 50*time.Millisecond, 30*time.Second, "every remote sleep to start", func() error {
+		if c := countProcs(t, "^"+marker); c < fleetSize {
+			return fmt.Errorf("only %d remote sleeps started\n%s", c, out.String())
 		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	}) {
+		t.FailNow()
 	}
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
@@ -202,16 +233,15 @@ func TestCtrlCStopsRemoteCommandsEverywhere(t *testing.T) {
 	if !ok || ee.ExitCode() != 130 {
 		t.Fatalf("exit = %v, want 130\n%s", err, out.String())
 	}
-	deadline = time.Now().Add(10 * time.Second)
-	for countProcs(t, "^"+marker) > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d remote sleeps survived Ctrl-C", countProcs(t, "^"+marker))
+	if !waitEvery(t, 50*time.Millisecond, 10*time.Second, "the remote sleeps to end after Ctrl-C", func() error {
+		if c := countProcs(t, "^"+marker); c > 0 {
+			return fmt.Errorf("%d remote sleeps survived Ctrl-C", c)
 		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	}) {
+		t.FailNow()
 	}
-	if strings.Contains(out.String(), "finished") {
-		t.Fatal("a remote command ran to completion after Ctrl-C")
-	}
+	return out.String()
 }
 
 func TestBadInventoryIsExit2WithPosition(t *testing.T) {

@@ -20,13 +20,15 @@ func isActive(l *lab.Lab, host, unit string) string {
 // waitInactive polls until host's unit is no longer active, up to
 // ceiling, and says after how long (0: it stayed active).
 func waitInactive(l *lab.Lab, host, unit string, from time.Time, ceiling time.Duration) time.Duration {
-	for time.Since(from) < ceiling {
-		if s := isActive(l, host, unit); s != "active" && s != "activating" && s != "deactivating" && s != "" {
-			return time.Since(from)
+	if poll(100*time.Millisecond, ceiling-time.Since(from), func() error {
+		if s := isActive(l, host, unit); s == "active" || s == "activating" || s == "deactivating" || s == "" {
+			return errNotYet
 		}
-		time.Sleep(100 * time.Millisecond)
+		return nil
+	}) != nil {
+		return 0
 	}
-	return 0
+	return time.Since(from)
 }
 
 // Attack F1 on the real cluster: zippy's guard cannot reach Consul (zippy
@@ -40,17 +42,8 @@ func TestRealGuardStopsAUnitStartedAfterALeaseStop(t *testing.T) {
 	l, _ := nfsStart(t)
 	t.Cleanup(func() { restoreGuards(t, l) })
 
-	since := fmt.Sprintf("@%d", time.Now().Unix()-1)
-	heal, err := l.Partition("zippy", "c1", "c2", "c3")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := heal(); err != nil {
-			t.Error(err)
-		}
-	})
-	parted := time.Now()
+	since := guardSince()
+	_, parted := cutZippy(t, l)
 	if d := waitInactive(l, "zippy", "nfs-server", parted, 3*guardBound); d == 0 {
 		t.Fatalf("zippy's guard did not stop nfs-server within %s of the partition", 3*guardBound)
 	} else {
@@ -75,7 +68,7 @@ func TestRealGuardStopsAUnitStartedAfterALeaseStop(t *testing.T) {
 	checks("ExecStartPre=/usr/local/bin/hoctl guard --key "+lab.NFSOwnerKey+" --unit nfs-server.service --check-lease", bind)
 	out, _ := inMachine(l, "zippy", "systemctl start nfs-server 2>&1")
 	journal := func() string {
-		j, _ := inMachine(l, "zippy", "journalctl -u "+lab.NFSGuardUnit+" -u nfs-server --no-pager -o short-iso-precise --since "+since+" | grep -v ' ganesha.nfsd'")
+		j, _ := guardJournal(l, since)
 		return j
 	}
 	if s := isActive(l, "zippy", "nfs-server"); s == "active" {
@@ -125,16 +118,6 @@ func TestRealGuardStopsAUnitStartedAfterALeaseStop(t *testing.T) {
 		t.Logf("measured: the guard decided to stop the hand-started nfs-server %s after the start was asked", at.Sub(started).Round(10*time.Millisecond))
 	}
 	t.Logf("zippy's journal (guard, nfs-server):\n%s", j)
-}
-
-// mustInMachine is inMachine, failing the test on an error.
-func mustInMachine(t *testing.T, l *lab.Lab, host, script string) string {
-	t.Helper()
-	out, err := inMachine(l, host, script)
-	if err != nil {
-		t.Fatalf("%s: %s: %v\n%s", host, script, err, out)
-	}
-	return out
 }
 
 // guardPID is the main PID of zippy's guard (0: none).
@@ -189,22 +172,14 @@ func TestRealGuardWatchdog(t *testing.T) {
 	}
 
 	// SIGSTOP, and zippy cut off from Consul's servers.
-	since := fmt.Sprintf("@%d", time.Now().Unix()-1)
+	since := guardSince()
 	pid := guardPID(l)
 	t.Cleanup(func() { _, _ = inMachine(l, "zippy", "kill -CONT "+pid+" 2>/dev/null || true") })
-	heal, err := l.Partition("zippy", "c1", "c2", "c3")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := heal(); err != nil {
-			t.Error(err)
-		}
-	})
+	cutZippy(t, l)
 	mustInMachine(t, l, "zippy", "kill -STOP "+pid)
 	stopped := time.Now()
 	d := waitInactive(l, "zippy", "nfs-server", stopped, 3*guardBound)
-	journal, _ := inMachine(l, "zippy", "journalctl -u "+lab.NFSGuardUnit+" -u nfs-server --no-pager -o short-iso-precise --since "+since+" | grep -v ' ganesha.nfsd'")
+	journal, _ := guardJournal(l, since)
 	if d == 0 {
 		t.Fatalf("zippy's guard SIGSTOPped and cut off from Consul: nfs-server still active %s later:\n%s", 3*guardBound, journal)
 	}

@@ -20,7 +20,7 @@ const guardBound = failover.GuardLease + failover.GuardMargin
 // service's checks, asked on c1.
 func consulPassing(t *testing.T, l *lab.Lab) string {
 	t.Helper()
-	out, _ := onMachine(t, l, "c1", fmt.Sprintf("curl -sf --max-time 5 'http://%s:%d/v1/health/service/%s?passing' | grep -o '\"Node\":\"[a-z0-9]*\"' | sort -u | tr '\\n' ' '",
+	out, _ := inMachine(l, "c1", fmt.Sprintf("curl -sf --max-time 5 'http://%s:%d/v1/health/service/%s?passing' | grep -o '\"Node\":\"[a-z0-9]*\"' | sort -u | tr '\\n' ' '",
 		l.Host("c1").Addr, lab.ConsulPort, lab.NFSService))
 	return strings.TrimSpace(out)
 }
@@ -32,7 +32,7 @@ func restoreGuards(t *testing.T, l *lab.Lab) {
 	t.Helper()
 	_ = l.Resume("zippy")
 	for _, h := range []string{"zippy", "c1"} {
-		if out, err := onMachine(t, l, h, "systemctl start "+lab.NFSGuardUnit); err != nil {
+		if out, err := inMachine(l, h, "systemctl start "+lab.NFSGuardUnit); err != nil {
 			t.Errorf("restore: starting %s's guard: %v\n%s", h, err, out)
 		}
 	}
@@ -52,7 +52,7 @@ func TestRealGuardStopsAHungPrimary(t *testing.T) {
 
 	// The guard runs on both NFS hosts, and status says so.
 	for _, h := range []string{"zippy", "c1"} {
-		if out := mustOnMachine(t, l, h, "systemctl is-active "+lab.NFSGuardUnit+" || true"); strings.TrimSpace(out) != "active" {
+		if out := mustInMachine(t, l, h, "systemctl is-active "+lab.NFSGuardUnit+" || true"); strings.TrimSpace(out) != "active" {
 			t.Fatalf("%s: %s is %q", h, lab.NFSGuardUnit, out)
 		}
 	}
@@ -60,7 +60,7 @@ func TestRealGuardStopsAHungPrimary(t *testing.T) {
 		t.Errorf("status does not show the guards (exit %d):\n%s%s", r.code, r.stdout, r.stderr)
 	}
 
-	mustOnMachine(t, l, "zippy", "echo 'before the hang' > /persist/services/guard-probe")
+	mustInMachine(t, l, "zippy", "echo 'before the hang' > /persist/services/guard-probe")
 	if r := hoctlEnv(t, l.Inventory, env, "--yes", "replicate", "zippy", "c1"); r.code != 0 {
 		t.Fatalf("replicate: exit %d\n%s", r.code, r.stderr)
 	}
@@ -70,19 +70,20 @@ func TestRealGuardStopsAHungPrimary(t *testing.T) {
 
 	// The journal is read from here on: earlier tests' guard lines (a
 	// failover's fence seen by the guard) must not pass for this one's.
-	since := fmt.Sprintf("@%d", time.Now().Unix()-1)
+	since := guardSince()
 	if err := l.Hang("zippy"); err != nil {
 		t.Fatal(err)
 	}
 	hung := time.Now()
 	// --primary-down is refused while Consul still sees zippy passing:
 	// wait for its servers to find zippy's agent gone.
-	deadline := time.Now().Add(2 * time.Minute)
-	for strings.Contains(consulPassing(t, l), "zippy") {
-		if time.Now().After(deadline) {
-			t.Fatal("Consul still sees zippy passing 2 minutes into its hang")
+	if !waitEvery(t, 500*time.Millisecond, 2*time.Minute, "Consul to see hung zippy fail", func() error {
+		if p := consulPassing(t, l); strings.Contains(p, "zippy") {
+			return fmt.Errorf("Consul still sees zippy passing: %s", p)
 		}
-		time.Sleep(500 * time.Millisecond)
+		return nil
+	}) {
+		t.FailNow()
 	}
 	t.Logf("Consul saw hung zippy fail after %s", time.Since(hung).Round(100*time.Millisecond))
 
@@ -104,13 +105,9 @@ func TestRealGuardStopsAHungPrimary(t *testing.T) {
 	}
 	resumed := time.Now()
 	var inactive, unreadable time.Duration
-	for inactive == 0 || unreadable == 0 {
-		if time.Since(resumed) > 3*guardBound {
-			t.Fatalf("zippy's nfs-server still serves %s after zippy resumed (bound %s; inactive after %s, unreadable after %s)",
-				time.Since(resumed).Round(time.Second), guardBound, inactive, unreadable)
-		}
+	if poll(100*time.Millisecond, 3*guardBound, func() error {
 		if inactive == 0 {
-			if out, err := onMachine(t, l, "zippy", "systemctl is-active nfs-server || true"); err == nil && (strings.TrimSpace(out) == "inactive" || strings.TrimSpace(out) == "failed") {
+			if out, err := inMachine(l, "zippy", "systemctl is-active nfs-server || true"); err == nil && (strings.TrimSpace(out) == "inactive" || strings.TrimSpace(out) == "failed") {
 				inactive = time.Since(resumed)
 			}
 		}
@@ -119,7 +116,13 @@ func TestRealGuardStopsAHungPrimary(t *testing.T) {
 				unreadable = time.Since(resumed)
 			}
 		}
-		time.Sleep(100 * time.Millisecond)
+		if inactive == 0 || unreadable == 0 {
+			return errNotYet
+		}
+		return nil
+	}) != nil {
+		t.Fatalf("zippy's nfs-server still serves %s after zippy resumed (bound %s; inactive after %s, unreadable after %s)",
+			time.Since(resumed).Round(time.Second), guardBound, inactive, unreadable)
 	}
 	t.Logf("zippy resumed: its nfs-server inactive after %s, its export unreadable over NFSv4 after %s (stated bound %s)",
 		inactive.Round(10*time.Millisecond), unreadable.Round(10*time.Millisecond), guardBound)
@@ -130,15 +133,14 @@ func TestRealGuardStopsAHungPrimary(t *testing.T) {
 	// zippy's Consul agent answers again, the fence for c1's ownership.
 	const fenced = `names "c1": fencing and stopping nfs-server.service`
 	var journal string
-	for {
-		journal = mustOnMachine(t, l, "zippy", "journalctl -u "+lab.NFSGuardUnit+" -u nfs-server --no-pager -o short-iso-precise --since "+since)
-		if strings.Contains(journal, "done: owner key "+lab.NFSOwnerKey+" "+fenced) {
-			break
+	if poll(500*time.Millisecond, 3*guardBound-time.Since(resumed), func() error {
+		journal = mustInMachine(t, l, "zippy", "journalctl -u "+lab.NFSGuardUnit+" -u nfs-server --no-pager -o short-iso-precise --since "+since)
+		if !strings.Contains(journal, "done: owner key "+lab.NFSOwnerKey+" "+fenced) {
+			return errNotYet
 		}
-		if time.Since(resumed) > 3*guardBound {
-			t.Fatalf("zippy's guard did not fence nfs-server within %s of zippy resuming:\n%s", 3*guardBound, journal)
-		}
-		time.Sleep(500 * time.Millisecond)
+		return nil
+	}) != nil {
+		t.Fatalf("zippy's guard did not fence nfs-server within %s of zippy resuming:\n%s", 3*guardBound, journal)
 	}
 	t.Logf("zippy's journal (guard, nfs-server):\n%s", journal)
 	for _, ev := range []struct{ what, line string }{
@@ -154,7 +156,7 @@ func TestRealGuardStopsAHungPrimary(t *testing.T) {
 	}
 
 	// Fenced: nothing starts it again, the unit's own check aside.
-	if out, err := onMachine(t, l, "zippy", "systemctl start nfs-server"); err == nil || !strings.Contains(out, "Assertion failed") {
+	if out, err := inMachine(l, "zippy", "systemctl start nfs-server"); err == nil || !strings.Contains(out, "Assertion failed") {
 		t.Errorf("zippy's nfs-server must be fenced by its guard: %v %s", err, out)
 	}
 	if p := consulPassing(t, l); p != `"Node":"c1"` {

@@ -137,11 +137,12 @@ func TestCtrlCStopsHungAPICall(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
 		// Wait until hoctl is inside a call to the hung API.
-		deadline := time.Now().Add(30 * time.Second)
-		for accepted() == before && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if accepted() == before {
+		if poll(20*time.Millisecond, 30*time.Second, func() error {
+			if accepted() == before {
+				return errNotYet
+			}
+			return nil
+		}) != nil {
 			_ = cmd.Process.Kill()
 			<-done //nolint:errcheck // killed: the exit status says nothing
 			t.Fatalf("%s: never called the API\n%s", name, out.String())

@@ -21,7 +21,7 @@ import (
 // nomadOn runs the nomad CLI on c1 against its own agent.
 func nomadOn(t *testing.T, l *lab.Lab, script string) (string, error) {
 	t.Helper()
-	return onMachine(t, l, "c1", ". /etc/profile.d/hoctl-lab-agents.sh; "+script)
+	return inMachine(l, "c1", ". /etc/profile.d/hoctl-lab-agents.sh; "+script)
 }
 
 // purgeJobsAfter stops and purges the jobs and garbage-collects, so that
@@ -102,18 +102,18 @@ func TestMigrateJobsPlanAndSubmit(t *testing.T) {
 	purgeJobsAfter(t, l, "web", "chk", "db")
 	nodes := []string{"zippy", "c1", "c2", "c3"}
 	for _, h := range nodes {
-		mustOnMachine(t, l, h, `for j in web chk db; do mkdir -p /data/compute/$j; echo "old $j" > /data/compute/$j/app.tpl; done`)
+		mustInMachine(t, l, h, `for j in web chk db; do mkdir -p /data/compute/$j; echo "old $j" > /data/compute/$j/app.tpl; done`)
 	}
 	// The new path: the share on the clients (c1-c3 mount it), and
 	// zippy's own /data/services (zippy is a Nomad client too).
 	newPaths := `for j in web chk; do mkdir -p /data/services/$j; echo "new $j" > /data/services/$j/app.tpl; done; rm -rf /data/services/db`
-	mustOnMachine(t, l, "zippy", newPaths)
+	mustInMachine(t, l, "zippy", newPaths)
 	onShare(t, l, newPaths)
 	t.Cleanup(func() {
 		for _, h := range nodes {
-			_, _ = onMachine(t, l, h, "rm -rf /data/compute")
+			_, _ = inMachine(l, h, "rm -rf /data/compute")
 		}
-		_, _ = onMachine(t, l, "zippy", "rm -rf /data/services/web /data/services/chk /data/services/db")
+		_, _ = inMachine(l, "zippy", "rm -rf /data/services/web /data/services/chk /data/services/db")
 		onShare(t, l, "rm -rf /data/services/web /data/services/chk /data/services/db")
 	})
 	dir := t.TempDir()
@@ -169,7 +169,7 @@ func TestMigrateJobsPlanAndSubmit(t *testing.T) {
 	if v := version("chk"); !strings.Contains(v, "No job(s)") {
 		t.Fatalf("chk was submitted although the run was refused: %q", v)
 	}
-	mustOnMachine(t, l, "zippy", "mkdir -p /data/services/db && echo 'new db' > /data/services/db/app.tpl")
+	mustInMachine(t, l, "zippy", "mkdir -p /data/services/db && echo 'new db' > /data/services/db/app.tpl")
 	onShare(t, l, "mkdir -p /data/services/db && echo 'new db' > /data/services/db/app.tpl")
 
 	// web moves (a real destructive update, healthy); chk runs but its
@@ -274,10 +274,10 @@ func TestMigrateJobsChecksTheShareThenWrites(t *testing.T) {
 		before[n] = string(b)
 	}
 	// The old share (GlusterFS on the clients) has data for both.
-	mustOnMachine(t, l, "c1", "mkdir -p /data/compute/gitea /data/compute/immich/upload && echo repo > /data/compute/gitea/r && echo img > /data/compute/immich/upload/i")
+	mustInMachine(t, l, "c1", "mkdir -p /data/compute/gitea /data/compute/immich/upload && echo repo > /data/compute/gitea/r && echo img > /data/compute/immich/upload/i")
 	onShare(t, l, "mkdir -p /data/services/gitea && echo repo > /data/services/gitea/r")
 	t.Cleanup(func() {
-		_, _ = onMachine(t, l, "c1", "rm -rf /data/compute")
+		_, _ = inMachine(l, "c1", "rm -rf /data/compute")
 		onShare(t, l, "rm -rf /data/services/gitea /data/services/immich")
 	})
 	inv := jobsInventory(t, l)
@@ -337,7 +337,7 @@ func TestMigrateJobsChecksTheShareThenWrites(t *testing.T) {
 // mounts are read at mount time and read-only, docs/lab.md).
 func onShare(t *testing.T, l *lab.Lab, script string) {
 	t.Helper()
-	mustOnMachine(t, l, "zippy", strings.ReplaceAll(script, lab.NFSExport, lab.NFSSubvol))
+	mustInMachine(t, l, "zippy", strings.ReplaceAll(script, lab.NFSExport, lab.NFSSubvol))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := l.MountNFSClients(ctx); err != nil {

@@ -67,20 +67,33 @@ func realCluster(t *testing.T) *lab.Lab {
 	return machines
 }
 
-// onMachine runs a shell script on a real machine over SSH as hoctl does.
-func onMachine(t *testing.T, l *lab.Lab, host, script string) (string, error) {
+// inMachine runs a shell script on a real machine as its root, through
+// nsenter (lab.RunOn, no SSH: it works while a test has cut the
+// machine's network), bounded to a minute; its output is trimmed. The
+// one way a test sets a machine up or looks at it; hoctl itself is what
+// reaches the machines over SSH.
+func inMachine(l *lab.Lab, host, script string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return l.RunOn(ctx, host, script)
+}
+
+// overSSH runs a script on a machine over SSH as hoctl does (stdout,
+// then stderr, untrimmed): only where the SSH session itself is what a
+// test looks at (sshd after a deploy, what pam_env gives a session).
+func overSSH(t *testing.T, l *lab.Lab, host, script string) (string, error) {
 	t.Helper()
-	r := labRunners(t, l, host)[0]
-	res, err := r.Run(context.Background(), sshexec.Cmd{Script: script})
+	res, err := labRunners(t, l, host)[0].Run(context.Background(), sshexec.Cmd{Script: script})
 	if res == nil {
 		return "", err
 	}
 	return string(res.Stdout) + string(res.Stderr), err
 }
 
-func mustOnMachine(t *testing.T, l *lab.Lab, host, script string) string {
+// mustInMachine is inMachine failing the test on an error.
+func mustInMachine(t *testing.T, l *lab.Lab, host, script string) string {
 	t.Helper()
-	out, err := onMachine(t, l, host, script)
+	out, err := inMachine(l, host, script)
 	if err != nil {
 		t.Fatalf("%s: %s: %v\n%s", host, script, err, out)
 	}
@@ -104,12 +117,12 @@ func nfsCat(l *lab.Lab, host, file string) (string, error) {
 func TestRealClusterUp(t *testing.T) {
 	l := realCluster(t)
 	for _, h := range []string{"zippy", "c1", "c2", "c3"} {
-		out := mustOnMachine(t, l, h, "hostname; cat /proc/1/comm; systemctl is-system-running --wait; systemctl is-active consul nomad")
-		if want := h + "\nsystemd\nrunning\nactive\nactive\n"; out != want {
+		out := mustInMachine(t, l, h, "hostname; cat /proc/1/comm; systemctl is-system-running --wait; systemctl is-active consul nomad")
+		if want := h + "\nsystemd\nrunning\nactive\nactive"; out != want {
 			t.Errorf("%s: got\n%s\nwant\n%s", h, out, want)
 		}
 	}
-	members := mustOnMachine(t, l, "c1", ". /etc/profile.d/hoctl-lab-agents.sh; consul members")
+	members := mustInMachine(t, l, "c1", ". /etc/profile.d/hoctl-lab-agents.sh; consul members")
 	for _, h := range []string{"zippy", "c1", "c2", "c3"} {
 		if !strings.Contains(members, h) {
 			t.Errorf("consul members lacks %s:\n%s", h, members)
@@ -121,7 +134,7 @@ func TestRealClusterUp(t *testing.T) {
 	// Nothing of c1's listens on a wildcard address. (The network is this
 	// machine's: ss lists every socket on it, but names the processes
 	// only of those in c1's own PID namespace.)
-	out := mustOnMachine(t, l, "c1", "ss -Hltnup")
+	out := mustInMachine(t, l, "c1", "ss -Hltnup")
 	ours := 0
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		f := strings.Fields(line)
@@ -142,19 +155,19 @@ func TestRealClusterUp(t *testing.T) {
 	// profile: the system profile is the hosts' own, internal/lab nix.go.)
 	const probe = "/nix/var/nix/profiles/lab-probe"
 	t.Cleanup(func() {
-		_, _ = onMachine(t, l, "c2", "p=$(readlink -f "+probe+"); rm -f "+probe+" "+probe+"-*-link; nix-store --delete $p >/dev/null 2>&1; true")
+		_, _ = inMachine(l, "c2", "p=$(readlink -f "+probe+"); rm -f "+probe+" "+probe+"-*-link; nix-store --delete $p >/dev/null 2>&1; true")
 	})
 	drv := `derivation { name = "lab-probe"; system = builtins.currentSystem; builder = "/bin/sh"; args = ["-c" "echo c2 > $out"]; }`
-	out = mustOnMachine(t, l, "c2", "p=$(nix-build --no-out-link -E '"+drv+"' 2>/dev/null) && nix-env -p "+probe+" --set $p && cat "+probe+" && nix-env -p "+probe+" --list-generations | wc -l")
-	if out != "c2\n1\n" {
+	out = mustInMachine(t, l, "c2", "p=$(nix-build --no-out-link -E '"+drv+"' 2>/dev/null) && nix-env -p "+probe+" --set $p && cat "+probe+" && nix-env -p "+probe+" --list-generations | wc -l")
+	if out != "c2\n1" {
 		t.Errorf("nix on c2: %q", out)
 	}
-	if out, err := onMachine(t, l, "c3", "ls "+probe); err == nil {
+	if out, err := inMachine(l, "c3", "ls "+probe); err == nil {
 		t.Errorf("c3 shares c2's /nix: %s", out)
 	}
 	// Every host runs its system profile's generation, as NixOS does.
 	for _, h := range []string{"zippy", "c1", "c2", "c3"} {
-		out := mustOnMachine(t, l, h, "readlink -f /run/current-system "+lab.NixProfile)
+		out := mustInMachine(t, l, h, "readlink -f /run/current-system "+lab.NixProfile)
 		if f := strings.Fields(out); len(f) != 2 || f[0] != f[1] || !strings.HasSuffix(f[0], "-nixos-system-"+h) {
 			t.Errorf("%s: /run/current-system and the system profile: %q", h, out)
 		}
@@ -176,29 +189,29 @@ func TestRealClusterUp(t *testing.T) {
 func TestRealSystemdMaskRuntimeDoesNotFence(t *testing.T) {
 	l := realCluster(t)
 	const unit = "hoctl-fence-probe.service"
-	mustOnMachine(t, l, "c2", "printf '[Service]\\nType=oneshot\\nRemainAfterExit=yes\\nExecStart=/bin/true\\n' > /etc/systemd/system/"+unit+" && systemctl daemon-reload")
+	mustInMachine(t, l, "c2", "printf '[Service]\\nType=oneshot\\nRemainAfterExit=yes\\nExecStart=/bin/true\\n' > /etc/systemd/system/"+unit+" && systemctl daemon-reload")
 	t.Cleanup(func() {
-		_, _ = onMachine(t, l, "c2", "systemctl stop "+unit+"; systemctl unmask --runtime "+unit+"; rm -rf /etc/systemd/system/"+unit+" "+failover.FenceDropIn(unit)+"; systemctl daemon-reload")
+		_, _ = inMachine(l, "c2", "systemctl stop "+unit+"; systemctl unmask --runtime "+unit+"; rm -rf /etc/systemd/system/"+unit+" "+failover.FenceDropIn(unit)+"; systemctl daemon-reload")
 	})
-	out := mustOnMachine(t, l, "c2", "systemctl mask --runtime "+unit+" 2>&1; systemctl start "+unit+" && systemctl is-active "+unit)
-	if !strings.HasSuffix(out, "active\n") {
+	out := mustInMachine(t, l, "c2", "systemctl mask --runtime "+unit+" 2>&1; systemctl start "+unit+" && systemctl is-active "+unit)
+	if lines := strings.Split(out, "\n"); lines[len(lines)-1] != "active" {
 		t.Fatalf("expected the runtime mask to be ignored (systemd#10583) and the unit to start: %s", out)
 	}
 	t.Logf("mask --runtime, then start: %s", out)
-	mustOnMachine(t, l, "c2", "systemctl stop "+unit+"; systemctl unmask --runtime "+unit)
+	mustInMachine(t, l, "c2", "systemctl stop "+unit+"; systemctl unmask --runtime "+unit)
 
 	fence := failover.FenceDropIn(unit)
-	mustOnMachine(t, l, "c2", "mkdir -p "+strings.TrimSuffix(fence, "/50-hoctl-fence.conf")+" && printf '[Unit]\\nAssertPathExists=!"+fence+"\\n' > "+fence+" && systemctl daemon-reload")
-	out, err := onMachine(t, l, "c2", "systemctl start "+unit)
+	mustInMachine(t, l, "c2", "mkdir -p "+strings.TrimSuffix(fence, "/50-hoctl-fence.conf")+" && printf '[Unit]\\nAssertPathExists=!"+fence+"\\n' > "+fence+" && systemctl daemon-reload")
+	out, err := inMachine(l, "c2", "systemctl start "+unit)
 	if err == nil || !strings.Contains(out, "Assertion failed") {
 		t.Fatalf("the fence drop-in must refuse the start: %v %s", err, out)
 	}
-	if out, _ := onMachine(t, l, "c2", "systemctl is-active "+unit); strings.TrimSpace(out) != "inactive" {
+	if out, _ := inMachine(l, "c2", "systemctl is-active "+unit); strings.TrimSpace(out) != "inactive" {
 		t.Fatalf("fenced unit is %s", out)
 	}
 	// Removed (without even a daemon-reload: the assertion is on the
 	// file), the unit starts again.
-	if out, err := onMachine(t, l, "c2", "rm "+fence+" && systemctl start "+unit+" && systemctl is-active "+unit); err != nil {
+	if out, err := inMachine(l, "c2", "rm "+fence+" && systemctl start "+unit+" && systemctl is-active "+unit); err != nil {
 		t.Fatalf("unfenced, the unit must start: %v %s", err, out)
 	}
 }

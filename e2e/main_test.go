@@ -147,6 +147,26 @@ func (s *labSet) start(ctx context.Context, cfg lab.Config) (*lab.Lab, error) {
 	return l, nil
 }
 
+// mountNamespaces are this machine's own mount namespace and those of
+// the hosts of the labs s started (a namespace host's wrapper, unshare
+// --mount, is in its host's).
+func (s *labSet) mountNamespaces() map[string]bool {
+	own := map[string]bool{}
+	if ns, err := os.Readlink("/proc/self/ns/mnt"); err == nil {
+		own[ns] = true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.labs {
+		for _, h := range l.Hosts {
+			if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", h.Pid)); err == nil {
+				own[ns] = true
+			}
+		}
+	}
+	return own
+}
+
 func (s *labSet) stopAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -92,6 +92,70 @@ func (w *nfsWatch) last() nfsSample {
 	return w.samples[len(w.samples)-1]
 }
 
+// The guard tests' shared steps.
+
+// guardSince is a journalctl --since for now (a second early).
+func guardSince() string { return fmt.Sprintf("@%d", time.Now().Unix()-1) }
+
+// guardJournal is zippy's journal of its guard and nfs-server since
+// (guardSince), without ganesha's own lines (a warning per client
+// connection a watcher closed).
+func guardJournal(l *lab.Lab, since string) (string, error) {
+	return inMachine(l, "zippy", "journalctl -u "+lab.NFSGuardUnit+" -u nfs-server --no-pager -o short-iso-precise --since "+since+" | grep -v ' ganesha.nfsd'")
+}
+
+// probeServed writes probe on zippy, replicates it to c1 (so that c1 can
+// take over with it) and checks that zippy serves it over NFSv4.
+func probeServed(t *testing.T, l *lab.Lab, env []string, probe string) {
+	t.Helper()
+	mustInMachine(t, l, "zippy", "echo 'before the partition' > /persist/services/"+probe)
+	if r := hoctlEnv(t, l.Inventory, env, "--yes", "replicate", "zippy", "c1"); r.code != 0 {
+		t.Fatalf("replicate: exit %d\n%s", r.code, r.stderr)
+	}
+	if got, err := nfsCat(l, "zippy", probe); err != nil || got != "before the partition\n" {
+		t.Fatalf("zippy does not serve before the partition: %v %q", err, got)
+	}
+}
+
+// cutZippy partitions zippy from the Consul servers c1-c3 (and from
+// what else is named, such as lab.OperatorSSH) until the test ends; it
+// returns the heal, for the test to heal earlier, and when the cut began.
+func cutZippy(t *testing.T, l *lab.Lab, also ...string) (heal func() error, at time.Time) {
+	t.Helper()
+	heal, err := l.Partition("zippy", append([]string{"c1", "c2", "c3"}, also...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at = time.Now()
+	t.Cleanup(func() {
+		if err := heal(); err != nil {
+			t.Error(err)
+		}
+	})
+	return heal, at
+}
+
+// zippyReadsOwner waits, after a heal, for zippy's Consul agent to read
+// the owner key naming owner three times in a row: it finds the servers
+// again when serf retries its failed members (every 30 s), and until then
+// a start on zippy, even a clean-up's failover back, fails its owner
+// check.
+func zippyReadsOwner(t *testing.T, l *lab.Lab, owner string) {
+	t.Helper()
+	inARow := 0
+	waitFor(t, 2*time.Minute, "zippy's Consul agent to read the owner key again, three times in a row", func() error {
+		out, err := inMachine(l, "zippy", fmt.Sprintf("curl -sf --max-time 5 'http://%s:%d/v1/kv/%s?raw'", l.Host("zippy").Addr, lab.ConsulPort, lab.NFSOwnerKey))
+		if err != nil || out != owner {
+			inARow = 0
+			return fmt.Errorf("%v %q", err, out)
+		}
+		if inARow++; inARow < 3 {
+			return fmt.Errorf("%d in a row", inARow)
+		}
+		return nil
+	})
+}
+
 // A real partition: zippy, serving, is cut off from the Consul servers
 // (c1-c3) and from the operator's SSH, while it keeps running and the
 // clients (this machine's NFSv4 reads) still reach it. Its guard stops
@@ -104,42 +168,29 @@ func TestRealGuardStopsAPartitionedPrimary(t *testing.T) {
 	t.Cleanup(func() { restoreGuards(t, l) })
 
 	const probe = "partition-probe"
-	mustOnMachine(t, l, "zippy", "echo 'before the partition' > /persist/services/"+probe)
-	if r := hoctlEnv(t, l.Inventory, env, "--yes", "replicate", "zippy", "c1"); r.code != 0 {
-		t.Fatalf("replicate: exit %d\n%s", r.code, r.stderr)
-	}
-	if got, err := nfsCat(l, "zippy", probe); err != nil || got != "before the partition\n" {
-		t.Fatalf("zippy does not serve before the partition: %v %q", err, got)
-	}
-	if out := mustOnMachine(t, l, "zippy", "systemctl is-active "+lab.NFSGuardUnit+" || true"); strings.TrimSpace(out) != "active" {
+	probeServed(t, l, env, probe)
+	if out := mustInMachine(t, l, "zippy", "systemctl is-active "+lab.NFSGuardUnit+" || true"); strings.TrimSpace(out) != "active" {
 		t.Fatalf("zippy's guard is %q", out)
 	}
 
 	watch := watchNFS(l, probe)
-	since := fmt.Sprintf("@%d", time.Now().Unix()-1)
-	heal, err := l.Partition("zippy", "c1", "c2", "c3", lab.OperatorSSH)
-	if err != nil {
-		t.Fatal(err)
-	}
-	parted := time.Now()
-	t.Cleanup(func() {
-		if err := heal(); err != nil {
-			t.Error(err)
-		}
-	})
+	t.Cleanup(watch.stop)
+	since := guardSince()
+	heal, parted := cutZippy(t, l, lab.OperatorSSH)
 
 	// The guard's stop, polled through the machine itself (nsenter:
 	// the operator's SSH is cut).
 	stopped := make(chan time.Duration, 1)
 	go func() {
-		for time.Since(parted) < 3*guardBound {
+		var d time.Duration
+		_ = poll(50*time.Millisecond, 3*guardBound-time.Since(parted), func() error {
 			if out, err := inMachine(l, "zippy", "systemctl is-active nfs-server || true"); err == nil && strings.TrimSpace(out) != "active" {
-				stopped <- time.Since(parted)
-				return
+				d = time.Since(parted)
+				return nil
 			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		stopped <- 0
+			return errNotYet
+		})
+		stopped <- d
 	}()
 
 	// The operator, who cannot reach zippy, fails over once Consul's
@@ -173,9 +224,7 @@ func TestRealGuardStopsAPartitionedPrimary(t *testing.T) {
 	var journal string
 	waitFor(t, 3*guardBound, "zippy's guard to fence nfs-server after the heal", func() error {
 		var err error
-		// ganesha's own lines (a warning per client connection the
-		// watcher closed) are left out.
-		journal, err = inMachine(l, "zippy", "journalctl -u "+lab.NFSGuardUnit+" -u nfs-server --no-pager -o short-iso-precise --since "+since+" | grep -v ' ganesha.nfsd'")
+		journal, err = guardJournal(l, since)
 		if err != nil {
 			return err
 		}
@@ -187,21 +236,8 @@ func TestRealGuardStopsAPartitionedPrimary(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	// zippy's agent finds the servers again (serf retries failed
-	// members every 30 s): until then a start on zippy, even the clean-up's
-	// failover back, fails its owner check. The watcher looks on meanwhile.
-	inARow := 0
-	waitFor(t, 2*time.Minute, "zippy's Consul agent to read the owner key again, three times in a row", func() error {
-		out, err := inMachine(l, "zippy", fmt.Sprintf("curl -sf --max-time 5 'http://%s:%d/v1/kv/%s?raw'", l.Host("zippy").Addr, lab.ConsulPort, lab.NFSOwnerKey))
-		if err != nil || out != "c1" {
-			inARow = 0
-			return fmt.Errorf("%v %q", err, out)
-		}
-		if inARow++; inARow < 3 {
-			return fmt.Errorf("%d in a row", inARow)
-		}
-		return nil
-	})
+	// The watcher looks on meanwhile.
+	zippyReadsOwner(t, l, "c1")
 	watch.stop()
 	t.Logf("zippy's journal (guard, nfs-server):\n%s", journal)
 
@@ -263,16 +299,8 @@ func TestRealGuardRestartedAgainstAHangingConsul(t *testing.T) {
 	l, _ := nfsStart(t)
 	t.Cleanup(func() { restoreGuards(t, l) })
 
-	since := fmt.Sprintf("@%d", time.Now().Unix()-1)
-	heal, err := l.Partition("zippy", "c1", "c2", "c3")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := heal(); err != nil {
-			t.Error(err)
-		}
-	})
+	since := guardSince()
+	heal, _ := cutZippy(t, l)
 	restarted := time.Now()
 	if out, err := inMachine(l, "zippy", "systemctl restart "+lab.NFSGuardUnit); err != nil {
 		t.Fatalf("restarting zippy's guard: %v\n%s", err, out)
@@ -281,7 +309,7 @@ func TestRealGuardRestartedAgainstAHangingConsul(t *testing.T) {
 	const decided = "has no confirmation from Consul yet"
 	waitFor(t, 2*guardBound, "zippy's restarted guard to stop nfs-server", func() error {
 		var err error
-		journal, err = inMachine(l, "zippy", "journalctl -u "+lab.NFSGuardUnit+" -u nfs-server --no-pager -o short-iso-precise --since "+since+" | grep -v ' ganesha.nfsd'")
+		journal, err = guardJournal(l, since)
 		if err != nil {
 			return err
 		}

@@ -88,18 +88,17 @@ func startOnTTYIn(t *testing.T, dir string, env []string, args ...string) *ttyRu
 // waitScreen waits until the terminal shows s.
 func (r *ttyRun) waitScreen(t *testing.T, s string) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	var got string
+	if !waitEvery(t, 20*time.Millisecond, 60*time.Second, fmt.Sprintf("the terminal to show %q", s), func() error {
 		r.mu.Lock()
-		got := r.screen.String()
+		got = r.screen.String()
 		r.mu.Unlock()
-		if strings.Contains(got, s) {
-			return
+		if !strings.Contains(got, s) {
+			return errNotYet
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the terminal never showed %q:\n%s\noutput:\n%s", s, got, r.out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+		return nil
+	}) {
+		t.Fatalf("the terminal never showed %q:\n%s\noutput:\n%s", s, got, r.out.String())
 	}
 }
 

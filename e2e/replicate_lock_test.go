@@ -27,17 +27,18 @@ func TestReplicateTwoMachinesExcludeEachOther(t *testing.T) {
 	go func() { exited <- first.Wait() }()
 	// Wait for its receive to be under way: a writable copy in the dir,
 	// which is what a second run's garbage step would take for garbage.
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(must(t, c1, "for d in /persist/services-standby/services@*; do btrfs property get -ts \"$d\" ro 2>/dev/null; done; true"), "ro=false") {
+	if !waitEvery(t, 20*time.Millisecond, 30*time.Second, "the first run's receive to be under way", func() error {
+		if strings.Contains(must(t, c1, "for d in /persist/services-standby/services@*; do btrfs property get -ts \"$d\" ro 2>/dev/null; done; true"), "ro=false") {
+			return nil
+		}
 		select {
 		case err := <-exited:
 			t.Fatalf("the first run ended before its receive was seen (%v):\n%s", err, out)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no receive in progress:\n%s", out)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return errNotYet
+	}) {
+		t.Fatalf("no receive in progress:\n%s", out)
 	}
 	// Hold it there (keepalive is 4 s: the pause stays well below).
 	_ = first.Process.Signal(syscall.SIGSTOP)
@@ -89,12 +90,12 @@ replication:
 	if r := hoctlEnv(t, l.Inventory, env, "--yes", "failover", "--to", "c1"); r.code != 0 {
 		t.Fatalf("failover: exit %d\n%s", r.code, r.stderr)
 	}
-	before := mustOnMachine(t, l, "c1", "ls /persist/services-standby")
+	before := mustInMachine(t, l, "c1", "ls /persist/services-standby")
 	r := hoctlEnv(t, timerInv, env, "--yes", "replicate", "--name", "services")
 	if r.code != 3 || !strings.Contains(r.stderr, "runs c1 → zippy since a failover") || !strings.Contains(r.stderr, ".hoctl-replicate-services.direction") {
 		t.Fatalf("zippy → c1 after the failover, without consul: exit %d, want 3\n%s", r.code, r.stderr)
 	}
-	if after := mustOnMachine(t, l, "c1", "ls /persist/services-standby"); after != before {
+	if after := mustInMachine(t, l, "c1", "ls /persist/services-standby"); after != before {
 		t.Fatalf("the refused run changed c1:\n%s\n%s", before, after)
 	}
 	if r := hoctlEnv(t, timerInv, env, "--yes", "replicate", "c1", "zippy"); r.code != 0 || !strings.Contains(r.stderr, "incremental from services@") {

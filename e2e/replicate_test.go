@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"strings"
@@ -221,12 +222,13 @@ func TestReplicateInterruptedSends(t *testing.T) {
 	waitReceive()
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	_ = cmd.Wait()
-	deadline := time.Now().Add(10 * time.Second)
-	for countProcs(t, "^btrfs receive -C /persist/services-standby$") > 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("receive survived hoctl")
+	if !waitEvery(t, 50*time.Millisecond, 10*time.Second, "the receive to end with hoctl", func() error {
+		if countProcs(t, "^btrfs receive -C /persist/services-standby$") > 0 {
+			return errors.New("receive survived hoctl")
 		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	}) {
+		t.FailNow()
 	}
 	left := must(t, c1, "for d in /persist/services-standby/services@*; do btrfs property get -ts \"$d\" ro; done")
 	if !strings.Contains(left, "ro=false") {

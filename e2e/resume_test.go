@@ -47,18 +47,19 @@ steps:
 	exited := make(chan error, 1)
 	go func() { exited <- second.Wait() }()
 	var secondErr error
-	deadline := time.Now().Add(20 * time.Second)
-wait:
-	for {
+	// Until the second exits, or gets as far as its plan (no exclusion),
+	// or 20 s: what it did is checked below.
+	_ = poll(20*time.Millisecond, 20*time.Second, func() error {
 		select {
 		case secondErr = <-exited:
-			break wait
-		case <-time.After(20 * time.Millisecond):
+			return nil
+		default:
 		}
-		if countProcs(t, "^sleep "+marker+"$") >= 4 || time.Now().After(deadline) {
-			break // the second got as far as its plan: no exclusion
+		if countProcs(t, "^sleep "+marker+"$") >= 4 {
+			return nil
 		}
-	}
+		return errNotYet
+	})
 	onHosts(t, "h05,h06", "rm /data/"+tag+"/hold")
 	pids, _ := lab.ToolCmd(context.Background(), "pgrep", "-f", "^sleep "+marker+"$").Output()
 	for _, p := range strings.Fields(string(pids)) {

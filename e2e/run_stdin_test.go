@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -55,37 +54,8 @@ func TestRunSendsStdinOnFleet(t *testing.T) {
 func TestCtrlCStopsRemoteCommandsGivenStdin(t *testing.T) {
 	marker := fmt.Sprintf("sleep %d.%d", 2000+os.Getpid()%1000, time.Now().Nanosecond()%1000)
 	cmd := exec.Command(hoctlBin, "run", "all", "--", "sh", "-s")
-	cmd.Env = append(os.Environ(), "HOCTL_INVENTORY="+fleet.Inventory, "NO_COLOR=1")
 	cmd.Stdin = strings.NewReader(marker + "\necho finished\n")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill() }()
-	deadline := time.Now().Add(30 * time.Second)
-	for countProcs(t, "^"+marker) < fleetSize {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d remote sleeps started\n%s", countProcs(t, "^"+marker), out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	err := cmd.Wait()
-	ee, ok := err.(*exec.ExitError)
-	if !ok || ee.ExitCode() != 130 {
-		t.Fatalf("exit = %v, want 130\n%s", err, out.String())
-	}
-	deadline = time.Now().Add(10 * time.Second)
-	for countProcs(t, "^"+marker) > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d remote sleeps survived Ctrl-C", countProcs(t, "^"+marker))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if strings.Contains(out.String(), "finished") {
+	if out := ctrlCFleet(t, cmd, marker); strings.Contains(out, "finished") {
 		t.Fatal("a remote command ran on after Ctrl-C")
 	}
 	noStagedInput(t)

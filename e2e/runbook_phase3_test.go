@@ -55,8 +55,8 @@ func phase3Lab(t *testing.T, nomadAddr string) (*lab.Lab, string) {
 	if nomadAddr == "" {
 		nomadAddr = "http://" + l.Host("c1").Addr + ":4646"
 	}
-	mustOnMachine(t, l, "c1", "echo NOMAD_ADDR="+nomadAddr+" >> /etc/environment")
-	t.Cleanup(func() { mustOnMachine(t, l, "c1", "sed -i '/^NOMAD_ADDR=/d' /etc/environment") })
+	mustInMachine(t, l, "c1", "echo NOMAD_ADDR="+nomadAddr+" >> /etc/environment")
+	t.Cleanup(func() { mustInMachine(t, l, "c1", "sed -i '/^NOMAD_ADDR=/d' /etc/environment") })
 	return l, labInventory(t, l)
 }
 
@@ -116,7 +116,7 @@ func jobStatus(t *testing.T, l *lab.Lab, name string) string {
 // treeSums is sha256sum of every file under dir on c1, by relative path.
 func treeSums(t *testing.T, l *lab.Lab, dir string) string {
 	t.Helper()
-	return mustOnMachine(t, l, "c1", "cd "+dir+" && find . -type f -exec sha256sum {} + | sort -k2")
+	return mustInMachine(t, l, "c1", "cd "+dir+" && find . -type f -exec sha256sum {} + | sort -k2")
 }
 
 // phase3-copy-data.yaml: with the app's job running and its data on
@@ -133,14 +133,14 @@ func TestPhase3CopyDataRunbook(t *testing.T) {
 	rb := runbookDoc(t, "phase3-copy-data.yaml")
 	const app = "hoctl-e2e-gitea"
 	runJob(t, l, app, sleeperJob(app, "exec sleep 3600"))
-	mustOnMachine(t, l, "c1", `set -e
+	mustInMachine(t, l, "c1", `set -e
 mkdir -p /data/compute/`+app+`/repos/a.git /data/compute/`+app+`/empty
 head -c 300000 /dev/urandom > /data/compute/`+app+`/repos/a.git/pack
 printf 'APP_NAME = gitea\n' > /data/compute/`+app+`/app.ini
 ln -s app.ini /data/compute/`+app+`/link.ini
 chmod 600 /data/compute/`+app+`/app.ini`)
 	// c1's view of the share, writable for this test (see the top).
-	mustOnMachine(t, l, "c1", "mount -o remount,bind,rw /data/services")
+	mustInMachine(t, l, "c1", "mount -o remount,bind,rw /data/services")
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
@@ -159,7 +159,7 @@ chmod 600 /data/compute/`+app+`/app.ini`)
 	if src, dst := treeSums(t, l, "/data/compute/"+app), treeSums(t, l, "/data/services/"+app); src != dst || !strings.Contains(dst, "./repos/a.git/pack") {
 		t.Fatalf("the copy differs:\n%s\nvs\n%s", src, dst)
 	}
-	if out := mustOnMachine(t, l, "c1", "readlink /data/services/"+app+"/link.ini; stat -c %a /data/services/"+app+"/app.ini; test -d /data/services/"+app+"/empty && echo empty-dir"); out != "app.ini\n600\nempty-dir\n" {
+	if out := mustInMachine(t, l, "c1", "readlink /data/services/"+app+"/link.ini; stat -c %a /data/services/"+app+"/app.ini; test -d /data/services/"+app+"/empty && echo empty-dir"); out != "app.ini\n600\nempty-dir" {
 		t.Fatalf("link, mode or empty directory not kept:\n%s", out)
 	}
 	if st := jobStatus(t, l, app); st != "dead" {
@@ -173,14 +173,14 @@ chmod 600 /data/compute/`+app+`/app.ini`)
 	// fails the copy instead of its verification), without pause and
 	// ahead of other processes, so the data changes between the copy and
 	// the diff.
-	mustOnMachine(t, l, "c1", `systemd-run --quiet --unit=hoctl-e2e-writer -p Nice=-10 sh -c 'i=0; while :; do i=$((i+1)); echo "$i" >> /data/compute/`+app+`/counter; done'`)
-	t.Cleanup(func() { _, _ = onMachine(t, l, "c1", "systemctl stop hoctl-e2e-writer") })
+	mustInMachine(t, l, "c1", `systemd-run --quiet --unit=hoctl-e2e-writer -p Nice=-10 sh -c 'i=0; while :; do i=$((i+1)); echo "$i" >> /data/compute/`+app+`/counter; done'`)
+	t.Cleanup(func() { _, _ = inMachine(l, "c1", "systemctl stop hoctl-e2e-writer") })
 	r = hoctlEnv(t, inv, env, "runbook", "run", rb, "--var", "app="+app, "--yes")
 	t.Logf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	if r.code != 5 || !strings.Contains(r.stdout+r.stderr, "counter differ") {
 		t.Fatalf("exit %d, want 5 with diff naming counter\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	mustOnMachine(t, l, "c1", "systemctl stop hoctl-e2e-writer")
+	mustInMachine(t, l, "c1", "systemctl stop hoctl-e2e-writer")
 	if st := jobStatus(t, l, app); st != "running" {
 		t.Fatalf("job %s is %q after the undo, want running\n%s%s", app, st, r.stdout, r.stderr)
 	}
@@ -218,7 +218,9 @@ chmod 600 /data/compute/`+app+`/app.ini`)
 	if out, err := nomadOn(t, l, "nomad job stop -purge -yes "+app+" >/dev/null"); err != nil {
 		t.Fatalf("purging %s: %v\n%s", app, err, out)
 	}
-	if out, err := onMachine(t, l, "c1", undo); err == nil || !strings.Contains(out, "No job(s) with prefix or ID") {
+	// Over SSH, as hoctl runs it (c1's nomad CLI finds its agent through
+	// /etc/environment, which pam_env reads for an SSH session).
+	if out, err := overSSH(t, l, "c1", undo); err == nil || !strings.Contains(out, "No job(s) with prefix or ID") {
 		t.Fatalf("the undo without a job: %v, want a failure saying so\n%s", err, out)
 	} else {
 		t.Logf("the undo without a job: %v\n%s", err, out)
@@ -241,7 +243,7 @@ func TestPhase3RemoveGlusterFSRunbook(t *testing.T) {
 	untouched := func(t *testing.T, l *lab.Lab) {
 		t.Helper()
 		for _, h := range []string{"c1", "c2", "c3"} {
-			if out, err := onMachine(t, l, h, "mountpoint -q /data/compute && systemctl is-active glusterd.service && systemctl is-enabled glusterd.service"); err != nil {
+			if out, err := inMachine(l, h, "mountpoint -q /data/compute && systemctl is-active glusterd.service && systemctl is-enabled glusterd.service"); err != nil {
 				t.Errorf("%s changed by a refused run: %v\n%s", h, err, out)
 			}
 		}
@@ -274,8 +276,8 @@ func TestPhase3RemoveGlusterFSRunbook(t *testing.T) {
 	}
 
 	t.Run("lsof missing", func(t *testing.T) {
-		mustOnMachine(t, l, "c2", "mv /usr/local/bin/lsof /usr/local/bin/lsof.off")
-		defer mustOnMachine(t, l, "c2", "mv /usr/local/bin/lsof.off /usr/local/bin/lsof")
+		mustInMachine(t, l, "c2", "mv /usr/local/bin/lsof /usr/local/bin/lsof.off")
+		defer mustInMachine(t, l, "c2", "mv /usr/local/bin/lsof.off /usr/local/bin/lsof")
 		r := hoctlEnv(t, inv, stateEnv(t), "runbook", "run", rb, "--yes")
 		t.Logf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 		if r.code != 3 || !strings.Contains(r.stdout+r.stderr, "lsof is not installed") {
@@ -284,8 +286,8 @@ func TestPhase3RemoveGlusterFSRunbook(t *testing.T) {
 		untouched(t, l)
 	})
 	t.Run("a process uses /data/compute", func(t *testing.T) {
-		mustOnMachine(t, l, "c2", "systemd-run --quiet --unit=hoctl-e2e-holder --working-directory=/data/compute sleep 600")
-		defer mustOnMachine(t, l, "c2", "systemctl stop hoctl-e2e-holder")
+		mustInMachine(t, l, "c2", "systemd-run --quiet --unit=hoctl-e2e-holder --working-directory=/data/compute sleep 600")
+		defer mustInMachine(t, l, "c2", "systemctl stop hoctl-e2e-holder")
 		r := hoctlEnv(t, inv, stateEnv(t), "runbook", "run", rb, "--yes")
 		t.Logf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 		if r.code != 3 || !strings.Contains(r.stdout+r.stderr, "sleep") {
@@ -300,8 +302,8 @@ func TestPhase3RemoveGlusterFSRunbook(t *testing.T) {
 		t.Fatalf("exit %d, want 0\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	for _, h := range []string{"c1", "c2", "c3"} {
-		out, _ := onMachine(t, l, h, "mountpoint /data/compute; systemctl is-active glusterd.service; systemctl is-enabled glusterd.service")
-		if out != "/data/compute is not a mountpoint\ninactive\ndisabled\n" {
+		out, _ := inMachine(l, h, "mountpoint /data/compute; systemctl is-active glusterd.service; systemctl is-enabled glusterd.service")
+		if out != "/data/compute is not a mountpoint\ninactive\ndisabled" {
 			t.Errorf("%s after the run:\n%s", h, out)
 		}
 	}

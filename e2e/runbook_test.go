@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -135,12 +136,13 @@ steps:
 	}
 	_ = cmd.Wait()
 	// The connection died with hoctl: the remote sleeps must go too.
-	deadline := time.Now().Add(10 * time.Second)
-	for countProcs(t, "^sleep 600$") > 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("remote commands survived kill -9 of hoctl")
+	if !waitEvery(t, 50*time.Millisecond, 10*time.Second, "the remote commands to end with hoctl", func() error {
+		if countProcs(t, "^sleep 600$") > 0 {
+			return errors.New("remote commands survived kill -9 of hoctl")
 		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	}) {
+		t.FailNow()
 	}
 
 	var runs []struct {

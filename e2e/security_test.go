@@ -83,9 +83,10 @@ func TestTargetFilterConfinesHostileStreams(t *testing.T) {
 	if leaked := must(t, c1, "grep -rl TOPSECRET /persist/services-standby || true"); leaked != "" {
 		t.Errorf("a clone read data from outside the target dir into %s", leaked)
 	}
-	// The one a stream may plant inside: refused by nothing but the mount.
-	if must(t, c1, "find /persist/services-standby -perm -4000 -name suid | wc -l") == "0\n" {
-		t.Log("the setuid file did not land inside the dir")
+	// Inside the dir too: the stream check refuses setuid bits and device
+	// nodes (attack review F2: promote made them live outside the dir).
+	if got := must(t, c1, "find /persist/services-standby -mindepth 1 \\( -perm -4000 -o -type c -o -type b \\) | wc -l"); got != "0\n" {
+		t.Errorf("a setuid file or a device node landed in the dir through the filter: %s", got)
 	}
 
 	// Proof the streams are attacks: plain `btrfs receive DIR` (the seed's

@@ -16,29 +16,30 @@ import (
 // code >= 0, that exit code), or fails the test after bound.
 func waitStatus(t *testing.T, inv string, env []string, bound time.Duration, code int, want ...string) result {
 	t.Helper()
-	deadline := time.Now().Add(bound)
-	for {
-		r := hoctlEnv(t, inv, env, "status")
+	var r result
+	if !waitEvery(t, time.Second, bound, fmt.Sprintf("status to show %q (exit %d)", want, code), func() error {
+		r = hoctlEnv(t, inv, env, "status")
 		ok := code < 0 || r.code == code
 		for _, w := range want {
 			ok = ok && strings.Contains(r.stdout, w)
 		}
-		if ok {
-			return r
+		if !ok {
+			return fmt.Errorf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("status never showed %q (exit %d) within %s: exit %d\n%s%s", want, code, bound, r.code, r.stdout, r.stderr)
-		}
-		time.Sleep(time.Second)
+		return nil
+	}) {
+		t.FailNow()
 	}
+	return r
 }
 
 // healthyAgain waits for the real cluster to be as the next test expects
-// it: every host reachable with no failed unit, Consul with its leader,
-// 4 members alive and failure tolerance 1, Nomad's nodes all ready and
-// eligible.
+// it (clusterHealthy), and for hoctl status to say so: every host
+// reachable with no failed unit, Consul with its leader, 4 members alive
+// and failure tolerance 1, Nomad's nodes all ready and eligible.
 func healthyAgain(t *testing.T, l *lab.Lab, env []string) {
 	t.Helper()
+	clusterHealthy(t, l)
 	waitStatus(t, l.Inventory, env, 2*time.Minute, -1, "4 members, 4 alive, failure tolerance 1", "nodes 4 ready, 0 draining, 0 ineligible",
 		"✓ host zippy", "✓ host c1", "✓ host c2", "✓ host c3")
 }
@@ -50,7 +51,7 @@ func killConsulServer(t *testing.T, l *lab.Lab, host string) (restart func() err
 	t.Helper()
 	hold := "/run/systemd/system/consul.service.d/50-hoctl-e2e-hold.conf"
 	restart = func() error {
-		if out, err := onMachine(t, l, host, "rm -f "+hold+"; systemctl daemon-reload; systemctl reset-failed consul; systemctl start consul && systemctl is-active consul"); err != nil {
+		if out, err := inMachine(l, host, "rm -f "+hold+"; systemctl daemon-reload; systemctl reset-failed consul; systemctl start consul && systemctl is-active consul"); err != nil {
 			return fmt.Errorf("restarting %s's consul: %w %s", host, err, out)
 		}
 		return nil
@@ -60,7 +61,7 @@ func killConsulServer(t *testing.T, l *lab.Lab, host string) (restart func() err
 			t.Error(err)
 		}
 	})
-	mustOnMachine(t, l, host, "mkdir -p "+hold[:strings.LastIndexByte(hold, '/')]+" && printf '[Service]\\nRestart=no\\n' > "+hold+
+	mustInMachine(t, l, host, "mkdir -p "+hold[:strings.LastIndexByte(hold, '/')]+" && printf '[Service]\\nRestart=no\\n' > "+hold+
 		" && systemctl daemon-reload && kill -9 $(systemctl show -p MainPID --value consul)")
 	return restart
 }
@@ -91,9 +92,9 @@ func TestStatus(t *testing.T) {
 	// A unit that really fails on c2.
 	const unit = "hoctl-e2e-backup.service"
 	t.Cleanup(func() {
-		_, _ = onMachine(t, l, "c2", "systemctl reset-failed "+unit+"; rm -f /etc/systemd/system/"+unit+"; systemctl daemon-reload")
+		_, _ = inMachine(l, "c2", "systemctl reset-failed "+unit+"; rm -f /etc/systemd/system/"+unit+"; systemctl daemon-reload")
 	})
-	mustOnMachine(t, l, "c2", "printf '[Service]\\nType=oneshot\\nExecStart=/bin/sh -c \"echo backup target gone; exit 1\"\\n' > /etc/systemd/system/"+unit+
+	mustInMachine(t, l, "c2", "printf '[Service]\\nType=oneshot\\nExecStart=/bin/sh -c \"echo backup target gone; exit 1\"\\n' > /etc/systemd/system/"+unit+
 		" && systemctl daemon-reload && { systemctl start "+unit+" 2>/dev/null; systemctl is-failed "+unit+"; }")
 
 	restartConsul := killConsulServer(t, l, "c3")
@@ -126,7 +127,7 @@ func TestStatus(t *testing.T) {
 	if err := restartConsul(); err != nil {
 		t.Fatal(err)
 	}
-	mustOnMachine(t, l, "c2", "systemctl reset-failed "+unit)
+	mustInMachine(t, l, "c2", "systemctl reset-failed "+unit)
 	if out, err := nomadOn(t, l, "nomad node eligibility -enable $(nomad node status -t '{{range .}}{{if eq .Name \"c3\"}}{{.ID}}{{end}}{{end}}')"); err != nil {
 		t.Fatalf("nomad node eligibility: %v %s", err, out)
 	}
@@ -167,12 +168,13 @@ func TestStatus(t *testing.T) {
 func TestStatusWatch(t *testing.T) {
 	env := stateEnv(t)
 	cmd, out := startRun(t, storage.Inventory, env, "status", "--watch", "--interval", "200ms")
-	deadline := time.Now().Add(30 * time.Second)
-	for strings.Count(out.String(), " checks, ") < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no second refresh:\n%s", out.String())
+	if !waitEvery(t, 50*time.Millisecond, 30*time.Second, "a second refresh", func() error {
+		if strings.Count(out.String(), " checks, ") < 2 {
+			return fmt.Errorf("none:\n%s", out.String())
 		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	}) {
+		t.FailNow()
 	}
 	_ = cmd.Process.Signal(os.Interrupt)
 	err := cmd.Wait()

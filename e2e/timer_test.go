@@ -70,7 +70,7 @@ hosts:
 // starts the service itself must not meet a run the timer started.
 func holdTimer(t *testing.T, l *lab.Lab) {
 	t.Helper()
-	mustOnMachine(t, l, "zippy", "systemctl stop hoctl-replicate-services.timer")
+	mustInMachine(t, l, "zippy", "systemctl stop hoctl-replicate-services.timer")
 }
 
 // unitJournal is the unit's journal since the test began, messages only.
@@ -126,8 +126,8 @@ func TestReplicationTimerRunsUnattended(t *testing.T) {
 	if t.Failed() {
 		t.Fatalf("journal:\n%s", unitJournal(l, since))
 	}
-	mustOnMachine(t, l, "zippy", "systemctl stop hoctl-replicate-services.timer")
-	hist := mustOnMachine(t, l, "zippy", "XDG_STATE_HOME="+lab.ReplicationTimerStateDir+" hoctl history")
+	mustInMachine(t, l, "zippy", "systemctl stop hoctl-replicate-services.timer")
+	hist := mustInMachine(t, l, "zippy", "XDG_STATE_HOME="+lab.ReplicationTimerStateDir+" hoctl history")
 	t.Logf("the unit's journal:\n%s\nhoctl history:\n%s", unitJournal(l, since), hist)
 	if n := len(regexp.MustCompile(`(?m)hoctl -i /etc/hoctl/inventory.yaml --yes replicate --name services .* ok `).FindAllString(hist, -1)); n < 2 {
 		t.Fatalf("hoctl history in the unit's state dir lists %d runs:\n%s", n, hist)
@@ -137,11 +137,11 @@ func TestReplicationTimerRunsUnattended(t *testing.T) {
 	}
 
 	// A failing run fails the unit, and its journal says why.
-	mustOnMachine(t, l, "c1", "mv /persist/services-standby /persist/services-standby.away")
+	mustInMachine(t, l, "c1", "mv /persist/services-standby /persist/services-standby.away")
 	since = journalSince(t, l)
 	res, status := runUnit(t, l)
-	mustOnMachine(t, l, "c1", "mv /persist/services-standby.away /persist/services-standby")
-	failed := mustOnMachine(t, l, "zippy", "systemctl --failed --no-legend --plain")
+	mustInMachine(t, l, "c1", "mv /persist/services-standby.away /persist/services-standby")
+	failed := mustInMachine(t, l, "zippy", "systemctl --failed --no-legend --plain")
 	j := unitJournal(l, since)
 	if res != "exit-code" || status != "3" || !strings.Contains(failed, timerUnit) || !strings.Contains(j, "/persist/services-standby does not exist") {
 		t.Fatalf("a failing run: result %s, status %s; systemctl --failed:\n%s\njournal:\n%s", res, status, failed, j)
@@ -149,7 +149,7 @@ func TestReplicationTimerRunsUnattended(t *testing.T) {
 	if res, status := runUnit(t, l); res != "success" || status != "0" {
 		t.Fatalf("the next run: %s %s\n%s", res, status, unitJournal(l, since))
 	}
-	mustOnMachine(t, l, "zippy", "systemctl reset-failed")
+	mustInMachine(t, l, "zippy", "systemctl reset-failed")
 	_ = env
 }
 
@@ -199,7 +199,7 @@ func TestReplicationTimerOverlapRefused(t *testing.T) {
 	l, _ := nfsStart(t)
 	startTimer(t, l, "*:0/5", "", false)
 	holdTimer(t, l)
-	before := mustOnMachine(t, l, "c1", "ls /persist/services-standby /persist/services-snapshots 2>/dev/null || true")
+	before := mustInMachine(t, l, "c1", "ls /persist/services-standby /persist/services-snapshots 2>/dev/null || true")
 
 	release := holdLock(t, l, "operator@workstation pid 4242")
 	since := journalSince(t, l)
@@ -209,11 +209,11 @@ func TestReplicationTimerOverlapRefused(t *testing.T) {
 		t.Fatalf("overlapping run: result %s, status %s\n%s", res, status, j)
 	}
 	t.Logf("overlapping run, the unit's journal:\n%s", grepLines(j, "✗", "held by", "status="))
-	if after := mustOnMachine(t, l, "c1", "ls /persist/services-standby /persist/services-snapshots 2>/dev/null || true"); after != before {
+	if after := mustInMachine(t, l, "c1", "ls /persist/services-standby /persist/services-snapshots 2>/dev/null || true"); after != before {
 		t.Fatalf("the refused run changed c1:\nbefore %s\nafter %s", before, after)
 	}
 	release()
-	mustOnMachine(t, l, "zippy", "echo later > /persist/services/later")
+	mustInMachine(t, l, "zippy", "echo later > /persist/services/later")
 	if res, status := runUnit(t, l); res != "success" || status != "0" {
 		t.Fatalf("the run after: %s %s\n%s", res, status, unitJournal(l, since))
 	}
@@ -223,7 +223,7 @@ func TestReplicationTimerOverlapRefused(t *testing.T) {
 	if got, want := fp(t, machineRunner(t, l, "c1"), newestOn(t, l, "c1", "/persist/services-standby")), fp(t, machineRunner(t, l, "zippy"), "/persist/services"); got != want {
 		t.Fatal("c1's newest copy differs from zippy's data")
 	}
-	mustOnMachine(t, l, "zippy", "systemctl reset-failed")
+	mustInMachine(t, l, "zippy", "systemctl reset-failed")
 }
 
 // A Consul outage does not stop the timer: with Consul stopped on c1 (the
@@ -235,7 +235,7 @@ func TestReplicationTimerThroughConsulOutage(t *testing.T) {
 	startTimer(t, l, "*:0/5", "", true)
 	holdTimer(t, l)
 
-	mustOnMachine(t, l, "c1", "systemctl stop consul")
+	mustInMachine(t, l, "c1", "systemctl stop consul")
 	t.Cleanup(func() { _, _ = inMachine(l, "c1", "systemctl start consul") })
 	since := journalSince(t, l)
 	if res, status := runUnit(t, l); res != "success" || status != "0" {
@@ -247,14 +247,14 @@ func TestReplicationTimerThroughConsulOutage(t *testing.T) {
 		t.Logf("Consul stopped, the unit's journal:\n%s", grepLines(j, "Consul was not consulted", "✓ zippy → c1"))
 	}
 	// The run's journal records it too (the run_start record's params).
-	if out := mustOnMachine(t, l, "zippy", "grep -l '\"consul\":\"not consulted: ' "+lab.ReplicationTimerStateDir+"/hoctl/runs/* | wc -l"); strings.TrimSpace(out) != "1" {
+	if out := mustInMachine(t, l, "zippy", "grep -l '\"consul\":\"not consulted: ' "+lab.ReplicationTimerStateDir+"/hoctl/runs/* | wc -l"); strings.TrimSpace(out) != "1" {
 		t.Errorf("%s journals of the unit's runs say Consul was not consulted, want 1", strings.TrimSpace(out))
 	}
 	r := hoctlEnv(t, l.Inventory, env, "--dry-run", "replicate", "zippy", "c1")
 	if r.code != 0 || !strings.Contains(r.stdout, "Consul was not consulted (unreachable: ") {
 		t.Fatalf("workstation dry run, Consul stopped: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	mustOnMachine(t, l, "c1", "systemctl start consul")
+	mustInMachine(t, l, "c1", "systemctl start consul")
 	waitFor(t, 90*time.Second, "c1's Consul back, with a leader", func() error {
 		leader, err := consulAt(l, "c1").Status().Leader()
 		if err == nil && leader == "" {
@@ -339,7 +339,7 @@ func TestReplicationTimerAfterFailover(t *testing.T) {
 	if r := hoctlEnv(t, l.Inventory, env, "--yes", "failover", "--to", "c1"); r.code != 0 {
 		t.Fatalf("failover --to c1: exit %d\n%s", r.code, r.stderr)
 	}
-	before := mustOnMachine(t, l, "c1", "ls /persist/services-standby")
+	before := mustInMachine(t, l, "c1", "ls /persist/services-standby")
 	since := journalSince(t, l)
 	res, status := runUnit(t, l)
 	j := unitJournal(l, since)
@@ -347,24 +347,24 @@ func TestReplicationTimerAfterFailover(t *testing.T) {
 		t.Fatalf("the old source's timer after the failover: %s %s\n%s", res, status, j)
 	}
 	t.Logf("after the failover, the unit's journal:\n%s", grepLines(j, "✗", "since a failover", "status="))
-	if after := mustOnMachine(t, l, "c1", "ls /persist/services-standby"); after != before {
+	if after := mustInMachine(t, l, "c1", "ls /persist/services-standby"); after != before {
 		t.Fatalf("the refused run changed c1's standby dir:\n%s\n%s", before, after)
 	}
-	mustOnMachine(t, l, "c1", "echo 'written on c1' > /persist/services/on-c1")
+	mustInMachine(t, l, "c1", "echo 'written on c1' > /persist/services/on-c1")
 	r := hoctlEnv(t, l.Inventory, env, "--yes", "replicate", "--name", "services")
 	if r.code != 0 || !strings.Contains(r.stderr, "c1 → zippy") {
 		t.Fatalf("the reversed direction from the workstation: exit %d\n%s", r.code, r.stderr)
 	}
-	if got := mustOnMachine(t, l, "zippy", "cat "+newestOn(t, l, "zippy", "/persist/services-snapshots")+"/on-c1"); got != "written on c1\n" {
+	if got := mustInMachine(t, l, "zippy", "cat "+newestOn(t, l, "zippy", "/persist/services-snapshots")+"/on-c1"); got != "written on c1" {
 		t.Fatalf("zippy's newest copy: %q", got)
 	}
-	mustOnMachine(t, l, "zippy", "systemctl reset-failed")
+	mustInMachine(t, l, "zippy", "systemctl reset-failed")
 }
 
 // newestOn is the newest services@ snapshot in dir on a machine.
 func newestOn(t *testing.T, l *lab.Lab, host, dir string) string {
 	t.Helper()
-	out := strings.TrimSpace(mustOnMachine(t, l, host, "ls -d "+dir+"/services@* | sort | tail -n 1"))
+	out := strings.TrimSpace(mustInMachine(t, l, host, "ls -d "+dir+"/services@* | sort | tail -n 1"))
 	if out == "" {
 		t.Fatalf("%s: no snapshot in %s", host, dir)
 	}

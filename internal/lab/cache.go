@@ -25,6 +25,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/hoctl/hoctl/pkg/iostreams"
 )
 
 // Parts are the paths of the cached real-cluster parts.
@@ -64,7 +66,7 @@ func EnsureCache(ctx context.Context, dir string, progress io.Writer) (*Parts, e
 		mu   sync.Mutex
 		errs []error
 	)
-	pw := &syncWriter{w: progress}
+	pw := iostreams.SyncWriter(progress)
 	run := func(name string, dst *string, f func() (string, error)) {
 		wg.Add(1)
 		go func() {
@@ -157,17 +159,6 @@ func lockPart(ctx context.Context, dir, part string, progress io.Writer) (func()
 		case <-time.After(time.Second):
 		}
 	}
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }
 
 // fileSHA256 is the hex sha256 of a file's content.

@@ -102,15 +102,14 @@ copy=$(mktemp -d "$base/copy.XXXXXX")
 # failover's start, while the two others read it at once; and a server
 # in its grace period refuses every open (NFS4ERR_GRACE) until it ends,
 # which a kernel client retries for as long as it lasts.
-retry() { for i in $(seq 60); do "$@" && return 0; echo "mount.nfslab: try $i failed: $*" >&2; sleep 0.5; done; return 1; }
-retry sh -c 'nfs-ls -R "$1" > "$2"' - "$url?version=4" "$base/ls" || {
+`+nfsRetryShell+`retry sh -c 'nfs-ls -R "$1" > "$2"' - "$url?version=4" "$base/ls" || {
   echo "mount.nfslab: $addr:$export: server not serving" >&2; exit 32; }
 # nfs-ls -R prints ls -l lines; the name is the last field (the lab's
 # files have no spaces in their names).
 while read -r mode _ _ _ _ name; do
   case "$mode" in
   d*) mkdir -p "$copy/$name" ;;
-  -*) mkdir -p "$(dirname "$copy/$name")" && retry nfs-cp "$url/$name?version=4" "$copy/$name" >/dev/null || {
+  -*) mkdir -p "$(dirname "$copy/$name")" && retry fetch "$url/$name?version=4" "$copy/$name" >/dev/null || {
         echo "mount.nfslab: $addr:$export/$name: read failed" >&2; exit 32; } ;;
   esac
 done < "$base/ls"
@@ -140,6 +139,15 @@ Type=nfslab
 	}
 	return nil
 }
+
+// nfsRetryShell is the mount helper's retry of a libnfs read (a kernel
+// mount retries a failed request; libnfs's tools give up at once) and
+// its copy of one file. nfs-cp refuses a destination that exists
+// ("Failed to open"), and a try that failed mid-read leaves one: each
+// try starts without it.
+const nfsRetryShell = `retry() { for i in $(seq 60); do "$@" && return 0; echo "mount.nfslab: try $i failed: $*" >&2; sleep 0.5; done; return 1; }
+fetch() { rm -f "$2" && nfs-cp "$1" "$2"; }
+`
 
 // findLib is the path of a shared library on this machine.
 func findLib(name string) (string, error) {

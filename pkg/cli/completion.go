@@ -17,6 +17,12 @@ type completeFunc = func(*cobra.Command, []string, string) ([]cobra.Completion, 
 // addCompletions sets the completion functions of the whole tree.
 func addCompletions(root *cobra.Command, f *Factory) {
 	c := &completer{f: f}
+	registerCompletions(root, c, argCompletions(c), flagCompletions(c))
+	patchCompletionScripts(root)
+}
+
+// argCompletions completes each command's arguments, by command path.
+func argCompletions(c *completer) map[string]completeFunc {
 	args := map[string]completeFunc{
 		"hoctl hosts":     c.targets,
 		"hoctl ping":      c.targets,
@@ -43,7 +49,13 @@ func addCompletions(root *cobra.Command, f *Factory) {
 		},
 	}
 	args["hoctl runbook run"] = args["hoctl runbook plan"]
-	flags := map[string]completeFunc{
+	return args
+}
+
+// flagCompletions completes flags' values, by flag name, wherever the
+// flag is (registerCompletions knows the names that differ by command).
+func flagCompletions(c *completer) map[string]completeFunc {
+	return map[string]completeFunc{
 		"limit":     c.targets,
 		"service":   c.nfsServices,
 		"transport": fixed("relay\tthrough this machine", "direct\tthe source connects to the target"),
@@ -52,31 +64,32 @@ func addCompletions(root *cobra.Command, f *Factory) {
 		},
 		"dir": dirs,
 	}
-	var walk func(cmd *cobra.Command)
-	walk = func(cmd *cobra.Command) {
-		if fn, ok := args[cmd.CommandPath()]; ok && cmd.ValidArgsFunction == nil {
-			cmd.ValidArgsFunction = fn
+}
+
+// registerCompletions gives cmd and every command under it their
+// argument and flag completions, leaving alone those a command set
+// itself.
+func registerCompletions(cmd *cobra.Command, c *completer, args, flags map[string]completeFunc) {
+	if fn, ok := args[cmd.CommandPath()]; ok && cmd.ValidArgsFunction == nil {
+		cmd.ValidArgsFunction = fn
+	}
+	register := func(fl *pflag.Flag) {
+		fn, ok := flags[fl.Name]
+		switch {
+		case fl.Name == "name":
+			fn, ok = c.replications, true // replicate --name, snapshots --name
+		case fl.Name == "to" && cmd.Name() == "failover":
+			fn, ok = c.nfsMembers, true // jobs' --to is a path
 		}
-		register := func(fl *pflag.Flag) {
-			fn, ok := flags[fl.Name]
-			switch {
-			case fl.Name == "name":
-				fn, ok = c.replications, true // replicate --name, snapshots --name
-			case fl.Name == "to" && cmd.Name() == "failover":
-				fn, ok = c.nfsMembers, true // jobs' --to is a path
+		if ok {
+			if _, exists := cmd.GetFlagCompletionFunc(fl.Name); !exists {
+				_ = cmd.RegisterFlagCompletionFunc(fl.Name, fn)
 			}
-			if ok {
-				if _, exists := cmd.GetFlagCompletionFunc(fl.Name); !exists {
-					_ = cmd.RegisterFlagCompletionFunc(fl.Name, fn)
-				}
-			}
-		}
-		cmd.LocalNonPersistentFlags().VisitAll(register)
-		cmd.PersistentFlags().VisitAll(register)
-		for _, sub := range cmd.Commands() {
-			walk(sub)
 		}
 	}
-	walk(root)
-	patchCompletionScripts(root)
+	cmd.LocalNonPersistentFlags().VisitAll(register)
+	cmd.PersistentFlags().VisitAll(register)
+	for _, sub := range cmd.Commands() {
+		registerCompletions(sub, c, args, flags)
+	}
 }

@@ -16,13 +16,8 @@ type CopyOptions struct {
 	Spec   filecopy.Spec
 }
 
-// NewCmdCopy puts one file on many hosts.
-func NewCmdCopy(f *Factory, runF func(*CopyOptions) error) *cobra.Command {
-	opts := &CopyOptions{F: f}
-	cmd := &cobra.Command{
-		Use:   "copy TARGET SRC DEST",
-		Short: "Put a file on many hosts: atomic, mode/owner, checksum-verified, no change when equal",
-		Long: `Copy the file SRC on this machine to the absolute path DEST on every host
+// copyLong is copy's help: where the file goes on each host, and how.
+const copyLong = `Copy the file SRC on this machine to the absolute path DEST on every host
 TARGET selects, all hosts at once over each host's one SSH connection. A
 DEST that is a directory on a host takes the file under SRC's name, as scp
 and Ansible's copy do (DEST/motd); a trailing slash (/etc/) says DEST must
@@ -44,7 +39,15 @@ As every mutating command: the plan first (each host's DEST read for
 real, and what would change there), then a question, or --yes; no
 terminal and no --yes refuses (exit 6). --dry-run prints the plan only.
 Each copy is journaled (hoctl history) and resumable (hoctl resume).
-The file streams; it is never read whole into memory.`,
+The file streams; it is never read whole into memory.`
+
+// NewCmdCopy puts one file on many hosts.
+func NewCmdCopy(f *Factory, runF func(*CopyOptions) error) *cobra.Command {
+	opts := &CopyOptions{F: f}
+	cmd := &cobra.Command{
+		Use:   "copy TARGET SRC DEST",
+		Short: "Put a file on many hosts: atomic, mode/owner, checksum-verified, no change when equal",
+		Long:  copyLong,
 		Example: `  hoctl copy cattle ./motd /etc/motd
   hoctl copy c1 ./motd /tmp/
   hoctl copy all ./resolv.conf /etc/resolv.conf --mode 0644 --owner root:root

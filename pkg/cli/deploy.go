@@ -27,13 +27,8 @@ type DeployOptions struct {
 	Limit string
 }
 
-// NewCmdDeploy rolls a NixOS deploy over hosts.
-func NewCmdDeploy(f *Factory, runF func(*DeployOptions) error) *cobra.Command {
-	opts := &DeployOptions{}
-	cmd := &cobra.Command{
-		Use:   "deploy [TARGET...] [--parallel N] [--rollback]",
-		Short: "Rolling NixOS deploy: drain, deploy, check health, host by host, keeping quorum",
-		Long: `Deploy the targets (default: every managed host) with the inventory's
+// deployLong is deploy's help: the rollout, its checks and its options.
+const deployLong = `Deploy the targets (default: every managed host) with the inventory's
 deploy.command, run on this machine per host (default deploy -s .#{{.Host}}).
 Hosts outside deploy.quorum go first, --parallel at a time; quorum members
 strictly one at a time, each only while Consul and Nomad can lose a server.
@@ -55,7 +50,15 @@ back with nobody connected; one that fails its checks is rolled back at
 once; deploy reports it as ROLLED BACK (exit 5), the rollout stopped, the
 node left drained. An earlier rollback still armed or failed on a host
 refuses the deploy (exit 3). A reboot while armed drops the rollback. See
-docs/deploy.md.`,
+docs/deploy.md.`
+
+// NewCmdDeploy rolls a NixOS deploy over hosts.
+func NewCmdDeploy(f *Factory, runF func(*DeployOptions) error) *cobra.Command {
+	opts := &DeployOptions{}
+	cmd := &cobra.Command{
+		Use:   "deploy [TARGET...] [--parallel N] [--rollback]",
+		Short: "Rolling NixOS deploy: drain, deploy, check health, host by host, keeping quorum",
+		Long:  deployLong,
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.Targets = args
 			opts.confirmTimeoutSet = c.Flags().Changed("confirm-timeout")
@@ -72,6 +75,11 @@ docs/deploy.md.`,
 			return deployRun(c.Context(), opts)
 		},
 	}
+	deployFlags(cmd, f, opts)
+	return cmd
+}
+
+func deployFlags(cmd *cobra.Command, f *Factory, opts *DeployOptions) {
 	cmd.Flags().IntVar(&opts.Parallel, "parallel", 1, "hosts outside the quorum deployed at once")
 	honoursDryRun(f, cmd, "run the preflight and each host's before check, print the plan; change nothing")
 	honoursYes(f, cmd)
@@ -79,7 +87,6 @@ docs/deploy.md.`,
 	cmd.Flags().StringVar(&opts.Limit, "limit", "", "narrow the targets to those TARGET selects (e.g. 'cattle,!c2')")
 	cmd.Flags().DurationVar(&opts.ConfirmTimeout, "confirm-timeout", 0, "magic rollback: a host not confirmed over a new SSH connection within this (from the deploy command's end) switches back by itself (default: deploy.confirm_timeout, else off; 0: off)")
 	cmd.Flags().BoolVar(&opts.Rollback, "rollback", false, "switch the targets back to their previous system generation, with the same order and checks")
-	return cmd
 }
 
 func deployRun(ctx context.Context, opts *DeployOptions) error {

@@ -5,15 +5,15 @@ import (
 	"errors"
 
 	"github.com/hoctl/hoctl/pkg/inventory"
-	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 )
 
-// fanOut is what ping and run share: select the TARGETs' hosts (their union), connect, call
-// one per host (at most parallel at once; mk sees the selection first),
-// emit each result as a JSON event in --json mode, and tally failures by
-// errOf (unreachable hosts apart). Results keep inventory order.
-func fanOut[R iostreams.Event](ctx context.Context, f *Factory, targets []string, parallel int,
+// fanOut is what ping and run share: select the TARGETs' hosts (their
+// union), connect, call one per host (at most parallel at once; mk sees
+// the selection first) and tally failures by errOf (unreachable hosts
+// apart). Results keep inventory order; each command's printer shows
+// them as they come.
+func fanOut[R any](ctx context.Context, f *Factory, targets []string, parallel int,
 	mk func(hosts []*inventory.Host) func(ctx context.Context, conn Connector, h *inventory.Host) R,
 	errOf func(R) error,
 ) ([]R, *HostsError, error) {
@@ -35,14 +35,16 @@ func fanOut[R iostreams.Event](ctx context.Context, f *Factory, targets []string
 	results := make([]R, len(hosts))
 	sshexec.ForEach(ctx, parallel, hosts, func(ctx context.Context, i int, h *inventory.Host) {
 		results[i] = one(ctx, conn, h)
-		if f.IO.JSON {
-			_ = f.IO.Emit(results[i])
-		}
 	})
 	if ctx.Err() != nil {
 		return nil, nil, ctx.Err()
 	}
-	he := &HostsError{Total: len(hosts)}
+	return results, tally(results, errOf), nil
+}
+
+// tally counts the hosts whose result failed, the unreachable apart.
+func tally[R any](results []R, errOf func(R) error) *HostsError {
+	he := &HostsError{Total: len(results)}
 	for _, r := range results {
 		var ce *sshexec.ConnError
 		switch err := errOf(r); {
@@ -53,5 +55,5 @@ func fanOut[R iostreams.Event](ctx context.Context, f *Factory, targets []string
 			he.Failed++
 		}
 	}
-	return results, he, nil
+	return he
 }

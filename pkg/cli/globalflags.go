@@ -3,6 +3,7 @@ package cli
 import (
 	"strings"
 
+	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -72,4 +73,30 @@ func checkGlobalFlags(cmd *cobra.Command) error {
 // where a command declares it again.
 func hideGlobal(fs *pflag.FlagSet, name string) {
 	_ = fs.MarkHidden(name)
+}
+
+// addGlobalFlags declares the flags every command takes, and checks them
+// before any command runs.
+func addGlobalFlags(root *cobra.Command, f *Factory) {
+	pf := root.PersistentFlags()
+	pf.StringVarP(&f.InventoryPath, "inventory", "i", "", "inventory file (default $HOCTL_INVENTORY, else ./inventory.yaml)")
+	pf.BoolVar(&f.IO.JSON, "json", false, "one JSON object per event on stdout, nothing else")
+	pf.StringVar(&f.JQ, "jq", "", "with --json: run this jq expression on each event (gojq); strings print as they are")
+	pf.BoolVar(&f.Yes, "yes", false, "do not ask for confirmation")
+	pf.BoolVar(&f.DryRun, "dry-run", false, "run the before checks and print the plan; change nothing")
+	hideGlobal(pf, "yes")
+	hideGlobal(pf, "dry-run")
+	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
+		if err := checkGlobalFlags(c); err != nil {
+			return err
+		}
+		return f.setJQ(c)
+	}
+	pf.CountVarP(&f.Verbose, "verbose", "v", "on stderr: how each host is reached, the commands sent and their timings; -vv adds SSH protocol detail")
+	pf.Var(&becomeFlag{f: f, mode: inventory.BecomeSudo}, "become", "run every remote command through sudo -n, whatever the inventory's become says")
+	pf.Var(&becomeFlag{f: f, mode: inventory.BecomeNone}, "no-become", "run remote commands as the SSH user, whatever the inventory's become says")
+	pf.BoolVar(&f.AcceptNew, "accept-new", false, "accept and record the key of a host not yet in known_hosts, for this run (as host_key_policy: accept-new); a changed key still stops it")
+	for _, n := range []string{"become", "no-become"} {
+		pf.Lookup(n).NoOptDefVal = "true"
+	}
 }

@@ -30,13 +30,9 @@ type GuardOptions struct {
 	CheckWait  time.Duration
 }
 
-// NewCmdGuard is the NFS host's self-fence, run by systemd on the host.
-func NewCmdGuard(f *Factory, runF func(*GuardOptions) error) *cobra.Command {
-	opts := &GuardOptions{F: f}
-	cmd := &cobra.Command{
-		Use:   "guard --key KEY [--unit UNIT] [--consul URL] [--host NAME] [--check-lease]",
-		Short: "On an NFS host, as a systemd service: stop the NFS unit when Consul's owner key names another host",
-		Long: fmt.Sprintf(`Meant for a systemd service on every host of an NFS service (the primary
+// guardLong is guard's help; it names the fence drop-in, the lease and
+// the guard's unit.
+const guardLong = `Meant for a systemd service on every host of an NFS service (the primary
 and each standby), never for a workstation; it reads no inventory.
 
 It watches Consul's owner key KEY through the host's Consul agent
@@ -75,8 +71,16 @@ CONSUL_HTTP_TOKEN_FILE; it needs read access to KEY only.
 Exit status: 0 when stopped (SIGTERM, SIGINT); 2 for a usage error.
 With --check-lease: 0 the lease holds, 1 it does not, 2 usage.
 Otherwise it does not exit: Consul and systemd errors are logged and
-retried. See docs/failover.md#self-fencing.`, failover.FenceDropIn("UNIT"), failover.GuardLease, guard.DefaultStartGrace, failover.GuardUnit("SERVICE")),
-		Args: rangeArgs(0, 0),
+retried. See docs/failover.md#self-fencing.`
+
+// NewCmdGuard is the NFS host's self-fence, run by systemd on the host.
+func NewCmdGuard(f *Factory, runF func(*GuardOptions) error) *cobra.Command {
+	opts := &GuardOptions{F: f}
+	cmd := &cobra.Command{
+		Use:   "guard --key KEY [--unit UNIT] [--consul URL] [--host NAME] [--check-lease]",
+		Short: "On an NFS host, as a systemd service: stop the NFS unit when Consul's owner key names another host",
+		Long:  fmt.Sprintf(guardLong, failover.FenceDropIn("UNIT"), failover.GuardLease, guard.DefaultStartGrace, failover.GuardUnit("SERVICE")),
+		Args:  rangeArgs(0, 0),
 		RunE: func(c *cobra.Command, _ []string) error {
 			if runF != nil {
 				return runF(opts)
@@ -85,6 +89,11 @@ retried. See docs/failover.md#self-fencing.`, failover.FenceDropIn("UNIT"), fail
 		},
 	}
 	honoursDryRun(f, cmd, "log what the guard would do; stop and start nothing")
+	guardFlags(cmd, opts)
+	return cmd
+}
+
+func guardFlags(cmd *cobra.Command, opts *GuardOptions) {
 	fl := cmd.Flags()
 	fl.StringVar(&opts.Key, "key", "", "the Consul owner key of the NFS service (the inventory's nfs.<name>.owner_key)")
 	fl.StringVar(&opts.Unit, "unit", "nfs-server.service", "the NFS server's systemd unit (nfs.<name>.unit)")
@@ -93,7 +102,6 @@ retried. See docs/failover.md#self-fencing.`, failover.FenceDropIn("UNIT"), fail
 	fl.StringVar(&opts.State, "state-dir", guard.DefaultStateDir, "where the guard keeps its lease for the next guard (a tmpfs: a reboot forgets it)")
 	fl.BoolVar(&opts.CheckLease, "check-lease", false, "only check that the guard of --key holds its lease (UNIT's ExecStartPre); exit 1 if not")
 	fl.DurationVar(&opts.CheckWait, "check-wait", 10*time.Second, "with --check-lease: how long to wait for the guard's first confirmation")
-	return cmd
 }
 
 func guardRun(ctx context.Context, opts *GuardOptions) error {
@@ -114,13 +122,9 @@ func guardRun(ctx context.Context, opts *GuardOptions) error {
 	if err != nil {
 		return err
 	}
-	host := opts.Host
-	if host == "" {
-		h, err := os.Hostname()
-		if err != nil {
-			return usagef("no --host and no hostname: %v", err)
-		}
-		host = h
+	host, err := guardHost(opts.Host)
+	if err != nil {
+		return err
 	}
 	kv, err := guard.NewConsulKV(addr, guard.DefaultRequest-guard.DefaultWait)
 	if err != nil {
@@ -136,6 +140,18 @@ func guardRun(ctx context.Context, opts *GuardOptions) error {
 	}
 	g := guard.New(c, kv, &guard.Systemd{Host: host}, clock, guard.NewFileState(opts.State, opts.Key, clock))
 	return g.Run(ctx)
+}
+
+// guardHost is --host, else the hostname.
+func guardHost(host string) (string, error) {
+	if host != "" {
+		return host, nil
+	}
+	h, err := os.Hostname()
+	if err != nil {
+		return "", usagef("no --host and no hostname: %v", err)
+	}
+	return h, nil
 }
 
 // guardConsulAddr is Consul's address: --consul, else CONSUL_HTTP_ADDR,

@@ -84,46 +84,59 @@ func markdownToText(root *cobra.Command, s string) string {
 		}
 		return sub[1]
 	})
-	var out, table, prose []string
-	inCode := false
-	flush := func() {
-		if prose != nil {
-			// Inline marks may span a line break: whole paragraphs.
-			out = append(out, strings.Split(inline(pointAtInstalledHelp(root, strings.Join(prose, "\n"))), "\n")...)
-			prose = nil
-		}
-		if table != nil {
-			out = append(out, renderTable(table)...)
-			table = nil
-		}
-	}
+	t := &mdText{root: root}
 	for _, line := range strings.Split(s, "\n") {
-		if strings.HasPrefix(line, "```") {
-			flush()
-			inCode = !inCode
-			continue
-		}
-		if inCode {
-			out = append(out, "    "+line)
-			continue
-		}
-		if strings.HasPrefix(line, "|") {
-			if prose != nil {
-				flush()
-			}
-			table = append(table, line)
-			continue
-		}
-		if table != nil {
-			flush()
-		}
-		if reMDHeading.MatchString(line) {
-			line = strings.ToUpper(strings.TrimLeft(line, "# "))
-		}
-		prose = append(prose, line)
+		t.line(line)
 	}
-	flush()
-	return strings.TrimSpace(strings.Join(out, "\n"))
+	t.flush()
+	return strings.TrimSpace(strings.Join(t.out, "\n"))
+}
+
+// mdText is a page being made text, line by line: the lines done, and
+// the table or paragraph being gathered.
+type mdText struct {
+	root              *cobra.Command
+	out, table, prose []string
+	inCode            bool
+}
+
+func (t *mdText) line(line string) {
+	if strings.HasPrefix(line, "```") {
+		t.flush()
+		t.inCode = !t.inCode
+		return
+	}
+	if t.inCode {
+		t.out = append(t.out, "    "+line)
+		return
+	}
+	if strings.HasPrefix(line, "|") {
+		if t.prose != nil {
+			t.flush()
+		}
+		t.table = append(t.table, line)
+		return
+	}
+	if t.table != nil {
+		t.flush()
+	}
+	if reMDHeading.MatchString(line) {
+		line = strings.ToUpper(strings.TrimLeft(line, "# "))
+	}
+	t.prose = append(t.prose, line)
+}
+
+// flush ends the paragraph or table gathered.
+func (t *mdText) flush() {
+	if t.prose != nil {
+		// Inline marks may span a line break: whole paragraphs.
+		t.out = append(t.out, strings.Split(inline(pointAtInstalledHelp(t.root, strings.Join(t.prose, "\n"))), "\n")...)
+		t.prose = nil
+	}
+	if t.table != nil {
+		t.out = append(t.out, renderTable(t.table)...)
+		t.table = nil
+	}
 }
 
 func inline(s string) string {

@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -99,6 +101,84 @@ func TestHistoryNamesTheHostsASerialStepDidNotRun(t *testing.T) {
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("history lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// A step that succeeded shows the head and tail of its output in history,
+// not only in --json: what a "show me the disk usage" step printed is the
+// point of running it.
+func TestHistoryShowsASuccessfulStepsOutputHeadAndTail(t *testing.T) {
+	h, _ := historyHarness(t)
+	var lines []string
+	for i := 1; i <= 20; i++ {
+		lines = append(lines, "line "+strconv.Itoa(i))
+	}
+	h.conn.handler = func(host string, c sshexec.Cmd) (string, string, int) {
+		switch c.Line() {
+		case "report":
+			return strings.Join(lines, "\n") + "\n", "", 0
+		case "short":
+			return "all good\n", "", 0
+		}
+		return "", "", 0
+	}
+	rb := filepath.Join(t.TempDir(), "report.yaml")
+	if err := os.WriteFile(rb, []byte("name: report\nsteps:\n  - {title: report, hosts: c1, run: report}\n  - {title: short, hosts: c2, run: short}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code := h.runLine("--yes", "runbook", "run", rb); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, h.err)
+	}
+	h.out.Reset()
+	if code := h.runLine("history", "last"); code != 0 {
+		t.Fatalf("history: exit %d:\n%s", code, h.err)
+	}
+	out := regexp.MustCompile(` \d+ms `).ReplaceAllString(h.out.String(), " Nms ")
+	for _, want := range []string{
+		"    run    c1       ok exit 0 Nms  report\n" +
+			"             | line 1\n             | line 2\n             | line 3\n" +
+			"             | … 14 more lines …\n" +
+			"             | line 18\n             | line 19\n             | line 20\n",
+		"    run    c2       ok exit 0 Nms  short\n             | all good\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("history lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "line 10\n") {
+		t.Errorf("history shows the middle of a successful step's output:\n%s", out)
+	}
+}
+
+// history --json prints the journal's records as journaled, and the list
+// as run events: nothing for people on stdout.
+func TestHistoryJSONIsTheJournal(t *testing.T) {
+	h, rb := historyHarness(t)
+	if code := h.runLine("--yes", "runbook", "run", rb); code != ExitUnverified {
+		t.Fatalf("exit %d:\n%s", code, h.err)
+	}
+	for _, c := range []struct {
+		args        []string
+		first, last string
+	}{
+		{[]string{"--json", "history", "last"}, "run_start", "run_end"},
+		{[]string{"--json", "history"}, "run", "run"},
+	} {
+		h.out.Reset()
+		if code := h.runLine(c.args...); code != 0 {
+			t.Fatalf("%v: exit %d:\n%s", c.args, code, h.err)
+		}
+		var kinds []string
+		for _, l := range strings.Split(strings.TrimSpace(h.out.String()), "\n") {
+			var ev struct{ Event string }
+			if err := json.Unmarshal([]byte(l), &ev); err != nil {
+				t.Fatalf("%v: not JSON: %q", c.args, l)
+			}
+			kinds = append(kinds, ev.Event)
+		}
+		if kinds[0] != c.first || kinds[len(kinds)-1] != c.last {
+			t.Errorf("%v: events %q, want %s … %s", c.args, kinds, c.first, c.last)
 		}
 	}
 }

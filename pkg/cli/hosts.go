@@ -2,11 +2,7 @@ package cli
 
 import (
 	"context"
-	"fmt"
-	"strings"
 
-	"github.com/hoctl/hoctl/pkg/hostout"
-	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/spf13/cobra"
 )
 
@@ -45,7 +41,6 @@ Nothing connects.`,
 }
 
 func hostsRun(ctx context.Context, opts *HostsOptions) error {
-	io := opts.F.IO
 	inv, err := opts.F.Inventory(ctx)
 	if err != nil {
 		return err
@@ -65,38 +60,7 @@ func hostsRun(ctx context.Context, opts *HostsOptions) error {
 		}
 		rows = append(rows, hostRow{Name: h.Name, Address: addr, Roles: nonNil(h.Roles), Groups: nonNil(inv.GroupsOf(h.Name)), Managed: h.IsManaged()})
 	}
-	return printHosts(io, rows)
-}
-
-// printHosts shows the hosts: host events, or a table.
-func printHosts(io *iostreams.IOStreams, rows []hostRow) error {
-	if io.JSON {
-		for _, r := range rows {
-			if err := io.Emit(r); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	managed := func(r hostRow) string {
-		if r.Managed {
-			return "yes"
-		}
-		return "no (not deployed)"
-	}
-	cs := io.OutColorScheme()
-	table := make([][]string, 0, len(rows))
-	// On a terminal, a boxed table with ", " lists; piped, plain columns
-	// with "," lists, one host per line, for grep, cut and awk.
-	sep := ","
-	if io.IsStdoutTTY() {
-		sep = ", "
-	}
-	for _, r := range rows {
-		table = append(table, []string{cs.Bold(r.Name), hostout.Sanitize(r.Address), dash(strings.Join(r.Roles, sep)), dash(strings.Join(r.Groups, sep)), managed(r)})
-	}
-	_, err := fmt.Fprint(io.Out, cs.Table("", true, []string{"HOST", "ADDRESS", "ROLES", "GROUPS", "MANAGED"}, table))
-	return err
+	return newHostsPrinter(opts.F.IO).hosts(rows)
 }
 
 func nonNil(s []string) []string {

@@ -1,14 +1,10 @@
 package cli
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
-	"text/tabwriter"
 
-	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/inventory"
-	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 )
 
@@ -30,42 +26,7 @@ func hostsSSHRun(opts *HostsOptions, inv *inventory.Inventory, hosts []*inventor
 		}
 		out = append(out, explainHost(opts.F, h, t.IsLocal(), settings))
 	}
-	return printHostsSSH(f.IO, out)
-}
-
-// printHostsSSH shows each host's settings: host_ssh events, or a block
-// per host of name, value and origin.
-func printHostsSSH(ios *iostreams.IOStreams, out []hostSSH) error {
-	if ios.JSON {
-		for _, hs := range out {
-			if err := ios.Emit(hs); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	cs := ios.OutColorScheme()
-	for i, hs := range out {
-		if i > 0 {
-			fmt.Fprintln(ios.Out)
-		}
-		title := hs.Host
-		if hs.Local {
-			title += " (local: runs on this machine, without SSH)"
-		}
-		fmt.Fprintln(ios.Out, cs.Bold(title))
-		tw := tabwriter.NewWriter(ios.Out, 0, 4, 2, ' ', 0)
-		for _, name := range hs.Order {
-			v := hs.Settings[name]
-			// Values come from the inventory and ssh_config, files someone
-			// else may have written: shown, not acted on.
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, hostout.Sanitize(v.Value), cs.Dim(hostout.Sanitize(v.Origin)))
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-	}
-	return nil
+	return newHostsPrinter(f.IO).ssh(out)
 }
 
 // explainHost is one host's settings and their origins, with the

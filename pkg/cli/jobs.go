@@ -57,6 +57,11 @@ allocations and stopping at the first failure. See docs/migrate-jobs.md.`,
 			return migrateJobsRun(c.Context(), opts)
 		},
 	}
+	migrateJobsFlags(cmd, f, opts)
+	return cmd
+}
+
+func migrateJobsFlags(cmd *cobra.Command, f *Factory, opts *MigrateJobsOptions) {
 	cmd.Flags().StringVar(&opts.Dir, "dir", "", "directory of job files (default: the inventory's jobs.dir, relative to the inventory)")
 	cmd.Flags().StringArrayVar(&opts.From, "from", nil, "old path prefix (repeatable, paired with --to)")
 	cmd.Flags().StringArrayVar(&opts.To, "to", nil, "new path prefix")
@@ -67,7 +72,6 @@ allocations and stopping at the first failure. See docs/migrate-jobs.md.`,
 	cmd.Flags().BoolVar(&opts.Submit, "submit", false, "write, then submit each changed job (check index, HCL source), one at a time, waiting for healthy allocations")
 	cmd.Flags().BoolVar(&opts.AllowMissing, "allow-missing", false, "write or submit even if new host paths are missing on the share")
 	cmd.Flags().DurationVar(&opts.Wait, "wait", 2*time.Minute, "how long --submit waits for a job's new allocations to be healthy")
-	return cmd
 }
 
 func migrateJobsRun(ctx context.Context, opts *MigrateJobsOptions) error {

@@ -86,24 +86,30 @@ func (j *jqFilter) event(line []byte) error {
 			j.failed = true
 			break
 		}
-		if s, ok := r.(string); ok {
-			if j.tty {
-				s = hostout.Sanitize(s)
-			}
-			out.WriteString(s)
-		} else {
-			b, err := gojq.Marshal(r)
-			if err != nil {
-				fmt.Fprintf(j.errOut, "jq: error: %v\n", err)
-				j.failed = true
-				continue
-			}
-			out.Write(hostout.EscapeJSON(b))
-		}
-		out.WriteByte('\n')
+		j.result(&out, r)
 	}
 	_, err := j.out.Write(out.Bytes())
 	return err
+}
+
+// result writes one value the expression gave: a string as it is (made
+// safe on a terminal), anything else as JSON, each on a line.
+func (j *jqFilter) result(out *bytes.Buffer, r any) {
+	if s, ok := r.(string); ok {
+		if j.tty {
+			s = hostout.Sanitize(s)
+		}
+		out.WriteString(s + "\n")
+		return
+	}
+	b, err := gojq.Marshal(r)
+	if err != nil {
+		fmt.Fprintf(j.errOut, "jq: error: %v\n", err)
+		j.failed = true
+		return
+	}
+	out.Write(hostout.EscapeJSON(b))
+	out.WriteByte('\n')
 }
 
 // Failed reports whether the expression failed on an event.

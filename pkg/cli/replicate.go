@@ -31,13 +31,8 @@ type ReplicateOptions struct {
 	Trace *trace.Log
 }
 
-// NewCmdReplicate sends a new btrfs snapshot from one host to another.
-func NewCmdReplicate(f *Factory, runF func(*ReplicateOptions) error) *cobra.Command {
-	opts := &ReplicateOptions{}
-	cmd := &cobra.Command{
-		Use:   "replicate [SRC DST | --name N] [--full] [--transport relay|direct]",
-		Short: "Snapshot a btrfs subvolume and send it to another host, incrementally, verified and pruned",
-		Long: `Run the inventory's replication N (or the one from SRC to DST): inspect both
+// replicateLong is replicate's help: choosing a replication, the send and its checks.
+const replicateLong = `Run the inventory's replication N (or the one from SRC to DST): inspect both
 sides and choose the parent by UUID, remove garbage of interrupted receives,
 take a read-only snapshot <name>@<UTC time>, send it (incrementally when a
 common parent exists) through this machine into btrfs receive, verify the
@@ -51,7 +46,15 @@ With no SRC DST and no --name, every replication of the inventory runs (as
 btrbk run does): one plan and one confirmation, in parallel where they
 share no host, each its own journaled run; one failure does not stop the
 others, and the exit code is the failures' (1 when they differ).
-See docs/replicate.md.`,
+See docs/replicate.md.`
+
+// NewCmdReplicate sends a new btrfs snapshot from one host to another.
+func NewCmdReplicate(f *Factory, runF func(*ReplicateOptions) error) *cobra.Command {
+	opts := &ReplicateOptions{}
+	cmd := &cobra.Command{
+		Use:   "replicate [SRC DST | --name N] [--full] [--transport relay|direct]",
+		Short: "Snapshot a btrfs subvolume and send it to another host, incrementally, verified and pruned",
+		Long:  replicateLong,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) != 0 && len(args) != 2 {
 				return usagef("expected SRC DST, --name N, or nothing for every replication")
@@ -73,12 +76,16 @@ See docs/replicate.md.`,
 			return replicateRun(c.Context(), opts)
 		},
 	}
+	replicateFlags(cmd, f, opts)
+	return cmd
+}
+
+func replicateFlags(cmd *cobra.Command, f *Factory, opts *ReplicateOptions) {
 	cmd.Flags().StringVar(&opts.Name, "name", "", "the inventory's replication to run")
 	honoursDryRun(f, cmd, "inspect both sides, print the plan with its checks; change nothing")
 	honoursYes(f, cmd)
 	cmd.Flags().BoolVar(&opts.Full, "full", false, "send in full even when a common parent exists")
 	cmd.Flags().StringVar(&opts.Transport, "transport", "", "relay (through this machine) or direct (the source connects to the target); default: the inventory's")
-	return cmd
 }
 
 func replicateRun(ctx context.Context, opts *ReplicateOptions) error {

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hoctl/hoctl/pkg/hostout"
 	"github.com/hoctl/hoctl/pkg/iostreams"
 
 	"github.com/hoctl/hoctl/pkg/replicate"
@@ -25,48 +24,71 @@ func replicateAll(ctx context.Context, opts *ReplicateOptions) error {
 		return err
 	}
 	defer closeFn()
-	// With --yes a job's plan takes its host locks; one refused at its
-	// plan, or never run, lets go of them here.
-	defer func() {
-		for _, j := range jobs {
-			j.Run.Release()
-		}
-	}()
+	defer releaseAll(jobs)
 	waves := replicate.Waves(jobs)
+	p := newReplicationsPrinter(opts.IO, eng.Reporter)
 
-	// One plan and one question for them all; a replication whose before
-	// checks fail now is shown and left out rather than started to be
-	// refused.
-	failing, err := planEach(ctx, opts.IO, eng, jobs)
+	// One plan and one question for them all.
+	failing, err := planEach(ctx, p, eng, jobs)
 	if err != nil {
 		return err
 	}
-	if !opts.IO.JSON {
-		fmt.Fprintf(opts.IO.ErrOut, "%d replication(s) in %d wave(s): %s\n", len(jobs), len(waves), replicate.DescribeWaves(waves))
-	}
-	if opts.DryRun {
-		if failing > 0 {
-			return &SilentError{Code: ExitRefused}
-		}
+	p.waves(jobs, waves)
+	switch {
+	case opts.DryRun && failing > 0:
+		return &SilentError{Code: ExitRefused}
+	case opts.DryRun:
 		return nil
-	}
-	if failing == len(jobs) {
-		return replicateSummary(opts.IO, jobs)
-	}
-	if !opts.Yes {
+	case failing == len(jobs):
+		return replicateSummary(p, jobs)
+	case !opts.Yes:
 		if err := confirmAll(ctx, eng, len(jobs)-failing); err != nil {
 			return err
 		}
 	}
 
 	// Each run reports on its own; the connections are shared.
-	if err := replicate.RunAll(ctx, eng, waves, func() tasks.Reporter { return tasks.NewReporter(opts.IO, nil) }); err != nil {
+	if err := replicate.RunAll(ctx, eng, waves, replicationReporter(opts.IO, waves)); err != nil {
 		return err
 	}
 	for _, j := range jobs {
 		tracePhases(opts.Trace, j.Ends.Name, j.Run.Phases(), time.Since(start))
 	}
-	return replicateSummary(opts.IO, jobs)
+	return replicateSummary(p, jobs)
+}
+
+// releaseAll lets go of the host locks a job's plan took with --yes, for
+// a job refused at its plan or never run.
+func releaseAll(jobs []*replicate.Job) {
+	for _, j := range jobs {
+		j.Run.Release()
+	}
+}
+
+// replicationReporter makes each run's reporter. When runs go at once
+// (a wave of several), each run's lines come after its replication's
+// name, as run puts a host's name before its output; one at a time, a
+// run has the usual view.
+func replicationReporter(ios *iostreams.IOStreams, waves [][]*replicate.Job) func(*replicate.Job) tasks.Reporter {
+	width, atOnce := 0, false
+	for _, w := range waves {
+		n := 0
+		for _, j := range w {
+			width = max(width, len(j.Ends.Name))
+			if j.Err == nil {
+				n++
+			}
+		}
+		atOnce = atOnce || n > 1
+	}
+	if !atOnce {
+		return func(*replicate.Job) tasks.Reporter { return tasks.NewReporter(ios, nil) }
+	}
+	cs := ios.ColorScheme()
+	return func(j *replicate.Job) tasks.Reporter {
+		pad := strings.Repeat(" ", width-len(j.Ends.Name))
+		return tasks.NewLineReporter(ios, nil, cs.Host(j.Ends.Name)+pad+" | ")
+	}
 }
 
 // replicateAllJobs plans every replication of the inventory as a job of
@@ -103,19 +125,16 @@ func replicateAllJobs(ctx context.Context, opts *ReplicateOptions) (eng *tasks.E
 }
 
 // planEach shows each job's plan and marks the jobs whose before checks
-// fail now (Err); it returns how many.
-func planEach(ctx context.Context, io *iostreams.IOStreams, eng *tasks.Engine, jobs []*replicate.Job) (int, error) {
+// fail now (Err); it returns how many. Such a replication is shown and
+// left out rather than started to be refused.
+func planEach(ctx context.Context, pr replicationsPrinter, eng *tasks.Engine, jobs []*replicate.Job) (int, error) {
 	failing := 0
 	for _, j := range jobs {
 		p, err := eng.Plan(ctx, j.Runbook, 1)
 		if err != nil {
 			return 0, fmt.Errorf("replication %s: %w", j.Ends.Name, err)
 		}
-		if io.JSON {
-			eng.Reporter.Plan(p)
-		} else {
-			tasks.PrintPlan(io.Out, io.OutColorScheme(), p, nil)
-		}
+		pr.plan(p)
 		if err := p.Refusal(); err != nil {
 			j.Err = err
 			failing++
@@ -139,33 +158,13 @@ func confirmAll(ctx context.Context, eng *tasks.Engine, n int) error {
 	return nil
 }
 
-// replicateSummary prints one line per replication and returns one exit
-// code: 0 when all succeeded, the failures' code when they share one, and
-// 1 (a step failed) when they differ.
-func replicateSummary(io *iostreams.IOStreams, jobs []*replicate.Job) error {
+// replicateSummary shows one result per replication and returns one
+// exit code: 0 when all succeeded, the failures' code when they share
+// one, and 1 (a step failed) when they differ.
+func replicateSummary(p replicationsPrinter, jobs []*replicate.Job) error {
 	code, failed := replicate.Outcome(jobs, ExitCode)
-	for _, j := range jobs {
-		c := ExitCode(j.Err)
-		if io.JSON {
-			ev := replicationResult{Name: j.Ends.Name, Source: j.Ends.SourceHost, Target: j.Ends.TargetHost,
-				OK: j.Err == nil, Code: c, Summary: j.Run.Summary, Seconds: j.Took.Seconds()}
-			if j.Err != nil {
-				ev.Error = j.Err.Error()
-			}
-			if err := io.Emit(ev); err != nil {
-				return err
-			}
-			continue
-		}
-		cs := io.ColorScheme()
-		if j.Err == nil {
-			fmt.Fprintf(io.ErrOut, "%s %s %s → %s: %s\n", cs.SuccessIcon(), j.Ends.Name, j.Ends.SourceHost, j.Ends.TargetHost, hostout.Sanitize(j.Run.Summary))
-		} else {
-			fmt.Fprintf(io.ErrOut, "%s %s %s → %s: %s (exit %d)\n", cs.FailureIcon(), j.Ends.Name, j.Ends.SourceHost, j.Ends.TargetHost, hostout.Sanitize(oneLine(j.Err)), c)
-		}
-	}
-	if !io.JSON {
-		fmt.Fprintf(io.ErrOut, "%d of %d replication(s) done, %d failed\n", len(jobs)-failed, len(jobs), failed)
+	if err := p.results(jobs, failed); err != nil {
+		return err
 	}
 	if code == ExitOK {
 		return nil

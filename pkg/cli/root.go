@@ -15,7 +15,6 @@ import (
 	"syscall"
 
 	"github.com/hoctl/hoctl/pkg/hostout"
-	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/tasks"
 	"github.com/spf13/cobra"
@@ -110,31 +109,27 @@ EXIT STATUS
 		SilenceUsage:  true,
 		Version:       f.Version,
 	}
-	pf := root.PersistentFlags()
-	pf.StringVarP(&f.InventoryPath, "inventory", "i", "", "inventory file (default $HOCTL_INVENTORY, else ./inventory.yaml)")
-	pf.BoolVar(&f.IO.JSON, "json", false, "one JSON object per event on stdout, nothing else")
-	pf.StringVar(&f.JQ, "jq", "", "with --json: run this jq expression on each event (gojq); strings print as they are")
-	pf.BoolVar(&f.Yes, "yes", false, "do not ask for confirmation")
-	pf.BoolVar(&f.DryRun, "dry-run", false, "run the before checks and print the plan; change nothing")
-	hideGlobal(pf, "yes")
-	hideGlobal(pf, "dry-run")
-	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
-		if err := checkGlobalFlags(c); err != nil {
-			return err
-		}
-		return f.setJQ(c)
-	}
-	pf.CountVarP(&f.Verbose, "verbose", "v", "on stderr: how each host is reached, the commands sent and their timings; -vv adds SSH protocol detail")
-	pf.Var(&becomeFlag{f: f, mode: inventory.BecomeSudo}, "become", "run every remote command through sudo -n, whatever the inventory's become says")
-	pf.Var(&becomeFlag{f: f, mode: inventory.BecomeNone}, "no-become", "run remote commands as the SSH user, whatever the inventory's become says")
-	pf.BoolVar(&f.AcceptNew, "accept-new", false, "accept and record the key of a host not yet in known_hosts, for this run (as host_key_policy: accept-new); a changed key still stops it")
-	for _, n := range []string{"become", "no-become"} {
-		pf.Lookup(n).NoOptDefVal = "true"
-	}
+	addGlobalFlags(root, f)
 	root.SetFlagErrorFunc(flagError)
 	root.SetOut(f.IO.Out)
 	root.SetErr(f.IO.ErrOut)
 
+	addCommands(root, f)
+	root.SetHelpCommand(newHelpCmd())
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	addHelp(root)
+	addCompletions(root, f)
+	for _, c := range root.Commands() {
+		if c.HasSubCommands() && !c.Runnable() {
+			requireSubcommand(c)
+		}
+	}
+	return root
+}
+
+// addCommands adds every command, in the order help lists them.
+func addCommands(root *cobra.Command, f *Factory) {
 	root.AddCommand(
 		NewCmdHosts(f, nil),
 		NewCmdPing(f, nil),
@@ -155,17 +150,6 @@ EXIT STATUS
 		NewCmdResume(f, nil),
 		NewCmdVersion(f),
 	)
-	root.SetHelpCommand(newHelpCmd())
-	root.InitDefaultHelpCmd()
-	root.InitDefaultCompletionCmd()
-	addHelp(root)
-	addCompletions(root, f)
-	for _, c := range root.Commands() {
-		if c.HasSubCommands() && !c.Runnable() {
-			requireSubcommand(c)
-		}
-	}
-	return root
 }
 
 // Execute runs the command tree, turning cobra's untyped complaints about

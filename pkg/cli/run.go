@@ -27,15 +27,12 @@ type RunOptions struct {
 
 	// stdin is what every host's command reads (readRunStdin).
 	stdin []byte
+	// printer shows each host's result, the summary and a dry run's plan.
+	printer runPrinter
 }
 
-// NewCmdRun runs an ad-hoc command on many hosts.
-func NewCmdRun(f *Factory, runF func(*RunOptions) error) *cobra.Command {
-	opts := &RunOptions{F: f}
-	cmd := &cobra.Command{
-		Use:   "run TARGET... -- CMD [ARG...]",
-		Short: "Run a command on many hosts at once",
-		Long: `Run a command on every host TARGET selects (several TARGETs: their
+// runLong is run's help: the command's quoting, its output and its input.
+const runLong = `Run a command on every host TARGET selects (several TARGETs: their
 union), --parallel at a time.
 
 With one word after --, it is a shell command line, as with ssh:
@@ -51,46 +48,69 @@ was unreachable, 1 if a command failed anywhere, else 0.
 Standard input, when it is not a terminal, is read once (at most 16 MiB)
 and sent to the command on every host, as ssh sends it to one:
   hoctl run cattle -- sh -s < fix.sh
--n (--no-stdin) sends none: the command reads /dev/null.`,
-		Args: func(c *cobra.Command, args []string) error {
-			dash := c.ArgsLenAtDash()
-			if dash == -1 && len(args) >= 2 {
-				// `hoctl run all uptime`: the usual slip.
-				return usagef("put -- between TARGET and the command: hoctl run %s -- %s", args[0], strings.Join(args[1:], " "))
-			}
-			if dash < 1 || len(args) <= dash {
-				return usagef("expected TARGET... -- CMD [ARG...]")
-			}
-			return nil
-		},
+-n (--no-stdin) sends none: the command reads /dev/null.`
+
+// NewCmdRun runs an ad-hoc command on many hosts.
+func NewCmdRun(f *Factory, runF func(*RunOptions) error) *cobra.Command {
+	opts := &RunOptions{F: f}
+	cmd := &cobra.Command{
+		Use:   "run TARGET... -- CMD [ARG...]",
+		Short: "Run a command on many hosts at once",
+		Long:  runLong,
+		Args:  runCmdArgs,
 		RunE: func(c *cobra.Command, args []string) error {
-			dash := c.ArgsLenAtDash()
-			opts.Targets = args[:dash]
-			words := args[dash:]
-			if len(words) == 1 {
-				opts.Command = sshexec.Cmd{Script: words[0]}
-			} else {
-				opts.Command = sshexec.Cmd{Argv: words}
+			if err := opts.fromArgs(args, c.ArgsLenAtDash()); err != nil {
+				return err
 			}
-			if strings.TrimSpace(opts.Command.Line()) == "" {
-				return usagef("empty command")
-			}
-			if opts.Parallel < 1 {
-				return usagef("--parallel must be at least 1")
-			}
-			opts.Command.Timeout = opts.Timeout
 			if runF != nil {
 				return runF(opts)
 			}
 			return runRun(c.Context(), opts)
 		},
 	}
+	runFlags(cmd, f, opts)
+	return cmd
+}
+
+func runFlags(cmd *cobra.Command, f *Factory, opts *RunOptions) {
 	cmd.Flags().IntVar(&opts.Parallel, "parallel", 32, "hosts running the command at once")
 	cmd.Flags().BoolVarP(&opts.NoStdin, "no-stdin", "n", false, "send no standard input: the command reads /dev/null (as ssh -n)")
 	honoursDryRun(f, cmd, "print the hosts the command would run on and the command; run nothing")
 	cmd.Flags().BoolVar(&opts.Group, "group", false, "print each host's output together when it finishes")
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 0, "per-host command timeout (default: the inventory's command_timeout)")
-	return cmd
+}
+
+// runCmdArgs wants TARGET... -- CMD [ARG...].
+func runCmdArgs(c *cobra.Command, args []string) error {
+	dash := c.ArgsLenAtDash()
+	if dash == -1 && len(args) >= 2 {
+		// `hoctl run all uptime`: the usual slip.
+		return usagef("put -- between TARGET and the command: hoctl run %s -- %s", args[0], strings.Join(args[1:], " "))
+	}
+	if dash < 1 || len(args) <= dash {
+		return usagef("expected TARGET... -- CMD [ARG...]")
+	}
+	return nil
+}
+
+// fromArgs takes the targets before -- and the command after it: one
+// word is a shell command line, several are quoted word by word.
+func (opts *RunOptions) fromArgs(args []string, dash int) error {
+	opts.Targets = args[:dash]
+	words := args[dash:]
+	if len(words) == 1 {
+		opts.Command = sshexec.Cmd{Script: words[0]}
+	} else {
+		opts.Command = sshexec.Cmd{Argv: words}
+	}
+	if strings.TrimSpace(opts.Command.Line()) == "" {
+		return usagef("empty command")
+	}
+	if opts.Parallel < 1 {
+		return usagef("--parallel must be at least 1")
+	}
+	opts.Command.Timeout = opts.Timeout
+	return nil
 }
 
 func runRun(ctx context.Context, opts *RunOptions) error {
@@ -100,6 +120,7 @@ func runRun(ctx context.Context, opts *RunOptions) error {
 		return err
 	}
 	opts.stdin = stdin
+	opts.printer = newRunPrinter(ios)
 	if opts.F.DryRun {
 		return runDryRun(ctx, opts)
 	}
@@ -117,9 +138,7 @@ func runRun(ctx context.Context, opts *RunOptions) error {
 	if err != nil {
 		return err
 	}
-	if !ios.JSON {
-		printRunSummary(ios, results, he, len(opts.stdin))
-	}
+	opts.printer.summary(results, he, len(opts.stdin))
 	if he.Failed+he.Unreachable > 0 {
 		return &SilentError{Code: ExitCode(he)}
 	}
@@ -156,9 +175,7 @@ func runOne(ctx context.Context, opts *RunOptions, conn Connector, h *inventory.
 	if out.keepOut != nil {
 		r.Stdout, r.Stderr = string(out.keepOut.Bytes()), string(out.keepErr.Bytes())
 	}
-	if opts.Group && !ios.JSON {
-		printGroup(ios, r, out.spoolOut, out.spoolErr)
-	}
+	opts.printer.host(r, out)
 	return r
 }
 

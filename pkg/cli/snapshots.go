@@ -61,7 +61,7 @@ func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
 	side := func(host, dir, base string) (*replicate.Side, error) {
 		return listSide(ctx, conn, inv.Host(host), dir, base)
 	}
-	var rows []SnapshotRow
+	p := newSnapshotsPrinter(opts.IO)
 	var firstErr error
 	for _, e := range reps {
 		v, err := snapshotsOf(opts.IO, side, h.Name, e)
@@ -71,16 +71,10 @@ func snapshotsRun(ctx context.Context, opts *SnapshotsOptions) error {
 		if firstErr == nil {
 			firstErr = v.peerErr
 		}
-		if !opts.IO.JSON {
-			printSnapshots(opts.IO, e, v.role, v.peer, v.rows, v.peerRead)
-			continue
-		}
-		rows = append(rows, v.rows...)
+		p.replication(e, v)
 	}
-	for _, r := range rows {
-		if err := opts.IO.Emit(r); err != nil {
-			return err
-		}
+	if err := p.end(); err != nil {
+		return err
 	}
 	return snapshotsOutcome(firstErr)
 }
@@ -176,39 +170,4 @@ func snapshotRows(e replicate.Ends, host, role, dir string, mine, theirs *replic
 			Common: common[s.UUID], NextParent: s.UUID == next, PeerKnown: theirs != nil})
 	}
 	return rows
-}
-
-func printSnapshots(io *iostreams.IOStreams, e replicate.Ends, role, peer string, rows []SnapshotRow, peerKnown bool) {
-	cs := io.OutColorScheme()
-	fmt.Fprintf(io.Out, "%s %s: %s:%s → %s:%s (this host is the %s; keep %s)\n", cs.Bold("replication"), e.Name, e.SourceHost, e.SourceDir, e.TargetHost, e.TargetDir, role, e.Keep(role == "source"))
-	if len(rows) == 0 {
-		fmt.Fprintln(io.Out, "  no snapshots")
-		return
-	}
-	var table [][]string
-	for _, r := range rows {
-		flags := "ro"
-		if !r.ReadOnly {
-			flags = cs.Yellow("writable")
-		}
-		shared := "-"
-		switch {
-		case !peerKnown:
-			shared = "?"
-		case r.NextParent:
-			shared = cs.Green("yes (next parent)")
-		case r.Common:
-			shared = "yes"
-		}
-		created := "-"
-		if !r.Created.IsZero() {
-			created = r.Created.UTC().Format("2006-01-02 15:04:05Z")
-		}
-		why := r.Why
-		if !r.Kept {
-			why = cs.Yellow("goes at the next prune: no rule keeps it")
-		}
-		table = append(table, []string{r.Name, r.UUID, dash(r.ReceivedUUID), created, flags, shared, why})
-	}
-	fmt.Fprint(io.Out, cs.Table("  ", false, []string{"SNAPSHOT", "UUID", "RECEIVED UUID", "CREATED", "FLAGS", "ON " + peer, "KEPT BECAUSE"}, table))
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // This file turns cobra's and pflag's complaints about a command line into
@@ -88,18 +89,7 @@ func flagError(cmd *cobra.Command, err error) error {
 			// says why itself.
 			return &UsageError{Err: ce}
 		}
-		want := "a valid value"
-		if fl != nil {
-			switch fl.Value.Type() {
-			case "int", "int64", "uint", "count":
-				want = "a whole number"
-			case "duration":
-				want = "a duration like 30s, 5m or 1h"
-			case "bool":
-				want = "true or false"
-			}
-		}
-		return &UsageError{Err: fmt.Errorf("%s %q: expected %s", m[2], m[1], want)}
+		return &UsageError{Err: fmt.Errorf("%s %q: expected %s", m[2], m[1], expectedValue(fl))}
 	case reNeedsArg.MatchString(msg):
 		m := reNeedsArg.FindStringSubmatch(msg)
 		name := "--" + m[2]
@@ -111,6 +101,23 @@ func flagError(cmd *cobra.Command, err error) error {
 		return &UsageError{Err: fmt.Errorf("%s needs a value", name)}
 	}
 	return &UsageError{Err: err}
+}
+
+// expectedValue says what a flag takes, for the error about a value it
+// could not parse.
+func expectedValue(fl *pflag.Flag) string {
+	if fl == nil {
+		return "a valid value"
+	}
+	switch fl.Value.Type() {
+	case "int", "int64", "uint", "count":
+		return "a whole number"
+	case "duration":
+		return "a duration like 30s, 5m or 1h"
+	case "bool":
+		return "true or false"
+	}
+	return "a valid value"
 }
 
 // humaneCobraError rewrites what cobra itself returns for a bad command

@@ -12,6 +12,7 @@ import (
 	nomadapi "github.com/hashicorp/nomad/api"
 	"github.com/hoctl/hoctl/pkg/httpapi"
 	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/nomad"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 	"github.com/hoctl/hoctl/pkg/tasks"
 )
@@ -43,63 +44,88 @@ func (r *Run) preflight(targets []*inventory.Host, quorum bool) func(ctx context
 func (r *Run) quorumHealth(ctx context.Context, strict bool) (string, error) {
 	var parts []string
 	if r.Clients.Consul != nil {
-		c, err := r.Clients.Consul(ctx)
+		part, err := r.consulQuorum(ctx, strict)
 		if err != nil {
 			return "", err
 		}
-		leader, err := c.Status().LeaderWithQueryOptions((&consulapi.QueryOptions{}).WithContext(ctx))
-		if err != nil {
-			return "", httpapi.Clean(err, "consul leader")
-		}
-		if leader == "" {
-			return "", errors.New("consul has no leader")
-		}
-		if strict {
-			h, err := c.Operator().AutopilotServerHealth((&consulapi.QueryOptions{}).WithContext(ctx))
-			if h == nil {
-				if err == nil {
-					err = errors.New("no answer")
-				}
-				return "", httpapi.Clean(err, "consul autopilot health")
-			}
-			if h.FailureTolerance < 1 {
-				return "", fmt.Errorf("consul can lose no server now (failure tolerance %d): a quorum member must not go down", h.FailureTolerance)
-			}
-			parts = append(parts, fmt.Sprintf("consul failure tolerance %d", h.FailureTolerance))
-		} else {
-			parts = append(parts, "consul leader "+leader)
-		}
+		parts = append(parts, part)
 	}
 	if r.Clients.Nomad != nil {
-		c, err := r.Clients.Nomad(ctx)
+		part, err := r.nomadQuorum(ctx, strict)
 		if err != nil {
 			return "", err
 		}
-		var leader string
-		_, err = c.Raw().Query("/v1/status/leader", &leader, (&nomadapi.QueryOptions{}).WithContext(ctx))
-		if err != nil {
-			return "", httpapi.Clean(err, "nomad leader")
-		}
-		if leader == "" {
-			return "", errors.New("nomad has no leader")
-		}
-		if strict {
-			h, _, err := c.Operator().AutopilotServerHealth((&nomadapi.QueryOptions{}).WithContext(ctx))
-			if err != nil {
-				return "", fmt.Errorf("nomad autopilot: unhealthy (%w): a quorum member must not go down", httpapi.Clean(err, ""))
-			}
-			if h.FailureTolerance < 1 {
-				return "", fmt.Errorf("nomad can lose no server now (failure tolerance %d): a quorum member must not go down", h.FailureTolerance)
-			}
-			parts = append(parts, fmt.Sprintf("nomad failure tolerance %d", h.FailureTolerance))
-		} else {
-			parts = append(parts, "nomad leader "+leader)
-		}
+		parts = append(parts, part)
 	}
 	if len(parts) == 0 {
 		return "no consul or nomad in the inventory", nil
 	}
 	return strings.Join(parts, ", "), nil
+}
+
+// consulQuorum is quorumHealth's Consul half.
+func (r *Run) consulQuorum(ctx context.Context, strict bool) (string, error) {
+	c, err := r.Clients.Consul(ctx)
+	if err != nil {
+		return "", err
+	}
+	leader, err := c.Status().LeaderWithQueryOptions((&consulapi.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return "", httpapi.Clean(err, "consul leader")
+	}
+	if leader == "" {
+		return "", errors.New("consul has no leader")
+	}
+	if !strict {
+		return "consul leader " + leader, nil
+	}
+	h, err := c.Operator().AutopilotServerHealth((&consulapi.QueryOptions{}).WithContext(ctx))
+	if h == nil {
+		if err == nil {
+			err = errors.New("no answer")
+		}
+		return "", httpapi.Clean(err, "consul autopilot health")
+	}
+	if h.FailureTolerance < 1 {
+		return "", fmt.Errorf("consul can lose no server now (failure tolerance %d): a quorum member must not go down", h.FailureTolerance)
+	}
+	return fmt.Sprintf("consul failure tolerance %d", h.FailureTolerance), nil
+}
+
+// nomadQuorum is quorumHealth's Nomad half. Autopilot's report of an
+// unhealthy cluster comes as Nomad's 429 (nomad.AutopilotHealth reads
+// it), and refuses as the report says.
+func (r *Run) nomadQuorum(ctx context.Context, strict bool) (string, error) {
+	c, err := r.Clients.Nomad(ctx)
+	if err != nil {
+		return "", err
+	}
+	var leader string
+	_, err = c.Raw().Query("/v1/status/leader", &leader, (&nomadapi.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return "", httpapi.Clean(err, "nomad leader")
+	}
+	if leader == "" {
+		return "", errors.New("nomad has no leader")
+	}
+	if !strict {
+		return "nomad leader " + leader, nil
+	}
+	h, err := nomad.AutopilotHealth(ctx, c)
+	if err != nil {
+		return "", fmt.Errorf("nomad autopilot: unhealthy (%w): a quorum member must not go down", httpapi.Clean(err, ""))
+	}
+	if !h.Healthy {
+		why := fmt.Sprintf("failure tolerance %d", h.FailureTolerance)
+		if bad := nomad.UnhealthyServers(h); len(bad) > 0 {
+			why += ", unhealthy: " + strings.Join(bad, ", ")
+		}
+		return "", fmt.Errorf("nomad autopilot: unhealthy (%s): a quorum member must not go down", why)
+	}
+	if h.FailureTolerance < 1 {
+		return "", fmt.Errorf("nomad can lose no server now (failure tolerance %d): a quorum member must not go down", h.FailureTolerance)
+	}
+	return fmt.Sprintf("nomad failure tolerance %d", h.FailureTolerance), nil
 }
 
 const factsScript = `readlink /run/current-system; cat /proc/sys/kernel/random/boot_id`

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/tasks"
 )
 
 // A rollout checks the whole cluster first, deploys the hosts outside
@@ -13,26 +14,9 @@ import (
 // of its own, one host at a time, each after the checks that say the
 // cluster can lose it. A change of order fails here, not in the lab.
 func TestDeployStepOrder(t *testing.T) {
-	inv, err := inventory.Parse("i.yaml", []byte(`hosts:
-  zippy: {roles: [storage]}
-  c1: {roles: [quorum]}
-  c2: {roles: [quorum]}
-  c3: {roles: [quorum]}
-  w1: {}
-consul: {address: "http://127.0.0.1:8500"}
+	_, rb, _ := orderRunbook(t, `consul: {address: "http://127.0.0.1:8500"}
 deploy: {command: "deploy -s .#{{.Host}}", quorum: quorum}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	targets, err := Targets(inv, []string{"c2", "zippy", "c1", "w1"}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rb, _, err := Runbook(inv, targets, Clients{}, Options{Parallel: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
+`, Options{Parallel: 2})
 	var got []string
 	for _, s := range rb.Steps {
 		var hosts []string
@@ -55,4 +39,30 @@ deploy: {command: "deploy -s .#{{.Host}}", quorum: quorum}
 	if rb.Name != "deploy zippy, w1, c1, c2" || !rb.ClusterLock {
 		t.Errorf("runbook %q, cluster lock %v", rb.Name, rb.ClusterLock)
 	}
+}
+
+// orderRunbook is the rollout of c2, zippy, c1 and w1 on a cluster of
+// three quorum members (c3 not a target), zippy and w1; tail is the
+// inventory's deploy (and consul) section.
+func orderRunbook(t *testing.T, tail string, o Options) (*inventory.Inventory, *tasks.Runbook, *Run) {
+	t.Helper()
+	inv, err := inventory.Parse("i.yaml", []byte(`hosts:
+  zippy: {roles: [storage]}
+  c1: {roles: [quorum]}
+  c2: {roles: [quorum]}
+  c3: {roles: [quorum]}
+  w1: {}
+`+tail))
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets, err := Targets(inv, []string{"c2", "zippy", "c1", "w1"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, r, err := Runbook(inv, targets, Clients{}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inv, rb, r
 }

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 	"github.com/hoctl/hoctl/pkg/sshexec/sshexectest"
@@ -91,26 +90,9 @@ func (ro *rollout) at(t *testing.T, host, what string, from int) int {
 // quorum go first; each quorum member starts only after the one before
 // it is healthy again. A change of order fails here in seconds.
 func TestDeployRunsInOrderOnTheHosts(t *testing.T) {
-	inv, err := inventory.Parse("i.yaml", []byte(`hosts:
-  zippy: {roles: [storage]}
-  c1: {roles: [quorum]}
-  c2: {roles: [quorum]}
-  c3: {roles: [quorum]}
-  w1: {}
-deploy: {command: "echo deployed {{.Host}}", quorum: quorum}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	targets, err := Targets(inv, []string{"c2", "zippy", "c1", "w1"}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ro := &rollout{deployed: map[string]bool{}}
-	rb, _, err := Runbook(inv, targets, Clients{}, Options{Parallel: 2, Output: ro})
-	if err != nil {
-		t.Fatal(err)
-	}
+	inv, rb, _ := orderRunbook(t, `deploy: {command: "echo deployed {{.Host}}", quorum: quorum}
+`, Options{Parallel: 2, Output: ro})
 	hosts := &sshexectest.Hosts{Answer: ro.answer}
 	ios, _, _, _ := iostreams.Test()
 	eng := &tasks.Engine{Env: &tasks.Env{Inventory: inv, Connect: hosts.Connect}, Reporter: tasks.NewReporter(ios, nil),

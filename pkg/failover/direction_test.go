@@ -69,6 +69,8 @@ func (r dirRunner) Run(ctx context.Context, c sshexec.Cmd) (*sshexec.Result, err
 	case strings.Contains(c.Script, "hoctl-dir list"):
 		res.ExitCode = 1
 		return res, &sshexec.ExitError{Host: r.host, Code: 1}
+	case len(c.Argv) > 0 && c.Argv[0] == "findmnt":
+		res.Stdout = []byte("rw,nosuid,nodev,relatime\n")
 	}
 	return res, nil
 }

@@ -8,9 +8,7 @@ package failover
 import (
 	"context"
 	"fmt"
-	"maps"
 	"path"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,6 +53,11 @@ type Options struct {
 	// ConsulWait bounds step 7's wait for the health checks.
 	ConsulWait time.Duration
 	Now        func() time.Time
+	// LeaseWait is how long --primary-down waits after the owner key's
+	// last write before the new primary starts: GuardLease + GuardMargin
+	// when zero, the only value the guard's protocol allows (tests
+	// shorten it).
+	LeaseWait time.Duration
 	// Plan is a dry run: when Consul cannot say who owns the service,
 	// assume the inventory's primary (the other end when To is the
 	// primary) so the plan still shows, with its failing checks, instead
@@ -72,7 +75,8 @@ type Run struct {
 
 	finalSync *replicate.Run // nil with --primary-down
 	mu        sync.Mutex
-	assessed  string // the newest complete copy the assessment found
+	assessed  string          // the newest complete copy the assessment found
+	chosen    *btrfs.Snapshot // the copy the promote's before check found
 	// inspect is the final sync's inspection (its before check and its
 	// action, which takes the host locks), and inspected says this
 	// process ran it: a run resumed after the fence has not.
@@ -82,6 +86,12 @@ type Run struct {
 	// returned: the old primary's guard can have had no confirmation
 	// sent after it (zero: not by this run, as in a resumed one).
 	keyMoved time.Time
+	// movedIndex is the owner key's ModifyIndex after this run's write
+	// (0: unknown, as in a resumed run). The lease wait counts from that
+	// write; a later write (the key put back to the old primary and
+	// moved again) may have let the old primary's guard confirm after
+	// it, so the start refuses a key written since.
+	movedIndex uint64
 	// stale are the direction files (host → file) that name the new
 	// primary as the source while Consul's record, written by the
 	// failover that made the old primary the owner, names the old one:
@@ -129,7 +139,10 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 		owner, err := currentOwner(ctx, consulFn, svc)
 		switch {
 		case err != nil && !o.Plan:
-			return nil, nil, err
+			// Nothing was asked of a host or changed yet: a refusal
+			// (exit 3), as the assessment's own Consul check would be.
+			return nil, nil, &tasks.RefusedError{Err: err, Reason: fmt.Sprintf(
+				"Consul cannot say which host owns %s (reading the owner key %s: %v): nothing was changed; a failover needs Consul to move the key", o.Service, svc.OwnerKey, err)}
 		case err != nil:
 			o.From = svc.Primary
 			if o.To == svc.Primary {
@@ -228,6 +241,13 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 		if len(sync) > 0 {
 			sync[0].Before = &tasks.Func{Desc: "the final sync's inspection, under its host locks, done by this run (a resumed run does it again here)", Fn: r.inspectedHere}
 		}
+		// The fence's daemon-reload before the key moves: the old
+		// primary serves on meanwhile, so it is out of the outage.
+		steps = append(steps, &tasks.Step{
+			Title:  fmt.Sprintf("arm the fence on %s: refuse any new start of %s there (it serves on)", o.From, unit),
+			Before: &tasks.Func{Desc: fmt.Sprintf("consul kv %s is %s (or unset)", svc.OwnerKey, o.From), Fn: r.ownerIs(o.From, true)},
+			Action: &tasks.Func{DescFn: func(*inventory.Host) string { return r.armDesc() }, Fn: r.arm},
+		})
 		steps = append(steps, fence)
 		steps = append(steps, sync...)
 	} else {
@@ -246,7 +266,7 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 	}, &tasks.Step{
 		Title:         fmt.Sprintf("start %s on %s", unit, o.To),
 		Hosts:         []*inventory.Host{to},
-		Before:        &tasks.Func{Desc: fmt.Sprintf("consul kv %s is %s", svc.OwnerKey, o.To), Fn: r.ownerIs(o.To, false)},
+		Before:        &tasks.Func{Desc: fmt.Sprintf("consul kv %s is %s", svc.OwnerKey, o.To), Fn: r.ownerStill(o.To)},
 		NeedsPrevious: true,
 		Action:        tasks.Cmd(startCmd(unit)),
 		// exportfs lists a kernel server's exports; a user-space server
@@ -377,574 +397,4 @@ func (r *Run) leader(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (stri
 		return "", err
 	}
 	return "leader " + l, nil
-}
-
-func (r *Run) assessDesc() string {
-	o := r.Opts
-	return fmt.Sprintf("Consul health of %s (one passing instance, on %s, or none if it is down); %s reachable (or --primary-down); %s is a member with a complete copy younger than %s in %s; %s not exported there",
-		o.Service, o.From, o.From, o.To, r.NFS.MaxLag, r.Ends.TargetDir, r.NFS.Export)
-}
-
-// newestCopy is the newest complete copy in the new primary's
-// replication dir (replicate.Side.NewestComplete): read-only, received or
-// the host's own snapshot. The assessment, the promote step's before
-// check and its action all choose by it, and the promote primitive
-// accepts both kinds, so a copy the assessment passes is one promote
-// serves.
-func (r *Run) newestCopy(ctx context.Context, env *tasks.Env) (*btrfs.Snapshot, error) {
-	run, err := env.Connect(ctx, r.Inv.Host(r.Opts.To))
-	if err != nil {
-		return nil, err
-	}
-	side, err := replicate.List(ctx, run, r.Ends.TargetDir, r.Ends.Base)
-	if err != nil {
-		return nil, err
-	}
-	if s, ok := side.NewestComplete(); ok {
-		return &s, nil
-	}
-	return nil, fmt.Errorf("%s: no complete copy of %s in %s", r.Opts.To, r.Ends.Base, r.Ends.TargetDir)
-}
-
-// copyToPromote is the copy a plan shows for promotion: the final sync's
-// new one, or the newest the assessment found.
-func (r *Run) copyToPromote() string {
-	if r.finalSync != nil {
-		return path.Join(r.Ends.TargetDir, r.finalSync.NewName())
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.assessed == "" {
-		return "NEWEST-COMPLETE-COPY"
-	}
-	return r.assessed
-}
-
-func (r *Run) dataLoss() string {
-	if !r.Opts.PrimaryDown {
-		return "none: the old primary is fenced, then a final sync sends its last writes"
-	}
-	return "everything written on " + r.Opts.From + " after the newest copy on " + r.Opts.To + " (its age is in the assessment)"
-}
-
-func (r *Run) assess(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
-	o := r.Opts
-	c, err := r.Consul(ctx)
-	if err != nil {
-		return "", err
-	}
-	passing, err := c.Passing(ctx, o.Service)
-	if err != nil {
-		return "", err
-	}
-	switch {
-	case len(passing) > 1:
-		return "", fmt.Errorf("Consul: %d passing %s instances (%s): fix that by hand first", len(passing), o.Service, strings.Join(passing, ", "))
-	case len(passing) == 1 && passing[0] != o.From:
-		return "", fmt.Errorf("Consul: %s is served by %s, but the owner key says %s: fix that by hand first", o.Service, passing[0], o.From)
-	}
-	// The old primary: reachable means it can be fenced over SSH;
-	// unreachable is never taken as fenced.
-	connErr := r.probe(ctx, env)
-	switch {
-	case connErr != nil && !o.PrimaryDown:
-		// Not wrapped: this is a refusal (exit 3), not an unreachable
-		// host failing a step (exit 4).
-		return "", fmt.Errorf("%s is unreachable (%s): unreachable is not fenced. Make sure it is powered off, then pass --primary-down", o.From, connErr.Error())
-	case connErr == nil && o.PrimaryDown:
-		return "", fmt.Errorf("--primary-down says %s is powered off, but it answers over SSH: fail over without --primary-down, so it is fenced", o.From)
-	}
-	// With a final sync the copy is made by the run itself (a full send if
-	// there is no parent); without one, the newest copy there is what
-	// will serve, and its age is the data lost.
-	copyState := "none yet: the final sync makes it"
-	copy, err := r.newestCopy(ctx, env)
-	switch {
-	case err != nil && o.PrimaryDown:
-		return "", err
-	case err == nil:
-		r.mu.Lock()
-		r.assessed = copy.Path
-		r.mu.Unlock()
-		age := o.Now().Sub(copy.Time).Round(time.Second)
-		if o.PrimaryDown && r.NFS.MaxLag > 0 && age > r.NFS.MaxLag && !o.AcceptLag {
-			return "", fmt.Errorf("the newest copy on %s, %s, is %s old (max_lag %s): promoting it loses up to %s of writes. Pass --accept-lag to accept that", o.To, copy.Name(), age, r.NFS.MaxLag, age)
-		}
-		copyState = fmt.Sprintf("%s, %s old", copy.Name(), age)
-		if copy.ReceivedUUID == "" {
-			// Promote serves it as it serves a received copy: after a
-			// failback it is what the old primary started from.
-			copyState += fmt.Sprintf(" (%s's own snapshot of what it served, taken when it was the source)", o.To)
-		}
-	}
-	dirNote := ""
-	if !o.PrimaryDown {
-		if dirNote, err = r.checkDirection(ctx, env, c); err != nil {
-			return "", err
-		}
-	}
-	run, err := env.Connect(ctx, r.Inv.Host(o.To))
-	if err != nil {
-		return "", err
-	}
-	if res, err := run.Run(ctx, sshexec.Cmd{Script: "exportfs -v"}); err == nil && exported(string(res.Stdout), r.NFS.Export) {
-		return "", fmt.Errorf("%s already exports %s", o.To, r.NFS.Export)
-	}
-	state := "serving"
-	switch {
-	case len(passing) == 0:
-		state = "not passing in Consul"
-	case o.PrimaryDown:
-		// Consul's gossip takes seconds to see a host go; the guard
-		// makes that wait unneeded: cut off, the old primary stops at
-		// its lease's end, which the run waits out; reaching Consul, it
-		// reads the moved key and fences itself. The run checks after
-		// the wait that Consul sees it gone.
-		state = "still passing in Consul (its guard stops it: see the lease wait)"
-	}
-	return fmt.Sprintf("%s %s; newest complete copy on %s: %s%s", o.From, state, o.To, copyState, dirNote), nil
-}
-
-// wrapInspect notes when the final sync's inspection step ran.
-func (r *Run) wrapInspect(s *tasks.Step) {
-	before, action := s.Before.(*tasks.Func), s.Action.(*tasks.Func)
-	r.inspect = [2]func(context.Context, *tasks.Env, *inventory.Host) (string, error){before.Fn, action.Fn}
-	s.Action = &tasks.Func{Desc: action.Desc, DescFn: action.DescFn, Fn: func(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
-		out, err := action.Fn(ctx, env, h)
-		if err == nil {
-			r.mu.Lock()
-			r.inspected = true
-			r.mu.Unlock()
-		}
-		return out, err
-	}}
-}
-
-// inspectedHere is the snapshot's before check: the final sync's
-// inspection ran before the fence in this run, or, in a run resumed
-// after it, runs now (its check, then its locks and choice), so the send
-// has its parent and its host locks.
-func (r *Run) inspectedHere(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
-	r.mu.Lock()
-	done := r.inspected
-	r.mu.Unlock()
-	if done {
-		return "inspected before the fence, host locks held", nil
-	}
-	if _, err := r.inspect[0](ctx, env, h); err != nil {
-		return "", err
-	}
-	out, err := r.inspect[1](ctx, env, h)
-	if err != nil {
-		return "", err
-	}
-	r.mu.Lock()
-	r.inspected = true
-	r.mu.Unlock()
-	return "inspected again (a resumed run): " + out, nil
-}
-
-// DownProbe bounds how long --primary-down gives the old primary to
-// answer over SSH (less when its connect_timeout is shorter). The probe
-// only checks the operator's word: a primary that answers later than
-// this is treated as down and stops by itself (its guard), so the bound
-// costs no safety, while the connect timeout would hold up the failover.
-const DownProbe = 2 * time.Second
-
-// probe connects to the old primary: nil if it answers.
-func (r *Run) probe(ctx context.Context, env *tasks.Env) error {
-	if r.Opts.PrimaryDown {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DownProbe)
-		defer cancel()
-	}
-	_, err := env.Connect(ctx, r.Inv.Host(r.Opts.From))
-	return err
-}
-
-func exported(exportfs, export string) bool {
-	for _, l := range strings.Split(exportfs, "\n") {
-		if f := strings.Fields(l); len(f) > 0 && f[0] == export {
-			return true
-		}
-	}
-	return false
-}
-
-// ownerIs checks the owner key; orUnset also accepts no key at all (the
-// first failover of a service whose primary never wrote it).
-func (r *Run) ownerIs(host string, orUnset bool) func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
-	return func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
-		c, err := r.Consul(ctx)
-		if err != nil {
-			return "", err
-		}
-		v, _, ok, err := c.Get(ctx, r.NFS.OwnerKey)
-		if err != nil {
-			return "", err
-		}
-		if (!ok && orUnset) || v == host {
-			return "owner " + host, nil
-		}
-		return "", fmt.Errorf("owner key %s is %q, not %s", r.NFS.OwnerKey, v, host)
-	}
-}
-
-// FenceDropIn is the runtime drop-in that fences an NFS unit on its old
-// primary. `systemctl mask --runtime` cannot: it puts a /dev/null link in
-// /run/systemd/system, which systemd reads after /etc/systemd/system, so
-// for a unit whose file is in /etc (every unit on NixOS) it silently does
-// nothing (systemd#10583, nixpkgs#252591; checked on the lab's real
-// systemd). A plain `systemctl mask` cannot either: on NixOS /etc is the
-// read-only store, and elsewhere it refuses a unit file in /etc. Drop-ins
-// are read from /run whatever directory holds the unit, so this one
-// applies on every layout, and it lasts until reboot (/run is a tmpfs),
-// after which the unit's own owner-key check is what refuses.
-func FenceDropIn(unit string) string {
-	return "/run/systemd/system/" + unit + ".d/50-hoctl-fence.conf"
-}
-
-// fenceConf refuses every start, manual or by dependency, with an error
-// (a Condition would skip the start and report success): the assertion
-// holds only while the drop-in itself is absent.
-func fenceConf(unit string) string {
-	return "# hoctl failover fenced " + unit + " here: another host owns its NFS service.\n" +
-		"# Until reboot; hoctl failover back to this host removes it.\n" +
-		"[Unit]\nAssertPathExists=!" + FenceDropIn(unit) + "\n"
-}
-
-// fenceCmd fences first, then stops: from the daemon-reload on, nothing
-// starts the unit again. exportfs is the kernel server's (its unexport is
-// belt and braces there); a user-space server such as nfs-ganesha has
-// none, and stopping the unit withdraws its exports.
-func (r *Run) fenceCmd() string {
-	u := r.NFS.Unit
-	d := FenceDropIn(u)
-	return "mkdir -p " + sshexec.Quote(path.Dir(d)) + " && printf %s " + sshexec.Quote(fenceConf(u)) + " > " + sshexec.Quote(d) +
-		" && systemctl daemon-reload && " + sshexec.QuoteArgv([]string{"systemctl", "stop", u}) +
-		" && { ! command -v exportfs >/dev/null || exportfs -ua; }"
-}
-
-// unfenceCmd lifts a fence left by an earlier failover away from this
-// host (and a runtime mask, an older hoctl's fence, where there is one),
-// then starts the unit; its own owner-key check still decides. This runs
-// while nothing serves, so it does no daemon-reload before the start
-// (a reload is slow on a loaded host, and `systemctl unmask` is one):
-// the fence asserts its own absence, so the start passes once the file
-// is gone, and the reload that tidies systemd's view of the unit comes
-// after. docs/failover.md, step "start NFS on the target".
-func unfenceCmd(unit string) string {
-	d, mask := sshexec.Quote(FenceDropIn(unit)), sshexec.Quote("/run/systemd/system/"+unit)
-	return "fenced=; if [ -e " + d + " ]; then rm -f " + d + " && fenced=1; fi && " +
-		"if [ \"$(readlink " + mask + ")\" = /dev/null ]; then " + sshexec.QuoteArgv([]string{"systemctl", "unmask", "--runtime", unit}) + "; fi && " +
-		sshexec.QuoteArgv([]string{"systemctl", "start", unit}) + " && if [ -n \"$fenced\" ]; then systemctl daemon-reload; fi"
-}
-
-// RecoveryDirs hold the NFSv4 clients an NFS server recorded in its last
-// term on this host, which it lets reclaim their state in the grace
-// period it enters at start: nfs-ganesha's (its fs recovery backend, at
-// its default RecoveryRoot) and the Linux server's legacy tracker.
-func RecoveryDirs() []string {
-	return []string{"/var/lib/nfs/ganesha/v4recov", "/var/lib/nfs/ganesha/v4old", "/var/lib/nfs/v4recovery"}
-}
-
-// forgetClientsCmd empties dirs (RecoveryDirs) before a failover's start. The
-// clients recorded there held state on this host in an earlier term;
-// another host has served since, and granted opens and locks that such
-// a reclaim would contradict, so none may come back. A server with no
-// client to wait for ends its grace at once (nfs-ganesha with NLM off,
-// as an NFSv4-only server runs) instead of after its whole grace period
-// (90 s by default), during which no client can open a file.
-func forgetClientsCmd(dirs []string) string {
-	var q []string
-	for _, d := range dirs {
-		q = append(q, sshexec.Quote(d))
-	}
-	return "for d in " + strings.Join(q, " ") + `; do if [ -d "$d" ]; then find "$d" -mindepth 1 -delete || exit 1; fi; done`
-}
-
-// startCmd is the new primary's start: the earlier term's clients
-// forgotten, the fence lifted, the unit started.
-func startCmd(unit string) string {
-	return forgetClientsCmd(RecoveryDirs()) + " && " + unfenceCmd(unit)
-}
-
-func (r *Run) fenceDesc() string {
-	d := fmt.Sprintf("consul kv cas %s %s → %s", r.NFS.OwnerKey, r.Opts.From, r.Opts.To)
-	if r.Opts.PrimaryDown {
-		return d + "; " + r.Opts.From + " is powered off (--primary-down): nothing to stop there"
-	}
-	return d + "; on " + r.Opts.From + ": " + r.fenceCmd()
-}
-
-// fence moves the owner key first: from then on the old primary's unit
-// refuses to start, whatever happens next; then it stops what serves.
-func (r *Run) fence(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
-	o := r.Opts
-	c, err := r.Consul(ctx)
-	if err != nil {
-		return "", err
-	}
-	v, idx, ok, err := c.Get(ctx, r.NFS.OwnerKey)
-	if err != nil {
-		return "", err
-	}
-	if ok && v != o.From {
-		return "", fmt.Errorf("owner key %s changed to %q meanwhile", r.NFS.OwnerKey, v)
-	}
-	if !ok {
-		idx = 0
-	}
-	won, err := c.CAS(ctx, r.NFS.OwnerKey, o.To, idx)
-	if err != nil {
-		return "", err
-	}
-	if !won {
-		return "", fmt.Errorf("owner key %s changed while it was being moved: someone else is at work", r.NFS.OwnerKey)
-	}
-	r.mu.Lock()
-	r.keyMoved = time.Now()
-	r.mu.Unlock()
-	if o.PrimaryDown {
-		return fmt.Sprintf("owner %s; %s powered off (operator's word)", o.To, o.From), nil
-	}
-	run, err := env.Connect(ctx, r.Inv.Host(o.From))
-	if err != nil {
-		return "", err
-	}
-	if res, err := run.Run(ctx, sshexec.Cmd{Script: r.fenceCmd()}); err != nil {
-		return "", fmt.Errorf("%s: stopping %s: %w", o.From, r.NFS.Unit, sshexec.OneLine(res, err))
-	}
-	return fmt.Sprintf("owner %s; %s fenced (%s) and stopped on %s", o.To, r.NFS.Unit, FenceDropIn(r.NFS.Unit), o.From), nil
-}
-
-func (r *Run) fenced(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
-	o := r.Opts
-	c, err := r.Consul(ctx)
-	if err != nil {
-		return "", err
-	}
-	passing, err := c.Passing(ctx, o.Service)
-	if err != nil {
-		return "", err
-	}
-	if slices.Contains(passing, o.From) {
-		return "", fmt.Errorf("Consul still has a passing %s instance on %s", o.Service, o.From)
-	}
-	run, err := env.Connect(ctx, r.Inv.Host(o.From))
-	if err != nil {
-		return "", err
-	}
-	if _, err := run.Run(ctx, sshexec.Cmd{Argv: []string{"systemctl", "is-active", "-q", r.NFS.Unit}}); err == nil {
-		return "", fmt.Errorf("%s is still active on %s", r.NFS.Unit, o.From)
-	}
-	return fmt.Sprintf("no passing instance on %s; %s inactive there", o.From, r.NFS.Unit), nil
-}
-
-func (r *Run) promotable(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
-	copy, err := r.newestCopy(ctx, env)
-	if err != nil {
-		return "", err
-	}
-	run, err := env.Connect(ctx, r.Inv.Host(r.Opts.To))
-	if err != nil {
-		return "", err
-	}
-	if res, err := run.Run(ctx, sshexec.Cmd{Script: "exportfs -v"}); err == nil && exported(string(res.Stdout), r.NFS.Export) {
-		return "", fmt.Errorf("%s already exports %s", r.Opts.To, r.NFS.Export)
-	}
-	return "will promote " + copy.Name(), nil
-}
-
-// promoteCmd makes a writable snapshot of the copy at the service's path,
-// moving aside (never deleting) whatever stale data is there, as after a
-// failback. The received copy itself stays read-only: flipping it would
-// break later receives. It is the dir primitive's promote (run by hoctl on
-// the host, never through a restricted key): the copy is opened by its
-// one name in the replication dir, whose names a stream wrote, and
-// checked to be the read-only received subvolume with the UUID listed;
-// the snapshot is made from that descriptor, so no planted symlink can
-// make it read or write anything else.
-func (r *Run) promoteCmd(run sshexec.Runner, copyName, uuid string) sshexec.Cmd {
-	sub := r.NFS.Subvolume
-	aside := sub + ".before-failover-" + r.Opts.Now().UTC().Format("20060102T150405Z")
-	return replicate.PromoteCmd(run, r.Ends.TargetDir, copyName, uuid, sub, aside, r.marker())
-}
-
-// marker is what the promote step writes and every client must read back
-// through its mount: proof that it sees the new primary's data.
-func (r *Run) marker() string {
-	return fmt.Sprintf("hoctl failover %s to %s %s", r.Opts.Service, r.Opts.To, r.Opts.Token)
-}
-
-func (r *Run) promote(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
-	copy, err := r.newestCopy(ctx, env)
-	if err != nil {
-		return "", err
-	}
-	run, err := env.Connect(ctx, h)
-	if err != nil {
-		return "", err
-	}
-	if res, err := run.Run(ctx, r.promoteCmd(run, copy.Name(), copy.UUID)); err != nil {
-		return "", fmt.Errorf("%s: promoting %s: %w", h.Name, copy.Name(), sshexec.OneLine(res, err))
-	}
-	return fmt.Sprintf("%s is a writable snapshot of %s", r.NFS.Subvolume, copy.Name()), nil
-}
-
-func (r *Run) writableCheck() string {
-	sub := r.NFS.Subvolume
-	return sshexec.QuoteArgv([]string{"btrfs", "property", "get", "-ts", sub, "ro"}) + " | grep -qx ro=false && " +
-		"grep -qx " + sshexec.Quote(r.marker()) + " " + sshexec.Quote(path.Join(sub, ".hoctl-failover"))
-}
-
-func (r *Run) clientCheck() string {
-	e := r.NFS.Export
-	return "stat " + sshexec.Quote(e+"/") + " >/dev/null && grep -qx " + sshexec.Quote(r.marker()) + " " + sshexec.Quote(path.Join(e, ".hoctl-failover"))
-}
-
-func (r *Run) servedBy(host string) func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
-	return func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
-		c, err := r.Consul(ctx)
-		if err != nil {
-			return "", err
-		}
-		passing, err := c.Passing(ctx, r.Opts.Service)
-		if err != nil {
-			return "", err
-		}
-		if len(passing) != 1 || passing[0] != host {
-			return "", fmt.Errorf("passing %s instances: [%s], want exactly [%s]", r.Opts.Service, strings.Join(passing, ", "), host)
-		}
-		return "one passing instance, on " + host, nil
-	}
-}
-
-// writeDirection records on host h which end is replication name's
-// source, through the replication dir's primitive: only ever into a
-// regular file directly in dir, never through a link, FIFO or device a
-// send stream planted under that name.
-func writeDirection(ctx context.Context, env *tasks.Env, h *inventory.Host, dir, name, source string) error {
-	run, err := env.Connect(ctx, h)
-	if err != nil {
-		return err
-	}
-	res, err := run.Run(ctx, replicate.DirectionCmd(dir, name, source))
-	if err != nil {
-		return fmt.Errorf("%s: writing %s: %w", h.Name, replicate.DirectionFile(dir, name), sshexec.OneLine(res, err))
-	}
-	return nil
-}
-
-// checkDirection reads the direction files a failover wrote on both hosts
-// (under each host's replication lock, as the final sync will) and
-// Consul's record of the direction, before anything changes: the final
-// sync From → To runs after the fence, and a direction file naming To
-// there would refuse it with the old primary already fenced. A file
-// naming To while Consul's record names From is stale (a failover that
-// could not reach that host, which was down, to record it): the
-// assessment's action rewrites it. Any other file naming To is refused
-// here, with nothing changed.
-func (r *Run) checkDirection(ctx context.Context, env *tasks.Env, c Consul) (string, error) {
-	o, e := r.Opts, r.Ends
-	recorded, _, _, err := c.Get(ctx, replicate.DirectionKey(e.Name))
-	if err != nil {
-		return "", err
-	}
-	stale := map[string]string{}
-	for _, side := range []struct{ host, dir string }{{o.From, e.SourceDir}, {o.To, e.TargetDir}} {
-		run, err := env.Connect(ctx, r.Inv.Host(side.host))
-		if err != nil {
-			return "", err
-		}
-		l, err := replicate.AcquireHostLock(ctx, run, side.dir, e.Name, "hoctl failover assessment")
-		if err != nil {
-			// The message, not the chain: a check's error that wraps
-			// a command's exit status is shown as that status alone.
-			return "", fmt.Errorf("reading the direction file: %s (the final sync after the fence takes this lock too)", err.Error())
-		}
-		l.Release()
-		if l.Direction != o.To {
-			continue
-		}
-		file := replicate.DirectionFile(side.dir, e.Name)
-		if recorded != o.From {
-			rec := "no record"
-			if recorded != "" {
-				rec = "records " + recorded
-			}
-			return "", fmt.Errorf("%s:%s says replication %s runs %s → %s, but the owner key names %s and Consul (%s) %s: the final sync %s → %s would be refused after the fence. "+
-				"Find out which host holds the newest data, then write the source's name into that file (or fail over to it)",
-				side.host, file, e.Name, o.To, o.From, o.From, replicate.DirectionKey(e.Name), rec, o.From, o.To)
-		}
-		stale[side.host] = side.dir
-	}
-	r.mu.Lock()
-	r.stale = stale
-	r.mu.Unlock()
-	if len(stale) == 0 {
-		return "", nil
-	}
-	return "; stale direction file (Consul records " + o.From + " as the source) on " + strings.Join(slices.Sorted(maps.Keys(stale)), ", ") + ": rewritten before the fence", nil
-}
-
-func (r *Run) repairDesc() string {
-	if r.Opts.PrimaryDown {
-		return ""
-	}
-	return fmt.Sprintf("; where the assessment found a stale direction file naming %s, write %s into it", r.Opts.To, r.Opts.From)
-}
-
-// repairDirection rewrites the stale direction files checkDirection
-// found to name the old primary, as Consul's record does. It runs before
-// the fence: failing, it leaves the owner key and both servers alone.
-func (r *Run) repairDirection(ctx context.Context, env *tasks.Env) (string, error) {
-	r.mu.Lock()
-	stale := r.stale
-	r.mu.Unlock()
-	var done []string
-	for _, h := range slices.Sorted(maps.Keys(stale)) {
-		if err := writeDirection(ctx, env, r.Inv.Host(h), stale[h], r.Ends.Name, r.Opts.From); err != nil {
-			return "", err
-		}
-		done = append(done, h+":"+replicate.DirectionFile(stale[h], r.Ends.Name))
-	}
-	if len(done) == 0 {
-		return "", nil
-	}
-	return "; stale direction rewritten to " + r.Opts.From + " in " + strings.Join(done, ", "), nil
-}
-
-// changedError is a step that stopped after the fence moved the owner
-// key: whatever it says of itself (a replication refused, exit 3,
-// "nothing was changed"), the failover has changed things, so it exits
-// 1 and says how to go on.
-type changedError struct{ err error }
-
-func (e *changedError) Error() string {
-	return e.err.Error() + " (the failover has moved the owner key and fenced the old primary: fix this, then hoctl resume RUN-ID)"
-}
-
-// ExitCode is exitcode.Failed, not the refusal of the error it holds.
-func (e *changedError) ExitCode() int { return exitcode.Failed }
-
-// afterFenceStep makes a refusal of step's action, which runs after the
-// fence, exit 1 (afterFence).
-func afterFenceStep(s *tasks.Step) {
-	if f, ok := s.Action.(*tasks.Func); ok {
-		f.Fn = afterFence(f.Fn)
-	}
-}
-
-// afterFence wraps the action of a step after the fence: an error that
-// would exit 3 becomes a changedError (exit 1). Other errors keep their
-// codes (an unreachable host is still 4).
-func afterFence(fn func(context.Context, *tasks.Env, *inventory.Host) (string, error)) func(context.Context, *tasks.Env, *inventory.Host) (string, error) {
-	return func(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
-		out, err := fn(ctx, env, h)
-		if err != nil && exitcode.Of(err) == exitcode.Refused {
-			return out, &changedError{err: err}
-		}
-		return out, err
-	}
 }

@@ -28,29 +28,59 @@ func TestMountUnit(t *testing.T) {
 // The fence must not be `systemctl mask --runtime`, which real systemd
 // ignores for a unit in /etc/systemd/system (the e2e test on the real
 // cluster shows it): it writes a runtime drop-in asserting its own
-// absence, reloads, and only then stops; the start on the new primary
-// removes it first.
+// absence and reloads (armed, before the owner key moves); the fence
+// stops the unit only once systemd has that drop-in loaded, arming it
+// itself when not; the start on the new primary removes it first.
 func TestFenceIsARuntimeDropIn(t *testing.T) {
 	r := &Run{NFS: &inventory.NFSService{Unit: "nfs-server.service"}}
-	cmd := r.fenceCmd()
 	d := FenceDropIn("nfs-server.service")
 	if d != "/run/systemd/system/nfs-server.service.d/50-hoctl-fence.conf" {
 		t.Fatalf("drop-in path %s", d)
 	}
-	for _, want := range []string{"mkdir -p /run/systemd/system/nfs-server.service.d", "AssertPathExists=!" + d, "> " + d, "systemctl daemon-reload", "systemctl stop nfs-server.service"} {
-		if !strings.Contains(cmd, want) {
-			t.Errorf("fence lacks %q: %s", want, cmd)
+	arm := armCmd("nfs-server.service")
+	for _, want := range []string{"mkdir -p /run/systemd/system/nfs-server.service.d", "AssertPathExists=!" + d, "> " + d, "systemctl daemon-reload"} {
+		if !strings.Contains(arm, want) {
+			t.Errorf("arming lacks %q: %s", want, arm)
 		}
 	}
-	if strings.Contains(cmd, "mask") {
-		t.Errorf("fence masks: %s", cmd)
+	cmd := r.fenceCmd()
+	for _, c := range []string{arm, cmd} {
+		if strings.Contains(c, "mask") {
+			t.Errorf("fence masks: %s", c)
+		}
 	}
-	if strings.Index(cmd, "daemon-reload") > strings.Index(cmd, "systemctl stop") {
-		t.Errorf("fence stops before the drop-in is loaded: %s", cmd)
+	if strings.Contains(arm, "systemctl stop") {
+		t.Errorf("arming stops the unit: %s", arm)
+	}
+	loaded, armed, stop := strings.Index(cmd, "systemctl show -p DropInPaths --value nfs-server.service"), strings.Index(cmd, arm), strings.Index(cmd, "systemctl stop nfs-server.service")
+	if loaded < 0 || armed < loaded || stop < armed {
+		t.Errorf("the fence must check the drop-in is loaded, else arm it, and only then stop: %s", cmd)
 	}
 	un := unfenceCmd("nfs-server.service")
 	if i, j := strings.Index(un, "rm -f "+d), strings.Index(un, "systemctl start"); i < 0 || j < i {
 		t.Errorf("unfence must remove the drop-in before starting: %s", un)
+	}
+}
+
+// A fence already armed (systemd lists the drop-in as loaded) stops the
+// unit with no reload in the outage.
+func TestFenceArmedStopsWithoutReloading(t *testing.T) {
+	dir := t.TempDir()
+	calls := filepath.Join(dir, "calls")
+	d := FenceDropIn("nfs-server.service")
+	fake := "#!/bin/sh\necho \"$*\" >> " + calls + "\nif [ \"$1\" = show ]; then echo /etc/systemd/system/nfs-server.service.d/x.conf " + d + "; fi\n"
+	if err := os.WriteFile(filepath.Join(dir, "systemctl"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := &Run{NFS: &inventory.NFSService{Unit: "nfs-server.service"}}
+	cmd := exec.Command("sh", "-c", r.fenceCmd())
+	cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	got, _ := os.ReadFile(calls)
+	if string(got) != "show -p DropInPaths --value nfs-server.service\nstop nfs-server.service\n" {
+		t.Errorf("systemctl calls on an armed host:\n%swant only the show and the stop", got)
 	}
 }
 
@@ -76,5 +106,29 @@ func TestUnfenceStartsWithoutReloading(t *testing.T) {
 	got, _ := os.ReadFile(calls)
 	if string(got) != "start nfs-server.service\n" {
 		t.Errorf("systemctl calls on an unfenced host:\n%swant only the start", got)
+	}
+}
+
+// A start the unit's checks refuse (Consul electing a leader) is tried
+// again; a fence left by an earlier failover is lifted once, before.
+func TestStartTriesAgain(t *testing.T) {
+	if _, err := os.Lstat(FenceDropIn("nfs-server.service")); err == nil {
+		t.Skip("this machine has the fence drop-in itself")
+	}
+	dir := t.TempDir()
+	calls, failed := filepath.Join(dir, "calls"), filepath.Join(dir, "failed")
+	// The first start fails, the second succeeds.
+	fake := "#!/bin/sh\necho \"$*\" >> " + calls + "\nif [ \"$1\" = start ] && [ ! -e " + failed + " ]; then touch " + failed + "; exit 1; fi\n"
+	if err := os.WriteFile(filepath.Join(dir, "systemctl"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "-c", unfenceCmd("nfs-server.service"))
+	cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	got, _ := os.ReadFile(calls)
+	if string(got) != "start nfs-server.service\nstart nfs-server.service\n" {
+		t.Errorf("systemctl calls:\n%swant two starts", got)
 	}
 }

@@ -46,19 +46,14 @@ func GuardUnit(service string) string { return "hoctl-guard-" + service + ".serv
 // takes it out of the passing instances) runs during the wait instead of
 // before the run: the after check wants it done by the wait's end.
 func (r *Run) guardWaitStep() *tasks.Step {
-	wait := GuardLease + GuardMargin
+	wait := r.leaseWait()
 	o := r.Opts
 	return &tasks.Step{
 		Title: fmt.Sprintf("wait out %s's guard lease: a cut-off %s stops serving by itself first", o.From, r.NFS.Unit),
 		Action: &tasks.Func{Desc: fmt.Sprintf("wait until %s after the owner key moved (the lease of %s on %s, %s, plus %s)", wait, GuardUnit(o.Service), o.From, GuardLease, GuardMargin),
 			Fn: func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
-				end := r.leaseWaitEnd(time.Now())
-				t := time.NewTimer(time.Until(end))
-				defer t.Stop()
-				select {
-				case <-ctx.Done():
-					return "", ctx.Err()
-				case <-t.C:
+				if err := sleep(ctx, time.Until(r.leaseWaitEnd(time.Now()))); err != nil {
+					return "", err
 				}
 				return fmt.Sprintf("waited %s since the owner key moved: %s's guard has stopped %s there if it runs at all", wait, o.From, r.NFS.Unit), nil
 			}},
@@ -78,18 +73,34 @@ func (r *Run) leaseWaitEnd(now time.Time) time.Time {
 	if from.IsZero() || from.After(now) {
 		from = now
 	}
-	return from.Add(GuardLease + GuardMargin)
+	return from.Add(r.leaseWait())
+}
+
+// leaseWait is Options.LeaseWait, GuardLease + GuardMargin by default.
+func (r *Run) leaseWait() time.Duration {
+	if r.Opts.LeaseWait > 0 {
+		return r.Opts.LeaseWait
+	}
+	return GuardLease + GuardMargin
+}
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // notPassing checks that Consul has no passing instance of the service
 // on host.
 func (r *Run) notPassing(host string) func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
 	return func(ctx context.Context, _ *tasks.Env, _ *inventory.Host) (string, error) {
-		c, err := r.Consul(ctx)
-		if err != nil {
-			return "", err
-		}
-		passing, err := c.Passing(ctx, r.Opts.Service)
+		passing, err := r.passing(ctx)
 		if err != nil {
 			return "", err
 		}
@@ -98,4 +109,13 @@ func (r *Run) notPassing(host string) func(ctx context.Context, _ *tasks.Env, _ 
 		}
 		return "no passing instance on " + host, nil
 	}
+}
+
+// passing is the service's passing instances, as Consul sees them now.
+func (r *Run) passing(ctx context.Context) ([]string, error) {
+	c, err := r.Consul(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.Passing(ctx, r.Opts.Service)
 }

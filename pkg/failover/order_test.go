@@ -53,6 +53,8 @@ func TestFailoverStepOrder(t *testing.T) {
 					if !down && !strings.Contains(act, "on zippy: "+(&Run{NFS: inv.NFS["data-services"]}).fenceCmd()) {
 						t.Errorf("the fence does not stop nfs on zippy: %s", act)
 					}
+				case strings.HasPrefix(s.Title, "arm the fence on zippy") && act == "on zippy: "+armCmd("nfs-server.service"):
+					what = "arm"
 				case strings.HasPrefix(s.Title, "final sync: inspect"), strings.HasPrefix(s.Title, "final sync: remove garbage"):
 					what = "final sync inspect"
 				case strings.HasPrefix(s.Title, "final sync: send"):
@@ -88,7 +90,7 @@ func TestFailoverStepOrder(t *testing.T) {
 			// The final sync's inspection (under its host locks) and its
 			// garbage removal come before the fence: they do not need
 			// the old primary stopped, so they are not in the outage.
-			want := "lock assess final sync inspect fence final sync final sync send promote start served direction remount prune"
+			want := "lock assess final sync inspect arm fence final sync final sync send promote start served direction remount prune"
 			if down {
 				want = "lock assess fence guard lease promote start served direction remount"
 			}

@@ -151,7 +151,7 @@ func loopBtrfs(t *testing.T) string {
 	}
 	tmp := t.TempDir()
 	m := tmp + "/mnt"
-	shell(t, "truncate -s 256M "+tmp+"/fs.img && mkfs.btrfs -q "+tmp+"/fs.img && mkdir "+m+" && mount -o loop "+tmp+"/fs.img "+m)
+	shell(t, "truncate -s 256M "+tmp+"/fs.img && mkfs.btrfs -q "+tmp+"/fs.img && mkdir "+m+" && mount -o loop,nosuid,nodev "+tmp+"/fs.img "+m)
 	t.Cleanup(func() {
 		if out, err := exec.Command("umount", m).CombinedOutput(); err != nil {
 			t.Errorf("umount: %v: %s", err, out)

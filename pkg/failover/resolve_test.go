@@ -3,10 +3,12 @@ package failover
 import (
 	"context"
 	"errors"
+	"net"
 	"slices"
 	"strings"
 	"testing"
 
+	consulapi "github.com/hashicorp/consul/api"
 	"github.com/hoctl/hoctl/pkg/exitcode"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/tasks"
@@ -89,6 +91,32 @@ func TestResolveChecksTheCommandLine(t *testing.T) {
 		_, err := Resolve(context.Background(), c.inv, consulFn, c.o)
 		if err == nil || !strings.Contains(err.Error(), c.want) || !errors.As(err, c.as) {
 			t.Errorf("%+v: %v, want %T saying %q", c.o, err, c.as, c.want)
+		}
+	}
+}
+
+// Consul down when the failover is asked for: the owner key cannot be
+// read, nothing was changed, so this is a refusal (exit 3), not a failed
+// step (exit 1). A dry run still shows its plan.
+func TestResolveRefusesWithConsulDown(t *testing.T) {
+	inv := parseInv(t, resolveInv)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close() // nothing listens there now: connection refused
+	down := ConsulVia(func(context.Context) (*consulapi.Client, error) {
+		return consulapi.NewClient(&consulapi.Config{Address: addr})
+	})
+	unbuilt := func(context.Context) (Consul, error) { return nil, errors.New("no route to the consul tunnel") }
+	for name, fn := range map[string]func(context.Context) (Consul, error){"refused": down, "no client": unbuilt} {
+		_, err := Resolve(context.Background(), inv, fn, Options{To: "c1"})
+		if code := exitcode.Of(err); code != exitcode.Refused || !strings.Contains(err.Error(), "owner key") {
+			t.Errorf("%s: exit %d (%v), want %d naming the owner key", name, code, err, exitcode.Refused)
+		}
+		if _, err := Resolve(context.Background(), inv, fn, Options{To: "c1", Plan: true}); err != nil {
+			t.Errorf("%s: the dry run's plan: %v", name, err)
 		}
 	}
 }

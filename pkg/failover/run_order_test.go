@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hoctl/hoctl/pkg/exitcode"
 	"github.com/hoctl/hoctl/pkg/inventory"
 	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/replicate"
@@ -27,6 +28,15 @@ type cluster struct {
 	index    map[string]uint64
 	active   map[string]bool
 	timeline []string
+	// suidMount: hosts whose /persist is mounted without nosuid,nodev.
+	suidMount map[string]bool
+}
+
+func (c *cluster) mountOptions(host string) string {
+	if c.suidMount[host] {
+		return "rw,relatime\n"
+	}
+	return "rw,nosuid,nodev,relatime\n"
 }
 
 func (c *cluster) log(ev string) {
@@ -99,11 +109,17 @@ func (c *cluster) answer(t *testing.T) func(host string, cmd sshexec.Cmd) sshexe
 			return sshexectest.Reply{Stdout: "locked zippy\n"}
 		case line == "exportfs -v":
 			return sshexectest.Reply{}
+		case strings.HasPrefix(line, "findmnt -n -o OPTIONS --target /persist"):
+			return sshexectest.Reply{Stdout: c.mountOptions(host)}
 		case strings.Contains(line, "50-hoctl-fence.conf") && strings.Contains(line, "systemctl stop"):
 			c.mu.Lock()
 			c.active[host] = false
 			c.mu.Unlock()
 			c.log(host + " fence")
+		case strings.HasPrefix(line, "rm -f ") && strings.Contains(line, "50-hoctl-fence.conf") && !strings.Contains(line, "systemctl start"):
+			c.log(host + " disarm")
+		case strings.Contains(line, "AssertPathExists=!") && !strings.Contains(line, "systemctl stop"):
+			c.log(host + " arm")
 		case strings.Contains(line, " promote services@20261126T090000Z=bbbb "):
 			c.log(host + " promote")
 		case strings.Contains(line, "systemctl start nfs-server.service"):
@@ -123,6 +139,16 @@ func (c *cluster) answer(t *testing.T) func(host string, cmd sshexec.Cmd) sshexe
 		}
 		return sshexectest.Reply{}
 	}
+}
+
+// engine runs a failover against the cluster's hosts, confirmed, with
+// the cluster lock held.
+func (c *cluster) engine(t *testing.T, inv *inventory.Inventory) *tasks.Engine {
+	hosts := &sshexectest.Hosts{Answer: c.answer(t)}
+	ios, _, _, _ := iostreams.Test()
+	return &tasks.Engine{Env: &tasks.Env{Inventory: inv, Connect: hosts.Connect}, Reporter: tasks.NewReporter(ios, nil),
+		StateDir: t.TempDir(), Yes: true, Command: "hoctl failover",
+		ClusterLock: func(context.Context, string, string) (tasks.ClusterLock, error) { return heldLock{}, nil }}
 }
 
 type heldLock struct{}
@@ -160,11 +186,7 @@ func TestFailoverRunsInOrderOnTheHosts(t *testing.T) {
 	if sync == 0 {
 		t.Fatal("no final sync steps")
 	}
-	hosts := &sshexectest.Hosts{Answer: c.answer(t)}
-	ios, _, _, _ := iostreams.Test()
-	eng := &tasks.Engine{Env: &tasks.Env{Inventory: inv, Connect: hosts.Connect}, Reporter: tasks.NewReporter(ios, nil),
-		StateDir: t.TempDir(), Yes: true, Command: "hoctl failover",
-		ClusterLock: func(context.Context, string, string) (tasks.ClusterLock, error) { return heldLock{}, nil }}
+	eng := c.engine(t, inv)
 	if _, err := eng.Run(context.Background(), rb, tasks.RunOptions{}); err != nil {
 		t.Fatalf("%v\n%s", err, strings.Join(c.timeline, "\n"))
 	}
@@ -179,11 +201,71 @@ func TestFailoverRunsInOrderOnTheHosts(t *testing.T) {
 		slices.Sort(got[i+1 : i+3])
 	}
 	// The final sync's inspection (under the host locks) and garbage
-	// removal come before the fence, out of the outage; its snapshot and
+	// removal come before the fence, out of the outage, and so does the
+	// fence's arming (its daemon-reload), before the owner key moves; its snapshot and
 	// send after it; its prunes once the clients read the new primary.
-	want := []string{"final sync", "consul hoctl/nfs/data-services/owner=c1", "zippy fence", "final sync", "c1 promote", "c1 start",
+	want := []string{"final sync", "zippy arm", "consul hoctl/nfs/data-services/owner=c1", "zippy fence", "final sync", "c1 promote", "c1 start",
 		"consul " + replicate.DirectionKey("services") + "=c1", "c1 direction", "zippy direction", "c1 remount", "c2 remount", "final sync"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("the failover ran\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
+// lostCAS is a cluster where someone else moves the owner key between
+// the fence's read of it and its compare-and-set.
+type lostCAS struct{ *cluster }
+
+func (c lostCAS) CAS(context.Context, string, string, uint64) (bool, error) { return false, nil }
+
+// A fence armed before the owner key moves is taken back when the key
+// does not move: the old primary stays the owner, serving, and its unit
+// can start again (after its guard's lease stop, say).
+func TestFenceDisarmsWhenTheKeyDoesNotMove(t *testing.T) {
+	inv := parseInv(t, resolveInv)
+	svc := inv.NFS["data-services"]
+	c := &cluster{kv: map[string]string{svc.OwnerKey: "zippy"}, index: map[string]uint64{svc.OwnerKey: 7}, active: map[string]bool{"zippy": true}}
+	consulFn := func(context.Context) (Consul, error) { return lostCAS{c}, nil }
+	rb, err := Resolve(context.Background(), inv, consulFn, Options{To: "c1", ConsulWait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range rb.Steps {
+		if strings.HasPrefix(s.Title, "final sync:") {
+			s.Before, s.After, s.Undo = nil, nil, nil
+			s.Action = &tasks.Func{Desc: "stand-in", Fn: func(context.Context, *tasks.Env, *inventory.Host) (string, error) { return "", nil }}
+		}
+	}
+	eng := c.engine(t, inv)
+	_, err = eng.Run(context.Background(), rb, tasks.RunOptions{})
+	if err == nil || !strings.Contains(err.Error(), "the fence armed on zippy was removed") {
+		t.Fatalf("run: %v, want the lost compare-and-set, the fence removed", err)
+	}
+	if want := []string{"zippy arm", "zippy disarm"}; !slices.Equal(c.timeline, want) {
+		t.Fatalf("the failover ran\n  %s\nwant\n  %s", strings.Join(c.timeline, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
+// A new primary whose /persist is mounted without nosuid,nodev would have
+// the promote refuse (it would make a stream's setuid files and device
+// nodes live there), but only after the fence: nothing would serve. The
+// assessment refuses it first (exit 3), before anything is armed, moved
+// or stopped.
+func TestFailoverRefusesAnUnsafePromoteMountBeforeTheFence(t *testing.T) {
+	inv := parseInv(t, resolveInv)
+	svc := inv.NFS["data-services"]
+	c := &cluster{kv: map[string]string{svc.OwnerKey: "zippy"}, index: map[string]uint64{svc.OwnerKey: 7}, active: map[string]bool{"zippy": true},
+		suidMount: map[string]bool{"c1": true}}
+	consulFn := func(context.Context) (Consul, error) { return c, nil }
+	rb, err := Resolve(context.Background(), inv, consulFn, Options{To: "c1", ConsulWait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := c.engine(t, inv)
+	_, err = eng.Run(context.Background(), rb, tasks.RunOptions{})
+	if err == nil || exitcode.Of(err) != exitcode.Refused || !strings.Contains(err.Error(), "c1: /persist is mounted without nosuid,nodev") {
+		t.Fatalf("run: %v (exit %d), want a refusal naming c1's /persist", err, exitcode.Of(err))
+	}
+	if len(c.timeline) != 0 || c.kv[svc.OwnerKey] != "zippy" || !c.active["zippy"] {
+		t.Fatalf("refused, yet the failover ran %v (owner %s)", c.timeline, c.kv[svc.OwnerKey])
 	}
 }

@@ -20,7 +20,9 @@
 //
 // The decisions (this file) are single-threaded and read time only from
 // a Clock; Run (run.go) is the loop that feeds them Consul's answers and
-// timer wake-ups. The simulation in sim_test.go drives the same
+// timer wake-ups. While the loop waits in a call of its own (a fence, a
+// status read, a start, a state save), the fuse (fuse.go) stops the unit
+// at the lease's end from its own timer. The simulation in sim_test.go drives the same
 // decisions with a fake clock and a scripted Consul.
 package guard
 
@@ -32,92 +34,6 @@ import (
 
 	"github.com/hoctl/hoctl/pkg/failover"
 )
-
-// Reading is one answer of Consul about the owner key.
-type Reading struct {
-	Owner string // the key's value
-	Found bool   // false: the key does not exist
-	Index uint64 // X-Consul-Index, for the next blocking query
-	// ModifyIndex is the key's own: it changes with every write, so an
-	// unchanged ModifyIndex means nobody wrote the key in between.
-	ModifyIndex uint64
-}
-
-// Consul is what the guard asks Consul.
-type Consul interface {
-	// Owner reads key consistently (through the Raft leader). With index
-	// > 0 it is a blocking query: it returns when the key's index passes
-	// index or after about wait. It returns when ctx ends.
-	Owner(ctx context.Context, key string, index uint64, wait time.Duration) (Reading, error)
-}
-
-// Units is what the guard does to systemd.
-type Units interface {
-	// Running says whether unit is active (or activating, reloading).
-	Running(ctx context.Context, unit string) (bool, error)
-	// Fence writes the fence drop-in (failover.FenceDropIn), reloads
-	// systemd and stops unit: nothing starts it again until the drop-in
-	// is removed (hoctl failover back to this host does).
-	Fence(ctx context.Context, unit, reason string) error
-	// Stop stops unit without a fence.
-	Stop(ctx context.Context, unit string) error
-	// Start queues a start of unit and returns without waiting for it
-	// (systemctl start --no-block): a start can take minutes (the unit's
-	// own start commands), and the lease's end and a move of the key
-	// must be acted on meanwhile. The unit's own start check still
-	// decides; later looks (Running) see how the start goes.
-	Start(ctx context.Context, unit string) error
-	// Activated is a mark that grows whenever unit becomes active
-	// (systemd's ActiveEnterTimestampMonotonic; 0 for a unit systemd
-	// unloaded): whether someone else started it since the lease stop,
-	// even if they stopped it again between two looks of the guard.
-	Activated(ctx context.Context, unit string) (string, error)
-}
-
-// Clock is the guard's only source of time.
-type Clock interface {
-	Now() time.Time
-	// AfterFunc calls f in its own goroutine once d has passed (at once
-	// when d <= 0); stop cancels it if it has not run.
-	AfterFunc(d time.Duration, f func()) (stop func() bool)
-	// WithDeadline is context.WithDeadline on this clock.
-	WithDeadline(ctx context.Context, t time.Time) (context.Context, context.CancelFunc)
-}
-
-// Stored is what a guard keeps for the next guard on the same host (a
-// restart, an upgrade): without it a restarted guard would know neither
-// how old its lease is nor at which ModifyIndex it may start the unit.
-type Stored struct {
-	// LeaseEnd is when the unit has to stop. A guard just started keeps
-	// the sooner of it and its own start + StartGrace, and stores that
-	// at once: guards restarted again and again cannot stretch it.
-	LeaseEnd time.Time
-	// Confirmed is the send time of the newest request whose answer
-	// named this host (zero: none).
-	Confirmed time.Time
-	// ModifyIndex is that answer's ModifyIndex of the key.
-	ModifyIndex uint64
-	// LeaseStopped: the guard stopped the unit when the lease ran out,
-	// and starts it again only at ModifyIndex.
-	LeaseStopped bool
-	// Answered is the send time of the newest request Consul answered
-	// (whatever it named): hoctl status reads it to tell a guard that
-	// works from one that is wedged or cut off.
-	Answered time.Time
-	// StopMark is Units.Activated just after the lease stop: another
-	// one means someone else started the unit since.
-	StopMark string
-	// Index is the last X-Consul-Index seen. One below it is a snapshot
-	// restore, which can put the key back at an old ModifyIndex after
-	// it was written since: that drops a lease stop's start.
-	Index uint64
-}
-
-// State keeps Stored across restarts of the guard (FileState on a host).
-type State interface {
-	Load() (Stored, bool, error)
-	Save(Stored) error
-}
 
 // Priorities of log lines, as systemd's journal reads them from a
 // "<N>" prefix on stderr (sd-daemon(3)).
@@ -221,6 +137,9 @@ type Guard struct {
 	nextRead time.Time // no read before this (the pause after a failure)
 
 	log reporter
+	// fuse stops the unit at the lease's end while the loop is in a
+	// call (fuse.go); nil in a dry run.
+	fuse *fuse
 }
 
 // request is one read of the owner key.
@@ -273,7 +192,7 @@ func New(c Config, consul Consul, units Units, clock Clock, state State) *Guard 
 func (g *Guard) begin() {
 	now := g.Clock.Now()
 	g.started, g.startedAt = true, now
-	g.leaseEnd = now.Add(g.StartGrace)
+	g.setLease(now.Add(g.StartGrace))
 	if g.State == nil {
 		return
 	}
@@ -284,10 +203,16 @@ func (g *Guard) begin() {
 	case ok:
 		g.confirmed, g.mod, g.haveMod, g.leaseStopped, g.lastIndex, g.stopMark, g.lastAnswer = s.Confirmed, s.ModifyIndex, s.ModifyIndex != 0, s.LeaseStopped, s.Index, s.StopMark, s.Answered
 		if s.LeaseEnd.Before(g.leaseEnd) {
-			g.leaseEnd = s.LeaseEnd
+			g.setLease(s.LeaseEnd)
 		}
 	}
 	g.save()
+}
+
+// setLease is the lease's new end, for the loop and its fuse.
+func (g *Guard) setLease(end time.Time) {
+	g.leaseEnd = end
+	g.fuse.set(end)
 }
 
 func (g *Guard) save() {
@@ -306,6 +231,11 @@ func (g *Guard) save() {
 // send, if any, and when to call tick again (zero: only when the read
 // returns).
 func (g *Guard) tick(ctx context.Context) (*request, time.Time) {
+	if g.fuse == nil && !g.DryRun {
+		g.fuse = newFuse(g.Clock, g.Retry, DefaultHandoff, g.blowFuse(ctx))
+	}
+	g.fuse.enter()
+	defer g.fuse.leave()
 	if !g.started {
 		g.begin()
 	}
@@ -388,7 +318,7 @@ func (g *Guard) leaseRanOut(ctx context.Context, now time.Time, lastErr error) {
 	if !running {
 		what = why + ": stopping the start of " + g.Unit + " this guard queued, not seen running yet (this guard will not start it again)"
 	}
-	if g.act(ctx, what, func() error { return g.Units.Stop(ctx, g.Unit) }) {
+	if g.act(ctx, what, func() error { defer g.fuse.own()(); return g.Units.Stop(ctx, g.Unit) }) {
 		g.starting = false
 	}
 }
@@ -408,6 +338,7 @@ func (g *Guard) up(ctx context.Context) bool {
 func (g *Guard) endLease(now time.Time) {
 	if now.Before(g.leaseEnd) {
 		g.leaseEnd = now
+		g.fuse.endNow()
 		g.save()
 	}
 }
@@ -426,6 +357,8 @@ func (g *Guard) running(ctx context.Context) bool {
 // answered takes the outcome of req: the answer, the lease, the unit's
 // state, and what they call for.
 func (g *Guard) answered(ctx context.Context, req *request, r Reading, err error) {
+	g.fuse.enter()
+	defer g.fuse.leave()
 	if g.inflight == req {
 		g.inflight = nil
 	}
@@ -481,7 +414,7 @@ func (g *Guard) answered(ctx context.Context, req *request, r Reading, err error
 			return
 		}
 		g.endLease(now)
-		if g.act(ctx, why+": fencing and stopping "+g.Unit, func() error { return g.Units.Fence(ctx, g.Unit, why) }) {
+		if g.act(ctx, why+": fencing and stopping "+g.Unit, func() error { defer g.fuse.own()(); return g.Units.Fence(ctx, g.Unit, why) }) {
 			g.leaseStopped, g.starting = false, false
 			g.save()
 		}
@@ -510,6 +443,10 @@ func (g *Guard) answered(ctx context.Context, req *request, r Reading, err error
 			g.Log(Notice, fmt.Sprintf("Consul confirms %s names %s again at ModifyIndex %d, but %s: this guard leaves %s stopped (the operator, or hoctl failover, may start it)", g.Key, g.Host, r.ModifyIndex, why, g.Unit))
 			g.leaseStopped = false
 			g.save()
+			return
+		}
+		if !g.Clock.Now().Before(g.leaseEnd) {
+			// The look took the rest of the lease: no start on it.
 			return
 		}
 		if g.act(ctx, fmt.Sprintf("Consul confirms %s names %s again at ModifyIndex %d, unchanged since the lease stop: starting %s", g.Key, g.Host, r.ModifyIndex, g.Unit),
@@ -542,7 +479,7 @@ func (g *Guard) confirm(sent time.Time, r Reading) {
 	}
 	g.confirmedHere = true
 	if end := sent.Add(g.Lease); end.After(g.leaseEnd) {
-		g.leaseEnd = end
+		g.setLease(end)
 	}
 	g.mod, g.haveMod = r.ModifyIndex, true
 	g.save()

@@ -501,3 +501,66 @@ func TestGuardQueuedStartCountsAsRunning(t *testing.T) {
 		t.Fatalf("a queued start at the lease's end: unit %q, starting %v, lease stop recorded %v; want a stop, not recorded", w.unitLog, g.starting, g.leaseStopped)
 	}
 }
+
+// Attack F1: the loop waits in a call that does not return (here a
+// status read; on the real cluster a fence's daemon-reload), the lease
+// ends meanwhile: the fuse stops the unit from its own goroutine, on
+// the real clock, while the call still hangs.
+func TestRunStopsAtTheLeaseEndWhileACallHangs(t *testing.T) {
+	release := make(chan struct{})
+	u := &hangingUnits{recordingUnits: &recordingUnits{running: true}, release: release}
+	c := consulFunc(func(ctx context.Context) (Reading, error) {
+		return Reading{Owner: "zippy", Found: true, Index: 5, ModifyIndex: 5}, nil
+	})
+	g := New(Config{Key: "k", Unit: "nfs-server.service", Host: "zippy", Lease: 300 * time.Millisecond, StartGrace: 200 * time.Millisecond, Request: time.Hour}, c, u, nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- g.Run(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for u.did() == "" && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	d := u.did()
+	if !u.hung() {
+		t.Errorf("the status read never hung: the test did not test the fuse")
+	}
+	close(release)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(d, "stop nfs-server.service") {
+		t.Fatalf("did %q, want a stop while the loop waits in its status read", d)
+	}
+}
+
+type consulFunc func(ctx context.Context) (Reading, error)
+
+func (f consulFunc) Owner(ctx context.Context, _ string, _ uint64, _ time.Duration) (Reading, error) {
+	return f(ctx)
+}
+
+// hangingUnits: every status read after the first hangs until release.
+type hangingUnits struct {
+	*recordingUnits
+	release chan struct{}
+	mu      sync.Mutex
+	reads   int
+}
+
+func (u *hangingUnits) Running(ctx context.Context, unit string) (bool, error) {
+	u.mu.Lock()
+	u.reads++
+	n := u.reads
+	u.mu.Unlock()
+	if n > 1 {
+		<-u.release
+	}
+	return u.recordingUnits.Running(ctx, unit)
+}
+
+func (u *hangingUnits) hung() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.reads > 1
+}

@@ -3,6 +3,7 @@ package guard
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -18,7 +19,8 @@ type result struct {
 // the request's deadline; the loop waits for it or for the next thing
 // due (the lease's end, the next read), whichever comes first. So the
 // lease's end stops the unit on time even if a request does not honour
-// its context. The loop turns at least every Heartbeat, and tells
+// its context; and while the loop itself waits in a call, the guard's
+// fuse (fuse.go) stops the unit at the lease's end from its own timer. The loop turns at least every Heartbeat, and tells
 // systemd so (WATCHDOG=1): a guard wedged anywhere, or stopped
 // (SIGSTOP), is killed by systemd's watchdog and started again, and
 // the guard after it finds the lease as this one stored it.
@@ -27,6 +29,14 @@ func (g *Guard) Run(ctx context.Context) error {
 		g.Unit, g.Host, g.Key, g.Host, g.Lease, g.Wait, g.StartGrace, map[bool]string{true: "; dry run: nothing is stopped or started"}[g.DryRun]))
 	if g.Notify != nil {
 		g.Units = fedUnits{Units: g.Units, beat: g.Heartbeat, notify: g.notify}
+	}
+	// The fuse (fuse.go) logs from its own goroutine.
+	var logMu sync.Mutex
+	logf := g.Log
+	g.Log = func(prio int, msg string) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		logf(prio, msg)
 	}
 	results := make(chan result, 1)
 	wake := make(chan struct{}, 1)

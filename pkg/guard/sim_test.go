@@ -132,6 +132,17 @@ type schedule struct {
 	// start without --no-block, bounded by its two minutes), as before
 	// issue 19's finding 1 (TestSimulationFindsABlockingStart).
 	blockingStart bool
+	// reloadTake is the fence's daemon-reload (the host's generators;
+	// attack F1: 35 s); slow, when not zero, is how long any other call
+	// of the guard's but a stop (a status read, the activation mark, a
+	// start, a state save) may take, one call in eight (a systemctl
+	// waiting for its bus, a disk stalled). Drawn from their own
+	// generator, so that the schedules without them stay as they were.
+	reloadTake, slow time.Duration
+	// reloadFirst: Units.Fence reloads before it stops, as before the
+	// fix of attack F1; noFuse: no timer fires while the guard waits in
+	// a call, as in the guard before it (TestSimulationFindsASlowFence).
+	reloadFirst, noFuse bool
 	// scenario tests only
 	unit0   unitState // the unit's state at 0
 	unitErr bool      // systemctl is-active cannot answer
@@ -221,6 +232,13 @@ func newSchedule(seed uint64) (schedule, *rand.Rand) {
 		case 2:
 			*d = rndDur(r, 30*time.Second, 3*time.Minute)
 		}
+	}
+	slow := rand.New(rand.NewPCG(seed, 0x736c6f77))
+	if slow.IntN(3) == 0 {
+		s.reloadTake = rndDur(slow, time.Second, 90*time.Second)
+	}
+	if slow.IntN(4) == 0 {
+		s.slow = rndDur(slow, time.Second, 40*time.Second)
 	}
 	return s, r
 }
@@ -316,6 +334,7 @@ func (s *schedule) String() string {
 	}
 	fmt.Fprintf(&b, "  the unit's start checks the guard's lease: %v\n", s.leaseCheck)
 	fmt.Fprintf(&b, "  the unit's start takes %s (serving), its stop %s more (not serving); the guard's start waits for it: %v\n", s.startTake, s.stopTake, s.blockingStart)
+	fmt.Fprintf(&b, "  the fence's daemon-reload takes %s (before the stop: %v); other calls up to %s, one in eight; no timer during a call: %v\n", s.reloadTake, s.reloadFirst, s.slow, s.noFuse)
 	return b.String()
 }
 
@@ -392,6 +411,21 @@ type world struct {
 
 	// what happened, for the test's summary
 	confirms, stops, fences, starts, reads, otherStarts int
+
+	// timers: the guard's Clock.AfterFunc (its fuse), fired by advance
+	// at their instant, in the goroutine of whatever the world is doing
+	// then (the guard's loop waiting in a call, or between its steps)
+	timers  []*simTimer
+	slowRng *rand.Rand
+	// inCall names the guard's call under way that took long, for
+	// classify
+	inCall, violIn string
+}
+
+type simTimer struct {
+	at   time.Duration
+	f    func()
+	done bool
 }
 
 func newWorld(seed uint64) *world {
@@ -406,6 +440,7 @@ func (s schedule) world(r *rand.Rand, seed uint64) *world {
 	if w.rng == nil {
 		w.rng = rand.New(rand.NewPCG(seed, 1))
 	}
+	w.slowRng = rand.New(rand.NewPCG(seed, 0x63616c6c))
 	if s.stored {
 		w.stored, w.has = Stored{LeaseEnd: w.t0.Add(simLease), Confirmed: w.t0, ModifyIndex: s.writes[0].mod, Index: s.consulIndex(0)}, true
 		w.deadline = simLease
@@ -432,6 +467,7 @@ func (w *world) violate(kind string, at time.Duration, format string, args ...an
 	}
 	w.kind = kind
 	w.class = w.classify()
+	w.violIn = w.inCall
 	w.viol = fmt.Sprintf("invariant %s broken at %s: ", kind, at) + fmt.Sprintf(format, args...)
 	w.tracef("VIOLATION %s", w.viol)
 }
@@ -439,12 +475,30 @@ func (w *world) violate(kind string, at time.Duration, format string, args ...an
 // advance moves the clock to t, checking invariants 1 and 3 over every
 // instant in between.
 func (w *world) advance(t time.Duration) {
+	for w.viol == "" {
+		var next *simTimer
+		for _, x := range w.timers {
+			if !x.done && x.at <= t && (next == nil || x.at < next.at) {
+				next = x
+			}
+		}
+		if next == nil {
+			break
+		}
+		next.done = true
+		w.advanceTo(next.at)
+		next.f()
+	}
+	w.advanceTo(t)
+}
+
+func (w *world) advanceTo(t time.Duration) {
 	if t <= w.now {
 		return
 	}
 	if w.unit == activating && w.startDone < t {
 		// Checked up to the start's end, then as active.
-		w.advance(w.startDone)
+		w.advanceTo(w.startDone)
 		w.settle()
 	}
 	if w.gap == "" && (w.unit == active || w.unit == activating) {
@@ -560,6 +614,25 @@ func (w *world) deliver(d *delivery) {
 
 func (w *world) op() { w.advance(w.now + rndDur(w.rng, 0, w.opMax)) }
 
+// call is one of the guard's calls but a stop: one in eight takes up to
+// slow, then (a systemctl call) as op.
+func (w *world) call(what string) {
+	w.slowly(what)
+	w.op()
+}
+
+// slowly is the slow part of a call, if it is slow.
+func (w *world) slowly(what string) {
+	if w.slow > 0 && w.slowRng.IntN(8) == 0 {
+		d := rndDur(w.slowRng, 0, w.slow)
+		w.tracef("%s takes %s", what, d)
+		prev := w.inCall
+		w.inCall = what
+		w.advance(w.now + d)
+		w.inCall = prev
+	}
+}
+
 // settle ends a start whose time is up: active from now on.
 func (w *world) settle() {
 	if w.unit == activating && w.now >= w.startDone {
@@ -637,7 +710,7 @@ func (w *world) other(o other) {
 type simUnits struct{ w *world }
 
 func (u simUnits) Running(context.Context, string) (bool, error) {
-	u.w.op()
+	u.w.call("systemctl show (is it running)")
 	u.w.settle()
 	if u.w.unitErr {
 		return false, errors.New("Failed to connect to bus")
@@ -646,7 +719,7 @@ func (u simUnits) Running(context.Context, string) (bool, error) {
 }
 
 func (u simUnits) Activated(context.Context, string) (string, error) {
-	u.w.op()
+	u.w.call("systemctl show (its activation mark)")
 	return strconv.Itoa(u.w.activations), nil
 }
 
@@ -664,13 +737,38 @@ func (u simUnits) Stop(context.Context, string) error {
 	return nil
 }
 
+// Fence stops the unit, then writes the drop-in and reloads systemd
+// (reloadTake), which makes the drop-in count: until then a start is
+// refused only by the unit's own checks. With reloadFirst, as before the
+// fix of attack F1, the reload comes first and the stop waits for it.
 func (u simUnits) Fence(context.Context, string, string) error {
-	u.w.op()
-	u.w.unit = fenced
-	u.w.fences++
-	u.w.tracef("unit fenced")
-	u.w.unitLog = append(u.w.unitLog, fmt.Sprintf("fence %s", u.w.now))
-	u.w.advance(u.w.now + u.w.stopTake)
+	w := u.w
+	w.fences++
+	w.unitLog = append(w.unitLog, fmt.Sprintf("fence %s", w.now))
+	reload := func() {
+		w.tracef("fence: daemon-reload (%s)", w.reloadTake)
+		prev := w.inCall
+		w.inCall = "the fence's daemon-reload"
+		w.advance(w.now + w.reloadTake)
+		w.inCall = prev
+	}
+	if w.reloadFirst {
+		reload()
+	}
+	w.op()
+	w.settle()
+	if w.serving() {
+		w.unit, w.stoppedBy = stopped, "fence"
+	}
+	w.tracef("unit stopped by the fence")
+	w.advance(w.now + w.stopTake)
+	if !w.reloadFirst {
+		reload()
+	}
+	if w.unit == stopped {
+		w.unit = fenced
+		w.tracef("unit fenced")
+	}
 	return nil
 }
 
@@ -680,6 +778,7 @@ func (u simUnits) Fence(context.Context, string, string) error {
 // the start has ended, or after systemctl's two minutes.
 func (u simUnits) Start(context.Context, string) error {
 	w := u.w
+	w.call("systemctl start --no-block")
 	w.settle()
 	w.tracef("guard starts the unit")
 	w.starts++
@@ -736,7 +835,11 @@ type simState struct{ w *world }
 
 func (s simState) Load() (Stored, bool, error) { return s.w.stored, s.w.has, nil }
 
-func (s simState) Save(st Stored) error { s.w.stored, s.w.has = st, true; return nil }
+func (s simState) Save(st Stored) error {
+	s.w.stored, s.w.has = st, true
+	s.w.slowly("the state save")
+	return nil
+}
 
 // simClock is the world's clock; the simulation's loop does the waiting,
 // so nothing here ever sleeps.
@@ -748,8 +851,22 @@ func (c simClock) Now() time.Time {
 	}
 	return c.w.t0.Add(c.w.now)
 }
-func (c simClock) AfterFunc(time.Duration, func()) func() bool {
-	panic("the simulation drives tick and answered itself")
+
+// AfterFunc is a timer of the world's, fired by advance: at once (at
+// the next instant the world moves) when d <= 0. With noFuse, none
+// fires, as in the guard before attack F1's fix, whose only timer was
+// its loop's own wake-up (tick's).
+func (c simClock) AfterFunc(d time.Duration, f func()) func() bool {
+	x := &simTimer{at: c.w.now + max(d, 0), f: f, done: c.w.noFuse}
+	if len(c.w.timers) > 64 {
+		c.w.timers = slices.DeleteFunc(c.w.timers, func(x *simTimer) bool { return x.done })
+	}
+	c.w.timers = append(c.w.timers, x)
+	return func() bool {
+		was := !x.done
+		x.done = true
+		return was
+	}
 }
 func (c simClock) WithDeadline(ctx context.Context, _ time.Time) (context.Context, context.CancelFunc) {
 	panic("the simulation drives tick and answered itself")
@@ -788,6 +905,7 @@ func (w *world) run() {
 			}
 			w.tracef("the guard dies")
 			pending = nil
+			w.timers = nil
 			w.advance(w.now + r.gap)
 			g, fresh = w.newGuard(), true
 			continue
@@ -797,6 +915,12 @@ func (w *world) run() {
 			si++
 			w.tracef("the host suspends for %s", d)
 			w.sleptFrom, w.now, w.slept = w.now, w.now+d, w.slept+d
+			if w.monotonic {
+				// Go's timers stop during a suspend too.
+				for _, x := range w.timers {
+					x.at += d
+				}
+			}
 			w.resumed = w.now
 			w.tracef("the host resumes")
 			continue
@@ -943,6 +1067,8 @@ func (w *world) classify() string {
 	switch {
 	case w.inStart:
 		return "(19.1) the lease's end or the key's move not acted on during the guard's own slow start"
+	case w.inCall != "":
+		return slowCall
 	case strings.HasPrefix(w.kind, "4"):
 		return "(F1) a unit started by someone else after the lease ran out, left running"
 	case strings.HasPrefix(w.kind, "5") && w.stoppedBy == "other" && w.unit == stopped:
@@ -1052,14 +1178,51 @@ func TestSimulationFindsTheOldBugs(t *testing.T) {
 	}
 }
 
+const slowCall = "(attack F1) the lease's end or the key's move not acted on while the guard waits in a slow call"
+
+// TestSimulationFindsASlowFence runs the same schedules with the guard as
+// it was before attack F1's fix: Units.Fence reloads systemd before it
+// stops the unit, and no timer fires while the guard's loop waits in a
+// call. The simulation must find the unit serving past its lease, or
+// beside c1, while the guard waits in a slow daemon-reload or another
+// slow call; TestSimulation, with the stop first and the lease's own
+// timer (the fuse), never does.
+func TestSimulationFindsASlowFence(t *testing.T) {
+	for _, c := range []struct {
+		name                string
+		reloadFirst, noFuse bool
+	}{
+		{"reload before the stop, no timer during a call (the guard before the fix)", true, true},
+		{"the stop first, no timer during a call", false, true},
+	} {
+		bad, _, total := runSchedules(t, simCount(t), func(w *world) { w.reloadFirst, w.noFuse = c.reloadFirst, c.noFuse; w.run() })
+		n, kinds, in := 0, map[string]int{}, map[string]int{}
+		for _, w := range bad {
+			if w.class == slowCall {
+				n++
+				if in[w.violIn]++; in[w.violIn] == 1 {
+					t.Logf("%s: waiting in %s: first seed %d: %s", c.name, w.violIn, w.seed, w.viol)
+				}
+				kinds[w.kind]++
+			}
+		}
+		t.Logf("%s: %d of %d schedules broke an invariant, %d of them while the guard waited in a slow call: %v %v", c.name, len(bad), total, n, kinds, in)
+		if n == 0 && *simSeed == 0 {
+			t.Errorf("%s: no schedule found the guard held by a slow call", c.name)
+		}
+	}
+}
+
 // TestSimulationFindsABlockingStart runs the same schedules with a
 // Units.Start that waits for the unit's start to end, as `systemctl
-// start` without --no-block does (issue 19's finding 1): the simulation
-// must find the unit serving past its lease, or beside c1, while the
-// guard waits in its own start. TestSimulation, with the start queued,
-// never does.
+// start` without --no-block does (issue 19's finding 1), and no timer
+// firing while the guard waits in a call, as before attack F1's fix
+// (the fuse now stops the unit during any call, a waiting start
+// included): the simulation must find the unit serving past its lease,
+// or beside c1, while the guard waits in its own start. TestSimulation,
+// with the start queued, never does.
 func TestSimulationFindsABlockingStart(t *testing.T) {
-	bad, _, total := runSchedules(t, simCount(t), func(w *world) { w.blockingStart = true; w.run() })
+	bad, _, total := runSchedules(t, simCount(t), func(w *world) { w.blockingStart, w.noFuse = true, true; w.run() })
 	const c = "(19.1) the lease's end or the key's move not acted on during the guard's own slow start"
 	n, kinds := 0, map[string]int{}
 	for _, w := range bad {

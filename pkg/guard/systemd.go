@@ -90,9 +90,16 @@ func (s *Systemd) Running(ctx context.Context, unit string) (bool, error) {
 }
 
 // Fence implements Units with the failover's own fence: the same drop-in
-// (so that `hoctl failover` back to this host lifts it), written before
-// the stop, so that from the reload on nothing starts the unit again.
+// (so that `hoctl failover` back to this host lifts it). The stop comes
+// first: the drop-in takes effect only with a daemon-reload, which runs
+// the host's generators and can take as long as they do (attack F1: a
+// 35 s generator kept the server up 36 s after the key moved). Between
+// the stop and the reload, a start is refused by the unit's own checks
+// (the owner key names another host; the guard ended its lease).
 func (s *Systemd) Fence(ctx context.Context, unit, reason string) error {
+	if err := s.Stop(ctx, unit); err != nil {
+		return err
+	}
 	path := filepath.Join(s.Root, failover.FenceDropIn(unit))
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
@@ -114,7 +121,7 @@ func (s *Systemd) Fence(ctx context.Context, unit, reason string) error {
 	if out, err := s.run(ctx, "daemon-reload"); err != nil {
 		return fmt.Errorf("systemctl daemon-reload: %s: %w", out, err)
 	}
-	return s.Stop(ctx, unit)
+	return nil
 }
 
 // Stop implements Units.

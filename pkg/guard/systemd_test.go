@@ -13,13 +13,17 @@ import (
 )
 
 // The fence the guard writes is the failover's: its drop-in path (which
-// hoctl failover back removes), asserting its own absence, reloaded
-// before the stop. A hostile owner value cannot add a line to it.
+// hoctl failover back removes), asserting its own absence, written and
+// reloaded after the stop: a slow daemon-reload (attack F1) must not
+// hold the stop. A hostile owner value cannot add a line to it.
 func TestSystemdFenceWritesTheFailoverDropIn(t *testing.T) {
 	root := t.TempDir()
 	var calls []string
 	s := &Systemd{Host: "zippy", Root: root, Exec: func(_ context.Context, args ...string) (string, error) {
 		calls = append(calls, strings.Join(args, " "))
+		if _, err := os.Stat(filepath.Join(root, failover.FenceDropIn("nfs-server.service"))); args[0] == "stop" && err == nil {
+			t.Errorf("the drop-in is written before the stop")
+		}
 		return "", nil
 	}}
 	if err := s.Fence(context.Background(), "nfs-server.service", "owner key k names \"c1\n[Service]\nExecStartPre=/bin/evil\""); err != nil {
@@ -38,8 +42,8 @@ func TestSystemdFenceWritesTheFailoverDropIn(t *testing.T) {
 			t.Errorf("the owner value added a line to the drop-in:\n%s", conf)
 		}
 	}
-	if strings.Join(calls, ";") != "daemon-reload;stop nfs-server.service" {
-		t.Errorf("systemctl calls %q, want the reload before the stop", calls)
+	if strings.Join(calls, ";") != "stop nfs-server.service;daemon-reload" {
+		t.Errorf("systemctl calls %q, want the stop before the reload", calls)
 	}
 }
 

@@ -139,6 +139,11 @@ func TestErrorsNameFileLineColumnAndField(t *testing.T) {
 		{"role is host", "hosts:\n  a: {address: x, roles: [b]}\n  b: {address: y}\n", `role "b" is also a host name`},
 		{"duplicate key", "hosts:\n  a: {address: x}\n  a: {address: y}\n", "test.yaml:3:3"},
 		{"consul url", "hosts:\n  a: {address: x}\nconsul: {address: 127.0.0.1:8500}\n", "consul.address: expected an http:// or https:// URL"},
+		// An address is a host name or an IP address: one shell word a
+		// runbook may paste as it is ({{.HostInfo.Address}}).
+		{"address with a shell character", "hosts:\n  a: {address: 'x;id'}\n", `hosts.a.address: expected a host name, an IP address or "local", got "x;id"`},
+		{"address with a quote", "hosts:\n  a: {address: \"x'y\"}\n", `hosts.a.address: expected a host name, an IP address or "local", got "x'y"`},
+		{"address with a dollar", "hosts:\n  a: {address: 'x$HOME'}\n", `hosts.a.address: expected a host name, an IP address or "local"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -30,6 +30,10 @@ const (
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
 
+// hostnameRE is an address that is not an IP address: a DNS name, an
+// ssh_config alias or "local".
+var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]*$`)
+
 type validator struct {
 	name      string
 	ast       *ast.File
@@ -174,6 +178,10 @@ func (v *validator) host(h *Host) {
 		v.at(at+".address", "expected a host name, an IP address or \"local\", got %q", h.Address)
 	} else if msg := addressProblem(h.Address); msg != "" {
 		v.at(at+".address", "%s", msg)
+	} else if h.Address != "" && net.ParseIP(h.Address) == nil && !hostnameRE.MatchString(h.Address) {
+		// Nothing a shell reads: runbooks paste {{.HostInfo.Address}}
+		// as it is (tasks.Shell.Unquoted).
+		v.at(at+".address", "expected a host name, an IP address or \"local\", got %q", h.Address)
 	}
 	for i, r := range h.Roles {
 		if !nameRE.MatchString(r) {

@@ -67,9 +67,25 @@ func (f *File) Diff() string {
 	}
 	d, _ := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
 		A: difflib.SplitLines(string(f.Src)), B: difflib.SplitLines(string(f.Out)),
-		FromFile: "a/" + filepath.Base(f.Path), ToFile: "b/" + filepath.Base(f.Path), Context: 2,
+		FromFile: "a/" + f.diffPath(), ToFile: "b/" + f.diffPath(), Context: 2,
 	})
 	return d
+}
+
+// diffPath is the file as git diff names it: its path from the working
+// directory when it is under it (services/web.hcl, however the
+// directory was given), else its absolute path without the leading /.
+func (f *File) diffPath() string {
+	abs, err := filepath.Abs(f.Path)
+	if err != nil {
+		return filepath.ToSlash(f.Path)
+	}
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, abs); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return filepath.ToSlash(rel)
+		}
+	}
+	return strings.TrimPrefix(filepath.ToSlash(abs), "/")
 }
 
 // Report lists the edits and mentions, one per line, with positions.

@@ -94,12 +94,12 @@ func DescribeWaves(waves [][]*Job) string {
 
 // RunAll runs the waves one after the other, the jobs of a wave at once,
 // each on eng's connections with a reporter of its own (reporter makes
-// one) and without asking again: the operator confirmed them all. A job
+// one for each job) and without asking again: the operator confirmed them all. A job
 // refused at its plan (Err set) is left out; one failure does not stop
 // the others, since a standby that is down must not leave every other
 // standby stale too. Interrupted, it returns ctx's error once the wave
 // running ends.
-func RunAll(ctx context.Context, eng *tasks.Engine, waves [][]*Job, reporter func() tasks.Reporter) error {
+func RunAll(ctx context.Context, eng *tasks.Engine, waves [][]*Job, reporter func(*Job) tasks.Reporter) error {
 	for _, wave := range waves {
 		var wg sync.WaitGroup
 		for _, j := range wave {
@@ -111,7 +111,7 @@ func RunAll(ctx context.Context, eng *tasks.Engine, waves [][]*Job, reporter fun
 				defer wg.Done()
 				e := *eng
 				e.Yes = true
-				e.Reporter = reporter()
+				e.Reporter = reporter(j)
 				start := time.Now()
 				_, j.Err = e.Run(ctx, j.Runbook, tasks.RunOptions{SkipPlan: true})
 				j.Run.Release()

@@ -12,9 +12,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/hoctl/hoctl/pkg/btrfs"
+	"github.com/hoctl/hoctl/pkg/iostreams"
 	"github.com/hoctl/hoctl/pkg/sshexec"
 )
 
@@ -59,13 +59,15 @@ type Request struct {
 	done func()
 }
 
-// RefusedError is a command the filter does not allow.
-type RefusedError struct {
+// DeniedError is a command the filter does not allow (a refused
+// command line, exit 126 on the host; tasks.RefusedError is a runbook
+// step whose before check refused).
+type DeniedError struct {
 	Line   string
 	Reason string
 }
 
-func (e *RefusedError) Error() string {
+func (e *DeniedError) Error() string {
 	return fmt.Sprintf("hoctl target-filter: refused %q: %s", e.Line, e.Reason)
 }
 
@@ -82,7 +84,7 @@ func (f Filter) Allow(line string) (*Request, error) {
 		return nil, fmt.Errorf("hoctl target-filter: the snapshot base must be a name such as services, not %q", f.Base)
 	}
 	cmd, watched := sshexec.Unwrap(line)
-	refuse := func(why string) (*Request, error) { return nil, &RefusedError{Line: cmd, Reason: why} }
+	refuse := func(why string) (*Request, error) { return nil, &DeniedError{Line: cmd, Reason: why} }
 	pipeline, err := splitPipeline(cmd)
 	if err != nil {
 		return refuse(err.Error())
@@ -398,7 +400,7 @@ func (r *Request) Exec(ctx context.Context, stdin io.Reader, stdout, stderr io.W
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if _, ok := stderr.(*os.File); !ok {
-		stderr = &syncWriter{w: stderr} // the stages write to it at once
+		stderr = iostreams.SyncWriter(stderr) // the stages write to it at once
 	}
 	cmds := make([]*exec.Cmd, len(r.Pipeline))
 	for i, argv := range r.Pipeline {
@@ -494,15 +496,4 @@ func (r *Request) Exec(ctx context.Context, stdin io.Reader, stdout, stderr io.W
 		return 1, refused
 	}
 	return status, nil
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }

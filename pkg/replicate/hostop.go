@@ -124,6 +124,9 @@ func HostOp(dir string, op []string) (*Request, error) {
 			return refuse()
 		}
 		return native(func(_ context.Context, d *targetDir, stdout, _ io.Writer) error {
+			if err := promoteMount(op[2]); err != nil {
+				return err
+			}
 			return d.promote(name, uuid, op[2], op[3], op[4], stdout)
 		})
 	}

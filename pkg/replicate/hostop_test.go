@@ -35,7 +35,7 @@ func TestFilterRefusesHostOps(t *testing.T) {
 	}
 	for _, line := range lines {
 		req, err := Filter{Dir: standby}.Allow(line)
-		var refused *RefusedError
+		var refused *DeniedError
 		if !errors.As(err, &refused) {
 			t.Errorf("the target filter allows the host op %q: %+v, %v", line, req, err)
 		}

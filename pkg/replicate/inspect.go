@@ -280,7 +280,7 @@ func (r *Run) inspectBatched(ctx context.Context, srcR, dstR sshexec.Runner) (*s
 func (r *Run) inspectSequential(ctx context.Context, srcR, dstR sshexec.Runner) (*sides, error) {
 	e := r.Ends
 	if res, err := srcR.Run(ctx, sshexec.Cmd{Argv: []string{"btrfs", "subvolume", "show", e.Subvolume}}); err != nil {
-		return nil, fmt.Errorf("%s: %s is not a btrfs subvolume: %s", e.SourceHost, e.Subvolume, sshexec.FirstLine(res, err))
+		return nil, fmt.Errorf("%s: %s is not a btrfs subvolume: %w", e.SourceHost, e.Subvolume, sshexec.OneLine(res, err))
 	}
 	nested, err := Nested(ctx, srcR, e)
 	if err != nil {
@@ -299,7 +299,7 @@ func (r *Run) inspectSequential(ctx context.Context, srcR, dstR sshexec.Runner) 
 		if strings.Contains(reason, "No such file") {
 			return nil, missingTargetDir(e)
 		}
-		return nil, fmt.Errorf("%s: target dir %s: %s", e.TargetHost, e.TargetDir, reason)
+		return nil, fmt.Errorf("%s: target dir %s: %w", e.TargetHost, e.TargetDir, sshexec.OneLine(res, err))
 	}
 	if fs := strings.TrimSpace(string(res.Stdout)); fs != "btrfs" {
 		return nil, fmt.Errorf("%s: %s is on %s, not btrfs: btrfs receive needs a btrfs filesystem", e.TargetHost, e.TargetDir, fs)
@@ -313,7 +313,7 @@ func (r *Run) inspectSequential(ctx context.Context, srcR, dstR sshexec.Runner) 
 	}
 	res, err = dstR.Run(ctx, sshexec.Cmd{Argv: []string{"df", "-B1", "--output=avail", e.TargetDir}})
 	if err != nil {
-		return nil, fmt.Errorf("%s: df %s: %s", e.TargetHost, e.TargetDir, sshexec.FirstLine(res, err))
+		return nil, fmt.Errorf("%s: df %s: %w", e.TargetHost, e.TargetDir, sshexec.OneLine(res, err))
 	}
 	if s.avail, err = dfAvail(res.Stdout); err != nil {
 		return nil, fmt.Errorf("%s: df %s: %w", e.TargetHost, e.TargetDir, err)

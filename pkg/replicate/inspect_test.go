@@ -633,7 +633,7 @@ func TestEveryReplicationInspectsOnce(t *testing.T) {
 	if p, err := eng.Plan(context.Background(), jobs[0].Runbook, 1); err != nil || p.Refusal() != nil {
 		t.Fatalf("plan: %v %v", err, p.Refusal())
 	}
-	if err := RunAll(context.Background(), eng, Waves(jobs), func() tasks.Reporter { return tasks.NewReporter(ios, nil) }); err != nil || jobs[0].Err != nil {
+	if err := RunAll(context.Background(), eng, Waves(jobs), func(*Job) tasks.Reporter { return tasks.NewReporter(ios, nil) }); err != nil || jobs[0].Err != nil {
 		t.Fatalf("%v %v", err, jobs[0].Err)
 	}
 	for _, h := range []*cycleHost{src, dst} {

@@ -19,7 +19,7 @@ func Nested(ctx context.Context, run sshexec.Runner, e Ends) ([]string, error) {
 	q := sshexec.Quote(e.Subvolume)
 	res, err := run.Run(ctx, sshexec.Cmd{Script: "btrfs subvolume show " + q + " | head -n 1 && echo -- && btrfs subvolume list -o " + q})
 	if err != nil {
-		return nil, fmt.Errorf("%s: listing subvolumes nested in %s: %s", run.Name(), e.Subvolume, sshexec.FirstLine(res, err))
+		return nil, fmt.Errorf("%s: listing subvolumes nested in %s: %w", run.Name(), e.Subvolume, sshexec.OneLine(res, err))
 	}
 	own, list, _ := strings.Cut(string(res.Stdout), "\n--\n")
 	return nestedOf(e, own, list), nil

@@ -2,9 +2,14 @@ package replicate
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/hoctl/hoctl/pkg/exitcode"
+	"github.com/hoctl/hoctl/pkg/sshexec"
+	"github.com/hoctl/hoctl/pkg/sshexec/sshexectest"
 )
 
 // Output as btrfs-progs prints it for /persist/services with two nested
@@ -40,6 +45,24 @@ func TestNestedFailsWithTheHostsReason(t *testing.T) {
 	_, f := answering("", "ERROR: can't perform the search: Operation not permitted\n", 1)
 	_, err := Nested(context.Background(), f, Ends{Subvolume: "/persist/services"})
 	if err == nil || !strings.Contains(err.Error(), "c1: listing subvolumes nested in /persist/services: ERROR: can't perform the search") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// A host lost while its subvolumes are listed stays a *ConnError through
+// the message that names the step, so the run exits 4 (unreachable), not
+// 1: before, the reason was flattened to text with %s.
+func TestNestedKeepsAnUnreachableHost(t *testing.T) {
+	lost := &sshexec.ConnError{Host: "zippy", Addr: "127.0.0.1:22", Reason: sshexec.ReasonTimeout, Err: errors.New("i/o timeout")}
+	run := &sshexectest.Func{Host: "zippy", Fn: func(context.Context, sshexec.Cmd) (*sshexec.Result, error) {
+		return nil, lost
+	}}
+	_, err := Nested(context.Background(), run, Ends{SourceHost: "zippy", Subvolume: "/persist/services"})
+	var ce *sshexec.ConnError
+	if !errors.As(err, &ce) || exitcode.Of(err) != exitcode.Unreachable {
+		t.Fatalf("err = %v (exit %d), want the *ConnError (exit 4)", err, exitcode.Of(err))
+	}
+	if !strings.Contains(err.Error(), "listing subvolumes nested in /persist/services") {
 		t.Fatalf("err = %v", err)
 	}
 }

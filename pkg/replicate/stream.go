@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -53,6 +54,10 @@ const (
 	sendAttrData      = 19
 	sendAttrCloneUUID = 20
 )
+
+// namedAttrs are the attributes that hold a name or path (send.h): btrfs
+// send never writes a NUL in one (no file name holds one).
+var namedAttrs = []uint16{sendAttrPath, sendAttrPathTo, sendAttrPathLink, sendAttrClonePath, sendAttrXattrName}
 
 // lastCommand is the highest command number each stream version defines.
 var lastCommand = map[uint32]uint16{1: sendCmdUpdateExtent, 2: sendCmdEncodedWrite, 3: sendCmdEnableVerity}
@@ -108,6 +113,12 @@ func checkStream(dst io.Writer, src io.Reader, inDir dirUUIDs) error {
 // UUID the stream names must resolve, as receive resolves it, only to
 // subvolumes directly in the dir.
 func checkStreamFor(dst io.Writer, src io.Reader, inDir dirUUIDs, base string, tree uuidTree) error {
+	return checkStreamWith(dst, src, inDir, base, tree, &streamPaths{})
+}
+
+// checkStreamWith is checkStreamFor keeping its record of the stream's
+// paths in paths (which tests read).
+func checkStreamWith(dst io.Writer, src io.Reader, inDir dirUUIDs, base string, tree uuidTree, paths *streamPaths) error {
 	r := bufio.NewReaderSize(src, 64<<10)
 	var off int64
 	refuse := func(format string, a ...any) error {
@@ -137,7 +148,6 @@ func checkStreamFor(dst io.Writer, src io.Reader, inDir dirUUIDs, base string, t
 		started bool // a SUBVOL or SNAPSHOT was seen
 		known   map[[16]byte]bool
 		buf     []byte
-		paths   streamPaths
 	)
 	if tree != nil {
 		paths.inSubvol = tree.kindIn
@@ -188,6 +198,13 @@ func checkStreamFor(dst io.Writer, src io.Reader, inDir dirUUIDs, base string, t
 		if err != nil {
 			return refuse("command %d: %v", cmd, err)
 		}
+		// receive reads names as C strings: a NUL cuts one short, so it
+		// would act on another name than the one checked.
+		for _, typ := range namedAttrs {
+			if bytes.IndexByte(attrs[typ], 0) >= 0 {
+				return refuse("command %d: attribute %d holds a NUL: receive would read the name cut short there, not as checked", cmd, typ)
+			}
+		}
 		switch {
 		case cmd == sendCmdSubvol || cmd == sendCmdSnapshot:
 			if started {
@@ -232,6 +249,7 @@ func checkStreamFor(dst io.Writer, src io.Reader, inDir dirUUIDs, base string, t
 			return refuse("command %d before the subvolume's SUBVOL or SNAPSHOT", cmd)
 		}
 		if cmd != sendCmdSubvol && cmd != sendCmdSnapshot {
+			paths.read = off + int64(len(buf))
 			if err := paths.check(cmd, attrs); err != nil {
 				return refuse("%v", err)
 			}

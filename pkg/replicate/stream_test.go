@@ -209,6 +209,32 @@ func namedUUIDs(t testing.TB, s []byte) (own [16]byte, named [][16]byte) {
 	return own, named
 }
 
+// privileged says what in an accepted stream would be a privilege once
+// promoted out of the nosuid,nodev dir ("": nothing): a device node, a
+// setuid bit, file capabilities.
+func privileged(t testing.TB, s []byte) string {
+	version := binary.LittleEndian.Uint32(s[len(streamMagic):])
+	for p := s[len(streamMagic)+4:]; len(p) >= streamCmdHeader; {
+		n := int(binary.LittleEndian.Uint32(p))
+		cmd := binary.LittleEndian.Uint16(p[4:])
+		attrs, err := parseAttrs(p[streamCmdHeader:streamCmdHeader+n], version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mode, _ := attrU64(attrs, sendAttrMode)
+		switch {
+		case cmd == sendCmdMknod && (mode&modeType == modeBlock || mode&modeType == modeChar):
+			return "a device node"
+		case (cmd == sendCmdMknod || cmd == sendCmdChmod) && mode&modeSetuid != 0:
+			return "a setuid bit"
+		case cmd == sendCmdSetXattr && strings.Split(string(attrs[sendAttrXattrName]), "\x00")[0] == xattrCapabilty: // as receive reads it
+			return "file capabilities"
+		}
+		p = p[streamCmdHeader+n:]
+	}
+	return ""
+}
+
 // What btrfs send writes passes whole, as long as the parent it names is
 // in the dir; an incremental whose parent is not there is refused.
 func TestCheckStreamPassesRealStreams(t *testing.T) {
@@ -242,6 +268,11 @@ func FuzzCheckStream(f *testing.F) {
 	f.Add(newTestStream(1).subvol(0x55).file().clone(0x0e).end())
 	f.Add(newTestStream(2).subvol(0x55).file().clone(0x55).end())
 	f.Add(append(newTestStream(1).subvol(0x55).end(), newTestStream(1).subvol(0x56).end()...))
+	// The attack review's F2: a setuid-root file and a block device.
+	f.Add(newTestStream(1).subvol(0x55).file().cmd(sendCmdChmod, pathAttr(sendAttrPath, "f"), u64Attr(sendAttrMode, 0o4755)).
+		cmd(sendCmdMknod, pathAttr(sendAttrPath, "disk"), u64Attr(testAttrIno, 301), u64Attr(sendAttrMode, 0o60666), u64Attr(sendAttrRdev, 7<<8)).end())
+	f.Add(newTestStream(1).subvol(0x55).file().cmd(sendCmdSetXattr, pathAttr(sendAttrPath, "f"), pathAttr(sendAttrXattrName, xattrCapabilty), pathAttr(sendAttrXattrData, "\x01")).end())
+	f.Add(newTestStream(1).subvol(0x55).file().cmd(sendCmdSetXattr, pathAttr(sendAttrPath, "f"), pathAttr(sendAttrXattrName, xattrCapabilty+"\x00x"), pathAttr(sendAttrXattrData, "\x01")).end())
 	f.Fuzz(func(t *testing.T, s []byte) {
 		var out bytes.Buffer
 		lookup, _ := inDirSet(0xd1)
@@ -264,6 +295,9 @@ func FuzzCheckStream(f *testing.F) {
 			if u != repeatedUUID(0xd1) && u != own {
 				t.Fatalf("accepted a stream naming %s, neither in the dir nor its own subvolume", uuidText(u))
 			}
+		}
+		if why := privileged(t, s); why != "" {
+			t.Fatalf("accepted a stream with %s", why)
 		}
 	})
 }

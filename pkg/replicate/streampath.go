@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strings"
 )
@@ -22,8 +23,13 @@ import (
 // the parent's entry there (renamed parent entries, deleted ones). The
 // parent's own entries are looked up on disk, where they cannot change
 // (a read-only snapshot directly in the dir). Regular files and
-// directories the stream makes are not tracked: that keeps memory
-// proportional to the links and renames, not to the files sent.
+// directories the stream makes are not tracked (a directory only until
+// its mode is set: newDirs): that keeps memory proportional to the links
+// and renames, not to the files sent, and maxTrackHeld bounds it.
+//
+// It also refuses what would make a file a privilege once failover
+// promotes the copy out of the nosuid,nodev dir (privilege).
+//
 // maxStreamPath is receive's own PATH_MAX: a longer path is no stream
 // btrfs send writes, and costs the checks (each directory of a path is
 // looked up) more than it should.
@@ -35,6 +41,29 @@ const maxStreamPath = 4096
 // otherwise hold the dir, and a core, for hours.
 const maxTrackWork = 1 << 22
 
+// The check's path lookups (bytes of paths hashed or read on disk, as
+// it looks paths up and tracks or untracks them) may
+// cost lookBase plus lookPerByte per byte of the stream so far. btrfs
+// send's paths cost a few bytes of lookups per stream byte; a stream
+// built to cost more (deep paths among tracked links: the lookups grow
+// with the square of the depth) would otherwise hold the dir, and a
+// core, for as long as its sender likes.
+const (
+	lookBase    = 1 << 26
+	lookPerByte = 64
+)
+
+// maxTrackHeld bounds what the check holds of a stream's paths: the
+// bytes of the paths tracked and of the directories on the way to them,
+// plus heldPerEntry for each (the maps' own share). At the bound the
+// filter's memory is about 100 MB; a stream that would need more (by
+// tens of thousands of links at long paths, or a few hundred thousand at
+// short ones) is refused.
+const (
+	maxTrackHeld = 64 << 20
+	heldPerEntry = 256
+)
+
 type streamPaths struct {
 	// inSubvol is the kind of a path in a subvolume directly in the dir
 	// (by UUID or received UUID), read from disk; nil when there is no
@@ -43,13 +72,19 @@ type streamPaths struct {
 	own      [16]byte // the subvolume received
 	parent   [16]byte // its parent, for a SNAPSHOT; zero for a SUBVOL
 	nodes    map[string]pathNode
-	// below counts the tracked nodes under each directory, and kids
-	// holds, for each such directory, its entries on the way to them: a
-	// directory is moved or removed with what is tracked below it at the
-	// cost of that subtree, not of every tracked node.
-	below map[string]int
-	kids  map[string]map[string]bool
-	work  int // entries scanned so far (maxTrackWork)
+	// dirs holds each directory with tracked nodes below it: how many,
+	// and its entries on the way to them. A directory is moved or
+	// removed with what is tracked below it at the cost of that subtree,
+	// not of every tracked node, and a path is looked up only as deep
+	// as something is tracked (walk).
+	dirs map[string]*dirNode
+	work int // entries scanned so far (maxTrackWork)
+	// newDirs are the directories the stream made whose mode it has not
+	// set yet (newDir).
+	newDirs map[string]bool
+	looked  int64 // bytes of paths looked up
+	read    int64 // bytes of the stream read so far, this command's included
+	held    int64 // what the tracked paths hold (maxTrackHeld)
 }
 
 type pathKind uint8
@@ -80,12 +115,18 @@ const (
 	sendCmdLink      = 10
 	sendCmdUnlink    = 11
 	sendCmdRmdir     = 12
+	sendCmdSetXattr  = 13
 	sendCmdWrite     = 15
 	sendCmdTruncate  = 17
 	sendCmdChmod     = 18
+	sendCmdChown     = 19
 	sendCmdFallocate = 23
 	sendCmdFileattr  = 24
 
+	sendAttrMode      = 5
+	sendAttrRdev      = 8
+	sendAttrXattrName = 13
+	sendAttrXattrData = 14
 	sendAttrPathTo    = 16
 	sendAttrPathLink  = 17
 	sendAttrClonePath = 22
@@ -124,46 +165,123 @@ func cleanStreamPath(p string) bool {
 // lookup is what the stream's view says is at p: a tracked node, the
 // parent's entry (kindRef), or the stream's own untracked entry.
 func (s *streamPaths) lookup(p string) pathNode {
-	if n, ok := s.nodes[p]; ok {
-		return n
+	n, _ := s.walk(p, nil)
+	return n
+}
+
+// walk resolves p from the subvolume's root down, calling dir (when
+// set) with each directory of p on the way and what is there, and says
+// what is at p itself. What a path holds is decided by the nearest
+// tracked node at or above it: one pass from the root finds it, and
+// looks a prefix up among the tracked nodes only while something is
+// tracked below the prefix before (dirs), so a path costs its length,
+// plus each prefix's length where tracked nodes lie deeper. Each lookup
+// counts in looked.
+func (s *streamPaths) walk(p string, dir func(q string, n pathNode) error) (pathNode, error) {
+	var (
+		near    pathNode
+		nearAt  = -1
+		probing = len(s.nodes) > 0
+	)
+	probe := func(q string) {
+		if !probing {
+			return
+		}
+		s.looked += int64(len(q))
+		if n, ok := s.nodes[q]; ok {
+			near, nearAt = n, len(q)
+		}
+		if s.dirs[q] == nil {
+			probing = false
+		}
 	}
-	if len(s.nodes) > 0 {
-		for i := strings.LastIndexByte(p, '/'); i > 0; i = strings.LastIndexByte(p[:i], '/') {
-			n, ok := s.nodes[p[:i]]
-			if !ok {
-				continue
-			}
-			if n.kind == kindRef {
-				return pathNode{kind: kindRef, ref: n.ref + p[i:]}
-			}
+	at := func(q string) pathNode {
+		switch {
+		case nearAt == len(q):
+			return near
+		case nearAt >= 0 && near.kind == kindRef:
+			return pathNode{kind: kindRef, ref: near.ref + q[nearAt:]}
+		case nearAt >= 0:
 			// Below a link the checks refused already; below anything
 			// else tracked, what is there is the stream's own.
 			return pathNode{kind: kindPlain}
+		case s.inSubvol == nil || s.parent == ([16]byte{}) || q == "":
+			return pathNode{kind: kindPlain}
+		}
+		return pathNode{kind: kindRef, ref: q}
+	}
+	for i := strings.IndexByte(p, '/'); i > 0; i = nextSlash(p, i) {
+		probe(p[:i])
+		if dir != nil {
+			if err := dir(p[:i], at(p[:i])); err != nil {
+				return pathNode{}, err
+			}
 		}
 	}
-	if s.inSubvol == nil || s.parent == ([16]byte{}) || p == "" {
-		return pathNode{kind: kindPlain}
+	if p != "" {
+		probe(p)
 	}
-	return pathNode{kind: kindRef, ref: p}
+	return at(p), nil
 }
 
 // kind resolves p to what is there now.
 func (s *streamPaths) kind(p string) (pathKind, error) {
-	n := s.lookup(p)
+	return s.resolve(s.lookup(p))
+}
+
+// resolve is what n names now: a parent's entry is read on disk.
+func (s *streamPaths) resolve(n pathNode) (pathKind, error) {
 	if n.kind != kindRef {
 		return n.kind, nil
 	}
-	return s.inSubvol(s.parent, n.ref)
+	return s.onDisk(s.parent, n.ref)
 }
 
-// through refuses a path unless each of its directories is one in the
-// stream's view (kind), or in the subvolume named by uuid on disk.
-func through(p string, kind func(string) (pathKind, error)) error {
+// onDisk is inSubvol, counted in looked.
+func (s *streamPaths) onDisk(u [16]byte, rel string) (pathKind, error) {
+	s.looked += int64(len(rel))
+	return s.inSubvol(u, rel)
+}
+
+// pathShape refuses a path no btrfs send writes.
+func pathShape(p string) error {
 	if len(p) > maxStreamPath {
 		return fmt.Errorf("a path of %d bytes (receive takes at most %d)", len(p), maxStreamPath)
 	}
 	if !cleanStreamPath(p) {
 		return fmt.Errorf("the path %q is not one btrfs send writes (an empty, \".\" or \"..\" component): it could leave the subvolume received", truncate(p, 80))
+	}
+	return nil
+}
+
+func throughLink(p, q string) error {
+	return fmt.Errorf("the path %q goes through the symlink %q: receive would follow it out of the subvolume received", truncate(p, 80), truncate(q, 80))
+}
+
+// through refuses a path unless each of its directories is one in the
+// stream's view.
+func (s *streamPaths) through(p string) error {
+	if err := pathShape(p); err != nil {
+		return err
+	}
+	_, err := s.walk(p, func(q string, n pathNode) error {
+		k, err := s.resolve(n)
+		if err != nil {
+			return fmt.Errorf("looking up %q: %w", truncate(q, 80), err)
+		}
+		if k == kindLink {
+			return throughLink(p, q)
+		}
+		return nil
+	})
+	return err
+}
+
+// throughOn refuses a path unless each of its directories is one in the
+// subvolume kind reads (on disk).
+func throughOn(p string, kind func(string) (pathKind, error)) error {
+	if err := pathShape(p); err != nil {
+		return err
 	}
 	for i := strings.IndexByte(p, '/'); i > 0; i = nextSlash(p, i) {
 		k, err := kind(p[:i])
@@ -171,7 +289,7 @@ func through(p string, kind func(string) (pathKind, error)) error {
 			return fmt.Errorf("looking up %q: %w", truncate(p[:i], 80), err)
 		}
 		if k == kindLink {
-			return fmt.Errorf("the path %q goes through the symlink %q: receive would follow it out of the subvolume received", truncate(p, 80), truncate(p[:i], 80))
+			return throughLink(p, p[:i])
 		}
 	}
 	return nil
@@ -204,6 +322,12 @@ func (s *streamPaths) check(cmd uint16, attrs streamAttrs) error {
 	if err := s.checkPaths(cmd, attrs); err != nil {
 		return err
 	}
+	if s.held > maxTrackHeld {
+		return fmt.Errorf("the stream makes more links, special files and moved entries than the check holds (%d MiB of their paths): a stream of service data with that many is refused, rather than the filter's memory growing with it", maxTrackHeld>>20)
+	}
+	if s.looked > lookBase+lookPerByte*s.read {
+		return fmt.Errorf("the stream's paths cost the check more than %d bytes of lookups per stream byte (%d after %d bytes): no stream btrfs send writes", lookPerByte, s.looked, s.read)
+	}
 	return s.spend(0)
 }
 
@@ -213,7 +337,7 @@ func (s *streamPaths) checkPaths(cmd uint16, attrs streamAttrs) error {
 		return nil
 	}
 	path := string(p)
-	if err := through(path, s.kind); err != nil {
+	if err := s.through(path); err != nil {
 		return err
 	}
 	if fileOnly, ok := follows(cmd); ok {
@@ -221,8 +345,17 @@ func (s *streamPaths) checkPaths(cmd uint16, attrs streamAttrs) error {
 			return err
 		}
 	}
+	if err := s.privilege(cmd, path, attrs); err != nil {
+		return err
+	}
+	if err := s.followNewDirs(cmd, path, string(attrs[sendAttrPathTo])); err != nil {
+		return err
+	}
 	switch cmd {
-	case sendCmdMkfile, sendCmdMkdir:
+	case sendCmdMkdir:
+		s.newDir(path)
+		return s.makes(path, kindPlain)
+	case sendCmdMkfile:
 		return s.makes(path, kindPlain)
 	case sendCmdMknod, sendCmdMkfifo, sendCmdMksock:
 		return s.makes(path, kindOther)
@@ -230,7 +363,7 @@ func (s *streamPaths) checkPaths(cmd uint16, attrs streamAttrs) error {
 		return s.makes(path, kindLink)
 	case sendCmdLink:
 		target := string(attrs[sendAttrPathLink])
-		if err := through(target, s.kind); err != nil {
+		if err := s.through(target); err != nil {
 			return err
 		}
 		k, err := s.kind(target)
@@ -245,7 +378,7 @@ func (s *streamPaths) checkPaths(cmd uint16, attrs streamAttrs) error {
 		return s.removes(path)
 	case sendCmdRename:
 		to := string(attrs[sendAttrPathTo])
-		if err := through(to, s.kind); err != nil {
+		if err := s.through(to); err != nil {
 			return err
 		}
 		return s.renames(path, to)
@@ -255,22 +388,143 @@ func (s *streamPaths) checkPaths(cmd uint16, attrs streamAttrs) error {
 	return nil
 }
 
+// Mode bits and the one xattr that make a file a privilege rather than
+// data (stat.h, capability.h).
+const (
+	modeType       = 0o170000
+	modeBlock      = 0o060000
+	modeChar       = 0o020000
+	modeSetuid     = 0o4000
+	modeSetgid     = 0o2000
+	xattrCapabilty = "security.capability"
+)
+
+// privilege refuses what would make a file in the copy a privilege on a
+// mount without nosuid,nodev: a block or character device, a setuid bit,
+// a setgid bit on anything but a directory, file capabilities. The dir's
+// mount keeps them inert, but failover's promote makes the copy the
+// service's subvolume outside the dir, and btrfs send of service data
+// carries none of them. A setgid directory (new files take its group)
+// is data, and passes.
+func (s *streamPaths) privilege(cmd uint16, p string, attrs streamAttrs) error {
+	mode, hasMode := attrU64(attrs, sendAttrMode)
+	switch {
+	case cmd == sendCmdMknod && hasMode && (mode&modeType == modeBlock || mode&modeType == modeChar):
+		return fmt.Errorf("%q would be a block or character device (mode %o): on a mount without nodev it reads and writes a disk of the host's", truncate(p, 80), mode)
+	case (cmd == sendCmdMknod || cmd == sendCmdChmod) && mode&modeSetuid != 0:
+		return fmt.Errorf("%q would be setuid (mode %o): outside the nosuid dir, once promoted, it would run as its owner", truncate(p, 80), mode)
+	case cmd == sendCmdMknod && mode&modeSetgid != 0:
+		return fmt.Errorf("%q would be setgid (mode %o): outside the nosuid dir, once promoted, it would run with its group", truncate(p, 80), mode)
+	case cmd == sendCmdChmod && mode&modeSetgid != 0:
+		dir, err := s.isDir(p)
+		if err != nil {
+			return err
+		}
+		if !dir {
+			return fmt.Errorf("%q would be setgid (mode %o), and is not known to be a directory (one the stream made, or the parent's): outside the nosuid dir, once promoted, a setgid file runs with its group", truncate(p, 80), mode)
+		}
+	case cmd == sendCmdSetXattr && string(attrs[sendAttrXattrName]) == xattrCapabilty:
+		return fmt.Errorf("%q would get file capabilities (%s): outside the nosuid dir, once promoted, it would run with them", truncate(p, 80), xattrCapabilty)
+	}
+	return nil
+}
+
+// isDir is whether p is known to be a directory: the subvolume's root,
+// a directory the stream made (until its mode is set), or the parent's
+// directory.
+func (s *streamPaths) isDir(p string) (bool, error) {
+	if p == "" || s.newDirs[p] {
+		return true, nil
+	}
+	k, err := s.kind(p)
+	return k == kindDir, err
+}
+
+// newDir records p as a directory the stream made. btrfs send sets each
+// new inode's mode once, when it is done with it, often after making
+// other directories (the orphans a rename waits on), so until then p
+// may be made setgid.
+func (s *streamPaths) newDir(p string) {
+	if s.newDirs == nil {
+		s.newDirs = map[string]bool{}
+	}
+	if !s.newDirs[p] {
+		s.newDirs[p] = true
+		s.held += int64(len(p)) + heldPerEntry
+	}
+}
+
+// followNewDirs keeps newDirs on the paths of those directories: a
+// chmod sets the mode (p is done), a rename moves them with p, a removal
+// or a rename over them drops them. Each scan counts as work: a stream
+// btrfs send writes has a few at a time.
+func (s *streamPaths) followNewDirs(cmd uint16, p, to string) error {
+	if len(s.newDirs) == 0 {
+		return nil
+	}
+	under := func(q, d string) bool { return q == d || strings.HasPrefix(q, d+"/") }
+	drop := func(q string) {
+		delete(s.newDirs, q)
+		s.held -= int64(len(q)) + heldPerEntry
+	}
+	switch cmd {
+	case sendCmdChmod:
+		if s.newDirs[p] {
+			drop(p)
+		}
+		return nil
+	case sendCmdRename, sendCmdUnlink, sendCmdRmdir:
+	default:
+		return nil
+	}
+	if err := s.spend(len(s.newDirs)); err != nil {
+		return err
+	}
+	var moved []string
+	for q := range s.newDirs {
+		switch {
+		case cmd == sendCmdRename && under(q, p):
+			moved = append(moved, q)
+		case under(q, p) || cmd == sendCmdRename && under(q, to):
+			drop(q)
+		}
+	}
+	for _, q := range moved {
+		drop(q)
+	}
+	for _, q := range moved {
+		s.newDir(to + q[len(p):])
+	}
+	return nil
+}
+
+func attrU64(attrs streamAttrs, typ uint16) (uint64, bool) {
+	v, ok := attrs[typ]
+	if !ok || len(v) != 8 {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint64(v), true
+}
+
 // cloneSource checks the path receive opens, following links, in the
 // clone's source: the subvolume received (the stream's view) or one
 // directly in the dir (on disk).
 func (s *streamPaths) cloneSource(attrs streamAttrs) error {
 	src, _ := attrs.uuid(sendAttrCloneUUID)
 	p := string(attrs[sendAttrClonePath])
-	kind := s.kind
-	if src != s.own {
-		kind = func(rel string) (pathKind, error) {
-			if s.inSubvol == nil {
-				return kindPlain, nil
-			}
-			return s.inSubvol(src, rel)
+	if src == s.own {
+		if err := s.through(p); err != nil {
+			return err
 		}
+		return opens(sendCmdClone, p, true, s.kind)
 	}
-	if err := through(p, kind); err != nil {
+	kind := func(rel string) (pathKind, error) {
+		if s.inSubvol == nil {
+			return kindPlain, nil
+		}
+		return s.onDisk(src, rel)
+	}
+	if err := throughOn(p, kind); err != nil {
 		return err
 	}
 	return opens(sendCmdClone, p, true, kind)
@@ -281,7 +535,9 @@ func (s *streamPaths) makes(p string, k pathKind) error {
 	s.forget(p)
 	if k == kindPlain {
 		// Tracked only where the parent's entry would say otherwise.
-		if now, err := s.kind(p); err != nil || (now != kindLink && now != kindOther) {
+		// A parent's directory counts too: only a directory may be
+		// made setgid (privilege).
+		if now, err := s.kind(p); err != nil || now == kindPlain || now == kindGone {
 			return err
 		}
 	}
@@ -296,7 +552,7 @@ func (s *streamPaths) removes(p string) error {
 	if n.kind != kindRef {
 		return nil
 	}
-	k, err := s.inSubvol(s.parent, n.ref)
+	k, err := s.onDisk(s.parent, n.ref)
 	if err != nil {
 		return err
 	}
@@ -330,7 +586,7 @@ func (s *streamPaths) renames(from, to string) error {
 	}
 	n := s.lookup(from)
 	if n.kind == kindRef {
-		k, err := s.inSubvol(s.parent, n.ref)
+		k, err := s.onDisk(s.parent, n.ref)
 		if err != nil {
 			return err
 		}
@@ -386,7 +642,7 @@ func (s *streamPaths) forget(p string) {
 
 // subtree is the tracked paths below p.
 func (s *streamPaths) subtree(p string) []string {
-	if s.below[p] == 0 {
+	if s.dirs[p] == nil {
 		return nil
 	}
 	var out []string
@@ -394,7 +650,11 @@ func (s *streamPaths) subtree(p string) []string {
 	for len(stack) > 0 {
 		d := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		for c := range s.kids[d] {
+		dn := s.dirs[d]
+		if dn == nil {
+			continue
+		}
+		for c := range dn.kids {
 			if _, ok := s.nodes[c]; ok {
 				out = append(out, c)
 			}
@@ -404,39 +664,63 @@ func (s *streamPaths) subtree(p string) []string {
 	return out
 }
 
-func (s *streamPaths) track(p string, n pathNode) {
-	if s.nodes == nil {
-		s.nodes, s.below, s.kids = map[string]pathNode{}, map[string]int{}, map[string]map[string]bool{}
-	}
-	if _, ok := s.nodes[p]; !ok {
-		child := p
-		for i := strings.LastIndexByte(p, '/'); i > 0; i = strings.LastIndexByte(p[:i], '/') {
-			d := p[:i]
-			s.below[d]++
-			if s.kids[d] == nil {
-				s.kids[d] = map[string]bool{}
-			}
-			s.kids[d][child] = true
-			child = d
-		}
-	}
-	s.nodes[p] = n
+// dirNode is a directory with tracked nodes below it.
+type dirNode struct {
+	below int             // tracked nodes below it
+	kids  map[string]bool // its entries on the way to them
 }
 
-func (s *streamPaths) untrack(p string) {
-	if _, ok := s.nodes[p]; !ok {
+func (s *streamPaths) track(p string, n pathNode) {
+	if s.nodes == nil {
+		s.nodes, s.dirs = map[string]pathNode{}, map[string]*dirNode{}
+	}
+	if old, ok := s.nodes[p]; ok {
+		s.held += int64(len(n.ref) - len(old.ref))
+		s.nodes[p] = n
 		return
 	}
-	delete(s.nodes, p)
+	s.held += int64(len(p)+len(n.ref)) + heldPerEntry
+	s.nodes[p] = n
+	// Map keys are only ever stored once, as copies of their own (a key
+	// sliced from p would keep all of p in memory after p is untracked,
+	// and an assignment to an existing string key replaces the key).
 	child := p
 	for i := strings.LastIndexByte(p, '/'); i > 0; i = strings.LastIndexByte(p[:i], '/') {
 		d := p[:i]
-		if _, tracked := s.nodes[child]; !tracked && s.below[child] == 0 {
-			delete(s.kids[d], child)
+		s.looked += int64(len(d))
+		dn := s.dirs[d]
+		if dn == nil {
+			d = strings.Clone(d)
+			dn = &dirNode{kids: map[string]bool{}}
+			s.dirs[d] = dn
+			s.held += int64(len(d)) + heldPerEntry
 		}
-		if s.below[d]--; s.below[d] == 0 {
-			delete(s.below, d)
-			delete(s.kids, d)
+		dn.below++
+		if !dn.kids[child] {
+			dn.kids[child] = true
+		}
+		child = d
+	}
+}
+
+func (s *streamPaths) untrack(p string) {
+	old, ok := s.nodes[p]
+	if !ok {
+		return
+	}
+	delete(s.nodes, p)
+	s.held -= int64(len(p)+len(old.ref)) + heldPerEntry
+	child := p
+	for i := strings.LastIndexByte(p, '/'); i > 0; i = strings.LastIndexByte(p[:i], '/') {
+		d := p[:i]
+		s.looked += int64(len(d))
+		dn := s.dirs[d]
+		if _, tracked := s.nodes[child]; !tracked && s.dirs[child] == nil {
+			delete(dn.kids, child)
+		}
+		if dn.below--; dn.below == 0 {
+			s.held -= int64(len(d)) + heldPerEntry
+			delete(s.dirs, d)
 		}
 		child = d
 	}

@@ -14,8 +14,10 @@ type kindKey struct {
 	rel string
 }
 
-// maxKindCache bounds the cache; it starts over when full.
-const maxKindCache = 1 << 16
+// maxKindCache bounds the cache; it starts over when full. A key holds
+// a path of up to 4 KiB, so the bound is also the cache's memory (32 MiB
+// at most, beside the stream check's own maxTrackHeld).
+const maxKindCache = 1 << 13
 
 // kindIn is the kind of rel in the subvolumes directly in d whose UUID or
 // received UUID is u: the least safe answer, if several are.

@@ -89,7 +89,7 @@ func PrintPlan(w io.Writer, cs *iostreams.ColorScheme, p *Plan, secrets []string
 			it := g.items[0]
 			fmt.Fprintf(w, "   %s %s\n", cs.Dim("on"), strings.Join(g.hosts, ", "))
 			if it.Before != "" {
-				fmt.Fprintf(w, "     before  %s\n", safe(it.Before, secrets))
+				planField(w, "before", safe(it.Before, secrets))
 				for _, x := range g.items {
 					switch {
 					case x.NotCheckedWhy != "":
@@ -105,12 +105,12 @@ func PrintPlan(w io.Writer, cs *iostreams.ColorScheme, p *Plan, secrets []string
 					}
 				}
 			}
-			fmt.Fprintf(w, "     run     %s\n", safe(it.Run, secrets))
+			planField(w, "run", safe(it.Run, secrets))
 			if it.After != "" {
-				fmt.Fprintf(w, "     after   %s\n", safe(it.After, secrets))
+				planField(w, "after", safe(it.After, secrets))
 			}
 			if it.Undo != "" {
-				fmt.Fprintf(w, "     undo    %s\n", safe(it.Undo, secrets))
+				planField(w, "undo", safe(it.Undo, secrets))
 			}
 		}
 	}
@@ -129,6 +129,22 @@ func PrintPlan(w io.Writer, cs *iostreams.ColorScheme, p *Plan, secrets []string
 // from hosts made visible instead of acted on.
 func safe(s string, secrets []string) string {
 	return hostout.Sanitize(Redact(s, secrets))
+}
+
+// planField prints one of a step's commands under its label; the lines
+// of a multi-line command (a YAML block) after the first stay in its
+// column, and the block's final newline adds no empty line.
+func planField(w io.Writer, label, cmd string) {
+	const indent = "             " // "     " + a label of 8
+	lines := strings.Split(strings.TrimRight(cmd, "\n"), "\n")
+	fmt.Fprintf(w, "     %-8s%s\n", label, lines[0])
+	for _, l := range lines[1:] {
+		if l == "" {
+			fmt.Fprintln(w)
+			continue
+		}
+		fmt.Fprintf(w, "%s%s\n", indent, l)
+	}
 }
 
 // firstLines is a failing check's output for the plan: its first n
@@ -385,8 +401,10 @@ func (r *jsonReporter) HostEvent(i int, _ *Step, ev HostEvent) {
 		}
 	}
 	if ev.Output != nil {
-		code := ev.Output.ExitCode
-		je.ExitCode = &code
+		if !ev.Output.NoExit {
+			code := ev.Output.ExitCode
+			je.ExitCode = &code
+		}
 		je.Duration = ms(ev.Output.Duration)
 		// Redacted (in emit) before it is clipped.
 		je.Output = strings.TrimSpace(ev.Output.Stdout + "\n" + ev.Output.Stderr)

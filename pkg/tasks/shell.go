@@ -3,8 +3,10 @@ package tasks
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os/exec"
 	"strings"
 	"text/template"
 	"text/template/parse"
@@ -74,42 +76,84 @@ func NewShell(src string, data func(h *inventory.Host) any) (*Shell, error) {
 
 // Unquoted lists the template's actions that paste a value into the
 // command without q, where a space, quote, $, ` or ; in the value would
-// be read by the shell. Inventory host names ({{.Host}}) and secrets are
-// safe as they are.
+// be read by the shell. What the inventory holds to one plain word
+// (oneWord: a host's name, address and port) and secrets are safe as
+// they are, at the template's root or under a {{with}} of theirs.
 func (s *Shell) Unquoted(secrets map[string]bool) []string {
 	var out []string
-	var walk func(n parse.Node)
-	walk = func(n parse.Node) {
+	var walk func(n parse.Node, dot []string)
+	walk = func(n parse.Node, dot []string) {
 		switch n := n.(type) {
 		case *parse.ListNode:
 			if n == nil {
 				return
 			}
 			for _, c := range n.Nodes {
-				walk(c)
+				walk(c, dot)
 			}
 		case *parse.IfNode:
-			walk(n.List)
-			walk(n.ElseList)
+			walk(n.List, dot)
+			walk(n.ElseList, dot)
 		case *parse.RangeNode:
-			walk(n.List)
-			walk(n.ElseList)
+			walk(n.List, nil) // an element: not a field of the data
+			walk(n.ElseList, dot)
 		case *parse.WithNode:
-			walk(n.List)
-			walk(n.ElseList)
+			walk(n.List, withDot(n.Pipe, dot))
+			walk(n.ElseList, dot)
 		case *parse.ActionNode:
-			if !safeAction(n.Pipe, secrets) {
+			if !safeAction(n.Pipe, dot, secrets) {
 				out = append(out, n.String())
 			}
 		}
 	}
 	if s.tmpl.Tree != nil {
-		walk(s.tmpl.Root)
+		walk(s.tmpl.Root, []string{})
 	}
 	return out
 }
 
-func safeAction(p *parse.PipeNode, secrets map[string]bool) bool {
+// oneWord are the fields of TemplateData whose values the inventory
+// validates to be one word with nothing in it the shell reads: host names
+// (letters, digits, '-' and '_'), addresses (a host name or an IP
+// address) and ports.
+var oneWord = map[string]bool{"Host": true, "HostInfo.Name": true, "HostInfo.Address": true, "HostInfo.Port": true}
+
+// fieldPath is where a field or variable in the template leads in
+// TemplateData, as "HostInfo.Address", dot being where "." is (nil: not
+// in the data, a range's element); "" when that is not known.
+func fieldPath(n parse.Node, dot []string) string {
+	var path []string
+	switch n := n.(type) {
+	case *parse.FieldNode:
+		if dot == nil {
+			return ""
+		}
+		path = append(append(path, dot...), n.Ident...)
+	case *parse.VariableNode:
+		if len(n.Ident) < 2 || n.Ident[0] != "$" {
+			return ""
+		}
+		path = n.Ident[1:]
+	default:
+		return ""
+	}
+	return strings.Join(path, ".")
+}
+
+// withDot is "." inside {{with PIPE}}: the field it names, when it is
+// one; nil when it is something else.
+func withDot(p *parse.PipeNode, dot []string) []string {
+	if p == nil || len(p.Decl) > 0 || len(p.Cmds) != 1 || len(p.Cmds[0].Args) != 1 {
+		return nil
+	}
+	path := fieldPath(p.Cmds[0].Args[0], dot)
+	if path == "" {
+		return nil
+	}
+	return strings.Split(path, ".")
+}
+
+func safeAction(p *parse.PipeNode, dot []string, secrets map[string]bool) bool {
 	if p == nil || len(p.Decl) > 0 || len(p.Cmds) == 0 {
 		return true // an assignment prints nothing
 	}
@@ -120,17 +164,12 @@ func safeAction(p *parse.PipeNode, secrets map[string]bool) bool {
 	if len(p.Cmds) != 1 || len(last.Args) != 1 {
 		return false
 	}
-	f, ok := last.Args[0].(*parse.FieldNode)
-	if !ok {
-		return false
-	}
-	switch {
-	case len(f.Ident) == 1 && f.Ident[0] == "Host":
-		return true
-	case len(f.Ident) == 2 && f.Ident[0] == "Vars" && secrets[f.Ident[1]]:
+	path := fieldPath(last.Args[0], dot)
+	if oneWord[path] {
 		return true
 	}
-	return false
+	name, isVar := strings.CutPrefix(path, "Vars.")
+	return isVar && secrets[name]
 }
 
 // Cmd is a Shell op for a fixed command line, with no template.
@@ -233,7 +272,26 @@ func (f *Func) Run(ctx context.Context, env *Env, h *inventory.Host, timeout tim
 	}
 	start := time.Now()
 	out, err := f.Fn(ctx, env, h)
-	return &Output{Stdout: out, Note: out, Duration: time.Since(start)}, err
+	o := &Output{Stdout: out, Note: out, Duration: time.Since(start)}
+	if err != nil {
+		o.ExitCode, o.NoExit = processExit(err)
+	}
+	return o, err
+}
+
+// processExit is the exit status of the command behind a failed Func
+// (deploy's local command, a command on a host), or noExit when no
+// command's status is in err's chain.
+func processExit(err error) (code int, noExit bool) {
+	var le *exec.ExitError
+	if errors.As(err, &le) {
+		return le.ExitCode(), false
+	}
+	var se *sshexec.ExitError
+	if errors.As(err, &se) {
+		return se.Code, false
+	}
+	return 0, true
 }
 
 // MaxShownLine bounds the last output line the live view keeps of a host.

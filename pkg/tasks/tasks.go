@@ -93,6 +93,9 @@ type Output struct {
 	Stdout   string
 	Stderr   string
 	ExitCode int
+	// NoExit says a failed op ran no process whose status ExitCode could
+	// be (an API call, a parse): the journal then records no exit code.
+	NoExit   bool
 	Duration time.Duration
 	// Note is a one-line summary for the operator ("incremental from
 	// services@…", "removed unfinished receives: …"), shown beside the

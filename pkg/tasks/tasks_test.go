@@ -462,7 +462,7 @@ vars: {app: "x"}
 secrets: {pw: PW}
 steps:
   - {title: a, hosts: db, run: 'echo {{ .Vars.app | q }} {{ q .Vars.app }} {{ .Vars.pw }} {{ .Vars.pw | q }} on {{ .Host }}'}
-  - {title: b, hosts: db, run: 'echo {{ .Vars.app }}', after: 'test {{ if .Vars.app }}{{ .HostInfo.Address }}{{ end }}'}
+  - {title: b, hosts: db, run: 'echo {{ .Vars.app }}', after: 'test {{ if .Vars.app }}{{ .HostInfo.User }}{{ end }}'}
 `), fx.inv, LoadOptions{Vars: map[string]string{"app": "pa$$w0rd; `id` 'x'"}, Getenv: func(string) string { return "p w" }})
 	if err != nil {
 		t.Fatal(err)
@@ -473,7 +473,7 @@ steps:
 	if got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
-	if len(rb.Warnings) != 2 || !strings.Contains(rb.Warnings[0], "step 2 run: {{.Vars.app}}") || !strings.Contains(rb.Warnings[1], "step 2 after: {{.HostInfo.Address}}") {
+	if len(rb.Warnings) != 2 || !strings.Contains(rb.Warnings[0], "step 2 run: {{.Vars.app}}") || !strings.Contains(rb.Warnings[1], "step 2 after: {{.HostInfo.User}}") {
 		t.Fatalf("warnings: %q", rb.Warnings)
 	}
 	// What the shell makes of it: the value, intact, one word.
@@ -556,12 +556,17 @@ func TestInterruptionIsSaidAsSuch(t *testing.T) {
 	fx := newFixture(t)
 	fx.hosts.Delay = 5 * time.Second
 	rb := fx.runbook(t, "name: c\nsteps:\n  - {title: a, hosts: web, run: slow}\n")
+	// Interrupted once a send has begun, not after a fixed sleep: on a
+	// loaded machine the sleep could end before any action started.
+	started := make(chan struct{})
+	var once sync.Once
 	rb.Steps[0].Action = &Func{Desc: "send", Fn: func(ctx context.Context, _ *Env, h *inventory.Host) (string, error) {
+		once.Do(func() { close(started) })
 		<-ctx.Done()
 		return "", fmt.Errorf("%s: send: %w", h.Name, ctx.Err())
 	}}
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { time.Sleep(100 * time.Millisecond); cancel() }()
+	go func() { <-started; time.Sleep(50 * time.Millisecond); cancel() }()
 	id, err := fx.eng.Run(ctx, rb, RunOptions{})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)

@@ -1,0 +1,66 @@
+package replicate
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// Real btrfs send streams of service data with setgid directories (shared
+// group dirs) pass the privilege check, full and incremental: new ones,
+// nested ones, an existing one made setgid and moved under a new setgid
+// directory (send puts off that rename: the directory is set while it
+// still has its old name). A setgid file and a setuid file in a real
+// stream are refused.
+func TestRealSendsWithSetgidDirectoriesPass(t *testing.T) {
+	// Sent from one filesystem, received on another: a received UUID
+	// must be new to the target's.
+	m, other := btrfsImage(t), btrfsImage(t)
+	dst := other + "/dst"
+	snap := func(n int) string { return "services@2026010" + string(rune('0'+n)) + "T000000Z" }
+	sh(t, `mount -o remount,nosuid,nodev `+other+` && mkdir `+dst+` && cd `+m+` && mkdir src
+btrfs -q subvolume create services && cd services
+mkdir -p shared/a/b plain old/moved && echo x > shared/a/b/f && ln -s a/b/f shared/l
+chmod 2775 shared shared/a/b && chmod 0755 plain && chgrp -R 100 shared
+cd .. && btrfs -q subvolume snapshot -r services src/`+snap(1))
+	send := func(n int, parent string) string {
+		out := m + "/stream"
+		sh(t, `cd `+m+` && btrfs send -q `+parent+` -f `+out+` src/`+snap(n))
+		return out
+	}
+	receive := func(stream string) (int, string) {
+		f, err := os.Open(stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = f.Close() }()
+		return filterReceive(t, dst, f)
+	}
+	if code, out := receive(send(1, "")); code != 0 {
+		t.Fatalf("full send: exit %d: %s", code, out)
+	}
+	sh(t, `cd `+m+`/services && mv shared shared2 && mkdir -p new/inner && chmod 2770 new new/inner && chmod g+s plain
+mkdir top && chmod 2775 top old/moved && mv old/moved top/ && echo y > top/moved/g
+cd .. && btrfs -q subvolume snapshot -r services src/`+snap(2))
+	if code, out := receive(send(2, "-p src/"+snap(1))); code != 0 {
+		t.Fatalf("incremental send: exit %d: %s", code, out)
+	}
+	for _, d := range []string{"shared2", "shared2/a/b", "new", "new/inner", "plain", "top", "top/moved"} {
+		fi, err := os.Stat(dst + "/" + snap(2) + "/" + d)
+		if err != nil || fi.Mode()&os.ModeSetgid == 0 {
+			t.Errorf("%s in the received copy: %v, %v", d, fi.Mode(), err)
+		}
+	}
+	for i, c := range []struct{ script, want string }{
+		{"echo '#!/bin/sh' > run && chmod 2755 run", "would be setgid"},
+		{"cp /bin/true run && chmod 4755 run", "would be setuid"},
+	} {
+		n := 3 + i
+		sh(t, `cd `+m+`/services && rm -f run && `+c.script+` && cd .. && btrfs -q subvolume snapshot -r services src/`+snap(n))
+		code, out := receive(send(n, "-p src/"+snap(2)))
+		if code == 0 || !strings.Contains(out, c.want) {
+			t.Errorf("%s: exit %d: %s", c.script, code, out)
+		}
+		sh(t, `cd `+dst+` && if [ -e `+snap(n)+` ]; then btrfs -q subvolume delete `+snap(n)+`; fi`)
+	}
+}
