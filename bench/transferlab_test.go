@@ -1,9 +1,11 @@
 package main
 
 import (
-	"os/exec"
+	"context"
 	"testing"
 	"time"
+
+	"github.com/hoctl/hoctl/internal/lab"
 )
 
 func TestParseTimed(t *testing.T) {
@@ -46,11 +48,11 @@ func TestDirectVariants(t *testing.T) {
 }
 
 func TestTimedScriptFailsWithItsScript(t *testing.T) {
-	out, err := exec.Command("bash", "-c", timedScript("set -o pipefail; head -c 1000 /dev/zero | false | cat")).CombinedOutput()
+	out, err := lab.ToolCmd(context.Background(), "bash", "-c", timedScript("set -o pipefail; head -c 1000 /dev/zero | false | cat")).CombinedOutput()
 	if err == nil {
 		t.Fatalf("a failing pipeline timed as if it had run: %s", out)
 	}
-	out, err = exec.Command("bash", "-c", timedScript("set -o pipefail; head -c 1000 /dev/zero | cat >/dev/null")).CombinedOutput()
+	out, err = lab.ToolCmd(context.Background(), "bash", "-c", timedScript("set -o pipefail; head -c 1000 /dev/zero | cat >/dev/null")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}

@@ -87,6 +87,8 @@ var hostTools = []HostTool{
 	{Name: "sudo", From: FromDebian, Package: "sudo", Use: ForLab | ForTests, Why: "become: sudo on namespace hosts (TestBecomeFlags)"},
 	{Name: "hostname", From: FromDebian, Package: "hostname", Use: ForLab, Why: "start.sh of a namespace host"},
 	{Name: "sh", From: FromDebian, Package: "dash", Use: ForLab | ForMachines, Why: "start.sh and deploy.sh"},
+	{Name: "bash", From: FromDebian, Package: "bash", Use: ForBench, Why: "the transfer suites' hand-run pipelines on namespace hosts (pipefail, times)"},
+	{Name: "mbuffer", From: FromDebian, Package: "mbuffer", Use: ForBench, Why: "bench -only direct-tries: a buffer on either side of the direct pipe"},
 	{Name: "mkdir", From: FromDebian, Package: "coreutils", Use: ForLab | ForMachines | ForDemo, Why: "start.sh, build.sh, demo.sh"},
 	{Name: "cat", From: FromDebian, Package: "coreutils", Use: ForMachines | ForDemo, Why: "deploy.sh, build.sh, demo.sh"},
 	{Name: "date", From: FromDebian, Package: "coreutils", Use: ForMachines, Why: "deploy.sh: a generation's nonce"},
