@@ -196,9 +196,20 @@ mkdir -p /persist/services-snapshots`
 	// passed its check for two minutes. The start now waits for zippy's
 	// agent to read the key first (not reproduced alone, so not proven).
 	zippyReadsOwner(t, l, "zippy")
+	// Serving means the export answers, not only the unit running: seen
+	// once after the lease-stop test (a start the guard stopped during
+	// its ExecStartPre), ganesha ran without the export (NFS4ERR_NOENT
+	// for /data/services). A start that does not serve is stopped, its
+	// bind mount undone, said with its mounts, and tried again.
 	waitFor(t, 90*time.Second, "zippy serving again", func() error {
 		if out, err := inMachine(l, "zippy", "systemctl reset-failed nfs-server; systemctl start nfs-server"); err != nil {
 			return fmt.Errorf("%v: %s", err, out)
+		}
+		if _, err := nfsCat(l, "zippy", "hello"); err != nil {
+			mounts, _ := inMachine(l, "zippy", "findmnt -n -o TARGET,SOURCE /persist/services; true")
+			t.Logf("zippy's nfs-server runs but does not serve (%v; /persist/services mounts: %q): starting it again", err, mounts)
+			_, _ = inMachine(l, "zippy", "systemctl stop nfs-server; if mountpoint -q /persist/services; then umount /persist/services; fi")
+			return err
 		}
 		return nil
 	})
