@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/hoctl/hoctl/pkg/yamlerr"
 	"github.com/spf13/pflag"
 )
 
@@ -43,7 +44,7 @@ func closest(typed string, candidates []string) []string {
 		limit = 1
 	}
 	for _, c := range candidates {
-		d := editDistance(strings.ToLower(typed), strings.ToLower(c))
+		d := yamlerr.Distance(strings.ToLower(typed), strings.ToLower(c))
 		if d <= limit || (len(typed) >= 3 && strings.HasPrefix(c, typed)) ||
 			strings.ReplaceAll(c, "-", "") == strings.ReplaceAll(typed, "-", "") {
 			cs = append(cs, cand{c, d})
@@ -55,24 +56,4 @@ func closest(typed string, candidates []string) []string {
 		out = append(out, c.name)
 	}
 	return out
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
