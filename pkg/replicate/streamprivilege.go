@@ -1,0 +1,119 @@
+package replicate
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+)
+
+// What a stream may not make: a privilege once failover promotes the
+// copy out of the nosuid,nodev dir (device nodes, setuid and setgid
+// files, file capabilities), and the directories it made whose setgid
+// bit is allowed until their mode is set.
+
+// privilege refuses what would make a file in the copy a privilege on a
+// mount without nosuid,nodev: a block or character device, a setuid bit,
+// a setgid bit on anything but a directory, file capabilities. The dir's
+// mount keeps them inert, but failover's promote makes the copy the
+// service's subvolume outside the dir, and btrfs send of service data
+// carries none of them. A setgid directory (new files take its group)
+// is data, and passes.
+func (s *streamPaths) privilege(cmd uint16, p string, attrs streamAttrs) error {
+	mode, hasMode := attrU64(attrs, sendAttrMode)
+	switch {
+	case cmd == sendCmdMknod && hasMode && (mode&modeType == modeBlock || mode&modeType == modeChar):
+		return fmt.Errorf("%q would be a block or character device (mode %o): on a mount without nodev it reads and writes a disk of the host's", truncate(p, 80), mode)
+	case (cmd == sendCmdMknod || cmd == sendCmdChmod) && mode&modeSetuid != 0:
+		return fmt.Errorf("%q would be setuid (mode %o): outside the nosuid dir, once promoted, it would run as its owner", truncate(p, 80), mode)
+	case cmd == sendCmdMknod && mode&modeSetgid != 0:
+		return fmt.Errorf("%q would be setgid (mode %o): outside the nosuid dir, once promoted, it would run with its group", truncate(p, 80), mode)
+	case cmd == sendCmdChmod && mode&modeSetgid != 0:
+		dir, err := s.isDir(p)
+		if err != nil {
+			return err
+		}
+		if !dir {
+			return fmt.Errorf("%q would be setgid (mode %o), and is not known to be a directory (one the stream made, or the parent's): outside the nosuid dir, once promoted, a setgid file runs with its group", truncate(p, 80), mode)
+		}
+	case cmd == sendCmdSetXattr && string(attrs[sendAttrXattrName]) == xattrCapabilty:
+		return fmt.Errorf("%q would get file capabilities (%s): outside the nosuid dir, once promoted, it would run with them", truncate(p, 80), xattrCapabilty)
+	}
+	return nil
+}
+
+// isDir is whether p is known to be a directory: the subvolume's root,
+// a directory the stream made (until its mode is set), or the parent's
+// directory.
+func (s *streamPaths) isDir(p string) (bool, error) {
+	if p == "" || s.newDirs[p] {
+		return true, nil
+	}
+	k, err := s.kind(p)
+	return k == kindDir, err
+}
+
+// newDir records p as a directory the stream made. btrfs send sets each
+// new inode's mode once, when it is done with it, often after making
+// other directories (the orphans a rename waits on), so until then p
+// may be made setgid.
+func (s *streamPaths) newDir(p string) {
+	if s.newDirs == nil {
+		s.newDirs = map[string]bool{}
+	}
+	if !s.newDirs[p] {
+		s.newDirs[p] = true
+		s.held += int64(len(p)) + heldPerEntry
+	}
+}
+
+// followNewDirs keeps newDirs on the paths of those directories: a
+// chmod sets the mode (p is done), a rename moves them with p, a removal
+// or a rename over them drops them. Each scan counts as work: a stream
+// btrfs send writes has a few at a time.
+func (s *streamPaths) followNewDirs(cmd uint16, p, to string) error {
+	if len(s.newDirs) == 0 {
+		return nil
+	}
+	under := func(q, d string) bool { return q == d || strings.HasPrefix(q, d+"/") }
+	drop := func(q string) {
+		delete(s.newDirs, q)
+		s.held -= int64(len(q)) + heldPerEntry
+	}
+	switch cmd {
+	case sendCmdChmod:
+		if s.newDirs[p] {
+			drop(p)
+		}
+		return nil
+	case sendCmdRename, sendCmdUnlink, sendCmdRmdir:
+	default:
+		return nil
+	}
+	if err := s.spend(len(s.newDirs)); err != nil {
+		return err
+	}
+	var moved []string
+	for q := range s.newDirs {
+		switch {
+		case cmd == sendCmdRename && under(q, p):
+			moved = append(moved, q)
+		case under(q, p) || cmd == sendCmdRename && under(q, to):
+			drop(q)
+		}
+	}
+	for _, q := range moved {
+		drop(q)
+	}
+	for _, q := range moved {
+		s.newDir(to + q[len(p):])
+	}
+	return nil
+}
+
+func attrU64(attrs streamAttrs, typ uint16) (uint64, bool) {
+	v, ok := attrs[typ]
+	if !ok || len(v) != 8 {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint64(v), true
+}
