@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hoctl/hoctl/pkg/failover"
 )
@@ -100,5 +101,69 @@ func TestSystemdStartDoesNotWait(t *testing.T) {
 	}
 	if want := []string{"start", "--no-block", "nfs-server.service"}; !slices.Equal(args, want) {
 		t.Fatalf("systemctl %q, want %q", args, want)
+	}
+}
+
+// A stop that systemd holds queued (PID 1 busy with someone else's
+// daemon-reload) is not waited for past KillAfter: the guard writes the
+// unit's cgroup.kill itself, and the stop returns when systemd does.
+// Before, the stop waited for systemctl alone (attack G2: the server
+// served 34 s past the lease's end).
+func TestStopKillsTheCgroupWhenSystemdDoesNotStop(t *testing.T) {
+	root := t.TempDir()
+	cg := filepath.Join(root, "sys/fs/cgroup/system.slice/nfs-server.service")
+	if err := os.MkdirAll(cg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	killFile := filepath.Join(cg, "cgroup.kill")
+	if err := os.WriteFile(killFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan struct{})
+	s := &Systemd{Root: root, Slice: "/system.slice", KillAfter: 50 * time.Millisecond,
+		Exec: func(ctx context.Context, args ...string) (string, error) {
+			if args[0] == "stop" {
+				// systemd gets to the stop once the unit's processes
+				// are gone: here, once the kill is written.
+				for {
+					if b, _ := os.ReadFile(killFile); string(b) == "1" {
+						close(released)
+						return "", nil
+					}
+					select {
+					case <-ctx.Done():
+						return "", ctx.Err()
+					case <-time.After(5 * time.Millisecond):
+					}
+				}
+			}
+			return "", nil
+		}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Stop(ctx, "nfs-server.service"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-released:
+	default:
+		t.Fatal("the stop returned without the cgroup killed")
+	}
+
+	// A stop systemd carries out at once kills nothing.
+	if err := os.WriteFile(killFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	quick := &Systemd{Root: root, Slice: "/system.slice", KillAfter: time.Minute,
+		Exec: func(context.Context, ...string) (string, error) { return "", nil }}
+	if err := quick.Stop(ctx, "nfs-server.service"); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(killFile); len(b) != 0 {
+		t.Fatalf("a prompt stop wrote cgroup.kill: %q", b)
+	}
+	// A unit name that is not one is never turned into a path.
+	if err := s.kill("../../x"); err == nil {
+		t.Fatal("kill of a path-like unit name: no error")
 	}
 }
