@@ -123,6 +123,8 @@ const (
 	sendCmdFileattr  = 24
 
 	sendAttrMode      = 5
+	sendAttrUID       = 6
+	sendAttrGID       = 7
 	sendAttrRdev      = 8
 	sendAttrXattrName = 13
 	sendAttrXattrData = 14

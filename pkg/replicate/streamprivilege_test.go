@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"bytes"
+	"encoding/binary"
 	"strings"
 	"testing"
 )
@@ -43,6 +44,8 @@ func TestStreamCarriesNoPrivilege(t *testing.T) {
 		{"a setgid bit on a file made where the parent's directory was", chmod(incr().cmd(sendCmdRmdir, pathAttr(sendAttrPath, "d")).mk(sendCmdMkfile, "d"), "d", 0o2755), "setgid"},
 		{"file capabilities (cap_setuid)", xattr(full().mk(sendCmdMkfile, "capped"), "capped", "security.capability"), "security.capability"},
 		{"file capabilities on the parent's file", xattr(incr(), "f", "security.capability"), "security.capability"},
+		{"a setuid MODE of 16 bytes (attack review 2)", full().mk(sendCmdMkfile, "f").cmd(sendCmdChmod, pathAttr(sendAttrPath, "f"), testAttr{sendAttrMode, append(binary.LittleEndian.AppendUint64(nil, 0o4755), make([]byte, 8)...)}), "not the 8 of a u64"},
+		{"a block device whose MODE is 16 bytes", full().cmd(sendCmdMknod, pathAttr(sendAttrPath, "disk"), u64Attr(testAttrIno, 300), testAttr{sendAttrMode, append(binary.LittleEndian.AppendUint64(nil, 0o60666), make([]byte, 8)...)}, u64Attr(sendAttrRdev, 7<<8)), "not the 8 of a u64"},
 	}
 	for _, c := range refused {
 		err := checkStreamFor(&bytes.Buffer{}, bytes.NewReader(c.stream.end()), inDirAlways, "", parent)
