@@ -169,7 +169,7 @@ func (s *Systemd) Stop(ctx context.Context, unit string) error {
 		// What counts is that the unit stopped: a kill that could not
 		// be done is said only beside a stop that failed too.
 		if r.err != nil && killErr != nil {
-			r.err = fmt.Errorf("%w; killing its cgroup after %s: %v", r.err, after, killErr)
+			r.err = fmt.Errorf("%w; killing its cgroup after %s: %w", r.err, after, killErr)
 		}
 	}
 	if r.err != nil {
