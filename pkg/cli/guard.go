@@ -138,7 +138,7 @@ func guardRun(ctx context.Context, opts *GuardOptions) error {
 		// systemd's advice: tell it at half the interval at least.
 		c.Heartbeat = min(guard.DefaultHeartbeat, time.Duration(usec)*time.Microsecond/3)
 	}
-	g := guard.New(c, kv, &guard.Systemd{Host: host}, clock, guard.NewFileState(opts.State, opts.Key, clock))
+	g := guard.New(c, kv, &guard.Systemd{Host: host, Log: logf}, clock, guard.NewFileState(opts.State, opts.Key, clock))
 	return g.Run(ctx)
 }
 

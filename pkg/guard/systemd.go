@@ -30,6 +30,8 @@ type Systemd struct {
 	// ("/system.slice"); "" reads the guard's own from /proc/self/cgroup,
 	// as both are services of the same systemd.
 	Slice string
+	// Log says what the guard did past systemd (nil: nothing said).
+	Log func(prio int, msg string)
 }
 
 // DefaultKillAfter bounds a stop that systemd does not carry out:
@@ -165,6 +167,13 @@ func (s *Systemd) Stop(ctx context.Context, unit string) error {
 	case r = <-done:
 	case <-t.C:
 		killErr := s.kill(unit)
+		if s.Log != nil {
+			if killErr != nil {
+				s.Log(Err, fmt.Sprintf("systemd has not stopped %s after %s, and killing its cgroup failed: %v", unit, after, killErr))
+			} else {
+				s.Log(Warning, fmt.Sprintf("systemd has not stopped %s after %s: killed its cgroup (cgroup.kill)", unit, after))
+			}
+		}
 		r = <-done
 		// What counts is that the unit stopped: a kill that could not
 		// be done is said only beside a stop that failed too.
@@ -179,37 +188,54 @@ func (s *Systemd) Stop(ctx context.Context, unit string) error {
 }
 
 // kill writes cgroup.kill of unit's cgroup: SIGKILL to every process in
-// it, at once, by the kernel. A unit with no cgroup (stopped meanwhile)
-// has nothing to kill.
+// it, at once, by the kernel. The cgroup v2 tree is /sys/fs/cgroup, or
+// /sys/fs/cgroup/unified where systemd runs the hybrid layout (the lab's
+// machines: systemd 252 on a host whose /sys/fs/cgroup is a tmpfs). A
+// slice that holds no cgroup of the unit means the unit has stopped
+// meanwhile: nothing to kill. No slice found at all is an error, said,
+// not taken for a stopped unit (a second review found the kill silently
+// aimed at the wrong tree).
 func (s *Systemd) kill(unit string) error {
+	if strings.ContainsAny(unit, "/") || unit == "" || unit == "." || unit == ".." {
+		return fmt.Errorf("unit name %q", unit)
+	}
 	slice := s.Slice
 	if slice == "" {
 		own, err := os.ReadFile("/proc/self/cgroup")
 		if err != nil {
 			return err
 		}
-		// cgroup v2: one line, "0::/system.slice/hoctl-guard-….service".
-		_, p, ok := strings.Cut(strings.TrimSpace(string(own)), "0::")
-		if !ok || !strings.HasPrefix(p, "/") {
+		// The cgroup v2 line: "0::/system.slice/hoctl-guard-….service".
+		var p string
+		for _, line := range strings.Split(strings.TrimSpace(string(own)), "\n") {
+			if rest, ok := strings.CutPrefix(line, "0::"); ok {
+				p = rest
+			}
+		}
+		if !strings.HasPrefix(p, "/") {
 			return fmt.Errorf("no cgroup v2 path in /proc/self/cgroup: %q", own)
 		}
 		slice = filepath.Dir(p)
 	}
-	if strings.ContainsAny(unit, "/") || unit == "" || unit == "." || unit == ".." {
-		return fmt.Errorf("unit name %q", unit)
-	}
-	f, err := os.OpenFile(filepath.Join(s.Root, "/sys/fs/cgroup", slice, unit, "cgroup.kill"), os.O_WRONLY, 0)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
+	for _, tree := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
+		dir := filepath.Join(s.Root, tree, slice)
+		if _, err := os.Stat(filepath.Join(dir, "cgroup.procs")); err != nil {
+			continue
+		}
+		f, err := os.OpenFile(filepath.Join(dir, unit, "cgroup.kill"), os.O_WRONLY, 0)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		_, err = f.WriteString("1")
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
 		return err
 	}
-	_, err = f.WriteString("1")
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return fmt.Errorf("no cgroup v2 tree holds %s (looked in /sys/fs/cgroup and /sys/fs/cgroup/unified)", slice)
 }
 
 // Start implements Units: --no-block queues the start job and returns;
