@@ -294,11 +294,11 @@ func (r *Run) ownerStill(host string) func(ctx context.Context, _ *tasks.Env, _ 
 // leave the service fenced and down until the operator remounts.
 func promoteMountSafe(ctx context.Context, run sshexec.Runner, subvolume string) error {
 	dir := path.Dir(subvolume)
-	res, err := run.Run(ctx, sshexec.Cmd{Argv: replicate.MountArgv(dir), Stdin: strings.NewReader("")})
+	missing, err := replicate.MountMissing(ctx, run, dir)
 	if err != nil {
-		return fmt.Errorf("%s: reading the mount options of %s, where the promote puts the copy: %w", run.Name(), dir, sshexec.OneLine(res, err))
+		return fmt.Errorf("%s: reading the mount options of %s, where the promote puts the copy: %w", run.Name(), dir, err)
 	}
-	if missing := replicate.MissingMountOptions(string(res.Stdout)); len(missing) > 0 {
+	if len(missing) > 0 {
 		return fmt.Errorf("%s: %s is mounted without %s: the promote would make the copy, which came from send streams, live there with any setuid file or device node in it; mount it nosuid,nodev (docs/security.md), then fail over", run.Name(), dir, strings.Join(missing, ","))
 	}
 	return nil

@@ -41,15 +41,25 @@ func MissingMountOptions(options string) []string {
 	return missing
 }
 
+// MountMissing reads the mount options of the filesystem holding dir on
+// r and lists which of nosuid and nodev it lacks; the error, when they
+// cannot be read, is the command's reason in one line.
+func MountMissing(ctx context.Context, r sshexec.Runner, dir string) ([]string, error) {
+	res, err := r.Run(ctx, sshexec.Cmd{Argv: MountArgv(dir), Stdin: strings.NewReader("")})
+	if err != nil {
+		return nil, sshexec.OneLine(res, err)
+	}
+	return MissingMountOptions(string(res.Stdout)), nil
+}
+
 // MountWarning checks the mount that receives streams into dir on r and
 // says what is unsafe about it; "" when it is mounted nosuid,nodev.
 func MountWarning(ctx context.Context, r sshexec.Runner, dir string) string {
-	res, err := r.Run(ctx, sshexec.Cmd{Argv: MountArgv(dir), Stdin: strings.NewReader("")})
+	missing, err := MountMissing(ctx, r, dir)
 	if err != nil {
-		return fmt.Sprintf("%s: could not read the mount options of %s (%s): make sure it is mounted nosuid,nodev (docs/security.md)",
-			r.Name(), dir, sshexec.FirstLine(res, err))
+		return fmt.Sprintf("%s: could not read the mount options of %s (%v): make sure it is mounted nosuid,nodev (docs/security.md)",
+			r.Name(), dir, err)
 	}
-	missing := MissingMountOptions(string(res.Stdout))
 	if len(missing) == 0 {
 		return ""
 	}
