@@ -59,12 +59,19 @@ nfs:
 
 func downRun(t *testing.T, c *passingConsul) (*tasks.Runbook, *Run) {
 	t.Helper()
+	return downRunbook(t, c, 0)
+}
+
+// downRunbook is a --primary-down failover zippy → c1 of downInv against
+// c, waiting leaseWait before the start (0: the protocol's).
+func downRunbook(t *testing.T, c Consul, leaseWait time.Duration) (*tasks.Runbook, *Run) {
+	t.Helper()
 	inv, err := inventory.Parse("i.yaml", []byte(downInv))
 	if err != nil {
 		t.Fatal(err)
 	}
 	rb, r, err := Runbook(context.Background(), inv, func(context.Context) (Consul, error) { return c, nil },
-		Options{Service: "data-services", To: "c1", PrimaryDown: true})
+		Options{Service: "data-services", To: "c1", PrimaryDown: true, LeaseWait: leaseWait})
 	if err != nil {
 		t.Fatal(err)
 	}

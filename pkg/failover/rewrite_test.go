@@ -33,16 +33,8 @@ func (c *rewriting) Get(ctx context.Context, key string) (string, uint64, bool, 
 
 func leaseRun(t *testing.T, c Consul, wait time.Duration) (*tasks.Runbook, *Run, *tasks.Env) {
 	t.Helper()
-	inv, err := inventory.Parse("i.yaml", []byte(downInv))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rb, r, err := Runbook(context.Background(), inv, func(context.Context) (Consul, error) { return c, nil },
-		Options{Service: "data-services", To: "c1", PrimaryDown: true, LeaseWait: wait})
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := &tasks.Env{Inventory: inv, Connect: func(_ context.Context, h *inventory.Host) (sshexec.Runner, error) { return okRunner{h.Name}, nil }}
+	rb, r := downRunbook(t, c, wait)
+	env := &tasks.Env{Inventory: r.Inv, Connect: func(_ context.Context, h *inventory.Host) (sshexec.Runner, error) { return okRunner{h.Name}, nil }}
 	return rb, r, env
 }
 
