@@ -393,10 +393,10 @@ func (l *stripLog) add(cmd uint16, p string, named bool, before, after uint64) {
 		return
 	}
 	bits := "setuid bit"
-	switch cleared := before &^ after; {
-	case cleared == modeSetuid|modeSetgid:
+	switch before &^ after {
+	case modeSetuid | modeSetgid:
 		bits = "setuid and setgid bits"
-	case cleared == modeSetgid:
+	case modeSetgid:
 		bits = "setgid bit"
 	}
 	what := fmt.Sprintf("%q", truncate(p, 80))
