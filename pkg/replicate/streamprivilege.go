@@ -39,10 +39,9 @@ func (s *streamPaths) privilege(cmd uint16, p string, attrs streamAttrs) (keepSe
 }
 
 // u64Lengths refuses a mode, owner or device number that is not a u64,
-// in any command.
-// One of another length is read here as absent, and by some receive as
-// its first 8 bytes (a 16-byte setuid MODE passed the check; btrfs-progs
-// 6.2 refuses it, attack review 2).
+// in any command: one of another length is read here as absent, and by
+// some receive as its first 8 bytes (a 16-byte setuid MODE passed the
+// check; btrfs-progs 6.2 refuses it, attack review 2).
 func u64Lengths(p string, attrs streamAttrs) error {
 	for _, typ := range []uint16{sendAttrMode, sendAttrRdev, sendAttrUID, sendAttrGID} {
 		if v, ok := attrs[typ]; ok && len(v) != 8 {
