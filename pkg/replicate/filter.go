@@ -51,8 +51,9 @@ type Request struct {
 	// target dir by name (subvol_linux.go).
 	native func(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) error
 	// stream, when set, sits before the pipeline's last command (btrfs
-	// receive) and passes on only what it checked (stream.go).
-	stream func(dst io.Writer, src io.Reader) error
+	// receive) and passes on only what it checked (stream.go), saying
+	// on warn what it took out.
+	stream func(dst io.Writer, src io.Reader, warn io.Writer) error
 	// done, when set, runs once the pipeline has ended: it lets go of
 	// the target dir the stream check held (one receive at a time, until
 	// receive has applied the whole stream, not only until it was read).
@@ -109,7 +110,7 @@ func (f Filter) Allow(line string) (*Request, error) {
 			held.close()
 		}
 	}
-	checked := func(dst io.Writer, src io.Reader) error {
+	checked := func(dst io.Writer, src io.Reader, warn io.Writer) error {
 		d, err := openTargetDir(dir)
 		if err != nil {
 			return &StreamError{Offset: -1, Reason: err.Error()}
@@ -128,7 +129,7 @@ func (f Filter) Allow(line string) (*Request, error) {
 			return &StreamError{Offset: -1, Reason: fmt.Sprintf("%s is mounted without %s: a send stream could plant a setuid file or a device node there, and write to the device; mount it nosuid,nodev (docs/security.md)",
 				dir, strings.Join(missing, ","))}
 		}
-		return checkStreamFor(dst, src, d.streamUUIDs, f.Base, d)
+		return checkStreamWith(dst, src, d.streamUUIDs, f.Base, d, &streamPaths{}, warn)
 	}
 	if len(pipeline) == 2 {
 		if slices.Equal(pipeline[0], DecompressArgv) && isReceive(pipeline[1]) {
@@ -447,7 +448,7 @@ func (r *Request) Exec(ctx context.Context, stdin io.Reader, stdout, stderr io.W
 	if streamDst != nil {
 		_ = streamIn.Close() // receive's now
 		go func() {
-			err := r.stream(streamDst, streamSrc)
+			err := r.stream(streamDst, streamSrc, stderr)
 			_ = streamDst.Close()
 			var refused *StreamError
 			if errors.As(err, &refused) {

@@ -26,7 +26,11 @@ import (
 // named like a snapshot, and a dir holding any other is not a dedicated
 // replication dir: Filter refuses it), CLONE reads only from
 // that subvolume or one directly in DIR, every command is one this
-// version of the stream defines, and nothing follows END.
+// version of the stream defines, and nothing follows END. It also takes
+// out of the stream what would be a privilege once failover promotes the
+// copy (streamprivilege.go): setuid and setgid bits are cleared, in the
+// command's MODE, whose crc it then writes anew; device nodes and file
+// capabilities are refused.
 
 // Stream format (btrfs send.h): a magic, a version (u32), then commands:
 // payload length (u32), command (u16), crc32c (u32) over the header with
@@ -113,14 +117,17 @@ func checkStream(dst io.Writer, src io.Reader, inDir dirUUIDs) error {
 // UUID the stream names must resolve, as receive resolves it, only to
 // subvolumes directly in the dir.
 func checkStreamFor(dst io.Writer, src io.Reader, inDir dirUUIDs, base string, tree uuidTree) error {
-	return checkStreamWith(dst, src, inDir, base, tree, &streamPaths{})
+	return checkStreamWith(dst, src, inDir, base, tree, &streamPaths{}, nil)
 }
 
 // checkStreamWith is checkStreamFor keeping its record of the stream's
-// paths in paths (which tests read).
-func checkStreamWith(dst io.Writer, src io.Reader, inDir dirUUIDs, base string, tree uuidTree, paths *streamPaths) error {
+// paths in paths (which tests read), and saying on warn (nil: nowhere)
+// each setuid or setgid bit it cleared.
+func checkStreamWith(dst io.Writer, src io.Reader, inDir dirUUIDs, base string, tree uuidTree, paths *streamPaths, warn io.Writer) error {
 	r := bufio.NewReaderSize(src, 64<<10)
 	var off int64
+	stripped := &stripLog{w: warn}
+	defer stripped.done()
 	refuse := func(format string, a ...any) error {
 		return &StreamError{Offset: off, Reason: fmt.Sprintf(format, a...)}
 	}
@@ -165,6 +172,7 @@ func checkStreamWith(dst io.Writer, src io.Reader, inDir dirUUIDs, base string, 
 		return tree.resolvesInDir(u)
 	}
 	for {
+		keepSetgid := false
 		if _, err := io.ReadFull(r, head[:streamCmdHeader]); err != nil {
 			if errors.Is(err, io.EOF) {
 				return refuse("the stream ended before its END command")
@@ -197,6 +205,9 @@ func checkStreamWith(dst io.Writer, src io.Reader, inDir dirUUIDs, base string, 
 		attrs, err := parseAttrs(buf[streamCmdHeader:], version)
 		if err != nil {
 			return refuse("command %d: %v", cmd, err)
+		}
+		if err := u64Lengths(string(attrs[sendAttrPath]), attrs); err != nil {
+			return refuse("%v", err)
 		}
 		// receive reads names as C strings: a NUL cuts one short, so it
 		// would act on another name than the one checked.
@@ -250,7 +261,7 @@ func checkStreamWith(dst io.Writer, src io.Reader, inDir dirUUIDs, base string, 
 		}
 		if cmd != sendCmdSubvol && cmd != sendCmdSnapshot {
 			paths.read = off + int64(len(buf))
-			if err := paths.check(cmd, attrs); err != nil {
+			if keepSetgid, err = paths.check(cmd, attrs); err != nil {
 				return refuse("%v", err)
 			}
 		}
@@ -268,6 +279,15 @@ func checkStreamWith(dst io.Writer, src io.Reader, inDir dirUUIDs, base string, 
 					return refuse("a clone from %s, which is neither the subvolume received nor one directly in the target dir (or is also a subvolume outside it)", uuidText(src))
 				}
 			}
+		}
+		// Last, once the command passed every check: its crc was checked
+		// on what was read, and is written anew only over the bits
+		// cleared.
+		if before, after := stripMode(attrs, keepSetgid); after != before {
+			clear(buf[6:10])
+			binary.LittleEndian.PutUint32(buf[6:10], btrfsCRC(buf))
+			p, named := attrs[sendAttrPath]
+			stripped.add(cmd, string(p), named, before, after)
 		}
 		if _, err := dst.Write(buf); err != nil {
 			return err
@@ -348,4 +368,50 @@ func uuidText(u [16]byte) string {
 	}
 	h := hex.EncodeToString(u[:])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// StreamWarning starts each line the check writes about a bit it
+// cleared (the filter's stderr): replicate picks these out of the
+// receive's output.
+const StreamWarning = "hoctl target-filter: WARNING: "
+
+// maxStripWarnings bounds the lines a stream's cleared bits print: the
+// first ones are named, the rest counted, so that a stream of a million
+// setuid files floods neither the output nor the memory of whoever
+// keeps it.
+const maxStripWarnings = 20
+
+// stripLog says which setuid and setgid bits the check cleared.
+type stripLog struct {
+	w io.Writer // nil: nowhere
+	n int
+}
+
+func (l *stripLog) add(cmd uint16, p string, named bool, before, after uint64) {
+	l.n++
+	if l.w == nil || l.n > maxStripWarnings {
+		return
+	}
+	bits := "setuid bit"
+	switch before &^ after {
+	case modeSetuid | modeSetgid:
+		bits = "setuid and setgid bits"
+	case modeSetgid:
+		bits = "setgid bit"
+	}
+	what := fmt.Sprintf("%q", truncate(p, 80))
+	switch {
+	case !named:
+		what = fmt.Sprintf("command %d (no path)", cmd)
+	case p == "" && cmd != sendCmdSubvol && cmd != sendCmdSnapshot:
+		what = "the subvolume's root"
+	}
+	fmt.Fprintf(l.w, "%scleared the %s of %s (%04o -> %04o): the copy carries no privilege\n", StreamWarning, bits, what, before&0o7777, after&0o7777)
+}
+
+// done counts the cleared bits not named.
+func (l *stripLog) done() {
+	if l.w != nil && l.n > maxStripWarnings {
+		fmt.Fprintf(l.w, "%scleared setuid or setgid bits in %d more commands, not named (%d in all)\n", StreamWarning, l.n-maxStripWarnings, l.n)
+	}
 }

@@ -211,9 +211,14 @@ func namedUUIDs(t testing.TB, s []byte) (own [16]byte, named [][16]byte) {
 
 // privileged says what in an accepted stream would be a privilege once
 // promoted out of the nosuid,nodev dir ("": nothing): a device node, a
-// setuid bit, file capabilities.
+// setuid bit in any command, a setgid bit in any but a CHMOD of a
+// directory the stream made (or the subvolume's root), file
+// capabilities. The directories are every path a MKDIR made, and every
+// path a RENAME moved one to (the old one kept too): more than the check
+// counts, never fewer.
 func privileged(t testing.TB, s []byte) string {
 	version := binary.LittleEndian.Uint32(s[len(streamMagic):])
+	dirs := map[string]bool{"": true}
 	for p := s[len(streamMagic)+4:]; len(p) >= streamCmdHeader; {
 		n := int(binary.LittleEndian.Uint32(p))
 		cmd := binary.LittleEndian.Uint16(p[4:])
@@ -222,13 +227,25 @@ func privileged(t testing.TB, s []byte) string {
 			t.Fatal(err)
 		}
 		mode, _ := attrU64(attrs, sendAttrMode)
+		path, named := attrs[sendAttrPath]
 		switch {
 		case cmd == sendCmdMknod && (mode&modeType == modeBlock || mode&modeType == modeChar):
 			return "a device node"
-		case (cmd == sendCmdMknod || cmd == sendCmdChmod) && mode&modeSetuid != 0:
+		case mode&modeSetuid != 0:
 			return "a setuid bit"
+		case mode&modeSetgid != 0 && (cmd != sendCmdChmod || !named || !dirs[string(path)]):
+			return "a setgid bit on what is not a directory the stream made"
 		case cmd == sendCmdSetXattr && strings.Split(string(attrs[sendAttrXattrName]), "\x00")[0] == xattrCapabilty: // as receive reads it
 			return "file capabilities"
+		case cmd == sendCmdMkdir:
+			dirs[string(path)] = true
+		case cmd == sendCmdRename:
+			from, to := string(path), string(attrs[sendAttrPathTo])
+			for d := range dirs {
+				if d == from || strings.HasPrefix(d, from+"/") {
+					dirs[to+d[len(from):]] = true
+				}
+			}
 		}
 		p = p[streamCmdHeader+n:]
 	}
@@ -257,9 +274,12 @@ func TestCheckStreamPassesRealStreams(t *testing.T) {
 	}
 }
 
-// However hostile the stream, the check never panics, passes on only a
-// prefix of what it read, passes all of it only when it accepts it, and
-// never lets a snapshot or clone name a subvolume outside the dir.
+// However hostile the stream, the check never panics, passes on only
+// commands it read whole, each with a valid crc, changed at most in its
+// MODE's setuid and setgid bits (and then its crc), passes all of them
+// only when it accepts the stream, never lets a snapshot or clone name a
+// subvolume outside the dir, and never passes a device node, file
+// capabilities, a setuid bit or a setgid bit on anything but a directory.
 func FuzzCheckStream(f *testing.F) {
 	for _, s := range readStreams(f) {
 		f.Add(s)
@@ -272,13 +292,23 @@ func FuzzCheckStream(f *testing.F) {
 	f.Add(newTestStream(1).subvol(0x55).file().cmd(sendCmdChmod, pathAttr(sendAttrPath, "f"), u64Attr(sendAttrMode, 0o4755)).
 		cmd(sendCmdMknod, pathAttr(sendAttrPath, "disk"), u64Attr(testAttrIno, 301), u64Attr(sendAttrMode, 0o60666), u64Attr(sendAttrRdev, 7<<8)).end())
 	f.Add(newTestStream(1).subvol(0x55).file().cmd(sendCmdSetXattr, pathAttr(sendAttrPath, "f"), pathAttr(sendAttrXattrName, xattrCapabilty), pathAttr(sendAttrXattrData, "\x01")).end())
+	// Issue 19, G3: setuid and setgid bits, cleared; a setgid directory.
+	f.Add(chmod(chmod(chmod(newTestStream(1).subvol(0x55).file().mk(sendCmdMkdir, "o1").rename("o1", "d"), "d", 0o6775), "f", 0o6755), "", 0o2775).end())
+	f.Add(mknod(newTestStream(2).subvol(0x55), "p", 0o16644, 0).end())
+	f.Add(newTestStream(1).cmd(sendCmdSubvol, pathAttr(sendAttrPath, "services@20300101T000000Z"), uuidAttr(sendAttrUUID, 0x55), u64Attr(sendAttrMode, 0o4755)).
+		cmd(sendCmdChmod, u64Attr(sendAttrMode, 0o2755)).end())
 	f.Add(newTestStream(1).subvol(0x55).file().cmd(sendCmdSetXattr, pathAttr(sendAttrPath, "f"), pathAttr(sendAttrXattrName, xattrCapabilty+"\x00x"), pathAttr(sendAttrXattrData, "\x01")).end())
 	f.Fuzz(func(t *testing.T, s []byte) {
 		var out bytes.Buffer
 		lookup, _ := inDirSet(0xd1)
 		err := checkStream(&out, bytes.NewReader(s), lookup)
-		if !bytes.HasPrefix(s, out.Bytes()) {
-			t.Fatal("passed bytes the stream does not hold")
+		if out.Len() > len(s) {
+			t.Fatalf("passed %d bytes of %d", out.Len(), len(s))
+		}
+		if out.Len() > 0 {
+			if _, why := strippedOnly(s[:out.Len()], out.Bytes()); why != nil {
+				t.Fatalf("passed what the stream does not hold: %v", why)
+			}
 		}
 		if err == nil && out.Len() != len(s) {
 			t.Fatalf("accepted, but passed %d of %d bytes", out.Len(), len(s))
@@ -296,7 +326,7 @@ func FuzzCheckStream(f *testing.F) {
 				t.Fatalf("accepted a stream naming %s, neither in the dir nor its own subvolume", uuidText(u))
 			}
 		}
-		if why := privileged(t, s); why != "" {
+		if why := privileged(t, out.Bytes()); why != "" {
 			t.Fatalf("accepted a stream with %s", why)
 		}
 	})

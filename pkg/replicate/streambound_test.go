@@ -70,7 +70,7 @@ func TestStreamCheckCostIsBoundedPerByte(t *testing.T) {
 	} {
 		var paths streamPaths
 		b := c.stream.end()
-		if err := checkStreamWith(&bytes.Buffer{}, bytes.NewReader(b), inDirAlways, "", nil, &paths); err != nil {
+		if err := checkStreamWith(&bytes.Buffer{}, bytes.NewReader(b), inDirAlways, "", nil, &paths, nil); err != nil {
 			t.Errorf("%s: %v", c.name, err)
 		}
 		if per := paths.looked / int64(len(b)); per > 64 {
@@ -101,7 +101,7 @@ func TestStreamCheckMemoryIsBounded(t *testing.T) {
 	}
 	for name, s := range map[string]*testStream{"20,000 links at 4 KB paths": long, "300,000 links at short paths": short} {
 		var paths streamPaths
-		err := checkStreamWith(&bytes.Buffer{}, bytes.NewReader(s.end()), inDirAlways, "", nil, &paths)
+		err := checkStreamWith(&bytes.Buffer{}, bytes.NewReader(s.end()), inDirAlways, "", nil, &paths, nil)
 		if err == nil || !strings.Contains(err.Error(), "more links, special files and moved entries than the check holds") {
 			t.Errorf("%s: %v", name, err)
 		}

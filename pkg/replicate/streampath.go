@@ -318,40 +318,49 @@ func opens(cmd uint16, p string, fileOnly bool, kind func(string) (pathKind, err
 }
 
 // check refuses a command whose paths could leave the subvolume, then
-// records what it makes, moves or removes.
-func (s *streamPaths) check(cmd uint16, attrs streamAttrs) error {
-	if err := s.checkPaths(cmd, attrs); err != nil {
-		return err
+// records what it makes, moves or removes; keepSetgid: the command's
+// setgid bit may stay (privilege).
+func (s *streamPaths) check(cmd uint16, attrs streamAttrs) (keepSetgid bool, err error) {
+	if keepSetgid, err = s.checkPaths(cmd, attrs); err != nil {
+		return false, err
 	}
 	if s.held > maxTrackHeld {
-		return fmt.Errorf("the stream makes more links, special files and moved entries than the check holds (%d MiB of their paths): a stream of service data with that many is refused, rather than the filter's memory growing with it", maxTrackHeld>>20)
+		return false, fmt.Errorf("the stream makes more links, special files and moved entries than the check holds (%d MiB of their paths): a stream of service data with that many is refused, rather than the filter's memory growing with it", maxTrackHeld>>20)
 	}
 	if s.looked > lookBase+lookPerByte*s.read {
-		return fmt.Errorf("the stream's paths cost the check more than %d bytes of lookups per stream byte (%d after %d bytes): no stream btrfs send writes", lookPerByte, s.looked, s.read)
+		return false, fmt.Errorf("the stream's paths cost the check more than %d bytes of lookups per stream byte (%d after %d bytes): no stream btrfs send writes", lookPerByte, s.looked, s.read)
 	}
-	return s.spend(0)
+	return keepSetgid, s.spend(0)
 }
 
-func (s *streamPaths) checkPaths(cmd uint16, attrs streamAttrs) error {
+func (s *streamPaths) checkPaths(cmd uint16, attrs streamAttrs) (keepSetgid bool, err error) {
 	p, hasPath := attrs[sendAttrPath]
 	if !hasPath {
-		return nil
+		// Receive refuses it; still, it names no device or capability,
+		// and its MODE loses setuid and setgid (no directory named).
+		_, err := s.privilege(cmd, "", attrs)
+		return false, err
 	}
 	path := string(p)
 	if err := s.through(path); err != nil {
-		return err
+		return false, err
 	}
 	if fileOnly, ok := follows(cmd); ok {
 		if err := opens(cmd, path, fileOnly, s.kind); err != nil {
-			return err
+			return false, err
 		}
 	}
-	if err := s.privilege(cmd, path, attrs); err != nil {
-		return err
+	if keepSetgid, err = s.privilege(cmd, path, attrs); err != nil {
+		return false, err
 	}
 	if err := s.followNewDirs(cmd, path, string(attrs[sendAttrPathTo])); err != nil {
-		return err
+		return false, err
 	}
+	return keepSetgid, s.records(cmd, path, attrs)
+}
+
+// records notes what a checked command makes, moves or removes.
+func (s *streamPaths) records(cmd uint16, path string, attrs streamAttrs) error {
 	switch cmd {
 	case sendCmdMkdir:
 		s.newDir(path)

@@ -3,6 +3,7 @@ package replicate
 import (
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -10,8 +11,9 @@ import (
 // group dirs) pass the privilege check, full and incremental: new ones,
 // nested ones, an existing one made setgid and moved under a new setgid
 // directory (send puts off that rename: the directory is set while it
-// still has its old name). A setgid file and a setuid file in a real
-// stream are refused.
+// still has its old name). A setuid file and a setgid file in a real
+// stream (issue 19, G3: a user's own file, chmod 4755) land without the
+// bit, the filter saying so, and their owner and data as sent.
 func TestRealSendsWithSetgidDirectoriesPass(t *testing.T) {
 	// Sent from one filesystem, received on another: a received UUID
 	// must be new to the target's.
@@ -51,16 +53,32 @@ cd .. && btrfs -q subvolume snapshot -r services src/`+snap(2))
 			t.Errorf("%s in the received copy: %v, %v", d, fi.Mode(), err)
 		}
 	}
-	for i, c := range []struct{ script, want string }{
-		{"echo '#!/bin/sh' > run && chmod 2755 run", "would be setgid"},
-		{"cp /bin/true run && chmod 4755 run", "would be setuid"},
+	sh(t, `cd `+m+`/services && printf '#!/bin/sh\necho hi\n' > user-tool && chown 1000:1000 user-tool && chmod 4755 user-tool &&
+echo '#!/bin/sh' > run && chmod 2755 run && cd .. && btrfs -q subvolume snapshot -r services src/`+snap(3))
+	code, out := receive(send(3, "-p src/"+snap(2)))
+	t.Logf("the filter and receive: %s", out)
+	if code != 0 {
+		t.Fatalf("a setuid and a setgid file: exit %d: %s", code, out)
+	}
+	for _, want := range []string{
+		StreamWarning + `cleared the setuid bit of "user-tool" (4755 -> 0755): the copy carries no privilege`,
+		StreamWarning + `cleared the setgid bit of "run" (2755 -> 0755)`,
 	} {
-		n := 3 + i
-		sh(t, `cd `+m+`/services && rm -f run && `+c.script+` && cd .. && btrfs -q subvolume snapshot -r services src/`+snap(n))
-		code, out := receive(send(n, "-p src/"+snap(2)))
-		if code == 0 || !strings.Contains(out, c.want) {
-			t.Errorf("%s: exit %d: %s", c.script, code, out)
+		if !strings.Contains(out, want) {
+			t.Errorf("the filter does not say %q:\n%s", want, out)
 		}
-		sh(t, `cd `+dst+` && if [ -e `+snap(n)+` ]; then btrfs -q subvolume delete `+snap(n)+`; fi`)
+	}
+	for _, f := range []string{"user-tool", "run"} {
+		fi, err := os.Stat(dst + "/" + snap(3) + "/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if fi.Mode()&(os.ModeSetuid|os.ModeSetgid) != 0 || fi.Mode().Perm() != 0o755 || f == "user-tool" && (st.Uid != 1000 || st.Gid != 1000 || fi.Size() != 18) {
+			t.Errorf("%s in the received copy: %v, owner %d:%d, %d bytes", f, fi.Mode(), st.Uid, st.Gid, fi.Size())
+		}
+	}
+	if fi, err := os.Stat(dst + "/" + snap(3) + "/top"); err != nil || fi.Mode()&os.ModeSetgid == 0 {
+		t.Errorf("the setgid directory top beside them: %v, %v", fi.Mode(), err)
 	}
 }

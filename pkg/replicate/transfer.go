@@ -153,20 +153,25 @@ func (r *Run) send(ctx context.Context, env *tasks.Env, _ *inventory.Host) (stri
 			}
 		}()
 	}
-	var stderr string
+	var stderr, received string
 	if r.direct() {
 		dd := &ddProgress{sent: &r.Sent}
 		_, err = srcR.Run(ctx, sshexec.Cmd{Script: r.directScript(srcR), Stderr: dd})
 		stderr = dd.text()
+		received = stderr
 		if err != nil {
 			err = fmt.Errorf("%s: direct send to %s failed: %s", e.SourceHost, e.TargetHost, strings.TrimSpace(stderr))
 		}
 	} else {
-		_, err = sshexec.Pipe(ctx, srcR, r.senderCmd(srcR), dstR, sshexec.Cmd{Script: r.receiverLine(dstR)}, &r.Sent)
+		var res *sshexec.PipeResult
+		res, err = sshexec.Pipe(ctx, srcR, r.senderCmd(srcR), dstR, sshexec.Cmd{Script: r.receiverLine(dstR)}, &r.Sent)
 		var pe *sshexec.PipeError
 		var ee *sshexec.ExitError
 		if errors.As(err, &pe) && pe.Side == "receiver" && errors.As(pe.Err, &ee) {
 			stderr = ee.Stderr
+		}
+		if res != nil && res.Receiver != nil {
+			received = string(res.Receiver.Stderr)
 		}
 	}
 	close(stop)
@@ -195,9 +200,37 @@ func (r *Run) send(ctx context.Context, env *tasks.Env, _ *inventory.Host) (stri
 		how += ", zstd"
 	}
 	r.mu.Lock()
-	r.Summary = fmt.Sprintf("%s in %s (%s/s, %s), %s", BytesText(r.Sent.Load()), d.Round(time.Millisecond), BytesText(int64(rate)), how, r.choiceLocked())
+	summary := fmt.Sprintf("%s in %s (%s/s, %s), %s", BytesText(r.Sent.Load()), d.Round(time.Millisecond), BytesText(int64(rate)), how, r.choiceLocked())
+	warnings := streamWarnings(e.TargetHost, e.TargetDir, received)
+	r.Summary = summary + warnings
 	r.mu.Unlock()
-	return r.Summary, nil
+	if warnings == "" {
+		return summary, nil
+	}
+	// The step's last line is what the live view shows of it: the
+	// summary; the journal keeps every line.
+	return strings.TrimPrefix(warnings, "\n") + "\n" + summary, nil
+}
+
+// streamWarnings are the lines the target's stream check wrote about
+// the bits it cleared (StreamWarning), each as a WARNING of host:dir
+// (one per line, each line led by a newline): at most as many as the
+// check writes, and each at most maxStderrLine bytes, whatever the
+// target printed.
+func streamWarnings(host, dir, stderr string) string {
+	var b strings.Builder
+	n := 0
+	for l := range strings.Lines(stderr) {
+		msg, ok := strings.CutPrefix(strings.TrimSpace(l), StreamWarning)
+		if !ok {
+			continue
+		}
+		if n++; n > maxStripWarnings+1 {
+			break
+		}
+		fmt.Fprintf(&b, "\nWARNING %s:%s: %s", host, dir, truncate(msg, maxStderrLine))
+	}
+	return b.String()
 }
 
 // ddProgress reads dd's status=progress lines ("123 bytes (...) copied,

@@ -44,3 +44,23 @@ func TestDirectSSHPrefersAESGCM(t *testing.T) {
 		t.Errorf("direct's ssh offers %q, want OpenSSH's default set %q reordered", offer, openSSHDefault)
 	}
 }
+
+// The filter's lines about the bits it cleared reach the run's summary
+// as warnings of the target dir, on either transport (the receive's
+// stderr, relayed or through the source's ssh); nothing else the target
+// prints does, and however many it prints, at most the check's own
+// bound of lines.
+func TestStreamWarningsReachTheSummary(t *testing.T) {
+	line := StreamWarning + `cleared the setuid bit of "user-tool" (4755 -> 0755): the copy carries no privilege`
+	got := streamWarnings("c1", "/persist/services-standby", "At snapshot services@x\n"+line+"\nsome other line\n")
+	if got != "\nWARNING c1:/persist/services-standby: "+strings.TrimPrefix(line, StreamWarning) {
+		t.Errorf("%q", got)
+	}
+	flood := strings.Repeat(line+"\n", 10000)
+	if got := streamWarnings("c1", "/d", flood); strings.Count(got, "\n") != maxStripWarnings+1 {
+		t.Errorf("%d lines from a flood", strings.Count(got, "\n"))
+	}
+	if got := streamWarnings("c1", "/d", "WARNING: cleared nothing\n"); got != "" {
+		t.Errorf("%q", got)
+	}
+}
