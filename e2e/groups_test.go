@@ -65,7 +65,7 @@ var groups = []group{
 		"replicate_lock_test.go"}},
 	{name: "storage", files: []string{"replicate_test.go", "replicate_transport_test.go", "dirsafe_test.go", "hostops_test.go", "security_test.go",
 		"retention_test.go", "receivefilter_test.go", "streamcheck_test.go", "sendstream_test.go", "snapshots_test.go", "runbook_docs_test.go",
-		"hungapi_test.go", "output_test.go", "copy_test.go"}},
+		"hungapi_test.go", "output_test.go", "copy_test.go", "replicate_setuid_test.go"}},
 }
 
 // blockWidth is how many 127.0.x blocks one group's labs use: the fleet
