@@ -20,6 +20,18 @@ const DefaultHandoff = time.Second
 // goroutine, whatever the loop waits for; then again every Retry while
 // the lease has run out and the loop is still in that step.
 //
+// Between its steps the loop waits too, outside any call of Units: it
+// tells systemd it is alive, and logs. A notify socket whose queue is
+// full while PID 1 runs a daemon-reload held it there (attack H3: any
+// local user can fill that queue), with no step to arm the fuse: the
+// server served 39 s beside the new primary. So between steps the fuse
+// stays armed too: the loop's own timer acts at the lease's end, and if
+// the loop has not begun a step by Handoff after it, the fuse stops the
+// unit itself, then again every Retry until the loop is back. Once the
+// lease has run out the loop wakes every Retry (a unit someone else
+// started is stopped at the next); a loop not back in a step by Retry
+// and Handoff after its last one is held, and the fuse stops the unit.
+//
 // The loop's own lease stop (it looks at the unit and stores the stop
 // first, so that it can start the unit again at the confirmed
 // ModifyIndex) runs in a step begun at or after the lease's end, and its
@@ -43,7 +55,7 @@ type fuse struct {
 	mu       sync.Mutex
 	end      time.Time // the lease's end
 	busy     bool      // the loop is in a step
-	since    time.Time // when that step began, or the loop's own stop in it ended
+	since    time.Time // when that step began, or the loop's own stop in it ended; between steps, when the last one ended
 	stopping time.Time // the loop's own stop or fence under way since (zero: none)
 	blowing  bool      // the fuse's stop under way
 	blown    bool      // the fuse stopped the unit in this step
@@ -63,9 +75,7 @@ func (f *fuse) set(end time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.end = end
-	if f.busy {
-		f.arm(f.clock.Now())
-	}
+	f.arm(f.clock.Now())
 }
 
 // endNow ends the lease now, by the loop's own decision: it is about to
@@ -85,7 +95,7 @@ func (f *fuse) endNow() {
 }
 
 // enter: the loop begins a step; leave: it is back waiting, where its
-// own timer acts at the lease's end.
+// own timer acts at the lease's end, and the fuse Handoff after it.
 func (f *fuse) enter() {
 	if f == nil {
 		return
@@ -93,7 +103,15 @@ func (f *fuse) enter() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	now := f.clock.Now()
-	f.busy, f.since, f.blown = true, now, false
+	since := now
+	if f.since.Before(f.end) && !now.Before(f.end) {
+		// Between steps when the lease ended: the loop's own timer
+		// began this step then, or should have (a loop held between
+		// its steps, then slow to begin, must not push the stop
+		// later).
+		since = f.end
+	}
+	f.busy, f.since, f.blown = true, since, false
 	f.arm(now)
 }
 
@@ -103,8 +121,9 @@ func (f *fuse) leave() {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.busy, f.stopping = false, time.Time{}
-	f.disarm()
+	now := f.clock.Now()
+	f.busy, f.stopping, f.since = false, time.Time{}, now
+	f.arm(now)
 }
 
 // own marks the loop's own stop or fence of the unit, until the
@@ -133,12 +152,19 @@ func (f *fuse) own() func() {
 // end, or Handoff after the start of a step begun after it (the loop's
 // own lease stop looks at the unit and stores the stop first). While
 // the loop's own stop or fence is under way, its call is the stop:
-// the fuse looks again every Retry.
+// the fuse looks again every Retry. Between steps, Handoff after the
+// lease's end, for the loop's own timer to begin its step; or, after a
+// step that ended past the lease's end, Handoff after the loop's next
+// wake-up (Retry).
 func (f *fuse) due() time.Time {
-	if !f.stopping.IsZero() {
+	switch {
+	case !f.stopping.IsZero():
 		return f.clock.Now().Add(f.retry)
-	}
-	if !f.since.Before(f.end) {
+	case !f.busy && !f.since.Before(f.end):
+		return f.since.Add(f.retry + f.handoff)
+	case !f.busy:
+		return f.end.Add(f.handoff)
+	case !f.since.Before(f.end):
 		return f.since.Add(f.handoff)
 	}
 	return f.end
@@ -163,7 +189,7 @@ func (f *fuse) disarm() {
 
 func (f *fuse) fire(gen int) {
 	f.mu.Lock()
-	if gen != f.gen || !f.busy {
+	if gen != f.gen {
 		f.mu.Unlock()
 		return
 	}
@@ -188,7 +214,7 @@ func (f *fuse) fire(gen int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.blowing = false
-	if f.busy && gen == f.gen {
+	if gen == f.gen {
 		f.gen++
 		gen := f.gen
 		f.cancel = f.clock.AfterFunc(f.retry, func() { f.fire(gen) })
@@ -196,21 +222,17 @@ func (f *fuse) fire(gen int) {
 }
 
 // blowFuse is the fuse's stop: the lease ran out while the loop waits in
-// a call.
+// a call, or between its steps. It stops first and logs after: the loop
+// may be the one waiting on the log (logMu, a stalled journal).
 func (g *Guard) blowFuse(ctx context.Context) func(first bool) {
 	return func(first bool) {
-		what := fmt.Sprintf("the lease ended (%s) while this guard waits in another call: stopping %s from the lease's own timer (this guard will not start it again)", g.Lease, g.Unit)
-		if first {
-			g.Log(Warning, what)
-		}
-		if err := g.Units.Stop(ctx, g.Unit); err != nil {
-			if ctx.Err() == nil {
-				g.Log(Err, fmt.Sprintf("FAILED: %s: %v", what, err))
-			}
-			return
-		}
-		if first {
-			g.Log(Notice, "done: "+what)
+		err := g.Units.Stop(ctx, g.Unit)
+		what := fmt.Sprintf("the lease ended (%s) while this guard waits in another call or between its steps: stopping %s from the lease's own timer (this guard will not start it again)", g.Lease, g.Unit)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			g.Log(Err, fmt.Sprintf("FAILED: %s: %v", what, err))
+		case err == nil && first:
+			g.Log(Warning, "done: "+what)
 		}
 	}
 }

@@ -143,6 +143,14 @@ type schedule struct {
 	// fix of attack F1; noFuse: no timer fires while the guard waits in
 	// a call, as in the guard before it (TestSimulationFindsASlowFence).
 	reloadFirst, noFuse bool
+	// stall, when not zero, is how long the loop may wait between its
+	// steps, after one tick in eight: its WATCHDOG=1 to a notify socket
+	// whose queue is full while PID 1 reloads (attack H3), a log write
+	// to a stalled journal. Its own generator, as slow's.
+	stall time.Duration
+	// idleFuseOff: no fuse between the loop's steps, as before the fix
+	// of attack H3 (TestSimulationFindsAStallBetweenSteps).
+	idleFuseOff bool
 	// scenario tests only
 	unit0   unitState // the unit's state at 0
 	unitErr bool      // systemctl is-active cannot answer
@@ -240,6 +248,9 @@ func newSchedule(seed uint64) (schedule, *rand.Rand) {
 	if slow.IntN(4) == 0 {
 		s.slow = rndDur(slow, time.Second, 40*time.Second)
 	}
+	if stall := rand.New(rand.NewPCG(seed, 0x7374616c6c)); stall.IntN(4) == 0 {
+		s.stall = rndDur(stall, time.Second, 60*time.Second)
+	}
 	return s, r
 }
 
@@ -335,6 +346,7 @@ func (s *schedule) String() string {
 	fmt.Fprintf(&b, "  the unit's start checks the guard's lease: %v\n", s.leaseCheck)
 	fmt.Fprintf(&b, "  the unit's start takes %s (serving), its stop %s more (not serving); the guard's start waits for it: %v\n", s.startTake, s.stopTake, s.blockingStart)
 	fmt.Fprintf(&b, "  the fence's daemon-reload takes %s (before the stop: %v); other calls up to %s, one in eight; no timer during a call: %v\n", s.reloadTake, s.reloadFirst, s.slow, s.noFuse)
+	fmt.Fprintf(&b, "  the loop waits between its steps up to %s, after one tick in eight; no fuse between steps: %v\n", s.stall, s.idleFuseOff)
 	return b.String()
 }
 
@@ -420,6 +432,8 @@ type world struct {
 	// inCall names the guard's call under way that took long, for
 	// classify
 	inCall, violIn string
+	// outside: the loop is between its steps (not in tick or answered)
+	outside bool
 }
 
 type simTimer struct {
@@ -487,6 +501,9 @@ func (w *world) advance(t time.Duration) {
 		}
 		next.done = true
 		w.advanceTo(next.at)
+		if w.idleFuseOff && w.outside {
+			continue // the old fuse was disarmed between steps
+		}
 		next.f()
 	}
 	w.advanceTo(t)
@@ -939,7 +956,16 @@ func (w *world) run() {
 			w.guardStarted()
 			fresh = false
 		}
+		w.outside = false
 		send, wake := g.tick(ctx)
+		w.outside = true
+		if w.stall > 0 && w.slowRng.IntN(8) == 0 {
+			d := rndDur(w.slowRng, 0, w.stall)
+			w.tracef("the loop waits %s between its steps", d)
+			w.inCall = betweenSteps
+			w.advance(w.now + d)
+			w.inCall = ""
+		}
 		if send != nil {
 			// A guard whose lease has ended (an answer naming another
 			// host ends it at once) stops the unit every Retry,
@@ -977,6 +1003,7 @@ func (w *world) run() {
 			d := pending
 			pending = nil
 			w.deliver(d)
+			w.outside = false
 			g.answered(ctx, d.req, d.r, d.err)
 		}
 	}
@@ -1067,6 +1094,8 @@ func (w *world) classify() string {
 	switch {
 	case w.inStart:
 		return "(19.1) the lease's end or the key's move not acted on during the guard's own slow start"
+	case w.inCall == betweenSteps:
+		return stallClass
 	case w.inCall != "":
 		return slowCall
 	case strings.HasPrefix(w.kind, "4"):
@@ -1180,6 +1209,11 @@ func TestSimulationFindsTheOldBugs(t *testing.T) {
 
 const slowCall = "(attack F1) the lease's end or the key's move not acted on while the guard waits in a slow call"
 
+const (
+	betweenSteps = "a wait between the loop's steps (a notify, a log write)"
+	stallClass   = "(attack H3) the lease's end not acted on while the loop waits between its steps"
+)
+
 // TestSimulationFindsASlowFence runs the same schedules with the guard as
 // it was before attack F1's fix: Units.Fence reloads systemd before it
 // stops the unit, and no timer fires while the guard's loop waits in a
@@ -1257,5 +1291,29 @@ func TestSimulationSuspendNeedsBoottime(t *testing.T) {
 	t.Logf("a clock that stops during a suspend: %d of %d schedules broke an invariant, %d of them a lease past a resume", len(bad), total, suspended)
 	if suspended == 0 && *simSeed == 0 {
 		t.Errorf("no schedule found a resumed host serving past its lease with a clock that stops during a suspend")
+	}
+}
+
+// TestSimulationFindsAStallBetweenSteps runs the same schedules with the
+// fuse disarmed between the loop's steps, as before the fix of attack
+// H3 (the loop held in its WATCHDOG=1 send, to a notify socket whose
+// queue a local user filled while PID 1 reloaded: 39 s of two servers
+// on the lab): the simulation must find the unit serving past its lease,
+// or beside c1, while the loop waits between its steps. TestSimulation,
+// with the fuse armed there too, never does.
+func TestSimulationFindsAStallBetweenSteps(t *testing.T) {
+	bad, _, total := runSchedules(t, simCount(t), func(w *world) { w.idleFuseOff = true; w.run() })
+	n, kinds := 0, map[string]int{}
+	for _, w := range bad {
+		if w.class == stallClass {
+			if n++; n == 1 {
+				t.Logf("first seed %d: %s", w.seed, w.viol)
+			}
+			kinds[w.kind]++
+		}
+	}
+	t.Logf("no fuse between steps: %d of %d schedules broke an invariant, %d of them while the loop waited between its steps: %v", len(bad), total, n, kinds)
+	if n == 0 && *simSeed == 0 {
+		t.Errorf("no schedule found the loop held between its steps")
 	}
 }
