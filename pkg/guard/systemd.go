@@ -180,11 +180,43 @@ func (s *Systemd) Stop(ctx context.Context, unit string) error {
 		if r.err != nil && killErr != nil {
 			r.err = fmt.Errorf("%w; killing its cgroup after %s: %w", r.err, after, killErr)
 		}
+		if r.err == nil && killErr == nil {
+			s.resetKilled(ctx, unit)
+		}
 	}
 	if r.err != nil {
 		return fmt.Errorf("systemctl stop %s: %s: %w", unit, r.out, r.err)
 	}
 	return nil
+}
+
+// resetKilled clears the failed state the guard's own kill leaves: a
+// server killed by SIGKILL while systemd had not begun its stop ends
+// "failed" (Result=signal), which says nothing about the server, puts
+// it in systemctl --failed and the host in "degraded" (a deploy's health
+// check refuses such a host) until someone runs reset-failed. Only that
+// state is cleared: a unit that failed otherwise, or stopped cleanly, is
+// left as systemd has it. The guard's journal keeps the kill.
+func (s *Systemd) resetKilled(ctx context.Context, unit string) {
+	out, err := s.run(ctx, "show", "-p", "ActiveState", "-p", "Result", unit)
+	props := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok {
+			props[k] = v
+		}
+	}
+	if err != nil || props["ActiveState"] != "failed" || props["Result"] != "signal" {
+		return
+	}
+	if out, err := s.run(ctx, "reset-failed", unit); err != nil {
+		if s.Log != nil {
+			s.Log(Warning, fmt.Sprintf("%s failed (Result=signal) from the guard's kill, and systemctl reset-failed %s did not clear it: %s: %v", unit, unit, out, err))
+		}
+		return
+	}
+	if s.Log != nil {
+		s.Log(Notice, fmt.Sprintf("%s failed (Result=signal) from the guard's kill: reset-failed, so that a stop the guard made does not leave the host degraded", unit))
+	}
 }
 
 // kill writes cgroup.kill of unit's cgroup: SIGKILL to every process in

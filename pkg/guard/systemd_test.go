@@ -210,3 +210,75 @@ func TestKillFindsTheHybridLayoutsTree(t *testing.T) {
 		t.Fatal("no cgroup tree: no error")
 	}
 }
+
+// A server killed through its cgroup before systemd began its stop
+// (PID 1 busy reloading) ends "failed", Result=signal: on the real
+// cluster, `systemctl --failed` listed nfs-server.service and zippy was
+// "degraded" after the kill, which a deploy's health check refuses and
+// hoctl status showed as a failed unit. The guard clears that state of
+// its own making (reset-failed), and only that: a kill the stop did not
+// need, a unit that ended cleanly, or one that failed for another reason
+// is left as systemd has it.
+func TestStopResetsTheFailedStateOfItsOwnKill(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		after time.Duration // KillAfter
+		show  string        // systemctl show after the stop
+		reset bool
+	}{
+		{"killed, failed by the signal", 20 * time.Millisecond, "ActiveState=failed\nResult=signal", true},
+		{"killed while stopping: ended cleanly", 20 * time.Millisecond, "ActiveState=inactive\nResult=success", false},
+		{"killed, failed otherwise", 20 * time.Millisecond, "ActiveState=failed\nResult=exit-code", false},
+		{"stopped without a kill", time.Minute, "ActiveState=failed\nResult=signal", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			root := t.TempDir()
+			cg := filepath.Join(root, "sys/fs/cgroup/unified/system.slice/nfs-server.service")
+			if err := os.MkdirAll(cg, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			killFile := filepath.Join(cg, "cgroup.kill")
+			for _, f := range []string{killFile, filepath.Join(filepath.Dir(cg), "cgroup.procs")} {
+				if err := os.WriteFile(f, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var calls []string
+			var logs []string
+			s := &Systemd{Root: root, Slice: "/system.slice", KillAfter: c.after,
+				Log: func(_ int, msg string) { logs = append(logs, msg) },
+				Exec: func(ctx context.Context, args ...string) (string, error) {
+					calls = append(calls, strings.Join(args, " "))
+					switch args[0] {
+					case "stop":
+						if c.after == time.Minute {
+							return "", nil
+						}
+						for {
+							if b, _ := os.ReadFile(killFile); string(b) == "1" {
+								return "", nil
+							}
+							select {
+							case <-ctx.Done():
+								return "", ctx.Err()
+							case <-time.After(5 * time.Millisecond):
+							}
+						}
+					case "show":
+						return c.show, nil
+					}
+					return "", nil
+				}}
+			if err := s.Stop(context.Background(), "nfs-server.service"); err != nil {
+				t.Fatal(err)
+			}
+			reset := slices.Contains(calls, "reset-failed nfs-server.service")
+			if reset != c.reset {
+				t.Fatalf("systemctl calls %q: reset-failed %v, want %v", calls, reset, c.reset)
+			}
+			if c.reset && !strings.Contains(strings.Join(logs, "\n"), "reset-failed") {
+				t.Errorf("the reset is not said: %q", logs)
+			}
+		})
+	}
+}
