@@ -50,23 +50,25 @@ func (p *Probes) server(ctx context.Context, svc *inventory.NFSService, host str
 // says is the unit's state in words: "failed" alone is what systemd
 // shows after its guard killed it, which is no fault of the server.
 func (s serverState) says(unit, host string) string {
-	w := unit + " " + s.active + " on " + host
+	w := unit + " " + s.active
+	if s.fenced {
+		w += " and fenced"
+	}
+	w += " on " + host
 	switch {
 	case s.active == "failed" && s.result == "signal":
 		w += " (Result=signal: killed, as its guard kills a server systemd does not stop within 3s)"
 	case s.active == "failed" && s.result != "":
 		w += " (Result=" + s.result + ")"
 	}
-	if s.fenced {
-		w += ", fenced"
-	}
 	return w
 }
 
 // serverChecks says what the members' NFS units show beside Consul's
-// view: on the owner, why it does not serve; elsewhere, a unit fenced
-// and stopped (as a failover or a guard leaves it), a unit left failed,
-// and a unit that runs on a host the owner key does not name.
+// view: on the owner, why it does not serve; elsewhere, where each unit
+// stands (stopped, and fenced as a failover or a guard leaves it), a
+// unit left failed, and a unit that runs on a host the owner key does
+// not name.
 //
 // ownerHint is what to do when the owner's unit does not run: start it
 // (its own checks refuse a start the owner key or the guard's lease do
@@ -90,10 +92,12 @@ func serverChecks(svc *inventory.NFSService, members []string, owner string, own
 				Hint:   "hoctl run " + m + " -- systemctl stop " + svc.Unit + " (docs/failover.md)"})
 		case s.active == "failed":
 			checks = append(checks, Check{Area: "nfs", Name: svc.Name + " server " + m, Level: Warn,
-				Detail: s.says(svc.Unit, m) + ": stopped, not serving (" + owner + " owns " + svc.Name + "); systemd lists it as failed and the host as degraded until reset",
+				Detail: s.says(svc.Unit, m) + ": not serving (" + owner + " owns " + svc.Name + "); systemd lists it as failed and the host as degraded until reset",
 				Hint:   "hoctl run " + m + " -- systemctl reset-failed " + svc.Unit + " (docs/failover.md#after-a-kill)"})
-		case s.fenced:
-			parts = append(parts, svc.Unit+" fenced and "+s.active+" on "+m)
+		default:
+			// Said even when all is well, so that the line shows the
+			// one server and where the others stand.
+			parts = append(parts, s.says(svc.Unit, m))
 		}
 	}
 	return parts, checks, ownerHint

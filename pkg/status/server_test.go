@@ -49,14 +49,14 @@ func TestNFSServerStateIsSaid(t *testing.T) {
 		want    []string
 	}{
 		{"killed and fenced old primary", "c1", "c1", map[string]string{"zippy": "ActiveState=failed\nResult=signal\n" + fence, "c1": running}, []string{
-			"warn nfs data-services server zippy: nfs-server.service failed on zippy (Result=signal: killed, as its guard kills a server systemd does not stop within 3s), fenced: stopped, not serving (c1 owns data-services); systemd lists it as failed and the host as degraded until reset → hoctl run zippy -- systemctl reset-failed nfs-server.service (docs/failover.md#after-a-kill)",
+			"warn nfs data-services server zippy: nfs-server.service failed and fenced on zippy (Result=signal: killed, as its guard kills a server systemd does not stop within 3s): not serving (c1 owns data-services); systemd lists it as failed and the host as degraded until reset → hoctl run zippy -- systemctl reset-failed nfs-server.service (docs/failover.md#after-a-kill)",
 			"ok nfs data-services: primary c1 (owner key), serving on c1",
 		}},
 		{"fenced old primary, reset", "c1", "c1", map[string]string{"zippy": "ActiveState=inactive\nResult=success\n" + fence, "c1": running}, []string{
-			"ok nfs data-services: primary c1 (owner key), serving on c1, nfs-server.service fenced and inactive on zippy",
+			"ok nfs data-services: primary c1 (owner key), serving on c1, nfs-server.service inactive and fenced on zippy",
 		}},
 		{"owner killed by its guard, key unchanged", "zippy", "", map[string]string{"zippy": "ActiveState=failed\nResult=signal\nDropInPaths=\n", "c1": "ActiveState=inactive\nResult=success\nDropInPaths=\n"}, []string{
-			"fail nfs data-services: primary zippy (owner key), NOT SERVED: no passing instance in Consul, nfs-server.service failed on zippy (Result=signal: killed, as its guard kills a server systemd does not stop within 3s) → hoctl run zippy -- systemctl start nfs-server.service (docs/failover.md#after-a-kill)",
+			"fail nfs data-services: primary zippy (owner key), NOT SERVED: no passing instance in Consul, nfs-server.service failed on zippy (Result=signal: killed, as its guard kills a server systemd does not stop within 3s), nfs-server.service inactive on c1 → hoctl run zippy -- systemctl start nfs-server.service (docs/failover.md#after-a-kill)",
 		}},
 		{"a server beside the owner", "c1", "c1", map[string]string{"zippy": running, "c1": running}, []string{
 			"fail nfs data-services server zippy: nfs-server.service is active on zippy, which the owner key does not name (c1 owns data-services): two hosts may serve → hoctl run zippy -- systemctl stop nfs-server.service (docs/failover.md)",
