@@ -198,18 +198,13 @@ func (s *Systemd) Stop(ctx context.Context, unit string) error {
 // state is cleared: a unit that failed otherwise, or stopped cleanly, is
 // left as systemd has it. The guard's journal keeps the kill.
 func (s *Systemd) resetKilled(ctx context.Context, unit string) {
-	out, err := s.run(ctx, "show", "-p", "ActiveState", "-p", "Result", unit)
-	props := map[string]string{}
-	for _, line := range strings.Split(out, "\n") {
-		if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok {
-			props[k] = v
-		}
-	}
-	if err != nil || props["ActiveState"] != "failed" || props["Result"] != "signal" {
+	if !s.killedFailed(ctx, unit) {
 		return
 	}
 	if out, err := s.run(ctx, "reset-failed", unit); err != nil {
-		if s.Log != nil {
+		// Two stops of the guard's (its fuse's and its loop's) may both
+		// have killed; the other one's reset came first.
+		if s.Log != nil && s.killedFailed(ctx, unit) {
 			s.Log(Warning, fmt.Sprintf("%s failed (Result=signal) from the guard's kill, and systemctl reset-failed %s did not clear it: %s: %v", unit, unit, out, err))
 		}
 		return
@@ -217,6 +212,19 @@ func (s *Systemd) resetKilled(ctx context.Context, unit string) {
 	if s.Log != nil {
 		s.Log(Notice, fmt.Sprintf("%s failed (Result=signal) from the guard's kill: reset-failed, so that a stop the guard made does not leave the host degraded", unit))
 	}
+}
+
+// killedFailed says whether unit is failed by a signal, as the kill
+// leaves it.
+func (s *Systemd) killedFailed(ctx context.Context, unit string) bool {
+	out, err := s.run(ctx, "show", "-p", "ActiveState", "-p", "Result", unit)
+	props := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok {
+			props[k] = v
+		}
+	}
+	return err == nil && props["ActiveState"] == "failed" && props["Result"] == "signal"
 }
 
 // kill writes cgroup.kill of unit's cgroup: SIGKILL to every process in

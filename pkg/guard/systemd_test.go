@@ -225,11 +225,15 @@ func TestStopResetsTheFailedStateOfItsOwnKill(t *testing.T) {
 		after time.Duration // KillAfter
 		show  string        // systemctl show after the stop
 		reset bool
+		// raced: the other stop's reset came first: reset-failed fails,
+		// and the next show finds the unit inactive.
+		raced bool
 	}{
-		{"killed, failed by the signal", 20 * time.Millisecond, "ActiveState=failed\nResult=signal", true},
-		{"killed while stopping: ended cleanly", 20 * time.Millisecond, "ActiveState=inactive\nResult=success", false},
-		{"killed, failed otherwise", 20 * time.Millisecond, "ActiveState=failed\nResult=exit-code", false},
-		{"stopped without a kill", time.Minute, "ActiveState=failed\nResult=signal", false},
+		{"killed, failed by the signal", 20 * time.Millisecond, "ActiveState=failed\nResult=signal", true, false},
+		{"killed while stopping: ended cleanly", 20 * time.Millisecond, "ActiveState=inactive\nResult=success", false, false},
+		{"killed, failed otherwise", 20 * time.Millisecond, "ActiveState=failed\nResult=exit-code", false, false},
+		{"stopped without a kill", time.Minute, "ActiveState=failed\nResult=signal", false, false},
+		{"killed, reset by the other stop meanwhile", 20 * time.Millisecond, "ActiveState=failed\nResult=signal", true, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			root := t.TempDir()
@@ -265,7 +269,14 @@ func TestStopResetsTheFailedStateOfItsOwnKill(t *testing.T) {
 							}
 						}
 					case "show":
+						if c.raced && slices.Contains(calls, "reset-failed nfs-server.service") {
+							return "ActiveState=inactive\nResult=success", nil
+						}
 						return c.show, nil
+					case "reset-failed":
+						if c.raced {
+							return "Failed to reset failed state of unit nfs-server.service: Unit nfs-server.service is not failed.", errors.New("exit status 1")
+						}
 					}
 					return "", nil
 				}}
@@ -276,8 +287,15 @@ func TestStopResetsTheFailedStateOfItsOwnKill(t *testing.T) {
 			if reset != c.reset {
 				t.Fatalf("systemctl calls %q: reset-failed %v, want %v", calls, reset, c.reset)
 			}
-			if c.reset && !strings.Contains(strings.Join(logs, "\n"), "reset-failed") {
+			said := strings.Join(logs, "\n")
+			if c.reset && !c.raced && !strings.Contains(said, "reset-failed") {
 				t.Errorf("the reset is not said: %q", logs)
+			}
+			// On the real cluster the fuse's stop and the loop's own both
+			// killed, and the second reset logged a warning that the
+			// unit was not cleared, of a unit the first had cleared.
+			if c.raced && strings.Contains(said, "did not clear") {
+				t.Errorf("a reset the other stop made is said to have failed: %q", logs)
 			}
 		})
 	}
