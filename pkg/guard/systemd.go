@@ -308,14 +308,14 @@ func (s *Systemd) killCgroup(unit string) (string, error) {
 	case err != nil:
 		return "", err
 	case procsErr != nil:
-		return fmt.Sprintf("killed its cgroup (cgroup.kill; its processes not read: %v)", procsErr), nil
+		return fmt.Sprintf("killed its cgroup (cgroup.kill): its processes not read: %v", procsErr), nil
 	case n == 0:
 		return fmt.Sprintf("no process of %s in its cgroup to kill (%s is empty)", unit, cg), nil
 	}
 	if n == 1 {
-		return "killed its cgroup (cgroup.kill, 1 process)", nil
+		return "killed its cgroup (cgroup.kill): 1 process", nil
 	}
-	return fmt.Sprintf("killed its cgroup (cgroup.kill, %d processes)", n), nil
+	return fmt.Sprintf("killed its cgroup (cgroup.kill): %d processes", n), nil
 }
 
 // sliceDir is the directory of the cgroup v2 tree that holds the units'
