@@ -60,7 +60,7 @@ type group struct {
 var groups = []group{
 	{name: "fleet"}, // with deploy's, the lease floor's and the guard's slow start: every file not named below
 	{name: "failover", files: []string{"failover_test.go", "failover_recovery_test.go"}},
-	{name: "guard", files: []string{"guard_test.go", "guard_enforce_test.go", "partition_test.go", "guard_slowfence_test.go"}},
+	{name: "guard", files: []string{"guard_test.go", "guard_enforce_test.go", "partition_test.go", "guard_slowfence_test.go", "guard_killed_test.go"}},
 	{name: "cluster", files: []string{"machines_test.go", "contract_test.go", "status_test.go", "clusterlock_test.go", "jobs_test.go", "timer_test.go", "runbook_phase3_test.go", "apis_test.go",
 		"replicate_lock_test.go"}},
 	{name: "storage", files: []string{"replicate_test.go", "replicate_transport_test.go", "dirsafe_test.go", "hostops_test.go", "security_test.go",

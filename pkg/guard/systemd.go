@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hoctl/hoctl/pkg/failover"
@@ -19,7 +20,8 @@ import (
 type Systemd struct {
 	Host string
 	Now  func() time.Time
-	// Root prefixes the fence drop-in's path (tests); "" on a host.
+	// Root prefixes every path the guard reads or writes itself (the
+	// fence drop-in, the cgroup tree, /proc/fs/nfsd): tests; "" on a host.
 	Root string
 	// Exec runs systemctl (tests replace it).
 	Exec func(ctx context.Context, args ...string) (string, error)
@@ -28,10 +30,13 @@ type Systemd struct {
 	KillAfter time.Duration
 	// Slice is the cgroup the unit runs in, below the cgroup root
 	// ("/system.slice"); "" reads the guard's own from /proc/self/cgroup,
-	// as both are services of the same systemd.
+	// as both are services of the same systemd (once: see sliceDir).
 	Slice string
 	// Log says what the guard did past systemd (nil: nothing said).
 	Log func(prio int, msg string)
+
+	mu      sync.Mutex
+	sliceAt string // the slice's directory, once found (sliceDir)
 }
 
 // DefaultKillAfter bounds a stop that systemd does not carry out:
@@ -84,6 +89,8 @@ func (s *Systemd) run(ctx context.Context, args ...string) (string, error) {
 // passes and the lease then runs out, the unit is running at the next
 // look.
 func (s *Systemd) Running(ctx context.Context, unit string) (bool, error) {
+	// Found while the host is well, for a kill when it is not.
+	_, _ = s.sliceDir()
 	out, err := s.run(ctx, "show", "-p", "ActiveState", "-p", "SubState", unit)
 	props := map[string]string{}
 	for _, line := range strings.Split(out, "\n") {
@@ -142,10 +149,16 @@ func (s *Systemd) Fence(ctx context.Context, unit, reason string) error {
 }
 
 // Stop implements Units: systemctl stop, and if systemd has not stopped
-// the unit within KillAfter, the unit's processes killed through its
-// cgroup (cgroup.kill, which needs no PID 1), so nothing serves past
-// the bound whatever systemd is busy with; systemd runs the unit's stop
-// commands when it gets to them.
+// the unit within KillAfter, or the stop failed before, the unit's
+// server killed by the guard itself (kill: no fork, no PID 1), so
+// nothing serves past the bound whatever systemd is busy with or the
+// host lacks; systemd runs the unit's stop commands when it gets to
+// them. A host out of PIDs or memory (the sick primary
+// `failover --primary-down` is for) fails every fork at once: the
+// systemctl stop fails before KillAfter, and the kill is the guard's
+// only way to stop the server (attack H1). A stop that
+// failed is still said to have failed: the guard retries it, and kills
+// again each time.
 func (s *Systemd) Stop(ctx context.Context, unit string) error {
 	type result struct {
 		out string
@@ -165,20 +178,25 @@ func (s *Systemd) Stop(ctx context.Context, unit string) error {
 	var r result
 	select {
 	case r = <-done:
-	case <-t.C:
-		killErr := s.kill(unit)
-		if s.Log != nil {
-			if killErr != nil {
-				s.Log(Err, fmt.Sprintf("systemd has not stopped %s after %s, and killing its cgroup failed: %v", unit, after, killErr))
-			} else {
-				s.Log(Warning, fmt.Sprintf("systemd has not stopped %s after %s: killed its cgroup (cgroup.kill)", unit, after))
-			}
+		if r.err == nil {
+			break
 		}
+		did, killErr := s.kill(unit)
+		s.logKill(fmt.Sprintf("systemctl stop %s failed (%v)", unit, r.err), did, killErr)
+		if killErr != nil {
+			r.err = fmt.Errorf("%w; and the guard's kill: %w", r.err, killErr)
+		}
+	case <-t.C:
+		did, killErr := s.kill(unit)
+		s.logKill(fmt.Sprintf("systemd has not stopped %s after %s", unit, after), did, killErr)
 		r = <-done
 		// What counts is that the unit stopped: a kill that could not
 		// be done is said only beside a stop that failed too.
 		if r.err != nil && killErr != nil {
-			r.err = fmt.Errorf("%w; killing its cgroup after %s: %w", r.err, after, killErr)
+			r.err = fmt.Errorf("%w; killing it after %s: %w", r.err, after, killErr)
+		}
+		if r.err == nil && killErr == nil {
+			s.resetKilled(ctx, unit)
 		}
 	}
 	if r.err != nil {
@@ -187,23 +205,138 @@ func (s *Systemd) Stop(ctx context.Context, unit string) error {
 	return nil
 }
 
-// kill writes cgroup.kill of unit's cgroup: SIGKILL to every process in
-// it, at once, by the kernel. The cgroup v2 tree is /sys/fs/cgroup, or
-// /sys/fs/cgroup/unified where systemd runs the hybrid layout (the lab's
-// machines: systemd 252 on a host whose /sys/fs/cgroup is a tmpfs). A
-// slice that holds no cgroup of the unit means the unit has stopped
-// meanwhile: nothing to kill. No slice found at all is an error, said,
-// not taken for a stopped unit (a second review found the kill silently
-// aimed at the wrong tree).
-func (s *Systemd) kill(unit string) error {
+// logKill says why the guard killed and what the kill did.
+func (s *Systemd) logKill(why string, did []string, err error) {
+	if s.Log == nil {
+		return
+	}
+	msg := why + ": " + strings.Join(did, "; ")
+	if err != nil {
+		if len(did) == 0 {
+			msg = why
+		}
+		s.Log(Err, fmt.Sprintf("%s; and the guard's kill failed: %v", msg, err))
+		return
+	}
+	s.Log(Warning, msg)
+}
+
+// resetKilled clears the failed state the guard's own kill leaves: a
+// server killed by SIGKILL while systemd had not begun its stop ends
+// "failed" (Result=signal), which says nothing about the server, puts
+// it in systemctl --failed and the host in "degraded" (a deploy's health
+// check refuses such a host) until someone runs reset-failed. Only that
+// state is cleared: a unit that failed otherwise, or stopped cleanly, is
+// left as systemd has it. The guard's journal keeps the kill.
+func (s *Systemd) resetKilled(ctx context.Context, unit string) {
+	if !s.killedFailed(ctx, unit) {
+		return
+	}
+	if out, err := s.run(ctx, "reset-failed", unit); err != nil {
+		// Two stops of the guard's (its fuse's and its loop's) may both
+		// have killed; the other one's reset came first.
+		if s.Log != nil && s.killedFailed(ctx, unit) {
+			s.Log(Warning, fmt.Sprintf("%s failed (Result=signal) from the guard's kill, and systemctl reset-failed %s did not clear it: %s: %v", unit, unit, out, err))
+		}
+		return
+	}
+	if s.Log != nil {
+		s.Log(Notice, fmt.Sprintf("%s failed (Result=signal) from the guard's kill: reset-failed, so that a stop the guard made does not leave the host degraded", unit))
+	}
+}
+
+// killedFailed says whether unit is failed by a signal, as the kill
+// leaves it.
+func (s *Systemd) killedFailed(ctx context.Context, unit string) bool {
+	out, err := s.run(ctx, "show", "-p", "ActiveState", "-p", "Result", unit)
+	props := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok {
+			props[k] = v
+		}
+	}
+	return err == nil && props["ActiveState"] == "failed" && props["Result"] == "signal"
+}
+
+// kill stops unit's server without systemd and without a fork (each a
+// read, stat, open or write), and says what it did: the unit's
+// processes through its cgroup, and a kernel NFS server through
+// /proc/fs/nfsd. Both are tried; what neither could do is the error.
+func (s *Systemd) kill(unit string) (did []string, err error) {
 	if strings.ContainsAny(unit, "/") || unit == "" || unit == "." || unit == ".." {
-		return fmt.Errorf("unit name %q", unit)
+		return nil, fmt.Errorf("unit name %q", unit)
+	}
+	said, cgErr := s.killCgroup(unit)
+	if said != "" {
+		did = append(did, said)
+	}
+	said, nfsdErr := s.stopKernelNFSD()
+	if said != "" {
+		did = append(did, said)
+	}
+	return did, errors.Join(cgErr, nfsdErr)
+}
+
+// killCgroup writes cgroup.kill of unit's cgroup: SIGKILL to every
+// process in it, at once, by the kernel. A unit with no cgroup (systemd
+// removes an empty one) or none of its processes in it is said as
+// such, not as a kill: the server may be elsewhere (the kernel's, as
+// attack H2 found, or a daemon that left its unit), or the unit has
+// stopped meanwhile.
+func (s *Systemd) killCgroup(unit string) (string, error) {
+	dir, err := s.sliceDir()
+	if err != nil {
+		return "", err
+	}
+	cg := filepath.Join(dir, unit)
+	f, err := os.OpenFile(filepath.Join(cg, "cgroup.kill"), os.O_WRONLY, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Sprintf("no process of %s in its cgroup to kill (no cgroup %s)", unit, cg), nil
+	}
+	if err != nil {
+		return "", err
+	}
+	// Read before the kill, which empties it; written whatever it
+	// says, as a process forked since is killed too.
+	procs, procsErr := os.ReadFile(filepath.Join(cg, "cgroup.procs"))
+	_, err = f.WriteString("1")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	n := len(strings.Fields(string(procs)))
+	switch {
+	case err != nil:
+		return "", err
+	case procsErr != nil:
+		return fmt.Sprintf("killed its cgroup (cgroup.kill): its processes not read: %v", procsErr), nil
+	case n == 0:
+		return fmt.Sprintf("no process of %s in its cgroup to kill (%s is empty)", unit, cg), nil
+	}
+	if n == 1 {
+		return "killed its cgroup (cgroup.kill): 1 process", nil
+	}
+	return fmt.Sprintf("killed its cgroup (cgroup.kill): %d processes", n), nil
+}
+
+// sliceDir is the directory of the cgroup v2 tree that holds the units'
+// cgroups: /sys/fs/cgroup, or /sys/fs/cgroup/unified where systemd runs
+// the hybrid layout (the lab's machines: systemd 252 on a host whose
+// /sys/fs/cgroup is a tmpfs), then the slice. No tree holding the slice
+// is an error, said, not taken for a stopped unit (a second review
+// found the kill silently aimed at the wrong tree). The first one found
+// is kept: a host out of memory may fail the reads (Running finds it
+// while the host is well).
+func (s *Systemd) sliceDir() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sliceAt != "" {
+		return s.sliceAt, nil
 	}
 	slice := s.Slice
 	if slice == "" {
-		own, err := os.ReadFile("/proc/self/cgroup")
+		own, err := os.ReadFile(filepath.Join(s.Root, "/proc/self/cgroup"))
 		if err != nil {
-			return err
+			return "", err
 		}
 		// The cgroup v2 line: "0::/system.slice/hoctl-guard-….service".
 		var p string
@@ -213,29 +346,57 @@ func (s *Systemd) kill(unit string) error {
 			}
 		}
 		if !strings.HasPrefix(p, "/") {
-			return fmt.Errorf("no cgroup v2 path in /proc/self/cgroup: %q", own)
+			return "", fmt.Errorf("no cgroup v2 path in /proc/self/cgroup: %q", own)
 		}
 		slice = filepath.Dir(p)
 	}
 	for _, tree := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
 		dir := filepath.Join(s.Root, tree, slice)
-		if _, err := os.Stat(filepath.Join(dir, "cgroup.procs")); err != nil {
-			continue
+		if _, err := os.Stat(filepath.Join(dir, "cgroup.procs")); err == nil {
+			s.sliceAt = dir
+			return dir, nil
 		}
-		f, err := os.OpenFile(filepath.Join(dir, unit, "cgroup.kill"), os.O_WRONLY, 0)
-		if errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		_, err = f.WriteString("1")
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		return err
 	}
-	return fmt.Errorf("no cgroup v2 tree holds %s (looked in /sys/fs/cgroup and /sys/fs/cgroup/unified)", slice)
+	return "", fmt.Errorf("no cgroup v2 tree holds %s (looked in /sys/fs/cgroup and /sys/fs/cgroup/unified)", slice)
+}
+
+// stopKernelNFSD stops the Linux kernel NFS server, when the host runs
+// one, as `rpc.nfsd 0` (nfs-utils' ExecStop) does: 0 written to
+// /proc/fs/nfsd/threads. Its server is kernel threads, in no unit's
+// cgroup, so the cgroup kill leaves it serving until PID 1 gets to the
+// unit's ExecStop (attack H2).
+// The unexport (ExecStopPost's exportfs -au) is left to systemd: with
+// no thread, nothing serves.
+func (s *Systemd) stopKernelNFSD() (string, error) {
+	path := filepath.Join(s.Root, "/proc/fs/nfsd/threads")
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("kernel NFS server: %w", err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return "", fmt.Errorf("kernel NFS server: %s holds %q", path, b)
+	}
+	if n <= 0 {
+		return "", nil
+	}
+	// No O_TRUNC or O_CREATE: a transaction file of nfsd's, written as
+	// rpc.nfsd writes it.
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return "", fmt.Errorf("kernel NFS server (%d threads): %w", n, err)
+	}
+	_, err = f.WriteString("0")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("kernel NFS server (%d threads): writing 0 to %s: %w", n, path, err)
+	}
+	return fmt.Sprintf("stopped the kernel NFS server (%d threads: 0 written to %s, as rpc.nfsd 0)", n, path), nil
 }
 
 // Start implements Units: --no-block queues the start job and returns;

@@ -44,12 +44,18 @@ func (p *Probes) nfs(ctx context.Context, svc *inventory.NFSService) []Check {
 		parts = append(parts, "passing on "+strings.Join(passing, ", ")+", owner "+owner)
 	}
 	f.wg.Wait()
+	sp, sc, hint := serverChecks(svc, members, owner, ownerKnown && consulErr == nil, f.units)
+	parts = append(parts, sp...)
+	if hint != "" && c.Level == Fail {
+		c.Hint = hint
+	}
 	var lags []Check
 	for _, m := range members {
 		if lc, ok := f.lag[m]; ok && m != owner {
 			lags = append(lags, lc)
 		}
 	}
+	lags = append(lags, sc...)
 	sort.Slice(lags, func(i, j int) bool { return lags[i].Name < lags[j].Name })
 	// Self-fencing: said on the service's line when every host has its
 	// guard, a problem of its own for each host that has not.
@@ -86,13 +92,23 @@ type memberFacts struct {
 	guard  map[string]string // why a member's guard is not OK
 	asides []Check
 	live   map[string]bool // members where the subvolume itself is
+	units  map[string]serverState
 }
 
-// probeMembers starts reading every member's asides, guard and (with a
-// replication) lag, all at once.
+// probeMembers starts reading every member's asides, guard, NFS unit
+// and (with a replication) lag, all at once.
 func (p *Probes) probeMembers(ctx context.Context, svc *inventory.NFSService, rep *inventory.Replication, members []string) *memberFacts {
-	f := &memberFacts{lag: map[string]Check{}, guard: map[string]string{}, live: map[string]bool{}}
+	f := &memberFacts{lag: map[string]Check{}, guard: map[string]string{}, live: map[string]bool{}, units: map[string]serverState{}}
 	for _, m := range members {
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			if s, ok := p.server(ctx, svc, m); ok {
+				f.mu.Lock()
+				f.units[m] = s
+				f.mu.Unlock()
+			}
+		}()
 		f.wg.Add(1)
 		go func() {
 			defer f.wg.Done()
