@@ -2,6 +2,7 @@ package guard
 
 import (
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -19,7 +20,12 @@ type reporter struct {
 	sinceSummary int
 
 	lastState string
-	onces     map[string]string
+	// onces is written from other goroutines than the loop's too: a
+	// notify that fails while the loop waits in a systemctl call logs
+	// from fedUnits' ticker (attack review 4, L1: a data race, which
+	// Go's runtime may end as a fatal error, a guard lost).
+	mu    sync.Mutex
+	onces map[string]string
 }
 
 func (l *reporter) failed(err error) {
@@ -63,18 +69,22 @@ func (l *reporter) state(r Reading, running bool) {
 
 // once logs msg unless it is what was last logged under key.
 func (l *reporter) once(prio int, key, msg string) {
+	l.mu.Lock()
 	if l.onces == nil {
 		l.onces = map[string]string{}
 	}
-	if l.onces[key] == msg {
-		return
-	}
+	said := l.onces[key] == msg
 	l.onces[key] = msg
-	l.g.Log(prio, msg)
+	l.mu.Unlock()
+	if !said {
+		l.g.Log(prio, msg)
+	}
 }
 
 // reset makes the next state and notes be said again (after an action).
 func (l *reporter) reset() {
 	l.lastState = ""
+	l.mu.Lock()
 	clear(l.onces)
+	l.mu.Unlock()
 }
