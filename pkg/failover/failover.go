@@ -337,7 +337,7 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 	}
 	return &tasks.Runbook{
 		Name:        fmt.Sprintf("failover %s: %s → %s", o.Service, o.From, o.To),
-		Lock:        "nfs-" + o.Service,
+		Lock:        LockScope(o.Service),
 		ClusterLock: true,
 		Steps:       steps,
 		Kind:        KindFailover,

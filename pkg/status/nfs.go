@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	consulapi "github.com/hashicorp/consul/api"
+
 	"github.com/hoctl/hoctl/pkg/consul"
 	"github.com/hoctl/hoctl/pkg/failover"
 	"github.com/hoctl/hoctl/pkg/inventory"
@@ -43,9 +45,17 @@ func (p *Probes) nfs(ctx context.Context, svc *inventory.NFSService) []Check {
 		c.Level = Fail
 		parts = append(parts, "passing on "+strings.Join(passing, ", ")+", owner "+owner)
 	}
+	var holder string
+	if consulErr == nil && p.Consul != nil {
+		holder = p.lockHolder(ctx, failover.LockScope(svc.Name))
+	}
 	f.wg.Wait()
-	sp, sc, hint := serverChecks(svc, members, owner, ownerKnown && consulErr == nil, f.units)
+	sp, sc, hint := serverChecks(svc, members, owner, ownerKnown && consulErr == nil, f.units, passing)
 	parts = append(parts, sp...)
+	if holder != "" {
+		parts = append(parts, "cluster lock "+failover.LockScope(svc.Name)+" held by "+holder)
+		hint = "a failover may be under way: wait for it to end (hoctl history), then hoctl status again"
+	}
 	if hint != "" && c.Level == Fail {
 		c.Hint = hint
 	}
@@ -164,6 +174,25 @@ func (p *Probes) nfsOwner(ctx context.Context, svc *inventory.NFSService) (owner
 	}
 	passing, err = cl.Passing(ctx, svc.Name)
 	return owner, known, passing, err
+}
+
+// lockHolder is who holds the cluster lock scope ("" when no one does,
+// or Consul cannot say).
+func (p *Probes) lockHolder(ctx context.Context, scope string) string {
+	client, err := p.Consul(ctx)
+	if err != nil {
+		return ""
+	}
+	kv, _, err := client.KV().Get(consul.LockPrefix+scope, (&consulapi.QueryOptions{}).WithContext(ctx))
+	if err != nil || kv == nil || kv.Session == "" {
+		return ""
+	}
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, string(kv.Value))
 }
 
 // receivesInto says whether host receives rep's copies at or under sub.

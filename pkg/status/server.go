@@ -3,6 +3,7 @@ package status
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/hoctl/hoctl/pkg/failover"
@@ -47,6 +48,10 @@ func (p *Probes) server(ctx context.Context, svc *inventory.NFSService, host str
 	return s, s.active != ""
 }
 
+func (s serverState) running() bool {
+	return s.active == "active" || s.active == "activating" || s.active == "reloading" || s.active == "deactivating"
+}
+
 // says is the unit's state in words: "failed" alone is what systemd
 // shows after its guard killed it, which is no fault of the server.
 func (s serverState) says(unit, host string) string {
@@ -70,20 +75,36 @@ func (s serverState) says(unit, host string) string {
 // unit left failed, and a unit that runs on a host the owner key does
 // not name.
 //
-// ownerHint is what to do when the owner's unit does not run: start it
-// (its own checks refuse a start the owner key or the guard's lease do
-// not allow).
-func serverChecks(svc *inventory.NFSService, members []string, owner string, ownerKnown bool, units map[string]serverState) (parts []string, checks []Check, ownerHint string) {
+// ownerHint is what to do when the owner's unit does not run. During
+// `failover --primary-down`'s lease wait the key already names the new
+// primary, whose unit's own checks pass, while the old one still serves
+// on its lease: a start hinted then, done as printed, gave two servers
+// for 1.9 s (fourth attack review, N1). So a start is hinted only when
+// every other member's unit is known not to run and none passes
+// Consul's check, and after a failover that stopped part-way, which
+// its resume finishes (it waits, promotes and starts); a failover under
+// way holds its cluster lock, which the caller says instead.
+func serverChecks(svc *inventory.NFSService, members []string, owner string, ownerKnown bool, units map[string]serverState, passing []string) (parts []string, checks []Check, ownerHint string) {
+	othersQuiet := true
+	for _, m := range members {
+		s, ok := units[m]
+		if m != owner && (!ok || s.running() || slices.Contains(passing, m)) {
+			othersQuiet = false
+		}
+	}
 	for _, m := range members {
 		s, ok := units[m]
 		if !ok {
 			continue
 		}
-		running := s.active == "active" || s.active == "activating" || s.active == "reloading" || s.active == "deactivating"
+		running := s.running()
 		switch {
 		case m == owner && !running:
 			parts = append(parts, s.says(svc.Unit, m))
-			ownerHint = "hoctl run " + m + " -- systemctl start " + svc.Unit + " (docs/failover.md#after-a-kill)"
+			ownerHint = "hoctl history --failed (a failover that stopped part-way: hoctl resume RUN-ID); another host may still serve: do not start " + svc.Unit + " by hand (docs/failover.md#after-a-kill)"
+			if othersQuiet {
+				ownerHint = "hoctl history --failed (a failover that stopped part-way: hoctl resume RUN-ID); if none: hoctl run " + m + " -- systemctl start " + svc.Unit + " (docs/failover.md#after-a-kill)"
+			}
 		case m == owner:
 		case !ownerKnown:
 		case running:

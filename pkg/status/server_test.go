@@ -56,7 +56,22 @@ func TestNFSServerStateIsSaid(t *testing.T) {
 			"ok nfs data-services: primary c1 (owner key), serving on c1, nfs-server.service inactive and fenced on zippy",
 		}},
 		{"owner killed by its guard, key unchanged", "zippy", "", map[string]string{"zippy": "ActiveState=failed\nResult=signal\nDropInPaths=\n", "c1": "ActiveState=inactive\nResult=success\nDropInPaths=\n"}, []string{
-			"fail nfs data-services: primary zippy (owner key), NOT SERVED: no passing instance in Consul, nfs-server.service failed on zippy (Result=signal: killed, as its guard kills a server systemd does not stop within 3s), nfs-server.service inactive on c1 → hoctl run zippy -- systemctl start nfs-server.service (docs/failover.md#after-a-kill)",
+			"fail nfs data-services: primary zippy (owner key), NOT SERVED: no passing instance in Consul, nfs-server.service failed on zippy (Result=signal: killed, as its guard kills a server systemd does not stop within 3s), nfs-server.service inactive on c1 → hoctl history --failed (a failover that stopped part-way: hoctl resume RUN-ID); if none: hoctl run zippy -- systemctl start nfs-server.service (docs/failover.md#after-a-kill)",
+		}},
+		// The fourth attack review's N1: in failover --primary-down's
+		// lease wait the key names c1 while a cut-off zippy still
+		// serves; a hinted start on c1, done as printed, gave two
+		// servers. With zippy out of reach, or still passing, no start
+		// is hinted; with the failover's lock held, it is waited for.
+		{"the failover's lease wait, zippy out of reach", "c1", "zippy", map[string]string{"c1": "ActiveState=inactive\nResult=success\nDropInPaths=\n"}, []string{
+			"fail nfs data-services: primary c1 (owner key), passing on zippy, owner c1, nfs-server.service inactive on c1 → hoctl history --failed (a failover that stopped part-way: hoctl resume RUN-ID); another host may still serve: do not start nfs-server.service by hand (docs/failover.md#after-a-kill)",
+		}},
+		{"the failover's lease wait, zippy answers", "c1", "zippy", map[string]string{"zippy": running, "c1": "ActiveState=inactive\nResult=success\nDropInPaths=\n"}, []string{
+			"fail nfs data-services: primary c1 (owner key), passing on zippy, owner c1, nfs-server.service inactive on c1 → hoctl history --failed (a failover that stopped part-way: hoctl resume RUN-ID); another host may still serve: do not start nfs-server.service by hand (docs/failover.md#after-a-kill)",
+			"fail nfs data-services server zippy: nfs-server.service is active on zippy, which the owner key does not name (c1 owns data-services): two hosts may serve → hoctl run zippy -- systemctl stop nfs-server.service (docs/failover.md)",
+		}},
+		{"a failover under way", "c1", "", map[string]string{"zippy": "ActiveState=inactive\nResult=success\n" + fence, "c1": "ActiveState=inactive\nResult=success\nDropInPaths=\n"}, []string{
+			"fail nfs data-services: primary c1 (owner key), NOT SERVED: no passing instance in Consul, nfs-server.service inactive and fenced on zippy, nfs-server.service inactive on c1, cluster lock nfs-data-services held by root pid 42 run 20261207T204436Z-abcdef → a failover may be under way: wait for it to end (hoctl history), then hoctl status again",
 		}},
 		{"a server beside the owner", "c1", "c1", map[string]string{"zippy": running, "c1": running}, []string{
 			"fail nfs data-services server zippy: nfs-server.service is active on zippy, which the owner key does not name (c1 owns data-services): two hosts may serve → hoctl run zippy -- systemctl stop nfs-server.service (docs/failover.md)",
@@ -66,6 +81,12 @@ func TestNFSServerStateIsSaid(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				switch {
+				case r.URL.Path == "/v1/kv/hoctl/locks/nfs-data-services":
+					if c.name != "a failover under way" {
+						w.WriteHeader(http.StatusNotFound)
+						return
+					}
+					_, _ = w.Write([]byte(`[{"Key":"hoctl/locks/nfs-data-services","Value":"` + base64.StdEncoding.EncodeToString([]byte("root pid 42 run 20261207T204436Z-abcdef")) + `","Session":"s1","ModifyIndex":7}]`))
 				case strings.HasPrefix(r.URL.Path, "/v1/kv/"):
 					_, _ = w.Write([]byte(`[{"Key":"hoctl/nfs/data-services/owner","Value":"` + base64.StdEncoding.EncodeToString([]byte(c.owner)) + `","ModifyIndex":5}]`))
 				case strings.HasPrefix(r.URL.Path, "/v1/health/service/") && c.passing != "":
