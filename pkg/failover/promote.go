@@ -71,10 +71,24 @@ func (r *Run) promote(ctx context.Context, env *tasks.Env, h *inventory.Host) (s
 	if err != nil {
 		return "", err
 	}
-	if res, err := run.Run(ctx, r.promoteCmd(run, copy.Name(), copy.UUID)); err != nil {
+	res, err := run.Run(ctx, r.promoteCmd(run, copy.Name(), copy.UUID))
+	if err != nil {
 		return "", fmt.Errorf("%s: promoting %s: %w", h.Name, copy.Name(), sshexec.OneLine(res, err))
 	}
-	return fmt.Sprintf("%s is a writable snapshot of %s", r.NFS.Subvolume, copy.Name()), nil
+	return r.promoted(copy.Name(), res.Stdout), nil
+}
+
+// promoted is the promote step's line: what the primitive moved aside
+// (stale data at the service's path, or a directory in the data under the
+// marker's name) is the operator's to look at, so its lines are kept.
+func (r *Run) promoted(copyName string, stdout []byte) string {
+	msg := fmt.Sprintf("%s is a writable snapshot of %s", r.NFS.Subvolume, copyName)
+	for _, l := range strings.Split(string(stdout), "\n") {
+		if strings.HasPrefix(l, "moved ") {
+			msg += "; " + l
+		}
+	}
+	return msg
 }
 
 func (r *Run) writableCheck() string {

@@ -96,6 +96,40 @@ btrfs send -q src/services@20260101T000100Z | btrfs receive -q victim`)
 	}
 }
 
+// A directory named like the marker in the copy's data (an NFS client's
+// root can make one) failed the promote after the fence; it is moved
+// aside in the new subvolume, kept, and the step's line says where.
+func TestPromoteStepSaysItMovedADirectoryNamedLikeTheMarker(t *testing.T) {
+	m := loopBtrfs(t)
+	copyName := "services@20260101T000000Z"
+	shell(t, "cd "+m+` && mkdir standby
+btrfs -q subvolume create data && mkdir data/.hoctl-failover && echo keep > data/.hoctl-failover/keep
+btrfs -q subvolume snapshot -r data standby/`+copyName)
+	var uuid string
+	for _, l := range strings.Split(shell(t, "btrfs subvolume show "+m+"/standby/"+copyName), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(l), ":"); ok && k == "UUID" {
+			uuid = strings.TrimSpace(v)
+		}
+	}
+	r := &Run{Opts: Options{Service: "data-services", To: "c1", Token: "tok", Now: func() time.Time { return time.Unix(1e9, 0) }},
+		NFS: &inventory.NFSService{Subvolume: m + "/services"}, Ends: replicate.Ends{TargetDir: m + "/standby", Base: "services"}}
+	local := sshexec.NewLocal(&sshexec.Target{Name: "c1"})
+	res, err := local.Run(context.Background(), r.promoteCmd(local, copyName, uuid))
+	if err != nil {
+		t.Fatalf("promoting a copy with a directory named like the marker: %s", sshexec.FirstLine(res, err))
+	}
+	if b, _ := os.ReadFile(m + "/services/.hoctl-failover"); string(b) != r.marker()+"\n" {
+		t.Fatalf("marker %q", b)
+	}
+	moved, _ := filepath.Glob(m + "/services/.hoctl-failover.moved-*/keep")
+	if len(moved) != 1 {
+		t.Fatalf("the directory's content moved to %v", moved)
+	}
+	if said := r.promoted(copyName, res.Stdout); !strings.Contains(said, "moved "+m+"/services/.hoctl-failover (is a directory) aside to "+filepath.Dir(moved[0])) {
+		t.Fatalf("the step's line does not say the move: %q", said)
+	}
+}
+
 // After a failback c1 → zippy, the newest complete copy in c1's dir is
 // c1's own read-only snapshot that the failback's final sync sent (c1 was
 // the source then): exactly the data zippy started serving from. The

@@ -209,6 +209,91 @@ func TestPromoteMakesWritableSnapshot(t *testing.T) {
 	}
 }
 
+// Whatever the copy's data holds under the marker's name, the promote
+// writes its marker: an NFS client's root or a stream can put a directory
+// there, which unlinkat refuses (and the promote failed after the
+// failover's fence, every resume alike). A directory, empty or not, is
+// renamed aside in the new subvolume, its content kept and the move said;
+// a file, a FIFO or a symlink (never followed) is unlinked.
+func TestPromoteWritesItsMarkerWhateverHoldsTheName(t *testing.T) {
+	l := newLab(t)
+	d := open(t, l.dst)
+	for i, c := range []struct {
+		what, plant string
+		moved       bool
+	}{
+		{"an empty directory", "mkdir .hoctl-failover", true},
+		{"a directory with a file", "mkdir .hoctl-failover && echo keep > .hoctl-failover/keep", true},
+		{"a symlink to the canary", "ln -s " + l.canary + " .hoctl-failover", false},
+		{"a FIFO", "mkfifo .hoctl-failover", false},
+		{"a file", "echo old > .hoctl-failover", false},
+	} {
+		name := fmt.Sprintf("services@2030010%dT000000Z", i+1)
+		sh(t, "cd "+l.sub+" && rm -rf .hoctl-failover && "+c.plant+" && cd .. && btrfs -q subvolume snapshot -r services dst/"+name)
+		sub := fmt.Sprintf("%s/promoted%d", l.mnt, i)
+		var out bytes.Buffer
+		if err := d.promote(name, uuidOf(t, l.dst+"/"+name), sub, sub+".aside", "hoctl failover services to c1 tok", &out); err != nil {
+			t.Fatalf("%s under the marker's name: %v", c.what, err)
+		}
+		if fi, err := os.Lstat(sub + "/.hoctl-failover"); err != nil || !fi.Mode().IsRegular() {
+			t.Fatalf("%s under the marker's name: marker %v %v", c.what, fi, err)
+		}
+		if b, _ := os.ReadFile(sub + "/.hoctl-failover"); string(b) != "hoctl failover services to c1 tok\n" {
+			t.Fatalf("%s under the marker's name: marker %q", c.what, b)
+		}
+		moved, err := filepath.Glob(sub + "/.hoctl-failover.moved-*")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !c.moved {
+			if len(moved) != 0 || strings.Contains(out.String(), "moved-") {
+				t.Fatalf("%s under the marker's name was moved, not unlinked: %v\n%s", c.what, moved, out.String())
+			}
+			continue
+		}
+		if len(moved) != 1 {
+			t.Fatalf("%s under the marker's name: moved to %v", c.what, moved)
+		}
+		if fi, err := os.Lstat(moved[0]); err != nil || !fi.IsDir() {
+			t.Fatalf("%s under the marker's name: %s is %v (%v)", c.what, moved[0], fi, err)
+		}
+		if !strings.Contains(out.String(), "moved "+sub+"/.hoctl-failover") || !strings.Contains(out.String(), moved[0]) {
+			t.Fatalf("%s under the marker's name: the move is not said:\n%s", c.what, out.String())
+		}
+		if strings.Contains(c.plant, "keep") {
+			if b, err := os.ReadFile(moved[0] + "/keep"); err != nil || string(b) != "keep\n" {
+				t.Fatalf("%s under the marker's name: its content %q (%v)", c.what, b, err)
+			}
+		}
+	}
+	l.canaryIntact(t)
+}
+
+// The directory goes to the first free moved name: one already taken (the
+// data can hold anything) is never replaced.
+func TestMoveMarkerAsideNeverReplaces(t *testing.T) {
+	m := btrfsImage(t)
+	sh(t, "cd "+m+" && mkdir -p .hoctl-failover/a .hoctl-failover.moved-20300101T000000Z .hoctl-failover.moved-20300101T000000Z.1 && echo taken > .hoctl-failover.moved-20300101T000000Z.1/t")
+	fd, err := unix.Open(m, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = unix.Close(fd) }()
+	got, err := moveMarkerAside(fd, "20300101T000000Z")
+	if err != nil || got != ".hoctl-failover.moved-20300101T000000Z.2" {
+		t.Fatalf("moved to %q (%v)", got, err)
+	}
+	if fi, err := os.Stat(m + "/" + got + "/a"); err != nil || !fi.IsDir() {
+		t.Fatalf("the directory's content: %v %v", fi, err)
+	}
+	if b, _ := os.ReadFile(m + "/.hoctl-failover.moved-20300101T000000Z.1/t"); string(b) != "taken\n" {
+		t.Fatalf("a taken name was replaced: %q", b)
+	}
+	if _, err := os.Lstat(m + "/.hoctl-failover"); err == nil {
+		t.Fatal("the marker's name is still taken")
+	}
+}
+
 // The send opens the snapshot and its parent by their names in the source
 // dir: after a failover that dir holds names a stream wrote, and a
 // symlink named like the parent (to a subvolume outside the dir, which

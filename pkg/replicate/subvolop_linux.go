@@ -9,6 +9,7 @@ import (
 	"path"
 	"runtime"
 	"strings"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -184,6 +185,28 @@ func (d *targetDir) send(ctx context.Context, name, parent, parentUUID string, s
 // (failover's clients read it back through their mounts).
 const markerFile = ".hoctl-failover"
 
+// moveMarkerAside renames what is at markerFile in the directory open as
+// dfd to the first free name markerFile.moved-STAMP[.N] there, never
+// replacing anything (RENAME_NOREPLACE) and never following a link: the
+// name is the data's, and whatever it holds is kept. It returns the new name.
+func moveMarkerAside(dfd int, stamp string) (string, error) {
+	base := markerFile + ".moved-" + stamp
+	for i := 0; i < 100; i++ {
+		to := base
+		if i > 0 {
+			to = fmt.Sprintf("%s.%d", base, i)
+		}
+		err := unix.Renameat2(dfd, markerFile, dfd, to, unix.RENAME_NOREPLACE)
+		if err == nil {
+			return to, nil
+		}
+		if !errors.Is(err, unix.EEXIST) {
+			return "", err
+		}
+	}
+	return "", fmt.Errorf("%s.N: 100 names taken", base)
+}
+
 // promote makes the writable subvolume sub from the copy name directly in
 // d: the copy must be a read-only subvolume with the UUID the plan chose,
 // opened by its one name without following links. It is a received copy,
@@ -198,7 +221,10 @@ const markerFile = ".hoctl-failover"
 // an existing aside fails the promote). The marker then goes into
 // the new subvolume as a file of its own, created O_EXCL: the copy's data
 // came from a stream (and from NFS clients before that), so a symlink
-// named like the marker is removed, never written through.
+// named like the marker is removed, never written through, and what
+// unlinkat refuses there (a directory) is renamed aside in the new
+// subvolume and said on stdout: no name in the data stops the promote,
+// which failover runs after its fence.
 func (d *targetDir) promote(name, wantUUID, sub, aside, marker string, stdout io.Writer) error {
 	cfd, csi, err := d.readOnlySnapshot(name, wantUUID)
 	if err != nil {
@@ -240,7 +266,13 @@ func (d *targetDir) promote(name, wantUUID, sub, aside, marker string, stdout io
 		return fmt.Errorf("%s: not the writable snapshot of %s just made", sub, path.Join(d.path, name))
 	}
 	if err := unix.Unlinkat(nfd, markerFile, 0); err != nil && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("%s: %w", path.Join(sub, markerFile), err)
+		// A directory (unlinkat's EISDIR), or anything else it refuses:
+		// data the promote must never stop on, nor delete.
+		moved, merr := moveMarkerAside(nfd, time.Now().UTC().Format("20060102T150405Z"))
+		if merr != nil {
+			return fmt.Errorf("%s: %w; moving it aside: %w", path.Join(sub, markerFile), err, merr)
+		}
+		fmt.Fprintf(stdout, "moved %s (%v) aside to %s\n", path.Join(sub, markerFile), err, path.Join(sub, moved))
 	}
 	mfd, err := unix.Openat(nfd, markerFile, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
 	if err != nil {
