@@ -63,6 +63,10 @@ type Options struct {
 	// primary) so the plan still shows, with its failing checks, instead
 	// of no plan at all.
 	Plan bool
+	// Snapshot is the final sync's new snapshot when a resumed run's
+	// journal says its snapshot step took it (snapshotTaken): the resumed
+	// send sends that one.
+	Snapshot string
 }
 
 // Run is one failover's state.
@@ -218,7 +222,7 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 		// check: a resumed run whose assessment did not rewrite a stale
 		// direction file (an older hoctl's) has it rewritten there.
 		recorded := func(ctx context.Context) (replicate.KV, error) { return consulFn(ctx) }
-		rb, finalSync := replicate.Runbook(inv, ends, replicate.Options{Now: o.Now, Recorded: recorded})
+		rb, finalSync := replicate.Runbook(inv, ends, replicate.Options{Now: o.Now, Recorded: recorded, Snapshot: o.Snapshot})
 		r.finalSync = finalSync
 		var sync []*tasks.Step
 		for _, s := range rb.Steps {

@@ -3,6 +3,7 @@ package failover
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	consulapi "github.com/hashicorp/consul/api"
 	"github.com/hoctl/hoctl/pkg/consul"
 	"github.com/hoctl/hoctl/pkg/inventory"
+	"github.com/hoctl/hoctl/pkg/replicate"
 	"github.com/hoctl/hoctl/pkg/tasks"
 )
 
@@ -61,10 +63,66 @@ func ConsulVia(fn func(context.Context) (*consulapi.Client, error)) func(context
 // parameters: the old primary is the one the run recorded, not the owner
 // key, which the run may already have moved.
 func rebuild(ctx context.Context, r *tasks.Rebuild) (*tasks.Runbook, error) {
+	return rebuildWith(ctx, r, ConsulVia(r.Consul))
+}
+
+// rebuildWith is rebuild with consulFn for Consul.
+func rebuildWith(ctx context.Context, r *tasks.Rebuild, consulFn func(context.Context) (Consul, error)) (*tasks.Runbook, error) {
 	if r.Limit != "" {
 		return nil, inputf("--limit narrows runbook files; run %s is a failover, whose hosts are the service's", r.Run.ID)
 	}
 	p := r.Run.Params
-	return Resolve(ctx, r.Inventory, ConsulVia(r.Consul), Options{Service: p["service"], From: p["from"], To: p["to"],
-		PrimaryDown: p["primary_down"] == "true", AcceptLag: p["accept_lag"] == "true", Token: p["token"], Plan: r.Plan})
+	o := Options{Service: p["service"], From: p["from"], To: p["to"],
+		PrimaryDown: p["primary_down"] == "true", AcceptLag: p["accept_lag"] == "true", Token: p["token"], Plan: r.Plan}
+	rb, err := Resolve(ctx, r.Inventory, consulFn, o)
+	if err != nil || o.PrimaryDown {
+		return rb, err
+	}
+	// The final sync's snapshot is named when the run inspects, from its
+	// clock: a run resumed after its snapshot step sends the one that
+	// step took, which only the journal knows.
+	if o.Snapshot, err = snapshotTaken(r); err != nil || o.Snapshot == "" {
+		return rb, err
+	}
+	return Resolve(ctx, r.Inventory, consulFn, o)
+}
+
+// snapshotTaken is the final sync's new snapshot as run r's journal
+// recorded its snapshot step taking it: "" when that step is not done
+// (a resume runs it, with a fresh inspection and name).
+func snapshotTaken(r *tasks.Rebuild) (string, error) {
+	svc := r.Inventory.NFS[r.Run.Params["service"]]
+	if svc == nil || r.Inventory.Replication[svc.Replication] == nil {
+		return "", nil // Resolve has refused it
+	}
+	step := 0
+	for i, title := range r.Run.Steps {
+		if strings.HasPrefix(title, "final sync: snapshot ") {
+			step = i + 1
+		}
+	}
+	if step == 0 || r.Run.Done[step] != tasks.StatusOK {
+		return "", nil
+	}
+	ends := replicate.EndsOf(r.Inventory.Replication[svc.Replication])
+	if ends.SourceHost != r.Run.Params["from"] {
+		ends = ends.Reverse()
+	}
+	if r.Getenv == nil {
+		return "", fmt.Errorf("run %s: no state dir to read its journal from", r.Run.ID)
+	}
+	recs, err := tasks.ReadJournal(tasks.StateDir(r.Getenv), r.Run.ID)
+	if err != nil {
+		return "", err
+	}
+	name := ""
+	for _, rec := range recs {
+		if rec.Type == "action" && rec.Step == step && rec.OK != nil && *rec.OK {
+			name = replicate.TookSnapshot(ends, rec.Cmd)
+		}
+	}
+	if name == "" {
+		return "", fmt.Errorf("run %s: its final sync's snapshot step (%d) is done, but its journal does not say which snapshot it took, so a resumed send could not know which to send", r.Run.ID, step)
+	}
+	return name, nil
 }
