@@ -75,45 +75,76 @@ func rebuildWith(ctx context.Context, r *tasks.Rebuild, consulFn func(context.Co
 	o := Options{Service: p["service"], From: p["from"], To: p["to"],
 		PrimaryDown: p["primary_down"] == "true", AcceptLag: p["accept_lag"] == "true", Token: p["token"], Plan: r.Plan}
 	rb, err := Resolve(ctx, r.Inventory, consulFn, o)
-	if err != nil || o.PrimaryDown {
+	if err != nil {
 		return rb, err
 	}
-	// The final sync's snapshot is named when the run inspects, from its
-	// clock: a run resumed after its snapshot step sends the one that
-	// step took, which only the journal knows.
-	if o.Snapshot, err = snapshotTaken(r); err != nil || o.Snapshot == "" {
-		return rb, err
+	fence, snapshot := stepNumbered(r.Run.Steps, "fence "), stepNumbered(r.Run.Steps, "final sync: snapshot ")
+	// A fence cut short may have moved the owner key (Options.FenceCut);
+	// the final sync's snapshot is named when the run inspects, from its
+	// clock, so a run resumed after its snapshot step sends the one that
+	// step took (Options.Snapshot). Only the journal knows either.
+	cut := fence > 0 && r.Run.NextStep() == fence
+	took := snapshot > 0 && r.Run.Done[snapshot] == tasks.StatusOK
+	if !cut && !took {
+		return rb, nil
+	}
+	if r.Getenv == nil {
+		return nil, fmt.Errorf("run %s: no state dir to read its journal from", r.Run.ID)
+	}
+	recs, err := tasks.ReadJournal(tasks.StateDir(r.Getenv), r.Run.ID)
+	if err != nil {
+		return nil, err
+	}
+	if cut {
+		o.FenceCut = fenceCut(recs, fence)
+	}
+	if took {
+		if o.Snapshot, err = snapshotTaken(r, recs, snapshot); err != nil {
+			return nil, err
+		}
 	}
 	return Resolve(ctx, r.Inventory, consulFn, o)
 }
 
-// snapshotTaken is the final sync's new snapshot as run r's journal
-// recorded its snapshot step taking it: "" when that step is not done
-// (a resume runs it, with a fresh inspection and name).
-func snapshotTaken(r *tasks.Rebuild) (string, error) {
-	svc := r.Inventory.NFS[r.Run.Params["service"]]
-	if svc == nil || r.Inventory.Replication[svc.Replication] == nil {
-		return "", nil // Resolve has refused it
-	}
-	step := 0
-	for i, title := range r.Run.Steps {
-		if strings.HasPrefix(title, "final sync: snapshot ") {
-			step = i + 1
+// stepNumbered is the step (1-based) whose title starts with prefix, 0
+// for none.
+func stepNumbered(titles []string, prefix string) int {
+	for i, t := range titles {
+		if strings.HasPrefix(t, prefix) {
+			return i + 1
 		}
 	}
-	if step == 0 || r.Run.Done[step] != tasks.StatusOK {
-		return "", nil
+	return 0
+}
+
+// fenceCut says whether the journal recs has fence step's before check
+// passing (the key named the old primary, under the run's locks: the
+// action, whose compare-and-set comes first, began) and no action of it
+// that ended saying the key did not move (disarm's "the fence armed
+// on"). A fence that was killed there has no action record at all.
+func fenceCut(recs []tasks.Record, step int) bool {
+	began := false
+	for _, rec := range recs {
+		if rec.Step != step {
+			continue
+		}
+		switch {
+		case rec.Type == "check" && rec.Phase == "before":
+			began = rec.OK != nil && *rec.OK
+		case rec.Type == "action" && strings.Contains(rec.Error, disarmedMark):
+			began = false
+		}
 	}
+	return began
+}
+
+// snapshotTaken is the final sync's new snapshot as journal recs say its
+// snapshot step (step) took it.
+func snapshotTaken(r *tasks.Rebuild, recs []tasks.Record, step int) (string, error) {
+	svc := r.Inventory.NFS[r.Run.Params["service"]]
 	ends := replicate.EndsOf(r.Inventory.Replication[svc.Replication])
 	if ends.SourceHost != r.Run.Params["from"] {
 		ends = ends.Reverse()
-	}
-	if r.Getenv == nil {
-		return "", fmt.Errorf("run %s: no state dir to read its journal from", r.Run.ID)
-	}
-	recs, err := tasks.ReadJournal(tasks.StateDir(r.Getenv), r.Run.ID)
-	if err != nil {
-		return "", err
 	}
 	name := ""
 	for _, rec := range recs {

@@ -2,6 +2,7 @@ package failover
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -134,4 +135,101 @@ func sentSnapshot(h *sshexectest.Hosts, name string) bool {
 		}
 	}
 	return false
+}
+
+// standInSync replaces the final sync's steps (replicate's runbook,
+// tested in pkg/replicate) by stand-ins.
+func standInSync(rb *tasks.Runbook) {
+	for _, s := range rb.Steps {
+		if strings.HasPrefix(s.Title, "final sync:") {
+			standIn(s)
+		}
+	}
+}
+
+// A planned failover whose fence step stopped after its compare-and-set
+// moved the owner key (here the stop of the old primary failed; a Ctrl-C
+// or a crash there is the same) is resumed: the fence's before check
+// takes the key naming the new primary as the cut fence's own write, and
+// the fence does what is left, the stop of the old primary, before
+// anything starts on the new one. The key is not written again.
+func TestResumeFinishesAFenceCutAfterItsCompareAndSet(t *testing.T) {
+	inv := parseInv(t, resolveInv)
+	svc := inv.NFS["data-services"]
+	c := &cluster{kv: map[string]string{svc.OwnerKey: "zippy"}, index: map[string]uint64{svc.OwnerKey: 7}, active: map[string]bool{"zippy": true}}
+	stopFails := true
+	answer := c.answer(t)
+	w := newResumeWorld(t, func(host string, cmd sshexec.Cmd) sshexectest.Reply {
+		if host == "zippy" && strings.Contains(cmd.Line(), "systemctl stop") && stopFails {
+			c.log("zippy stop failed")
+			return sshexectest.Reply{Code: 255, Stderr: "Connection to zippy closed by remote host."}
+		}
+		return answer(host, cmd)
+	})
+	consulFn := func(context.Context) (Consul, error) { return c, nil }
+	rb, err := Resolve(context.Background(), w.inv, consulFn, Options{To: "c1", ConsulWait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	standInSync(rb)
+	id, err := w.eng.Run(context.Background(), rb, tasks.RunOptions{})
+	if err == nil || c.kv[svc.OwnerKey] != "c1" || !c.active["zippy"] {
+		t.Fatalf("the first run: %v, owner %s, zippy active %v; want the fence cut after the key moved", err, c.kv[svc.OwnerKey], c.active["zippy"])
+	}
+
+	// Resumed while the stop still fails: nothing starts on c1.
+	c.timeline = nil
+	if err := w.resume(t, id, consulFn, standInSync); err == nil || c.active["c1"] || !c.active["zippy"] {
+		t.Fatalf("resumed with zippy's stop failing: %v, c1 active %v; want the fence's error, nothing started:\n%s", err, c.active["c1"], strings.Join(c.timeline, "\n"))
+	}
+	if slices.Contains(c.timeline, "c1 start") {
+		t.Fatalf("c1 started while zippy was not stopped: %v", c.timeline)
+	}
+
+	stopFails = false
+	c.timeline = nil
+	if err := w.resume(t, id, consulFn, standInSync); err != nil {
+		t.Fatalf("resume: %v\n%s", err, strings.Join(c.timeline, "\n"))
+	}
+	want := []string{"zippy fence", "c1 promote", "c1 start"}
+	var got []string
+	for _, ev := range c.timeline {
+		switch {
+		case ev == "consul "+svc.OwnerKey+"=c1":
+			t.Fatalf("the resumed run wrote the owner key again: %v", c.timeline)
+		case slices.Contains(want, ev) && !slices.Contains(got, ev):
+			got = append(got, ev)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("the resumed run ran\n  %s\nwant, in order, %v", strings.Join(c.timeline, "\n  "), want)
+	}
+	if c.active["zippy"] || !c.active["c1"] {
+		t.Fatalf("after the resume: zippy active %v, c1 active %v", c.active["zippy"], c.active["c1"])
+	}
+}
+
+// A fence whose compare-and-set found the key moved by someone else took
+// its arming back and said so: a resume of it is not a cut fence, and a
+// key naming the new primary then is someone else's, which the fence's
+// before check refuses.
+func TestFenceCutOnlyWhenTheFenceBeganAndDidNotDisarm(t *testing.T) {
+	ok, failed := true, false
+	for _, tc := range []struct {
+		name string
+		recs []tasks.Record
+		want bool
+	}{
+		{"killed in its action", []tasks.Record{{Type: "check", Step: 6, Phase: "before", OK: &ok}}, true},
+		{"its stop failed", []tasks.Record{{Type: "check", Step: 6, Phase: "before", OK: &ok},
+			{Type: "action", Step: 6, OK: &failed, Error: "zippy: stopping nfs-server.service: exit 255"}}, true},
+		{"before check refused", []tasks.Record{{Type: "check", Step: 6, Phase: "before", OK: &failed}}, false},
+		{"never began", []tasks.Record{{Type: "check", Step: 5, Phase: "before", OK: &ok}}, false},
+		{"disarmed", []tasks.Record{{Type: "check", Step: 6, Phase: "before", OK: &ok},
+			{Type: "action", Step: 6, OK: &failed, Error: "owner key k changed while it was being moved: someone else is at work (" + disarmedMark + " zippy was removed: it serves on, and may start again)"}}, false},
+	} {
+		if got := fenceCut(tc.recs, 6); got != tc.want {
+			t.Errorf("%s: fenceCut = %v, want %v", tc.name, got, tc.want)
+		}
+	}
 }
