@@ -63,6 +63,16 @@ type Options struct {
 	// primary) so the plan still shows, with its failing checks, instead
 	// of no plan at all.
 	Plan bool
+	// Snapshot is the final sync's new snapshot when a resumed run's
+	// journal says its snapshot step took it (snapshotTaken): the resumed
+	// send sends that one.
+	Snapshot string
+	// FenceCut is a resumed run whose fence step began its action (its
+	// before check passed: the key named From, under this run's locks)
+	// and did not finish: its compare-and-set may have moved the key to
+	// To already. The fence then takes a key naming To as that write and
+	// does only what is left (fenceBefore, fence).
+	FenceCut bool
 }
 
 // Run is one failover's state.
@@ -198,7 +208,7 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 	}}
 	fence := &tasks.Step{
 		Title:  fmt.Sprintf("fence %s: owner key to %s, fence and stop %s there", o.From, o.To, unit),
-		Before: &tasks.Func{Desc: fmt.Sprintf("consul kv %s is %s (or unset)", svc.OwnerKey, o.From), Fn: r.ownerIs(o.From, true)},
+		Before: &tasks.Func{Desc: r.fenceBeforeDesc(), Fn: r.fenceBefore},
 		Action: &tasks.Func{DescFn: func(*inventory.Host) string { return r.fenceDesc() }, Fn: r.fence},
 	}
 	if !o.PrimaryDown {
@@ -218,7 +228,7 @@ func Runbook(ctx context.Context, inv *inventory.Inventory, consulFn func(ctx co
 		// check: a resumed run whose assessment did not rewrite a stale
 		// direction file (an older hoctl's) has it rewritten there.
 		recorded := func(ctx context.Context) (replicate.KV, error) { return consulFn(ctx) }
-		rb, finalSync := replicate.Runbook(inv, ends, replicate.Options{Now: o.Now, Recorded: recorded})
+		rb, finalSync := replicate.Runbook(inv, ends, replicate.Options{Now: o.Now, Recorded: recorded, Snapshot: o.Snapshot})
 		r.finalSync = finalSync
 		var sync []*tasks.Step
 		for _, s := range rb.Steps {

@@ -136,8 +136,51 @@ func (r *Run) fenceDesc() string {
 	return d + "; on " + r.Opts.From + ": " + r.fenceCmd()
 }
 
+// fenceBeforeDesc is the fence's before check as planned.
+func (r *Run) fenceBeforeDesc() string {
+	d := fmt.Sprintf("consul kv %s is %s (or unset)", r.NFS.OwnerKey, r.Opts.From)
+	if r.Opts.FenceCut {
+		d += fmt.Sprintf(", or %s: written by this run's fence before it was cut short", r.Opts.To)
+	}
+	return d
+}
+
+// fenceBefore is the fence's before check: the owner key names the old
+// primary (or is unset). In a run resumed after its fence was cut short
+// (Options.FenceCut), a key naming the new primary passes too: that
+// fence's compare-and-set wrote it, and what is left is the old
+// primary's stop, which the fence still does before anything starts.
+func (r *Run) fenceBefore(ctx context.Context, env *tasks.Env, h *inventory.Host) (string, error) {
+	out, err := r.ownerIs(r.Opts.From, true)(ctx, env, h)
+	if err == nil || !r.Opts.FenceCut {
+		return out, err
+	}
+	if moved, merr := r.movedByCutFence(ctx); merr != nil || !moved {
+		return out, err
+	}
+	return "owner " + r.Opts.To + ", written by this run's fence before it was cut short: " + r.Opts.From + " still to be stopped", nil
+}
+
+// movedByCutFence says whether the owner key names the new primary in a
+// run resumed after its fence was cut short: the cut fence moved it.
+func (r *Run) movedByCutFence(ctx context.Context) (bool, error) {
+	if !r.Opts.FenceCut {
+		return false, nil
+	}
+	c, err := r.Consul(ctx)
+	if err != nil {
+		return false, err
+	}
+	v, _, ok, err := c.Get(ctx, r.NFS.OwnerKey)
+	return err == nil && ok && v == r.Opts.To, err
+}
+
 // fence moves the owner key first: from then on the old primary's unit
 // refuses to start, whatever happens next; then it stops what serves.
+// A resumed run whose cut fence already moved the key (movedByCutFence)
+// only stops: the key is not written again, and the run does not know
+// when it moved (a --primary-down start waits out a whole lease from
+// now).
 func (r *Run) fence(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {
 	o := r.Opts
 	c, err := r.Consul(ctx)
@@ -147,6 +190,9 @@ func (r *Run) fence(ctx context.Context, env *tasks.Env, _ *inventory.Host) (str
 	v, idx, ok, err := c.Get(ctx, r.NFS.OwnerKey)
 	if err != nil {
 		return "", err
+	}
+	if o.FenceCut && ok && v == o.To {
+		return r.stopOld(ctx, env, "owner "+o.To+" (moved by this run's fence before it was cut short)")
 	}
 	if ok && v != o.From {
 		return "", r.disarm(ctx, env, fmt.Errorf("owner key %s changed to %q meanwhile", r.NFS.OwnerKey, v))
@@ -171,8 +217,16 @@ func (r *Run) fence(ctx context.Context, env *tasks.Env, _ *inventory.Host) (str
 	r.mu.Lock()
 	r.keyMoved, r.movedIndex = moved, movedIdx
 	r.mu.Unlock()
+	return r.stopOld(ctx, env, "owner "+o.To)
+}
+
+// stopOld is the fence's part after the owner key moved (owner says
+// so): the old primary fenced and stopped over SSH, or nothing with
+// --primary-down.
+func (r *Run) stopOld(ctx context.Context, env *tasks.Env, owner string) (string, error) {
+	o := r.Opts
 	if o.PrimaryDown {
-		return fmt.Sprintf("owner %s; %s powered off (operator's word)", o.To, o.From), nil
+		return fmt.Sprintf("%s; %s powered off (operator's word)", owner, o.From), nil
 	}
 	run, err := env.Connect(ctx, r.Inv.Host(o.From))
 	if err != nil {
@@ -181,7 +235,7 @@ func (r *Run) fence(ctx context.Context, env *tasks.Env, _ *inventory.Host) (str
 	if res, err := run.Run(ctx, sshexec.Cmd{Script: r.fenceCmd()}); err != nil {
 		return "", fmt.Errorf("%s: stopping %s: %w", o.From, r.NFS.Unit, sshexec.OneLine(res, err))
 	}
-	return fmt.Sprintf("owner %s; %s fenced (%s) and stopped on %s", o.To, r.NFS.Unit, FenceDropIn(r.NFS.Unit), o.From), nil
+	return fmt.Sprintf("%s; %s fenced (%s) and stopped on %s", owner, r.NFS.Unit, FenceDropIn(r.NFS.Unit), o.From), nil
 }
 
 // armDesc is the arm step's action as planned.
@@ -201,6 +255,11 @@ func (r *Run) arm(ctx context.Context, env *tasks.Env, _ *inventory.Host) (strin
 	return fmt.Sprintf("%s fenced against any new start on %s (%s); it serves on until the fence stops it", r.NFS.Unit, r.Opts.From, FenceDropIn(r.NFS.Unit)), nil
 }
 
+// disarmedMark is in every error of a fence whose compare-and-set did
+// not move the owner key (disarm): a resume reads it in the journal
+// (fenceCut).
+const disarmedMark = "the fence armed on"
+
 // disarm removes the armed fence after the owner key was found not to
 // move (cause), and returns cause, with what it left behind if it could
 // not.
@@ -212,11 +271,11 @@ func (r *Run) disarm(ctx context.Context, env *tasks.Env, cause error) error {
 	if err == nil {
 		var res *sshexec.Result
 		if res, err = run.Run(ctx, sshexec.Cmd{Script: disarmCmd(r.NFS.Unit)}); err == nil {
-			return fmt.Errorf("%w (the fence armed on %s was removed: it serves on, and may start again)", cause, r.Opts.From)
+			return fmt.Errorf("%w (%s %s was removed: it serves on, and may start again)", cause, disarmedMark, r.Opts.From)
 		}
 		err = sshexec.OneLine(res, err)
 	}
-	return fmt.Errorf("%w (the fence armed on %s is still there: %s refuses to start there until `rm %s && systemctl daemon-reload`: %w)", cause, r.Opts.From, r.NFS.Unit, FenceDropIn(r.NFS.Unit), err)
+	return fmt.Errorf("%w (%s %s is still there: %s refuses to start there until `rm %s && systemctl daemon-reload`: %w)", cause, disarmedMark, r.Opts.From, r.NFS.Unit, FenceDropIn(r.NFS.Unit), err)
 }
 
 func (r *Run) fenced(ctx context.Context, env *tasks.Env, _ *inventory.Host) (string, error) {

@@ -45,6 +45,11 @@ type Options struct {
 	// could not write it on a host that was down. The run rewrites it
 	// under its lock instead of refusing.
 	Recorded func(context.Context) (KV, error)
+	// Snapshot is the new snapshot an earlier run of the same runbook
+	// took (TookSnapshot), when it is resumed after its snapshot step:
+	// the send, verify and prunes are of that one, not of a name made
+	// from the resume's clock, which no step took.
+	Snapshot string
 }
 
 // Run is one replication's state, filled as its steps go.
@@ -84,6 +89,9 @@ func Runbook(inv *inventory.Inventory, e Ends, o Options) (*tasks.Runbook, *Run)
 		o.Holder = defaultHolder(o.Now())
 	}
 	r := &Run{Ends: e, Opts: o, Inv: inv, newName: btrfs.SnapshotName(e.Base, o.Now())}
+	if o.Snapshot != "" {
+		r.newName = o.Snapshot
+	}
 	src, dst := inv.Host(e.SourceHost), inv.Host(e.TargetHost)
 	steps := []*tasks.Step{
 		{
@@ -166,6 +174,22 @@ func (r *Run) snapshot(ctx context.Context, env *tasks.Env, h *inventory.Host) (
 		return "", dirOpError(h.Name, res, err)
 	}
 	return strings.TrimSpace(string(res.Stdout)), nil
+}
+
+// TookSnapshot is the snapshot a journaled action of the snapshot step
+// took, from the command line it journaled (cmd, the step's description
+// on the source): "" when cmd is not that step's command for e, so a
+// name is only ever one hoctl itself gave the step.
+func TookSnapshot(e Ends, cmd string) string {
+	f := strings.Fields(cmd)
+	if len(f) == 0 {
+		return ""
+	}
+	name := f[len(f)-1]
+	if base, _, ok := btrfs.ParseSnapshotName(name); !ok || base != e.Base || snapshotCmd(nil, e.SourceDir, e.Subvolume, name).Line() != cmd {
+		return ""
+	}
+	return name
 }
 
 // Phase is one part of a run and the time it took: what -v prints.
