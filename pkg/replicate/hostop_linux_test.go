@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -273,21 +274,30 @@ func TestPromoteWritesItsMarkerWhateverHoldsTheName(t *testing.T) {
 // data can hold anything) is never replaced.
 func TestMoveMarkerAsideNeverReplaces(t *testing.T) {
 	m := btrfsImage(t)
-	sh(t, "cd "+m+" && mkdir -p .hoctl-failover/a .hoctl-failover.moved-20300101T000000Z .hoctl-failover.moved-20300101T000000Z.1 && echo taken > .hoctl-failover.moved-20300101T000000Z.1/t")
+	// The names a counter after the time would try, planted ahead (the
+	// fourth attack review planted 15,104 and the promote failed): the
+	// random name is none of them, and none is replaced.
+	sh(t, "cd "+m+" && mkdir -p .hoctl-failover/a && for i in '' $(seq -s ' ' 1 120); do d=.hoctl-failover.moved-20300101T000000Z${i:+.$i}; mkdir $d && echo taken > $d/t; done")
 	fd, err := unix.Open(m, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = unix.Close(fd) }()
 	got, err := moveMarkerAside(fd, "20300101T000000Z")
-	if err != nil || got != ".hoctl-failover.moved-20300101T000000Z.2" {
+	if err != nil || !regexp.MustCompile(`^\.hoctl-failover\.moved-20300101T000000Z-[0-9a-f]{16}$`).MatchString(got) {
 		t.Fatalf("moved to %q (%v)", got, err)
 	}
 	if fi, err := os.Stat(m + "/" + got + "/a"); err != nil || !fi.IsDir() {
 		t.Fatalf("the directory's content: %v %v", fi, err)
 	}
-	if b, _ := os.ReadFile(m + "/.hoctl-failover.moved-20300101T000000Z.1/t"); string(b) != "taken\n" {
-		t.Fatalf("a taken name was replaced: %q", b)
+	taken, _ := filepath.Glob(m + "/.hoctl-failover.moved-20300101T000000Z*/t")
+	if len(taken) != 121 {
+		t.Fatalf("%d planted names left, want 121", len(taken))
+	}
+	for _, f := range taken {
+		if b, _ := os.ReadFile(f); string(b) != "taken\n" {
+			t.Fatalf("a taken name was replaced: %s: %q", f, b)
+		}
 	}
 	if _, err := os.Lstat(m + "/.hoctl-failover"); err == nil {
 		t.Fatal("the marker's name is still taken")

@@ -2,6 +2,8 @@ package replicate
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -186,16 +188,18 @@ func (d *targetDir) send(ctx context.Context, name, parent, parentUUID string, s
 const markerFile = ".hoctl-failover"
 
 // moveMarkerAside renames what is at markerFile in the directory open as
-// dfd to the first free name markerFile.moved-STAMP[.N] there, never
-// replacing anything (RENAME_NOREPLACE) and never following a link: the
-// name is the data's, and whatever it holds is kept. It returns the new name.
+// dfd to a free name markerFile.moved-STAMP-RANDOM there, never
+// replacing anything (RENAME_NOREPLACE), never following it. The random
+// part is not to be guessed: with a counter after the time, names
+// planted ahead for the next minutes (15,104 of them, fourth attack
+// review) used up every try, and the promote failed after the fence.
 func moveMarkerAside(dfd int, stamp string) (string, error) {
-	base := markerFile + ".moved-" + stamp
-	for i := 0; i < 100; i++ {
-		to := base
-		if i > 0 {
-			to = fmt.Sprintf("%s.%d", base, i)
+	var b [8]byte
+	for range 16 {
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", err
 		}
+		to := markerFile + ".moved-" + stamp + "-" + hex.EncodeToString(b[:])
 		err := unix.Renameat2(dfd, markerFile, dfd, to, unix.RENAME_NOREPLACE)
 		if err == nil {
 			return to, nil
@@ -204,7 +208,7 @@ func moveMarkerAside(dfd int, stamp string) (string, error) {
 			return "", err
 		}
 	}
-	return "", fmt.Errorf("%s.N: 100 names taken", base)
+	return "", fmt.Errorf("%s.moved-%s-…: 16 random names taken", markerFile, stamp)
 }
 
 // promote makes the writable subvolume sub from the copy name directly in
