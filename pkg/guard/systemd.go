@@ -91,13 +91,7 @@ func (s *Systemd) run(ctx context.Context, args ...string) (string, error) {
 func (s *Systemd) Running(ctx context.Context, unit string) (bool, error) {
 	// Found while the host is well, for a kill when it is not.
 	_, _ = s.sliceDir()
-	out, err := s.run(ctx, "show", "-p", "ActiveState", "-p", "SubState", unit)
-	props := map[string]string{}
-	for _, line := range strings.Split(out, "\n") {
-		if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok {
-			props[k] = v
-		}
-	}
+	props, out, err := s.show(ctx, unit, "ActiveState", "SubState")
 	state := props["ActiveState"]
 	switch state {
 	case "activating":
@@ -248,14 +242,25 @@ func (s *Systemd) resetKilled(ctx context.Context, unit string) {
 // killedFailed says whether unit is failed by a signal, as the kill
 // leaves it.
 func (s *Systemd) killedFailed(ctx context.Context, unit string) bool {
-	out, err := s.run(ctx, "show", "-p", "ActiveState", "-p", "Result", unit)
-	props := map[string]string{}
+	props, _, err := s.show(ctx, unit, "ActiveState", "Result")
+	return err == nil && props["ActiveState"] == "failed" && props["Result"] == "signal"
+}
+
+// show reads the properties names of unit (systemctl show -p NAME ...);
+// out is what systemctl printed, for an error to quote.
+func (s *Systemd) show(ctx context.Context, unit string, names ...string) (props map[string]string, out string, err error) {
+	args := []string{"show"}
+	for _, n := range names {
+		args = append(args, "-p", n)
+	}
+	out, err = s.run(ctx, append(args, unit)...)
+	props = map[string]string{}
 	for _, line := range strings.Split(out, "\n") {
 		if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok {
 			props[k] = v
 		}
 	}
-	return err == nil && props["ActiveState"] == "failed" && props["Result"] == "signal"
+	return props, out, err
 }
 
 // kill stops unit's server without systemd and without a fork (each a
