@@ -177,7 +177,8 @@ func (p *Probes) nfsOwner(ctx context.Context, svc *inventory.NFSService) (owner
 }
 
 // lockHolder is who holds the cluster lock scope ("" when no one does,
-// or Consul cannot say).
+// or Consul cannot say), as Consul has it: like the owner key's value,
+// it is made safe where it is printed (hostout.Sanitize, JSON).
 func (p *Probes) lockHolder(ctx context.Context, scope string) string {
 	client, err := p.Consul(ctx)
 	if err != nil {
@@ -187,12 +188,7 @@ func (p *Probes) lockHolder(ctx context.Context, scope string) string {
 	if err != nil || kv == nil || kv.Session == "" {
 		return ""
 	}
-	return strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return '?'
-		}
-		return r
-	}, string(kv.Value))
+	return string(kv.Value)
 }
 
 // receivesInto says whether host receives rep's copies at or under sub.
