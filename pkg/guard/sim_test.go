@@ -1005,6 +1005,7 @@ func (w *world) run() {
 			w.deliver(d)
 			w.outside = false
 			g.answered(ctx, d.req, d.r, d.err)
+			w.outside = true
 		}
 	}
 }
